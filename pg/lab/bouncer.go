@@ -1,0 +1,168 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func bouncerIni(i *Info, runDir, userlist string) string {
+	return fmt.Sprintf(`;; written by pgbluegreen lab up; the cutover rewrites the "%[1]s =" line
+[databases]
+%[1]s = host=127.0.0.1 port=%[2]d dbname=%[1]s
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %[3]d
+unix_socket_dir = %[4]s
+auth_type = trust
+auth_file = %[5]s
+admin_users = pgbouncer
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 500
+query_wait_timeout = 120
+ignore_startup_parameters = extra_float_digits
+pidfile = %[6]s
+logfile = %[7]s
+`, AppDB, i.Blue.Port, i.PgBouncer.Port, runDir, userlist, i.PgBouncer.PidFile, i.PgBouncer.LogFile)
+}
+
+// userlist: auth_type = trust still needs every user listed.
+const userlistTxt = `"app" ""
+"postgres" ""
+"pgbouncer" ""
+`
+
+// writeBouncerConfig writes the ini and userlist unless the ini exists: the
+// cutover may have repointed it to green, and a second `lab up` must not
+// undo that.
+func writeBouncerConfig(i *Info, runDir string) error {
+	dir := filepath.Dir(i.PgBouncer.Ini)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	userlist := filepath.Join(dir, "userlist.txt")
+	if err := os.WriteFile(userlist, []byte(userlistTxt), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", userlist, err)
+	}
+	if _, err := os.Stat(i.PgBouncer.Ini); err == nil {
+		return nil
+	}
+	return writeAtomic(i.PgBouncer.Ini, []byte(bouncerIni(i, runDir, userlist)), 0o644)
+}
+
+func bouncerBinary() (string, error) {
+	if p, err := exec.LookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/usr/bin/pgbouncer"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("pgbouncer not found: install it (`apt-get install pgbouncer`, or `make deps`)")
+}
+
+// bouncerPID returns the running PgBouncer's pid, 0 if none.
+func bouncerPID(i *Info) int {
+	pid := readPid(i.PgBouncer.PidFile)
+	if !pidAlive(pid) {
+		return 0
+	}
+	return pid
+}
+
+// startBouncer starts PgBouncer as a daemon (-d) as u and waits until its
+// port accepts connections. It returns false when it was running already.
+func startBouncer(ctx context.Context, u osUser, i *Info) (bool, error) {
+	if bouncerPID(i) != 0 {
+		return false, nil
+	}
+	bin, err := bouncerBinary()
+	if err != nil {
+		return false, err
+	}
+	_ = os.Remove(i.PgBouncer.PidFile) // a stale pidfile makes pgbouncer refuse to start
+	if f, err := os.OpenFile(i.PgBouncer.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		f.Close()
+		if err := u.chown(i.PgBouncer.LogFile); err != nil {
+			return false, err
+		}
+	}
+	cmd := u.command(ctx, bin, "-d", i.PgBouncer.Ini)
+	if err := runLogged(cmd, filepath.Join(filepath.Dir(i.PgBouncer.LogFile), "pgbouncer.start.log")); err != nil {
+		return false, fmt.Errorf("starting PgBouncer: %w", err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(i.PgBouncer.Port))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			if bouncerPID(i) != 0 {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(i.PgBouncer.LogFile)
+			return true, fmt.Errorf("PgBouncer did not accept connections on %s (log: %s)", addr, lastLine(string(log)))
+		}
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(30 * time.Millisecond):
+		}
+	}
+}
+
+// stopBouncer stops PgBouncer with SIGTERM (immediate shutdown: the lab
+// does not wait for its clients).
+func stopBouncer(ctx context.Context, i *Info) error {
+	pid := bouncerPID(i)
+	if pid == 0 {
+		return nil
+	}
+	if err := stopPid(ctx, pid, syscall.SIGTERM, 10*time.Second); err != nil {
+		return fmt.Errorf("stopping PgBouncer: %w", err)
+	}
+	_ = os.Remove(i.PgBouncer.PidFile)
+	return nil
+}
+
+var iniAppLine = regexp.MustCompile(`(?m)^\s*` + AppDB + `\s*=\s*(.*)$`)
+
+// BouncerTarget reads the conninfo PgBouncer's ini gives database app now
+// (the `app = host=... port=... dbname=...` line), with user postgres added
+// so the caller can connect to that server directly.
+func BouncerTarget(ini string) (string, error) {
+	line, err := bouncerTargetLine(ini)
+	if err != nil {
+		return "", err
+	}
+	return line + " user=postgres sslmode=disable", nil
+}
+
+// bouncerTargetLine is the right-hand side of the ini's `app =` line.
+func bouncerTargetLine(ini string) (string, error) {
+	b, err := os.ReadFile(ini)
+	if err != nil {
+		return "", fmt.Errorf("reading PgBouncer's ini: %w", err)
+	}
+	m := iniAppLine.FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("no `%s =` line in %s", AppDB, ini)
+	}
+	return strings.TrimSpace(string(m[1])), nil
+}

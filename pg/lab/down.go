@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// createdEntries are what Up (and Load) create in DIR; Down --purge removes
+// these and nothing else.
+var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer",
+	InfoFile, ConfigFile, "pgpass", LedgerFile}
+
+// Down stops PgBouncer and every PostgreSQL server with a data directory in
+// DIR (blue, green, a clone, anything else started there), and with purge
+// removes what the lab created in DIR.
+func Down(ctx context.Context, dir string, purge bool, log io.Writer) error {
+	if log == nil {
+		log = io.Discard
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("resolving the lab folder: %w", err)
+	}
+	var errs []error
+	if info, err := ReadInfo(dir); err == nil {
+		if pid := bouncerPID(info); pid != 0 {
+			if err := stopBouncer(ctx, info); err != nil {
+				errs = append(errs, err)
+			} else {
+				fmt.Fprintf(log, "PgBouncer stopped (pid %d)\n", pid)
+			}
+		}
+	} else if !purge {
+		return err
+	}
+	for _, datadir := range dataDirs(dir) {
+		pid := ServerPID(datadir)
+		if pid == 0 {
+			continue
+		}
+		if err := StopServer(ctx, datadir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(log, "%s stopped (pid %d)\n", filepath.Base(datadir), pid)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if purge {
+		for _, e := range createdEntries {
+			if err := os.RemoveAll(filepath.Join(dir, e)); err != nil {
+				return fmt.Errorf("removing %s: %w", e, err)
+			}
+		}
+		fmt.Fprintf(log, "removed the lab's files from %s\n", dir)
+	}
+	return nil
+}
+
+// dataDirs lists DIR's subfolders that hold a PostgreSQL data directory.
+func dataDirs(dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, "*", "PG_VERSION"))
+	out := make([]string, 0, len(m))
+	for _, p := range m {
+		out = append(out, filepath.Dir(p))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ComponentStatus is one running (or not) part of the lab.
+type ComponentStatus struct {
+	Name    string `json:"name"`
+	Running bool   `json:"running"`
+	PID     int    `json:"pid,omitempty"`
+	Port    int    `json:"port"`
+	Version string `json:"version,omitempty"`
+	BinDir  string `json:"bindir,omitempty"`
+	Where   string `json:"where"`
+	Target  string `json:"target,omitempty"` // PgBouncer: where database app points
+}
+
+// Status reports what of the lab in DIR runs, where, and which versions
+// (asked live from running servers).
+func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
+	info, err := ReadInfo(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []ComponentStatus
+	add := func(name string, srv Server) {
+		c := ComponentStatus{Name: name, Port: srv.Port, Version: srv.Version, BinDir: srv.BinDir, Where: srv.DataDir}
+		if pid := ServerPID(srv.DataDir); pid != 0 {
+			c.Running, c.PID = true, pid
+			if v := serverVersion(ctx, srv.Port); v != "" {
+				c.Version = v
+			}
+		}
+		out = append(out, c)
+	}
+	add("blue", info.Blue)
+	add("green", info.Green)
+	if _, err := os.Stat(filepath.Join(info.Clone.DataDir, "PG_VERSION")); err == nil {
+		add("green-clone", Server{Port: info.Clone.Port, DataDir: info.Clone.DataDir})
+	}
+	b := ComponentStatus{Name: "pgbouncer", Port: info.PgBouncer.Port, Where: info.PgBouncer.Ini}
+	if pid := bouncerPID(info); pid != 0 {
+		b.Running, b.PID = true, pid
+	}
+	if target, err := bouncerTargetLine(info.PgBouncer.Ini); err == nil {
+		b.Target = target
+	}
+	out = append(out, b)
+	return out, nil
+}

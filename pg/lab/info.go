@@ -1,0 +1,192 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Names fixed by the lab.
+const (
+	// AppDB is the database the application writes to, on both servers.
+	AppDB = "app"
+	// AppRole owns the schema and is the role the workload connects as.
+	AppRole = "app"
+	// ReplicationRole is the role green's subscriptions connect to blue as.
+	ReplicationRole = "pgbg_repl"
+	// InfoFile is the lab's machine-readable description inside DIR.
+	InfoFile = "lab.json"
+	// ConfigFile is the program's configuration written for the lab.
+	ConfigFile = "pgbluegreen.yaml"
+	// LedgerFile records every acknowledged write of `lab load`.
+	LedgerFile = "ledger"
+)
+
+// Server describes one PostgreSQL server of the lab.
+type Server struct {
+	Major    int    `json:"major"`
+	Version  string `json:"version"`
+	BinDir   string `json:"bindir"`
+	DataDir  string `json:"datadir"`
+	Port     int    `json:"port"`
+	Conninfo string `json:"conninfo"` // superuser postgres, database app
+}
+
+// Bouncer describes the lab's PgBouncer.
+type Bouncer struct {
+	Port          int    `json:"port"`
+	Conninfo      string `json:"conninfo"`       // database app as role app, through PgBouncer
+	AdminConninfo string `json:"admin_conninfo"` // the console: database pgbouncer
+	Ini           string `json:"ini"`
+	PidFile       string `json:"pidfile"`
+	LogFile       string `json:"logfile"`
+}
+
+// Clone describes where the clone strategy puts a green made from blue.
+type Clone struct {
+	Port     int    `json:"port"`
+	DataDir  string `json:"datadir"`
+	Conninfo string `json:"conninfo"`
+}
+
+// Info is the lab's description, kept in DIR/lab.json.
+type Info struct {
+	Dir             string  `json:"dir"`
+	Strategy        string  `json:"strategy"`
+	Blue            Server  `json:"blue"`
+	Green           Server  `json:"green"`
+	PgBouncer       Bouncer `json:"pgbouncer"`
+	ReplicationRole string  `json:"replication_role"`
+	Pgpass          string  `json:"pgpass"`
+	Clone           Clone   `json:"clone"`
+	OSUser          string  `json:"os_user"`
+	Config          string  `json:"config"`
+	Ledger          string  `json:"ledger"`
+	Notice          string  `json:"notice,omitempty"`
+}
+
+// ReadInfo reads DIR/lab.json.
+func ReadInfo(dir string) (*Info, error) {
+	b, err := os.ReadFile(filepath.Join(dir, InfoFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("no lab in %s: run `pgbluegreen lab up --dir %s`", dir, dir)
+		}
+		return nil, fmt.Errorf("reading the lab description: %w", err)
+	}
+	var i Info
+	if err := json.Unmarshal(b, &i); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, InfoFile), err)
+	}
+	return &i, nil
+}
+
+func writeInfo(i *Info) error {
+	b, err := json.MarshalIndent(i, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(i.Dir, InfoFile), append(b, '\n'), 0o644)
+}
+
+// writeAtomic writes via a temp file and rename so a reader never sees half.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func serverConninfo(port int) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres sslmode=disable", port, AppDB)
+}
+
+// freePorts picks n distinct free loopback ports, skipping those in avoid.
+// All listeners are held until every port is picked so none repeats.
+func freePorts(n int, avoid map[int]bool) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		if !avoid[p] {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
+// pgpass handling: the replication role's password lives only in DIR/pgpass.
+func readPgpassPassword(path, role string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) == 5 && f[3] == role {
+			return f[4]
+		}
+	}
+	return ""
+}
+
+func writePgpass(path, role, password string) error {
+	line := fmt.Sprintf("*:*:*:%s:%s\n", role, password)
+	return writeAtomic(path, []byte(line), 0o600)
+}
+
+// randomPassword is 32 characters from an alphabet that needs no escaping in
+// pgpass, conninfo or SQL, and no SASLprep.
+func randomPassword() string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// configYAML renders DIR/pgbluegreen.yaml for the lab.
+func configYAML(i *Info) string {
+	green := i.Green.Conninfo
+	if i.Strategy == "clone" {
+		green = i.Clone.Conninfo
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by `pgbluegreen lab up`\n")
+	fmt.Fprintf(&b, "strategy: %s\n", i.Strategy)
+	fmt.Fprintf(&b, "blue:\n  conninfo: %q\n", i.Blue.Conninfo)
+	fmt.Fprintf(&b, "green:\n  conninfo: %q\n", green)
+	fmt.Fprintf(&b, "replication:\n  role: %s\n  password:\n    pgpass_file: %s\n", i.ReplicationRole, i.Pgpass)
+	fmt.Fprintf(&b, "publications:\n  - name: pgbg_all\n")
+	fmt.Fprintf(&b, "schemas: [public, inventory]\n")
+	fmt.Fprintf(&b, "app_roles: [%s]\n", AppRole)
+	fmt.Fprintf(&b, "cutover:\n  method: pgbouncer\n  max_lag_bytes: 1048576\n  drain_timeout: 10s\n  pgbouncer:\n")
+	fmt.Fprintf(&b, "    - name: lab\n      admin_conninfo: %q\n      ini: %s\n      database: %s\n", i.PgBouncer.AdminConninfo, i.PgBouncer.Ini, AppDB)
+	fmt.Fprintf(&b, "clone:\n  blue_bindir: %s\n  green_bindir: %s\n  data_dir: %s\n  port: %d\n  os_user: %s\n",
+		i.Blue.BinDir, i.Green.BinDir, i.Clone.DataDir, i.Clone.Port, i.OSUser)
+	fmt.Fprintf(&b, "lag:\n  interval: 1s\n")
+	return b.String()
+}

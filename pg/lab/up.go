@@ -1,0 +1,215 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// UpParams are the inputs of Up.
+type UpParams struct {
+	Dir      string    // the lab's folder; its parents must be traversable by the OS user
+	CacheDir string    // where `lab deps` put builds; "" = DefaultCacheDir()
+	Strategy string    // "copy" (default, or the lab's earlier choice) or "clone"
+	Log      io.Writer // progress lines; nil = none
+}
+
+// Up builds the lab in p.Dir, or brings an existing one back up: it reuses
+// the ports and builds in lab.json, starts what is stopped and leaves data
+// alone. On failure or cancellation it stops what this call started.
+func Up(ctx context.Context, p UpParams) (info *Info, err error) {
+	log := p.Log
+	if log == nil {
+		log = io.Discard
+	}
+	dir, err := filepath.Abs(p.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the lab folder: %w", err)
+	}
+	u, err := currentOSUser()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the lab folder: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("opening the lab folder to OS user %s: %w", u.name, err)
+	}
+	if err := u.checkTraversable(dir); err != nil {
+		return nil, err
+	}
+	old, _ := ReadInfo(dir)
+	info, err = planInfo(dir, p, old, u)
+	if err != nil {
+		return nil, err
+	}
+	if info.Notice != "" {
+		fmt.Fprintln(log, info.Notice)
+	}
+	runDir, logDir := filepath.Join(dir, "run"), filepath.Join(dir, "logs")
+	for _, d := range []string{runDir, logDir} {
+		if err := u.mkdirFor(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	password := readPgpassPassword(info.Pgpass, ReplicationRole)
+	if password == "" {
+		password = randomPassword()
+		if err := writePgpass(info.Pgpass, ReplicationRole, password); err != nil {
+			return nil, err
+		}
+	}
+
+	// Whatever this call starts is stopped again if it does not finish:
+	// Ctrl+C during `up` leaves nothing behind.
+	var mu sync.Mutex
+	var started []func()
+	defer func() {
+		if err != nil {
+			for k := len(started) - 1; k >= 0; k-- {
+				started[k]()
+			}
+		}
+	}()
+	servers := []struct {
+		srv    Server
+		schema bool
+	}{{info.Blue, true}}
+	if info.Strategy != "clone" {
+		servers = append(servers, struct {
+			srv    Server
+			schema bool
+		}{info.Green, false})
+	}
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for k, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = setupServer(ctx, u, s.srv, s.schema, password, runDir, logDir, log, func(stop func()) {
+				mu.Lock()
+				started = append(started, stop)
+				mu.Unlock()
+			})
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	if err := writeBouncerConfig(info, runDir); err != nil {
+		return nil, err
+	}
+	fresh, err := startBouncer(ctx, u, info)
+	if fresh {
+		started = append(started, func() { _ = stopBouncer(context.Background(), info) })
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fresh {
+		fmt.Fprintf(log, "PgBouncer started on port %d\n", info.PgBouncer.Port)
+	}
+	if err := writeInfo(info); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(info.Config, []byte(configYAML(info)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// setupServer makes sure one server exists, runs, and has its roles,
+// database and (for blue) schema.
+func setupServer(ctx context.Context, u osUser, srv Server, schema bool, password, runDir, logDir string, log io.Writer, onStart func(func())) error {
+	name := filepath.Base(srv.DataDir)
+	made, err := initServer(ctx, u, srv, runDir, logDir)
+	if err != nil {
+		return err
+	}
+	if made {
+		fmt.Fprintf(log, "%s: initdb done (PostgreSQL %s)\n", name, srv.Version)
+	}
+	if ServerPID(srv.DataDir) == 0 {
+		err := startServer(ctx, u, srv.BinDir, srv.DataDir, filepath.Join(logDir, name+".log"))
+		onStart(func() { _ = StopServer(context.Background(), srv.DataDir) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(log, "%s: PostgreSQL %s started on port %d\n", name, srv.Version, srv.Port)
+	}
+	if err := ensureRolesAndDB(ctx, srv.Port, password); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if schema {
+		if err := ensureSchema(ctx, srv.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planInfo decides builds and ports: those of an earlier lab in dir when
+// there is one (its data was made with those builds), else fresh ones.
+func planInfo(dir string, p UpParams, old *Info, u osUser) (*Info, error) {
+	strategy := p.Strategy
+	if strategy == "" {
+		strategy = "copy"
+		if old != nil && old.Strategy != "" {
+			strategy = old.Strategy
+		}
+	}
+	if strategy != "copy" && strategy != "clone" {
+		return nil, fmt.Errorf("unknown strategy %q: use copy or clone", strategy)
+	}
+	i := &Info{
+		Dir: dir, Strategy: strategy, ReplicationRole: ReplicationRole,
+		Pgpass: filepath.Join(dir, "pgpass"), OSUser: u.name,
+		Config: filepath.Join(dir, ConfigFile), Ledger: filepath.Join(dir, LedgerFile),
+	}
+	if old != nil && hasPrograms(old.Blue.BinDir) && hasPrograms(old.Green.BinDir) && old.Blue.Port > 0 {
+		i.Blue, i.Green, i.Clone, i.Notice = old.Blue, old.Green, old.Clone, old.Notice
+		i.PgBouncer.Port = old.PgBouncer.Port
+	} else {
+		cache := p.CacheDir
+		if cache == "" {
+			cache = DefaultCacheDir()
+		}
+		builds, err := FindBuilds(cache)
+		if err != nil {
+			return nil, err
+		}
+		blue, green, notice, err := ChooseBuilds(builds)
+		if err != nil {
+			return nil, err
+		}
+		ports, err := freePorts(4, nil)
+		if err != nil {
+			return nil, err
+		}
+		i.Notice = notice
+		i.Blue = Server{Major: blue.Major, Version: blue.Version, BinDir: blue.BinDir, DataDir: filepath.Join(dir, "blue"), Port: ports[0]}
+		i.Green = Server{Major: green.Major, Version: green.Version, BinDir: green.BinDir, DataDir: filepath.Join(dir, "green"), Port: ports[1]}
+		i.PgBouncer.Port = ports[2]
+		i.Clone = Clone{Port: ports[3], DataDir: filepath.Join(dir, "green-clone")}
+	}
+	i.Blue.Conninfo = serverConninfo(i.Blue.Port)
+	i.Green.Conninfo = serverConninfo(i.Green.Port)
+	i.Clone.Conninfo = serverConninfo(i.Clone.Port)
+	i.PgBouncer.Ini = filepath.Join(dir, "pgbouncer", "pgbouncer.ini")
+	i.PgBouncer.PidFile = filepath.Join(dir, "run", "pgbouncer.pid")
+	i.PgBouncer.LogFile = filepath.Join(dir, "logs", "pgbouncer.log")
+	i.PgBouncer.Conninfo = fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable", i.PgBouncer.Port, AppDB, AppRole)
+	i.PgBouncer.AdminConninfo = fmt.Sprintf("host=127.0.0.1 port=%d dbname=pgbouncer user=pgbouncer sslmode=disable", i.PgBouncer.Port)
+	return i, nil
+}
