@@ -1,0 +1,200 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+)
+
+// LogFile is one of an RDS instance's log files.
+type LogFile struct {
+	Name        string // "error/postgresql.log.2024-01-05-10"
+	LastWritten time.Time
+	Size        int64
+}
+
+// ListLogFilesParams name the instance and the earliest time of interest.
+type ListLogFilesParams struct {
+	InstanceID string
+	// Since keeps only files written at or after this time (zero: all).
+	Since time.Time
+}
+
+// ListLogFiles lists an instance's log files written since p.Since (rds
+// DescribeDBLogFiles, every page), oldest first, so that the first match
+// found reading them in order is the first in time.
+func (c *Client) ListLogFiles(ctx context.Context, p ListLogFilesParams) ([]LogFile, error) {
+	in := &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: sdkaws.String(p.InstanceID)}
+	params := map[string]string{"DBInstanceIdentifier": p.InstanceID}
+	if !p.Since.IsZero() {
+		ms := p.Since.UnixMilli()
+		in.FileLastWritten = sdkaws.Int64(ms)
+		params["FileLastWritten"] = strconv.FormatInt(ms, 10)
+	}
+	var files []LogFile
+	pg := rds.NewDescribeDBLogFilesPaginator(c.rds, in)
+	for pg.HasMorePages() {
+		err := c.call(ctx, "rds DescribeDBLogFiles", params, func(ctx context.Context) error {
+			out, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, f := range out.DescribeDBLogFiles {
+				files = append(files, LogFile{
+					Name:        sdkaws.ToString(f.LogFileName),
+					LastWritten: time.UnixMilli(sdkaws.ToInt64(f.LastWritten)).UTC(),
+					Size:        sdkaws.ToInt64(f.Size),
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		if !files[i].LastWritten.Equal(files[j].LastWritten) {
+			return files[i].LastWritten.Before(files[j].LastWritten)
+		}
+		return files[i].Name < files[j].Name
+	})
+	return files, nil
+}
+
+// DownloadLogParams name one log file and where to write it.
+type DownloadLogParams struct {
+	InstanceID string
+	File       string
+	// W receives the file's text, portion by portion.
+	W io.Writer
+}
+
+// DownloadLogResult says how much was read.
+type DownloadLogResult struct {
+	Bytes    int64
+	Portions int
+}
+
+// maxPortions guards against a server that keeps saying more data is
+// pending: a 1 GB log is about 1,000 portions of 1 MB.
+const maxPortions = 100000
+
+// DownloadLogFile reads a whole log file (rds DownloadDBLogFilePortion from
+// marker "0", following Marker while AdditionalDataPending) into p.W. An
+// error from p.W stops the download and is returned as is, so a reader that
+// found what it wanted can stop it early.
+func (c *Client) DownloadLogFile(ctx context.Context, p DownloadLogParams) (DownloadLogResult, error) {
+	var res DownloadLogResult
+	marker := "0"
+	for res.Portions < maxPortions {
+		var out *rds.DownloadDBLogFilePortionOutput
+		err := c.call(ctx, "rds DownloadDBLogFilePortion", map[string]string{"DBInstanceIdentifier": p.InstanceID, "LogFileName": p.File, "Marker": marker}, func(ctx context.Context) error {
+			var err error
+			out, err = c.rds.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{
+				DBInstanceIdentifier: sdkaws.String(p.InstanceID),
+				LogFileName:          sdkaws.String(p.File),
+				Marker:               sdkaws.String(marker),
+			})
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		res.Portions++
+		data := sdkaws.ToString(out.LogFileData)
+		if data != "" {
+			n, werr := io.WriteString(p.W, data)
+			res.Bytes += int64(n)
+			if werr != nil {
+				return res, werr
+			}
+		}
+		next := sdkaws.ToString(out.Marker)
+		if !sdkaws.ToBool(out.AdditionalDataPending) || next == "" || next == marker {
+			return res, nil
+		}
+		marker = next
+	}
+	return res, fmt.Errorf("download log file %s of %s: more than %d portions; the file is too large to read this way", p.File, p.InstanceID, maxPortions)
+}
+
+// FindRedoDoneParams name green's instance and when its restore started.
+type FindRedoDoneParams struct {
+	InstanceID string
+	// Since is the restore's start: older files cannot hold its recovery.
+	Since time.Time
+}
+
+// FindRedoDoneResult is the first "redo done at" of the instance's logs.
+type FindRedoDoneResult struct {
+	Found bool
+	// LSN is as logged: the start of the last WAL record replayed.
+	LSN string
+	// SeedLSN is LSN + 1 byte: the end of that record as far as logical
+	// decoding cares, where green's subscription origin must be advanced to
+	// (RUNBOOK "The seed LSN, exactly").
+	SeedLSN string
+	// File is the log file it was found in.
+	File string
+	// FilesRead counts the files downloaded to find it.
+	FilesRead int
+}
+
+// errStopDownload ends a download once the parser has its answer.
+var errStopDownload = errors.New("stop download: line found")
+
+// FindRedoDone reads green's log files written since p.Since, oldest first,
+// and returns the first "redo done at" message (ParseRedoDone) and the seed
+// LSN. Each file is parsed while it downloads, and the download stops at the
+// match.
+func (c *Client) FindRedoDone(ctx context.Context, p FindRedoDoneParams) (FindRedoDoneResult, error) {
+	var res FindRedoDoneResult
+	files, err := c.ListLogFiles(ctx, ListLogFilesParams{InstanceID: p.InstanceID, Since: p.Since})
+	if err != nil {
+		return res, err
+	}
+	for _, f := range files {
+		lsn, found, err := c.parseLogFile(ctx, p.InstanceID, f.Name)
+		res.FilesRead++
+		if err != nil {
+			return res, err
+		}
+		if found {
+			v, err := ParseLSN(lsn)
+			if err != nil {
+				return res, fmt.Errorf("log file %s of %s: %w", f.Name, p.InstanceID, err)
+			}
+			res.Found, res.LSN, res.SeedLSN, res.File = true, lsn, FormatLSN(v+1), f.Name
+			return res, nil
+		}
+	}
+	return res, nil
+}
+
+// parseLogFile streams one file through ParseRedoDone via a pipe.
+func (c *Client) parseLogFile(ctx context.Context, instance, file string) (string, bool, error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.DownloadLogFile(ctx, DownloadLogParams{InstanceID: instance, File: file, W: pw})
+		pw.CloseWithError(err) // nil closes with EOF
+		done <- err
+	}()
+	lsn, found, perr := ParseRedoDone(pr)
+	pr.CloseWithError(errStopDownload)
+	derr := <-done
+	if derr != nil && !errors.Is(derr, errStopDownload) {
+		return "", false, derr
+	}
+	if perr != nil {
+		return "", false, fmt.Errorf("log file %s of %s: %w", file, instance, perr)
+	}
+	return lsn, found, nil
+}
