@@ -58,13 +58,13 @@ type Options struct {
 // Client talks to RDS, Secrets Manager, SSM and Route 53 in one account and
 // region. It is safe for concurrent use.
 type Client struct {
-	rds     *rds.Client
-	secrets *secretsmanager.Client
-	ssm     *ssm.Client
-	r53     *route53.Client
-	region  string
-	journal JournalFunc
-	timeout time.Duration
+	rds       *rds.Client
+	secrets   *secretsmanager.Client
+	ssm       *ssm.Client
+	r53       *route53.Client
+	region    string
+	journal   JournalFunc
+	timeout   time.Duration
 	pollEvery time.Duration
 }
 
@@ -112,13 +112,13 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("load AWS configuration: no region set; set AWS_REGION, a region in the profile, or the region in the config")
 	}
 	c := &Client{
-		rds:     rds.NewFromConfig(cfg),
-		secrets: secretsmanager.NewFromConfig(cfg),
-		ssm:     ssm.NewFromConfig(cfg),
-		r53:     route53.NewFromConfig(cfg),
-		region:  cfg.Region,
-		journal: opts.Journal,
-		timeout: opts.CallTimeout,
+		rds:       rds.NewFromConfig(cfg),
+		secrets:   secretsmanager.NewFromConfig(cfg),
+		ssm:       ssm.NewFromConfig(cfg),
+		r53:       route53.NewFromConfig(cfg),
+		region:    cfg.Region,
+		journal:   opts.Journal,
+		timeout:   opts.CallTimeout,
 		pollEvery: opts.PollInterval,
 	}
 	if c.timeout <= 0 {
