@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// newFlags makes a flag set whose errors and help go to stderr in one piece.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pgbluegreen %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses and maps -h and bad flags to exit codes.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func runPlan(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plan", "plan [--format text|markdown]", stderr)
+	format := fs.String("format", "text", "text or markdown (a runbook document with the values table)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return exitUsage
+	}
+	var st *state.State
+	if store, err := state.Open(g.state, state.OpenParams{ReadOnly: true}); err == nil {
+		st = store.Snapshot()
+		store.Close()
+	}
+	if err := steps.WritePlan(stdout, steps.PlanParams{Config: cfg, State: st, Format: *format}); err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+// statusDoc is the JSON shape of `status --json`.
+type statusDoc struct {
+	Strategy string        `json:"strategy"`
+	Config   string        `json:"config"`
+	State    string        `json:"state"`
+	Lock     string        `json:"lock,omitempty"`
+	Steps    []statusStep  `json:"steps"`
+	Values   []state.Value `json:"values"`
+}
+
+type statusStep struct {
+	state.StepRecord
+	Phase       string `json:"phase"`
+	Title       string `json:"title"`
+	Target      string `json:"target"`
+	Implemented bool   `json:"implemented"`
+	Destructive bool   `json:"destructive"`
+}
+
+func runStatus(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "status [--json]", stderr)
+	asJSON := fs.Bool("json", false, "one JSON document on stdout")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return exitUsage
+	}
+	store, err := state.Open(g.state, state.OpenParams{ReadOnly: true})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitFailed
+	}
+	st := store.Snapshot()
+	store.Close()
+	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: g.state}
+	if h, held := state.ReadHolder(g.state); held {
+		doc.Lock = h.String()
+	}
+	for _, s := range steps.Strategy(cfg.Strategy) {
+		doc.Steps = append(doc.Steps, statusStep{StepRecord: withID(st.Step(s.ID), s.ID), Phase: string(s.Phase), Title: s.Title,
+			Target: string(s.Target), Implemented: s.Implemented(), Destructive: s.Destructive})
+	}
+	for _, v := range st.Values {
+		doc.Values = append(doc.Values, v)
+	}
+	sort.Slice(doc.Values, func(i, j int) bool { return doc.Values[i].Key < doc.Values[j].Key })
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			return exitFailed
+		}
+		return exitOK
+	}
+	writeStatusText(stdout, doc)
+	return exitOK
+}
+
+func withID(r state.StepRecord, id string) state.StepRecord {
+	r.ID = id
+	if r.Status == "" {
+		r.Status = state.Pending
+	}
+	return r
+}
+
+func writeStatusText(w io.Writer, doc statusDoc) {
+	fmt.Fprintf(w, "strategy %s   config %s   state %s\n", doc.Strategy, doc.Config, doc.State)
+	if doc.Lock != "" {
+		fmt.Fprintf(w, "driven by %s\n", doc.Lock)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTEP\tSTATUS\tATTEMPTS\tFINISHED\tRESULT")
+	for _, s := range doc.Steps {
+		finished := ""
+		if s.FinishedAt != nil {
+			finished = s.FinishedAt.Local().Format(time.DateTime)
+		}
+		result := s.Result
+		if s.LastError != "" {
+			result = "error: " + s.LastError
+		}
+		if !s.Implemented {
+			result = "not implemented yet"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Status, s.Attempts, finished, oneLine(result, 80))
+	}
+	tw.Flush()
+	if len(doc.Values) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nVALUE\tRECORDED\tBY")
+		for _, v := range doc.Values {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Key, oneLine(v.Value, 60), v.RecordedBy)
+		}
+		tw.Flush()
+	}
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+func runRun(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "run STEP [--dry-run] [--yes] [--force REASON] | run --through STEP [--yes]", stderr)
+	dry := fs.Bool("dry-run", false, "print what the step would do; run nothing")
+	yes := fs.Bool("yes", false, "confirm destructive steps")
+	through := fs.String("through", "", "run every pending step in order up to and including this one")
+	force := fs.String("force", "", "run even though earlier steps are not done or values are missing; the reason is journaled")
+	// Accept the step before or after the flags.
+	var pos []string
+	for len(args) > 0 {
+		if code, ok := parseFlags(fs, args); !ok {
+			return code
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	if (*through == "") == (len(pos) != 1) {
+		fmt.Fprintln(stderr, "pgbluegreen: run needs one STEP, or --through STEP (`pgbluegreen plan` lists the steps)")
+		return exitUsage
+	}
+	if *through != "" && *dry {
+		fmt.Fprintln(stderr, "pgbluegreen: --dry-run goes with one STEP; `pgbluegreen plan` shows them all")
+		return exitUsage
+	}
+	s, code := openSession(g, *dry, stderr)
+	if s == nil {
+		return code
+	}
+	defer s.close()
+	r := s.runner()
+	lines := make(chan steps.Line)
+	done := make(chan struct{})
+	go func() {
+		for l := range lines {
+			fmt.Fprintf(stdout, "%s %-22s %s\n", l.Time.Local().Format("15:04:05"), l.Step, l.Text)
+		}
+		close(done)
+	}()
+	r.Out = lines
+	ctx, cancel := signalContext()
+	defer cancel()
+	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force}
+	var err error
+	if *through != "" {
+		err = r.Through(ctx, *through, p)
+	} else {
+		var out steps.Outcome
+		out, err = r.Run(ctx, pos[0], p)
+		if err == nil && out != steps.OutcomeDryRun {
+			fmt.Fprintf(stdout, "%s: %s\n", pos[0], out)
+		}
+	}
+	close(lines)
+	<-done
+	return exitFor(err, stderr)
+}
+
+func runSkip(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("skip", "skip STEP --reason TEXT", stderr)
+	reason := fs.String("reason", "", "why the step is skipped (journaled)")
+	var pos []string
+	for len(args) > 0 {
+		if code, ok := parseFlags(fs, args); !ok {
+			return code
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	if len(pos) != 1 || *reason == "" {
+		fmt.Fprintln(stderr, "pgbluegreen: skip needs one STEP and --reason TEXT")
+		return exitUsage
+	}
+	s, code := openSession(g, false, stderr)
+	if s == nil {
+		return code
+	}
+	defer s.close()
+	if err := s.runner().Skip(pos[0], *reason); err != nil {
+		return exitFor(err, stderr)
+	}
+	fmt.Fprintf(stdout, "%s: skipped\n", pos[0])
+	return exitOK
+}

@@ -1,0 +1,265 @@
+// Command pgbluegreen runs a PostgreSQL major-version upgrade blue/green:
+// a green database on the new version fed from blue by logical replication,
+// the lag watched live, and a cutover in about a second, with a way back.
+//
+// main.go is wiring only: flags, configuration, state, pools, and the
+// command or the full-screen program.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+const usage = `pgbluegreen: PostgreSQL major-version upgrades, blue/green, with logical replication.
+
+Usage:
+  pgbluegreen [--config FILE] [--state FILE]    the full-screen program
+  pgbluegreen --watch ...                       the same screen, read-only, for a second person
+  pgbluegreen plan [--format text|markdown]     the whole runbook with rendered SQL; runs nothing
+  pgbluegreen status [--json]                   steps with status, and values
+  pgbluegreen run STEP [--dry-run] [--yes]      one step, without the screen
+  pgbluegreen run --through STEP [--yes]        every pending step in order up to STEP
+  pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
+  pgbluegreen lag [--once] [--json]             the lag table from blue
+  pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
+  pgbluegreen demo                              lab up + the screen on it
+
+Global flags (before or after the command):
+  --config FILE   configuration (default ./pgbluegreen.yaml)
+  --state FILE    state file (default: pgbluegreen.state.json next to the config)
+
+Exit codes: 0 success, 1 a step or check failed, 2 bad usage or configuration.
+`
+
+// Exit codes relied on by other tools.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// globals are the flags accepted before or after the command.
+type globals struct {
+	config string
+	state  string
+	watch  bool
+}
+
+// splitGlobals takes the global flags out of args, wherever they stand.
+func splitGlobals(args []string) (globals, []string, error) {
+	g := globals{config: "pgbluegreen.yaml"}
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a)
+			continue
+		}
+		switch name {
+		case "config", "state":
+			if !hasVal {
+				if i+1 >= len(args) {
+					return g, nil, fmt.Errorf("flag --%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			}
+			if name == "config" {
+				g.config = val
+			} else {
+				g.state = val
+			}
+		case "watch":
+			g.watch = true
+		default:
+			rest = append(rest, a)
+		}
+	}
+	if g.state == "" {
+		g.state = filepath.Join(filepath.Dir(g.config), "pgbluegreen.state.json")
+	}
+	return g, rest, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g, rest, err := splitGlobals(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		return exitUsage
+	}
+	cmd, cmdArgs := "", rest
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		cmd, cmdArgs = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "":
+		if len(cmdArgs) > 0 && isHelp(cmdArgs[0]) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		if len(cmdArgs) > 0 {
+			fmt.Fprintf(stderr, "pgbluegreen: unknown flag %s\n%s", cmdArgs[0], usage)
+			return exitUsage
+		}
+		return runScreen(g, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "plan":
+		return runPlan(g, cmdArgs, stdout, stderr)
+	case "status":
+		return runStatus(g, cmdArgs, stdout, stderr)
+	case "run":
+		return runRun(g, cmdArgs, stdout, stderr)
+	case "skip":
+		return runSkip(g, cmdArgs, stdout, stderr)
+	case "lag":
+		return runLag(g, cmdArgs, stdout, stderr)
+	case "lab":
+		return runLab(cmdArgs, stdout, stderr)
+	case "demo":
+		return runDemo(g, cmdArgs, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "pgbluegreen: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
+
+// loadConfig reads the configuration and reports every problem on stderr.
+func loadConfig(g globals, stderr io.Writer) (*steps.Config, bool) {
+	c, err := steps.LoadConfig(g.config)
+	if err != nil {
+		fmt.Fprintln(stderr, state.Redact(err.Error()))
+		return nil, false
+	}
+	return c, true
+}
+
+// session is what a command that talks to the databases holds open.
+type session struct {
+	cfg     *steps.Config
+	store   *state.Store
+	journal *state.Journal
+	blue    *pgxpool.Pool
+	green   *pgxpool.Pool
+}
+
+// openSession opens the state (writable unless readOnly), the journal and the pools.
+func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return nil, exitUsage
+	}
+	store, err := state.Open(g.state, state.OpenParams{ReadOnly: readOnly})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return nil, exitFailed
+	}
+	if st := store.Snapshot(); st.Strategy != "" && st.Strategy != cfg.Strategy {
+		store.Close()
+		fmt.Fprintf(stderr, "pgbluegreen: the state file %s belongs to a %s run but the config says strategy %s; use another --state for a new run\n", g.state, st.Strategy, cfg.Strategy)
+		return nil, exitUsage
+	}
+	s := &session{cfg: cfg, store: store}
+	if !readOnly {
+		if s.journal, err = state.OpenJournal(journalPath(g.state)); err != nil {
+			store.Close()
+			fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+			return nil, exitFailed
+		}
+		_ = store.Update(func(st *state.State) error {
+			st.Strategy = cfg.Strategy
+			return nil
+		})
+	}
+	onQuery := func(target string) func(context.Context, string, time.Duration, error) {
+		return func(ctx context.Context, sql string, d time.Duration, err error) {
+			if s.journal == nil {
+				return
+			}
+			e := state.Entry{Step: steps.StepFromContext(ctx), Target: target, Kind: "sql", Text: sql, Duration: d, Outcome: "ok"}
+			if err != nil {
+				e.Outcome, e.Error = "error", err.Error()
+			}
+			_ = s.journal.Append(e)
+		}
+	}
+	for _, db := range []struct {
+		name     string
+		conninfo string
+		pool     **pgxpool.Pool
+	}{{"blue", cfg.Blue.Conninfo, &s.blue}, {"green", cfg.Green.Conninfo, &s.green}} {
+		p, err := pg.NewPool(pg.PoolParams{Conninfo: db.conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: onQuery(db.name)})
+		if err != nil {
+			s.close()
+			fmt.Fprintf(stderr, "pgbluegreen: %s: %s\n", db.name, state.Redact(err.Error()))
+			return nil, exitUsage
+		}
+		*db.pool = p
+	}
+	return s, exitOK
+}
+
+func (s *session) close() {
+	if s.blue != nil {
+		s.blue.Close()
+	}
+	if s.green != nil {
+		s.green.Close()
+	}
+	if s.journal != nil {
+		s.journal.Close()
+	}
+	s.store.Close()
+}
+
+func (s *session) runner() *steps.Runner {
+	r := steps.NewRunner(s.cfg, s.store, s.journal)
+	r.Blue, r.Green = s.blue, s.green
+	return r
+}
+
+func journalPath(statePath string) string {
+	return strings.TrimSuffix(statePath, filepath.Ext(statePath)) + ".journal.jsonl"
+}
+
+// signalContext is cancelled on Ctrl+C or SIGTERM, so a running step stops
+// cleanly and its state says so.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// exitFor maps an error to the exit code and prints it as one line.
+func exitFor(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ce *steps.ConfigError
+	fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	if errors.As(err, &ce) {
+		return exitUsage
+	}
+	return exitFailed
+}

@@ -1,0 +1,366 @@
+package steps
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+)
+
+// Strategies, cutover methods and other closed sets of the configuration.
+var (
+	StrategyNames  = []string{"aurora-clone", "rds-snapshot", "copy", "clone"}
+	CutoverMethods = []string{"pgbouncer", "nologin", "readonly"}
+)
+
+// Config is pgbluegreen.yaml, after flags have overridden it.
+type Config struct {
+	Strategy     string        `yaml:"strategy"`
+	Blue         Conn          `yaml:"blue"`
+	Green        Conn          `yaml:"green"`
+	Replication  Replication   `yaml:"replication"`
+	Publications []Publication `yaml:"publications"`
+	Schemas      []string      `yaml:"schemas"`
+	AppRoles     []string      `yaml:"app_roles"`
+	Cutover      Cutover       `yaml:"cutover"`
+	Clone        Clone         `yaml:"clone"`
+	AWS          AWS           `yaml:"aws"`
+	Timeouts     Timeouts      `yaml:"timeouts"`
+	Lag          Lag           `yaml:"lag"`
+
+	// Path is the file the configuration was read from ("" for the embedded default).
+	Path string `yaml:"-"`
+}
+
+// Conn is one database, as a libpq connection string or URL. PG* environment
+// variables and the passfile apply as pgx's config parsing applies them.
+type Conn struct {
+	Conninfo string `yaml:"conninfo"`
+}
+
+// Replication names the role green's subscriptions connect to blue as.
+type Replication struct {
+	Role     string         `yaml:"role"`
+	Password PasswordSource `yaml:"password"`
+	// BlueConninfo is how green reaches blue, when that differs from how
+	// this program reaches it (a private endpoint, say). Default: blue's host,
+	// port and database from blue.conninfo.
+	BlueConninfo string `yaml:"blue_conninfo"`
+}
+
+// PasswordSource says where the replication role's password comes from.
+// Exactly one of its fields is set; the password itself never is.
+type PasswordSource struct {
+	Env        string `yaml:"env"`
+	PgpassFile string `yaml:"pgpass_file"`
+	Pgpass     bool   `yaml:"pgpass"`
+	SecretARN  string `yaml:"secret_arn"`
+}
+
+// Publication is one publication on blue. With no tables it is FOR ALL
+// TABLES, or, when other publications list tables, for the tables they do not.
+type Publication struct {
+	Name   string   `yaml:"name"`
+	Tables []string `yaml:"tables"`
+}
+
+// Cutover configures the cutover step.
+type Cutover struct {
+	Method         string            `yaml:"method"`
+	MaxLagBytes    int64             `yaml:"max_lag_bytes"`
+	DrainTimeout   Duration          `yaml:"drain_timeout"`
+	SequenceMargin int64             `yaml:"sequence_margin"`
+	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
+}
+
+// PgBouncerConfig is one PgBouncer in front of blue.
+type PgBouncerConfig struct {
+	Name          string `yaml:"name"`
+	AdminConninfo string `yaml:"admin_conninfo"`
+	Ini           string `yaml:"ini"`
+	Database      string `yaml:"database"`
+}
+
+// Clone configures the self-managed clone strategy: a pg_basebackup of blue
+// recovered with blue's binaries and upgraded with green's pg_upgrade.
+type Clone struct {
+	BlueBindir  string `yaml:"blue_bindir"`
+	GreenBindir string `yaml:"green_bindir"`
+	DataDir     string `yaml:"data_dir"`
+	Port        int    `yaml:"port"`
+	OSUser      string `yaml:"os_user"`
+}
+
+// AWS names the AWS resources of the aurora-clone and rds-snapshot strategies.
+type AWS struct {
+	Region                 string   `yaml:"region"`
+	Profile                string   `yaml:"profile"`
+	BlueCluster            string   `yaml:"blue_cluster"`
+	BlueInstance           string   `yaml:"blue_instance"`
+	BlueParameterGroup     string   `yaml:"blue_parameter_group"`
+	GreenCluster           string   `yaml:"green_cluster"`
+	GreenInstance          string   `yaml:"green_instance"`
+	GreenInstanceClass     string   `yaml:"green_instance_class"`
+	EngineVersion          string   `yaml:"engine_version"`
+	ClusterParameterGroup  string   `yaml:"cluster_parameter_group"`
+	InstanceParameterGroup string   `yaml:"instance_parameter_group"`
+	SubnetGroup            string   `yaml:"subnet_group"`
+	SecurityGroups         []string `yaml:"security_groups"`
+	Snapshot               string   `yaml:"snapshot"`
+	MultiAZ                bool     `yaml:"multi_az"`
+	DeletionProtection     bool     `yaml:"deletion_protection"`
+}
+
+// Timeouts bound the waits and statements of every step.
+type Timeouts struct {
+	Connect   Duration `yaml:"connect"`
+	Statement Duration `yaml:"statement"`
+	LagWait   Duration `yaml:"lag_wait"`
+}
+
+// Lag configures the lag monitor.
+type Lag struct {
+	Interval Duration `yaml:"interval"`
+}
+
+// Duration is a time.Duration written as "10s" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML reads "1m30s"-style durations.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 10s, 5m, 1h)", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration back as text.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Defaults fills what the file left out.
+func (c *Config) Defaults() {
+	if c.Strategy == "" {
+		c.Strategy = "copy"
+	}
+	if len(c.Publications) == 0 {
+		c.Publications = []Publication{{Name: "pgbg_all"}}
+	}
+	if len(c.Schemas) == 0 {
+		c.Schemas = []string{"public"}
+	}
+	if c.Replication.Role == "" {
+		c.Replication.Role = "pgbg_repl"
+	}
+	if c.Cutover.Method == "" {
+		c.Cutover.Method = "pgbouncer"
+	}
+	if c.Cutover.MaxLagBytes == 0 {
+		c.Cutover.MaxLagBytes = 1 << 20
+	}
+	setDefault(&c.Cutover.DrainTimeout, 10*time.Second)
+	setDefault(&c.Timeouts.Connect, 5*time.Second)
+	setDefault(&c.Timeouts.Statement, 30*time.Second)
+	setDefault(&c.Timeouts.LagWait, 30*time.Minute)
+	setDefault(&c.Lag.Interval, time.Second)
+}
+
+func setDefault(d *Duration, v time.Duration) {
+	if d.Duration == 0 {
+		d.Duration = v
+	}
+}
+
+// ConfigError lists every problem found in a configuration, one per line.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
+
+// LoadConfig reads and validates a configuration file. Every problem found
+// is reported, one line each, in a *ConfigError.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &ConfigError{[]string{fmt.Sprintf("config: %s does not exist; pass --config FILE, or run `pgbluegreen lab up --dir DIR` for a local lab", path)}}
+		}
+		return nil, &ConfigError{[]string{fmt.Sprintf("config: %v", err)}}
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	return c, nil
+}
+
+// ParseConfig decodes, defaults and validates configuration text.
+func ParseConfig(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
+		return nil, &ConfigError{yamlProblems(err)}
+	}
+	c.Defaults()
+	if problems := c.Validate(); len(problems) > 0 {
+		return nil, &ConfigError{problems}
+	}
+	return &c, nil
+}
+
+func yamlProblems(err error) []string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []string{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var out []string
+	for _, e := range te.Errors {
+		if m := unknownField.FindStringSubmatch(e); m != nil {
+			out = append(out, fmt.Sprintf("config: line %s: unknown key %q (see pgbluegreen.example.yaml for the keys)", m[1], m[2]))
+			continue
+		}
+		out = append(out, "config: "+e)
+	}
+	return out
+}
+
+// Validate returns every problem with the configuration, one line each.
+func (c *Config) Validate() []string {
+	var p []string
+	bad := func(format string, args ...any) { p = append(p, "config: "+fmt.Sprintf(format, args...)) }
+	oneOf := func(key, v string, allowed []string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad("%s %q is not one of %s", key, v, strings.Join(allowed, ", "))
+	}
+	oneOf("strategy", c.Strategy, StrategyNames)
+	oneOf("cutover.method", c.Cutover.Method, CutoverMethods)
+
+	for _, db := range []struct {
+		key  string
+		conn Conn
+	}{{"blue.conninfo", c.Blue}, {"green.conninfo", c.Green}} {
+		if db.conn.Conninfo == "" {
+			bad("%s is missing (a libpq connection string or postgres:// URL)", db.key)
+			continue
+		}
+		if _, err := pgconn.ParseConfig(db.conn.Conninfo); err != nil {
+			bad("%s: %s", db.key, state.Redact(err.Error()))
+		}
+	}
+	if c.Replication.BlueConninfo != "" {
+		if _, err := pgconn.ParseConfig(c.Replication.BlueConninfo); err != nil {
+			bad("replication.blue_conninfo: %s", state.Redact(err.Error()))
+		}
+	}
+	if !validName(c.Replication.Role) {
+		bad("replication.role %q is not a valid role name (letters, digits, _ and $, at most 63 bytes)", c.Replication.Role)
+	}
+	src := c.Replication.Password
+	n := 0
+	for _, set := range []bool{src.Env != "", src.PgpassFile != "" || src.Pgpass, src.SecretARN != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		bad("replication.password needs exactly one of env (a variable name), pgpass / pgpass_file, secret_arn")
+	}
+	if src.SecretARN != "" && !strings.HasPrefix(src.SecretARN, "arn:") {
+		bad("replication.password.secret_arn %q is not an ARN (arn:aws:secretsmanager:...)", src.SecretARN)
+	}
+
+	seenPub := map[string]bool{}
+	seenTable := map[string]string{}
+	allTables := 0
+	for i, pub := range c.Publications {
+		key := fmt.Sprintf("publications[%d]", i)
+		if !validName(pub.Name) {
+			bad("%s.name %q is not a valid publication name", key, pub.Name)
+		}
+		if seenPub[pub.Name] {
+			bad("%s.name %q is used twice", key, pub.Name)
+		}
+		seenPub[pub.Name] = true
+		if len(pub.Tables) == 0 {
+			allTables++
+		}
+		for _, t := range pub.Tables {
+			if other, ok := seenTable[t]; ok {
+				bad("%s.tables: %q is already in publication %q (a table belongs to one publication)", key, t, other)
+			}
+			seenTable[t] = pub.Name
+		}
+	}
+	if allTables > 1 {
+		bad("publications: only one publication may leave tables empty (it takes every table the others do not list)")
+	}
+	for _, r := range c.AppRoles {
+		if r == c.Replication.Role {
+			bad("app_roles: %q is the replication role; the cutover must not block it", r)
+		}
+	}
+	if c.Cutover.Method == "pgbouncer" && len(c.Cutover.PgBouncer) == 0 {
+		bad("cutover.pgbouncer is empty; the pgbouncer method needs at least one PgBouncer (admin_conninfo, ini, database)")
+	}
+	for i, b := range c.Cutover.PgBouncer {
+		key := fmt.Sprintf("cutover.pgbouncer[%d]", i)
+		if b.AdminConninfo == "" || b.Ini == "" || b.Database == "" {
+			bad("%s needs admin_conninfo, ini and database", key)
+		}
+	}
+	if c.Cutover.MaxLagBytes < 0 {
+		bad("cutover.max_lag_bytes %d must be 0 or more", c.Cutover.MaxLagBytes)
+	}
+	if c.Strategy == "clone" {
+		if c.Clone.BlueBindir == "" || c.Clone.GreenBindir == "" || c.Clone.DataDir == "" || c.Clone.Port == 0 {
+			bad("clone strategy needs clone.blue_bindir, clone.green_bindir, clone.data_dir and clone.port")
+		}
+	}
+	switch c.Strategy {
+	case "aurora-clone":
+		if c.AWS.BlueCluster == "" || c.AWS.GreenCluster == "" || c.AWS.EngineVersion == "" {
+			bad("aurora-clone strategy needs aws.blue_cluster, aws.green_cluster and aws.engine_version")
+		}
+	case "rds-snapshot":
+		if c.AWS.BlueInstance == "" || c.AWS.GreenInstance == "" || c.AWS.EngineVersion == "" {
+			bad("rds-snapshot strategy needs aws.blue_instance, aws.green_instance and aws.engine_version")
+		}
+	}
+	return p
+}
+
+// validName accepts the unquoted identifiers pgbluegreen creates itself.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case (r >= '0' && r <= '9') || r == '$':
+			if i == 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,189 @@
+package steps
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalConfig = `
+strategy: copy
+blue:
+  conninfo: "host=127.0.0.1 port=5432 dbname=app user=postgres"
+green:
+  conninfo: "postgres://postgres@127.0.0.1:5433/app"
+replication:
+  password:
+    env: PGBG_REPL_PASSWORD
+cutover:
+  pgbouncer:
+    - admin_conninfo: "host=127.0.0.1 port=6432 dbname=pgbouncer user=pgbouncer"
+      ini: /etc/pgbouncer/pgbouncer.ini
+      database: app
+`
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(minimalConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Replication.Role != "pgbg_repl" || len(c.Publications) != 1 || c.Publications[0].Name != "pgbg_all" ||
+		c.Cutover.Method != "pgbouncer" || c.Lag.Interval.Duration != time.Second || c.Cutover.DrainTimeout.Duration != 10*time.Second ||
+		strings.Join(c.Schemas, ",") != "public" {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := LoadConfig(filepath.Join("..", "pgbluegreen.example.yaml"))
+	if err != nil {
+		t.Fatalf("the shipped example does not load: %v", err)
+	}
+	if c.Strategy != "copy" || c.AWS.DeletionProtection != true || c.Timeouts.LagWait.Duration != 30*time.Minute {
+		t.Fatalf("example parsed wrong: %+v", c)
+	}
+}
+
+// edit replaces one line of minimalConfig.
+func edit(old, new string) string { return strings.Replace(minimalConfig, old, new, 1) }
+
+func TestConfigValidationErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"bad method", edit("cutover:\n", "cutover:\n  method: pgbouncr\n"),
+			[]string{`config: cutover.method "pgbouncr" is not one of pgbouncer, nologin, readonly`}},
+		{"bad strategy", edit("strategy: copy", "strategy: snapshot"),
+			[]string{`config: strategy "snapshot" is not one of aurora-clone, rds-snapshot, copy, clone`}},
+		{"unknown key", edit("replication:\n", "replication:\n  rol: x\n"),
+			[]string{`config: line 8: unknown key "rol"`}},
+		{"bad duration", edit("cutover:\n", "cutover:\n  drain_timeout: ten\n"),
+			[]string{`"ten" is not a duration`}},
+		{"missing blue", edit(`  conninfo: "host=127.0.0.1 port=5432 dbname=app user=postgres"`, `  conninfo: ""`),
+			[]string{"config: blue.conninfo is missing"}},
+		{"broken conninfo", edit(`port=5432 dbname=app`, `port=notaport dbname=app password=s3cret`),
+			[]string{"config: blue.conninfo: "}},
+		{"no password source", edit("    env: PGBG_REPL_PASSWORD\n", "    env: \"\"\n"),
+			[]string{"config: replication.password needs exactly one of"}},
+		{"two password sources", edit("    env: PGBG_REPL_PASSWORD\n", "    env: X\n    pgpass: true\n"),
+			[]string{"config: replication.password needs exactly one of"}},
+		{"bad role", edit("replication:\n", "replication:\n  role: \"repl; drop\"\n"),
+			[]string{`config: replication.role "repl; drop" is not a valid role name`}},
+		{"duplicate publication and table", edit("cutover:\n", "publications:\n  - name: p1\n    tables: [public.a]\n  - name: p1\n    tables: [public.a]\ncutover:\n"),
+			[]string{`config: publications[1].name "p1" is used twice`, `config: publications[1].tables: "public.a" is already in publication "p1"`}},
+		{"two all-tables publications", edit("cutover:\n", "publications:\n  - name: p1\n  - name: p2\ncutover:\n"),
+			[]string{"config: publications: only one publication may leave tables empty"}},
+		{"app role is replication role", edit("cutover:\n", "app_roles: [pgbg_repl]\ncutover:\n"),
+			[]string{`config: app_roles: "pgbg_repl" is the replication role`}},
+		{"pgbouncer method without pgbouncer", strings.Split(minimalConfig, "cutover:")[0],
+			[]string{"config: cutover.pgbouncer is empty"}},
+		{"clone without binaries", edit("strategy: copy", "strategy: clone"),
+			[]string{"config: clone strategy needs clone.blue_bindir"}},
+		{"aurora without identifiers", edit("strategy: copy", "strategy: aurora-clone"),
+			[]string{"config: aurora-clone strategy needs aws.blue_cluster"}},
+		{"rds without identifiers", edit("strategy: copy", "strategy: rds-snapshot"),
+			[]string{"config: rds-snapshot strategy needs aws.blue_instance"}},
+		{"bad secret arn", edit("    env: PGBG_REPL_PASSWORD\n", "    secret_arn: my-secret\n"),
+			[]string{`config: replication.password.secret_arn "my-secret" is not an ARN`}},
+		{"negative lag", edit("cutover:\n", "cutover:\n  max_lag_bytes: -1\n"),
+			[]string{"config: cutover.max_lag_bytes -1 must be 0 or more"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a *ConfigError, got %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+			for _, p := range ce.Problems {
+				if strings.Contains(p, "\n") || !strings.HasPrefix(p, "config: ") {
+					t.Errorf("problem is not one line starting with config: %q", p)
+				}
+				if strings.Contains(p, "s3cret") {
+					t.Errorf("a password reached the error: %q", p)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	y := edit("strategy: copy", "strategy: nope")
+	y = strings.Replace(y, "cutover:\n", "cutover:\n  method: nope\n", 1)
+	_, err := ParseConfig([]byte(y))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "lab up") {
+		t.Fatalf("missing file error does not say what to do: %v", err)
+	}
+}
+
+func TestConfigPGEnvironmentApplied(t *testing.T) {
+	t.Setenv("PGHOST", "db.internal")
+	t.Setenv("PGPORT", "6543")
+	t.Setenv("PGUSER", "alice")
+	t.Setenv("PGDATABASE", "orders")
+	y := edit(`"host=127.0.0.1 port=5432 dbname=app user=postgres"`, `""`)
+	y = strings.Replace(y, `  conninfo: ""`, `  conninfo: "sslmode=disable"`, 1)
+	c, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Endpoint(c.Blue.Conninfo); got != "db.internal:6543/orders as alice" {
+		t.Fatalf("PG* variables not applied: %s", got)
+	}
+	t.Setenv("PGSSLMODE", "sometimes")
+	// blue sets sslmode itself, so only green picks up the bad variable.
+	_, err = ParseConfig([]byte(y))
+	if err == nil || !strings.Contains(err.Error(), "green.conninfo") || strings.Contains(err.Error(), "blue.conninfo") {
+		t.Fatalf("a bad PGSSLMODE is not reported against green.conninfo alone: %v", err)
+	}
+}
+
+func TestConfigPassfileHonoured(t *testing.T) {
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pgpass")
+	if err := os.WriteFile(pass, []byte("127.0.0.1:5432:app:postgres:fromfile\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGPASSFILE", pass)
+	c, err := ParseConfig([]byte(minimalConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := ConnPassword(c.Blue.Conninfo)
+	if err != nil || pw != "fromfile" {
+		t.Fatalf("passfile not honoured: %q %v", pw, err)
+	}
+}
+
+func TestSplitQualified(t *testing.T) {
+	for in, want := range map[string]string{
+		`public.orders`:       "public|orders",
+		`public."OrderItems"`: "public|OrderItems",
+		`"my.schema"."a""b"`:  `my.schema|a"b`,
+		`orders`:              "orders",
+	} {
+		if got := strings.Join(SplitQualified(in), "|"); got != want {
+			t.Errorf("SplitQualified(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if got := tableIdent(`public."OrderItems"`); got != `"public"."OrderItems"` {
+		t.Errorf("tableIdent = %s", got)
+	}
+}
