@@ -101,7 +101,9 @@ func startBouncer(ctx context.Context, u osUser, i *Info) (bool, error) {
 			return false, err
 		}
 	}
-	cmd := u.command(ctx, bin, "-d", i.PgBouncer.Ini)
+	// Not killed on cancellation either: the daemon it forks must get its
+	// pidfile written, so the caller can stop it.
+	cmd := u.command(context.WithoutCancel(ctx), bin, "-d", i.PgBouncer.Ini)
 	if err := runLogged(cmd, filepath.Join(filepath.Dir(i.PgBouncer.LogFile), "pgbouncer.start.log")); err != nil {
 		return false, fmt.Errorf("starting PgBouncer: %w", err)
 	}

@@ -233,12 +233,15 @@ func startServer(ctx context.Context, u osUser, bindir, datadir, logPath string)
 	if err := u.chown(logPath); err != nil {
 		return err
 	}
-	cmd := u.command(ctx, filepath.Join(bindir, "pg_ctl"), "start", "-w", "-t", "60", "-D", datadir, "-l", logPath)
+	// pg_ctl is not killed on cancellation: killed mid-start it could leave
+	// a postmaster that has not written its pid file yet, which nothing
+	// would then stop. It is bounded by -t, and the caller stops the server.
+	cmd := u.command(context.WithoutCancel(ctx), filepath.Join(bindir, "pg_ctl"), "start", "-w", "-t", "60", "-D", datadir, "-l", logPath)
 	if err := runLogged(cmd, logPath+".pg_ctl"); err != nil {
 		log, _ := os.ReadFile(logPath)
 		return fmt.Errorf("starting PostgreSQL in %s: %v (log: %s)", datadir, err, lastLine(string(log)))
 	}
-	return nil
+	return ctx.Err()
 }
 
 // StartServer starts the PostgreSQL server of datadir with bindir's pg_ctl,

