@@ -211,11 +211,16 @@ func ParseConfig(data []byte) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var problems []string
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-		return nil, &ConfigError{yamlProblems(err)}
+		problems = yamlProblems(err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &ConfigError{problems} // not YAML at all: nothing to validate
+		}
 	}
 	c.Defaults()
-	if problems := c.Validate(); len(problems) > 0 {
+	if problems = append(problems, c.Validate()...); len(problems) > 0 {
 		return nil, &ConfigError{problems}
 	}
 	return &c, nil
