@@ -1,0 +1,215 @@
+// Package awstest is a fake AWS for tests: an httptest.Server that answers
+// the RDS query API (form-encoded, XML answers), Secrets Manager and SSM
+// (JSON 1.1, X-Amz-Target) and Route 53 (REST XML) the way AWS does, so the
+// real SDK clients build and parse real requests and responses.
+//
+// It keeps an in-memory model (clusters, instances, snapshots, parameter
+// groups, log files, secrets, parameters, DNS records and changes) whose
+// statuses evolve as they are described ("creating" for Ticks describes, then
+// "available"), records every request with its decoded parameters, and can
+// inject faults per action. Point a client at it with Env (the SDK's
+// AWS_ENDPOINT_URL and static credentials) or with its URL.
+package awstest
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Region and Account are what the fake's ARNs and endpoints use.
+const (
+	Region  = "us-east-1"
+	Account = "123456789012"
+)
+
+// Request is one request the server received, decoded.
+type Request struct {
+	// Service is "rds", "secretsmanager", "ssm" or "route53".
+	Service string
+	// Action is the operation, e.g. "RestoreDBClusterToPointInTime".
+	Action string
+	// Params are the decoded parameters. RDS: the form fields as sent
+	// ("VpcSecurityGroupIds.VpcSecurityGroupId.1"). JSON services: the
+	// top-level fields, nested ones joined with dots. Route 53: HostedZoneId
+	// or Id, and for a change batch Action, Name, Type, TTL, Value, Comment.
+	Params map[string]string
+}
+
+// Fault is an error the server returns instead of handling an action.
+type Fault struct {
+	// Code is the AWS error code ("AccessDenied", "Throttling",
+	// "AccessDeniedException", ...).
+	Code    string
+	Message string
+	// Status is the HTTP status; default 400.
+	Status int
+	// Times is how many calls fail before the action works again; 0 means
+	// every call fails.
+	Times int
+}
+
+// Server is the fake AWS endpoint. Its fields may be set before the first
+// request; use its methods to seed the model and read what happened.
+type Server struct {
+	*httptest.Server
+
+	// Ticks is how many describes a transitional status (creating,
+	// upgrading, rebooting, PENDING) is seen before it settles. Default 2.
+	Ticks int
+	// PageSize is the page size of paginated RDS lists unless the request
+	// asks for fewer (MaxRecords). Default 100.
+	PageSize int
+	// LogPortion is the bytes per DownloadDBLogFilePortion answer. Default 1 MB.
+	LogPortion int
+
+	mu       sync.Mutex
+	requests []Request
+	faults   map[string]*Fault
+	nextID   int
+	rds      rdsModel
+	secrets  map[string]*secret
+	params   map[string]*ssmParam
+	zones    map[string]*zone
+	changes  map[string]*change
+}
+
+// New starts a server, closed when the test ends.
+func New(t testing.TB) *Server {
+	s := NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a server; the caller closes it.
+func NewServer() *Server {
+	s := &Server{
+		Ticks:      2,
+		PageSize:   100,
+		LogPortion: 1 << 20,
+		faults:     map[string]*Fault{},
+		secrets:    map[string]*secret{},
+		params:     map[string]*ssmParam{},
+		zones:      map[string]*zone{},
+		changes:    map[string]*change{},
+	}
+	s.rds.init()
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Env points the SDK's default configuration at the server for the rest of
+// the test: AWS_ENDPOINT_URL, a region, static credentials, and no shared
+// config files, so nothing on the machine is read and nothing leaves it.
+func (s *Server) Env(t testing.TB) {
+	t.Setenv("AWS_ENDPOINT_URL", s.URL)
+	t.Setenv("AWS_REGION", Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFAKE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-key")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent/awstest/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/awstest/credentials")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// Fail makes action fail with f (see Fault.Times). Actions are named as in
+// Request.Action; a later Fail for the same action replaces the earlier one.
+func (s *Server) Fail(action string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.Status == 0 {
+		f.Status = http.StatusBadRequest
+	}
+	if f.Message == "" {
+		f.Message = "injected fault " + f.Code
+	}
+	s.faults[action] = &f
+}
+
+// Requests returns every request received so far, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Calls returns the requests for one action, in order.
+func (s *Server) Calls(action string) []Request {
+	var out []Request
+	for _, r := range s.Requests() {
+		if r.Action == action {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Count is len(Calls(action)).
+func (s *Server) Count(action string) int { return len(s.Calls(action)) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	switch {
+	case r.Header.Get("X-Amz-Target") != "":
+		s.serveJSON(w, r, body)
+	case strings.HasPrefix(r.URL.Path, "/2013-04-01/"):
+		s.serveRoute53(w, r, body)
+	default:
+		s.serveRDS(w, r, body)
+	}
+}
+
+// record logs a request and returns the fault to answer with, if any.
+func (s *Server) record(service, action string, params map[string]string) *Fault {
+	s.requests = append(s.requests, Request{Service: service, Action: action, Params: params})
+	f := s.faults[action]
+	if f == nil {
+		return nil
+	}
+	out := *f
+	if f.Times > 0 {
+		f.Times--
+		if f.Times == 0 {
+			delete(s.faults, action)
+		}
+	}
+	return &out
+}
+
+// newID returns a short unique suffix for request IDs, ARNs and change IDs.
+func (s *Server) newID() string {
+	s.nextID++
+	return fmt.Sprintf("%08d", s.nextID)
+}
+
+// transition is a status change that happens after some describes.
+type transition struct {
+	left int
+	then func()
+}
+
+// tick counts one describe of a resource and applies its transition when due.
+func tick(t **transition) {
+	if *t == nil {
+		return
+	}
+	(*t).left--
+	if (*t).left <= 0 {
+		then := (*t).then
+		*t = nil
+		then()
+	}
+}
+
+func (s *Server) after(then func()) *transition {
+	return &transition{left: max(s.Ticks, 0) + 1, then: then}
+}
