@@ -146,7 +146,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "  blue\tPostgreSQL %s\t%s\n", info.Blue.Version, info.Blue.Conninfo)
 	if info.Strategy == "clone" {
-		fmt.Fprintf(w, "  green\tclone of blue, upgraded to %s\t%s\n", info.Green.Version, info.Clone.Conninfo)
+		fmt.Fprintf(w, "  green\tclone of blue (made by the clone steps), %s\t%s\n", info.Green.Version, info.Clone.Conninfo)
 	} else {
 		fmt.Fprintf(w, "  green\tPostgreSQL %s\t%s\n", info.Green.Version, info.Green.Conninfo)
 	}

@@ -86,7 +86,10 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	if p.Rate > 0 {
-		r.tokens = make(chan struct{}, p.Clients)
+		// Up to half a second of work may queue while every client is busy
+		// (a stall, a slow machine), as requests queue in front of a real
+		// application; beyond that, tokens are dropped rather than burst.
+		r.tokens = make(chan struct{}, max(p.Clients, p.Rate/2))
 		wg.Add(1)
 		go func() { defer wg.Done(); r.dispatch(ctx, p.Rate, start) }()
 	}
@@ -146,8 +149,9 @@ func (r *loadRun) connect(ctx context.Context) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// dispatch hands out one token per 1/rate seconds. Tokens nobody takes are
-// dropped: after a stall the clients do not burst to catch up.
+// dispatch hands out one token per 1/rate seconds. Tokens that do not fit
+// the queue are dropped: after a long stall the clients do not burst for
+// more than the queue holds.
 func (r *loadRun) dispatch(ctx context.Context, rate int, start time.Time) {
 	interval := max(time.Second/time.Duration(rate), time.Millisecond)
 	t := time.NewTicker(interval)

@@ -186,3 +186,30 @@ func TestUnpackEmbedded(t *testing.T) {
 		t.Fatal("integrityOf is not a sha512 in npm's form")
 	}
 }
+
+// TestCheckTraversable: a lab under a 0700 folder (like t.TempDir()'s
+// parents) is refused with the command that fixes it, and accepted once the
+// folder is opened.
+func TestCheckTraversable(t *testing.T) {
+	base, err := os.MkdirTemp("", "pgbg-trav-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	closed := filepath.Join(base, "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o755)
+	u := osUser{name: "nobody-here", uid: 65534, gid: 65534, switchTo: true}
+	err = u.checkTraversable(filepath.Join(closed, "lab"))
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+closed) {
+		t.Fatalf("err = %v, want one naming `chmod o+x %s`", err, closed)
+	}
+	if err := os.Chmod(closed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.checkTraversable(filepath.Join(closed, "lab")); err != nil {
+		t.Fatalf("an open folder was refused: %v (is %s traversable?)", err, os.TempDir())
+	}
+}
