@@ -47,6 +47,12 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, b := range []string{info.Blue.BinDir, info.Green.BinDir} {
+		// A cache under /root cannot be run by the postgres OS user.
+		if err := u.checkTraversable(filepath.Join(b, "postgres")); err != nil {
+			return nil, fmt.Errorf("build %s: %w", b, err)
+		}
+	}
 	if info.Notice != "" {
 		fmt.Fprintln(log, info.Notice)
 	}
