@@ -1,0 +1,73 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// LagSample, SlotLag and Subscription are what the lag gauge shows; they are
+// pg's types, named here so that the screen (ui) needs no import of pg.
+type (
+	// LagSample is one poll of blue's logical slots.
+	LagSample = pg.LagSample
+	// SlotLag is one logical slot on blue.
+	SlotLag = pg.SlotLag
+	// Subscription is one subscription on green.
+	Subscription = pg.Subscription
+)
+
+// Monitor reads the live replication state the screen shows: blue's slots,
+// green's subscriptions and both servers' versions. It borrows pools built
+// by main.go; they should not be the runner's, whose statements are
+// journaled, or the journal would fill with one poll a second.
+type Monitor struct {
+	blue, green *pgxpool.Pool
+	timeout     time.Duration
+}
+
+// errNoPool is returned when a database has no pool (not configured).
+var errNoPool = errors.New("no connection configured")
+
+// NewMonitor builds a monitor on the pools (either may be nil). Every read is
+// bounded by the configuration's connect timeout plus two seconds, so a
+// server that does not answer costs a poll, never the screen.
+func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
+	return &Monitor{blue: blue, green: green, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
+}
+
+// Lag polls blue's logical slots once.
+func (m *Monitor) Lag(ctx context.Context) (LagSample, error) {
+	if m.blue == nil {
+		return LagSample{}, errNoPool
+	}
+	return pg.ReadLag(ctx, m.blue, m.timeout)
+}
+
+// Subscriptions reads green's subscriptions once.
+func (m *Monitor) Subscriptions(ctx context.Context) ([]Subscription, error) {
+	if m.green == nil {
+		return nil, errNoPool
+	}
+	return pg.ReadSubscriptions(ctx, m.green, m.timeout)
+}
+
+// BlueVersion reads blue's server version ("15.14").
+func (m *Monitor) BlueVersion(ctx context.Context) (string, error) {
+	if m.blue == nil {
+		return "", errNoPool
+	}
+	return pg.ServerVersion(ctx, m.blue, m.timeout)
+}
+
+// GreenVersion reads green's server version ("17.5").
+func (m *Monitor) GreenVersion(ctx context.Context) (string, error) {
+	if m.green == nil {
+		return "", errNoPool
+	}
+	return pg.ServerVersion(ctx, m.green, m.timeout)
+}
