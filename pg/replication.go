@@ -1,0 +1,312 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Rel is a schema-qualified relation name, unquoted.
+type Rel struct {
+	Schema, Name string
+}
+
+// String is the quoted name, as SQL needs it: public."OrderItems".
+func (r Rel) String() string { return pgx.Identifier{r.Schema, r.Name}.Sanitize() }
+
+// scanRels reads rows of (schema, name).
+func scanRels(rows pgx.Rows, err error) ([]Rel, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rel, error) {
+		var x Rel
+		err := r.Scan(&x.Schema, &x.Name)
+		return x, err
+	})
+}
+
+// userSchemas excludes what FOR ALL TABLES never publishes.
+const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'`
+
+// noIdentityQuery lists tables that have no primary key and default replica
+// identity: once published, UPDATE and DELETE on them fail on the
+// publisher. $1 = schemas; NULL means every user schema (FOR ALL TABLES).
+// Ordinary and partitioned tables, persistent only (unlogged and temporary
+// tables are not published). Columns: schema, table.
+const noIdentityQuery = `
+SELECT n.nspname::text, c.relname::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.relreplident = 'd'
+  AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+  AND (n.nspname = ANY($1::text[]) OR ($1::text[] IS NULL AND ` + userSchemas + `))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1 COLLATE "C", 2 COLLATE "C"`
+
+// TablesWithoutIdentity lists tables of schemas (nil: every user schema)
+// with neither a primary key nor a replica identity.
+func TablesWithoutIdentity(ctx context.Context, pool *pgxpool.Pool, schemas []string) ([]Rel, error) {
+	rels, err := scanRels(pool.Query(ctx, noIdentityQuery, schemas))
+	if err != nil {
+		return nil, fmt.Errorf("list tables with no primary key and no replica identity: %w", err)
+	}
+	return rels, nil
+}
+
+// SetReplicaIdentity runs ALTER TABLE ... REPLICA IDENTITY FULL or DEFAULT
+// on each table, one statement each (each takes a brief lock). A table that
+// no longer exists is skipped and returned in gone.
+func SetReplicaIdentity(ctx context.Context, pool *pgxpool.Pool, tables []Rel, full bool) (gone []Rel, err error) {
+	mode := "DEFAULT"
+	if full {
+		mode = "FULL"
+	}
+	for _, t := range tables {
+		var exists bool
+		if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.String()).Scan(&exists); err != nil {
+			return gone, fmt.Errorf("look up table %s: %w", t, err)
+		}
+		if !exists {
+			gone = append(gone, t)
+			continue
+		}
+		if _, err := pool.Exec(ctx, "ALTER TABLE "+t.String()+" REPLICA IDENTITY "+mode); err != nil {
+			return gone, fmt.Errorf("ALTER TABLE %s REPLICA IDENTITY %s: %w", t, mode, err)
+		}
+	}
+	return gone, nil
+}
+
+// TablesWithIdentityFull lists which of tables have REPLICA IDENTITY FULL now.
+func TablesWithIdentityFull(ctx context.Context, pool *pgxpool.Pool, tables []Rel) ([]Rel, error) {
+	var out []Rel
+	for _, t := range tables {
+		var full bool
+		err := pool.QueryRow(ctx, "SELECT coalesce((SELECT relreplident = 'f' FROM pg_class WHERE oid = to_regclass($1)), false)", t.String()).Scan(&full)
+		if err != nil {
+			return nil, fmt.Errorf("read replica identity of %s: %w", t, err)
+		}
+		if full {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// PublishableTables lists the tables of schemas a FOR TABLE publication
+// names: ordinary and partitioned tables that are not themselves
+// partitions (a partitioned table publishes its partitions), persistent,
+// not owned by an extension. Sorted.
+func PublishableTables(ctx context.Context, pool *pgxpool.Pool, schemas []string) ([]Rel, error) {
+	rels, err := scanRels(pool.Query(ctx, `
+SELECT n.nspname::text, c.relname::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p' AND n.nspname = ANY($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas))
+	if err != nil {
+		return nil, fmt.Errorf("list the tables of schemas %s: %w", strings.Join(schemas, ", "), err)
+	}
+	return rels, nil
+}
+
+// PublicationInfo is one publication as it exists on a server.
+type PublicationInfo struct {
+	Exists    bool
+	AllTables bool
+	// Tables are the tables named in the publication (pg_publication_rel), sorted.
+	Tables []Rel
+}
+
+// ReadPublication reads one publication.
+func ReadPublication(ctx context.Context, pool *pgxpool.Pool, name string) (PublicationInfo, error) {
+	var p PublicationInfo
+	err := pool.QueryRow(ctx, "SELECT puballtables FROM pg_publication WHERE pubname = $1", name).Scan(&p.AllTables)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("read publication %s: %w", name, err)
+	}
+	p.Exists = true
+	p.Tables, err = scanRels(pool.Query(ctx, `
+SELECT n.nspname::text, c.relname::text
+FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1 ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, name))
+	if err != nil {
+		return p, fmt.Errorf("read the tables of publication %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// CreatePublication creates a publication FOR ALL TABLES (tables nil) or
+// FOR TABLE the given tables.
+func CreatePublication(ctx context.Context, pool *pgxpool.Pool, name string, allTables bool, tables []Rel) error {
+	stmt := CreatePublicationSQL(name, allTables, tables)
+	if !allTables && len(tables) == 0 {
+		return fmt.Errorf("create publication %s: no table to publish; check the schemas and publications of the configuration", name)
+	}
+	if _, err := pool.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	return nil
+}
+
+// CreatePublicationSQL is the statement CreatePublication runs.
+func CreatePublicationSQL(name string, allTables bool, tables []Rel) string {
+	if allTables {
+		return "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize() + " FOR ALL TABLES"
+	}
+	q := make([]string, len(tables))
+	for i, t := range tables {
+		q[i] = t.String()
+	}
+	return "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize() + " FOR TABLE " + strings.Join(q, ", ")
+}
+
+// DropPublicationIfExists drops a publication; it reports whether it existed.
+func DropPublicationIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
+	p, err := ReadPublication(ctx, pool, name)
+	if err != nil || !p.Exists {
+		return false, err
+	}
+	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return false, fmt.Errorf("drop publication %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// SlotInfo is one logical replication slot.
+type SlotInfo struct {
+	Name, Plugin, Database string
+	Active                 bool
+	ConfirmedFlushLSN      string // "" when NULL
+	RestartLSN             string
+	WALStatus              string
+}
+
+// LogicalSlots lists the logical slots of the server, sorted by name.
+func LogicalSlots(ctx context.Context, pool *pgxpool.Pool) ([]SlotInfo, error) {
+	rows, err := pool.Query(ctx, `
+SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(database::text, ''), active,
+       coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''), coalesce(wal_status, '')
+FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY slot_name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("list replication slots: %w", err)
+	}
+	slots, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlotInfo, error) {
+		var s SlotInfo
+		err := r.Scan(&s.Name, &s.Plugin, &s.Database, &s.Active, &s.ConfirmedFlushLSN, &s.RestartLSN, &s.WALStatus)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list replication slots: %w", err)
+	}
+	return slots, nil
+}
+
+// FindSlot returns the slot with that name, if any.
+func FindSlot(slots []SlotInfo, name string) (SlotInfo, bool) {
+	for _, s := range slots {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return SlotInfo{}, false
+}
+
+// CreateLogicalSlot creates a pgoutput slot and returns the LSN it starts at.
+func CreateLogicalSlot(ctx context.Context, pool *pgxpool.Pool, name string) (string, error) {
+	var lsn string
+	err := pool.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", name).Scan(&lsn)
+	if err != nil {
+		return "", fmt.Errorf("create replication slot %s: %w", name, err)
+	}
+	return lsn, nil
+}
+
+// MaxLSN returns the greatest of LSNs in their text form, compared by the
+// server (pg_lsn), so no LSN arithmetic lives here.
+func MaxLSN(ctx context.Context, pool *pgxpool.Pool, lsns []string) (string, error) {
+	var out string
+	if err := pool.QueryRow(ctx, "SELECT coalesce(max(x)::text, '') FROM unnest($1::pg_lsn[]) x", lsns).Scan(&out); err != nil {
+		return "", fmt.Errorf("compare LSNs %s: %w", strings.Join(lsns, ", "), err)
+	}
+	return out, nil
+}
+
+// CurrentLSN returns the server's current WAL write position.
+func CurrentLSN(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var lsn string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		return "", fmt.Errorf("read the current WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
+// SlotProgress is how far the named slots are from a target LSN.
+type SlotProgress struct {
+	// Behind is, per slot, the bytes its confirmed_flush_lsn is behind target
+	// (0 when reached); a missing slot is absent.
+	Behind map[string]int64
+	// Missing lists the named slots that do not exist.
+	Missing []string
+}
+
+// Reached reports whether every slot exists and is at the target.
+func (p SlotProgress) Reached() bool {
+	if len(p.Missing) > 0 {
+		return false
+	}
+	for _, b := range p.Behind {
+		if b > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Total is the bytes all slots together are behind.
+func (p SlotProgress) Total() int64 {
+	var n int64
+	for _, b := range p.Behind {
+		n += b
+	}
+	return n
+}
+
+// ReadSlotProgress measures the named slots against target.
+func ReadSlotProgress(ctx context.Context, pool *pgxpool.Pool, slots []string, target string) (SlotProgress, error) {
+	p := SlotProgress{Behind: map[string]int64{}}
+	rows, err := pool.Query(ctx, `
+SELECT slot_name::text, greatest(coalesce(pg_wal_lsn_diff($2::pg_lsn, confirmed_flush_lsn), pg_wal_lsn_diff($2::pg_lsn, '0/0')), 0)::bigint
+FROM pg_replication_slots WHERE slot_name = ANY($1::text[])`, slots, target)
+	if err != nil {
+		return p, fmt.Errorf("read slot positions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var behind int64
+		if err := rows.Scan(&name, &behind); err != nil {
+			return p, fmt.Errorf("read slot positions: %w", err)
+		}
+		p.Behind[name] = behind
+	}
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("read slot positions: %w", err)
+	}
+	for _, s := range slots {
+		if _, ok := p.Behind[s]; !ok {
+			p.Missing = append(p.Missing, s)
+		}
+	}
+	sort.Strings(p.Missing)
+	return p, nil
+}
