@@ -51,6 +51,7 @@ type LockedError struct {
 	Holder Holder // who holds it, as far as the lock file says
 }
 
+// Error says who holds the lock and what to do instead.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("state file %s is in use by %s: only one instance can run steps; "+
 		"use --watch to follow that run read-only, or stop that instance first", e.Path, e.Holder)

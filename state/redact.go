@@ -78,7 +78,10 @@ func RedactError(err error) error {
 
 type redactedError struct{ err error }
 
+// Error is the wrapped error's message, redacted.
 func (e *redactedError) Error() string { return Redact(e.err.Error()) }
+
+// Unwrap gives errors.Is and errors.As the original error.
 func (e *redactedError) Unwrap() error { return e.err }
 
 // span says that s[from:to] is to be replaced by with.

@@ -30,9 +30,9 @@ const (
 	Interrupted Status = "interrupted"
 )
 
-// InterruptedError is the LastError given to a step that was found Running when the state file
+// InterruptedReason is the LastError given to a step that was found Running when the state file
 // was opened for writing.
-const InterruptedError = "process ended while the step was running; its check decides whether it completed"
+const InterruptedReason = "process ended while the step was running; its check decides whether it completed"
 
 // Value is one entry of the run's values table.
 type Value struct {
@@ -213,7 +213,7 @@ func (s *State) markInterrupted() bool {
 	for _, r := range s.Steps {
 		if r.Status == Running {
 			r.Status = Interrupted
-			r.LastError = InterruptedError
+			r.LastError = InterruptedReason
 			changed = true
 		}
 	}

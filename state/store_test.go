@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(runChild(path))
 	}
+	if path := os.Getenv(churnEnv); path != "" {
+		os.Exit(runChurn(path))
+	}
 	os.Exit(m.Run())
 }
 
@@ -147,7 +150,7 @@ func TestUpdateSavesAndReopens(t *testing.T) {
 	if r.Status != Done || r.Attempts != 1 || r.StartedAt == nil || !r.StartedAt.Equal(started) || s.Strategy != "clone" {
 		t.Errorf("step record after reopen = %+v, strategy %q", r, s.Strategy)
 	}
-	if !s.UpdatedAt.After(s.CreatedAt) && !s.UpdatedAt.Equal(s.CreatedAt) {
+	if s.UpdatedAt.Before(s.CreatedAt) {
 		t.Errorf("UpdatedAt %v before CreatedAt %v", s.UpdatedAt, s.CreatedAt)
 	}
 }
@@ -328,7 +331,7 @@ func TestRunningBecomesInterruptedOnWritableOpenOnly(t *testing.T) {
 	}
 	defer rw.Close()
 	r := rw.Snapshot().Step("clone-local")
-	if r.Status != Interrupted || r.LastError != InterruptedError {
+	if r.Status != Interrupted || r.LastError != InterruptedReason {
 		t.Fatalf("writable open left %+v", r)
 	}
 	if got := rw.Snapshot().Step("preflight").Status; got != Done {
