@@ -219,11 +219,15 @@ func StopServer(ctx context.Context, datadir string) error {
 }
 
 // startServer starts the server of datadir with pg_ctl as u and waits until
-// it accepts connections. Its log is truncated first: pg_ctl -l appends, and a
-// stale line from an earlier start must not be read as new.
+// it accepts connections. Each start gets a fresh log (the previous one is
+// kept as .prev): pg_ctl -l appends, and a stale line from an earlier start
+// (a `redo done at`) must not be read as new.
 func startServer(ctx context.Context, u osUser, bindir, datadir, logPath string) error {
 	if ServerPID(datadir) != 0 {
 		return nil
+	}
+	if _, err := os.Stat(logPath); err == nil {
+		_ = os.Rename(logPath, logPath+".prev")
 	}
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {

@@ -52,37 +52,54 @@ host    all          all          127.0.0.1/32   trust
 
 // initServer runs initdb for srv unless its data directory holds a cluster
 // already, then writes the lab's settings and pg_hba.conf.
-func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir string) (bool, error) {
+// With a cache dir, the first initdb of a build is kept as a template and
+// later labs copy it.
+func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir, cacheDir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(srv.DataDir, "PG_VERSION")); err == nil {
-		return false, nil
+		return "", nil
 	}
+	how := "initdb"
 	if err := os.RemoveAll(srv.DataDir); err != nil {
-		return false, fmt.Errorf("clearing a half-made %s: %w", srv.DataDir, err)
+		return "", fmt.Errorf("clearing a half-made %s: %w", srv.DataDir, err)
 	}
 	if err := u.mkdirFor(srv.DataDir, 0o700); err != nil {
-		return false, err
+		return "", err
 	}
-	cmd := u.command(ctx, filepath.Join(srv.BinDir, "initdb"), "-D", srv.DataDir, "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
-	if err := runLogged(cmd, filepath.Join(logDir, filepath.Base(srv.DataDir)+".initdb.log")); err != nil {
-		return false, fmt.Errorf("initdb of %s: %w", srv.DataDir, err)
+	tmpl := ""
+	if cacheDir != "" {
+		tmpl = templatePath(cacheDir, srv)
+	}
+	if _, err := os.Stat(filepath.Join(tmpl, "PG_VERSION")); tmpl != "" && err == nil {
+		if err := copyTree(tmpl, srv.DataDir, u); err != nil {
+			return "", fmt.Errorf("copying the initdb template %s: %w", tmpl, err)
+		}
+		how = "copied from the initdb template"
+	} else {
+		args := append([]string{"-D", srv.DataDir}, initdbOptions...)
+		cmd := u.command(ctx, filepath.Join(srv.BinDir, "initdb"), args...)
+		if err := runLogged(cmd, filepath.Join(logDir, filepath.Base(srv.DataDir)+".initdb.log")); err != nil {
+			return "", fmt.Errorf("initdb of %s: %w", srv.DataDir, err)
+		}
+		if tmpl != "" {
+			saveTemplate(srv.DataDir, tmpl)
+		}
 	}
 	conf := filepath.Join(srv.DataDir, "postgresql.conf")
 	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
-		return false, fmt.Errorf("opening %s: %w", conf, err)
+		return "", fmt.Errorf("opening %s: %w", conf, err)
 	}
 	_, err = f.WriteString("\n" + serverConf(srv.Port, runDir))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", conf, err)
+		return "", fmt.Errorf("writing %s: %w", conf, err)
 	}
 	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
-		return false, fmt.Errorf("writing pg_hba.conf: %w", err)
+		return "", fmt.Errorf("writing pg_hba.conf: %w", err)
 	}
-	return true, u.chown(filepath.Join(srv.DataDir, "pg_hba.conf"))
+	return how, u.chown(filepath.Join(srv.DataDir, "pg_hba.conf"))
 }
 
 func connect(ctx context.Context, conninfo string) (*pgx.Conn, error) {

@@ -213,3 +213,21 @@ func TestCheckTraversable(t *testing.T) {
 		t.Fatalf("an open folder was refused: %v (is %s traversable?)", err, os.TempDir())
 	}
 }
+
+func TestCopyTreeKeepsModes(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
+	os.MkdirAll(filepath.Join(src, "base", "1"), 0o700)
+	os.WriteFile(filepath.Join(src, "base", "1", "112"), []byte("page"), 0o600)
+	os.WriteFile(filepath.Join(src, "PG_VERSION"), []byte("15\n"), 0o600)
+	if err := copyTree(src, dst, osUser{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dst, "base", "1", "112"))
+	st, _ := os.Stat(filepath.Join(dst, "base"))
+	if err != nil || string(b) != "page" || st.Mode().Perm() != 0o700 {
+		t.Fatalf("copy: %q %v mode %v", b, err, st.Mode())
+	}
+	if templatePath("/c", Server{Version: "15.1", BinDir: "/a"}) == templatePath("/c", Server{Version: "15.1", BinDir: "/b"}) {
+		t.Fatal("two builds of one version share a template")
+	}
+}

@@ -42,7 +42,12 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	if err := u.checkTraversable(dir); err != nil {
 		return nil, err
 	}
+	cacheDir := p.CacheDir
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
 	old, _ := ReadInfo(dir)
+	p.CacheDir = cacheDir
 	info, err = planInfo(dir, p, old, u)
 	if err != nil {
 		return nil, err
@@ -97,7 +102,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = setupServer(ctx, u, s.srv, s.schema, password, runDir, logDir, log, func(stop func()) {
+			errs[k] = setupServer(ctx, u, s.srv, s.schema, password, runDir, logDir, cacheDir, log, func(stop func()) {
 				mu.Lock()
 				started = append(started, stop)
 				mu.Unlock()
@@ -137,14 +142,14 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 
 // setupServer makes sure one server exists, runs, and has its roles,
 // database and (for blue) schema.
-func setupServer(ctx context.Context, u osUser, srv Server, schema bool, password, runDir, logDir string, log io.Writer, onStart func(func())) error {
+func setupServer(ctx context.Context, u osUser, srv Server, schema bool, password, runDir, logDir, cacheDir string, log io.Writer, onStart func(func())) error {
 	name := filepath.Base(srv.DataDir)
-	made, err := initServer(ctx, u, srv, runDir, logDir)
+	how, err := initServer(ctx, u, srv, runDir, logDir, cacheDir)
 	if err != nil {
 		return err
 	}
-	if made {
-		fmt.Fprintf(log, "%s: initdb done (PostgreSQL %s)\n", name, srv.Version)
+	if how != "" {
+		fmt.Fprintf(log, "%s: cluster made (PostgreSQL %s, %s)\n", name, srv.Version, how)
 	}
 	if ServerPID(srv.DataDir) == 0 {
 		err := startServer(ctx, u, srv.BinDir, srv.DataDir, filepath.Join(logDir, name+".log"))
@@ -187,11 +192,7 @@ func planInfo(dir string, p UpParams, old *Info, u osUser) (*Info, error) {
 		i.Blue, i.Green, i.Clone, i.Notice = old.Blue, old.Green, old.Clone, old.Notice
 		i.PgBouncer.Port = old.PgBouncer.Port
 	} else {
-		cache := p.CacheDir
-		if cache == "" {
-			cache = DefaultCacheDir()
-		}
-		builds, err := FindBuilds(cache)
+		builds, err := FindBuilds(p.CacheDir)
 		if err != nil {
 			return nil, err
 		}
