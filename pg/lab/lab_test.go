@@ -193,6 +193,47 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("load rides through a PgBouncer PAUSE", func(t *testing.T) {
+		console := mustConnect(t, ctx, info.PgBouncer.AdminConninfo, pgx.QueryExecModeSimpleProtocol)
+		type out struct {
+			res LoadResult
+			err error
+		}
+		before, _ := readLedger(info.Ledger)
+		done := make(chan out, 1)
+		go func() {
+			res, err := Load(ctx, LoadParams{Dir: dir, Rate: 100, Duration: 3 * time.Second, Clients: 3})
+			done <- out{res, err}
+		}()
+		// Pause only once writes are flowing (the ledger grows).
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if now, _ := readLedger(info.Ledger); len(now) > len(before) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no write acknowledged within 10 s")
+			}
+		}
+		if _, err := console.Exec(ctx, "PAUSE "+AppDB); err != nil {
+			t.Fatalf("PAUSE: %v", err)
+		}
+		time.Sleep(800 * time.Millisecond)
+		if _, err := console.Exec(ctx, "RESUME "+AppDB); err != nil {
+			t.Fatalf("RESUME: %v", err)
+		}
+		o := <-done
+		if o.err != nil || o.res.Errors != 0 || o.res.Committed == 0 {
+			t.Fatalf("load across a PAUSE: %+v, %v", o.res, o.err)
+		}
+		// The clients waited through the pause rather than failing.
+		if o.res.MaxStallMs < 500 {
+			t.Errorf("longest stall %.0f ms although writes were paused for 800 ms", o.res.MaxStallMs)
+		}
+		if v, err := Verify(ctx, dir); err != nil || !v.OK() {
+			t.Fatalf("verify after the pause: %+v, %v", v, err)
+		}
+	})
+
 	t.Run("verify reports a lost and a duplicated write", func(t *testing.T) {
 		entries, _ := readLedger(info.Ledger)
 		if len(entries) < 2 {
