@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -234,6 +236,37 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("verify compares blue and green once green replicates", func(t *testing.T) {
+		replicateToGreen(t, ctx, info)
+		var v VerifyResult
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			var err error
+			if v, err = Verify(ctx, dir); err != nil {
+				t.Fatal(err)
+			}
+			if v.OK() && v.TablesCompared > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("blue and green never matched: %+v", v)
+			}
+		}
+		if v.TablesCompared < 9 || v.Note != "" {
+			t.Fatalf("compared %d tables (note %q), want every table of public and inventory", v.TablesCompared, v.Note)
+		}
+		green := mustConnect(t, ctx, info.Green.Conninfo, pgx.QueryExecModeExec)
+		if _, err := green.Exec(ctx, `UPDATE public."OrderItems" SET qty = qty + 1 WHERE id = 1`); err != nil {
+			t.Fatal(err)
+		}
+		v, err := Verify(ctx, dir)
+		if err != nil || len(v.MismatchedTables) != 1 || v.MismatchedTables[0] != `public."OrderItems"` {
+			t.Fatalf("after changing a row on green only: %+v, %v", v, err)
+		}
+		if _, err := green.Exec(ctx, "DROP SUBSCRIPTION lab_test"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("verify reports a lost and a duplicated write", func(t *testing.T) {
 		entries, _ := readLedger(info.Ledger)
 		if len(entries) < 2 {
@@ -345,4 +378,32 @@ func (c *cancelOnLine) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return len(p), nil
+}
+
+// replicateToGreen does by hand what the copy strategy's steps do: replica
+// identity, publication, schema copied with green's pg_dump, subscription.
+func replicateToGreen(t *testing.T, ctx context.Context, info *Info) {
+	t.Helper()
+	blue := mustConnect(t, ctx, info.Blue.Conninfo, pgx.QueryExecModeExec)
+	for _, q := range []string{"ALTER TABLE public.events_log REPLICA IDENTITY FULL", "CREATE PUBLICATION lab_test FOR ALL TABLES"} {
+		if _, err := blue.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dump, err := exec.CommandContext(ctx, filepath.Join(info.Green.BinDir, "pg_dump"), "--schema-only",
+		"--no-publications", "--no-subscriptions", "-d", info.Blue.Conninfo).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	green := mustConnect(t, ctx, info.Green.Conninfo, pgx.QueryExecModeExec)
+	if _, err := green.Exec(ctx, string(dump)); err != nil {
+		t.Fatalf("restoring the schema on green: %v", err)
+	}
+	pw := readPgpassPassword(info.Pgpass, ReplicationRole)
+	src := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", info.Blue.Port, AppDB, ReplicationRole, pw)
+	for _, q := range []string{"SET log_statement = 'none'", "CREATE SUBSCRIPTION lab_test CONNECTION '" + src + "' PUBLICATION lab_test"} {
+		if _, err := green.Exec(ctx, q); err != nil {
+			t.Fatalf("subscribing green: %v", err)
+		}
+	}
 }
