@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,19 +11,86 @@ import (
 	"text/tabwriter"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui"
 )
 
-// runScreen opens the program on the configuration. Until the full-screen
-// program lands (issue #5) it prints the plan and the status.
+// runScreen opens the full-screen program on the configuration: it drives
+// the run (holding the state file's lock), or with --watch follows the files
+// of the instance that drives, read-only, polling the lag itself.
 func runScreen(g globals, stdout, stderr io.Writer) int {
-	if code := runStatus(g, nil, stdout, stderr); code != exitOK {
+	s, code := openSession(g, g.watch, stderr)
+	if s == nil {
 		return code
 	}
-	fmt.Fprintln(stdout)
-	return runPlan(g, nil, stdout, stderr)
+	defer s.close()
+	cfg := s.cfg
+	// The gauge polls through pools of its own: the runner's journal every
+	// statement, and one lag query a second does not belong in the journal.
+	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: blue: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	defer blue.Close()
+	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: green: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	defer green.Close()
+	mon := steps.NewMonitor(blue, green, cfg)
+
+	r := s.runner()
+	lines := make(chan steps.Line, 256)
+	r.Out = lines
+	p := ui.Params{
+		Config: cfg, Steps: r.Steps, Runner: r, Store: s.store, Lines: lines,
+		Lag: mon.Lag, Subscriptions: mon.Subscriptions, BlueVersion: mon.BlueVersion, GreenVersion: mon.GreenVersion,
+		PollTimeout: cfg.Timeouts.Connect.Duration + 3*time.Second,
+		JournalPath: journalPath(g.state), StatePath: g.state,
+		Database: databaseName(cfg.Blue.Conninfo), Watch: g.watch,
+	}
+	if !g.watch {
+		p.Holder = ui.HolderSelf()
+	}
+	m := ui.New(p)
+	_, err = tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter)).Run()
+	// Left with a step still running (a second Ctrl+C): cancel it and let it
+	// save its state, reading its output meanwhile so it never blocks.
+	if done := m.Stop(); done != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: cancelling %s…\n", m.Running())
+		go func() {
+			for range lines {
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(cfg.Timeouts.Statement.Duration):
+			fmt.Fprintf(stderr, "pgbluegreen: %s did not stop in time; the next start marks it interrupted\n", m.Running())
+		}
+	}
+	if err != nil && !errors.Is(err, tea.ErrInterrupted) {
+		fmt.Fprintf(stderr, "pgbluegreen: screen: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// databaseName is the database of a connection string: the name typed to
+// confirm a destructive step.
+func databaseName(conninfo string) string {
+	c, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return ""
+	}
+	return c.Database
 }
 
 func runLag(g globals, args []string, stdout, stderr io.Writer) int {

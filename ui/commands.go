@@ -1,0 +1,158 @@
+package ui
+
+import (
+	"context"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// Every command here is built from values (never a closure over the model)
+// and bounded by a deadline, so nothing slow runs in Update, View or Init.
+
+// Messages of the polling chains. gen tags a chain: a message from an older
+// chain (an interval change restarts it) is dropped.
+type (
+	lagTickMsg    struct{ gen int }
+	followTickMsg struct{ gen int }
+	lagResultMsg  struct {
+		gen    int
+		sample steps.LagSample
+		err    error
+		at     time.Time
+	}
+	subsResultMsg struct {
+		gen  int
+		subs []steps.Subscription
+		err  error
+		at   time.Time
+	}
+	versionMsg struct {
+		blue    bool
+		version string
+		err     error
+	}
+	// followMsg carries what changed on disk: new journal entries, and in
+	// watch mode the state file and the lock's holder.
+	followMsg struct {
+		gen     int
+		st      *state.State
+		entries []state.Entry
+		next    int64
+		holder  string
+		err     error
+	}
+	lineMsg         steps.Line
+	linesClosedMsg  struct{}
+	valueSavedMsg   struct {
+		key string
+		err error
+	}
+)
+
+// StepFinishedMsg reports the end of a run started from the screen.
+type StepFinishedMsg struct {
+	ID      string
+	DryRun  bool
+	Outcome steps.Outcome
+	Err     error
+}
+
+func lagTickCmd(gen int, every time.Duration) tea.Cmd {
+	return tea.Tick(every, func(time.Time) tea.Msg { return lagTickMsg{gen: gen} })
+}
+
+func followTickCmd(gen int, every time.Duration) tea.Cmd {
+	return tea.Tick(every, func(time.Time) tea.Msg { return followTickMsg{gen: gen} })
+}
+
+// pollLagCmd reads blue's slots once.
+func pollLagCmd(gen int, read LagFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		s, err := read(ctx)
+		return lagResultMsg{gen: gen, sample: s, err: err, at: time.Now()}
+	}
+}
+
+// pollSubsCmd reads green's subscriptions once.
+func pollSubsCmd(gen int, read SubscriptionsFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		s, err := read(ctx)
+		return subsResultMsg{gen: gen, subs: s, err: err, at: time.Now()}
+	}
+}
+
+// versionCmd reads one server's version.
+func versionCmd(blue bool, read VersionFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		v, err := read(ctx)
+		return versionMsg{blue: blue, version: v, err: err}
+	}
+}
+
+// followCmd reads the journal from offset and, in watch mode, the state file
+// (store.Reload) and the lock's holder.
+func followCmd(gen int, journal string, offset int64, store Store, lockPath string, watch bool) tea.Cmd {
+	return func() tea.Msg {
+		msg := followMsg{gen: gen, next: offset}
+		if journal != "" {
+			msg.entries, msg.next, msg.err = state.ReadJournal(journal, offset)
+		}
+		if watch && store != nil {
+			st, err := store.Reload()
+			if err != nil && msg.err == nil {
+				msg.err = err
+			}
+			msg.st = st
+			if h, held := state.ReadHolder(lockPath); held {
+				msg.holder = h.String()
+			}
+		}
+		return msg
+	}
+}
+
+// waitLineCmd reads one line of step output; its handler re-arms it, so
+// output streams into the log as it is produced.
+func waitLineCmd(lines <-chan steps.Line) tea.Cmd {
+	if lines == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		l, ok := <-lines
+		if !ok {
+			return linesClosedMsg{}
+		}
+		return lineMsg(l)
+	}
+}
+
+// runStepCmd runs one step off the UI goroutine; ctx cancels it.
+// done is closed when Run returns, for Model.Stop.
+func runStepCmd(ctx context.Context, r Runner, id string, p steps.RunParams, done chan<- struct{}) tea.Cmd {
+	return func() tea.Msg {
+		out, err := r.Run(ctx, id, p)
+		close(done)
+		return StepFinishedMsg{ID: id, DryRun: p.DryRun, Outcome: out, Err: err}
+	}
+}
+
+// saveValueCmd records an operator's value in the state file.
+func saveValueCmd(store Store, key, value string) tea.Cmd {
+	return func() tea.Msg {
+		err := store.Update(func(st *state.State) error {
+			st.Set(key, value, "operator")
+			return nil
+		})
+		return valueSavedMsg{key: key, err: err}
+	}
+}

@@ -1,0 +1,61 @@
+package ui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// KeyMap is every key of the screen, declared once with its help text.
+// Keys that do not apply in the current state are disabled (see
+// Model.syncKeys), so the help line is always true.
+type KeyMap struct {
+	Up, Down       key.Binding
+	Focus, Back    key.Binding
+	PageUp, PageDn key.Binding
+	Top, Follow    key.Binding
+	Run, DryRun    key.Binding
+	Edit, Add      key.Binding
+	Help, Quit     key.Binding
+	// Confirm and Cancel answer a prompt.
+	Confirm, Cancel key.Binding
+}
+
+// NewKeyMap returns the default key map.
+func NewKeyMap() KeyMap {
+	return KeyMap{
+		Up:      key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:    key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Focus:   key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
+		Back:    key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+		PageUp:  key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "log back")),
+		PageDn:  key.NewBinding(key.WithKeys("pgdown", "ctrl+d"), key.WithHelp("pgdn", "log forward")),
+		Top:     key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "top")),
+		Follow:  key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "follow log")),
+		Run:     key.NewBinding(key.WithKeys("enter", "r"), key.WithHelp("enter", "run step")),
+		DryRun:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "dry run")),
+		Edit:    key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit value")),
+		Add:     key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add value")),
+		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "more keys")),
+		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Confirm: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
+		Cancel:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+	}
+}
+
+// ShortHelp is the one-line help: what can be done now.
+func (k KeyMap) ShortHelp() []key.Binding {
+	if k.Confirm.Enabled() {
+		return []key.Binding{k.Confirm, k.Cancel}
+	}
+	return []key.Binding{k.Run, k.DryRun, k.Edit, k.Up, k.Down, k.Focus, k.Help, k.Quit}
+}
+
+// FullHelp is the help shown by ?, in columns.
+func (k KeyMap) FullHelp() [][]key.Binding {
+	if k.Confirm.Enabled() {
+		return [][]key.Binding{{k.Confirm, k.Cancel}}
+	}
+	return [][]key.Binding{
+		{k.Up, k.Down, k.Top, k.Focus, k.Back},
+		{k.Run, k.DryRun, k.Edit, k.Add},
+		{k.PageUp, k.PageDn, k.Follow},
+		{k.Help, k.Quit},
+	}
+}

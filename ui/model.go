@@ -1,0 +1,507 @@
+// Package ui is pgbluegreen's full-screen program: the runbook as a
+// navigable list with each step's detail, the values table, the live lag
+// gauge of blue's slots and green's subscriptions, and the log of the run.
+//
+// The model never does I/O itself: steps run, servers are polled and files
+// are followed in commands, and their results come back as messages. Polling
+// is one re-armed tick chain tagged with a generation number.
+package ui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/spinner"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// Runner is what the screen uses of *steps.Runner; tests give a fake.
+type Runner interface {
+	Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error)
+	Preconditions(id string, p steps.RunParams) string
+	Env(step string) *steps.Env
+}
+
+// Store is what the screen uses of *state.Store.
+type Store interface {
+	Snapshot() *state.State
+	Update(fn func(*state.State) error) error
+	Reload() (*state.State, error)
+}
+
+// LagFunc reads blue's slots once; SubscriptionsFunc green's subscriptions;
+// VersionFunc one server's version. steps.Monitor's methods fit them.
+type (
+	LagFunc           func(ctx context.Context) (steps.LagSample, error)
+	SubscriptionsFunc func(ctx context.Context) ([]steps.Subscription, error)
+	VersionFunc       func(ctx context.Context) (string, error)
+)
+
+// Params are what the screen is built from.
+type Params struct {
+	Config *steps.Config
+	// Steps are the strategy's steps, in order.
+	Steps  []*steps.Step
+	Runner Runner
+	Store  Store
+	// Lines is the runner's Out: step output, streamed into the log.
+	Lines <-chan steps.Line
+	// Lag, Subscriptions and the versions are polled; any may be nil.
+	Lag                       LagFunc
+	Subscriptions             SubscriptionsFunc
+	BlueVersion, GreenVersion VersionFunc
+	// PollTimeout bounds every poll (default 5 s).
+	PollTimeout time.Duration
+	// JournalPath is followed into the log; StatePath names the lock to
+	// report in watch mode.
+	JournalPath, StatePath string
+	// Database is blue's database name, typed to confirm a destructive step.
+	Database string
+	// Watch shows the same screen read-only: it follows the files of the
+	// instance that drives and offers no key that executes anything.
+	Watch bool
+	// Holder describes this instance as the lock's holder (drive mode).
+	Holder string
+	// Now and Location make the clock fixed in tests; defaults time.Now, time.Local.
+	Now      func() time.Time
+	Location *time.Location
+}
+
+type focus int
+
+// The panes, in tab order.
+const (
+	focusSteps focus = iota
+	focusDetail
+	focusValues
+	focusLog
+	focusCount
+)
+
+type promptKind int
+
+const (
+	promptNone promptKind = iota
+	promptConfirm
+	promptKey
+	promptValue
+	promptQuit
+)
+
+// Model is the whole screen.
+type Model struct {
+	p       Params
+	styles  Styles
+	keys    KeyMap
+	help    help.Model
+	spinner spinner.Model
+	input   lineInput
+
+	width, height int
+	focus         focus
+	st            *state.State
+
+	cursor, listOff, detailOff, valCursor int
+	log                                   logPane
+	gauge                                 gauge
+
+	interval          time.Duration
+	lagGen, followGen int
+	journalOff        int64
+	journalLoaded     bool
+	followInFlight    bool
+	verInFlight       [2]bool
+	blueVer, greenVer string
+	holder            string
+
+	running  string
+	runDry   bool
+	runStart time.Time
+	cancel   context.CancelFunc
+	runDone  chan struct{}
+	quitting bool
+
+	prompt    promptKind
+	promptErr string
+	editKey   string
+	confirmID string
+	flash     string
+
+	detail detailCache
+}
+
+// New builds the screen.
+func New(p Params) *Model {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Location == nil {
+		p.Location = time.Local
+	}
+	if p.PollTimeout <= 0 {
+		p.PollTimeout = 5 * time.Second
+	}
+	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
+	if p.Config != nil {
+		if p.Config.Lag.Interval.Duration > 0 {
+			m.interval = p.Config.Lag.Interval.Duration
+		}
+		m.gauge.caughtUp = p.Config.Cutover.MaxLagBytes
+	}
+	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
+	m.input = newLineInput(m.styles)
+	m.log = newLogPane(20000)
+	m.holder = p.Holder
+	if p.Store != nil {
+		m.st = p.Store.Snapshot()
+	}
+	if m.st == nil {
+		m.st = &state.State{}
+	}
+	m.syncKeys()
+	return m
+}
+
+func (m *Model) now() time.Time { return m.p.Now() }
+
+// Init starts the polling and following chains and the output listener.
+func (m *Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{lagTickCmd(m.lagGen, m.interval), m.pollDue(), waitLineCmd(m.p.Lines)}
+	if m.p.JournalPath != "" || m.p.Watch {
+		m.followInFlight = true
+		cmds = append(cmds, followTickCmd(m.followGen, m.followEvery()),
+			followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch))
+	}
+	return tea.Batch(cmds...)
+}
+
+// followEvery is the pace of following the files: brisk while a step runs,
+// so its statements show as they happen.
+func (m *Model) followEvery() time.Duration {
+	if m.running != "" {
+		return 300 * time.Millisecond
+	}
+	return time.Second
+}
+
+// pollDue starts the polls whose time has come.
+func (m *Model) pollDue() tea.Cmd {
+	now := m.now()
+	var cmds []tea.Cmd
+	if m.p.Lag != nil && m.gauge.blue.due(now) {
+		m.gauge.blue.inFlight = true
+		cmds = append(cmds, pollLagCmd(m.lagGen, m.p.Lag, m.p.PollTimeout))
+	}
+	if m.p.Subscriptions != nil && m.gauge.green.due(now) {
+		m.gauge.green.inFlight = true
+		cmds = append(cmds, pollSubsCmd(m.lagGen, m.p.Subscriptions, m.p.PollTimeout))
+	}
+	// Versions once, and only from a server that answers, so a server that
+	// is down costs one query per backoff, not two.
+	if m.blueVer == "" && m.p.BlueVersion != nil && !m.verInFlight[0] && m.gauge.blue.failures == 0 {
+		m.verInFlight[0] = true
+		cmds = append(cmds, versionCmd(true, m.p.BlueVersion, m.p.PollTimeout))
+	}
+	if m.greenVer == "" && m.p.GreenVersion != nil && !m.verInFlight[1] && m.gauge.green.failures == 0 {
+		m.verInFlight[1] = true
+		cmds = append(cmds, versionCmd(false, m.p.GreenVersion, m.p.PollTimeout))
+	}
+	return tea.Batch(cmds...)
+}
+
+// Running returns the step running now, or "".
+func (m *Model) Running() string { return m.running }
+
+// Stop cancels a step still running after the program ended (a second
+// Ctrl+C leaves at once) and returns a channel closed when its run has
+// returned and its state is saved; nil when nothing runs. The caller must
+// keep reading the runner's Out until then.
+func (m *Model) Stop() <-chan struct{} {
+	if m.running == "" || m.p.Watch || m.cancel == nil {
+		return nil
+	}
+	m.cancel()
+	return m.runDone
+}
+
+// QuitRequestMsg asks the screen to end as soon as it safely can: a running
+// step is cancelled and the screen quits when its state is saved. main sends
+// it for SIGINT/SIGTERM through tea.WithFilter.
+type QuitRequestMsg struct{}
+
+// Filter is a tea.WithFilter function: a quit that comes from outside the
+// model (a signal) while a step runs becomes a QuitRequestMsg, so the step is
+// cancelled cleanly rather than abandoned mid-statement.
+func Filter(model tea.Model, msg tea.Msg) tea.Msg {
+	m, ok := model.(*Model)
+	if !ok || m.running == "" {
+		return msg
+	}
+	switch msg.(type) {
+	case tea.QuitMsg, tea.InterruptMsg:
+		return QuitRequestMsg{}
+	}
+	return msg
+}
+
+// Update handles one message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.syncKeys()
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.Width = msg.Width
+		return nil
+	case tea.KeyMsg:
+		return m.handleKey(msg)
+	case lagTickMsg:
+		if msg.gen != m.lagGen {
+			return nil
+		}
+		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue())
+	case lagResultMsg:
+		if msg.gen != m.lagGen {
+			return nil
+		}
+		if msg.err != nil {
+			m.gauge.blue.failed(m.now(), m.interval, msg.err)
+			return nil
+		}
+		m.gauge.blue.succeeded(m.now())
+		m.gauge.add(msg.sample)
+		return nil
+	case subsResultMsg:
+		if msg.gen != m.lagGen {
+			return nil
+		}
+		if msg.err != nil {
+			m.gauge.green.failed(m.now(), m.interval, msg.err)
+			return nil
+		}
+		m.gauge.green.succeeded(m.now())
+		m.gauge.subs = msg.subs
+		return nil
+	case versionMsg:
+		i := 1
+		if msg.blue {
+			i = 0
+		}
+		m.verInFlight[i] = false
+		if msg.err == nil {
+			if msg.blue {
+				m.blueVer = msg.version
+			} else {
+				m.greenVer = msg.version
+			}
+		}
+		return nil
+	case followTickMsg:
+		if msg.gen != m.followGen {
+			return nil
+		}
+		cmds := []tea.Cmd{followTickCmd(m.followGen, m.followEvery())}
+		if !m.followInFlight {
+			m.followInFlight = true
+			cmds = append(cmds, followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch))
+		}
+		return tea.Batch(cmds...)
+	case followMsg:
+		if msg.gen != m.followGen {
+			return nil
+		}
+		m.applyFollow(msg)
+		return nil
+	case lineMsg:
+		m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
+		m.refreshState()
+		return waitLineCmd(m.p.Lines)
+	case linesClosedMsg:
+		return nil
+	case StepFinishedMsg:
+		return m.finished(msg)
+	case valueSavedMsg:
+		if msg.err != nil {
+			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, oneLineErr(msg.err)))
+		} else {
+			m.note(levelInfo, fmt.Sprintf("value %s recorded by the operator", msg.key))
+		}
+		m.refreshState()
+		return nil
+	case spinner.TickMsg:
+		if m.running == "" {
+			return nil // the spinner's chain ends with the step: no idle redraws
+		}
+		var cmd tea.Cmd
+		m.spinner, cmd = m.spinner.Update(msg)
+		return cmd
+	case QuitRequestMsg:
+		if m.running == "" {
+			return tea.Quit
+		}
+		m.requestCancel()
+		return nil
+	}
+	return nil
+}
+
+// applyFollow takes in what the follow command read.
+func (m *Model) applyFollow(msg followMsg) {
+	m.followInFlight = false
+	if msg.err != nil {
+		m.flash = "following files: " + oneLineErr(msg.err)
+	}
+	first := !m.journalLoaded
+	m.journalLoaded = true
+	m.journalOff = msg.next
+	for _, e := range msg.entries {
+		// In drive mode step output arrives live through the runner's
+		// channel; its journal copy would show it twice.
+		if !m.p.Watch && !first && e.Kind == "log" {
+			continue
+		}
+		m.log.add(m.entryText(e), entryLevel(e))
+	}
+	if m.p.Watch {
+		if msg.st != nil {
+			m.st = msg.st
+		}
+		if msg.holder != "" {
+			m.holder = msg.holder
+		} else {
+			m.holder = "nobody (no instance is driving)"
+		}
+		m.running = ""
+		for _, s := range m.p.Steps {
+			if r := m.st.Step(s.ID); r.Status == state.Running {
+				m.running = s.ID
+				if r.StartedAt != nil {
+					m.runStart = *r.StartedAt
+				}
+			}
+		}
+	} else {
+		m.refreshState()
+	}
+}
+
+// refreshState takes the state this process's runner changed (drive mode).
+func (m *Model) refreshState() {
+	if m.p.Watch || m.p.Store == nil {
+		return
+	}
+	m.st = m.p.Store.Snapshot()
+}
+
+// finished ends a run.
+func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
+	m.running, m.cancel = "", nil
+	m.refreshState()
+	d := durationText(m.now().Sub(m.runStart))
+	switch {
+	case msg.Err != nil && steps.IsRefused(msg.Err):
+		m.note(levelWarn, oneLineErr(msg.Err))
+	case msg.Err != nil:
+		rec := m.st.Step(msg.ID)
+		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, oneLineErr(msg.Err)))
+	case msg.DryRun:
+		m.note(levelInfo, fmt.Sprintf("%s: dry run printed above; nothing was executed", msg.ID))
+	default:
+		m.note(levelOK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
+	}
+	if m.quitting {
+		return tea.Quit
+	}
+	// Read the journal now for the statements the step ran.
+	if !m.followInFlight && m.p.JournalPath != "" {
+		m.followInFlight = true
+		return followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch)
+	}
+	return nil
+}
+
+// requestCancel cancels the running step; the screen quits when it ends.
+func (m *Model) requestCancel() {
+	m.quitting = true
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.note(levelWarn, fmt.Sprintf("cancelling %s; the screen closes when its state is saved (Ctrl+C again leaves at once)", m.running))
+}
+
+// note adds a line of the screen's own to the log.
+func (m *Model) note(level logLevel, text string) {
+	m.log.add(m.now().In(m.p.Location).Format("15:04:05")+" "+text, level)
+	m.flash = ""
+}
+
+// lineText formats one line of step output.
+func (m *Model) lineText(l steps.Line) string {
+	t := l.Time
+	if t.IsZero() {
+		t = m.now()
+	}
+	return fmt.Sprintf("%s %s %s", t.In(m.p.Location).Format("15:04:05"), l.Step, state.Redact(l.Text))
+}
+
+// entryText formats one journal entry.
+func (m *Model) entryText(e state.Entry) string {
+	var b strings.Builder
+	b.WriteString(e.Time.In(m.p.Location).Format("15:04:05"))
+	if e.Step != "" {
+		b.WriteString(" " + e.Step)
+	}
+	if e.Kind != "log" {
+		tag := e.Kind
+		if e.Target != "" {
+			tag = e.Target + " " + e.Kind
+		}
+		b.WriteString(" [" + tag + "]")
+	}
+	b.WriteString(" " + strings.Join(strings.Fields(e.Text), " "))
+	if e.Duration > 0 && e.Kind != "log" {
+		b.WriteString(fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond)))
+	}
+	if e.Error != "" {
+		b.WriteString(" error: " + strings.Join(strings.Fields(e.Error), " "))
+	}
+	return b.String()
+}
+
+// startRun runs a step (or its dry run) in a command.
+func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.cancel, m.running, m.runDry, m.runStart, m.runDone = cancel, id, p.DryRun, m.now(), done
+	if p.DryRun {
+		m.note(levelInfo, "dry run of "+id+": the plan, with current values; nothing is executed")
+	} else {
+		m.note(levelInfo, "▶ running "+id)
+	}
+	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)
+}
+
+// selected returns the step under the cursor.
+func (m *Model) selected() *steps.Step {
+	if m.cursor < 0 || m.cursor >= len(m.p.Steps) {
+		return nil
+	}
+	return m.p.Steps[m.cursor]
+}
+
+// pidText describes this process for the status line.
+func pidText() string { return fmt.Sprintf("this screen (pid %d)", os.Getpid()) }
+
+// HolderSelf is the Holder text main passes in drive mode.
+func HolderSelf() string { return pidText() }

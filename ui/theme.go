@@ -1,0 +1,82 @@
+package ui
+
+import (
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+)
+
+// Styles are the semantic roles every pane draws with. Panes hold no colour
+// of their own, so NO_COLOR (lipgloss drops colour then) and a light or dark
+// terminal change one place. Colour is never the only signal: statuses carry
+// a symbol and a word, focus a marker, warnings words.
+type Styles struct {
+	OK, Warn, Fail, Faint, Running lipgloss.Style
+	// Selected is the cursor's row in the focused pane; Cursor its row when
+	// the pane is not focused.
+	Selected, Cursor lipgloss.Style
+	// Title is a pane's title, TitleFocused the focused pane's.
+	Title, TitleFocused lipgloss.Style
+	Phase, Label, Bold  lipgloss.Style
+	// Loud is a banner that must not be missed (a slot about to be lost).
+	Loud lipgloss.Style
+}
+
+// NewStyles builds the theme once; adaptive colours suit light and dark terminals.
+func NewStyles() Styles {
+	green := lipgloss.AdaptiveColor{Light: "#1a7f37", Dark: "#3fb950"}
+	yellow := lipgloss.AdaptiveColor{Light: "#9a6700", Dark: "#d29922"}
+	red := lipgloss.AdaptiveColor{Light: "#cf222e", Dark: "#f85149"}
+	blue := lipgloss.AdaptiveColor{Light: "#0969da", Dark: "#58a6ff"}
+	faint := lipgloss.AdaptiveColor{Light: "#6e7781", Dark: "#8b949e"}
+	return Styles{
+		OK:           lipgloss.NewStyle().Foreground(green),
+		Warn:         lipgloss.NewStyle().Foreground(yellow).Bold(true),
+		Fail:         lipgloss.NewStyle().Foreground(red).Bold(true),
+		Faint:        lipgloss.NewStyle().Foreground(faint),
+		Running:      lipgloss.NewStyle().Foreground(blue).Bold(true),
+		Selected:     lipgloss.NewStyle().Reverse(true),
+		Cursor:       lipgloss.NewStyle().Bold(true),
+		Title:        lipgloss.NewStyle().Foreground(faint),
+		TitleFocused: lipgloss.NewStyle().Foreground(blue).Bold(true),
+		Phase:        lipgloss.NewStyle().Bold(true).Underline(true),
+		Label:        lipgloss.NewStyle().Foreground(faint),
+		Bold:         lipgloss.NewStyle().Bold(true),
+		Loud:         lipgloss.NewStyle().Foreground(lipgloss.Color("#ffffff")).Background(red).Bold(true),
+	}
+}
+
+// statusSymbol gives every status a symbol of its own, so the list reads the
+// same without colour.
+func statusSymbol(s state.Status) string {
+	switch s {
+	case state.Done:
+		return "✓"
+	case state.Failed:
+		return "✗"
+	case state.Skipped:
+		return "↷"
+	case state.Interrupted:
+		return "!"
+	case state.Running:
+		return "●"
+	default:
+		return "○"
+	}
+}
+
+// statusStyle maps a status to its role.
+func (s Styles) statusStyle(st state.Status) lipgloss.Style {
+	switch st {
+	case state.Done:
+		return s.OK
+	case state.Failed, state.Interrupted:
+		return s.Fail
+	case state.Running:
+		return s.Running
+	case state.Skipped:
+		return s.Faint
+	default:
+		return lipgloss.NewStyle()
+	}
+}

@@ -1,0 +1,224 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Smallest screen the layout is drawn for.
+const (
+	minWidth  = 80
+	minHeight = 24
+)
+
+// layout is every pane's size, computed from the terminal's and the
+// footer's measured height; every subtraction is clamped at zero.
+type layout struct {
+	leftW, rightW                  int
+	top, detail, values, gauge, log int // heights, titles included
+	footer                         int
+}
+
+func (m *Model) layout() layout {
+	w, h := m.width, m.height
+	var l layout
+	l.footer = len(m.footerLines())
+	body := max(0, h-l.footer)
+	want := 1 + m.gaugeWant()
+	l.gauge = min(want, max(3, body/3))
+	l.log = max(4, body/4)
+	l.top = max(0, body-l.gauge-l.log)
+	l.detail = max(0, l.top*3/5)
+	l.values = max(0, l.top-l.detail)
+	l.leftW = max(36, min(w*2/5, 64))
+	l.rightW = max(0, w-l.leftW-1)
+	return l
+}
+
+// gaugeWant is how many lines the gauge would like.
+func (m *Model) gaugeWant() int {
+	n := len(m.gauge.slots) + len(m.gauge.subs)
+	if n == 0 {
+		n = 1
+	}
+	if m.gauge.blue.lastErr != "" {
+		n += 2
+	}
+	if m.gauge.green.lastErr != "" {
+		n++
+	}
+	for _, v := range m.gauge.slots {
+		if _, bad := danger(v.cur); bad {
+			n++
+		}
+	}
+	return n
+}
+
+// View draws the screen: exactly the terminal's size, never wider.
+func (m *Model) View() string {
+	w, h := m.width, m.height
+	if w == 0 || h == 0 {
+		return ""
+	}
+	if w < minWidth || h < minHeight {
+		return truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
+	}
+	l := m.layout()
+	out := make([]string, 0, h)
+
+	left := m.runbookPane(l.leftW, l.top)
+	right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
+	sep := m.styles.Faint.Render("│")
+	for i := 0; i < l.top; i++ {
+		out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+	}
+	out = append(out, m.title(m.gaugeTitle(), w, false))
+	for _, s := range fill(m.gaugeLines(w, l.gauge-1), l.gauge-1) {
+		out = append(out, truncate(s, w))
+	}
+	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
+	out = append(out, fill(m.logView(w, l.log-1), l.log-1)...)
+	for _, s := range m.footerLines() {
+		out = append(out, truncate(s, w))
+	}
+	if len(out) > h {
+		out = out[:h]
+	}
+	return strings.Join(out, "\n")
+}
+
+// title draws a pane's title line; the focused pane's has a marker as well
+// as a colour.
+func (m *Model) title(text string, w int, focused bool) string {
+	mark, rule, style := "  ", "─", m.styles.Title
+	if focused {
+		mark, rule, style = "▶ ", "━", m.styles.TitleFocused
+	}
+	t := truncate(mark+text+" ", w)
+	return style.Render(t + strings.Repeat(rule, max(0, w-displayWidth(t))))
+}
+
+func (m *Model) gaugeTitle() string {
+	t := fmt.Sprintf("Lag · blue's replication slots every %s", durationText(m.interval))
+	if !m.gauge.blue.lastOK.IsZero() {
+		t += " · last read " + m.gauge.blue.lastOK.In(m.p.Location).Format("15:04:05")
+	}
+	return t
+}
+
+func (m *Model) logTitle(h int) string {
+	t := fmt.Sprintf("Log · %d lines", len(m.log.lines))
+	if m.log.back > 0 {
+		t += fmt.Sprintf(" · scrolled back %d (G follows)", m.log.back)
+	} else {
+		t += " · following"
+	}
+	return t
+}
+
+// footerLines are the prompt (when open), the help and the status line.
+func (m *Model) footerLines() []string {
+	var out []string
+	if p := m.promptLine(); p != "" {
+		out = append(out, p)
+		if m.promptErr != "" {
+			out = append(out, m.styles.Fail.Render("✗ "+m.promptErr))
+		}
+	}
+	out = append(out, strings.Split(m.help.View(m.keys), "\n")...)
+	out = append(out, m.statusLine())
+	return out
+}
+
+// promptLine is the open prompt, or "".
+func (m *Model) promptLine() string {
+	st := m.styles
+	switch m.prompt {
+	case promptConfirm:
+		return st.Warn.Render(fmt.Sprintf("⚠ %s is destructive. Type the database's name (%s) to run it: ", m.confirmID, m.p.Database)) + m.input.View()
+	case promptKey:
+		return st.Bold.Render("New value's name: ") + m.input.View()
+	case promptValue:
+		return st.Bold.Render(fmt.Sprintf("Value of %s: ", m.editKey)) + m.input.View()
+	case promptQuit:
+		return st.Warn.Render(fmt.Sprintf("⚠ %s is running. Quit and cancel it? Its state will say interrupted. [y/N]", m.running))
+	}
+	return ""
+}
+
+// statusLine: mode, strategy, versions, lock holder, and the latest notice.
+func (m *Model) statusLine() string {
+	st := m.styles
+	var parts []string
+	if m.p.Watch {
+		parts = append(parts, st.Warn.Render("WATCH (read-only)"))
+	}
+	if m.p.Config != nil {
+		parts = append(parts, "strategy "+m.p.Config.Strategy)
+	}
+	bv, gv := m.blueVer, m.greenVer
+	if bv == "" {
+		bv = "?"
+	}
+	if gv == "" {
+		gv = "?"
+	}
+	parts = append(parts, fmt.Sprintf("blue %s → green %s", bv, gv))
+	if m.holder != "" {
+		parts = append(parts, "lock: "+m.holder)
+	}
+	if m.quitting {
+		parts = append(parts, st.Warn.Render("cancelling "+m.running+"…"))
+	}
+	if m.flash != "" {
+		parts = append(parts, m.flash)
+	}
+	return st.Faint.Render(" " + strings.Join(parts, " · "))
+}
+
+// Helpers for fixed-size drawing.
+
+func displayWidth(s string) int { return ansi.StringWidth(s) }
+
+// truncate cuts s to w cells, with an ellipsis when it cuts.
+func truncate(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if displayWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+// pad cuts or fills s to exactly w cells.
+func pad(s string, w int) string {
+	s = truncate(s, w)
+	if n := w - displayWidth(s); n > 0 {
+		return s + strings.Repeat(" ", n)
+	}
+	return s
+}
+
+// at returns lines[i], or "" past the end.
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
+}
+
+// fill makes lines exactly h long.
+func fill(lines []string, h int) []string {
+	h = max(0, h)
+	if len(lines) > h {
+		return lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return lines
+}
