@@ -45,9 +45,9 @@ type (
 		holder  string
 		err     error
 	}
-	lineMsg         steps.Line
-	linesClosedMsg  struct{}
-	valueSavedMsg   struct {
+	lineMsg        steps.Line
+	linesClosedMsg struct{}
+	valueSavedMsg  struct {
 		key string
 		err error
 	}

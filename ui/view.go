@@ -16,9 +16,9 @@ const (
 // layout is every pane's size, computed from the terminal's and the
 // footer's measured height; every subtraction is clamped at zero.
 type layout struct {
-	leftW, rightW                  int
+	leftW, rightW                   int
 	top, detail, values, gauge, log int // heights, titles included
-	footer                         int
+	footer                          int
 }
 
 func (m *Model) layout() layout {
