@@ -18,7 +18,7 @@ import (
 // NOT NULL constraints (PG18 has them in pg_constraint) are covered by the
 // columns' nullability, so contype 'n' is left out.
 var schemaObjectQueries = []string{
-	`SELECT 'relation ' || format('%I.%I', n.nspname, c.relname) || ' ' || c.relkind
+	`SELECT 'relation ' || format('%I.%I', n.nspname, c.relname) || ' ' || c.relkind::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')`,
 	`SELECT 'column ' || format('%I.%I.%I', n.nspname, c.relname, a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
@@ -79,7 +79,7 @@ func DiffLines(a, b []string) (onlyA, onlyB []string) {
 func LeafTables(ctx context.Context, pool *pgxpool.Pool, schemas []string) ([]Rel, error) {
 	rels, err := scanRels(pool.Query(ctx, `
 SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1::text[]) AND c.relkind = 'r' ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas))
+WHERE n.nspname = ANY($1::text[]) AND c.relkind = 'r' ORDER BY 1, 2`, schemas))
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of the configured schemas: %w", err)
 	}
@@ -128,7 +128,7 @@ func NotAnalyzedSince(ctx context.Context, pool *pgxpool.Pool, schemas []string,
 SELECT s.schemaname::text, s.relname::text FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid
 WHERE s.schemaname = ANY($1::text[]) AND c.relkind = 'r'
   AND coalesce(greatest(s.last_analyze, s.last_autoanalyze), '-infinity') < $2
-ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas, since))
+ORDER BY 1, 2`, schemas, since))
 	if err != nil {
 		return nil, fmt.Errorf("read when tables were last analyzed: %w", err)
 	}

@@ -19,16 +19,22 @@ type Rel struct {
 // String is the quoted name, as SQL needs it: public."OrderItems".
 func (r Rel) String() string { return pgx.Identifier{r.Schema, r.Name}.Sanitize() }
 
-// scanRels reads rows of (schema, name).
+// scanRels reads rows of (schema, name), sorted byte-wise here: servers'
+// collations may order names differently.
 func scanRels(rows pgx.Rows, err error) ([]Rel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rel, error) {
+	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rel, error) {
 		var x Rel
 		err := r.Scan(&x.Schema, &x.Name)
 		return x, err
 	})
+	sort.Slice(rels, func(i, j int) bool {
+		a, b := rels[i], rels[j]
+		return a.Schema < b.Schema || (a.Schema == b.Schema && a.Name < b.Name)
+	})
+	return rels, err
 }
 
 // userSchemas excludes what FOR ALL TABLES never publishes.
@@ -46,7 +52,7 @@ WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND c.relreplident = 'd
   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
   AND (n.nspname = ANY($1::text[]) OR ($1::text[] IS NULL AND ` + userSchemas + `))
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1 COLLATE "C", 2 COLLATE "C"`
+ORDER BY 1, 2`
 
 // TablesWithoutIdentity lists tables of schemas (nil: every user schema)
 // with neither a primary key nor a replica identity.
@@ -108,7 +114,7 @@ SELECT n.nspname::text, c.relname::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p' AND n.nspname = ANY($1::text[])
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas))
+ORDER BY 1, 2`, schemas))
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of schemas %s: %w", strings.Join(schemas, ", "), err)
 	}
@@ -138,7 +144,7 @@ func ReadPublication(ctx context.Context, pool *pgxpool.Pool, name string) (Publ
 SELECT n.nspname::text, c.relname::text
 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
 JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE p.pubname = $1 ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, name))
+WHERE p.pubname = $1 ORDER BY 1, 2`, name))
 	if err != nil {
 		return p, fmt.Errorf("read the tables of publication %s: %w", name, err)
 	}

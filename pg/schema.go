@@ -145,6 +145,9 @@ func ApplyScript(ctx context.Context, pool *pgxpool.Pool, script string) error {
 		if strings.HasPrefix(line, `\`) {
 			continue
 		}
+		if rest, ok := strings.CutPrefix(line, "CREATE SCHEMA "); ok && !strings.HasPrefix(rest, "IF NOT EXISTS") {
+			line = "CREATE SCHEMA IF NOT EXISTS " + rest
+		}
 		b.WriteString(line)
 	}
 	c, err := pool.Acquire(ctx)

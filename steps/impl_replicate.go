@@ -1,0 +1,374 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// Replicate: create-subscriptions, enable-subscriptions, wait-catch-up.
+// analyze-green and verify-data are in impl_verify.go.
+
+func init() {
+	implementations["create-subscriptions"] = func(s *Step) {
+		s.Check = checkSubscriptionsExist
+		s.Run = runCreateSubscriptions
+	}
+	implementations["enable-subscriptions"] = func(s *Step) {
+		s.Check = checkSubscriptionsEnabled
+		s.Run = runEnableSubscriptions
+	}
+	implementations["wait-catch-up"] = func(s *Step) {
+		s.Check = checkCaughtUp
+		s.Run = runWaitCatchUp
+	}
+}
+
+func checkSubscriptionsExist(ctx context.Context, e *Env) (CheckResult, error) {
+	if err := e.needGreen(); err != nil {
+		return CheckResult{}, err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	var missing []string
+	for _, p := range e.Config.Publications {
+		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !s.Exists {
+			missing = append(missing, p.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return CheckResult{Detail: "subscriptions missing on green: " + strings.Join(missing, ", ")}, nil
+	}
+	return CheckResult{Done: true, Detail: "subscriptions on green: " + strings.Join(e.Config.publicationNames(), ", ")}, nil
+}
+
+// runCreateSubscriptions creates each missing subscription on its slot,
+// disabled. It refuses when a slot is missing on blue: create_slot = false
+// subscribes to an existing slot, and one made by CREATE SUBSCRIPTION would
+// start at "now", after the clone or the schema copy.
+func runCreateSubscriptions(ctx context.Context, e *Env) error {
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	conninfo, err := e.Config.subscriptionConninfoSecret()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	slots, err := pg.LogicalSlots(ctx, e.Blue)
+	if err != nil {
+		return err
+	}
+	for _, p := range e.Config.Publications {
+		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
+			return e.refuse("slot %s does not exist on blue: run create-slots first", slotName(p.Name))
+		}
+	}
+	for _, p := range e.Config.Publications {
+		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		if err != nil {
+			return err
+		}
+		if s.Exists {
+			e.Logf("subscription %s exists already", p.Name)
+			continue
+		}
+		e.Logf("CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)  -- statement logging off",
+			ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name)))
+		err = pg.CreateSubscription(ctx, e.Green, pg.SubscriptionParams{
+			Name: p.Name, Publication: p.Name, Slot: slotName(p.Name), Conninfo: conninfo, CopyData: e.Config.copyData(),
+		})
+		if err != nil {
+			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
+				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
+		}
+	}
+	return nil
+}
+
+func checkSubscriptionsEnabled(ctx context.Context, e *Env) (CheckResult, error) {
+	if err := e.needGreen(); err != nil {
+		return CheckResult{}, err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	var off []string
+	for _, p := range e.Config.Publications {
+		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !s.Exists || !s.Enabled {
+			off = append(off, p.Name)
+		}
+	}
+	if len(off) > 0 {
+		return CheckResult{Detail: "not enabled: " + strings.Join(off, ", ")}, nil
+	}
+	return CheckResult{Done: true, Detail: "subscriptions enabled: " + strings.Join(e.Config.publicationNames(), ", ")}, nil
+}
+
+// runEnableSubscriptions refuses, for the clone strategies, unless the seed
+// is validated (trap 5): green_start_lsn recorded, each subscription's
+// origin advanced to it, and each slot on blue inactive, not lost, created
+// before the seed and not confirmed beyond it. Enabling without that sends
+// green rows it already has (duplicates) or skips rows (loss).
+func runEnableSubscriptions(ctx context.Context, e *Env) error {
+	if err := e.needGreen(); err != nil {
+		return err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	subs := map[string]pg.SubscriptionInfo{}
+	for _, p := range e.Config.Publications {
+		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		if err != nil {
+			return err
+		}
+		if !s.Exists {
+			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", p.Name)
+		}
+		subs[p.Name] = s
+	}
+	if e.Config.isCloneStrategy() {
+		if err := e.validateSeed(ctx, subs); err != nil {
+			return err
+		}
+	}
+	for _, p := range e.Config.Publications {
+		if subs[p.Name].Enabled {
+			continue
+		}
+		e.Logf("ALTER SUBSCRIPTION %s ENABLE", ident(p.Name))
+		if err := pg.EnableSubscription(ctx, e.Green, p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSeed is trap 5's refusal.
+func (e *Env) validateSeed(ctx context.Context, subs map[string]pg.SubscriptionInfo) error {
+	seed, ok := e.Value("green_start_lsn")
+	if !ok {
+		return e.refuse("green_start_lsn is not recorded: green's start point is unknown, enabling would lose or duplicate rows; run green-start-lsn and advance-origins first")
+	}
+	if err := e.needBlue(); err != nil {
+		return err
+	}
+	slots, err := pg.LogicalSlots(ctx, e.Blue)
+	if err != nil {
+		return err
+	}
+	for _, p := range e.Config.Publications {
+		s := subs[p.Name]
+		if s.Enabled {
+			continue // already streaming: its origin has moved on, nothing to validate
+		}
+		origin, err := pg.OriginProgress(ctx, e.Green, s.OID)
+		if err != nil {
+			return err
+		}
+		if origin == "" {
+			return e.refuse("the origin of subscription %s (pg_%d) was never advanced: run advance-origins (seed %s) first", p.Name, s.OID, seed)
+		}
+		if ok, err := pg.LSNAtLeast(ctx, e.Green, origin, seed); err != nil {
+			return err
+		} else if !ok {
+			return e.refuse("the origin of subscription %s is at %s, below the seed %s: run advance-origins again", p.Name, origin, seed)
+		}
+		slot, found := pg.FindSlot(slots, slotName(p.Name))
+		switch {
+		case !found:
+			return e.refuse("slot %s is missing on blue: the run must start over from create-slots", slotName(p.Name))
+		case slot.Active:
+			return e.refuse("slot %s is in use by another consumer on blue: stop it first", slot.Name)
+		case slot.WALStatus == "lost":
+			return e.refuse("slot %s on blue is lost (its WAL was removed): the run must start over", slot.Name)
+		}
+		if created, ok := e.Value("slot_lsn." + slot.Name); ok {
+			if after, err := pg.LSNAtLeast(ctx, e.Blue, created, seed); err != nil {
+				return err
+			} else if after {
+				return e.refuse("the seed %s is not after slot %s's creation LSN %s: the clone predates the slot, rows would be lost; start over", seed, slot.Name, created)
+			}
+		}
+		if slot.ConfirmedFlushLSN != "" {
+			if ok, err := pg.LSNAtLeast(ctx, e.Blue, seed, slot.ConfirmedFlushLSN); err != nil {
+				return err
+			} else if !ok {
+				return e.refuse("slot %s is confirmed up to %s, beyond the seed %s: the server would silently start there; start over", slot.Name, slot.ConfirmedFlushLSN, seed)
+			}
+		}
+	}
+	return nil
+}
+
+// checkCaughtUp is done when every slot has reached blue's current LSN and
+// every table's initial copy is ready, right now. Under live writes it
+// rarely is: the run then waits.
+func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
+	if err := e.needBoth(); err != nil {
+		return CheckResult{}, err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	target, err := pg.CurrentLSN(ctx, e.Blue)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	prog, err := pg.ReadSlotProgress(ctx, e.Blue, slotNames(e.Config), target)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.publicationNames())
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if prog.Reached() && cp.Ready == cp.Total {
+		return CheckResult{Done: true, Detail: fmt.Sprintf("caught up: every slot at %s, %d/%d tables ready", target, cp.Ready, cp.Total)}, nil
+	}
+	return CheckResult{Detail: fmt.Sprintf("%d bytes behind %s, %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
+}
+
+func slotNames(c *Config) []string {
+	out := make([]string, len(c.Publications))
+	for i, p := range c.Publications {
+		out[i] = slotName(p.Name)
+	}
+	return out
+}
+
+// runWaitCatchUp takes blue's current LSN as the target and waits until
+// every slot's confirmed_flush_lsn reaches it and every table is ready,
+// failing at once on apply or sync errors, up to timeouts.lag_wait.
+func runWaitCatchUp(ctx context.Context, e *Env) error {
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	qctx, cancel := e.bounded(ctx)
+	target, err := pg.CurrentLSN(qctx, e.Blue)
+	cancel()
+	if err != nil {
+		return err
+	}
+	_, err = e.waitDrained(ctx, target, e.Config.Timeouts.LagWait.Duration, true)
+	return err
+}
+
+// drainStats is what a wait measured.
+type drainStats struct {
+	Took          time.Duration
+	StartBehind   int64
+	BytesPerSec   float64
+	TablesCopied  int
+	SubscriptionN int
+}
+
+// waitDrained polls every 500 ms until each slot reaches target (and, with
+// ready, every table's initial sync is done), logging progress every 5 s.
+// Apply or sync errors counted since the start of the wait fail it at once.
+func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Duration, ready bool) (drainStats, error) {
+	var st drainStats
+	start := time.Now()
+	deadline := start.Add(timeout)
+	names := e.Config.publicationNames()
+	baseline := map[string][2]int64{}
+	if subs, err := e.readSubs(ctx); err == nil {
+		for _, s := range subs {
+			baseline[s.Name] = [2]int64{s.ApplyErrors, s.SyncErrors}
+		}
+	} else {
+		return st, err
+	}
+	e.Logf("waiting for every slot to reach blue's LSN %s (timeout %s)", target, timeout)
+	lastLog, lastBehind := time.Time{}, int64(-1)
+	for first := true; ; first = false {
+		qctx, cancel := e.bounded(ctx)
+		prog, err := pg.ReadSlotProgress(qctx, e.Blue, slotNames(e.Config), target)
+		var cp pg.CopyProgress
+		if err == nil {
+			cp, err = pg.ReadCopyProgress(qctx, e.Green, names)
+		}
+		cancel()
+		if err != nil {
+			return st, err
+		}
+		if len(prog.Missing) > 0 {
+			return st, fmt.Errorf("slot %s is gone from blue: replication stopped; the run must start over from create-slots", strings.Join(prog.Missing, ", "))
+		}
+		subs, err := e.readSubs(ctx)
+		if err != nil {
+			return st, err
+		}
+		for _, s := range subs {
+			if !contains(names, s.Name) {
+				continue
+			}
+			if !s.Enabled {
+				return st, fmt.Errorf("subscription %s is disabled: nothing consumes its slot; run enable-subscriptions", s.Name)
+			}
+			b := baseline[s.Name]
+			if s.ApplyErrors > b[0] || s.SyncErrors > b[1] {
+				return st, fmt.Errorf("subscription %s reports %d apply and %d sync error(s) since the wait began: read green's log for the failing statement (a duplicate key or a missing table), fix it on green, then run wait-catch-up again",
+					s.Name, s.ApplyErrors-b[0], s.SyncErrors-b[1])
+			}
+		}
+		behind := prog.Total()
+		if first {
+			st.StartBehind = behind
+		}
+		done := prog.Reached() && (!ready || cp.Ready == cp.Total)
+		now := time.Now()
+		if done || now.Sub(lastLog) >= 5*time.Second {
+			rate := ""
+			if lastBehind >= 0 && !lastLog.IsZero() {
+				rate = fmt.Sprintf(", draining %.0f B/s", float64(lastBehind-behind)/now.Sub(lastLog).Seconds())
+			}
+			copyNote := ""
+			if cp.Total > 0 {
+				copyNote = fmt.Sprintf("; initial sync: %d/%d tables ready", cp.Ready, cp.Total)
+				if cp.RowsCopying > 0 {
+					copyNote += fmt.Sprintf(", %d rows copied in the running table syncs", cp.RowsCopying)
+				}
+			}
+			e.Logf("%d bytes behind %s%s%s", behind, target, rate, copyNote)
+			lastLog, lastBehind = now, behind
+		}
+		if done {
+			st.Took = time.Since(start)
+			st.TablesCopied = cp.Total
+			st.SubscriptionN = len(names)
+			if st.Took > 0 {
+				st.BytesPerSec = float64(st.StartBehind) / st.Took.Seconds()
+			}
+			e.Logf("caught up with %s in %s (%d bytes behind at the start, %.0f B/s)", target, st.Took.Round(time.Millisecond), st.StartBehind, st.BytesPerSec)
+			return st, nil
+		}
+		if now.After(deadline) {
+			return st, fmt.Errorf("not caught up with %s after %s: %d bytes behind, %d/%d tables ready (not ready: %s); raise timeouts.lag_wait, or look at green's log for a stuck apply worker",
+				target, timeout, behind, cp.Ready, cp.Total, strings.Join(cp.NotReady, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Env) readSubs(ctx context.Context) ([]pg.Subscription, error) {
+	d := 30 * time.Second
+	if e.Config.Timeouts.Statement.Duration > 0 {
+		d = e.Config.Timeouts.Statement.Duration
+	}
+	return pg.ReadSubscriptions(ctx, e.Green, d)
+}

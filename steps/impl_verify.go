@@ -1,0 +1,154 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// analyze-green and verify-data.
+
+func init() {
+	implementations["analyze-green"] = func(s *Step) {
+		s.Check = alwaysRuns("ANALYZE runs every time: statistics go stale as data arrives")
+		s.Run = runAnalyzeGreen
+	}
+	implementations["verify-data"] = func(s *Step) {
+		s.Check = alwaysRuns("the comparison runs every time")
+		s.Run = runVerifyData
+	}
+}
+
+// alwaysRuns is the check of a step that is never found done.
+func alwaysRuns(detail string) func(context.Context, *Env) (CheckResult, error) {
+	return func(context.Context, *Env) (CheckResult, error) { return CheckResult{Detail: detail}, nil }
+}
+
+// VerifyChecksumsKey is the value that, set to "on", makes verify-data
+// compare an md5 of every table's rows as well as the counts (every row is
+// read and sorted: slow on large tables).
+const VerifyChecksumsKey = "verify_data_checksums"
+
+// runAnalyzeGreen analyzes every table of the schemas on green, logging
+// each and polling pg_stat_progress_analyze for the long ones, then checks
+// that every table was analyzed after the start.
+func runAnalyzeGreen(ctx context.Context, e *Env) error {
+	if err := e.needGreen(); err != nil {
+		return err
+	}
+	qctx, cancel := e.bounded(ctx)
+	start, err := pg.ServerNow(qctx, e.Green)
+	var tables []pg.Rel
+	if err == nil {
+		tables, err = pg.LeafTables(qctx, e.Green, e.Config.Schemas)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	e.Logf("ANALYZE %d tables of %s on green (no statement timeout), started %s", len(tables), strings.Join(e.Config.Schemas, ", "), start.Format(time.RFC3339))
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+				lines, err := pg.AnalyzeProgress(pctx, e.Green)
+				if err == nil && len(lines) > 0 {
+					e.Logf("in progress: %s", strings.Join(lines, "; "))
+				}
+			}
+		}
+	}()
+	err = pg.Analyze(ctx, e.Green, tables, func(done int, t pg.Rel, d time.Duration) {
+		e.Logf("analyzed %d/%d %s in %s", done, len(tables), t, d.Round(time.Millisecond))
+	})
+	stop()
+	if err != nil {
+		return err
+	}
+	qctx, cancel = e.bounded(ctx)
+	defer cancel()
+	left, err := pg.NotAnalyzedSince(qctx, e.Green, e.Config.Schemas, start)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("not analyzed since %s: %s; run analyze-green again (a table created meanwhile?)", start.Format(time.RFC3339), relList(left))
+	}
+	return nil
+}
+
+// verifyAttempts is how many times verify-data compares before it reports
+// a table: under live writes a count can differ for a moment.
+const verifyAttempts = 3
+
+// runVerifyData compares row counts (and, with verify_data_checksums = on,
+// content hashes) per table at a drained point: it takes blue's LSN, waits
+// briefly for every slot to reach it, then counts on both sides, each in
+// one snapshot. Under live writes blue moves on between the two counts,
+// so a table must differ in every attempt to be reported; it is exact when
+// writes are paused (the cutover's drain, or a quiet moment).
+func runVerifyData(ctx context.Context, e *Env) error {
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	checksum := e.Values[VerifyChecksumsKey] == "on"
+	qctx, cancel := e.bounded(ctx)
+	tables, err := pg.LeafTables(qctx, e.Blue, e.Config.Schemas)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var mismatched map[pg.Rel]string
+	for attempt := 1; attempt <= verifyAttempts; attempt++ {
+		qctx, cancel := e.bounded(ctx)
+		target, err := pg.CurrentLSN(qctx, e.Blue)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if _, err := e.waitDrained(ctx, target, e.Config.Timeouts.Statement.Duration, false); err != nil {
+			return fmt.Errorf("drain before counting: %w", err)
+		}
+		blue, err := pg.RowCounts(ctx, e.Blue, tables, checksum)
+		if err != nil {
+			return fmt.Errorf("blue: %w", err)
+		}
+		green, err := pg.RowCounts(ctx, e.Green, tables, checksum)
+		if err != nil {
+			return fmt.Errorf("green: %w", err)
+		}
+		now := map[pg.Rel]string{}
+		for _, t := range tables {
+			if blue[t] != green[t] && (mismatched == nil || mismatched[t] != "") {
+				now[t] = fmt.Sprintf("%s: blue %s, green %s", t, blue[t], green[t])
+			}
+		}
+		mismatched = now
+		if len(mismatched) == 0 {
+			what := "row counts"
+			if checksum {
+				what = "row counts and content hashes"
+			}
+			e.Logf("%s equal on blue and green for all %d tables of %s (attempt %d)", what, len(tables), strings.Join(e.Config.Schemas, ", "), attempt)
+			return nil
+		}
+		e.Warnf("attempt %d: %d table(s) differ; blue may have moved on between the counts, comparing again", attempt, len(mismatched))
+	}
+	var lines []string
+	for _, l := range mismatched {
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	return fmt.Errorf("%d table(s) differ between blue and green in %d attempts: %s; look for apply errors on green (wait-catch-up), or compare again when writes are paused",
+		len(lines), verifyAttempts, strings.Join(lines, "; "))
+}
