@@ -1,0 +1,251 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+)
+
+// The lab harness of the cutover tests and benchmarks: a lab (blue 15,
+// green 17, PgBouncer) with blue -> green replication set up with plain SQL,
+// the way the copy strategy's steps do it.
+
+// requireLab skips (outside CI) or fails (CI=true) when the lab cannot run:
+// it needs PostgreSQL 15 and 17, PgBouncer and, as root, the postgres user.
+func requireLab(tb testing.TB) {
+	tb.Helper()
+	var why string
+	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
+	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
+		why = "the cutover tests need the lab's PostgreSQL 15 and 17: run `make deps`"
+	}
+	if _, err := exec.LookPath("pgbouncer"); err != nil {
+		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
+			why = "the cutover tests need pgbouncer: apt-get install pgbouncer"
+		}
+	}
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup(lab.LabOSUser); err != nil {
+			why = "running as root, the lab needs the OS user postgres"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatal(why)
+	}
+	tb.Skip(why)
+}
+
+// testLab is one lab with its pools.
+type testLab struct {
+	info        *lab.Info
+	blue, green *pgxpool.Pool
+	password    string
+}
+
+// newLab brings up a lab in a folder the postgres OS user can enter.
+func newLab(tb testing.TB) *testLab {
+	tb.Helper()
+	requireLab(tb)
+	dir, err := os.MkdirTemp("/tmp", "pgbg-cutover-test-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := lab.Down(context.Background(), dir, true, nil); err != nil {
+			tb.Errorf("lab down: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir})
+	if err != nil {
+		tb.Fatalf("lab up: %v", err)
+	}
+	l := &testLab{info: info}
+	l.blue = mustPool(tb, info.Blue.Conninfo)
+	l.green = mustPool(tb, info.Green.Conninfo)
+	b, err := os.ReadFile(info.Pgpass)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Split(strings.TrimSpace(string(b)), ":")
+	l.password = f[len(f)-1]
+	return l
+}
+
+func mustPool(tb testing.TB, conninfo string) *pgxpool.Pool {
+	tb.Helper()
+	pool, err := NewPool(PoolParams{Conninfo: conninfo, MaxConns: 6})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+func mustExec(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pool.Exec(ctx, sql, args...); err != nil {
+		tb.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// replicate sets up blue -> green as the copy strategy does: replica
+// identity, publication and slot on blue, schema copied with green's
+// pg_dump, a subscription with the initial copy, then waits until every
+// table is ready and the lag is small. It returns the subscription's name.
+func (l *testLab) replicate(tb testing.TB) string {
+	tb.Helper()
+	const name = "pgbg_all"
+	mustExec(tb, l.blue, "ALTER TABLE public.events_log REPLICA IDENTITY FULL")
+	mustExec(tb, l.blue, "CREATE PUBLICATION "+name+" FOR ALL TABLES")
+	mustExec(tb, l.blue, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", name)
+
+	dump := filepath.Join(l.info.Dir, "schema.sql")
+	cmd := exec.Command(filepath.Join(l.info.Green.BinDir, "pg_dump"), "--schema-only", "--no-publications", "--no-subscriptions", "-f", dump, "-d", l.info.Blue.Conninfo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	cmd = exec.Command(filepath.Join(l.info.Green.BinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", dump, "-d", l.info.Green.Conninfo)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("psql < schema: %v\n%s", err, out)
+	}
+	// A table with REPLICA IDENTITY FULL and no index is scanned for each
+	// replicated UPDATE/DELETE; green (PG16+) uses a plain index (LAB-NOTES).
+	mustExec(tb, l.green, "CREATE INDEX events_log_at ON public.events_log (at)")
+
+	ctx := context.Background()
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", l.info.Blue.Port, lab.AppDB, lab.ReplicationRole, QuoteConninfoValue(l.password))
+	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: name, Publication: name, Slot: name, Conninfo: conninfo, CopyData: true}); err != nil {
+		tb.Fatal(err)
+	}
+	mustExec(tb, l.green, "ALTER SUBSCRIPTION "+name+" ENABLE")
+	l.waitCaughtUp(tb, name)
+	return name
+}
+
+// waitCaughtUp waits until every table of the subscription is ready and the
+// slot is within 64 kB of blue's WAL.
+func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
+	tb.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var notReady int
+		var lag int64
+		err := l.green.QueryRow(ctx, `SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1 AND r.srsubstate <> 'r'`, sub).Scan(&notReady)
+		if err == nil {
+			err = l.blue.QueryRow(ctx, `SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 1e9)::bigint FROM pg_replication_slots WHERE slot_name = $1 AND active`, sub).Scan(&lag)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if notReady == 0 && lag < 64<<10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("green did not catch up: %d tables not ready, lag %d", notReady, lag)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitSlotDrained waits until a slot on pool has confirmed everything
+// written before the call.
+func waitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string) {
+	tb.Helper()
+	ctx := context.Background()
+	var lsn string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var done bool
+		if err := pool.QueryRow(ctx, "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $1", slot, lsn).Scan(&done); err != nil {
+			tb.Fatal(err)
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("slot %s did not reach %s", slot, lsn)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// params are the cutover's inputs for the lab.
+func (l *testLab) params(method, sub string) CutoverParams {
+	i := l.info
+	return CutoverParams{
+		Method: method, Blue: l.blue, Green: l.green,
+		BlueEndpoint:  Endpoint{Host: "127.0.0.1", Port: i.Blue.Port, DBName: lab.AppDB},
+		GreenEndpoint: Endpoint{Host: "127.0.0.1", Port: i.Green.Port, DBName: lab.AppDB},
+		Bouncers: []BouncerParams{{Name: "lab", AdminConninfo: i.PgBouncer.AdminConninfo, Ini: i.PgBouncer.Ini,
+			Database: lab.AppDB, ClientConninfo: i.PgBouncer.Conninfo}},
+		Subscriptions:   []string{sub},
+		ReplicationRole: lab.ReplicationRole, ReplicationPassword: l.password,
+		AppRoles:    []string{lab.AppRole},
+		MaxLagBytes: 16 << 20, DrainTimeout: 10 * time.Second,
+	}
+}
+
+// pointBouncer moves PgBouncer to a server the way an operator would after
+// a nologin or readonly cutover (the traffic switch is theirs).
+func (l *testLab) pointBouncer(tb testing.TB, to Endpoint) {
+	tb.Helper()
+	if _, err := RepointIni(l.info.PgBouncer.Ini, lab.AppDB, to); err != nil {
+		tb.Fatal(err)
+	}
+	c, err := ConnectConsole(context.Background(), "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Reload(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func connect(tb testing.TB, conninfo string) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("connect %s: %v", conninfo, err)
+	}
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func logSubSteps(tb testing.TB, rep *Report) {
+	tb.Helper()
+	for _, s := range rep.SubSteps {
+		tb.Logf("  %-40s %8.1f ms  %s %s", s.Name, ms(s.Duration), s.Detail, s.Error)
+	}
+	tb.Logf("  paused %.1f ms, probe max stall %.1f ms (%d samples, %d errors), lag at pause %d, sequences %d in %.1f ms",
+		rep.PausedMs, rep.Probe.MaxStallMs, rep.Probe.Samples, rep.Probe.Errors, rep.LagAtPause, rep.Sequences, rep.SeqSyncMs)
+}

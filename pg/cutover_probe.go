@@ -1,0 +1,106 @@
+package pg
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ProbeStats is what the stall probe saw: a client of PgBouncer doing a
+// tiny write every few milliseconds through the switch.
+type ProbeStats struct {
+	Samples int `json:"samples"`
+	Errors  int `json:"errors"`
+	// MaxStallMs is the longest time from the start of an attempt to the
+	// next success: what an application client waited at worst.
+	MaxStallMs float64 `json:"max_stall_ms"`
+	LastError  string  `json:"last_error,omitempty"`
+}
+
+type prober struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	stats  ProbeStats
+}
+
+// startProbe connects to conninfo (through PgBouncer) and writes every
+// interval until stop. It returns nil when it cannot connect: the stall is
+// then not measured, and the cutover goes on (the prechecks connected
+// already).
+func startProbe(ctx context.Context, conninfo string, interval time.Duration) *prober {
+	if conninfo == "" || interval < 0 {
+		return nil
+	}
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // transaction pooling: no prepared statements
+	cfg.ConnectTimeout = 5 * time.Second
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &prober{cancel: cancel, done: make(chan struct{})}
+	go p.loop(ctx, cfg, conn, interval)
+	return p
+}
+
+func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, interval time.Duration) {
+	defer close(p.done)
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	var since time.Time
+	for ctx.Err() == nil {
+		if since.IsZero() {
+			since = time.Now()
+		}
+		var err error
+		if conn == nil || conn.IsClosed() {
+			conn, err = pgx.ConnectConfig(ctx, cfg)
+		}
+		if err == nil {
+			_, err = conn.Exec(ctx, probeSQL)
+		}
+		if ctx.Err() != nil {
+			return // stopped mid-attempt: not a stall
+		}
+		p.mu.Lock()
+		if err != nil {
+			p.stats.Errors++
+			p.stats.LastError = err.Error()
+			if conn != nil && conn.PgConn().TxStatus() != 'I' {
+				conn.Close(context.Background())
+				conn = nil
+			}
+		} else {
+			p.stats.Samples++
+			p.stats.MaxStallMs = max(p.stats.MaxStallMs, ms(time.Since(since)))
+			since = time.Time{}
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}
+
+// stop ends the probe and returns its figures; nil-safe.
+func (p *prober) stop() ProbeStats {
+	if p == nil {
+		return ProbeStats{}
+	}
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}

@@ -1,0 +1,210 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sequence is one sequence's state, as read on the source.
+type Sequence struct {
+	Schema    string `json:"schema"`
+	Name      string `json:"name"`
+	LastValue int64  `json:"last_value"`
+	IsCalled  bool   `json:"is_called"`
+	// Increment's sign says which way the safety margin moves the value.
+	Increment int64 `json:"increment"`
+}
+
+// Qualified is the sequence's quoted name.
+func (s Sequence) Qualified() string { return pgx.Identifier{s.Schema, s.Name}.Sanitize() }
+
+// SequenceSync is what one sync did.
+type SequenceSync struct {
+	Synced int `json:"synced"`
+	// Missing are sequences of the source that the target does not have.
+	Missing []string `json:"missing,omitempty"`
+	// Read and Apply are the two round trips' durations.
+	Read  time.Duration `json:"read_ns"`
+	Apply time.Duration `json:"apply_ns"`
+}
+
+// Querier is what the sequence functions need: a pool, a connection or a
+// transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// readSequencesQuery reads every sequence in one statement (PG10+).
+// pg_sequence_last_value is NULL when the sequence was never called (or
+// was set with is_called = false); those are read from the relations
+// themselves by readUncalled. Columns: schema, name, last value or NULL,
+// increment.
+const readSequencesQuery = `
+SELECT s.schemaname::text, s.sequencename::text,
+       pg_sequence_last_value(format('%I.%I', s.schemaname, s.sequencename)::regclass),
+       s.increment_by
+FROM pg_sequences s
+ORDER BY 1, 2`
+
+// ReadSequences reads every sequence of the database with its last_value
+// and is_called, whether a column owns it or not.
+func ReadSequences(ctx context.Context, q Querier) ([]Sequence, error) {
+	rows, err := q.Query(ctx, readSequencesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("read sequences: %w", err)
+	}
+	var seqs []Sequence
+	var uncalled []int
+	for rows.Next() {
+		var s Sequence
+		var last *int64
+		if err := rows.Scan(&s.Schema, &s.Name, &last, &s.Increment); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read sequences: %w", err)
+		}
+		if last != nil {
+			s.LastValue, s.IsCalled = *last, true
+		} else {
+			uncalled = append(uncalled, len(seqs))
+		}
+		seqs = append(seqs, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read sequences: %w", err)
+	}
+	if err := readUncalled(ctx, q, seqs, uncalled); err != nil {
+		return nil, err
+	}
+	return seqs, nil
+}
+
+// readUncalled reads last_value of never-called sequences from the
+// sequence relations, up to 500 per statement (a UNION ALL of quoted names:
+// a value nextval will return next, which pg_sequences does not show).
+func readUncalled(ctx context.Context, q Querier, seqs []Sequence, idx []int) error {
+	for len(idx) > 0 {
+		chunk := idx[:min(len(idx), 500)]
+		idx = idx[len(chunk):]
+		parts := make([]string, len(chunk))
+		for k, i := range chunk {
+			parts[k] = fmt.Sprintf("SELECT %d, last_value, is_called FROM %s", i, seqs[i].Qualified())
+		}
+		rows, err := q.Query(ctx, strings.Join(parts, " UNION ALL "))
+		if err != nil {
+			return fmt.Errorf("read never-called sequences: %w", err)
+		}
+		for rows.Next() {
+			var i int
+			var v int64
+			var called bool
+			if err := rows.Scan(&i, &v, &called); err != nil {
+				rows.Close()
+				return fmt.Errorf("read never-called sequences: %w", err)
+			}
+			seqs[i].LastValue, seqs[i].IsCalled = v, called
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read never-called sequences: %w", err)
+		}
+	}
+	return nil
+}
+
+// applySequencesQuery sets every sequence in one statement: values are
+// parameters, names are quoted by format('%I') on the server, and the margin
+// moves each value in its increment's direction, kept inside the target's
+// bounds. It returns how many were set and the names the target lacks.
+const applySequencesQuery = `
+WITH i AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::bigint[]) AS i(s, n, v, c, inc)
+), r AS (
+  SELECT i.*, to_regclass(format('%I.%I', i.s, i.n)) AS seq FROM i
+)
+SELECT count(setval(r.seq,
+                    least(greatest(r.v + sign(r.inc)::bigint * $6::bigint, q.min_value), q.max_value),
+                    r.c)) FILTER (WHERE r.seq IS NOT NULL),
+       coalesce(array_agg(format('%I.%I', r.s, r.n)) FILTER (WHERE r.seq IS NULL), '{}')
+FROM r
+LEFT JOIN pg_sequences q ON q.schemaname = r.s AND q.sequencename = r.n`
+
+// ApplySequences sets every sequence of seqs on the target in one round
+// trip: setval(seq, last_value (+ margin), is_called). Sequences the target
+// does not have are returned in Missing, not treated as an error here.
+func ApplySequences(ctx context.Context, q Querier, seqs []Sequence, margin int64) (SequenceSync, error) {
+	n := len(seqs)
+	schemas, names := make([]string, n), make([]string, n)
+	values, incs := make([]int64, n), make([]int64, n)
+	called := make([]bool, n)
+	for i, s := range seqs {
+		schemas[i], names[i], values[i], called[i], incs[i] = s.Schema, s.Name, s.LastValue, s.IsCalled, s.Increment
+	}
+	start := time.Now()
+	var res SequenceSync
+	if err := q.QueryRow(ctx, applySequencesQuery, schemas, names, values, called, incs, margin).Scan(&res.Synced, &res.Missing); err != nil {
+		return res, fmt.Errorf("set sequences: %w", err)
+	}
+	res.Apply = time.Since(start)
+	return res, nil
+}
+
+// SyncSequences copies every sequence of from onto to: one read round trip
+// (two when some sequence was never called), one write round trip.
+func SyncSequences(ctx context.Context, from, to Querier, margin int64) (SequenceSync, error) {
+	start := time.Now()
+	seqs, err := ReadSequences(ctx, from)
+	if err != nil {
+		return SequenceSync{}, err
+	}
+	read := time.Since(start)
+	res, err := ApplySequences(ctx, to, seqs, margin)
+	res.Read = read
+	return res, err
+}
+
+// SequenceCollisions compares the sequences of from and to before a sync:
+// a sequence missing on to, or one that is further on to than on from
+// (something wrote to the target: setting it back would reuse values), is
+// listed with the reason.
+func SequenceCollisions(ctx context.Context, from, to Querier) ([]string, error) {
+	src, err := ReadSequences(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := ReadSequences(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]Sequence, len(dst))
+	for _, s := range dst {
+		have[s.Qualified()] = s
+	}
+	var out []string
+	for _, s := range src {
+		d, ok := have[s.Qualified()]
+		switch {
+		case !ok:
+			out = append(out, s.Qualified()+": missing on the target")
+		case d.IsCalled && ahead(d, s):
+			out = append(out, fmt.Sprintf("%s: %d on the target is past %d on the source (something wrote to the target)", s.Qualified(), d.LastValue, s.LastValue))
+		}
+	}
+	return out, nil
+}
+
+// ahead reports whether d has moved beyond s in the increment's direction.
+func ahead(d, s Sequence) bool {
+	if !s.IsCalled {
+		return s.Increment >= 0 && d.LastValue >= s.LastValue || s.Increment < 0 && d.LastValue <= s.LastValue
+	}
+	if s.Increment >= 0 {
+		return d.LastValue > s.LastValue
+	}
+	return d.LastValue < s.LastValue
+}
