@@ -242,9 +242,9 @@ func bar(f float64, width int) string {
 	return strings.Repeat("█", fill) + strings.Repeat("░", width-fill)
 }
 
-// gaugeLines renders the lag pane's content (no title), at most h lines of
-// width w. Loud warnings come first so a short pane still shows them.
-func (m *Model) gaugeLines(w, h int) []string {
+// gaugeLines renders the lag pane's content (no title) at width w. Loud
+// warnings come first so a short pane (clipGauge) still shows them.
+func (m *Model) gaugeLines(w int) []string {
 	g := &m.gauge
 	st := m.styles
 	now := m.now()
@@ -262,7 +262,9 @@ func (m *Model) gaugeLines(w, h int) []string {
 			loud = append(loud, st.Loud.Render("⚠ "+text))
 		}
 	}
-	if !g.sampled && g.blue.lastErr == "" {
+	if m.p.Lag == nil {
+		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
+	} else if !g.sampled && g.blue.lastErr == "" {
 		lines = append(lines, st.Faint.Render("reading blue's replication slots…"))
 	} else if g.sampled && len(g.slots) == 0 {
 		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots makes them)"))
@@ -281,12 +283,16 @@ func (m *Model) gaugeLines(w, h int) []string {
 	if g.green.lastErr != "" {
 		lines = append(lines, st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"))
 	}
-	out := append(loud, lines...)
-	if len(out) > h {
-		hidden := len(out) - h + 1
-		out = append(out[:h-1], st.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
+	return append(loud, lines...)
+}
+
+// clipGauge keeps h lines, saying how many more there are.
+func (m *Model) clipGauge(lines []string, h int) []string {
+	if len(lines) <= h || h <= 0 {
+		return lines
 	}
-	return out
+	hidden := len(lines) - h + 1
+	return append(lines[:h-1:h-1], m.styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
 }
 
 // slotLine is one slot: state, lag, bar, rate, ETA, retained WAL, sparkline.

@@ -21,12 +21,16 @@ type layout struct {
 	footer                          int
 }
 
-func (m *Model) layout() layout {
+// layout sizes the panes for the current state.
+func (m *Model) layout() layout { return m.layoutFor(len(m.gaugeLines(m.width)), len(m.footerLines())) }
+
+// layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
+func (m *Model) layoutFor(gaugeN, footerN int) layout {
 	w, h := m.width, m.height
 	var l layout
-	l.footer = len(m.footerLines())
+	l.footer = footerN
 	body := max(0, h-l.footer)
-	want := 1 + m.gaugeWant()
+	want := 1 + max(1, gaugeN)
 	l.gauge = min(want, max(3, body/3))
 	l.log = max(4, body/4)
 	l.top = max(0, body-l.gauge-l.log)
@@ -35,26 +39,6 @@ func (m *Model) layout() layout {
 	l.leftW = max(36, min(w*2/5, 64))
 	l.rightW = max(0, w-l.leftW-1)
 	return l
-}
-
-// gaugeWant is how many lines the gauge would like.
-func (m *Model) gaugeWant() int {
-	n := len(m.gauge.slots) + len(m.gauge.subs)
-	if n == 0 {
-		n = 1
-	}
-	if m.gauge.blue.lastErr != "" {
-		n += 2
-	}
-	if m.gauge.green.lastErr != "" {
-		n++
-	}
-	for _, v := range m.gauge.slots {
-		if _, bad := danger(v.cur); bad {
-			n++
-		}
-	}
-	return n
 }
 
 // View draws the screen: exactly the terminal's size, never wider.
@@ -66,7 +50,9 @@ func (m *Model) View() string {
 	if w < minWidth || h < minHeight {
 		return truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
-	l := m.layout()
+	gauge := m.gaugeLines(w)
+	footer := m.footerLines()
+	l := m.layoutFor(len(gauge), len(footer))
 	out := make([]string, 0, h)
 
 	left := m.runbookPane(l.leftW, l.top)
@@ -76,12 +62,12 @@ func (m *Model) View() string {
 		out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
 	}
 	out = append(out, m.title(m.gaugeTitle(), w, false))
-	for _, s := range fill(m.gaugeLines(w, l.gauge-1), l.gauge-1) {
+	for _, s := range fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1) {
 		out = append(out, truncate(s, w))
 	}
 	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
 	out = append(out, fill(m.logView(w, l.log-1), l.log-1)...)
-	for _, s := range m.footerLines() {
+	for _, s := range footer {
 		out = append(out, truncate(s, w))
 	}
 	if len(out) > h {

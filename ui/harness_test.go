@@ -1,0 +1,189 @@
+package ui
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens")
+
+func TestMain(m *testing.M) {
+	// Goldens are compared without colour; the profile also keeps the
+	// renderer from asking the terminal anything.
+	lipgloss.SetColorProfile(termenv.Ascii)
+	os.Exit(m.Run())
+}
+
+// epoch is the fixed clock of the tests.
+var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func testConfig() *steps.Config {
+	c := &steps.Config{Strategy: "copy"}
+	c.Blue.Conninfo = "host=blue.internal port=5432 dbname=app user=postgres"
+	c.Green.Conninfo = "host=green.internal port=5432 dbname=app user=postgres"
+	c.Replication.Password.Env = "PGBG_TEST_PASSWORD"
+	c.Defaults()
+	return c
+}
+
+// openStore opens a real state file in a temp folder (state is plain files).
+func openStore(t testing.TB, readOnly bool, dir string) *state.Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s, err := state.Open(filepath.Join(dir, "state.json"), state.OpenParams{ReadOnly: readOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fakeRunner counts runs, for the tests where nothing may run.
+type fakeRunner struct {
+	mu   sync.Mutex
+	runs []string
+	real *steps.Runner
+}
+
+func (f *fakeRunner) Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error) {
+	f.mu.Lock()
+	f.runs = append(f.runs, id)
+	f.mu.Unlock()
+	return steps.OutcomeRan, nil
+}
+func (f *fakeRunner) Preconditions(id string, p steps.RunParams) string {
+	return f.real.Preconditions(id, p)
+}
+func (f *fakeRunner) Env(step string) *steps.Env { return f.real.Env(step) }
+func (f *fakeRunner) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.runs)
+}
+
+// harness plays the part of tea.Program for model-level tests: it runs the
+// commands Update returns in goroutines (as the program does) and feeds the
+// messages they produce back into Update, one at a time, in the test's
+// goroutine.
+type harness struct {
+	t    *testing.T
+	m    *Model
+	msgs chan tea.Msg
+	quit bool
+}
+
+func newHarness(t *testing.T, m *Model, w, h int) *harness {
+	hs := &harness{t: t, m: m, msgs: make(chan tea.Msg, 1024)}
+	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
+	hs.exec(m.Init())
+	return hs
+}
+
+func (h *harness) exec(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() {
+		msg := cmd()
+		if b, ok := msg.(tea.BatchMsg); ok {
+			for _, c := range b {
+				h.exec(c)
+			}
+			return
+		}
+		if msg != nil {
+			h.msgs <- msg
+		}
+	}()
+}
+
+// send delivers one message, as the program would.
+func (h *harness) send(msg tea.Msg) {
+	if _, ok := msg.(tea.QuitMsg); ok {
+		h.quit = true
+		return
+	}
+	_, cmd := h.m.Update(msg)
+	h.exec(cmd)
+}
+
+// key sends key presses: "enter", "esc", "tab", "up", "down", "ctrl+c", or
+// runes.
+func (h *harness) key(keys ...string) {
+	for _, k := range keys {
+		h.send(keyMsg(k))
+	}
+}
+
+func keyMsg(k string) tea.KeyMsg {
+	switch k {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "tab":
+		return tea.KeyMsg{Type: tea.KeyTab}
+	case "up":
+		return tea.KeyMsg{Type: tea.KeyUp}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "ctrl+c":
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
+	case "backspace":
+		return tea.KeyMsg{Type: tea.KeyBackspace}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+}
+
+// typeText types text into a prompt.
+func (h *harness) typeText(s string) {
+	for _, r := range s {
+		h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+// until feeds messages into the model until cond holds. The deadline only
+// guards against a hang; no assertion depends on timing.
+func (h *harness) until(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-h.msgs:
+			h.send(msg)
+		case <-deadline:
+			h.t.Fatalf("gave up waiting for %s; screen:\n%s", what, h.screen())
+		}
+	}
+}
+
+func (h *harness) screen() string { return ansi.Strip(h.m.View()) }
+
+// logText is the whole log, for assertions.
+func (m *Model) logText() string {
+	var b strings.Builder
+	for _, l := range m.log.lines {
+		b.WriteString(l.text + "\n")
+	}
+	return b.String()
+}
+
+func tea_QuitMsg() tea.Msg { return tea.QuitMsg{} }
+
+func tea_WindowSize(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Height: h} }

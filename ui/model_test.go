@@ -1,0 +1,341 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// flowSteps are steps whose Run the test controls, executed by the real
+// steps.Runner on a real state file.
+func flowSteps(release chan struct{}) []*steps.Step {
+	return []*steps.Step{
+		{ID: "first", Phase: steps.PhasePrepare, Target: steps.Blue, Title: "First step", Why: "it goes first",
+			Records: []string{"slot_lsn"},
+			Plan:    func(e *steps.Env) []steps.Action { return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT 1"}} },
+			Run: func(ctx context.Context, e *steps.Env) error {
+				e.Logf("first says hello")
+				return e.Record("slot_lsn", "0/1A2B3C")
+			}},
+		{ID: "slow", Phase: steps.PhaseReplicate, Target: steps.Green, Title: "Slow step", Why: "it waits",
+			Run: func(ctx context.Context, e *steps.Env) error {
+				e.Logf("slow is waiting")
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-release:
+					return nil
+				}
+			}},
+		{ID: "drop", Phase: steps.PhaseCleanup, Target: steps.Blue, Title: "Drop things", Why: "cleanup", Destructive: true,
+			Run: func(ctx context.Context, e *steps.Env) error { e.Logf("dropped"); return nil }},
+	}
+}
+
+// flowModel builds a screen on the real runner with flowSteps.
+func flowModel(t *testing.T, release chan struct{}) (*harness, *state.Store) {
+	store := openStore(t, false, "")
+	cfg := testConfig()
+	lines := make(chan steps.Line, 16)
+	r := &steps.Runner{Config: cfg, Steps: flowSteps(release), Store: store, Out: lines}
+	m := New(Params{Config: cfg, Steps: r.Steps, Runner: r, Store: store, Lines: lines, Database: "app",
+		Now: func() time.Time { return epoch }, Location: time.UTC})
+	return newHarness(t, m, 100, 30), store
+}
+
+// TestNavigation: arrows and j/k move the cursor within bounds, tab cycles
+// the panes, ? toggles the full help.
+func TestNavigation(t *testing.T) {
+	h, _ := flowModel(t, nil)
+	m := h.m
+	h.key("j", "down")
+	if m.cursor != 2 {
+		t.Fatalf("cursor %d after two downs, want 2", m.cursor)
+	}
+	h.key("j", "j")
+	if m.cursor != 2 {
+		t.Errorf("cursor went past the last step: %d", m.cursor)
+	}
+	h.key("k", "up", "up")
+	if m.cursor != 0 {
+		t.Errorf("cursor %d after going up, want 0", m.cursor)
+	}
+	if !strings.Contains(h.screen(), "› ○ pending first") {
+		t.Errorf("cursor row not marked:\n%s", h.screen())
+	}
+	for want := focusDetail; want != focusSteps; want = (want + 1) % focusCount {
+		h.key("tab")
+		if m.focus != want {
+			t.Fatalf("focus %d, want %d", m.focus, want)
+		}
+	}
+	h.key("tab")
+	if m.focus != focusSteps {
+		t.Errorf("tab did not come back to the runbook")
+	}
+	short := h.screen()
+	h.key("?")
+	if full := h.screen(); !strings.Contains(full, "add value") || strings.Contains(short, "add value") {
+		t.Errorf("? did not show the full help")
+	}
+}
+
+// TestRunStep runs a step through the runner: its output streams into the
+// log, the value it records shows in the values panel, its status is done.
+func TestRunStep(t *testing.T) {
+	h, store := flowModel(t, nil)
+	h.key("enter")
+	if h.m.running != "first" {
+		t.Fatalf("enter did not start the step; log:\n%s", h.m.logText())
+	}
+	if h.m.keys.Run.Enabled() {
+		t.Errorf("the run key is offered while a step runs")
+	}
+	h.until("the step to finish", func() bool { return h.m.running == "" })
+	h.until("its output", func() bool { return strings.Contains(h.m.logText(), "first says hello") })
+	if got := store.Snapshot().Step("first").Status; got != state.Done {
+		t.Errorf("first is %s, want done", got)
+	}
+	scr := h.screen()
+	for _, want := range []string{"› ✓ done    first", "slot_lsn", "0/1A2B3C", "first: ran"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("screen lacks %q:\n%s", want, scr)
+		}
+	}
+	if !h.m.keys.Run.Enabled() {
+		t.Errorf("the run key did not come back")
+	}
+}
+
+// TestRefusedStep: a step whose earlier steps are pending is refused with
+// the reason, and nothing runs.
+func TestRefusedStep(t *testing.T) {
+	h, store := flowModel(t, nil)
+	h.key("j", "enter")
+	if h.m.running != "" {
+		t.Fatal("a step ran out of order")
+	}
+	if !strings.Contains(h.m.logText(), "slow refused: earlier step first is pending") {
+		t.Errorf("no refusal in the log:\n%s", h.m.logText())
+	}
+	if got := store.Snapshot().Step("slow").Status; got != state.Pending {
+		t.Errorf("slow is %s", got)
+	}
+}
+
+// TestConfirmDestructive: a destructive step asks for the database's name;
+// a wrong name runs nothing, esc cancels, the right name runs it.
+func TestConfirmDestructive(t *testing.T) {
+	release := make(chan struct{})
+	close(release)
+	h, store := flowModel(t, release)
+	h.key("enter")
+	h.until("first", func() bool { return h.m.running == "" })
+	h.key("j", "enter")
+	h.until("slow", func() bool { return h.m.running == "" })
+	h.key("j", "enter")
+	if h.m.prompt != promptConfirm || h.m.running != "" {
+		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt, h.m.running)
+	}
+	if !strings.Contains(h.screen(), "Type the database's name (app)") {
+		t.Errorf("prompt not shown:\n%s", h.screen())
+	}
+	h.typeText("ap")
+	h.key("enter")
+	if h.m.running != "" || h.m.prompt != promptConfirm || !strings.Contains(h.screen(), "is not the database's name") {
+		t.Fatalf("a wrong name was accepted or the prompt closed:\n%s", h.screen())
+	}
+	h.key("esc")
+	if h.m.prompt != promptNone || store.Snapshot().Step("drop").Status != state.Pending {
+		t.Fatalf("esc did not cancel")
+	}
+	h.key("enter")
+	h.typeText("app")
+	h.key("enter")
+	if h.m.running != "drop" {
+		t.Fatalf("the right name did not run the step")
+	}
+	h.until("drop to finish", func() bool { return h.m.running == "" })
+	if got := store.Snapshot().Step("drop").Status; got != state.Done {
+		t.Errorf("drop is %s, want done", got)
+	}
+}
+
+// TestQuitWhileRunning: q asks first while a step runs; n keeps it running;
+// y cancels it, the state file says interrupted, and the screen quits.
+func TestQuitWhileRunning(t *testing.T) {
+	h, store := flowModel(t, make(chan struct{}))
+	h.key("enter")
+	h.until("first", func() bool { return h.m.running == "" })
+	h.key("j", "enter")
+	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
+	h.key("q")
+	if h.quit || h.m.prompt != promptQuit {
+		t.Fatalf("q quit at once while a step runs")
+	}
+	h.key("n")
+	if h.m.prompt != promptNone || h.m.running != "slow" {
+		t.Fatalf("n did not keep the step running")
+	}
+	h.key("q", "y")
+	h.until("the screen to quit", func() bool { return h.quit })
+	rec := store.Snapshot().Step("slow")
+	if rec.Status != state.Interrupted || !strings.Contains(rec.LastError, "cancelled") {
+		t.Errorf("slow is %s (%q), want interrupted by cancellation", rec.Status, rec.LastError)
+	}
+}
+
+// TestSignalWhileRunning: a quit from outside (SIGTERM) passes the filter as
+// a request: the step is cancelled first.
+func TestSignalWhileRunning(t *testing.T) {
+	h, store := flowModel(t, make(chan struct{}))
+	h.key("enter")
+	h.until("first", func() bool { return h.m.running == "" })
+	h.key("j", "enter")
+	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
+	msg := Filter(h.m, tea_QuitMsg())
+	if _, ok := msg.(QuitRequestMsg); !ok {
+		t.Fatalf("filter let %T through while a step runs", msg)
+	}
+	h.send(msg)
+	h.until("the screen to quit", func() bool { return h.quit })
+	if got := store.Snapshot().Step("slow").Status; got != state.Interrupted {
+		t.Errorf("slow is %s, want interrupted", got)
+	}
+}
+
+// TestEditValue: e on the runbook edits what the step needs; a secret name is refused.
+func TestEditValue(t *testing.T) {
+	h, store := flowModel(t, nil)
+	h.key("a")
+	h.typeText("replication_password")
+	h.key("enter")
+	if !strings.Contains(h.screen(), "secrets are never stored") {
+		t.Errorf("a secret's name was accepted:\n%s", h.screen())
+	}
+	h.key("esc", "a")
+	h.typeText("green_start_lsn")
+	h.key("enter")
+	h.typeText("0/5000028")
+	h.key("enter")
+	h.until("the value to be saved", func() bool { v, _ := store.Snapshot().Get("green_start_lsn"); return v == "0/5000028" })
+	if v := store.Snapshot().Values["green_start_lsn"]; v.RecordedBy != "operator" {
+		t.Errorf("recorded by %q", v.RecordedBy)
+	}
+	if !strings.Contains(h.screen(), "green_start_lsn") {
+		t.Errorf("value not in the panel:\n%s", h.screen())
+	}
+}
+
+// TestWatchRefusesExecution: in watch mode no key runs a step or changes a
+// value, and the help offers none.
+func TestWatchRefusesExecution(t *testing.T) {
+	dir := t.TempDir()
+	drive := openStore(t, false, dir)
+	if err := drive.Update(func(s *state.State) error { s.Set("slot_lsn", "0/1", "create-slots"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	store := openStore(t, true, dir)
+	cfg := testConfig()
+	real := &steps.Runner{Config: cfg, Steps: steps.Strategy("copy"), Store: store}
+	f := &fakeRunner{real: real}
+	m := New(Params{Config: cfg, Steps: real.Steps, Runner: f, Store: store, Watch: true, Database: "app",
+		Now: func() time.Time { return epoch }, Location: time.UTC})
+	h := newHarness(t, m, 120, 40)
+	h.key("enter", "r", "e", "a")
+	h.key("tab", "tab", "enter")
+	if f.count() != 0 {
+		t.Fatalf("watch mode ran %d step(s)", f.count())
+	}
+	if m.prompt != promptNone {
+		t.Errorf("watch mode opened an editor")
+	}
+	if m.keys.Run.Enabled() || m.keys.Edit.Enabled() || m.keys.Add.Enabled() {
+		t.Errorf("watch mode offers an executing key")
+	}
+	scr := h.screen()
+	if strings.Contains(scr, "run step") || !strings.Contains(scr, "WATCH (read-only)") || !strings.Contains(m.logText(), "watch mode is read-only") {
+		t.Errorf("watch screen:\n%s\nlog:\n%s", scr, m.logText())
+	}
+	h.key("p")
+	if !strings.Contains(m.logText(), "dry run of") || f.count() != 0 {
+		t.Errorf("dry run in watch mode: runs %d, log:\n%s", f.count(), m.logText())
+	}
+}
+
+// TestLagSamples: rate and ETA from samples, the loud warning of a slot near
+// invalidation, and an unreachable blue with its backoff, stale results dropped.
+func TestLagSamples(t *testing.T) {
+	h, _ := flowModel(t, nil)
+	m := h.m
+	slot := func(behind int64) steps.SlotLag {
+		return steps.SlotLag{Slot: "pgbg_all", Active: true, BehindBytes: behind, RetainedBytes: behind + 1000, WALStatus: "reserved", SafeWALBytes: -1}
+	}
+	for i, behind := range []int64{100 << 20, 90 << 20, 80 << 20} {
+		m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(time.Duration(i*10) * time.Second), Slots: []steps.SlotLag{slot(behind)}}})
+	}
+	v := m.gauge.slots[0]
+	r, ok := v.rate()
+	if !ok || int64(r) != (20<<20)/20 {
+		t.Errorf("rate %v (%v), want 1 MB/s", r, ok)
+	}
+	eta, ok := v.eta(m.gauge.caughtUp)
+	if !ok || eta != 79*time.Second {
+		t.Errorf("eta %v (%v), want 79s ((80 MB - 1 MB) at 1 MB/s)", eta, ok)
+	}
+	scr := h.screen()
+	for _, want := range []string{"pgbg_all", "80.0 MB", "↓1.0 MB/s", "ETA 1m19s", "keeps 80.0 MB reserved"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("gauge lacks %q:\n%s", want, scr)
+		}
+	}
+	// Falling behind: no ETA.
+	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(30 * time.Second), Slots: []steps.SlotLag{slot(200 << 20)}}})
+	if _, ok := m.gauge.slots[0].eta(m.gauge.caughtUp); ok || !strings.Contains(h.screen(), "not gaining") {
+		t.Errorf("a growing lag has an ETA:\n%s", h.screen())
+	}
+	// Near invalidation: loud.
+	near := slot(10 << 20)
+	near.SafeWALBytes, near.RetainedBytes = 50<<20, 950<<20
+	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(40 * time.Second), Slots: []steps.SlotLag{near}}})
+	if !strings.Contains(h.screen(), "⚠ slot pgbg_all is close to being INVALIDATED: only 50.0 MB") {
+		t.Errorf("no loud warning:\n%s", h.screen())
+	}
+	near.WALStatus = "lost"
+	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(41 * time.Second), Slots: []steps.SlotLag{near}}})
+	if !strings.Contains(h.screen(), "slot pgbg_all is LOST") {
+		t.Errorf("a lost slot is not loud:\n%s", h.screen())
+	}
+	// Unreachable: the reason, the backoff, and the rest still works.
+	m.Update(lagResultMsg{gen: m.lagGen, err: errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")})
+	m.Update(lagResultMsg{gen: m.lagGen, err: errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")})
+	if !strings.Contains(h.screen(), "blue unreachable: dial tcp 10.0.0.1:5432: connect: connection refused, retrying in 2s") {
+		t.Errorf("unreachable blue not shown with its backoff:\n%s", h.screen())
+	}
+	if m.gauge.blue.due(epoch.Add(time.Second)) || !m.gauge.blue.due(epoch.Add(2*time.Second)) {
+		t.Errorf("backoff after two failures is not 2s")
+	}
+	h.key("j")
+	if m.cursor != 1 {
+		t.Errorf("keys stopped working while blue is unreachable")
+	}
+	// A result of an older chain is dropped.
+	m.Update(lagResultMsg{gen: m.lagGen - 1, sample: steps.LagSample{At: epoch, Slots: []steps.SlotLag{slot(1)}}})
+	if m.gauge.blue.lastErr == "" {
+		t.Errorf("a stale result was taken")
+	}
+}
+
+// TestTooSmall: below 80x24 one line says so.
+func TestTooSmall(t *testing.T) {
+	h, _ := flowModel(t, nil)
+	h.send(tea_WindowSize(79, 30))
+	if got := h.screen(); strings.Count(got, "\n") != 0 || !strings.Contains(got, "terminal too small (79x30)") {
+		t.Errorf("small screen: %q", got)
+	}
+}
