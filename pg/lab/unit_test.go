@@ -231,3 +231,15 @@ func TestCopyTreeKeepsModes(t *testing.T) {
 		t.Fatal("two builds of one version share a template")
 	}
 }
+
+// TestMissingOSUserSaysHowToCreateIt: as root with no unprivileged user, the
+// one line says which command creates it.
+func TestMissingOSUserSaysHowToCreateIt(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root switches to another OS user")
+	}
+	_, err := lookupOSUser("pgbg-no-such-user")
+	if err == nil || !strings.Contains(err.Error(), "useradd --system --create-home pgbg-no-such-user") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line naming the useradd command", err)
+	}
+}
