@@ -1,0 +1,145 @@
+package steps
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+)
+
+// TestCopyTraps attempts, on a real lab, the orderings RUNBOOK.md forbids
+// and asserts each is refused with blue (and green) unchanged:
+//   - trap 1: the publication while a table has neither a primary key nor
+//     a replica identity (UPDATE/DELETE on it would fail on blue);
+//   - trap 2: the slot before its publication;
+//   - trap 5: enabling a clone strategy's subscription with no validated
+//     seed (green_start_lsn missing, then the origin not advanced).
+//
+// It also runs create-replication-role for real (the lab's role is first
+// stripped of REPLICATION and given another password) and proves the
+// password reaches no server log and the role logs in with it.
+func TestCopyTraps(t *testing.T) {
+	testStart := time.Now()
+	le, _ := startLab(t, "copy")
+	ctx := context.Background()
+	logEverything(t, le)
+	override := RunParams{Confirmed: true, Override: "e2e: attempting a forbidden order on purpose"}
+	refused := func(t *testing.T, id string, want string) {
+		t.Helper()
+		_, err := le.Runner.Run(ctx, id, override)
+		if !IsRefused(err) {
+			t.Fatalf("%s: want a refusal, got %v", id, err)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s refusal %q does not say %q", id, err, want)
+		}
+		t.Logf("%s refused: %v", id, err)
+	}
+	count := func(t *testing.T, q string) int64 { t.Helper(); return queryOne[int64](t, le.Blue, q) }
+
+	t.Run("trap 1: publication refused while a table lacks a replica identity", func(t *testing.T) {
+		refused(t, "create-publications", "replica-identity-full")
+		if n := count(t, "SELECT count(*) FROM pg_publication"); n != 0 {
+			t.Errorf("%d publication(s) on blue after the refusal", n)
+		}
+		if id := queryOne[string](t, le.Blue, "SELECT relreplident::text FROM pg_class WHERE oid = 'public.events_log'::regclass"); id != "d" {
+			t.Errorf("events_log's replica identity changed to %s", id)
+		}
+		// Production is unaffected: an UPDATE on the table still works.
+		if _, err := le.Blue.Exec(ctx, "UPDATE public.events_log SET kind = kind WHERE ctid = (SELECT min(ctid) FROM public.events_log)"); err != nil {
+			t.Errorf("UPDATE on blue after the refusal: %v", err)
+		}
+	})
+
+	t.Run("trap 2: slot refused before its publication", func(t *testing.T) {
+		refused(t, "create-slots", "create-publications")
+		if n := count(t, "SELECT count(*) FROM pg_replication_slots"); n != 0 {
+			t.Errorf("%d slot(s) on blue after the refusal", n)
+		}
+		if _, ok := le.Store.Snapshot().Get("slot_lsn"); ok {
+			t.Error("slot_lsn recorded by a refused step")
+		}
+	})
+
+	t.Run("create-replication-role sets the password without logging it", func(t *testing.T) {
+		pw := labPassword(t, le)
+		if _, err := le.Blue.Exec(ctx, "ALTER ROLE pgbg_repl NOREPLICATION PASSWORD 'not-the-configured-one'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := le.Blue.Exec(ctx, "REVOKE SELECT ON ALL TABLES IN SCHEMA inventory FROM pgbg_repl"); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := le.Runner.Find("create-replication-role")
+		if res, err := s.Check(ctx, le.Runner.Env(s.ID)); err != nil || res.Done {
+			t.Fatalf("check found a role without REPLICATION done: %+v %v", res, err)
+		}
+		if _, err := le.Runner.Run(ctx, "create-replication-role", override); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.Check(ctx, le.Runner.Env(s.ID)); err != nil || !res.Done {
+			t.Fatalf("check after the run: %+v %v", res, err)
+		}
+		// The configured password works again (pg_hba requires SCRAM for the role).
+		conn, err := pgx.Connect(ctx, strings.Replace(le.Info.Blue.Conninfo, "user=postgres", "user=pgbg_repl", 1)+" password="+pw)
+		if err != nil {
+			t.Fatalf("the role does not log in with the configured password: %v", err)
+		}
+		conn.Close(ctx)
+		log := labLog(t, le, "blue")
+		if strings.Contains(log, pw) || strings.Contains(log, "SCRAM-SHA-256$") {
+			t.Error("blue's log holds the password or its verifier")
+		}
+		if len(grepLines(log, "not-the-configured-one")) == 0 {
+			t.Error("blue's log does not log statements: the test proves nothing")
+		}
+	})
+
+	t.Run("trap 5: enabling a clone's subscription without a validated seed", func(t *testing.T) {
+		// The right order up to a disabled subscription.
+		for _, id := range []string{"replica-identity-full", "create-publications", "create-slots", "copy-schema", "create-subscriptions"} {
+			if _, err := le.Runner.Run(ctx, id, override); err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		cfg := *le.Config
+		cfg.Strategy = "clone"
+		store, err := state.Open(filepath.Join(le.Info.Dir, "clone-state.json"), state.OpenParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		r := NewRunner(&cfg, store, nil)
+		r.Blue, r.Green = le.Blue, le.Green
+		slotBefore := queryOne[string](t, le.Blue, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'pgbg_all'")
+		unchanged := func() {
+			t.Helper()
+			if on := queryOne[bool](t, le.Green, "SELECT subenabled FROM pg_subscription WHERE subname = 'pgbg_all'"); on {
+				t.Error("the subscription was enabled")
+			}
+			if after := queryOne[string](t, le.Blue, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'pgbg_all'"); after != slotBefore {
+				t.Errorf("the slot moved from %s to %s", slotBefore, after)
+			}
+		}
+		_, err = r.Run(ctx, "enable-subscriptions", override)
+		if !IsRefused(err) || !strings.Contains(err.Error(), "green_start_lsn") {
+			t.Fatalf("without green_start_lsn: want a refusal naming it, got %v", err)
+		}
+		unchanged()
+		// A seed recorded but the origin never advanced: refused too.
+		seed := queryOne[string](t, le.Blue, "SELECT pg_current_wal_lsn()::text")
+		if err := store.Update(func(s *state.State) error { s.Set("green_start_lsn", seed, "test"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Run(ctx, "enable-subscriptions", override)
+		if !IsRefused(err) || !strings.Contains(err.Error(), "advance-origins") {
+			t.Fatalf("origin not advanced: want a refusal naming advance-origins, got %v", err)
+		}
+		unchanged()
+	})
+	t.Logf("TestCopyTraps took %s", time.Since(testStart).Round(time.Millisecond))
+}
