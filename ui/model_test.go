@@ -17,7 +17,9 @@ func flowSteps(release chan struct{}) []*steps.Step {
 	return []*steps.Step{
 		{ID: "first", Phase: steps.PhasePrepare, Target: steps.Blue, Title: "First step", Why: "it goes first",
 			Records: []string{"slot_lsn"},
-			Plan:    func(e *steps.Env) []steps.Action { return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT 1"}} },
+			Plan: func(e *steps.Env) []steps.Action {
+				return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT 1"}}
+			},
 			Run: func(ctx context.Context, e *steps.Env) error {
 				e.Logf("first says hello")
 				return e.Record("slot_lsn", "0/1A2B3C")
