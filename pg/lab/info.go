@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -113,7 +115,10 @@ func serverConninfo(port int) string {
 }
 
 // freePorts picks n distinct free loopback ports, skipping those in avoid.
-// All listeners are held until every port is picked so none repeats.
+// They come from below the kernel's ephemeral range when there is room: a
+// port the kernel may hand to any outgoing connection (a test's client, a
+// walsender's peer) can be taken between now and when a server binds it,
+// and the clone's port is bound minutes later.
 func freePorts(n int, avoid map[int]bool) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -121,10 +126,18 @@ func freePorts(n int, avoid map[int]bool) ([]int, error) {
 			l.Close()
 		}
 	}()
+	lo, hi := 15000, ephemeralLow()
 	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi-lo > 1000 && tries < 200 {
+			addr = fmt.Sprintf("127.0.0.1:%d", lo+mrand.IntN(hi-lo))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
+			if addr != "127.0.0.1:0" {
+				continue // taken: try another
+			}
 			return nil, fmt.Errorf("finding a free loopback port: %w", err)
 		}
 		ls = append(ls, l)
@@ -134,6 +147,23 @@ func freePorts(n int, avoid map[int]bool) ([]int, error) {
 		}
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	v, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return v
 }
 
 // pgpass handling: the replication role's password lives only in DIR/pgpass.

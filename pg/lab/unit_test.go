@@ -8,6 +8,8 @@ import (
 	"crypto/pbkdf2"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,5 +243,24 @@ func TestMissingOSUserSaysHowToCreateIt(t *testing.T) {
 	_, err := lookupOSUser("pgbg-no-such-user")
 	if err == nil || !strings.Contains(err.Error(), "useradd --system --create-home pgbg-no-such-user") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v, want one line naming the useradd command", err)
+	}
+}
+
+func TestFreePortsDistinctAndFree(t *testing.T) {
+	ports, err := freePorts(4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] || p <= 0 {
+			t.Fatalf("ports %v: repeated or invalid", ports)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("port %d is not free: %v", p, err)
+		}
+		l.Close()
 	}
 }
