@@ -1,0 +1,205 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Replication objects a clone inherits, the seed and the origins: the
+// clone strategies' SQL on green.
+
+// relicQuerier is a pool or a connection.
+type relicQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// relicsQuery lists the publications of the current database and every
+// logical slot of the server, as "publication X" / "logical slot Y".
+const relicsQuery = `
+SELECT 'publication ' || pubname FROM pg_publication
+UNION ALL
+SELECT 'logical slot ' || slot_name FROM pg_replication_slots WHERE slot_type = 'logical'
+ORDER BY 1`
+
+// RelicReplication lists the replication objects on green that came from
+// blue with a clone: publications of green's database and logical slots.
+// Before green subscribes (and before a clone's upgrade) the list must be
+// empty: create-subscriptions refuses otherwise (trap 4).
+func RelicReplication(ctx context.Context, green *pgxpool.Pool) ([]string, error) {
+	return relics(ctx, green)
+}
+
+// RelicReplicationConn is RelicReplication on one connection.
+func RelicReplicationConn(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	return relics(ctx, conn)
+}
+
+func relics(ctx context.Context, q relicQuerier) ([]string, error) {
+	rows, err := q.Query(ctx, relicsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("list publications and logical slots on green: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list publications and logical slots on green: %w", err)
+	}
+	return out, nil
+}
+
+// DropRelicReplication drops every publication of green's database and
+// every logical slot on green, and returns what it dropped.
+func DropRelicReplication(ctx context.Context, green *pgxpool.Pool) ([]string, error) {
+	conn, err := green.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to green: %w", err)
+	}
+	defer conn.Release()
+	return dropRelics(ctx, conn.Conn())
+}
+
+// dropRelicsIn drops the relics of one database of the server conninfo reaches.
+func dropRelicsIn(ctx context.Context, conninfo, db string) ([]string, error) {
+	conn, err := connectTimeout(ctx, conninfo, db)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to database %s of the clone: %w", db, err)
+	}
+	defer conn.Close(context.Background())
+	dropped, err := dropRelics(ctx, conn)
+	for i := range dropped {
+		dropped[i] += " (database " + db + ")"
+	}
+	return dropped, err
+}
+
+func dropRelics(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, err := conn.Query(ctx, "SELECT pubname::text FROM pg_publication ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("list publications: %w", err)
+	}
+	pubs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list publications: %w", err)
+	}
+	var dropped []string
+	for _, name := range pubs {
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return dropped, fmt.Errorf("drop publication %s: %w", name, err)
+		}
+		dropped = append(dropped, "publication "+name)
+	}
+	rows, err = conn.Query(ctx, "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1")
+	if err != nil {
+		return dropped, fmt.Errorf("list logical slots: %w", err)
+	}
+	slots, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return dropped, fmt.Errorf("list logical slots: %w", err)
+	}
+	for _, name := range slots {
+		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name); err != nil {
+			return dropped, fmt.Errorf("drop logical slot %s: %w", name, err)
+		}
+		dropped = append(dropped, "logical slot "+name)
+	}
+	return dropped, nil
+}
+
+// SeedProblems checks a seed against blue's slots (trap 5), without a
+// server: for each slot named, it must exist, be inactive and not lost;
+// the seed must be greater than the slot's creation LSN (created), and
+// not below its confirmed_flush_lsn (the server would silently start there,
+// or re-send everything since the slot was created). It returns one line
+// per problem, nil when the seed is sound.
+func SeedProblems(seed LSN, names []string, slots []SlotInfo, created map[string]LSN) []string {
+	var out []string
+	for _, name := range names {
+		s, ok := FindSlot(slots, name)
+		if !ok {
+			out = append(out, fmt.Sprintf("slot %s does not exist on blue", name))
+			continue
+		}
+		if s.Active {
+			out = append(out, fmt.Sprintf("slot %s is active: something already consumes it", name))
+		}
+		if s.WALStatus == "lost" {
+			out = append(out, fmt.Sprintf("slot %s is lost: blue removed WAL it needed", name))
+		}
+		c, ok := created[name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("the creation LSN of slot %s is not recorded (slot_lsn.%s)", name, name))
+		case seed <= c:
+			out = append(out, fmt.Sprintf("the seed %s is not after slot %s's creation LSN %s: the clone predates the slot, rows would be lost", seed, name, c))
+		}
+		if s.ConfirmedFlushLSN != "" {
+			cf, err := ParseLSN(s.ConfirmedFlushLSN)
+			switch {
+			case err != nil:
+				out = append(out, fmt.Sprintf("slot %s: confirmed_flush_lsn %q unreadable", name, s.ConfirmedFlushLSN))
+			case cf > seed:
+				out = append(out, fmt.Sprintf("slot %s is confirmed up to %s, beyond the seed %s: the server would silently start there", name, cf, seed))
+			}
+		}
+	}
+	return out
+}
+
+// OriginState is a subscription's replication origin on green.
+type OriginState struct {
+	Subscription string
+	Exists       bool // the subscription exists in green's database
+	Enabled      bool
+	Origin       string // 'pg_' || oid
+	// Progressed is true when the origin has a remote_lsn (it was advanced or applied).
+	Progressed bool
+	RemoteLSN  LSN
+}
+
+// ReadOrigin reads a subscription and its origin's remote_lsn.
+func ReadOrigin(ctx context.Context, green *pgxpool.Pool, subname string) (OriginState, error) {
+	st := OriginState{Subscription: subname}
+	var oid uint32
+	var remote string
+	err := green.QueryRow(ctx, `
+SELECT s.oid, s.subenabled, coalesce((SELECT o.remote_lsn::text FROM pg_replication_origin_status o WHERE o.external_id = 'pg_' || s.oid), '')
+FROM pg_subscription s
+WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, subname).Scan(&oid, &st.Enabled, &remote)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read the origin of subscription %s: %w", subname, err)
+	}
+	st.Exists, st.Origin = true, fmt.Sprintf("pg_%d", oid)
+	if remote != "" && remote != "0/0" {
+		if st.RemoteLSN, err = ParseLSN(remote); err != nil {
+			return st, fmt.Errorf("read the origin of subscription %s: %w", subname, err)
+		}
+		st.Progressed = true
+	}
+	return st, nil
+}
+
+// AdvanceOrigin sets a replication origin's remote_lsn: the subscription
+// starts streaming after it. The subscription must be disabled (an apply
+// worker holds its origin).
+func AdvanceOrigin(ctx context.Context, green *pgxpool.Pool, origin string, lsn LSN) error {
+	if _, err := green.Exec(ctx, "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", origin, lsn.String()); err != nil {
+		return fmt.Errorf("advance replication origin %s to %s: %w", origin, lsn, err)
+	}
+	return nil
+}
+
+// OriginAdvanced reports whether subscription subname's origin stands
+// exactly at lsn: the precondition of enabling it with a clone strategy.
+func OriginAdvanced(ctx context.Context, green *pgxpool.Pool, subname string, lsn LSN) (bool, error) {
+	st, err := ReadOrigin(ctx, green, subname)
+	if err != nil {
+		return false, err
+	}
+	return st.Exists && st.Progressed && st.RemoteLSN == lsn, nil
+}

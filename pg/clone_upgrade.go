@@ -1,0 +1,153 @@
+package pg
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// upgrade makes green: a new cluster initdb'd with green's binaries to
+// match the clone (superuser, encoding, locale, checksums), pg_upgrade
+// --link from the clone, blue's settings and pg_hba.conf carried over, then
+// renamed into DataDir. The clone is removed: after --link it cannot start.
+func (p CloneParams) upgrade(ctx context.Context, u OSUser, greenMajor int) error {
+	ps := p.Paths()
+	facts, err := p.ReadCloneFacts()
+	if err != nil {
+		return err
+	}
+	// pg_upgrade may have left either server running when it was interrupted.
+	if err := PgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
+		return err
+	}
+	if fileExists(ps.Upgrading) {
+		if err := PgCtlStop(ctx, u, p.GreenBindir, ps.Upgrading, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
+			return err
+		}
+		// --link renames the clone's global/pg_control once it starts
+		// linking files: from then on neither cluster is usable.
+		if !fileExists(filepath.Join(ps.Basebackup, "global", "pg_control")) {
+			return fmt.Errorf("pg_upgrade --link was interrupted after it began linking the clone into green: neither can be used; remove %s, %s and %s, then run clone-local again (the slots on blue are unconsumed, so a new clone is safe)",
+				ps.Basebackup, ps.Upgrading, ps.Work)
+		}
+		p.logf("an earlier pg_upgrade did not finish; the clone is intact: starting the upgrade again")
+		if err := os.RemoveAll(ps.Upgrading); err != nil {
+			return fmt.Errorf("clearing the interrupted upgrade: %w", err)
+		}
+	}
+	if err := u.MkdirFor(ps.Upgrading, 0o700); err != nil {
+		return err
+	}
+	args := []string{"-D", ps.Upgrading, "-U", facts.Superuser, "--encoding=" + facts.Encoding,
+		"--lc-collate=" + facts.Collate, "--lc-ctype=" + facts.Ctype}
+	if facts.LocaleProvider == "i" {
+		args = append(args, "--locale-provider=icu", "--icu-locale="+facts.ICULocale)
+	}
+	switch {
+	case facts.DataChecksums:
+		args = append(args, "--data-checksums")
+	case greenMajor >= 18:
+		args = append(args, "--no-data-checksums") // 18's initdb turns them on by default
+	}
+	p.logf("%s/initdb %s", p.GreenBindir, strings.Join(args, " "))
+	if err := RunToFile(u.Command(ctx, filepath.Join(p.GreenBindir, "initdb"), args...), filepath.Join(ps.Work, "initdb.out")); err != nil {
+		return fmt.Errorf("initdb of green: %w", err)
+	}
+	port := strconv.Itoa(p.Port)
+	up := []string{"--link", "-b", p.BlueBindir, "-B", p.GreenBindir, "-d", ps.Basebackup, "-D", ps.Upgrading,
+		"-U", facts.Superuser, "-p", port, "-P", port, "-s", ps.UpgradeDir}
+	p.logf("%s/pg_upgrade %s", p.GreenBindir, strings.Join(up, " "))
+	cmd := u.Command(ctx, filepath.Join(p.GreenBindir, "pg_upgrade"), up...)
+	cmd.Dir = ps.UpgradeDir // pg_upgrade needs a working folder its user can write
+	if err := RunToFile(cmd, filepath.Join(ps.Work, "pg_upgrade.out")); err != nil {
+		return fmt.Errorf("pg_upgrade: %w", err)
+	}
+	if err := p.configureGreen(ctx, u, facts); err != nil {
+		return err
+	}
+	if fileExists(ps.DataDir) {
+		if err := os.Remove(ps.DataDir); err != nil { // an empty folder, checked by Phase
+			return fmt.Errorf("making room for green: %w", err)
+		}
+	}
+	if err := os.Rename(ps.Upgrading, ps.DataDir); err != nil {
+		return fmt.Errorf("naming green's data directory: %w", err)
+	}
+	if err := os.RemoveAll(ps.Basebackup); err != nil {
+		return fmt.Errorf("removing the upgraded clone's old files: %w", err)
+	}
+	return nil
+}
+
+// configureGreen gives the upgraded cluster blue's pg_hba.conf and
+// pg_ident.conf and blue's settings that green's server knows, with its own
+// port and socket folder.
+func (p CloneParams) configureGreen(ctx context.Context, u OSUser, facts CloneFacts) error {
+	ps := p.Paths()
+	for _, name := range []string{"pg_hba.conf", "pg_ident.conf"} {
+		b, err := os.ReadFile(filepath.Join(ps.Basebackup, name))
+		if err != nil {
+			continue // pg_ident.conf may be absent; pg_hba.conf was checked after the backup
+		}
+		dst := filepath.Join(ps.Upgrading, name)
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			return fmt.Errorf("copying %s to green: %w", name, err)
+		}
+		if err := u.Chown(dst); err != nil {
+			return err
+		}
+	}
+	known, err := knownSettings(ctx, u, p.GreenBindir, ps.Work)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("\n# pgbluegreen: blue's settings, carried over by clone-local\n")
+	for _, kv := range facts.Settings {
+		if !known[kv[0]] {
+			p.logf("setting %s = %q not carried: green's server does not know it", kv[0], kv[1])
+			continue
+		}
+		fmt.Fprintf(&b, "%s = '%s'\n", kv[0], confQuote(kv[1]))
+	}
+	fmt.Fprintf(&b, "port = %d\nunix_socket_directories = '%s'\n", p.Port, confQuote(ps.SocketDir))
+	auto := filepath.Join(ps.Upgrading, "postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("configuring green: %w", err)
+	}
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("configuring green: %w", err)
+	}
+	return u.Chown(auto)
+}
+
+// knownSettings lists the settings a server build knows (postgres
+// --describe-config: one tab-separated line per setting, name first).
+func knownSettings(ctx context.Context, u OSUser, bindir, work string) (map[string]bool, error) {
+	out := filepath.Join(work, "describe-config.out")
+	if err := RunToFile(u.Command(ctx, filepath.Join(bindir, "postgres"), "--describe-config"), out); err != nil {
+		return nil, fmt.Errorf("listing green's settings: %w", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return nil, fmt.Errorf("listing green's settings: %w", err)
+	}
+	known := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if name, _, ok := strings.Cut(sc.Text(), "\t"); ok {
+			known[name] = true
+		}
+	}
+	return known, nil
+}
