@@ -262,7 +262,7 @@ func (m *Model) gaugeLines(w int) []string {
 			loud = append(loud, st.Loud.Render("⚠ "+text))
 		}
 	}
-	if m.p.Lag == nil {
+	if m.p.Lag == nil && !g.sampled {
 		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
 	} else if !g.sampled && g.blue.lastErr == "" {
 		lines = append(lines, st.Faint.Render("reading blue's replication slots…"))
@@ -299,9 +299,13 @@ func (m *Model) clipGauge(lines []string, h int) []string {
 func (m *Model) slotLine(v *slotView, w, nameW int) string {
 	st := m.styles
 	sl := v.cur
-	active := "○ idle  "
+	// Wide screens spell the slot's state out; narrow ones keep the symbol.
+	active := "○"
 	if sl.Active {
-		active = "● active"
+		active = "●"
+	}
+	if w >= 120 {
+		active = map[bool]string{true: "● active", false: "○ idle  "}[sl.Active]
 	}
 	behind := fmt.Sprintf("%9s", bytesText(sl.BehindBytes))
 	rateText := "rate …"
@@ -327,9 +331,9 @@ func (m *Model) slotLine(v *slotView, w, nameW int) string {
 	if _, bad := danger(sl); bad {
 		walStyle = st.Fail
 	}
-	retained := walStyle.Render(fmt.Sprintf("keeps %s %s", bytesText(sl.RetainedBytes), sl.WALStatus))
+	retained := walStyle.Render(fmt.Sprintf("WAL %s %s", bytesText(sl.RetainedBytes), sl.WALStatus))
 	fixed := fmt.Sprintf("%-*s %s %s ", nameW, truncate(sl.Slot, nameW), active, behind)
-	tail := fmt.Sprintf(" %-11s %-11s ", rateText, etaText)
+	tail := fmt.Sprintf(" %-10s %-11s ", rateText, etaText)
 	// Share what is left between the bar and the sparkline.
 	room := w - displayWidth(fixed) - displayWidth(tail) - displayWidth(retained)
 	barW := min(max(room, 0), 20)

@@ -291,7 +291,7 @@ func TestLagSamples(t *testing.T) {
 		t.Errorf("eta %v (%v), want 79s ((80 MB - 1 MB) at 1 MB/s)", eta, ok)
 	}
 	scr := h.screen()
-	for _, want := range []string{"pgbg_all", "80.0 MB", "↓1.0 MB/s", "ETA 1m19s", "keeps 80.0 MB reserved"} {
+	for _, want := range []string{"pgbg_all", "80.0 MB", "↓1.0 MB/s", "ETA 1m19s", "WAL 80.0 MB reserved"} {
 		if !strings.Contains(scr, want) {
 			t.Errorf("gauge lacks %q:\n%s", want, scr)
 		}

@@ -1,0 +1,121 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// goldenModel is a copy-strategy run part way: three steps done, one
+// running, one failed, values recorded, two slots (one falling behind), a
+// subscription, and a log. The clock is fixed, the runner a fake that
+// never runs (the running step is set by hand).
+func goldenModel(t testing.TB) *Model {
+	store := openStore(t, false, "")
+	cfg := testConfig()
+	all := steps.Strategy("copy")
+	real := &steps.Runner{Config: cfg, Steps: all, Store: store}
+	started := epoch.Add(-95 * time.Second)
+	finished := epoch.Add(-2 * time.Minute)
+	err := store.Update(func(s *state.State) error {
+		for i, st := range []state.Status{state.Done, state.Skipped, state.Done, state.Done, state.Done, state.Failed} {
+			r := s.EditStep(all[i].ID)
+			r.Status, r.Attempts, r.FinishedAt = st, 1, &finished
+			if st == state.Failed {
+				r.LastError = all[i].ID + ": permission denied for table accounts"
+			}
+		}
+		r := s.EditStep(all[6].ID)
+		r.Status, r.Attempts, r.StartedAt = state.Running, 1, &started
+		s.Set("slot_lsn", "0/3000148", "create-slots")
+		s.Set("blue_version", "15.14", "preflight")
+		s.Set("extensions_upgraded", "pg_trgm 1.6 -> 1.6", "upgrade-extensions")
+		s.Set("secret_arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pgbg-repl", "operator")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Params{Config: cfg, Steps: all, Runner: &fakeRunner{real: real}, Store: store, Database: "app",
+		Holder: "pid 4242 ops@jumpbox since 11:58:03",
+		Now:    func() time.Time { return epoch }, Location: time.UTC})
+	m.running, m.runStart = all[6].ID, started
+	m.Update(versionMsg{blue: true, version: "15.14"})
+	m.Update(versionMsg{blue: false, version: "17.5"})
+	for i := 0; i < 60; i++ {
+		at := epoch.Add(time.Duration(i-59) * time.Second)
+		m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: at, Slots: []steps.SlotLag{
+			{Slot: "pgbg_all", Active: true, BehindBytes: int64(200-3*i) << 20, RetainedBytes: int64(260-3*i) << 20, WALStatus: "reserved", SafeWALBytes: -1, ConfirmedLSN: "0/9000000", CurrentLSN: "0/A000000"},
+			{Slot: "pgbg_orders", Active: false, BehindBytes: int64(10+i) << 20, RetainedBytes: int64(40+i) << 20, WALStatus: "extended", SafeWALBytes: -1},
+		}}})
+	}
+	m.Update(subsResultMsg{gen: m.lagGen, subs: []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
+		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}})
+	for i := 0; i < 30; i++ {
+		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
+	}
+	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
+	m.cursor = 6
+	return m
+}
+
+// TestGoldenScreens compares whole screens at three sizes, colour stripped.
+// go test ./ui -run Golden -update rewrites them.
+func TestGoldenScreens(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
+		w, h := size[0], size[1]
+		t.Run(fmt.Sprintf("%dx%d", w, h), func(t *testing.T) {
+			m := goldenModel(t)
+			m.Update(tea_WindowSize(w, h))
+			got := ansi.Strip(m.View())
+			lines := strings.Split(got, "\n")
+			if len(lines) != h {
+				t.Errorf("%d lines, want %d", len(lines), h)
+			}
+			for i, l := range lines {
+				if ansi.StringWidth(l) > w {
+					t.Errorf("line %d is %d wide, more than %d: %q", i, ansi.StringWidth(l), w, l)
+				}
+			}
+			path := filepath.Join("testdata", fmt.Sprintf("screen_%dx%d.golden", w, h))
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("screen differs from %s (run with -update after checking):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// TestReflow: every size between the smallest and a large one draws exactly
+// the terminal's size.
+func TestReflow(t *testing.T) {
+	m := goldenModel(t)
+	for _, s := range [][2]int{{80, 24}, {81, 25}, {100, 24}, {80, 50}, {133, 37}, {250, 70}, {80, 24}} {
+		m.Update(tea_WindowSize(s[0], s[1]))
+		lines := strings.Split(ansi.Strip(m.View()), "\n")
+		if len(lines) != s[1] {
+			t.Errorf("%dx%d: %d lines", s[0], s[1], len(lines))
+		}
+		for i, l := range lines {
+			if ansi.StringWidth(l) > s[0] {
+				t.Errorf("%dx%d: line %d is %d wide", s[0], s[1], i, ansi.StringWidth(l))
+			}
+		}
+	}
+}
