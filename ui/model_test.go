@@ -225,7 +225,7 @@ func TestEditValue(t *testing.T) {
 	h.key("enter")
 	h.typeText("0/5000028")
 	h.key("enter")
-	h.until("the value to be saved", func() bool { v, _ := store.Snapshot().Get("green_start_lsn"); return v == "0/5000028" })
+	h.until("the value to be saved and shown", func() bool { v, _ := h.m.st.Get("green_start_lsn"); return v == "0/5000028" })
 	if v := store.Snapshot().Values["green_start_lsn"]; v.RecordedBy != "operator" {
 		t.Errorf("recorded by %q", v.RecordedBy)
 	}
@@ -339,5 +339,41 @@ func TestTooSmall(t *testing.T) {
 	h.send(tea_WindowSize(79, 30))
 	if got := h.screen(); strings.Count(got, "\n") != 0 || !strings.Contains(got, "terminal too small (79x30)") {
 		t.Errorf("small screen: %q", got)
+	}
+}
+
+// TestWatchFollows: watch mode follows the state file and the journal the
+// driving instance writes, and shows who holds the lock.
+func TestWatchFollows(t *testing.T) {
+	dir := t.TempDir()
+	drive := openStore(t, false, dir)
+	j, err := state.OpenJournal(dir + "/state.journal.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	store := openStore(t, true, dir)
+	cfg := testConfig()
+	real := &steps.Runner{Config: cfg, Steps: steps.Strategy("copy"), Store: store}
+	m := New(Params{Config: cfg, Steps: real.Steps, Runner: real, Store: store, Watch: true,
+		JournalPath: j.Path(), StatePath: dir + "/state.json", Now: func() time.Time { return epoch }, Location: time.UTC})
+	h := newHarness(t, m, 120, 40)
+	if err := drive.Update(func(s *state.State) error {
+		s.EditStep("preflight").Status = state.Done
+		s.Set("blue_version", "15.14", "preflight")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(state.Entry{Step: "preflight", Target: "blue", Kind: "sql", Text: "SELECT version()", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	h.until("the journal line", func() bool { return strings.Contains(m.logText(), "preflight [blue sql] SELECT version()") })
+	h.until("the state", func() bool { return m.st.Step("preflight").Status == state.Done })
+	scr := h.screen()
+	for _, want := range []string{"✓ done    preflight", "blue_version", "lock: pid"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("watch screen lacks %q:\n%s", want, scr)
+		}
 	}
 }
