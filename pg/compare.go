@@ -168,3 +168,13 @@ func RowCounts(ctx context.Context, pool *pgxpool.Pool, tables []Rel, checksum b
 	})
 	return out, err
 }
+
+// NextXID is the server's next transaction ID: when it moves between two
+// reads, transactions were started (written) in between.
+func NextXID(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var x int64
+	if err := pool.QueryRow(ctx, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").Scan(&x); err != nil {
+		return 0, fmt.Errorf("read the next transaction ID: %w", err)
+	}
+	return x, nil
+}

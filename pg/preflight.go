@@ -61,7 +61,7 @@ func ReadSchemaFacts(ctx context.Context, pool *pgxpool.Pool, schemas []string) 
 	list := func(where string) ([]Rel, error) {
 		return scanRels(pool.Query(ctx, `
 SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1::text[]) AND `+where+` ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas))
+WHERE n.nspname = ANY($1::text[]) AND `+where+` ORDER BY 1, 2`, schemas))
 	}
 	if f.Unlogged, err = list("c.relkind IN ('r', 'p') AND c.relpersistence = 'u'"); err != nil {
 		return f, fmt.Errorf("list unlogged tables: %w", err)
@@ -92,7 +92,7 @@ WHERE n.nspname = ANY($1::text[]) AND c.relkind = 'r' AND c.relreplident IN ('d'
   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
   AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                   WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid)
-ORDER BY 1 COLLATE "C", 2 COLLATE "C"`, schemas))
+ORDER BY 1, 2`, schemas))
 	if err != nil {
 		return nil, fmt.Errorf("list tables without a usable index: %w", err)
 	}

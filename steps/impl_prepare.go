@@ -15,7 +15,7 @@ import (
 func init() {
 	implementations["preflight"] = func(s *Step) {
 		// Read-only: never found done, so an interrupted one simply runs again.
-		s.Check = alwaysRuns("read-only: runs every time")
+		s.Check = alwaysRuns("read-only checks, run every time; their PASS/WARN lines are in the log")
 		s.Run = runPreflight
 	}
 	implementations["enable-logical-replication"] = func(s *Step) {
@@ -259,14 +259,20 @@ func runEnableLogicalReplication(ctx context.Context, e *Env) error {
 	return e.refuse("%s; a restart is needed, which pgbluegreen does not do: on blue run %s; restart blue, then run again", res.Detail, strings.Join(lines, "; "))
 }
 
-// enableLines are the ALTER SYSTEM lines for a self-managed blue.
+// enableLines are the ALTER SYSTEM lines of the step's self-managed plan.
 func enableLines(e *Env) []string {
-	need := max(e.Config.slotsNeeded(2), 10)
-	return []string{
-		"ALTER SYSTEM SET wal_level = 'logical'",
-		fmt.Sprintf("ALTER SYSTEM SET max_replication_slots = %d", need),
-		fmt.Sprintf("ALTER SYSTEM SET max_wal_senders = %d", need),
+	var out []string
+	for _, s := range Strategy(e.Config.Strategy) {
+		if s.ID != "enable-logical-replication" || s.Plan == nil {
+			continue
+		}
+		for _, a := range s.Plan(e) {
+			if a.Kind == "sql" {
+				out = append(out, a.Text)
+			}
+		}
 	}
+	return out
 }
 
 // checkReplicationRole is done when the role exists, can log in, has

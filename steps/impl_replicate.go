@@ -236,7 +236,7 @@ func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
 	if prog.Reached() && cp.Ready == cp.Total {
 		return CheckResult{Done: true, Detail: fmt.Sprintf("caught up: every slot at %s, %d/%d tables ready", target, cp.Ready, cp.Total)}, nil
 	}
-	return CheckResult{Detail: fmt.Sprintf("%d bytes behind %s, %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
+	return CheckResult{Detail: fmt.Sprintf("now %d bytes behind blue's current LSN %s (live writes keep it moving), %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
 }
 
 func slotNames(c *Config) []string {

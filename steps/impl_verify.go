@@ -109,9 +109,14 @@ func runVerifyData(ctx context.Context, e *Env) error {
 		return err
 	}
 	var mismatched map[pg.Rel]string
+	var writes int64 // transactions blue started during the comparisons
 	for attempt := 1; attempt <= verifyAttempts; attempt++ {
 		qctx, cancel := e.bounded(ctx)
 		target, err := pg.CurrentLSN(qctx, e.Blue)
+		var xidBefore int64
+		if err == nil {
+			xidBefore, err = pg.NextXID(qctx, e.Blue)
+		}
 		cancel()
 		if err != nil {
 			return err
@@ -127,6 +132,13 @@ func runVerifyData(ctx context.Context, e *Env) error {
 		if err != nil {
 			return fmt.Errorf("green: %w", err)
 		}
+		qctx, cancel = e.bounded(ctx)
+		xidAfter, err := pg.NextXID(qctx, e.Blue)
+		cancel()
+		if err != nil {
+			return err
+		}
+		writes += xidAfter - xidBefore
 		now := map[pg.Rel]string{}
 		for _, t := range tables {
 			if blue[t] != green[t] && (mismatched == nil || mismatched[t] != "") {
@@ -149,6 +161,10 @@ func runVerifyData(ctx context.Context, e *Env) error {
 		lines = append(lines, l)
 	}
 	sort.Strings(lines)
+	if writes > 0 {
+		return fmt.Errorf("%d table(s) differ between blue and green, but blue was being written (%d transactions during the comparisons), so counts taken a moment apart cannot match: %s; run verify-data again while writes are paused or quiet",
+			len(lines), writes, strings.Join(lines, "; "))
+	}
 	return fmt.Errorf("%d table(s) differ between blue and green in %d attempts: %s; look for apply errors on green (wait-catch-up), or compare again when writes are paused",
 		len(lines), verifyAttempts, strings.Join(lines, "; "))
 }
