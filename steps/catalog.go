@@ -133,7 +133,9 @@ func catalog() []*Step {
 					grant = "GRANT rds_replication TO " + r
 				}
 				out := []Action{
-					sql(Blue, "CREATE ROLE %s LOGIN PASSWORD '********'  -- password from %s; statement logging off for this transaction", r, e.Config.Replication.Password.describe()),
+					sql(Blue, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1"),
+					sql(Blue, "SELECT set_config('pgbg.role', %s, true), set_config('pgbg.verifier', $1, true)  -- $1: a SCRAM-SHA-256 verifier computed here from the password in %s; the password never leaves pgbluegreen", quoteLiteral(e.Config.Replication.Role), e.Config.Replication.Password.describe()),
+					sql(Blue, "DO $$ ... EXECUTE format('CREATE ROLE %%I LOGIN PASSWORD %%L' (or ALTER ROLE when it exists), current_setting('pgbg.role'), current_setting('pgbg.verifier')) $$  -- = CREATE ROLE %s LOGIN PASSWORD '********'", r),
 					sql(Blue, "%s", grant),
 					sql(Blue, "GRANT CONNECT ON DATABASE <blue db> TO %s", r),
 				}
@@ -142,15 +144,15 @@ func catalog() []*Step {
 						sql(Blue, "GRANT USAGE ON SCHEMA %s TO %s", ident(s), r),
 						sql(Blue, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s", ident(s), r))
 				}
-				return out
+				return append(out, sql(Blue, "COMMIT"))
 			}},
 		{ID: "replica-identity-full", Phase: PhasePrepare, Target: Blue, Title: "Replica identity for tables without a primary key",
 			Why:    "Once a table is published, every UPDATE/DELETE on a table with no replica identity fails on blue: set it before the publication exists.",
 			Source: "000", Issue: 4, Records: []string{"replica_identity_full_tables"},
 			Plan: func(e *Env) []Action {
 				return []Action{
-					note(Blue, "for each table found by preflight with no primary key and replica identity DEFAULT:"),
-					sql(Blue, "ALTER TABLE <schema>.<table> REPLICA IDENTITY FULL"),
+					sql(Blue, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND c.relpersistence = 'p' AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AND n.nspname = ANY('{%s}')", strings.Join(e.Config.Schemas, ",")),
+					sql(Blue, "ALTER TABLE <schema>.<table> REPLICA IDENTITY FULL  -- for each; the list is recorded first"),
 					note(Blue, "recorded: replica_identity_full_tables = %s", e.V("replica_identity_full_tables")),
 				}
 			}},
@@ -160,7 +162,7 @@ func catalog() []*Step {
 			Why:    "The publication says what blue sends; it must exist before the slot, whose snapshot it is read at.",
 			Source: "000, 001 §1.2, 002", Issue: 4,
 			Plan: func(e *Env) []Action {
-				var out []Action
+				out := []Action{note(Blue, "refused while a table to publish has neither a primary key nor a replica identity (run replica-identity-full)")}
 				for _, p := range e.Config.Publications {
 					out = append(out, sql(Blue, "CREATE PUBLICATION %s %s", ident(p.Name), e.Config.publicationTables(p)))
 				}
@@ -170,11 +172,11 @@ func catalog() []*Step {
 			Why:    "The slot holds blue's WAL from this point until green consumes it; green's data must start at or after it.",
 			Source: "000, 001 §1.3, 002", Issue: 4, Records: []string{"slot_lsn"},
 			Plan: func(e *Env) []Action {
-				var out []Action
+				out := []Action{note(Blue, "refused while a publication is missing (pgoutput reads publications as of the slot's snapshot)")}
 				for _, p := range e.Config.Publications {
 					out = append(out, sql(Blue, "SELECT lsn FROM pg_create_logical_replication_slot(%s, 'pgoutput')", quoteLiteral(slotName(p.Name))))
 				}
-				return append(out, note(Blue, "recorded: slot_lsn = %s", e.V("slot_lsn")))
+				return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn")))
 			}},
 
 		// Provision green
@@ -199,9 +201,9 @@ func catalog() []*Step {
 			Source: "-", Issue: 4, Strategies: []string{"copy"},
 			Plan: func(e *Env) []Action {
 				return []Action{
-					sql(Green, "SELECT rolname FROM pg_roles  -- roles owning or granted objects on blue must exist on green first"),
-					{Target: Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions " + strings.Join(schemaFlags(e.Config.Schemas), " ") + " <blue>  (green's pg_dump)"},
-					{Target: Green, Kind: "command", Text: "apply the dump to green in one transaction (psql --single-transaction -v ON_ERROR_STOP=1)"},
+					{Target: Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions " + strings.Join(schemaFlags(e.Config.Schemas), " ") + " --extension=<each extension on blue> -d 'host=<blue> port=<port> dbname=<db> user=<user>'  (pg_dump from clone.green_bindir, else the newest on PATH or /usr/lib/postgresql/*/bin; password in PGPASSWORD)"},
+					sql(Green, "SELECT r FROM unnest(<roles named by OWNER TO / GRANT / REVOKE in the dump>) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)  -- any missing: refused with the CREATE ROLE lines"),
+					sql(Green, "BEGIN; <the dump, CREATE SCHEMA as IF NOT EXISTS, psql meta-commands dropped>; COMMIT  -- one transaction on a connection of its own"),
 				}
 			}},
 		{ID: "clone-local", Phase: PhaseProvision, Target: Green, Title: "Clone blue with pg_basebackup and upgrade it",
@@ -287,12 +289,17 @@ func catalog() []*Step {
 			Why:    "One subscription per publication, on the existing slot, disabled until its origin is set; the password never reaches green's log.",
 			Source: "000, 001 §5.1, 002", Issue: 4,
 			Plan: func(e *Env) []Action {
-				out := []Action{sql(Green, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1")}
+				out := []Action{note(Green, "refused while a slot is missing on blue")}
 				for _, p := range e.Config.Publications {
-					out = append(out, sql(Green, "CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-						ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name))))
+					out = append(out,
+						sql(Green, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1; SET LOCAL log_parameter_max_length_on_error = 0"),
+						sql(Green, "SELECT set_config('pgbg.conninfo', $1, true), ...  -- the connection string with the password, as a bind parameter only"),
+						sql(Green, "DO $$ ... EXECUTE format('CREATE SUBSCRIPTION %%I CONNECTION %%L PUBLICATION %%I WITH (...)', ...) $$  -- quoted by the server; errors re-raised without the statement"),
+						sql(Green, "-- = CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
+							ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name))),
+						sql(Green, "COMMIT"))
 				}
-				return append(out, sql(Green, "COMMIT"))
+				return out
 			}},
 		{ID: "advance-origins", Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
 			Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
@@ -305,6 +312,11 @@ func catalog() []*Step {
 			Source: "000, 001 §8, 002", Issue: 4,
 			Plan: func(e *Env) []Action {
 				var out []Action
+				if e.Config.isCloneStrategy() {
+					out = append(out,
+						sql(Green, "SELECT remote_lsn >= '%s' FROM pg_replication_origin_status WHERE external_id = 'pg_' || <subscription oid>  -- refused unless the origin was advanced to the seed", e.V("green_start_lsn")),
+						sql(Blue, "SELECT active, wal_status, confirmed_flush_lsn <= '%s' FROM pg_replication_slots WHERE slot_name = <slot>  -- refused unless inactive, not lost, not beyond the seed; seed > slot_lsn", e.V("green_start_lsn")))
+				}
 				for _, p := range e.Config.Publications {
 					out = append(out, sql(Green, "ALTER SUBSCRIPTION %s ENABLE", ident(p.Name)))
 				}
@@ -315,8 +327,9 @@ func catalog() []*Step {
 			Source: "000, 001 §9.1, 002", Issue: 4,
 			Plan: func(e *Env) []Action {
 				return []Action{
-					sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_type = 'logical'"),
-					sql(Green, "SELECT srrelid::regclass, srsubstate FROM pg_subscription_rel WHERE srsubstate <> 'r'"),
+					sql(Blue, "SELECT pg_current_wal_lsn()  -- the target, once"),
+					sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(<target>, confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ANY(<slots>)  -- every 500 ms"),
+					sql(Green, "SELECT count(*) FILTER (WHERE srsubstate = 'r'), count(*) FROM pg_subscription_rel  -- and rows copied from pg_stat_progress_copy"),
 					sql(Green, "SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats"),
 					note(BlueGreen, "until every slot's confirmed_flush_lsn reaches blue's LSN taken at the start of the wait (timeout %s)", e.Config.Timeouts.LagWait),
 				}
@@ -326,7 +339,8 @@ func catalog() []*Step {
 			Source: "000, 001 §9.2, 002", Issue: 4,
 			Plan: func(e *Env) []Action {
 				return []Action{
-					sql(Green, "SET statement_timeout = 0; ANALYZE VERBOSE  -- progress from pg_stat_progress_analyze"),
+					sql(Green, "SELECT now()  -- the start"),
+					sql(Green, "SET statement_timeout = 0; ANALYZE <each table of %s>  -- one by one, logged; pg_stat_progress_analyze polled every 5 s", strings.Join(e.Config.Schemas, ", ")),
 					sql(Green, "SELECT relname FROM pg_stat_all_tables WHERE schemaname = ANY($1) AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity') < <start>"),
 				}
 			}},
@@ -334,7 +348,10 @@ func catalog() []*Step {
 			Why:    "Row counts per table, compared on blue and green at a drained point, before trusting green with traffic.",
 			Source: "beyond the sources", Issue: 4,
 			Plan: func(e *Env) []Action {
-				return []Action{sql(BlueGreen, "SELECT count(*) FROM <each table of %s>  -- at a drained point", strings.Join(e.Config.Schemas, ", "))}
+				return []Action{
+					sql(Blue, "SELECT pg_current_wal_lsn()  -- then wait until every slot reaches it"),
+					sql(BlueGreen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT count(*) FROM <each table of %s>; COMMIT  -- with value verify_data_checksums = on, also an md5 of the rows; up to 3 attempts", strings.Join(e.Config.Schemas, ", ")),
+				}
 			}},
 
 		// Cutover
