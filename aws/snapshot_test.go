@@ -3,6 +3,7 @@ package aws_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
@@ -11,6 +12,7 @@ import (
 func TestRDSSnapshotStrategy(t *testing.T) {
 	f := newFixture(t)
 	f.srv.AddInstance(awstest.Instance{ID: "blue", Class: "db.m6g.large", EngineVersion: "14.10", ParameterGroup: "blue-pg14"})
+	f.srv.RedoLSN = "1A/2B3C4DFF"
 
 	// 001 §2: snapshot blue, wait.
 	snap, err := f.c.CreateSnapshot(f.ctx, aws.CreateSnapshotParams{InstanceID: "blue", SnapshotID: "green-snap"})
@@ -72,6 +74,12 @@ func TestRDSSnapshotStrategy(t *testing.T) {
 	}
 	if n := f.srv.Count("RestoreDBInstanceFromDBSnapshot"); n != 1 {
 		t.Errorf("RestoreDBInstanceFromDBSnapshot called %d times", n)
+	}
+
+	// 001 §7: the seed is the first "redo done at" of green's log, + 1 byte.
+	seed, err := f.c.FindRedoDone(f.ctx, aws.FindRedoDoneParams{InstanceID: "green", Since: time.Now().Add(-time.Hour)})
+	if err != nil || !seed.Found || seed.LSN != "1A/2B3C4DFF" || seed.SeedLSN != "1A/2B3C4E00" {
+		t.Errorf("FindRedoDone = %+v, %v", seed, err)
 	}
 }
 

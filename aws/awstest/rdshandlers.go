@@ -57,6 +57,10 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeXMLError(w, rdsNS, fault, reqID)
 		return
 	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+		writeXMLError(w, rdsNS, &Fault{Code: "MalformedQueryString", Message: "unexpected Content-Type " + ct, Status: 400}, reqID)
+		return
+	}
 	h := rdsHandlers[action]
 	if h == nil || form.Get("Version") != "2014-10-31" {
 		writeXMLError(w, rdsNS, &Fault{Code: "InvalidAction", Message: "The action " + action + " is not valid for this web service.", Status: 400}, reqID)

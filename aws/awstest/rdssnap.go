@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func (s *Server) createSnapshot(f url.Values, cluster bool) (any, *Fault) {
@@ -137,7 +138,26 @@ func (s *Server) restoreDBInstanceFromDBSnapshot(f url.Values) (any, *Fault) {
 		PubliclyAccessible: f.Get("PubliclyAccessible") == "true",
 	})
 	in.t = s.after(func() { in.Status = "available" })
+	s.rds.logs[id] = append(s.rds.logs[id], recoveryLog(s.RedoLSN))
 	return struct{ DBInstance xInstance }{renderInstance(in)}, nil
+}
+
+// recoveryLog is the log of a snapshot's first start: recovery ending in
+// "redo done at", then a restart (the upgrade) with a second one.
+func recoveryLog(lsn string) LogFile {
+	now := time.Now().UTC()
+	ts := now.Format("2006-01-02 15:04:05 UTC")
+	return LogFile{
+		Name:        "error/postgresql.log." + now.Format("2006-01-02-15"),
+		LastWritten: now,
+		Data: ts + "::@:[401]:LOG:  starting PostgreSQL\n" +
+			ts + "::@:[405]:LOG:  database system was interrupted; last known up at " + ts + "\n" +
+			ts + "::@:[405]:LOG:  redo starts at 0/2000028\n" +
+			ts + "::@:[405]:LOG:  redo done at " + lsn + " system usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.01 s\n" +
+			ts + "::@:[405]:LOG:  checkpoint starting: end-of-recovery immediate wait\n" +
+			ts + "::@:[401]:LOG:  database system is ready to accept connections\n" +
+			ts + "::@:[777]:LOG:  redo done at FF/0 system usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.01 s\n",
+	}
 }
 
 func (s *Server) describeDBLogFiles(f url.Values) (any, *Fault) {

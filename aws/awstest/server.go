@@ -66,6 +66,11 @@ type Server struct {
 	PageSize int
 	// LogPortion is the bytes per DownloadDBLogFilePortion answer. Default 1 MB.
 	LogPortion int
+	// RedoLSN is the "redo done at" LSN written to the log of an instance
+	// restored from a snapshot (RestoreDBInstanceFromDBSnapshot), as RDS's
+	// recovery of the snapshot would print it; a later, second "redo done"
+	// follows it as after the engine upgrade's restart. Default "0/3000148".
+	RedoLSN string
 
 	mu       sync.Mutex
 	requests []Request
@@ -91,6 +96,7 @@ func NewServer() *Server {
 		Ticks:      2,
 		PageSize:   100,
 		LogPortion: 1 << 20,
+		RedoLSN:    "0/3000148",
 		faults:     map[string]*Fault{},
 		secrets:    map[string]*secret{},
 		params:     map[string]*ssmParam{},
@@ -156,6 +162,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	// Every AWS API call is SigV4-signed; an unsigned one means the client
+	// had no credentials, and AWS would refuse it.
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		s.mu.Lock()
+		s.record("unsigned", r.URL.Path, map[string]string{})
+		s.mu.Unlock()
+		writeXMLError(w, rdsNS, &Fault{Code: "MissingAuthenticationToken", Message: "Request is missing Authentication Token", Status: 403}, "req-unsigned")
 		return
 	}
 	switch {
