@@ -135,7 +135,7 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 		add("sequences will not collide", "every sequence exists on "+d.to.name+" and none is ahead there", nil)
 	}
 	if rollback {
-		detail, err = checkForwardRestartable(ctx, e.from, e.to, f.startSlots, f.startSubs)
+		detail, err = checkForwardRestartable(ctx, e.to, e.from, f.startSlots, f.startSubs) // rollback: to is blue
 	} else {
 		detail, err = checkReversePrereqs(ctx, e.from, e.to, r.p)
 	}

@@ -179,7 +179,7 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 	err = r.step(ctx, "drain", d.from.name+" -> "+d.to.name, func(ctx context.Context) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
 		defer cancel()
-		polls, err := waitDrained(ctx, e.from, f.drainSlots, lsn)
+		polls, err := waitDrained(ctx, e.from, e.to, f.drainSlots, lsn)
 		if err != nil {
 			return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
 		}

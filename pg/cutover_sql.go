@@ -17,9 +17,13 @@ import (
 
 func qi(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// drainTarget takes the source's current WAL position as the drain target
-// and the largest lag of the feed's slots at that moment.
+// drainTarget flushes the source's WAL (the walsenders decode flushed WAL
+// only, and commits may be asynchronous), then takes its current WAL
+// position as the drain target, with the largest lag of the feed's slots.
 func drainTarget(ctx context.Context, c *pgxpool.Conn, slots []string) (lsn string, lag int64, err error) {
+	if err := flushWAL(ctx, c); err != nil {
+		return "", 0, fmt.Errorf("flush the WAL: %w", err)
+	}
 	var n int
 	err = c.QueryRow(ctx, `
 SELECT pg_current_wal_lsn()::text,
@@ -37,12 +41,20 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&lsn, &lag, &n
 
 // waitDrained polls until every slot's confirmed_flush_lsn reached lsn:
 // the subscriber has applied and flushed everything written before it.
-func waitDrained(ctx context.Context, c *pgxpool.Conn, slots []string, lsn string) (int, error) {
+//
+// Left alone this takes up to a second after the last apply: the
+// subscriber's apply worker commits asynchronously and reports a flushed
+// position only when it next wakes (its nap is 1 s) or a keepalive arrives.
+// So each round flushes the subscriber's WAL and then commits an empty
+// transaction synchronously on the source: its walsender wakes, decodes
+// nothing to send, and pings the subscriber, which answers at once with its
+// now-flushed position.
+func waitDrained(ctx context.Context, src, dst *pgxpool.Conn, slots []string, lsn string) (int, error) {
 	polls := 0
 	for {
 		polls++
 		var done bool
-		err := c.QueryRow(ctx, `
+		err := src.QueryRow(ctx, `
 SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false)
 FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots, lsn).Scan(&done)
 		if err != nil {
@@ -51,31 +63,28 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots, lsn).Scan(&done)
 		if done {
 			return polls, nil
 		}
+		if err := flushWAL(ctx, dst); err != nil {
+			return polls, fmt.Errorf("flush the subscriber's WAL: %w", err)
+		}
+		if err := flushWAL(ctx, src); err != nil {
+			return polls, fmt.Errorf("wake the walsenders: %w", err)
+		}
 		select {
 		case <-ctx.Done():
 			return polls, fmt.Errorf("wait for the slots to reach %s: %w", lsn, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
 
-// flushWAL makes the subscriber flush its WAL now: with synchronous_commit
-// off (the default of a subscription's apply worker) a replicated commit
-// counts as flushed, and so confirmed on the publisher, only once the WAL
-// writer gets to it.
+// flushWAL commits a transaction holding only a logical message (which no
+// subscriber asks for) synchronously: every WAL record before it is
+// flushed, and walsenders are woken. A transaction that wrote no WAL
+// before its commit record would commit asynchronously whatever the
+// setting, hence the message.
 func flushWAL(ctx context.Context, c *pgxpool.Conn) error {
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	_, err := c.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'pgbluegreen', ''); COMMIT")
+	return err
 }
 
 // disableSubscriptions disables the subscriptions and ends their apply
