@@ -419,6 +419,11 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 		m.note(levelInfo, fmt.Sprintf("%s: dry run printed above; nothing was executed", msg.ID))
 	default:
 		m.note(levelOK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
+		// Done: the cursor moves on to the next step, the usual next key press.
+		if s := m.selected(); s != nil && s.ID == msg.ID && m.cursor < len(m.p.Steps)-1 {
+			m.cursor++
+			m.detailOff = 0
+		}
 	}
 	if m.quitting {
 		return tea.Quit

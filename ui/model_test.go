@@ -104,7 +104,10 @@ func TestRunStep(t *testing.T) {
 		t.Errorf("first is %s, want done", got)
 	}
 	scr := h.screen()
-	for _, want := range []string{"› ✓ done    first", "slot_lsn", "0/1A2B3C", "first: ran"} {
+	if h.m.cursor != 1 {
+		t.Errorf("the cursor did not move on to the next step")
+	}
+	for _, want := range []string{"  ✓ done    first", "› ○ pending slow", "slot_lsn", "0/1A2B3C", "first: ran"} {
 		if !strings.Contains(scr, want) {
 			t.Errorf("screen lacks %q:\n%s", want, scr)
 		}
@@ -138,13 +141,13 @@ func TestConfirmDestructive(t *testing.T) {
 	h, store := flowModel(t, release)
 	h.key("enter")
 	h.until("first", func() bool { return h.m.running == "" })
-	h.key("j", "enter")
+	h.key("enter")
 	h.until("slow", func() bool { return h.m.running == "" })
-	h.key("j", "enter")
+	h.key("enter")
 	if h.m.prompt != promptConfirm || h.m.running != "" {
 		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt, h.m.running)
 	}
-	if !strings.Contains(h.screen(), "Type the database's name (app)") {
+	if !strings.Contains(h.screen(), "type the database's name (app) to run it") {
 		t.Errorf("prompt not shown:\n%s", h.screen())
 	}
 	h.typeText("ap")
@@ -174,7 +177,7 @@ func TestQuitWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
 	h.until("first", func() bool { return h.m.running == "" })
-	h.key("j", "enter")
+	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q")
 	if h.quit || h.m.prompt != promptQuit {
@@ -198,7 +201,7 @@ func TestSignalWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
 	h.until("first", func() bool { return h.m.running == "" })
-	h.key("j", "enter")
+	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	msg := Filter(h.m, tea_QuitMsg())
 	if _, ok := msg.(QuitRequestMsg); !ok {

@@ -109,7 +109,7 @@ func (m *Model) logTitle(h int) string {
 func (m *Model) footerLines() []string {
 	var out []string
 	if p := m.promptLine(); p != "" {
-		out = append(out, p)
+		out = append(out, strings.Split(p, "\n")...)
 		if m.promptErr != "" {
 			out = append(out, m.styles.Fail.Render("✗ "+m.promptErr))
 		}
@@ -124,7 +124,9 @@ func (m *Model) promptLine() string {
 	st := m.styles
 	switch m.prompt {
 	case promptConfirm:
-		return st.Warn.Render(fmt.Sprintf("⚠ %s is destructive. Type the database's name (%s) to run it: ", m.confirmID, m.p.Database)) + m.input.View()
+		// Two lines, so the field stays on screen at 80 columns.
+		return st.Warn.Render(fmt.Sprintf("⚠ %s is destructive: type the database's name (%s) to run it", m.confirmID, m.p.Database)) +
+			"\n" + st.Bold.Render("database name: ") + m.input.View()
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
 	case promptValue:
