@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 func goldenModel(t testing.TB) *Model {
 	store := openStore(t, false, "")
 	cfg := testConfig()
-	all := steps.Strategy("copy")
+	all := goldenSteps()
 	real := &steps.Runner{Config: cfg, Steps: all, Store: store}
 	started := epoch.Add(-95 * time.Second)
 	finished := epoch.Add(-2 * time.Minute)
@@ -65,6 +66,57 @@ func goldenModel(t testing.TB) *Model {
 	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
 	m.cursor = 6
 	return m
+}
+
+// goldenSteps is a copy-strategy runbook owned by the test, so the goldens
+// change when the screen does, not when the catalog's wording does.
+func goldenSteps() []*steps.Step {
+	def := []struct {
+		id    string
+		phase steps.Phase
+		title string
+	}{
+		{"preflight", steps.PhasePrepare, "Preflight checks"},
+		{"enable-logical-replication", steps.PhasePrepare, "Enable logical replication"},
+		{"create-replication-role", steps.PhasePrepare, "Create the replication role"},
+		{"replica-identity-full", steps.PhasePrepare, "Replica identity for tables without a key"},
+		{"create-publications", steps.PhaseAnchor, "Create publications"},
+		{"create-slots", steps.PhaseAnchor, "Create logical replication slots"},
+		{"copy-schema", steps.PhaseProvision, "Copy the schema to green"},
+		{"upgrade-extensions", steps.PhasePrepareGreen, "Upgrade extensions"},
+		{"block-green-logins", steps.PhasePrepareGreen, "Block application logins on green"},
+		{"compare-schema", steps.PhasePrepareGreen, "Compare schemas"},
+		{"create-subscriptions", steps.PhaseReplicate, "Create subscriptions"},
+		{"enable-subscriptions", steps.PhaseReplicate, "Enable subscriptions"},
+		{"wait-catch-up", steps.PhaseReplicate, "Wait for green to catch up"},
+		{"analyze-green", steps.PhaseReplicate, "Analyze green"},
+		{"verify-data", steps.PhaseReplicate, "Verify data"},
+		{"cutover", steps.PhaseCutover, "Cut over to green"},
+		{"rollback", steps.PhaseCutover, "Roll back to blue"},
+		{"drop-subscriptions", steps.PhaseCleanup, "Drop subscriptions"},
+		{"drop-publications", steps.PhaseCleanup, "Drop publications"},
+		{"revert-replica-identity", steps.PhaseCleanup, "Revert replica identity"},
+		{"decommission", steps.PhaseCleanup, "Decommission blue"},
+	}
+	var out []*steps.Step
+	for i, d := range def {
+		s := &steps.Step{ID: d.id, Phase: d.phase, Target: steps.BlueGreen, Title: d.title, Source: "000",
+			Why: "With the copy strategy green starts empty: the schema is copied, the data comes with the subscription's initial sync.",
+			Plan: func(e *steps.Env) []steps.Action {
+				return []steps.Action{
+					{Target: steps.Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions --schema=public <blue>"},
+					{Target: steps.Green, Kind: "sql", Text: "CREATE SUBSCRIPTION pgbg_all CONNECTION 'host=blue user=pgbg_repl password=hunter2' PUBLICATION pgbg_all"},
+				}
+			}}
+		if i < 15 {
+			s.Run = func(context.Context, *steps.Env) error { return nil }
+		}
+		if i == 6 {
+			s.Needs = []string{"slot_lsn", "green_start_lsn"}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // TestGoldenScreens compares whole screens at three sizes, colour stripped.
