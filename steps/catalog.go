@@ -209,13 +209,7 @@ func catalog() []*Step {
 		{ID: "clone-local", Phase: PhaseProvision, Target: Green, Title: "Clone blue with pg_basebackup and upgrade it",
 			Why:    "The local twin of an Aurora clone + upgrade: a physical copy taken after the slot exists, recovered with blue's binaries, then pg_upgrade --link.",
 			Source: "-", Issue: 4, Strategies: []string{"clone"},
-			Plan: func(e *Env) []Action {
-				c := e.Config.Clone
-				return []Action{
-					{Target: Green, Kind: "command", Text: fmt.Sprintf("%s/pg_basebackup -D %s -X stream -c fast  (from blue, after the slots exist)", c.BlueBindir, c.DataDir)},
-					{Target: Green, Kind: "command", Text: fmt.Sprintf("%s/pg_ctl -D %s start  (port %d; recovery ends, green-start-lsn reads where)", c.BlueBindir, c.DataDir, c.Port)},
-				}
-			}},
+			Plan: clonePlan},
 		{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
 			Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
 			Source: "000, 001 §7, 002", Issue: 4, Strategies: cloneStrategies, Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
@@ -227,10 +221,11 @@ func catalog() []*Step {
 				case "rds-snapshot":
 					a = Action{Target: AWSTarget, Kind: "api", Text: "rds DescribeDBLogFiles + DownloadDBLogFilePortion: first `redo done at X/Y` after the restore; seed = X/Y + 1 byte"}
 				default:
-					a = Action{Target: Green, Kind: "command", Text: "first `redo done at X/Y` in the clone's log after its start; seed = X/Y + 1 byte"}
+					a = cloneSeedAction(e)
 				}
-				return []Action{a,
-					note(Green, "checked: seed > slot_lsn (%s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn"))}
+				slots := sql(Blue, "SELECT slot_name, active, wal_status, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_type = 'logical'  -- each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed")
+				return []Action{a, slots,
+					note(Green, "refused unless seed > every slot's creation LSN (slot_lsn = %s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn"))}
 			}},
 
 		// Prepare green
@@ -238,11 +233,11 @@ func catalog() []*Step {
 			Why:    "The clone carries blue's publications (and on Aurora its slots); they must go before the upgrade and before subscribing.",
 			Source: "000, 002", Issue: 4, Strategies: cloneStrategies, Needs: []string{"green_start_lsn"},
 			Plan: func(e *Env) []Action {
-				var out []Action
-				for _, p := range e.Config.Publications {
-					out = append(out, sql(Green, "DROP PUBLICATION IF EXISTS %s", ident(p.Name)))
+				return []Action{
+					sql(Green, "SELECT pubname FROM pg_publication  -- then DROP PUBLICATION <each> (every one came with the clone)"),
+					sql(Green, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"),
+					note(Green, "clone: already done on the clone before pg_upgrade (clone-local); this checks none is left"),
 				}
-				return append(out, sql(Green, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"))
 			}},
 		{ID: "upgrade-green", Phase: PhasePrepareGreen, Target: AWSTarget, Title: "Upgrade green to the new major version",
 			Why:    "The clone is on blue's version: upgrade it in place, after the seed is captured and the inherited slots are gone.",
@@ -305,7 +300,11 @@ func catalog() []*Step {
 			Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
 			Source: "000, 001 §8, 002", Issue: 4, Strategies: cloneStrategies, Needs: []string{"green_start_lsn"},
 			Plan: func(e *Env) []Action {
-				return []Action{sql(Green, "SELECT pg_replication_origin_advance('pg_' || oid, '%s') FROM pg_subscription WHERE subname = <each subscription>", e.V("green_start_lsn"))}
+				out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
+				for _, p := range e.Config.Publications {
+					out = append(out, sql(Green, "SELECT pg_replication_origin_advance('pg_' || oid, '%s') FROM pg_subscription WHERE subname = %s AND NOT subenabled", e.V("green_start_lsn"), quoteLiteral(p.Name)))
+				}
+				return append(out, sql(Green, "SELECT external_id, remote_lsn FROM pg_replication_origin_status  -- each must equal %s", e.V("green_start_lsn")))
 			}},
 		{ID: "enable-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
 			Why:    "Replication starts: green consumes the slots and catches up.",

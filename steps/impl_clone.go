@@ -1,0 +1,410 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// The clone strategy's steps: clone-local (pg_basebackup + pg_upgrade, the
+// local twin of an Aurora clone + upgrade), green-start-lsn (the exact
+// seed), drop-cloned-replication and advance-origins (the last two serve
+// every clone strategy).
+//
+// The seed is captured in clone-local and computed in green-start-lsn:
+// clone-local starts the clone once into a recovery log kept next to the
+// data directory (written by that start only, after a marker), before the
+// upgrade resets WAL positions; green-start-lsn reads the first `redo done
+// at` of that same log, adds one byte in Go and validates the result
+// against blue's slots. The evidence is kept, so the value can be
+// recomputed and checked again by advance-origins.
+
+func init() {
+	implementations["clone-local"] = func(s *Step) {
+		s.Check = checkCloneLocal
+		s.Run = runCloneLocal
+	}
+	implementations["green-start-lsn"] = func(s *Step) {
+		s.Check = checkGreenStartLSN
+		s.Run = runGreenStartLSN
+	}
+	implementations["drop-cloned-replication"] = func(s *Step) {
+		s.Check = checkClonedReplication
+		s.Run = runDropClonedReplication
+	}
+	implementations["advance-origins"] = func(s *Step) {
+		s.Check = checkOrigins
+		s.Run = runAdvanceOrigins
+	}
+}
+
+// cloneParams are the clone's settings from the configuration.
+func (e *Env) cloneParams() pg.CloneParams {
+	c := e.Config.Clone
+	return pg.CloneParams{
+		BlueConninfo: e.Config.Blue.Conninfo, GreenConninfo: e.Config.Green.Conninfo,
+		BlueBindir: c.BlueBindir, GreenBindir: c.GreenBindir, DataDir: c.DataDir, Port: c.Port, OSUser: c.OSUser,
+		Log: e.Logf,
+	}
+}
+
+func (e *Env) refusal(format string, args ...any) error {
+	return &RefusedError{Step: e.step, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (e *Env) statementCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := e.Config.Timeouts.Statement.Duration
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// greenAnswers connects to green directly (not through the pool: during
+// clone-local the port serves the clone, then green) and returns its major.
+func (e *Env) greenMajor(ctx context.Context) (int, error) {
+	cfg, err := pgx.ParseConfig(e.Config.Green.Conninfo)
+	if err != nil {
+		return 0, fmt.Errorf("green.conninfo: %w", err)
+	}
+	cfg.ConnectTimeout = e.Config.Timeouts.Connect.Duration
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
+		return 0, err
+	}
+	return v / 10000, nil
+}
+
+func checkCloneLocal(ctx context.Context, e *Env) (CheckResult, error) {
+	p := e.cloneParams()
+	want, err := pg.BinMajor(ctx, p.GreenBindir)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("clone.green_bindir: %w", err)
+	}
+	phase, err := p.Phase(want)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if phase != pg.CloneUpgraded {
+		return CheckResult{Detail: fmt.Sprintf("clone in %s: phase %s", p.DataDir, phase)}, nil
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	got, err := e.greenMajor(ctx)
+	if err != nil {
+		return CheckResult{Detail: fmt.Sprintf("green upgraded in %s but not answering on port %d: %v", p.DataDir, p.Port, err)}, nil
+	}
+	if got != want {
+		return CheckResult{Detail: fmt.Sprintf("port %d answers with PostgreSQL %d, not green's %d", p.Port, got, want)}, nil
+	}
+	return CheckResult{Done: true, Detail: fmt.Sprintf("green (PostgreSQL %d, upgraded clone of blue) answers on port %d", got, p.Port)}, nil
+}
+
+// runCloneLocal refuses unless every slot exists on blue (trap 3: a clone
+// taken before its slot misses the rows written in between), then makes
+// green from wherever an earlier attempt stopped.
+func runCloneLocal(ctx context.Context, e *Env) error {
+	if e.Blue == nil {
+		return fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
+	}
+	qctx, cancel := e.statementCtx(ctx)
+	slots, err := pg.LogicalSlots(qctx, e.Blue)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, p := range e.Config.Publications {
+		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
+			missing = append(missing, slotName(p.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return e.refusal("slot %s does not exist on blue: a clone taken before its slot would miss every row written in between; run create-slots first", strings.Join(missing, ", "))
+	}
+	res, err := pg.Clone(ctx, e.cloneParams())
+	if err != nil {
+		return err
+	}
+	e.Logf("clone-local from phase %s: pg_basebackup %s, recovery and cleanup %s, pg_upgrade %s; redo done at %s",
+		res.From, res.Basebackup.Round(time.Millisecond), res.Recovery.Round(time.Millisecond), res.Upgrade.Round(time.Millisecond), res.RedoDone)
+	return e.Record("clone_redo_done", res.RedoDone.String())
+}
+
+// seedFromClone is the seed of the clone strategy: the first `redo done at`
+// of the clone's recovery log, plus one byte (the record starting there was
+// replayed; a commit record starting exactly at the origin is sent again).
+func (e *Env) seedFromClone() (seed, redo pg.LSN, err error) {
+	redo, err = e.cloneParams().RedoDone()
+	if err != nil {
+		return 0, 0, e.refusal("%v: the seed cannot be known; drop the clone (clone.data_dir and the folders next to it) and run clone-local again", err)
+	}
+	seed, err = redo.Add(1)
+	return seed, redo, err
+}
+
+// seedProblems validates a seed against blue's slots now (trap 5).
+func (e *Env) seedProblems(ctx context.Context, seed pg.LSN) ([]string, error) {
+	if e.Blue == nil {
+		return nil, fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	slots, err := pg.LogicalSlots(ctx, e.Blue)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(e.Config.Publications))
+	created := map[string]pg.LSN{}
+	for _, p := range e.Config.Publications {
+		name := slotName(p.Name)
+		names = append(names, name)
+		v, ok := e.Value("slot_lsn." + name)
+		if !ok {
+			// slot_lsn is the greatest creation LSN: a bound for each slot.
+			v, ok = e.Value("slot_lsn")
+		}
+		if !ok {
+			continue
+		}
+		l, err := pg.ParseLSN(v)
+		if err != nil {
+			return nil, fmt.Errorf("recorded slot LSN of %s: %w", name, err)
+		}
+		created[name] = l
+	}
+	return pg.SeedProblems(seed, names, slots, created), nil
+}
+
+func (e *Env) seedRefusal(seed pg.LSN, problems []string) error {
+	return e.refusal("seed %s: %s; drop the clone and run clone-local again (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "))
+}
+
+func checkGreenStartLSN(ctx context.Context, e *Env) (CheckResult, error) {
+	rec, ok := e.Value("green_start_lsn")
+	if !ok {
+		return CheckResult{Detail: "green_start_lsn not recorded"}, nil
+	}
+	if e.Config.Strategy != "clone" {
+		return CheckResult{Detail: "green_start_lsn recorded: " + rec}, nil
+	}
+	seed, _, err := e.seedFromClone()
+	if err != nil {
+		return CheckResult{Detail: err.Error()}, nil
+	}
+	if rec != seed.String() {
+		return CheckResult{Detail: fmt.Sprintf("recorded green_start_lsn %s is not the clone's seed %s", rec, seed)}, nil
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if len(problems) > 0 {
+		return CheckResult{Detail: strings.Join(problems, "; ")}, nil
+	}
+	return CheckResult{Done: true, Detail: "green_start_lsn = " + rec + ", after every slot"}, nil
+}
+
+func runGreenStartLSN(ctx context.Context, e *Env) error {
+	if e.Config.Strategy != "clone" {
+		return fmt.Errorf("green-start-lsn for strategy %s arrives with issue #7", e.Config.Strategy)
+	}
+	seed, redo, err := e.seedFromClone()
+	if err != nil {
+		return err
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return e.seedRefusal(seed, problems)
+	}
+	e.Logf("redo done at %s in the clone's recovery log: seed %s (+1 byte); slot_lsn %s", redo, seed, e.V("slot_lsn"))
+	return e.Record("green_start_lsn", seed.String())
+}
+
+func checkClonedReplication(ctx context.Context, e *Env) (CheckResult, error) {
+	if e.Green == nil {
+		return CheckResult{}, fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	relics, err := pg.RelicReplication(ctx, e.Green)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if len(relics) > 0 {
+		return CheckResult{Detail: "inherited from blue: " + strings.Join(relics, ", ")}, nil
+	}
+	return CheckResult{Done: true, Detail: "no publication or logical slot on green"}, nil
+}
+
+func runDropClonedReplication(ctx context.Context, e *Env) error {
+	if e.Green == nil {
+		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	dropped, err := pg.DropRelicReplication(ctx, e.Green)
+	for _, d := range dropped {
+		e.Logf("dropped %s on green", d)
+	}
+	return err
+}
+
+// recordedSeed is green_start_lsn, checked again against the clone's
+// evidence when there is one: a clone made again after green-start-lsn ran
+// has another seed.
+func (e *Env) recordedSeed() (pg.LSN, error) {
+	v, ok := e.Value("green_start_lsn")
+	if !ok {
+		return 0, e.refusal("green_start_lsn is not recorded: run green-start-lsn first")
+	}
+	seed, err := pg.ParseLSN(v)
+	if err != nil {
+		return 0, fmt.Errorf("recorded green_start_lsn: %w", err)
+	}
+	if e.Config.Strategy == "clone" {
+		fromLog, _, err := e.seedFromClone()
+		if err != nil {
+			return 0, err
+		}
+		if fromLog != seed {
+			return 0, e.refusal("green_start_lsn %s is not the seed of the clone that exists now (%s): run green-start-lsn again", seed, fromLog)
+		}
+	}
+	return seed, nil
+}
+
+func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
+	if e.Green == nil {
+		return CheckResult{}, fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	v, ok := e.Value("green_start_lsn")
+	if !ok {
+		return CheckResult{Detail: "green_start_lsn not recorded"}, nil
+	}
+	seed, err := pg.ParseLSN(v)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("recorded green_start_lsn: %w", err)
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	var off []string
+	for _, p := range e.Config.Publications {
+		ok, err := pg.OriginAdvanced(ctx, e.Green, p.Name, seed)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !ok {
+			off = append(off, p.Name)
+		}
+	}
+	if len(off) > 0 {
+		return CheckResult{Detail: "origin not at the seed " + seed.String() + ": " + strings.Join(off, ", ")}, nil
+	}
+	return CheckResult{Done: true, Detail: "every origin at the seed " + seed.String()}, nil
+}
+
+// runAdvanceOrigins re-validates the seed (trap 5) and moves each disabled
+// subscription's origin to it. It never moves an origin back: one past the
+// seed has applied changes that would be applied twice.
+func runAdvanceOrigins(ctx context.Context, e *Env) error {
+	if e.Green == nil {
+		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	seed, err := e.recordedSeed()
+	if err != nil {
+		return err
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return e.seedRefusal(seed, problems)
+	}
+	ctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	states := make([]pg.OriginState, 0, len(e.Config.Publications))
+	for _, p := range e.Config.Publications {
+		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !st.Exists:
+			return e.refusal("subscription %s does not exist on green: run create-subscriptions first", p.Name)
+		case st.Enabled:
+			return e.refusal("subscription %s is enabled: its origin cannot be moved while it streams; it was enabled before its seed was set, so green may hold duplicates: start over", p.Name)
+		case st.Progressed && st.RemoteLSN > seed:
+			return e.refusal("the origin of subscription %s is at %s, past the seed %s: it applied changes; moving it back would apply them twice", p.Name, st.RemoteLSN, seed)
+		}
+		states = append(states, st)
+	}
+	for _, st := range states {
+		if st.Progressed && st.RemoteLSN == seed {
+			e.Logf("origin %s of subscription %s is at the seed already", st.Origin, st.Subscription)
+			continue
+		}
+		e.Logf("SELECT pg_replication_origin_advance('%s', '%s')  -- subscription %s", st.Origin, seed, st.Subscription)
+		if err := pg.AdvanceOrigin(ctx, e.Green, st.Origin, seed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cloneSeedAction is green-start-lsn's plan line for the clone strategy.
+func cloneSeedAction(e *Env) Action {
+	return Action{Target: Green, Kind: "command", Text: fmt.Sprintf("first `redo done at X/Y` after the line %q in %s (written by the clone's first start, before the upgrade); seed = X/Y + 1 byte, computed in Go",
+		pg.CloneStartMarker, e.cloneParams().Paths().RecoveryLog)}
+}
+
+// clonePlan is clone-local's plan: every command, as the OS user.
+func clonePlan(e *Env) []Action {
+	c := e.Config.Clone
+	ps := e.cloneParams().Paths()
+	host, port, user := "<blue host>", "<blue port>", "<blue user>"
+	if pc, err := pgconn.ParseConfig(e.Config.Blue.Conninfo); err == nil {
+		host, port, user = pc.Host, fmt.Sprint(pc.Port), pc.User
+	}
+	cmd := func(format string, args ...any) Action {
+		return Action{Target: Green, Kind: "command", Text: fmt.Sprintf(format, args...)}
+	}
+	var slots []string
+	for _, p := range e.Config.Publications {
+		slots = append(slots, slotName(p.Name))
+	}
+	out := []Action{
+		sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- refused unless %s exist (a clone before its slot loses rows)", strings.Join(slots, ", ")),
+		note(Green, "each command runs as OS user %s; the step resumes from the files an interrupted run left", orPlaceholder(c.OSUser, "the current user")),
+		cmd("%s/pg_basebackup -h %s -p %s -U %s -w -D %s -X stream -c fast  (password, if any, in PGPASSWORD only); then renamed %s",
+			c.BlueBindir, host, port, user, ps.Partial, ps.Basebackup),
+		cmd("append to %s/postgresql.auto.conf: port = %d, unix_socket_directories = '%s', archive_mode = off, synchronous_standby_names = '', max_logical_replication_workers = 0",
+			ps.Basebackup, c.Port, ps.SocketDir),
+		cmd("write %q to %s, then %s/pg_ctl start -w -D %s -l %s -o \"-c logging_collector=off -c lc_messages=C\"  (recovers and opens; its first `redo done at` is the seed's evidence)",
+			pg.CloneStartMarker, ps.RecoveryLog, c.BlueBindir, ps.Basebackup, ps.RecoveryLog),
+		sql(Green, "-- on the clone, in every database: DROP PUBLICATION <each>; SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"),
+		sql(Green, "-- on the clone: template0's encoding and locale, the bootstrap superuser, data_checksums, and the settings from configuration files (saved to %s)", ps.Facts),
+		cmd("%s/pg_ctl stop -w -m fast -D %s", c.BlueBindir, ps.Basebackup),
+		cmd("%s/initdb -D %s -U <superuser> --encoding=<clone's> --lc-collate=<clone's> --lc-ctype=<clone's>", c.GreenBindir, ps.Upgrading),
+		cmd("cd %s && %s/pg_upgrade --link -b %s -B %s -d %s -D %s -U <superuser> -p %d -P %d -s %s",
+			ps.UpgradeDir, c.GreenBindir, c.BlueBindir, c.GreenBindir, ps.Basebackup, ps.Upgrading, c.Port, c.Port, ps.UpgradeDir),
+		cmd("copy pg_hba.conf and pg_ident.conf; append blue's settings green knows (postgres --describe-config), port = %d; rename %s to %s; remove %s", c.Port, ps.Upgrading, ps.DataDir, ps.Basebackup),
+		cmd("%s/pg_ctl start -w -D %s -l %s", c.GreenBindir, ps.DataDir, ps.GreenLog),
+	}
+	return out
+}
