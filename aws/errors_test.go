@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 )
@@ -124,7 +123,7 @@ func TestOptionsEndpointAndCredentials(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	c, err := aws.New(context.Background(), aws.Options{
 		Region: "eu-west-1", Endpoint: srv.URL,
-		Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""),
+		Credentials: srv.Credentials(),
 	})
 	if err != nil {
 		t.Fatal(err)

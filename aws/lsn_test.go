@@ -157,3 +157,23 @@ func (o *oneByte) Read(p []byte) (int, error) {
 	o.s = o.s[1:]
 	return 1, nil
 }
+
+// BenchmarkParseRedoDone reads a 16 MB log whose redo line is last: the
+// worst case of reading green's log, reported in MB/s.
+func BenchmarkParseRedoDone(b *testing.B) {
+	line := "2024-01-05 10:00:01 UTC:10.0.0.5(40312):app@db:[4242]:LOG:  duration: 0.112 ms  statement: SELECT 1 FROM accounts WHERE id = 42\n"
+	var sb strings.Builder
+	for sb.Len() < 16<<20 {
+		sb.WriteString(line)
+	}
+	sb.WriteString("2024-01-05 10:00:01 UTC::@:[123]:LOG:  redo done at 0/3000148 system usage: x\n")
+	log := sb.String()
+	b.SetBytes(int64(len(log)))
+	b.ResetTimer()
+	for range b.N {
+		lsn, found, err := aws.ParseRedoDone(strings.NewReader(log))
+		if err != nil || !found || lsn != "0/3000148" {
+			b.Fatal(lsn, found, err)
+		}
+	}
+}

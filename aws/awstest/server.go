@@ -19,6 +19,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // Region and Account are what the fake's ARNs and endpoints use.
@@ -121,6 +124,13 @@ func (s *Server) Env(t testing.TB) {
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent/awstest/config")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/awstest/credentials")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// Credentials are static keys to sign requests to the server with, for
+// clients built with an explicit endpoint instead of Env (aws.Options
+// Endpoint and Credentials), which lets tests run in parallel.
+func (s *Server) Credentials() sdkaws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake-secret-key", "")
 }
 
 // Fail makes action fail with f (see Fault.Times). Actions are named as in
