@@ -95,7 +95,7 @@ func FindPgDump(bindir string) (string, error) {
 
 var (
 	ownerRe   = regexp.MustCompile(`(?m) OWNER TO ("(?:[^"]|"")+"|[^ ;]+);$`)
-	granteeRe = regexp.MustCompile(`(?m)^(?:GRANT .+ TO|REVOKE .+ FROM) ("(?:[^"]|"")+"|[^ ;]+)(?: WITH GRANT OPTION)?;$`)
+	granteeRe = regexp.MustCompile(`(?m)^(?:ALTER DEFAULT PRIVILEGES .* )?(?:GRANT .+ TO|REVOKE .+ FROM) ("(?:[^"]|"")+"|[^ ;]+)(?: WITH GRANT OPTION)?;$`)
 	forRoleRe = regexp.MustCompile(`(?m)^ALTER DEFAULT PRIVILEGES FOR ROLE ("(?:[^"]|"")+"|[^ ]+)`)
 )
 
@@ -106,7 +106,7 @@ func DumpRoles(script string) []string {
 	for _, re := range []*regexp.Regexp{ownerRe, granteeRe, forRoleRe} {
 		for _, m := range re.FindAllStringSubmatch(script, -1) {
 			name := m[1]
-			if strings.HasPrefix(name, `"`) {
+			if len(name) >= 2 && strings.HasPrefix(name, `"`) && strings.HasSuffix(name, `"`) {
 				name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
 			} else if strings.EqualFold(name, "public") {
 				continue
