@@ -133,6 +133,11 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 // Region is the region the client's calls go to.
 func (c *Client) Region() string { return c.region }
 
+// do runs a planned call: its journal entry is the plan's parameters.
+func (c *Client) do(ctx context.Context, pc PlannedCall, fn func(ctx context.Context) error) error {
+	return c.call(ctx, pc.Call, pc.journal(), fn)
+}
+
 // call runs one API call under the per-call timeout, translates its error and
 // reports it to the journal. Every SDK call in this package goes through it,
 // so no error escapes untranslated and no call escapes the journal.

@@ -3,7 +3,6 @@ package aws
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -92,19 +91,9 @@ func (c *Client) CloneCluster(ctx context.Context, p CloneClusterParams) (CloneC
 		if len(in.VpcSecurityGroupIds) == 0 {
 			in.VpcSecurityGroupIds = blue.SecurityGroupIDs
 		}
-		params := map[string]string{
-			"DBClusterIdentifier":         p.ClusterID,
-			"SourceDBClusterIdentifier":   p.SourceClusterID,
-			"RestoreType":                 "copy-on-write",
-			"UseLatestRestorableTime":     "true",
-			"DBSubnetGroupName":           sdkaws.ToString(in.DBSubnetGroupName),
-			"VpcSecurityGroupIds":         strings.Join(in.VpcSecurityGroupIds, ","),
-			"DeletionProtection":          strconv.FormatBool(!p.DisableDeletionProtection),
-			"EnableCloudwatchLogsExports": "postgresql",
-			"DBClusterParameterGroupName": sdkaws.ToString(in.DBClusterParameterGroupName),
-		}
+		pc := restoreClusterCall(p, sdkaws.ToString(in.DBSubnetGroupName), strings.Join(in.VpcSecurityGroupIds, ","), sdkaws.ToString(in.DBClusterParameterGroupName))
 		var out *rds.RestoreDBClusterToPointInTimeOutput
-		err := c.call(ctx, "rds RestoreDBClusterToPointInTime", params, func(ctx context.Context) error {
+		err := c.do(ctx, pc, func(ctx context.Context) error {
 			var err error
 			out, err = c.rds.RestoreDBClusterToPointInTime(ctx, in)
 			return err
@@ -197,18 +186,11 @@ func (c *Client) CreateClusterInstance(ctx context.Context, p CreateClusterInsta
 		Engine:               sdkaws.String(p.Engine),
 		PromotionTier:        p.PromotionTier,
 	}
-	params := map[string]string{
-		"DBClusterIdentifier":  p.ClusterID,
-		"DBInstanceIdentifier": p.InstanceID,
-		"DBInstanceClass":      p.Class,
-		"Engine":               p.Engine,
-	}
 	if p.ParameterGroup != "" {
 		in.DBParameterGroupName = sdkaws.String(p.ParameterGroup)
-		params["DBParameterGroupName"] = p.ParameterGroup
 	}
 	var out *rds.CreateDBInstanceOutput
-	err = c.call(ctx, "rds CreateDBInstance", params, func(ctx context.Context) error {
+	err = c.do(ctx, createInstanceCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.CreateDBInstance(ctx, in)
 		return err
@@ -262,22 +244,14 @@ func (c *Client) UpgradeCluster(ctx context.Context, p UpgradeClusterParams) (Up
 		AllowMajorVersionUpgrade: sdkaws.Bool(true),
 		ApplyImmediately:         sdkaws.Bool(true),
 	}
-	params := map[string]string{
-		"DBClusterIdentifier":      p.ClusterID,
-		"EngineVersion":            p.EngineVersion,
-		"AllowMajorVersionUpgrade": "true",
-		"ApplyImmediately":         "true",
-	}
 	if p.ClusterParameterGroup != "" {
 		in.DBClusterParameterGroupName = sdkaws.String(p.ClusterParameterGroup)
-		params["DBClusterParameterGroupName"] = p.ClusterParameterGroup
 	}
 	if p.InstanceParameterGroup != "" {
 		in.DBInstanceParameterGroupName = sdkaws.String(p.InstanceParameterGroup)
-		params["DBInstanceParameterGroupName"] = p.InstanceParameterGroup
 	}
 	var out *rds.ModifyDBClusterOutput
-	err = c.call(ctx, "rds ModifyDBCluster", params, func(ctx context.Context) error {
+	err = c.do(ctx, modifyClusterCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.ModifyDBCluster(ctx, in)
 		return err

@@ -58,7 +58,7 @@ func (c *Client) CreateClusterSnapshot(ctx context.Context, p CreateClusterSnaps
 		return ClusterSnapshotResult{}, err
 	}
 	var out *rds.CreateDBClusterSnapshotOutput
-	err = c.call(ctx, "rds CreateDBClusterSnapshot", map[string]string{"DBClusterIdentifier": p.ClusterID, "DBClusterSnapshotIdentifier": p.SnapshotID}, func(ctx context.Context) error {
+	err = c.do(ctx, createClusterSnapshotCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.CreateDBClusterSnapshot(ctx, &rds.CreateDBClusterSnapshotInput{
 			DBClusterIdentifier:         sdkaws.String(p.ClusterID),
@@ -108,7 +108,7 @@ func (c *Client) DeleteCluster(ctx context.Context, p DeleteClusterParams) (Dele
 	}
 	for _, m := range cl.Members {
 		id := m.InstanceID
-		err := c.call(ctx, "rds DeleteDBInstance", map[string]string{"DBInstanceIdentifier": id, "DBClusterIdentifier": p.ClusterID}, func(ctx context.Context) error {
+		err := c.do(ctx, deleteMemberCall(p.ClusterID, id), func(ctx context.Context) error {
 			_, err := c.rds.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: sdkaws.String(id)})
 			return err
 		})
@@ -118,7 +118,7 @@ func (c *Client) DeleteCluster(ctx context.Context, p DeleteClusterParams) (Dele
 		res.DeletedInstances = append(res.DeletedInstances, id)
 	}
 	var out *rds.DeleteDBClusterOutput
-	err = c.call(ctx, "rds DeleteDBCluster", map[string]string{"DBClusterIdentifier": p.ClusterID, "SkipFinalSnapshot": "false", "FinalDBSnapshotIdentifier": p.FinalSnapshotID}, func(ctx context.Context) error {
+	err = c.do(ctx, deleteClusterCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.DeleteDBCluster(ctx, &rds.DeleteDBClusterInput{
 			DBClusterIdentifier:       sdkaws.String(p.ClusterID),
@@ -163,7 +163,7 @@ func (c *Client) DeleteInstance(ctx context.Context, p DeleteInstanceParams) (De
 		return DeleteInstanceResult{}, errors.New("delete instance " + p.InstanceID + ": it is a member of Aurora cluster " + in.ClusterID + "; delete the cluster instead (DeleteCluster)")
 	}
 	var out *rds.DeleteDBInstanceOutput
-	err = c.call(ctx, "rds DeleteDBInstance", map[string]string{"DBInstanceIdentifier": p.InstanceID, "SkipFinalSnapshot": "false", "FinalDBSnapshotIdentifier": p.FinalSnapshotID}, func(ctx context.Context) error {
+	err = c.do(ctx, deleteInstanceCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{
 			DBInstanceIdentifier:      sdkaws.String(p.InstanceID),

@@ -3,7 +3,6 @@ package aws
 import (
 	"context"
 	"errors"
-	"strings"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
@@ -145,20 +144,17 @@ func (c *Client) SetParameters(ctx context.Context, p SetParametersParams) (SetP
 		end := min(start+maxParametersPerModify, len(p.Settings))
 		chunk := p.Settings[start:end]
 		ps := make([]rdstypes.Parameter, 0, len(chunk))
-		var names []string
 		for _, s := range chunk {
 			ps = append(ps, rdstypes.Parameter{
 				ParameterName:  sdkaws.String(s.Name),
 				ParameterValue: sdkaws.String(s.Value),
 				ApplyMethod:    rdstypes.ApplyMethodPendingReboot,
 			})
-			names = append(names, s.Name+"="+s.Value)
 		}
-		params := map[string]string{"Parameters": strings.Join(names, ","), "ApplyMethod": "pending-reboot"}
+		pc := setParametersCall(p.Group, p.Cluster, chunk)
 		var err error
 		if p.Cluster {
-			params["DBClusterParameterGroupName"] = p.Group
-			err = c.call(ctx, "rds ModifyDBClusterParameterGroup", params, func(ctx context.Context) error {
+			err = c.do(ctx, pc, func(ctx context.Context) error {
 				_, err := c.rds.ModifyDBClusterParameterGroup(ctx, &rds.ModifyDBClusterParameterGroupInput{
 					DBClusterParameterGroupName: sdkaws.String(p.Group),
 					Parameters:                  ps,
@@ -166,8 +162,7 @@ func (c *Client) SetParameters(ctx context.Context, p SetParametersParams) (SetP
 				return err
 			})
 		} else {
-			params["DBParameterGroupName"] = p.Group
-			err = c.call(ctx, "rds ModifyDBParameterGroup", params, func(ctx context.Context) error {
+			err = c.do(ctx, pc, func(ctx context.Context) error {
 				_, err := c.rds.ModifyDBParameterGroup(ctx, &rds.ModifyDBParameterGroupInput{
 					DBParameterGroupName: sdkaws.String(p.Group),
 					Parameters:           ps,
@@ -254,7 +249,7 @@ type RebootResult struct {
 // static parameters apply. Wait with WaitInstanceAvailable.
 func (c *Client) RebootInstance(ctx context.Context, p RebootParams) (RebootResult, error) {
 	var out *rds.RebootDBInstanceOutput
-	err := c.call(ctx, "rds RebootDBInstance", map[string]string{"DBInstanceIdentifier": p.InstanceID}, func(ctx context.Context) error {
+	err := c.do(ctx, rebootCall(p.InstanceID), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.RebootDBInstance(ctx, &rds.RebootDBInstanceInput{DBInstanceIdentifier: sdkaws.String(p.InstanceID)})
 		return err

@@ -3,8 +3,6 @@ package aws
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -96,7 +94,7 @@ func (c *Client) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		return SnapshotResult{Snapshot: s}, nil
 	}
 	var out *rds.CreateDBSnapshotOutput
-	err = c.call(ctx, "rds CreateDBSnapshot", map[string]string{"DBInstanceIdentifier": p.InstanceID, "DBSnapshotIdentifier": p.SnapshotID}, func(ctx context.Context) error {
+	err = c.do(ctx, createSnapshotCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 			DBInstanceIdentifier: sdkaws.String(p.InstanceID),
@@ -141,7 +139,7 @@ func (c *Client) UpgradeSnapshot(ctx context.Context, p UpgradeSnapshotParams) (
 		return UpgradeSnapshotResult{Snapshot: s, AlreadyAtVersion: true}, nil
 	}
 	var out *rds.ModifyDBSnapshotOutput
-	err = c.call(ctx, "rds ModifyDBSnapshot", map[string]string{"DBSnapshotIdentifier": p.SnapshotID, "EngineVersion": p.EngineVersion}, func(ctx context.Context) error {
+	err = c.do(ctx, modifySnapshotCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.ModifyDBSnapshot(ctx, &rds.ModifyDBSnapshotInput{
 			DBSnapshotIdentifier: sdkaws.String(p.SnapshotID),
@@ -202,28 +200,17 @@ func (c *Client) RestoreInstanceFromSnapshot(ctx context.Context, p RestoreInsta
 		VpcSecurityGroupIds:             p.SecurityGroupIDs,
 		EnableCloudwatchLogsExports:     []string{"postgresql"},
 	}
-	params := map[string]string{
-		"DBSnapshotIdentifier":            p.SnapshotID,
-		"DBInstanceIdentifier":            p.InstanceID,
-		"MultiAZ":                         strconv.FormatBool(p.MultiAZ),
-		"EnableIAMDatabaseAuthentication": strconv.FormatBool(p.IAMAuth),
-		"PubliclyAccessible":              "false",
-		"VpcSecurityGroupIds":             strings.Join(p.SecurityGroupIDs, ","),
-	}
 	if p.Class != "" {
 		req.DBInstanceClass = sdkaws.String(p.Class)
-		params["DBInstanceClass"] = p.Class
 	}
 	if p.ParameterGroup != "" {
 		req.DBParameterGroupName = sdkaws.String(p.ParameterGroup)
-		params["DBParameterGroupName"] = p.ParameterGroup
 	}
 	if p.SubnetGroup != "" {
 		req.DBSubnetGroupName = sdkaws.String(p.SubnetGroup)
-		params["DBSubnetGroupName"] = p.SubnetGroup
 	}
 	var out *rds.RestoreDBInstanceFromDBSnapshotOutput
-	err = c.call(ctx, "rds RestoreDBInstanceFromDBSnapshot", params, func(ctx context.Context) error {
+	err = c.do(ctx, restoreInstanceCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.RestoreDBInstanceFromDBSnapshot(ctx, req)
 		return err

@@ -39,7 +39,7 @@ func (c *Client) PutSecret(ctx context.Context, p PutSecretParams) (PutSecretRes
 		return PutSecretResult{}, errors.New("put secret: the secret name or ARN is required")
 	}
 	var out *secretsmanager.PutSecretValueOutput
-	err := c.call(ctx, "secretsmanager PutSecretValue", map[string]string{"SecretId": p.SecretID}, func(ctx context.Context) error {
+	err := c.do(ctx, putSecretCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 			SecretId:     sdkaws.String(p.SecretID),
@@ -137,12 +137,11 @@ type PutParameterResult struct {
 }
 
 // PutParameter writes an SSM parameter, overwriting any value (ssm
-// PutParameter, Overwrite=true). Values are not journaled: some hold
-// connection settings.
+// PutParameter, Overwrite=true). A SecureString's value is never journaled.
 func (c *Client) PutParameter(ctx context.Context, p PutParameterParams) (PutParameterResult, error) {
 	typ := or(p.Type, string(ssmtypes.ParameterTypeString))
 	var out *ssm.PutParameterOutput
-	err := c.call(ctx, "ssm PutParameter", map[string]string{"Name": p.Name, "Type": typ, "Overwrite": "true"}, func(ctx context.Context) error {
+	err := c.do(ctx, putParameterCall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.ssm.PutParameter(ctx, &ssm.PutParameterInput{
 			Name:      sdkaws.String(p.Name),
@@ -209,7 +208,7 @@ type DeleteParameterResult struct {
 // DeleteParameter deletes an SSM parameter (ssm DeleteParameter). A parameter
 // that does not exist is not an error (Deleted=false): the goal is its absence.
 func (c *Client) DeleteParameter(ctx context.Context, p DeleteParameterParams) (DeleteParameterResult, error) {
-	err := c.call(ctx, "ssm DeleteParameter", map[string]string{"Name": p.Name}, func(ctx context.Context) error {
+	err := c.do(ctx, deleteParameterCall(p), func(ctx context.Context) error {
 		_, err := c.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: sdkaws.String(p.Name)})
 		return err
 	})
@@ -244,10 +243,7 @@ func (c *Client) UpsertCNAME(ctx context.Context, p UpsertCNAMEParams) (UpsertCN
 	if p.HostedZoneID == "" || p.Name == "" || p.Target == "" {
 		return UpsertCNAMEResult{}, errors.New("upsert CNAME: the hosted zone, the record name and the target are all required")
 	}
-	ttl := p.TTL
-	if ttl <= 0 {
-		ttl = 60
-	}
+	ttl := cnameTTL(p.TTL)
 	batch := &r53types.ChangeBatch{Changes: []r53types.Change{{
 		Action: r53types.ChangeActionUpsert,
 		ResourceRecordSet: &r53types.ResourceRecordSet{
@@ -260,9 +256,8 @@ func (c *Client) UpsertCNAME(ctx context.Context, p UpsertCNAMEParams) (UpsertCN
 	if p.Comment != "" {
 		batch.Comment = sdkaws.String(p.Comment)
 	}
-	params := map[string]string{"HostedZoneId": p.HostedZoneID, "Action": "UPSERT", "Name": p.Name, "Type": "CNAME", "TTL": strconv.FormatInt(ttl, 10), "Value": p.Target}
 	var out *route53.ChangeResourceRecordSetsOutput
-	err := c.call(ctx, "route53 ChangeResourceRecordSets", params, func(ctx context.Context) error {
+	err := c.do(ctx, upsertCNAMECall(p), func(ctx context.Context) error {
 		var err error
 		out, err = c.r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: sdkaws.String(p.HostedZoneID), ChangeBatch: batch})
 		return err
