@@ -49,6 +49,11 @@ func (e *cutEnv) close() {
 	}
 }
 
+// pids are the source-side sessions the cutover holds.
+func (e *cutEnv) pids() []uint32 {
+	return []uint32{e.from.Conn().PgConn().PID(), e.fromAux.Conn().PgConn().PID()}
+}
+
 // open acquires the connections the cutover holds to the end.
 func (r *run) open(ctx context.Context, d direction) (*cutEnv, error) {
 	e := &cutEnv{}

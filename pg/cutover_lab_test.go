@@ -224,6 +224,12 @@ func (l *testLab) pointBouncer(tb testing.TB, to Endpoint) {
 	if err := c.Reload(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
+	// After logins refused by a nologin/readonly cutover, PgBouncer waits
+	// server_login_retry (15 s) before trying a server again; an operator
+	// switching traffic would lower it or RECONNECT. So does the test.
+	if _, err := c.exec(context.Background(), "SET", "SET server_login_retry = 0"); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func connect(tb testing.TB, conninfo string) *pgx.Conn {

@@ -96,9 +96,7 @@ func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, subs []string) e
 			return fmt.Errorf("disable subscription %s: %w", s, err)
 		}
 	}
-	_, err := c.Exec(ctx, `
-SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_subscription
-WHERE subname = ANY($1) AND pid IS NOT NULL`, subs)
+	_, err := terminateAndWait(ctx, c, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs)
 	if err != nil {
 		return fmt.Errorf("stop the apply workers of %s: %w", strings.Join(subs, ", "), err)
 	}
@@ -215,15 +213,41 @@ ORDER BY 1`, app, replication)
 	return out, nil
 }
 
+// terminateAndWait signals the backends pidsQuery selects and waits (polling
+// every 2 ms; pg_terminate_backend's own wait polls every 100 ms) until
+// they are gone. It returns how many it ended.
+func terminateAndWait(ctx context.Context, c *pgxpool.Conn, pidsQuery string, args ...any) (int, error) {
+	var pids []int32
+	err := c.QueryRow(ctx, "SELECT coalesce(array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)), '{}') FROM ("+pidsQuery+") t", args...).Scan(&pids)
+	if err != nil {
+		return 0, err
+	}
+	for len(pids) > 0 {
+		var left int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", pids).Scan(&left); err != nil {
+			return 0, err
+		}
+		if left == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%d sessions still there: %w", left, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return len(pids), nil
+}
+
 // terminateSessions ends the client sessions of roles (all roles when nil)
-// in the current database, waiting for each to be gone, and returns how
-// many it ended. Walsenders and background workers are left alone.
-func terminateSessions(ctx context.Context, c *pgxpool.Conn, roles []string) (int, error) {
-	var n int
-	err := c.QueryRow(ctx, `
-SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
-WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-  AND ($1::text[] IS NULL AND datname = current_database() OR usename = ANY($1))`, roles).Scan(&n)
+// in the current database, except the pids in keep (the cutover's own),
+// and returns how many it ended. Walsenders and background workers are
+// left alone.
+func terminateSessions(ctx context.Context, c *pgxpool.Conn, roles []string, keep []uint32) (int, error) {
+	n, err := terminateAndWait(ctx, c, `
+SELECT pid FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
+  AND ($1::text[] IS NULL AND datname = current_database() OR usename = ANY($1))`, roles, keep)
 	if err != nil {
 		return 0, fmt.Errorf("terminate sessions: %w", err)
 	}

@@ -21,7 +21,7 @@ func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushF
 		// Registered first: a PAUSE that half-succeeded is resumed too.
 		push("resume on "+d.from.name, func(ctx context.Context) error { return r.resumeAll(ctx, e) })
 		return r.step(ctx, "pause", "pgbouncer", func(ctx context.Context) (string, error) {
-			ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
+			ctx, cancel := r.timeout(ctx) // PAUSE waits for in-flight transactions only
 			defer cancel()
 			err := r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
 				return c.Pause(ctx, b.Database)
@@ -53,7 +53,7 @@ func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushF
 			if len(roles) == 0 {
 				return "no role to terminate", nil
 			}
-			n, err := terminateSessions(ctx, e.from, roles)
+			n, err := terminateSessions(ctx, e.from, roles, e.pids())
 			return fmt.Sprintf("%d sessions of %s ended", n, strings.Join(roles, ", ")), err
 		})
 	default: // readonly
@@ -69,7 +69,7 @@ func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushF
 		err = r.step(ctx, "terminate sessions on "+d.from.name, d.from.name, func(ctx context.Context) (string, error) {
 			ctx, cancel := r.timeout(ctx)
 			defer cancel()
-			n, err := terminateSessions(ctx, e.from, nil)
+			n, err := terminateSessions(ctx, e.from, nil, e.pids())
 			// The pool's idle sessions are gone too: let it open new ones.
 			d.from.pool.Reset()
 			return fmt.Sprintf("%d sessions ended", n), err

@@ -1,0 +1,197 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+)
+
+// replicationState is what the abort path must leave as it was.
+type replicationState struct {
+	forwardEnabled, forwardRunning bool
+	reverseSub, reverseSlot        int
+	reversePub                     int
+	greenAppLogin                  bool
+}
+
+func readReplicationState(t *testing.T, l *testLab, sub string) replicationState {
+	t.Helper()
+	ctx := context.Background()
+	var s replicationState
+	if err := l.green.QueryRow(ctx, `
+SELECT s.subenabled, EXISTS (SELECT 1 FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.pid IS NOT NULL),
+       (SELECT count(*) FROM pg_replication_slots WHERE slot_name = $2),
+       (SELECT count(*) FROM pg_publication WHERE pubname = $2),
+       (SELECT rolcanlogin FROM pg_roles WHERE rolname = $3)
+FROM pg_subscription s WHERE s.subname = $1`, sub, DefaultReverseName, lab.AppRole).
+		Scan(&s.forwardEnabled, &s.forwardRunning, &s.reverseSlot, &s.reversePub, &s.greenAppLogin); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.blue.QueryRow(ctx, "SELECT count(*) FROM pg_subscription WHERE subname = $1", DefaultReverseName).Scan(&s.reverseSub); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitForwardRunning waits for green's apply worker (re-enabled by an
+// abort) to be back.
+func waitForwardRunning(t *testing.T, l *testLab, sub string) replicationState {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := readReplicationState(t, l, sub)
+		if s.forwardRunning || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCutoverRefusedAndAborted: a failed precheck touches nothing; a drain
+// timeout (forced) under load aborts with PgBouncer resumed on blue, the
+// ini and the effective target blue, the replication as it was, no client
+// error and nothing lost.
+func TestCutoverRefusedAndAborted(t *testing.T) {
+	l := newLab(t)
+	sub := l.replicate(t)
+	mustExec(t, l.green, "ALTER ROLE "+lab.AppRole+" NOLOGIN") // as block-green-logins leaves it
+	before := readReplicationState(t, l, sub)
+	p := l.params(MethodPgBouncer, sub)
+	ctx := context.Background()
+
+	t.Run("precheck failure changes nothing", func(t *testing.T) {
+		// The ini says green while PgBouncer still serves blue: the next
+		// RELOAD would move traffic, so the cutover must refuse.
+		bk, err := RepointIni(l.info.PgBouncer.Ini, lab.AppDB, p.GreenEndpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bk.Restore()
+		rep, err := Cutover(ctx, p)
+		var pe *PrecheckError
+		if !errors.As(err, &pe) || len(pe.Failed) != 1 || !strings.Contains(pe.Failed[0].Detail, "RELOAD") {
+			t.Fatalf("cutover with a diverging ini: %v", err)
+		}
+		if len(rep.SubSteps) != 0 || len(rep.Prechecks) < 5 {
+			t.Errorf("sub-steps ran (%d) or prechecks missing (%d)", len(rep.SubSteps), len(rep.Prechecks))
+		}
+		if after := readReplicationState(t, l, sub); after != before {
+			t.Errorf("state changed by a refused cutover: %+v then %+v", before, after)
+		}
+		if port := bouncerPort(t, l); port != l.info.Green.Port {
+			t.Errorf("the refused cutover rewrote the ini")
+		}
+	})
+
+	t.Run("drain timeout aborts and puts everything back", func(t *testing.T) {
+		p := p
+		p.DrainTimeout = time.Nanosecond
+		var rep *Report
+		var err error
+		res := loadDuring(t, l, 200, 2*time.Second, 2*time.Second, func() { rep, err = Cutover(ctx, p) })
+		logSubSteps(t, rep)
+		var ae *AbortError
+		if !errors.As(err, &ae) || ae.RestoreErr != nil || !rep.Aborted || !strings.Contains(err.Error(), "drain") {
+			t.Fatalf("cutover with a 1ns drain timeout: %v (aborted %t)", err, rep.Aborted)
+		}
+		if res.Errors != 0 {
+			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
+		}
+		c, cerr := ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		defer c.Close()
+		d, derr := c.Database(ctx, lab.AppDB)
+		if derr != nil || d.Paused || d.Port != l.info.Blue.Port {
+			t.Errorf("PgBouncer after the abort: %+v %v", d, derr)
+		}
+		if port := bouncerPort(t, l); port != l.info.Blue.Port {
+			t.Errorf("the ini points at %d after the abort", port)
+		}
+		if v, err := versionThrough(ctx, l.info.PgBouncer.Conninfo); err != nil || !strings.Contains(v, "PostgreSQL 15") {
+			t.Errorf("version through PgBouncer after the abort: %q %v", v, err)
+		}
+		if after := waitForwardRunning(t, l, sub); after != before {
+			t.Errorf("replication after the abort: %+v, before %+v", after, before)
+		}
+		l.waitCaughtUp(t, sub)
+		waitSlotDrained(t, l.blue, sub)
+		verifyLedger(t, l)
+	})
+}
+
+// TestCutoverNologinUnderLoad: the nologin method under load, then the
+// operator's traffic switch (PgBouncer repointed by the test), then its
+// rollback. Clients see errors while they are locked out, by design; no
+// acknowledged write is lost or duplicated.
+func TestCutoverNologinUnderLoad(t *testing.T) {
+	testMethodUnderLoad(t, MethodNologin)
+}
+
+// TestCutoverReadonlyUnderLoad: the readonly method (a write on blue must
+// fail, one on green succeed), under load, then its rollback.
+func TestCutoverReadonlyUnderLoad(t *testing.T) {
+	testMethodUnderLoad(t, MethodReadonly)
+}
+
+func testMethodUnderLoad(t *testing.T, method string) {
+	l := newLab(t)
+	sub := l.replicate(t)
+	mustExec(t, l.green, "ALTER ROLE "+lab.AppRole+" NOLOGIN")
+	p := l.params(method, sub)
+	p.Bouncers = nil // the traffic switch is the operator's
+	ctx := context.Background()
+
+	var rep *Report
+	res := loadDuring(t, l, 200, 2*time.Second, 2*time.Second, func() {
+		var err error
+		if rep, err = Cutover(ctx, p); err != nil {
+			logSubSteps(t, rep)
+			t.Fatalf("%s cutover: %v", method, err)
+		}
+		l.pointBouncer(t, p.GreenEndpoint)
+	})
+	logSubSteps(t, rep)
+	t.Logf("load: %+v", res)
+	if !strings.Contains(rep.FinalVersion, "PostgreSQL 17") || rep.Sequences < 6 {
+		t.Errorf("report: final %q, %d sequences", rep.FinalVersion, rep.Sequences)
+	}
+	var login bool
+	if err := l.blue.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", lab.AppRole).Scan(&login); err != nil {
+		t.Fatal(err)
+	}
+	if method == MethodNologin && login {
+		t.Error("the application role can still log in to blue")
+	}
+	if method == MethodReadonly {
+		if err := probeWrite(ctx, l.blue); !isReadOnlyError(err) {
+			t.Errorf("a write on blue after a readonly cutover: %v", err)
+		}
+	}
+	if err := probeWrite(ctx, l.green); err != nil {
+		t.Errorf("a write on green after the cutover: %v", err)
+	}
+	waitSlotDrained(t, l.green, DefaultReverseName)
+	verifyLedger(t, l)
+
+	res = loadDuring(t, l, 200, 2*time.Second, 2*time.Second, func() {
+		var err error
+		if rep, err = Rollback(ctx, p); err != nil {
+			logSubSteps(t, rep)
+			t.Fatalf("%s rollback: %v", method, err)
+		}
+		l.pointBouncer(t, p.BlueEndpoint)
+	})
+	logSubSteps(t, rep)
+	t.Logf("load: %+v", res)
+	if err := probeWrite(ctx, l.blue); err != nil {
+		t.Errorf("a write on blue after the rollback: %v", err)
+	}
+	waitSlotDrained(t, l.blue, sub)
+	verifyLedger(t, l)
+}
