@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
@@ -251,8 +253,14 @@ func (m *Model) gaugeLines(w int) []string {
 	var loud, lines []string
 	if g.blue.lastErr != "" {
 		wait := max(0, g.blue.nextAt.Sub(now))
-		msg := fmt.Sprintf("blue unreachable: %s, retrying in %ds", g.blue.lastErr, int(math.Ceil(wait.Seconds())))
-		loud = append(loud, st.Fail.Render("✗ "+msg))
+		retry := fmt.Sprintf(", retrying in %ds", int(math.Ceil(wait.Seconds())))
+		// The reason is cut to fit two lines with the countdown, which is at
+		// the end and must always show; the rest is wrapped, not cut.
+		reason := truncate(g.blue.lastErr, max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
+		msg := "✗ blue unreachable: " + reason + retry
+		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(msg, w, " "), w, true), "\n") {
+			loud = append(loud, st.Fail.Render(l))
+		}
 		if !g.blue.lastOK.IsZero() {
 			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.lastOK.In(m.p.Location).Format("15:04:05")))
 		}

@@ -322,6 +322,15 @@ func TestLagSamples(t *testing.T) {
 	if !strings.Contains(h.screen(), "blue unreachable: dial tcp 10.0.0.1:5432: connect: connection refused, retrying in 2s") {
 		t.Errorf("unreachable blue not shown with its backoff:\n%s", h.screen())
 	}
+	long := errors.New("read replication slots: failed to connect to `user=postgres database=app`: 127.0.0.1:35011 (127.0.0.1): dial error: dial tcp 127.0.0.1:35011: connect: connection refused")
+	m.Update(lagResultMsg{gen: m.lagGen, err: long})
+	h.send(tea_WindowSize(80, 24))
+	if scr := h.screen(); !strings.Contains(scr, "retrying in 4s") || !strings.Contains(scr, "✗ blue unreachable: read replication slots") {
+		t.Errorf("at 80 columns the countdown is lost:\n%s", scr)
+	}
+	h.send(tea_WindowSize(100, 30))
+	m.gauge.blue.failures = 2
+	m.gauge.blue.nextAt = epoch.Add(2 * time.Second)
 	if m.gauge.blue.due(epoch.Add(time.Second)) || !m.gauge.blue.due(epoch.Add(2*time.Second)) {
 		t.Errorf("backoff after two failures is not 2s")
 	}
