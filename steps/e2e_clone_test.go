@@ -84,19 +84,22 @@ func TestCloneEndToEnd(t *testing.T) {
 	}
 
 	t.Run("each clone step's check finds it done", func(t *testing.T) {
-		for _, id := range []string{"clone-local", "green-start-lsn", "drop-cloned-replication"} {
+		for _, id := range []string{"clone-local", "green-start-lsn", "drop-cloned-replication", "advance-origins"} {
 			s, _ := le.Runner.Find(id)
 			if r, err := s.Check(ctx, le.Runner.Env(id)); err != nil || !r.Done {
 				t.Errorf("%s check: %+v %v", id, r, err)
 			}
+			le.Store.Update(func(st *state.State) error { st.EditStep(id).Status = state.Pending; return nil })
+			if out, err := le.Runner.Run(ctx, id, RunParams{Confirmed: true, Override: "e2e: again"}); err != nil || out != OutcomeFoundDone {
+				t.Errorf("%s again: %s %v", id, out, err)
+			}
 		}
-		// The origin has moved past the seed by streaming: advance-origins
-		// must not run again (it would move it back).
+		// The origins have moved past the seed by streaming: advance-origins'
+		// run itself (past its check) refuses to move them back.
 		s, _ := le.Runner.Find("advance-origins")
-		le.Store.Update(func(s *state.State) error { s.EditStep("advance-origins").Status = state.Pending; return nil })
-		_, err := le.Runner.Run(ctx, "advance-origins", RunParams{Override: "e2e: advance again after streaming"})
+		err := s.Run(ctx, le.Runner.Env("advance-origins"))
 		if !IsRefused(err) || !strings.Contains(err.Error(), "enabled") {
-			t.Errorf("advance-origins after enable: %v (check %v)", err, s.Check != nil)
+			t.Errorf("advance-origins after enable: %v", err)
 		}
 	})
 	t.Logf("TestCloneEndToEnd took %s", time.Since(testStart).Round(time.Millisecond))
