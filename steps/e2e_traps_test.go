@@ -99,12 +99,46 @@ func TestCopyTraps(t *testing.T) {
 		}
 	})
 
+	t.Run("copy-schema refuses while a role of blue is missing on green", func(t *testing.T) {
+		for _, q := range []string{"CREATE ROLE reporter NOLOGIN", "GRANT SELECT ON public.accounts TO reporter"} {
+			if _, err := le.Blue.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused(t, "copy-schema", `CREATE ROLE "reporter" NOLOGIN`)
+		if n := queryOne[int64](t, le.Green, "SELECT count(*) FROM pg_class WHERE relname = 'accounts'"); n != 0 {
+			t.Errorf("green has %d accounts table(s) after the refusal", n)
+		}
+		if _, err := le.Green.Exec(ctx, "CREATE ROLE reporter NOLOGIN"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("trap 5: enabling a clone's subscription without a validated seed", func(t *testing.T) {
 		// The right order up to a disabled subscription.
 		for _, id := range []string{"replica-identity-full", "create-publications", "create-slots", "copy-schema", "create-subscriptions"} {
 			if _, err := le.Runner.Run(ctx, id, override); err != nil {
 				t.Fatalf("%s: %v", id, err)
 			}
+		}
+		if !t.Run("a slot whose LSN was not recorded (crash) is recorded by the check", func(t *testing.T) {
+			want, _ := le.Store.Snapshot().Get("slot_lsn")
+			le.Store.Update(func(s *state.State) error {
+				delete(s.Values, "slot_lsn")
+				delete(s.Values, "slot_lsn.pgbg_all")
+				return nil
+			})
+			s, _ := le.Runner.Find("create-slots")
+			res, err := s.Check(ctx, le.Runner.Env(s.ID))
+			if err != nil || !res.Done {
+				t.Fatalf("check: %+v %v", res, err)
+			}
+			got, _ := le.Store.Snapshot().Get("slot_lsn")
+			if got != want {
+				t.Errorf("slot_lsn recorded again as %q, was %q", got, want)
+			}
+		}) {
+			t.FailNow()
 		}
 		cfg := *le.Config
 		cfg.Strategy = "clone"
@@ -140,6 +174,33 @@ func TestCopyTraps(t *testing.T) {
 			t.Fatalf("origin not advanced: want a refusal naming advance-origins, got %v", err)
 		}
 		unchanged()
+	})
+	t.Run("compare-schema lists DDL made on blue only", func(t *testing.T) {
+		if _, err := le.Runner.Run(ctx, "compare-schema", override); err != nil {
+			t.Fatalf("compare-schema right after copy-schema: %v", err)
+		}
+		if _, err := le.Blue.Exec(ctx, "ALTER TABLE inventory.items ADD COLUMN note text"); err != nil {
+			t.Fatal(err)
+		}
+		le.Store.Update(func(s *state.State) error { s.EditStep("compare-schema").Status = state.Pending; return nil })
+		_, err := le.Runner.Run(ctx, "compare-schema", override)
+		if err == nil || !strings.Contains(err.Error(), `blue: column inventory.items.note text null`) {
+			t.Fatalf("compare-schema after ALTER TABLE on blue: %v", err)
+		}
+		t.Logf("compare-schema: %v", err)
+	})
+
+	t.Run("preflight warns of slow apply: FULL identity and no index on a PG16+ green", func(t *testing.T) {
+		var lines []string
+		env := le.Runner.Env("preflight")
+		env.emit = func(l Line) { lines = append(lines, l.Level+" "+l.Text) }
+		if err := runPreflight(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(lines, "\n")
+		if !strings.Contains(all, `"public"."events_log" have no primary key and no btree index`) {
+			t.Errorf("no slow-apply warning in:\n%s", all)
+		}
 	})
 	t.Logf("TestCopyTraps took %s", time.Since(testStart).Round(time.Millisecond))
 }
