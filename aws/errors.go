@@ -192,6 +192,8 @@ func isCredentialsError(err error) bool {
 // oneLine flattens and shortens a message so the error stays one line.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
+	// A hint follows after "; ", so AWS's closing period would read ".;".
+	s = strings.TrimSuffix(s, ".")
 	if len(s) > maxMessage {
 		n := maxMessage
 		for n > 0 && !utf8.RuneStart(s[n]) {

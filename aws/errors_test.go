@@ -23,10 +23,10 @@ func TestErrorsAreOneReadableLinePerClass(t *testing.T) {
 			"rds RestoreDBClusterToPointInTime: access denied (AccessDenied): User: arn:aws:iam::123456789012:user/ops is not authorized to perform: rds:RestoreDBClusterToPointInTime; check the IAM policy of the profile in use"},
 		{"invalid state", awstest.Fault{Code: "InvalidDBClusterStateFault", Message: "DbCluster blue is not in available state."},
 			aws.KindInvalidState,
-			"rds RestoreDBClusterToPointInTime: invalid state (InvalidDBClusterStateFault): DbCluster blue is not in available state.; the resource is busy or in the wrong state; wait until it is available and retry"},
+			"rds RestoreDBClusterToPointInTime: invalid state (InvalidDBClusterStateFault): DbCluster blue is not in available state; the resource is busy or in the wrong state; wait until it is available and retry"},
 		{"not found", awstest.Fault{Code: "DBClusterNotFoundFault", Status: 404, Message: "DBCluster blue not found."},
 			aws.KindNotFound,
-			"rds RestoreDBClusterToPointInTime: not found (DBClusterNotFoundFault): DBCluster blue not found.; check the identifier in the config, and that the region and profile in use are the right account"},
+			"rds RestoreDBClusterToPointInTime: not found (DBClusterNotFoundFault): DBCluster blue not found; check the identifier in the config, and that the region and profile in use are the right account"},
 		{"throttled after retries", awstest.Fault{Code: "Throttling", Message: "Rate exceeded"},
 			aws.KindThrottling,
 			"rds RestoreDBClusterToPointInTime: throttled (Throttling): Rate exceeded; AWS is throttling this account's API calls; wait a minute and retry"},
@@ -35,7 +35,7 @@ func TestErrorsAreOneReadableLinePerClass(t *testing.T) {
 			"rds RestoreDBClusterToPointInTime: no usable credentials (ExpiredToken): The security token included in the request is expired; the session has expired; refresh it (aws sso login) and retry"},
 		{"other", awstest.Fault{Code: "StorageQuotaExceeded", Message: "The request cannot be processed\nbecause it would exceed the quota."},
 			aws.KindOther,
-			"rds RestoreDBClusterToPointInTime: failed (StorageQuotaExceeded): The request cannot be processed because it would exceed the quota."},
+			"rds RestoreDBClusterToPointInTime: failed (StorageQuotaExceeded): The request cannot be processed because it would exceed the quota"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -167,5 +167,19 @@ func TestMissingCredentialsSayHowToFix(t *testing.T) {
 	}
 	if f.srv.Count("DescribeDBClusters") != 0 {
 		t.Error("an unsigned request reached the server")
+	}
+}
+
+func TestNoRegionIsAConfigurationError(t *testing.T) {
+	f := newFixture(t)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	_, err := aws.New(f.ctx, aws.Options{})
+	if err == nil || !strings.Contains(err.Error(), "no region set; set AWS_REGION") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = aws.New(f.ctx, aws.Options{Profile: "does-not-exist"})
+	if err == nil || !strings.Contains(err.Error(), `profile "does-not-exist"`) {
+		t.Fatalf("unknown profile: %v", err)
 	}
 }
