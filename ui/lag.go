@@ -1,7 +1,10 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"math"
 	"strings"
 	"time"
@@ -60,7 +63,7 @@ func (p *poller) failed(now time.Time, interval time.Duration, err error) {
 	back := interval << min(p.failures-1, 10)
 	back = min(max(back, interval), maxBackoff)
 	p.nextAt = now.Add(back)
-	p.lastErr = oneLineErr(err)
+	p.lastErr = reason(err)
 }
 
 // succeeded clears the failures.
@@ -401,6 +404,20 @@ func subLine(s steps.Subscription, now time.Time, st Styles) string {
 		parts = append(parts, "no errors")
 	}
 	return "sub " + s.Name + ": " + strings.Join(parts, ", ")
+}
+
+// reason is the part of a poll's error that says why: a connection error
+// from pgx carries its context twice over, and what matters is the network's
+// answer (dial tcp host:port: connection refused) or the timeout.
+func reason(err error) string {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op):
+		return oneLineErr(op)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer before the poll's deadline"
+	}
+	return oneLineErr(err)
 }
 
 // oneLineErr makes an error one readable, redacted line.
