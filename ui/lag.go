@@ -383,6 +383,13 @@ func subLine(s steps.Subscription, now time.Time, st Styles) string {
 	} else if s.Enabled {
 		parts = append(parts, st.Fail.Render("no worker"))
 	}
+	switch {
+	case s.ApplyErrors < 0:
+	case s.ApplyErrors+s.SyncErrors > 0:
+		parts = append(parts, st.Fail.Render(fmt.Sprintf("✗ errors: apply %d, sync %d", s.ApplyErrors, s.SyncErrors)))
+	default:
+		parts = append(parts, "no errors")
+	}
 	if s.Tables > 0 {
 		if s.TablesNotReady > 0 {
 			parts = append(parts, st.Warn.Render(fmt.Sprintf("tables %d/%d synced", s.Tables-s.TablesNotReady, s.Tables)))
@@ -395,13 +402,6 @@ func subLine(s steps.Subscription, now time.Time, st Styles) string {
 	}
 	if !s.LastMessage.IsZero() {
 		parts = append(parts, "heard "+durationText(max(0, now.Sub(s.LastMessage)))+" ago")
-	}
-	switch {
-	case s.ApplyErrors < 0:
-	case s.ApplyErrors+s.SyncErrors > 0:
-		parts = append(parts, st.Fail.Render(fmt.Sprintf("✗ errors: apply %d, sync %d", s.ApplyErrors, s.SyncErrors)))
-	default:
-		parts = append(parts, "no errors")
 	}
 	return "sub " + s.Name + ": " + strings.Join(parts, ", ")
 }
