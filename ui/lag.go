@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"math"
+	"net"
 	"strings"
 	"time"
 

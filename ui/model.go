@@ -165,6 +165,14 @@ func New(p Params) *Model {
 	if m.st == nil {
 		m.st = &state.State{}
 	}
+	// Start on the first step still to do: after a restart that is where
+	// the run stands.
+	for i, s := range p.Steps {
+		if r := m.st.Step(s.ID); r.Status != state.Done && r.Status != state.Skipped {
+			m.cursor = i
+			break
+		}
+	}
 	m.syncKeys()
 	return m
 }
