@@ -54,6 +54,20 @@ type CloneParams struct {
 	// StopAfter, when set, ends Clone once that phase is reached: a
 	// rehearsal up to a point, and how tests interrupt it.
 	StopAfter ClonePhase
+
+	restarted bool // Clone started over once after a ruined upgrade
+}
+
+// discard removes a clone whose upgrade was interrupted mid-link, and its
+// recovery log (its seed would be stale).
+func (p CloneParams) discard() error {
+	ps := p.Paths()
+	for _, path := range []string{ps.Upgrading, ps.Basebackup, ps.Partial, ps.Facts, ps.RecoveryLog, ps.CloneLog} {
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("discarding the interrupted clone: %w", err)
+		}
+	}
+	return nil
 }
 
 // ClonePhase is how far a clone has come, read from the files it left.
@@ -243,11 +257,24 @@ func Clone(ctx context.Context, p CloneParams) (res CloneResult, err error) {
 	}
 	if phase == ClonePrepared || phase == CloneUpgrading {
 		start := time.Now()
-		if err := p.upgrade(ctx, u, greenMajor); err != nil {
+		err := p.upgrade(ctx, u, greenMajor)
+		if errors.Is(err, errLinkInterrupted) && !p.restarted {
+			// Nothing has consumed the slots (green does not exist yet):
+			// a new clone is as good as the first. Start over, once.
+			p.logf("%v: neither can be used; discarding them and cloning blue again", err)
+			if err := p.discard(); err != nil {
+				return res, err
+			}
+			p.restarted = true
+			again, err := Clone(ctx, p)
+			again.From = res.From
+			return again, err
+		}
+		if err != nil {
 			return res, err
 		}
 		res.Upgrade = time.Since(start)
-		p.logf("pg_upgrade --link done in %s", res.Upgrade.Round(time.Millisecond))
+		p.logf("upgrade phase (initdb, pg_upgrade --link, configuration) done in %s", res.Upgrade.Round(time.Millisecond))
 	}
 	if err := PgCtlStart(ctx, u, p.GreenBindir, ps.DataDir, ps.GreenLog, ""); err != nil {
 		return res, fmt.Errorf("starting green: %w", err)

@@ -150,6 +150,27 @@ func TestCloneResumesEachPhase(t *testing.T) {
 		t.Fatal("the clone still runs after preparing")
 	}
 
+	// pg_upgrade interrupted while linking: the clone's pg_control renamed,
+	// the new cluster without its end. Both are discarded and blue cloned
+	// again (the slot is unconsumed, so a new clone is as good).
+	if err := os.MkdirAll(filepath.Join(ps.Upgrading, "pg_upgrade_output.d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(ps.Basebackup, "global", "pg_control"), filepath.Join(ps.Basebackup, "global", "pg_control.old")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blue.Exec(ctx, "INSERT INTO public.ledger (client, n) SELECT 999, g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	firstRedo := res.RedoDone
+	res, err = pg.Clone(ctx, p)
+	if err != nil || res.From != pg.CloneUpgrading || res.To != pg.ClonePrepared || res.Basebackup == 0 {
+		t.Fatalf("clone after a ruined link: %+v, %v", res, err)
+	}
+	if res.RedoDone <= firstRedo {
+		t.Fatalf("the new clone's redo done %s is not after the first's %s: a stale seed", res.RedoDone, firstRedo)
+	}
+
 	// pg_upgrade interrupted before it linked anything: a half-made cluster.
 	if err := os.MkdirAll(filepath.Join(ps.Upgrading, "base"), 0o700); err != nil {
 		t.Fatal(err)
@@ -168,8 +189,8 @@ func TestCloneResumesEachPhase(t *testing.T) {
 	if v := one[string](t, green, "SHOW server_version_num"); !strings.HasPrefix(v, "17") {
 		t.Fatalf("green is %s", v)
 	}
-	if n := one[int64](t, green, "SELECT count(*) FROM public.ledger WHERE client = 999"); n != 100 {
-		t.Fatalf("green has %d of blue's 100 rows", n)
+	if n := one[int64](t, green, "SELECT count(*) FROM public.ledger WHERE client = 999"); n != 150 {
+		t.Fatalf("green has %d of blue's 150 rows", n)
 	}
 	if relics, err := pg.RelicReplication(ctx, green); err != nil || len(relics) != 0 {
 		t.Fatalf("relics on green: %v, %v", relics, err)

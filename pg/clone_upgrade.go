@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // upgrade makes green: a new cluster initdb'd with green's binaries to
@@ -29,15 +31,20 @@ func (p CloneParams) upgrade(ctx context.Context, u OSUser, greenMajor int) erro
 		if err := PgCtlStop(ctx, u, p.GreenBindir, ps.Upgrading, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
 			return err
 		}
-		// --link renames the clone's global/pg_control once it starts
-		// linking files: from then on neither cluster is usable.
-		if !fileExists(filepath.Join(ps.Basebackup, "global", "pg_control")) {
-			return fmt.Errorf("pg_upgrade --link was interrupted after it began linking the clone into green: neither can be used; remove %s, %s and %s, then run clone-local again (the slots on blue are unconsumed, so a new clone is safe)",
-				ps.Basebackup, ps.Upgrading, ps.Work)
-		}
-		p.logf("an earlier pg_upgrade did not finish; the clone is intact: starting the upgrade again")
-		if err := os.RemoveAll(ps.Upgrading); err != nil {
-			return fmt.Errorf("clearing the interrupted upgrade: %w", err)
+		// --link renames the clone's global/pg_control before it links
+		// files, and pg_upgrade removes its output folder in the new
+		// cluster only once it has succeeded.
+		switch {
+		case fileExists(filepath.Join(ps.Basebackup, "global", "pg_control")):
+			p.logf("an earlier pg_upgrade did not finish; the clone is intact: starting the upgrade again")
+			if err := os.RemoveAll(ps.Upgrading); err != nil {
+				return fmt.Errorf("clearing the interrupted upgrade: %w", err)
+			}
+		case !fileExists(filepath.Join(ps.Upgrading, "pg_upgrade_output.d")) && fileExists(filepath.Join(ps.Upgrading, "global", "pg_control")):
+			p.logf("an earlier pg_upgrade had finished: configuring green")
+			return p.finishUpgrade(ctx, u, facts)
+		default:
+			return errLinkInterrupted
 		}
 	}
 	if err := u.MkdirFor(ps.Upgrading, 0o700); err != nil {
@@ -55,18 +62,33 @@ func (p CloneParams) upgrade(ctx context.Context, u OSUser, greenMajor int) erro
 		args = append(args, "--no-data-checksums") // 18's initdb turns them on by default
 	}
 	p.logf("%s/initdb %s", p.GreenBindir, strings.Join(args, " "))
+	start := time.Now()
 	if err := RunToFile(u.Command(ctx, filepath.Join(p.GreenBindir, "initdb"), args...), filepath.Join(ps.Work, "initdb.out")); err != nil {
 		return fmt.Errorf("initdb of green: %w", err)
 	}
+	p.logf("initdb done in %s", time.Since(start).Round(time.Millisecond))
 	port := strconv.Itoa(p.Port)
 	up := []string{"--link", "-b", p.BlueBindir, "-B", p.GreenBindir, "-d", ps.Basebackup, "-D", ps.Upgrading,
 		"-U", facts.Superuser, "-p", port, "-P", port, "-s", ps.UpgradeDir}
 	p.logf("%s/pg_upgrade %s", p.GreenBindir, strings.Join(up, " "))
 	cmd := u.Command(ctx, filepath.Join(p.GreenBindir, "pg_upgrade"), up...)
 	cmd.Dir = ps.UpgradeDir // pg_upgrade needs a working folder its user can write
+	start = time.Now()
 	if err := RunToFile(cmd, filepath.Join(ps.Work, "pg_upgrade.out")); err != nil {
 		return fmt.Errorf("pg_upgrade: %w", err)
 	}
+	p.logf("pg_upgrade itself took %s", time.Since(start).Round(time.Millisecond))
+	return p.finishUpgrade(ctx, u, facts)
+}
+
+// errLinkInterrupted: pg_upgrade --link stopped after it began linking the
+// clone's files into green: neither cluster can be used.
+var errLinkInterrupted = errors.New("pg_upgrade --link was interrupted after it began linking the clone into green")
+
+// finishUpgrade configures the upgraded cluster, gives it DataDir's name
+// and removes the clone, whose files now belong to green.
+func (p CloneParams) finishUpgrade(ctx context.Context, u OSUser, facts CloneFacts) error {
+	ps := p.Paths()
 	if err := p.configureGreen(ctx, u, facts); err != nil {
 		return err
 	}
