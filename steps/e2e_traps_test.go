@@ -202,5 +202,21 @@ func TestCopyTraps(t *testing.T) {
 			t.Errorf("no slow-apply warning in:\n%s", all)
 		}
 	})
+	t.Run("wait-catch-up fails fast when green cannot connect to blue", func(t *testing.T) {
+		defer func(g time.Duration) { workerGrace = g }(workerGrace)
+		workerGrace = 3 * time.Second
+		if _, err := le.Blue.Exec(ctx, "ALTER ROLE pgbg_repl PASSWORD 'not-what-green-sends'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := le.Runner.Run(ctx, "enable-subscriptions", override); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := le.Runner.Run(ctx, "wait-catch-up", override)
+		if err == nil || !strings.Contains(err.Error(), "apply worker") {
+			t.Fatalf("want an apply-worker failure, got %v", err)
+		}
+		t.Logf("wait-catch-up failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	})
 	t.Logf("TestCopyTraps took %s", time.Since(testStart).Round(time.Millisecond))
 }

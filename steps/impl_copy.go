@@ -38,6 +38,30 @@ func init() {
 // of objects takes seconds, not the statement timeout's budget.
 const schemaCopyTimeout = 10 * time.Minute
 
+// schemaOnGreen compares blue's tables of the configured schemas with
+// green's: all of them, some (a refusal: green must start without them)
+// or none.
+func schemaOnGreen(ctx context.Context, e *Env) (blueN int, missing []pg.Rel, err error) {
+	blue, err := pg.PublishableTables(ctx, e.Blue, e.Config.Schemas)
+	if err != nil {
+		return 0, nil, err
+	}
+	green, err := pg.PublishableTables(ctx, e.Green, e.Config.Schemas)
+	if err != nil {
+		return 0, nil, err
+	}
+	have := map[pg.Rel]bool{}
+	for _, t := range green {
+		have[t] = true
+	}
+	for _, t := range blue {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	return len(blue), missing, nil
+}
+
 // checkCopySchema is done when every table of blue's configured schemas
 // exists on green.
 func checkCopySchema(ctx context.Context, e *Env) (CheckResult, error) {
@@ -46,29 +70,14 @@ func checkCopySchema(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	blue, err := pg.PublishableTables(ctx, e.Blue, e.Config.Schemas)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	green, err := pg.PublishableTables(ctx, e.Green, e.Config.Schemas)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	have := map[pg.Rel]bool{}
-	for _, t := range green {
-		have[t] = true
-	}
-	var missing []pg.Rel
-	for _, t := range blue {
-		if !have[t] {
-			missing = append(missing, t)
-		}
-	}
+	n, missing, err := schemaOnGreen(ctx, e)
 	switch {
+	case err != nil:
+		return CheckResult{}, err
 	case len(missing) == 0:
-		return CheckResult{Done: true, Detail: fmt.Sprintf("all %d tables of %s exist on green", len(blue), strings.Join(e.Config.Schemas, ", "))}, nil
-	case len(missing) < len(blue):
-		return CheckResult{Detail: fmt.Sprintf("green has %d of blue's %d tables; missing: %s", len(blue)-len(missing), len(blue), relList(missing))}, nil
+		return CheckResult{Done: true, Detail: fmt.Sprintf("all %d tables of %s exist on green", n, strings.Join(e.Config.Schemas, ", "))}, nil
+	case len(missing) < n:
+		return CheckResult{Detail: fmt.Sprintf("green has %d of blue's %d tables; missing: %s", n-len(missing), n, relList(missing))}, nil
 	default:
 		return CheckResult{Detail: "green has none of blue's tables"}, nil
 	}
@@ -83,10 +92,11 @@ func runCopySchema(ctx context.Context, e *Env) error {
 	// Half-copied is impossible (one transaction), but green may hold
 	// some of the tables from elsewhere: applying the dump would fail on
 	// them, so say so instead.
-	if res, err := checkCopySchema(ctx, e); err != nil {
+	if n, missing, err := schemaOnGreen(ctx, e); err != nil {
 		return err
-	} else if strings.HasPrefix(res.Detail, "green has ") && !strings.Contains(res.Detail, "none") {
-		return e.refuse("%s; green must start without them: drop them on green (or copy the rest by hand), then run again", res.Detail)
+	} else if len(missing) > 0 && len(missing) < n {
+		return e.refuse("green already has %d of blue's %d tables (missing: %s); green must start without them: drop them on green (or copy the rest by hand), then run again",
+			n-len(missing), n, relList(missing))
 	}
 	pgDump, err := pg.FindPgDump(e.Config.Clone.GreenBindir)
 	if err != nil {

@@ -264,6 +264,14 @@ func runWaitCatchUp(ctx context.Context, e *Env) error {
 	return err
 }
 
+// drainPoll is how often a wait reads the slots (one query on blue, three
+// on green); workerGrace is how long an apply worker may be down (it
+// restarts after wal_retrieve_retry_interval, 5 s by default) before the
+// wait fails.
+const drainPoll = 250 * time.Millisecond
+
+var workerGrace = 30 * time.Second // a variable so tests can shorten it
+
 // drainStats is what a wait measured.
 type drainStats struct {
 	Took          time.Duration
@@ -273,7 +281,7 @@ type drainStats struct {
 	SubscriptionN int
 }
 
-// waitDrained polls every 500 ms until each slot reaches target (and, with
+// waitDrained polls every drainPoll until each slot reaches target (and, with
 // ready, every table's initial sync is done), logging progress every 5 s.
 // Apply or sync errors counted since the start of the wait fail it at once.
 func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Duration, ready bool) (drainStats, error) {
@@ -291,6 +299,10 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 	}
 	e.Logf("waiting for every slot to reach blue's LSN %s (timeout %s)", target, timeout)
 	lastLog, lastBehind := time.Time{}, int64(-1)
+	// An apply worker that cannot connect (password, pg_hba, network)
+	// counts no error in pg_stat_subscription_stats: it just keeps
+	// restarting. Waiting for lag_wait would hide it for half an hour.
+	notRunningSince := map[string]time.Time{}
 	for first := true; ; first = false {
 		qctx, cancel := e.bounded(ctx)
 		prog, err := pg.ReadSlotProgress(qctx, e.Blue, slotNames(e.Config), target)
@@ -316,6 +328,14 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 			if !s.Enabled {
 				return st, fmt.Errorf("subscription %s is disabled: nothing consumes its slot; run enable-subscriptions", s.Name)
 			}
+			if s.WorkerRunning {
+				delete(notRunningSince, s.Name)
+			} else if since, ok := notRunningSince[s.Name]; !ok {
+				notRunningSince[s.Name] = time.Now()
+			} else if time.Since(since) > workerGrace {
+				return st, fmt.Errorf("the apply worker of subscription %s has not been running for %s: green cannot stream from blue; read green's log (connection refused, password authentication failed, pg_hba.conf on blue, max_logical_replication_workers)",
+					s.Name, time.Since(since).Round(time.Second))
+			}
 			b := baseline[s.Name]
 			if s.ApplyErrors > b[0] || s.SyncErrors > b[1] {
 				return st, fmt.Errorf("subscription %s reports %d apply and %d sync error(s) since the wait began: read green's log for the failing statement (a duplicate key or a missing table), fix it on green, then run wait-catch-up again",
@@ -340,7 +360,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 					copyNote += fmt.Sprintf(", %d rows copied in the running table syncs", cp.RowsCopying)
 				}
 			}
-			e.Logf("%d bytes behind %s%s%s", behind, target, rate, copyNote)
+			e.Logf("%d bytes behind %s (all slots)%s%s", behind, target, rate, copyNote)
 			lastLog, lastBehind = now, behind
 		}
 		if done {
@@ -360,7 +380,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(drainPoll):
 		}
 	}
 }
