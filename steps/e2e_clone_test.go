@@ -329,3 +329,62 @@ func consumeSlot(t *testing.T, le *labEnv, slot string) (stop func()) {
 		t.Fatal("the slot stayed active after the walsender's client left")
 	}
 }
+
+// TestCloneLocalInterrupted cancels clone-local while it makes green's new
+// cluster (initdb / pg_upgrade killed), then runs it again: it resumes from
+// the files it left, keeps the first start's seed, and replication from
+// that seed applies without an error.
+func TestCloneLocalInterrupted(t *testing.T) {
+	le, _ := startLab(t, "clone")
+	ctx := context.Background()
+	clonePreflight(t, le)
+	if err := le.Runner.Through(ctx, "create-slots", RunParams{Confirmed: true}); err != nil {
+		t.Fatalf("through create-slots: %v", err)
+	}
+	stopLoad := startLoad(t, le, 100)
+	ps := e2eCloneParams(le).Paths()
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		for i := 0; i < 6000; i++ {
+			if _, err := os.Stat(ps.Upgrading); err == nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	_, runErr := le.Runner.Run(cctx, "clone-local", RunParams{Confirmed: true})
+	if runErr == nil {
+		t.Fatal("clone-local finished although cancelled when the upgrade began")
+	}
+	if s := le.Store.Snapshot().Step("clone-local").Status; s != state.Interrupted {
+		t.Fatalf("clone-local after cancel: %s (%v)", s, runErr)
+	}
+	firstRedo, err := e2eCloneParams(le).RedoDone()
+	if err != nil {
+		t.Fatalf("the first start's recovery log: %v", err)
+	}
+	t.Logf("interrupted: %v; redo done at %s", runErr, firstRedo)
+
+	if out, err := le.Runner.Run(ctx, "clone-local", RunParams{Confirmed: true}); err != nil || out != OutcomeRan {
+		t.Fatalf("clone-local again: %s %v", out, err)
+	}
+	if again, _ := e2eCloneParams(le).RedoDone(); again != firstRedo {
+		t.Fatalf("the seed's evidence changed on resume: %s then %s", firstRedo, again)
+	}
+	t.Logf("resumed: %s", journalLine(t, le, "clone-local from phase"))
+	if err := le.Runner.Through(ctx, "wait-catch-up", RunParams{Confirmed: true}); err != nil {
+		t.Fatalf("through wait-catch-up: %v", err)
+	}
+	if res := stopLoad(); res.Errors != 0 {
+		t.Fatalf("load: %+v", res)
+	}
+	drainSlots(t, le)
+	v, err := lab.Verify(ctx, le.Info.Dir)
+	if err != nil || !v.OK() || v.TablesCompared == 0 {
+		t.Fatalf("lab verify: %+v %v", v, err)
+	}
+	if n := queryOne[int64](t, le.Green, "SELECT coalesce(sum(apply_error_count + sync_error_count), 0) FROM pg_stat_subscription_stats"); n != 0 {
+		t.Fatalf("%d apply errors on green", n)
+	}
+}

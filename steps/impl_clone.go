@@ -137,7 +137,7 @@ func runCloneLocal(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	e.Logf("clone-local from phase %s: pg_basebackup %s, recovery and cleanup %s, pg_upgrade %s; redo done at %s",
+	e.Logf("clone-local from phase %s: pg_basebackup %s, recovery and cleanup %s, upgrade (initdb + pg_upgrade --link) %s; redo done at %s",
 		res.From, res.Basebackup.Round(time.Millisecond), res.Recovery.Round(time.Millisecond), res.Upgrade.Round(time.Millisecond), res.RedoDone)
 	return e.Record("clone_redo_done", res.RedoDone.String())
 }
