@@ -44,6 +44,9 @@ type Options struct {
 	Credentials sdkaws.CredentialsProvider
 	// Journal, when set, is told of every API call.
 	Journal JournalFunc
+	// JournalContext, when set, is told of every API call with the caller's
+	// context, so a journal can name what the call was made for (a step).
+	JournalContext func(ctx context.Context, call string, params map[string]string, dur time.Duration, err error)
 	// CallTimeout bounds each API call, retries included. Default 2 minutes.
 	CallTimeout time.Duration
 	// PollInterval is the default interval of the Wait functions. Default 15 s.
@@ -64,6 +67,7 @@ type Client struct {
 	r53       *route53.Client
 	region    string
 	journal   JournalFunc
+	journalX  func(ctx context.Context, call string, params map[string]string, dur time.Duration, err error)
 	timeout   time.Duration
 	pollEvery time.Duration
 }
@@ -118,6 +122,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		r53:       route53.NewFromConfig(cfg),
 		region:    cfg.Region,
 		journal:   opts.Journal,
+		journalX:  opts.JournalContext,
 		timeout:   opts.CallTimeout,
 		pollEvery: opts.PollInterval,
 	}
@@ -142,15 +147,18 @@ func (c *Client) do(ctx context.Context, pc PlannedCall, fn func(ctx context.Con
 // reports it to the journal. Every SDK call in this package goes through it,
 // so no error escapes untranslated and no call escapes the journal.
 func (c *Client) call(ctx context.Context, name string, params map[string]string, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
-	err := fn(ctx)
+	err := fn(callCtx)
 	if err != nil {
 		err = translate(name, err)
 	}
 	if c.journal != nil {
 		c.journal(name, params, time.Since(start), err)
+	}
+	if c.journalX != nil {
+		c.journalX(ctx, name, params, time.Since(start), err)
 	}
 	return err
 }
