@@ -117,6 +117,14 @@ type Model struct {
 	journalOff        int64
 	journalLoaded     bool
 	followInFlight    bool
+	// followAgain asks for another read when the one in flight returns:
+	// it may have started before the lines it was asked for were written.
+	followAgain bool
+	// pending are the screen's notes about a finished step, held until the
+	// journal read that follows the step, so they come after its lines.
+	pending     []logLine
+	pendingWait int
+	holdNotes   bool
 	verInFlight       [2]bool
 	blueVer, greenVer string
 	holder            string
@@ -319,22 +327,26 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.gen != m.followGen {
 			return nil
 		}
-		cmds := []tea.Cmd{followTickCmd(m.followGen, m.followEvery())}
-		if !m.followInFlight {
-			m.followInFlight = true
-			cmds = append(cmds, followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch))
-		}
-		return tea.Batch(cmds...)
+		return tea.Batch(followTickCmd(m.followGen, m.followEvery()), m.followNow())
 	case followMsg:
 		if msg.gen != m.followGen {
 			return nil
 		}
 		m.applyFollow(msg)
+		if m.followAgain {
+			m.followAgain = false
+			return m.followNow()
+		}
 		return nil
 	case lineMsg:
-		m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
 		m.refreshState()
-		return waitLineCmd(m.p.Lines)
+		if m.p.JournalPath == "" {
+			m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
+			return waitLineCmd(m.p.Lines)
+		}
+		// The journal has the line too, in order with the statements the
+		// step ran: read it now rather than show the line out of order.
+		return tea.Batch(waitLineCmd(m.p.Lines), m.followNow())
 	case linesClosedMsg:
 		return nil
 	case StepFinishedMsg:
@@ -370,16 +382,19 @@ func (m *Model) applyFollow(msg followMsg) {
 	if msg.err != nil {
 		m.flash = "following files: " + oneLineErr(msg.err)
 	}
-	first := !m.journalLoaded
 	m.journalLoaded = true
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
-		// In drive mode step output arrives live through the runner's
-		// channel; its journal copy would show it twice.
-		if !m.p.Watch && !first && e.Kind == "log" {
-			continue
-		}
 		m.log.add(m.entryText(e), entryLevel(e))
+	}
+	if m.pendingWait > 0 {
+		m.pendingWait--
+	}
+	if m.pendingWait == 0 {
+		for _, l := range m.pending {
+			m.log.add(l.text, l.level)
+		}
+		m.pending = nil
 	}
 	if m.p.Watch {
 		if msg.st != nil {
@@ -416,6 +431,16 @@ func (m *Model) refreshState() {
 func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	m.running, m.cancel = "", nil
 	m.refreshState()
+	if m.p.JournalPath != "" && !m.quitting {
+		// Hold the outcome until the journal read that starts after this
+		// point: two reads if one is in flight now.
+		m.pendingWait = 1
+		if m.followInFlight {
+			m.pendingWait = 2
+		}
+		m.holdNotes = true
+		defer func() { m.holdNotes = false }()
+	}
 	d := durationText(m.now().Sub(m.runStart))
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
@@ -436,12 +461,20 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	if m.quitting {
 		return tea.Quit
 	}
-	// Read the journal now for the statements the step ran.
-	if !m.followInFlight && m.p.JournalPath != "" {
-		m.followInFlight = true
-		return followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch)
+	return m.followNow()
+}
+
+// followNow reads the files now, or once more after the read in flight.
+func (m *Model) followNow() tea.Cmd {
+	if m.p.JournalPath == "" && !m.p.Watch {
+		return nil
 	}
-	return nil
+	if m.followInFlight {
+		m.followAgain = true
+		return nil
+	}
+	m.followInFlight = true
+	return followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch)
 }
 
 // requestCancel cancels the running step; the screen quits when it ends.
@@ -455,7 +488,12 @@ func (m *Model) requestCancel() {
 
 // note adds a line of the screen's own to the log.
 func (m *Model) note(level logLevel, text string) {
-	m.log.add(m.now().In(m.p.Location).Format("15:04:05")+" "+text, level)
+	text = m.now().In(m.p.Location).Format("15:04:05") + " " + text
+	if m.holdNotes {
+		m.pending = append(m.pending, logLine{text: text, level: level})
+		return
+	}
+	m.log.add(text, level)
 	m.flash = ""
 }
 

@@ -389,3 +389,30 @@ func TestWatchFollows(t *testing.T) {
 		}
 	}
 }
+
+// TestDriveLogFollowsJournal: with a journal, the log shows the step's lines
+// once each, in the journal's order, and the outcome after them.
+func TestDriveLogFollowsJournal(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, false, dir)
+	j, err := state.OpenJournal(dir + "/state.journal.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	cfg := testConfig()
+	lines := make(chan steps.Line, 16)
+	r := &steps.Runner{Config: cfg, Steps: flowSteps(nil), Store: store, Journal: j, Out: lines}
+	m := New(Params{Config: cfg, Steps: r.Steps, Runner: r, Store: store, Lines: lines, Database: "app",
+		JournalPath: j.Path(), StatePath: dir + "/state.json", Now: func() time.Time { return epoch }, Location: time.UTC})
+	h := newHarness(t, m, 120, 40)
+	h.key("enter")
+	h.until("the outcome", func() bool { return strings.Contains(m.logText(), "first: ran") })
+	log := m.logText()
+	if n := strings.Count(log, "first says hello"); n != 1 {
+		t.Errorf("the step's line shows %d times:\n%s", n, log)
+	}
+	if strings.Index(log, "first says hello") > strings.Index(log, "first: ran") || strings.Index(log, "[step] start First step") > strings.Index(log, "first says hello") {
+		t.Errorf("log out of order:\n%s", log)
+	}
+}
