@@ -122,9 +122,9 @@ type Model struct {
 	followAgain bool
 	// pending are the screen's notes about a finished step, held until the
 	// journal read that follows the step, so they come after its lines.
-	pending     []logLine
-	pendingWait int
-	holdNotes   bool
+	pending           []logLine
+	pendingWait       int
+	holdNotes         bool
 	verInFlight       [2]bool
 	blueVer, greenVer string
 	holder            string
