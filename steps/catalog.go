@@ -208,7 +208,7 @@ func catalog() []*Step {
 			}},
 		{ID: "clone-local", Phase: PhaseProvision, Target: Green, Title: "Clone blue with pg_basebackup and upgrade it",
 			Why:    "The local twin of an Aurora clone + upgrade: a physical copy taken after the slot exists, recovered with blue's binaries, then pg_upgrade --link.",
-			Source: "-", Issue: 4, Strategies: []string{"clone"},
+			Source: "-", Issue: 4, Strategies: []string{"clone"}, Records: []string{"clone_redo_done"},
 			Plan: clonePlan},
 		{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
 			Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
@@ -356,14 +356,13 @@ func catalog() []*Step {
 		// Cutover
 		{ID: "cutover", Phase: PhaseCutover, Target: PgBouncer, Title: "Cut over to green",
 			Why:    "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green.",
-			Source: "000, 001 §10-12, 002", Issue: 6, Destructive: true, Records: []string{"cutover_report"},
+			Source: "000, 001 §10-12, 002", Issue: 6, Destructive: true, Records: []string{CutoverReportKey, CutoverDoneAtKey},
 			Plan: cutoverPlan},
 		{ID: "rollback", Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
 			Why:    "The cutover in reverse through the reverse replication, sequences included.",
-			Source: "001 ROLLBACK", Issue: 6, Destructive: true, Optional: true,
-			Plan: func(e *Env) []Action {
-				return []Action{note(PgBouncer, "the cutover's sub-steps with blue and green swapped, through the subscription on blue created by the cutover")}
-			}},
+			Source: "001 ROLLBACK", Issue: 6, Destructive: true, Optional: true, Needs: []string{CutoverDoneAtKey},
+			Records: []string{RollbackReportKey, RollbackDoneAtKey},
+			Plan:    rollbackPlan},
 
 		// Cleanup
 		{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: Green, Title: "Drop subscriptions",

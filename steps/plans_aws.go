@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// The plans of the AWS steps and of the cutover: what each will call, with
+// The plans of the AWS steps: what each will call, with
 // its parameters, so a team can read the whole run before any of it happens.
 
 func api(format string, args ...any) Action {
@@ -78,48 +78,4 @@ func awsPlanUpgradeGreen(e *Env) []Action {
 			orPlaceholder(a.ClusterParameterGroup, "aws.cluster_parameter_group"), orPlaceholder(a.InstanceParameterGroup, "aws.instance_parameter_group")),
 		api("rds DescribeDBClusters until available on %s (about 30 min at 30 TB in 002)", orPlaceholder(a.EngineVersion, "aws.engine_version")),
 	}
-}
-
-func cutoverPlan(e *Env) []Action {
-	c := e.Config.Cutover
-	pre := []Action{
-		note(PgBouncer, "prechecks (nothing is touched if one fails): lag < %d bytes; no apply errors; sequences will not collide; reverse replication prerequisites", c.MaxLagBytes),
-	}
-	var body []Action
-	switch c.Method {
-	case "pgbouncer":
-		var names []string
-		for _, b := range c.PgBouncer {
-			names = append(names, orPlaceholder(b.Name, b.Ini))
-		}
-		body = []Action{
-			{Target: PgBouncer, Kind: "sql", Text: fmt.Sprintf("PAUSE <database> on every PgBouncer in parallel (%s)", strings.Join(names, ", "))},
-			sql(Blue, "SELECT pg_current_wal_lsn()  -- drain target; wait for every slot's confirmed_flush_lsn (timeout %s: RESUME on blue and abort)", c.DrainTimeout),
-			sql(Green, "SELECT setval(<seq>, <blue last_value>, <is_called>) for every sequence, one round trip (margin %d)", c.SequenceMargin),
-			sql(Green, "CREATE PUBLICATION pgbg_reverse FOR ALL TABLES; SELECT pg_create_logical_replication_slot('pgbg_reverse', 'pgoutput')"),
-			sql(Blue, "CREATE SUBSCRIPTION pgbg_reverse ... WITH (copy_data = false, create_slot = false)"),
-			{Target: PgBouncer, Kind: "command", Text: "rewrite the database entry to green in the ini (atomic rename), RELOAD, WAIT_CLOSE"},
-			{Target: PgBouncer, Kind: "sql", Text: "RESUME <database>; SHOW DATABASES; SELECT version() through PgBouncer must be green's"},
-			sql(Green, "a probe write on green"),
-		}
-	case "nologin":
-		body = []Action{
-			sql(Blue, "ALTER ROLE <each application role> NOLOGIN; SELECT pg_terminate_backend(pid) for their sessions"),
-			sql(Blue, "drain to pg_current_wal_lsn() (timeout %s)", c.DrainTimeout),
-			sql(Green, "setval every sequence (margin %d)", c.SequenceMargin),
-			sql(Green, "reverse replication: publication + slot on green, subscription on blue (copy_data = false)"),
-			sql(Green, "ALTER ROLE <each application role> LOGIN"),
-			{Target: Operator, Kind: "operator", Text: "switch the application's traffic to green"},
-		}
-	default:
-		body = []Action{
-			sql(Blue, "ALTER DATABASE <db> SET default_transaction_read_only = on; terminate sessions; a probe write on blue must fail"),
-			sql(Blue, "drain to pg_current_wal_lsn() (timeout %s)", c.DrainTimeout),
-			sql(Green, "setval every sequence (margin %d)", c.SequenceMargin),
-			sql(Green, "reverse replication: publication + slot on green, subscription on blue (copy_data = false)"),
-			sql(Green, "a probe write on green must succeed"),
-			{Target: Operator, Kind: "operator", Text: "switch traffic (DNS record or secret)"},
-		}
-	}
-	return append(pre, body...)
 }
