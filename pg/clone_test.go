@@ -270,3 +270,51 @@ func TestRelicsAndOrigins(t *testing.T) {
 }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// TestCloneBasebackupPassword takes the base backup as the replication role,
+// whose pg_hba line demands SCRAM: the password, read from the passfile,
+// reaches pg_basebackup through its environment and is written nowhere.
+func TestCloneBasebackupPassword(t *testing.T) {
+	info := cloneLab(t)
+	t.Setenv("PGPASSFILE", info.Pgpass)
+	pw, err := os.ReadFile(info.Pgpass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(pw[strings.LastIndexByte(strings.TrimSpace(string(pw)), ':')+1:]))
+	if len(password) < 16 {
+		t.Fatalf("no password in the lab's passfile")
+	}
+	p := cloneParams(info, t.Logf)
+	p.BlueConninfo = strings.Replace(info.Blue.Conninfo, "user=postgres", "user="+lab.ReplicationRole, 1)
+	p.StopAfter = pg.CloneBackedUp
+	if _, err := pg.Clone(context.Background(), p); err != nil {
+		t.Fatalf("base backup as %s: %v", lab.ReplicationRole, err)
+	}
+	if ph, _ := p.Phase(17); ph != pg.CloneBackedUp {
+		t.Fatalf("phase %s", ph)
+	}
+	err = filepath.Walk(p.Paths().Work, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Mode()&os.ModeSocket != 0 {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(b), password) {
+			t.Errorf("%s holds the password", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the password the same backup is refused by blue: the test
+	// proves the password was needed.
+	t.Setenv("PGPASSFILE", "/nonexistent")
+	q := p
+	q.DataDir = p.DataDir + "-nopw"
+	if _, err := pg.Clone(context.Background(), q); err == nil {
+		t.Fatal("a base backup without the password succeeded: the test proves nothing")
+	}
+	os.RemoveAll(q.Paths().Work)
+	os.RemoveAll(q.Paths().Partial)
+}
