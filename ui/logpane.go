@@ -3,6 +3,8 @@ package ui
 import (
 	"strings"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -89,23 +91,45 @@ func (l *logPane) visible(h int) []logLine {
 	return l.lines[start:end]
 }
 
-// view renders h lines of width w.
+// logView renders h rows of width w, newest at the bottom. Warnings and
+// errors are wrapped (up to four rows) so their fix is readable; other lines,
+// statements mostly, are cut to one row.
 func (m *Model) logView(w, h int) []string {
 	st := m.styles
-	out := make([]string, 0, h)
-	for _, ln := range m.log.visible(h) {
-		t := truncate(ln.text, w)
+	end := len(m.log.lines) - m.log.back
+	rev := make([]string, 0, h+4)
+	for i := end - 1; i >= 0 && len(rev) < h; i-- {
+		ln := m.log.lines[i]
+		var rows []string
+		style := st.Plain
 		switch ln.level {
 		case levelError:
-			t = st.Fail.Render(t)
+			style = st.Fail
 		case levelWarn:
-			t = st.Warn.Render(t)
+			style = st.Warn
 		case levelOK:
-			t = st.OK.Render(t)
+			style = st.OK
 		case levelSQL:
-			t = st.Faint.Render(t)
+			style = st.Faint
 		}
-		out = append(out, t)
+		if ln.level == levelError || ln.level == levelWarn {
+			rows = strings.Split(ansi.Hardwrap(ansi.Wordwrap(ln.text, w, " "), w, true), "\n")
+			if len(rows) > 4 {
+				rows = append(rows[:3:3], truncate(strings.Join(rows[3:], " "), w))
+			}
+		} else {
+			rows = []string{truncate(ln.text, w)}
+		}
+		for j := len(rows) - 1; j >= 0; j-- {
+			rev = append(rev, style.Render(rows[j]))
+		}
+	}
+	if len(rev) > h {
+		rev = rev[:h]
+	}
+	out := make([]string, len(rev))
+	for i, r := range rev {
+		out[len(rev)-1-i] = r
 	}
 	return out
 }

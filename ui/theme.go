@@ -12,6 +12,8 @@ import (
 // a symbol and a word, focus a marker, warnings words.
 type Styles struct {
 	OK, Warn, Fail, Faint, Running lipgloss.Style
+	// Plain is text with no role.
+	Plain lipgloss.Style
 	// Selected is the cursor's row in the focused pane; Cursor its row when
 	// the pane is not focused.
 	Selected, Cursor lipgloss.Style
@@ -30,6 +32,7 @@ func NewStyles() Styles {
 	blue := lipgloss.AdaptiveColor{Light: "#0969da", Dark: "#58a6ff"}
 	faint := lipgloss.AdaptiveColor{Light: "#6e7781", Dark: "#8b949e"}
 	return Styles{
+		Plain:        lipgloss.NewStyle(),
 		OK:           lipgloss.NewStyle().Foreground(green),
 		Warn:         lipgloss.NewStyle().Foreground(yellow).Bold(true),
 		Fail:         lipgloss.NewStyle().Foreground(red).Bold(true),
@@ -77,6 +80,6 @@ func (s Styles) statusStyle(st state.Status) lipgloss.Style {
 	case state.Skipped:
 		return s.Faint
 	default:
-		return lipgloss.NewStyle()
+		return s.Plain
 	}
 }
