@@ -51,6 +51,10 @@ type (
 		key string
 		err error
 	}
+	skippedMsg struct {
+		id  string
+		err error
+	}
 )
 
 // StepFinishedMsg reports the end of a run started from the screen.
@@ -155,4 +159,9 @@ func saveValueCmd(store Store, key, value string) tea.Cmd {
 		})
 		return valueSavedMsg{key: key, err: err}
 	}
+}
+
+// skipCmd marks a step skipped with the operator's reason (state and journal).
+func skipCmd(r Runner, id, reason string) tea.Cmd {
+	return func() tea.Msg { return skippedMsg{id: id, err: r.Skip(id, reason)} }
 }

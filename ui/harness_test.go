@@ -71,6 +71,12 @@ func (f *fakeRunner) Preconditions(id string, p steps.RunParams) string {
 	return f.real.Preconditions(id, p)
 }
 func (f *fakeRunner) Env(step string) *steps.Env { return f.real.Env(step) }
+func (f *fakeRunner) Skip(id, reason string) error {
+	f.mu.Lock()
+	f.runs = append(f.runs, "skip "+id)
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeRunner) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

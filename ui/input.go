@@ -28,6 +28,7 @@ func (m *Model) syncKeys() {
 	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil)
 	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
 	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
+	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues)
 	k.Confirm.SetEnabled(prompt)
 	k.Cancel.SetEnabled(prompt)
 	if m.prompt == promptQuit {
@@ -87,6 +88,18 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 			return m.editSelectedValue()
 		}
 		return m.editNeeded()
+	case key.Matches(msg, k.Skip):
+		s := m.selected()
+		switch {
+		case s == nil:
+		case m.p.Watch || m.p.Runner == nil:
+			return m.refuseWatch("skip " + s.ID)
+		case m.running != "":
+			m.note(levelWarn, fmt.Sprintf("%s is running: skip waits until it ends", m.running))
+		default:
+			m.confirmID = s.ID
+			m.openPrompt(promptSkip, "")
+		}
 	case key.Matches(msg, k.Add):
 		if !k.Add.Enabled() {
 			return m.refuseWatch("add a value")
@@ -219,6 +232,8 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 		m.input.Placeholder = m.p.Database
 	case promptKey:
 		m.input.Placeholder = "value name, e.g. green_start_lsn"
+	case promptSkip:
+		m.input.Placeholder = "why this step is not needed (journaled)"
 	case promptValue:
 		if v, ok := m.st.Get(editKey); ok && !isSecretKey(editKey) {
 			m.input.SetValue(v)
@@ -286,6 +301,14 @@ func (m *Model) submitPrompt() tea.Cmd {
 		}
 		m.openPrompt(promptValue, v)
 		return nil
+	case promptSkip:
+		if v == "" {
+			m.promptErr = "skipping needs a reason; it is journaled"
+			return nil
+		}
+		id := m.confirmID
+		m.closePrompt()
+		return skipCmd(m.p.Runner, id, v)
 	case promptValue:
 		k := m.editKey
 		if isSecretKey(k) {

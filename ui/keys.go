@@ -12,6 +12,7 @@ type KeyMap struct {
 	Top, Follow    key.Binding
 	Run, DryRun    key.Binding
 	Edit, Add      key.Binding
+	Skip           key.Binding
 	Help, Quit     key.Binding
 	// Confirm and Cancel answer a prompt.
 	Confirm, Cancel key.Binding
@@ -32,6 +33,7 @@ func NewKeyMap() KeyMap {
 		DryRun:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "dry run")),
 		Edit:    key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit value")),
 		Add:     key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add value")),
+		Skip:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip step (with a reason)")),
 		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "more keys")),
 		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		Confirm: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
@@ -54,7 +56,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	}
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Focus, k.Back},
-		{k.Run, k.DryRun, k.Edit, k.Add},
+		{k.Run, k.DryRun, k.Skip, k.Edit, k.Add},
 		{k.PageUp, k.PageDn, k.Follow},
 		{k.Help, k.Quit},
 	}

@@ -27,6 +27,7 @@ type Runner interface {
 	Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error)
 	Preconditions(id string, p steps.RunParams) string
 	Env(step string) *steps.Env
+	Skip(id, reason string) error
 }
 
 // Store is what the screen uses of *state.Store.
@@ -93,6 +94,7 @@ const (
 	promptKey
 	promptValue
 	promptQuit
+	promptSkip
 )
 
 // Model is the whole screen.
@@ -351,6 +353,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case StepFinishedMsg:
 		return m.finished(msg)
+	case skippedMsg:
+		if msg.err != nil {
+			m.note(levelWarn, fmt.Sprintf("%s not skipped: %s", msg.id, oneLineErr(msg.err)))
+		} else {
+			m.note(levelInfo, fmt.Sprintf("%s skipped by the operator", msg.id))
+		}
+		m.refreshState()
+		return m.followNow()
 	case valueSavedMsg:
 		if msg.err != nil {
 			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, oneLineErr(msg.err)))

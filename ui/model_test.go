@@ -252,7 +252,7 @@ func TestWatchRefusesExecution(t *testing.T) {
 	m := New(Params{Config: cfg, Steps: real.Steps, Runner: f, Store: store, Watch: true, Database: "app",
 		Now: func() time.Time { return epoch }, Location: time.UTC})
 	h := newHarness(t, m, 120, 40)
-	h.key("enter", "r", "e", "a")
+	h.key("enter", "r", "e", "a", "s")
 	h.key("tab", "tab", "enter")
 	if f.count() != 0 {
 		t.Fatalf("watch mode ran %d step(s)", f.count())
@@ -414,5 +414,28 @@ func TestDriveLogFollowsJournal(t *testing.T) {
 	}
 	if strings.Index(log, "first says hello") > strings.Index(log, "first: ran") || strings.Index(log, "[step] start First step") > strings.Index(log, "first says hello") {
 		t.Errorf("log out of order:\n%s", log)
+	}
+}
+
+// TestSkipStep: s asks for a reason, refuses an empty one, and skips the
+// step through the runner, which journals the reason.
+func TestSkipStep(t *testing.T) {
+	h, store := flowModel(t, nil)
+	h.key("s")
+	if h.m.prompt != promptSkip {
+		t.Fatal("s did not ask for a reason")
+	}
+	h.key("enter")
+	if h.m.prompt != promptSkip || !strings.Contains(h.screen(), "skipping needs a reason") {
+		t.Fatalf("an empty reason was accepted:\n%s", h.screen())
+	}
+	h.typeText("done by hand in psql")
+	h.key("enter")
+	h.until("the skip", func() bool { return h.m.st.Step("first").Status == state.Skipped })
+	if r := store.Snapshot().Step("first"); r.Status != state.Skipped || !strings.Contains(r.Result, "done by hand in psql") {
+		t.Errorf("first is %+v", r)
+	}
+	if !strings.Contains(h.screen(), "↷ skipped first") {
+		t.Errorf("screen:\n%s", h.screen())
 	}
 }

@@ -131,6 +131,8 @@ func (m *Model) promptLine() string {
 		return st.Bold.Render("New value's name: ") + m.input.View()
 	case promptValue:
 		return st.Bold.Render(fmt.Sprintf("Value of %s: ", m.editKey)) + m.input.View()
+	case promptSkip:
+		return st.Bold.Render(fmt.Sprintf("Skip %s because: ", m.confirmID)) + m.input.View()
 	case promptQuit:
 		return st.Warn.Render(fmt.Sprintf("⚠ %s is running. Quit and cancel it? Its state will say interrupted. [y/N]", m.running))
 	}
