@@ -259,8 +259,8 @@ type QuitRequestMsg struct{}
 // cancelled cleanly rather than abandoned mid-statement.
 func Filter(model tea.Model, msg tea.Msg) tea.Msg {
 	m, ok := model.(*Model)
-	if !ok || m.running == "" {
-		return msg
+	if !ok || m.cancel == nil {
+		return msg // nothing of this process runs (watch mode shows another's step)
 	}
 	switch msg.(type) {
 	case tea.QuitMsg, tea.InterruptMsg:
@@ -377,7 +377,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.spinner, cmd = m.spinner.Update(msg)
 		return cmd
 	case QuitRequestMsg:
-		if m.running == "" {
+		if m.cancel == nil {
 			return tea.Quit
 		}
 		m.requestCancel()

@@ -267,6 +267,13 @@ func TestWatchRefusesExecution(t *testing.T) {
 	if strings.Contains(scr, "run step") || !strings.Contains(scr, "WATCH (read-only)") || !strings.Contains(m.logText(), "watch mode is read-only") {
 		t.Errorf("watch screen:\n%s\nlog:\n%s", scr, m.logText())
 	}
+	// A step the driving instance runs is not this screen's to cancel: a
+	// signal quits at once.
+	m.running = "copy-schema"
+	if _, ok := Filter(m, tea_QuitMsg()).(QuitRequestMsg); ok {
+		t.Errorf("watch mode holds a quit for another instance's step")
+	}
+	m.running = ""
 	h.key("p")
 	if !strings.Contains(m.logText(), "dry run of") || f.count() != 0 {
 		t.Errorf("dry run in watch mode: runs %d, log:\n%s", f.count(), m.logText())
