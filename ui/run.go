@@ -80,7 +80,7 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 		m.holdNotes = true
 		defer func() { m.holdNotes = false }()
 	}
-	d := durationText(m.now().Sub(m.runStart))
+	d := outcomeDuration(m.now().Sub(m.runStart))
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
 		m.note(levelWarn, oneLineErr(msg.Err))
@@ -180,4 +180,13 @@ func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
 		m.note(levelInfo, "▶ running "+id)
 	}
 	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)
+}
+
+// outcomeDuration says how long a step took: milliseconds under a second
+// (most SQL steps), durationText above.
+func outcomeDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return durationText(d)
 }
