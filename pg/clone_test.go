@@ -2,6 +2,7 @@ package pg_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -317,4 +318,56 @@ func TestCloneBasebackupPassword(t *testing.T) {
 	}
 	os.RemoveAll(q.Paths().Work)
 	os.RemoveAll(q.Paths().Partial)
+}
+
+// BenchmarkClone makes green from blue on the lab (pg_basebackup, recovery
+// with blue's binaries, pg_upgrade --link 15 -> 17, start), each iteration
+// into a new folder, and reports each phase's seconds.
+func BenchmarkClone(b *testing.B) {
+	requireCloneLabB(b)
+	dir, err := os.MkdirTemp("/tmp", "pgbg-clone-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	defer func() {
+		lab.Down(context.Background(), dir, true, nil)
+		os.RemoveAll(dir)
+	}()
+	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: "clone"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bb, rec, up, total time.Duration
+	for i := 0; i < b.N; i++ {
+		p := cloneParams(info, nil)
+		p.DataDir = filepath.Join(dir, fmt.Sprintf("bench-%d", i))
+		start := time.Now()
+		res, err := pg.Clone(context.Background(), p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		bb, rec, up = bb+res.Basebackup, rec+res.Recovery, up+res.Upgrade
+		b.StopTimer()
+		if err := lab.StopServer(context.Background(), p.DataDir); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(bb.Seconds()/n, "basebackup_s")
+	b.ReportMetric(rec.Seconds()/n, "recovery_s")
+	b.ReportMetric(up.Seconds()/n, "upgrade_s")
+	b.ReportMetric(total.Seconds()/n, "clone_s")
+}
+
+func requireCloneLabB(b *testing.B) {
+	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
+	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
+		if os.Getenv("CI") != "" {
+			b.Fatal("the clone benchmark needs PostgreSQL 15 and 17: run `make deps`")
+		}
+		b.Skip("the clone benchmark needs PostgreSQL 15 and 17: run `make deps`")
+	}
 }
