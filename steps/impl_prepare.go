@@ -79,6 +79,12 @@ func runPreflight(ctx context.Context, e *Env) error {
 			pool = e.Green
 		}
 		if *t.set, err = pg.ReadReplicationSettings(ctx, pool); err != nil {
+			if t.name == "green" && c.isCloneStrategy() {
+				// Green is made later from blue (clone-local, clone-cluster,
+				// restore-green): nothing to check on it yet.
+				r.warn("green is not reachable (%v): with strategy %s it is made later from blue; green's checks are skipped", err, c.Strategy)
+				continue
+			}
 			r.fail("%s is not reachable: %v; check %s.conninfo and that the server runs", t.name, err, t.name)
 			continue
 		}
@@ -90,7 +96,8 @@ func runPreflight(ctx context.Context, e *Env) error {
 	if len(r.fails) > 0 {
 		return fmt.Errorf("preflight: %s", strings.Join(r.fails, "; "))
 	}
-	if green.VersionNum/10000 <= blue.VersionNum/10000 {
+	haveGreen := green.VersionNum > 0
+	if haveGreen && green.VersionNum/10000 <= blue.VersionNum/10000 {
 		r.warn("green (%s) is not a newer major than blue (%s): this is not an upgrade", green.Version, blue.Version)
 	}
 
@@ -100,7 +107,11 @@ func runPreflight(ctx context.Context, e *Env) error {
 	} else {
 		r.pass("blue wal_level = logical")
 	}
-	need := c.slotsNeeded(green.MaxSyncWorkersPerSubscription)
+	syncWorkers := green.MaxSyncWorkersPerSubscription
+	if !haveGreen {
+		syncWorkers = 2 // PostgreSQL's default, until green exists
+	}
+	need := c.slotsNeeded(syncWorkers)
 	if free := blue.MaxReplicationSlots - blue.SlotsUsed; free < need {
 		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d publications%s); raise it and restart blue", blue.MaxReplicationSlots, blue.SlotsUsed, need, len(c.Publications), syncNote(c))
 	} else {
@@ -112,15 +123,19 @@ func runPreflight(ctx context.Context, e *Env) error {
 		r.pass("blue max_wal_senders = %d (%d needed)", blue.MaxWALSenders, need)
 	}
 	// Green: the subscriber runs one apply worker per subscription plus the sync workers.
-	workers := c.slotsNeeded(green.MaxSyncWorkersPerSubscription)
-	if green.MaxLogicalReplicationWorkers < workers {
+	workers := c.slotsNeeded(syncWorkers)
+	switch {
+	case !haveGreen:
+	case green.MaxLogicalReplicationWorkers < workers:
 		r.warn("green max_logical_replication_workers = %d, %d wanted: the initial sync runs slower; raise it and restart green", green.MaxLogicalReplicationWorkers, workers)
-	} else {
+	default:
 		r.pass("green max_logical_replication_workers = %d (%d wanted)", green.MaxLogicalReplicationWorkers, workers)
 	}
-	if green.MaxWorkerProcesses < workers+1 {
+	switch {
+	case !haveGreen:
+	case green.MaxWorkerProcesses < workers+1:
 		r.warn("green max_worker_processes = %d, at least %d wanted: raise it and restart green", green.MaxWorkerProcesses, workers+1)
-	} else {
+	default:
 		r.pass("green max_worker_processes = %d", green.MaxWorkerProcesses)
 	}
 
@@ -167,9 +182,11 @@ func runPreflight(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	ge, err := pg.ListExtensions(ctx, e.Green)
-	if err != nil {
-		return err
+	ge := map[string]string{}
+	if haveGreen {
+		if ge, err = pg.ListExtensions(ctx, e.Green); err != nil {
+			return err
+		}
 	}
 	names := make([]string, 0, len(be))
 	for n := range be {
@@ -185,7 +202,9 @@ func runPreflight(ctx context.Context, e *Env) error {
 	}
 
 	// Slow apply: REPLICA IDENTITY FULL without a usable index on green.
-	if green.VersionNum >= 160000 {
+	switch {
+	case !haveGreen:
+	case green.VersionNum >= 160000:
 		slow, err := pg.FullIdentityWithoutIndex(ctx, e.Green, c.Schemas)
 		if err != nil {
 			return err
@@ -193,7 +212,7 @@ func runPreflight(ctx context.Context, e *Env) error {
 		if len(slow) > 0 {
 			r.warn("on green, %s have no primary key and no btree index: each replicated UPDATE/DELETE scans the table; CREATE INDEX on green (PG16+ subscribers use any btree index on plain columns)", relList(slow))
 		}
-	} else if len(noPK) > 0 {
+	case len(noPK) > 0:
 		r.warn("green is PostgreSQL %s: replicated UPDATE/DELETE on %s scan the whole table (an index helps only from PG16)", green.Version, relList(noPK))
 	}
 	if len(r.fails) > 0 {

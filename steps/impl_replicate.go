@@ -72,6 +72,17 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			return e.refuse("slot %s does not exist on blue: run create-slots first", slotName(p.Name))
 		}
 	}
+	if e.Config.isCloneStrategy() {
+		// Trap 4: a clone carries blue's publications (and on Aurora its
+		// slots); they must be gone before green subscribes.
+		relics, err := pg.RelicReplication(ctx, e.Green)
+		if err != nil {
+			return err
+		}
+		if len(relics) > 0 {
+			return e.refuse("green still holds replication objects inherited from blue (%s): run drop-cloned-replication first", strings.Join(relics, ", "))
+		}
+	}
 	for _, p := range e.Config.Publications {
 		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
 		if err != nil {
