@@ -13,7 +13,9 @@ import (
 // createdEntries are what Up (and Load) create in DIR; Down --purge removes
 // these and nothing else.
 var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer",
-	InfoFile, ConfigFile, "pgpass", LedgerFile}
+	InfoFile, ConfigFile, "pgpass", LedgerFile,
+	// The clone strategy's working folders beside green-clone (pg.CloneParams.Paths).
+	"green-clone.pgbluegreen", "green-clone.basebackup", "green-clone.basebackup.partial", "green-clone.upgrading"}
 
 // Down stops PgBouncer and every PostgreSQL server with a data directory in
 // DIR (blue, green, a clone, anything else started there), and with purge
