@@ -285,14 +285,21 @@ func (m *Model) gaugeLines(w int) []string {
 		nameW = max(nameW, len(v.cur.Slot))
 	}
 	nameW = min(nameW, 20)
+	for i := range loud {
+		loud[i] = truncate(loud[i], w)
+	}
+	for i := range lines {
+		lines[i] = truncate(lines[i], w)
+	}
+	// Slot lines are built to fit w, and are most of the pane: not measured again.
 	for _, v := range g.slots {
 		lines = append(lines, m.slotLine(v, w, nameW))
 	}
 	for _, s := range g.subs {
-		lines = append(lines, subLine(s, now, st))
+		lines = append(lines, truncate(subLine(s, now, st), w))
 	}
 	if g.green.lastErr != "" {
-		lines = append(lines, st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"))
+		lines = append(lines, truncate(st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"), w))
 	}
 	return append(loud, lines...)
 }
@@ -338,15 +345,21 @@ func (m *Model) slotLine(v *slotView, w, nameW int) string {
 	} else if r, ok := v.rate(); ok && r <= 0 {
 		etaText = "not gaining"
 	}
-	walStyle := st.Faint
-	if _, bad := danger(sl); bad {
-		walStyle = st.Fail
+	br := m.brush
+	if br == nil {
+		b := st.brushes()
+		br = &b
 	}
-	retained := walStyle.Render(fmt.Sprintf("WAL %s %s", bytesText(sl.RetainedBytes), sl.WALStatus))
+	walBrush := br.faint
+	if _, bad := danger(sl); bad {
+		walBrush = br.fail
+	}
+	retainedText := fmt.Sprintf("WAL %s %s", bytesText(sl.RetainedBytes), sl.WALStatus)
 	fixed := fmt.Sprintf("%-*s %s %s ", nameW, truncate(sl.Slot, nameW), active, behind)
 	tail := fmt.Sprintf(" %-10s %-11s ", rateText, etaText)
 	// Share what is left between the bar and the sparkline.
-	room := w - displayWidth(fixed) - displayWidth(tail) - displayWidth(retained)
+	used := displayWidth(fixed) + displayWidth(tail) + len(retainedText)
+	room := w - used
 	barW := min(max(room, 0), 20)
 	if room > 40 {
 		barW = max(20, room/3)
@@ -356,13 +369,16 @@ func (m *Model) slotLine(v *slotView, w, nameW int) string {
 	if p := v.peak(); p > 0 {
 		frac = float64(sl.BehindBytes) / float64(p)
 	}
-	barStyle := st.OK
+	barBrush := br.ok
 	if sl.BehindBytes > g0(m.gauge.caughtUp) {
-		barStyle = st.Warn
+		barBrush = br.warn
 	}
-	line := fixed + barStyle.Render(bar(frac, barW)) + tail + retained
+	line := fixed + barBrush.paint(bar(frac, barW)) + tail + walBrush.paint(retainedText)
 	if sparkW >= 4 {
-		line += " " + st.Faint.Render(sparkline(v.hist, sparkW))
+		line += " " + br.faint.paint(sparkline(v.hist, sparkW))
+	}
+	if room < 0 {
+		return truncate(line, w) // narrower than the fixed columns: cut
 	}
 	return line
 }

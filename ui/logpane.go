@@ -95,22 +95,26 @@ func (l *logPane) visible(h int) []logLine {
 // errors are wrapped (up to four rows) so their fix is readable; other lines,
 // statements mostly, are cut to one row.
 func (m *Model) logView(w, h int) []string {
-	st := m.styles
+	br := m.brush
+	if br == nil {
+		b := m.styles.brushes()
+		br = &b
+	}
 	end := len(m.log.lines) - m.log.back
 	rev := make([]string, 0, h+4)
 	for i := end - 1; i >= 0 && len(rev) < h; i-- {
 		ln := m.log.lines[i]
 		var rows []string
-		style := st.Plain
+		var style brush
 		switch ln.level {
 		case levelError:
-			style = st.Fail
+			style = br.fail
 		case levelWarn:
-			style = st.Warn
+			style = br.warn
 		case levelOK:
-			style = st.OK
+			style = br.ok
 		case levelSQL:
-			style = st.Faint
+			style = br.faint
 		}
 		if ln.level == levelError || ln.level == levelWarn {
 			rows = strings.Split(ansi.Hardwrap(ansi.Wordwrap(ln.text, w, " "), w, true), "\n")
@@ -121,7 +125,7 @@ func (m *Model) logView(w, h int) []string {
 			rows = []string{truncate(ln.text, w)}
 		}
 		for j := len(rows) - 1; j >= 0; j-- {
-			rev = append(rev, style.Render(rows[j]))
+			rev = append(rev, style.paint(rows[j]))
 		}
 	}
 	if len(rev) > h {

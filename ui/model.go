@@ -100,6 +100,7 @@ const (
 type Model struct {
 	p       Params
 	styles  Styles
+	brush   *brushes // made on first View
 	keys    KeyMap
 	help    help.Model
 	spinner spinner.Model

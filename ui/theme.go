@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"strings"
+
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
@@ -47,6 +49,41 @@ func NewStyles() Styles {
 		Bold:         lipgloss.NewStyle().Bold(true),
 		Loud:         lipgloss.NewStyle().Foreground(lipgloss.Color("#ffffff")).Background(red).Bold(true),
 	}
+}
+
+// brush applies a style by its escape sequences alone. lipgloss's Render
+// measures every line it styles, which is most of a frame's cost for long
+// runs of block characters (bars, sparklines) and log rows; a brush is for
+// such one-line, already-fitted text in the hot paths.
+type brush struct{ pre, post string }
+
+// newBrush takes a style's opening and closing sequences from rendering one
+// letter. Only for styles without padding, margins or width.
+func newBrush(st lipgloss.Style) brush {
+	out := st.Render("X")
+	i := strings.Index(out, "X")
+	if i < 0 {
+		return brush{}
+	}
+	return brush{pre: out[:i], post: out[i+1:]}
+}
+
+// paint styles one line.
+func (b brush) paint(s string) string {
+	if s == "" || (b.pre == "" && b.post == "") {
+		return s
+	}
+	return b.pre + s + b.post
+}
+
+// brushes are the brushes of the roles used in hot paths, made on first
+// use so the colour profile (NO_COLOR) is known by then.
+type brushes struct {
+	ok, warn, fail, faint brush
+}
+
+func (s Styles) brushes() brushes {
+	return brushes{ok: newBrush(s.OK), warn: newBrush(s.Warn), fail: newBrush(s.Fail), faint: newBrush(s.Faint)}
 }
 
 // statusSymbol gives every status a symbol of its own, so the list reads the

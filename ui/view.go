@@ -50,6 +50,10 @@ func (m *Model) View() string {
 	if w < minWidth || h < minHeight {
 		return truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
+	if m.brush == nil {
+		b := m.styles.brushes()
+		m.brush = &b
+	}
 	gauge := m.gaugeLines(w)
 	footer := m.footerLines()
 	l := m.layoutFor(len(gauge), len(footer))
@@ -62,9 +66,9 @@ func (m *Model) View() string {
 		out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
 	}
 	out = append(out, m.title(m.gaugeTitle(), w, false))
-	for _, s := range fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1) {
-		out = append(out, truncate(s, w))
-	}
+	// gaugeLines fits its lines to w itself: measuring them again here
+	// would double the cost of a frame.
+	out = append(out, fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
 	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
 	out = append(out, fill(m.logView(w, l.log-1), l.log-1)...)
 	for _, s := range footer {
