@@ -107,15 +107,35 @@ func TestCopyEndToEnd(t *testing.T) {
 				t.Errorf("%s again: %s %v", s.ID, out, err)
 			}
 		}
+		// Each Run called again, bypassing runner and check, changes nothing.
+		snapshot := func() string {
+			return queryOne[string](t, le.Blue, "SELECT (SELECT string_agg(slot_name, ',') FROM pg_replication_slots) || ' | ' || (SELECT string_agg(pubname, ',') FROM pg_publication) || ' | ' || (SELECT string_agg(relname || relreplident::text, ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r')") +
+				" || " + queryOne[string](t, le.Green, "SELECT (SELECT string_agg(subname || subenabled::text, ',') FROM pg_subscription) || ' | ' || (SELECT count(*) FROM pg_class WHERE relnamespace IN ('public'::regnamespace, 'inventory'::regnamespace))::text || ' | ' || (SELECT string_agg(rolname || rolcanlogin::text, ',') FROM pg_roles WHERE rolname = 'app')")
+		}
+		before0 := snapshot()
+		for _, id := range []string{"create-replication-role", "replica-identity-full", "create-publications", "create-slots", "copy-schema", "upgrade-extensions", "block-green-logins", "create-subscriptions", "enable-subscriptions"} {
+			s, _ := le.Runner.Find(id)
+			if err := s.Run(ctx, le.Runner.Env(id)); err != nil {
+				t.Errorf("%s run again: %v", id, err)
+			}
+		}
+		if after := snapshot(); after != before0 {
+			t.Errorf("running the done steps again changed something:\n%s\n%s", before0, after)
+		}
 		// A re-run of a step found done by its check (state says pending)
 		// also changes nothing.
-		before := queryOne[string](t, le.Blue, "SELECT string_agg(slot_name || ' ' || confirmed_flush_lsn::text, ',') FROM pg_replication_slots")
+		// (Slot positions move with idle WAL; names and recorded LSNs do not.)
+		slotLSN, _ := le.Store.Snapshot().Get("slot_lsn")
+		before := queryOne[string](t, le.Blue, "SELECT string_agg(slot_name, ',') FROM pg_replication_slots")
 		le.Store.Update(func(s *state.State) error { s.EditStep("create-slots").Status = state.Pending; return nil })
 		if out, err := le.Runner.Run(ctx, "create-slots", RunParams{}); err != nil || out != OutcomeFoundDone {
 			t.Errorf("create-slots with state pending: %s %v", out, err)
 		}
-		if after := queryOne[string](t, le.Blue, "SELECT string_agg(slot_name || ' ' || confirmed_flush_lsn::text, ',') FROM pg_replication_slots"); after != before {
+		if after := queryOne[string](t, le.Blue, "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"); after != before {
 			t.Errorf("slots changed: %s then %s", before, after)
+		}
+		if now, _ := le.Store.Snapshot().Get("slot_lsn"); now != slotLSN {
+			t.Errorf("slot_lsn changed from %s to %s", slotLSN, now)
 		}
 	})
 

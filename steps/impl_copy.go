@@ -94,6 +94,9 @@ func runCopySchema(ctx context.Context, e *Env) error {
 	// them, so say so instead.
 	if n, missing, err := schemaOnGreen(ctx, e); err != nil {
 		return err
+	} else if len(missing) == 0 && n > 0 {
+		e.Logf("all %d tables of %s exist on green already: nothing to copy", n, strings.Join(e.Config.Schemas, ", "))
+		return nil
 	} else if len(missing) > 0 && len(missing) < n {
 		return e.refuse("green already has %d of blue's %d tables (missing: %s); green must start without them: drop them on green (or copy the rest by hand), then run again",
 			n-len(missing), n, relList(missing))
