@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +42,33 @@ func TestCopyTraps(t *testing.T) {
 		t.Logf("%s refused: %v", id, err)
 	}
 	count := func(t *testing.T, q string) int64 { t.Helper(); return queryOne[int64](t, le.Blue, q) }
+
+	t.Run("enable-logical-replication refuses with the ALTER SYSTEM lines when blue lacks room", func(t *testing.T) {
+		// 7 publications with the copy strategy need 21 slots; the lab has 20.
+		cfg := *le.Config
+		cfg.Publications = nil
+		for _, n := range []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
+			cfg.Publications = append(cfg.Publications, Publication{Name: n})
+		}
+		env := le.Runner.Env("enable-logical-replication")
+		env.Config = &cfg
+		res, err := checkLogicalReplication(ctx, env)
+		if err != nil || res.Done || !strings.Contains(res.Detail, "max_replication_slots = 20 (< 21)") {
+			t.Fatalf("check: %+v %v", res, err)
+		}
+		err = runEnableLogicalReplication(ctx, env)
+		if !IsRefused(err) || !strings.Contains(err.Error(), "ALTER SYSTEM SET wal_level = 'logical'") || !strings.Contains(err.Error(), "restart blue") {
+			t.Fatalf("run: %v", err)
+		}
+		// Without the initial sync's slots a clone needs one per publication.
+		cfg.Strategy = "aurora-clone"
+		for len(cfg.Publications) < 21 {
+			cfg.Publications = append(cfg.Publications, Publication{Name: fmt.Sprintf("q%d", len(cfg.Publications))})
+		}
+		if err := runEnableLogicalReplication(ctx, env); !IsRefused(err) || !strings.Contains(err.Error(), "issue #7") {
+			t.Fatalf("aurora-clone run: %v", err)
+		}
+	})
 
 	t.Run("trap 1: publication refused while a table lacks a replica identity", func(t *testing.T) {
 		refused(t, "create-publications", "replica-identity-full")
