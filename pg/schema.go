@@ -47,6 +47,12 @@ func DumpSchema(ctx context.Context, p DumpParams) (string, error) {
 	}
 	cmd := exec.CommandContext(ctx, p.PgDump, args...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password, "PGCONNECT_TIMEOUT=10")
+	// TLS settings of the connection string travel as PG* variables too.
+	for key, env := range map[string]string{"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"} {
+		if m := regexp.MustCompile(`(?:^|[\s?&])` + key + `=([^\s&]+)`).FindStringSubmatch(p.Conninfo); m != nil {
+			cmd.Env = append(cmd.Env, env+"="+strings.Trim(m[1], `'`))
+		}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

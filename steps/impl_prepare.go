@@ -215,6 +215,16 @@ func runPreflight(ctx context.Context, e *Env) error {
 	case len(noPK) > 0:
 		r.warn("green is PostgreSQL %s: replicated UPDATE/DELETE on %s scan the whole table (an index helps only from PG16)", green.Version, relList(noPK))
 	}
+	// Every PgBouncer the cutover will drive must answer on its console.
+	for _, b := range c.Cutover.PgBouncer {
+		con, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, c.Timeouts.Connect.Duration)
+		if err != nil {
+			r.warn("PgBouncer %s console not reachable: %v; the cutover needs it: check cutover.pgbouncer admin_conninfo and admin_users", b.Name, err)
+			continue
+		}
+		con.Close()
+		r.pass("PgBouncer %s console reachable", b.Name)
+	}
 	if len(r.fails) > 0 {
 		return fmt.Errorf("preflight found %d blocker(s): %s", len(r.fails), strings.Join(r.fails, "; "))
 	}
