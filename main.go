@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
@@ -42,6 +44,8 @@ Usage:
 Global flags (before or after the command):
   --config FILE   configuration (default ./pgbluegreen.yaml)
   --state FILE    state file (default: pgbluegreen.state.json next to the config)
+  --profile NAME  AWS shared config profile (default: aws.profile, else the SDK's chain:
+                  AWS_PROFILE, SSO, instance role); AWS_ENDPOINT_URL[_<SERVICE>] honoured
 
 Exit codes: 0 success, 1 a step or check failed, 2 bad usage or configuration.
 `
@@ -59,9 +63,10 @@ func main() {
 
 // globals are the flags accepted before or after the command.
 type globals struct {
-	config string
-	state  string
-	watch  bool
+	config  string
+	state   string
+	profile string
+	watch   bool
 }
 
 // splitGlobals takes the global flags out of args, wherever they stand.
@@ -76,7 +81,7 @@ func splitGlobals(args []string) (globals, []string, error) {
 			continue
 		}
 		switch name {
-		case "config", "state":
+		case "config", "state", "profile":
 			if !hasVal {
 				if i+1 >= len(args) {
 					return g, nil, fmt.Errorf("flag --%s needs a value", name)
@@ -84,10 +89,13 @@ func splitGlobals(args []string) (globals, []string, error) {
 				i++
 				val = args[i]
 			}
-			if name == "config" {
+			switch name {
+			case "config":
 				g.config = val
-			} else {
+			case "state":
 				g.state = val
+			default:
+				g.profile = val
 			}
 		case "watch":
 			g.watch = true
@@ -164,6 +172,7 @@ type session struct {
 	journal *state.Journal
 	blue    *pgxpool.Pool
 	green   *pgxpool.Pool
+	aws     *aws.Client // nil unless the configuration talks to AWS
 }
 
 // openSession opens the state (writable unless readOnly), the journal and the pools.
@@ -219,7 +228,55 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 		}
 		*db.pool = p
 	}
+	if cfg.NeedsAWS() {
+		if s.aws, err = newAWSClient(cfg, g.profile, s.journal); err != nil {
+			s.close()
+			fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+			return nil, exitUsage
+		}
+	}
 	return s, exitOK
+}
+
+// newAWSClient builds the AWS client from the SDK's default chain (region
+// and profile from the config or --profile; AWS_ENDPOINT_URL and the
+// per-service overrides apply), journaling every call under the step its
+// context runs for. It makes no API call.
+func newAWSClient(cfg *steps.Config, profile string, j *state.Journal) (*aws.Client, error) {
+	if profile == "" {
+		profile = cfg.AWS.Profile
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return aws.New(ctx, aws.Options{
+		Region: cfg.AWS.Region, Profile: profile, PollInterval: cfg.AWS.PollInterval.Duration,
+		JournalContext: func(ctx context.Context, call string, params map[string]string, d time.Duration, err error) {
+			if j == nil {
+				return
+			}
+			e := state.Entry{Step: steps.StepFromContext(ctx), Target: "aws", Kind: "api", Text: apiText(call, params), Duration: d, Outcome: "ok"}
+			if err != nil {
+				e.Outcome, e.Error = "error", err.Error()
+			}
+			_ = j.Append(e)
+		},
+	})
+}
+
+// apiText is a journaled call: its name and parameters in key order (the
+// aws package leaves secret values out of params).
+func apiText(call string, params map[string]string) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(call)
+	for _, k := range keys {
+		b.WriteString(" " + k + "=" + params[k])
+	}
+	return state.Redact(b.String())
 }
 
 func (s *session) close() {
@@ -237,7 +294,7 @@ func (s *session) close() {
 
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
-	r.Blue, r.Green = s.blue, s.green
+	r.Blue, r.Green, r.AWS = s.blue, s.green, s.aws
 	return r
 }
 

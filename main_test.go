@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
 
@@ -114,11 +115,12 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func TestRunRefusesUnimplementedAndOutOfOrder(t *testing.T) {
+func TestRunRefusesOutOfOrder(t *testing.T) {
+	awstest.New(t).Env(t) // an AWS strategy's session builds an AWS client; nothing is called
 	cfg := exampleFor(t, "aurora-clone")
 	state := filepath.Join(t.TempDir(), "state.json")
-	code, _, errs := cli(t, "run", "clone-cluster", "--config", cfg, "--state", state, "--force", "testing")
-	if code != exitFailed || !strings.Contains(errs, "not implemented yet") {
+	code, _, errs := cli(t, "run", "clone-cluster", "--config", cfg, "--state", state)
+	if code != exitFailed || !strings.Contains(errs, "refused: earlier step preflight is pending") {
 		t.Fatalf("exit %d, %q", code, errs)
 	}
 	code, _, errs = cli(t, "run", "cutover", "--yes", "--config", cfg, "--state", state)
@@ -129,6 +131,25 @@ func TestRunRefusesUnimplementedAndOutOfOrder(t *testing.T) {
 	_, out, _ := cli(t, "status", "--json", "--config", cfg, "--state", state)
 	if strings.Contains(out, `"status": "done"`) || strings.Contains(out, `"status": "running"`) {
 		t.Fatalf("a refused step changed state:\n%s", out)
+	}
+}
+
+// TestAWSSessionNeedsRegion: an AWS strategy without a region anywhere is a
+// configuration error, said in one line with the fix, before anything runs.
+func TestAWSSessionNeedsRegion(t *testing.T) {
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	cfg := exampleFor(t, "rds-snapshot")
+	code, _, errs := cli(t, "run", "snapshot-blue", "--config", cfg, "--state", filepath.Join(t.TempDir(), "s.json"))
+	if code != exitUsage || !strings.Contains(errs, "no region set") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("exit %d, %q", code, errs)
+	}
+	code, _, errs = cli(t, "run", "snapshot-blue", "--profile", "nosuchprofile", "--config", cfg, "--state", filepath.Join(t.TempDir(), "s.json"))
+	if code != exitUsage || !strings.Contains(errs, "nosuchprofile") {
+		t.Fatalf("unknown profile: exit %d, %q", code, errs)
 	}
 }
 

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -214,18 +215,13 @@ func catalog() []*Step {
 			Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
 			Source: "000, 001 §7, 002", Issue: 4, Strategies: cloneStrategies, Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
 			Plan: func(e *Env) []Action {
-				var a Action
-				switch e.Config.Strategy {
-				case "aurora-clone":
-					a = sql(Green, "SELECT aurora_volume_logical_start_lsn()  -- before the upgrade")
-				case "rds-snapshot":
-					a = Action{Target: AWSTarget, Kind: "api", Text: "rds DescribeDBLogFiles + DownloadDBLogFilePortion: first `redo done at X/Y` after the restore; seed = X/Y + 1 byte"}
-				default:
-					a = cloneSeedAction(e)
+				first := []Action{cloneSeedAction(e)}
+				if e.Config.isAWS() {
+					first = awsSeedPlan(e)
 				}
 				slots := sql(Blue, "SELECT slot_name, active, wal_status, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_type = 'logical'  -- each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed")
-				return []Action{a, slots,
-					note(Green, "refused unless seed > every slot's creation LSN (slot_lsn = %s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn"))}
+				return append(first, slots,
+					note(Green, "refused unless seed > every slot's creation LSN (slot_lsn = %s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn")))
 			}},
 
 		// Prepare green
@@ -246,9 +242,7 @@ func catalog() []*Step {
 		{ID: "create-green-readers", Phase: PhasePrepareGreen, Target: AWSTarget, Title: "Add readers to green (optional)",
 			Why:    "Readers in green's cluster, so green matches blue's topology before the cutover.",
 			Source: "000", Issue: 7, Strategies: []string{"aurora-clone"}, Optional: true,
-			Plan: func(e *Env) []Action {
-				return []Action{{Target: AWSTarget, Kind: "api", Text: fmt.Sprintf("rds CreateDBInstance DBClusterIdentifier=%s DBInstanceClass=%s Engine=aurora-postgresql", e.Config.AWS.GreenCluster, orPlaceholder(e.Config.AWS.GreenInstanceClass, "blue's writer class"))}}
-			}},
+			Plan: awsPlanReaders},
 		{ID: "upgrade-extensions", Phase: PhasePrepareGreen, Target: Green, Title: "Upgrade extensions on green",
 			Why:    "Extensions keep their old versions through an upgrade; bring each to the newest green offers.",
 			Source: "000", Issue: 4, Records: []string{"extensions_upgraded"},
@@ -364,6 +358,10 @@ func catalog() []*Step {
 			Source: "001 ROLLBACK", Issue: 6, Destructive: true, Optional: true, Needs: []string{CutoverDoneAtKey},
 			Records: []string{RollbackReportKey, RollbackDoneAtKey},
 			Plan:    rollbackPlan},
+		{ID: "switch-traffic", Phase: PhaseCutover, Target: AWSTarget, Title: "Switch traffic to green (optional)",
+			Why:    "The application finds its database in a secret, an SSM parameter or a DNS name: point each configured one at green.",
+			Source: "000, 002", Issue: 7, Destructive: true, Optional: true, Records: []string{"traffic_switched_at"},
+			Plan: switchTrafficPlan},
 
 		// Cleanup
 		{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: Green, Title: "Drop subscriptions",
@@ -394,13 +392,8 @@ func catalog() []*Step {
 			}},
 		{ID: "decommission", Phase: PhaseCleanup, Target: Operator, Title: "Decommission blue",
 			Why:    "A checklist: final snapshot and deletion of blue, PgBouncer, jumpbox and security groups. Never automatic.",
-			Source: "000", Issue: 7, Destructive: true,
-			Plan: func(e *Env) []Action {
-				return []Action{
-					{Target: Operator, Kind: "operator", Text: "take a final snapshot of blue, then delete it (confirmation required)"},
-					{Target: Operator, Kind: "operator", Text: "remove PgBouncer, the jumpbox and security groups made for the run; optionally disable logical replication"},
-				}
-			}},
+			Source: "000", Issue: 7, Destructive: true, Records: []string{"final_snapshot_id", "decommission_confirmed"},
+			Plan: decommissionPlan},
 	}
 }
 
@@ -410,6 +403,9 @@ func Strategy(name string) []*Step {
 	for _, s := range catalog() {
 		if s.In(name) {
 			if impl, ok := implementations[s.ID]; ok {
+				impl(s)
+			}
+			if impl, ok := awsImplementations[s.ID]; ok && slices.Contains(awsStrategies, name) {
 				impl(s)
 			}
 			out = append(out, s)

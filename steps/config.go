@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
+
+	// aws reads a replication password held in Secrets Manager (useAWS).
+	aws *aws.Client
 }
 
 // Conn is one database, as a libpq connection string or URL. PG* environment
@@ -100,10 +104,14 @@ type Clone struct {
 	OSUser      string `yaml:"os_user"`
 }
 
-// AWS names the AWS resources of the aurora-clone and rds-snapshot strategies.
+// AWS names the AWS resources of the aurora-clone and rds-snapshot
+// strategies, and the traffic switch any strategy may use. Credentials and
+// region come from the SDK's default chain unless Region and Profile say.
 type AWS struct {
-	Region                 string   `yaml:"region"`
-	Profile                string   `yaml:"profile"`
+	Region  string `yaml:"region"`
+	Profile string `yaml:"profile"`
+	// PollInterval is how often waits describe the resource they wait for.
+	PollInterval           Duration `yaml:"poll_interval"`
 	BlueCluster            string   `yaml:"blue_cluster"`
 	BlueInstance           string   `yaml:"blue_instance"`
 	BlueParameterGroup     string   `yaml:"blue_parameter_group"`
@@ -117,7 +125,52 @@ type AWS struct {
 	SecurityGroups         []string `yaml:"security_groups"`
 	Snapshot               string   `yaml:"snapshot"`
 	MultiAZ                bool     `yaml:"multi_az"`
-	DeletionProtection     bool     `yaml:"deletion_protection"`
+	IAMAuth                bool     `yaml:"iam_auth"`
+	// DeletionProtection of the clone; nil (unset) means on.
+	DeletionProtection *bool       `yaml:"deletion_protection"`
+	Readers            []AWSReader `yaml:"readers"`
+	FinalSnapshot      string      `yaml:"final_snapshot"`
+	DeleteBlue         bool        `yaml:"delete_blue"`
+	Switch             Switch      `yaml:"switch"`
+}
+
+// AWSReader is one reader instance to add to green's cluster.
+type AWSReader struct {
+	ID    string `yaml:"id"`
+	Class string `yaml:"class"`
+}
+
+// Switch says where the application finds its database, so switch-traffic
+// can point it at green: a Secrets Manager secret, an SSM parameter, a
+// Route 53 CNAME. Each part is used only when configured.
+type Switch struct {
+	SecretID string `yaml:"secret_id"`
+	// SecretValueFrom is where the secret's new value comes from: an
+	// environment variable's name, or the ARN of a secret to copy (000's
+	// "DB secret w/ green"). Never the value itself.
+	SecretValueFrom string   `yaml:"secret_value_from"`
+	SSMParameter    string   `yaml:"ssm_parameter"`
+	SSMValue        string   `yaml:"ssm_value"`
+	SSMDelete       []string `yaml:"ssm_delete"`
+	Route53         Route53  `yaml:"route53"`
+}
+
+// Route53 names the CNAME the application connects through.
+type Route53 struct {
+	HostedZoneID string `yaml:"hosted_zone_id"`
+	Record       string `yaml:"record"`
+	TTL          int64  `yaml:"ttl"`
+}
+
+// configured reports whether any part of the switch is set.
+func (s Switch) configured() bool {
+	return s.SecretID != "" || s.SSMParameter != "" || len(s.SSMDelete) > 0 || s.Route53.Record != ""
+}
+
+// NeedsAWS reports whether a run with this configuration talks to AWS: an
+// AWS strategy, a traffic switch, or a password in Secrets Manager.
+func (c *Config) NeedsAWS() bool {
+	return c.isAWS() || c.AWS.Switch.configured() || c.Replication.Password.SecretARN != ""
 }
 
 // Timeouts bound the waits and statements of every step.
@@ -173,6 +226,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.Timeouts.Statement, 30*time.Second)
 	setDefault(&c.Timeouts.LagWait, 30*time.Minute)
 	setDefault(&c.Lag.Interval, time.Second)
+	setDefault(&c.AWS.PollInterval, 15*time.Second)
 }
 
 func setDefault(d *Duration, v time.Duration) {
@@ -338,6 +392,7 @@ func (c *Config) Validate() []string {
 			bad("clone strategy needs clone.blue_bindir, clone.green_bindir, clone.data_dir and clone.port")
 		}
 	}
+	p = append(p, c.validateAWS()...)
 	switch c.Strategy {
 	case "aurora-clone":
 		if c.AWS.BlueCluster == "" || c.AWS.GreenCluster == "" || c.AWS.EngineVersion == "" {

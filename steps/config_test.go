@@ -42,7 +42,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the shipped example does not load: %v", err)
 	}
-	if c.Strategy != "copy" || c.AWS.DeletionProtection != true || c.Timeouts.LagWait.Duration != 30*time.Minute {
+	if c.Strategy != "copy" || !c.AWS.deletionProtection() || c.AWS.PollInterval.Duration != 15*time.Second || c.Timeouts.LagWait.Duration != 30*time.Minute {
 		t.Fatalf("example parsed wrong: %+v", c)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -34,6 +35,7 @@ type Runner struct {
 	Journal *state.Journal // may be nil
 	Blue    *pgxpool.Pool  // may be nil offline
 	Green   *pgxpool.Pool
+	AWS     *aws.Client // nil unless the run talks to AWS
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
@@ -83,8 +85,11 @@ func (r *Runner) Env(step string) *Env {
 	for k, v := range st.Values {
 		values[k] = v.Value
 	}
+	if r.AWS != nil {
+		r.Config.useAWS(r.AWS) // Config.ReplicationPassword reads a secret_arn through it
+	}
 	return &Env{
-		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green,
+		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		step: step, emit: r.emit,
 		record: func(key, value string) error {
 			return r.Store.Update(func(s *state.State) error {

@@ -1,14 +1,22 @@
 package steps
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbluegreen/pgbluegreen/aws"
 )
+
+// secretReadTimeout bounds reading the password from Secrets Manager, SDK
+// retries included.
+const secretReadTimeout = time.Minute
 
 // ConnPassword returns the password pgx would use for a connection string,
 // from the string itself, PGPASSWORD or the passfile.
@@ -51,7 +59,17 @@ func (c *Config) ReplicationPassword() (string, error) {
 		}
 		return pw, nil
 	default:
-		return "", fmt.Errorf("replication password: secret_arn needs the AWS support (issue #7); use env or pgpass for now")
+		if c.aws == nil {
+			return "", fmt.Errorf("replication password: secret_arn %s needs AWS access, which this command did not set up; check aws.region / aws.profile", src.SecretARN)
+		}
+		// Callers have no context to pass: bound the read here.
+		ctx, cancel := context.WithTimeout(context.Background(), secretReadTimeout)
+		defer cancel()
+		pw, err := c.aws.Password(ctx, aws.GetSecretParams{SecretID: src.SecretARN})
+		if err != nil {
+			return "", fmt.Errorf("replication password: %w", err)
+		}
+		return pw, nil
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -117,6 +118,9 @@ type Env struct {
 	Values map[string]string
 	// Blue and Green are the pools built in main.go; nil when offline.
 	Blue, Green *pgxpool.Pool
+	// AWS is the AWS client built in main.go for the AWS strategies (and for
+	// any strategy whose traffic switch or password lives in AWS); nil otherwise.
+	AWS *aws.Client
 
 	step   string
 	emit   func(Line)

@@ -1,0 +1,148 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// green-start-lsn for the AWS strategies: how the seed is obtained differs
+// (Aurora: aurora_volume_logical_start_lsn() on the clone before its
+// upgrade; RDS: the first `redo done at` of green's logs after the restore,
+// plus one byte), the validation against blue's slots is the clone
+// strategy's own (seedProblems, pg.SeedProblems).
+
+// auroraStartLSNQuery reads the clone's start point (Aurora PostgreSQL
+// 12.10 and later); the text form parses as any pg_lsn.
+const auroraStartLSNQuery = "SELECT aurora_volume_logical_start_lsn()::text"
+
+func checkAWSGreenStartLSN(ctx context.Context, e *Env) (CheckResult, error) {
+	rec, ok := e.Value("green_start_lsn")
+	if !ok {
+		return CheckResult{Detail: "green_start_lsn not recorded"}, nil
+	}
+	seed, err := pg.ParseLSN(rec)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("recorded green_start_lsn: %w", err)
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if len(problems) > 0 {
+		if used, err := e.originsStreamedFrom(ctx, seed); err != nil || !used {
+			return CheckResult{Detail: strings.Join(problems, "; ")}, err
+		}
+		return CheckResult{Done: true, Detail: "green_start_lsn = " + rec + "; green streams from it"}, nil
+	}
+	return CheckResult{Done: true, Detail: "green_start_lsn = " + rec + ", after every slot"}, nil
+}
+
+func runAWSGreenStartLSN(ctx context.Context, e *Env) error {
+	var seed pg.LSN
+	var evidence string
+	var err error
+	if e.Config.Strategy == "aurora-clone" {
+		seed, evidence, err = e.auroraSeed(ctx)
+	} else {
+		seed, evidence, err = e.redoDoneSeed(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		again := "delete green's cluster and run clone-cluster again"
+		if e.Config.Strategy == "rds-snapshot" {
+			again = "delete green and its snapshot and run snapshot-blue again"
+		}
+		return e.refusal("seed %s: %s; %s (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "), again)
+	}
+	e.Logf("%s: seed %s; slot_lsn %s", evidence, seed, e.V("slot_lsn"))
+	return e.Record("green_start_lsn", seed.String())
+}
+
+// auroraSeed reads aurora_volume_logical_start_lsn() on green, refused once
+// green's major differs from blue's: the upgrade reset the WAL positions and
+// the function no longer says where the clone started.
+func (e *Env) auroraSeed(ctx context.Context) (pg.LSN, string, error) {
+	if err := e.needBoth(); err != nil {
+		return 0, "", err
+	}
+	qctx, cancel := e.statementCtx(ctx)
+	defer cancel()
+	blue, err := poolMajor(qctx, e.Blue)
+	if err != nil {
+		return 0, "", fmt.Errorf("read blue's version: %w", err)
+	}
+	green, err := poolMajor(qctx, e.Green)
+	if err != nil {
+		return 0, "", fmt.Errorf("read green's version: %w", err)
+	}
+	if blue != green {
+		return 0, "", e.refusal("green runs PostgreSQL %d and blue %d: green was upgraded, which resets WAL positions, so aurora_volume_logical_start_lsn() no longer tells where the clone started; the seed had to be read before upgrade-green: delete green's cluster and clone again", green, blue)
+	}
+	var text string
+	if err := e.Green.QueryRow(qctx, auroraStartLSNQuery).Scan(&text); err != nil {
+		return 0, "", fmt.Errorf("read aurora_volume_logical_start_lsn() on green (Aurora PostgreSQL 12.10 or later; green.conninfo must point at the clone): %w", err)
+	}
+	seed, err := pg.ParseLSN(text)
+	if err != nil {
+		return 0, "", fmt.Errorf("aurora_volume_logical_start_lsn() on green: %w", err)
+	}
+	return seed, fmt.Sprintf("aurora_volume_logical_start_lsn() = %s on green (PostgreSQL %d, before the upgrade)", text, green), nil
+}
+
+func poolMajor(ctx context.Context, p *pgxpool.Pool) (int, error) {
+	var v int
+	err := p.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v)
+	return v / 10000, err
+}
+
+// redoDoneSeed reads green's RDS logs written since the restore: the first
+// `redo done at X/Y` is where recovery of the snapshot ended; the seed is
+// X/Y + 1 byte (RUNBOOK "The seed LSN, exactly").
+func (e *Env) redoDoneSeed(ctx context.Context) (pg.LSN, string, error) {
+	c, err := e.needAWS()
+	if err != nil {
+		return 0, "", err
+	}
+	var since time.Time
+	if v, ok := e.Value("restore_time"); ok {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			return 0, "", fmt.Errorf("recorded restore_time %q: %w", v, err)
+		}
+	} else {
+		// Without the restore's time, the snapshot's is a safe lower bound.
+		sn, err := c.DescribeSnapshot(ctx, aws.DescribeSnapshotParams{SnapshotID: e.V("snapshot_id")})
+		if err != nil {
+			return 0, "", err
+		}
+		since = sn.Created
+	}
+	green := e.Config.AWS.GreenInstance
+	res, err := c.FindRedoDone(ctx, aws.FindRedoDoneParams{InstanceID: green, Since: since})
+	if err != nil {
+		return 0, "", err
+	}
+	if !res.Found {
+		return 0, "", fmt.Errorf("no `redo done at` in the %d log files of %s written since %s: is log export on and the restore finished? (aws rds describe-db-log-files --db-instance-identifier %s)", res.FilesRead, green, since.Format(time.RFC3339), green)
+	}
+	seed, err := pg.ParseLSN(res.SeedLSN)
+	if err != nil {
+		return 0, "", fmt.Errorf("seed from %s: %w", res.File, err)
+	}
+	if err := e.Record("green_redo_done", res.LSN+" in "+res.File); err != nil {
+		return 0, "", err
+	}
+	return seed, fmt.Sprintf("first `redo done at %s` in %s of %s (%d files read)", res.LSN, res.File, green, res.FilesRead), nil
+}
