@@ -26,9 +26,7 @@ func (p *CutoverParams) feeds(rollback bool) feeds {
 
 // cutEnv holds what a cutover uses inside the pause, opened before it.
 type cutEnv struct {
-	from, to *pgxpool.Conn
-	// fromAux reads the sequences while from waits for the drain.
-	fromAux                  *pgxpool.Conn
+	from, to                 *pgxpool.Conn
 	consoles                 []*Console
 	fromVersion, toVersion   string
 	fromReadOnly, toReadOnly bool
@@ -44,14 +42,12 @@ func (e *cutEnv) close() {
 	if e.to != nil {
 		e.to.Release()
 	}
-	if e.fromAux != nil {
-		e.fromAux.Release()
-	}
+
 }
 
 // pids are the source-side sessions the cutover holds.
 func (e *cutEnv) pids() []uint32 {
-	return []uint32{e.from.Conn().PgConn().PID(), e.fromAux.Conn().PgConn().PID()}
+	return []uint32{e.from.Conn().PgConn().PID()}
 }
 
 // open acquires the connections the cutover holds to the end.
@@ -64,9 +60,7 @@ func (r *run) open(ctx context.Context, d direction) (*cutEnv, error) {
 	if e.to, err = d.to.pool.Acquire(ctx); err != nil {
 		return e, fmt.Errorf("connect to %s: %w", d.to.name, err)
 	}
-	if e.fromAux, err = d.from.pool.Acquire(ctx); err != nil {
-		return e, fmt.Errorf("connect to %s: %w", d.from.name, err)
-	}
+
 	// A side made read-only by the readonly method must still take the
 	// cutover's own writes (setval, ALTER SUBSCRIPTION) on these sessions.
 	for _, c := range []*pgxpool.Conn{e.from, e.to} {

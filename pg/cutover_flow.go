@@ -145,6 +145,23 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 		}
 	}
 
+	// Sequences are set once before writes stop, so the sync inside the
+	// pause finds warm caches and pages already logged (a first change of a
+	// page after a checkpoint logs the whole page). Values only grow: the
+	// final sync moves them on.
+	var pre []Sequence
+	err = r.step(ctx, "sync sequences (first pass)", d.to.name, bounded(func(ctx context.Context) (string, error) {
+		var err error
+		if pre, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
+			return "", err
+		}
+		res, err := ApplySequencesParallel(ctx, d.to.pool, pre, p.SequenceMargin, SequenceSessions)
+		return fmt.Sprintf("%d sequences", res.Synced), err
+	}))
+	if err != nil {
+		return false, err
+	}
+
 	// Stop writes on the source.
 	pausedAt := time.Now()
 	if err := r.stopWrites(ctx, d, e, push); err != nil {
@@ -172,7 +189,7 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 		defer wg.Done()
 		seqErr = r.step(ctx, "read sequences", d.from.name, bounded(func(ctx context.Context) (string, error) {
 			var err error
-			seqs, err = ReadSequences(ctx, e.fromAux)
+			seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
 			return fmt.Sprintf("%d sequences", len(seqs)), err
 		}))
 	}()
@@ -205,13 +222,15 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 		return false, err
 	}
 	err = r.step(ctx, "sync sequences", d.to.name, bounded(func(ctx context.Context) (string, error) {
-		res, err := ApplySequences(ctx, e.to.Conn(), seqs, p.SequenceMargin)
-		r.rep.Sequences, r.rep.SeqMissing = res.Synced, res.Missing
+		// Only what moved since the first pass is set again.
+		changed := changedSequences(pre, seqs)
+		res, err := ApplySequencesParallel(ctx, d.to.pool, changed, p.SequenceMargin, SequenceSessions)
+		r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
 		r.rep.SeqSyncMs = ms(time.Since(seqStart))
 		if err == nil && len(res.Missing) > 0 {
 			err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
 		}
-		return fmt.Sprintf("%d sequences (margin %d)", res.Synced, p.SequenceMargin), err
+		return fmt.Sprintf("%d sequences, %d set again since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
 	}))
 	if err != nil {
 		return false, err
@@ -316,4 +335,20 @@ func (r *run) dropReverse(ctx context.Context, blue, green *pgxpool.Conn) error 
 		return fmt.Errorf("drop publication %s on green: %w", r.p.Reverse, err)
 	}
 	return nil
+}
+
+// changedSequences are the sequences of now that differ from before (or
+// were not in it).
+func changedSequences(before, now []Sequence) []Sequence {
+	seen := make(map[[2]string]Sequence, len(before))
+	for _, s := range before {
+		seen[[2]string{s.Schema, s.Name}] = s
+	}
+	var out []Sequence
+	for _, s := range now {
+		if b, ok := seen[[2]string{s.Schema, s.Name}]; !ok || b != s {
+			out = append(out, s)
+		}
+	}
+	return out
 }

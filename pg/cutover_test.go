@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 )
 
@@ -55,6 +57,18 @@ func verifyLedger(tb testing.TB, l *testLab) lab.VerifyResult {
 				b = b[len(b)-3000:]
 			}
 			tb.Logf("%s:\n%s", f, b)
+		}
+		ctx := context.Background()
+		for _, side := range []struct {
+			name string
+			pool *pgxpool.Pool
+		}{{"blue", l.blue}, {"green", l.green}} {
+			var n, maxID int64
+			var slots, subs string
+			side.pool.QueryRow(ctx, "SELECT count(*), coalesce(max(id), 0) FROM public.ledger").Scan(&n, &maxID)
+			side.pool.QueryRow(ctx, "SELECT coalesce(string_agg(slot_name || ' active=' || active || ' confirmed=' || confirmed_flush_lsn || ' cur=' || pg_current_wal_lsn(), '; '), '') FROM pg_replication_slots").Scan(&slots)
+			side.pool.QueryRow(ctx, "SELECT coalesce(string_agg(subname || ' pid=' || coalesce(pid::text, '-') || ' recv=' || coalesce(received_lsn::text, '-'), '; '), '') FROM pg_stat_subscription").Scan(&subs)
+			tb.Logf("%s: ledger %d rows, max id %d; slots: %s; subscriptions: %s", side.name, n, maxID, slots, subs)
 		}
 		tb.Fatalf("lab verify: %+v", v)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Sequence is one sequence's state, as read on the source.
@@ -39,24 +41,31 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// readSequencesQuery reads every sequence in one statement (PG10+).
-// pg_sequence_last_value is NULL when the sequence was never called (or
-// was set with is_called = false); those are read from the relations
-// themselves by readUncalled. Columns: schema, name, last value or NULL,
-// increment.
+// readSequencesQuery reads every sequence in one statement (PG10+), from
+// the catalogs (the pg_sequences view formats and checks privileges per
+// row: slower). pg_sequence_last_value is NULL when the sequence was never
+// called (or was set with is_called = false); those are read from the
+// relations themselves by readUncalled. Columns: schema, name, last value
+// or NULL, increment.
 const readSequencesQuery = `
-SELECT s.schemaname::text, s.sequencename::text,
-       pg_sequence_last_value(format('%I.%I', s.schemaname, s.sequencename)::regclass),
-       s.increment_by
-FROM pg_sequences s
-ORDER BY 1, 2`
+SELECT n.nspname::text, c.relname::text, pg_sequence_last_value(c.oid), s.seqincrement
+FROM pg_sequence s
+JOIN pg_class c ON c.oid = s.seqrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'`
 
 // ReadSequences reads every sequence of the database with its last_value
 // and is_called, whether a column owns it or not.
 func ReadSequences(ctx context.Context, q Querier) ([]Sequence, error) {
-	rows, err := q.Query(ctx, readSequencesQuery)
+	return readSequencesPart(ctx, q, 1, 0)
+}
+
+// readSequencesPart reads the sequences whose oid is part modulo parts.
+func readSequencesPart(ctx context.Context, q Querier, parts, part int) ([]Sequence, error) {
+	rows, err := q.Query(ctx, readSequencesQuery+" AND c.oid::bigint % $1 = $2", parts, part)
 	if err != nil {
 		return nil, fmt.Errorf("read sequences: %w", err)
 	}
@@ -128,17 +137,20 @@ WITH i AS (
   SELECT i.*, to_regclass(format('%I.%I', i.s, i.n)) AS seq FROM i
 )
 SELECT count(setval(r.seq,
-                    least(greatest(r.v + sign(r.inc)::bigint * $6::bigint, q.min_value), q.max_value),
+                    least(greatest(r.v + sign(r.inc)::bigint * $6::bigint, q.seqmin), q.seqmax),
                     r.c)) FILTER (WHERE r.seq IS NOT NULL),
        coalesce(array_agg(format('%I.%I', r.s, r.n)) FILTER (WHERE r.seq IS NULL), '{}')
 FROM r
-LEFT JOIN pg_sequences q ON q.schemaname = r.s AND q.sequencename = r.n`
+LEFT JOIN pg_sequence q ON q.seqrelid = r.seq`
 
 // ApplySequences sets every sequence of seqs on the target in one round
 // trip: setval(seq, last_value (+ margin), is_called). Sequences the target
 // does not have are returned in Missing, not treated as an error here.
 func ApplySequences(ctx context.Context, q Querier, seqs []Sequence, margin int64) (SequenceSync, error) {
 	n := len(seqs)
+	if n == 0 {
+		return SequenceSync{}, nil
+	}
 	schemas, names := make([]string, n), make([]string, n)
 	values, incs := make([]int64, n), make([]int64, n)
 	called := make([]bool, n)
@@ -147,7 +159,15 @@ func ApplySequences(ctx context.Context, q Querier, seqs []Sequence, margin int6
 	}
 	start := time.Now()
 	var res SequenceSync
-	if err := q.QueryRow(ctx, applySequencesQuery, schemas, names, values, called, incs, margin).Scan(&res.Synced, &res.Missing); err != nil {
+	// READ WRITE: the target may be a database a readonly cutover set
+	// read-only, seen through a new session. One round trip all the same.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN READ WRITE")
+	b.Queue(applySequencesQuery, schemas, names, values, called, incs, margin).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&res.Synced, &res.Missing)
+	})
+	b.Queue("COMMIT")
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return res, fmt.Errorf("set sequences: %w", err)
 	}
 	res.Apply = time.Since(start)
@@ -164,6 +184,79 @@ func SyncSequences(ctx context.Context, from, to Querier, margin int64) (Sequenc
 	}
 	read := time.Since(start)
 	res, err := ApplySequences(ctx, to, seqs, margin)
+	res.Read = read
+	return res, err
+}
+
+// SequenceSessions is how many sessions the cutover splits the sequence
+// read and apply over, on each side.
+const SequenceSessions = 2
+
+// ReadSequencesParallel is ReadSequences split over k sessions of the pool
+// at once: each sequence costs the server a relation open, and the pause
+// waits for the read.
+func ReadSequencesParallel(ctx context.Context, pool *pgxpool.Pool, k int) ([]Sequence, error) {
+	k = max(k, 1)
+	parts := make([][]Sequence, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i], errs[i] = readSequencesPart(ctx, pool, k, i)
+		}()
+	}
+	wg.Wait()
+	var out []Sequence
+	for i := range k {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out = append(out, parts[i]...)
+	}
+	return out, nil
+}
+
+// ApplySequencesParallel is ApplySequences split over k sessions of the
+// pool, each one statement.
+func ApplySequencesParallel(ctx context.Context, pool *pgxpool.Pool, seqs []Sequence, margin int64, k int) (SequenceSync, error) {
+	k = max(1, min(k, len(seqs)/500)) // small sets: one statement is faster
+	start := time.Now()
+	results := make([]SequenceSync, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		lo, hi := i*len(seqs)/k, (i+1)*len(seqs)/k
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = ApplySequences(ctx, pool, seqs[lo:hi], margin)
+		}()
+	}
+	wg.Wait()
+	var res SequenceSync
+	for i := range k {
+		if errs[i] != nil {
+			return res, errs[i]
+		}
+		res.Synced += results[i].Synced
+		res.Missing = append(res.Missing, results[i].Missing...)
+	}
+	res.Apply = time.Since(start)
+	return res, nil
+}
+
+// SyncSequencesParallel is SyncSequences with the read and the apply each
+// split over k sessions: what the cutover runs while writes are paused.
+func SyncSequencesParallel(ctx context.Context, from, to *pgxpool.Pool, margin int64, k int) (SequenceSync, error) {
+	start := time.Now()
+	seqs, err := ReadSequencesParallel(ctx, from, k)
+	if err != nil {
+		return SequenceSync{}, err
+	}
+	read := time.Since(start)
+	res, err := ApplySequencesParallel(ctx, to, seqs, margin, k)
 	res.Read = read
 	return res, err
 }
