@@ -246,5 +246,31 @@ func TestCopyTraps(t *testing.T) {
 		}
 		t.Logf("wait-catch-up failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	})
+
+	t.Run("a failing CREATE SUBSCRIPTION leaves no password in green's log", func(t *testing.T) {
+		// Blue still refuses the configured password (previous subtest).
+		for _, q := range []string{"ALTER SUBSCRIPTION pgbg_all DISABLE", "ALTER SUBSCRIPTION pgbg_all SET (slot_name = NONE)", "DROP SUBSCRIPTION pgbg_all"} {
+			if _, err := le.Green.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		le.Store.Update(func(s *state.State) error { s.EditStep("create-subscriptions").Status = state.Pending; return nil })
+		_, err := le.Runner.Run(ctx, "create-subscriptions", override)
+		if err == nil || !strings.Contains(err.Error(), "password authentication failed") {
+			t.Fatalf("create-subscriptions against a changed password: %v", err)
+		}
+		pw := labPassword(t, le)
+		log := labLog(t, le, "green")
+		if strings.Contains(log, pw) || strings.Contains(err.Error(), pw) {
+			t.Error("the password is in green's log or in the error")
+		}
+		if lines := grepLines(log, "CONNECTION '"); len(lines) > 0 {
+			t.Errorf("green's log shows the subscription's connection string: %q", lines)
+		}
+		if len(grepLines(log, "password authentication failed")) == 0 {
+			t.Error("green's log does not show the failure: the test proves nothing")
+		}
+		t.Logf("refused as it should: %v", err)
+	})
 	t.Logf("TestCopyTraps took %s", time.Since(testStart).Round(time.Millisecond))
 }
