@@ -131,25 +131,30 @@ func (e *Env) readLogicalReplication(ctx context.Context, c *aws.Client) (logica
 	if st.group, err = e.blueParameterGroup(ctx, c); err != nil {
 		return st, err
 	}
-	cluster := e.Config.Strategy == "aurora-clone"
 	names := make([]string, len(aws.LogicalReplicationSettings))
 	for i, s := range aws.LogicalReplicationSettings {
 		names[i] = s.Name
 	}
-	have, err := c.GetParameters(ctx, aws.GetParametersParams{Group: st.group, Cluster: cluster, Names: names})
+	have, err := c.GetParameters(ctx, aws.GetParametersParams{Group: st.group, Cluster: e.Config.Strategy == "aurora-clone", Names: names})
 	if err != nil {
 		return st, err
 	}
 	st.differ = aws.Differing(have, aws.LogicalReplicationSettings)
+	return st, e.readRebootPending(ctx, c, &st)
+}
+
+// readRebootPending fills in whether blue's writer waits for a reboot.
+func (e *Env) readRebootPending(ctx context.Context, c *aws.Client, st *logicalReplicationState) error {
+	cluster := e.Config.Strategy == "aurora-clone"
 	rp := aws.RebootPendingParams{InstanceID: e.Config.AWS.BlueInstance}
 	if cluster {
 		rp = aws.RebootPendingParams{ClusterID: e.Config.AWS.BlueCluster}
 	}
 	res, err := c.RebootPending(ctx, rp)
 	if err != nil {
-		return st, err
+		return err
 	}
-	st.writer = res.Writer
+	st.writer, st.pending, st.others = res.Writer, false, nil
 	if !cluster {
 		st.writer = e.Config.AWS.BlueInstance
 	}
@@ -160,7 +165,7 @@ func (e *Env) readLogicalReplication(ctx context.Context, c *aws.Client) (logica
 			st.others = append(st.others, id)
 		}
 	}
-	return st, nil
+	return nil
 }
 
 func settingsText(s []aws.Setting) string {
@@ -206,7 +211,7 @@ func runAWSLogicalReplication(ctx context.Context, e *Env) error {
 		if _, err := c.SetParameters(ctx, aws.SetParametersParams{Group: st.group, Cluster: e.Config.Strategy == "aurora-clone", Settings: st.differ}); err != nil {
 			return err
 		}
-		if st, err = e.readLogicalReplication(ctx, c); err != nil {
+		if err := e.readRebootPending(ctx, c, &st); err != nil {
 			return err
 		}
 	}
