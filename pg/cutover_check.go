@@ -90,6 +90,9 @@ func (r *run) open(ctx context.Context, d direction) (*cutEnv, error) {
 func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback bool) []Check {
 	f := r.p.feeds(rollback)
 	var checks []Check
+	// Each check has its own time limit: one slow answer must not eat the
+	// others' time.
+	bound := func() (context.Context, context.CancelFunc) { return r.timeout(ctx) }
 	add := func(name string, detail string, err error) {
 		c := Check{Name: name, OK: err == nil, Detail: detail}
 		if err != nil {
@@ -97,12 +100,13 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 		}
 		checks = append(checks, c)
 	}
-	ctx, cancel := r.timeout(ctx)
-	defer cancel()
-
-	detail, err := checkLag(ctx, e.from, f.drainSlots, r.p.MaxLagBytes)
+	cctx, cancel := bound()
+	detail, err := checkLag(cctx, e.from, f.drainSlots, r.p.MaxLagBytes)
+	cancel()
 	add("lag below "+fmt.Sprint(r.p.MaxLagBytes)+" bytes", detail, err)
-	detail, err = checkSubscriptions(ctx, e.to, f.drainSubs)
+	cctx, cancel = bound()
+	detail, err = checkSubscriptions(cctx, e.to, f.drainSubs)
+	cancel()
 	add("subscriptions healthy", detail, err)
 	if r.p.Method == MethodPgBouncer {
 		if len(r.p.Bouncers) == 0 {
@@ -114,6 +118,8 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				ctx, cancel := bound()
+				defer cancel()
 				detail, err := checkBouncer(ctx, e.consoles[k], b, d.from.endpoint, e.fromVersion)
 				results[k] = Check{Name: "pgbouncer " + b.Name, OK: err == nil, Detail: detail}
 				if err != nil {
@@ -124,7 +130,9 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 		wg.Wait()
 		checks = append(checks, results...)
 	}
-	coll, err := SequenceCollisions(ctx, e.from, e.to)
+	cctx, cancel = bound()
+	coll, err := SequenceCollisions(cctx, e.from, e.to)
+	cancel()
 	switch {
 	case err != nil:
 		add("sequences will not collide", "", err)
@@ -133,11 +141,13 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 	default:
 		add("sequences will not collide", "every sequence exists on "+d.to.name+" and none is ahead there", nil)
 	}
+	cctx, cancel = bound()
 	if rollback {
-		detail, err = checkForwardRestartable(ctx, e.to, e.from, f.startSlots, f.startSubs) // rollback: to is blue
+		detail, err = checkForwardRestartable(cctx, e.to, e.from, f.startSlots, f.startSubs) // rollback: to is blue
 	} else {
-		detail, err = checkReversePrereqs(ctx, e.from, e.to, r.p)
+		detail, err = checkReversePrereqs(cctx, e.from, e.to, r.p)
 	}
+	cancel()
 	add("reverse replication prerequisites", detail, err)
 	return checks
 }

@@ -172,6 +172,10 @@ func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
 // written before the call.
 func waitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string) {
 	tb.Helper()
+	// A commit the stopped load sent just before it was cancelled may still
+	// be landing through PgBouncer (its outcome unknown to the client, so
+	// not in the ledger): let it land before taking the target.
+	time.Sleep(300 * time.Millisecond)
 	ctx := context.Background()
 	var lsn string
 	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {

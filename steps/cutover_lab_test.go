@@ -151,6 +151,10 @@ func (l *cutoverLab) report(tb testing.TB, key string) *pg.Report {
 // written before the call (the feed in use after a switch).
 func (l *cutoverLab) waitDrained(tb testing.TB, green bool, slot string) {
 	tb.Helper()
+	// A commit the stopped load sent just before it was cancelled may still
+	// be landing through PgBouncer (its outcome unknown to the client, so
+	// not in the ledger): let it land before taking the target.
+	time.Sleep(300 * time.Millisecond)
 	pool := l.runner.Blue
 	if green {
 		pool = l.runner.Green
