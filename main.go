@@ -228,7 +228,9 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 		}
 		*db.pool = p
 	}
-	if cfg.NeedsAWS() {
+	// Read-only sessions (--watch, --dry-run) make no call: no client, so
+	// they work without AWS credentials.
+	if cfg.NeedsAWS() && !readOnly {
 		if s.aws, err = newAWSClient(cfg, g.profile, s.journal); err != nil {
 			s.close()
 			fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
