@@ -210,17 +210,17 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force}
 	var err error
+	var out steps.Outcome
 	if *through != "" {
 		err = r.Through(ctx, *through, p)
 	} else {
-		var out steps.Outcome
 		out, err = r.Run(ctx, pos[0], p)
-		if err == nil && out != steps.OutcomeDryRun {
-			fmt.Fprintf(stdout, "%s: %s\n", pos[0], out)
-		}
 	}
 	close(lines)
-	<-done
+	<-done // the printer owns stdout until then
+	if *through == "" && err == nil && out != steps.OutcomeDryRun {
+		fmt.Fprintf(stdout, "%s: %s\n", pos[0], out)
+	}
 	return exitFor(err, stderr)
 }
 
