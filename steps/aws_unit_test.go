@@ -211,3 +211,22 @@ func TestUpgradeSnapshotIdempotent(t *testing.T) {
 		t.Error("an upgraded snapshot was modified again")
 	}
 }
+
+// TestUpgradeGreenRefusedWithoutSeed: even past the ordering checks, the
+// upgrade is refused until the seed is recorded (the upgrade resets WAL
+// positions); nothing is sent.
+func TestUpgradeGreenRefusedWithoutSeed(t *testing.T) {
+	srv := awstest.New(t)
+	srv.AddCluster(awstest.Cluster{ID: "green", EngineVersion: "15.4"})
+	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+		c.Strategy = "aurora-clone"
+		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5"}
+	})
+	r.Steps = Strategy("aurora-clone")
+	if why := refusedStep(t, r, "upgrade-green", "test"); !strings.Contains(why, "green_start_lsn is not recorded") {
+		t.Errorf("refusal: %s", why)
+	}
+	if srv.Count("ModifyDBCluster") != 0 {
+		t.Error("a refused upgrade was sent")
+	}
+}
