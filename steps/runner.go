@@ -190,6 +190,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		}
 	}
 
+	before := r.Store.Snapshot().Step(id)
 	start := time.Now().UTC()
 	if err := r.Store.Update(func(st *state.State) error {
 		rec := stepRecord(st, id)
@@ -210,6 +211,10 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 			}
 		}
 		return OutcomeRan, r.finish(id, state.Done, result, nil)
+	case IsRefused(err):
+		// A step refuses before it changes anything: its status goes back to
+		// what it was, with the reason, so a refusal never reads as a failure.
+		return "", r.refused(id, before, err)
 	case ctx.Err() != nil:
 		return "", r.finish(id, state.Interrupted, "", fmt.Errorf("cancelled: %w", err))
 	default:
@@ -244,6 +249,25 @@ func (r *Runner) finish(id string, status state.Status, result string, runErr er
 		return fmt.Errorf("record end of %s: %w", id, err)
 	}
 	return runErr
+}
+
+// refused restores the record a step had before a run it refused, keeping the reason.
+func (r *Runner) refused(id string, before state.StepRecord, err error) error {
+	err = state.RedactError(err)
+	uerr := r.Store.Update(func(st *state.State) error {
+		rec := stepRecord(st, id)
+		*rec = before
+		rec.ID, rec.LastError = id, err.Error()
+		if rec.Status == "" {
+			rec.Status = state.Pending
+		}
+		return nil
+	})
+	r.journal(state.Entry{Step: id, Kind: "step", Text: "refused by the step: nothing changed", Outcome: "refused", Error: err.Error()})
+	if uerr != nil {
+		return fmt.Errorf("record refusal of %s: %w", id, uerr)
+	}
+	return err
 }
 
 // Skip marks a step skipped on the operator's word, with the reason journaled.

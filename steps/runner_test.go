@@ -313,3 +313,19 @@ func TestStrategyOrderKeepsTheTraps(t *testing.T) {
 		before("wait-catch-up", "cutover")
 	}
 }
+
+func TestRunnerRefusalFromRunIsNotAFailure(t *testing.T) {
+	r, w := newFakeRunner(t)
+	r.Steps[0].Run = func(ctx context.Context, e *Env) error {
+		return e.refuse("blue is not ready: run the fix first")
+	}
+	_, err := r.Run(context.Background(), "a", RunParams{})
+	wantRefused(t, err, "blue is not ready")
+	rec := r.Store.Snapshot().Step("a")
+	if rec.Status != state.Pending || rec.Attempts != 0 || !strings.Contains(rec.LastError, "blue is not ready") {
+		t.Fatalf("a refusal from Run changed the record: %+v", rec)
+	}
+	if len(w.ran) != 0 {
+		t.Fatalf("ran %v", w.ran)
+	}
+}
