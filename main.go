@@ -236,6 +236,7 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 			fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
 			return nil, exitUsage
 		}
+		cfg.UseAWS(s.aws) // a secret_arn password is read through it
 	}
 	return s, exitOK
 }

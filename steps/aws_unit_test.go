@@ -182,6 +182,7 @@ func TestReplicationPasswordFromSecretARN(t *testing.T) {
 	if _, err := r.Config.ReplicationPassword(); err == nil || !strings.Contains(err.Error(), "needs AWS access") {
 		t.Fatalf("before a client: %v", err)
 	}
+	r.Config.UseAWS(r.AWS) // as main.go does when it builds the client
 	env := r.Env("create-replication-role")
 	pw, err := env.Config.ReplicationPassword()
 	if err != nil || pw != "from-secrets-manager" {

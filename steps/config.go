@@ -41,7 +41,7 @@ type Config struct {
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
 
-	// aws reads a replication password held in Secrets Manager (useAWS).
+	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
 }
 

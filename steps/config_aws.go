@@ -71,8 +71,9 @@ func (c *Config) validateAWS() []string {
 	return p
 }
 
-// useAWS gives the configuration the client its secret_arn is read with.
-func (c *Config) useAWS(client *aws.Client) { c.aws = client }
+// UseAWS gives the configuration the client its replication.password
+// secret_arn is read with. Call it once, before the configuration is shared.
+func (c *Config) UseAWS(client *aws.Client) { c.aws = client }
 
 // greenWriterID is green's writer instance: aws.green_instance, or the
 // clone's "<green_cluster>-writer" as CloneCluster names it by default.

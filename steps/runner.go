@@ -85,9 +85,6 @@ func (r *Runner) Env(step string) *Env {
 	for k, v := range st.Values {
 		values[k] = v.Value
 	}
-	if r.AWS != nil {
-		r.Config.useAWS(r.AWS) // Config.ReplicationPassword reads a secret_arn through it
-	}
 	return &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		step: step, emit: r.emit,

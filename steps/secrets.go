@@ -59,13 +59,14 @@ func (c *Config) ReplicationPassword() (string, error) {
 		}
 		return pw, nil
 	default:
-		if c.aws == nil {
+		client := c.aws
+		if client == nil {
 			return "", fmt.Errorf("replication password: secret_arn %s needs AWS access, which this command did not set up; check aws.region / aws.profile", src.SecretARN)
 		}
 		// Callers have no context to pass: bound the read here.
 		ctx, cancel := context.WithTimeout(context.Background(), secretReadTimeout)
 		defer cancel()
-		pw, err := c.aws.Password(ctx, aws.GetSecretParams{SecretID: src.SecretARN})
+		pw, err := client.Password(ctx, aws.GetSecretParams{SecretID: src.SecretARN})
 		if err != nil {
 			return "", fmt.Errorf("replication password: %w", err)
 		}
