@@ -200,11 +200,14 @@ func sortInto(todo, done *[]string, ok bool, what string) {
 	}
 }
 
-// runSwitchTraffic points the application at green: the secret, the SSM
+func runSwitchTraffic(ctx context.Context, e *Env) error { return e.switchTraffic(ctx) }
+
+// switchTraffic points the application at green: the secret, the SSM
 // parameter (and the deletions, 000's reader and proxy settings), the CNAME
 // with a wait until every Route 53 server answers with it. The cutover
-// method's own steps (writes stopped, green caught up) come first.
-func runSwitchTraffic(ctx context.Context, e *Env) error {
+// method's own steps (writes stopped, green caught up) come first; a
+// cutover method may call it as its switch.
+func (e *Env) switchTraffic(ctx context.Context) error {
 	if !e.Config.AWS.Switch.configured() {
 		return e.refusal("no aws.switch configured (secret_id, ssm_parameter, route53): switch traffic yourself, then `pgbluegreen skip switch-traffic --reason ...`")
 	}
