@@ -30,6 +30,8 @@ type cutEnv struct {
 	consoles                 []*Console
 	fromVersion, toVersion   string
 	fromReadOnly, toReadOnly bool
+	// loginRetry is each PgBouncer's server_login_retry before the switch.
+	loginRetry []string
 }
 
 func (e *cutEnv) close() {
@@ -81,6 +83,11 @@ func (r *run) open(ctx context.Context, d direction) (*cutEnv, error) {
 				return e, err
 			}
 			e.consoles = append(e.consoles, c)
+			cfg, err := c.Config(ctx)
+			if err != nil {
+				return e, err
+			}
+			e.loginRetry = append(e.loginRetry, cfg["server_login_retry"])
 		}
 	}
 	return e, nil

@@ -107,6 +107,9 @@ func (r *run) putBack(ctx context.Context, d direction, e *cutEnv, undos []undo)
 		}); err != nil {
 			errs = append(errs, err)
 		}
+		if err := r.restoreLoginRetry(ctx, e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -245,6 +248,7 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 			return false, err
 		}
 		err = r.step(ctx, "resume", "pgbouncer", bounded(func(ctx context.Context) (string, error) {
+			r.liftLoginRetry(ctx, e)
 			return "", r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
 				return c.Resume(ctx, b.Database)
 			})
@@ -256,6 +260,9 @@ func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback b
 		err = r.step(ctx, "verify target is "+d.to.name, "pgbouncer", func(ctx context.Context) (string, error) {
 			return r.verifyTarget(ctx, e, d.to, e.toVersion)
 		})
+		if rerr := r.restoreLoginRetry(context.WithoutCancel(ctx), e); rerr != nil {
+			r.rep.Warnings = append(r.rep.Warnings, "server_login_retry not restored: "+rerr.Error())
+		}
 		if err != nil {
 			return true, err
 		}

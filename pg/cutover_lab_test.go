@@ -68,8 +68,13 @@ func newLab(tb testing.TB) *testLab {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if err := lab.Down(context.Background(), dir, true, nil); err != nil {
+		keep := tb.Failed() && os.Getenv("PGBG_KEEP_LAB") != ""
+		if err := lab.Down(context.Background(), dir, !keep, nil); err != nil {
 			tb.Errorf("lab down: %v", err)
+		}
+		if keep {
+			tb.Logf("lab files kept in %s", dir)
+			return
 		}
 		os.RemoveAll(dir)
 	})
@@ -170,7 +175,7 @@ func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
 
 // waitSlotDrained waits until a slot on pool has confirmed everything
 // written before the call.
-func waitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string) {
+func waitSlotDrained(tb testing.TB, l *testLab, pool *pgxpool.Pool, slot string) {
 	tb.Helper()
 	// A commit the stopped load sent just before it was cancelled may still
 	// be landing through PgBouncer (its outcome unknown to the client, so
@@ -182,6 +187,7 @@ func waitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string) {
 		tb.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
+	logged := false
 	for {
 		var done bool
 		if err := pool.QueryRow(ctx, "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $1", slot, lsn).Scan(&done); err != nil {
@@ -192,6 +198,10 @@ func waitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string) {
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("slot %s did not reach %s", slot, lsn)
+		}
+		if time.Since(deadline.Add(-time.Minute)) > 20*time.Second && !logged {
+			logged = true
+			tb.Logf("slot %s slow to reach %s; logs:\n%s", slot, lsn, labLogs(l))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -258,4 +268,17 @@ func logSubSteps(tb testing.TB, rep *Report) {
 	}
 	tb.Logf("  paused %.1f ms, probe max stall %.1f ms (%d samples, %d errors), lag at pause %d, sequences %d in %.1f ms",
 		rep.PausedMs, rep.Probe.MaxStallMs, rep.Probe.Samples, rep.Probe.Errors, rep.LagAtPause, rep.Sequences, rep.SeqSyncMs)
+}
+
+// labLogs is the end of blue's and green's server logs, for a failure.
+func labLogs(l *testLab) string {
+	var b strings.Builder
+	for _, f := range []string{"blue.log", "green.log"} {
+		data, _ := os.ReadFile(filepath.Join(l.info.Dir, "logs", f))
+		if len(data) > 4000 {
+			data = data[len(data)-4000:]
+		}
+		fmt.Fprintf(&b, "--- %s\n%s\n", f, data)
+	}
+	return b.String()
 }

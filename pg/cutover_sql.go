@@ -83,8 +83,23 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots, lsn).Scan(&done)
 // before its commit record would commit asynchronously whatever the
 // setting, hence the message.
 func flushWAL(ctx context.Context, c *pgxpool.Conn) error {
-	_, err := c.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'pgbluegreen', ''); COMMIT")
+	_, err := flushWALAt(ctx, c)
 	return err
+}
+
+// flushWALAt is flushWAL returning the message's LSN: every record before
+// it is flushed.
+func flushWALAt(ctx context.Context, c *pgxpool.Conn) (string, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = on")
+	var lsn string
+	b.Queue("SELECT pg_logical_emit_message(true, 'pgbluegreen', '')::text").QueryRow(func(r pgx.Row) error { return r.Scan(&lsn) })
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		return "", err
+	}
+	return lsn, nil
 }
 
 // disableSubscriptions disables the subscriptions and ends their apply
@@ -310,14 +325,26 @@ func isReadOnlyError(err error) bool {
 
 // advanceSlots moves logical slots to the current WAL position without
 // sending anything: what they skip is what the other side already has.
+// pg_replication_slot_advance stops at the flushed position, and the
+// reverse feed's commits are asynchronous: the WAL is flushed first, and the
+// position each slot reached is checked.
 func advanceSlots(ctx context.Context, c *pgxpool.Conn, slots []string) (string, error) {
-	var lsn string
-	if err := c.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		return "", fmt.Errorf("read the WAL position: %w", err)
+	flushed, err := flushWALAt(ctx, c)
+	if err != nil {
+		return "", fmt.Errorf("flush the WAL: %w", err)
 	}
+	var lsn string
 	for _, s := range slots {
-		if _, err := c.Exec(ctx, "SELECT pg_replication_slot_advance($1, $2::pg_lsn)", s, lsn); err != nil {
+		// The end reached can sit a page header short of the position
+		// asked for; what matters is that it passed the flush marker, after
+		// everything the slot must skip.
+		var reached bool
+		err := c.QueryRow(ctx, "SELECT end_lsn::text, end_lsn >= $2::pg_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())", s, flushed).Scan(&lsn, &reached)
+		if err != nil {
 			return "", fmt.Errorf("advance slot %s: %w", s, err)
+		}
+		if !reached {
+			return "", fmt.Errorf("advance slot %s: it stopped at %s, before %s (WAL not flushed)", s, lsn, flushed)
 		}
 	}
 	return lsn, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,10 +24,19 @@ func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushF
 		return r.step(ctx, "pause", "pgbouncer", func(ctx context.Context) (string, error) {
 			ctx, cancel := r.timeout(ctx) // PAUSE waits for in-flight transactions only
 			defer cancel()
+			var mu sync.Mutex
+			polls := 0
 			err := r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-				return c.Pause(ctx, b.Database)
+				if err := c.Pause(ctx, b.Database); err != nil {
+					return err
+				}
+				n, err := c.WaitServersIdle(ctx, b.Database)
+				mu.Lock()
+				polls = max(polls, n)
+				mu.Unlock()
+				return err
 			})
-			return fmt.Sprintf("%d PgBouncer(s) paused", len(e.consoles)), err
+			return fmt.Sprintf("%d PgBouncer(s) paused, no server busy (%d SHOW POOLS)", len(e.consoles), polls), err
 		})
 	case MethodNologin:
 		var roles []string
@@ -224,6 +234,7 @@ func (r *run) eachBouncer(ctx context.Context, e *cutEnv, fn func(ctx context.Co
 // resumeAll resumes every PgBouncer, on a new console connection where the
 // old one broke (a PAUSE cancelled by its timeout closes it).
 func (r *run) resumeAll(ctx context.Context, e *cutEnv) error {
+	r.liftLoginRetry(ctx, e)
 	return r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
 		err := c.Resume(ctx, b.Database)
 		if err == nil || IsNotPaused(err) {
@@ -271,6 +282,18 @@ func (r *run) verifyTarget(ctx context.Context, e *cutEnv, s side, version strin
 		}
 		v, err := versionThrough(ctx, b.ClientConninfo)
 		if err != nil {
+			// Say what PgBouncer's pool looks like: waiting clients with no
+			// server is not the same failure as a refused login.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if pools, perr := c.Show(dctx, "POOLS"); perr == nil {
+				for _, p := range pools {
+					if p["database"] == b.Database {
+						err = fmt.Errorf("%w (SHOW POOLS: cl_active %s, cl_waiting %s, sv_active %s, sv_idle %s, sv_login %s, maxwait %s s)",
+							err, p["cl_active"], p["cl_waiting"], p["sv_active"], p["sv_idle"], p["sv_login"], p["maxwait"])
+					}
+				}
+			}
 			return err
 		}
 		if v != version {
@@ -319,4 +342,28 @@ func connectThrough(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("connect through PgBouncer: %w", err)
 	}
 	return conn, nil
+}
+
+// liftLoginRetry sets server_login_retry to 0 on every PgBouncer before a
+// RESUME. A PAUSE that lands while PgBouncer is logging in a new server
+// connection closes it, and PgBouncer counts that as a failed login: it
+// would then open no server connection for server_login_retry (15 s by
+// default) and every client would wait that long. RELOAD resets the
+// setting, so this comes after it; restoreLoginRetry puts it back.
+func (r *run) liftLoginRetry(ctx context.Context, e *cutEnv) {
+	_ = r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, _ BouncerParams) error {
+		return c.Set(ctx, "server_login_retry", "0")
+	})
+}
+
+// restoreLoginRetry puts back each PgBouncer's server_login_retry.
+func (r *run) restoreLoginRetry(ctx context.Context, e *cutEnv) error {
+	return r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, _ BouncerParams) error {
+		for k := range e.consoles {
+			if e.consoles[k] == c && k < len(e.loginRetry) && e.loginRetry[k] != "" {
+				return c.Set(ctx, "server_login_retry", e.loginRetry[k])
+			}
+		}
+		return nil
+	})
 }

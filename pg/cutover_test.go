@@ -3,8 +3,6 @@ package pg
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,13 +49,7 @@ func verifyLedger(tb testing.TB, l *testLab) lab.VerifyResult {
 		tb.Fatalf("lab verify: %v", err)
 	}
 	if v.Lost != 0 || v.Duplicated != 0 || len(v.MismatchedTables) != 0 || v.LedgerEntries == 0 {
-		for _, f := range []string{"blue.log", "green.log"} {
-			b, _ := os.ReadFile(filepath.Join(l.info.Dir, "logs", f))
-			if len(b) > 3000 {
-				b = b[len(b)-3000:]
-			}
-			tb.Logf("%s:\n%s", f, b)
-		}
+		tb.Logf("%s", labLogs(l))
 		ctx := context.Background()
 		for _, side := range []struct {
 			name string
@@ -120,7 +112,7 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 	if port := bouncerPort(t, l); port != l.info.Green.Port {
 		t.Errorf("the ini points at port %d after the cutover, want green's %d", port, l.info.Green.Port)
 	}
-	waitSlotDrained(t, l.green, DefaultReverseName)
+	waitSlotDrained(t, l, l.green, DefaultReverseName)
 	v := verifyLedger(t, l)
 	t.Logf("after cutover: %+v", v)
 	// Green's sequences continued from blue's: the ledger's ids are unique
@@ -143,7 +135,7 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 	if !strings.Contains(rep.FinalVersion, "PostgreSQL 15") {
 		t.Errorf("after rollback the final target is %s %q", rep.FinalTarget, rep.FinalVersion)
 	}
-	waitSlotDrained(t, l.blue, sub)
+	waitSlotDrained(t, l, l.blue, sub)
 	v = verifyLedger(t, l)
 	t.Logf("after rollback: %+v", v)
 	var n int

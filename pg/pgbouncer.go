@@ -86,6 +86,35 @@ func (c *Console) Pause(ctx context.Context, db string) error {
 	return err
 }
 
+// WaitServersIdle polls SHOW POOLS until no server connection of db is
+// linked to a client (sv_active and sv_tested 0 for every user). PAUSE is
+// meant to return only then, but PgBouncer 1.18 was seen answering while a
+// transaction that had just begun was still running: the cutover checks.
+func (c *Console) WaitServersIdle(ctx context.Context, db string) (int, error) {
+	for polls := 1; ; polls++ {
+		pools, err := c.Show(ctx, "POOLS")
+		if err != nil {
+			return polls, err
+		}
+		busy := 0
+		for _, p := range pools {
+			if p["database"] == db {
+				a, _ := strconv.Atoi(p["sv_active"])
+				t, _ := strconv.Atoi(p["sv_tested"])
+				busy += a + t
+			}
+		}
+		if busy == 0 {
+			return polls, nil
+		}
+		select {
+		case <-ctx.Done():
+			return polls, fmt.Errorf("PgBouncer %s: %d server connections of %s still busy after PAUSE: %w", c.Name, busy, db, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // Resume runs RESUME db.
 func (c *Console) Resume(ctx context.Context, db string) error {
 	_, err := c.exec(ctx, "RESUME "+db, "RESUME "+consoleIdent(db))
@@ -102,6 +131,17 @@ func (c *Console) Reload(ctx context.Context) error {
 // opened under the previous configuration of db is closed.
 func (c *Console) WaitClose(ctx context.Context, db string) error {
 	_, err := c.exec(ctx, "WAIT_CLOSE "+db, "WAIT_CLOSE "+consoleIdent(db))
+	return err
+}
+
+var consoleValue = regexp.MustCompile(`^[0-9A-Za-z._]+$`)
+
+// Set runs SET key = value (a setting until the next RELOAD).
+func (c *Console) Set(ctx context.Context, key, value string) error {
+	if !bouncerWord.MatchString(key) || !consoleValue.MatchString(value) {
+		return fmt.Errorf("PgBouncer %s: SET %q = %q: not a setting and plain value", c.Name, key, value)
+	}
+	_, err := c.exec(ctx, "SET "+key, "SET "+key+" = "+value)
 	return err
 }
 
@@ -163,6 +203,23 @@ func (c *Console) Database(ctx context.Context, db string) (BouncerDatabase, err
 		}
 	}
 	return BouncerDatabase{}, fmt.Errorf("PgBouncer %s: SHOW DATABASES has no database %q; check cutover.pgbouncer[].database", c.Name, db)
+}
+
+// Show runs SHOW what (POOLS, SERVERS, CLIENTS...) and returns its rows by
+// column name, for diagnostics.
+func (c *Console) Show(ctx context.Context, what string) ([]map[string]string, error) {
+	if !bouncerWord.MatchString(strings.ToLower(what)) {
+		return nil, fmt.Errorf("PgBouncer %s: SHOW %q: not a SHOW subject", c.Name, what)
+	}
+	res, err := c.exec(ctx, "SHOW "+what, "SHOW "+what)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for _, r := range res {
+		out = append(out, rowMaps(r)...)
+	}
+	return out, nil
 }
 
 // Config runs SHOW CONFIG and returns its key/value pairs.
