@@ -90,12 +90,12 @@ func switchPlan(c *Config, to Target) []Action {
 	out := []Action{sql(to, "ALTER ROLE <role> LOGIN  -- for %s where they cannot log in; ALTER DATABASE <db> RESET default_transaction_read_only where a readonly cutover set it", c.appRoleList())}
 	if c.Cutover.Method != "pgbouncer" {
 		out = append(out, sql(to, "%s  -- on a new session: must succeed", planProbe))
-		return append(out, Action{Target: Operator, Kind: "operator", Text: fmt.Sprintf("switch the application's traffic to %s (DNS record, secret, or PgBouncer)", to)})
+		return append(out, Action{Target: Operator, Kind: "operator", Text: fmt.Sprintf("switch the application's traffic to %s: the switch-traffic step (secret, SSM parameter, DNS) or by hand", to)})
 	}
 	return append(out,
 		Action{Target: PgBouncer, Kind: "command", Text: fmt.Sprintf("rewrite the `%s =` line of each ini's [databases] to %s's host, port and dbname (temp file + rename; old file kept as .pgbg-backup)", db, to)},
 		Action{Target: PgBouncer, Kind: "sql", Text: "RELOAD; WAIT_CLOSE " + db},
-		Action{Target: PgBouncer, Kind: "sql", Text: "RESUME " + db},
+		Action{Target: PgBouncer, Kind: "sql", Text: "SET server_login_retry = 0; RESUME " + db + "  -- a PAUSE that cut a server login short would otherwise hold every client for server_login_retry; the old value is SET back after the check below"},
 		Action{Target: PgBouncer, Kind: "sql", Text: fmt.Sprintf("SHOW DATABASES; SELECT version() through PgBouncer as %s  -- must be %s's, and the ini on disk must say %s", c.firstAppRole(), to, to)},
 		Action{Target: PgBouncer, Kind: "sql", Text: planProbe + " through PgBouncer"},
 	)
@@ -123,13 +123,14 @@ func cutoverPlan(e *Env) []Action {
 		sql(Blue, "CREATE SUBSCRIPTION %s CONNECTION 'host=<green> port=<port> dbname=<db> user=%s password=********' PUBLICATION %s WITH (copy_data = false, create_slot = false, enabled = false, connect = true, slot_name = %s)  -- built server-side, statement logging off; before writes stop",
 			ident(rev), c.Replication.Role, ident(rev), quoteLiteral(rev)),
 	)
+	out = append(out, sql(Green, "setval every sequence from blue's values (first pass, before writes stop: the pass inside the pause then sets only what moved)"))
 	out = append(out, stopWritesPlan(c, Blue)...)
 	out = append(out, drainPlan(c, Blue, Green, strings.Join(c.publicationNames(), ","))...)
 	out = append(out,
 		sql(Green, "ALTER SUBSCRIPTION %s DISABLE; SELECT pg_terminate_backend(pid) FROM pg_stat_subscription WHERE subname = ANY(...)  -- blue -> green stops", c.subscriptionList()),
 		sql(Green, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')  -- after the drain: it holds green's writes only", quoteLiteral(rev)),
 		sql(Blue, "ALTER SUBSCRIPTION %s ENABLE  -- green -> blue starts", ident(rev)),
-		sql(Green, "SELECT setval(to_regclass(format('%%I.%%I', s, n)), v + margin, called) FROM unnest($1, $2, $3, $4, $5)  -- every sequence, one statement (margin %d)", c.Cutover.SequenceMargin),
+		sql(Green, "BEGIN READ WRITE; SELECT setval(to_regclass(format('%%I.%%I', s, n)), v + margin, called) FROM unnest($1, $2, $3, $4, $5); COMMIT  -- every sequence that moved since the first pass, one round trip per session (margin %d)", c.Cutover.SequenceMargin),
 	)
 	out = append(out, switchPlan(c, Green)...)
 	out = append(out, undoNote(c, Blue),
@@ -142,15 +143,16 @@ func rollbackPlan(e *Env) []Action {
 	rev := reverseReplication
 	out := []Action{
 		note(BlueGreen, "refused unless a cutover is in force (%s recorded). Prechecks as for the cutover, reversed: green -> blue lag < %d bytes, the subscription %s on blue applying, blue's slots kept and green's subscriptions disabled", CutoverDoneAtKey, c.Cutover.MaxLagBytes, ident(rev)),
-		sql(Blue, "SELECT pg_replication_slot_advance(slot, pg_current_wal_lsn()) FROM each of %s  -- skip what the reverse feed wrote (first pass, before writes stop)", c.subscriptionList()),
+		sql(Blue, "%s; SELECT pg_replication_slot_advance(slot, pg_current_wal_lsn()) FROM each of %s  -- skip what the reverse feed wrote (first pass, before writes stop; a slot advances only over flushed WAL)", planFlush, c.subscriptionList()),
+		sql(Blue, "setval every sequence from green's values (first pass, before writes stop)"),
 	}
 	out = append(out, stopWritesPlan(c, Green)...)
 	out = append(out, drainPlan(c, Green, Blue, rev)...)
 	out = append(out,
 		sql(Blue, "ALTER SUBSCRIPTION %s DISABLE; terminate its apply worker  -- green -> blue stops", ident(rev)),
-		sql(Blue, "SELECT pg_replication_slot_advance(slot, pg_current_wal_lsn()) FROM each of %s", c.subscriptionList()),
+		sql(Blue, "%s; SELECT pg_replication_slot_advance(slot, pg_current_wal_lsn()) FROM each of %s  -- must pass the flush marker", planFlush, c.subscriptionList()),
 		sql(Green, "ALTER SUBSCRIPTION %s ENABLE  -- blue -> green starts again", c.subscriptionList()),
-		sql(Blue, "setval every sequence from green's values, one statement (margin %d)", c.Cutover.SequenceMargin),
+		sql(Blue, "setval, in one statement per session, every sequence that moved on green since the first pass (margin %d)", c.Cutover.SequenceMargin),
 	)
 	out = append(out, switchPlan(c, Blue)...)
 	out = append(out,
