@@ -259,7 +259,7 @@ func newAWSClient(cfg *steps.Config, profile string, j *state.Journal) (*aws.Cli
 			}
 			e := state.Entry{Step: steps.StepFromContext(ctx), Target: "aws", Kind: "api", Text: apiText(call, params), Duration: d, Outcome: "ok"}
 			if err != nil {
-				e.Outcome, e.Error = "error", err.Error()
+				e.Outcome, e.Error = "error", state.Redact(err.Error())
 			}
 			_ = j.Append(e)
 		},
