@@ -160,6 +160,9 @@ func BenchmarkCutoverLab(b *testing.B) {
 	}
 	fmt.Printf("verify after cutover: %d ledger entries, %d lost, %d duplicated, %d tables compared\n", v1.LedgerEntries, v1.Lost, v1.Duplicated, v1.TablesCompared)
 	fmt.Printf("rollback: longest client stall %.1f ms, %d errors, writes paused %.1f ms, total %.1f ms\n", back.MaxStallMs, back.Errors, rb.PausedMs, rb.TotalMs)
+	for _, s := range rb.SubSteps {
+		fmt.Printf("  %-36s %8.1f ms\n", s.Name, float64(s.Duration.Microseconds())/1000)
+	}
 	fmt.Printf("verify after rollback: %d ledger entries, %d lost, %d duplicated\n", v2.LedgerEntries, v2.Lost, v2.Duplicated)
 	line, _ := json.Marshal(r)
 	fmt.Fprintln(os.Stdout, string(line))
