@@ -22,7 +22,9 @@ func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushF
 		// Registered first: a PAUSE that half-succeeded is resumed too.
 		push("resume on "+d.from.name, func(ctx context.Context) error { return r.resumeAll(ctx, e) })
 		return r.step(ctx, "pause", "pgbouncer", func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx) // PAUSE waits for in-flight transactions only
+			// PAUSE waits for in-flight transactions while every other
+			// client waits: bounded like the drain (at least a second).
+			ctx, cancel := context.WithTimeout(ctx, max(p.DrainTimeout, time.Second))
 			defer cancel()
 			var mu sync.Mutex
 			polls := 0

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
@@ -44,6 +47,14 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 	l := newCutoverLab(t)
 	l.catchUp(t)
 	ctx := context.Background()
+	// Every statement logged, so the password check below proves something.
+	for _, pool := range []*pgxpool.Pool{l.runner.Blue, l.runner.Green} {
+		for _, s := range []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_error_statement = 'error'", "SELECT pg_reload_conf()"} {
+			if _, err := pool.Exec(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	if _, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true, Override: "test"}); !IsRefused(err) {
 		t.Errorf("rollback before any cutover: %v, want a refusal", err)
@@ -108,6 +119,31 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 	l.verify(t)
 	if out, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true}); err != nil || out != OutcomeAlreadyDone {
 		t.Errorf("second rollback: %s %v", out, err)
+	}
+
+	// The reverse subscription carried the replication password: it is in
+	// no server log, no journal line and no report.
+	pw, err := l.runner.Config.ReplicationPassword()
+	if err != nil || pw == "" {
+		t.Fatalf("the lab's password: %v", err)
+	}
+	files := []string{filepath.Join(l.info.Dir, "logs", "blue.log"), filepath.Join(l.info.Dir, "logs", "green.log"),
+		filepath.Join(l.info.Dir, "pgbluegreen.state.journal.jsonl")}
+	for _, k := range []string{CutoverReportKey, RollbackReportKey} {
+		v, _ := l.store.Snapshot().Get(k)
+		files = append(files, v, strings.TrimSuffix(v, ".json")+".md")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), pw) {
+			t.Errorf("%s holds the replication password", f)
+		}
+	}
+	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), "statement: ") {
+		t.Error("blue's log has no statement: the password check proves nothing")
 	}
 }
 
