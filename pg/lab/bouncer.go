@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 func bouncerIni(i *Info, runDir, userlist string) string {
@@ -77,8 +79,8 @@ func bouncerBinary() (string, error) {
 
 // bouncerPID returns the running PgBouncer's pid, 0 if none.
 func bouncerPID(i *Info) int {
-	pid := readPid(i.PgBouncer.PidFile)
-	if !pidAlive(pid) {
+	pid := oscmd.ReadPid(i.PgBouncer.PidFile)
+	if !oscmd.PidAlive(pid) {
 		return 0
 	}
 	return pid
@@ -86,7 +88,7 @@ func bouncerPID(i *Info) int {
 
 // startBouncer starts PgBouncer as a daemon (-d) as u and waits until its
 // port accepts connections. It returns false when it was running already.
-func startBouncer(ctx context.Context, u osUser, i *Info) (bool, error) {
+func startBouncer(ctx context.Context, u oscmd.User, i *Info) (bool, error) {
 	if bouncerPID(i) != 0 {
 		return false, nil
 	}
@@ -97,14 +99,14 @@ func startBouncer(ctx context.Context, u osUser, i *Info) (bool, error) {
 	_ = os.Remove(i.PgBouncer.PidFile) // a stale pidfile makes pgbouncer refuse to start
 	if f, err := os.OpenFile(i.PgBouncer.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 		f.Close()
-		if err := u.chown(i.PgBouncer.LogFile); err != nil {
+		if err := u.Chown(i.PgBouncer.LogFile); err != nil {
 			return false, err
 		}
 	}
 	// Not killed on cancellation either: the daemon it forks must get its
 	// pidfile written, so the caller can stop it.
-	cmd := u.command(context.WithoutCancel(ctx), bin, "-d", i.PgBouncer.Ini)
-	if err := runLogged(cmd, filepath.Join(filepath.Dir(i.PgBouncer.LogFile), "pgbouncer.start.log")); err != nil {
+	cmd := u.Command(context.WithoutCancel(ctx), bin, "-d", i.PgBouncer.Ini)
+	if err := oscmd.RunToFile(cmd, filepath.Join(filepath.Dir(i.PgBouncer.LogFile), "pgbouncer.start.log")); err != nil {
 		return false, fmt.Errorf("starting PgBouncer: %w", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(i.PgBouncer.Port))
@@ -119,7 +121,7 @@ func startBouncer(ctx context.Context, u osUser, i *Info) (bool, error) {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(i.PgBouncer.LogFile)
-			return true, fmt.Errorf("PgBouncer did not accept connections on %s (log: %s)", addr, lastLine(string(log)))
+			return true, fmt.Errorf("PgBouncer did not accept connections on %s (log: %s)", addr, oscmd.LastLine(string(log)))
 		}
 		select {
 		case <-ctx.Done():

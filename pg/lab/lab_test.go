@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // requireLab skips (outside CI) or fails (CI=true) when the lab cannot run
@@ -299,7 +300,7 @@ func TestLab(t *testing.T) {
 			t.Fatalf("lab down: %v", err)
 		}
 		for _, pid := range pids {
-			if pidAlive(pid) {
+			if oscmd.PidAlive(pid) {
 				t.Errorf("process %d still runs after down", pid)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // confMarker starts the lab's block appended to postgresql.conf. The block
@@ -54,7 +55,7 @@ host    all          all          127.0.0.1/32   trust
 // already, then writes the lab's settings and pg_hba.conf.
 // With a cache dir, the first initdb of a build is kept as a template and
 // later labs copy it.
-func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir, cacheDir string) (string, error) {
+func initServer(ctx context.Context, u oscmd.User, srv Server, runDir, logDir, cacheDir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(srv.DataDir, "PG_VERSION")); err == nil {
 		return "", nil
 	}
@@ -62,7 +63,7 @@ func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir, cache
 	if err := os.RemoveAll(srv.DataDir); err != nil {
 		return "", fmt.Errorf("clearing a half-made %s: %w", srv.DataDir, err)
 	}
-	if err := u.mkdirFor(srv.DataDir, 0o700); err != nil {
+	if err := u.MkdirFor(srv.DataDir, 0o700); err != nil {
 		return "", err
 	}
 	tmpl := ""
@@ -76,8 +77,8 @@ func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir, cache
 		how = "copied from the initdb template"
 	} else {
 		args := append([]string{"-D", srv.DataDir}, initdbOptions...)
-		cmd := u.command(ctx, filepath.Join(srv.BinDir, "initdb"), args...)
-		if err := runLogged(cmd, filepath.Join(logDir, filepath.Base(srv.DataDir)+".initdb.log")); err != nil {
+		cmd := u.Command(ctx, filepath.Join(srv.BinDir, "initdb"), args...)
+		if err := oscmd.RunToFile(cmd, filepath.Join(logDir, filepath.Base(srv.DataDir)+".initdb.log")); err != nil {
 			return "", fmt.Errorf("initdb of %s: %w", srv.DataDir, err)
 		}
 		if tmpl != "" {
@@ -99,7 +100,7 @@ func initServer(ctx context.Context, u osUser, srv Server, runDir, logDir, cache
 	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
 		return "", fmt.Errorf("writing pg_hba.conf: %w", err)
 	}
-	return how, u.chown(filepath.Join(srv.DataDir, "pg_hba.conf"))
+	return how, u.Chown(filepath.Join(srv.DataDir, "pg_hba.conf"))
 }
 
 func connect(ctx context.Context, conninfo string) (*pgx.Conn, error) {

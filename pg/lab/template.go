@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // initdbOptions are the options every lab cluster is made with; they are
@@ -42,7 +44,7 @@ func saveTemplate(datadir, tmpl string) {
 	if err != nil {
 		return
 	}
-	if err := copyTree(datadir, tmp, osUser{}); err != nil {
+	if err := copyTree(datadir, tmp, oscmd.User{}); err != nil {
 		os.RemoveAll(tmp)
 		return
 	}
@@ -53,7 +55,7 @@ func saveTemplate(datadir, tmpl string) {
 
 // copyTree copies a directory of regular files and folders, keeping modes,
 // and gives every copy to u.
-func copyTree(src, dst string, u osUser) error {
+func copyTree(src, dst string, u oscmd.User) error {
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -82,7 +84,7 @@ func copyTree(src, dst string, u osUser) error {
 		default:
 			return fmt.Errorf("%s: not a file or folder", path)
 		}
-		return u.chown(target)
+		return u.Chown(target)
 	})
 }
 

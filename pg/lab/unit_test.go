@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 	"gopkg.in/yaml.v3"
 )
 
@@ -203,15 +204,15 @@ func TestCheckTraversable(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(base, 0o755)
-	u := osUser{name: "nobody-here", uid: 65534, gid: 65534, switchTo: true}
-	err = u.checkTraversable(filepath.Join(closed, "lab"))
+	u := oscmd.User{Name: "nobody-here", UID: 65534, GID: 65534, Switch: true}
+	err = checkTraversable(u, filepath.Join(closed, "lab"))
 	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+closed) {
 		t.Fatalf("err = %v, want one naming `chmod o+x %s`", err, closed)
 	}
 	if err := os.Chmod(closed, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.checkTraversable(filepath.Join(closed, "lab")); err != nil {
+	if err := checkTraversable(u, filepath.Join(closed, "lab")); err != nil {
 		t.Fatalf("an open folder was refused: %v (is %s traversable?)", err, os.TempDir())
 	}
 }
@@ -221,7 +222,7 @@ func TestCopyTreeKeepsModes(t *testing.T) {
 	os.MkdirAll(filepath.Join(src, "base", "1"), 0o700)
 	os.WriteFile(filepath.Join(src, "base", "1", "112"), []byte("page"), 0o600)
 	os.WriteFile(filepath.Join(src, "PG_VERSION"), []byte("15\n"), 0o600)
-	if err := copyTree(src, dst, osUser{}); err != nil {
+	if err := copyTree(src, dst, oscmd.User{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dst, "base", "1", "112"))

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // UpParams are the inputs of Up.
@@ -37,9 +39,9 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 		return nil, fmt.Errorf("creating the lab folder: %w", err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("opening the lab folder to OS user %s: %w", u.name, err)
+		return nil, fmt.Errorf("opening the lab folder to OS user %s: %w", u.Name, err)
 	}
-	if err := u.checkTraversable(dir); err != nil {
+	if err := checkTraversable(u, dir); err != nil {
 		return nil, err
 	}
 	cacheDir := p.CacheDir
@@ -54,7 +56,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	}
 	for _, b := range []string{info.Blue.BinDir, info.Green.BinDir} {
 		// A cache under /root cannot be run by the postgres OS user.
-		if err := u.checkTraversable(filepath.Join(b, "postgres")); err != nil {
+		if err := checkTraversable(u, filepath.Join(b, "postgres")); err != nil {
 			return nil, fmt.Errorf("build %s: %w", b, err)
 		}
 	}
@@ -63,7 +65,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	}
 	runDir, logDir := filepath.Join(dir, "run"), filepath.Join(dir, "logs")
 	for _, d := range []string{runDir, logDir} {
-		if err := u.mkdirFor(d, 0o755); err != nil {
+		if err := u.MkdirFor(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
@@ -142,7 +144,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 
 // setupServer makes sure one server exists, runs, and has its roles,
 // database and (for blue) schema.
-func setupServer(ctx context.Context, u osUser, srv Server, schema bool, password, runDir, logDir, cacheDir string, log io.Writer, onStart func(func())) error {
+func setupServer(ctx context.Context, u oscmd.User, srv Server, schema bool, password, runDir, logDir, cacheDir string, log io.Writer, onStart func(func())) error {
 	name := filepath.Base(srv.DataDir)
 	how, err := initServer(ctx, u, srv, runDir, logDir, cacheDir)
 	if err != nil {
@@ -172,7 +174,7 @@ func setupServer(ctx context.Context, u osUser, srv Server, schema bool, passwor
 
 // planInfo decides builds and ports: those of an earlier lab in dir when
 // there is one (its data was made with those builds), else fresh ones.
-func planInfo(dir string, p UpParams, old *Info, u osUser) (*Info, error) {
+func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 	strategy := p.Strategy
 	if strategy == "" {
 		strategy = "copy"
@@ -185,7 +187,7 @@ func planInfo(dir string, p UpParams, old *Info, u osUser) (*Info, error) {
 	}
 	i := &Info{
 		Dir: dir, Strategy: strategy, ReplicationRole: ReplicationRole,
-		Pgpass: filepath.Join(dir, "pgpass"), OSUser: u.name,
+		Pgpass: filepath.Join(dir, "pgpass"), OSUser: u.Name,
 		Config: filepath.Join(dir, ConfigFile), Ledger: filepath.Join(dir, LedgerFile),
 	}
 	if old != nil && hasPrograms(old.Blue.BinDir) && hasPrograms(old.Green.BinDir) && old.Blue.Port > 0 {
