@@ -149,3 +149,22 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 		t.Errorf("a second rollback: %v, want a precheck failure", err)
 	}
 }
+
+// TestChangedSequences: only sequences that moved, or are new, are set
+// again inside the pause.
+func TestChangedSequences(t *testing.T) {
+	a := Sequence{Schema: "public", Name: "a", LastValue: 5, IsCalled: true, Increment: 1}
+	b := Sequence{Schema: "public", Name: "B", LastValue: 1, IsCalled: false, Increment: 1}
+	c := Sequence{Schema: "x", Name: "c", LastValue: 9, IsCalled: true, Increment: -1}
+	b2, c2 := b, c
+	b2.IsCalled = true
+	c2.LastValue = 8
+	d := Sequence{Schema: "x", Name: "d", LastValue: 1, IsCalled: true, Increment: 1}
+	got := changedSequences([]Sequence{a, b, c}, []Sequence{a, b2, c2, d})
+	if len(got) != 3 || got[0] != b2 || got[1] != c2 || got[2] != d {
+		t.Errorf("changed: %+v", got)
+	}
+	if got := changedSequences([]Sequence{a, b}, []Sequence{a, b}); len(got) != 0 {
+		t.Errorf("nothing moved, yet %+v", got)
+	}
+}
