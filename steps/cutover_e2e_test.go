@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -91,6 +93,23 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 		if out, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true, Override: "test"}); err != nil || out != OutcomeFoundDone {
 			t.Errorf("cutover with its record lost: %s %v", out, err)
 		}
+		// A crash inside the pause (reverse feed on, PgBouncer not moved)
+		// is not taken for a finished cutover.
+		blue, err := pg.EndpointOf(l.runner.Config.Blue.Conninfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bk, err := pg.RepointIni(l.info.PgBouncer.Ini, lab.AppDB, blue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.store.Update(func(s *state.State) error { s.EditStep("cutover").Status = state.Pending; return nil })
+		if _, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true, Override: "test"}); err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("cutover with the reverse feed on and the ini on blue: %v, want an interrupted-cutover error", err)
+		}
+		if err := bk.Restore(); err != nil {
+			t.Fatal(err)
+		}
 		// The step's own guard, should anything call it directly.
 		s, _ := l.runner.Find("cutover")
 		env := l.runner.Env("cutover")
@@ -100,6 +119,7 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 		}
 		l.store.Update(func(s *state.State) error {
 			s.Set(CutoverDoneAtKey, rep.FinishedAt.Format(time.RFC3339Nano), "test")
+			s.EditStep("cutover").Status = state.Done
 			return nil
 		})
 	})

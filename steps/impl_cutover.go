@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,10 +72,61 @@ func checkCutover(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("look for the reverse subscription on blue: %w", err)
 	}
-	if enabled {
-		return CheckResult{Done: true, Detail: "blue's reverse subscription " + reverseReplication + " is enabled: the cutover went through (its record was lost)"}, nil
+	if !enabled {
+		return CheckResult{}, nil
 	}
-	return CheckResult{}, nil
+	// Blue's reverse subscription is enabled inside the pause: the switch
+	// itself may not have happened (a crash between the two).
+	if why := e.switchIncomplete(ctx); why != "" {
+		return CheckResult{}, fmt.Errorf("a cutover was interrupted: blue's reverse subscription %s is on but %s; inspect (PgBouncer may still be paused: SHOW DATABASES, RESUME), then finish by hand or roll back", reverseReplication, why)
+	}
+	return CheckResult{Done: true, Detail: "blue's reverse subscription " + reverseReplication + " is enabled and traffic goes to green: the cutover went through (its record was lost)"}, nil
+}
+
+// switchIncomplete says what of the switch to green is missing, "" if
+// nothing: every PgBouncer's ini entry pointing at green (pgbouncer), or
+// the application roles able to log in to green.
+func (e *Env) switchIncomplete(ctx context.Context) string {
+	if e.Config.Cutover.Method == "pgbouncer" {
+		green, err := pg.EndpointOf(e.Config.Green.Conninfo)
+		if err != nil {
+			return "green's endpoint is unreadable: " + err.Error()
+		}
+		for _, b := range e.Config.Cutover.PgBouncer {
+			entry, err := pg.ReadBouncerEntry(b.Ini, b.Database)
+			if err != nil {
+				return err.Error()
+			}
+			if entry.Get("host") != green.Host || entry.Get("port") != fmt.Sprint(green.Port) {
+				return fmt.Sprintf("PgBouncer %s's ini still points %s at %s:%s", orPlaceholder(b.Name, b.Ini), b.Database, entry.Get("host"), entry.Get("port"))
+			}
+		}
+		return ""
+	}
+	if len(e.Config.AppRoles) == 0 || e.Green == nil {
+		return ""
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	var blocked []string
+	rows, err := e.Green.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND NOT rolcanlogin", e.Config.AppRoles)
+	if err == nil {
+		for rows.Next() {
+			var r string
+			if rows.Scan(&r) == nil {
+				blocked = append(blocked, r)
+			}
+		}
+		rows.Close()
+		err = rows.Err()
+	}
+	if err != nil {
+		return "green's roles could not be read: " + err.Error()
+	}
+	if len(blocked) > 0 {
+		return "application roles cannot log in to green yet: " + strings.Join(blocked, ", ")
+	}
+	return ""
 }
 
 func checkRollback(_ context.Context, e *Env) (CheckResult, error) {
