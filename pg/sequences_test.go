@@ -115,8 +115,9 @@ CREATE SEQUENCE public.only_on_blue;`)
 }
 
 // BenchmarkSequenceSync5000 syncs 5,000 sequences, each moved on blue
-// before every round (worst case: all changed), from blue to green as the
-// cutover does while writes are paused. Target: under 250 ms.
+// before every round (worst case: all changed; the cutover sets only those
+// that moved since its first pass), from blue to green as the cutover does
+// while writes are paused. Target: under 250 ms.
 func BenchmarkSequenceSync5000(b *testing.B) {
 	l := newLab(b)
 	ctx := context.Background()
@@ -124,6 +125,11 @@ func BenchmarkSequenceSync5000(b *testing.B) {
 	mustExec(b, l.blue, mk)
 	mustExec(b, l.green, mk)
 	mustExec(b, l.blue, `SELECT nextval(format('bench.%I', 's' || i)) FROM generate_series(1, 5000) i`)
+	// The cutover's first pass, outside the pause, warms the sessions and
+	// logs the sequence pages once; what is timed is the pass inside it.
+	if _, err := SyncSequencesParallel(ctx, l.blue, l.green, 0, SequenceSessions); err != nil {
+		b.Fatal(err)
+	}
 	var res SequenceSync
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
