@@ -130,7 +130,7 @@ func cutoverPlan(e *Env) []Action {
 		sql(Green, "ALTER SUBSCRIPTION %s DISABLE; SELECT pg_terminate_backend(pid) FROM pg_stat_subscription WHERE subname = ANY(...)  -- blue -> green stops", c.subscriptionList()),
 		sql(Green, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')  -- after the drain: it holds green's writes only", quoteLiteral(rev)),
 		sql(Blue, "ALTER SUBSCRIPTION %s ENABLE  -- green -> blue starts", ident(rev)),
-		sql(Green, "BEGIN READ WRITE; SELECT setval(to_regclass(format('%%I.%%I', s, n)), v + margin, called) FROM unnest($1, $2, $3, $4, $5); COMMIT  -- every sequence that moved since the first pass, one round trip per session (margin %d)", c.Cutover.SequenceMargin),
+		sql(Green, "BEGIN READ WRITE; SELECT setval(seq, v + margin, called) FROM unnest($1, $2, $3, $4, $5) joined to pg_namespace, pg_class, pg_sequence by exact name; COMMIT  -- every sequence that moved since the first pass, one round trip per session (margin %d)", c.Cutover.SequenceMargin),
 	)
 	out = append(out, switchPlan(c, Green)...)
 	out = append(out, undoNote(c, Blue),
