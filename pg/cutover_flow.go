@@ -79,6 +79,9 @@ func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report,
 		restoreErr := r.putBack(ctx, d, e, undos)
 		rep.Probe = probe.stop()
 		rep.Aborted = true
+		if restoreErr == nil {
+			rep.FinalTarget, rep.FinalVersion = d.from.endpoint.String(), e.fromVersion
+		}
 		return rep, &AbortError{Err: err, RestoreErr: restoreErr}
 	}
 	rep.Probe = probe.stop()

@@ -101,6 +101,9 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		if res.Errors != 0 {
 			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
 		}
+		if !strings.Contains(rep.FinalVersion, "PostgreSQL 15") || rep.FinalTarget != p.BlueEndpoint.String() {
+			t.Errorf("report after the abort: final %s %q", rep.FinalTarget, rep.FinalVersion)
+		}
 		c, cerr := ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
 		if cerr != nil {
 			t.Fatal(cerr)
@@ -120,7 +123,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 			t.Errorf("replication after the abort: %+v, before %+v", after, before)
 		}
 		l.waitCaughtUp(t, sub)
-		waitSlotDrained(t, l.blue, sub)
+		waitSlotDrained(t, l, l.blue, sub)
 		verifyLedger(t, l)
 	})
 }
@@ -176,7 +179,7 @@ func testMethodUnderLoad(t *testing.T, method string) {
 	if err := probeWrite(ctx, l.green); err != nil {
 		t.Errorf("a write on green after the cutover: %v", err)
 	}
-	waitSlotDrained(t, l.green, DefaultReverseName)
+	waitSlotDrained(t, l, l.green, DefaultReverseName)
 	verifyLedger(t, l)
 
 	res = loadDuring(t, l, 200, 2*time.Second, 2*time.Second, func() {
@@ -192,6 +195,6 @@ func testMethodUnderLoad(t *testing.T, method string) {
 	if err := probeWrite(ctx, l.blue); err != nil {
 		t.Errorf("a write on blue after the rollback: %v", err)
 	}
-	waitSlotDrained(t, l.blue, sub)
+	waitSlotDrained(t, l, l.blue, sub)
 	verifyLedger(t, l)
 }
