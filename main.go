@@ -36,10 +36,12 @@ Usage:
   pgbluegreen status [--json]                   steps with status, and values
   pgbluegreen run STEP [--dry-run] [--yes]      one step, without the screen
   pgbluegreen run --through STEP [--yes]        every pending step in order up to STEP
+  pgbluegreen run STEP --force REASON           run although earlier steps are not done (reason journaled)
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
-  pgbluegreen demo                              lab up + the screen on it
+  pgbluegreen demo [--dir lab] [--strategy copy|clone] [--keep]
+                                                lab up + the screen on it; stops what it started on exit
 
 Global flags (before or after the command):
   --config FILE   configuration (default ./pgbluegreen.yaml)
