@@ -211,9 +211,12 @@ func (e *Env) onSubStep(s pg.SubStep) {
 	e.Logf("%-34s %8.1f ms  [%s] %s", s.Name, ms, s.Target, s.Detail)
 }
 
-// reportDir is where reports go: next to the configuration file, which is
-// where the state file lives by default; else the working folder.
+// reportDir is where reports go: next to the state file; without one (a
+// test's bare Env), next to the configuration file; else the working folder.
 func (e *Env) reportDir() string {
+	if e.StateDir != "" {
+		return e.StateDir
+	}
 	if e.Config != nil && e.Config.Path != "" {
 		return filepath.Dir(e.Config.Path)
 	}

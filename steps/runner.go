@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -87,7 +88,8 @@ func (r *Runner) Env(step string) *Env {
 	}
 	return &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
-		step: step, emit: r.emit,
+		StateDir: filepath.Dir(r.Store.Path()),
+		step:     step, emit: r.emit,
 		record: func(key, value string) error {
 			return r.Store.Update(func(s *state.State) error {
 				if s.Values == nil {

@@ -329,3 +329,12 @@ func TestRunnerRefusalFromRunIsNotAFailure(t *testing.T) {
 		t.Fatalf("ran %v", w.ran)
 	}
 }
+
+func TestReportsGoNextToTheStateFile(t *testing.T) {
+	r, _ := newFakeRunner(t)
+	r.Config.Path = "/etc/pgbluegreen/pgbluegreen.yaml"
+	want := filepath.Dir(r.Store.Path())
+	if got := r.Env("cutover").reportDir(); got != want {
+		t.Fatalf("reports go to %s, want the state file's folder %s", got, want)
+	}
+}

@@ -121,6 +121,8 @@ type Env struct {
 	// AWS is the AWS client built in main.go for the AWS strategies (and for
 	// any strategy whose traffic switch or password lives in AWS); nil otherwise.
 	AWS *aws.Client
+	// StateDir is the folder of the run's state file: reports go there.
+	StateDir string
 
 	step   string
 	emit   func(Line)
