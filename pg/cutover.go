@@ -79,6 +79,9 @@ type CutoverParams struct {
 	// OnSubStep is told of every sub-step once it ends, off the critical
 	// path (a journal write never lengthens the pause).
 	OnSubStep func(SubStep)
+	// OnPrecheck is told of every precheck as it ends. Prechecks run before
+	// anything is paused, so it is called inline.
+	OnPrecheck func(Check)
 }
 
 // SubStep is one timed part of a cutover or rollback.

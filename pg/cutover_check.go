@@ -106,6 +106,9 @@ func (r *run) precheck(ctx context.Context, d direction, e *cutEnv, rollback boo
 			c.Detail = err.Error()
 		}
 		checks = append(checks, c)
+		if r.p.OnPrecheck != nil {
+			r.p.OnPrecheck(c)
+		}
 	}
 	cctx, cancel := bound()
 	detail, err := checkLag(cctx, e.from, f.drainSlots, r.p.MaxLagBytes)

@@ -166,14 +166,14 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		name, reportKey, doneKey, run = rollbackStepID, RollbackReportKey, RollbackDoneAtKey, pg.Rollback
 	}
 	e.Logf("%s with method %s: prechecks, then the sub-steps, each timed", name, p.Method)
-	rep, runErr := run(ctx, p)
-	for _, c := range rep.Prechecks {
+	p.OnPrecheck = func(c pg.Check) {
 		if c.OK {
 			e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
 		} else {
 			e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)
 		}
 	}
+	rep, runErr := run(ctx, p)
 	base := filepath.Join(e.reportDir(), fmt.Sprintf("%s-%s", name, rep.StartedAt.UTC().Format(reportTimeLayout)))
 	if err := rep.WriteFiles(base); err != nil {
 		e.Warnf("the report could not be written: %v", err)
