@@ -15,7 +15,11 @@ import (
 var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer",
 	InfoFile, ConfigFile, "pgpass", LedgerFile,
 	// The clone strategy's working folders beside green-clone (pg.CloneParams.Paths).
-	"green-clone.pgbluegreen", "green-clone.basebackup", "green-clone.basebackup.partial", "green-clone.upgrading"}
+	"green-clone.pgbluegreen", "green-clone.basebackup", "green-clone.basebackup.partial", "green-clone.upgrading",
+	// A run on the lab keeps its state, lock, journal and reports in DIR by
+	// default: a purged lab must not leave a run that says its steps are done.
+	"pgbluegreen.state.json", "pgbluegreen.state.json.lock", "pgbluegreen.state.journal.jsonl",
+	"cutover-*.json", "cutover-*.md", "rollback-*.json", "rollback-*.md"}
 
 // Down stops PgBouncer and every PostgreSQL server with a data directory in
 // DIR (blue, green, a clone, anything else started there), and with purge
@@ -56,8 +60,11 @@ func Down(ctx context.Context, dir string, purge bool, log io.Writer) error {
 	}
 	if purge {
 		for _, e := range createdEntries {
-			if err := os.RemoveAll(filepath.Join(dir, e)); err != nil {
-				return fmt.Errorf("removing %s: %w", e, err)
+			matches, _ := filepath.Glob(filepath.Join(dir, e)) // the patterns are fixed and valid
+			for _, m := range matches {
+				if err := os.RemoveAll(m); err != nil {
+					return fmt.Errorf("removing %s: %w", m, err)
+				}
 			}
 		}
 		fmt.Fprintf(log, "removed the lab's files from %s\n", dir)
