@@ -57,7 +57,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Focus, k.Back},
 		{k.Run, k.DryRun, k.Skip, k.Edit, k.Add},
-		{k.PageUp, k.PageDn, k.Follow},
-		{k.Help, k.Quit},
+		// Three columns, so the whole help fits 80 columns (quit included).
+		{k.PageUp, k.PageDn, k.Follow, k.Help, k.Quit},
 	}
 }
