@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -23,52 +22,11 @@ import (
 // on a lab's PostgreSQL or skipped with `pgbluegreen skip`, and the journal
 // read back: every API call is there, under its step, with no secret.
 
-// needLab skips outside CI (fails under CI=true) when the lab cannot run.
-func needLab(t *testing.T) {
-	t.Helper()
-	var why string
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		why = "needs PostgreSQL 15 and 17 for the lab: run `make deps`"
-	}
-	if _, err := exec.LookPath("pgbouncer"); err != nil {
-		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
-			why = "needs PgBouncer for the lab: run `make deps`"
-		}
-	}
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup("postgres"); err != nil {
-			why = "running as root, the lab needs the postgres OS user: useradd --system postgres"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
-// upLab starts a lab in a folder the postgres OS user can enter.
+// upLab starts a lab for strategy with the shared lab harness (which skips
+// outside CI, and fails under CI=true, when the lab cannot run here).
 func upLab(t *testing.T, strategy string) *lab.Info {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "pgbg-main-aws-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), dir, true, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: strategy})
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	return info
+	return labtest.Start(t, labtest.StartParams{Strategy: strategy})
 }
 
 // awsConfig writes a configuration for an AWS strategy on the lab's blue.
@@ -167,7 +125,6 @@ func report(order []string, calls map[string][]string) string {
 }
 
 func TestAuroraCloneThroughCLI(t *testing.T) {
-	needLab(t)
 	blue, twin := upLab(t, "copy"), upLab(t, "clone") // twin's blue (15) stands for the clone
 	srv := awstest.New(t)
 	srv.Env(t)
@@ -257,7 +214,6 @@ func TestAuroraCloneThroughCLI(t *testing.T) {
 }
 
 func TestRDSSnapshotThroughCLI(t *testing.T) {
-	needLab(t)
 	info := upLab(t, "copy")
 	srv := awstest.New(t)
 	srv.Env(t)

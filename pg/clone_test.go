@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,56 +13,13 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
 
-// requireCloneLab skips (outside CI) or fails (CI=true) when a clone lab
-// cannot run here: PostgreSQL 15 and 17 with pg_upgrade, PgBouncer, and as
-// root the postgres OS user.
-func requireCloneLab(t *testing.T) {
-	t.Helper()
-	var why string
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		why = "the clone tests need PostgreSQL 15 and 17 (with pg_upgrade): run `make deps`"
-	} else if _, err := os.Stat(filepath.Join(builds[len(builds)-1].BinDir, "pg_upgrade")); err != nil {
-		why = "the clone tests need pg_upgrade in the newest build: run `make deps`"
-	}
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup(lab.LabOSUser); err != nil {
-			why = "running as root, the lab needs the postgres OS user: useradd --system postgres"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
-// cloneLab brings up a clone-strategy lab (blue only, PgBouncer) in /tmp.
+// cloneLab brings up a clone-strategy lab (blue only, PgBouncer).
 func cloneLab(t *testing.T) *lab.Info {
 	t.Helper()
-	requireCloneLab(t)
-	dir, err := os.MkdirTemp("/tmp", "pgbg-clone-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), dir, true, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: "clone"})
-	if err != nil {
-		t.Fatalf("lab up --strategy clone: %v", err)
-	}
-	return info
+	return labtest.Start(t, labtest.StartParams{Strategy: "clone"})
 }
 
 func cloneParams(info *lab.Info, logf func(string, ...any)) pg.CloneParams {
@@ -324,20 +280,8 @@ func TestCloneBasebackupPassword(t *testing.T) {
 // with blue's binaries, pg_upgrade --link 15 -> 17, start), each iteration
 // into a new folder, and reports each phase's seconds.
 func BenchmarkClone(b *testing.B) {
-	requireCloneLabB(b)
-	dir, err := os.MkdirTemp("/tmp", "pgbg-clone-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	defer func() {
-		lab.Down(context.Background(), dir, true, nil)
-		os.RemoveAll(dir)
-	}()
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: "clone"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	info := labtest.Start(b, labtest.StartParams{Strategy: "clone"})
+	dir := info.Dir
 	var bb, rec, up, total time.Duration
 	for i := 0; i < b.N; i++ {
 		p := cloneParams(info, nil)
@@ -360,14 +304,4 @@ func BenchmarkClone(b *testing.B) {
 	b.ReportMetric(rec.Seconds()/n, "recovery_s")
 	b.ReportMetric(up.Seconds()/n, "upgrade_s")
 	b.ReportMetric(total.Seconds()/n, "clone_s")
-}
-
-func requireCloneLabB(b *testing.B) {
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		if os.Getenv("CI") != "" {
-			b.Fatal("the clone benchmark needs PostgreSQL 15 and 17: run `make deps`")
-		}
-		b.Skip("the clone benchmark needs PostgreSQL 15 and 17: run `make deps`")
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,39 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
 
 // The lab harness of the cutover tests and benchmarks: a lab (blue 15,
 // green 17, PgBouncer) with blue -> green replication set up with plain SQL,
 // the way the copy strategy's steps do it.
-
-// requireLab skips (outside CI) or fails (CI=true) when the lab cannot run:
-// it needs PostgreSQL 15 and 17, PgBouncer and, as root, the postgres user.
-func requireLab(tb testing.TB) {
-	tb.Helper()
-	var why string
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		why = "the cutover tests need the lab's PostgreSQL 15 and 17: run `make deps`"
-	}
-	if _, err := exec.LookPath("pgbouncer"); err != nil {
-		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
-			why = "the cutover tests need pgbouncer: apt-get install pgbouncer"
-		}
-	}
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup(lab.LabOSUser); err != nil {
-			why = "running as root, the lab needs the OS user postgres"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		tb.Fatal(why)
-	}
-	tb.Skip(why)
-}
 
 // testLab is one lab with its pools.
 type testLab struct {
@@ -56,32 +28,11 @@ type testLab struct {
 	password    string
 }
 
-// newLab brings up a lab in a folder the postgres OS user can enter.
+// newLab brings up a lab (blue 15, green 17, PgBouncer) with a pool on
+// each server and the replication role's password.
 func newLab(tb testing.TB) *testLab {
 	tb.Helper()
-	requireLab(tb)
-	dir, err := os.MkdirTemp("/tmp", "pgbg-cutover-test-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		keep := tb.Failed() && os.Getenv("PGBG_KEEP_LAB") != ""
-		if err := lab.Down(context.Background(), dir, !keep, nil); err != nil {
-			tb.Errorf("lab down: %v", err)
-		}
-		if keep {
-			tb.Logf("lab files kept in %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir})
-	if err != nil {
-		tb.Fatalf("lab up: %v", err)
-	}
+	info := labtest.Start(tb, labtest.StartParams{})
 	l := &testLab{info: info}
 	l.blue = mustPool(tb, info.Blue.Conninfo)
 	l.green = mustPool(tb, info.Green.Conninfo)
@@ -174,37 +125,10 @@ func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
 }
 
 // waitSlotDrained waits until a slot on pool has confirmed everything
-// written before the call.
+// written before the call; the lab's logs are shown if it is slow.
 func waitSlotDrained(tb testing.TB, l *testLab, pool *pgxpool.Pool, slot string) {
 	tb.Helper()
-	// A commit the stopped load sent just before it was cancelled may still
-	// be landing through PgBouncer (its outcome unknown to the client, so
-	// not in the ledger): let it land before taking the target.
-	time.Sleep(300 * time.Millisecond)
-	ctx := context.Background()
-	var lsn string
-	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		tb.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	logged := false
-	for {
-		var done bool
-		if err := pool.QueryRow(ctx, "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $1", slot, lsn).Scan(&done); err != nil {
-			tb.Fatal(err)
-		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("slot %s did not reach %s", slot, lsn)
-		}
-		if time.Since(deadline.Add(-time.Minute)) > 20*time.Second && !logged {
-			logged = true
-			tb.Logf("slot %s slow to reach %s; logs:\n%s", slot, lsn, labLogs(l))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	labtest.WaitSlotDrained(tb, pool, slot, func() string { return labLogs(l) })
 }
 
 // params are the cutover's inputs for the lab.

@@ -11,32 +11,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
 
 // loadDuring runs the lab's workload at rate writes/s through PgBouncer
 // while fn runs, plus lead before and tail after it, and returns its result.
 func loadDuring(tb testing.TB, l *testLab, rate int, lead, tail time.Duration, fn func()) lab.LoadResult {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type out struct {
-		res lab.LoadResult
-		err error
-	}
-	done := make(chan out, 1)
-	go func() {
-		res, err := lab.Load(ctx, lab.LoadParams{Dir: l.info.Dir, Rate: rate, Duration: time.Hour, Clients: 4})
-		done <- out{res, err}
-	}()
-	time.Sleep(lead)
-	fn()
-	time.Sleep(tail)
-	cancel()
-	o := <-done
-	if o.err != nil {
-		tb.Fatalf("load: %v", o.err)
-	}
-	return o.res
+	return labtest.LoadAround(tb, l.info.Dir, labtest.LoadParams{Rate: rate, Clients: 4, Lead: lead, Tail: tail}, fn)
 }
 
 // verifyLedger checks every acknowledged write is on the server PgBouncer

@@ -2,46 +2,19 @@ package pg_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
-
-// startLab brings up a lab (blue 15, green 17) or skips outside CI when the
-// machine cannot run one; under CI=true that is a failure.
-func startLab(t *testing.T) *lab.Info {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "pgbg-pg-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = lab.Down(context.Background(), dir, true, nil)
-		os.RemoveAll(dir)
-	})
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir})
-	if err != nil {
-		why := "the subscription tests need the lab (PostgreSQL 15 and 17, `make deps`): " + err.Error()
-		if os.Getenv("CI") != "" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
-	return info
-}
 
 // TestReadSubscriptions subscribes green to a publication on blue and reads
 // the subscription back while it is disabled, then enabled and streaming;
 // the slot appears in ReadLag with its lag, and the versions read right.
 func TestReadSubscriptions(t *testing.T) {
-	info := startLab(t)
+	info := labtest.Start(t, labtest.StartParams{})
 	ctx := context.Background()
 	blue, err := pg.NewPool(pg.PoolParams{Conninfo: info.Blue.Conninfo, MaxConns: 2})
 	if err != nil {

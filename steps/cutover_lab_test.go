@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -23,42 +24,12 @@ type cutoverLab struct {
 	store  *state.Store
 }
 
-// requireLabTB is requireLab for tests and benchmarks alike.
-func requireLabTB(tb testing.TB) {
-	tb.Helper()
-	if t, ok := tb.(*testing.T); ok {
-		requireLab(t)
-		return
-	}
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("the cutover benchmark needs PostgreSQL 15 and 17: run `make deps`")
-		}
-		tb.Skip("the cutover benchmark needs PostgreSQL 15 and 17: run `make deps`")
-	}
-}
-
+// newCutoverLab starts a copy lab and builds its runner, state file and
+// journal.
 func newCutoverLab(tb testing.TB) *cutoverLab {
 	tb.Helper()
-	requireLabTB(tb)
-	dir, err := os.MkdirTemp("/tmp", "pgbg-cutover-e2e-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := lab.Down(context.Background(), dir, true, nil); err != nil {
-			tb.Errorf("lab down: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: "copy"})
-	if err != nil {
-		tb.Fatalf("lab up: %v", err)
-	}
+	info := labtest.Start(tb, labtest.StartParams{Strategy: "copy"})
+	dir := info.Dir
 	cfg, err := LoadConfig(info.Config)
 	if err != nil {
 		tb.Fatal(err)
@@ -94,26 +65,7 @@ func newCutoverLab(tb testing.TB) *cutoverLab {
 // then fn, then tail, and returns the load's figures.
 func (l *cutoverLab) loadWindow(tb testing.TB, rate int, lead, tail time.Duration, fn func()) lab.LoadResult {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type out struct {
-		res lab.LoadResult
-		err error
-	}
-	done := make(chan out, 1)
-	go func() {
-		res, err := lab.Load(ctx, lab.LoadParams{Dir: l.info.Dir, Rate: rate, Duration: time.Hour, Clients: 4})
-		done <- out{res, err}
-	}()
-	time.Sleep(lead)
-	fn()
-	time.Sleep(tail)
-	cancel()
-	o := <-done
-	if o.err != nil {
-		tb.Fatalf("load: %v", o.err)
-	}
-	return o.res
+	return labtest.LoadAround(tb, l.info.Dir, labtest.LoadParams{Rate: rate, Clients: 4, Lead: lead, Tail: tail}, fn)
 }
 
 // run runs one step through the runner, confirmed.
@@ -151,32 +103,11 @@ func (l *cutoverLab) report(tb testing.TB, key string) *pg.Report {
 // written before the call (the feed in use after a switch).
 func (l *cutoverLab) waitDrained(tb testing.TB, green bool, slot string) {
 	tb.Helper()
-	// A commit the stopped load sent just before it was cancelled may still
-	// be landing through PgBouncer (its outcome unknown to the client, so
-	// not in the ledger): let it land before taking the target.
-	time.Sleep(300 * time.Millisecond)
 	pool := l.runner.Blue
 	if green {
 		pool = l.runner.Green
 	}
-	ctx := context.Background()
-	var lsn string
-	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		tb.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		var done bool
-		if err := pool.QueryRow(ctx, "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $1", slot, lsn).Scan(&done); err != nil {
-			tb.Fatal(err)
-		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("slot %s did not reach %s", slot, lsn)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	labtest.WaitSlotDrained(tb, pool, slot, nil)
 }
 
 // verify runs lab verify and fails on anything lost, duplicated or

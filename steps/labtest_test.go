@@ -3,8 +3,6 @@ package steps
 import (
 	"context"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -22,32 +21,10 @@ import (
 // main.go builds one. Shared by the copy and clone end-to-end tests.
 
 // requireLab skips (outside CI) or fails (CI=true) when the lab cannot run
-// here: two PostgreSQL majors (15 and the cached 17), PgBouncer, and as root
-// the postgres OS user.
+// here; the rule is labtest.Require's, shared by every lab test.
 func requireLab(t *testing.T) {
 	t.Helper()
-	var why string
-	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
-	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
-		why = "the end-to-end tests need PostgreSQL 15 and 17: run `make deps`"
-	}
-	if _, err := exec.LookPath("pgbouncer"); err != nil {
-		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
-			why = "the end-to-end tests need PgBouncer: run `make deps`"
-		}
-	}
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup("postgres"); err != nil {
-			why = "running as root, the lab needs the postgres OS user: useradd --system postgres"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
+	labtest.Require(t)
 }
 
 // labEnv is one running lab and what the tests hold open on it.
@@ -63,46 +40,29 @@ type labEnv struct {
 	closers []func()
 }
 
-// startLab brings a fresh lab up for strategy ("copy" or "clone") in a
-// folder the postgres OS user can enter, and builds pools, a state file, a
-// journal and a runner from DIR/pgbluegreen.yaml. The returned cleanup (also
+// startLab brings a fresh lab up for strategy ("copy" or "clone") with
+// labtest.Start, and builds pools, a state file, a journal and a runner
+// from DIR/pgbluegreen.yaml. The returned cleanup (also
 // registered with t.Cleanup, so calling it is optional) stops everything.
 func startLab(t *testing.T, strategy string) (*labEnv, func()) {
 	t.Helper()
-	requireLab(t)
-	ctx := context.Background()
-	// t.TempDir()'s parents are 0700 root: the postgres user could not enter.
-	dir, err := os.MkdirTemp("/tmp", "pgbg-steps-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	start := time.Now()
+	info := labtest.Start(t, labtest.StartParams{Strategy: strategy})
+	t.Logf("lab up (%s) in %s", strategy, time.Since(start).Round(time.Millisecond))
 	var once sync.Once
 	var le *labEnv
+	// Registered after labtest.Start's teardown, so it runs first: the
+	// runner's pools and files close before the servers stop.
 	cleanup := func() {
 		once.Do(func() {
 			if le != nil {
 				le.close()
 			}
-			if err := lab.Down(context.Background(), dir, true, nil); err != nil {
-				t.Errorf("lab down: %v", err)
-			}
-			if t.Failed() && os.Getenv("PGBG_KEEP_LAB") != "" {
-				t.Logf("lab files kept in %s", dir)
-				return
-			}
-			os.RemoveAll(dir)
+			labtest.Stop(info.Dir)
 		})
 	}
 	t.Cleanup(cleanup)
-	start := time.Now()
-	info, err := lab.Up(ctx, lab.UpParams{Dir: dir, Strategy: strategy})
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Logf("lab up (%s) in %s", strategy, time.Since(start).Round(time.Millisecond))
+	var err error
 	le, err = newLabEnv(t, info)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,208 @@
+// Package labtest is the one test harness for tests and benchmarks that need
+// the local lab's real servers (blue 15, green 17, PgBouncer): the rule for
+// when such a test may run, a lab in a folder the postgres OS user can enter,
+// and the lab's workload run around a piece of work.
+//
+// It imports pg/lab (and pgx) and never pg: pg's internal tests import this package,
+// and an import of pg from here would be a cycle for them. pg/lab's own
+// internal tests cannot import it either (same cycle) and keep their copy.
+package labtest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+)
+
+// KeepEnv names the environment variable that, set to anything, keeps a
+// failed test's lab files (stopped) for inspection.
+const KeepEnv = "PGBG_KEEP_LAB"
+
+// Missing says why the lab cannot run on this machine, or "" when it can:
+// it needs PostgreSQL 15 and 17 (with pg_upgrade, for the clone strategy),
+// PgBouncer and, when running as root, the postgres OS user.
+func Missing() string {
+	const deps = "needs PostgreSQL 15 and 17 and PgBouncer: run `make deps`"
+	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
+	if len(builds) < 2 || builds[len(builds)-1].Major < 17 {
+		return deps
+	}
+	if _, err := os.Stat(filepath.Join(builds[len(builds)-1].BinDir, "pg_upgrade")); err != nil {
+		return deps + " (the newest PostgreSQL has no pg_upgrade)"
+	}
+	if _, err := exec.LookPath("pgbouncer"); err != nil {
+		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
+			return deps
+		}
+	}
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup(lab.LabOSUser); err != nil {
+			return "running as root, the lab needs the postgres OS user: useradd --system postgres"
+		}
+	}
+	return ""
+}
+
+// Require skips the test or benchmark when the lab cannot run here, saying
+// why; under CI=true (any non-empty CI) that is a failure instead, so a CI
+// machine missing the servers never passes by skipping.
+func Require(tb testing.TB) {
+	tb.Helper()
+	why := Missing()
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatal(why)
+	}
+	tb.Skip(why)
+}
+
+// stops holds each lab folder's teardown so Stop and the registered cleanup
+// run it once between them.
+var stops sync.Map // dir -> func()
+
+// Dir makes an empty lab folder under /tmp that the postgres OS user can
+// enter (t.TempDir()'s parents are 0700 root) and registers its teardown:
+// lab.Down (purging, unless KeepEnv is set and the test failed) and removal.
+// For tests that call lab.Up themselves; most want Start.
+func Dir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("/tmp", "pgbg-lab-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			keep := tb.Failed() && os.Getenv(KeepEnv) != ""
+			if err := lab.Down(context.Background(), dir, !keep, nil); err != nil {
+				tb.Errorf("lab down: %v", err)
+			}
+			if keep {
+				tb.Logf("lab files kept in %s", dir)
+				return
+			}
+			os.RemoveAll(dir)
+		})
+	}
+	stops.Store(dir, stop)
+	tb.Cleanup(func() {
+		stop()
+		stops.Delete(dir)
+	})
+	return dir
+}
+
+// Stop tears the lab in dir down now rather than at cleanup (a no-op when
+// it was already stopped, or dir was not made by Dir or Start).
+func Stop(dir string) {
+	if f, ok := stops.Load(dir); ok {
+		f.(func())()
+	}
+}
+
+// StartParams says which lab Start brings up.
+type StartParams struct {
+	// Strategy is the lab's strategy: "copy" (blue and green), "clone"
+	// (blue only; green is made from it) or "" for lab.Up's default.
+	Strategy string
+}
+
+// Start requires the lab (see Require), brings a fresh one up in a Dir and
+// returns what lab.Up returned; the lab is torn down at the test's cleanup.
+func Start(tb testing.TB, p StartParams) *lab.Info {
+	tb.Helper()
+	Require(tb)
+	dir := Dir(tb)
+	info, err := lab.Up(context.Background(), lab.UpParams{Dir: dir, Strategy: p.Strategy})
+	if err != nil {
+		tb.Fatalf("lab up (strategy %q): %v", p.Strategy, err)
+	}
+	return info
+}
+
+// LoadParams shapes the workload LoadAround runs.
+type LoadParams struct {
+	// Rate is the writes per second through PgBouncer; Clients how many
+	// connections write (lab.Load's default when 0).
+	Rate, Clients int
+	// Lead is how long the load runs before fn, Tail how long after it.
+	Lead, Tail time.Duration
+}
+
+// LoadAround runs the lab's workload (lab.Load through PgBouncer) for
+// p.Lead, then fn, then p.Tail, stops it and returns its figures; a load
+// error fails the test.
+func LoadAround(tb testing.TB, dir string, p LoadParams, fn func()) lab.LoadResult {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type out struct {
+		res lab.LoadResult
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients})
+		done <- out{res, err}
+	}()
+	time.Sleep(p.Lead)
+	fn()
+	time.Sleep(p.Tail)
+	cancel()
+	o := <-done
+	if o.err != nil {
+		tb.Fatalf("load: %v", o.err)
+	}
+	return o.res
+}
+
+// WaitSlotDrained waits (up to a minute, else the test fails) until the
+// logical slot on pool has confirmed everything written on that server
+// before the call: the feed in use has drained. When slowLogs is not nil
+// and the wait passes 20 s, what it returns (the servers' logs) is logged
+// once, to show why.
+func WaitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string, slowLogs func() string) {
+	tb.Helper()
+	// A commit the stopped load sent just before it was cancelled may still
+	// be landing through PgBouncer (its outcome unknown to the client, so
+	// not in the ledger): let it land before taking the target.
+	time.Sleep(300 * time.Millisecond)
+	ctx := context.Background()
+	var lsn string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	logged := false
+	for {
+		var done bool
+		if err := pool.QueryRow(ctx, "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = $1", slot, lsn).Scan(&done); err != nil {
+			tb.Fatal(err)
+		}
+		if done {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			tb.Fatalf("slot %s did not reach %s", slot, lsn)
+		}
+		if slowLogs != nil && !logged && time.Since(start) > 20*time.Second {
+			logged = true
+			tb.Logf("slot %s slow to reach %s; logs:\n%s", slot, lsn, slowLogs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
