@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -315,4 +316,32 @@ FROM pg_replication_slots WHERE slot_name = ANY($1::text[])`, slots, target)
 	}
 	sort.Strings(p.Missing)
 	return p, nil
+}
+
+// DropSlotIfExists drops a replication slot when it exists; it reports
+// whether it existed. A slot still active (its walsender going away after
+// the subscriber stopped) is retried until ctx ends.
+func DropSlotIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
+	for {
+		var exists, active bool
+		err := pool.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
+		if err != nil {
+			return false, fmt.Errorf("look for slot %s: %w", name, err)
+		}
+		if !exists {
+			return false, nil
+		}
+		if !active {
+			_, err := pool.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name)
+			if err == nil {
+				return true, nil
+			}
+			// Taken again (or dropped) between the look and the drop: look again.
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("drop slot %s: still in use (a subscriber is still streaming from it: stop it first): %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -174,3 +174,32 @@ WHERE s.subname = ANY($1::text[])`, subs).Scan(&p.Ready, &p.Total, &p.NotReady)
 	_ = pool.QueryRow(ctx, `SELECT coalesce(sum(tuples_processed), 0)::bigint FROM pg_stat_progress_copy WHERE command = 'COPY FROM'`).Scan(&p.RowsCopying)
 	return p, nil
 }
+
+// DropSubscriptionDetached drops a subscription without reaching its
+// publisher: ALTER SUBSCRIPTION ... DISABLE, SET (slot_name = NONE), then
+// DROP SUBSCRIPTION, the path PostgreSQL documents for a publisher that
+// cannot be reached. The slot stays on the publisher: drop it there
+// (DropSlotIfExists), or it keeps WAL until that server's disk fills. It
+// reports whether the subscription existed.
+func DropSubscriptionDetached(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
+	s, err := ReadSubscription(ctx, pool, name)
+	if err != nil || !s.Exists {
+		return false, err
+	}
+	for _, stmt := range DropSubscriptionDetachedSQL(name) {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			return false, fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return true, nil
+}
+
+// DropSubscriptionDetachedSQL is what DropSubscriptionDetached runs.
+func DropSubscriptionDetachedSQL(name string) []string {
+	q := pgx.Identifier{name}.Sanitize()
+	return []string{
+		"ALTER SUBSCRIPTION " + q + " DISABLE",
+		"ALTER SUBSCRIPTION " + q + " SET (slot_name = NONE)",
+		"DROP SUBSCRIPTION " + q,
+	}
+}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Strategy-membership lists used by the catalog.
@@ -364,25 +366,33 @@ func catalog() []*Step {
 			Plan: switchTrafficPlan},
 
 		// Cleanup
-		{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: Green, Title: "Drop subscriptions",
-			Why:    "Dropping the subscription also drops its slot on blue; a forgotten slot fills blue's disk with WAL.",
+		{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop subscriptions",
+			Why:    "After this, a rollback is no longer possible: the reverse subscription on blue goes (with its slot on green, the primary now), then the subscriptions on green (with their slots on blue). A forgotten slot fills its server's disk with WAL. Refused while a cutover is paused or interrupted.",
 			Source: "000", Issue: 4, Destructive: true,
 			Plan: func(e *Env) []Action {
-				var out []Action
+				rev := ident(reverseReplication)
+				out := []Action{
+					sql(Blue, "DROP SUBSCRIPTION IF EXISTS %s  -- the reverse feed; drops slot %s on green too", rev, quoteLiteral(reverseReplication)),
+					note(Blue, "if blue cannot reach green: %s", strings.Join(pg.DropSubscriptionDetachedSQL(reverseReplication), "; ")),
+					sql(Green, "SELECT pg_drop_replication_slot(%s)  -- only if it is still there", quoteLiteral(reverseReplication)),
+				}
 				for _, p := range e.Config.Publications {
-					out = append(out, sql(Green, "DROP SUBSCRIPTION IF EXISTS %s", ident(p.Name)))
+					out = append(out, sql(Green, "DROP SUBSCRIPTION IF EXISTS %s  -- drops slot %s on blue too", ident(p.Name), quoteLiteral(slotName(p.Name))))
 				}
 				return out
 			}},
-		{ID: "drop-publications", Phase: PhaseCleanup, Target: Blue, Title: "Drop publications",
-			Why:    "Then verify no slot is left on blue.",
+		{ID: "drop-publications", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop publications",
+			Why:    "The publications on blue and the reverse one on green go; then no logical slot may be left on blue or green. After this, a rollback is no longer possible.",
 			Source: "000", Issue: 4, Destructive: true,
 			Plan: func(e *Env) []Action {
 				var out []Action
 				for _, p := range e.Config.Publications {
 					out = append(out, sql(Blue, "DROP PUBLICATION IF EXISTS %s", ident(p.Name)))
 				}
-				return append(out, sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"))
+				return append(out,
+					sql(Green, "DROP PUBLICATION IF EXISTS %s", ident(reverseReplication)),
+					sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"),
+					sql(Green, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"))
 			}},
 		{ID: "revert-replica-identity", Phase: PhaseCleanup, Target: Green, Title: "Revert replica identity",
 			Why:    "REPLICA IDENTITY FULL makes every update log the whole row: put back the default on the tables it was set for.",
