@@ -8,6 +8,10 @@ BIN     := pgbluegreen
 PG17    := .cache/pg/17.5/bin/pg_upgrade
 # End-to-end tests start real servers; give them room on a 2-core machine.
 TESTFLAGS ?= -race -timeout 25m
+# Micro benchmarks, run at the default -benchtime so ns/op is an average:
+# screen frame (ui), state file and journal (state), redo parsing (aws),
+# sequence sync and lag poll on the lab (pg).
+BENCH_MICRO := Frame|Redact|Journal|Update|Snapshot|ParseRedoDone|SequenceSync|ReadLag
 
 .PHONY: help build test lint demo bench deps deps-debian clean
 
@@ -43,8 +47,14 @@ lint: ## gofmt and go vet
 demo: deps build ## local blue 15 + green 17 + PgBouncer, and the program on them
 	./$(BIN) demo --dir lab
 
-bench: deps ## benchmarks: screen frame, sequence sync, cutover on the lab
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+bench: deps ## benchmarks: micro ones at normal benchtime, lab scenarios once; ends with the cutover's JSON line
+	$(GO) test -run '^$$' -bench '$(BENCH_MICRO)' -timeout 30m ./...
+	@# Lab scenarios last minutes and measure one run each.
+	$(GO) test -run '^$$' -bench 'Clone$$' -benchtime 1x -timeout 20m ./pg
+	@# awk passes everything through and repeats the JSON line last (failing
+	@# when there is none); tee /dev/stderr would truncate a log file.
+	@set -o pipefail; $(GO) test -run '^$$' -bench 'CutoverLab$$' -benchtime 1x -timeout 20m ./steps 2>&1 | \
+	  awk '{ print } /^\{"method"/ { j = $$0 } END { if (j == "") exit 1; print j }'
 
 clean: ## stop the demo lab and remove build outputs
 	-./$(BIN) lab down --dir lab --purge 2>/dev/null

@@ -121,3 +121,44 @@ func TestReadSubscriptions(t *testing.T) {
 		t.Errorf("green version %q (%v), want 17.x", gv, err)
 	}
 }
+
+// BenchmarkReadLag times one lag poll (pg.ReadLag, the gauge's single query
+// per tick) on the lab's blue with one logical slot that nobody consumes
+// and some WAL written behind it, so the sample has real figures to
+// compute. DESIGN's target: under 5 ms per poll on the lab.
+func BenchmarkReadLag(b *testing.B) {
+	info := labtest.Start(b, labtest.StartParams{})
+	ctx := context.Background()
+	blue, err := pg.NewPool(pg.PoolParams{Conninfo: info.Blue.Conninfo, MaxConns: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer blue.Close()
+	for _, sql := range []string{
+		"SELECT pg_create_logical_replication_slot('bench_lag_slot', 'pgoutput')",
+		"CREATE TABLE bench_lag (id int PRIMARY KEY, v text)",
+		"INSERT INTO bench_lag SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g",
+	} {
+		if _, err := blue.Exec(ctx, sql); err != nil {
+			b.Fatalf("blue: %s: %v", sql, err)
+		}
+	}
+	var s pg.LagSample
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if s, err = pg.ReadLag(ctx, blue, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	for _, sl := range s.Slots {
+		if sl.Slot == "bench_lag_slot" {
+			if sl.BehindBytes <= 0 {
+				b.Fatalf("slot %s read %d bytes behind after the inserts", sl.Slot, sl.BehindBytes)
+			}
+			b.ReportMetric(float64(sl.BehindBytes), "behind_bytes")
+			return
+		}
+	}
+	b.Fatalf("bench_lag_slot not in the sample %+v", s)
+}
