@@ -49,7 +49,7 @@ demo: deps build ## local blue 15 + green 17 + PgBouncer, and the program on the
 
 bench: deps ## benchmarks: micro ones at normal benchtime, lab scenarios once; ends with the cutover's JSON line
 	$(GO) test -run '^$$' -bench '$(BENCH_MICRO)' -timeout 30m ./...
-	@# Lab scenarios last minutes and measure one run each.
+	@# Lab scenarios (a lab up, then one clone or one cutover) are measured once.
 	$(GO) test -run '^$$' -bench 'Clone$$' -benchtime 1x -timeout 20m ./pg
 	@# awk passes everything through and repeats the JSON line last (failing
 	@# when there is none); tee /dev/stderr would truncate a log file.
