@@ -36,6 +36,22 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
+// parseMixed parses flags that may stand before or after the positional
+// arguments (`run STEP --yes` and `run --yes STEP`), returning the latter.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var pos []string
+	for len(args) > 0 {
+		if code, ok := parseFlags(fs, args); !ok {
+			return nil, code, false
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	return pos, 0, true
+}
+
 func runPlan(g globals, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plan", "plan [--format text|markdown]", stderr)
 	format := fs.String("format", "text", "text or markdown (a runbook document with the values table)")
@@ -172,16 +188,9 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	yes := fs.Bool("yes", false, "confirm destructive steps")
 	through := fs.String("through", "", "run every pending step in order up to and including this one")
 	force := fs.String("force", "", "run even though earlier steps are not done or values are missing; the reason is journaled")
-	// Accept the step before or after the flags.
-	var pos []string
-	for len(args) > 0 {
-		if code, ok := parseFlags(fs, args); !ok {
-			return code
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+	pos, code, ok := parseMixed(fs, args)
+	if !ok {
+		return code
 	}
 	if (*through == "") == (len(pos) != 1) {
 		fmt.Fprintln(stderr, "pgbluegreen: run needs one STEP, or --through STEP (`pgbluegreen plan` lists the steps)")
@@ -227,15 +236,9 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 func runSkip(g globals, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("skip", "skip STEP --reason TEXT", stderr)
 	reason := fs.String("reason", "", "why the step is skipped (journaled)")
-	var pos []string
-	for len(args) > 0 {
-		if code, ok := parseFlags(fs, args); !ok {
-			return code
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+	pos, code, ok := parseMixed(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 || *reason == "" {
 		fmt.Fprintln(stderr, "pgbluegreen: skip needs one STEP and --reason TEXT")

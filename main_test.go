@@ -168,3 +168,14 @@ func TestSkipIsRecorded(t *testing.T) {
 		t.Fatalf("skip reason not journaled: %v %s", err, journal)
 	}
 }
+
+func TestFlagsBeforeOrAfterTheStep(t *testing.T) {
+	cfg := exampleFor(t, "copy")
+	for i, args := range [][]string{{"skip", "--reason", "by hand", "preflight"}, {"skip", "preflight", "--reason", "by hand"}} {
+		state := filepath.Join(t.TempDir(), "state.json")
+		args = append(args, "--config", cfg, "--state", state)
+		if code, _, errs := cli(t, args...); code != exitOK {
+			t.Fatalf("form %d %v: exit %d: %s", i, args, code, errs)
+		}
+	}
+}
