@@ -31,17 +31,7 @@ func checkAWSGreenStartLSN(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("recorded green_start_lsn: %w", err)
 	}
-	problems, err := e.seedProblems(ctx, seed)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	if len(problems) > 0 {
-		if used, err := e.originsStreamedFrom(ctx, seed); err != nil || !used {
-			return CheckResult{Detail: strings.Join(problems, "; ")}, err
-		}
-		return CheckResult{Done: true, Detail: "green_start_lsn = " + rec + "; green streams from it"}, nil
-	}
-	return CheckResult{Done: true, Detail: "green_start_lsn = " + rec + ", after every slot"}, nil
+	return e.checkRecordedSeed(ctx, seed)
 }
 
 func runAWSGreenStartLSN(ctx context.Context, e *Env) error {

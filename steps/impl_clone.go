@@ -206,6 +206,14 @@ func checkGreenStartLSN(ctx context.Context, e *Env) (CheckResult, error) {
 	if rec != seed.String() {
 		return CheckResult{Detail: fmt.Sprintf("recorded green_start_lsn %s is not the clone's seed %s", rec, seed)}, nil
 	}
+	return e.checkRecordedSeed(ctx, seed)
+}
+
+// checkRecordedSeed is green-start-lsn's check once the seed is known (from
+// the clone's log, Aurora or the RDS log): done when the seed is valid
+// against blue's slots, or when green already streams from it.
+func (e *Env) checkRecordedSeed(ctx context.Context, seed pg.LSN) (CheckResult, error) {
+	rec := seed.String()
 	problems, err := e.seedProblems(ctx, seed)
 	if err != nil {
 		return CheckResult{}, err
