@@ -351,19 +351,8 @@ func (p CloneParams) prepare(ctx context.Context, u OSUser, phase ClonePhase) er
 	auto := filepath.Join(ps.Basebackup, "postgresql.auto.conf")
 	b, _ := os.ReadFile(auto)
 	if !strings.Contains(string(b), "# pgbluegreen clone") {
-		f, err := os.OpenFile(auto, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
+		if err := appendConf(u, auto, p.cloneSettings()); err != nil {
 			return fmt.Errorf("setting the clone's port: %w", err)
-		}
-		_, err = f.WriteString(p.cloneSettings())
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("setting the clone's port: %w", err)
-		}
-		if err := u.Chown(auto); err != nil {
-			return err
 		}
 	}
 	logPath := ps.CloneLog

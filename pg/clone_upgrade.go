@@ -138,19 +138,10 @@ func (p CloneParams) configureGreen(ctx context.Context, u OSUser, facts CloneFa
 		fmt.Fprintf(&b, "%s = '%s'\n", kv[0], confQuote(kv[1]))
 	}
 	fmt.Fprintf(&b, "port = %d\nunix_socket_directories = '%s'\n", p.Port, confQuote(ps.SocketDir))
-	auto := filepath.Join(ps.Upgrading, "postgresql.auto.conf")
-	f, err := os.OpenFile(auto, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := appendConf(u, filepath.Join(ps.Upgrading, "postgresql.auto.conf"), b.String()); err != nil {
 		return fmt.Errorf("configuring green: %w", err)
 	}
-	_, err = f.WriteString(b.String())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("configuring green: %w", err)
-	}
-	return u.Chown(auto)
+	return nil
 }
 
 // knownSettings lists the settings a server build knows (postgres
@@ -172,4 +163,21 @@ func knownSettings(ctx context.Context, u OSUser, bindir, work string) (map[stri
 		}
 	}
 	return known, nil
+}
+
+// appendConf appends settings to a server's postgresql.auto.conf and leaves
+// the file to the OS user the server runs as.
+func appendConf(u OSUser, path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return u.Chown(path)
 }
