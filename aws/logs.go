@@ -39,13 +39,8 @@ func (c *Client) ListLogFiles(ctx context.Context, p ListLogFilesParams) ([]LogF
 		params["FileLastWritten"] = strconv.FormatInt(ms, 10)
 	}
 	var files []LogFile
-	pg := rds.NewDescribeDBLogFilesPaginator(c.rds, in)
-	for pg.HasMorePages() {
-		err := c.call(ctx, "rds DescribeDBLogFiles", params, func(ctx context.Context) error {
-			out, err := pg.NextPage(ctx)
-			if err != nil {
-				return err
-			}
+	err := eachPage(ctx, c, "rds DescribeDBLogFiles", params, rds.NewDescribeDBLogFilesPaginator(c.rds, in),
+		func(out *rds.DescribeDBLogFilesOutput) {
 			for _, f := range out.DescribeDBLogFiles {
 				files = append(files, LogFile{
 					Name:        sdkaws.ToString(f.LogFileName),
@@ -53,11 +48,9 @@ func (c *Client) ListLogFiles(ctx context.Context, p ListLogFilesParams) ([]LogF
 					Size:        sdkaws.ToInt64(f.Size),
 				})
 			}
-			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(files, func(i, j int) bool {
 		if !files[i].LastWritten.Equal(files[j].LastWritten) {

@@ -78,39 +78,43 @@ func (c *Client) GetParameters(ctx context.Context, p GetParametersParams) (GetP
 		}
 	}
 	if p.Cluster {
-		pg := rds.NewDescribeDBClusterParametersPaginator(c.rds, &rds.DescribeDBClusterParametersInput{
+		pager := rds.NewDescribeDBClusterParametersPaginator(c.rds, &rds.DescribeDBClusterParametersInput{
 			DBClusterParameterGroupName: sdkaws.String(p.Group),
 		})
-		for pg.HasMorePages() {
-			err := c.call(ctx, "rds DescribeDBClusterParameters", map[string]string{"DBClusterParameterGroupName": p.Group}, func(ctx context.Context) error {
-				out, err := pg.NextPage(ctx)
-				if err == nil {
-					keep(out.Parameters)
-				}
-				return err
-			})
-			if err != nil {
-				return res, err
-			}
-		}
-		return res, nil
+		err := eachPage(ctx, c, "rds DescribeDBClusterParameters", map[string]string{"DBClusterParameterGroupName": p.Group}, pager,
+			func(out *rds.DescribeDBClusterParametersOutput) { keep(out.Parameters) })
+		return res, err
 	}
-	pg := rds.NewDescribeDBParametersPaginator(c.rds, &rds.DescribeDBParametersInput{
+	pager := rds.NewDescribeDBParametersPaginator(c.rds, &rds.DescribeDBParametersInput{
 		DBParameterGroupName: sdkaws.String(p.Group),
 	})
-	for pg.HasMorePages() {
-		err := c.call(ctx, "rds DescribeDBParameters", map[string]string{"DBParameterGroupName": p.Group}, func(ctx context.Context) error {
-			out, err := pg.NextPage(ctx)
+	err := eachPage(ctx, c, "rds DescribeDBParameters", map[string]string{"DBParameterGroupName": p.Group}, pager,
+		func(out *rds.DescribeDBParametersOutput) { keep(out.Parameters) })
+	return res, err
+}
+
+// pager is what the SDK's RDS paginators have in common.
+type pager[O any] interface {
+	HasMorePages() bool
+	NextPage(ctx context.Context, optFns ...func(*rds.Options)) (O, error)
+}
+
+// eachPage reads every page, each one a journaled call with its own time
+// limit and the SDK's retries, and hands each page to each.
+func eachPage[O any](ctx context.Context, c *Client, call string, params map[string]string, p pager[O], each func(O)) error {
+	for p.HasMorePages() {
+		err := c.call(ctx, call, params, func(ctx context.Context) error {
+			out, err := p.NextPage(ctx)
 			if err == nil {
-				keep(out.Parameters)
+				each(out)
 			}
 			return err
 		})
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // SetParametersParams describe values to write into a parameter group.
