@@ -89,7 +89,6 @@ type statusStep struct {
 	Phase       string `json:"phase"`
 	Title       string `json:"title"`
 	Target      string `json:"target"`
-	Implemented bool   `json:"implemented"`
 	Destructive bool   `json:"destructive"`
 }
 
@@ -116,7 +115,7 @@ func runStatus(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, s := range steps.Strategy(cfg.Strategy) {
 		doc.Steps = append(doc.Steps, statusStep{StepRecord: withID(st.Step(s.ID), s.ID), Phase: string(s.Phase), Title: s.Title,
-			Target: string(s.Target), Implemented: s.Implemented(), Destructive: s.Destructive})
+			Target: string(s.Target), Destructive: s.Destructive})
 	}
 	for _, v := range st.Values {
 		doc.Values = append(doc.Values, v)
@@ -157,9 +156,6 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 		result := s.Result
 		if s.LastError != "" {
 			result = "error: " + s.LastError
-		}
-		if !s.Implemented {
-			result = "not implemented yet"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Status, s.Attempts, finished, oneLine(result, 80))
 	}

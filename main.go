@@ -205,24 +205,12 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 			return nil
 		})
 	}
-	onQuery := func(target string) func(context.Context, string, time.Duration, error) {
-		return func(ctx context.Context, sql string, d time.Duration, err error) {
-			if s.journal == nil {
-				return
-			}
-			e := state.Entry{Step: steps.StepFromContext(ctx), Target: target, Kind: "sql", Text: sql, Duration: d, Outcome: "ok"}
-			if err != nil {
-				e.Outcome, e.Error = "error", err.Error()
-			}
-			_ = s.journal.Append(e)
-		}
-	}
 	for _, db := range []struct {
 		name     string
 		conninfo string
 		pool     **pgxpool.Pool
 	}{{"blue", cfg.Blue.Conninfo, &s.blue}, {"green", cfg.Green.Conninfo, &s.green}} {
-		p, err := pg.NewPool(pg.PoolParams{Conninfo: db.conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: onQuery(db.name)})
+		p, err := pg.NewPool(pg.PoolParams{Conninfo: db.conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, ReadOnly: readOnly, OnQuery: steps.QueryJournal(s.journal, db.name)})
 		if err != nil {
 			s.close()
 			fmt.Fprintf(stderr, "pgbluegreen: %s: %s\n", db.name, state.Redact(err.Error()))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/state"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -393,11 +395,7 @@ func (p CloneParams) prepare(ctx context.Context, u OSUser, phase ClonePhase) er
 		return err
 	}
 	data, _ := json.MarshalIndent(facts, "", "  ")
-	tmp := ps.Facts + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("saving the clone's facts: %w", err)
-	}
-	if err := os.Rename(tmp, ps.Facts); err != nil {
+	if err := state.WriteFileAtomic(ps.Facts, data, 0o644); err != nil {
 		return fmt.Errorf("saving the clone's facts: %w", err)
 	}
 	return nil

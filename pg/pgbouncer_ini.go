@@ -3,10 +3,10 @@ package pg
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -201,10 +201,10 @@ func RepointIni(ini, db string, to Endpoint) (*IniBackup, error) {
 	lines := strings.Split(text, "\n")
 	lines[n] = strings.TrimRight(key, " \t") + " = " + b.String()
 	bk := &IniBackup{Path: ini, data: old, mode: st.Mode().Perm()}
-	if err := writeFileAtomic(ini+".pgbg-backup", old, st); err != nil {
+	if err := state.WriteFileLike(ini+".pgbg-backup", old, st); err != nil {
 		return nil, fmt.Errorf("keep a backup of PgBouncer's ini: %w", err)
 	}
-	if err := writeFileAtomic(ini, []byte(strings.Join(lines, "\n")), st); err != nil {
+	if err := state.WriteFileLike(ini, []byte(strings.Join(lines, "\n")), st); err != nil {
 		return nil, fmt.Errorf("rewrite PgBouncer's ini: %w", err)
 	}
 	return bk, nil
@@ -219,7 +219,7 @@ func (b *IniBackup) Restore() error {
 	if err != nil {
 		return fmt.Errorf("restore PgBouncer's ini: %w", err)
 	}
-	if err := writeFileAtomic(b.Path, b.data, st); err != nil {
+	if err := state.WriteFileLike(b.Path, b.data, st); err != nil {
 		return fmt.Errorf("restore PgBouncer's ini: %w", err)
 	}
 	return nil
@@ -241,43 +241,4 @@ func quoteIniValue(v string) string {
 		return v
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-}
-
-// writeFileAtomic writes data to path through a temp file in the same
-// folder, fsync'd and renamed over path, keeping like's mode and owner (the
-// PgBouncer OS user must still read it).
-func writeFileAtomic(path string, data []byte, like os.FileInfo) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, like.Mode().Perm()); err != nil {
-		return err
-	}
-	if sys, ok := like.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -19,6 +19,9 @@ type PoolParams struct {
 	Conninfo       string
 	ConnectTimeout time.Duration
 	MaxConns       int32
+	// ReadOnly sessions (a dry run's) start with default_transaction_read_only
+	// on: a statement that would write fails instead.
+	ReadOnly bool
 	// OnQuery, when set, is told of every statement with its duration and
 	// error, for the journal.
 	OnQuery func(ctx context.Context, sql string, d time.Duration, err error)
@@ -36,6 +39,9 @@ func NewPool(p PoolParams) (*pgxpool.Pool, error) {
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "pgbluegreen"
+	}
+	if p.ReadOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	cfg.MaxConns = 4
 	if p.MaxConns > 0 {

@@ -17,8 +17,18 @@ type Rel struct {
 	Schema, Name string
 }
 
-// String is the quoted name, as SQL needs it: public."OrderItems".
-func (r Rel) String() string { return pgx.Identifier{r.Schema, r.Name}.Sanitize() }
+// String is the quoted name, as SQL needs it: public."OrderItems". A
+// placeholder (PlaceholderRel) renders as it is.
+func (r Rel) String() string {
+	if r.Schema == "" && strings.HasPrefix(r.Name, "<") {
+		return r.Name
+	}
+	return pgx.Identifier{r.Schema, r.Name}.Sanitize()
+}
+
+// PlaceholderRel stands for tables an offline plan cannot list: it renders
+// as <what>.
+func PlaceholderRel(what string) Rel { return Rel{Name: Placeholder(what)} }
 
 // scanRels reads rows of (schema, name), sorted byte-wise here: servers'
 // collations may order names differently.
@@ -65,28 +75,32 @@ func TablesWithoutIdentity(ctx context.Context, pool *pgxpool.Pool, schemas []st
 	return rels, nil
 }
 
-// SetReplicaIdentity runs ALTER TABLE ... REPLICA IDENTITY FULL or DEFAULT
-// on each table, one statement each (each takes a brief lock). A table that
-// no longer exists is skipped and returned in gone.
-func SetReplicaIdentity(ctx context.Context, pool *pgxpool.Pool, tables []Rel, full bool) (gone []Rel, err error) {
+// ReplicaIdentityParams sets REPLICA IDENTITY FULL (or back to DEFAULT) on
+// tables: replica-identity-full on blue, revert-replica-identity on green.
+type ReplicaIdentityParams struct {
+	// On is the server: "blue" or "green".
+	On     string
+	Tables []Rel
+	Full   bool
+}
+
+// Statements are what Exec runs: one ALTER TABLE per table, each in its own
+// transaction (each takes a brief ACCESS EXCLUSIVE lock).
+func (p ReplicaIdentityParams) Statements() []Stmt {
 	mode := "DEFAULT"
-	if full {
+	if p.Full {
 		mode = "FULL"
 	}
-	for _, t := range tables {
-		var exists bool
-		if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.String()).Scan(&exists); err != nil {
-			return gone, fmt.Errorf("look up table %s: %w", t, err)
-		}
-		if !exists {
-			gone = append(gone, t)
-			continue
-		}
-		if _, err := pool.Exec(ctx, "ALTER TABLE "+t.String()+" REPLICA IDENTITY "+mode); err != nil {
-			return gone, fmt.Errorf("ALTER TABLE %s REPLICA IDENTITY %s: %w", t, mode, err)
-		}
+	out := make([]Stmt, len(p.Tables))
+	for i, t := range p.Tables {
+		out[i] = Stmt{On: p.On, SQL: "ALTER TABLE " + t.String() + " REPLICA IDENTITY " + mode}
 	}
-	return gone, nil
+	return out
+}
+
+// Exec runs the statements on db, in order, journaling each.
+func (p ReplicaIdentityParams) Exec(ctx context.Context, db Execer) error {
+	return ExecAll(ctx, db, p.Statements())
 }
 
 // TablesWithIdentityFull lists which of tables have REPLICA IDENTITY FULL now.

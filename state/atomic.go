@@ -24,6 +24,21 @@ func tempPrefix(path string) string {
 // same folder, is fsynced, renamed over path, and the folder is fsynced so the rename itself
 // survives a power cut.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, -1, -1)
+}
+
+// WriteFileLike is WriteFileAtomic keeping like's mode and, when running as
+// root, its owner: a file another OS user reads (PgBouncer's ini) stays
+// readable to it.
+func WriteFileLike(path string, data []byte, like os.FileInfo) error {
+	uid, gid := -1, -1
+	if sys, ok := like.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		uid, gid = int(sys.Uid), int(sys.Gid)
+	}
+	return writeAtomic(path, data, like.Mode().Perm(), uid, gid)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
@@ -39,6 +54,12 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: set permissions: %w", path, err)
+	}
+	if uid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: set owner: %w", path, err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

@@ -132,7 +132,7 @@ func stepStatus(r *Runner, id string) state.Status { return r.Store.Snapshot().S
 func planText(r *Runner, id string) string {
 	s, _ := r.Find(id)
 	var b strings.Builder
-	for _, a := range s.RenderPlan(r.Env(id)) {
+	for _, a := range s.OfflinePlan(r.Env(id)) {
 		b.WriteString(a.Text + "\n")
 	}
 	return b.String()

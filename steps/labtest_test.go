@@ -87,20 +87,11 @@ func newLabEnv(t *testing.T, info *lab.Info) (*labEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	onQuery := func(target string) func(context.Context, string, time.Duration, error) {
-		return func(ctx context.Context, sql string, d time.Duration, err error) {
-			e := state.Entry{Step: StepFromContext(ctx), Target: target, Kind: "sql", Text: sql, Duration: d, Outcome: "ok"}
-			if err != nil {
-				e.Outcome, e.Error = "error", err.Error()
-			}
-			_ = j.Append(e)
-		}
-	}
-	le.Blue, err = pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: onQuery("blue")})
+	le.Blue, err = pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: QueryJournal(j, "blue")})
 	if err != nil {
 		return nil, err
 	}
-	le.Green, err = pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: onQuery("green")})
+	le.Green, err = pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, OnQuery: QueryJournal(j, "green")})
 	if err != nil {
 		return nil, err
 	}

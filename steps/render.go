@@ -76,7 +76,7 @@ func writeText(w io.Writer, c *Config, st *state.State, env *Env, list []*Step) 
 		if len(s.Records) > 0 {
 			fmt.Fprintf(&b, "    records: %s\n", strings.Join(s.Records, ", "))
 		}
-		for _, a := range s.RenderPlan(env) {
+		for _, a := range s.OfflinePlan(env) {
 			prefix := fmt.Sprintf("    %s %s> ", a.Target, a.Kind)
 			fmt.Fprintf(&b, "%s%s\n", prefix, strings.ReplaceAll(a.Text, "\n", "\n"+strings.Repeat(" ", len(prefix))))
 		}
@@ -118,7 +118,7 @@ func writeMarkdown(w io.Writer, c *Config, st *state.State, env *Env, list []*St
 			b.WriteString("; optional")
 		}
 		fmt.Fprintf(&b, "\n\n%s\n", s.Why)
-		for _, a := range s.RenderPlan(env) {
+		for _, a := range s.OfflinePlan(env) {
 			switch a.Kind {
 			case "sql":
 				fmt.Fprintf(&b, "\n```sql\n-- on %s\n%s\n```\n", a.Target, a.Text)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -109,6 +110,40 @@ func (r *Runner) emit(l Line) {
 	}
 }
 
+// QueryJournal is the hook main.go gives each pool (pg.PoolParams.OnQuery):
+// a statement run outside an operation (a check's or a poll's read) is
+// journaled as kind "read" under the step its context names. Statements
+// an operation executes are journaled by the runner instead, as "sql",
+// with their values (journalStmt); one that changes something and was not
+// run as an operation's statement is journaled as "sql" too, as it was
+// sent: no plan showed it, and the dry-run tests catch it.
+func QueryJournal(j *state.Journal, target string) func(context.Context, string, time.Duration, error) {
+	return func(ctx context.Context, sql string, d time.Duration, err error) {
+		if j == nil || pg.Journaled(ctx) {
+			return
+		}
+		kind := "read"
+		if !pg.IsRead(sql) {
+			kind = "sql"
+		}
+		e := state.Entry{Step: StepFromContext(ctx), Target: target, Kind: kind, Text: sql, Duration: d, Outcome: "ok"}
+		if err != nil {
+			e.Outcome, e.Error = "error", err.Error()
+		}
+		_ = j.Append(e)
+	}
+}
+
+// journalStmt journals one statement an operation executed, under the step
+// its context names.
+func (r *Runner) journalStmt(ctx context.Context, x pg.Executed) {
+	e := state.Entry{Step: StepFromContext(ctx), Target: x.Stmt.On, Kind: "sql", Text: x.Stmt.String(), Duration: x.Duration, Outcome: "ok"}
+	if x.Err != nil {
+		e.Outcome, e.Error = "error", x.Err.Error()
+	}
+	r.journal(e)
+}
+
 func (r *Runner) journal(e state.Entry) {
 	if r.Journal != nil {
 		_ = r.Journal.Append(e) // the journal is a record, not a gate: a full disk shows in the state write
@@ -120,9 +155,6 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 	s, i := r.Find(id)
 	if s == nil {
 		return fmt.Sprintf("no step %q in strategy %s; `pgbluegreen plan` lists them", id, r.Config.Strategy)
-	}
-	if !s.Implemented() {
-		return "not implemented yet (arrives with issue #" + fmt.Sprint(s.Issue) + ")"
 	}
 	st := r.Store.Snapshot()
 	if st.Step(id).Status == state.Interrupted && s.Check == nil && p.Override == "" {
@@ -166,10 +198,14 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		return "", &RefusedError{Step: id, Reason: why}
 	}
 	env := r.Env(id)
-	ctx = WithStep(ctx, id)
+	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
 	if p.DryRun {
-		for _, a := range s.RenderPlan(env) {
+		acts, err := s.RenderPlan(ctx, env)
+		for _, a := range acts {
 			env.log("plan", "[%s %s] %s", a.Target, a.Kind, a.Text)
+		}
+		if err != nil {
+			return "", state.RedactError(fmt.Errorf("%s dry run: %w", id, err))
 		}
 		return OutcomeDryRun, nil
 	}

@@ -51,14 +51,13 @@ func newFakeRunner(t *testing.T) (*Runner, *fakeWorld) {
 	c.Needs = []string{"b_value"}
 	d.Destructive = true
 	opt := &Step{ID: "opt", Title: "opt", Optional: true, Run: func(context.Context, *Env) error { w.ran = append(w.ran, "opt"); return nil }}
-	later := &Step{ID: "later", Title: "later", Issue: 9}
 	store, err := state.Open(filepath.Join(t.TempDir(), "state.json"), state.OpenParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	cfg := &Config{Strategy: "copy"}
-	return &Runner{Config: cfg, Steps: []*Step{a, b, opt, c, d, later}, Store: store}, w
+	return &Runner{Config: cfg, Steps: []*Step{a, b, opt, c, d}, Store: store}, w
 }
 
 func statusOf(r *Runner, id string) state.Status { return r.Store.Snapshot().Step(id).Status }
@@ -154,22 +153,6 @@ func TestRunnerDestructiveNeedsConfirmation(t *testing.T) {
 	}
 }
 
-func TestRunnerNotImplementedIsNeverDone(t *testing.T) {
-	r, _ := newFakeRunner(t)
-	_, err := r.Run(context.Background(), "later", RunParams{Override: "try anyway", Confirmed: true})
-	wantRefused(t, err, "not implemented yet")
-	if statusOf(r, "later") != state.Pending {
-		t.Fatalf("unimplemented step status %s", statusOf(r, "later"))
-	}
-	var plan []string
-	for _, a := range r.Steps[5].RenderPlan(&Env{Config: r.Config}) {
-		plan = append(plan, a.Text)
-	}
-	if !strings.Contains(strings.Join(plan, "\n"), "not implemented yet: arrives with issue #9") {
-		t.Fatalf("plan of an unimplemented step does not say so: %v", plan)
-	}
-}
-
 func TestRunnerCheckFindsWorkDone(t *testing.T) {
 	r, w := newFakeRunner(t)
 	w.done["a"] = true
@@ -249,7 +232,7 @@ func TestRunnerInterruptedWithoutCheckNeedsOverride(t *testing.T) {
 
 func TestRunnerDryRunChangesNothing(t *testing.T) {
 	r, w := newFakeRunner(t)
-	r.Steps[0].Plan = func(e *Env) []Action { return []Action{sql(Blue, "SELECT 1")} }
+	r.Steps[0].Plan = func(context.Context, *Env) ([]Action, error) { return []Action{sql(Blue, "SELECT 1")}, nil }
 	lines := make(chan Line, 10)
 	r.Out = lines
 	out, err := r.Run(context.Background(), "a", RunParams{DryRun: true})

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -60,7 +61,8 @@ type CheckResult struct {
 	Detail string
 }
 
-// Step is one entry of the runbook.
+// Step is one entry of the runbook: its metadata, its plan, its check and
+// its run, in one value. A strategy is a list of steps (Strategy).
 type Step struct {
 	ID     string
 	Phase  Phase
@@ -68,8 +70,6 @@ type Step struct {
 	Title  string
 	Why    string
 	Source string
-	// Strategies lists the strategies the step belongs to; nil means all.
-	Strategies []string
 	// Needs are values that must be recorded before the step runs;
 	// Records are the values it records.
 	Needs   []string
@@ -79,28 +79,15 @@ type Step struct {
 	Destructive bool
 	// Optional steps are never required by later steps (rollback, readers).
 	Optional bool
-	// Issue is the issue that brings the implementation, while Run is nil.
-	Issue int
 
-	Plan  func(e *Env) []Action
+	// Plan lists what the step would do, from the same builders its Run
+	// executes. With e's connections (a dry run) it reads the servers, never
+	// writing, and shows the statements it would execute now with their
+	// values; offline (e.Offline()) it shows the recorded values and
+	// placeholders for the rest, and does no I/O.
+	Plan  func(ctx context.Context, e *Env) ([]Action, error)
 	Check func(ctx context.Context, e *Env) (CheckResult, error)
 	Run   func(ctx context.Context, e *Env) error
-}
-
-// Implemented reports whether the step can run.
-func (s *Step) Implemented() bool { return s.Run != nil }
-
-// In reports whether the step belongs to the strategy.
-func (s *Step) In(strategy string) bool {
-	if s.Strategies == nil {
-		return true
-	}
-	for _, x := range s.Strategies {
-		if x == strategy {
-			return true
-		}
-	}
-	return false
 }
 
 // Line is one line of step output, streamed to the log pane and journaled.
@@ -128,6 +115,17 @@ type Env struct {
 	emit   func(Line)
 	record func(key, value string) error
 }
+
+// Offline returns a copy of e without connections: plans made from it read
+// nothing.
+func (e *Env) Offline() *Env {
+	c := *e
+	c.Blue, c.Green, c.AWS = nil, nil, nil
+	return &c
+}
+
+// IsOffline reports whether e has no connection to blue, green or AWS.
+func (e *Env) IsOffline() bool { return e.Blue == nil && e.Green == nil && e.AWS == nil }
 
 // Value returns a recorded value.
 func (e *Env) Value(key string) (string, bool) {
@@ -168,23 +166,37 @@ func (e *Env) Record(key, value string) error {
 	return e.record(key, value)
 }
 
-// notImplemented is the plan note of a step whose implementation comes later.
-func (s *Step) notImplemented() string {
-	return fmt.Sprintf("not implemented yet: arrives with issue #%d; `run` refuses it", s.Issue)
+// RenderPlan returns the step's actions, secrets redacted: live when e has
+// connections (a dry run), else offline. A live read that fails is an
+// error: a dry run must not show a guess as what would run.
+func (s *Step) RenderPlan(ctx context.Context, e *Env) ([]Action, error) {
+	if s.Plan == nil {
+		return nil, nil
+	}
+	acts, err := s.Plan(WithStep(ctx, s.ID), e)
+	out := make([]Action, 0, len(acts))
+	for _, a := range acts {
+		a.Text = state.Redact(strings.TrimSpace(a.Text))
+		out = append(out, a)
+	}
+	return out, err
 }
 
-// RenderPlan returns the step's actions with current values; a step that is
-// not implemented yet says so first.
-func (s *Step) RenderPlan(e *Env) []Action {
-	var out []Action
-	if !s.Implemented() {
-		out = append(out, Action{Target: s.Target, Kind: "note", Text: s.notImplemented()})
+// OfflinePlan is RenderPlan without connections: what the screen's detail
+// pane and `plan` show, with no I/O.
+func (s *Step) OfflinePlan(e *Env) []Action {
+	acts, err := s.RenderPlan(context.Background(), e.Offline())
+	if err != nil {
+		acts = append(acts, Action{Target: s.Target, Kind: "note", Text: "plan: " + state.Redact(err.Error())})
 	}
-	if s.Plan != nil {
-		for _, a := range s.Plan(e) {
-			a.Text = state.Redact(strings.TrimSpace(a.Text))
-			out = append(out, a)
-		}
+	return acts
+}
+
+// stmts renders statements of pg as plan actions.
+func stmts(ss ...pg.Stmt) []Action {
+	out := make([]Action, len(ss))
+	for i, s := range ss {
+		out[i] = Action{Target: Target(s.On), Kind: "sql", Text: s.Display()}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func benchModel(b *testing.B) *Model {
 	for i := 0; i < 40; i++ {
 		all = append(all, &steps.Step{ID: fmt.Sprintf("step-%02d", i), Phase: phases[i*len(phases)/40], Target: steps.Blue,
 			Title: fmt.Sprintf("Step number %d of the benchmark", i), Why: "because a large runbook must stay fast to draw",
-			Needs: []string{"slot_lsn"}, Plan: func(e *steps.Env) []steps.Action {
-				return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT pg_create_logical_replication_slot('s', 'pgoutput')"}}
+			Needs: []string{"slot_lsn"}, Plan: func(_ context.Context, e *steps.Env) ([]steps.Action, error) {
+				return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT pg_create_logical_replication_slot('s', 'pgoutput')"}}, nil
 			}})
 	}
 	real := &steps.Runner{Config: cfg, Steps: all, Store: store}

@@ -102,11 +102,11 @@ func goldenSteps() []*steps.Step {
 	for i, d := range def {
 		s := &steps.Step{ID: d.id, Phase: d.phase, Target: steps.BlueGreen, Title: d.title, Source: "000",
 			Why: "With the copy strategy green starts empty: the schema is copied, the data comes with the subscription's initial sync.",
-			Plan: func(e *steps.Env) []steps.Action {
+			Plan: func(_ context.Context, e *steps.Env) ([]steps.Action, error) {
 				return []steps.Action{
 					{Target: steps.Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions --schema=public <blue>"},
 					{Target: steps.Green, Kind: "sql", Text: "CREATE SUBSCRIPTION pgbg_all CONNECTION 'host=blue user=pgbg_repl password=hunter2' PUBLICATION pgbg_all"},
-				}
+				}, nil
 			}}
 		if i < 15 {
 			s.Run = func(context.Context, *steps.Env) error { return nil }

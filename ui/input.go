@@ -177,7 +177,7 @@ func (m *Model) dryRun() {
 		return
 	}
 	m.note(levelInfo, "dry run of "+s.ID+" (nothing is executed):")
-	for _, a := range s.RenderPlan(m.p.Runner.Env(s.ID)) {
+	for _, a := range s.OfflinePlan(m.p.Runner.Env(s.ID)) {
 		m.log.add(fmt.Sprintf("  [%s %s] %s", a.Target, a.Kind, a.Text), levelSQL)
 	}
 	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {

@@ -17,8 +17,8 @@ func flowSteps(release chan struct{}) []*steps.Step {
 	return []*steps.Step{
 		{ID: "first", Phase: steps.PhasePrepare, Target: steps.Blue, Title: "First step", Why: "it goes first",
 			Records: []string{"slot_lsn"},
-			Plan: func(e *steps.Env) []steps.Action {
-				return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT 1"}}
+			Plan: func(_ context.Context, e *steps.Env) ([]steps.Action, error) {
+				return []steps.Action{{Target: steps.Blue, Kind: "sql", Text: "SELECT 1"}}, nil
 			},
 			Run: func(ctx context.Context, e *steps.Env) error {
 				e.Logf("first says hello")

@@ -109,11 +109,7 @@ func (m *Model) runbookPane(w, h int) []string {
 			marker = "› "
 		}
 		word := pad(words[r.step], wordW)
-		id := s.ID
-		if !s.Implemented() {
-			id += "°"
-		}
-		line := marker + word + " " + pad(id, idW)
+		line := marker + word + " " + pad(s.ID, idW)
 		if rest := w - displayWidth(line) - 1; rest > 8 {
 			line += " " + st.Faint.Render(truncate(s.Title, rest))
 		}
@@ -204,7 +200,7 @@ func (m *Model) detailLines(w int) []string {
 	}
 	if m.p.Runner != nil {
 		out = append(out, label("plan (current values, secrets redacted):"))
-		for _, a := range s.RenderPlan(m.p.Runner.Env(s.ID)) {
+		for _, a := range s.OfflinePlan(m.p.Runner.Env(s.ID)) {
 			add(st.Faint.Render(fmt.Sprintf("[%s %s]", a.Target, a.Kind)) + " " + a.Text)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 func bouncerIni(i *Info, runDir, userlist string) string {
@@ -62,7 +63,7 @@ func writeBouncerConfig(i *Info, runDir string) error {
 	if _, err := os.Stat(i.PgBouncer.Ini); err == nil {
 		return nil
 	}
-	return writeAtomic(i.PgBouncer.Ini, []byte(bouncerIni(i, runDir, userlist)), 0o644)
+	return state.WriteFileAtomic(i.PgBouncer.Ini, []byte(bouncerIni(i, runDir, userlist)), 0o644)
 }
 
 func bouncerBinary() (string, error) {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // Names fixed by the lab.
@@ -92,22 +94,7 @@ func writeInfo(i *Info) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(i.Dir, InfoFile), append(b, '\n'), 0o644)
-}
-
-// writeAtomic writes via a temp file and rename so a reader never sees half.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return state.WriteFileAtomic(filepath.Join(i.Dir, InfoFile), append(b, '\n'), 0o644)
 }
 
 func serverConninfo(port int) string {
@@ -183,7 +170,7 @@ func readPgpassPassword(path, role string) string {
 
 func writePgpass(path, role, password string) error {
 	line := fmt.Sprintf("*:*:*:%s:%s\n", role, password)
-	return writeAtomic(path, []byte(line), 0o600)
+	return state.WriteFileAtomic(path, []byte(line), 0o600)
 }
 
 // randomPassword is 32 characters from an alphabet that needs no escaping in

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // UpParams are the inputs of Up.
@@ -133,7 +134,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	if err := writeInfo(info); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(info.Config, []byte(configYAML(info)), 0o644); err != nil {
+	if err := state.WriteFileAtomic(info.Config, []byte(configYAML(info)), 0o644); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

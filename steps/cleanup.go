@@ -6,31 +6,60 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Cleanup: drop-subscriptions, drop-publications, revert-replica-identity.
 
-func init() {
-	implementations["drop-subscriptions"] = func(s *Step) {
-		s.Check = checkSubscriptionsGone
-		s.Run = runDropSubscriptions
-	}
-	implementations["drop-publications"] = func(s *Step) {
-		s.Check = checkPublicationsGone
-		s.Run = runDropPublications
-	}
-	implementations["revert-replica-identity"] = func(s *Step) {
-		s.Check = checkIdentityReverted
-		s.Run = runRevertIdentity
+func dropSubscriptions() *Step {
+	return &Step{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop subscriptions",
+		Why:    "After this, a rollback is no longer possible: the reverse subscription on blue goes (with its slot on green, the primary now), then the subscriptions on green (with their slots on blue). A forgotten slot fills its server's disk with WAL. Refused while a cutover is paused or interrupted.",
+		Source: "000", Destructive: true,
+		Plan: offline(func(e *Env) []Action {
+			rev := ident(reverseReplication)
+			out := []Action{
+				sql(Blue, "DROP SUBSCRIPTION IF EXISTS %s  -- the reverse feed; drops slot %s on green too", rev, quoteLiteral(reverseReplication)),
+				note(Blue, "if blue cannot reach green: %s", strings.Join(pg.DropSubscriptionDetachedSQL(reverseReplication), "; ")),
+				sql(Green, "SELECT pg_drop_replication_slot(%s)  -- only if it is still there", quoteLiteral(reverseReplication)),
+			}
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Green, "DROP SUBSCRIPTION IF EXISTS %s  -- drops slot %s on blue too", ident(p.Name), quoteLiteral(slotName(p.Name))))
+			}
+			return out
+		}),
+		Check: checkSubscriptionsGone,
+		Run:   runDropSubscriptions,
 	}
 }
 
-// The reverse replication (green -> blue) the cutover sets up for a
-// rollback is part of what cleanup removes: its subscription on blue, and its
-// slot and publication on green. Green is the primary after a cutover, and a
-// slot forgotten there keeps WAL until green's disk fills.
+func dropPublications() *Step {
+	return &Step{ID: "drop-publications", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop publications",
+		Why:    "The publications on blue and the reverse one on green go; then no logical slot may be left on blue or green. After this, a rollback is no longer possible.",
+		Source: "000", Destructive: true,
+		Plan: offline(func(e *Env) []Action {
+			var out []Action
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Blue, "DROP PUBLICATION IF EXISTS %s", ident(p.Name)))
+			}
+			return append(out,
+				sql(Green, "DROP PUBLICATION IF EXISTS %s", ident(reverseReplication)),
+				sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"),
+				sql(Green, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"))
+		}),
+		Check: checkPublicationsGone,
+		Run:   runDropPublications,
+	}
+}
+
+func revertReplicaIdentity() *Step {
+	return &Step{ID: "revert-replica-identity", Phase: PhaseCleanup, Target: Green, Title: "Revert replica identity",
+		Why:    "REPLICA IDENTITY FULL makes every update log the whole row: put back the default on the tables it was set for.",
+		Source: "000", Needs: []string{"replica_identity_full_tables"},
+		Plan:  planRevertIdentity,
+		Check: checkIdentityReverted,
+		Run:   runRevertIdentity,
+	}
+}
 
 func checkSubscriptionsGone(ctx context.Context, e *Env) (CheckResult, error) {
 	if err := e.needBoth(); err != nil {
@@ -327,27 +356,46 @@ func checkIdentityReverted(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: fmt.Sprintf("replica identity back to DEFAULT on green for %d table(s)", len(tables))}, nil
 }
 
-// runRevertIdentity puts REPLICA IDENTITY DEFAULT back on green, the new
-// primary, for the tables replica-identity-full changed. Blue is left as it
+// revertIdentityOp is what revert-replica-identity does now: REPLICA
+// IDENTITY DEFAULT on green, the new primary, for the recorded tables that
+// still have FULL there (offline: all the recorded ones). Blue is left as it
 // is: it is being retired, and the rollback path (reverse replication)
 // still wants FULL there.
+func revertIdentityOp(ctx context.Context, e *Env) (pg.ReplicaIdentityParams, error) {
+	op := pg.ReplicaIdentityParams{On: "green"}
+	tables := parseRelList(e.Values["replica_identity_full_tables"])
+	if e.Green == nil {
+		op.Tables = tables
+		if _, ok := e.Value("replica_identity_full_tables"); !ok {
+			op.Tables = []pg.Rel{pg.PlaceholderRel("each table of replica_identity_full_tables")}
+		}
+		return op, nil
+	}
+	var err error
+	op.Tables, err = pg.TablesWithIdentityFull(ctx, e.Green, tables)
+	return op, err
+}
+
+func planRevertIdentity(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := revertIdentityOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	if len(op.Tables) == 0 {
+		return []Action{note(Green, "no recorded table has REPLICA IDENTITY FULL on green: nothing to change")}, nil
+	}
+	return stmts(op.Statements()...), nil
+}
+
 func runRevertIdentity(ctx context.Context, e *Env) error {
 	if err := e.needGreen(); err != nil {
 		return err
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	tables := parseRelList(e.Values["replica_identity_full_tables"])
-	full, err := pg.TablesWithIdentityFull(ctx, e.Green, tables)
+	op, err := revertIdentityOp(ctx, e)
 	if err != nil {
 		return err
 	}
-	for _, t := range full {
-		e.Logf("ALTER TABLE %s REPLICA IDENTITY DEFAULT", t)
-	}
-	gone, err := pg.SetReplicaIdentity(ctx, e.Green, full, false)
-	for _, t := range gone {
-		e.Warnf("table %s no longer exists on green: nothing to revert", t)
-	}
-	return err
+	return op.Exec(ctx, e.Green)
 }

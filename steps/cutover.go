@@ -11,13 +11,32 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// The cutover and rollback steps (issue 6): pg.Cutover / pg.Rollback with
-// the configuration's settings, their reports written as JSON and Markdown,
-// and the values that keep a second cutover from running.
+// The cutover and rollback steps: pg.Cutover / pg.Rollback with the
+// configuration's settings, their reports written as JSON and Markdown.
+
+func cutover() *Step {
+	return &Step{ID: "cutover", Phase: PhaseCutover, Target: PgBouncer, Title: "Cut over to green",
+		Why:    "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green.",
+		Source: "000, 001 §10-12, 002", Destructive: true, Records: []string{CutoverReportKey, CutoverDoneAtKey},
+		Plan:  offline(cutoverPlan),
+		Check: checkCutover,
+		Run:   runCutover,
+	}
+}
+
+func rollback() *Step {
+	return &Step{ID: "rollback", Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
+		Why:    "The cutover in reverse through the reverse replication, sequences included.",
+		Source: "001 ROLLBACK", Destructive: true, Optional: true, Needs: []string{CutoverDoneAtKey},
+		Records: []string{RollbackReportKey, RollbackDoneAtKey},
+		Plan:    offline(rollbackPlan),
+		Check:   checkRollback,
+		Run:     runRollback,
+	}
+}
 
 // Values recorded by the cutover and the rollback.
 const (
@@ -30,17 +49,6 @@ const (
 	rollbackStepID     = "rollback"
 	reverseReplication = pg.DefaultReverseName
 )
-
-func init() {
-	implementations[cutoverStepID] = func(s *Step) {
-		s.Check = checkCutover
-		s.Run = runCutover
-	}
-	implementations[rollbackStepID] = func(s *Step) {
-		s.Check = checkRollback
-		s.Run = runRollback
-	}
-}
 
 // cutoverState reads the recorded times: the cutover counts as in force
 // when it is recorded and no rollback is recorded after it.

@@ -10,14 +10,35 @@ import (
 
 // Anchor replication on blue: create-publications, create-slots.
 
-func init() {
-	implementations["create-publications"] = func(s *Step) {
-		s.Check = checkPublications
-		s.Run = runCreatePublications
+func createPublications() *Step {
+	return &Step{ID: "create-publications", Phase: PhaseAnchor, Target: Blue, Title: "Create publications",
+		Why:    "The publication says what blue sends; it must exist before the slot, whose snapshot it is read at.",
+		Source: "000, 001 §1.2, 002",
+		Plan: offline(func(e *Env) []Action {
+			out := []Action{note(Blue, "refused while a table to publish has neither a primary key nor a replica identity (run replica-identity-full)")}
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Blue, "CREATE PUBLICATION %s %s", ident(p.Name), e.Config.publicationTables(p)))
+			}
+			return out
+		}),
+		Check: checkPublications,
+		Run:   runCreatePublications,
 	}
-	implementations["create-slots"] = func(s *Step) {
-		s.Check = checkSlots
-		s.Run = runCreateSlots
+}
+
+func createSlots() *Step {
+	return &Step{ID: "create-slots", Phase: PhaseAnchor, Target: Blue, Title: "Create logical replication slots",
+		Why:    "The slot holds blue's WAL from this point until green consumes it; green's data must start at or after it.",
+		Source: "000, 001 §1.3, 002", Records: []string{"slot_lsn"},
+		Plan: offline(func(e *Env) []Action {
+			out := []Action{note(Blue, "refused while a publication is missing (pgoutput reads publications as of the slot's snapshot)")}
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Blue, "SELECT lsn FROM pg_create_logical_replication_slot(%s, 'pgoutput')", quoteLiteral(slotName(p.Name))))
+			}
+			return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn")))
+		}),
+		Check: checkSlots,
+		Run:   runCreateSlots,
 	}
 }
 

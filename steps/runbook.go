@@ -5,50 +5,19 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// Helpers shared by the SQL steps of issue 4 (impl_*.go).
+// What the steps derive from the configuration: publications and their
+// tables, slots, subscriptions, the replication connection string.
 
-// bounded is ctx limited by the configured statement timeout: each step's
-// short statements run under it; long waits (catch-up, ANALYZE, the schema
-// copy) choose their own bounds.
-func (e *Env) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := 30 * time.Second
-	if e.Config != nil && e.Config.Timeouts.Statement.Duration > 0 {
-		d = e.Config.Timeouts.Statement.Duration
-	}
-	return context.WithTimeout(ctx, d)
-}
-
-// refuse is a refusal: the step changed nothing and says why, with the fix.
-func (e *Env) refuse(format string, args ...any) error {
-	return &RefusedError{Step: e.step, Reason: fmt.Sprintf(format, args...)}
-}
-
-// needBlue and needGreen fail clearly when a pool is missing (offline).
-func (e *Env) needBlue() error {
-	if e.Blue == nil {
-		return fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
-	}
-	return nil
-}
-
-func (e *Env) needGreen() error {
-	if e.Green == nil {
-		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
-	}
-	return nil
-}
-
-func (e *Env) needBoth() error {
-	if err := e.needBlue(); err != nil {
-		return err
-	}
-	return e.needGreen()
-}
+// Strategy-membership lists used by the catalog.
+var (
+	cloneStrategies = []string{"aurora-clone", "rds-snapshot", "clone"}
+	awsStrategies   = []string{"aurora-clone", "rds-snapshot"}
+)
 
 // relList renders relations for a message or a recorded value.
 func relList(rels []pg.Rel) string {
@@ -202,4 +171,47 @@ func (c *Config) subscriptionConninfoSecret() (string, error) {
 		base = fmt.Sprintf("host=%s port=%s dbname=%s", q(host), q(port), q(db))
 	}
 	return base + " user=" + q(c.Replication.Role) + " password=" + q(pw), nil
+}
+
+// slotName is the slot of a publication; the subscription has the same name.
+func slotName(pub string) string { return pub }
+
+// publicationTables renders the FOR clause of one publication.
+func (c *Config) publicationTables(p Publication) string {
+	if len(p.Tables) > 0 {
+		q := make([]string, len(p.Tables))
+		for i, t := range p.Tables {
+			q[i] = tableIdent(t)
+		}
+		return "FOR TABLE " + strings.Join(q, ", ")
+	}
+	for _, other := range c.Publications {
+		if len(other.Tables) > 0 {
+			return "FOR TABLE <every table of schemas " + strings.Join(c.Schemas, ", ") + " not listed in another publication>"
+		}
+	}
+	return "FOR ALL TABLES"
+}
+
+// subscriptionConninfo is the connection string green uses to reach blue,
+// with the password shown as a placeholder (it is read at run time only).
+func (c *Config) subscriptionConninfo() string {
+	if c.Replication.BlueConninfo != "" {
+		return c.Replication.BlueConninfo + " user=" + c.Replication.Role + " password=********"
+	}
+	host, port, db := "<blue host>", "5432", "<blue db>"
+	if pc, err := pgconn.ParseConfig(c.Blue.Conninfo); err == nil {
+		host, port, db = pc.Host, fmt.Sprint(pc.Port), pc.Database
+	}
+	return fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=********", host, port, db, c.Replication.Role)
+}
+
+func (c *Config) copyData() bool { return c.Strategy == "copy" }
+
+func schemaFlags(schemas []string) []string {
+	out := make([]string, len(schemas))
+	for i, s := range schemas {
+		out[i] = "--schema=" + ident(s)
+	}
+	return out
 }

@@ -8,10 +8,38 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/aws"
 )
 
-// The rds-snapshot strategy's provisioning steps (001 §2-4): blue's
-// snapshot taken after the slots, its engine version upgraded, green
-// restored from it in blue's network. restore_time is recorded before the
-// restore: green-start-lsn reads only the logs written after it.
+// Provision green for rds-snapshot: snapshot-blue, upgrade-snapshot,
+// restore-green.
+
+func snapshotBlue() *Step {
+	return &Step{ID: "snapshot-blue", Phase: PhaseProvision, Target: AWSTarget, Title: "Snapshot blue",
+		Why:    "The snapshot, taken after the slot exists, is green's starting data.",
+		Source: "001 §2", Records: []string{"snapshot_id"},
+		Plan:  offline(awsPlanSnapshot),
+		Check: checkSnapshotBlue,
+		Run:   runSnapshotBlue,
+	}
+}
+
+func upgradeSnapshot() *Step {
+	return &Step{ID: "upgrade-snapshot", Phase: PhaseProvision, Target: AWSTarget, Title: "Upgrade the snapshot's engine version",
+		Why:    "Restoring an upgraded snapshot gives green on the new major without touching blue.",
+		Source: "001 §3", Needs: []string{"snapshot_id"},
+		Plan:  offline(awsPlanUpgradeSnapshot),
+		Check: checkUpgradeSnapshot,
+		Run:   runUpgradeSnapshot,
+	}
+}
+
+func restoreGreen() *Step {
+	return &Step{ID: "restore-green", Phase: PhaseProvision, Target: AWSTarget, Title: "Restore green from the snapshot",
+		Why:    "Green is a new instance restored from the upgraded snapshot.",
+		Source: "001 §4", Needs: []string{"snapshot_id"}, Records: []string{"green_endpoint", "restore_time"},
+		Plan:  offline(awsPlanRestore),
+		Check: checkRestoreGreen,
+		Run:   runRestoreGreen,
+	}
+}
 
 func checkSnapshotBlue(ctx context.Context, e *Env) (CheckResult, error) {
 	c, err := e.needAWS()
@@ -147,7 +175,7 @@ func runRestoreGreen(ctx context.Context, e *Env) error {
 		return err
 	}
 	if want := e.Config.AWS.EngineVersion; sn.EngineVersion != want {
-		return e.refusal("snapshot %s is at %s, not the target %s: run upgrade-snapshot first", snap, sn.EngineVersion, want)
+		return e.refuse("snapshot %s is at %s, not the target %s: run upgrade-snapshot first", snap, sn.EngineVersion, want)
 	}
 	blue, err := c.DescribeInstance(ctx, aws.DescribeInstanceParams{InstanceID: e.Config.AWS.BlueInstance})
 	if err != nil {
@@ -175,4 +203,38 @@ func runRestoreGreen(ctx context.Context, e *Env) error {
 	}
 	e.Logf("green's endpoint is %s:%d: green.conninfo must point at it", in.Endpoint, in.Port)
 	return e.Record("green_endpoint", in.Endpoint)
+}
+
+func awsPlanSnapshot(e *Env) []Action {
+	p := aws.CreateSnapshotParams{InstanceID: e.Config.AWS.BlueInstance, SnapshotID: e.Config.snapshotID()}
+	out := []Action{
+		sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- refused unless every slot exists (a snapshot before its slot loses rows)"),
+		api("rds DescribeDBSnapshots DBSnapshotIdentifier=%s  -- an existing snapshot of blue is found, not taken twice", p.SnapshotID),
+	}
+	out = append(out, planned(p.Plan())...)
+	return append(out,
+		api("rds DescribeDBSnapshots DBSnapshotIdentifier=%s  -- every %s until available", p.SnapshotID, e.Config.AWS.PollInterval),
+		note(AWSTarget, "recorded: snapshot_id = %s", e.V("snapshot_id")))
+}
+
+func awsPlanUpgradeSnapshot(e *Env) []Action {
+	p := aws.UpgradeSnapshotParams{SnapshotID: e.V("snapshot_id"), EngineVersion: e.Config.AWS.EngineVersion}
+	out := []Action{api("rds DescribeDBSnapshots DBSnapshotIdentifier=%s  -- nothing is sent if it is at %s already", p.SnapshotID, p.EngineVersion)}
+	out = append(out, planned(p.Plan())...)
+	return append(out, api("rds DescribeDBSnapshots DBSnapshotIdentifier=%s  -- every %s until available at %s", p.SnapshotID, e.Config.AWS.PollInterval, p.EngineVersion))
+}
+
+func awsPlanRestore(e *Env) []Action {
+	a := e.Config.AWS
+	p := e.Config.restoreParams(e.V("snapshot_id"), nil)
+	out := []Action{
+		api("rds DescribeDBSnapshots DBSnapshotIdentifier=%s  -- refused unless at %s", p.SnapshotID, a.EngineVersion),
+		api("rds DescribeDBInstances DBInstanceIdentifier=%s  -- blue's class, subnet group and security groups, for what the config leaves out", a.BlueInstance),
+		note(AWSTarget, "recorded first: restore_time = %s (green's logs older than it cannot hold the seed)", e.V("restore_time")),
+		api("rds DescribeDBInstances DBInstanceIdentifier=%s  -- an existing green is found, not restored twice", a.GreenInstance),
+	}
+	out = append(out, planned(p.Plan())...)
+	return append(out,
+		api("rds DescribeDBInstances DBInstanceIdentifier=%s  -- every %s until available", a.GreenInstance, a.PollInterval),
+		note(AWSTarget, "recorded: green_endpoint = %s (green.conninfo must point at it)", e.V("green_endpoint")))
 }

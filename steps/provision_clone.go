@@ -8,39 +8,45 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// The clone strategy's steps: clone-local (pg_basebackup + pg_upgrade, the
-// local twin of an Aurora clone + upgrade), green-start-lsn (the exact
-// seed), drop-cloned-replication and advance-origins (the last two serve
-// every clone strategy).
-//
-// The seed is captured in clone-local and computed in green-start-lsn:
-// clone-local starts the clone once into a recovery log kept next to the
-// data directory (written by that start only, after a marker), before the
-// upgrade resets WAL positions; green-start-lsn reads the first `redo done
-// at` of that same log, adds one byte in Go and validates the result
-// against blue's slots. The evidence is kept, so the value can be
-// recomputed and checked again by advance-origins.
+// Provision green for the self-managed clone strategy: clone-local,
+// green-start-lsn, drop-cloned-replication.
 
-func init() {
-	implementations["clone-local"] = func(s *Step) {
-		s.Check = checkCloneLocal
-		s.Run = runCloneLocal
+func cloneLocal() *Step {
+	return &Step{ID: "clone-local", Phase: PhaseProvision, Target: Green, Title: "Clone blue with pg_basebackup and upgrade it",
+		Why:    "The local twin of an Aurora clone + upgrade: a physical copy taken after the slot exists, recovered with blue's binaries, then pg_upgrade --link.",
+		Source: "-", Records: []string{"clone_redo_done"},
+		Plan:  offline(clonePlan),
+		Check: checkCloneLocal,
+		Run:   runCloneLocal,
 	}
-	implementations["green-start-lsn"] = func(s *Step) {
-		s.Check = checkGreenStartLSN
-		s.Run = runGreenStartLSN
+}
+
+func greenStartLSN() *Step {
+	return &Step{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
+		Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
+		Source: "000, 001 §7, 002", Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
+		Plan:  offline(planGreenStartLSN),
+		Check: checkGreenStartLSN,
+		Run:   runGreenStartLSN,
 	}
-	implementations["drop-cloned-replication"] = func(s *Step) {
-		s.Check = checkClonedReplication
-		s.Run = runDropClonedReplication
-	}
-	implementations["advance-origins"] = func(s *Step) {
-		s.Check = checkOrigins
-		s.Run = runAdvanceOrigins
+}
+
+func dropClonedReplication() *Step {
+	return &Step{ID: "drop-cloned-replication", Phase: PhasePrepareGreen, Target: Green, Title: "Drop replication objects inherited by the clone",
+		Why:    "The clone carries blue's publications (and on Aurora its slots); they must go before the upgrade and before subscribing.",
+		Source: "000, 002", Needs: []string{"green_start_lsn"},
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(Green, "SELECT pubname FROM pg_publication  -- then DROP PUBLICATION <each> (every one came with the clone)"),
+				sql(Green, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"),
+				note(Green, "clone: already done on the clone before pg_upgrade (clone-local); this checks none is left"),
+			}
+		}),
+		Check: checkClonedReplication,
+		Run:   runDropClonedReplication,
 	}
 }
 
@@ -52,18 +58,6 @@ func (e *Env) cloneParams() pg.CloneParams {
 		BlueBindir: c.BlueBindir, GreenBindir: c.GreenBindir, DataDir: c.DataDir, Port: c.Port, OSUser: c.OSUser,
 		Log: e.Logf,
 	}
-}
-
-func (e *Env) refusal(format string, args ...any) error {
-	return &RefusedError{Step: e.step, Reason: fmt.Sprintf(format, args...)}
-}
-
-func (e *Env) statementCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := e.Config.Timeouts.Statement.Duration
-	if d <= 0 {
-		d = 30 * time.Second
-	}
-	return context.WithTimeout(ctx, d)
 }
 
 // greenAnswers connects to green directly (not through the pool: during
@@ -99,7 +93,7 @@ func checkCloneLocal(ctx context.Context, e *Env) (CheckResult, error) {
 	if phase != pg.CloneUpgraded {
 		return CheckResult{Detail: fmt.Sprintf("clone in %s: phase %s", p.DataDir, phase)}, nil
 	}
-	ctx, cancel := e.statementCtx(ctx)
+	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	got, err := e.greenMajor(ctx)
 	if err != nil {
@@ -118,7 +112,7 @@ func runCloneLocal(ctx context.Context, e *Env) error {
 	if e.Blue == nil {
 		return fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
 	}
-	qctx, cancel := e.statementCtx(ctx)
+	qctx, cancel := e.bounded(ctx)
 	slots, err := pg.LogicalSlots(qctx, e.Blue)
 	cancel()
 	if err != nil {
@@ -131,7 +125,7 @@ func runCloneLocal(ctx context.Context, e *Env) error {
 		}
 	}
 	if len(missing) > 0 {
-		return e.refusal("slot %s does not exist on blue: a clone taken before its slot would miss every row written in between; run create-slots first", strings.Join(missing, ", "))
+		return e.refuse("slot %s does not exist on blue: a clone taken before its slot would miss every row written in between; run create-slots first", strings.Join(missing, ", "))
 	}
 	res, err := pg.Clone(ctx, e.cloneParams())
 	if err != nil {
@@ -148,7 +142,7 @@ func runCloneLocal(ctx context.Context, e *Env) error {
 func (e *Env) seedFromClone() (seed, redo pg.LSN, err error) {
 	redo, err = e.cloneParams().RedoDone()
 	if err != nil {
-		return 0, 0, e.refusal("%v: the seed cannot be known; drop the clone (clone.data_dir and the folders next to it) and run clone-local again", err)
+		return 0, 0, e.refuse("%v: the seed cannot be known; drop the clone (clone.data_dir and the folders next to it) and run clone-local again", err)
 	}
 	seed, err = redo.Add(1)
 	return seed, redo, err
@@ -159,7 +153,7 @@ func (e *Env) seedProblems(ctx context.Context, seed pg.LSN) ([]string, error) {
 	if e.Blue == nil {
 		return nil, fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
 	}
-	ctx, cancel := e.statementCtx(ctx)
+	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	slots, err := pg.LogicalSlots(ctx, e.Blue)
 	if err != nil {
@@ -188,7 +182,7 @@ func (e *Env) seedProblems(ctx context.Context, seed pg.LSN) ([]string, error) {
 }
 
 func (e *Env) seedRefusal(seed pg.LSN, problems []string) error {
-	return e.refusal("seed %s: %s; drop the clone and run clone-local again (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "))
+	return e.refuse("seed %s: %s; drop the clone and run clone-local again (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "))
 }
 
 func checkGreenStartLSN(ctx context.Context, e *Env) (CheckResult, error) {
@@ -236,7 +230,7 @@ func (e *Env) originsStreamedFrom(ctx context.Context, seed pg.LSN) (bool, error
 	if e.Green == nil {
 		return false, nil
 	}
-	ctx, cancel := e.statementCtx(ctx)
+	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	for _, p := range e.Config.Publications {
 		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
@@ -273,7 +267,7 @@ func checkClonedReplication(ctx context.Context, e *Env) (CheckResult, error) {
 	if e.Green == nil {
 		return CheckResult{}, fmt.Errorf("no connection to green: check green.conninfo in the configuration")
 	}
-	ctx, cancel := e.statementCtx(ctx)
+	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	relics, err := pg.RelicReplication(ctx, e.Green)
 	if err != nil {
@@ -289,7 +283,7 @@ func runDropClonedReplication(ctx context.Context, e *Env) error {
 	if e.Green == nil {
 		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
 	}
-	ctx, cancel := e.statementCtx(ctx)
+	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	dropped, err := pg.DropRelicReplication(ctx, e.Green)
 	for _, d := range dropped {
@@ -304,7 +298,7 @@ func runDropClonedReplication(ctx context.Context, e *Env) error {
 func (e *Env) recordedSeed() (pg.LSN, error) {
 	v, ok := e.Value("green_start_lsn")
 	if !ok {
-		return 0, e.refusal("green_start_lsn is not recorded: run green-start-lsn first")
+		return 0, e.refuse("green_start_lsn is not recorded: run green-start-lsn first")
 	}
 	seed, err := pg.ParseLSN(v)
 	if err != nil {
@@ -316,97 +310,10 @@ func (e *Env) recordedSeed() (pg.LSN, error) {
 			return 0, err
 		}
 		if fromLog != seed {
-			return 0, e.refusal("green_start_lsn %s is not the seed of the clone that exists now (%s): run green-start-lsn again", seed, fromLog)
+			return 0, e.refuse("green_start_lsn %s is not the seed of the clone that exists now (%s): run green-start-lsn again", seed, fromLog)
 		}
 	}
 	return seed, nil
-}
-
-func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
-	if e.Green == nil {
-		return CheckResult{}, fmt.Errorf("no connection to green: check green.conninfo in the configuration")
-	}
-	v, ok := e.Value("green_start_lsn")
-	if !ok {
-		return CheckResult{Detail: "green_start_lsn not recorded"}, nil
-	}
-	seed, err := pg.ParseLSN(v)
-	if err != nil {
-		return CheckResult{}, fmt.Errorf("recorded green_start_lsn: %w", err)
-	}
-	ctx, cancel := e.statementCtx(ctx)
-	defer cancel()
-	var off []string
-	streaming := 0
-	for _, p := range e.Config.Publications {
-		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		switch {
-		case st.Exists && st.Progressed && st.RemoteLSN == seed:
-		case st.Exists && st.Enabled && st.Progressed && st.RemoteLSN > seed:
-			streaming++ // advanced to the seed, then enabled: it moved on from there
-		default:
-			off = append(off, p.Name)
-		}
-	}
-	if len(off) > 0 {
-		return CheckResult{Detail: "origin not at the seed " + seed.String() + ": " + strings.Join(off, ", ")}, nil
-	}
-	if streaming > 0 {
-		return CheckResult{Done: true, Detail: "origins advanced to the seed " + seed.String() + "; streaming from it"}, nil
-	}
-	return CheckResult{Done: true, Detail: "every origin at the seed " + seed.String()}, nil
-}
-
-// runAdvanceOrigins re-validates the seed (trap 5) and moves each disabled
-// subscription's origin to it. It never moves an origin back: one past the
-// seed has applied changes that would be applied twice.
-func runAdvanceOrigins(ctx context.Context, e *Env) error {
-	if e.Green == nil {
-		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
-	}
-	seed, err := e.recordedSeed()
-	if err != nil {
-		return err
-	}
-	qctx, cancel := e.statementCtx(ctx)
-	defer cancel()
-	states := make([]pg.OriginState, 0, len(e.Config.Publications))
-	for _, p := range e.Config.Publications {
-		st, err := pg.ReadOrigin(qctx, e.Green, p.Name)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !st.Exists:
-			return e.refusal("subscription %s does not exist on green: run create-subscriptions first", p.Name)
-		case st.Enabled:
-			return e.refusal("subscription %s is enabled: its origin cannot be moved while it streams; it was enabled before its seed was set, so green may hold duplicates: start over", p.Name)
-		case st.Progressed && st.RemoteLSN > seed:
-			return e.refusal("the origin of subscription %s is at %s, past the seed %s: it applied changes; moving it back would apply them twice", p.Name, st.RemoteLSN, seed)
-		}
-		states = append(states, st)
-	}
-	problems, err := e.seedProblems(ctx, seed)
-	if err != nil {
-		return err
-	}
-	if len(problems) > 0 {
-		return e.seedRefusal(seed, problems)
-	}
-	for _, st := range states {
-		if st.Progressed && st.RemoteLSN == seed {
-			e.Logf("origin %s of subscription %s is at the seed already", st.Origin, st.Subscription)
-			continue
-		}
-		e.Logf("SELECT pg_replication_origin_advance('%s', '%s')  -- subscription %s", st.Origin, seed, st.Subscription)
-		if err := pg.AdvanceOrigin(qctx, e.Green, st.Origin, seed); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // cloneSeedAction is green-start-lsn's plan line for the clone strategy.
@@ -449,4 +356,15 @@ func clonePlan(e *Env) []Action {
 		cmd("%s/pg_ctl start -w -D %s -l %s", c.GreenBindir, ps.DataDir, ps.GreenLog),
 	}
 	return out
+}
+
+// planGreenStartLSN shows how the seed is read, for the clone and the AWS strategies.
+func planGreenStartLSN(e *Env) []Action {
+	first := []Action{cloneSeedAction(e)}
+	if e.Config.isAWS() {
+		first = awsSeedPlan(e)
+	}
+	slots := sql(Blue, "SELECT slot_name, active, wal_status, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_type = 'logical'  -- each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed")
+	return append(first, slots,
+		note(Green, "refused unless seed > every slot's creation LSN (slot_lsn = %s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn")))
 }

@@ -9,26 +9,85 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// The Prepare phase: preflight, enable-logical-replication,
+// The Prepare phase: preflight, enable-logical-replication (self-managed),
 // create-replication-role, replica-identity-full.
 
-func init() {
-	implementations["preflight"] = func(s *Step) {
+func preflight() *Step {
+	return &Step{ID: "preflight", Phase: PhasePrepare, Target: BlueGreen, Title: "Preflight checks",
+		Why:    "Read-only checks of versions, settings, roles and tables, each with its fix, before anything is changed.",
+		Source: "000, 001 §6", Records: []string{"blue_version", "green_version"},
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(BlueGreen, "SELECT current_setting('server_version_num'), current_setting('wal_level'), current_setting('max_replication_slots'), current_setting('max_wal_senders'), current_setting('max_logical_replication_workers'), current_setting('max_worker_processes')"),
+				sql(Blue, "SELECT rolreplication FROM pg_roles WHERE rolname = %s", quoteLiteral(e.Config.Replication.Role)),
+				sql(Blue, "-- tables with neither a primary key nor a replica identity\nSELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname = ANY($1) AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"),
+				sql(Blue, "SELECT oid::regclass FROM pg_class WHERE relpersistence = 'u' AND relkind = 'r'  -- unlogged: not replicated"),
+				sql(Blue, "SELECT count(*) FROM pg_largeobject_metadata  -- large objects: not replicated"),
+				sql(Blue, "SELECT extname, extversion FROM pg_extension"),
+				sql(Blue, "SELECT count(*) FROM pg_sequences"),
+			}
+		}),
 		// Read-only: never found done, so an interrupted one simply runs again.
-		s.Check = alwaysRuns("read-only checks, run every time; their PASS/WARN lines are in the log")
-		s.Run = runPreflight
+		Check: alwaysRuns("read-only checks, run every time; their PASS/WARN lines are in the log"),
+		Run:   runPreflight,
 	}
-	implementations["enable-logical-replication"] = func(s *Step) {
-		s.Check = checkLogicalReplication
-		s.Run = runEnableLogicalReplication
+}
+
+func enableLogicalReplication() *Step {
+	return &Step{ID: "enable-logical-replication", Phase: PhasePrepare, Target: AWSOrOperator, Title: "Enable logical replication on blue",
+		Why:    "Logical decoding needs wal_level=logical (RDS: rds.logical_replication=1) and room for slots and walsenders; changing it needs a restart.",
+		Source: "000", Destructive: true,
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(Blue, "ALTER SYSTEM SET wal_level = 'logical'"),
+				sql(Blue, "ALTER SYSTEM SET max_replication_slots = 25"),
+				sql(Blue, "ALTER SYSTEM SET max_wal_senders = 25"),
+				sql(Blue, "ALTER SYSTEM SET max_logical_replication_workers = 25"),
+				sql(Blue, "ALTER SYSTEM SET max_worker_processes = 50"),
+				{Target: Operator, Kind: "operator", Text: "restart blue (pg_ctl restart, or your service manager); the check reads the settings back"},
+			}
+		}),
+		Check: checkLogicalReplication,
+		Run:   runEnableLogicalReplication,
 	}
-	implementations["create-replication-role"] = func(s *Step) {
-		s.Check = checkReplicationRole
-		s.Run = runCreateReplicationRole
+}
+
+func createReplicationRole() *Step {
+	return &Step{ID: "create-replication-role", Phase: PhasePrepare, Target: Blue, Title: "Create the replication role",
+		Why:    "Green's subscriptions connect to blue as a dedicated role with REPLICATION and SELECT on the replicated tables.",
+		Source: "001 §1.1",
+		Plan: offline(func(e *Env) []Action {
+			r := ident(e.Config.Replication.Role)
+			grant := "ALTER ROLE " + r + " REPLICATION"
+			if e.Config.isAWS() {
+				grant = "GRANT rds_replication TO " + r
+			}
+			out := []Action{
+				sql(Blue, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1"),
+				sql(Blue, "SELECT set_config('pgbg.role', %s, true), set_config('pgbg.verifier', $1, true)  -- $1: a SCRAM-SHA-256 verifier computed here from the password in %s; the password never leaves pgbluegreen", quoteLiteral(e.Config.Replication.Role), e.Config.Replication.Password.describe()),
+				sql(Blue, "DO $$ ... EXECUTE format('CREATE ROLE %%I LOGIN PASSWORD %%L' (or ALTER ROLE when it exists), current_setting('pgbg.role'), current_setting('pgbg.verifier')) $$  -- = CREATE ROLE %s LOGIN PASSWORD '********'", r),
+				sql(Blue, "%s", grant),
+				sql(Blue, "GRANT CONNECT ON DATABASE <blue db> TO %s", r),
+			}
+			for _, s := range e.Config.Schemas {
+				out = append(out,
+					sql(Blue, "GRANT USAGE ON SCHEMA %s TO %s", ident(s), r),
+					sql(Blue, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s", ident(s), r))
+			}
+			return append(out, sql(Blue, "COMMIT"))
+		}),
+		Check: checkReplicationRole,
+		Run:   runCreateReplicationRole,
 	}
-	implementations["replica-identity-full"] = func(s *Step) {
-		s.Check = checkReplicaIdentity
-		s.Run = runReplicaIdentity
+}
+
+func replicaIdentityFull() *Step {
+	return &Step{ID: "replica-identity-full", Phase: PhasePrepare, Target: Blue, Title: "Replica identity for tables without a primary key",
+		Why:    "Once a table is published, every UPDATE/DELETE on a table with no replica identity fails on blue: set it before the publication exists.",
+		Source: "000", Records: []string{"replica_identity_full_tables"},
+		Plan:  planReplicaIdentity,
+		Check: checkReplicaIdentity,
+		Run:   runReplicaIdentity,
 	}
 }
 
@@ -291,14 +350,9 @@ func runEnableLogicalReplication(ctx context.Context, e *Env) error {
 // enableLines are the ALTER SYSTEM lines of the step's self-managed plan.
 func enableLines(e *Env) []string {
 	var out []string
-	for _, s := range Strategy(e.Config.Strategy) {
-		if s.ID != "enable-logical-replication" || s.Plan == nil {
-			continue
-		}
-		for _, a := range s.Plan(e) {
-			if a.Kind == "sql" {
-				out = append(out, a.Text)
-			}
+	for _, a := range enableLogicalReplication().OfflinePlan(e) {
+		if a.Kind == "sql" {
+			out = append(out, a.Text)
 		}
 	}
 	return out
@@ -367,13 +421,39 @@ func checkReplicaIdentity(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: "every table of " + strings.Join(e.Config.Schemas, ", ") + " has a primary key or a replica identity; REPLICA IDENTITY FULL set on: " + e.V("replica_identity_full_tables")}, nil
 }
 
+// replicaIdentityOp is what replica-identity-full does now: REPLICA
+// IDENTITY FULL on each table of the schemas with neither a primary key nor
+// a replica identity, read from blue (offline, a placeholder).
+func replicaIdentityOp(ctx context.Context, e *Env) (pg.ReplicaIdentityParams, error) {
+	op := pg.ReplicaIdentityParams{On: "blue", Full: true}
+	if e.Blue == nil {
+		op.Tables = []pg.Rel{pg.PlaceholderRel("each table of " + strings.Join(e.Config.Schemas, ", ") + " with neither a primary key nor a replica identity")}
+		return op, nil
+	}
+	var err error
+	op.Tables, err = pg.TablesWithoutIdentity(ctx, e.Blue, e.Config.Schemas)
+	return op, err
+}
+
+func planReplicaIdentity(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := replicaIdentityOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(Blue, "recorded before the change: replica_identity_full_tables = these tables, with any an earlier run recorded (%s)", e.V("replica_identity_full_tables"))}
+	if len(op.Tables) == 0 {
+		return append(out, note(Blue, "no table needs it: nothing to change")), nil
+	}
+	return append(out, stmts(op.Statements()...)...), nil
+}
+
 func runReplicaIdentity(ctx context.Context, e *Env) error {
 	if err := e.needBlue(); err != nil {
 		return err
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	tables, err := pg.TablesWithoutIdentity(ctx, e.Blue, e.Config.Schemas)
+	op, err := replicaIdentityOp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -383,7 +463,7 @@ func runReplicaIdentity(ctx context.Context, e *Env) error {
 	for _, t := range all {
 		seen[t] = true
 	}
-	for _, t := range tables {
+	for _, t := range op.Tables {
 		if !seen[t] {
 			all = append(all, t)
 		}
@@ -396,10 +476,7 @@ func runReplicaIdentity(ctx context.Context, e *Env) error {
 	if err := e.Record("replica_identity_full_tables", value); err != nil {
 		return err
 	}
-	for _, t := range tables {
-		e.Logf("ALTER TABLE %s REPLICA IDENTITY FULL", t)
-	}
-	if _, err := pg.SetReplicaIdentity(ctx, e.Blue, tables, true); err != nil {
+	if err := op.Exec(ctx, e.Blue); err != nil {
 		return err
 	}
 	left, err := pg.TablesWithoutIdentity(ctx, e.Blue, e.Config.Schemas)

@@ -9,21 +9,83 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// Replicate: create-subscriptions, enable-subscriptions, wait-catch-up.
-// analyze-green and verify-data are in impl_verify.go.
+// Replicate: create-subscriptions, advance-origins (clone strategies),
+// enable-subscriptions, wait-catch-up.
 
-func init() {
-	implementations["create-subscriptions"] = func(s *Step) {
-		s.Check = checkSubscriptionsExist
-		s.Run = runCreateSubscriptions
+func createSubscriptions() *Step {
+	return &Step{ID: "create-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Create subscriptions (disabled)",
+		Why:    "One subscription per publication, on the existing slot, disabled until its origin is set; the password never reaches green's log.",
+		Source: "000, 001 §5.1, 002",
+		Plan: offline(func(e *Env) []Action {
+			out := []Action{note(Green, "refused while a slot is missing on blue")}
+			for _, p := range e.Config.Publications {
+				out = append(out,
+					sql(Green, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1; SET LOCAL log_parameter_max_length_on_error = 0"),
+					sql(Green, "SELECT set_config('pgbg.conninfo', $1, true), ...  -- the connection string with the password, as a bind parameter only"),
+					sql(Green, "DO $$ ... EXECUTE format('CREATE SUBSCRIPTION %%I CONNECTION %%L PUBLICATION %%I WITH (...)', ...) $$  -- quoted by the server; errors re-raised without the statement"),
+					sql(Green, "-- = CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
+						ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name))),
+					sql(Green, "COMMIT"))
+			}
+			return out
+		}),
+		Check: checkSubscriptionsExist,
+		Run:   runCreateSubscriptions,
 	}
-	implementations["enable-subscriptions"] = func(s *Step) {
-		s.Check = checkSubscriptionsEnabled
-		s.Run = runEnableSubscriptions
+}
+
+func advanceOrigins() *Step {
+	return &Step{ID: "advance-origins", Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
+		Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
+		Source: "000, 001 §8, 002", Needs: []string{"green_start_lsn"},
+		Plan: offline(func(e *Env) []Action {
+			out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Green, "SELECT pg_replication_origin_advance('pg_' || oid, '%s') FROM pg_subscription WHERE subname = %s AND NOT subenabled", e.V("green_start_lsn"), quoteLiteral(p.Name)))
+			}
+			return append(out, sql(Green, "SELECT external_id, remote_lsn FROM pg_replication_origin_status  -- each must equal %s", e.V("green_start_lsn")))
+		}),
+		Check: checkOrigins,
+		Run:   runAdvanceOrigins,
 	}
-	implementations["wait-catch-up"] = func(s *Step) {
-		s.Check = checkCaughtUp
-		s.Run = runWaitCatchUp
+}
+
+func enableSubscriptions() *Step {
+	return &Step{ID: "enable-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
+		Why:    "Replication starts: green consumes the slots and catches up.",
+		Source: "000, 001 §8, 002",
+		Plan: offline(func(e *Env) []Action {
+			var out []Action
+			if e.Config.isCloneStrategy() {
+				out = append(out,
+					sql(Green, "SELECT remote_lsn >= '%s' FROM pg_replication_origin_status WHERE external_id = 'pg_' || <subscription oid>  -- refused unless the origin was advanced to the seed", e.V("green_start_lsn")),
+					sql(Blue, "SELECT active, wal_status, confirmed_flush_lsn <= '%s' FROM pg_replication_slots WHERE slot_name = <slot>  -- refused unless inactive, not lost, not beyond the seed; seed > slot_lsn", e.V("green_start_lsn")))
+			}
+			for _, p := range e.Config.Publications {
+				out = append(out, sql(Green, "ALTER SUBSCRIPTION %s ENABLE", ident(p.Name)))
+			}
+			return out
+		}),
+		Check: checkSubscriptionsEnabled,
+		Run:   runEnableSubscriptions,
+	}
+}
+
+func waitCatchUp() *Step {
+	return &Step{ID: "wait-catch-up", Phase: PhaseReplicate, Target: BlueGreen, Title: "Wait for green to catch up",
+		Why:    "Every slot drained to a target LSN, every table's initial copy ready, and no apply errors.",
+		Source: "000, 001 §9.1, 002",
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(Blue, "SELECT pg_current_wal_lsn()  -- the target, once"),
+				sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(<target>, confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ANY(<slots>)  -- every 500 ms"),
+				sql(Green, "SELECT count(*) FILTER (WHERE srsubstate = 'r'), count(*) FROM pg_subscription_rel  -- and rows copied from pg_stat_progress_copy"),
+				sql(Green, "SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats"),
+				note(BlueGreen, "until every slot's confirmed_flush_lsn reaches blue's LSN taken at the start of the wait (timeout %s)", e.Config.Timeouts.LagWait),
+			}
+		}),
+		Check: checkCaughtUp,
+		Run:   runWaitCatchUp,
 	}
 }
 
@@ -402,4 +464,91 @@ func (e *Env) readSubs(ctx context.Context) ([]pg.Subscription, error) {
 		d = e.Config.Timeouts.Statement.Duration
 	}
 	return pg.ReadSubscriptions(ctx, e.Green, d)
+}
+
+func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
+	if e.Green == nil {
+		return CheckResult{}, fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	v, ok := e.Value("green_start_lsn")
+	if !ok {
+		return CheckResult{Detail: "green_start_lsn not recorded"}, nil
+	}
+	seed, err := pg.ParseLSN(v)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("recorded green_start_lsn: %w", err)
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	var off []string
+	streaming := 0
+	for _, p := range e.Config.Publications {
+		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		switch {
+		case st.Exists && st.Progressed && st.RemoteLSN == seed:
+		case st.Exists && st.Enabled && st.Progressed && st.RemoteLSN > seed:
+			streaming++ // advanced to the seed, then enabled: it moved on from there
+		default:
+			off = append(off, p.Name)
+		}
+	}
+	if len(off) > 0 {
+		return CheckResult{Detail: "origin not at the seed " + seed.String() + ": " + strings.Join(off, ", ")}, nil
+	}
+	if streaming > 0 {
+		return CheckResult{Done: true, Detail: "origins advanced to the seed " + seed.String() + "; streaming from it"}, nil
+	}
+	return CheckResult{Done: true, Detail: "every origin at the seed " + seed.String()}, nil
+}
+
+// runAdvanceOrigins re-validates the seed (trap 5) and moves each disabled
+// subscription's origin to it. It never moves an origin back: one past the
+// seed has applied changes that would be applied twice.
+func runAdvanceOrigins(ctx context.Context, e *Env) error {
+	if e.Green == nil {
+		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
+	}
+	seed, err := e.recordedSeed()
+	if err != nil {
+		return err
+	}
+	qctx, cancel := e.bounded(ctx)
+	defer cancel()
+	states := make([]pg.OriginState, 0, len(e.Config.Publications))
+	for _, p := range e.Config.Publications {
+		st, err := pg.ReadOrigin(qctx, e.Green, p.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !st.Exists:
+			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", p.Name)
+		case st.Enabled:
+			return e.refuse("subscription %s is enabled: its origin cannot be moved while it streams; it was enabled before its seed was set, so green may hold duplicates: start over", p.Name)
+		case st.Progressed && st.RemoteLSN > seed:
+			return e.refuse("the origin of subscription %s is at %s, past the seed %s: it applied changes; moving it back would apply them twice", p.Name, st.RemoteLSN, seed)
+		}
+		states = append(states, st)
+	}
+	problems, err := e.seedProblems(ctx, seed)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return e.seedRefusal(seed, problems)
+	}
+	for _, st := range states {
+		if st.Progressed && st.RemoteLSN == seed {
+			e.Logf("origin %s of subscription %s is at the seed already", st.Origin, st.Subscription)
+			continue
+		}
+		e.Logf("SELECT pg_replication_origin_advance('%s', '%s')  -- subscription %s", st.Origin, seed, st.Subscription)
+		if err := pg.AdvanceOrigin(qctx, e.Green, st.Origin, seed); err != nil {
+			return err
+		}
+	}
+	return nil
 }

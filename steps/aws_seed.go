@@ -7,16 +7,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// green-start-lsn for the AWS strategies: how the seed is obtained differs
-// (Aurora: aurora_volume_logical_start_lsn() on the clone before its
-// upgrade; RDS: the first `redo done at` of green's logs after the restore,
-// plus one byte), the validation against blue's slots is the clone
-// strategy's own (seedProblems, pg.SeedProblems).
+// green-start-lsn for the AWS strategies: aurora_volume_logical_start_lsn()
+// on an Aurora clone, the first `redo done at` of a restored RDS instance.
+
+func greenStartLSNAWS() *Step {
+	return &Step{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
+		Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
+		Source: "000, 001 §7, 002", Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
+		Plan:  offline(planGreenStartLSN),
+		Check: checkAWSGreenStartLSN,
+		Run:   runAWSGreenStartLSN,
+	}
+}
 
 // auroraStartLSNQuery reads the clone's start point (Aurora PostgreSQL
 // 12.10 and later); the text form parses as any pg_lsn.
@@ -55,7 +61,7 @@ func runAWSGreenStartLSN(ctx context.Context, e *Env) error {
 		if e.Config.Strategy == "rds-snapshot" {
 			again = "delete green and its snapshot and run snapshot-blue again"
 		}
-		return e.refusal("seed %s: %s; %s (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "), again)
+		return e.refuse("seed %s: %s; %s (after create-slots; nothing may consume the slots until green subscribes)", seed, strings.Join(problems, "; "), again)
 	}
 	e.Logf("%s: seed %s; slot_lsn %s", evidence, seed, e.V("slot_lsn"))
 	return e.Record("green_start_lsn", seed.String())
@@ -68,7 +74,7 @@ func (e *Env) auroraSeed(ctx context.Context) (pg.LSN, string, error) {
 	if err := e.needBoth(); err != nil {
 		return 0, "", err
 	}
-	qctx, cancel := e.statementCtx(ctx)
+	qctx, cancel := e.bounded(ctx)
 	defer cancel()
 	blue, err := poolMajor(qctx, e.Blue)
 	if err != nil {
@@ -79,7 +85,7 @@ func (e *Env) auroraSeed(ctx context.Context) (pg.LSN, string, error) {
 		return 0, "", fmt.Errorf("read green's version: %w", err)
 	}
 	if blue != green {
-		return 0, "", e.refusal("green runs PostgreSQL %d and blue %d: green was upgraded, which resets WAL positions, so aurora_volume_logical_start_lsn() no longer tells where the clone started; the seed had to be read before upgrade-green: delete green's cluster and clone again", green, blue)
+		return 0, "", e.refuse("green runs PostgreSQL %d and blue %d: green was upgraded, which resets WAL positions, so aurora_volume_logical_start_lsn() no longer tells where the clone started; the seed had to be read before upgrade-green: delete green's cluster and clone again", green, blue)
 	}
 	var text string
 	if err := e.Green.QueryRow(qctx, auroraStartLSNQuery).Scan(&text); err != nil {
@@ -135,4 +141,20 @@ func (e *Env) redoDoneSeed(ctx context.Context) (pg.LSN, string, error) {
 		return 0, "", err
 	}
 	return seed, fmt.Sprintf("first `redo done at %s` in %s of %s (%d files read)", res.LSN, res.File, green, res.FilesRead), nil
+}
+
+// awsSeedPlan is green-start-lsn's first line for the AWS strategies.
+func awsSeedPlan(e *Env) []Action {
+	if e.Config.Strategy == "aurora-clone" {
+		return []Action{
+			sql(BlueGreen, "SELECT current_setting('server_version_num')  -- refused unless green's major is blue's: after upgrade-green the function no longer tells where the clone started"),
+			sql(Green, "%s  -- the clone's start point, read before the upgrade", auroraStartLSNQuery),
+		}
+	}
+	g := e.Config.AWS.GreenInstance
+	return []Action{
+		api("rds DescribeDBLogFiles DBInstanceIdentifier=%s FileLastWritten=<restore_time %s>  -- every page, oldest first", g, e.V("restore_time")),
+		api("rds DownloadDBLogFilePortion DBInstanceIdentifier=%s LogFileName=<each> Marker=0, then each Marker while AdditionalDataPending  -- stops at the first `redo done at X/Y`", g),
+		note(AWSTarget, "seed = X/Y + 1 byte, computed in Go; recorded: green_redo_done = %s", e.V("green_redo_done")),
+	}
 }

@@ -10,16 +10,37 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// analyze-green and verify-data.
+// Verify green before the cutover: analyze-green, verify-data.
 
-func init() {
-	implementations["analyze-green"] = func(s *Step) {
-		s.Check = alwaysRuns("ANALYZE runs every time: statistics go stale as data arrives")
-		s.Run = runAnalyzeGreen
+func analyzeGreen() *Step {
+	return &Step{ID: "analyze-green", Phase: PhaseReplicate, Target: Green, Title: "Analyze green",
+		Why:    "An upgraded or freshly loaded database has no planner statistics: without them the first queries after cutover are slow.",
+		Source: "000, 001 §9.2, 002",
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(Green, "SELECT now()  -- the start"),
+				sql(Green, "SET statement_timeout = 0; ANALYZE <each table of %s>  -- one by one, logged; pg_stat_progress_analyze polled every 5 s", strings.Join(e.Config.Schemas, ", ")),
+				sql(Green, "SELECT relname FROM pg_stat_all_tables WHERE schemaname = ANY($1) AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity') < <start>"),
+			}
+		}),
+		Check: alwaysRuns("ANALYZE runs every time: statistics go stale as data arrives"),
+		Run:   runAnalyzeGreen,
 	}
-	implementations["verify-data"] = func(s *Step) {
-		s.Check = alwaysRuns("the comparison runs every time")
-		s.Run = runVerifyData
+}
+
+func verifyData() *Step {
+	return &Step{ID: "verify-data", Phase: PhaseReplicate, Target: BlueGreen, Title: "Verify data",
+		Why: "Row counts per table, compared on blue and green at a drained point, before trusting green with traffic. " +
+			"Counts only match while writes are quiet, so it is optional: it does not gate the cutover.",
+		Source: "beyond the sources", Optional: true,
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				sql(Blue, "SELECT pg_current_wal_lsn()  -- then wait until every slot reaches it"),
+				sql(BlueGreen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT count(*) FROM <each table of %s>; COMMIT  -- with value verify_data_checksums = on, also an md5 of the rows; up to 3 attempts", strings.Join(e.Config.Schemas, ", ")),
+			}
+		}),
+		Check: alwaysRuns("the comparison runs every time"),
+		Run:   runVerifyData,
 	}
 }
 

@@ -1,0 +1,288 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Stmt is one statement an operation executes, built once: a step's plan
+// and its dry run show it, and the journal records it as it runs. An
+// operation (a ...Params value) returns its statements from one method and
+// executes exactly those from another, so what the operator reviews is
+// what runs.
+type Stmt struct {
+	// On is where the statement runs: "blue", "green", or "pgbouncer NAME"
+	// for a PgBouncer's admin console.
+	On string
+	// SQL is the statement's text, with $1, $2... for Args.
+	SQL string
+	// Args are the bind parameters. A Secret is sent but shown as
+	// '********'; a Later stands for a value known only mid-run (the drain
+	// LSN): a plan shows where it comes from, and it is never executed.
+	Args []any
+	// Note is a short comment a plan shows after the statement (how often
+	// it repeats, what happens on failure). The journal leaves it out.
+	Note string
+}
+
+// Secret is a bind parameter whose value is sent to the server and never
+// shown: plans, dry runs and the journal render it as '********'.
+type Secret string
+
+// Later is a bind parameter whose value is only known while the operation
+// runs (the drain LSN, a sequence's value inside the pause). A plan renders
+// it as <what it says>; the operation replaces it before executing.
+type Later string
+
+// Placeholder is a part of a statement's text that a plan made offline
+// cannot know (the tables found on blue): it renders as <what it says>.
+func Placeholder(what string) string { return "<" + what + ">" }
+
+// param matches a bind parameter reference in a statement's text.
+var param = regexp.MustCompile(`\$[0-9]+`)
+
+// String renders the statement with its arguments in place of $n, as
+// literals: what the plan shows and the journal records.
+func (s Stmt) String() string {
+	if len(s.Args) == 0 {
+		return s.SQL
+	}
+	return param.ReplaceAllStringFunc(s.SQL, func(ref string) string {
+		n, err := strconv.Atoi(ref[1:])
+		if err != nil || n < 1 || n > len(s.Args) {
+			return ref
+		}
+		return Literal(s.Args[n-1])
+	})
+}
+
+// Display is String with the statement's note, for plans.
+func (s Stmt) Display() string {
+	if s.Note == "" {
+		return s.String()
+	}
+	return s.String() + "  -- " + s.Note
+}
+
+// Literal renders a bind parameter as SQL would read it: strings quoted,
+// arrays as ARRAY[...], a Secret as '********', a Later as <what>.
+func Literal(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case Secret:
+		return "'********'"
+	case Later:
+		return "<" + string(x) + ">"
+	case string:
+		return quoteLiteral(x)
+	case LSN:
+		return quoteLiteral(x.String())
+	case bool:
+		return strconv.FormatBool(x)
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return fmt.Sprint(x)
+	case time.Time:
+		return quoteLiteral(x.UTC().Format(time.RFC3339Nano))
+	case []string:
+		if len(x) == 0 {
+			return "'{}'"
+		}
+		q := make([]string, len(x))
+		for i, s := range x {
+			q[i] = quoteLiteral(s)
+		}
+		return "ARRAY[" + strings.Join(q, ", ") + "]"
+	case []int32:
+		return numArray(x)
+	case []int64:
+		return numArray(x)
+	case []uint32:
+		return numArray(x)
+	case []bool:
+		return numArray(x)
+	case fmt.Stringer:
+		return quoteLiteral(x.String())
+	default:
+		return quoteLiteral(fmt.Sprint(x))
+	}
+}
+
+func numArray[T any](xs []T) string {
+	if len(xs) == 0 {
+		return "'{}'"
+	}
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprint(x)
+	}
+	return "ARRAY[" + strings.Join(q, ", ") + "]"
+}
+
+// quoteLiteral quotes a string as an SQL literal (standard strings: only
+// the quote doubles).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Executed is one statement as it ran, for the journal.
+type Executed struct {
+	Stmt     Stmt
+	Duration time.Duration
+	Err      error
+}
+
+type journalKey struct{}
+type journaledKey struct{}
+
+// WithJournal returns a context under which every statement an operation
+// executes is reported to f once it ends (the runner journals it under the
+// step its context names).
+func WithJournal(ctx context.Context, f func(context.Context, Executed)) context.Context {
+	return context.WithValue(ctx, journalKey{}, f)
+}
+
+// Journaled reports whether a statement traced under ctx is one an
+// operation executes (and journals itself), so a query tracer can leave it
+// out.
+func Journaled(ctx context.Context) bool {
+	_, ok := ctx.Value(journaledKey{}).(bool)
+	return ok
+}
+
+// mutatingCalls are functions that change something although called from a
+// SELECT.
+var mutatingCalls = regexp.MustCompile(`(?i)\b(pg_create_logical_replication_slot|pg_drop_replication_slot|pg_replication_origin_advance|pg_replication_slot_advance|pg_logical_emit_message|pg_terminate_backend|pg_cancel_backend|setval|nextval|set_config|pg_stat_reset\w*)\s*\(`)
+
+// IsRead reports whether a statement only reads: a SELECT, SHOW or WITH
+// that calls no function that changes something. A query tracer journals
+// reads as such; anything else run outside an operation is a statement no
+// plan showed.
+func IsRead(sql string) bool {
+	f := strings.Fields(sql)
+	if len(f) == 0 {
+		return true
+	}
+	switch strings.ToUpper(f[0]) {
+	case "SELECT", "SHOW", "WITH", "TABLE", "VALUES":
+		return !mutatingCalls.MatchString(sql)
+	}
+	return false
+}
+
+// ErrLater is returned for a statement run with a Later argument left in it.
+var ErrLater = errors.New("statement still holds a value known only at run time")
+
+// bind returns the arguments as the driver takes them.
+func (s Stmt) bind() ([]any, error) {
+	if len(s.Args) == 0 {
+		return nil, nil
+	}
+	out := make([]any, len(s.Args))
+	for i, a := range s.Args {
+		switch x := a.(type) {
+		case Later:
+			return nil, fmt.Errorf("%s ($%d is <%s>): %w", s.SQL, i+1, string(x), ErrLater)
+		case Secret:
+			out[i] = string(x)
+		case LSN:
+			out[i] = x.String()
+		default:
+			out[i] = a
+		}
+	}
+	return out, nil
+}
+
+// report tells the context's journal of one statement.
+func (s Stmt) report(ctx context.Context, start time.Time, err error) {
+	if f, ok := ctx.Value(journalKey{}).(func(context.Context, Executed)); ok && f != nil {
+		f(ctx, Executed{Stmt: s, Duration: time.Since(start), Err: err})
+	}
+}
+
+// Execer runs a statement: a pool, one of its connections, a transaction.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// RowQuerier runs a statement that returns a row.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Exec runs the statement on x and journals it.
+func (s Stmt) Exec(ctx context.Context, x Execer) error {
+	args, err := s.bind()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	_, err = x.Exec(context.WithValue(ctx, journaledKey{}, true), s.SQL, args...)
+	s.report(ctx, start, err)
+	return err
+}
+
+// QueryRow runs the statement on q, scans its one row into dest and
+// journals it (pg_create_logical_replication_slot returns the slot's LSN).
+func (s Stmt) QueryRow(ctx context.Context, q RowQuerier, dest ...any) error {
+	args, err := s.bind()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = q.QueryRow(context.WithValue(ctx, journaledKey{}, true), s.SQL, args...).Scan(dest...)
+	s.report(ctx, start, err)
+	return err
+}
+
+// ExecAll runs statements in order on x, stopping at the first error,
+// which names the statement.
+func ExecAll(ctx context.Context, x Execer, stmts []Stmt) error {
+	for _, s := range stmts {
+		if err := s.Exec(ctx, x); err != nil {
+			return fmt.Errorf("%s: %w", s.String(), err)
+		}
+	}
+	return nil
+}
+
+// InTx wraps statements in BEGIN and COMMIT, for plans: ExecTx runs them so.
+func InTx(on string, stmts []Stmt) []Stmt {
+	out := make([]Stmt, 0, len(stmts)+2)
+	out = append(out, Stmt{On: on, SQL: "BEGIN"})
+	out = append(out, stmts...)
+	return append(out, Stmt{On: on, SQL: "COMMIT"})
+}
+
+// ExecTx runs statements (the output of InTx: BEGIN first, COMMIT last) in
+// one transaction on a connection of pool's, journaling each; a failure
+// rolls back, also when ctx was cancelled.
+func ExecTx(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, stmts []Stmt) error {
+	if len(stmts) < 2 || stmts[0].SQL != "BEGIN" || stmts[len(stmts)-1].SQL != "COMMIT" {
+		return fmt.Errorf("ExecTx needs BEGIN ... COMMIT (InTx)")
+	}
+	quiet := context.WithValue(ctx, journaledKey{}, true)
+	start := time.Now()
+	tx, err := db.Begin(quiet)
+	stmts[0].report(ctx, start, err)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(quiet)) // a no-op after COMMIT
+	if err := ExecAll(ctx, tx, stmts[1:len(stmts)-1]); err != nil {
+		return err
+	}
+	start = time.Now()
+	err = tx.Commit(quiet)
+	stmts[len(stmts)-1].report(ctx, start, err)
+	return err
+}

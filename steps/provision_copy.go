@@ -1,0 +1,143 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// Provision green for the copy strategy: copy-schema.
+
+func copySchema() *Step {
+	return &Step{ID: "copy-schema", Phase: PhaseProvision, Target: BlueGreen, Title: "Copy the schema to green",
+		Why:    "With the copy strategy green starts empty: the schema is copied, the data comes with the subscription's initial sync.",
+		Source: "-",
+		Plan: offline(func(e *Env) []Action {
+			return []Action{
+				{Target: Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions " + strings.Join(schemaFlags(e.Config.Schemas), " ") + " --extension=<each extension on blue> -d 'host=<blue> port=<port> dbname=<db> user=<user>'  (pg_dump from clone.green_bindir, else the newest on PATH or /usr/lib/postgresql/*/bin; password in PGPASSWORD)"},
+				sql(Green, "SELECT r FROM unnest(<roles named by OWNER TO / GRANT / REVOKE in the dump>) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)  -- any missing: refused with the CREATE ROLE lines"),
+				sql(Green, "BEGIN; <the dump, CREATE SCHEMA as IF NOT EXISTS, psql meta-commands dropped>; COMMIT  -- one transaction on a connection of its own"),
+			}
+		}),
+		Check: checkCopySchema,
+		Run:   runCopySchema,
+	}
+}
+
+// schemaCopyTimeout bounds pg_dump and the restore: a schema of thousands
+// of objects takes seconds, not the statement timeout's budget.
+const schemaCopyTimeout = 10 * time.Minute
+
+// schemaOnGreen compares blue's tables of the configured schemas with
+// green's: all of them, some (a refusal: green must start without them)
+// or none.
+func schemaOnGreen(ctx context.Context, e *Env) (blueN int, missing []pg.Rel, err error) {
+	blue, err := pg.PublishableTables(ctx, e.Blue, e.Config.Schemas)
+	if err != nil {
+		return 0, nil, err
+	}
+	green, err := pg.PublishableTables(ctx, e.Green, e.Config.Schemas)
+	if err != nil {
+		return 0, nil, err
+	}
+	have := map[pg.Rel]bool{}
+	for _, t := range green {
+		have[t] = true
+	}
+	for _, t := range blue {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	return len(blue), missing, nil
+}
+
+// checkCopySchema is done when every table of blue's configured schemas
+// exists on green.
+func checkCopySchema(ctx context.Context, e *Env) (CheckResult, error) {
+	if err := e.needBoth(); err != nil {
+		return CheckResult{}, err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	n, missing, err := schemaOnGreen(ctx, e)
+	switch {
+	case err != nil:
+		return CheckResult{}, err
+	case len(missing) == 0:
+		return CheckResult{Done: true, Detail: fmt.Sprintf("all %d tables of %s exist on green", n, strings.Join(e.Config.Schemas, ", "))}, nil
+	case len(missing) < n:
+		return CheckResult{Detail: fmt.Sprintf("green has %d of blue's %d tables; missing: %s", n-len(missing), n, relList(missing))}, nil
+	default:
+		return CheckResult{Detail: "green has none of blue's tables"}, nil
+	}
+}
+
+func runCopySchema(ctx context.Context, e *Env) error {
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, schemaCopyTimeout)
+	defer cancel()
+	// Half-copied is impossible (one transaction), but green may hold
+	// some of the tables from elsewhere: applying the dump would fail on
+	// them, so say so instead.
+	if n, missing, err := schemaOnGreen(ctx, e); err != nil {
+		return err
+	} else if len(missing) == 0 && n > 0 {
+		e.Logf("all %d tables of %s exist on green already: nothing to copy", n, strings.Join(e.Config.Schemas, ", "))
+		return nil
+	} else if len(missing) > 0 && len(missing) < n {
+		return e.refuse("green already has %d of blue's %d tables (missing: %s); green must start without them: drop them on green (or copy the rest by hand), then run again",
+			n-len(missing), n, relList(missing))
+	}
+	pgDump, err := pg.FindPgDump(e.Config.Clone.GreenBindir)
+	if err != nil {
+		return err
+	}
+	exts, err := pg.ListExtensions(ctx, e.Blue)
+	if err != nil {
+		return err
+	}
+	var extNames []string
+	for n := range exts {
+		extNames = append(extNames, n)
+	}
+	sort.Strings(extNames)
+	e.Logf("%s --schema-only --no-publications --no-subscriptions %s %s (password in PGPASSWORD)", pgDump,
+		strings.Join(schemaFlags(e.Config.Schemas), " "), extensionFlags(extNames))
+	script, err := pg.DumpSchema(ctx, pg.DumpParams{PgDump: pgDump, Conninfo: e.Config.Blue.Conninfo, Schemas: e.Config.Schemas, Extensions: extNames})
+	if err != nil {
+		return fmt.Errorf("dump blue's schema: %w", err)
+	}
+	roles := pg.DumpRoles(script)
+	missing, err := pg.MissingRoles(ctx, e.Green, roles)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		var create []string
+		for _, r := range missing {
+			create = append(create, "CREATE ROLE "+ident(r)+" NOLOGIN")
+		}
+		return e.refuse("roles owning or granted objects on blue are missing on green (roles are cluster-wide; the dump cannot make them): %s; on green run: %s; then run again",
+			strings.Join(missing, ", "), strings.Join(create, "; "))
+	}
+	e.Logf("applying %d bytes of schema to green in one transaction (roles referenced: %s)", len(script), strings.Join(roles, ", "))
+	if err := pg.ApplyScript(ctx, e.Green, script); err != nil {
+		return fmt.Errorf("apply blue's schema to green (rolled back, green unchanged): %w", err)
+	}
+	return nil
+}
+
+func extensionFlags(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "--extension=" + ident(n)
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,42 @@
+package steps
+
+import "context"
+
+// Strategy returns the ordered steps of one strategy, new values each call
+// (nil for an unknown name). Each step is one value, defined in the file
+// of its phase.
+func Strategy(name string) []*Step {
+	prepare := []*Step{preflight(), enableLogicalReplication(), createReplicationRole(), replicaIdentityFull(),
+		createPublications(), createSlots()}
+	replicate := func(clone bool) []*Step {
+		out := []*Step{upgradeExtensions(), blockGreenLogins(), compareSchema(), createSubscriptions()}
+		if clone {
+			out = append(out, advanceOrigins())
+		}
+		return append(out, enableSubscriptions(), waitCatchUp(), analyzeGreen(), verifyData())
+	}
+	finish := []*Step{cutover(), rollback(), switchTraffic(),
+		dropSubscriptions(), dropPublications(), revertReplicaIdentity(), decommission()}
+	var list []*Step
+	switch name {
+	case "copy":
+		list = append(append(prepare, copySchema()), replicate(false)...)
+	case "clone":
+		list = append(append(prepare, cloneLocal(), greenStartLSN(), dropClonedReplication()), replicate(true)...)
+	case "aurora-clone":
+		prepare[1] = enableLogicalReplicationAWS()
+		list = append(append(prepare, cloneCluster(), greenStartLSNAWS(), dropClonedReplication(), upgradeGreen(), createGreenReaders()), replicate(true)...)
+	case "rds-snapshot":
+		prepare[1] = enableLogicalReplicationAWS()
+		list = append(append(prepare, snapshotBlue(), upgradeSnapshot(), restoreGreen(), greenStartLSNAWS(), dropClonedReplication()), replicate(true)...)
+	default:
+		return nil
+	}
+	return append(list, finish...)
+}
+
+// offline adapts a plan that only reads the configuration and the
+// recorded values.
+func offline(f func(e *Env) []Action) func(context.Context, *Env) ([]Action, error) {
+	return func(_ context.Context, e *Env) ([]Action, error) { return f(e), nil }
+}
