@@ -131,9 +131,14 @@ func numArray[T any](xs []T) string {
 // the quote doubles).
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// Executed is one statement as it ran, for the journal.
+// Executed is one statement or command as it ran, for the journal.
 type Executed struct {
-	Stmt     Stmt
+	// On is where it ran (Stmt.On, Command.On).
+	On string
+	// Kind is "sql" for a statement, "command" for a program.
+	Kind string
+	// Text is what ran, as its plan renders it (Stmt.String, Command.String).
+	Text     string
 	Duration time.Duration
 	Err      error
 }
@@ -202,9 +207,58 @@ func (s Stmt) bind() ([]any, error) {
 
 // report tells the context's journal of one statement.
 func (s Stmt) report(ctx context.Context, start time.Time, err error) {
+	journalExecuted(ctx, Executed{On: s.On, Kind: "sql", Text: s.String(), Duration: time.Since(start), Err: err})
+}
+
+func journalExecuted(ctx context.Context, x Executed) {
 	if f, ok := ctx.Value(journalKey{}).(func(context.Context, Executed)); ok && f != nil {
-		f(ctx, Executed{Stmt: s, Duration: time.Since(start), Err: err})
+		f(ctx, x)
 	}
+}
+
+// Command is one program an operation runs (pg_dump, pg_basebackup,
+// pg_upgrade, pg_ctl), shown by plans and journaled like a statement: its
+// path and arguments. Its environment (PGPASSWORD) is never shown.
+type Command struct {
+	// On is the server it acts for: "blue", "green", or "local".
+	On   string
+	Path string
+	Args []string
+	// Note is a comment plans show after it.
+	Note string
+}
+
+// String renders the command line, each word quoted for a POSIX shell
+// when it needs it.
+func (c Command) String() string {
+	words := append([]string{c.Path}, c.Args...)
+	for i, w := range words {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ")
+}
+
+// Display is String with the command's note, for plans.
+func (c Command) Display() string {
+	if c.Note == "" {
+		return c.String()
+	}
+	return c.String() + "  -- " + c.Note
+}
+
+// Journal reports a run of the command (its duration and error) to the
+// context's journal; the operation that runs it calls this once it ends.
+func (c Command) Journal(ctx context.Context, d time.Duration, err error) {
+	journalExecuted(ctx, Executed{On: c.On, Kind: "command", Text: c.String(), Duration: d, Err: err})
+}
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./=:,@%+-]+$`)
+
+func shellQuote(w string) string {
+	if shellSafe.MatchString(w) || strings.HasPrefix(w, "<") && strings.HasSuffix(w, ">") {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // Execer runs a statement: a pool, one of its connections, a transaction.

@@ -134,10 +134,10 @@ func QueryJournal(j *state.Journal, target string) func(context.Context, string,
 	}
 }
 
-// journalStmt journals one statement an operation executed, under the step
+// journalStmt journals one statement or command an operation executed, under the step
 // its context names.
 func (r *Runner) journalStmt(ctx context.Context, x pg.Executed) {
-	e := state.Entry{Step: StepFromContext(ctx), Target: x.Stmt.On, Kind: "sql", Text: x.Stmt.String(), Duration: x.Duration, Outcome: "ok"}
+	e := state.Entry{Step: StepFromContext(ctx), Target: x.On, Kind: x.Kind, Text: x.Text, Duration: x.Duration, Outcome: "ok"}
 	if x.Err != nil {
 		e.Outcome, e.Error = "error", x.Err.Error()
 	}

@@ -192,6 +192,15 @@ func (s *Step) OfflinePlan(e *Env) []Action {
 	return acts
 }
 
+// commands renders programs an operation runs as plan actions.
+func commands(cs ...pg.Command) []Action {
+	out := make([]Action, len(cs))
+	for i, c := range cs {
+		out[i] = Action{Target: Target(c.On), Kind: "command", Text: c.Display()}
+	}
+	return out
+}
+
 // stmts renders statements of pg as plan actions.
 func stmts(ss ...pg.Stmt) []Action {
 	out := make([]Action, len(ss))
