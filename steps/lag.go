@@ -19,6 +19,8 @@ type (
 	SlotLag = pg.SlotLag
 	// Subscription is one subscription on green.
 	Subscription = pg.Subscription
+	// Traffic is where the application's writes go, read from the servers.
+	Traffic = pg.Traffic
 )
 
 // Monitor reads the live replication state the screen shows: blue's slots,
@@ -27,6 +29,7 @@ type (
 // journaled, or the journal would fill with one poll a second.
 type Monitor struct {
 	blue, green *pgxpool.Pool
+	cfg         *Config
 	timeout     time.Duration
 }
 
@@ -37,7 +40,7 @@ var errNoPool = errors.New("no connection configured")
 // bounded by the configuration's connect timeout plus two seconds, so a
 // server that does not answer costs a poll, never the screen.
 func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
-	return &Monitor{blue: blue, green: green, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
+	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
 }
 
 // Lag polls blue's logical slots once.
@@ -70,4 +73,13 @@ func (m *Monitor) GreenVersion(ctx context.Context) (string, error) {
 		return "", errNoPool
 	}
 	return pg.ServerVersion(ctx, m.green, m.timeout)
+}
+
+// Traffic reads where the application's writes go (PgBouncer's SHOW
+// DATABASES, the application roles' LOGIN on each side), bounded like
+// every read of the monitor.
+func (m *Monitor) Traffic(ctx context.Context) (Traffic, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	return ReadTraffic(ctx, m.cfg, m.blue, m.green), nil
 }
