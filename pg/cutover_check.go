@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -119,11 +120,16 @@ func (r *run) precheck(ctx context.Context) []Check {
 		}
 		return Check{Name: name, OK: true, Detail: detail}
 	}
-	cctx, cancel := bound()
-	detail, err := checkLag(cctx, e.from, f.drainSlots, p.MaxLagBytes)
+	// A feed enabled moments ago (a way out, the previous attempt) gets
+	// its worker back within wal_retrieve_retry_interval: the first two
+	// checks give it that long before they refuse.
+	cctx, cancel := context.WithTimeout(ctx, workerWait)
+	detail, err := retryWhile(cctx, errNoSubscriber, func(ctx context.Context) (string, error) {
+		return checkLag(ctx, e.from, f.drainSlots, p.MaxLagBytes)
+	})
 	cancel()
 	add(result(fmt.Sprintf("lag below %d bytes", p.MaxLagBytes), detail, err))
-	cctx, cancel = bound()
+	cctx, cancel = context.WithTimeout(ctx, workerWait)
 	add(r.checkHealth(cctx))
 	cancel()
 	cctx, cancel = bound()
@@ -176,6 +182,30 @@ func (r *run) precheck(ctx context.Context) []Check {
 	return failed
 }
 
+// workerWait is how long a precheck waits for an apply worker that is not
+// running yet (PostgreSQL restarts one at most every
+// wal_retrieve_retry_interval, 5 s by default).
+const workerWait = 12 * time.Second
+
+// errNoSubscriber marks a slot or subscription whose worker is not running.
+var errNoSubscriber = errors.New("no apply worker running")
+
+// retryWhile runs f until it returns an error other than one wrapping
+// transient, or ctx ends (then the last result stands).
+func retryWhile(ctx context.Context, transient error, f func(ctx context.Context) (string, error)) (string, error) {
+	for {
+		detail, err := f(ctx)
+		if err == nil || !errors.Is(err, transient) {
+			return detail, err
+		}
+		select {
+		case <-ctx.Done():
+			return detail, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func checkLag(ctx context.Context, c *pgxpool.Conn, slots []string, maxLag int64) (string, error) {
 	var n int
 	var lag int64
@@ -190,7 +220,7 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&n, &lag, &ina
 	case n != len(slots):
 		return "", fmt.Errorf("found %d of the slots %s", n, strings.Join(slots, ", "))
 	case len(inactive) > 0:
-		return "", fmt.Errorf("slot %s has no subscriber connected", strings.Join(inactive, ", "))
+		return "", fmt.Errorf("slot %s has no subscriber connected: %w", strings.Join(inactive, ", "), errNoSubscriber)
 	case lag > maxLag:
 		return "", fmt.Errorf("lag is %d bytes, more than %d: wait for green to catch up", lag, maxLag)
 	}
@@ -203,6 +233,25 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&n, &lag, &ina
 // count is dated by when it was first seen (Health.Known, KnownAt): one
 // that grew since, or within the window, refuses; older ones only warn.
 func (r *run) checkHealth(ctx context.Context) Check {
+	for {
+		c := r.checkHealthOnce(ctx)
+		if c.OK || !errors.Is(c.err, errNoSubscriber) {
+			return c.Check
+		}
+		select {
+		case <-ctx.Done():
+			return c.Check
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+type healthCheck struct {
+	Check
+	err error
+}
+
+func (r *run) checkHealthOnce(ctx context.Context) healthCheck {
 	subs := r.f.drainSubs
 	name := "subscriptions healthy"
 	var n, running, notReady int
@@ -217,21 +266,21 @@ FROM pg_subscription s WHERE s.subname = ANY($1) AND s.subdbid = (SELECT oid FRO
 	h := r.p.Health
 	switch {
 	case err != nil:
-		return Check{Name: name, Detail: "read the subscriptions: " + err.Error()}
+		return healthCheck{Check: Check{Name: name, Detail: "read the subscriptions: " + err.Error()}}
 	case n != len(subs):
-		return Check{Name: name, Detail: fmt.Sprintf("found %d of the subscriptions %s", n, strings.Join(subs, ", "))}
+		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("found %d of the subscriptions %s", n, strings.Join(subs, ", "))}}
 	case running != n:
-		return Check{Name: name, Detail: fmt.Sprintf("%d of %d subscriptions have no apply worker running (disabled, or failing: see the server log)", n-running, n)}
+		return healthCheck{Check{Name: name, Detail: fmt.Sprintf("%d of %d subscriptions have no apply worker running (disabled, or failing: see the server log)", n-running, n)}, errNoSubscriber}
 	case notReady > 0:
-		return Check{Name: name, Detail: fmt.Sprintf("%d tables are still in their initial copy", notReady)}
+		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("%d tables are still in their initial copy", notReady)}}
 	case errs > h.Known:
-		return Check{Name: name, Detail: fmt.Sprintf("%d apply/sync error(s) counted in pg_stat_subscription_stats since they were last read (%d then): errors are happening now; read the subscriber's log, fix the cause, and wait %s without a new one", errs-h.Known, h.Known, h.Window)}
+		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("%d apply/sync error(s) counted in pg_stat_subscription_stats since they were last read (%d then): errors are happening now; read the subscriber's log, fix the cause, and wait %s without a new one", errs-h.Known, h.Known, h.Window)}}
 	case errs > 0 && !h.KnownAt.IsZero() && time.Since(h.KnownAt) < h.Window:
-		return Check{Name: name, Detail: fmt.Sprintf("the last apply/sync error was counted at %s, within the health window (%s): wait until %s without a new one", h.KnownAt.Format(time.RFC3339), h.Window, h.KnownAt.Add(h.Window).Format(time.RFC3339))}
+		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("the last apply/sync error was counted at %s, within the health window (%s): wait until %s without a new one", h.KnownAt.Format(time.RFC3339), h.Window, h.KnownAt.Add(h.Window).Format(time.RFC3339))}}
 	case errs > 0:
-		return Check{Name: name, OK: true, Warn: true, Detail: fmt.Sprintf("%d subscriptions applying, every table ready; %d apply/sync error(s) counted before %s, none since (older than the %s window)", n, errs, orUnknown(h.KnownAt), h.Window)}
+		return healthCheck{Check: Check{Name: name, OK: true, Warn: true, Detail: fmt.Sprintf("%d subscriptions applying, every table ready; %d apply/sync error(s) counted before %s, none since (older than the %s window)", n, errs, orUnknown(h.KnownAt), h.Window)}}
 	}
-	return Check{Name: name, OK: true, Detail: fmt.Sprintf("%d subscriptions applying, every table ready, no errors", n)}
+	return healthCheck{Check: Check{Name: name, OK: true, Detail: fmt.Sprintf("%d subscriptions applying, every table ready, no errors", n)}}
 }
 
 func orUnknown(t time.Time) string {

@@ -178,16 +178,17 @@ func (r *run) undo(ctx context.Context) error {
 // runSteps runs steps in order, each timed and reported, and says whether
 // the switch was reached.
 func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err error) {
+	runCtx := ctx
 	for _, s := range steps {
 		if switched {
 			// Once writes go to the target, what is left runs to its end:
 			// a signal never leaves the fence half built.
-			ctx = context.WithoutCancel(ctx)
+			runCtx = context.WithoutCancel(ctx)
 		}
 		if r.p.BeforeSubStep != nil {
 			r.p.BeforeSubStep(ctx, s.name)
 		}
-		if err := r.step(ctx, s); err != nil {
+		if err := r.step(runCtx, s); err != nil {
 			return switched, err
 		}
 		switched = switched || s.switches

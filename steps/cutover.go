@@ -425,18 +425,18 @@ func (e *Env) endAttempt(n int, names switchNames, rep *pg.Report, runErr error)
 			return err
 		}
 	}
+	undone := e.way == pg.WayUndo && rep != nil && runErr == nil &&
+		(outcome == state.AttemptAborted && rep.Direction == names.step || outcome == state.AttemptDone && rep.Direction != names.step)
 	switch {
 	case pe != nil:
 		return e.refuse("%s", pe.Error())
+	case undone:
+		return &UndoneError{Detail: fmt.Sprintf("writes go to %s again (%s); run %s again when ready", names.from, rep.FinalTarget, names.step)}
 	case outcome != state.AttemptDone:
 		if runErr == nil {
 			runErr = fmt.Errorf("%s ended %s", names.step, outcome)
 		}
 		return runErr
-	}
-	if rep.Way == pg.WayUndo {
-		e.Logf("undone: writes go to %s", rep.FinalTarget)
-		return fmt.Errorf("%s undone: writes go to %s again; run %s again when ready", names.step, names.from, names.step)
 	}
 	if err := e.Record(names.doneKey, rep.FinishedAt.UTC().Format(time.RFC3339Nano)); err != nil {
 		return err

@@ -83,7 +83,16 @@ const (
 	OutcomeAlreadyDone Outcome = "already done"
 	OutcomeFoundDone   Outcome = "found done"
 	OutcomeDryRun      Outcome = "dry run"
+	// OutcomeUndone: the step took back what an interrupted run of it did
+	// (a cutover's way out back): it is pending again.
+	OutcomeUndone Outcome = "undone"
 )
+
+// UndoneError is what a step returns after taking back an interrupted run
+// of itself: nothing failed, and the step is not done.
+type UndoneError struct{ Detail string }
+
+func (e *UndoneError) Error() string { return "undone: " + e.Detail }
 
 // Find returns the strategy's step with that ID.
 func (r *Runner) Find(id string) (*Step, int) {
@@ -290,6 +299,8 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		// A step refuses before it changes anything: its status goes back to
 		// what it was, with the reason, so a refusal never reads as a failure.
 		return "", r.refused(id, before, err)
+	case errors.As(err, new(*UndoneError)):
+		return OutcomeUndone, r.finish(id, state.Pending, err.Error(), nil)
 	case ctx.Err() != nil:
 		return "", r.finish(id, state.Interrupted, "", fmt.Errorf("cancelled: %w", err))
 	default:
