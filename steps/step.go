@@ -121,14 +121,14 @@ type Env struct {
 	// StateDir is the folder of the run's state file: reports go there.
 	StateDir string
 
-	step   string
-	way    string
-	store  *state.Store
-	guard  GuardFunc
+	step  string
+	way   string
+	store *state.Store
+	guard GuardFunc
 	// unguard stops the guard the step started, if any.
 	unguard func()
 	emit    func(Line)
-	record func(key, value string) error
+	record  func(key, value string) error
 }
 
 // Offline returns a copy of e without connections: plans made from it read
