@@ -11,9 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgbluegreen/pgbluegreen/pg"
-
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
@@ -156,16 +153,12 @@ func withID(r state.StepRecord, id string) state.StepRecord {
 func readTraffic(cfg *steps.Config) steps.Traffic {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+5*time.Second)
 	defer cancel()
-	var pools [2]*pgxpool.Pool
-	for i, ci := range []string{cfg.Blue.Conninfo, cfg.Green.Conninfo} {
-		p, err := pg.NewPool(pg.PoolParams{Conninfo: ci, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2, ReadOnly: true})
-		if err != nil {
-			return steps.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
-		}
-		defer p.Close()
-		pools[i] = p
+	blue, green, closePools, err := readOnlyPools(cfg)
+	if err != nil {
+		return steps.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
 	}
-	return steps.ReadTraffic(ctx, cfg, pools[0], pools[1])
+	defer closePools()
+	return steps.ReadTraffic(ctx, cfg, blue, green)
 }
 
 func writeStatusText(w io.Writer, doc statusDoc) {

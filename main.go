@@ -303,6 +303,26 @@ func (s *session) runner() *steps.Runner {
 	return r
 }
 
+// readOnlyPools are small pools of blue and green for commands that only
+// read (status, lag): their sessions refuse to write.
+func readOnlyPools(cfg *steps.Config) (blue, green *pgxpool.Pool, closeAll func(), err error) {
+	mk := func(name, conninfo string) (*pgxpool.Pool, error) {
+		p, err := pg.NewPool(pg.PoolParams{Conninfo: conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2, ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return p, nil
+	}
+	if blue, err = mk("blue", cfg.Blue.Conninfo); err != nil {
+		return nil, nil, nil, err
+	}
+	if green, err = mk("green", cfg.Green.Conninfo); err != nil {
+		blue.Close()
+		return nil, nil, nil, err
+	}
+	return blue, green, func() { blue.Close(); green.Close() }, nil
+}
+
 func journalPath(statePath string) string {
 	return strings.TrimSuffix(statePath, filepath.Ext(statePath)) + ".journal.jsonl"
 }

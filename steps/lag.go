@@ -43,12 +43,28 @@ func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
 	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
 }
 
-// Lag polls blue's logical slots once.
+// Lag polls the logical slots of blue (the forward feed) and of green (the
+// reverse feed a cutover starts) once: after a cutover the gauge follows
+// green's slot, and blue's is idle. Green unreachable only costs its slots.
 func (m *Monitor) Lag(ctx context.Context) (LagSample, error) {
-	if m.blue == nil {
+	return ReadBothLags(ctx, m.blue, m.green, m.timeout)
+}
+
+// ReadBothLags reads blue's slots, then green's (best effort), into one
+// sample, each slot with its direction.
+func ReadBothLags(ctx context.Context, blue, green *pgxpool.Pool, timeout time.Duration) (LagSample, error) {
+	if blue == nil {
 		return LagSample{}, errNoPool
 	}
-	return pg.ReadLag(ctx, m.blue, m.timeout)
+	s, err := pg.ReadLag(ctx, blue, "blue", timeout)
+	if err != nil || green == nil {
+		return s, err
+	}
+	if g, gerr := pg.ReadLag(ctx, green, "green", timeout); gerr == nil {
+		s.Slots = append(s.Slots, g.Slots...)
+		s.Took += g.Took
+	}
+	return s, nil
 }
 
 // Subscriptions reads green's subscriptions once.
