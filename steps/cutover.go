@@ -700,3 +700,52 @@ func ReadTraffic(ctx context.Context, c *Config, blue, green *pgxpool.Pool) pg.T
 	}
 	return pg.ReadTraffic(ctx, p)
 }
+
+// WaysOut is where a cutover or rollback that stopped half way stands, and
+// what each way out would run now.
+type WaysOut struct {
+	Where          string
+	Finish, Undo   []string // sub-step names
+	FinishThen     string   // what follows the finish's sub-steps, if anything
+	UndoThen       string
+	Step, From, To string
+}
+
+// WaysOut reads whether step (cutover or rollback) stopped half way; if so
+// it returns its two ways out, to offer the operator (RunParams.Way).
+func (r *Runner) WaysOut(ctx context.Context, step string) (WaysOut, bool, error) {
+	if step != cutoverStepID && step != rollbackStepID {
+		return WaysOut{}, false, nil
+	}
+	rollback := step == rollbackStepID
+	n := namesOf(rollback)
+	e := r.Env(step)
+	if err := e.needBoth(); err != nil {
+		return WaysOut{}, false, err
+	}
+	p, err := e.cutoverParams(ctx, rollback)
+	if err != nil {
+		return WaysOut{}, false, err
+	}
+	st, err := pg.ReadSwitchState(ctx, p, rollback)
+	if err != nil || st.State != pg.StateBetween {
+		return WaysOut{}, false, err
+	}
+	if a, ok := e.lastAttempt(step); ok {
+		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
+		p.Prior = &pg.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+	}
+	finish, undo, err := pg.PlanWayOut(ctx, p, rollback)
+	if err != nil {
+		return WaysOut{}, true, err
+	}
+	names := func(w pg.WayOutPlan) []string {
+		var out []string
+		for _, s := range w.SubSteps {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	return WaysOut{Where: st.Where, Finish: names(finish), Undo: names(undo), FinishThen: finish.Then, UndoThen: undo.Then,
+		Step: step, From: n.from, To: n.to}, true, nil
+}
