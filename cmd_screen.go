@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -33,13 +36,15 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	cfg := s.cfg
 	// The gauge polls through pools of its own: the runner's journal every
 	// statement, and one lag query a second does not belong in the journal.
-	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	// Two connections each, so a slow read (where the traffic is, the
+	// schemas' fingerprints) never holds the lag poll back.
+	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: blue: %s\n", state.Redact(err.Error()))
 		return exitUsage
 	}
 	defer blue.Close()
-	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: green: %s\n", state.Redact(err.Error()))
 		return exitUsage
@@ -53,6 +58,7 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	p := ui.Params{
 		Config: cfg, Steps: r.Steps, Runner: r, Store: s.store, Lines: lines,
 		Lag: mon.Lag, Subscriptions: mon.Subscriptions, BlueVersion: mon.BlueVersion, GreenVersion: mon.GreenVersion,
+		Traffic:     mon.Traffic,
 		PollTimeout: cfg.Timeouts.Connect.Duration + 3*time.Second,
 		JournalPath: journalPath(g.state), StatePath: g.state,
 		Database: databaseName(cfg.Blue.Conninfo), Watch: g.watch,
@@ -61,18 +67,40 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 		p.Holder = ui.HolderSelf()
 	}
 	m := ui.New(p)
-	_, err = tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter)).Run()
-	// Left with a step still running (a second Ctrl+C): cancel it and let it
-	// save its state, reading its output meanwhile so it never blocks.
+	prog := tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter))
+	// SIGHUP (an SSH session dropped outside tmux) would kill the process
+	// mid-step: it becomes a message instead, and the screen cancels the
+	// step, lets it end by its own logic and quits, restoring the terminal.
+	var hungUp atomic.Bool
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			hungUp.Store(true)
+			prog.Send(ui.HangupMsg{})
+		}
+	}()
+	_, err = prog.Run()
+	// Left with a step still running: a second Ctrl+C, or the terminal gone
+	// (its input failed before the hangup was read). Cancel the step and let
+	// it save its state, reading its output meanwhile so it never blocks.
+	// After a hangup or a failed terminal the step ends by its own logic,
+	// however long its way back takes (a cutover aborting); an impatient
+	// operator's second Ctrl+C waits a statement's timeout at most.
 	if done := m.Stop(); done != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: cancelling %s…\n", m.Running())
 		go func() {
 			for range lines {
 			}
 		}()
+		var bound <-chan time.Time
+		if !hungUp.Load() && err == nil {
+			bound = time.After(cfg.Timeouts.Statement.Duration)
+		}
 		select {
 		case <-done:
-		case <-time.After(cfg.Timeouts.Statement.Duration):
+		case <-bound:
 			fmt.Fprintf(stderr, "pgbluegreen: %s did not stop in time; the next start marks it interrupted\n", m.Running())
 		}
 	}

@@ -16,6 +16,8 @@ type KeyMap struct {
 	Help, Quit     key.Binding
 	// Confirm and Cancel answer a prompt.
 	Confirm, Cancel key.Binding
+	// WayFinish and WayUndo choose a way out of a cutover stopped half way.
+	WayFinish, WayUndo key.Binding
 }
 
 // NewKeyMap returns the default key map.
@@ -38,11 +40,17 @@ func NewKeyMap() KeyMap {
 		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		Confirm: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
 		Cancel:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+		// Enabled only while the ways out are offered (syncKeys).
+		WayFinish: key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "finish forward"), key.WithDisabled()),
+		WayUndo:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "undo back"), key.WithDisabled()),
 	}
 }
 
 // ShortHelp is the one-line help: what can be done now.
 func (k KeyMap) ShortHelp() []key.Binding {
+	if k.WayFinish.Enabled() {
+		return []key.Binding{k.WayFinish, k.WayUndo, k.Cancel}
+	}
 	if k.Confirm.Enabled() {
 		return []key.Binding{k.Confirm, k.Cancel}
 	}
@@ -51,6 +59,9 @@ func (k KeyMap) ShortHelp() []key.Binding {
 
 // FullHelp is the help shown by ?, in columns.
 func (k KeyMap) FullHelp() [][]key.Binding {
+	if k.WayFinish.Enabled() {
+		return [][]key.Binding{{k.WayFinish, k.WayUndo, k.Cancel}}
+	}
 	if k.Confirm.Enabled() {
 		return [][]key.Binding{{k.Confirm, k.Cancel}}
 	}

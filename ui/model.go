@@ -27,6 +27,11 @@ type Runner interface {
 	Preconditions(id string, p steps.RunParams) string
 	Env(step string) *steps.Env
 	Skip(id, reason string) error
+	// WaysOut says whether a cutover or rollback stopped half way, and its
+	// two ways out.
+	WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error)
+	// RecordIfDone records a step done when its check finds its work done.
+	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
 }
 
 // Store is what the screen uses of *state.Store.
@@ -57,6 +62,8 @@ type Params struct {
 	Lag                       LagFunc
 	Subscriptions             SubscriptionsFunc
 	BlueVersion, GreenVersion VersionFunc
+	// Traffic says where writes go; read every slowEvery.
+	Traffic TrafficFunc
 	// PollTimeout bounds every poll (default 5 s).
 	PollTimeout time.Duration
 	// JournalPath is followed into the log; StatePath names the lock to
@@ -94,6 +101,8 @@ const (
 	promptValue
 	promptQuit
 	promptSkip
+	// promptWays offers the two ways out of a cutover stopped half way.
+	promptWays
 )
 
 // Model is the whole screen.
@@ -131,18 +140,31 @@ type Model struct {
 	blueVer, greenVer string
 	holder            string
 
+	traffic     steps.Traffic
+	trafficPoll poller
+	// lastFeed is the feed in use the last time the traffic was known.
+	lastFeed string
+
 	running  string
 	runDry   bool
 	runStart time.Time
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	quitting bool
+	// probing is the destructive step whose servers are being read before
+	// the operator is asked; hungUp says the terminal is gone.
+	probing string
+	hungUp  bool
 
 	prompt    promptKind
 	promptErr string
 	editKey   string
 	confirmID string
-	flash     string
+	// way is the way out being confirmed ("finish", "undo"), ways the two
+	// offered.
+	way   string
+	ways  steps.WaysOut
+	flash string
 
 	detail detailCache
 }
@@ -159,6 +181,7 @@ func New(p Params) *Model {
 		p.PollTimeout = 5 * time.Second
 	}
 	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
+	m.trafficPoll.every = slowEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -220,6 +243,10 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.p.Subscriptions != nil && m.gauge.green.due(now) {
 		m.gauge.green.inFlight = true
 		cmds = append(cmds, pollSubsCmd(m.lagGen, m.p.Subscriptions, m.p.PollTimeout))
+	}
+	if m.p.Traffic != nil && m.trafficPoll.due(now) {
+		m.trafficPoll.inFlight = true
+		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
 	}
 	// Versions once, and only from a server that answers, so a server that
 	// is down costs one query per backoff, not two.
@@ -311,6 +338,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.gauge.green.succeeded(m.now())
 		m.gauge.subs = msg.subs
 		return nil
+	case trafficMsg:
+		if msg.gen == m.lagGen {
+			m.takeTraffic(msg)
+		}
+		return nil
 	case versionMsg:
 		i := 1
 		if msg.blue {
@@ -376,6 +408,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		var cmd tea.Cmd
 		m.spinner, cmd = m.spinner.Update(msg)
 		return cmd
+	case probeMsg:
+		return m.takeProbe(msg)
+	case HangupMsg:
+		return m.hangup()
 	case QuitRequestMsg:
 		if m.cancel == nil {
 			return tea.Quit

@@ -84,6 +84,8 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
 		m.note(levelWarn, oneLineErr(msg.Err))
+	case msg.Err != nil && msg.DryRun:
+		m.note(levelError, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, oneLineErr(msg.Err)))
 	case msg.Err != nil:
 		rec := m.st.Step(msg.ID)
 		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, oneLineErr(msg.Err)))
@@ -174,9 +176,12 @@ func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	m.cancel, m.running, m.runDry, m.runStart, m.runDone = cancel, id, p.DryRun, m.now(), done
-	if p.DryRun {
-		m.note(levelInfo, "dry run of "+id+": the plan, with current values; nothing is executed")
-	} else {
+	switch {
+	case p.DryRun:
+		m.note(levelInfo, "dry run of "+id+": the plan read from the servers now (read-only); nothing is executed")
+	case p.Way != "":
+		m.note(levelInfo, fmt.Sprintf("▶ running %s, way out %s", id, p.Way))
+	default:
 		m.note(levelInfo, "▶ running "+id)
 	}
 	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)

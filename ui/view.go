@@ -91,14 +91,6 @@ func (m *Model) title(text string, w int, focused bool) string {
 	return style.Render(t + strings.Repeat(rule, max(0, w-displayWidth(t))))
 }
 
-func (m *Model) gaugeTitle() string {
-	t := fmt.Sprintf("Lag · blue's replication slots every %s", durationText(m.interval))
-	if !m.gauge.blue.lastOK.IsZero() {
-		t += " · last read " + m.gauge.blue.lastOK.In(m.p.Location).Format("15:04:05")
-	}
-	return t
-}
-
 func (m *Model) logTitle(h int) string {
 	t := fmt.Sprintf("Log · %d lines", len(m.log.lines))
 	if m.log.back > 0 {
@@ -119,6 +111,7 @@ func (m *Model) footerLines() []string {
 		}
 	}
 	out = append(out, strings.Split(m.help.View(m.keys), "\n")...)
+	out = append(out, m.trafficLines(m.width)...)
 	out = append(out, m.statusLine())
 	return out
 }
@@ -128,9 +121,15 @@ func (m *Model) promptLine() string {
 	st := m.styles
 	switch m.prompt {
 	case promptConfirm:
+		what := m.confirmID + " is destructive"
+		if m.way != "" {
+			what = fmt.Sprintf("%s's way out, %s, changes the servers", m.confirmID, m.wayWords(m.way))
+		}
 		// Two lines, so the field stays on screen at 80 columns.
-		return st.Warn.Render(fmt.Sprintf("⚠ %s is destructive: type the database's name (%s) to run it", m.confirmID, m.p.Database)) +
+		return st.Warn.Render(fmt.Sprintf("⚠ %s: type the database's name (%s) to run it", what, m.p.Database)) +
 			"\n" + st.Bold.Render("database name: ") + m.input.View()
+	case promptWays:
+		return strings.Join(m.waysLines(m.width), "\n")
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
 	case promptValue:
@@ -143,10 +142,14 @@ func (m *Model) promptLine() string {
 	return ""
 }
 
-// statusLine: mode, strategy, versions, lock holder, and the latest notice.
+// statusLine: where writes go, mode, strategy, versions, lock holder, and
+// the latest notice.
 func (m *Model) statusLine() string {
 	st := m.styles
 	var parts []string
+	if t := m.trafficWord(); t != "" {
+		parts = append(parts, t)
+	}
 	if m.p.Watch {
 		parts = append(parts, st.Warn.Render("WATCH (read-only)"))
 	}
