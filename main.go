@@ -42,6 +42,7 @@ Usage:
                                                 the way out of a cutover or rollback that stopped half way
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
+  pgbluegreen sessions [--json]                 who is connected to blue, green and each PgBouncer
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
   pgbluegreen demo [--dir lab] [--strategy copy|clone] [--keep]
                                                 lab up + the screen on it; stops what it started on exit
@@ -148,6 +149,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSkip(g, cmdArgs, stdout, stderr)
 	case "lag":
 		return runLag(g, cmdArgs, stdout, stderr)
+	case "sessions":
+		return runSessions(g, cmdArgs, stdout, stderr)
 	case "guard":
 		return runGuard(g, cmdArgs, stderr)
 	case "lab":

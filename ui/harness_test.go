@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,12 @@ func (f *fakeRunner) WaysOut(ctx context.Context, step string) (steps.WaysOut, b
 }
 func (f *fakeRunner) RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error) {
 	return "", "", nil
+}
+func (f *fakeRunner) TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs = append(f.runs, fmt.Sprintf("terminate %s %d", server, pid))
+	return true, nil
 }
 func (f *fakeRunner) count() int {
 	f.mu.Lock()

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -22,13 +23,16 @@ func (m *Model) syncKeys() {
 		b.SetEnabled(!prompt)
 	}
 	k.Run.SetEnabled(!prompt && canExec && (m.focus == focusSteps || m.focus == focusDetail))
+	k.Expand.SetEnabled(!prompt && m.focus == focusConns)
+	k.Terminate.SetEnabled(!prompt && m.focus == focusConns && !m.p.Watch && m.p.Runner != nil)
 	if !prompt && !m.p.Watch && m.focus == focusValues {
 		k.Run.SetEnabled(false)
 	}
-	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil)
-	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
-	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
-	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues)
+	runbook := m.focus != focusConns
+	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil && runbook)
+	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues && runbook)
 	k.Confirm.SetEnabled(prompt && m.prompt != promptWays)
 	k.Cancel.SetEnabled(prompt)
 	k.WayFinish.SetEnabled(m.prompt == promptWays)
@@ -69,8 +73,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, k.Focus):
 		m.focus = (m.focus + 1) % focusCount
+		return m.focusChanged()
 	case key.Matches(msg, k.Back):
 		m.focus = (m.focus + focusCount - 1) % focusCount
+		return m.focusChanged()
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -85,6 +91,12 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.log.scroll(-max(1, m.layout().log-2), m.layout().log-1)
 	case msg.String() == "enter" && m.focus == focusValues:
 		return m.editSelectedValue()
+	case m.focus == focusConns && msg.String() == "enter":
+		m.connEnter()
+	case m.focus == focusConns && key.Matches(msg, k.Terminate):
+		return m.connTerminate()
+	case m.focus == focusConns && (msg.String() == "r" || msg.String() == "p" || msg.String() == "s" || msg.String() == "e" || msg.String() == "a"):
+		m.note(levelInfo, "the connections pane is read here; tab back to the runbook to run, plan, skip or edit")
 	case msg.String() == "enter" || msg.String() == "r":
 		return m.runSelected()
 	case key.Matches(msg, k.DryRun):
@@ -127,7 +139,18 @@ func (m *Model) move(d int) {
 		m.valCursor = max(0, min(m.valCursor+d, len(m.st.Values)-1))
 	case focusLog:
 		m.log.scroll(-d, max(1, m.layout().log-1))
+	case focusConns:
+		m.connCursor = max(0, m.connCursor+d)
 	}
+}
+
+// focusChanged starts reading who is connected as soon as its pane shows.
+func (m *Model) focusChanged() tea.Cmd {
+	if m.focus != focusConns {
+		return nil
+	}
+	m.connsPoll.nextAt = time.Time{}
+	return m.pollDue()
 }
 
 func (m *Model) moveTop() {
@@ -140,6 +163,8 @@ func (m *Model) moveTop() {
 		m.valCursor = 0
 	case focusLog:
 		m.log.scroll(len(m.log.lines), max(1, m.layout().log-1))
+	case focusConns:
+		m.connCursor = 0
 	}
 }
 
@@ -255,7 +280,7 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 	m.input.Reset()
 	m.input.Placeholder = ""
 	switch kind {
-	case promptConfirm:
+	case promptConfirm, promptTerminate:
 		m.input.Placeholder = m.p.Database
 	case promptKey:
 		m.input.Placeholder = "value name, e.g. green_start_lsn"
@@ -329,6 +354,15 @@ func (m *Model) submitPrompt() tea.Cmd {
 			return nil
 		}
 		return m.startRun(id, steps.RunParams{Confirmed: true, Way: way})
+	case promptTerminate:
+		if v != m.p.Database || m.p.Database == "" {
+			m.promptErr = fmt.Sprintf("%q is not the database's name; nothing was ended", v)
+			m.input.Reset()
+			return nil
+		}
+		t := m.kill
+		m.closePrompt()
+		return terminateCmd(m.p.Runner, t)
 	case promptKey:
 		switch {
 		case v == "" || strings.ContainsAny(v, " \t="):

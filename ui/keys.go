@@ -18,6 +18,9 @@ type KeyMap struct {
 	Confirm, Cancel key.Binding
 	// WayFinish and WayUndo choose a way out of a cutover stopped half way.
 	WayFinish, WayUndo key.Binding
+	// Expand opens a group of the connections pane; Terminate ends the
+	// session under the cursor there.
+	Expand, Terminate key.Binding
 }
 
 // NewKeyMap returns the default key map.
@@ -43,6 +46,9 @@ func NewKeyMap() KeyMap {
 		// Enabled only while the ways out are offered (syncKeys).
 		WayFinish: key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "finish forward"), key.WithDisabled()),
 		WayUndo:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "undo back"), key.WithDisabled()),
+		// Enabled only in the connections pane.
+		Expand:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open group"), key.WithDisabled()),
+		Terminate: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "end session"), key.WithDisabled()),
 	}
 }
 
@@ -54,7 +60,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 	if k.Confirm.Enabled() {
 		return []key.Binding{k.Confirm, k.Cancel}
 	}
-	return []key.Binding{k.Run, k.DryRun, k.Edit, k.Up, k.Down, k.Focus, k.Help, k.Quit}
+	return []key.Binding{k.Run, k.Expand, k.Terminate, k.DryRun, k.Edit, k.Up, k.Down, k.Focus, k.Help, k.Quit}
 }
 
 // FullHelp is the help shown by ?, in columns.
@@ -67,7 +73,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	}
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Focus, k.Back},
-		{k.Run, k.DryRun, k.Skip, k.Edit, k.Add},
+		{k.Run, k.DryRun, k.Skip, k.Edit, k.Add, k.Expand, k.Terminate},
 		// Three columns, so the whole help fits 80 columns (quit included).
 		{k.PageUp, k.PageDn, k.Follow, k.Help, k.Quit},
 	}

@@ -32,6 +32,8 @@ type Runner interface {
 	WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error)
 	// RecordIfDone records a step done when its check finds its work done.
 	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
+	// TerminateSession ends one client session, journaled.
+	TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error)
 }
 
 // Store is what the screen uses of *state.Store.
@@ -64,6 +66,9 @@ type Params struct {
 	BlueVersion, GreenVersion VersionFunc
 	// Traffic says where writes go; read every slowEvery.
 	Traffic TrafficFunc
+	// Connections says who is connected; read every connsEvery while the
+	// connections pane is shown.
+	Connections ConnectionsFunc
 	// PollTimeout bounds every poll (default 5 s).
 	PollTimeout time.Duration
 	// JournalPath is followed into the log; StatePath names the lock to
@@ -89,6 +94,9 @@ const (
 	focusDetail
 	focusValues
 	focusLog
+	// focusConns is the connections pane, which takes the top of the
+	// screen while focused.
+	focusConns
 	focusCount
 )
 
@@ -103,6 +111,8 @@ const (
 	promptSkip
 	// promptWays offers the two ways out of a cutover stopped half way.
 	promptWays
+	// promptTerminate confirms ending a session by the database's name.
+	promptTerminate
 )
 
 // Model is the whole screen.
@@ -145,6 +155,12 @@ type Model struct {
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
+	conns               steps.Connections
+	connsPoll           poller
+	connCursor, connOff int
+	expanded            map[string]bool
+	kill                killTarget
+
 	running  string
 	runDry   bool
 	runStart time.Time
@@ -182,6 +198,7 @@ func New(p Params) *Model {
 	}
 	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
 	m.trafficPoll.every = slowEvery
+	m.connsPoll.every = connsEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -247,6 +264,10 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.p.Traffic != nil && m.trafficPoll.due(now) {
 		m.trafficPoll.inFlight = true
 		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
+	}
+	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
+		m.connsPoll.inFlight = true
+		cmds = append(cmds, pollConnsCmd(m.lagGen, m.p.Connections, m.p.PollTimeout))
 	}
 	// Versions once, and only from a server that answers, so a server that
 	// is down costs one query per backoff, not two.
@@ -410,6 +431,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return cmd
 	case probeMsg:
 		return m.takeProbe(msg)
+	case connsMsg:
+		if msg.gen == m.lagGen {
+			m.takeConns(msg)
+		}
+		return nil
+	case terminatedMsg:
+		m.takeTerminated(msg)
+		return nil
 	case HangupMsg:
 		return m.hangup()
 	case QuitRequestMsg:

@@ -59,11 +59,18 @@ func (m *Model) View() string {
 	l := m.layoutFor(len(gauge), len(footer))
 	out := make([]string, 0, h)
 
-	left := m.runbookPane(l.leftW, l.top)
-	right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
-	sep := m.styles.Faint.Render("│")
-	for i := 0; i < l.top; i++ {
-		out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+	if m.focus == focusConns {
+		// Who is connected needs the width: it takes the top of the screen.
+		for _, line := range m.connsPane(w, l.top) {
+			out = append(out, pad(line, w))
+		}
+	} else {
+		left := m.runbookPane(l.leftW, l.top)
+		right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
+		sep := m.styles.Faint.Render("│")
+		for i := 0; i < l.top; i++ {
+			out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+		}
 	}
 	out = append(out, m.title(m.gaugeTitle(), w, false))
 	// gaugeLines fits its lines to w itself: measuring them again here
@@ -130,6 +137,9 @@ func (m *Model) promptLine() string {
 			"\n" + st.Bold.Render("database name: ") + m.input.View()
 	case promptWays:
 		return strings.Join(m.waysLines(m.width), "\n")
+	case promptTerminate:
+		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.s.PID, m.kill.server, m.kill.who(), m.p.Database)) +
+			"\n" + st.Bold.Render("database name: ") + m.input.View()
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
 	case promptValue:
