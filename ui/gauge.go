@@ -340,6 +340,3 @@ func (m *Model) idleFeedLine(v *slotView, w, nameW int, feed string) string {
 	line := fmt.Sprintf("%s %-*s %s · %s · ", dir, nameW, truncate(sl.Slot, nameW), state, why)
 	return truncate(m.styles.Faint.Render(line)+st.Render(disk), w)
 }
-
-// driftLines are the loud lines of schema drift (filled by the drift guard).
-func (m *Model) driftLines(w int) []string { return nil }

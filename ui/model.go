@@ -69,6 +69,8 @@ type Params struct {
 	// Connections says who is connected; read every connsEvery while the
 	// connections pane is shown.
 	Connections ConnectionsFunc
+	// Drift compares blue's and green's schemas; read every slowEvery.
+	Drift DriftFunc
 	// PollTimeout bounds every poll (default 5 s).
 	PollTimeout time.Duration
 	// JournalPath is followed into the log; StatePath names the lock to
@@ -155,6 +157,10 @@ type Model struct {
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
+	drift      steps.Drift
+	driftPoll  poller
+	driftSince time.Time
+
 	conns               steps.Connections
 	connsPoll           poller
 	connCursor, connOff int
@@ -199,6 +205,7 @@ func New(p Params) *Model {
 	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
 	m.trafficPoll.every = slowEvery
 	m.connsPoll.every = connsEvery
+	m.driftPoll.every = slowEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -264,6 +271,10 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.p.Traffic != nil && m.trafficPoll.due(now) {
 		m.trafficPoll.inFlight = true
 		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
+	}
+	if m.p.Drift != nil && m.driftPoll.due(now) {
+		m.driftPoll.inFlight = true
+		cmds = append(cmds, pollDriftCmd(m.lagGen, m.p.Drift, m.p.PollTimeout))
 	}
 	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
 		m.connsPoll.inFlight = true
@@ -434,6 +445,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case connsMsg:
 		if msg.gen == m.lagGen {
 			m.takeConns(msg)
+		}
+		return nil
+	case driftMsg:
+		if msg.gen == m.lagGen {
+			m.takeDrift(msg)
 		}
 		return nil
 	case terminatedMsg:
