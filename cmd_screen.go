@@ -65,6 +65,19 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	}
 	if !g.watch {
 		p.Holder = ui.HolderSelf()
+		// The driving screen sends the alerts, unless `watch --alerts`
+		// does already (one sender per run: each alert once).
+		if cfg.Alerts.Enabled() {
+			if lock, holder := takeAlertsLock(g.state, "the screen"); lock != nil {
+				defer lock.release()
+				a := steps.NewAlerter(steps.AlerterParams{Config: cfg, Journal: s.journal})
+				defer a.Close()
+				p.Alerts = a
+				p.AlertsNote = "alerts go to " + alertsDest(cfg.Alerts) + " (journaled)"
+			} else {
+				p.AlertsNote = "alerts are sent by " + holder
+			}
+		}
 	}
 	m := ui.New(p)
 	prog := tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter))

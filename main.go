@@ -43,6 +43,7 @@ Usage:
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
   pgbluegreen sessions [--json]                 who is connected to blue, green and each PgBouncer
+  pgbluegreen watch --alerts                    headless: poll and send the configured alerts, for days
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
   pgbluegreen demo [--dir lab] [--strategy copy|clone] [--keep]
                                                 lab up + the screen on it; stops what it started on exit
@@ -151,6 +152,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runLag(g, cmdArgs, stdout, stderr)
 	case "sessions":
 		return runSessions(g, cmdArgs, stdout, stderr)
+	case "watch":
+		return runWatch(g, cmdArgs, stdout, stderr)
 	case "guard":
 		return runGuard(g, cmdArgs, stderr)
 	case "lab":

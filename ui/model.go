@@ -71,6 +71,10 @@ type Params struct {
 	Connections ConnectionsFunc
 	// Drift compares blue's and green's schemas; read every slowEvery.
 	Drift DriftFunc
+	// Alerts, when set, is fed every read (nil: no alerts from this screen);
+	// AlertsNote says where they go, or who sends them, in the log at start.
+	Alerts     AlertSink
+	AlertsNote string
 	// PollTimeout bounds every poll (default 5 s).
 	PollTimeout time.Duration
 	// JournalPath is followed into the log; StatePath names the lock to
@@ -230,6 +234,9 @@ func New(p Params) *Model {
 			break
 		}
 	}
+	if p.AlertsNote != "" {
+		m.note(levelInfo, p.AlertsNote)
+	}
 	m.syncKeys()
 	return m
 }
@@ -347,29 +354,29 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.gen != m.lagGen {
 			return nil
 		}
-		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue())
+		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue(), m.observeState())
 	case lagResultMsg:
 		if msg.gen != m.lagGen {
 			return nil
 		}
 		if msg.err != nil {
 			m.gauge.blue.failed(m.now(), m.interval, msg.err)
-			return nil
+			return m.observeLag(msg)
 		}
 		m.gauge.blue.succeeded(m.now())
 		m.gauge.add(msg.sample)
-		return nil
+		return m.observeLag(msg)
 	case subsResultMsg:
 		if msg.gen != m.lagGen {
 			return nil
 		}
 		if msg.err != nil {
 			m.gauge.green.failed(m.now(), m.interval, msg.err)
-			return nil
+			return m.observeSubs(msg)
 		}
 		m.gauge.green.succeeded(m.now())
 		m.gauge.subs = msg.subs
-		return nil
+		return m.observeSubs(msg)
 	case trafficMsg:
 		if msg.gen == m.lagGen {
 			m.takeTraffic(msg)
@@ -448,10 +455,16 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case driftMsg:
-		if msg.gen == m.lagGen {
-			m.takeDrift(msg)
+		if msg.gen != m.lagGen {
+			return nil
 		}
-		return nil
+		m.takeDrift(msg)
+		d := msg.d
+		return observeCmd(m.p.Alerts, func(a AlertSink) {
+			if msg.err == nil {
+				a.ObserveDrift(d)
+			}
+		})
 	case terminatedMsg:
 		m.takeTerminated(msg)
 		return nil
