@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
 
@@ -69,3 +72,30 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 		t.Errorf("drift still shown with equal schemas:\n%s", h.screen())
 	}
 }
+
+// TestChecksKept: a step's PASS/WARN lines, read from the journal, stay on
+// screen after they scroll out of the log: the counts on its runbook row
+// (a symbol and count at 80 columns), the WARN lines in its detail pane;
+// its next start resets them.
+func TestChecksKept(t *testing.T) {
+	m := goldenModel(t)
+	m.Update(tea_WindowSize(80, 24))
+	if scr := h80(m); !strings.Contains(scr, "✓ done ⚠1       preflight") {
+		t.Errorf("80 columns: no warn count on the row:\n%s", scr)
+	}
+	m.Update(tea_WindowSize(200, 60))
+	m.cursor = 0
+	scr := h80(m)
+	for _, want := range []string{"preflight                  12 pass · 1 warn", "checks 12 pass · 1 warn",
+		`⚠ WARN 1 table(s) with neither a primary key nor a replica identity: "public"."events_log"`} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("screen lacks %q:\n%s", want, scr)
+		}
+	}
+	m.takeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
+	if strings.Contains(h80(m), "12 pass") {
+		t.Errorf("a new run kept the old counts")
+	}
+}
+
+func h80(m *Model) string { return ansi.Strip(m.View()) }

@@ -70,8 +70,20 @@ func goldenModel(t testing.TB) *Model {
 		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
 	}
 	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
+	for _, l := range preflightLines() {
+		m.takeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
+	}
 	m.cursor = 6
 	return m
+}
+
+// preflightLines are a preflight's checks: 12 pass, 1 warn.
+func preflightLines() []string {
+	out := []string{"WARN 1 table(s) with neither a primary key nor a replica identity: \"public\".\"events_log\"; replica-identity-full sets REPLICA IDENTITY FULL"}
+	for i := 0; i < 12; i++ {
+		out = append(out, fmt.Sprintf("PASS check %d", i))
+	}
+	return out
 }
 
 // goldenSteps is a copy-strategy runbook owned by the test, so the goldens

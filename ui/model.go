@@ -193,6 +193,10 @@ type Model struct {
 	flash string
 
 	detail detailCache
+	// checks are the PASS/WARN/FAIL lines of each step's last run;
+	// checksGen changes with them (the detail pane's cache key).
+	checks    map[string]*checkTally
+	checksGen int
 }
 
 // New builds the screen.
@@ -414,6 +418,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case lineMsg:
 		m.refreshState()
 		if m.p.JournalPath == "" {
+			m.takeLine(steps.Line(msg))
 			m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
 			return waitLineCmd(m.p.Lines)
 		}

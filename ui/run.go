@@ -25,6 +25,7 @@ func (m *Model) applyFollow(msg followMsg) {
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
 		m.log.add(m.entryText(e), entryLevel(e))
+		m.takeEntry(e)
 	}
 	if m.pendingWait > 0 {
 		m.pendingWait--
