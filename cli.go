@@ -219,6 +219,8 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	again := fs.String("again", "", "run a done step once more on purpose, when it allows it; the reason is journaled")
 	finish := fs.Bool("finish", false, "cutover or rollback stopped half way: finish it forward")
 	undo := fs.Bool("undo", false, "cutover or rollback stopped half way: undo it back")
+	check := fs.Bool("check", false, "cutover or rollback: run every live precheck, change nothing")
+	measure := fs.Bool("measure-pause", false, "with --check: one bare PAUSE/RESUME of each PgBouncer, timed")
 	pos, code, ok := parseMixed(fs, args)
 	if !ok {
 		return code
@@ -241,8 +243,12 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	case *undo:
 		way = "undo"
 	}
-	if way != "" && (*through != "" || len(pos) != 1 || (pos[0] != "cutover" && pos[0] != "rollback")) {
-		fmt.Fprintln(stderr, "pgbluegreen: --finish and --undo go with `run cutover` or `run rollback`")
+	if (way != "" || *check) && (*through != "" || len(pos) != 1 || (pos[0] != "cutover" && pos[0] != "rollback")) {
+		fmt.Fprintln(stderr, "pgbluegreen: --check, --finish and --undo go with `run cutover` or `run rollback`")
+		return exitUsage
+	}
+	if *measure && !*check {
+		fmt.Fprintln(stderr, "pgbluegreen: --measure-pause goes with --check")
 		return exitUsage
 	}
 	s, code := openSession(g, *dry, stderr)
@@ -262,7 +268,7 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	r.Out = lines
 	ctx, cancel := signalContext()
 	defer cancel()
-	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force, Again: *again, Way: way}
+	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force, Again: *again, Way: way, Check: *check, MeasurePause: *measure}
 	var err error
 	var out steps.Outcome
 	if *through != "" {

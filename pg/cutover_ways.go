@@ -654,3 +654,55 @@ func ReadPrior(ctx context.Context, p CutoverParams, rollback bool) (prior *Prio
 	}
 	return p.Prior, nil
 }
+
+// Rehearse runs every precheck of a cutover (rollback false) or a rollback
+// against the live servers, and with measurePause one bare PAUSE and
+// RESUME of each PgBouncer, timed: the floor of a pause here. Nothing else
+// changes. A failed precheck returns a *PrecheckError; the report holds
+// the prechecks and, measured, the pauses.
+func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool) (rep *Report, err error) {
+	r := newRun(&p, rollback, "check")
+	defer r.finish(&err)
+	if err := p.validate(); err != nil {
+		return r.rep, err
+	}
+	if r.e, err = r.open(ctx); err != nil {
+		return r.rep, err
+	}
+	failed := r.precheck(ctx)
+	r.rep.Outcome = OutcomeRefused
+	if len(failed) > 0 {
+		return r.rep, &PrecheckError{Failed: failed}
+	}
+	r.rep.Outcome = OutcomeDone
+	if !measurePause || p.Method != MethodPgBouncer {
+		return r.rep, nil
+	}
+	for k, c := range r.e.consoles {
+		b := p.Bouncers[k]
+		err := r.step(ctx, subStep{name: "PAUSE and RESUME " + b.Name, target: "pgbouncer " + b.Name,
+			run: func(ctx context.Context) (string, error) {
+				start := time.Now()
+				if err := c.Pause(ctx, b.Database); err != nil {
+					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
+					return "", err
+				}
+				if _, err := c.WaitServersIdle(ctx, b.Database); err != nil {
+					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
+					return "", err
+				}
+				paused := time.Now()
+				if err := c.Resume(context.WithoutCancel(ctx), b.Database); err != nil {
+					return "", err
+				}
+				d := time.Since(start)
+				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
+				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(time.Since(paused)), ms(d)), nil
+			}})
+		if err != nil {
+			r.rep.Outcome = OutcomeFailed
+			return r.rep, err
+		}
+	}
+	return r.rep, nil
+}

@@ -51,6 +51,8 @@ func TestCutoverLifecycle(t *testing.T) {
 	l := newCutoverLab(t)
 	l.catchUp(t)
 	ctx := context.Background()
+	// Not a test of the lag gate: a busy 2-core machine applies slowly.
+	l.runner.Config.Cutover.MaxLagBytes = 16 << 20
 	// Every statement logged, so the password check below proves something.
 	for _, pool := range []*pgxpool.Pool{l.runner.Blue, l.runner.Green} {
 		for _, s := range []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_error_statement = 'error'", "SELECT pg_reload_conf()"} {
@@ -94,6 +96,47 @@ func TestCutoverLifecycle(t *testing.T) {
 		}
 		return rep
 	}
+
+	t.Run("a rehearsal changes nothing", func(t *testing.T) {
+		before := l.store.Snapshot()
+		out, err := l.runner.Run(ctx, "cutover", RunParams{Check: true})
+		if err != nil || out != OutcomeChecked {
+			t.Fatalf("run cutover --check: %s %v", out, err)
+		}
+		after := l.store.Snapshot()
+		if after.Step("cutover").Status != before.Step("cutover").Status || len(after.Attempts) != len(before.Attempts) {
+			t.Errorf("the rehearsal changed the state: %+v -> %+v", before.Step("cutover"), after.Step("cutover"))
+		}
+		traffic("blue")
+	})
+
+	t.Run("an impossible drain timeout aborts: failed, traffic on blue, and a later cutover runs", func(t *testing.T) {
+		saved := l.runner.Config.Cutover.DrainTimeout
+		l.runner.Config.Cutover.DrainTimeout.Duration = time.Nanosecond
+		defer func() { l.runner.Config.Cutover.DrainTimeout = saved }()
+		res := l.loadWindow(t, 200, time.Second, time.Second, func() {
+			if _, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true}); err == nil || IsRefused(err) || !strings.Contains(err.Error(), "drain") {
+				t.Errorf("cutover with a 1ns drain timeout: %v, want an abort", err)
+			}
+		})
+		if res.Errors != 0 {
+			t.Errorf("clients saw %d errors during the abort (%s)", res.Errors, res.LastError)
+		}
+		st := l.store.Snapshot()
+		if got := st.Step("cutover").Status; got != state.Failed {
+			t.Errorf("the aborted cutover is %s, want failed", got)
+		}
+		if a, _ := st.LastAttempt("cutover"); a.Outcome != state.AttemptAborted {
+			t.Errorf("the attempt: %+v, want aborted", a)
+		}
+		if _, ok := st.Get(CutoverDoneAtKey); ok {
+			t.Error("an aborted cutover recorded cutover_done_at")
+		}
+		traffic("blue")
+		if _, err := l.runner.Run(ctx, "switch-traffic", RunParams{Confirmed: true, Override: "test"}); err == nil {
+			t.Error("switch-traffic ran after an aborted cutover")
+		}
+	})
 
 	rep := cut("cutover", "PostgreSQL 17")
 	l.waitDrained(t, true, reverseReplication)
@@ -161,7 +204,7 @@ func TestCutoverLifecycle(t *testing.T) {
 	for _, a := range l.store.Snapshot().Attempts {
 		outcomes = append(outcomes, a.Step+" "+a.Outcome)
 	}
-	if got := strings.Join(outcomes, ", "); got != "cutover done, rollback done, cutover done" {
+	if got := strings.Join(outcomes, ", "); got != "cutover aborted, cutover done, rollback done, cutover done" {
 		t.Errorf("attempts kept: %s", got)
 	}
 

@@ -72,6 +72,9 @@ type RunParams struct {
 	// Way is the way out of an interrupted cutover or rollback the operator
 	// chose: "finish" (forward) or "undo" (back).
 	Way string
+	// Check rehearses the step (its live prechecks) without running it;
+	// MeasurePause adds one bare PAUSE/RESUME of each PgBouncer, timed.
+	Check, MeasurePause bool
 }
 
 // Outcome says what a run did.
@@ -86,6 +89,8 @@ const (
 	// OutcomeUndone: the step took back what an interrupted run of it did
 	// (a cutover's way out back): it is pending again.
 	OutcomeUndone Outcome = "undone"
+	// OutcomeChecked: a rehearsal (--check) passed; nothing changed.
+	OutcomeChecked Outcome = "checked"
 )
 
 // UndoneError is what a step returns after taking back an interrupted run
@@ -203,7 +208,7 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 			return "needs value " + strings.Join(missing, ", ") + ", not recorded yet"
 		}
 	}
-	if s.Destructive && !p.Confirmed && !p.DryRun {
+	if s.Destructive && !p.Confirmed && !p.DryRun && !(p.Check && !p.MeasurePause) {
 		return "destructive: confirm with --yes (in the UI: type the database's name)"
 	}
 	return ""
@@ -244,6 +249,16 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 			return "", r.refuseNow(id, "it is done and cannot be run again now: "+why)
 		}
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "run again on purpose: " + p.Again, Outcome: "again"})
+	}
+	if p.Check {
+		if s.Rehearse == nil {
+			return "", r.refuseNow(id, "it has no rehearsal: --check goes with cutover or rollback")
+		}
+		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: fmt.Sprintf("rehearsal (--check, measure pause %t)", p.MeasurePause), Outcome: "check"})
+		if err := s.Rehearse(ctx, env, p.MeasurePause); err != nil {
+			return "", state.RedactError(err)
+		}
+		return OutcomeChecked, nil
 	}
 	if p.DryRun {
 		acts, err := s.RenderPlan(ctx, env)
