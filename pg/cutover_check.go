@@ -14,7 +14,10 @@ import (
 
 // cutEnv holds what a cutover uses inside the pause, opened before it.
 type cutEnv struct {
-	from, to               *pgxpool.Conn
+	from, to *pgxpool.Conn
+	// toSide is a second connection to the target, for what runs at the
+	// same time as the feeds' swap (the logins): opened before the pause.
+	toSide                 *pgxpool.Conn
 	consoles               []*Console
 	fromVersion, toVersion string
 	// fromDB and toDB are the databases' names, as the servers say.
@@ -31,6 +34,9 @@ func (e *cutEnv) close() {
 	}
 	if e.to != nil {
 		e.to.Release()
+	}
+	if e.toSide != nil {
+		e.toSide.Release()
 	}
 }
 
@@ -59,14 +65,19 @@ func (r *run) open(ctx context.Context) (*cutEnv, error) {
 	if e.to, err = d.to.pool.Acquire(ctx); err != nil {
 		return e, fmt.Errorf("connect to %s: %w", d.to.name, err)
 	}
+	if e.toSide, err = d.to.pool.Acquire(ctx); err != nil {
+		return e, fmt.Errorf("connect to %s: %w", d.to.name, err)
+	}
 	// A side made read-only by the readonly method must still take the
 	// cutover's own writes (setval, ALTER SUBSCRIPTION) on these sessions.
 	// A session setting changes nothing on the server: it is not journaled.
 	if err := readWriteSessionStmt(d.from.name).Exec(Quiet(ctx), e.from); err != nil {
 		return e, fmt.Errorf("prepare session: %w", err)
 	}
-	if err := readWriteSessionStmt(d.to.name).Exec(Quiet(ctx), e.to); err != nil {
-		return e, fmt.Errorf("prepare session: %w", err)
+	for _, c := range []*pgxpool.Conn{e.to, e.toSide} {
+		if err := readWriteSessionStmt(d.to.name).Exec(Quiet(ctx), c); err != nil {
+			return e, fmt.Errorf("prepare session: %w", err)
+		}
 	}
 	if err := e.from.QueryRow(ctx, "SELECT version(), current_database()").Scan(&e.fromVersion, &e.fromDB); err != nil {
 		return e, fmt.Errorf("read %s's version: %w", d.from.name, err)
