@@ -43,6 +43,9 @@ type Config struct {
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
+	// schemasFromBlue says schemas was omitted and Schemas holds every
+	// schema of blue, read live by the runner (withSchemas).
+	schemasFromBlue bool
 }
 
 // Conn is one database, as a libpq connection string or URL. PG* environment
@@ -208,9 +211,6 @@ func (c *Config) Defaults() {
 	}
 	if len(c.Publications) == 0 {
 		c.Publications = []Publication{{Name: "pgbg_all"}}
-	}
-	if len(c.Schemas) == 0 {
-		c.Schemas = []string{"public"}
 	}
 	if c.Replication.Role == "" {
 		c.Replication.Role = "pgbg_repl"

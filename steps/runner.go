@@ -197,8 +197,11 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + why, Outcome: "refused"})
 		return "", &RefusedError{Step: id, Reason: why}
 	}
-	env := r.Env(id)
 	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
+	env, err := r.Env(id).withSchemas(ctx)
+	if err != nil {
+		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
+	}
 	if p.DryRun {
 		acts, err := s.RenderPlan(ctx, env)
 		for _, a := range acts {
@@ -236,7 +239,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 	}
 	r.journal(state.Entry{Step: id, Target: string(s.Target), Kind: "step", Text: "start " + s.Title, Outcome: "running"})
 
-	err := s.Run(ctx, env)
+	err = s.Run(ctx, env)
 	switch {
 	case err == nil:
 		result := ""
