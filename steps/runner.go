@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -41,6 +42,11 @@ type Runner struct {
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
+
+	// The driver lock on blue while steps run (holdBlue, driver.go).
+	lockMu    sync.Mutex
+	lock      *pg.DriverLock
+	lockDepth int
 }
 
 // NewRunner builds a runner for the configured strategy.
@@ -212,6 +218,13 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		}
 		return OutcomeDryRun, nil
 	}
+	// One driver per blue: held from the check to the recorded end.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + err.Error(), Outcome: "refused"})
+		return "", err
+	}
+	defer release()
 	if p.Override != "" {
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "override of ordering and value checks: " + p.Override, Outcome: "override"})
 	}
@@ -328,6 +341,12 @@ func (r *Runner) Through(ctx context.Context, id string, p RunParams) error {
 	if last < 0 {
 		return &RefusedError{Step: id, Reason: fmt.Sprintf("no step %q in strategy %s", id, r.Config.Strategy)}
 	}
+	// Held across the steps, so no other driver slips in between two.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for i, s := range r.Steps[:last+1] {
 		if s.Optional && i != last {
 			continue
