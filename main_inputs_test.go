@@ -46,3 +46,43 @@ func TestValueSet(t *testing.T) {
 		t.Fatalf("edit not journaled with its reason: %v\n%s", err, journal)
 	}
 }
+
+// TestRunStopsAtConfigLoad: several type errors in the configuration
+// (issue 12) stop `run --through` before anything connects, every one of
+// them reported at once with its key, line, type and an example.
+func TestRunStopsAtConfigLoad(t *testing.T) {
+	data, err := os.ReadFile(exampleFor(t, "copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "timeouts:\n", "timeouts:\n  lag_wait: soon\n", 1)
+	bad = strings.Replace(bad, "cutover:\n", "cutover:\n  max_lag_bytes: lots\n", 1)
+	bad += "schemas: public\n"
+	cfg := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, "run", "--through", "create-subscriptions", "--config", cfg, "--state", filepath.Join(t.TempDir(), "s.json"))
+	t.Logf("the operator sees:\n%s", errs)
+	if code != exitUsage || out != "" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	for _, w := range []string{
+		`cutover.max_lag_bytes: "lots" is not an integer (e.g. 1048576)`,
+		`timeouts.lag_wait: "soon" is not a duration (e.g. 30s)`,
+		`schemas: "public" is not a list (e.g. [public, inventory, "Sales Dept"])`,
+	} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+}
+
+// TestPlanOfflineEverySchema: with schemas omitted, the offline plan says
+// every schema of blue rather than guessing a list.
+func TestPlanOfflineEverySchema(t *testing.T) {
+	code, out, errs := cli(t, "plan", "--config", exampleFor(t, "copy"))
+	if code != exitOK || !strings.Contains(out, "<every schema of blue>") {
+		t.Fatalf("exit %d %s; plan does not say <every schema of blue>:\n%s", code, errs, out)
+	}
+}
