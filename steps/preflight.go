@@ -87,7 +87,7 @@ func (r *preflightReport) err() error {
 	if len(r.fails) == 0 {
 		return nil
 	}
-	return fmt.Errorf("preflight found %d blocker(s), nothing was changed: %s", len(r.fails), strings.Join(r.fails, "; "))
+	return fmt.Errorf("%s, nothing was changed: %s", plural(len(r.fails), "blocker"), strings.Join(r.fails, "; "))
 }
 
 func runPreflight(ctx context.Context, e *Env) error {

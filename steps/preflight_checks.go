@@ -286,7 +286,7 @@ func (r *preflightReport) tables(b pg.BlueFacts, g *pg.GreenFacts) {
 		}
 	}
 	if len(noPK) > 0 {
-		r.warn("%d table(s) with neither a primary key nor a replica identity: %s; replica-identity-full sets REPLICA IDENTITY FULL on them", len(noPK), relList(noPK))
+		r.warn("%s with neither a primary key nor a replica identity: %s; replica-identity-full sets REPLICA IDENTITY FULL on them", plural(len(noPK), "table"), relList(noPK))
 	} else {
 		r.pass("every table has a primary key or a replica identity")
 	}
