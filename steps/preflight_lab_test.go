@@ -108,7 +108,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		if fail == "" {
 			t.Errorf("no FAIL line saying %q in:\n%s", want, strings.Join(lines, "\n"))
 		}
-		t.Logf("the operator sees (%s): %s", time.Since(start).Round(time.Millisecond), fail)
+		t.Logf("the operator sees (%s): %s\nand run --through ends with: %v", time.Since(start).Round(time.Millisecond), fail, err)
 		if b, g := serverState(t, le.Blue), serverState(t, le.Green); b != blue0 || g != green0 {
 			t.Errorf("the run changed the servers:\nblue  %q\n   -> %q\ngreen %q\n   -> %q", blue0, b, green0, g)
 		}
