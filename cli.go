@@ -309,3 +309,44 @@ func runSkip(g globals, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: skipped\n", pos[0])
 	return exitOK
 }
+
+// runValue is `value set KEY VALUE --reason TEXT`: an operator's value,
+// checked against its key's type and journaled with the reason.
+func runValue(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("value", "value set KEY VALUE --reason TEXT", stderr)
+	reason := fs.String("reason", "", "why the value is set by hand (journaled)")
+	pos, code, ok := parseMixed(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 3 || pos[0] != "set" || *reason == "" {
+		fmt.Fprintln(stderr, "pgbluegreen: value needs: set KEY VALUE --reason TEXT (`pgbluegreen status` lists the values)")
+		return exitUsage
+	}
+	key, value := pos[1], pos[2]
+	if err := steps.ValidateValue(key, value); err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return exitUsage
+	}
+	store, err := state.Open(g.state, state.OpenParams{})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitFailed
+	}
+	defer store.Close()
+	j, err := state.OpenJournal(journalPath(g.state))
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		return exitFailed
+	}
+	defer j.Close()
+	if err := steps.NewRunner(cfg, store, j).SetValue(key, value, *reason); err != nil {
+		return exitFor(err, stderr)
+	}
+	fmt.Fprintf(stdout, "%s = %s (journaled: %s)\n", key, value, *reason)
+	return exitOK
+}

@@ -307,11 +307,13 @@ func terminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error)
 
 // terminateSessionsStmt ends the client sessions of roles (every role when
 // roles is nil) in the current database, except the pids in keep (the
-// cutover's own). Walsenders and background workers are left alone.
+// cutover's own) and the driver lock's session. Walsenders and background
+// workers are left alone.
 func terminateSessionsStmt(on string, roles []string, keep any) Stmt {
 	return terminateStmt(on, `SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
-  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep)
+  AND coalesce(application_name, '') NOT LIKE $3 || '%'
+  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep, DriverApplicationPrefix)
 }
 
 // terminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -49,6 +50,11 @@ type Runner struct {
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
+
+	// The driver lock on blue while steps run (holdBlue, driver.go).
+	lockMu    sync.Mutex
+	lock      *pg.DriverLock
+	lockDepth int
 }
 
 // NewRunner builds a runner for the configured strategy.
@@ -219,9 +225,12 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 // before and after.
 func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, error) {
 	s, _ := r.Find(id)
-	env := r.Env(id)
-	env.way = p.Way
 	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
+	env, err := r.Env(id).withSchemas(ctx)
+	if err != nil {
+		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
+	}
+	env.way = p.Way
 	done := s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done
 	if done && p.Again == "" {
 		if !s.Recheck {
@@ -250,16 +259,6 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		}
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "run again on purpose: " + p.Again, Outcome: "again"})
 	}
-	if p.Check {
-		if s.Rehearse == nil {
-			return "", r.refuseNow(id, "it has no rehearsal: --check goes with cutover or rollback")
-		}
-		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: fmt.Sprintf("rehearsal (--check, measure pause %t)", p.MeasurePause), Outcome: "check"})
-		if err := s.Rehearse(ctx, env, p.MeasurePause); err != nil {
-			return "", state.RedactError(err)
-		}
-		return OutcomeChecked, nil
-	}
 	if p.DryRun {
 		acts, err := s.RenderPlan(ctx, env)
 		for _, a := range acts {
@@ -269,6 +268,23 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 			return "", state.RedactError(fmt.Errorf("%s dry run: %w", id, err))
 		}
 		return OutcomeDryRun, nil
+	}
+	// One driver per blue: held from the check to the recorded end.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + err.Error(), Outcome: "refused"})
+		return "", err
+	}
+	defer release()
+	if p.Check {
+		if s.Rehearse == nil {
+			return "", r.refuseNow(id, "it has no rehearsal: --check goes with cutover or rollback")
+		}
+		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: fmt.Sprintf("rehearsal (--check, measure pause %t)", p.MeasurePause), Outcome: "check"})
+		if err := s.Rehearse(ctx, env, p.MeasurePause); err != nil {
+			return "", state.RedactError(err)
+		}
+		return OutcomeChecked, nil
 	}
 	if p.Override != "" {
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "override of ordering and value checks: " + p.Override, Outcome: "override"})
@@ -300,7 +316,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 	}
 	r.journal(state.Entry{Step: id, Target: string(s.Target), Kind: "step", Text: "start " + s.Title, Outcome: "running"})
 
-	err := s.Run(ctx, env)
+	err = s.Run(ctx, env)
 	switch {
 	case err == nil:
 		result := ""
@@ -417,6 +433,12 @@ func (r *Runner) Through(ctx context.Context, id string, p RunParams) error {
 	if last < 0 {
 		return &RefusedError{Step: id, Reason: fmt.Sprintf("no step %q in strategy %s", id, r.Config.Strategy)}
 	}
+	// Held across the steps, so no other driver slips in between two.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for i, s := range r.Steps[:last+1] {
 		if s.Optional && i != last {
 			continue

@@ -191,6 +191,10 @@ func (s *Step) RenderPlan(ctx context.Context, e *Env) ([]Action, error) {
 	if s.Plan == nil {
 		return nil, nil
 	}
+	e, err := e.withSchemas(ctx)
+	if err != nil {
+		return nil, err
+	}
 	acts, err := s.Plan(WithStep(ctx, s.ID), e)
 	out := make([]Action, 0, len(acts))
 	for _, a := range acts {
