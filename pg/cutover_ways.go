@@ -460,9 +460,13 @@ type Traffic struct {
 	Target string `json:"target"`
 	// How says how it was determined, in a line.
 	How string `json:"how"`
-	// Warnings are what looks wrong (the roles can log in on both sides).
-	Warnings []string  `json:"warnings,omitempty"`
-	ReadAt   time.Time `json:"read_at"`
+	// Warnings are what looks wrong (the roles can log in on both sides, an
+	// ini that disagrees with what its PgBouncer serves).
+	Warnings []string `json:"warnings,omitempty"`
+	// Settled: nothing is half way: writes go to one side, no PgBouncer is
+	// paused or would move at its next RELOAD, the roles log in on one side.
+	Settled bool      `json:"settled"`
+	ReadAt  time.Time `json:"read_at"`
 }
 
 // ReadTraffic reads where writes go: PgBouncer's SHOW DATABASES for the
@@ -509,6 +513,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			t.Target = "paused"
 		}
 		t.How = strings.Join(how, "; ")
+		t.Settled = (t.Target == "blue" || t.Target == "green") && len(t.Warnings) == 0
 		return t
 	}
 	targets := map[string]bool{}
@@ -535,6 +540,11 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			to = "green"
 		}
 		s := fmt.Sprintf("PgBouncer %s: SHOW DATABASES %s -> %s:%d (%s)", b.Name, b.Database, db.Host, db.Port, to)
+		if e, err := ReadBouncerEntry(b.Ini, b.Database); err != nil {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini could not be read: %v", b.Name, err))
+		} else if e.Get("host") != db.Host || e.Get("port") != fmt.Sprint(db.Port) {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini points %s at %s:%s while it serves %s:%d: its next RELOAD would move the traffic", b.Name, b.Database, e.Get("host"), e.Get("port"), db.Host, db.Port))
+		}
 		if db.Paused {
 			s += ", paused"
 			targets["paused"] = true
@@ -552,6 +562,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 		}
 	}
 	t.How = strings.Join(append(bhow, how...), "; ")
+	t.Settled = (t.Target == "blue" || t.Target == "green") && len(t.Warnings) == 0
 	return t
 }
 

@@ -234,57 +234,25 @@ func (e *Env) dropReverseSubscription(ctx context.Context, op dropSubscriptionsP
 	return nil
 }
 
-// refuseWhileCutoverUnfinished refuses while a cutover is stopped half way,
-// in its pause or interrupted: PgBouncer paused, or blue's reverse feed on
-// (or its slot made) while the cutover is not recorded and traffic did not
-// move. Dropping replication then would leave writes with no way forward
-// and no way back.
+// refuseWhileCutoverUnfinished refuses while a cutover or a rollback is in
+// its pause or stopped half way, read from the servers: a PgBouncer paused,
+// or writes going nowhere certain. Dropping the replication then would
+// leave writes with no way forward and no way back.
 func (e *Env) refuseWhileCutoverUnfinished(ctx context.Context) error {
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	if e.Config.Cutover.Method == "pgbouncer" {
-		for _, b := range e.Config.Cutover.PgBouncer {
-			name := orPlaceholder(b.Name, b.Ini)
-			c, err := pg.ConnectConsole(ctx, name, b.AdminConninfo, 0)
-			if err != nil {
-				e.Warnf("could not ask PgBouncer %s whether it is paused: %v", name, err)
-				continue
-			}
-			d, err := c.Database(ctx, b.Database)
-			c.Close()
-			if err != nil {
-				e.Warnf("could not ask PgBouncer %s whether it is paused: %v", name, err)
-				continue
-			}
-			if d.Paused {
-				return e.refuse("PgBouncer %s has %s paused: a cutover or rollback is in its pause; let it finish, or inspect and RESUME on the console, before dropping the replication", name, b.Database)
-			}
-		}
-	}
-	_, rolledAt, inForce := cutoverState(e)
-	if inForce {
+	t := ReadTraffic(ctx, e.Config, e.Blue, e.Green)
+	if t.Settled {
 		return nil
 	}
-	rev, err := pg.ReadSubscription(ctx, e.Blue, reverseReplication)
-	if err != nil {
-		return err
+	what := t.How
+	if len(t.Warnings) > 0 {
+		what = strings.Join(t.Warnings, "; ")
 	}
-	if rev.Exists && rev.Enabled {
-		if why := e.switchIncomplete(ctx); why != "" {
-			return e.refuse("a cutover was interrupted: blue's reverse subscription %s is on but %s; finish the cutover or roll back before cleanup", reverseReplication, why)
-		}
-		return nil // the cutover went through; only its record was lost
+	if t.Target == "paused" {
+		return e.refuse("writes are paused (%s): a cutover or rollback is in its pause or was interrupted; let it finish, or take its way out (`pgbluegreen run cutover --finish|--undo --yes`), before dropping the replication", what)
 	}
-	if rev.Exists && rolledAt.IsZero() {
-		slot, err := slotExists(ctx, e.Green, reverseReplication)
-		if err != nil {
-			return err
-		}
-		if slot {
-			return e.refuse("a cutover stopped inside its pause: the reverse slot %s exists on green but blue's subscription is not enabled and no cutover is recorded; inspect PgBouncer (SHOW DATABASES, RESUME), then finish the cutover or roll back before cleanup", reverseReplication)
-		}
-	}
-	return nil
+	return e.refuse("writes do not go to one side cleanly (%s): a cutover or rollback was interrupted half way; take its way out (`pgbluegreen status`, then `pgbluegreen run cutover --finish|--undo --yes`) before dropping the replication", what)
 }
 
 // slotExists reports whether a replication slot of that name exists.

@@ -92,23 +92,6 @@ func cutoverState(e *Env) (cutAt, rolledAt time.Time, inForce bool) {
 	return cutAt, rolledAt, !cutAt.IsZero() && !rolledAt.After(cutAt)
 }
 
-// switchIncomplete says, from the servers, why a cutover is not in force
-// cleanly, "" when it is.
-func (e *Env) switchIncomplete(ctx context.Context) string {
-	p, err := e.cutoverParams(ctx, false)
-	if err != nil {
-		return err.Error()
-	}
-	st, err := pg.ReadSwitchState(ctx, p, false)
-	switch {
-	case err != nil:
-		return err.Error()
-	case st.State != pg.StateTarget:
-		return st.Where
-	}
-	return ""
-}
-
 // checkSwitch reads where the servers are: the step is done when its
 // switch is in force (traffic on its target, the feed back running, the
 // other side fenced). Half way is not done: the run then offers the two
