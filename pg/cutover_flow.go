@@ -70,6 +70,8 @@ type run struct {
 	e   *cutEnv
 
 	pausedAt time.Time
+	// held: the source's commits wait for the target's apply (holdStep).
+	held     bool
 	preSeqs  []Sequence // the first pass's values
 	seqs     []Sequence // read while writes are stopped
 	drainLSN string
@@ -372,20 +374,24 @@ func (r *run) advanceStep(name string) subStep {
 // checked once more right before, and the caller's guard starts.
 func (r *run) stopSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
-	out := []subStep{{name: "lag gate", target: d.from.name,
+	var out []subStep
+	if p.BeforePause != nil {
+		out = append(out, subStep{name: "start the guard", target: "local",
+			plan: func() []PlanLine {
+				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering from here on, it undoes the %s (commits released, RESUME on %s, the ini put back)", d.name, d.from.name)}
+			},
+			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
+	}
+	if p.HoldCommits > 0 {
+		out = append(out, r.holdStep())
+	}
+	out = append(out, subStep{name: "lag gate", target: d.from.name,
 		plan: func() []PlanLine {
 			return []PlanLine{noteLine(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
 		},
 		run: func(ctx context.Context) (string, error) {
 			return checkLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
-		}}}
-	if p.BeforePause != nil {
-		out = append(out, subStep{name: "start the guard", target: "local",
-			plan: func() []PlanLine {
-				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering while writes are stopped, it undoes the %s (RESUME on %s, the ini put back)", d.name, d.from.name)}
-			},
-			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
-	}
+		}})
 	return append(out, r.stopWritesSteps()...)
 }
 
@@ -396,8 +402,11 @@ func (r *run) stopSteps() []subStep {
 func (r *run) forwardSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
-	if pos.drainedOn {
-		out = append(out, r.drainSteps()...)
+	switch {
+	case pos.drainedOn:
+		out = append(out, r.drainSteps(pos.held)...)
+	case pos.held:
+		out = append(out, r.releaseStep(true))
 	}
 	// What the switch needs and does not depend on each other runs at
 	// once: the feeds swapped (in order), the sequences set, the target
@@ -475,7 +484,7 @@ func (s Stmt) with(note string) Stmt { s.Note = note; return s }
 
 // drainSteps wait until the feed from -> to has applied everything written
 // before writes stopped, then stop it.
-func (r *run) drainSteps() []subStep {
+func (r *run) drainSteps(held bool) []subStep {
 	p, d, f := r.p, r.d, r.f
 	drainLSN := Later("the drain LSN: " + d.from.name + "'s pg_current_wal_lsn() once its WAL is flushed")
 	return []subStep{
@@ -498,7 +507,7 @@ func (r *run) drainSteps() []subStep {
 				r.rep.LagAtPause, r.rep.DrainLSN = lag, r.drainLSN
 				return fmt.Sprintf("%s, lag %d bytes", r.drainLSN, lag), nil
 			}},
-		r.together("drain, reading the sequences meanwhile",
+		r.together("drain, reading the sequences meanwhile", append([]subStep{
 			subStep{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
 				plan: func() []PlanLine {
 					out := stmtLines(drainedStmt(d.from.name, f.drainSlots, drainLSN))
@@ -524,8 +533,16 @@ func (r *run) drainSteps() []subStep {
 					r.seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
 					r.seqReadMs = ms(time.Since(start))
 					return fmt.Sprintf("%d sequences", len(r.seqs)), err
-				}}),
+				}}}, r.releaseIf(held)...)...),
 	}
+}
+
+// releaseIf is the release of held commits, when they may be held.
+func (r *run) releaseIf(held bool) []subStep {
+	if !held {
+		return nil
+	}
+	return []subStep{r.releaseStep(false)}
 }
 
 // stopDrainedStep stops the drained feed: nothing more is applied once it

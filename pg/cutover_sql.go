@@ -25,14 +25,16 @@ func readWriteSessionStmt(on string) Stmt {
 }
 
 // flushStmts commit a transaction holding only a logical message (which no
-// subscriber asks for) synchronously: every WAL record before it is
-// flushed, and walsenders are woken. A transaction that wrote no WAL before
-// its commit record would commit asynchronously whatever the setting,
-// hence the message. Sent as one batch (one round trip).
+// subscriber asks for) with its WAL flushed locally: every WAL record
+// before it is flushed, and walsenders are woken. A transaction that wrote
+// no WAL before its commit record would commit asynchronously whatever the
+// setting, hence the message. local, not on: a synchronous standby (an HA
+// one, or the cutover's hold) is not waited for. Sent as one batch (one
+// round trip).
 func flushStmts(on string) []Stmt {
 	return []Stmt{
 		{On: on, SQL: "BEGIN"},
-		{On: on, SQL: "SET LOCAL synchronous_commit = on"},
+		{On: on, SQL: "SET LOCAL synchronous_commit = local"},
 		{On: on, SQL: "SELECT pg_logical_emit_message(true, 'pgbluegreen', '')::text"},
 		{On: on, SQL: "COMMIT"},
 	}

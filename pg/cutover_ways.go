@@ -42,6 +42,8 @@ type position struct {
 	toClosed, toReadOnly bool
 	// fromFenced: no fence role can log in on from.
 	fromFenced, fromReadOnly bool
+	// held: the source's commits are held for the target's apply.
+	held bool
 }
 
 // bouncerPos is one PgBouncer: whether it is paused, where SHOW DATABASES
@@ -68,7 +70,7 @@ func (pos position) iniAtTarget() bool { return pos.atTargetBouncers() }
 // else has changed yet.
 func (r *run) stoppedPosition() position {
 	pos := position{stopped: true, drainedOn: true, oppositeSlot: r.d.rollback, oppositeSub: true,
-		fromFenced: r.p.Method == MethodNologin, toClosed: true}
+		fromFenced: r.p.Method == MethodNologin, toClosed: true, held: r.p.HoldCommits > 0}
 	for _, b := range r.p.Bouncers {
 		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, pointsAt: "from", iniAt: "from", paused: true})
 	}
@@ -124,6 +126,10 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 	if pos.oppositeOn, pos.oppositeSub, err = subscriptionsState(ctx, e.from, f.startSubs); err != nil {
 		return pos, err
 	}
+	if pos.held, _, err = holdState(ctx, e.from, f.drainSubs); err != nil {
+		return pos, err
+	}
+	r.held = pos.held
 	pos.oppositeSlot = true
 	if !d.rollback {
 		if err := e.to.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", p.Reverse).Scan(&pos.oppositeSlot); err != nil {
@@ -207,6 +213,9 @@ func (r *run) describe(pos position) string {
 		}
 		return "off"
 	}
+	if pos.held {
+		parts = append(parts, d.from.name+"'s commits held for "+d.to.name+"'s apply")
+	}
 	parts = append(parts, fmt.Sprintf("%s -> %s replication %s", d.from.name, d.to.name, onOff(pos.drainedOn)),
 		fmt.Sprintf("%s -> %s replication %s", d.to.name, d.from.name, onOff(pos.oppositeOn)))
 	switch {
@@ -229,6 +238,11 @@ func (r *run) describe(pos position) string {
 func (r *run) undoSteps(pos position) []subStep {
 	p, d, f := r.p, r.d, r.f
 	var out []subStep
+	if pos.held {
+		// First: a RESUME must not let the application commit into a wait
+		// for a feed being stopped.
+		out = append(out, r.releaseStep(true))
+	}
 	if p.Method == MethodPgBouncer {
 		back := false
 		for _, b := range pos.bouncers {
@@ -607,7 +621,7 @@ func ReadSwitchState(ctx context.Context, p CutoverParams, rollback bool) (st Sw
 		retryLeft = retryLeft || b.loginRetry == "0" && p.Prior != nil && p.Prior.LoginRetry[b.name] != "0"
 	}
 	fenced := pos.fromFenced || len(p.FenceRoles) == 0
-	sourceClean := !pos.stopped && !st.Paused && pos.drainedOn && !pos.oppositeOn && pos.toClosed && !retryLeft
+	sourceClean := !pos.stopped && !st.Paused && pos.drainedOn && !pos.oppositeOn && pos.toClosed && !retryLeft && !pos.held
 	if p.Method == MethodPgBouncer {
 		for _, b := range pos.bouncers {
 			sourceClean = sourceClean && b.pointsAt == "from" && b.iniAt == "from"

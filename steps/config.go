@@ -93,6 +93,11 @@ type Cutover struct {
 	// HealthWindow: an apply or sync error counted within it makes the
 	// precheck refuse (default 10m).
 	HealthWindow Duration `yaml:"health_window"`
+	// HoldCommits: for at most this long before the pause, blue's commits
+	// wait for green's apply (a synchronous standby entry set with ALTER
+	// SYSTEM), so the pause starts with no lag. Unset: 3s for the
+	// self-managed strategies, 0 (off) for the AWS ones.
+	HoldCommits *Duration `yaml:"hold_commits"`
 }
 
 // PgBouncerConfig is one PgBouncer in front of blue.

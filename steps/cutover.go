@@ -486,8 +486,9 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
-		Health:    e.health(),
-		OnSubStep: e.onSubStep,
+		Health:      e.health(),
+		HoldCommits: c.holdCommits(),
+		OnSubStep:   e.onSubStep,
 	}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
@@ -772,4 +773,17 @@ func (e *Env) logPrecheck(c pg.Check) {
 	default:
 		e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
 	}
+}
+
+// holdCommits is how long blue's commits may be held for green's apply
+// before the pause: the configured time, else 3 s where ALTER SYSTEM is
+// allowed (the self-managed strategies), else none.
+func (c *Config) holdCommits() time.Duration {
+	switch {
+	case c.Cutover.HoldCommits != nil:
+		return c.Cutover.HoldCommits.Duration
+	case c.isAWS():
+		return 0
+	}
+	return 3 * time.Second
 }
