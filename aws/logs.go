@@ -11,6 +11,8 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lsn"
 )
 
 // LogFile is one of an RDS instance's log files.
@@ -129,11 +131,11 @@ type FindRedoDoneParams struct {
 type FindRedoDoneResult struct {
 	Found bool
 	// LSN is as logged: the start of the last WAL record replayed.
-	LSN string
+	LSN lsn.LSN
 	// SeedLSN is LSN + 1 byte: the end of that record as far as logical
 	// decoding cares, where green's subscription origin must be advanced to
 	// (RUNBOOK "The seed LSN, exactly").
-	SeedLSN string
+	SeedLSN lsn.LSN
 	// File is the log file it was found in.
 	File string
 	// FilesRead counts the files downloaded to find it.
@@ -144,7 +146,7 @@ type FindRedoDoneResult struct {
 var errStopDownload = errors.New("stop download: line found")
 
 // FindRedoDone reads green's log files written since p.Since, oldest first,
-// and returns the first "redo done at" message (ParseRedoDone) and the seed
+// and returns the first "redo done at" message (lsn.FirstRedoDone) and the seed
 // LSN. Each file is parsed while it downloads, and the download stops at the
 // match.
 func (c *Client) FindRedoDone(ctx context.Context, p FindRedoDoneParams) (FindRedoDoneResult, error) {
@@ -154,25 +156,25 @@ func (c *Client) FindRedoDone(ctx context.Context, p FindRedoDoneParams) (FindRe
 		return res, err
 	}
 	for _, f := range files {
-		lsn, found, err := c.parseLogFile(ctx, p.InstanceID, f.Name)
+		redo, found, err := c.parseLogFile(ctx, p.InstanceID, f.Name)
 		res.FilesRead++
 		if err != nil {
 			return res, err
 		}
 		if found {
-			v, err := ParseLSN(lsn)
+			seed, err := redo.Add(1)
 			if err != nil {
 				return res, fmt.Errorf("log file %s of %s: %w", f.Name, p.InstanceID, err)
 			}
-			res.Found, res.LSN, res.SeedLSN, res.File = true, lsn, FormatLSN(v+1), f.Name
+			res.Found, res.LSN, res.SeedLSN, res.File = true, redo, seed, f.Name
 			return res, nil
 		}
 	}
 	return res, nil
 }
 
-// parseLogFile streams one file through ParseRedoDone via a pipe.
-func (c *Client) parseLogFile(ctx context.Context, instance, file string) (string, bool, error) {
+// parseLogFile streams one file through lsn.FirstRedoDone via a pipe.
+func (c *Client) parseLogFile(ctx context.Context, instance, file string) (lsn.LSN, bool, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -180,14 +182,17 @@ func (c *Client) parseLogFile(ctx context.Context, instance, file string) (strin
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
-	lsn, found, perr := ParseRedoDone(pr)
+	redo, perr := lsn.FirstRedoDone(pr, "")
 	pr.CloseWithError(errStopDownload)
 	derr := <-done
 	if derr != nil && !errors.Is(derr, errStopDownload) {
-		return "", false, derr
+		return 0, false, derr
+	}
+	if errors.Is(perr, lsn.ErrNoRedoDone) {
+		return 0, false, nil
 	}
 	if perr != nil {
-		return "", false, fmt.Errorf("log file %s of %s: %w", file, instance, perr)
+		return 0, false, fmt.Errorf("log file %s of %s: %w", file, instance, perr)
 	}
-	return lsn, found, nil
+	return redo, true, nil
 }

@@ -78,7 +78,7 @@ func TestRDSSnapshotStrategy(t *testing.T) {
 
 	// 001 §7: the seed is the first "redo done at" of green's log, + 1 byte.
 	seed, err := f.c.FindRedoDone(f.ctx, aws.FindRedoDoneParams{InstanceID: "green", Since: time.Now().Add(-time.Hour)})
-	if err != nil || !seed.Found || seed.LSN != "1A/2B3C4DFF" || seed.SeedLSN != "1A/2B3C4E00" {
+	if err != nil || !seed.Found || seed.LSN.String() != "1A/2B3C4DFF" || seed.SeedLSN.String() != "1A/2B3C4E00" {
 		t.Errorf("FindRedoDone = %+v, %v", seed, err)
 	}
 }

@@ -133,11 +133,8 @@ func (e *Env) redoDoneSeed(ctx context.Context) (pg.LSN, string, error) {
 	if !res.Found {
 		return 0, "", fmt.Errorf("no `redo done at` in the %d log files of %s written since %s: is log export on and the restore finished? (aws rds describe-db-log-files --db-instance-identifier %s)", res.FilesRead, green, since.Format(time.RFC3339), green)
 	}
-	seed, err := pg.ParseLSN(res.SeedLSN)
-	if err != nil {
-		return 0, "", fmt.Errorf("seed from %s: %w", res.File, err)
-	}
-	if err := e.Record("green_redo_done", res.LSN+" in "+res.File); err != nil {
+	seed := res.SeedLSN
+	if err := e.Record("green_redo_done", res.LSN.String()+" in "+res.File); err != nil {
 		return 0, "", err
 	}
 	return seed, fmt.Sprintf("first `redo done at %s` in %s of %s (%d files read)", res.LSN, res.File, green, res.FilesRead), nil
