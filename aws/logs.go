@@ -29,19 +29,26 @@ type ListLogFilesParams struct {
 	Since time.Time
 }
 
+// Plan is the call ListLogFiles makes, once per page. FileLastWritten is
+// in milliseconds since the epoch, as RDS takes it.
+func (p ListLogFilesParams) Plan() []PlannedCall {
+	c := call("rds DescribeDBLogFiles", "DBInstanceIdentifier", p.InstanceID)
+	if !p.Since.IsZero() {
+		c.add("FileLastWritten", strconv.FormatInt(p.Since.UnixMilli(), 10))
+	}
+	return one(c)
+}
+
 // ListLogFiles lists an instance's log files written since p.Since (rds
 // DescribeDBLogFiles, every page), oldest first, so that the first match
 // found reading them in order is the first in time.
 func (c *Client) ListLogFiles(ctx context.Context, p ListLogFilesParams) ([]LogFile, error) {
 	in := &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: sdkaws.String(p.InstanceID)}
-	params := map[string]string{"DBInstanceIdentifier": p.InstanceID}
 	if !p.Since.IsZero() {
-		ms := p.Since.UnixMilli()
-		in.FileLastWritten = sdkaws.Int64(ms)
-		params["FileLastWritten"] = strconv.FormatInt(ms, 10)
+		in.FileLastWritten = sdkaws.Int64(p.Since.UnixMilli())
 	}
 	var files []LogFile
-	err := eachPage(ctx, c, "rds DescribeDBLogFiles", params, rds.NewDescribeDBLogFilesPaginator(c.rds, in),
+	err := eachPage(ctx, c, p.Plan()[0], rds.NewDescribeDBLogFilesPaginator(c.rds, in),
 		func(out *rds.DescribeDBLogFilesOutput) {
 			for _, f := range out.DescribeDBLogFiles {
 				files = append(files, LogFile{
@@ -77,6 +84,20 @@ type DownloadLogResult struct {
 	Portions int
 }
 
+// DownloadMarkers is how a plan shows the Marker of a download's portions:
+// "0", then each Marker RDS returns, known only as the download goes.
+const DownloadMarkers = "<0, then each Marker returned>"
+
+// Plan is the call DownloadLogFile makes for each portion, its Marker
+// shown as DownloadMarkers.
+func (p DownloadLogParams) Plan() []PlannedCall {
+	return one(portionCall(p.InstanceID, p.File, DownloadMarkers))
+}
+
+func portionCall(instance, file, marker string) PlannedCall {
+	return call("rds DownloadDBLogFilePortion", "DBInstanceIdentifier", instance, "LogFileName", file, "Marker", marker)
+}
+
 // maxPortions guards against a server that keeps saying more data is
 // pending: a 1 GB log is about 1,000 portions of 1 MB.
 const maxPortions = 100000
@@ -90,7 +111,7 @@ func (c *Client) DownloadLogFile(ctx context.Context, p DownloadLogParams) (Down
 	marker := "0"
 	for res.Portions < maxPortions {
 		var out *rds.DownloadDBLogFilePortionOutput
-		err := c.call(ctx, "rds DownloadDBLogFilePortion", map[string]string{"DBInstanceIdentifier": p.InstanceID, "LogFileName": p.File, "Marker": marker}, func(ctx context.Context) error {
+		err := c.call(ctx, portionCall(p.InstanceID, p.File, marker), func(ctx context.Context) error {
 			var err error
 			out, err = c.rds.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{
 				DBInstanceIdentifier: sdkaws.String(p.InstanceID),
@@ -125,6 +146,13 @@ type FindRedoDoneParams struct {
 	InstanceID string
 	// Since is the restore's start: older files cannot hold its recovery.
 	Since time.Time
+}
+
+// Plan lists the calls FindRedoDone makes: the list of files, then the
+// portions of each file, oldest first, until the line is found.
+func (p FindRedoDoneParams) Plan() []PlannedCall {
+	return append(ListLogFilesParams{InstanceID: p.InstanceID, Since: p.Since}.Plan(),
+		portionCall(p.InstanceID, "<each file, oldest first, until the line is found>", DownloadMarkers))
 }
 
 // FindRedoDoneResult is the first "redo done at" of the instance's logs.

@@ -16,7 +16,7 @@ func preflight() *Step {
 	return &Step{ID: "preflight", Phase: PhasePrepare, Target: BlueGreen, Title: "Preflight checks",
 		Why:    "Read-only checks of versions, settings, roles and tables, each with its fix, before anything is changed.",
 		Source: "000, 001 §6", Records: []string{"blue_version", "green_version"},
-		Plan: offline(func(e *Env) []Action {
+		Plan: withAWSPreflight(offline(func(e *Env) []Action {
 			return []Action{
 				sql(BlueGreen, "SELECT current_setting('server_version_num'), current_setting('wal_level'), current_setting('max_replication_slots'), current_setting('max_wal_senders'), current_setting('max_logical_replication_workers'), current_setting('max_worker_processes')"),
 				sql(Blue, "SELECT rolreplication FROM pg_roles WHERE rolname = %s", quoteLiteral(e.Config.Replication.Role)),
@@ -26,7 +26,7 @@ func preflight() *Step {
 				sql(Blue, "SELECT extname, extversion FROM pg_extension"),
 				sql(Blue, "SELECT count(*) FROM pg_sequences"),
 			}
-		}),
+		})),
 		// Read-only: never found done, so an interrupted one simply runs again.
 		Check: alwaysRuns("read-only checks, run every time; their PASS/WARN lines are in the log"),
 		Run:   runPreflight,
@@ -283,6 +283,11 @@ func runPreflight(ctx context.Context, e *Env) error {
 		}
 		con.Close()
 		r.pass("PgBouncer %s console reachable", b.Name)
+	}
+	if c.isAWS() {
+		if err := e.awsPreflight(ctx, r); err != nil {
+			return err
+		}
 	}
 	if len(r.fails) > 0 {
 		return fmt.Errorf("preflight found %d blocker(s): %s", len(r.fails), strings.Join(r.fails, "; "))
