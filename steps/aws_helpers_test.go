@@ -196,3 +196,8 @@ func assertPlanned(t *testing.T, plan string, calls []apiCall) {
 		}
 	}
 }
+
+// changeCNAME is a CNAME's UPSERT, for seeding the stand-in.
+func changeCNAME(name, value string, ttl int64) aws.ChangeRecordParams {
+	return aws.ChangeRecordParams{HostedZoneID: "Z0123", Name: name, Values: []string{value}, TTL: ttl}
+}
