@@ -345,6 +345,9 @@ func planAWSLogicalReplication(ctx context.Context, e *Env) ([]Action, error) {
 	}
 	if o.create != nil {
 		out = append(out, plannedNote(o.create.Plan(), "blue's "+o.attached+" is a default group RDS refuses to modify")...)
+		// The check after the run reads the group it made.
+		read := aws.GetParametersParams{Group: o.group, Cluster: o.cluster}.Plan()
+		out = append(out, plannedNote(read, "read by the check once the group exists")...)
 	}
 	if o.set != nil {
 		out = append(out, planned(o.set.Plan())...)
