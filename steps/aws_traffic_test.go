@@ -218,7 +218,7 @@ func TestRunbook000TrafficSteps(t *testing.T) {
 	blueDB, blueReader := srv.SecretStages("prod/DatabaseSecrets")["AWSCURRENT"], srv.SecretStages("prod/ReaderDatabaseSecrets")["AWSCURRENT"]
 
 	// Offline, readers-to-green says where its restored value comes from.
-	if plan := planText(r, "readers-to-green"); !strings.Contains(plan, "Value=<") || !strings.Contains(plan, "as traffic-to-pgbouncer recorded it>") {
+	if plan := planText(r, "readers-to-green"); !strings.Contains(plan, "Value=<") || !strings.Contains(plan, "as traffic-to-pgbouncer records it>") {
 		t.Errorf("offline plan:\n%s", plan)
 	}
 	if why := refusedStep(t, r, "readers-to-green", "test: out of order"); !strings.Contains(why, "run traffic-to-pgbouncer first") {

@@ -102,7 +102,11 @@ func (e *Env) trafficTargets(step, host string) []trafficTarget {
 		p := a.PostCutover
 		secret(p.SecretID, p.SecretValueFrom)
 		for _, n := range p.SSMRestore {
-			out = append(out, trafficTarget{kind: "ssm-put", id: n, value: e.deletedValue(n)})
+			v, existed := e.deletedValue(n)
+			if !existed {
+				continue // it did not exist before the cutover: nothing to put back
+			}
+			out = append(out, trafficTarget{kind: "ssm-put", id: n, value: v})
 		}
 		for _, v := range p.SSMPut {
 			out = append(out, trafficTarget{kind: "ssm-put", id: v.Name, value: v.Value})
@@ -112,13 +116,13 @@ func (e *Env) trafficTargets(step, host string) []trafficTarget {
 }
 
 // deletedValue is the value traffic-to-pgbouncer recorded for a parameter
-// it deleted (a placeholder until it has).
-func (e *Env) deletedValue(name string) string {
+// it deleted (a placeholder until it has run), and whether there was one.
+func (e *Env) deletedValue(name string) (string, bool) {
 	record, _ := e.loadChanges(trafficToPgBouncerID)
-	if k := findChange(record, "ssm-delete", name); k >= 0 && record[k].Existed {
-		return record[k].PrevValue
+	if k := findChange(record, "ssm-delete", name); k >= 0 {
+		return record[k].PrevValue, record[k].Existed
 	}
-	return "<" + name + "'s value, as traffic-to-pgbouncer recorded it>"
+	return "<" + name + "'s value, as traffic-to-pgbouncer records it>", true
 }
 
 // trafficHost is green's host for a plan or a run: a placeholder in an
