@@ -23,13 +23,6 @@ type Param struct {
 	Secret bool
 }
 
-// Placeholder values in offline plans, for what is only known once AWS is
-// read. A dry run reads it and shows the value instead.
-const (
-	FromBlue    = "<blue's>"
-	FromCluster = "<the cluster's>"
-)
-
 // String renders the call on one line: `rds CreateDBSnapshot
 // DBInstanceIdentifier=blue DBSnapshotIdentifier=green-snap`. It is both the
 // plan's line and the journal's text.
@@ -89,11 +82,4 @@ func or(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func quoteOrNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }
