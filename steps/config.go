@@ -146,6 +146,10 @@ type AWS struct {
 	FinalSnapshot      string      `yaml:"final_snapshot"`
 	DeleteBlue         bool        `yaml:"delete_blue"`
 	Switch             Switch      `yaml:"switch"`
+	// PreCutover and PostCutover are runbook 000's optional traffic
+	// changes around the cutover (see TrafficChanges).
+	PreCutover  TrafficChanges `yaml:"pre_cutover"`
+	PostCutover TrafficChanges `yaml:"post_cutover"`
 }
 
 // AWSReader is one reader instance to add to green's cluster.

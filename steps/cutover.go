@@ -41,7 +41,9 @@ func cutover() *Step {
 func rollback() *Step {
 	return &Step{ID: rollbackStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
 		Why:    "The cutover in reverse through the reverse replication, sequences included; the fence moves to green, and the cutover can run again.",
-		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true, Reopens: []string{cutoverStepID},
+		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true,
+		// The traffic switches it puts back are to do again after a new cutover.
+		Reopens: []string{cutoverStepID, switchTrafficID, readersToGreenID},
 		Records:  []string{RollbackReportKey, RollbackDoneAtKey},
 		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
 		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },
@@ -109,9 +111,17 @@ func (e *Env) checkSwitch(ctx context.Context, rollback bool) (CheckResult, erro
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("read where the servers are: %w", err)
 	}
+	pending := false
+	if rollback && st.State == pg.StateTarget {
+		if pending, err = e.revertsPending(); err != nil {
+			return CheckResult{}, err
+		}
+	}
 	switch {
 	case st.State == pg.StateTarget && rollback && !e.everCutOver():
 		return CheckResult{Detail: "no cutover to roll back: writes go to blue: " + st.Where}, nil
+	case pending:
+		return CheckResult{Detail: "writes go to blue, but the traffic switch (secret, parameters, DNS) still points at green: running rollback puts it back"}, nil
 	case st.State == pg.StateTarget:
 		return CheckResult{Done: true, Detail: fmt.Sprintf("writes go to %s: %s", n.to, st.Where)}, nil
 	case st.State == pg.StateSource:
@@ -153,7 +163,17 @@ func (e *Env) planSwitch(ctx context.Context, rollback bool) ([]Action, error) {
 		}
 	}
 	out = append(out, note(BlueGreen, "prechecks, each reported; if one fails nothing changes: %s", strings.Join(precheckNames(p, rollback), "; ")))
-	return append(out, subStepActions(pg.Plan(p, rollback))...), nil
+	out = append(out, subStepActions(pg.Plan(p, rollback))...)
+	if !rollback {
+		return out, nil
+	}
+	// Then the traffic switches of switch-traffic (and readers-to-green) are
+	// put back as they were.
+	revert, err := e.revertTrafficPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, revert...), nil
 }
 
 func orThen(then string) string {
@@ -216,8 +236,18 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		return e.refuseHalfWay(ctx, p, rollback, st)
 	case st.State != pg.StateBetween && e.way != "":
 		return e.refuse("nothing stopped half way (%s): run %s without --%s", st.Where, n.step, e.way)
-	case st.State == pg.StateTarget && rollback && !e.everCutOver():
-		return e.refuse("no cutover to roll back: writes go to blue (%s)", st.Where)
+	case st.State == pg.StateTarget && rollback:
+		if pending, err := e.revertsPending(); err != nil || pending {
+			if err == nil {
+				e.Logf("writes go to blue already; putting the traffic switch back")
+				err = e.revertTraffic(ctx)
+			}
+			return err
+		}
+		if !e.everCutOver() {
+			return e.refuse("no cutover to roll back: writes go to blue (%s)", st.Where)
+		}
+		return e.refuse("the rollback is in force already: %s", st.Where)
 	case st.State == pg.StateTarget:
 		return e.refuse("the %s is in force already: %s", n.step, st.Where)
 	}
@@ -255,7 +285,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		e.Logf("cutover with method %s: prechecks, then the sub-steps, each timed", p.Method)
 		rep, runErr = pg.Cutover(ctx, p)
 	}
-	return e.endAttempt(att, n, rep, runErr)
+	return e.endAttempt(ctx, att, n, rep, runErr)
 }
 
 // refuseHalfWay refuses to start over an attempt that stopped half way,
@@ -351,7 +381,7 @@ func (e *Env) editAttempt(n int, f func(a *state.Attempt)) error {
 
 // endAttempt writes the report and records how the attempt ended; a
 // failed precheck is a refusal (nothing changed), an abort a failure.
-func (e *Env) endAttempt(n int, names switchNames, rep *pg.Report, runErr error) error {
+func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.Report, runErr error) error {
 	report := ""
 	if rep != nil {
 		way := ""
@@ -416,6 +446,13 @@ func (e *Env) endAttempt(n int, names switchNames, rep *pg.Report, runErr error)
 	}
 	if err := e.Record(names.doneKey, rep.FinishedAt.UTC().Format(time.RFC3339Nano)); err != nil {
 		return err
+	}
+	if names.step == rollbackStepID {
+		// Writes are on blue again: the secret, parameters and DNS record
+		// switch-traffic pointed at green go back to what they were.
+		if err := e.revertTraffic(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("rolled back to blue, but the traffic switch could not be put back: %w; run rollback again to retry it", err)
+		}
 	}
 	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
 		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))

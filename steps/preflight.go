@@ -31,7 +31,7 @@ func preflight() *Step {
 	return &Step{ID: "preflight", Phase: PhasePrepare, Target: BlueGreen, Title: "Preflight checks",
 		Why:    "Read-only checks of versions, settings, privileges, roles, tables, extensions and sessions, each with its fix, before anything is changed.",
 		Source: "000, 001 §6", Records: []string{"blue_version", "green_version"},
-		Plan: planPreflight,
+		Plan: withAWSPreflight(planPreflight),
 		// Read-only: never found done, so an interrupted one simply runs again.
 		Check: alwaysRuns("read-only checks, run every time; their PASS/WARN/FAIL lines are in the log"),
 		Run:   runPreflight,
@@ -146,6 +146,11 @@ func runPreflight(ctx context.Context, e *Env) error {
 	r.longTransactions(b)
 	r.collations(b, g)
 	r.pgbouncers(ctx)
+	if c.isAWS() {
+		if err := e.awsPreflight(ctx, r); err != nil {
+			return err
+		}
+	}
 	e.Logf("preflight: %d checks, %d FAIL", r.checks, len(r.fails))
 	return r.err()
 }

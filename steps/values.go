@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"regexp"
@@ -104,6 +105,13 @@ var (
 		}
 		return nil
 	}}
+	changesType = ValueType{Name: "a JSON list of recorded changes", Example: `[{"kind":"secret","id":"app/db","previous":"…","done":true}]`, check: func(v string) error {
+		var x []json.RawMessage
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			return fmt.Errorf("a JSON list")
+		}
+		return nil
+	}}
 	textType = ValueType{Name: "one line of text", Example: "pg_trgm 1.6 -> 1.6", check: func(v string) error {
 		if strings.ContainsAny(v, "\n\x00") {
 			return fmt.Errorf("one line")
@@ -128,26 +136,30 @@ func matches(re, what string) func(string) error {
 // valueTypes is every value key of the runbook and its type. A key ending
 // in "." is a prefix: slot_lsn.<slot> takes slot_lsn.'s type.
 var valueTypes = map[string]ValueType{
-	"blue_version":                 versionType,
-	"green_version":                versionType,
-	"replica_identity_full_tables": tablesType,
-	"slot_lsn":                     lsnType,
-	"slot_lsn.":                    lsnType,
-	"clone_redo_done":              lsnType,
-	"green_redo_done":              redoType,
-	"green_start_lsn":              lsnType,
-	"green_endpoint":               endpointType,
-	"snapshot_id":                  awsIDType,
-	"final_snapshot_id":            awsIDType,
-	"restore_time":                 timestampType,
-	"extensions_upgraded":          textType,
-	"traffic_switched_at":          timestampType,
-	"decommission_confirmed":       textType,
-	CutoverReportKey:               fileType,
-	CutoverDoneAtKey:               timestampType,
-	RollbackReportKey:              fileType,
-	RollbackDoneAtKey:              timestampType,
-	VerifyChecksumsKey:             onOffType,
+	"blue_version":                         versionType,
+	"green_version":                        versionType,
+	"replica_identity_full_tables":         tablesType,
+	"slot_lsn":                             lsnType,
+	"slot_lsn.":                            lsnType,
+	"clone_redo_done":                      lsnType,
+	"green_redo_done":                      redoType,
+	"green_start_lsn":                      lsnType,
+	"green_endpoint":                       endpointType,
+	"snapshot_id":                          awsIDType,
+	"final_snapshot_id":                    awsIDType,
+	"restore_time":                         timestampType,
+	"extensions_upgraded":                  textType,
+	"traffic_switched_at":                  timestampType,
+	"decommission_confirmed":               textType,
+	CutoverReportKey:                       fileType,
+	CutoverDoneAtKey:                       timestampType,
+	RollbackReportKey:                      fileType,
+	RollbackDoneAtKey:                      timestampType,
+	VerifyChecksumsKey:                     onOffType,
+	SubscriptionErrorsKey:                  textType,
+	trafficRecordKey(trafficToPgBouncerID): changesType,
+	trafficRecordKey(switchTrafficID):      changesType,
+	trafficRecordKey(readersToGreenID):     changesType,
 }
 
 // ValueTypeOf returns the type of a value key.
