@@ -146,7 +146,7 @@ func runWatch(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	mon := steps.NewMonitor(blue, green, cfg)
 	logf("watching %s; alerts to %s; lag over %s or %s for %s; Ctrl+C or SIGTERM stops", g.state, alertsDest(cfg.Alerts),
-		orOff(int64(cfg.Alerts.LagBytes) > 0, fmt.Sprint(int64(cfg.Alerts.LagBytes))+" bytes"), orOff(cfg.Alerts.LagTime.Duration > 0, cfg.Alerts.LagTime.String()), cfg.Alerts.For)
+		orOff(cfg.Alerts.LagBytes != "" && cfg.Alerts.LagBytes != "0", string(cfg.Alerts.LagBytes)), orOff(cfg.Alerts.LagTime.Duration > 0, cfg.Alerts.LagTime.String()), cfg.Alerts.For)
 	var lock *alertsLock
 	defer func() { lock.release() }()
 	var a *steps.Alerter

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +40,7 @@ Usage:
   pgbluegreen run cutover|rollback --finish|--undo --yes
                                                 the way out of a cutover or rollback that stopped half way
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
+  pgbluegreen value set KEY VALUE --reason TEXT record a value by hand: checked against its type, journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
   pgbluegreen sessions [--json]                 who is connected to blue, green and each PgBouncer
   pgbluegreen watch --alerts                    headless: poll and send the configured alerts, for days
@@ -148,6 +148,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRun(g, cmdArgs, stdout, stderr)
 	case "skip":
 		return runSkip(g, cmdArgs, stdout, stderr)
+	case "value":
+		return runValue(g, cmdArgs, stdout, stderr)
 	case "lag":
 		return runLag(g, cmdArgs, stdout, stderr)
 	case "sessions":
@@ -233,15 +235,26 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 		}
 		*db.pool = p
 	}
-	// Read-only sessions (--watch, --dry-run) make no call: no client, so
-	// they work without AWS credentials.
-	if cfg.NeedsAWS() && !readOnly {
-		if s.aws, err = newAWSClient(cfg, g.profile, s.journal); err != nil {
+	if cfg.NeedsAWS() {
+		if s.aws, err = newAWSClient(cfg, g.profile, s.journal); err != nil && !readOnly {
 			s.close()
 			fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
 			return nil, exitUsage
 		}
-		cfg.UseAWS(s.aws) // a secret_arn password is read through it
+		// A read-only session (--watch, --dry-run) journals nothing (no
+		// journal) and gets a client only when credentials are there: a dry
+		// run then reads AWS as it reads the databases; without them it
+		// plans offline, with placeholders.
+		if readOnly && s.aws != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if s.aws.CredentialsAvailable(ctx) != nil {
+				s.aws = nil
+			}
+			cancel()
+		}
+		if s.aws != nil {
+			cfg.UseAWS(s.aws) // a secret_arn password is read through it
+		}
 	}
 	return s, exitOK
 }
@@ -258,33 +271,18 @@ func newAWSClient(cfg *steps.Config, profile string, j *state.Journal) (*aws.Cli
 	defer cancel()
 	return aws.New(ctx, aws.Options{
 		Region: cfg.AWS.Region, Profile: profile, PollInterval: cfg.AWS.PollInterval.Duration,
-		JournalContext: func(ctx context.Context, call string, params map[string]string, d time.Duration, err error) {
+		Journal: func(ctx context.Context, r aws.CallReport) {
 			if j == nil {
 				return
 			}
-			e := state.Entry{Step: steps.StepFromContext(ctx), Target: "aws", Kind: "api", Text: apiText(call, params), Duration: d, Outcome: "ok"}
-			if err != nil {
-				e.Outcome, e.Error = "error", state.Redact(err.Error())
+			// The call's line is the plan's: a secret value shows as (secret).
+			e := state.Entry{Step: steps.StepFromContext(ctx), Target: "aws", Kind: "api", Text: state.Redact(r.Call.String()), Duration: r.Duration, Outcome: "ok"}
+			if r.Err != nil {
+				e.Outcome, e.Error = "error", state.Redact(r.Err.Error())
 			}
 			_ = j.Append(e)
 		},
 	})
-}
-
-// apiText is a journaled call: its name and parameters in key order (the
-// aws package leaves secret values out of params).
-func apiText(call string, params map[string]string) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(call)
-	for _, k := range keys {
-		b.WriteString(" " + k + "=" + params[k])
-	}
-	return state.Redact(b.String())
 }
 
 func (s *session) close() {

@@ -11,6 +11,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,10 +24,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-// JournalFunc receives one report per AWS API call: the call's name ("rds
-// CreateDBSnapshot"), the identifying parameters sent (never a secret value),
-// how long it took (retries included) and the translated error, or nil.
-type JournalFunc func(call string, params map[string]string, dur time.Duration, err error)
+// CallReport is one AWS API call as it was made, what the Journal hook
+// receives: the call with its parameters in the order a plan shows them
+// (Call.String() is the very line a step's plan and dry run print, a
+// secret value shown as "(secret)"), how long it took (retries included)
+// and the translated error, or nil.
+type CallReport struct {
+	Call     PlannedCall
+	Duration time.Duration
+	Err      error
+}
 
 // Options configure a Client. The zero value uses the SDK's default chain for
 // region and credentials (environment, shared config and SSO, instance role).
@@ -42,11 +49,10 @@ type Options struct {
 	Endpoint string
 	// Credentials replaces the default credential chain (tests: static keys).
 	Credentials sdkaws.CredentialsProvider
-	// Journal, when set, is told of every API call.
-	Journal JournalFunc
-	// JournalContext, when set, is told of every API call with the caller's
-	// context, so a journal can name what the call was made for (a step).
-	JournalContext func(ctx context.Context, call string, params map[string]string, dur time.Duration, err error)
+	// Journal, when set, is told of every API call (reads and writes) with
+	// the caller's context, so a journal can name what the call was made
+	// for (a step). A client without it journals nothing: what a dry run uses.
+	Journal func(ctx context.Context, r CallReport)
 	// CallTimeout bounds each API call, retries included. Default 2 minutes.
 	CallTimeout time.Duration
 	// PollInterval is the default interval of the Wait functions. Default 15 s.
@@ -66,8 +72,8 @@ type Client struct {
 	ssm       *ssm.Client
 	r53       *route53.Client
 	region    string
-	journal   JournalFunc
-	journalX  func(ctx context.Context, call string, params map[string]string, dur time.Duration, err error)
+	creds     sdkaws.CredentialsProvider
+	journal   func(ctx context.Context, r CallReport)
 	timeout   time.Duration
 	pollEvery time.Duration
 }
@@ -121,8 +127,8 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		ssm:       ssm.NewFromConfig(cfg),
 		r53:       route53.NewFromConfig(cfg),
 		region:    cfg.Region,
+		creds:     cfg.Credentials,
 		journal:   opts.Journal,
-		journalX:  opts.JournalContext,
 		timeout:   opts.CallTimeout,
 		pollEvery: opts.PollInterval,
 	}
@@ -138,27 +144,35 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 // Region is the region the client's calls go to.
 func (c *Client) Region() string { return c.region }
 
-// do runs a planned call: its journal entry is the plan's parameters.
-func (c *Client) do(ctx context.Context, pc PlannedCall, fn func(ctx context.Context) error) error {
-	return c.call(ctx, pc.Call, pc.journal(), fn)
+// CredentialsAvailable resolves the credentials the client would sign with
+// (environment, profile, SSO cache, instance role), making no API call, and
+// says why there are none: a dry run without credentials plans offline
+// instead of failing on its first describe.
+func (c *Client) CredentialsAvailable(ctx context.Context) error {
+	if c.creds == nil {
+		return errors.New("no AWS credentials configured")
+	}
+	if _, err := c.creds.Retrieve(ctx); err != nil {
+		return translate("AWS credentials", err)
+	}
+	return nil
 }
 
 // call runs one API call under the per-call timeout, translates its error and
-// reports it to the journal. Every SDK call in this package goes through it,
-// so no error escapes untranslated and no call escapes the journal.
-func (c *Client) call(ctx context.Context, name string, params map[string]string, fn func(ctx context.Context) error) error {
+// reports it to the journal. Every SDK call in this package goes through it
+// with the PlannedCall its Params' Plan() shows, so no error escapes
+// untranslated, no call escapes the journal, and what is journaled is what
+// the plan showed.
+func (c *Client) call(ctx context.Context, pc PlannedCall, fn func(ctx context.Context) error) error {
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
 	err := fn(callCtx)
 	if err != nil {
-		err = translate(name, err)
+		err = translate(pc.Call, err)
 	}
 	if c.journal != nil {
-		c.journal(name, params, time.Since(start), err)
-	}
-	if c.journalX != nil {
-		c.journalX(ctx, name, params, time.Since(start), err)
+		c.journal(ctx, CallReport{Call: pc, Duration: time.Since(start), Err: err})
 	}
 	return err
 }

@@ -3,181 +3,104 @@ package aws
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 )
 
-// CloneClusterParams describe an Aurora copy-on-write clone of blue's cluster.
-// Empty fields are copied from blue, so a clone sits in blue's network with
-// blue's settings unless the config says otherwise.
-type CloneClusterParams struct {
+// RestoreCloneParams describe an Aurora copy-on-write clone of blue's
+// cluster, every value resolved: what the config leaves out is read from
+// blue by the caller first, so the plan shows what is sent.
+type RestoreCloneParams struct {
 	// SourceClusterID is blue's cluster.
 	SourceClusterID string
 	// ClusterID is the clone's (green's) cluster identifier.
-	ClusterID string
-	// WriterInstanceID is the identifier of the writer instance created in
-	// the clone. Default: ClusterID + "-writer".
-	WriterInstanceID string
-	// WriterClass is the writer's instance class. Default: blue writer's.
-	WriterClass string
-	// SubnetGroup is the DB subnet group. Default: blue's.
-	SubnetGroup string
-	// SecurityGroupIDs are the VPC security groups. Default: blue's.
-	SecurityGroupIDs []string
-	// ClusterParameterGroup is the DB cluster parameter group. Default: blue's
-	// (which has logical replication on).
+	ClusterID             string
+	SubnetGroup           string
+	SecurityGroupIDs      []string
 	ClusterParameterGroup string
-	// InstanceParameterGroup is the writer's DB parameter group. Default: the
-	// engine's default group, as RDS picks it.
-	InstanceParameterGroup string
-	// DisableDeletionProtection turns off the deletion protection that a
-	// clone gets by default.
-	DisableDeletionProtection bool
+	DeletionProtection    bool
 }
 
-// CloneClusterResult is the clone as it stands after the calls (usually still
-// "creating": wait with WaitClusterAvailable and WaitInstanceAvailable).
-type CloneClusterResult struct {
-	Cluster Cluster
-	Writer  Instance
-	// CreatedCluster and CreatedWriter say whether this call created them
-	// (false: they existed already and were left alone).
-	CreatedCluster bool
-	CreatedWriter  bool
+// Plan is the call RestoreClone makes.
+func (p RestoreCloneParams) Plan() []PlannedCall {
+	c := call("rds RestoreDBClusterToPointInTime", "DBClusterIdentifier", p.ClusterID,
+		"SourceDBClusterIdentifier", p.SourceClusterID, "RestoreType", "copy-on-write", "UseLatestRestorableTime", "true",
+		"DBSubnetGroupName", p.SubnetGroup, "VpcSecurityGroupIds", strings.Join(p.SecurityGroupIDs, ","),
+		"DeletionProtection", boolText(p.DeletionProtection), "EnableCloudwatchLogsExports", "postgresql",
+		"DBClusterParameterGroupName", p.ClusterParameterGroup)
+	return one(c)
 }
 
-// CloneCluster makes green as an Aurora clone of blue: rds
-// RestoreDBClusterToPointInTime with RestoreType=copy-on-write and the latest
-// restorable time, PostgreSQL log export on (green's log is read later), then
-// CreateDBInstance for the writer. It is idempotent: an existing cluster or
-// writer with the target identifier is found, not created again, so a run
-// interrupted between the two calls resumes where it stopped.
-func (c *Client) CloneCluster(ctx context.Context, p CloneClusterParams) (CloneClusterResult, error) {
+// RestoreClone makes green's cluster as an Aurora clone of blue (rds
+// RestoreDBClusterToPointInTime, RestoreType=copy-on-write, the latest
+// restorable time, PostgreSQL log export on: green's log may be read for
+// the seed). The cluster has no instance yet: add its writer with
+// CreateClusterInstance once WaitClusterAvailable returns, RDS refuses
+// instances in a cluster that is not available.
+func (c *Client) RestoreClone(ctx context.Context, p RestoreCloneParams) (Cluster, error) {
 	if p.SourceClusterID == "" || p.ClusterID == "" {
-		return CloneClusterResult{}, errors.New("clone cluster: the source and the target cluster identifiers are both required")
+		return Cluster{}, errors.New("clone cluster: the source and the target cluster identifiers are both required")
 	}
 	if p.SourceClusterID == p.ClusterID {
-		return CloneClusterResult{}, errors.New("clone cluster: green's cluster identifier must differ from blue's (" + p.ClusterID + ")")
+		return Cluster{}, errors.New("clone cluster: green's cluster identifier must differ from blue's (" + p.ClusterID + ")")
 	}
-	if p.WriterInstanceID == "" {
-		p.WriterInstanceID = p.ClusterID + "-writer"
+	in := &rds.RestoreDBClusterToPointInTimeInput{
+		DBClusterIdentifier:         sdkaws.String(p.ClusterID),
+		SourceDBClusterIdentifier:   sdkaws.String(p.SourceClusterID),
+		RestoreType:                 sdkaws.String("copy-on-write"),
+		UseLatestRestorableTime:     sdkaws.Bool(true),
+		DBSubnetGroupName:           sdkaws.String(p.SubnetGroup),
+		VpcSecurityGroupIds:         p.SecurityGroupIDs,
+		DeletionProtection:          sdkaws.Bool(p.DeletionProtection),
+		EnableCloudwatchLogsExports: []string{"postgresql"},
+		DBClusterParameterGroupName: sdkaws.String(p.ClusterParameterGroup),
 	}
-	var res CloneClusterResult
-	green, found, err := c.FindCluster(ctx, DescribeClusterParams{ClusterID: p.ClusterID})
-	if err != nil {
-		return res, err
-	}
-	var blue Cluster
-	needBlue := !found || p.WriterClass == ""
-	if needBlue {
-		if blue, err = c.DescribeCluster(ctx, DescribeClusterParams{ClusterID: p.SourceClusterID}); err != nil {
-			return res, err
-		}
-	}
-	if !found {
-		in := &rds.RestoreDBClusterToPointInTimeInput{
-			DBClusterIdentifier:         sdkaws.String(p.ClusterID),
-			SourceDBClusterIdentifier:   sdkaws.String(p.SourceClusterID),
-			RestoreType:                 sdkaws.String("copy-on-write"),
-			UseLatestRestorableTime:     sdkaws.Bool(true),
-			DBSubnetGroupName:           sdkaws.String(or(p.SubnetGroup, blue.SubnetGroup)),
-			VpcSecurityGroupIds:         p.SecurityGroupIDs,
-			DeletionProtection:          sdkaws.Bool(!p.DisableDeletionProtection),
-			EnableCloudwatchLogsExports: []string{"postgresql"},
-			DBClusterParameterGroupName: sdkaws.String(or(p.ClusterParameterGroup, blue.ParameterGroup)),
-		}
-		if len(in.VpcSecurityGroupIds) == 0 {
-			in.VpcSecurityGroupIds = blue.SecurityGroupIDs
-		}
-		pc := restoreClusterCall(p, sdkaws.ToString(in.DBSubnetGroupName), strings.Join(in.VpcSecurityGroupIds, ","), sdkaws.ToString(in.DBClusterParameterGroupName))
-		var out *rds.RestoreDBClusterToPointInTimeOutput
-		err := c.do(ctx, pc, func(ctx context.Context) error {
-			var err error
-			out, err = c.rds.RestoreDBClusterToPointInTime(ctx, in)
-			return err
-		})
-		if err != nil {
-			return res, err
-		}
-		if out.DBCluster != nil {
-			green = clusterFrom(*out.DBCluster)
-		}
-		res.CreatedCluster = true
-	}
-	res.Cluster = green
-
-	class := p.WriterClass
-	if class == "" {
-		w := blue.Writer()
-		if w == "" {
-			return res, errors.New("clone cluster: blue cluster " + p.SourceClusterID + " has no writer instance to copy the class from; set the writer class in the config")
-		}
-		bw, err := c.DescribeInstance(ctx, DescribeInstanceParams{InstanceID: w})
-		if err != nil {
-			return res, err
-		}
-		class = bw.Class
-	}
-	engine := green.Engine
-	if engine == "" {
-		engine = blue.Engine
-	}
-	wr, err := c.CreateClusterInstance(ctx, CreateClusterInstanceParams{
-		ClusterID:      p.ClusterID,
-		InstanceID:     p.WriterInstanceID,
-		Class:          class,
-		Engine:         engine,
-		ParameterGroup: p.InstanceParameterGroup,
+	var out *rds.RestoreDBClusterToPointInTimeOutput
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
+		var err error
+		out, err = c.rds.RestoreDBClusterToPointInTime(ctx, in)
+		return err
 	})
-	res.Writer, res.CreatedWriter = wr.Instance, wr.Created
-	return res, err
+	if err != nil || out.DBCluster == nil {
+		return Cluster{}, err
+	}
+	return clusterFrom(*out.DBCluster), nil
 }
 
 // CreateClusterInstanceParams describe one instance to add to an Aurora
-// cluster: the clone's writer, or a reader.
+// cluster: the clone's writer, or a reader. It is never publicly accessible.
 type CreateClusterInstanceParams struct {
 	ClusterID  string
 	InstanceID string
 	Class      string
-	// Engine defaults to the cluster's.
-	Engine string
+	Engine     string
 	// ParameterGroup is the DB parameter group, "" for the engine default.
 	ParameterGroup string
 	// PromotionTier orders failover among readers; nil leaves RDS's default.
 	PromotionTier *int32
 }
 
-// CreateClusterInstanceResult is the instance and whether this call made it.
-type CreateClusterInstanceResult struct {
-	Instance Instance
-	Created  bool
+// Plan is the call CreateClusterInstance makes.
+func (p CreateClusterInstanceParams) Plan() []PlannedCall {
+	c := call("rds CreateDBInstance", "DBClusterIdentifier", p.ClusterID, "DBInstanceIdentifier", p.InstanceID,
+		"DBInstanceClass", p.Class, "Engine", p.Engine)
+	c.addIf("DBParameterGroupName", p.ParameterGroup)
+	if p.PromotionTier != nil {
+		c.add("PromotionTier", strconv.Itoa(int(*p.PromotionTier)))
+	}
+	c.add("PubliclyAccessible", "false")
+	return one(c)
 }
 
 // CreateClusterInstance adds an instance to a cluster (rds CreateDBInstance
-// with DBClusterIdentifier). An instance that exists already is returned as
-// found, after checking it belongs to that cluster.
-func (c *Client) CreateClusterInstance(ctx context.Context, p CreateClusterInstanceParams) (CreateClusterInstanceResult, error) {
-	if p.ClusterID == "" || p.InstanceID == "" || p.Class == "" {
-		return CreateClusterInstanceResult{}, errors.New("create cluster instance: cluster, instance identifier and instance class are all required")
-	}
-	existing, found, err := c.FindInstance(ctx, DescribeInstanceParams{InstanceID: p.InstanceID})
-	if err != nil {
-		return CreateClusterInstanceResult{}, err
-	}
-	if found {
-		if existing.ClusterID != p.ClusterID {
-			return CreateClusterInstanceResult{Instance: existing}, errors.New("create cluster instance: DB instance " + p.InstanceID + " exists already in cluster " + quoteOrNone(existing.ClusterID) + ", not in " + p.ClusterID + "; choose another instance identifier")
-		}
-		return CreateClusterInstanceResult{Instance: existing}, nil
-	}
-	if p.Engine == "" {
-		cl, err := c.DescribeCluster(ctx, DescribeClusterParams{ClusterID: p.ClusterID})
-		if err != nil {
-			return CreateClusterInstanceResult{}, err
-		}
-		p.Engine = cl.Engine
+// with DBClusterIdentifier). The caller looks first (FindInstance): this
+// sends the call, nothing else. Wait with WaitInstanceAvailable.
+func (c *Client) CreateClusterInstance(ctx context.Context, p CreateClusterInstanceParams) (Instance, error) {
+	if p.ClusterID == "" || p.InstanceID == "" || p.Class == "" || p.Engine == "" {
+		return Instance{}, errors.New("create cluster instance: cluster, instance identifier, instance class and engine are all required")
 	}
 	in := &rds.CreateDBInstanceInput{
 		DBClusterIdentifier:  sdkaws.String(p.ClusterID),
@@ -185,24 +108,21 @@ func (c *Client) CreateClusterInstance(ctx context.Context, p CreateClusterInsta
 		DBInstanceClass:      sdkaws.String(p.Class),
 		Engine:               sdkaws.String(p.Engine),
 		PromotionTier:        p.PromotionTier,
+		PubliclyAccessible:   sdkaws.Bool(false),
 	}
 	if p.ParameterGroup != "" {
 		in.DBParameterGroupName = sdkaws.String(p.ParameterGroup)
 	}
 	var out *rds.CreateDBInstanceOutput
-	err = c.do(ctx, createInstanceCall(p), func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.CreateDBInstance(ctx, in)
 		return err
 	})
-	if err != nil {
-		return CreateClusterInstanceResult{}, err
+	if err != nil || out.DBInstance == nil {
+		return Instance{}, err
 	}
-	res := CreateClusterInstanceResult{Created: true}
-	if out.DBInstance != nil {
-		res.Instance = instanceFrom(*out.DBInstance)
-	}
-	return res, nil
+	return instanceFrom(*out.DBInstance), nil
 }
 
 // UpgradeClusterParams describe green's in-place major version upgrade.
@@ -215,28 +135,23 @@ type UpgradeClusterParams struct {
 	InstanceParameterGroup string
 }
 
-// UpgradeClusterResult is the cluster after the call.
-type UpgradeClusterResult struct {
-	Cluster Cluster
-	// AlreadyAtVersion is true when the cluster runs the target version
-	// already, so nothing was sent.
-	AlreadyAtVersion bool
+// Plan is the call UpgradeCluster makes.
+func (p UpgradeClusterParams) Plan() []PlannedCall {
+	c := call("rds ModifyDBCluster", "DBClusterIdentifier", p.ClusterID, "EngineVersion", p.EngineVersion,
+		"AllowMajorVersionUpgrade", "true", "ApplyImmediately", "true")
+	c.addIf("DBClusterParameterGroupName", p.ClusterParameterGroup)
+	c.addIf("DBInstanceParameterGroupName", p.InstanceParameterGroup)
+	return one(c)
 }
 
 // UpgradeCluster starts the major version upgrade of a cluster (rds
 // ModifyDBCluster with EngineVersion, AllowMajorVersionUpgrade, both parameter
-// groups, ApplyImmediately). Wait with WaitClusterAvailable and EngineVersion
-// set. A cluster already at the version is left alone.
-func (c *Client) UpgradeCluster(ctx context.Context, p UpgradeClusterParams) (UpgradeClusterResult, error) {
+// groups, ApplyImmediately) and returns the cluster as the call left it
+// ("upgrading"). Wait with WaitClusterAvailable, EngineVersion and Started
+// set: Aurora's precheck can still refuse the upgrade after the call.
+func (c *Client) UpgradeCluster(ctx context.Context, p UpgradeClusterParams) (Cluster, error) {
 	if p.ClusterID == "" || p.EngineVersion == "" {
-		return UpgradeClusterResult{}, errors.New("upgrade cluster: the cluster identifier and the target engine version are both required")
-	}
-	cl, err := c.DescribeCluster(ctx, DescribeClusterParams{ClusterID: p.ClusterID})
-	if err != nil {
-		return UpgradeClusterResult{}, err
-	}
-	if cl.EngineVersion == p.EngineVersion {
-		return UpgradeClusterResult{Cluster: cl, AlreadyAtVersion: true}, nil
+		return Cluster{}, errors.New("upgrade cluster: the cluster identifier and the target engine version are both required")
 	}
 	in := &rds.ModifyDBClusterInput{
 		DBClusterIdentifier:      sdkaws.String(p.ClusterID),
@@ -251,31 +166,89 @@ func (c *Client) UpgradeCluster(ctx context.Context, p UpgradeClusterParams) (Up
 		in.DBInstanceParameterGroupName = sdkaws.String(p.InstanceParameterGroup)
 	}
 	var out *rds.ModifyDBClusterOutput
-	err = c.do(ctx, modifyClusterCall(p), func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.ModifyDBCluster(ctx, in)
 		return err
 	})
-	if err != nil {
-		return UpgradeClusterResult{}, err
+	if err != nil || out.DBCluster == nil {
+		return Cluster{}, err
 	}
-	if out.DBCluster != nil {
-		cl = clusterFrom(*out.DBCluster)
-	}
-	return UpgradeClusterResult{Cluster: cl}, nil
+	return clusterFrom(*out.DBCluster), nil
 }
 
-// or returns a unless it is empty, else b.
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+// EngineVersion is one engine version as RDS describes it.
+type EngineVersion struct {
+	Engine  string
+	Version string
+	// Family is the parameter group family of the version.
+	Family string
+	// UpgradeTargets are the versions it can be upgraded to in place.
+	UpgradeTargets []UpgradeTarget
 }
 
-func quoteOrNone(s string) string {
-	if s == "" {
-		return "(none)"
+// UpgradeTarget is one valid upgrade of an engine version.
+type UpgradeTarget struct {
+	Version string
+	Major   bool
+}
+
+// Targets lists the versions of the upgrade targets, for a message.
+func (v EngineVersion) Targets() string {
+	out := make([]string, len(v.UpgradeTargets))
+	for i, t := range v.UpgradeTargets {
+		out[i] = t.Version
 	}
-	return s
+	return strings.Join(out, ", ")
+}
+
+// CanUpgradeTo reports whether version is a valid upgrade target.
+func (v EngineVersion) CanUpgradeTo(version string) bool {
+	for _, t := range v.UpgradeTargets {
+		if t.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+// EngineVersionParams name an engine version.
+type EngineVersionParams struct {
+	Engine  string // "aurora-postgresql", "postgres"
+	Version string
+}
+
+// Plan is the call DescribeEngineVersion makes.
+func (p EngineVersionParams) Plan() []PlannedCall {
+	return one(call("rds DescribeDBEngineVersions", "Engine", p.Engine, "EngineVersion", p.Version))
+}
+
+// DescribeEngineVersion reads one engine version and its valid upgrade
+// targets (rds DescribeDBEngineVersions): the check that the target of an
+// upgrade is one RDS accepts, made before anything is changed. An unknown
+// version is found=false.
+func (c *Client) DescribeEngineVersion(ctx context.Context, p EngineVersionParams) (EngineVersion, bool, error) {
+	var out *rds.DescribeDBEngineVersionsOutput
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
+		var err error
+		out, err = c.rds.DescribeDBEngineVersions(ctx, &rds.DescribeDBEngineVersionsInput{
+			Engine: sdkaws.String(p.Engine), EngineVersion: sdkaws.String(p.Version)})
+		return err
+	})
+	if err != nil || len(out.DBEngineVersions) == 0 {
+		return EngineVersion{}, false, err
+	}
+	d := out.DBEngineVersions[0]
+	v := EngineVersion{Engine: sdkaws.ToString(d.Engine), Version: sdkaws.ToString(d.EngineVersion), Family: sdkaws.ToString(d.DBParameterGroupFamily)}
+	for _, t := range d.ValidUpgradeTarget {
+		v.UpgradeTargets = append(v.UpgradeTargets, UpgradeTarget{Version: sdkaws.ToString(t.EngineVersion), Major: sdkaws.ToBool(t.IsMajorVersionUpgrade)})
+	}
+	return v, true, nil
+}
+
+// Family is the parameter group family of an engine at a version:
+// "aurora-postgresql" and "15.4" make "aurora-postgresql15".
+func Family(engine, version string) string {
+	major, _, _ := strings.Cut(version, ".")
+	return engine + major
 }

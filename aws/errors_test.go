@@ -41,7 +41,7 @@ func TestErrorsAreOneReadableLinePerClass(t *testing.T) {
 			f := newFixture(t)
 			f.seedAurora()
 			f.srv.Fail("RestoreDBClusterToPointInTime", tc.fault)
-			_, err := f.c.CloneCluster(f.ctx, aws.CloneClusterParams{SourceClusterID: "blue", ClusterID: "green"})
+			_, err := f.c.RestoreClone(f.ctx, cloneParams())
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -95,7 +95,7 @@ func TestWaitStopsWhenContextEnds(t *testing.T) {
 	f := newFixture(t)
 	f.srv.Ticks = 1 << 30 // creating for ever
 	f.seedAurora()
-	if _, err := f.c.CloneCluster(f.ctx, aws.CloneClusterParams{SourceClusterID: "blue", ClusterID: "green"}); err != nil {
+	if _, err := f.c.RestoreClone(f.ctx, cloneParams()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(f.ctx)

@@ -2,6 +2,9 @@ package aws_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 // journalEntry is one report to the Journal hook.
 type journalEntry struct {
 	call   string
+	text   string // the PlannedCall's line, as a plan shows it
 	params map[string]string
 	err    error
 }
@@ -23,10 +27,16 @@ type journal struct {
 	entries []journalEntry
 }
 
-func (j *journal) record(call string, params map[string]string, _ time.Duration, err error) {
+func (j *journal) record(_ context.Context, r aws.CallReport) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.entries = append(j.entries, journalEntry{call, params, err})
+	params := map[string]string{}
+	for _, p := range r.Call.Params {
+		if !p.Secret {
+			params[p.Key] = p.Value
+		}
+	}
+	j.entries = append(j.entries, journalEntry{r.Call.Call, r.Call.String(), params, r.Err})
 }
 
 func (j *journal) calls() []string {
@@ -68,9 +78,11 @@ func newFixture(t *testing.T) *fixture {
 
 // seedAurora is blue: an Aurora PostgreSQL 15 cluster with a writer and a
 // reader, its cluster parameter group, in a subnet group with two security
-// groups.
+// groups; and green's parameter groups for 16.
 func (f *fixture) seedAurora() {
 	f.srv.AddParameterGroup(awstest.ParameterGroup{Name: "blue-cluster-pg15", Cluster: true})
+	f.srv.AddParameterGroup(awstest.ParameterGroup{Name: "cpg-16", Cluster: true, Family: "aurora-postgresql16", Values: map[string]string{"rds.logical_replication": "1"}})
+	f.srv.AddParameterGroup(awstest.ParameterGroup{Name: "ipg-16", Family: "aurora-postgresql16"})
 	f.srv.AddCluster(awstest.Cluster{
 		ID: "blue", EngineVersion: "15.4", ParameterGroup: "blue-cluster-pg15",
 		SubnetGroup: "blue-subnets", SecurityGroupIDs: []string{"sg-111", "sg-222"},
@@ -115,4 +127,28 @@ func only(t *testing.T, srv *awstest.Server, action string) awstest.Request {
 
 func awstestFault(code string, status, times int) awstest.Fault {
 	return awstest.Fault{Code: code, Status: status, Times: times}
+}
+
+// rawRDS sends one RDS query request as the SDK would, without the client's
+// checks, and returns the status and the body: how tests reach what the
+// stand-in refuses that the client would never send.
+func rawRDS(t *testing.T, srv *awstest.Server, action string, kv ...string) (int, string) {
+	t.Helper()
+	form := url.Values{"Action": {action}, "Version": {"2014-10-31"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		form.Set(kv[i], kv[i+1])
+	}
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240105/us-east-1/rds/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

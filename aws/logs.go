@@ -11,6 +11,8 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lsn"
 )
 
 // LogFile is one of an RDS instance's log files.
@@ -27,19 +29,26 @@ type ListLogFilesParams struct {
 	Since time.Time
 }
 
+// Plan is the call ListLogFiles makes, once per page. FileLastWritten is
+// in milliseconds since the epoch, as RDS takes it.
+func (p ListLogFilesParams) Plan() []PlannedCall {
+	c := call("rds DescribeDBLogFiles", "DBInstanceIdentifier", p.InstanceID)
+	if !p.Since.IsZero() {
+		c.add("FileLastWritten", strconv.FormatInt(p.Since.UnixMilli(), 10))
+	}
+	return one(c)
+}
+
 // ListLogFiles lists an instance's log files written since p.Since (rds
 // DescribeDBLogFiles, every page), oldest first, so that the first match
 // found reading them in order is the first in time.
 func (c *Client) ListLogFiles(ctx context.Context, p ListLogFilesParams) ([]LogFile, error) {
 	in := &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: sdkaws.String(p.InstanceID)}
-	params := map[string]string{"DBInstanceIdentifier": p.InstanceID}
 	if !p.Since.IsZero() {
-		ms := p.Since.UnixMilli()
-		in.FileLastWritten = sdkaws.Int64(ms)
-		params["FileLastWritten"] = strconv.FormatInt(ms, 10)
+		in.FileLastWritten = sdkaws.Int64(p.Since.UnixMilli())
 	}
 	var files []LogFile
-	err := eachPage(ctx, c, "rds DescribeDBLogFiles", params, rds.NewDescribeDBLogFilesPaginator(c.rds, in),
+	err := eachPage(ctx, c, p.Plan()[0], rds.NewDescribeDBLogFilesPaginator(c.rds, in),
 		func(out *rds.DescribeDBLogFilesOutput) {
 			for _, f := range out.DescribeDBLogFiles {
 				files = append(files, LogFile{
@@ -75,6 +84,20 @@ type DownloadLogResult struct {
 	Portions int
 }
 
+// DownloadMarkers is how a plan shows the Marker of a download's portions:
+// "0", then each Marker RDS returns, known only as the download goes.
+const DownloadMarkers = "<0, then each Marker returned>"
+
+// Plan is the call DownloadLogFile makes for each portion, its Marker
+// shown as DownloadMarkers.
+func (p DownloadLogParams) Plan() []PlannedCall {
+	return one(portionCall(p.InstanceID, p.File, DownloadMarkers))
+}
+
+func portionCall(instance, file, marker string) PlannedCall {
+	return call("rds DownloadDBLogFilePortion", "DBInstanceIdentifier", instance, "LogFileName", file, "Marker", marker)
+}
+
 // maxPortions guards against a server that keeps saying more data is
 // pending: a 1 GB log is about 1,000 portions of 1 MB.
 const maxPortions = 100000
@@ -88,7 +111,7 @@ func (c *Client) DownloadLogFile(ctx context.Context, p DownloadLogParams) (Down
 	marker := "0"
 	for res.Portions < maxPortions {
 		var out *rds.DownloadDBLogFilePortionOutput
-		err := c.call(ctx, "rds DownloadDBLogFilePortion", map[string]string{"DBInstanceIdentifier": p.InstanceID, "LogFileName": p.File, "Marker": marker}, func(ctx context.Context) error {
+		err := c.call(ctx, portionCall(p.InstanceID, p.File, marker), func(ctx context.Context) error {
 			var err error
 			out, err = c.rds.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{
 				DBInstanceIdentifier: sdkaws.String(p.InstanceID),
@@ -125,15 +148,22 @@ type FindRedoDoneParams struct {
 	Since time.Time
 }
 
+// Plan lists the calls FindRedoDone makes: the list of files, then the
+// portions of each file, oldest first, until the line is found.
+func (p FindRedoDoneParams) Plan() []PlannedCall {
+	return append(ListLogFilesParams{InstanceID: p.InstanceID, Since: p.Since}.Plan(),
+		portionCall(p.InstanceID, "<each file, oldest first, until the line is found>", DownloadMarkers))
+}
+
 // FindRedoDoneResult is the first "redo done at" of the instance's logs.
 type FindRedoDoneResult struct {
 	Found bool
 	// LSN is as logged: the start of the last WAL record replayed.
-	LSN string
+	LSN lsn.LSN
 	// SeedLSN is LSN + 1 byte: the end of that record as far as logical
 	// decoding cares, where green's subscription origin must be advanced to
 	// (RUNBOOK "The seed LSN, exactly").
-	SeedLSN string
+	SeedLSN lsn.LSN
 	// File is the log file it was found in.
 	File string
 	// FilesRead counts the files downloaded to find it.
@@ -144,7 +174,7 @@ type FindRedoDoneResult struct {
 var errStopDownload = errors.New("stop download: line found")
 
 // FindRedoDone reads green's log files written since p.Since, oldest first,
-// and returns the first "redo done at" message (ParseRedoDone) and the seed
+// and returns the first "redo done at" message (lsn.FirstRedoDone) and the seed
 // LSN. Each file is parsed while it downloads, and the download stops at the
 // match.
 func (c *Client) FindRedoDone(ctx context.Context, p FindRedoDoneParams) (FindRedoDoneResult, error) {
@@ -154,25 +184,25 @@ func (c *Client) FindRedoDone(ctx context.Context, p FindRedoDoneParams) (FindRe
 		return res, err
 	}
 	for _, f := range files {
-		lsn, found, err := c.parseLogFile(ctx, p.InstanceID, f.Name)
+		redo, found, err := c.parseLogFile(ctx, p.InstanceID, f.Name)
 		res.FilesRead++
 		if err != nil {
 			return res, err
 		}
 		if found {
-			v, err := ParseLSN(lsn)
+			seed, err := redo.Add(1)
 			if err != nil {
 				return res, fmt.Errorf("log file %s of %s: %w", f.Name, p.InstanceID, err)
 			}
-			res.Found, res.LSN, res.SeedLSN, res.File = true, lsn, FormatLSN(v+1), f.Name
+			res.Found, res.LSN, res.SeedLSN, res.File = true, redo, seed, f.Name
 			return res, nil
 		}
 	}
 	return res, nil
 }
 
-// parseLogFile streams one file through ParseRedoDone via a pipe.
-func (c *Client) parseLogFile(ctx context.Context, instance, file string) (string, bool, error) {
+// parseLogFile streams one file through lsn.FirstRedoDone via a pipe.
+func (c *Client) parseLogFile(ctx context.Context, instance, file string) (lsn.LSN, bool, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -180,14 +210,17 @@ func (c *Client) parseLogFile(ctx context.Context, instance, file string) (strin
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
-	lsn, found, perr := ParseRedoDone(pr)
+	redo, perr := lsn.FirstRedoDone(pr, "")
 	pr.CloseWithError(errStopDownload)
 	derr := <-done
 	if derr != nil && !errors.Is(derr, errStopDownload) {
-		return "", false, derr
+		return 0, false, derr
+	}
+	if errors.Is(perr, lsn.ErrNoRedoDone) {
+		return 0, false, nil
 	}
 	if perr != nil {
-		return "", false, fmt.Errorf("log file %s of %s: %w", file, instance, perr)
+		return 0, false, fmt.Errorf("log file %s of %s: %w", file, instance, perr)
 	}
-	return lsn, found, nil
+	return redo, true, nil
 }

@@ -38,7 +38,7 @@ func TestFindRedoDoneReadsTheFirstLineAfterTheRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FindRedoDone: %v", err)
 	}
-	if !res.Found || res.LSN != "0/3000148" || res.SeedLSN != "0/3000149" || res.File != "error/postgresql.log.b-restore" || res.FilesRead != 1 {
+	if !res.Found || res.LSN.String() != "0/3000148" || res.SeedLSN.String() != "0/3000149" || res.File != "error/postgresql.log.b-restore" || res.FilesRead != 1 {
 		t.Fatalf("FindRedoDone = %+v", res)
 	}
 	if n := f.srv.Count("DescribeDBLogFiles"); n != 2 {

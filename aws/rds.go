@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
@@ -25,14 +26,17 @@ type Cluster struct {
 	DeletionProtection bool
 	LogExports         []string
 	Members            []ClusterMember
+	// Created is when the cluster was made: a clone's logs older than it
+	// cannot hold its recovery.
+	Created time.Time
 }
 
 // ClusterMember is one DB instance of a cluster.
 type ClusterMember struct {
 	InstanceID string
 	Writer     bool
-	// ParameterGroupStatus is "in-sync" or "pending-reboot" once the cluster
-	// parameter group changed.
+	// ParameterGroupStatus is "in-sync", "applying" or "pending-reboot"
+	// once the cluster parameter group changed.
 	ParameterGroupStatus string
 }
 
@@ -44,6 +48,16 @@ func (c Cluster) Writer() string {
 		}
 	}
 	return ""
+}
+
+// Member returns one member of the cluster.
+func (c Cluster) Member(id string) (ClusterMember, bool) {
+	for _, m := range c.Members {
+		if m.InstanceID == id {
+			return m, true
+		}
+	}
+	return ClusterMember{}, false
 }
 
 // Instance is what pgbluegreen needs to know of a DB instance (an RDS
@@ -59,11 +73,14 @@ type Instance struct {
 	Endpoint      string // host name, "" while creating
 	Port          int32
 	// ParameterGroups are the instance's DB parameter groups and whether
-	// their changes are applied ("in-sync") or wait for a reboot.
-	ParameterGroups  []ParameterGroupStatus
-	SubnetGroup      string
-	SecurityGroupIDs []string
-	MultiAZ          bool
+	// their changes are applied ("in-sync"), being applied ("applying") or
+	// wait for a reboot ("pending-reboot").
+	ParameterGroups    []ParameterGroupStatus
+	SubnetGroup        string
+	SecurityGroupIDs   []string
+	MultiAZ            bool
+	PubliclyAccessible bool
+	DeletionProtection bool
 }
 
 // ParameterGroupStatus is one parameter group attached to an instance.
@@ -77,11 +94,16 @@ type DescribeClusterParams struct {
 	ClusterID string
 }
 
+// Plan is the call DescribeCluster makes.
+func (p DescribeClusterParams) Plan() []PlannedCall {
+	return one(call("rds DescribeDBClusters", "DBClusterIdentifier", p.ClusterID))
+}
+
 // DescribeCluster reads one Aurora cluster (rds DescribeDBClusters). A missing
 // cluster is an error of KindNotFound; FindCluster reports it as found=false.
 func (c *Client) DescribeCluster(ctx context.Context, p DescribeClusterParams) (Cluster, error) {
 	var out *rds.DescribeDBClustersOutput
-	err := c.call(ctx, "rds DescribeDBClusters", map[string]string{"DBClusterIdentifier": p.ClusterID}, func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: sdkaws.String(p.ClusterID)})
 		return err
@@ -110,10 +132,15 @@ type DescribeInstanceParams struct {
 	InstanceID string
 }
 
+// Plan is the call DescribeInstance makes.
+func (p DescribeInstanceParams) Plan() []PlannedCall {
+	return one(call("rds DescribeDBInstances", "DBInstanceIdentifier", p.InstanceID))
+}
+
 // DescribeInstance reads one DB instance (rds DescribeDBInstances).
 func (c *Client) DescribeInstance(ctx context.Context, p DescribeInstanceParams) (Instance, error) {
 	var out *rds.DescribeDBInstancesOutput
-	err := c.call(ctx, "rds DescribeDBInstances", map[string]string{"DBInstanceIdentifier": p.InstanceID}, func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: sdkaws.String(p.InstanceID)})
 		return err
@@ -156,6 +183,7 @@ func clusterFrom(d rdstypes.DBCluster) Cluster {
 		SubnetGroup:        sdkaws.ToString(d.DBSubnetGroup),
 		DeletionProtection: sdkaws.ToBool(d.DeletionProtection),
 		LogExports:         d.EnabledCloudwatchLogsExports,
+		Created:            sdkaws.ToTime(d.ClusterCreateTime),
 	}
 	for _, sg := range d.VpcSecurityGroups {
 		cl.SecurityGroupIDs = append(cl.SecurityGroupIDs, sdkaws.ToString(sg.VpcSecurityGroupId))
@@ -172,14 +200,16 @@ func clusterFrom(d rdstypes.DBCluster) Cluster {
 
 func instanceFrom(d rdstypes.DBInstance) Instance {
 	in := Instance{
-		ID:            sdkaws.ToString(d.DBInstanceIdentifier),
-		ARN:           sdkaws.ToString(d.DBInstanceArn),
-		ClusterID:     sdkaws.ToString(d.DBClusterIdentifier),
-		Status:        sdkaws.ToString(d.DBInstanceStatus),
-		Class:         sdkaws.ToString(d.DBInstanceClass),
-		Engine:        sdkaws.ToString(d.Engine),
-		EngineVersion: sdkaws.ToString(d.EngineVersion),
-		MultiAZ:       sdkaws.ToBool(d.MultiAZ),
+		ID:                 sdkaws.ToString(d.DBInstanceIdentifier),
+		ARN:                sdkaws.ToString(d.DBInstanceArn),
+		ClusterID:          sdkaws.ToString(d.DBClusterIdentifier),
+		Status:             sdkaws.ToString(d.DBInstanceStatus),
+		Class:              sdkaws.ToString(d.DBInstanceClass),
+		Engine:             sdkaws.ToString(d.Engine),
+		EngineVersion:      sdkaws.ToString(d.EngineVersion),
+		MultiAZ:            sdkaws.ToBool(d.MultiAZ),
+		PubliclyAccessible: sdkaws.ToBool(d.PubliclyAccessible),
+		DeletionProtection: sdkaws.ToBool(d.DeletionProtection),
 	}
 	if d.Endpoint != nil {
 		in.Endpoint = sdkaws.ToString(d.Endpoint.Address)

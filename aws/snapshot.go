@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -21,26 +22,20 @@ type Snapshot struct {
 	Created       time.Time
 }
 
-// ClusterSnapshot is a DB cluster snapshot (Aurora).
-type ClusterSnapshot struct {
-	ID            string
-	ARN           string
-	ClusterID     string
-	Status        string
-	Engine        string
-	EngineVersion string
-	Created       time.Time
-}
-
-// DescribeSnapshotParams name a snapshot.
+// DescribeSnapshotParams name a DB snapshot.
 type DescribeSnapshotParams struct {
 	SnapshotID string
+}
+
+// Plan is the call DescribeSnapshot makes.
+func (p DescribeSnapshotParams) Plan() []PlannedCall {
+	return one(call("rds DescribeDBSnapshots", "DBSnapshotIdentifier", p.SnapshotID))
 }
 
 // DescribeSnapshot reads a DB snapshot (rds DescribeDBSnapshots).
 func (c *Client) DescribeSnapshot(ctx context.Context, p DescribeSnapshotParams) (Snapshot, error) {
 	var out *rds.DescribeDBSnapshotsOutput
-	err := c.call(ctx, "rds DescribeDBSnapshots", map[string]string{"DBSnapshotIdentifier": p.SnapshotID}, func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.DescribeDBSnapshots(ctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: sdkaws.String(p.SnapshotID)})
 		return err
@@ -69,47 +64,25 @@ type CreateSnapshotParams struct {
 	SnapshotID string
 }
 
-// SnapshotResult is a snapshot and whether this call created it.
-type SnapshotResult struct {
-	Snapshot Snapshot
-	Created  bool
+// Plan is the call CreateSnapshot makes.
+func (p CreateSnapshotParams) Plan() []PlannedCall {
+	return one(call("rds CreateDBSnapshot", "DBInstanceIdentifier", p.InstanceID, "DBSnapshotIdentifier", p.SnapshotID))
 }
 
 // CreateSnapshot snapshots an RDS instance (rds CreateDBSnapshot): blue for
-// the rds-snapshot strategy, or the final snapshot before a deletion. A
-// snapshot with that identifier that exists already is returned as found,
-// after checking it is of the same instance. Wait with WaitSnapshotAvailable.
-func (c *Client) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (SnapshotResult, error) {
+// the rds-snapshot strategy, or the final snapshot before a deletion. The
+// caller looks first (FindSnapshot). Wait with WaitSnapshotAvailable.
+func (c *Client) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) error {
 	if p.InstanceID == "" || p.SnapshotID == "" {
-		return SnapshotResult{}, errors.New("create snapshot: the instance and the snapshot identifiers are both required")
+		return errors.New("create snapshot: the instance and the snapshot identifiers are both required")
 	}
-	s, found, err := c.FindSnapshot(ctx, DescribeSnapshotParams{SnapshotID: p.SnapshotID})
-	if err != nil {
-		return SnapshotResult{}, err
-	}
-	if found {
-		if s.InstanceID != p.InstanceID {
-			return SnapshotResult{Snapshot: s}, errors.New("create snapshot: snapshot " + p.SnapshotID + " exists already and is of instance " + s.InstanceID + ", not " + p.InstanceID + "; choose another snapshot identifier")
-		}
-		return SnapshotResult{Snapshot: s}, nil
-	}
-	var out *rds.CreateDBSnapshotOutput
-	err = c.do(ctx, createSnapshotCall(p), func(ctx context.Context) error {
-		var err error
-		out, err = c.rds.CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
+	return c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
+		_, err := c.rds.CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 			DBInstanceIdentifier: sdkaws.String(p.InstanceID),
 			DBSnapshotIdentifier: sdkaws.String(p.SnapshotID),
 		})
 		return err
 	})
-	if err != nil {
-		return SnapshotResult{}, err
-	}
-	res := SnapshotResult{Created: true}
-	if out.DBSnapshot != nil {
-		res.Snapshot = snapshotFrom(*out.DBSnapshot)
-	}
-	return res, nil
 }
 
 // UpgradeSnapshotParams describe the engine upgrade of a DB snapshot.
@@ -118,28 +91,20 @@ type UpgradeSnapshotParams struct {
 	EngineVersion string
 }
 
-// UpgradeSnapshotResult is the snapshot after the call.
-type UpgradeSnapshotResult struct {
-	Snapshot Snapshot
-	// AlreadyAtVersion is true when nothing was sent.
-	AlreadyAtVersion bool
+// Plan is the call UpgradeSnapshot makes.
+func (p UpgradeSnapshotParams) Plan() []PlannedCall {
+	return one(call("rds ModifyDBSnapshot", "DBSnapshotIdentifier", p.SnapshotID, "EngineVersion", p.EngineVersion))
 }
 
 // UpgradeSnapshot upgrades a DB snapshot's engine version (rds
-// ModifyDBSnapshot). Wait with WaitSnapshotAvailable and EngineVersion set.
-func (c *Client) UpgradeSnapshot(ctx context.Context, p UpgradeSnapshotParams) (UpgradeSnapshotResult, error) {
+// ModifyDBSnapshot) and returns it as the call left it. Wait with
+// WaitSnapshotAvailable, EngineVersion and Started set.
+func (c *Client) UpgradeSnapshot(ctx context.Context, p UpgradeSnapshotParams) (Snapshot, error) {
 	if p.SnapshotID == "" || p.EngineVersion == "" {
-		return UpgradeSnapshotResult{}, errors.New("upgrade snapshot: the snapshot identifier and the target engine version are both required")
-	}
-	s, err := c.DescribeSnapshot(ctx, DescribeSnapshotParams{SnapshotID: p.SnapshotID})
-	if err != nil {
-		return UpgradeSnapshotResult{}, err
-	}
-	if s.EngineVersion == p.EngineVersion {
-		return UpgradeSnapshotResult{Snapshot: s, AlreadyAtVersion: true}, nil
+		return Snapshot{}, errors.New("upgrade snapshot: the snapshot identifier and the target engine version are both required")
 	}
 	var out *rds.ModifyDBSnapshotOutput
-	err = c.do(ctx, modifySnapshotCall(p), func(ctx context.Context) error {
+	err := c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
 		var err error
 		out, err = c.rds.ModifyDBSnapshot(ctx, &rds.ModifyDBSnapshotInput{
 			DBSnapshotIdentifier: sdkaws.String(p.SnapshotID),
@@ -147,49 +112,49 @@ func (c *Client) UpgradeSnapshot(ctx context.Context, p UpgradeSnapshotParams) (
 		})
 		return err
 	})
-	if err != nil {
-		return UpgradeSnapshotResult{}, err
+	if err != nil || out.DBSnapshot == nil {
+		return Snapshot{}, err
 	}
-	if out.DBSnapshot != nil {
-		s = snapshotFrom(*out.DBSnapshot)
-	}
-	return UpgradeSnapshotResult{Snapshot: s}, nil
+	return snapshotFrom(*out.DBSnapshot), nil
 }
 
 // RestoreInstanceParams describe green restored from blue's upgraded snapshot
-// (001 §4). The instance is never publicly accessible.
+// (001 §4), every value resolved. The instance is never publicly accessible.
 type RestoreInstanceParams struct {
-	SnapshotID       string
-	InstanceID       string
-	Class            string
-	ParameterGroup   string
-	SubnetGroup      string
-	SecurityGroupIDs []string
-	MultiAZ          bool
+	SnapshotID         string
+	InstanceID         string
+	Class              string
+	ParameterGroup     string
+	SubnetGroup        string
+	SecurityGroupIDs   []string
+	MultiAZ            bool
+	DeletionProtection bool
 	// IAMAuth enables IAM database authentication.
 	IAMAuth bool
 }
 
-// RestoreInstanceResult is the new instance and whether this call made it.
-type RestoreInstanceResult struct {
-	Instance Instance
-	Created  bool
+// Plan is the call RestoreInstanceFromSnapshot makes.
+func (p RestoreInstanceParams) Plan() []PlannedCall {
+	c := call("rds RestoreDBInstanceFromDBSnapshot", "DBSnapshotIdentifier", p.SnapshotID, "DBInstanceIdentifier", p.InstanceID)
+	c.addIf("DBInstanceClass", p.Class)
+	c.addIf("DBParameterGroupName", p.ParameterGroup)
+	c.addIf("DBSubnetGroupName", p.SubnetGroup)
+	c.addIf("VpcSecurityGroupIds", strings.Join(p.SecurityGroupIDs, ","))
+	c.add("MultiAZ", boolText(p.MultiAZ))
+	c.add("EnableIAMDatabaseAuthentication", boolText(p.IAMAuth))
+	c.add("PubliclyAccessible", "false")
+	c.add("DeletionProtection", boolText(p.DeletionProtection))
+	c.add("EnableCloudwatchLogsExports", "postgresql")
+	return one(c)
 }
 
 // RestoreInstanceFromSnapshot creates green from a snapshot (rds
-// RestoreDBInstanceFromDBSnapshot), with PostgreSQL log export on. An instance
-// with that identifier that exists already is returned as found. Wait with
+// RestoreDBInstanceFromDBSnapshot), with PostgreSQL log export on: the seed
+// is read from its log. The caller looks first (FindInstance). Wait with
 // WaitInstanceAvailable; then Instance.Endpoint is green's host.
-func (c *Client) RestoreInstanceFromSnapshot(ctx context.Context, p RestoreInstanceParams) (RestoreInstanceResult, error) {
+func (c *Client) RestoreInstanceFromSnapshot(ctx context.Context, p RestoreInstanceParams) error {
 	if p.SnapshotID == "" || p.InstanceID == "" {
-		return RestoreInstanceResult{}, errors.New("restore instance: the snapshot and the instance identifiers are both required")
-	}
-	in, found, err := c.FindInstance(ctx, DescribeInstanceParams{InstanceID: p.InstanceID})
-	if err != nil {
-		return RestoreInstanceResult{}, err
-	}
-	if found {
-		return RestoreInstanceResult{Instance: in}, nil
+		return errors.New("restore instance: the snapshot and the instance identifiers are both required")
 	}
 	req := &rds.RestoreDBInstanceFromDBSnapshotInput{
 		DBSnapshotIdentifier:            sdkaws.String(p.SnapshotID),
@@ -197,6 +162,7 @@ func (c *Client) RestoreInstanceFromSnapshot(ctx context.Context, p RestoreInsta
 		MultiAZ:                         sdkaws.Bool(p.MultiAZ),
 		EnableIAMDatabaseAuthentication: sdkaws.Bool(p.IAMAuth),
 		PubliclyAccessible:              sdkaws.Bool(false),
+		DeletionProtection:              sdkaws.Bool(p.DeletionProtection),
 		VpcSecurityGroupIds:             p.SecurityGroupIDs,
 		EnableCloudwatchLogsExports:     []string{"postgresql"},
 	}
@@ -209,20 +175,10 @@ func (c *Client) RestoreInstanceFromSnapshot(ctx context.Context, p RestoreInsta
 	if p.SubnetGroup != "" {
 		req.DBSubnetGroupName = sdkaws.String(p.SubnetGroup)
 	}
-	var out *rds.RestoreDBInstanceFromDBSnapshotOutput
-	err = c.do(ctx, restoreInstanceCall(p), func(ctx context.Context) error {
-		var err error
-		out, err = c.rds.RestoreDBInstanceFromDBSnapshot(ctx, req)
+	return c.call(ctx, p.Plan()[0], func(ctx context.Context) error {
+		_, err := c.rds.RestoreDBInstanceFromDBSnapshot(ctx, req)
 		return err
 	})
-	if err != nil {
-		return RestoreInstanceResult{}, err
-	}
-	res := RestoreInstanceResult{Created: true}
-	if out.DBInstance != nil {
-		res.Instance = instanceFrom(*out.DBInstance)
-	}
-	return res, nil
 }
 
 func snapshotFrom(d rdstypes.DBSnapshot) Snapshot {

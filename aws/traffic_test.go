@@ -35,10 +35,8 @@ func TestSecretSwitchNeverJournalsTheValue(t *testing.T) {
 		t.Fatalf("GetSecret = %+v, %v", got, err)
 	}
 	for _, e := range f.j.entries {
-		for k, v := range e.params {
-			if strings.Contains(v, "s3cr3t") || strings.Contains(k, "SecretString") {
-				t.Errorf("journal entry %s carries %s=%q", e.call, k, v)
-			}
+		if strings.Contains(e.text, "s3cr3t") {
+			t.Errorf("journal entry %s", e.text)
 		}
 	}
 	if calls := f.j.calls(); len(calls) != 2 || calls[0] != "secretsmanager PutSecretValue" || calls[1] != "secretsmanager GetSecretValue" {
@@ -105,16 +103,14 @@ func TestSSMParameters(t *testing.T) {
 func TestDNSSwitchUpsertAndWaitInsync(t *testing.T) {
 	f := newFixture(t)
 	f.srv.AddHostedZone("Z0123456789")
-
-	res, err := f.c.UpsertCNAME(f.ctx, aws.UpsertCNAMEParams{
-		HostedZoneID: "Z0123456789", Name: "writer.db.example.com", Target: "green.cluster-x.us-east-1.rds.amazonaws.com",
-		TTL: 30, Comment: "pgbluegreen cutover",
-	})
+	up := aws.ChangeRecordParams{HostedZoneID: "Z0123456789", Name: "writer.db.example.com",
+		Values: []string{"green.cluster-x.us-east-1.rds.amazonaws.com"}, TTL: 30, Comment: "pgbluegreen cutover"}
+	res, err := f.c.ChangeRecord(f.ctx, up)
 	if err != nil {
-		t.Fatalf("UpsertCNAME: %v", err)
+		t.Fatalf("ChangeRecord: %v", err)
 	}
 	if res.Status != "PENDING" || !strings.HasPrefix(res.ChangeID, "/change/C") {
-		t.Errorf("UpsertCNAME = %+v", res)
+		t.Errorf("ChangeRecord = %+v", res)
 	}
 	wantParams(t, "change", only(t, f.srv, "ChangeResourceRecordSets").Params, map[string]string{
 		"HostedZoneId": "Z0123456789", "Action": "UPSERT", "Name": "writer.db.example.com", "Type": "CNAME",
@@ -131,20 +127,84 @@ func TestDNSSwitchUpsertAndWaitInsync(t *testing.T) {
 	if id := f.srv.Calls("GetChange")[0].Params["Id"]; !strings.HasPrefix(id, "C") {
 		t.Errorf("GetChange Id %q", id)
 	}
-	rec, ok := f.srv.GetRecord("Z0123456789", "writer.db.example.com", "CNAME")
-	if !ok || rec.TTL != 30 || len(rec.Values) != 1 || rec.Values[0] != "green.cluster-x.us-east-1.rds.amazonaws.com" {
-		t.Errorf("record %+v %v", rec, ok)
-	}
 	look, err := f.c.LookupRecord(f.ctx, aws.LookupRecordParams{HostedZoneID: "Z0123456789", Name: "writer.db.example.com"})
-	if err != nil || !look.Found || look.Values[0] != "green.cluster-x.us-east-1.rds.amazonaws.com" || look.TTL != 30 {
+	if err != nil || !look.Found || look.Values[0] != "green.cluster-x.us-east-1.rds.amazonaws.com" || look.TTL != 30 || look.Type != "CNAME" {
 		t.Errorf("LookupRecord = %+v, %v", look, err)
 	}
 	none, err := f.c.LookupRecord(f.ctx, aws.LookupRecordParams{HostedZoneID: "Z0123456789", Name: "reader.db.example.com"})
 	if err != nil || none.Found {
 		t.Errorf("LookupRecord of a missing name = %+v, %v", none, err)
 	}
-	_, err = f.c.UpsertCNAME(f.ctx, aws.UpsertCNAMEParams{HostedZoneID: "ZNOPE", Name: "a.example.com", Target: "b"})
+	// A DELETE must name the record exactly as it is.
+	del := up
+	del.Action, del.TTL = "DELETE", 60
+	if _, err := f.c.ChangeRecord(f.ctx, del); err == nil || !strings.Contains(err.Error(), "InvalidChangeBatch") {
+		t.Errorf("DELETE with another TTL: %v", err)
+	}
+	del.TTL = 30
+	if _, err := f.c.ChangeRecord(f.ctx, del); err != nil {
+		t.Errorf("DELETE as it is: %v", err)
+	}
+	if _, ok := f.srv.GetRecord("Z0123456789", "writer.db.example.com", "CNAME"); ok {
+		t.Error("the record is still there")
+	}
+	_, err = f.c.ChangeRecord(f.ctx, aws.ChangeRecordParams{HostedZoneID: "ZNOPE", Name: "a.example.com", Values: []string{"b"}})
 	if !aws.IsNotFound(err) || !strings.Contains(err.Error(), "route53 ChangeResourceRecordSets: not found (NoSuchHostedZone)") {
 		t.Errorf("missing zone: %v", err)
+	}
+}
+
+// TestSecretStagesMoveBack: a switch is undone by moving AWSCURRENT back
+// to the version it replaced, which the tool never reads the value of;
+// Secrets Manager refuses a move that does not name the current holder.
+func TestSecretStagesMoveBack(t *testing.T) {
+	f := newFixture(t)
+	f.srv.AddSecret("app/db", "blue-settings")
+	blue, err := f.c.GetSecret(f.ctx, aws.GetSecretParams{SecretID: "app/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, err := f.c.PutSecret(f.ctx, aws.PutSecretParams{SecretID: "app/db", Value: "green-settings"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.srv.SecretStages("app/db"); st["AWSCURRENT"] != green.VersionID || st["AWSPREVIOUS"] != blue.VersionID {
+		t.Fatalf("stages after the put: %v", st)
+	}
+	prev, err := f.c.GetSecret(f.ctx, aws.GetSecretParams{SecretID: "app/db", VersionStage: aws.StagePrevious})
+	if err != nil || prev.VersionID != blue.VersionID || prev.Value != "blue-settings" {
+		t.Fatalf("AWSPREVIOUS: %+v %v", prev, err)
+	}
+	if err := f.c.MoveStage(f.ctx, aws.MoveStageParams{SecretID: "app/db", Stage: aws.StageCurrent, MoveTo: blue.VersionID, RemoveFrom: "v-wrong"}); err == nil || !strings.Contains(err.Error(), "currently attached to version "+green.VersionID) {
+		t.Fatalf("a move naming the wrong version: %v", err)
+	}
+	if err := f.c.MoveStage(f.ctx, aws.MoveStageParams{SecretID: "app/db", Stage: aws.StageCurrent, MoveTo: blue.VersionID, RemoveFrom: green.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.srv.SecretValue("app/db"); v != "blue-settings" {
+		t.Errorf("current value after the move: %q", v)
+	}
+	if st := f.srv.SecretStages("app/db"); st["AWSCURRENT"] != blue.VersionID || st["AWSPREVIOUS"] != green.VersionID || f.srv.SecretVersionCount("app/db") != 2 {
+		t.Errorf("stages after the move: %v (%d versions)", st, f.srv.SecretVersionCount("app/db"))
+	}
+}
+
+// TestSSMHistory: a parameter's earlier versions stay readable with the
+// "name:version" selector until it is deleted.
+func TestSSMHistory(t *testing.T) {
+	f := newFixture(t)
+	f.srv.AddParameter("/app/host", "blue.example", "String")
+	if _, err := f.c.PutParameter(f.ctx, aws.PutParameterParams{Name: "/app/host", Value: "green.example"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.c.GetParameter(f.ctx, aws.GetParameterParams{Name: "/app/host", Version: 1})
+	if err != nil || old.Value != "blue.example" || old.Version != 1 {
+		t.Fatalf("version 1: %+v %v", old, err)
+	}
+	if _, err := f.c.GetParameter(f.ctx, aws.GetParameterParams{Name: "/app/host", Version: 7}); err == nil || !strings.Contains(err.Error(), "ParameterVersionNotFound") {
+		t.Errorf("a version that never was: %v", err)
+	}
+	if _, found, err := f.c.FindParameter(f.ctx, aws.GetParameterParams{Name: "/nope"}); err != nil || found {
+		t.Errorf("FindParameter of a missing one: %v %v", found, err)
 	}
 }

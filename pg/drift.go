@@ -14,10 +14,6 @@ import (
 // is cheap to poll; the object-by-object comparison (SchemaObjects) runs
 // only when two fingerprints differ.
 
-// DriftSchema is pgbluegreen's own schema on blue (the DDL log of the
-// optional event trigger): never compared, never copied.
-const DriftSchema = "pgbluegreen"
-
 // fingerprintQuery is an md5 of every line SchemaObjects returns, in byte
 // order, with their count, in one statement over the catalogs: one row,
 // however many tables. $1 = schemas.
@@ -37,26 +33,6 @@ func SchemaFingerprint(ctx context.Context, q reader, schemas []string) (fp stri
 		return "", 0, fmt.Errorf("read the schema's fingerprint: %w", err)
 	}
 	return fp, objects, nil
-}
-
-// userSchemasQuery lists the schemas an application may use: every schema
-// but the system's and pgbluegreen's own.
-const userSchemasQuery = `
-SELECT nspname::text FROM pg_namespace
-WHERE nspname NOT IN ('information_schema', $1) AND nspname NOT LIKE 'pg\_%'
-ORDER BY 1`
-
-// UserSchemas lists the schemas of q's database that are not the system's.
-func UserSchemas(ctx context.Context, q reader) ([]string, error) {
-	rows, err := q.Query(ctx, userSchemasQuery, DriftSchema)
-	if err != nil {
-		return nil, fmt.Errorf("list the schemas: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list the schemas: %w", err)
-	}
-	return out, nil
 }
 
 // HasSubscription reports whether q's database subscribes to anything:

@@ -153,7 +153,7 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 		where := fmt.Sprintf("slot %s on %s (%s)", sl.Slot, orWordS(sl.Server, "blue"), orWordS(sl.Direction, "blue -> green"))
 		inUse := sl.Direction == feed || sl.Direction == "" && feed != "green -> blue"
 		key := sl.Server + "/" + sl.Slot
-		if lim := int64(a.cfg.LagBytes); lim > 0 {
+		if lim := a.cfg.LagBytes.bytes(); lim > 0 {
 			a.condition("lag_bytes/"+key, inUse && sl.BehindBytes > lim, a.cfg.For.Duration, func(since time.Time) Alert {
 				return Alert{Event: "lag_bytes", Severity: "warning", Subject: sl.Slot,
 					Text: fmt.Sprintf("⚠ lag: %s is %s behind (over %s) since %s", where, sizeText(sl.BehindBytes), sizeText(lim), since.UTC().Format(time.TimeOnly+" UTC"))}
@@ -178,11 +178,11 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 			return Alert{Event: "wal_status", Severity: sev, Subject: sl.Slot,
 				Text: fmt.Sprintf("⚠ %s: wal_status %s (past reserved), holding %s of WAL", where, sl.WALStatus, sizeText(sl.RetainedBytes))}
 		})
-		low := sl.SafeWALBytes >= 0 && sl.SafeWALBytes < int64(a.cfg.SafeWALBytes)
+		low := sl.SafeWALBytes >= 0 && sl.SafeWALBytes < a.cfg.SafeWALBytes.bytes()
 		a.condition("safe_wal/"+key, low, 0, func(time.Time) Alert {
 			return Alert{Event: "safe_wal", Severity: "critical", Subject: sl.Slot,
 				Text: fmt.Sprintf("⚠ %s: only %s of WAL left before it is invalidated (safe_wal_size; bound %s), %s held",
-					where, sizeText(sl.SafeWALBytes), sizeText(int64(a.cfg.SafeWALBytes)), sizeText(sl.RetainedBytes))}
+					where, sizeText(sl.SafeWALBytes), sizeText(a.cfg.SafeWALBytes.bytes()), sizeText(sl.RetainedBytes))}
 		})
 	}
 }

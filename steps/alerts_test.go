@@ -220,7 +220,7 @@ func TestAlertsCommand(t *testing.T) {
 // TestAlertsConfig: sizes with units, the URL's secret redacted in errors.
 func TestAlertsConfig(t *testing.T) {
 	c := alertConfig(t, "alerts:\n  webhook_env: PGBG_TEST_HOOK\n  lag_bytes: 100MB\n  safe_wal_bytes: 2GB\n  lag_time: 30s\n")
-	if c.Alerts.LagBytes != 100<<20 || c.Alerts.SafeWALBytes != 2<<30 || c.Alerts.LagTime.Duration != 30*time.Second || c.Alerts.For.Duration != 5*time.Minute || c.Alerts.Retries != 5 {
+	if c.Alerts.LagBytes.bytes() != 100<<20 || c.Alerts.SafeWALBytes.bytes() != 2<<30 || c.Alerts.LagTime.Duration != 30*time.Second || c.Alerts.For.Duration != 5*time.Minute || c.Alerts.Retries != 5 {
 		t.Errorf("alerts: %+v", c.Alerts)
 	}
 	_, err := ParseConfig([]byte(`blue: {conninfo: "host=blue"}

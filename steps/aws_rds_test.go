@@ -11,9 +11,11 @@ import (
 )
 
 // seedRDSBlue is blue in the fake: an RDS PostgreSQL 15 instance with its
-// own DB parameter group at the engine's defaults.
+// own DB parameter group at the engine's defaults; and green's group for
+// 17, with logical replication on.
 func seedRDSBlue(srv *awstest.Server) {
 	srv.AddParameterGroup(awstest.ParameterGroup{Name: "blue-pg15"})
+	srv.AddParameterGroup(awstest.ParameterGroup{Name: "green-pg17", Family: "postgres17", Values: map[string]string{"rds.logical_replication": "1"}})
 	srv.AddInstance(awstest.Instance{ID: "blue-1", Class: "db.m6g.large", Engine: "postgres", EngineVersion: "15.7",
 		ParameterGroup: "blue-pg15", SubnetGroup: "blue-subnets", SecurityGroupIDs: []string{"sg-333"}})
 }
@@ -25,22 +27,17 @@ func rdsConfig(c *Config) {
 }
 
 // TestAWSRDSSnapshotSteps runs the rds-snapshot strategy's AWS steps
-// through the runner against the fake AWS, blue's slots made for real by
-// create-slots on the lab's blue: the parameter group and reboot, the
-// snapshot taken after the slots, its engine upgrade, green restored with
-// blue's network settings, and the seed read from green's logs (the first
-// `redo done at`, + 1 byte) and validated against blue's slots.
+// through the runner against the fake AWS with the lab behind it: the
+// snapshot is a real base backup of blue taken after the slots, the
+// restore its real recovery (whose `redo done at` RDS's log shows) and
+// pg_upgrade; the seed is read from green's logs (+ 1 byte) and validated
+// against blue's slots.
 func TestAWSRDSSnapshotSteps(t *testing.T) {
-	le, _ := startLab(t, "copy")
+	a := startAWSLab(t, "rds-snapshot", awsLabParams{})
+	srv, log, r := a.srv, a.log, a.Runner
 	ctx := context.Background()
-	srv := awstest.New(t)
-	seedRDSBlue(srv)
-	log := &apiLog{}
-	rdsConfig(le.Config)
-	r := le.Runner
-	r.Steps, r.AWS = Strategy("rds-snapshot"), newAWSClient(t, srv, log, time.Millisecond)
 
-	skipSQL(t, r, "preflight")
+	runStep(t, r, "preflight", "")
 	runStep(t, r, "enable-logical-replication", "")
 	wantParams(t, onlyCall(t, srv, "ModifyDBParameterGroup"), map[string]string{"DBParameterGroupName": "blue-pg15",
 		"Parameters.Parameter.1.ParameterName": "rds.logical_replication", "Parameters.Parameter.1.ParameterValue": "1",
@@ -48,17 +45,13 @@ func TestAWSRDSSnapshotSteps(t *testing.T) {
 	wantParams(t, onlyCall(t, srv, "RebootDBInstance"), map[string]string{"DBInstanceIdentifier": "blue-1"})
 	assertPlanned(t, planText(r, "enable-logical-replication"), log.of("enable-logical-replication"))
 
-	skipSQL(t, r, "create-replication-role")
+	runStep(t, r, "create-replication-role", "")
 	runStep(t, r, "replica-identity-full", "")
 	runStep(t, r, "create-publications", "")
 	if why := refusedStep(t, r, "snapshot-blue", "test: the slot is not there yet"); !strings.Contains(why, "run create-slots first") {
 		t.Errorf("refusal: %s", why)
 	}
 	runStep(t, r, "create-slots", "")
-	// Recovery of the snapshot ends after the slot: RDS logs where.
-	queryOne[string](t, le.Blue, "SELECT pg_logical_emit_message(true, 'pgbg-test', 'after the slot')::text")
-	srv.RedoLSN = queryOne[string](t, le.Blue, "SELECT pg_current_wal_insert_lsn()::text")
-
 	runStep(t, r, "snapshot-blue", "")
 	wantParams(t, onlyCall(t, srv, "CreateDBSnapshot"), map[string]string{"DBInstanceIdentifier": "blue-1", "DBSnapshotIdentifier": "green-1-from-blue"})
 	runStep(t, r, "upgrade-snapshot", "")
@@ -67,9 +60,9 @@ func TestAWSRDSSnapshotSteps(t *testing.T) {
 	wantParams(t, onlyCall(t, srv, "RestoreDBInstanceFromDBSnapshot"), map[string]string{
 		"DBSnapshotIdentifier": "green-1-from-blue", "DBInstanceIdentifier": "green-1", "DBInstanceClass": "db.m6g.large",
 		"DBParameterGroupName": "green-pg17", "DBSubnetGroupName": "blue-subnets", "VpcSecurityGroupIds.VpcSecurityGroupId.1": "sg-333",
-		"MultiAZ": "true", "EnableIAMDatabaseAuthentication": "true", "PubliclyAccessible": "false",
+		"MultiAZ": "true", "EnableIAMDatabaseAuthentication": "true", "PubliclyAccessible": "false", "DeletionProtection": "true",
 		"EnableCloudwatchLogsExports.member.1": "postgresql"})
-	if in, _ := srv.GetInstance("green-1"); in.EngineVersion != "17.5" || in.PubliclyAccessible {
+	if in, _ := srv.GetInstance("green-1"); in.EngineVersion != "17.5" || in.PubliclyAccessible || !in.DeletionProtection {
 		t.Errorf("green: %+v", in)
 	}
 	for _, id := range []string{"snapshot-blue", "upgrade-snapshot", "restore-green"} {
@@ -77,14 +70,16 @@ func TestAWSRDSSnapshotSteps(t *testing.T) {
 	}
 
 	runStep(t, r, "green-start-lsn", "")
-	redo, _ := pg.ParseLSN(srv.RedoLSN)
-	want, _ := redo.Add(1)
+	redo, _ := r.Env("").Value("green_redo_done")
+	redoLSN, _ := pg.ParseLSN(strings.Fields(redo)[0])
+	want, _ := redoLSN.Add(1)
 	if got, _ := r.Env("").Value("green_start_lsn"); got != want.String() {
-		t.Errorf("green_start_lsn = %s, want redo done %s + 1 = %s", got, srv.RedoLSN, want)
+		t.Errorf("green_start_lsn = %s, want redo done %s + 1 = %s", got, redo, want)
 	}
 	if srv.Count("DescribeDBLogFiles") == 0 || srv.Count("DownloadDBLogFilePortion") == 0 {
 		t.Error("the seed was not read from green's logs")
 	}
+	assertPlanned(t, planText(r, "green-start-lsn"), log.of("green-start-lsn"))
 
 	// A second pass finds everything done: no second snapshot or restore.
 	for _, id := range []string{"snapshot-blue", "upgrade-snapshot", "restore-green", "green-start-lsn"} {
@@ -98,10 +93,11 @@ func TestAWSRDSSnapshotSteps(t *testing.T) {
 	}
 
 	// decommission with aws.delete_blue: deleted with its final snapshot.
-	le.Config.AWS.DeleteBlue = true
+	a.Config.AWS.DeleteBlue = true
 	runStep(t, r, "decommission", "test: the SQL steps between are not under test")
 	wantParams(t, onlyCall(t, srv, "DeleteDBInstance"), map[string]string{"DBInstanceIdentifier": "blue-1",
 		"SkipFinalSnapshot": "false", "FinalDBSnapshotIdentifier": "blue-1-final"})
+	assertPlanned(t, planText(r, "decommission"), log.of("decommission"))
 	t.Logf("rds-snapshot calls by step:\n%s", callReport(log, r))
 }
 

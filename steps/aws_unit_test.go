@@ -162,7 +162,7 @@ func TestDecommissionRefusesProtectedBlue(t *testing.T) {
 	})
 	r.Steps = Strategy("aurora-clone")
 	_, err := r.Run(context.Background(), "decommission", RunParams{Confirmed: true, Override: "test"})
-	if err == nil || !strings.Contains(err.Error(), "deletion protection is on") {
+	if !IsRefused(err) || !strings.Contains(err.Error(), "has deletion protection on") {
 		t.Fatalf("protected blue: %v", err)
 	}
 	if srv.Count("DeleteDBInstance")+srv.Count("DeleteDBCluster") != 0 {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Alerts is the `alerts:` section of the configuration: where an alert goes
@@ -28,14 +26,14 @@ type Alerts struct {
 	Command []string `yaml:"command"`
 	// LagBytes and LagTime: the feed in use behind by more than this (0:
 	// never) for For alerts once.
-	LagBytes Bytes    `yaml:"lag_bytes"`
+	LagBytes Size     `yaml:"lag_bytes"`
 	LagTime  Duration `yaml:"lag_time"`
 	// For is how long a lag must last before it alerts (default 5m).
 	For Duration `yaml:"for"`
 	// SafeWALBytes: a slot whose server may write less than this before
 	// invalidating it alerts (default 1GB; a wal_status past reserved
 	// always alerts).
-	SafeWALBytes Bytes `yaml:"safe_wal_bytes"`
+	SafeWALBytes Size `yaml:"safe_wal_bytes"`
 	// Events limits the alerts sent to these (default: every one of
 	// AlertEvents).
 	Events []string `yaml:"events"`
@@ -89,8 +87,8 @@ func (a Alerts) wants(event string) bool {
 func (a *Alerts) defaults() {
 	setDefault(&a.For, 5*time.Minute)
 	setDefault(&a.Timeout, 10*time.Second)
-	if a.SafeWALBytes == 0 {
-		a.SafeWALBytes = 1 << 30
+	if a.SafeWALBytes == "" {
+		a.SafeWALBytes = "1GB"
 	}
 	if a.Retries == 0 {
 		a.Retries = 5
@@ -121,8 +119,13 @@ func (c *Config) validateAlerts() []string {
 			p = append(p, fmt.Sprintf("config: alerts.events: %q is not one of %s", e, strings.Join(AlertEvents, ", ")))
 		}
 	}
-	if a.LagBytes < 0 || a.SafeWALBytes < 0 || a.Retries < 0 {
-		p = append(p, "config: alerts: lag_bytes, safe_wal_bytes and retries are 0 or more")
+	for key, v := range map[string]Size{"lag_bytes": a.LagBytes, "safe_wal_bytes": a.SafeWALBytes} {
+		if _, err := v.Bytes(); err != nil {
+			p = append(p, fmt.Sprintf("config: alerts.%s: %v", key, err))
+		}
+	}
+	if a.Retries < 0 {
+		p = append(p, "config: alerts.retries is 0 or more")
 	}
 	return p
 }
@@ -141,23 +144,31 @@ func RedactURL(raw string) string {
 	return out
 }
 
-// Bytes is a size written as a number of bytes or with a unit: 512kB,
-// 100MB, 2GB (1024-based, as PostgreSQL's settings).
-type Bytes int64
+// Size is a size written as a number of bytes or with a unit: 512kB,
+// 100MB, 2GB (1024-based, as PostgreSQL's settings). "" is 0.
+type Size string
 
 var sizeRe = regexp.MustCompile(`^\s*([0-9]+)\s*(B|kB|KB|MB|GB|TB)?\s*$`)
 
-// UnmarshalYAML reads a size.
-func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
-	m := sizeRe.FindStringSubmatch(n.Value)
+// Bytes is the size in bytes.
+func (s Size) Bytes() (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	m := sizeRe.FindStringSubmatch(string(s))
 	if m == nil {
-		return fmt.Errorf("line %d: %q is not a size (use e.g. 104857600, 100MB, 2GB)", n.Line, n.Value)
+		return 0, fmt.Errorf("%q is not a size (e.g. 104857600, 100MB, 2GB)", string(s))
 	}
 	v, err := strconv.ParseInt(m[1], 10, 64)
 	if err != nil {
-		return fmt.Errorf("line %d: %q: %v", n.Line, n.Value, err)
+		return 0, fmt.Errorf("%q: %v", string(s), err)
 	}
 	shift := map[string]uint{"": 0, "B": 0, "kB": 10, "KB": 10, "MB": 20, "GB": 30, "TB": 40}[m[2]]
-	*b = Bytes(v << shift)
-	return nil
+	return v << shift, nil
+}
+
+// bytes is Bytes for a size that validated; 0 for one that did not.
+func (s Size) bytes() int64 {
+	b, _ := s.Bytes()
+	return b
 }

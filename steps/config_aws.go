@@ -61,6 +61,14 @@ func (c *Config) validateAWS() []string {
 			bad("aws.switch.ssm_delete[%d] %q must name another parameter than aws.switch.ssm_parameter", i, name)
 		}
 	}
+	p = append(p, validateTraffic("aws.pre_cutover", a.PreCutover, a.PreCutover)...)
+	p = append(p, validateTraffic("aws.post_cutover", a.PostCutover, a.PreCutover)...)
+	if len(a.PreCutover.SSMRestore) > 0 {
+		bad("aws.pre_cutover.ssm_restore: parameters are put back after the cutover, in aws.post_cutover")
+	}
+	if (a.PreCutover.configured() || a.PostCutover.configured()) && !c.isAWS() {
+		bad("aws.pre_cutover and aws.post_cutover are steps of the AWS strategies; with %s change the application's settings yourself", c.Strategy)
+	}
 	r := s.Route53
 	if (r.HostedZoneID == "") != (r.Record == "") {
 		bad("aws.switch.route53 needs both hosted_zone_id and record")
@@ -110,3 +118,65 @@ func (c *Config) finalSnapshotID() string {
 
 // deletionProtection is the clone's: on unless the file turns it off.
 func (a AWS) deletionProtection() bool { return a.DeletionProtection == nil || *a.DeletionProtection }
+
+// TrafficChanges are runbook 000's changes of where the application finds
+// its database before the cutover (its proxy and reader settings removed,
+// its secret pointed at PgBouncer) and after it (green's readers given to
+// it). Each part is used only when set; every change is recorded with what
+// it replaced, so a rollback can put it back.
+type TrafficChanges struct {
+	// SecretID is a secret given a new value from SecretValueFrom (an
+	// environment variable's name, or the ARN of a secret to copy: 000's
+	// "DB secret w/ pgbouncer", "reader DB secret w/ green").
+	SecretID        string `yaml:"secret_id"`
+	SecretValueFrom string `yaml:"secret_value_from"`
+	// SSMDelete are SSM parameters deleted (000: the RDS Proxy endpoint,
+	// the reader settings); their values are kept in the state (never a
+	// SecureString's: those are refused) so they can be put back.
+	SSMDelete []string `yaml:"ssm_delete"`
+	// SSMRestore are parameters pre_cutover deleted, put back after the
+	// cutover with the value they had (000: ReaderDatabaseSecrets).
+	SSMRestore []string `yaml:"ssm_restore"`
+	// SSMPut are parameters written (000:
+	// readonlyDatabase.disableConnectionConfiguration = true).
+	SSMPut []SSMValue `yaml:"ssm_put"`
+}
+
+// SSMValue is one SSM parameter and the value it gets.
+type SSMValue struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+func (t TrafficChanges) configured() bool {
+	return t.SecretID != "" || len(t.SSMDelete) > 0 || len(t.SSMRestore) > 0 || len(t.SSMPut) > 0
+}
+
+// validateTraffic returns the problems of one traffic section.
+func validateTraffic(key string, t TrafficChanges, pre TrafficChanges) []string {
+	var p []string
+	bad := func(format string, args ...any) { p = append(p, "config: "+fmt.Sprintf(format, args...)) }
+	switch {
+	case t.SecretID != "" && t.SecretValueFrom == "":
+		bad("%s.secret_id needs %s.secret_value_from (an environment variable's name, or the ARN of the secret holding the new value)", key, key)
+	case t.SecretID == "" && t.SecretValueFrom != "":
+		bad("%s.secret_value_from is set but %s.secret_id (the secret to update) is not", key, key)
+	case t.SecretValueFrom != "" && !strings.HasPrefix(t.SecretValueFrom, "arn:") && !envName.MatchString(t.SecretValueFrom):
+		bad("%s.secret_value_from %q is neither an environment variable's name nor an ARN; the value itself never goes in this file", key, t.SecretValueFrom)
+	}
+	for i, n := range t.SSMRestore {
+		found := false
+		for _, d := range pre.SSMDelete {
+			found = found || d == n
+		}
+		if !found {
+			bad("%s.ssm_restore[%d] %q is not among aws.pre_cutover.ssm_delete: only what pre_cutover deleted can be put back", key, i, n)
+		}
+	}
+	for i, v := range t.SSMPut {
+		if v.Name == "" {
+			bad("%s.ssm_put[%d].name is missing", key, i)
+		}
+	}
+	return p
+}

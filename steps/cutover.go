@@ -30,21 +30,25 @@ func cutover() *Step {
 		Why: "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green, " +
 			"and blue is fenced: its application roles lose LOGIN.",
 		Source: "000, 001 §10-12, 002", Destructive: true, Recheck: true, Reopens: []string{rollbackStepID},
-		Records: []string{CutoverReportKey, CutoverDoneAtKey},
-		Plan:    func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, false) },
-		Check:   func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, false) },
-		Run:     func(ctx context.Context, e *Env) error { return e.switchover(ctx, false) },
+		Records:  []string{CutoverReportKey, CutoverDoneAtKey},
+		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, false) },
+		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, false) },
+		Run:      func(ctx context.Context, e *Env) error { return e.switchover(ctx, false) },
+		Rehearse: func(ctx context.Context, e *Env, measure bool) error { return e.rehearse(ctx, false, measure) },
 	}
 }
 
 func rollback() *Step {
 	return &Step{ID: rollbackStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
 		Why:    "The cutover in reverse through the reverse replication, sequences included; the fence moves to green, and the cutover can run again.",
-		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true, Reopens: []string{cutoverStepID},
-		Records: []string{RollbackReportKey, RollbackDoneAtKey},
-		Plan:    func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
-		Check:   func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },
-		Run:     func(ctx context.Context, e *Env) error { return e.switchover(ctx, true) },
+		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true,
+		// The traffic switches it puts back are to do again after a new cutover.
+		Reopens: []string{cutoverStepID, switchTrafficID, readersToGreenID},
+		Records:  []string{RollbackReportKey, RollbackDoneAtKey},
+		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
+		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },
+		Run:      func(ctx context.Context, e *Env) error { return e.switchover(ctx, true) },
+		Rehearse: func(ctx context.Context, e *Env, measure bool) error { return e.rehearse(ctx, true, measure) },
 	}
 }
 
@@ -90,23 +94,6 @@ func cutoverState(e *Env) (cutAt, rolledAt time.Time, inForce bool) {
 	return cutAt, rolledAt, !cutAt.IsZero() && !rolledAt.After(cutAt)
 }
 
-// switchIncomplete says, from the servers, why a cutover is not in force
-// cleanly, "" when it is.
-func (e *Env) switchIncomplete(ctx context.Context) string {
-	p, err := e.cutoverParams(ctx, false)
-	if err != nil {
-		return err.Error()
-	}
-	st, err := pg.ReadSwitchState(ctx, p, false)
-	switch {
-	case err != nil:
-		return err.Error()
-	case st.State != pg.StateTarget:
-		return st.Where
-	}
-	return ""
-}
-
 // checkSwitch reads where the servers are: the step is done when its
 // switch is in force (traffic on its target, the feed back running, the
 // other side fenced). Half way is not done: the run then offers the two
@@ -124,9 +111,17 @@ func (e *Env) checkSwitch(ctx context.Context, rollback bool) (CheckResult, erro
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("read where the servers are: %w", err)
 	}
+	pending := false
+	if rollback && st.State == pg.StateTarget {
+		if pending, err = e.revertsPending(); err != nil {
+			return CheckResult{}, err
+		}
+	}
 	switch {
 	case st.State == pg.StateTarget && rollback && !e.everCutOver():
 		return CheckResult{Detail: "no cutover to roll back: writes go to blue: " + st.Where}, nil
+	case pending:
+		return CheckResult{Detail: "writes go to blue, but the traffic switch (secret, parameters, DNS) still points at green: running rollback puts it back"}, nil
 	case st.State == pg.StateTarget:
 		return CheckResult{Done: true, Detail: fmt.Sprintf("writes go to %s: %s", n.to, st.Where)}, nil
 	case st.State == pg.StateSource:
@@ -168,7 +163,17 @@ func (e *Env) planSwitch(ctx context.Context, rollback bool) ([]Action, error) {
 		}
 	}
 	out = append(out, note(BlueGreen, "prechecks, each reported; if one fails nothing changes: %s", strings.Join(precheckNames(p, rollback), "; ")))
-	return append(out, subStepActions(pg.Plan(p, rollback))...), nil
+	out = append(out, subStepActions(pg.Plan(p, rollback))...)
+	if !rollback {
+		return out, nil
+	}
+	// Then the traffic switches of switch-traffic (and readers-to-green) are
+	// put back as they were.
+	revert, err := e.revertTrafficPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, revert...), nil
 }
 
 func orThen(then string) string {
@@ -231,8 +236,18 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		return e.refuseHalfWay(ctx, p, rollback, st)
 	case st.State != pg.StateBetween && e.way != "":
 		return e.refuse("nothing stopped half way (%s): run %s without --%s", st.Where, n.step, e.way)
-	case st.State == pg.StateTarget && rollback && !e.everCutOver():
-		return e.refuse("no cutover to roll back: writes go to blue (%s)", st.Where)
+	case st.State == pg.StateTarget && rollback:
+		if pending, err := e.revertsPending(); err != nil || pending {
+			if err == nil {
+				e.Logf("writes go to blue already; putting the traffic switch back")
+				err = e.revertTraffic(ctx)
+			}
+			return err
+		}
+		if !e.everCutOver() {
+			return e.refuse("no cutover to roll back: writes go to blue (%s)", st.Where)
+		}
+		return e.refuse("the rollback is in force already: %s", st.Where)
 	case st.State == pg.StateTarget:
 		return e.refuse("the %s is in force already: %s", n.step, st.Where)
 	}
@@ -259,16 +274,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 			return err
 		}
 	}
-	p.OnPrecheck = func(c pg.Check) {
-		switch {
-		case !c.OK:
-			e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)
-		case c.Warn:
-			e.Warnf("precheck ok, but: %s: %s", c.Name, c.Detail)
-		default:
-			e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
-		}
-	}
+	p.OnPrecheck = e.logPrecheck
 	var rep *pg.Report
 	var runErr error
 	switch {
@@ -282,7 +288,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		e.Logf("cutover with method %s: prechecks, then the sub-steps, each timed", p.Method)
 		rep, runErr = pg.Cutover(ctx, p)
 	}
-	return e.endAttempt(att, n, rep, runErr)
+	return e.endAttempt(ctx, att, n, rep, runErr)
 }
 
 // refuseHalfWay refuses to start over an attempt that stopped half way,
@@ -378,7 +384,7 @@ func (e *Env) editAttempt(n int, f func(a *state.Attempt)) error {
 
 // endAttempt writes the report and records how the attempt ended; a
 // failed precheck is a refusal (nothing changed), an abort a failure.
-func (e *Env) endAttempt(n int, names switchNames, rep *pg.Report, runErr error) error {
+func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.Report, runErr error) error {
 	report := ""
 	if rep != nil {
 		way := ""
@@ -443,6 +449,13 @@ func (e *Env) endAttempt(n int, names switchNames, rep *pg.Report, runErr error)
 	}
 	if err := e.Record(names.doneKey, rep.FinishedAt.UTC().Format(time.RFC3339Nano)); err != nil {
 		return err
+	}
+	if names.step == rollbackStepID {
+		// Writes are on blue again: the secret, parameters and DNS record
+		// switch-traffic pointed at green go back to what they were.
+		if err := e.revertTraffic(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("rolled back to blue, but the traffic switch could not be put back: %w; run rollback again to retry it", err)
+		}
 	}
 	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
 		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
@@ -513,8 +526,9 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
-		Health:    e.health(),
-		OnSubStep: e.onSubStep,
+		Health:      e.health(),
+		HoldCommits: c.holdCommits(),
+		OnSubStep:   e.onSubStep,
 	}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
@@ -751,4 +765,65 @@ func (r *Runner) WaysOut(ctx context.Context, step string) (WaysOut, bool, error
 	}
 	return WaysOut{Where: st.Where, Finish: names(finish), Undo: names(undo), FinishThen: finish.Then, UndoThen: undo.Then,
 		Step: step, From: n.from, To: n.to}, true, nil
+}
+
+// rehearse runs the cutover's (or the rollback's) live prechecks, and with
+// measure one bare PAUSE/RESUME of each PgBouncer, timed; it writes the
+// report (its precheck table) and changes nothing else.
+func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
+	n := namesOf(rollback)
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	p, err := e.cutoverParams(ctx, rollback)
+	if err != nil {
+		return err
+	}
+	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // its absence is a precheck's to report
+	p.OnSubStep = e.onSubStep
+	p.OnPrecheck = e.logPrecheck
+	e.Logf("%s rehearsal: every live precheck%s; nothing else changes", n.step, map[bool]string{true: ", then one bare PAUSE/RESUME of each PgBouncer", false: ""}[measure])
+	rep, runErr := pg.Rehearse(ctx, p, rollback, measure)
+	if rep != nil {
+		base := filepath.Join(e.reportDir(), fmt.Sprintf("%s-check-%s", n.step, rep.StartedAt.UTC().Format(reportTimeLayout)))
+		if err := rep.WriteFiles(base); err == nil {
+			e.Logf("report: %s.json and %s.md", base, base)
+		}
+		if measure && rep.PausedMs > 0 {
+			e.Logf("bare PAUSE/RESUME: %.1f ms at most (the floor of a pause through PgBouncer here)", rep.PausedMs)
+		}
+	}
+	var pe *pg.PrecheckError
+	if errors.As(runErr, &pe) {
+		return e.refuse("%s", pe.Error())
+	}
+	if runErr == nil {
+		e.Logf("every precheck passed: the %s would start now", n.step)
+	}
+	return runErr
+}
+
+// logPrecheck streams one precheck to the log.
+func (e *Env) logPrecheck(c pg.Check) {
+	switch {
+	case !c.OK:
+		e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)
+	case c.Warn:
+		e.Warnf("precheck ok, but: %s: %s", c.Name, c.Detail)
+	default:
+		e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
+	}
+}
+
+// holdCommits is how long blue's commits may be held for green's apply
+// before the pause: the configured time, else 3 s where ALTER SYSTEM is
+// allowed (the self-managed strategies), else none.
+func (c *Config) holdCommits() time.Duration {
+	switch {
+	case c.Cutover.HoldCommits != nil:
+		return c.Cutover.HoldCommits.Duration
+	case c.isAWS():
+		return 0
+	}
+	return 3 * time.Second
 }

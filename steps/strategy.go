@@ -32,6 +32,10 @@ func Strategy(name string) []*Step {
 	default:
 		return nil
 	}
+	if name == "aurora-clone" || name == "rds-snapshot" {
+		// Runbook 000's traffic steps around the cutover (optional).
+		return append(append(list, trafficToPgBouncer()), awsFinish(finish)...)
+	}
 	return append(list, finish...)
 }
 
@@ -39,4 +43,16 @@ func Strategy(name string) []*Step {
 // recorded values.
 func offline(f func(e *Env) []Action) func(context.Context, *Env) ([]Action, error) {
 	return func(_ context.Context, e *Env) ([]Action, error) { return f(e), nil }
+}
+
+// awsFinish is finish with readers-to-green right after switch-traffic.
+func awsFinish(finish []*Step) []*Step {
+	var out []*Step
+	for _, s := range finish {
+		out = append(out, s)
+		if s.ID == switchTrafficID {
+			out = append(out, readersToGreen())
+		}
+	}
+	return out
 }

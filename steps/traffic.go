@@ -2,25 +2,58 @@ package steps
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgbluegreen/pgbluegreen/aws"
 )
 
-// switch-traffic: the application's secret, SSM parameter and DNS record
-// pointed at green.
+// The steps that change where the application finds its database: runbook
+// 000's traffic-to-pgbouncer before the cutover, switch-traffic after it
+// (the secret, SSM parameter and DNS record pointed at green), and 000's
+// readers-to-green. Each records what it replaces before changing it
+// (traffic_record.go), so the rollback can put it back (traffic_revert.go).
+
+// The traffic steps' IDs.
+const (
+	trafficToPgBouncerID = "traffic-to-pgbouncer"
+	switchTrafficID      = "switch-traffic"
+	readersToGreenID     = "readers-to-green"
+)
+
+func trafficToPgBouncer() *Step {
+	return &Step{ID: trafficToPgBouncerID, Phase: PhaseCutover, Target: AWSTarget, Title: "Point the application at PgBouncer (optional)",
+		Why:    "Runbook 000 before the cutover: the proxy and reader settings removed, the application's secret pointed at PgBouncer, so the cutover moves all of its traffic.",
+		Source: "000", Destructive: true, Optional: true, Records: []string{trafficRecordKey(trafficToPgBouncerID)},
+		Plan: func(ctx context.Context, e *Env) ([]Action, error) {
+			return e.trafficStepPlan(ctx, trafficToPgBouncerID)
+		},
+		Check: func(ctx context.Context, e *Env) (CheckResult, error) {
+			return e.trafficStepCheck(ctx, trafficToPgBouncerID)
+		},
+		Run: func(ctx context.Context, e *Env) error { return e.trafficStepRun(ctx, trafficToPgBouncerID) },
+	}
+}
 
 func switchTraffic() *Step {
-	return &Step{ID: "switch-traffic", Phase: PhaseCutover, Target: AWSTarget, Title: "Switch traffic to green (optional)",
-		Why:    "The application finds its database in a secret, an SSM parameter or a DNS name: point each configured one at green.",
-		Source: "000, 002", Destructive: true, Optional: true, Records: []string{"traffic_switched_at"},
-		Plan:  offline(switchTrafficPlan),
+	return &Step{ID: switchTrafficID, Phase: PhaseCutover, Target: AWSTarget, Title: "Switch traffic to green (optional)",
+		Why:    "The application finds its database in a secret, an SSM parameter or a DNS name: point each configured one at green. Each previous value is recorded, so a rollback puts it back.",
+		Source: "000, 002", Destructive: true, Optional: true, Records: []string{trafficRecordKey(switchTrafficID), "traffic_switched_at"},
+		Plan:  planSwitchTraffic,
 		Check: checkSwitchTraffic,
 		Run:   runSwitchTraffic,
+	}
+}
+
+func readersToGreen() *Step {
+	return &Step{ID: readersToGreenID, Phase: PhaseCutover, Target: AWSTarget, Title: "Give the application green's readers (optional)",
+		Why:    "Runbook 000 after the cutover: the reader secret pointed at green's readers, the reader settings 000 removed before the cutover put back.",
+		Source: "000", Destructive: true, Optional: true, Records: []string{trafficRecordKey(readersToGreenID)},
+		Plan: func(ctx context.Context, e *Env) ([]Action, error) { return e.trafficStepPlan(ctx, readersToGreenID) },
+		Check: func(ctx context.Context, e *Env) (CheckResult, error) {
+			return e.trafficStepCheck(ctx, readersToGreenID)
+		},
+		Run: func(ctx context.Context, e *Env) error { return e.trafficStepRun(ctx, readersToGreenID) },
 	}
 }
 
@@ -36,197 +69,153 @@ func (e *Env) greenHost() string {
 	return ""
 }
 
-// switchValue is the secret's new value, from an environment variable or a
-// secret holding green's settings. It is never logged.
-func (e *Env) switchValue(ctx context.Context, c *aws.Client) (string, error) {
-	from := e.Config.AWS.Switch.SecretValueFrom
-	if strings.HasPrefix(from, "arn:") {
-		res, err := c.GetSecret(ctx, aws.GetSecretParams{SecretID: from})
-		if err != nil {
-			return "", err
+// trafficTargets are the changes a traffic step is configured to make, in
+// the order they are made. host is green's endpoint.
+func (e *Env) trafficTargets(step, host string) []trafficTarget {
+	a := e.Config.AWS
+	var out []trafficTarget
+	secret := func(id, from string) {
+		if id != "" {
+			out = append(out, trafficTarget{kind: "secret", id: id, from: from})
 		}
-		return res.Value, nil
 	}
-	v := os.Getenv(from)
-	if v == "" {
-		return "", fmt.Errorf("aws.switch.secret_value_from: environment variable %s is empty; export green's connection settings in it", from)
+	switch step {
+	case trafficToPgBouncerID:
+		for _, n := range a.PreCutover.SSMDelete {
+			out = append(out, trafficTarget{kind: "ssm-delete", id: n})
+		}
+		secret(a.PreCutover.SecretID, a.PreCutover.SecretValueFrom)
+	case switchTrafficID:
+		s := a.Switch
+		secret(s.SecretID, s.SecretValueFrom)
+		if s.SSMParameter != "" {
+			out = append(out, trafficTarget{kind: "ssm-put", id: s.SSMParameter, value: or(s.SSMValue, host)})
+		}
+		for _, n := range s.SSMDelete {
+			out = append(out, trafficTarget{kind: "ssm-delete", id: n})
+		}
+		if s.Route53.Record != "" {
+			out = append(out, trafficTarget{kind: "dns", id: s.Route53.Record, zone: s.Route53.HostedZoneID, value: host,
+				ttl: s.Route53.TTL, comment: "pgbluegreen switch-traffic: " + e.Config.Strategy + " green"})
+		}
+	case readersToGreenID:
+		p := a.PostCutover
+		secret(p.SecretID, p.SecretValueFrom)
+		for _, n := range p.SSMRestore {
+			v, existed := e.deletedValue(n)
+			if !existed {
+				continue // it did not exist before the cutover: nothing to put back
+			}
+			out = append(out, trafficTarget{kind: "ssm-put", id: n, value: v})
+		}
+		for _, v := range p.SSMPut {
+			out = append(out, trafficTarget{kind: "ssm-put", id: v.Name, value: v.Value})
+		}
 	}
-	return v, nil
+	return out
 }
 
-// trafficPlan is what switch-traffic sends, each part only when configured.
-type trafficPlan struct {
-	secret  *aws.PutSecretParams
-	param   *aws.PutParameterParams
-	deletes []aws.DeleteParameterParams
-	cname   *aws.UpsertCNAMEParams
+// deletedValue is the value traffic-to-pgbouncer recorded for a parameter
+// it deleted (a placeholder until it has run), and whether there was one.
+func (e *Env) deletedValue(name string) (string, bool) {
+	record, _ := e.loadChanges(trafficToPgBouncerID)
+	if k := findChange(record, "ssm-delete", name); k >= 0 {
+		return record[k].PrevValue, record[k].Existed
+	}
+	return "<" + name + "'s value, as traffic-to-pgbouncer records it>", true
 }
 
-// trafficCalls builds the calls; secretValue is "" in a plan (shown as
-// "(secret)" anyway) and host a placeholder when unknown.
-func (e *Env) trafficCalls(secretValue, host string) trafficPlan {
-	s := e.Config.AWS.Switch
-	var p trafficPlan
-	if s.SecretID != "" {
-		p.secret = &aws.PutSecretParams{SecretID: s.SecretID, Value: secretValue}
+// trafficHost is green's host for a plan or a run: a placeholder in an
+// offline plan before it is known.
+func (e *Env) trafficHost() string {
+	if _, ok := e.Value("green_endpoint"); !ok && e.Config.isAWS() {
+		return "<green_endpoint>"
 	}
-	if s.SSMParameter != "" {
-		p.param = &aws.PutParameterParams{Name: s.SSMParameter, Value: or(s.SSMValue, host)}
+	return e.greenHost()
+}
+
+func (e *Env) trafficStepPlan(ctx context.Context, step string) ([]Action, error) {
+	targets := e.trafficTargets(step, e.trafficHost())
+	if len(targets) == 0 {
+		return []Action{note(AWSTarget, "nothing configured for %s: nothing to change", step)}, nil
 	}
-	for _, name := range s.SSMDelete {
-		p.deletes = append(p.deletes, aws.DeleteParameterParams{Name: name})
+	r, plans, err := e.planTraffic(ctx, targets)
+	if err != nil {
+		return nil, err
 	}
-	if s.Route53.Record != "" {
-		p.cname = &aws.UpsertCNAMEParams{HostedZoneID: s.Route53.HostedZoneID, Name: s.Route53.Record, Target: host,
-			TTL: s.Route53.TTL, Comment: "pgbluegreen switch-traffic: " + e.Config.Strategy + " green"}
+	return append(trafficActions(e, r, plans),
+		note(AWSTarget, "each change is recorded (%s) before it is sent; a re-run sends only what is not done; the check reads each back", trafficRecordKey(step))), nil
+}
+
+func (e *Env) trafficStepCheck(ctx context.Context, step string) (CheckResult, error) {
+	targets := e.trafficTargets(step, e.greenHost())
+	if len(targets) == 0 {
+		return CheckResult{Done: true, Detail: "nothing configured for " + step}, nil
 	}
-	return p
+	return e.trafficDone(ctx, targets)
+}
+
+func (e *Env) trafficStepRun(ctx context.Context, step string) error {
+	targets := e.trafficTargets(step, e.greenHost())
+	if len(targets) == 0 {
+		e.Logf("nothing configured for %s", step)
+		return nil
+	}
+	for _, t := range targets {
+		if strings.HasPrefix(t.value, "<") {
+			return e.refuse("%s cannot be put back: %s; run %s first", t.id, t.value, trafficToPgBouncerID)
+		}
+	}
+	return e.applyTraffic(ctx, step, targets)
+}
+
+// pgbouncerMovedTraffic says whether the cutover moved the traffic itself:
+// method pgbouncer, cutover done, so nothing is left to switch.
+func (e *Env) pgbouncerMovedTraffic() bool {
+	_, done := e.Value(CutoverDoneAtKey)
+	return e.Config.Cutover.Method == "pgbouncer" && done
 }
 
 func checkSwitchTraffic(ctx context.Context, e *Env) (CheckResult, error) {
 	if !e.Config.AWS.Switch.configured() {
+		if e.pgbouncerMovedTraffic() {
+			return CheckResult{Done: true, Detail: "nothing configured to switch: the cutover moved the traffic through PgBouncer"}, nil
+		}
 		return CheckResult{Detail: "no aws.switch configured: switch traffic yourself, then skip this step with the reason"}, nil
 	}
-	c, err := e.needAWS()
-	if err != nil {
-		return CheckResult{}, err
-	}
-	host := e.greenHost()
-	var todo, done []string
-	p := e.trafficCalls("", host)
-	if p.secret != nil {
-		want, err := e.switchValue(ctx, c)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		cur, err := c.GetSecret(ctx, aws.GetSecretParams{SecretID: p.secret.SecretID})
-		if err != nil {
-			return CheckResult{}, err
-		}
-		sortInto(&todo, &done, cur.Value == want, "secret "+p.secret.SecretID)
-	}
-	if p.param != nil {
-		cur, err := c.GetParameter(ctx, aws.GetParameterParams{Name: p.param.Name})
-		if err != nil && aws.KindOf(err) != aws.KindNotFound {
-			return CheckResult{}, err
-		}
-		sortInto(&todo, &done, err == nil && cur.Value == p.param.Value, "parameter "+p.param.Name)
-	}
-	for _, d := range p.deletes {
-		_, err := c.GetParameter(ctx, aws.GetParameterParams{Name: d.Name})
-		if err != nil && aws.KindOf(err) != aws.KindNotFound {
-			return CheckResult{}, err
-		}
-		sortInto(&todo, &done, err != nil, "parameter "+d.Name+" deleted")
-	}
-	if p.cname != nil {
-		rec, err := c.LookupRecord(ctx, aws.LookupRecordParams{HostedZoneID: p.cname.HostedZoneID, Name: p.cname.Name})
-		if err != nil {
-			return CheckResult{}, err
-		}
-		sortInto(&todo, &done, rec.Found && len(rec.Values) == 1 && strings.TrimSuffix(rec.Values[0], ".") == strings.TrimSuffix(host, "."), "CNAME "+p.cname.Name+" -> "+host)
-	}
-	if len(todo) > 0 {
-		return CheckResult{Detail: "not pointing at green yet: " + strings.Join(todo, ", ")}, nil
-	}
-	return CheckResult{Done: true, Detail: "pointing at green: " + strings.Join(done, ", ")}, nil
-}
-
-func sortInto(todo, done *[]string, ok bool, what string) {
-	if ok {
-		*done = append(*done, what)
-	} else {
-		*todo = append(*todo, what)
-	}
+	return e.trafficDone(ctx, e.trafficTargets(switchTrafficID, e.greenHost()))
 }
 
 func runSwitchTraffic(ctx context.Context, e *Env) error { return e.switchTraffic(ctx) }
 
-// switchTraffic points the application at green: the secret, the SSM
-// parameter (and the deletions, 000's reader and proxy settings), the CNAME
-// with a wait until every Route 53 server answers with it. The cutover
-// method's own steps (writes stopped, green caught up) come first; a
-// cutover method may call it as its switch.
-func (e *Env) switchTraffic(ctx context.Context) error {
+func planSwitchTraffic(ctx context.Context, e *Env) ([]Action, error) {
 	if !e.Config.AWS.Switch.configured() {
-		return e.refuse("no aws.switch configured (secret_id, ssm_parameter, route53): switch traffic yourself, then `pgbluegreen skip switch-traffic --reason ...`")
-	}
-	c, err := e.needAWS()
-	if err != nil {
-		return err
-	}
-	host := e.greenHost()
-	if host == "" {
-		return e.refuse("green's endpoint is not known: record green_endpoint or set green.conninfo's host")
-	}
-	value := ""
-	if e.Config.AWS.Switch.SecretID != "" {
-		if value, err = e.switchValue(ctx, c); err != nil {
-			return err
+		if e.Config.Cutover.Method == "pgbouncer" {
+			return []Action{note(AWSTarget, "nothing configured to switch: with cutover method pgbouncer the cutover moves the traffic, and this step is done once it has")}, nil
 		}
+		return []Action{{Target: Operator, Kind: "operator", Text: "no aws.switch configured: switch the application's traffic to green yourself (DNS record, secret, configuration), then skip this step with the reason"}}, nil
 	}
-	p := e.trafficCalls(value, host)
-	if p.secret != nil {
-		res, err := c.PutSecret(ctx, *p.secret)
-		if err != nil {
-			return err
-		}
-		e.Logf("secret %s: new version %s", p.secret.SecretID, res.VersionID)
-	}
-	if p.param != nil {
-		res, err := c.PutParameter(ctx, *p.param)
-		if err != nil {
-			return err
-		}
-		e.Logf("parameter %s = %s (version %d)", p.param.Name, p.param.Value, res.Version)
-	}
-	for _, d := range p.deletes {
-		res, err := c.DeleteParameter(ctx, d)
-		if err != nil {
-			return err
-		}
-		if res.Deleted {
-			e.Logf("parameter %s deleted", d.Name)
-		} else {
-			e.Logf("parameter %s did not exist", d.Name)
-		}
-	}
-	if p.cname != nil {
-		res, err := c.UpsertCNAME(ctx, *p.cname)
-		if err != nil {
-			return err
-		}
-		e.Logf("CNAME %s -> %s (change %s %s)", p.cname.Name, host, res.ChangeID, res.Status)
-		if err := c.WaitChange(ctx, aws.WaitChangeParams{ChangeID: res.ChangeID, Progress: e.progress("DNS change " + res.ChangeID)}); err != nil {
-			return err
-		}
-	}
-	return e.Record("traffic_switched_at", time.Now().UTC().Format(time.RFC3339))
+	return e.trafficStepPlan(ctx, switchTrafficID)
 }
 
-func switchTrafficPlan(e *Env) []Action {
+// switchTraffic points the application at green: the secret, the SSM
+// parameter (and deletions), the CNAME with a wait until every Route 53
+// server answers with it, each recorded first. The cutover method's own
+// steps (writes stopped, green caught up) come first; a cutover method may
+// call it as its switch.
+func (e *Env) switchTraffic(ctx context.Context) error {
 	if !e.Config.AWS.Switch.configured() {
-		return []Action{{Target: Operator, Kind: "operator", Text: "no aws.switch configured: switch the application's traffic to green yourself (DNS record, secret, configuration), then skip this step with the reason"}}
+		if e.pgbouncerMovedTraffic() {
+			e.Logf("nothing configured to switch: the cutover moved the traffic through PgBouncer")
+			return nil
+		}
+		return e.refuse("no aws.switch configured (secret_id, ssm_parameter, route53): switch traffic yourself, then `pgbluegreen skip switch-traffic --reason ...`")
 	}
-	host := e.greenHost()
-	if _, ok := e.Value("green_endpoint"); !ok && e.Config.isAWS() {
-		host = "<green_endpoint>"
+	if e.greenHost() == "" {
+		return e.refuse("green's endpoint is not known: record green_endpoint or set green.conninfo's host")
 	}
-	p := e.trafficCalls("", host)
-	var out []Action
-	if p.secret != nil {
-		out = append(out, note(AWSTarget, "the secret's new value comes from %s; it is never shown or journaled", e.Config.AWS.Switch.SecretValueFrom))
-		out = append(out, planned(p.secret.Plan())...)
+	if err := e.applyTraffic(ctx, switchTrafficID, e.trafficTargets(switchTrafficID, e.greenHost())); err != nil {
+		return err
 	}
-	if p.param != nil {
-		out = append(out, planned(p.param.Plan())...)
-	}
-	for _, d := range p.deletes {
-		out = append(out, planned(d.Plan())...)
-	}
-	if p.cname != nil {
-		out = append(out, planned(p.cname.Plan())...)
-		out = append(out, api("route53 GetChange Id=<the change>  -- every %s until INSYNC", e.Config.AWS.PollInterval))
-	}
-	return append(out, note(AWSTarget, "the check reads each back (secret, parameters, record): done when all point at green"))
+	return e.Record("traffic_switched_at", time.Now().UTC().Format(time.RFC3339))
 }

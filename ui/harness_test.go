@@ -98,6 +98,9 @@ func (f *fakeRunner) TerminateSession(ctx context.Context, server string, pid in
 	f.runs = append(f.runs, fmt.Sprintf("terminate %s %d", server, pid))
 	return true, nil
 }
+func (f *fakeRunner) SetValue(key, value, reason string) error {
+	return f.real.SetValue(key, value, reason)
+}
 func (f *fakeRunner) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -34,6 +34,8 @@ type Runner interface {
 	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
 	// TerminateSession ends one client session, journaled.
 	TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error)
+	// SetValue records an operator's value: typed, journaled with the reason.
+	SetValue(key, value, reason string) error
 }
 
 // Store is what the screen uses of *state.Store.
@@ -119,6 +121,7 @@ const (
 	promptWays
 	// promptTerminate confirms ending a session by the database's name.
 	promptTerminate
+	promptReason
 )
 
 // Model is the whole screen.
@@ -185,6 +188,7 @@ type Model struct {
 	prompt    promptKind
 	promptErr string
 	editKey   string
+	editValue string // the value promptReason asks a reason for
 	confirmID string
 	// way is the way out being confirmed ("finish", "undo"), ways the two
 	// offered.

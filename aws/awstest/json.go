@@ -9,64 +9,47 @@ import (
 	"strings"
 )
 
-type secret struct {
-	name, arn, value, version string
-	versions                  int
+type ssmVersion struct {
+	version    int64
+	value, typ string
 }
 
 type ssmParam struct {
-	name, value, typ string
-	version          int64
+	name    string
+	history []ssmVersion // oldest first; the last is the current value
 }
 
-// AddSecret seeds a Secrets Manager secret and returns its ARN.
-func (s *Server) AddSecret(name, value string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec := &secret{name: name, arn: "arn:aws:secretsmanager:" + Region + ":" + Account + ":secret:" + name + "-AbCdEf", value: value, version: "v-" + s.newID(), versions: 1}
-	s.secrets[name] = sec
-	return sec.arn
-}
+func (p *ssmParam) current() ssmVersion { return p.history[len(p.history)-1] }
 
-// SecretValue reports a secret's current value.
-func (s *Server) SecretValue(nameOrARN string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec := s.secret(nameOrARN)
-	if sec == nil {
-		return "", false
-	}
-	return sec.value, true
-}
-
-// AddParameter seeds an SSM parameter.
+// AddParameter seeds an SSM parameter (its version 1).
 func (s *Server) AddParameter(name, value, typ string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.params[name] = &ssmParam{name: name, value: value, typ: or(typ, "String"), version: 1}
+	s.params[name] = &ssmParam{name: name, history: []ssmVersion{{1, value, or(typ, "String")}}}
 }
 
-// ParameterValue reports an SSM parameter's value.
+// ParameterValue reports an SSM parameter's current value.
 func (s *Server) ParameterValue(name string) (string, bool) {
+	v, ok := s.ParameterVersion(name)
+	return v.Value, ok
+}
+
+// ParameterState is an SSM parameter's current version.
+type ParameterState struct {
+	Value, Type string
+	Version     int64
+}
+
+// ParameterVersion reports an SSM parameter's current version.
+func (s *Server) ParameterVersion(name string) (ParameterState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.params[name]
 	if p == nil {
-		return "", false
+		return ParameterState{}, false
 	}
-	return p.value, true
-}
-
-func (s *Server) secret(id string) *secret {
-	if sec := s.secrets[id]; sec != nil {
-		return sec
-	}
-	for _, sec := range s.secrets {
-		if sec.arn == id {
-			return sec
-		}
-	}
-	return nil
+	c := p.current()
+	return ParameterState{Value: c.value, Type: c.typ, Version: c.version}, true
 }
 
 // serveJSON answers Secrets Manager ("secretsmanager.Action") and SSM
@@ -99,6 +82,10 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, body []byte) 
 		out, fault = s.putSecretValue(params)
 	case "secretsmanager.GetSecretValue":
 		out, fault = s.getSecretValue(params)
+	case "secretsmanager.UpdateSecretVersionStage":
+		out, fault = s.updateSecretVersionStage(params)
+	case "secretsmanager.DescribeSecret":
+		out, fault = s.describeSecret(params)
 	case "ssm.PutParameter":
 		out, fault = s.putParameter(params)
 	case "ssm.GetParameter":
@@ -158,33 +145,13 @@ func flatten(out map[string]string, prefix string, v any) {
 	}
 }
 
-func (s *Server) putSecretValue(p map[string]string) (any, *Fault) {
-	sec := s.secret(p["SecretId"])
-	if sec == nil {
-		return nil, &Fault{Code: "ResourceNotFoundException", Message: "Secrets Manager can't find the specified secret.", Status: 400}
-	}
-	if _, ok := p["SecretString"]; !ok {
-		return nil, &Fault{Code: "InvalidParameterException", Message: "You must provide either SecretString or SecretBinary.", Status: 400}
-	}
-	sec.value = p["SecretString"]
-	sec.versions++
-	sec.version = or(p["ClientRequestToken"], "v-"+s.newID())
-	return map[string]any{"ARN": sec.arn, "Name": sec.name, "VersionId": sec.version, "VersionStages": []string{"AWSCURRENT"}}, nil
-}
-
-func (s *Server) getSecretValue(p map[string]string) (any, *Fault) {
-	sec := s.secret(p["SecretId"])
-	if sec == nil {
-		return nil, &Fault{Code: "ResourceNotFoundException", Message: "Secrets Manager can't find the specified secret.", Status: 400}
-	}
-	return map[string]any{"ARN": sec.arn, "Name": sec.name, "SecretString": sec.value, "VersionId": sec.version,
-		"VersionStages": []string{"AWSCURRENT"}, "CreatedDate": 1.7044488e9}, nil
-}
-
 func (s *Server) putParameter(p map[string]string) (any, *Fault) {
 	name := p["Name"]
 	if name == "" {
 		return nil, &Fault{Code: "ValidationException", Message: "1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null", Status: 400}
+	}
+	if strings.Contains(name, ":") {
+		return nil, &Fault{Code: "ValidationException", Message: "Parameter name: can't be prefixed with a version selector", Status: 400}
 	}
 	cur := s.params[name]
 	if cur != nil && p["Overwrite"] != "true" {
@@ -194,26 +161,57 @@ func (s *Server) putParameter(p map[string]string) (any, *Fault) {
 		cur = &ssmParam{name: name}
 		s.params[name] = cur
 	}
-	cur.value, cur.typ = p["Value"], or(p["Type"], or(cur.typ, "String"))
-	cur.version++
-	return map[string]any{"Version": cur.version, "Tier": "Standard"}, nil
+	v := ssmVersion{version: 1, value: p["Value"], typ: or(p["Type"], "String")}
+	if len(cur.history) > 0 {
+		v.version = cur.current().version + 1
+		v.typ = or(p["Type"], cur.current().typ)
+	}
+	cur.history = append(cur.history, v)
+	return map[string]any{"Version": v.version, "Tier": "Standard"}, nil
 }
 
+// getParameter answers "name" (the current version) and "name:N" (version
+// N of the parameter's history), as SSM's selectors do.
 func (s *Server) getParameter(p map[string]string) (any, *Fault) {
-	cur := s.params[p["Name"]]
+	name, sel, hasSel := strings.Cut(p["Name"], ":")
+	cur := s.params[name]
 	if cur == nil {
 		return nil, &Fault{Code: "ParameterNotFound", Message: "", Status: 400}
 	}
-	return map[string]any{"Parameter": map[string]any{
-		"Name": cur.name, "Type": cur.typ, "Value": cur.value, "Version": cur.version, "DataType": "text",
+	v := cur.current()
+	if hasSel {
+		n, err := strconv.ParseInt(sel, 10, 64)
+		if err != nil {
+			return nil, &Fault{Code: "ValidationException", Message: "this stand-in knows version selectors only, not labels: " + sel, Status: 400}
+		}
+		found := false
+		for _, h := range cur.history {
+			if h.version == n {
+				v, found = h, true
+			}
+		}
+		if !found {
+			return nil, &Fault{Code: "ParameterVersionNotFound", Message: "Systems Manager could not find version " + sel + " of " + name + ".", Status: 400}
+		}
+	}
+	value := v.value
+	if v.typ == "SecureString" && p["WithDecryption"] != "true" {
+		value = "AQICAHencrypted" // what SSM returns without decryption: ciphertext
+	}
+	out := map[string]any{
+		"Name": cur.name, "Type": v.typ, "Value": value, "Version": v.version, "DataType": "text",
 		"ARN": "arn:aws:ssm:" + Region + ":" + Account + ":parameter" + cur.name,
-	}}, nil
+	}
+	if hasSel {
+		out["Selector"] = ":" + sel
+	}
+	return map[string]any{"Parameter": out}, nil
 }
 
 func (s *Server) deleteParameter(p map[string]string) (any, *Fault) {
 	if s.params[p["Name"]] == nil {
 		return nil, &Fault{Code: "ParameterNotFound", Message: "", Status: 400}
 	}
-	delete(s.params, p["Name"])
+	delete(s.params, p["Name"]) // and its history, as SSM does
 	return map[string]any{}, nil
 }

@@ -21,6 +21,12 @@ type Cluster struct {
 	SourceID string
 	// RestoreType is what RestoreDBClusterToPointInTime was asked for.
 	RestoreType string
+	// LogicalSlots is how many logical replication slots the writer holds,
+	// for Aurora's upgrade precheck (a clone inherits its source's). With a
+	// Backend.LogicalSlots the real server is asked instead.
+	LogicalSlots int
+	// Created is when the cluster was made (ClusterCreateTime).
+	Created time.Time
 }
 
 // Instance seeds or reports a DB instance of the model. The first instance
@@ -38,8 +44,10 @@ type Instance struct {
 	MultiAZ            bool
 	IAMAuth            bool
 	PubliclyAccessible bool
+	DeletionProtection bool
 	Writer             bool
-	// PendingReboot is true while a parameter change waits for a reboot.
+	// PendingReboot is true while a parameter change waits for a reboot
+	// (or is still being applied, before it does).
 	PendingReboot bool
 }
 
@@ -55,10 +63,16 @@ type Snapshot struct {
 // ParameterGroup seeds a parameter group. The five logical replication
 // parameters exist in every group (at their engine defaults unless Values
 // sets them), plus a few ordinary ones so that lists have several pages.
+// RDS's default groups ("default.<family>") exist without seeding and
+// refuse every modification, as RDS's do.
 type ParameterGroup struct {
 	Name    string
 	Cluster bool // a DB cluster parameter group (Aurora)
-	Values  map[string]string
+	// Family is the engine family the group serves ("aurora-postgresql15",
+	// "postgres17"). Default: aurora-postgresql15 for a cluster group,
+	// postgres15 otherwise.
+	Family string
+	Values map[string]string
 }
 
 // LogFile seeds an instance's log file.
@@ -71,12 +85,19 @@ type LogFile struct {
 type cluster struct {
 	Cluster
 	t *transition
+	// redo is the `redo done at` of a clone's recovery (Backend), written
+	// to the log of its first instance.
+	redo string
 }
 
 type instance struct {
 	Instance
-	pendingCluster bool // cluster parameter group changed, reboot pending
-	t              *transition
+	// apply and clusterApply are the parameter statuses of the instance's
+	// DB parameter group and of its cluster's group: "in-sync", "applying"
+	// (for a few describes after a change), "pending-reboot".
+	apply, clusterApply string
+	t                   *transition
+	at, cat             *transition // applying -> pending-reboot
 }
 
 type snapshot struct {
@@ -90,9 +111,9 @@ type param struct {
 }
 
 type pgroup struct {
-	name    string
-	cluster bool
-	params  map[string]*param
+	name, family string
+	cluster      bool
+	params       map[string]*param
 }
 
 type rdsModel struct {
@@ -102,6 +123,17 @@ type rdsModel struct {
 	snapshots map[string]*snapshot
 	groups    map[string]*pgroup
 	logs      map[string][]LogFile
+	events    map[string][]event
+	// versions are the engine versions RDS offers, per engine, in order;
+	// targets overrides the valid upgrade targets of one engine version.
+	versions map[string][]string
+	targets  map[string][]string
+}
+
+type event struct {
+	at      time.Time
+	typ     string
+	message string
 }
 
 func (m *rdsModel) init() {
@@ -110,6 +142,12 @@ func (m *rdsModel) init() {
 	m.snapshots = map[string]*snapshot{}
 	m.groups = map[string]*pgroup{}
 	m.logs = map[string][]LogFile{}
+	m.events = map[string][]event{}
+	m.targets = map[string][]string{}
+	m.versions = map[string][]string{
+		"aurora-postgresql": {"12.9", "12.10", "13.9", "14.6", "15.4", "15.7", "16.4", "16.6", "17.4", "17.5"},
+		"postgres":          {"13.9", "14.6", "15.7", "15.8", "16.4", "16.6", "17.4", "17.5"},
+	}
 }
 
 // Defaults of a parameter group: the five runbook parameters as RDS ships
@@ -135,6 +173,9 @@ func (s *Server) AddCluster(c Cluster) {
 	}
 	if c.Status == "" {
 		c.Status = "available"
+	}
+	if c.Created.IsZero() {
+		c.Created = time.Now().UTC()
 	}
 	s.rds.clusters[c.ID] = &cluster{Cluster: c}
 }
@@ -162,7 +203,10 @@ func (s *Server) addInstance(in Instance) *instance {
 	if in.Engine == "" {
 		in.Engine = "postgres"
 	}
-	x := &instance{Instance: in}
+	x := &instance{Instance: in, apply: "in-sync", clusterApply: "in-sync"}
+	if in.PendingReboot {
+		x.apply = "pending-reboot"
+	}
 	s.rds.instances[in.ID] = x
 	s.rds.order = append(s.rds.order, in.ID)
 	return x
@@ -172,11 +216,13 @@ func (s *Server) addInstance(in Instance) *instance {
 func (s *Server) AddParameterGroup(g ParameterGroup) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pg := &pgroup{name: g.Name, cluster: g.Cluster, params: map[string]*param{}}
-	for n, p := range defaultParams {
-		p := p
-		pg.params[n] = &p
+	if g.Family == "" {
+		g.Family = "postgres15"
+		if g.Cluster {
+			g.Family = "aurora-postgresql15"
+		}
 	}
+	pg := newGroup(g.Name, g.Family, g.Cluster)
 	for n, v := range g.Values {
 		if p := pg.params[n]; p != nil {
 			p.value, p.source = v, "user"
@@ -185,6 +231,101 @@ func (s *Server) AddParameterGroup(g ParameterGroup) {
 		}
 	}
 	s.rds.groups[g.Name] = pg
+}
+
+func newGroup(name, family string, cluster bool) *pgroup {
+	pg := &pgroup{name: name, family: family, cluster: cluster, params: map[string]*param{}}
+	for n, p := range defaultParams {
+		p := p
+		pg.params[n] = &p
+	}
+	return pg
+}
+
+// lookupGroup finds a parameter group of the kind asked for; RDS's default
+// groups ("default.aurora-postgresql15") exist for every family.
+func (s *Server) lookupGroup(name string, cluster bool) *pgroup {
+	if g := s.rds.groups[name]; g != nil {
+		if g.cluster != cluster {
+			return nil
+		}
+		return g
+	}
+	family, ok := strings.CutPrefix(name, "default.")
+	if !ok || !knownFamily(family) {
+		return nil
+	}
+	g := newGroup(name, family, cluster)
+	s.rds.groups[name] = g
+	return g
+}
+
+func knownFamily(f string) bool {
+	for _, e := range []string{"aurora-postgresql", "postgres"} {
+		if major, ok := strings.CutPrefix(f, e); ok && major != "" && strings.Trim(major, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// family is the parameter group family of an engine at a version.
+func family(engine, version string) string { return engine + majorOf(version) }
+
+// SetUpgradeTargets replaces the valid upgrade targets RDS lists for one
+// engine version (by default every later version it offers).
+func (s *Server) SetUpgradeTargets(engine, version string, targets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rds.targets[engine+" "+version] = targets
+}
+
+// upgradeTargets are the valid upgrade targets of an engine version.
+func (s *Server) upgradeTargets(engine, version string) []string {
+	if t, ok := s.rds.targets[engine+" "+version]; ok {
+		return t
+	}
+	vs := s.rds.versions[engine]
+	for i, v := range vs {
+		if v == version {
+			return vs[i+1:]
+		}
+	}
+	return nil
+}
+
+func (s *Server) canUpgrade(engine, from, to string) bool {
+	for _, t := range s.upgradeTargets(engine, from) {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// SetLogicalSlots sets how many logical replication slots a cluster's
+// writer holds, for Aurora's upgrade precheck (without a Backend).
+func (s *Server) SetLogicalSlots(clusterID string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.rds.clusters[clusterID]; c != nil {
+		c.LogicalSlots = n
+	}
+}
+
+// Events reports the RDS events recorded for a resource, oldest first.
+func (s *Server) Events(sourceID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.rds.events[sourceID] {
+		out = append(out, e.message)
+	}
+	return out
+}
+
+func (s *Server) addEvent(sourceID, typ, message string) {
+	s.rds.events[sourceID] = append(s.rds.events[sourceID], event{at: time.Now().UTC(), typ: typ, message: message})
 }
 
 // AddLogFile seeds a log file of an instance.
@@ -224,7 +365,7 @@ func (s *Server) GetInstance(id string) (Instance, bool) {
 		return Instance{}, false
 	}
 	out := in.Instance
-	out.PendingReboot = in.PendingReboot || in.pendingCluster
+	out.PendingReboot = in.apply != "in-sync" || in.clusterApply != "in-sync"
 	return out, true
 }
 
@@ -288,18 +429,35 @@ func arn(kind, id string) string {
 	return "arn:aws:rds:" + Region + ":" + Account + ":" + kind + ":" + id
 }
 
-// markPending records that a parameter group's change waits for a reboot of
-// every instance using it.
-func (s *Server) markPending(group string, cluster bool) {
+// markApplying records that a parameter group's change is being applied to
+// every instance using it: "applying" for a few describes, then waiting for
+// a reboot, as static parameters do on RDS.
+func (s *Server) markApplying(group string, cluster bool) {
 	for _, in := range s.rds.instances {
 		if cluster {
 			if cl := s.rds.clusters[in.ClusterID]; cl != nil && cl.ParameterGroup == group {
-				in.pendingCluster = true
+				s.applying(in, true)
 			}
-		} else if in.ParameterGroup == group {
-			in.PendingReboot = true
+		} else if s.instanceGroup(in) == group {
+			s.applying(in, false)
 		}
 	}
+}
+
+func (s *Server) applying(in *instance, cluster bool) {
+	if cluster {
+		in.clusterApply = "applying"
+		in.cat = s.after(func() { in.clusterApply = "pending-reboot" })
+		return
+	}
+	in.apply = "applying"
+	in.at = s.after(func() { in.apply = "pending-reboot" })
+}
+
+// instanceGroup is the DB parameter group an instance uses: its own, or
+// the engine's default one.
+func (s *Server) instanceGroup(in *instance) string {
+	return or(in.ParameterGroup, "default."+family(in.Engine, in.EngineVersion))
 }
 
 // sortedParams lists a group's parameter names in order, for stable pages.

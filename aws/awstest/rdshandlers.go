@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -14,26 +15,33 @@ var rdsHandlers map[string]rdsHandler
 
 func init() {
 	rdsHandlers = map[string]rdsHandler{
-		"DescribeDBClusters":              (*Server).describeDBClusters,
-		"DescribeDBInstances":             (*Server).describeDBInstances,
-		"DescribeDBClusterParameters":     func(s *Server, f url.Values) (any, *Fault) { return s.describeParameters(f, true) },
-		"DescribeDBParameters":            func(s *Server, f url.Values) (any, *Fault) { return s.describeParameters(f, false) },
-		"ModifyDBClusterParameterGroup":   func(s *Server, f url.Values) (any, *Fault) { return s.modifyParameterGroup(f, true) },
-		"ModifyDBParameterGroup":          func(s *Server, f url.Values) (any, *Fault) { return s.modifyParameterGroup(f, false) },
-		"RebootDBInstance":                (*Server).rebootDBInstance,
-		"RestoreDBClusterToPointInTime":   (*Server).restoreDBClusterToPointInTime,
-		"CreateDBInstance":                (*Server).createDBInstance,
-		"ModifyDBCluster":                 (*Server).modifyDBCluster,
-		"CreateDBSnapshot":                func(s *Server, f url.Values) (any, *Fault) { return s.createSnapshot(f, false) },
-		"CreateDBClusterSnapshot":         func(s *Server, f url.Values) (any, *Fault) { return s.createSnapshot(f, true) },
-		"DescribeDBSnapshots":             func(s *Server, f url.Values) (any, *Fault) { return s.describeSnapshots(f, false) },
-		"DescribeDBClusterSnapshots":      func(s *Server, f url.Values) (any, *Fault) { return s.describeSnapshots(f, true) },
-		"ModifyDBSnapshot":                (*Server).modifyDBSnapshot,
-		"RestoreDBInstanceFromDBSnapshot": (*Server).restoreDBInstanceFromDBSnapshot,
-		"DescribeDBLogFiles":              (*Server).describeDBLogFiles,
-		"DownloadDBLogFilePortion":        (*Server).downloadDBLogFilePortion,
-		"DeleteDBCluster":                 (*Server).deleteDBCluster,
-		"DeleteDBInstance":                (*Server).deleteDBInstance,
+		"DescribeDBClusters":               (*Server).describeDBClusters,
+		"DescribeDBInstances":              (*Server).describeDBInstances,
+		"DescribeDBClusterParameters":      func(s *Server, f url.Values) (any, *Fault) { return s.describeParameters(f, true) },
+		"DescribeDBParameters":             func(s *Server, f url.Values) (any, *Fault) { return s.describeParameters(f, false) },
+		"ModifyDBClusterParameterGroup":    func(s *Server, f url.Values) (any, *Fault) { return s.modifyParameterGroup(f, true) },
+		"ModifyDBParameterGroup":           func(s *Server, f url.Values) (any, *Fault) { return s.modifyParameterGroup(f, false) },
+		"RebootDBInstance":                 (*Server).rebootDBInstance,
+		"RestoreDBClusterToPointInTime":    (*Server).restoreDBClusterToPointInTime,
+		"CreateDBInstance":                 (*Server).createDBInstance,
+		"ModifyDBCluster":                  (*Server).modifyDBCluster,
+		"CreateDBSnapshot":                 func(s *Server, f url.Values) (any, *Fault) { return s.createSnapshot(f, false) },
+		"CreateDBClusterSnapshot":          func(s *Server, f url.Values) (any, *Fault) { return s.createSnapshot(f, true) },
+		"DescribeDBSnapshots":              func(s *Server, f url.Values) (any, *Fault) { return s.describeSnapshots(f, false) },
+		"DescribeDBClusterSnapshots":       func(s *Server, f url.Values) (any, *Fault) { return s.describeSnapshots(f, true) },
+		"ModifyDBSnapshot":                 (*Server).modifyDBSnapshot,
+		"RestoreDBInstanceFromDBSnapshot":  (*Server).restoreDBInstanceFromDBSnapshot,
+		"DescribeDBLogFiles":               (*Server).describeDBLogFiles,
+		"DownloadDBLogFilePortion":         (*Server).downloadDBLogFilePortion,
+		"DeleteDBCluster":                  (*Server).deleteDBCluster,
+		"DeleteDBInstance":                 (*Server).deleteDBInstance,
+		"ModifyDBInstance":                 (*Server).modifyDBInstance,
+		"DescribeDBClusterParameterGroups": func(s *Server, f url.Values) (any, *Fault) { return s.describeParameterGroups(f, true) },
+		"DescribeDBParameterGroups":        func(s *Server, f url.Values) (any, *Fault) { return s.describeParameterGroups(f, false) },
+		"CreateDBClusterParameterGroup":    func(s *Server, f url.Values) (any, *Fault) { return s.createParameterGroup(f, true) },
+		"CreateDBParameterGroup":           func(s *Server, f url.Values) (any, *Fault) { return s.createParameterGroup(f, false) },
+		"DescribeDBEngineVersions":         (*Server).describeDBEngineVersions,
+		"DescribeEvents":                   (*Server).describeEvents,
 	}
 }
 
@@ -124,6 +132,9 @@ func (s *Server) describeDBClusters(f url.Values) (any, *Fault) {
 			return nil, notFound("DBClusterNotFoundFault", "DBCluster "+id+" not found.")
 		}
 		tick(&c.t)
+		for _, in := range s.members(id) {
+			tick(&in.cat)
+		}
 		out.DBClusters = append(out.DBClusters, s.renderCluster(c))
 		return out, nil
 	}
@@ -148,100 +159,16 @@ func (s *Server) describeDBInstances(f url.Values) (any, *Fault) {
 			return nil, notFound("DBInstanceNotFound", "DBInstance "+id+" not found.")
 		}
 		tick(&in.t)
-		out.DBInstances = append(out.DBInstances, renderInstance(in))
+		tick(&in.at)
+		out.DBInstances = append(out.DBInstances, s.renderInstance(in))
 		return out, nil
 	}
 	for _, id := range s.rds.order {
 		if in := s.rds.instances[id]; in != nil {
-			out.DBInstances = append(out.DBInstances, renderInstance(in))
+			out.DBInstances = append(out.DBInstances, s.renderInstance(in))
 		}
 	}
 	return out, nil
-}
-
-func (s *Server) group(f url.Values, cluster bool) (*pgroup, *Fault) {
-	key := "DBParameterGroupName"
-	if cluster {
-		key = "DBClusterParameterGroupName"
-	}
-	if fault := missing(f, key); fault != nil {
-		return nil, fault
-	}
-	name := f.Get(key)
-	g := s.rds.groups[name]
-	if g == nil || g.cluster != cluster {
-		if cluster {
-			return nil, notFound("DBParameterGroupNotFound", "DBClusterParameterGroup not found: "+name)
-		}
-		return nil, notFound("DBParameterGroupNotFound", "DBParameterGroup not found: "+name)
-	}
-	return g, nil
-}
-
-func (s *Server) describeParameters(f url.Values, cluster bool) (any, *Fault) {
-	g, fault := s.group(f, cluster)
-	if fault != nil {
-		return nil, fault
-	}
-	names := sortedParams(g)
-	start, end, marker := s.page(f, len(names))
-	var out struct {
-		Parameters []xParameter `xml:"Parameters>Parameter"`
-		Marker     string       `xml:",omitempty"`
-	}
-	for _, n := range names[start:end] {
-		p := g.params[n]
-		out.Parameters = append(out.Parameters, xParameter{
-			ParameterName: n, ParameterValue: p.value, ApplyType: p.applyType,
-			Source: p.source, IsModifiable: true, DataType: "string",
-		})
-	}
-	out.Marker = marker
-	return out, nil
-}
-
-func (s *Server) modifyParameterGroup(f url.Values, cluster bool) (any, *Fault) {
-	g, fault := s.group(f, cluster)
-	if fault != nil {
-		return nil, fault
-	}
-	type change struct{ name, value, method string }
-	var changes []change
-	for i := 1; ; i++ {
-		pre := "Parameters.Parameter." + strconv.Itoa(i) + "."
-		name := f.Get(pre + "ParameterName")
-		if name == "" {
-			break
-		}
-		c := change{name, f.Get(pre + "ParameterValue"), f.Get(pre + "ApplyMethod")}
-		p := g.params[name]
-		if p == nil {
-			return nil, badRequest("InvalidParameterValue", "Could not find parameter with name: "+name)
-		}
-		if c.method == "immediate" && p.applyType == "static" {
-			return nil, badRequest("InvalidParameterCombination", "cannot use immediate apply method for static parameter")
-		}
-		if c.method != "immediate" && c.method != "pending-reboot" {
-			return nil, badRequest("InvalidParameterValue", "ApplyMethod must be immediate or pending-reboot")
-		}
-		changes = append(changes, c)
-	}
-	if len(changes) == 0 || len(changes) > 20 {
-		return nil, badRequest("InvalidParameterValue", "Parameters must hold 1 to 20 parameters")
-	}
-	pending := false
-	for _, c := range changes {
-		p := g.params[c.name]
-		p.value, p.source = c.value, "user"
-		pending = pending || c.method == "pending-reboot"
-	}
-	if pending {
-		s.markPending(g.name, cluster)
-	}
-	if cluster {
-		return struct{ DBClusterParameterGroupName string }{g.name}, nil
-	}
-	return struct{ DBParameterGroupName string }{g.name}, nil
 }
 
 func (s *Server) rebootDBInstance(f url.Values) (any, *Fault) {
@@ -254,8 +181,18 @@ func (s *Server) rebootDBInstance(f url.Values) (any, *Fault) {
 		return nil, badRequest("InvalidDBInstanceState", "Instance "+id+" is not currently in the available state.")
 	}
 	in.Status = "rebooting"
-	in.t = s.after(func() { in.Status, in.PendingReboot, in.pendingCluster = "available", false, false })
-	return struct{ DBInstance xInstance }{renderInstance(in)}, nil
+	// A reboot applies what waits for it; a change still being applied is
+	// not (RDS's advice: wait for pending-reboot before rebooting).
+	in.t = s.after(func() {
+		in.Status = "available"
+		if in.apply == "pending-reboot" {
+			in.apply = "in-sync"
+		}
+		if in.clusterApply == "pending-reboot" {
+			in.clusterApply = "in-sync"
+		}
+	})
+	return struct{ DBInstance xInstance }{s.renderInstance(in)}, nil
 }
 
 func (s *Server) restoreDBClusterToPointInTime(f url.Values) (any, *Fault) {
@@ -273,16 +210,29 @@ func (s *Server) restoreDBClusterToPointInTime(f url.Values) (any, *Fault) {
 	if f.Get("UseLatestRestorableTime") != "true" && f.Get("RestoreToTime") == "" {
 		return nil, badRequest("InvalidParameterCombination", "Either RestoreToTime or UseLatestRestorableTime must be specified")
 	}
+	group := or(f.Get("DBClusterParameterGroupName"), "default."+family(source.Engine, source.EngineVersion))
+	if fault := s.groupFits(group, true, source.Engine, source.EngineVersion); fault != nil {
+		return nil, fault
+	}
+	redo := ""
+	if s.Backend.CloneCluster != nil {
+		var err error
+		if redo, err = s.Backend.CloneCluster(src, id); err != nil {
+			return nil, backendFailure(err)
+		}
+	}
 	c := &cluster{Cluster: Cluster{
 		ID: id, Engine: source.Engine, EngineVersion: source.EngineVersion, Status: "creating",
-		ParameterGroup:     or(f.Get("DBClusterParameterGroupName"), "default."+source.Engine+majorOf(source.EngineVersion)),
+		ParameterGroup:     group,
 		SubnetGroup:        or(f.Get("DBSubnetGroupName"), "default"),
 		SecurityGroupIDs:   list(f, "VpcSecurityGroupIds.VpcSecurityGroupId"),
 		DeletionProtection: f.Get("DeletionProtection") == "true",
 		LogExports:         list(f, "EnableCloudwatchLogsExports.member"),
 		SourceID:           src,
 		RestoreType:        or(f.Get("RestoreType"), "full-copy"),
-	}}
+		LogicalSlots:       source.LogicalSlots,
+		Created:            time.Now().UTC(),
+	}, redo: redo}
 	if len(c.SecurityGroupIDs) == 0 {
 		c.SecurityGroupIDs = []string{"sg-default"}
 	}
@@ -307,16 +257,36 @@ func (s *Server) createDBInstance(f url.Values) (any, *Fault) {
 		if c.Engine != f.Get("Engine") {
 			return nil, badRequest("InvalidParameterCombination", "The engine name requested for your DB instance ("+f.Get("Engine")+") doesn't match the engine name of your DB cluster ("+c.Engine+").")
 		}
+		// RDS adds instances only to an available cluster.
+		if c.Status != "available" {
+			return nil, badRequest("InvalidDBClusterStateFault", "DB cluster "+clusterID+" is not in the available state (it is "+c.Status+").")
+		}
 	}
+	version := f.Get("EngineVersion")
+	if c := s.rds.clusters[clusterID]; c != nil {
+		version = c.EngineVersion
+	}
+	if g := f.Get("DBParameterGroupName"); g != "" {
+		if fault := s.groupFits(g, false, f.Get("Engine"), version); fault != nil {
+			return nil, fault
+		}
+	}
+	// Left out, PubliclyAccessible is RDS's default, which in a default VPC
+	// with public subnets is true: only an explicit false keeps it private.
+	public := f.Get("PubliclyAccessible") != "false"
 	in := s.addInstance(Instance{
 		ID: id, ClusterID: clusterID, Class: f.Get("DBInstanceClass"), Engine: f.Get("Engine"),
-		EngineVersion: f.Get("EngineVersion"), Status: "creating",
+		EngineVersion: version, Status: "creating",
 		ParameterGroup: f.Get("DBParameterGroupName"), SubnetGroup: f.Get("DBSubnetGroupName"),
 		SecurityGroupIDs: list(f, "VpcSecurityGroupIds.VpcSecurityGroupId"),
-		MultiAZ:          f.Get("MultiAZ") == "true", PubliclyAccessible: f.Get("PubliclyAccessible") == "true",
+		MultiAZ:          f.Get("MultiAZ") == "true", PubliclyAccessible: public,
+		DeletionProtection: f.Get("DeletionProtection") == "true",
 	})
+	if c := s.rds.clusters[clusterID]; c != nil && c.redo != "" && len(s.members(clusterID)) == 1 {
+		s.rds.logs[id] = append(s.rds.logs[id], recoveryLog(c.redo))
+	}
 	in.t = s.after(func() { in.Status = "available" })
-	return struct{ DBInstance xInstance }{renderInstance(in)}, nil
+	return struct{ DBInstance xInstance }{s.renderInstance(in)}, nil
 }
 
 func (s *Server) modifyDBCluster(f url.Values) (any, *Fault) {
@@ -328,35 +298,111 @@ func (s *Server) modifyDBCluster(f url.Values) (any, *Fault) {
 	if c.Status != "available" {
 		return nil, badRequest("InvalidDBClusterStateFault", "DbCluster "+id+" is not in available state.")
 	}
-	version := f.Get("EngineVersion")
-	if version != "" && majorOf(version) != majorOf(c.EngineVersion) && f.Get("AllowMajorVersionUpgrade") != "true" {
-		return nil, badRequest("InvalidParameterCombination", "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.")
+	members := s.members(id)
+	for _, in := range members {
+		if in.Status != "available" {
+			return nil, badRequest("InvalidDBClusterStateFault", "DbCluster "+id+" has instance "+in.ID+" in state "+in.Status+"; every instance must be available.")
+		}
 	}
+	version := f.Get("EngineVersion")
 	clusterPG, instancePG := f.Get("DBClusterParameterGroupName"), f.Get("DBInstanceParameterGroupName")
-	if version == "" {
-		if clusterPG != "" {
+	if version == "" || version == c.EngineVersion {
+		if instancePG != "" {
+			return nil, badRequest("InvalidParameterCombination", "DBInstanceParameterGroupName is allowed only with a major version upgrade.")
+		}
+		if clusterPG != "" && clusterPG != c.ParameterGroup {
+			if fault := s.groupFits(clusterPG, true, c.Engine, c.EngineVersion); fault != nil {
+				return nil, fault
+			}
 			c.ParameterGroup = clusterPG
+			for _, in := range members {
+				s.applying(in, true)
+			}
 		}
 		return struct{ DBCluster xCluster }{s.renderCluster(c)}, nil
 	}
+	major := majorOf(version) != majorOf(c.EngineVersion)
+	if major && f.Get("AllowMajorVersionUpgrade") != "true" {
+		return nil, badRequest("InvalidParameterCombination", "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.")
+	}
+	if !s.canUpgrade(c.Engine, c.EngineVersion, version) {
+		return nil, badRequest("InvalidParameterCombination", "Cannot upgrade "+c.Engine+" from "+c.EngineVersion+" to "+version)
+	}
+	for _, g := range []struct {
+		name    string
+		cluster bool
+	}{{clusterPG, true}, {instancePG, false}} {
+		if g.name == "" {
+			continue
+		}
+		if fault := s.groupFits(g.name, g.cluster, c.Engine, version); fault != nil {
+			return nil, fault
+		}
+	}
+	slots := c.LogicalSlots
+	if s.Backend.LogicalSlots != nil {
+		var err error
+		if slots, err = s.Backend.LogicalSlots(id); err != nil {
+			return nil, backendFailure(err)
+		}
+	}
 	c.Status = "upgrading"
-	members := s.members(id)
 	for _, in := range members {
 		in.Status = "upgrading"
 	}
+	s.addEvent(id, "db-cluster", "Database cluster engine version upgrade started.")
+	if major && slots > 0 {
+		// Aurora's precheck runs after the call was accepted: the cluster
+		// comes back available at its old version, and an event says why.
+		c.t = s.after(func() {
+			c.Status = "available"
+			for _, in := range members {
+				in.Status = "available"
+			}
+			s.addEvent(id, "db-cluster", "Database cluster is in a state that cannot be upgraded: The instance could not be upgraded because one or more databases have logical replication slots. Please drop all logical replication slots and try again.")
+		})
+		return struct{ DBCluster xCluster }{s.renderCluster(c)}, nil
+	}
+	if major && s.Backend.UpgradeCluster != nil {
+		if err := s.Backend.UpgradeCluster(id, version); err != nil {
+			return nil, backendFailure(err)
+		}
+	}
 	c.t = s.after(func() {
 		c.Status, c.EngineVersion = "available", version
-		if clusterPG != "" {
-			c.ParameterGroup = clusterPG
-		}
+		c.ParameterGroup = or(clusterPG, "default."+family(c.Engine, version))
 		for _, in := range members {
 			in.Status, in.EngineVersion = "available", version
-			if instancePG != "" {
-				in.ParameterGroup = instancePG
-			}
+			in.ParameterGroup = instancePG
 		}
+		s.addEvent(id, "db-cluster", "Database cluster engine major version has been upgraded.")
 	})
 	return struct{ DBCluster xCluster }{s.renderCluster(c)}, nil
+}
+
+func (s *Server) modifyDBInstance(f url.Values) (any, *Fault) {
+	id := f.Get("DBInstanceIdentifier")
+	in := s.rds.instances[id]
+	if in == nil {
+		return nil, notFound("DBInstanceNotFound", "DBInstance "+id+" not found.")
+	}
+	if in.Status != "available" {
+		return nil, badRequest("InvalidDBInstanceState", "Instance "+id+" is not currently in the available state.")
+	}
+	if v := f.Get("EngineVersion"); v != "" && v != in.EngineVersion {
+		return nil, badRequest("InvalidParameterCombination", "this stand-in does not upgrade instances with ModifyDBInstance")
+	}
+	if g := f.Get("DBParameterGroupName"); g != "" && g != s.instanceGroup(in) {
+		if fault := s.groupFits(g, false, in.Engine, in.EngineVersion); fault != nil {
+			return nil, fault
+		}
+		in.ParameterGroup = g
+		s.applying(in, false)
+	}
+	if v := f.Get("DeletionProtection"); v != "" {
+		in.DeletionProtection = v == "true"
+	}
+	return struct{ DBInstance xInstance }{s.renderInstance(in)}, nil
 }
 
 func or(a, b string) string {

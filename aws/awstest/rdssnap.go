@@ -39,6 +39,11 @@ func (s *Server) createSnapshot(f url.Values, cluster bool) (any, *Fault) {
 		if s.rds.snapshots[snapKey(snapID, false)] != nil {
 			return nil, badRequest("DBSnapshotAlreadyExists", "Cannot create the snapshot because a snapshot with the identifier "+snapID+" already exists.")
 		}
+		if s.Backend.SnapshotInstance != nil {
+			if err := s.Backend.SnapshotInstance(sourceID, snapID); err != nil {
+				return nil, backendFailure(err)
+			}
+		}
 	}
 	sn := &snapshot{Snapshot: Snapshot{ID: snapID, SourceID: sourceID, Status: "creating", Engine: engine, EngineVersion: version}, cluster: cluster}
 	sn.t = s.after(func() { sn.Status = "available" })
@@ -103,6 +108,9 @@ func (s *Server) modifyDBSnapshot(f url.Values) (any, *Fault) {
 		return nil, badRequest("InvalidDBSnapshotState", "Cannot modify engine version because snapshot "+id+" is not in available state.")
 	}
 	if v := f.Get("EngineVersion"); v != "" {
+		if !s.canUpgrade(sn.Engine, sn.EngineVersion, v) {
+			return nil, badRequest("InvalidParameterCombination", "Cannot upgrade "+sn.Engine+" snapshot "+id+" from "+sn.EngineVersion+" to "+v)
+		}
 		sn.Status = "upgrading"
 		sn.t = s.after(func() { sn.Status, sn.EngineVersion = "available", v })
 	}
@@ -130,16 +138,33 @@ func (s *Server) restoreDBInstanceFromDBSnapshot(f url.Values) (any, *Fault) {
 			class = src.Class
 		}
 	}
+	if g := f.Get("DBParameterGroupName"); g != "" {
+		if fault := s.groupFits(g, false, sn.Engine, sn.EngineVersion); fault != nil {
+			return nil, fault
+		}
+	}
+	redo := s.RedoLSN
+	if s.Backend.RestoreInstance != nil {
+		var err error
+		if redo, err = s.Backend.RestoreInstance(snapID, id, sn.EngineVersion); err != nil {
+			return nil, backendFailure(err)
+		}
+	}
 	in := s.addInstance(Instance{
 		ID: id, Class: class, Engine: sn.Engine, EngineVersion: sn.EngineVersion, Status: "creating",
 		ParameterGroup: f.Get("DBParameterGroupName"), SubnetGroup: or(f.Get("DBSubnetGroupName"), "default"),
 		SecurityGroupIDs: list(f, "VpcSecurityGroupIds.VpcSecurityGroupId"),
 		MultiAZ:          f.Get("MultiAZ") == "true", IAMAuth: f.Get("EnableIAMDatabaseAuthentication") == "true",
-		PubliclyAccessible: f.Get("PubliclyAccessible") == "true",
+		// Left out, RDS's default in a default VPC is public: only an
+		// explicit false keeps it private.
+		PubliclyAccessible: f.Get("PubliclyAccessible") != "false",
+		DeletionProtection: f.Get("DeletionProtection") == "true",
 	})
 	in.t = s.after(func() { in.Status = "available" })
-	s.rds.logs[id] = append(s.rds.logs[id], recoveryLog(s.RedoLSN))
-	return struct{ DBInstance xInstance }{renderInstance(in)}, nil
+	if redo != "" {
+		s.rds.logs[id] = append(s.rds.logs[id], recoveryLog(redo))
+	}
+	return struct{ DBInstance xInstance }{s.renderInstance(in)}, nil
 }
 
 // recoveryLog is the log of a snapshot's first start: recovery ending in
@@ -248,7 +273,13 @@ func (s *Server) deleteDBInstance(f url.Values) (any, *Fault) {
 	if in == nil {
 		return nil, notFound("DBInstanceNotFound", "DBInstance "+id+" not found.")
 	}
+	if in.DeletionProtection {
+		return nil, badRequest("InvalidParameterCombination", "Cannot delete protected DB Instance, please disable deletion protection and try again.")
+	}
 	final := f.Get("FinalDBSnapshotIdentifier")
+	if in.ClusterID != "" && (final != "" || f.Get("SkipFinalSnapshot") != "") {
+		return nil, badRequest("InvalidParameterCombination", "FinalDBSnapshotIdentifier and SkipFinalSnapshot do not apply to a DB instance in a cluster.")
+	}
 	if in.ClusterID == "" && f.Get("SkipFinalSnapshot") != "true" {
 		if final == "" {
 			return nil, badRequest("InvalidParameterCombination", "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
@@ -256,7 +287,7 @@ func (s *Server) deleteDBInstance(f url.Values) (any, *Fault) {
 		s.rds.snapshots[snapKey(final, false)] = &snapshot{Snapshot: Snapshot{ID: final, SourceID: id, Status: "available", Engine: in.Engine, EngineVersion: in.EngineVersion}}
 	}
 	in.Status = "deleting"
-	out := struct{ DBInstance xInstance }{renderInstance(in)}
+	out := struct{ DBInstance xInstance }{s.renderInstance(in)}
 	delete(s.rds.instances, id)
 	return out, nil
 }

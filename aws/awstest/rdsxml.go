@@ -43,6 +43,7 @@ type xCluster struct {
 	VpcSecurityGroups            []xVpcSG  `xml:"VpcSecurityGroups>VpcSecurityGroupMembership"`
 	DBClusterMembers             []xMember `xml:"DBClusterMembers>DBClusterMember"`
 	CloneGroupId                 string    `xml:",omitempty"`
+	ClusterCreateTime            string    `xml:",omitempty"`
 }
 
 type xEndpoint struct {
@@ -75,6 +76,7 @@ type xInstance struct {
 	MultiAZ                          bool
 	PubliclyAccessible               bool
 	IAMDatabaseAuthenticationEnabled bool
+	DeletionProtection               bool
 }
 
 type xSnapshot struct {
@@ -128,6 +130,9 @@ func (s *Server) renderCluster(c *cluster) xCluster {
 		EnabledCloudwatchLogsExports: c.LogExports,
 		CloneGroupId:                 c.SourceID,
 	}
+	if !c.Created.IsZero() {
+		x.ClusterCreateTime = c.Created.Format(time.RFC3339Nano)
+	}
 	if c.Status != "creating" {
 		x.Endpoint = clusterEndpoint(c.ID)
 		x.ReaderEndpoint = clusterReaderEndpoint(c.ID)
@@ -136,19 +141,15 @@ func (s *Server) renderCluster(c *cluster) xCluster {
 		x.VpcSecurityGroups = append(x.VpcSecurityGroups, xVpcSG{VpcSecurityGroupId: sg, Status: "active"})
 	}
 	for _, in := range s.members(c.ID) {
-		st := "in-sync"
-		if in.pendingCluster {
-			st = "pending-reboot"
-		}
 		x.DBClusterMembers = append(x.DBClusterMembers, xMember{
 			DBInstanceIdentifier: in.ID, IsClusterWriter: in.Writer,
-			DBClusterParameterGroupStatus: st, PromotionTier: 1,
+			DBClusterParameterGroupStatus: in.clusterApply, PromotionTier: 1,
 		})
 	}
 	return x
 }
 
-func renderInstance(in *instance) xInstance {
+func (s *Server) renderInstance(in *instance) xInstance {
 	x := xInstance{
 		DBInstanceIdentifier:             in.ID,
 		DBInstanceArn:                    arn("db", in.ID),
@@ -160,19 +161,12 @@ func renderInstance(in *instance) xInstance {
 		MultiAZ:                          in.MultiAZ,
 		PubliclyAccessible:               in.PubliclyAccessible,
 		IAMDatabaseAuthenticationEnabled: in.IAMAuth,
+		DeletionProtection:               in.DeletionProtection,
 	}
 	if in.Status != "creating" {
 		x.Endpoint = &xEndpoint{Address: instanceEndpoint(in.ID), Port: 5432, HostedZoneId: "ZFAKE"}
 	}
-	pg := in.ParameterGroup
-	if pg == "" {
-		pg = "default." + in.Engine + majorOf(in.EngineVersion)
-	}
-	st := "in-sync"
-	if in.PendingReboot {
-		st = "pending-reboot"
-	}
-	x.DBParameterGroups = []xPGStatus{{DBParameterGroupName: pg, ParameterApplyStatus: st}}
+	x.DBParameterGroups = []xPGStatus{{DBParameterGroupName: s.instanceGroup(in), ParameterApplyStatus: in.apply}}
 	if in.SubnetGroup != "" {
 		x.DBSubnetGroup = &xSubnetGroup{DBSubnetGroupName: in.SubnetGroup}
 	}

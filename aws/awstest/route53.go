@@ -127,6 +127,12 @@ func (s *Server) serveRoute53(w http.ResponseWriter, r *http.Request, body []byt
 					return
 				}
 			case "DELETE":
+				// Route 53 deletes only a record named exactly as it is.
+				cur := z.records[key]
+				if cur == nil || cur.TTL != rs.TTL || strings.Join(cur.Values, ",") != strings.Join(rs.ResourceRecords, ",") {
+					fail(&Fault{Code: "InvalidChangeBatch", Message: "Tried to delete resource record set [name='" + fqdn(rs.Name) + "', type='" + rs.Type + "'] but it was not found (or its values differ)", Status: 400})
+					return
+				}
 				delete(z.records, key)
 				continue
 			default:

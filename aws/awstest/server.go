@@ -74,6 +74,9 @@ type Server struct {
 	// recovery of the snapshot would print it; a later, second "redo done"
 	// follows it as after the engine upgrade's restart. Default "0/3000148".
 	RedoLSN string
+	// Backend, when set, puts real servers behind the model (a test's lab):
+	// what a clone, a snapshot, a restore and an upgrade do to the data.
+	Backend Backend
 
 	mu       sync.Mutex
 	requests []Request
@@ -84,6 +87,35 @@ type Server struct {
 	params   map[string]*ssmParam
 	zones    map[string]*zone
 	changes  map[string]*change
+}
+
+// Backend is what a test with real PostgreSQL servers does when the model
+// makes, copies or upgrades a database. Each hook is optional; an error it
+// returns fails the API call with BackendFailure (no retry), so the test
+// sees it. The hooks run while the server holds its lock: they must not
+// call the server.
+type Backend struct {
+	// CloneCluster runs when RestoreDBClusterToPointInTime makes a clone of
+	// source (copy-on-write): the clone runs source's major afterwards. It
+	// returns the `redo done at` LSN of the clone's recovery, written to the
+	// log of the clone's first instance ("" for none).
+	CloneCluster func(source, clone string) (redo string, err error)
+	// SnapshotInstance runs when CreateDBSnapshot snapshots an instance.
+	SnapshotInstance func(instance, snapshot string) error
+	// RestoreInstance runs when RestoreDBInstanceFromDBSnapshot restores a
+	// snapshot at its (upgraded) engine version; it returns the `redo done
+	// at` LSN of the restore's recovery, for the instance's log.
+	RestoreInstance func(snapshot, instance, engineVersion string) (redo string, err error)
+	// UpgradeCluster runs when a major upgrade of a cluster passes the
+	// precheck.
+	UpgradeCluster func(cluster, engineVersion string) error
+	// LogicalSlots counts the logical replication slots on a cluster's
+	// writer, for Aurora's upgrade precheck (which refuses any).
+	LogicalSlots func(cluster string) (int, error)
+}
+
+func backendFailure(err error) *Fault {
+	return &Fault{Code: "BackendFailure", Message: "the test's backend failed: " + err.Error(), Status: 400}
 }
 
 // New starts a server, closed when the test ends.

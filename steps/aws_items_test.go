@@ -1,0 +1,262 @@
+package steps
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
+)
+
+// One test per item of issue 14: the stand-in refuses what the old code
+// did (or shows the state it misread), and the step now does it right.
+// Items 5 and 6's half-done switch are in aws_traffic_test.go.
+
+// anchorOnCopyLab runs the SQL steps up to the slots on a copy lab for an
+// AWS strategy on srv, so the AWS steps after them may run.
+func anchorOnCopyLab(t *testing.T, srv *awstest.Server, edit func(*Config)) (*labEnv, *apiLog) {
+	t.Helper()
+	le, _ := startLab(t, "copy")
+	edit(le.Config)
+	log := &apiLog{}
+	r := le.Runner
+	r.Steps, r.AWS = Strategy(le.Config.Strategy), newAWSClient(t, srv, log, time.Millisecond)
+	skipSQL(t, r, "preflight", "create-replication-role")
+	return le, log
+}
+
+// TestIssue14Item1WriterAfterTheCluster: the old order (the writer right
+// after the restore) is refused by the stand-in as by RDS; clone-cluster
+// waits for the cluster to be available first.
+func TestIssue14Item1WriterAfterTheCluster(t *testing.T) {
+	srv := awstest.New(t)
+	srv.Ticks = 3
+	seedAuroraBlue(srv)
+	le, _ := anchorOnCopyLab(t, srv, func(c *Config) {
+		c.Strategy = "aurora-clone"
+		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5", ClusterParameterGroup: "green-cluster-pg17"}
+	})
+	r, ctx := le.Runner, context.Background()
+	if err := r.Skip("enable-logical-replication", "test: not under test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"replica-identity-full", "create-publications", "create-slots"} {
+		runStep(t, r, id, "")
+	}
+	// The old order, by hand: refused.
+	p := aws.RestoreCloneParams{SourceClusterID: "blue", ClusterID: "old-order", SubnetGroup: "s", ClusterParameterGroup: "blue-cluster-pg15"}
+	if _, err := r.AWS.RestoreClone(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.AWS.CreateClusterInstance(ctx, aws.CreateClusterInstanceParams{ClusterID: "old-order", InstanceID: "old-order-writer", Class: "db.r6g.large", Engine: "aurora-postgresql"})
+	if aws.KindOf(err) != aws.KindInvalidState || !strings.Contains(err.Error(), "InvalidDBClusterStateFault") {
+		t.Fatalf("the old order: %v", err)
+	}
+	runStep(t, r, "clone-cluster", "")
+	var seen []string
+	for _, q := range srv.Requests() {
+		if q.Params["DBClusterIdentifier"] == "green" || q.Params["DBInstanceIdentifier"] == "green-writer" {
+			seen = append(seen, q.Action)
+		}
+	}
+	// The check's look, the builder's, the restore, then polls until
+	// available (Ticks 3: three "creating"), and only then the writer.
+	want := "DescribeDBClusters DescribeDBClusters DescribeDBInstances RestoreDBClusterToPointInTime DescribeDBClusters DescribeDBClusters DescribeDBClusters DescribeDBClusters CreateDBInstance"
+	if got := strings.Join(seen, " "); !strings.HasPrefix(got, want) {
+		t.Errorf("calls for green:\n got %s\nwant %s ...", got, want)
+	}
+}
+
+// TestIssue14Item2RebootAfterApplying: right after the change RDS says
+// "applying" (the old step read that as "no reboot pending" and was done);
+// the step waits until it says pending-reboot, reboots, and is done only
+// with wal_level = logical read over SQL.
+func TestIssue14Item2RebootAfterApplying(t *testing.T) {
+	srv := awstest.New(t)
+	srv.Ticks = 3
+	seedRDSBlue(srv)
+	le, log := anchorOnCopyLab(t, srv, rdsConfig)
+	r := le.Runner
+	runStep(t, r, "enable-logical-replication", "")
+	var after []string
+	modified := false
+	for _, c := range log.of("enable-logical-replication") {
+		modified = modified || c.call == "rds ModifyDBParameterGroup"
+		if modified {
+			after = append(after, c.call)
+		}
+	}
+	if got := strings.Join(after, ", "); !strings.HasPrefix(got, "rds ModifyDBParameterGroup, rds DescribeDBInstances, rds DescribeDBInstances, rds DescribeDBInstances, rds DescribeDBInstances, rds RebootDBInstance, rds DescribeDBInstances") {
+		t.Errorf("after the change: %s", got)
+	}
+	if in, _ := srv.GetInstance("blue-1"); in.PendingReboot || in.Status != "available" {
+		t.Errorf("blue after the step: %+v", in)
+	}
+	checkDone(t, r, "enable-logical-replication")
+	assertPlanned(t, planText(r, "enable-logical-replication"), log.of("enable-logical-replication"))
+	// What the old check missed: applied in the API, not in the server.
+	for _, o := range []logicalReplicationOp{{status: "applying", walLevel: "logical"}, {status: "in-sync", walLevel: "replica"}, {status: "pending-reboot", walLevel: "logical"}} {
+		if !o.needsReboot() {
+			t.Errorf("%+v needs no reboot?", o)
+		}
+	}
+	if (&logicalReplicationOp{status: "in-sync", walLevel: "logical"}).needsReboot() {
+		t.Error("applied and logical, yet a reboot")
+	}
+}
+
+// TestIssue14Item3DefaultGroup: blue on a default group (RDS refuses to
+// modify it, and so does the stand-in): the step makes a group of the same
+// family, named in the plan, sets it, attaches it, reboots once.
+func TestIssue14Item3DefaultGroup(t *testing.T) {
+	srv := awstest.New(t)
+	srv.AddParameterGroup(awstest.ParameterGroup{Name: "green-pg17", Family: "postgres17", Values: map[string]string{"rds.logical_replication": "1"}})
+	srv.AddInstance(awstest.Instance{ID: "blue-1", Class: "db.m6g.large", Engine: "postgres", EngineVersion: "15.7"})
+	le, log := anchorOnCopyLab(t, srv, rdsConfig)
+	r := le.Runner
+	if err := r.AWS.SetParameters(context.Background(), aws.SetParametersParams{Group: "default.postgres15", Settings: aws.LogicalReplicationSettings}); err == nil {
+		t.Fatal("a default group modified")
+	}
+	dry := dryRunText(t, r, srv, "enable-logical-replication")
+	for _, want := range []string{
+		"rds DescribeDBParameterGroups DBParameterGroupName=blue-1-pgbluegreen  -- blue's default.postgres15 is a default group",
+		"rds CreateDBParameterGroup DBParameterGroupName=blue-1-pgbluegreen DBParameterGroupFamily=postgres15",
+		"rds ModifyDBParameterGroup DBParameterGroupName=blue-1-pgbluegreen Parameters=rds.logical_replication=1",
+		"rds ModifyDBInstance DBInstanceIdentifier=blue-1 DBParameterGroupName=blue-1-pgbluegreen ApplyImmediately=true",
+		"rds RebootDBInstance DBInstanceIdentifier=blue-1",
+	} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, dry)
+		}
+	}
+	runStep(t, r, "enable-logical-replication", "")
+	if n := srv.Count("RebootDBInstance"); n != 1 {
+		t.Errorf("%d reboots", n)
+	}
+	in, _ := srv.GetInstance("blue-1")
+	if in.ParameterGroup != "blue-1-pgbluegreen" || in.PendingReboot {
+		t.Errorf("blue after the step: %+v", in)
+	}
+	if vals, _ := srv.GetParameters("blue-1-pgbluegreen"); vals["rds.logical_replication"] != "1" || vals["max_worker_processes"] != "50" {
+		t.Errorf("the new group: %v", vals)
+	}
+	checkDone(t, r, "enable-logical-replication")
+	assertPlanned(t, dry, log.of("enable-logical-replication"))
+}
+
+// TestIssue14Item4TargetAndGreenGroups: an upgrade target RDS does not list
+// and a green group that would leave green without logical replication are
+// refused by preflight and by the step, before anything is sent (the
+// stand-in refuses the target, as RDS does).
+func TestIssue14Item4TargetAndGreenGroups(t *testing.T) {
+	srv := awstest.New(t)
+	seedRDSBlue(srv)
+	srv.AddParameterGroup(awstest.ParameterGroup{Name: "green-pg17-off", Family: "postgres17"})
+	srv.AddParameterGroup(awstest.ParameterGroup{Name: "green-pg16", Family: "postgres16", Values: map[string]string{"rds.logical_replication": "1"}})
+	srv.SetUpgradeTargets("postgres", "15.7", "15.8", "16.4")
+	srv.AddSnapshot(awstest.Snapshot{ID: "green-1-from-blue", SourceID: "blue-1", Engine: "postgres", EngineVersion: "15.7"}, false)
+	r, _, _ := offlineRunner(t, srv, rdsConfig)
+	r.Steps = Strategy("rds-snapshot")
+	ctx := context.Background()
+	o, err := r.Env("preflight").awsPreflightOp(ctx)
+	if err != nil || len(o.problems) != 1 || !strings.Contains(o.problems[0], "aws.engine_version 17.5 is not a valid upgrade target of postgres 15.7; RDS lists: 15.8, 16.4") {
+		t.Fatalf("preflight: %+v %v", o, err)
+	}
+	if err := r.Env("").Record("snapshot_id", "green-1-from-blue"); err != nil {
+		t.Fatal(err)
+	}
+	if why := refusedStep(t, r, "upgrade-snapshot", "test"); !strings.Contains(why, "not a valid upgrade target") {
+		t.Errorf("upgrade-snapshot: %s", why)
+	}
+	if srv.Count("ModifyDBSnapshot") != 0 {
+		t.Error("an invalid upgrade was sent")
+	}
+	status, _ := rawRDS(t, srv, "ModifyDBSnapshot", "DBSnapshotIdentifier", "green-1-from-blue", "EngineVersion", "17.5")
+	if status != 400 {
+		t.Errorf("the stand-in let ModifyDBSnapshot to 17.5 through: %d", status)
+	}
+
+	// Green's group: empty, without logical replication, of another family.
+	srv.SetUpgradeTargets("postgres", "15.7", "17.5")
+	srv.AddSnapshot(awstest.Snapshot{ID: "green-1-from-blue", SourceID: "blue-1", Engine: "postgres", EngineVersion: "17.5"}, false)
+	for group, want := range map[string]string{
+		"":               "aws.instance_parameter_group is empty: green would get RDS's default group (default.postgres17), without rds.logical_replication = 1",
+		"green-pg17-off": "aws.instance_parameter_group green-pg17-off has rds.logical_replication = 0",
+		"green-pg16":     "aws.instance_parameter_group green-pg16 is of family postgres16; green on 17.5 needs family postgres17",
+		"nope":           "aws.instance_parameter_group nope does not exist",
+	} {
+		r.Config.AWS.InstanceParameterGroup = group
+		if why := refusedStep(t, r, "restore-green", "test"); !strings.Contains(why, want) {
+			t.Errorf("group %q: %s", group, why)
+		}
+		if o, err := r.Env("preflight").awsPreflightOp(ctx); err != nil || len(o.problems) != 1 || !strings.Contains(o.problems[0], want) {
+			t.Errorf("preflight, group %q: %+v %v", group, o, err)
+		}
+	}
+	if srv.Count("RestoreDBInstanceFromDBSnapshot") != 0 {
+		t.Error("a green without logical replication was restored")
+	}
+}
+
+// TestIssue14Item6Plans: the plans show the lookups made before creating,
+// the GetSecretValue of secret_value_from, FileLastWritten in milliseconds.
+func TestIssue14Item6Plans(t *testing.T) {
+	srv := awstest.New(t)
+	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+		rdsConfig(c)
+		c.AWS.Switch = Switch{SecretID: "app/db", SecretValueFrom: "arn:aws:secretsmanager:us-east-1:123456789012:secret:green-AbCdEf"}
+	})
+	r.Steps = Strategy("rds-snapshot")
+	restored := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	if err := r.Env("").Record("restore_time", restored.Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"snapshot-blue":   "rds DescribeDBSnapshots DBSnapshotIdentifier=green-1-from-blue  -- an existing snapshot of blue is found, not taken twice",
+		"restore-green":   "rds DescribeDBInstances DBInstanceIdentifier=green-1  -- an existing green is found, not restored twice",
+		"switch-traffic":  "secretsmanager GetSecretValue SecretId=arn:aws:secretsmanager:us-east-1:123456789012:secret:green-AbCdEf  -- the new value",
+		"green-start-lsn": "rds DescribeDBLogFiles DBInstanceIdentifier=green-1 FileLastWritten=" + strconv.FormatInt(restored.UnixMilli(), 10) + "  -- written since restore_time 2026-11-21T10:00:00Z",
+	} {
+		if plan := planText(r, id); !strings.Contains(plan, want) {
+			t.Errorf("%s plan lacks %q:\n%s", id, want, plan)
+		}
+	}
+	if plan := planText(r, "green-start-lsn"); strings.Contains(plan, "<restore_time <") {
+		t.Errorf("a nested placeholder:\n%s", plan)
+	}
+}
+
+// TestIssue14Item7OldAuroraReadsTheLog: an Aurora PostgreSQL 12.9 clone
+// has no aurora_volume_logical_start_lsn(): the seed is the first `redo
+// done at` of the clone writer's log, + 1 byte (000's get-start-lsn.sh);
+// here the real clone's recovery.
+func TestIssue14Item7OldAuroraReadsTheLog(t *testing.T) {
+	a := startAWSLab(t, "aurora-clone", awsLabParams{NoStartFunction: true})
+	r := a.Runner
+	for _, id := range []string{"preflight", "enable-logical-replication", "create-replication-role", "replica-identity-full",
+		"create-publications", "create-slots", "clone-cluster"} {
+		runStep(t, r, id, "")
+	}
+	dry := dryRunText(t, r, a.srv, "green-start-lsn")
+	if !strings.Contains(dry, "rds DescribeDBLogFiles DBInstanceIdentifier=green-writer FileLastWritten=") ||
+		!strings.Contains(dry, "rds DownloadDBLogFilePortion DBInstanceIdentifier=green-writer LogFileName=error/postgresql.log.") {
+		t.Errorf("dry run:\n%s", dry)
+	}
+	runStep(t, r, "green-start-lsn", "")
+	redo, _ := r.Env("").Value("green_redo_done")
+	real, err := a.Runner.Env("").cloneParams().RedoDone()
+	if err != nil || !strings.HasPrefix(redo, real.String()+" in ") {
+		t.Fatalf("green_redo_done %q, the clone's recovery ended at %s (%v)", redo, real, err)
+	}
+	want, _ := real.Add(1)
+	if seed, _ := r.Env("").Value("green_start_lsn"); seed != want.String() {
+		t.Errorf("green_start_lsn %s, want the clone's redo done (%s) + 1 = %s", seed, real, want)
+	}
+	if _, err := a.Green.Exec(context.Background(), "SELECT aurora_volume_logical_start_lsn()"); err == nil {
+		t.Error("the clone has the function")
+	}
+	assertPlanned(t, dry, a.log.of("green-start-lsn"))
+}
