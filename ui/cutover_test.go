@@ -21,7 +21,8 @@ func switchSteps() []*steps.Step {
 			Plan: func(_ context.Context, e *steps.Env) ([]steps.Action, error) {
 				return []steps.Action{{Target: steps.PgBouncer, Kind: "sql", Text: "PAUSE app"}}, nil
 			},
-			Run: func(ctx context.Context, e *steps.Env) error { return nil }},
+			Rehearse: func(ctx context.Context, e *steps.Env, measure bool) error { return nil },
+			Run:      func(ctx context.Context, e *steps.Env) error { return nil }},
 	}
 }
 
@@ -198,5 +199,26 @@ func TestTrafficAndFeed(t *testing.T) {
 	scr = h.screen()
 	if !strings.Contains(scr, "? writes → UNKNOWN") || !strings.Contains(scr, "Lag green → blue") {
 		t.Errorf("unknown traffic:\n%s", scr)
+	}
+}
+
+// TestRehearseKey: c on the cutover runs its rehearsal through the runner
+// (RunParams.Check); the step is not shown running and the cursor stays.
+func TestRehearseKey(t *testing.T) {
+	h, f := switchModel(t, nil)
+	if !h.m.keys.Rehearse.Enabled() || !strings.Contains(h.screen(), "c rehearse (prechecks only)") {
+		t.Fatalf("no rehearsal key on the cutover:\n%s", h.screen())
+	}
+	h.key("c")
+	h.until("the rehearsal to end", func() bool { return f.count() == 1 && h.m.running == "" })
+	if p := f.params[0]; !p.Check || p.MeasurePause || p.Confirmed {
+		t.Errorf("rehearsal ran with %+v", p)
+	}
+	if h.m.selected().ID != "cutover" || !strings.Contains(h.m.logText(), "rehearsal of cutover: every precheck passed") {
+		t.Errorf("cursor on %s, log:\n%s", h.m.selected().ID, h.m.logText())
+	}
+	h.key("up")
+	if h.m.keys.Rehearse.Enabled() {
+		t.Errorf("the rehearsal key is offered on a step without one")
 	}
 }

@@ -29,6 +29,8 @@ func (m *Model) syncKeys() {
 		k.Run.SetEnabled(false)
 	}
 	runbook := m.focus != focusConns
+	sel := m.selected()
+	k.Rehearse.SetEnabled(!prompt && canExec && runbook && m.focus != focusValues && sel != nil && sel.Rehearse != nil)
 	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil && runbook)
 	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
 	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
@@ -101,6 +103,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		return m.runSelected()
 	case key.Matches(msg, k.DryRun):
 		return m.dryRunKey()
+	case key.Matches(msg, k.Rehearse):
+		if s := m.selected(); s != nil {
+			return m.startRun(s.ID, steps.RunParams{Check: true})
+		}
 	case key.Matches(msg, k.Edit):
 		if m.focus == focusValues {
 			return m.editSelectedValue()
