@@ -45,7 +45,7 @@ func (m *Model) takeDrift(msg driftMsg) {
 		m.driftSince = time.Time{}
 	case !m.drift.Drifted():
 		m.driftSince = m.now()
-		m.note(levelError, "schema drift: "+msg.d.Summary(5))
+		m.note(levelError, "schema drift: "+msg.d.Summary(2))
 	}
 	m.drift = msg.d
 }

@@ -39,6 +39,8 @@ func probeCmd(r Runner, id string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
+		// Its reads are journaled under the step they are made for.
+		ctx = steps.WithStep(ctx, id)
 		msg := probeMsg{id: id}
 		if msg.ways, msg.halfWay, msg.err = r.WaysOut(ctx, id); msg.err != nil || msg.halfWay {
 			return msg
@@ -127,7 +129,15 @@ func (m *Model) waysLines(w int) []string {
 		if way.then != "" {
 			runs += "; then " + way.then
 		}
-		wrap(fmt.Sprintf("  %s  %s: runs %s", way.key, m.wayWords(way.name), runs), st.Bold.Render)
+		// A hanging indent: the key stands alone at the left.
+		text := fmt.Sprintf("%s: runs %s", m.wayWords(way.name), runs)
+		for k, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w-5, " "), w-5, true), "\n") {
+			lead := "     "
+			if k == 0 {
+				lead = "  " + way.key + "  "
+			}
+			out = append(out, st.Bold.Render(lead+l))
+		}
 	}
 	return out
 }
