@@ -20,7 +20,7 @@ import (
 )
 
 // The screen sent SIGHUP (an SSH session dropped outside tmux) while the
-// cutover it started holds writes paused: the real program in a pseudo
+// cutover it started holds writes paused (at its drain): the real program in a pseudo
 // terminal, on a lab under load. It must cancel the cutover (which aborts
 // by its own logic: PgBouncer resumed on blue), restore the terminal and
 // exit; no write is lost.
@@ -127,7 +127,7 @@ func TestScreenHangupDuringCutover(t *testing.T) {
 	heldFile := filepath.Join(filepath.Dir(k.state), steps.HoldFile)
 	os.Remove(heldFile)
 	// No guard: what happens is the screen's doing alone.
-	scr := startScreen(t, k, []string{steps.HoldEnv + "=sync sequences", noGuardEnv + "=1"}, 100, 30)
+	scr := startScreen(t, k, []string{steps.HoldEnv + "=drain target", noGuardEnv + "=1"}, 100, 30)
 	scr.waitFor(t, "› ○ pending cutover")
 	scr.keys(t, "\r")
 	scr.waitFor(t, "type the database's name (app)")
@@ -165,14 +165,13 @@ func TestScreenHangupDuringCutover(t *testing.T) {
 		t.Fatal("PgBouncer left paused after SIGHUP")
 	}
 	k.wantTraffic(t, "blue")
-	// The cutover ended by its own logic before the screen exited: its
-	// attempt is over (aborted; "failed" when its put-back's last check
-	// failed, the cutover's to report), never left running.
+	// The cutover ended by its own logic before the screen exited: held in
+	// the pause, it aborted and put everything back.
 	doc := k.status(t)
 	last := doc.Attempts[len(doc.Attempts)-1]
 	t.Logf("the attempt after SIGHUP: %s %s", last.Outcome, last.Error)
-	if last.Outcome == "running" || last.FinishedAt == nil {
-		t.Errorf("the attempt was left running by the screen: %+v", last)
+	if last.Outcome != "aborted" || last.FinishedAt == nil {
+		t.Errorf("the attempt after SIGHUP: %+v", last)
 	}
 	for _, s := range doc.Steps {
 		if s.ID == "cutover" && s.Status == "running" {
