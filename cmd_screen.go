@@ -180,12 +180,19 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 
 func writeLag(w io.Writer, s pg.LagSample) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tRETAINED\tWAL_STATUS\n", s.At.Local().Format("15:04:05"))
+	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tLAG_S\tRETAINED\tWAL_STATUS\tSAFE_WAL\n", s.At.Local().Format("15:04:05"))
 	if len(s.Slots) == 0 {
 		fmt.Fprintln(tw, "\t(no logical slots on blue or green)")
 	}
 	for _, sl := range s.Slots {
-		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%d\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, sl.RetainedBytes, sl.WALStatus)
+		lag, safe := "-", "unlimited"
+		if sl.LagSeconds != nil {
+			lag = fmt.Sprintf("%.2f", *sl.LagSeconds)
+		}
+		if sl.SafeWALBytes >= 0 {
+			safe = fmt.Sprint(sl.SafeWALBytes)
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%s\t%d\t%s\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, lag, sl.RetainedBytes, sl.WALStatus, safe)
 	}
 	tw.Flush()
 }

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -90,11 +91,15 @@ func NewAlerter(p AlerterParams) *Alerter {
 		send: newSender(c.Alerts, p.Journal, p.Backoff, p.Logf)}
 }
 
-// Close waits until every alert queued is sent or given up (bounded by
-// the retries), then stops the sender.
+// alertsDrain bounds how long Close waits for the alerts in flight.
+const alertsDrain = 20 * time.Second
+
+// Close stops the sender once every alert queued is sent or given up,
+// waiting 20 s at most; an alert still being tried then is journaled as
+// tried, not sent.
 func (a *Alerter) Close() {
-	if a != nil {
-		a.send.close()
+	if a != nil && !a.send.close(alertsDrain) {
+		a.send.record(Alert{Event: "alerts", State: "stopped", Text: "stopped with alerts still being tried"}, "queue", 0, errors.New("gave up waiting 20s for the destinations"))
 	}
 }
 
@@ -149,7 +154,6 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, sl := range s.Slots {
-		sl := sl
 		where := fmt.Sprintf("slot %s on %s (%s)", sl.Slot, orWordS(sl.Server, "blue"), orWordS(sl.Direction, "blue -> green"))
 		inUse := sl.Direction == feed || sl.Direction == "" && feed != "green -> blue"
 		key := sl.Server + "/" + sl.Slot

@@ -53,9 +53,16 @@ func (s *sender) queue(al Alert) {
 	}
 }
 
-func (s *sender) close() {
+// close stops taking alerts and waits for the queued ones to be sent, at
+// most within: a destination down must not hold a screen that quits.
+func (s *sender) close(within time.Duration) bool {
 	s.once.Do(func() { close(s.q) })
-	<-s.done
+	select {
+	case <-s.done:
+		return true
+	case <-time.After(within):
+		return false
+	}
 }
 
 func (s *sender) loop() {
