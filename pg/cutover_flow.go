@@ -70,6 +70,9 @@ type run struct {
 	e   *cutEnv
 
 	pausedAt time.Time
+	// signals is the caller's context, cancelled by a signal: the test hook
+	// holding a sub-step waits on it even past the switch.
+	signals context.Context
 	// held: the source's commits wait for the target's apply (holdStep).
 	held     bool
 	preSeqs  []Sequence // the first pass's values
@@ -183,15 +186,13 @@ func (r *run) undo(ctx context.Context) error {
 // runSteps runs steps in order, each timed and reported, and says whether
 // the switch was reached.
 func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err error) {
+	r.signals = ctx
 	runCtx := ctx
 	for _, s := range steps {
 		if switched {
 			// Once writes go to the target, what is left runs to its end:
 			// a signal never leaves the fence half built.
 			runCtx = context.WithoutCancel(ctx)
-		}
-		if r.p.BeforeSubStep != nil {
-			r.p.BeforeSubStep(ctx, s.name)
 		}
 		if err := r.step(runCtx, s); err != nil {
 			return switched, err
@@ -203,6 +204,9 @@ func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err
 
 // step runs one sub-step and records it.
 func (r *run) step(ctx context.Context, s subStep) error {
+	if r.p.BeforeSubStep != nil && r.signals != nil {
+		r.p.BeforeSubStep(r.signals, s.name)
+	}
 	start := time.Now()
 	sctx, cancel := ctx, context.CancelFunc(func() {})
 	if !s.own {

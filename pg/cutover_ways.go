@@ -408,6 +408,10 @@ func WayOut(ctx context.Context, p CutoverParams, rollback bool, way string) (re
 	}
 	steps, fresh, reverse := r.wayOutSteps(pos, way)
 	if reverse {
+		// The opposite attempt opens its own connections: this run's go
+		// back to the pools first.
+		r.e.close()
+		r.e = nil
 		r.j.close()
 		r.j = newSubJournal(nil)
 		return execute(ctx, &p, !rollback)

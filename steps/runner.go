@@ -226,10 +226,7 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, error) {
 	s, _ := r.Find(id)
 	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
-	env, err := r.Env(id).withSchemas(ctx)
-	if err != nil {
-		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
-	}
+	env := r.Env(id)
 	env.way = p.Way
 	done := s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done
 	if done && p.Again == "" {
@@ -250,6 +247,11 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + why, Outcome: "refused"})
 		return "", &RefusedError{Step: id, Reason: why}
 	}
+	env, err := env.withSchemas(ctx)
+	if err != nil {
+		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
+	}
+	env.way = p.Way
 	if done && p.Again != "" {
 		if s.Again == nil {
 			return "", r.refuseNow(id, "it is done and cannot be run again: its work is recorded and later steps build on it")
