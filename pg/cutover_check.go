@@ -43,6 +43,22 @@ func (e *cutEnv) close() {
 	}
 }
 
+// broken says whether a held connection was closed, as a cancelled
+// statement closes it.
+func (e *cutEnv) broken() bool {
+	for _, c := range []*pgxpool.Conn{e.from, e.to, e.fromSide, e.toSide} {
+		if c == nil || c.Conn().IsClosed() {
+			return true
+		}
+	}
+	for _, c := range e.consoles {
+		if c.Closed() {
+			return true
+		}
+	}
+	return false
+}
+
 // conn returns the held connection to blue or green.
 func (e *cutEnv) conn(name string) *pgxpool.Conn {
 	if e.names[0] == name {

@@ -172,6 +172,16 @@ func (r *run) attempt(ctx context.Context) error {
 // on a context that outlives a cancelled attempt.
 func (r *run) undo(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	if r.e.broken() {
+		// A signal that cancelled a statement closed its connection: the
+		// undo opens new ones (the pause and the feeds' state live in the
+		// servers, not in these sessions).
+		r.e.close()
+		var err error
+		if r.e, err = r.open(ctx); err != nil {
+			return fmt.Errorf("reconnect to undo: %w", err)
+		}
+	}
 	pos, err := r.readPosition(ctx)
 	if err != nil {
 		return fmt.Errorf("read where the servers are: %w", err)
