@@ -14,8 +14,8 @@ import (
 
 // cutEnv holds what a cutover uses inside the pause, opened before it.
 type cutEnv struct {
-	from, to               *pgxpool.Conn
-	consoles               []*Console
+	from, to *pgxpool.Conn
+	consoles []*Console
 	// inis are each PgBouncer's ini store, in the order of the consoles:
 	// an SSH store keeps its connection from the precheck to the repoint.
 	inis                   []IniStore
