@@ -61,15 +61,15 @@ type Clone struct {
 
 // Info is the lab's description, kept in DIR/lab.json.
 type Info struct {
-	Dir             string  `json:"dir"`
-	Strategy        string  `json:"strategy"`
-	Blue            Server  `json:"blue"`
-	Green           Server  `json:"green"`
-	PgBouncer       Bouncer `json:"pgbouncer"`
+	Dir       string  `json:"dir"`
+	Strategy  string  `json:"strategy"`
+	Blue      Server  `json:"blue"`
+	Green     Server  `json:"green"`
+	PgBouncer Bouncer `json:"pgbouncer"`
 	// PgBouncerSSH is the second PgBouncer, whose ini pgbluegreen reaches
 	// only through SSHD (Port 0: openssh-server is not installed).
-	PgBouncerSSH Bouncer `json:"pgbouncer_ssh"`
-	SSHD         SSHD    `json:"sshd"`
+	PgBouncerSSH    Bouncer `json:"pgbouncer_ssh"`
+	SSHD            SSHD    `json:"sshd"`
 	ReplicationRole string  `json:"replication_role"`
 	Pgpass          string  `json:"pgpass"`
 	Clone           Clone   `json:"clone"`

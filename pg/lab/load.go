@@ -42,10 +42,10 @@ type loadRun struct {
 	// conninfos are the lab's PgBouncers: client k writes through
 	// conninfos[k % len], so every PgBouncer carries part of the load.
 	conninfos []string
-	log      io.Writer
-	tokens   chan struct{} // nil when unthrottled
-	stop     chan struct{} // closed when the duration is over
-	acks     chan ledgerEntry
+	log       io.Writer
+	tokens    chan struct{} // nil when unthrottled
+	stop      chan struct{} // closed when the duration is over
+	acks      chan ledgerEntry
 
 	committed, errors atomic.Int64
 	counter           *atomic.Int64 // LoadParams.Committed, may be nil
