@@ -52,6 +52,17 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	}
 	old, _ := ReadInfo(dir)
 	p.CacheDir = cacheDir
+	if old == nil || !hasPrograms(old.Green.BinDir) {
+		// First use: the newer major is fetched (pinned, verified) so the
+		// binary alone gives a real upgrade; without it, both sides run
+		// the one major found, and the notice says so.
+		if err := EnsurePinned(ctx, cacheDir, log); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			fmt.Fprintf(log, "could not fetch PostgreSQL %s: %v\n", PinnedPGVersion, err)
+		}
+	}
 	info, err = planInfo(dir, p, old, u)
 	if err != nil {
 		return nil, err
