@@ -1,12 +1,12 @@
 package pg
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -225,9 +225,4 @@ func (p SSHParams) timeout() time.Duration {
 
 func (p SSHParams) addr() string { return joinHostPort(p.Host, p.port()) }
 
-func joinHostPort(host string, port int) string {
-	if bytes.ContainsRune([]byte(host), ':') {
-		return "[" + host + "]:" + strconv.Itoa(port)
-	}
-	return host + ":" + strconv.Itoa(port)
-}
+func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
