@@ -721,6 +721,8 @@ func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool)
 				}
 				d := time.Since(start)
 				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
+				r.rep.bouncerTime(b.Name, "pause", paused.Sub(start))
+				r.rep.bouncerTime(b.Name, "resume", time.Since(paused))
 				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(time.Since(paused)), ms(d)), nil
 			}})
 		if err != nil {
