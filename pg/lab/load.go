@@ -235,7 +235,12 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		}
 		n++ // never reused, even when the outcome of the commit is unknown
 		t0 := time.Now()
-		ledgerID, err := r.transaction(ctx, conn, rng, id, n)
+		// Stopping the load never interrupts a transaction in flight: pgx
+		// answers an interrupted query with a cancel request, and PgBouncer
+		// 1.18 was seen to die on one. Each transaction is bounded alone.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transactionTimeout)
+		ledgerID, err := r.transaction(tctx, conn, rng, id, n)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -260,6 +265,10 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		waitingSince = time.Time{}
 	}
 }
+
+// transactionTimeout bounds one transaction of the workload: longer than
+// any pause a cutover makes, shorter than PgBouncer's query_wait_timeout.
+const transactionTimeout = 60 * time.Second
 
 // pgconnOK reports whether the connection can take another transaction.
 func pgconnOK(conn *pgx.Conn) bool {
