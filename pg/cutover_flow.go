@@ -85,9 +85,15 @@ type run struct {
 func newRun(p *CutoverParams, rollback bool, way string) *run {
 	p.defaults()
 	d := p.direction(rollback)
-	return &run{p: p, d: d, f: p.feeds(rollback),
+	r := &run{p: p, d: d, f: p.feeds(rollback),
 		rep: &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
 		j:   newSubJournal(p.OnSubStep)}
+	if p.Method == MethodPgBouncer {
+		for _, b := range p.Bouncers {
+			r.rep.Bouncers = append(r.rep.Bouncers, BouncerTimes{Name: b.Name, Method: b.IniMethod(), Ini: b.NewIniStore().Where()})
+		}
+	}
+	return r
 }
 
 // Cutover moves writes from blue to green with p.Method, after prechecks
@@ -142,11 +148,27 @@ func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report,
 // attempt runs the sub-steps after the prechecks; a failure before the
 // switch is undone from where the servers are.
 func (r *run) attempt(ctx context.Context) error {
-	var probe *prober
-	if len(r.p.Bouncers) > 0 {
-		probe = startProbe(ctx, r.p.Bouncers[0].ClientConninfo, r.p.ProbeInterval)
+	// One probe client writes through each PgBouncer: the report's stall
+	// is the worst of them, and each PgBouncer's own is kept with it.
+	probes := make([]*prober, len(r.p.Bouncers))
+	for k, b := range r.p.Bouncers {
+		probes[k] = startProbe(ctx, b.ClientConninfo, r.p.ProbeInterval)
 	}
-	defer func() { r.rep.Probe = probe.stop() }()
+	defer func() {
+		var all ProbeStats
+		for k, pr := range probes {
+			st := pr.stop()
+			if k < len(r.rep.Bouncers) {
+				r.rep.Bouncers[k].StallMs = st.MaxStallMs
+			}
+			all.Samples, all.Errors = all.Samples+st.Samples, all.Errors+st.Errors
+			all.MaxStallMs = max(all.MaxStallMs, st.MaxStallMs)
+			if st.LastError != "" {
+				all.LastError = st.LastError
+			}
+		}
+		r.rep.Probe = all
+	}()
 	steps := append(r.prepareSteps(), r.stopSteps()...)
 	steps = append(steps, r.forwardSteps(r.stoppedPosition())...)
 	switched, err := r.runSteps(ctx, steps)

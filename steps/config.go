@@ -100,14 +100,6 @@ type Cutover struct {
 	HoldCommits *Duration `yaml:"hold_commits"`
 }
 
-// PgBouncerConfig is one PgBouncer in front of blue.
-type PgBouncerConfig struct {
-	Name          string `yaml:"name"`
-	AdminConninfo string `yaml:"admin_conninfo"`
-	Ini           string `yaml:"ini"`
-	Database      string `yaml:"database"`
-}
-
 // Clone configures the self-managed clone strategy: a pg_basebackup of blue
 // recovered with blue's binaries and upgraded with green's pg_upgrade.
 type Clone struct {
@@ -395,15 +387,7 @@ func (c *Config) Validate() []string {
 			bad("app_roles: %q is the replication role; the cutover must not block it", r)
 		}
 	}
-	if c.Cutover.Method == "pgbouncer" && len(c.Cutover.PgBouncer) == 0 {
-		bad("cutover.pgbouncer is empty; the pgbouncer method needs at least one PgBouncer (admin_conninfo, ini, database)")
-	}
-	for i, b := range c.Cutover.PgBouncer {
-		key := fmt.Sprintf("cutover.pgbouncer[%d]", i)
-		if b.AdminConninfo == "" || b.Ini == "" || b.Database == "" {
-			bad("%s needs admin_conninfo, ini and database", key)
-		}
-	}
+	p = append(p, c.validatePgBouncers()...) // config_pgbouncer.go
 	if c.Cutover.MaxLagBytes < 0 {
 		bad("cutover.max_lag_bytes %d must be 0 or more", c.Cutover.MaxLagBytes)
 	}

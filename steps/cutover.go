@@ -536,8 +536,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 			if err != nil {
 				return pg.CutoverParams{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
 			}
-			p.Bouncers = append(p.Bouncers, pg.BouncerParams{Name: bouncerName(b), AdminConninfo: b.AdminConninfo,
-				Ini: b.Ini, Database: b.Database, ClientConninfo: client})
+			p.Bouncers = append(p.Bouncers, b.bouncerParams(client))
 		}
 	}
 	if hold := os.Getenv(HoldEnv); hold != "" {
