@@ -128,19 +128,24 @@ func (s *sshIni) Plan(ch IniChange) []PlanLine {
 // stdin, after checking it still holds what was read (its sha256) and
 // keeping it as .pgbg-backup, then prints it as it is now (the read
 // back): one remote command, since each costs round trips inside the
-// pause. Exit 4: it changed since it was read, nothing written.
+// pause. Exit 4: it changed since it was read, nothing written. Exit 5:
+// what arrived on stdin is not all that was sent (the connection dropped
+// mid-way, the client killed): nothing written.
 //
 // Few programs, builtins where the shell has them: on a loaded host each
 // one started costs milliseconds. The backup is a hard link to the old
 // file, which the rename then leaves to it alone.
 const rewriteScript = `set -e
-f=$1; want=$2
+f=$1; want=$2; new=$3
 if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi
 t="$f.pgbg-tmp.$$"
 trap 'rm -f -- "$t"' EXIT
 sum=$(sha256sum < "$f"); sum=${sum%% *}
 if [ "$sum" != "$want" ]; then echo "$f changed since it was read: not rewritten" >&2; exit 4; fi
-cp -p -- "$f" "$t"; cat > "$t"; sync -- "$t"
+cp -p -- "$f" "$t"; cat > "$t"
+sum=$(sha256sum < "$t"); sum=${sum%% *}
+if [ "$sum" != "$new" ]; then echo "$f: the new text arrived incomplete: not rewritten" >&2; exit 5; fi
+sync -- "$t"
 ln -f -- "$f" "$f.pgbg-backup"; mv -f -- "$t" "$f"
 sync -- "${f%/*}/" 2>/dev/null || true
 cat -- "$f"
@@ -190,8 +195,8 @@ func (s *sshIni) rewrite(ctx context.Context, old []byte, ch IniChange) (bool, e
 	if err != nil {
 		return true, fmt.Errorf("%s: %w", s.Where(), err)
 	}
-	sum := sha256.Sum256(old)
-	script := "sh -c " + shellQuote(rewriteScript) + " pgbg " + shellQuote(s.path) + " " + hex.EncodeToString(sum[:])
+	sum, newSum := sha256.Sum256(old), sha256.Sum256([]byte(text))
+	script := "sh -c " + shellQuote(rewriteScript) + " pgbg " + shellQuote(s.path) + " " + hex.EncodeToString(sum[:]) + " " + hex.EncodeToString(newSum[:])
 	now, err := s.run(ctx, script, []byte(text))
 	if err != nil {
 		return true, fmt.Errorf("rewrite %s: %w", s.Where(), err)
