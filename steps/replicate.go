@@ -16,21 +16,9 @@ func createSubscriptions() *Step {
 	return &Step{ID: "create-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Create subscriptions (disabled)",
 		Why:    "One subscription per publication, on the existing slot, disabled until its origin is set; the password never reaches green's log.",
 		Source: "000, 001 §5.1, 002",
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Green, "refused while a slot is missing on blue")}
-			for _, p := range e.Config.Publications {
-				out = append(out,
-					sql(Green, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1; SET LOCAL log_parameter_max_length_on_error = 0"),
-					sql(Green, "SELECT set_config('pgbg.conninfo', $1, true), ...  -- the connection string with the password, as a bind parameter only"),
-					sql(Green, "DO $$ ... EXECUTE format('CREATE SUBSCRIPTION %%I CONNECTION %%L PUBLICATION %%I WITH (...)', ...) $$  -- quoted by the server; errors re-raised without the statement"),
-					sql(Green, "-- = CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-						ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name))),
-					sql(Green, "COMMIT"))
-			}
-			return out
-		}),
-		Check: checkSubscriptionsExist,
-		Run:   runCreateSubscriptions,
+		Plan:   planCreateSubscriptions,
+		Check:  checkSubscriptionsExist,
+		Run:    runCreateSubscriptions,
 	}
 }
 
@@ -38,13 +26,7 @@ func advanceOrigins() *Step {
 	return &Step{ID: "advance-origins", Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
 		Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
 		Source: "000, 001 §8, 002", Needs: []string{"green_start_lsn"},
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Green, "SELECT pg_replication_origin_advance('pg_' || oid, '%s') FROM pg_subscription WHERE subname = %s AND NOT subenabled", e.V("green_start_lsn"), quoteLiteral(p.Name)))
-			}
-			return append(out, sql(Green, "SELECT external_id, remote_lsn FROM pg_replication_origin_status  -- each must equal %s", e.V("green_start_lsn")))
-		}),
+		Plan:  planAdvanceOrigins,
 		Check: checkOrigins,
 		Run:   runAdvanceOrigins,
 	}
@@ -54,20 +36,9 @@ func enableSubscriptions() *Step {
 	return &Step{ID: "enable-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
 		Why:    "Replication starts: green consumes the slots and catches up.",
 		Source: "000, 001 §8, 002",
-		Plan: offline(func(e *Env) []Action {
-			var out []Action
-			if e.Config.isCloneStrategy() {
-				out = append(out,
-					sql(Green, "SELECT remote_lsn >= '%s' FROM pg_replication_origin_status WHERE external_id = 'pg_' || <subscription oid>  -- refused unless the origin was advanced to the seed", e.V("green_start_lsn")),
-					sql(Blue, "SELECT active, wal_status, confirmed_flush_lsn <= '%s' FROM pg_replication_slots WHERE slot_name = <slot>  -- refused unless inactive, not lost, not beyond the seed; seed > slot_lsn", e.V("green_start_lsn")))
-			}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Green, "ALTER SUBSCRIPTION %s ENABLE", ident(p.Name)))
-			}
-			return out
-		}),
-		Check: checkSubscriptionsEnabled,
-		Run:   runEnableSubscriptions,
+		Plan:   planEnableSubscriptions,
+		Check:  checkSubscriptionsEnabled,
+		Run:    runEnableSubscriptions,
 	}
 }
 
@@ -145,26 +116,94 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			return e.refuse("green still holds replication objects inherited from blue (%s): run drop-cloned-replication first", strings.Join(relics, ", "))
 		}
 	}
-	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
-		if err != nil {
-			return err
-		}
-		if s.Exists {
-			e.Logf("subscription %s exists already", p.Name)
-			continue
-		}
-		e.Logf("CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)  -- statement logging off",
-			ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name)))
-		err = pg.CreateSubscription(ctx, e.Green, pg.SubscriptionParams{
-			Name: p.Name, Publication: p.Name, Slot: slotName(p.Name), Conninfo: conninfo, CopyData: e.Config.copyData(),
-		})
-		if err != nil {
+	ops, err := subscriptionOps(ctx, e, conninfo)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		e.Logf("%s  -- statement logging off", op.Equivalent())
+		if err := op.Exec(ctx, e.Green); err != nil {
 			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
 				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
 		}
 	}
 	return nil
+}
+
+// subscriptionOps are what create-subscriptions does now: one subscription
+// per publication that has none on green yet (offline: every one), on its
+// slot, disabled. conninfo holds the password; plans pass "" (a Secret
+// renders as '********' either way).
+func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.SubscriptionParams, error) {
+	var out []pg.SubscriptionParams
+	for _, p := range e.Config.Publications {
+		if e.Green != nil {
+			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			if s.Exists {
+				continue
+			}
+		}
+		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: slotName(p.Name),
+			Conninfo: conninfo, ShownConninfo: e.Config.subscriptionConninfo(), CopyData: e.Config.copyData()})
+	}
+	return out, nil
+}
+
+func planCreateSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
+	ops, err := subscriptionOps(ctx, e, "")
+	if err != nil {
+		return nil, err
+	}
+	why := "refused while a slot is missing on blue"
+	if e.Config.isCloneStrategy() {
+		why += ", or while green holds replication objects inherited from blue"
+	}
+	out := []Action{note(Green, "%s", why)}
+	for _, op := range ops {
+		out = append(out, stmts(op.Statements()...)...)
+	}
+	if len(ops) == 0 {
+		out = append(out, note(Green, "every subscription exists on green: nothing to create"))
+	}
+	return out, nil
+}
+
+// enableOp is what enable-subscriptions does now: ALTER SUBSCRIPTION ...
+// ENABLE for each subscription not enabled yet (offline: every one).
+func enableOp(ctx context.Context, e *Env) (pg.EnableParams, error) {
+	op := pg.EnableParams{On: "green"}
+	for _, p := range e.Config.Publications {
+		if e.Green != nil {
+			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			if err != nil {
+				return op, err
+			}
+			if s.Enabled {
+				continue
+			}
+		}
+		op.Names = append(op.Names, p.Name)
+	}
+	return op, nil
+}
+
+func planEnableSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := enableOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	var out []Action
+	if e.Config.isCloneStrategy() {
+		out = append(out, note(Green, "refused unless each origin was advanced to the seed %s, and each slot on blue is inactive, not lost, created before the seed and not confirmed beyond it", e.V("green_start_lsn")))
+	}
+	out = append(out, stmts(op.Statements()...)...)
+	if len(op.Names) == 0 {
+		out = append(out, note(Green, "every subscription is enabled: nothing to change"))
+	}
+	return out, nil
 }
 
 func checkSubscriptionsEnabled(ctx context.Context, e *Env) (CheckResult, error) {
@@ -216,16 +255,11 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 			return err
 		}
 	}
-	for _, p := range e.Config.Publications {
-		if subs[p.Name].Enabled {
-			continue
-		}
-		e.Logf("ALTER SUBSCRIPTION %s ENABLE", ident(p.Name))
-		if err := pg.EnableSubscription(ctx, e.Green, p.Name); err != nil {
-			return err
-		}
+	op, err := enableOp(ctx, e)
+	if err != nil {
+		return err
 	}
-	return nil
+	return op.Exec(ctx, e.Green)
 }
 
 // validateSeed is trap 5's refusal.
@@ -540,15 +574,57 @@ func runAdvanceOrigins(ctx context.Context, e *Env) error {
 	if len(problems) > 0 {
 		return e.seedRefusal(seed, problems)
 	}
+	op := pg.OriginAdvanceParams{On: "green", LSN: seed}
 	for _, st := range states {
 		if st.Progressed && st.RemoteLSN == seed {
 			e.Logf("origin %s of subscription %s is at the seed already", st.Origin, st.Subscription)
 			continue
 		}
-		e.Logf("SELECT pg_replication_origin_advance('%s', '%s')  -- subscription %s", st.Origin, seed, st.Subscription)
-		if err := pg.AdvanceOrigin(qctx, e.Green, st.Origin, seed); err != nil {
-			return err
+		op.Origins = append(op.Origins, st.Origin)
+	}
+	return op.Exec(qctx, e.Green)
+}
+
+// originsOp is what advance-origins does now: each subscription's origin
+// not at the seed yet, read live (offline: every subscription's, by name).
+func originsOp(ctx context.Context, e *Env) (pg.OriginAdvanceParams, error) {
+	op := pg.OriginAdvanceParams{On: "green"}
+	if v, ok := e.Value("green_start_lsn"); ok {
+		seed, err := pg.ParseLSN(v)
+		if err != nil {
+			return op, fmt.Errorf("recorded green_start_lsn: %w", err)
+		}
+		op.LSN = seed
+	}
+	for _, p := range e.Config.Publications {
+		if e.Green == nil {
+			op.Origins = append(op.Origins, pg.Later("the origin of subscription "+p.Name+": 'pg_' || its oid"))
+			continue
+		}
+		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		if err != nil {
+			return op, err
+		}
+		switch {
+		case !st.Exists:
+			op.Origins = append(op.Origins, pg.Later("the origin of subscription "+p.Name+", once created"))
+		case st.Progressed && st.RemoteLSN == op.LSN && op.LSN != 0:
+		default:
+			op.Origins = append(op.Origins, st.Origin)
 		}
 	}
-	return nil
+	return op, nil
+}
+
+func planAdvanceOrigins(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := originsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
+	out = append(out, stmts(op.Statements()...)...)
+	if len(op.Origins) == 0 {
+		out = append(out, note(Green, "every origin is at the seed already: nothing to change"))
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -144,6 +145,21 @@ func (r *Runner) journalStmt(ctx context.Context, x pg.Executed) {
 	r.journal(e)
 }
 
+// attach keeps a large text an operation executed (the schema dump) in a
+// folder beside the journal, named by its hash, and returns the path the
+// journal line names.
+func (r *Runner) attach(name string, data []byte) (string, error) {
+	if r.Journal == nil {
+		return "", nil
+	}
+	dir := strings.TrimSuffix(r.Journal.Path(), filepath.Ext(r.Journal.Path())) + ".files"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	return path, state.WriteFileAtomic(path, data, 0o600)
+}
+
 func (r *Runner) journal(e state.Entry) {
 	if r.Journal != nil {
 		_ = r.Journal.Append(e) // the journal is a record, not a gate: a full disk shows in the state write
@@ -198,7 +214,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		return "", &RefusedError{Step: id, Reason: why}
 	}
 	env := r.Env(id)
-	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
+	ctx = pg.WithAttachments(pg.WithJournal(WithStep(ctx, id), r.journalStmt), r.attach)
 	if p.DryRun {
 		acts, err := s.RenderPlan(ctx, env)
 		for _, a := range acts {
