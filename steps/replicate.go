@@ -191,7 +191,7 @@ func enableOp(ctx context.Context, e *Env) (pg.EnableParams, error) {
 }
 
 func planEnableSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
-	op, err := enableOp(ctx, e)
+	o, err := enableOpsFor(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -199,8 +199,11 @@ func planEnableSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 	if e.Config.isCloneStrategy() {
 		out = append(out, note(Green, "refused unless each origin was advanced to the seed %s, and each slot on blue is inactive, not lost, created before the seed and not confirmed beyond it", e.V("green_start_lsn")))
 	}
-	out = append(out, stmts(op.Statements()...)...)
-	if len(op.Names) == 0 {
+	for _, n := range o.notes {
+		out = append(out, note(Green, "%s", n))
+	}
+	out = append(out, stmts(o.statements()...)...)
+	if len(o.order) == 0 {
 		out = append(out, note(Green, "every subscription is enabled: nothing to change"))
 	}
 	return out, nil
@@ -237,6 +240,7 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 	if err := e.needGreen(); err != nil {
 		return err
 	}
+	run := ctx // the waits for each worker are bounded by enableWorkerWait
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	subs := map[string]pg.SubscriptionInfo{}
@@ -255,11 +259,30 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 			return err
 		}
 	}
-	op, err := enableOp(ctx, e)
+	o, err := enableOpsFor(ctx, e)
 	if err != nil {
 		return err
 	}
-	return op.Exec(ctx, e.Green)
+	for _, n := range o.notes {
+		e.Logf("%s", n)
+	}
+	if o.workers != nil {
+		if err := o.workers.Exec(ctx, e.Green); err != nil {
+			return fmt.Errorf("raise max_sync_workers_per_subscription on green: %w", err)
+		}
+	}
+	// One at a time, each waiting for its worker: a subscription enabled
+	// while another's table syncs fill green's worker slots would wait for
+	// a slot with nothing to say so.
+	for _, n := range o.order {
+		if err := (pg.EnableParams{On: "green", Names: []string{n}}).Exec(run, e.Green); err != nil {
+			return fmt.Errorf("enable subscription %s: %w", n, err)
+		}
+		if err := e.waitApplyWorker(run, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateSeed is trap 5's refusal.

@@ -1,11 +1,15 @@
 package steps
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Sync tunes the copy strategy's initial sync and the statistics after it
@@ -43,4 +47,108 @@ func greenIsLocal(conninfo string) bool {
 	}
 	ip := net.ParseIP(pc.Host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// enableWorkerWait is how long enable-subscriptions waits for each
+// subscription's apply worker before it enables the next: the launcher
+// starts one within a second when a worker slot is free.
+var enableWorkerWait = 30 * time.Second
+
+// enableOps is what enable-subscriptions does now: for the copy strategy,
+// max_sync_workers_per_subscription raised on green to the planned number
+// when it is lower (nil otherwise), then ALTER SUBSCRIPTION ... ENABLE for
+// each subscription not enabled yet, the one with the most to copy first.
+type enableOps struct {
+	workers *pg.SyncWorkersParams
+	// notes say why (the plan of workers) or what the operator must set.
+	notes []string
+	order []string
+}
+
+func (o enableOps) statements() []pg.Stmt {
+	var out []pg.Stmt
+	if o.workers != nil {
+		out = append(out, o.workers.Statements()...)
+	}
+	for _, n := range o.order {
+		s := pg.EnableParams{On: "green", Names: []string{n}}.Statements()[0]
+		s.Note = fmt.Sprintf("then up to %s for its apply worker in pg_stat_subscription", enableWorkerWait)
+		out = append(out, s)
+	}
+	return out
+}
+
+func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
+	var o enableOps
+	op, err := enableOp(ctx, e)
+	if err != nil {
+		return o, err
+	}
+	o.order = op.Names
+	if e.Green == nil || e.Blue == nil {
+		if e.Config.copyData() {
+			o.notes = append(o.notes, "copy strategy: max_sync_workers_per_subscription is raised on green to the planned number (2 per core of green, within max_logical_replication_workers) when it is lower; the subscription with the most to copy is enabled first")
+		}
+		return o, nil
+	}
+	if len(o.order) == 0 {
+		return o, nil
+	}
+	sizes, err := pg.PublicationSizes(ctx, e.Blue, o.order)
+	if err != nil {
+		return o, err
+	}
+	o.order = pg.LargestFirst(o.order, sizes)
+	if !e.Config.copyData() {
+		return o, nil
+	}
+	set, err := pg.ReadSyncSettings(ctx, e.Green)
+	if err != nil {
+		return o, err
+	}
+	slots, senders, err := pg.FreeReplicationCapacity(ctx, e.Blue)
+	if err != nil {
+		return o, err
+	}
+	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
+		Subscriptions: len(e.Config.Publications), BlueFreeSlots: slots, BlueFreeWALSenders: senders})
+	o.notes = append(o.notes, plan.Why)
+	switch {
+	case !plan.Raise:
+		o.notes = append(o.notes, fmt.Sprintf("green's max_sync_workers_per_subscription = %d already", set.MaxSyncWorkersPerSubscription))
+	case set.Superuser:
+		o.workers = &pg.SyncWorkersParams{On: "green", PerSubscription: plan.PerSubscription}
+	default:
+		o.notes = append(o.notes, fmt.Sprintf("not a superuser on green: set max_sync_workers_per_subscription = %d there (a reload), or the sync runs with %d", plan.PerSubscription, set.MaxSyncWorkersPerSubscription))
+	}
+	return o, nil
+}
+
+// waitApplyWorker waits until sub's apply worker shows in
+// pg_stat_subscription, up to enableWorkerWait; one not launched by then
+// is reported as that (wait-catch-up follows it), never as a failure to
+// connect.
+func (e *Env) waitApplyWorker(ctx context.Context, sub string) error {
+	deadline := time.Now().Add(enableWorkerWait)
+	for {
+		qctx, cancel := e.bounded(ctx)
+		w, err := pg.ReadWorkerState(qctx, e.Green, sub)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if w.Running {
+			e.Logf("the apply worker of subscription %s runs (%d of %d logical replication workers in use on green)", sub, w.InUse, w.Max)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			e.Warnf("%s; wait-catch-up follows it", w.NotLaunched(sub))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

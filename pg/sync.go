@@ -1,0 +1,200 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The copy strategy's initial sync: how many table-sync workers, in which
+// order the subscriptions start, and whether each one's worker runs.
+
+// SyncSettings are green's settings that bound the initial sync.
+type SyncSettings struct {
+	MaxSyncWorkersPerSubscription int
+	MaxLogicalReplicationWorkers  int
+	MaxWorkerProcesses            int
+	// Superuser says whether this session may ALTER SYSTEM.
+	Superuser bool
+}
+
+// ReadSyncSettings reads them from green.
+func ReadSyncSettings(ctx context.Context, pool *pgxpool.Pool) (SyncSettings, error) {
+	var s SyncSettings
+	err := pool.QueryRow(ctx, `SELECT current_setting('max_sync_workers_per_subscription')::int, current_setting('max_logical_replication_workers')::int,
+       current_setting('max_worker_processes')::int, current_setting('is_superuser') = 'on'`).
+		Scan(&s.MaxSyncWorkersPerSubscription, &s.MaxLogicalReplicationWorkers, &s.MaxWorkerProcesses, &s.Superuser)
+	if err != nil {
+		return s, fmt.Errorf("read green's logical replication settings: %w", err)
+	}
+	return s, nil
+}
+
+// SyncWorkerInputs are what PlanSyncWorkers weighs.
+type SyncWorkerInputs struct {
+	// GreenCores is green's core count.
+	GreenCores int
+	// Green is green's current settings.
+	Green SyncSettings
+	// Subscriptions is how many subscriptions copy at once.
+	Subscriptions int
+	// BlueFreeSlots and BlueFreeWALSenders are what blue has left beyond
+	// the run's own slots (each table sync takes a slot and a walsender
+	// while it copies); negative: unknown.
+	BlueFreeSlots, BlueFreeWALSenders int
+}
+
+// SyncWorkerPlan is the planned number of table-sync workers per
+// subscription and why.
+type SyncWorkerPlan struct {
+	PerSubscription int
+	// Raise is true when green's max_sync_workers_per_subscription is below it.
+	Raise bool
+	Why   string
+	// Limits names what holds the plan below what the cores would take,
+	// with the setting to raise (empty when nothing does).
+	Limits []string
+}
+
+// PlanSyncWorkers plans max_sync_workers_per_subscription for the initial
+// sync. A table sync mostly waits (on blue's COPY, on its slot's
+// snapshot, on the apply worker's handshake) and small tables are all
+// overhead, so two workers per core keep the cores busy; the total stays
+// within max_logical_replication_workers (one apply worker per
+// subscription besides), max_worker_processes and what blue can give.
+func PlanSyncWorkers(in SyncWorkerInputs) SyncWorkerPlan {
+	subs := max(in.Subscriptions, 1)
+	want := max(2*in.GreenCores, 2)
+	p := SyncWorkerPlan{PerSubscription: want}
+	limit := func(n int, why string) {
+		if n < p.PerSubscription {
+			p.PerSubscription = n
+			p.Limits = append(p.Limits, why)
+		}
+	}
+	if in.Green.MaxLogicalReplicationWorkers > 0 {
+		limit((in.Green.MaxLogicalReplicationWorkers-subs)/subs, fmt.Sprintf("max_logical_replication_workers = %d on green (one apply worker per subscription besides the table syncs): raise it to %d (a restart of green)", in.Green.MaxLogicalReplicationWorkers, subs*(want+1)))
+	}
+	if in.Green.MaxWorkerProcesses > 0 {
+		// The logical replication launcher and autovacuum's workers need room too.
+		limit((in.Green.MaxWorkerProcesses-1-subs-3)/subs, fmt.Sprintf("max_worker_processes = %d on green: raise it to %d (a restart of green)", in.Green.MaxWorkerProcesses, subs*(want+1)+4))
+	}
+	if in.BlueFreeSlots >= 0 {
+		limit(in.BlueFreeSlots/subs, fmt.Sprintf("blue has %d replication slots to spare: raise max_replication_slots on blue (a restart)", in.BlueFreeSlots))
+	}
+	if in.BlueFreeWALSenders >= 0 {
+		limit(in.BlueFreeWALSenders/subs, fmt.Sprintf("blue has %d walsenders to spare: raise max_wal_senders on blue (a restart)", in.BlueFreeWALSenders))
+	}
+	if p.PerSubscription < 1 {
+		p.PerSubscription = 1
+	}
+	p.Raise = in.Green.MaxSyncWorkersPerSubscription < p.PerSubscription
+	p.Why = fmt.Sprintf("%d table-sync workers per subscription: green has %d cores, and a table sync waits as much as it works (2 per core)", p.PerSubscription, in.GreenCores)
+	if len(p.Limits) > 0 {
+		p.Why = fmt.Sprintf("%d table-sync workers per subscription (green's %d cores would take %d; held by %s)", p.PerSubscription, in.GreenCores, want, p.Limits[0])
+	}
+	return p
+}
+
+// SyncWorkersParams set max_sync_workers_per_subscription on green and
+// reload: it takes effect without a restart, for the next workers the
+// apply workers launch.
+type SyncWorkersParams struct {
+	On              string
+	PerSubscription int
+}
+
+// Statements are what Exec runs.
+func (p SyncWorkersParams) Statements() []Stmt {
+	return []Stmt{
+		{On: p.On, SQL: "ALTER SYSTEM SET max_sync_workers_per_subscription = " + strconv.Itoa(p.PerSubscription)},
+		{On: p.On, SQL: "SELECT pg_reload_conf()"},
+	}
+}
+
+// Exec runs the statements in order (ALTER SYSTEM cannot run in a transaction).
+func (p SyncWorkersParams) Exec(ctx context.Context, db Execer) error {
+	return ExecAll(ctx, db, p.Statements())
+}
+
+// PublicationSizes reads, on blue, the bytes of the tables each named
+// publication publishes (pg_table_size of each leaf), so the subscription
+// with the most to copy starts first.
+func PublicationSizes(ctx context.Context, pool *pgxpool.Pool, pubs []string) (map[string]int64, error) {
+	rows, err := pool.Query(ctx, `
+SELECT p.pubname::text, coalesce(sum(pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass)), 0)::bigint
+FROM unnest($1::text[]) p(pubname) LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
+GROUP BY 1`, pubs)
+	if err != nil {
+		return nil, fmt.Errorf("read the size of each publication's tables: %w", err)
+	}
+	out := map[string]int64{}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		var b int64
+		if err := rows.Scan(&n, &b); err != nil {
+			return nil, fmt.Errorf("read the size of each publication's tables: %w", err)
+		}
+		out[n] = b
+	}
+	return out, rows.Err()
+}
+
+// LargestFirst orders names by size, largest first (ties by name).
+func LargestFirst(names []string, size map[string]int64) []string {
+	out := append([]string(nil), names...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if size[out[i]] != size[out[j]] {
+			return size[out[i]] > size[out[j]]
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// WorkerState is whether a subscription's apply worker runs on green, and
+// how full green's logical replication worker slots are.
+type WorkerState struct {
+	Running bool
+	// InUse is how many logical replication workers run on green (apply,
+	// table sync, parallel apply); Max is max_logical_replication_workers.
+	InUse, Max int
+}
+
+// NotLaunched describes a worker not running yet, for the operator: the
+// launcher starts it when a worker slot is free.
+func (w WorkerState) NotLaunched(sub string) string {
+	if w.InUse >= w.Max {
+		return fmt.Sprintf("the apply worker of subscription %s is not launched yet: all %d logical replication worker slots of green are in use (max_logical_replication_workers); it starts when one frees", sub, w.Max)
+	}
+	return fmt.Sprintf("the apply worker of subscription %s is not launched yet (%d of %d logical replication workers in use on green)", sub, w.InUse, w.Max)
+}
+
+// ReadWorkerState reads it for subscription sub.
+func ReadWorkerState(ctx context.Context, pool *pgxpool.Pool, sub string) (WorkerState, error) {
+	var w WorkerState
+	err := pool.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM pg_stat_subscription s WHERE s.subname = $1 AND s.relid IS NULL AND s.pid IS NOT NULL),
+       (SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL)::int,
+       current_setting('max_logical_replication_workers')::int`, sub).Scan(&w.Running, &w.InUse, &w.Max)
+	if err != nil {
+		return w, fmt.Errorf("read the apply worker of subscription %s: %w", sub, err)
+	}
+	return w, nil
+}
+
+// FreeReplicationCapacity reads, on blue, how many replication slots and
+// walsenders are left.
+func FreeReplicationCapacity(ctx context.Context, pool *pgxpool.Pool) (slots, walsenders int, err error) {
+	err = pool.QueryRow(ctx, `
+SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int,
+       current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int`).Scan(&slots, &walsenders)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read blue's free replication slots and walsenders: %w", err)
+	}
+	return slots, walsenders, nil
+}
