@@ -110,6 +110,15 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer pool.Close()
+	// Green, for the initial sync's progress: without it the lag alone says
+	// "0 behind" while tables are still copying.
+	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: green: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	defer green.Close()
+	mon := steps.NewMonitor(pool, green, cfg)
 	ctx, cancel := signalContext()
 	defer cancel()
 	for {
@@ -121,10 +130,17 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pgbluegreen: blue unreachable: %s\n", state.Redact(err.Error()))
 			return exitFailed
 		}
+		doc := lagDoc{LagSample: s}
+		if p, err := mon.SyncProgress(ctx); err == nil {
+			doc.Sync = &p
+		}
 		if *asJSON {
-			_ = json.NewEncoder(stdout).Encode(s)
+			_ = json.NewEncoder(stdout).Encode(doc)
 		} else {
 			writeLag(stdout, s)
+			if doc.Sync != nil && doc.Sync.Phase != "not started" {
+				fmt.Fprintf(stdout, "\t%s\n", doc.Sync.Line())
+			}
 		}
 		if *once {
 			return exitOK
@@ -135,6 +151,14 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 		case <-time.After(cfg.Lag.Interval.Duration):
 		}
 	}
+}
+
+// lagDoc is one `lag --json` document: the slots, and the initial sync's
+// progress when green answers (phase, tables and bytes against the total,
+// rate, ETA, lag in bytes and time, table-sync slots per subscription).
+type lagDoc struct {
+	pg.LagSample
+	Sync *steps.SyncProgress `json:"sync,omitempty"`
 }
 
 func writeLag(w io.Writer, s pg.LagSample) {

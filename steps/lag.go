@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,10 @@ type (
 	SlotLag = pg.SlotLag
 	// Subscription is one subscription on green.
 	Subscription = pg.Subscription
+	// SyncProgress is the initial sync and the catch-up: phase, tables and
+	// bytes against the total, rate, ETA, tables in flight, lag in bytes
+	// and time, table-sync slots under their subscription.
+	SyncProgress = pg.SyncProgress
 )
 
 // Monitor reads the live replication state the screen shows: blue's slots,
@@ -28,6 +33,10 @@ type (
 type Monitor struct {
 	blue, green *pgxpool.Pool
 	timeout     time.Duration
+	sources     pg.SyncSources
+
+	mu      sync.Mutex
+	tracker pg.SyncTracker
 }
 
 // errNoPool is returned when a database has no pool (not configured).
@@ -37,7 +46,24 @@ var errNoPool = errors.New("no connection configured")
 // bounded by the configuration's connect timeout plus two seconds, so a
 // server that does not answer costs a poll, never the screen.
 func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
-	return &Monitor{blue: blue, green: green, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
+	return &Monitor{blue: blue, green: green, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.syncSources()}
+}
+
+// SyncProgress reads the initial sync and the catch-up once (green, then
+// blue), with the rate and ETA over the samples read so far.
+func (m *Monitor) SyncProgress(ctx context.Context) (SyncProgress, error) {
+	if m.green == nil {
+		return SyncProgress{}, errNoPool
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	s, err := pg.ReadSyncSample(ctx, m.green, m.blue, m.sources)
+	if err != nil {
+		return SyncProgress{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tracker.Add(s), nil
 }
 
 // Lag polls blue's logical slots once.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
@@ -46,17 +45,9 @@ func waitCatchUp() *Step {
 	return &Step{ID: "wait-catch-up", Phase: PhaseReplicate, Target: BlueGreen, Title: "Wait for green to catch up",
 		Why:    "Every slot drained to a target LSN, every table's initial copy ready, and no apply errors.",
 		Source: "000, 001 §9.1, 002",
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Blue, "SELECT pg_current_wal_lsn()  -- the target, once"),
-				sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(<target>, confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ANY(<slots>)  -- every 500 ms"),
-				sql(Green, "SELECT count(*) FILTER (WHERE srsubstate = 'r'), count(*) FROM pg_subscription_rel  -- and rows copied from pg_stat_progress_copy"),
-				sql(Green, "SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats"),
-				note(BlueGreen, "until every slot's confirmed_flush_lsn reaches blue's LSN taken at the start of the wait (timeout %s)", e.Config.Timeouts.LagWait),
-			}
-		}),
-		Check: checkCaughtUp,
-		Run:   runWaitCatchUp,
+		Plan:   planWaitCatchUp,
+		Check:  checkCaughtUp,
+		Run:    runWaitCatchUp,
 	}
 }
 
@@ -340,187 +331,6 @@ func (e *Env) validateSeed(ctx context.Context, subs map[string]pg.SubscriptionI
 		}
 	}
 	return nil
-}
-
-// checkCaughtUp is done when every slot has reached blue's current LSN and
-// every table's initial copy is ready, right now. Under live writes it
-// rarely is: the run then waits.
-func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
-	if err := e.needBoth(); err != nil {
-		return CheckResult{}, err
-	}
-	ctx, cancel := e.bounded(ctx)
-	defer cancel()
-	target, err := pg.CurrentLSN(ctx, e.Blue)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	prog, err := pg.ReadSlotProgress(ctx, e.Blue, slotNames(e.Config), target)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.publicationNames())
-	if err != nil {
-		return CheckResult{}, err
-	}
-	if prog.Reached() && cp.Ready == cp.Total {
-		return CheckResult{Done: true, Detail: fmt.Sprintf("caught up: every slot at %s, %d/%d tables ready", target, cp.Ready, cp.Total)}, nil
-	}
-	return CheckResult{Detail: fmt.Sprintf("now %d bytes behind blue's current LSN %s (live writes keep it moving), %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
-}
-
-func slotNames(c *Config) []string {
-	out := make([]string, len(c.Publications))
-	for i, p := range c.Publications {
-		out[i] = slotName(p.Name)
-	}
-	return out
-}
-
-// runWaitCatchUp takes blue's current LSN as the target and waits until
-// every slot's confirmed_flush_lsn reaches it and every table is ready,
-// failing at once on apply or sync errors, up to timeouts.lag_wait.
-func runWaitCatchUp(ctx context.Context, e *Env) error {
-	if err := e.needBoth(); err != nil {
-		return err
-	}
-	qctx, cancel := e.bounded(ctx)
-	target, err := pg.CurrentLSN(qctx, e.Blue)
-	cancel()
-	if err != nil {
-		return err
-	}
-	_, err = e.waitDrained(ctx, target, e.Config.Timeouts.LagWait.Duration, true)
-	return err
-}
-
-// drainPoll is how often a wait reads the slots (one query on blue, three
-// on green); workerGrace is how long an apply worker may be down (it
-// restarts after wal_retrieve_retry_interval, 5 s by default) before the
-// wait fails.
-const drainPoll = 250 * time.Millisecond
-
-var workerGrace = 30 * time.Second // a variable so tests can shorten it
-
-// drainStats is what a wait measured.
-type drainStats struct {
-	Took          time.Duration
-	StartBehind   int64
-	BytesPerSec   float64
-	TablesCopied  int
-	SubscriptionN int
-}
-
-// waitDrained polls every drainPoll until each slot reaches target (and, with
-// ready, every table's initial sync is done), logging progress every 5 s.
-// Apply or sync errors counted since the start of the wait fail it at once.
-func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Duration, ready bool) (drainStats, error) {
-	var st drainStats
-	start := time.Now()
-	deadline := start.Add(timeout)
-	names := e.Config.publicationNames()
-	baseline := map[string][2]int64{}
-	if subs, err := e.readSubs(ctx); err == nil {
-		for _, s := range subs {
-			baseline[s.Name] = [2]int64{s.ApplyErrors, s.SyncErrors}
-		}
-	} else {
-		return st, err
-	}
-	e.Logf("waiting for every slot to reach blue's LSN %s (timeout %s)", target, timeout)
-	lastLog, lastBehind := time.Time{}, int64(-1)
-	// An apply worker that cannot connect (password, pg_hba, network)
-	// counts no error in pg_stat_subscription_stats: it just keeps
-	// restarting. Waiting for lag_wait would hide it for half an hour.
-	notRunningSince := map[string]time.Time{}
-	for first := true; ; first = false {
-		qctx, cancel := e.bounded(ctx)
-		prog, err := pg.ReadSlotProgress(qctx, e.Blue, slotNames(e.Config), target)
-		var cp pg.CopyProgress
-		if err == nil {
-			cp, err = pg.ReadCopyProgress(qctx, e.Green, names)
-		}
-		cancel()
-		if err != nil {
-			return st, err
-		}
-		if len(prog.Missing) > 0 {
-			return st, fmt.Errorf("slot %s is gone from blue: replication stopped; the run must start over from create-slots", strings.Join(prog.Missing, ", "))
-		}
-		subs, err := e.readSubs(ctx)
-		if err != nil {
-			return st, err
-		}
-		for _, s := range subs {
-			if !contains(names, s.Name) {
-				continue
-			}
-			if !s.Enabled {
-				return st, fmt.Errorf("subscription %s is disabled: nothing consumes its slot; run enable-subscriptions", s.Name)
-			}
-			if s.WorkerRunning {
-				delete(notRunningSince, s.Name)
-			} else if since, ok := notRunningSince[s.Name]; !ok {
-				notRunningSince[s.Name] = time.Now()
-			} else if time.Since(since) > workerGrace {
-				return st, fmt.Errorf("the apply worker of subscription %s has not been running for %s: green cannot stream from blue; read green's log (connection refused, password authentication failed, pg_hba.conf on blue, max_logical_replication_workers)",
-					s.Name, time.Since(since).Round(time.Second))
-			}
-			b := baseline[s.Name]
-			if s.ApplyErrors > b[0] || s.SyncErrors > b[1] {
-				return st, fmt.Errorf("subscription %s reports %d apply and %d sync error(s) since the wait began: read green's log for the failing statement (a duplicate key or a missing table), fix it on green, then run wait-catch-up again",
-					s.Name, s.ApplyErrors-b[0], s.SyncErrors-b[1])
-			}
-		}
-		behind := prog.Total()
-		if first {
-			st.StartBehind = behind
-		}
-		done := prog.Reached() && (!ready || cp.Ready == cp.Total)
-		now := time.Now()
-		if done || now.Sub(lastLog) >= 5*time.Second {
-			rate := ""
-			if lastBehind >= 0 && !lastLog.IsZero() {
-				rate = fmt.Sprintf(", draining %.0f B/s", float64(lastBehind-behind)/now.Sub(lastLog).Seconds())
-			}
-			copyNote := ""
-			if cp.Total > 0 {
-				copyNote = fmt.Sprintf("; initial sync: %d/%d tables ready", cp.Ready, cp.Total)
-				if cp.RowsCopying > 0 {
-					copyNote += fmt.Sprintf(", %d rows copied in the running table syncs", cp.RowsCopying)
-				}
-			}
-			e.Logf("%d bytes behind %s (all slots)%s%s", behind, target, rate, copyNote)
-			lastLog, lastBehind = now, behind
-		}
-		if done {
-			st.Took = time.Since(start)
-			st.TablesCopied = cp.Total
-			st.SubscriptionN = len(names)
-			if st.Took > 0 {
-				st.BytesPerSec = float64(st.StartBehind) / st.Took.Seconds()
-			}
-			e.Logf("caught up with %s in %s (%d bytes behind at the start, %.0f B/s)", target, st.Took.Round(time.Millisecond), st.StartBehind, st.BytesPerSec)
-			return st, nil
-		}
-		if now.After(deadline) {
-			return st, fmt.Errorf("not caught up with %s after %s: %d bytes behind, %d/%d tables ready (not ready: %s); raise timeouts.lag_wait, or look at green's log for a stuck apply worker",
-				target, timeout, behind, cp.Ready, cp.Total, strings.Join(cp.NotReady, ", "))
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(drainPoll):
-		}
-	}
-}
-
-func (e *Env) readSubs(ctx context.Context) ([]pg.Subscription, error) {
-	d := 30 * time.Second
-	if e.Config.Timeouts.Statement.Duration > 0 {
-		d = e.Config.Timeouts.Statement.Duration
-	}
-	return pg.ReadSubscriptions(ctx, e.Green, d)
 }
 
 func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -118,7 +119,17 @@ func (r *Runner) emit(l Line) {
 // with their values (journalStmt); one that changes something and was not
 // run as an operation's statement is journaled as "sql" too, as it was
 // sent: no plan showed it, and the dry-run tests catch it.
+//
+// A read repeated by a poll is journaled the first time, then at most once
+// a minute with how many times it ran meanwhile: a wait of an hour reading
+// three statements every 250 ms would otherwise write 33 MB.
 func QueryJournal(j *state.Journal, target string) func(context.Context, string, time.Duration, error) {
+	var mu sync.Mutex
+	type seen struct {
+		at    time.Time
+		count int
+	}
+	last := map[string]*seen{}
 	return func(ctx context.Context, sql string, d time.Duration, err error) {
 		if j == nil || pg.Journaled(ctx) {
 			return
@@ -131,9 +142,31 @@ func QueryJournal(j *state.Journal, target string) func(context.Context, string,
 		if err != nil {
 			e.Outcome, e.Error = "error", err.Error()
 		}
+		if kind == "read" && err == nil {
+			key := e.Step + "\x00" + sql
+			now := time.Now()
+			mu.Lock()
+			s := last[key]
+			if s != nil && now.Sub(s.at) < readJournalEvery {
+				s.count++
+				mu.Unlock()
+				return
+			}
+			if s != nil {
+				e.Text += fmt.Sprintf("  -- read %d more times since %s", s.count, s.at.UTC().Format("15:04:05"))
+			}
+			if len(last) > 10000 {
+				last = map[string]*seen{} // distinct reads are few; bound it anyway
+			}
+			last[key] = &seen{at: now}
+			mu.Unlock()
+		}
 		_ = j.Append(e)
 	}
 }
+
+// readJournalEvery is how often a repeated read is journaled again.
+const readJournalEvery = time.Minute
 
 // journalStmt journals one statement or command an operation executed, under the step
 // its context names.

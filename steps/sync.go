@@ -152,3 +152,12 @@ func (e *Env) waitApplyWorker(ctx context.Context, sub string) error {
 		}
 	}
 }
+
+// syncSources are the subscriptions progress reads, with their slots.
+func (c *Config) syncSources() pg.SyncSources {
+	src := pg.SyncSources{Subscriptions: c.publicationNames(), Slots: map[string]string{}}
+	for _, p := range c.Publications {
+		src.Slots[p.Name] = slotName(p.Name)
+	}
+	return src
+}
