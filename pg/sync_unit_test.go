@@ -9,12 +9,12 @@ import (
 func TestPlanSyncWorkers(t *testing.T) {
 	lab := SyncSettings{MaxSyncWorkersPerSubscription: 2, MaxLogicalReplicationWorkers: 8, MaxWorkerProcesses: 16, Superuser: true}
 	p := PlanSyncWorkers(SyncWorkerInputs{GreenCores: 2, Green: lab, Subscriptions: 1, BlueFreeSlots: 18, BlueFreeWALSenders: 20})
-	if p.PerSubscription != 4 || !p.Raise || len(p.Limits) != 0 {
+	if p.PerSubscription != 6 || !p.Raise || len(p.Limits) != 0 {
 		t.Fatalf("2 cores, one subscription: %+v", p)
 	}
-	// Two subscriptions share green's 8 worker slots: 2 apply workers, 3 syncs each.
+	// Two subscriptions share green's 8 worker slots: 2 apply workers, 6 syncs.
 	p = PlanSyncWorkers(SyncWorkerInputs{GreenCores: 8, Green: lab, Subscriptions: 2, BlueFreeSlots: -1, BlueFreeWALSenders: -1})
-	if p.PerSubscription != 3 || !strings.Contains(p.Why, "max_logical_replication_workers = 8") {
+	if p.PerSubscription != 6 || !strings.Contains(p.Why, "max_logical_replication_workers = 8") {
 		t.Fatalf("8 cores, two subscriptions: %+v", p)
 	}
 	// Blue's spare slots bound it too; never below one.
