@@ -41,6 +41,10 @@ type SyncWorkerInputs struct {
 	Green SyncSettings
 	// Subscriptions is how many subscriptions copy at once.
 	Subscriptions int
+	// Tables is, when known, how many tables each subscription copies: a
+	// subscription with fewer tables than the per-subscription number uses
+	// fewer workers, leaving the others room.
+	Tables []int
 	// BlueFreeSlots and BlueFreeWALSenders are what blue has left beyond
 	// the run's own slots (each table sync takes a slot and a walsender
 	// while it copies); negative: unknown.
@@ -80,17 +84,21 @@ func PlanSyncWorkers(in SyncWorkerInputs) SyncWorkerPlan {
 		}
 	}
 	if in.Green.MaxLogicalReplicationWorkers > 0 {
-		limit(in.Green.MaxLogicalReplicationWorkers-subs, fmt.Sprintf("max_logical_replication_workers = %d on green (one apply worker per subscription besides the table syncs): raise it to %d (a restart of green)", in.Green.MaxLogicalReplicationWorkers, subs+want))
+		// Never more table syncs than green has worker slots for: an apply
+		// worker that fails to launch one ("out of logical replication worker
+		// slots") stamps every table it tried and retries none of them for
+		// wal_retrieve_retry_interval (5 s): the sync stalls in steps.
+		limit(fitWorkers(in.Green.MaxLogicalReplicationWorkers-subs, in.Tables, subs), fmt.Sprintf("max_logical_replication_workers = %d on green (one apply worker per subscription besides the table syncs): raise it to %d (a restart of green)", in.Green.MaxLogicalReplicationWorkers, subs*(want+1)))
 	}
 	if in.Green.MaxWorkerProcesses > 0 {
 		// The logical replication launcher and autovacuum's workers need room too.
-		limit(in.Green.MaxWorkerProcesses-1-subs-3, fmt.Sprintf("max_worker_processes = %d on green: raise it to %d (a restart of green)", in.Green.MaxWorkerProcesses, subs+want+4))
+		limit(fitWorkers(in.Green.MaxWorkerProcesses-1-subs-3, in.Tables, subs), fmt.Sprintf("max_worker_processes = %d on green: raise it to %d (a restart of green)", in.Green.MaxWorkerProcesses, subs*(want+1)+4))
 	}
 	if in.BlueFreeSlots >= 0 {
-		limit(in.BlueFreeSlots, fmt.Sprintf("blue has %d replication slots to spare: raise max_replication_slots on blue (a restart)", in.BlueFreeSlots))
+		limit(fitWorkers(in.BlueFreeSlots, in.Tables, subs), fmt.Sprintf("blue has %d replication slots to spare: raise max_replication_slots on blue (a restart)", in.BlueFreeSlots))
 	}
 	if in.BlueFreeWALSenders >= 0 {
-		limit(in.BlueFreeWALSenders, fmt.Sprintf("blue has %d walsenders to spare: raise max_wal_senders on blue (a restart)", in.BlueFreeWALSenders))
+		limit(fitWorkers(in.BlueFreeWALSenders, in.Tables, subs), fmt.Sprintf("blue has %d walsenders to spare: raise max_wal_senders on blue (a restart)", in.BlueFreeWALSenders))
 	}
 	if p.PerSubscription < 1 {
 		p.PerSubscription = 1
@@ -101,6 +109,27 @@ func PlanSyncWorkers(in SyncWorkerInputs) SyncWorkerPlan {
 		p.Why = fmt.Sprintf("%d table-sync workers per subscription (green's %d cores would take %d; held by %s)", p.PerSubscription, in.GreenCores, want, p.Limits[0])
 	}
 	return p
+}
+
+// fitWorkers is the largest per-subscription number k whose table syncs,
+// all subscriptions copying at once, fit in budget: the sum over
+// subscriptions of min(k, its tables) (tables unknown: k each).
+func fitWorkers(budget int, tables []int, subs int) int {
+	need := func(k int) int {
+		if len(tables) == 0 {
+			return k * subs
+		}
+		n := 0
+		for _, t := range tables {
+			n += min(k, t)
+		}
+		return n
+	}
+	k := 0
+	for k < 64 && need(k+1) <= budget {
+		k++
+	}
+	return k
 }
 
 // SyncWorkersParams set max_sync_workers_per_subscription on green and
@@ -124,36 +153,42 @@ func (p SyncWorkersParams) Exec(ctx context.Context, db Execer) error {
 	return ExecAll(ctx, db, p.Statements())
 }
 
-// PublicationSizes reads, on blue, the bytes of the tables each named
-// publication publishes (pg_table_size of each leaf), so the subscription
-// with the most to copy starts first.
-func PublicationSizes(ctx context.Context, pool *pgxpool.Pool, pubs []string) (map[string]int64, error) {
+// PublicationSize is what one publication has to copy.
+type PublicationSize struct {
+	Bytes  int64
+	Tables int
+}
+
+// PublicationSizes reads, on blue, the bytes (pg_table_size of each leaf)
+// and the number of the tables each named publication publishes, so the
+// subscription with the most to copy starts first and the workers fit.
+func PublicationSizes(ctx context.Context, pool *pgxpool.Pool, pubs []string) (map[string]PublicationSize, error) {
 	rows, err := pool.Query(ctx, `
-SELECT p.pubname::text, coalesce(sum(pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass)), 0)::bigint
+SELECT p.pubname::text, coalesce(sum(pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass)), 0)::bigint, count(t.tablename)::int
 FROM unnest($1::text[]) p(pubname) LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
 GROUP BY 1`, pubs)
 	if err != nil {
 		return nil, fmt.Errorf("read the size of each publication's tables: %w", err)
 	}
-	out := map[string]int64{}
+	out := map[string]PublicationSize{}
 	defer rows.Close()
 	for rows.Next() {
 		var n string
-		var b int64
-		if err := rows.Scan(&n, &b); err != nil {
+		var x PublicationSize
+		if err := rows.Scan(&n, &x.Bytes, &x.Tables); err != nil {
 			return nil, fmt.Errorf("read the size of each publication's tables: %w", err)
 		}
-		out[n] = b
+		out[n] = x
 	}
 	return out, rows.Err()
 }
 
 // LargestFirst orders names by size, largest first (ties by name).
-func LargestFirst(names []string, size map[string]int64) []string {
+func LargestFirst(names []string, size map[string]PublicationSize) []string {
 	out := append([]string(nil), names...)
 	sort.SliceStable(out, func(i, j int) bool {
-		if size[out[i]] != size[out[j]] {
-			return size[out[i]] > size[out[j]]
+		if size[out[i]].Bytes != size[out[j]].Bytes {
+			return size[out[i]].Bytes > size[out[j]].Bytes
 		}
 		return out[i] < out[j]
 	})

@@ -12,10 +12,15 @@ func TestPlanSyncWorkers(t *testing.T) {
 	if p.PerSubscription != 6 || !p.Raise || len(p.Limits) != 0 {
 		t.Fatalf("2 cores, one subscription: %+v", p)
 	}
-	// Two subscriptions share green's 8 worker slots: 2 apply workers, 6 syncs.
+	// Two subscriptions share green's 8 worker slots: 2 apply workers, 3 syncs each.
 	p = PlanSyncWorkers(SyncWorkerInputs{GreenCores: 8, Green: lab, Subscriptions: 2, BlueFreeSlots: -1, BlueFreeWALSenders: -1})
-	if p.PerSubscription != 6 || !strings.Contains(p.Why, "max_logical_replication_workers = 8") {
+	if p.PerSubscription != 3 || !strings.Contains(p.Why, "max_logical_replication_workers = 8") {
 		t.Fatalf("8 cores, two subscriptions: %+v", p)
+	}
+	// One of them copies a single table: the other takes the rest, 2 + 1 + 5 = 8.
+	p = PlanSyncWorkers(SyncWorkerInputs{GreenCores: 8, Green: lab, Subscriptions: 2, Tables: []int{1, 475}, BlueFreeSlots: -1, BlueFreeWALSenders: -1})
+	if p.PerSubscription != 5 {
+		t.Fatalf("a one-table subscription and a 475-table one: %+v", p)
 	}
 	// Blue's spare slots bound it too; never below one.
 	p = PlanSyncWorkers(SyncWorkerInputs{GreenCores: 4, Green: lab, Subscriptions: 1, BlueFreeSlots: 0, BlueFreeWALSenders: 10})

@@ -110,8 +110,16 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	if err != nil {
 		return o, err
 	}
+	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.publicationNames())
+	if err != nil {
+		return o, err
+	}
+	var tables []int
+	for _, n := range e.Config.publicationNames() {
+		tables = append(tables, all[n].Tables)
+	}
 	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
-		Subscriptions: len(e.Config.Publications), BlueFreeSlots: slots, BlueFreeWALSenders: senders})
+		Subscriptions: len(e.Config.Publications), Tables: tables, BlueFreeSlots: slots, BlueFreeWALSenders: senders})
 	o.notes = append(o.notes, plan.Why)
 	switch {
 	case !plan.Raise:
@@ -160,4 +168,44 @@ func (c *Config) syncSources() pg.SyncSources {
 		src.Slots[p.Name] = slotName(p.Name)
 	}
 	return src
+}
+
+// syncWorkerAdvice is preflight's line about the initial sync's workers
+// (copy strategy): the plan, and warn when green's settings hold it below
+// what its cores would take. It reads green's settings and blue's spare
+// slots itself. Preflight's use:
+//
+//	if line, warn, err := e.syncWorkerAdvice(ctx); err == nil && line != "" { if warn { r.warn("%s", line) } else { r.pass("%s", line) } }
+func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err error) {
+	if !e.Config.copyData() || e.Green == nil || e.Blue == nil {
+		return "", false, nil
+	}
+	set, err := pg.ReadSyncSettings(ctx, e.Green)
+	if err != nil {
+		return "", false, err
+	}
+	slots, senders, err := pg.FreeReplicationCapacity(ctx, e.Blue)
+	if err != nil {
+		return "", false, err
+	}
+	// The run's own slots are not made yet at preflight: leave them room.
+	n := len(e.Config.Publications)
+	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.publicationNames())
+	if err != nil {
+		return "", false, err
+	}
+	var tables []int
+	for _, p := range e.Config.publicationNames() {
+		tables = append(tables, all[p].Tables)
+	}
+	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
+		Subscriptions: n, Tables: tables, BlueFreeSlots: slots - n, BlueFreeWALSenders: senders - n})
+	line = "initial sync: " + plan.Why
+	if plan.Raise {
+		line += fmt.Sprintf("; enable-subscriptions raises max_sync_workers_per_subscription from %d (a reload)", set.MaxSyncWorkersPerSubscription)
+		if !set.Superuser {
+			line += fmt.Sprintf(", which needs a superuser: set it to %d on green yourself", plan.PerSubscription)
+		}
+	}
+	return line, len(plan.Limits) > 0, nil
 }
