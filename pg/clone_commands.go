@@ -267,3 +267,24 @@ func (p CloneParams) Actions(in ClonePlanInputs) ([]CloneAction, error) {
 // cloneStartOptions are the clone's first start's: English messages and
 // the log on stderr (into -l), so the seed is read from `redo done at`.
 const cloneStartOptions = "-c logging_collector=off -c lc_messages=C"
+
+// ServerMajor connects to conninfo on a connection of its own (not a
+// pool's: during clone-local green's port serves the clone, then green)
+// and returns the server's major version.
+func ServerMajor(ctx context.Context, conninfo string, connectTimeout time.Duration) (int, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return 0, fmt.Errorf("green.conninfo: %w", err)
+	}
+	cfg.ConnectTimeout = connectTimeout
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
+		return 0, err
+	}
+	return v / 10000, nil
+}

@@ -235,15 +235,32 @@ func relOfAnalyze(s Stmt, tables []Rel) Rel {
 	return Rel{}
 }
 
+// analyzeProgressSQL reads pg_stat_progress_analyze: one line per running ANALYZE.
+const analyzeProgressSQL = `SELECT relid::regclass::text || ': ' || phase || ', ' || sample_blks_scanned || '/' || sample_blks_total || ' blocks sampled' FROM pg_stat_progress_analyze`
+
+// AnalyzeProgressQuery is the read AnalyzeProgress makes, for plans.
+func AnalyzeProgressQuery(on string) Stmt { return Stmt{On: on, SQL: analyzeProgressSQL} }
+
 // AnalyzeProgress reads pg_stat_progress_analyze: one line per running ANALYZE.
 func AnalyzeProgress(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	rows, err := pool.Query(ctx, `
-SELECT relid::regclass::text || ': ' || phase || ', ' || sample_blks_scanned || '/' || sample_blks_total || ' blocks sampled'
-FROM pg_stat_progress_analyze`)
+	rows, err := pool.Query(ctx, analyzeProgressSQL)
 	if err != nil {
 		return nil, fmt.Errorf("read ANALYZE progress: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// notAnalyzedSQL lists the tables of schemas $1, partitioned parents
+// included, last analyzed (manual or auto) before $2, or never.
+const notAnalyzedSQL = `SELECT s.schemaname::text, s.relname::text FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname = ANY($1::text[]) AND c.relkind IN ('r', 'p')
+  AND coalesce(greatest(s.last_analyze, s.last_autoanalyze), '-infinity') < $2
+ORDER BY 1, 2`
+
+// NotAnalyzedQuery is the read NotAnalyzedSince makes, for plans (since
+// may be a Later).
+func NotAnalyzedQuery(on string, schemas []string, since any) Stmt {
+	return Stmt{On: on, SQL: notAnalyzedSQL, Args: []any{schemas, since}}
 }
 
 // NotAnalyzedSince lists the tables of schemas, partitioned parents
@@ -251,21 +268,20 @@ FROM pg_stat_progress_analyze`)
 // happened. Parents appear in pg_stat_all_tables from PostgreSQL 15 on;
 // earlier, only their partitions are checked.
 func NotAnalyzedSince(ctx context.Context, pool *pgxpool.Pool, schemas []string, since time.Time) ([]Rel, error) {
-	rels, err := scanRels(pool.Query(ctx, `
-SELECT s.schemaname::text, s.relname::text FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.schemaname = ANY($1::text[]) AND c.relkind IN ('r', 'p')
-  AND coalesce(greatest(s.last_analyze, s.last_autoanalyze), '-infinity') < $2
-ORDER BY 1, 2`, schemas, since))
+	rels, err := scanRels(pool.Query(ctx, notAnalyzedSQL, schemas, since))
 	if err != nil {
 		return nil, fmt.Errorf("read when tables were last analyzed: %w", err)
 	}
 	return rels, nil
 }
 
+// ServerNowQuery is the read ServerNow makes, for plans.
+func ServerNowQuery(on string) Stmt { return Stmt{On: on, SQL: "SELECT now()"} }
+
 // ServerNow is the server's clock.
 func ServerNow(ctx context.Context, pool *pgxpool.Pool) (time.Time, error) {
 	var t time.Time
-	if err := pool.QueryRow(ctx, "SELECT now()").Scan(&t); err != nil {
+	if err := pool.QueryRow(ctx, ServerNowQuery("").SQL).Scan(&t); err != nil {
 		return t, fmt.Errorf("read the server's clock: %w", err)
 	}
 	return t, nil

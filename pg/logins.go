@@ -66,3 +66,13 @@ func (p NoLoginParams) Statements() []Stmt {
 func (p NoLoginParams) Exec(ctx context.Context, db Execer) error {
 	return ExecAll(ctx, db, p.Statements())
 }
+
+// NoLoginRolesAdvice is what a refusal tells the operator to run for roles
+// missing on green: CREATE ROLE ... NOLOGIN for each.
+func NoLoginRolesAdvice(roles []string) []string {
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = "CREATE ROLE " + pgx.Identifier{r}.Sanitize() + " NOLOGIN"
+	}
+	return out
+}

@@ -242,13 +242,11 @@ func (e *Env) followWorker(ctx context.Context, s pg.Subscription, launched map[
 // planWaitCatchUp is wait-catch-up's plan: reads only; in a dry run, with
 // where the sync stands now.
 func planWaitCatchUp(ctx context.Context, e *Env) ([]Action, error) {
-	slots := pg.Literal(slotNames(e.Config))
 	out := []Action{
-		sql(Blue, "SELECT pg_current_wal_lsn()  -- the target, once"),
-		sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(<the target>, confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ANY(%s)  -- every %s", slots, drainPoll),
-		sql(Green, "SELECT count(*) FILTER (WHERE srsubstate = 'r'), count(*) FROM pg_subscription_rel  -- and each subscription's workers and error counts (pg_stat_subscription, pg_stat_subscription_stats), every %s", drainPoll),
-		sql(BlueGreen, "-- every 5 s: each table's state and size so far on green (pg_subscription_rel, pg_table_size, pg_stat_progress_copy), its size on blue, the slots' lag and pg_stat_replication's replay_lag: one progress line"),
-		note(BlueGreen, "until every slot's confirmed_flush_lsn reaches blue's LSN taken at the start of the wait and every table is ready (timeout %s); apply or sync errors fail it at once", e.Config.Timeouts.LagWait),
+		note(Blue, "reads only: blue's current WAL position once, as the target; then every %s how far slots %s are from it (pg_replication_slots)", drainPoll, strings.Join(slotNames(e.Config), ", ")),
+		note(Green, "every %s: the tables not ready yet (pg_subscription_rel), each subscription's apply worker and error counts (pg_stat_subscription, pg_stat_subscription_stats)", drainPoll),
+		note(BlueGreen, "every 5 s, one progress line: each table's state and size so far on green (pg_subscription_rel, pg_table_size, pg_stat_progress_copy), its size on blue, the slots' lag and pg_stat_replication's replay_lag"),
+		note(BlueGreen, "until every slot's confirmed_flush_lsn reaches the target and every table is ready (timeout %s); apply or sync errors fail it at once", e.Config.Timeouts.LagWait),
 	}
 	if e.Green != nil && e.Blue != nil {
 		sample, err := pg.ReadSyncSample(ctx, e.Green, e.Blue, e.Config.syncSources())

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
@@ -53,24 +52,10 @@ func (e *Env) cloneParams() pg.CloneParams {
 	}
 }
 
-// greenAnswers connects to green directly (not through the pool: during
+// greenMajor connects to green directly (not through the pool: during
 // clone-local the port serves the clone, then green) and returns its major.
 func (e *Env) greenMajor(ctx context.Context) (int, error) {
-	cfg, err := pgx.ParseConfig(e.Config.Green.Conninfo)
-	if err != nil {
-		return 0, fmt.Errorf("green.conninfo: %w", err)
-	}
-	cfg.ConnectTimeout = e.Config.Timeouts.Connect.Duration
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.Background())
-	var v int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
-		return 0, err
-	}
-	return v / 10000, nil
+	return pg.ServerMajor(ctx, e.Config.Green.Conninfo, e.Config.Timeouts.Connect.Duration)
 }
 
 func checkCloneLocal(ctx context.Context, e *Env) (CheckResult, error) {

@@ -108,10 +108,7 @@ func runCopySchema(ctx context.Context, e *Env) error {
 		return err
 	}
 	if len(missing) > 0 {
-		var create []string
-		for _, r := range missing {
-			create = append(create, "CREATE ROLE "+ident(r)+" NOLOGIN")
-		}
+		create := pg.NoLoginRolesAdvice(missing)
 		return e.refuse("roles owning or granted objects on blue are missing on green (roles are cluster-wide; the dump cannot make them): %s; on green run: %s; then run again",
 			strings.Join(missing, ", "), strings.Join(create, "; "))
 	}

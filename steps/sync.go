@@ -87,7 +87,7 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	o.order = op.Names
 	if e.Green == nil || e.Blue == nil {
 		if e.Config.copyData() {
-			o.notes = append(o.notes, "copy strategy: max_sync_workers_per_subscription is raised on green to the planned number (2 per core of green, within max_logical_replication_workers) when it is lower; the subscription with the most to copy is enabled first")
+			o.notes = append(o.notes, "copy strategy: max_sync_workers_per_subscription is raised on green to the planned number (3 per core of green, as many as green's worker slots hold with one apply worker per subscription) when it is lower; the subscription with the most to copy is enabled first")
 		}
 		return o, nil
 	}

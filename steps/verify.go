@@ -65,11 +65,11 @@ func planAnalyzeGreen(ctx context.Context, e *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Action{sql(Green, "SELECT now()  -- the start, on green's clock")}
+	start, progress, left := pg.ServerNowQuery("green"), pg.AnalyzeProgressQuery("green"), pg.NotAnalyzedQuery("green", e.Config.Schemas, pg.Later("the start"))
+	start.Note, progress.Note, left.Note = "the start, on green's clock", "every 5 s while it runs", "any row fails the step"
+	out := stmts(start)
 	out = append(out, stmts(op.Statements()...)...)
-	return append(out,
-		sql(Green, "SELECT relid::regclass, phase, sample_blks_scanned, sample_blks_total FROM pg_stat_progress_analyze  -- every 5 s while it runs"),
-		sql(Green, "SELECT schemaname, relname FROM pg_stat_all_tables WHERE schemaname = ANY(%s) AND relkind IN ('r', 'p') AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity') < <the start>  -- any row fails the step", pg.Literal(e.Config.Schemas))), nil
+	return append(out, stmts(progress, left)...), nil
 }
 
 // runAnalyzeGreen analyzes every table and partitioned parent of the
@@ -230,7 +230,7 @@ func planVerifyData(ctx context.Context, e *Env) ([]Action, error) {
 	}
 	checksum := e.Values[VerifyChecksumsKey] == "on"
 	out := []Action{
-		sql(Blue, "SELECT pg_current_wal_lsn()  -- then wait until every slot reaches it"),
+		note(Blue, "reads blue's current WAL position, then waits until every slot reaches it (as wait-catch-up does)"),
 		note(BlueGreen, "the counts below run on blue, then on green, up to %d times while they differ (with value %s = on, an md5 of the rows too)", verifyAttempts, VerifyChecksumsKey),
 	}
 	out = append(out, stmts(pg.RowCountParams{On: "blue", Tables: tables, Checksum: checksum}.Statements()...)...)
