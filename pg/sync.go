@@ -237,3 +237,49 @@ SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_
 	}
 	return slots, walsenders, nil
 }
+
+// TableSize is one table and its pg_table_size.
+type TableSize struct {
+	Table Rel
+	Bytes int64
+}
+
+// LargestTables reads, on blue, the n largest ordinary tables of schemas
+// (partitions included, each on its own: each is synced on its own) and
+// the bytes of all of them.
+func LargestTables(ctx context.Context, pool *pgxpool.Pool, schemas []string, n int) ([]TableSize, int64, error) {
+	rows, err := pool.Query(ctx, `
+SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid)::bigint, sum(pg_table_size(c.oid)) OVER ()::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1::text[]) AND c.relkind = 'r' AND c.relpersistence = 'p'
+ORDER BY 3 DESC, 1, 2 LIMIT $2`, schemas, n)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the largest tables: %w", err)
+	}
+	defer rows.Close()
+	var out []TableSize
+	var total int64
+	for rows.Next() {
+		var t TableSize
+		if err := rows.Scan(&t.Table.Schema, &t.Table.Name, &t.Bytes, &total); err != nil {
+			return nil, 0, fmt.Errorf("read the largest tables: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, total, rows.Err()
+}
+
+// DedicatedPublicationAdvice says, when one table holds a quarter or more
+// of a copy of a gigabyte or more that one publication carries with many
+// others, to give it a publication of its own: in pg_subscription_rel's
+// order (the publisher's, by name) it may be copied last, alone, after
+// every small table; in a subscription of its own, enabled first, its copy
+// starts at once. "" when there is nothing to say.
+func DedicatedPublicationAdvice(largest []TableSize, total int64, tablesInItsPublication int) string {
+	if len(largest) == 0 || total < 1e9 || tablesInItsPublication < 10 || largest[0].Bytes*4 < total {
+		return ""
+	}
+	t := largest[0]
+	return fmt.Sprintf("%s holds %.0f%% of the %s to copy: in one publication with %d other tables its copy may start after all of them; give it a publication of its own, listed first (publications: [{name: pgbg_big, tables: [%s]}, {name: pgbg_all}]), so its subscription is enabled first and its copy starts at once",
+		t.Table, 100*float64(t.Bytes)/float64(total), Bytes(total), tablesInItsPublication-1, t.Table)
+}

@@ -63,3 +63,18 @@ func TestSyncTrackerPhasesRateAndETA(t *testing.T) {
 		t.Fatalf("streaming: %+v %q", p, p.Line())
 	}
 }
+
+func TestDedicatedPublicationAdvice(t *testing.T) {
+	big := []TableSize{{Table: Rel{"public", "pgbench_accounts"}, Bytes: 1_340_000_000}}
+	if a := DedicatedPublicationAdvice(big, 1_380_000_000, 476); !strings.Contains(a, `"public"."pgbench_accounts" holds 97% of the 1.38 GB`) || !strings.Contains(a, "475 other tables") {
+		t.Fatalf("advice %q", a)
+	}
+	for _, c := range []struct {
+		total  int64
+		tables int
+	}{{500_000_000, 476}, {1_380_000_000, 3}, {10_000_000_000, 476}} {
+		if a := DedicatedPublicationAdvice(big, c.total, c.tables); a != "" {
+			t.Errorf("total %d, %d tables: advice %q", c.total, c.tables, a)
+		}
+	}
+}

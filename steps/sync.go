@@ -201,11 +201,21 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
 		Subscriptions: n, Tables: tables, BlueFreeSlots: slots - n, BlueFreeWALSenders: senders - n})
 	line = "initial sync: " + plan.Why
+	warn = len(plan.Limits) > 0
+	if len(e.Config.Publications) == 1 {
+		largest, total, err := pg.LargestTables(ctx, e.Blue, e.Config.Schemas, 1)
+		if err != nil {
+			return "", false, err
+		}
+		if advice := pg.DedicatedPublicationAdvice(largest, total, tables[0]); advice != "" {
+			line, warn = line+"; "+advice, true
+		}
+	}
 	if plan.Raise {
 		line += fmt.Sprintf("; enable-subscriptions raises max_sync_workers_per_subscription from %d (a reload)", set.MaxSyncWorkersPerSubscription)
 		if !set.Superuser {
 			line += fmt.Sprintf(", which needs a superuser: set it to %d on green yourself", plan.PerSubscription)
 		}
 	}
-	return line, len(plan.Limits) > 0, nil
+	return line, warn, nil
 }
