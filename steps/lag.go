@@ -97,3 +97,12 @@ func (m *Monitor) GreenVersion(ctx context.Context) (string, error) {
 	}
 	return pg.ServerVersion(ctx, m.green, m.timeout)
 }
+
+// IsTableSyncSlot reports whether a slot of a LagSample is a table sync's
+// (pg_<subscription oid>_sync_<table oid>_<system id>): it lives for one
+// table's initial copy and belongs under its subscription
+// (SyncProgress.Subscriptions[i].SyncSlots), not in the gauge as a lag.
+func IsTableSyncSlot(slot string) bool {
+	_, ok := pg.TableSyncSlotOf(slot)
+	return ok
+}
