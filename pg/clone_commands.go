@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // The programs the clone runs, built once: clone-local's plan shows them
@@ -129,7 +130,8 @@ func pgCtlStart(ctx context.Context, u OSUser, bindir, datadir, logPath, opts st
 		return err
 	}
 	if err := runCommand(context.WithoutCancel(ctx), u, pgCtlStartCommand(bindir, datadir, logPath, opts), nil, "", logPath+".pg_ctl"); err != nil {
-		return fmt.Errorf("starting PostgreSQL in %s: %w", datadir, err)
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("starting PostgreSQL in %s: %w (server log %s: %s)", datadir, err, logPath, oscmd.LastLine(string(log)))
 	}
 	return ctx.Err()
 }
