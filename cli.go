@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -76,12 +77,15 @@ func runPlan(g globals, args []string, stdout, stderr io.Writer) int {
 
 // statusDoc is the JSON shape of `status --json`.
 type statusDoc struct {
-	Strategy string        `json:"strategy"`
-	Config   string        `json:"config"`
-	State    string        `json:"state"`
-	Lock     string        `json:"lock,omitempty"`
-	Steps    []statusStep  `json:"steps"`
-	Values   []state.Value `json:"values"`
+	Strategy string `json:"strategy"`
+	Config   string `json:"config"`
+	State    string `json:"state"`
+	Lock     string `json:"lock,omitempty"`
+	// Traffic is where writes go, read from the servers now.
+	Traffic  steps.Traffic   `json:"traffic"`
+	Steps    []statusStep    `json:"steps"`
+	Values   []state.Value   `json:"values"`
+	Attempts []state.Attempt `json:"attempts"`
 }
 
 type statusStep struct {
@@ -109,7 +113,10 @@ func runStatus(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	st := store.Snapshot()
 	store.Close()
-	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: g.state}
+	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: g.state, Attempts: st.Attempts, Traffic: readTraffic(cfg)}
+	if doc.Attempts == nil {
+		doc.Attempts = []state.Attempt{}
+	}
 	if h, held := state.ReadHolder(g.state); held {
 		doc.Lock = h.String()
 	}
@@ -141,8 +148,25 @@ func withID(r state.StepRecord, id string) state.StepRecord {
 	return r
 }
 
+// readTraffic reads where writes go through read-only sessions of their
+// own, bounded: `status` answers even with a server down (target unknown).
+func readTraffic(cfg *steps.Config) steps.Traffic {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+5*time.Second)
+	defer cancel()
+	blue, green, closePools, err := readOnlyPools(cfg)
+	if err != nil {
+		return steps.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
+	}
+	defer closePools()
+	return steps.ReadTraffic(ctx, cfg, blue, green)
+}
+
 func writeStatusText(w io.Writer, doc statusDoc) {
 	fmt.Fprintf(w, "strategy %s   config %s   state %s\n", doc.Strategy, doc.Config, doc.State)
+	fmt.Fprintf(w, "traffic: %s (%s)\n", strings.ToUpper(doc.Traffic.Target), doc.Traffic.How)
+	for _, warn := range doc.Traffic.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 	if doc.Lock != "" {
 		fmt.Fprintf(w, "driven by %s\n", doc.Lock)
 	}
@@ -160,6 +184,14 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Status, s.Attempts, finished, oneLine(result, 80))
 	}
 	tw.Flush()
+	if len(doc.Attempts) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nATTEMPT\tSTEP\tWAY\tSTARTED\tOUTCOME\tREPORT\tGUARD")
+		for _, a := range doc.Attempts {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.N, a.Step, a.Way, a.StartedAt.Local().Format(time.DateTime), a.Outcome, a.Report, oneLine(a.Guard, 60))
+		}
+		tw.Flush()
+	}
 	if len(doc.Values) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nVALUE\tRECORDED\tBY")
@@ -184,6 +216,9 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	yes := fs.Bool("yes", false, "confirm destructive steps")
 	through := fs.String("through", "", "run every pending step in order up to and including this one")
 	force := fs.String("force", "", "run even though earlier steps are not done or values are missing; the reason is journaled")
+	again := fs.String("again", "", "run a done step once more on purpose, when it allows it; the reason is journaled")
+	finish := fs.Bool("finish", false, "cutover or rollback stopped half way: finish it forward")
+	undo := fs.Bool("undo", false, "cutover or rollback stopped half way: undo it back")
 	pos, code, ok := parseMixed(fs, args)
 	if !ok {
 		return code
@@ -194,6 +229,20 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	if *through != "" && *dry {
 		fmt.Fprintln(stderr, "pgbluegreen: --dry-run goes with one STEP; `pgbluegreen plan` shows them all")
+		return exitUsage
+	}
+	way := ""
+	switch {
+	case *finish && *undo:
+		fmt.Fprintln(stderr, "pgbluegreen: --finish and --undo are the two ways out: choose one")
+		return exitUsage
+	case *finish:
+		way = "finish"
+	case *undo:
+		way = "undo"
+	}
+	if way != "" && (*through != "" || len(pos) != 1 || (pos[0] != "cutover" && pos[0] != "rollback")) {
+		fmt.Fprintln(stderr, "pgbluegreen: --finish and --undo go with `run cutover` or `run rollback`")
 		return exitUsage
 	}
 	s, code := openSession(g, *dry, stderr)
@@ -213,7 +262,7 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	r.Out = lines
 	ctx, cancel := signalContext()
 	defer cancel()
-	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force}
+	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force, Again: *again, Way: way}
 	var err error
 	var out steps.Outcome
 	if *through != "" {
@@ -225,6 +274,9 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	<-done // the printer owns stdout until then
 	if *through == "" && err == nil && out != steps.OutcomeDryRun {
 		fmt.Fprintf(stdout, "%s: %s\n", pos[0], out)
+		if out == steps.OutcomeAlreadyDone {
+			fmt.Fprintf(stdout, "(to run it again on purpose, when the step allows it: pgbluegreen run %s --again REASON)\n", pos[0])
+		}
 	}
 	return exitFor(err, stderr)
 }

@@ -104,25 +104,19 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	pool, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	blue, green, closePools, err := readOnlyPools(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: blue: %s\n", state.Redact(err.Error()))
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
 		return exitUsage
 	}
-	defer pool.Close()
-	// Green, for the initial sync's progress: without it the lag alone says
-	// "0 behind" while tables are still copying.
-	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: green: %s\n", state.Redact(err.Error()))
-		return exitUsage
-	}
-	defer green.Close()
-	mon := steps.NewMonitor(pool, green, cfg)
+	defer closePools()
+	// Green too, for the initial sync's progress: without it the lag alone
+	// says "0 behind" while tables are still copying.
+	mon := steps.NewMonitor(blue, green, cfg)
 	ctx, cancel := signalContext()
 	defer cancel()
 	for {
-		s, err := pg.ReadLag(ctx, pool, cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
+		s, err := steps.ReadBothLags(ctx, blue, green, cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK
@@ -163,12 +157,12 @@ type lagDoc struct {
 
 func writeLag(w io.Writer, s pg.LagSample) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tSLOT\tACTIVE\tBEHIND\tRETAINED\tWAL_STATUS\n", s.At.Local().Format("15:04:05"))
+	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tRETAINED\tWAL_STATUS\n", s.At.Local().Format("15:04:05"))
 	if len(s.Slots) == 0 {
-		fmt.Fprintln(tw, "\t(no logical slots on blue)")
+		fmt.Fprintln(tw, "\t(no logical slots on blue or green)")
 	}
 	for _, sl := range s.Slots {
-		fmt.Fprintf(tw, "\t%s\t%t\t%d\t%d\t%s\n", sl.Slot, sl.Active, sl.BehindBytes, sl.RetainedBytes, sl.WALStatus)
+		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%d\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, sl.RetainedBytes, sl.WALStatus)
 	}
 	tw.Flush()
 }

@@ -37,6 +37,9 @@ Usage:
   pgbluegreen run STEP [--dry-run] [--yes]      one step, without the screen
   pgbluegreen run --through STEP [--yes]        every pending step in order up to STEP
   pgbluegreen run STEP --force REASON           run although earlier steps are not done (reason journaled)
+  pgbluegreen run STEP --again REASON           run a done step once more on purpose, when it allows it (journaled)
+  pgbluegreen run cutover|rollback --finish|--undo --yes
+                                                the way out of a cutover or rollback that stopped half way
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
@@ -145,6 +148,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSkip(g, cmdArgs, stdout, stderr)
 	case "lag":
 		return runLag(g, cmdArgs, stdout, stderr)
+	case "guard":
+		return runGuard(g, cmdArgs, stderr)
 	case "lab":
 		return runLab(cmdArgs, stdout, stderr)
 	case "demo":
@@ -175,6 +180,9 @@ type session struct {
 	blue    *pgxpool.Pool
 	green   *pgxpool.Pool
 	aws     *aws.Client // nil unless the configuration talks to AWS
+	// globals are the flags it was opened with (a guard process is started
+	// with the same ones); nil for a read-only session.
+	globals *globals
 }
 
 // openSession opens the state (writable unless readOnly), the journal and the pools.
@@ -195,6 +203,7 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 	}
 	s := &session{cfg: cfg, store: store}
 	if !readOnly {
+		s.globals = &g
 		if s.journal, err = state.OpenJournal(journalPath(g.state)); err != nil {
 			store.Close()
 			fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
@@ -288,17 +297,44 @@ func (s *session) close() {
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
 	r.Blue, r.Green, r.AWS = s.blue, s.green, s.aws
+	if s.globals != nil && os.Getenv(noGuardEnv) == "" {
+		r.Guard = startGuard(*s.globals, s.cfg)
+	}
 	return r
+}
+
+// readOnlyPools are small pools of blue and green for commands that only
+// read (status, lag): their sessions refuse to write.
+func readOnlyPools(cfg *steps.Config) (blue, green *pgxpool.Pool, closeAll func(), err error) {
+	mk := func(name, conninfo string) (*pgxpool.Pool, error) {
+		p, err := pg.NewPool(pg.PoolParams{Conninfo: conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2, ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return p, nil
+	}
+	if blue, err = mk("blue", cfg.Blue.Conninfo); err != nil {
+		return nil, nil, nil, err
+	}
+	if green, err = mk("green", cfg.Green.Conninfo); err != nil {
+		blue.Close()
+		return nil, nil, nil, err
+	}
+	return blue, green, func() { blue.Close(); green.Close() }, nil
 }
 
 func journalPath(statePath string) string {
 	return strings.TrimSuffix(statePath, filepath.Ext(statePath)) + ".journal.jsonl"
 }
 
-// signalContext is cancelled on Ctrl+C or SIGTERM, so a running step stops
-// cleanly and its state says so.
+// signalContext is cancelled on Ctrl+C, SIGTERM or SIGHUP (an SSH session
+// dropped outside tmux), so a running step stops cleanly and its state says
+// so: a cutover aborts and puts everything back, or, past its switch,
+// finishes. A broken stdout (a pipe closed) fails writes instead of
+// killing the process.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGPIPE)
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 }
 
 // exitFor maps an error to the exit code and prints it as one line.

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // The cutover methods.
@@ -35,8 +36,9 @@ type BouncerParams struct {
 	ClientConninfo string
 }
 
-// CutoverParams are the inputs of Cutover and Rollback. Blue and Green keep
-// their names in both directions: Rollback moves from Green back to Blue.
+// CutoverParams are the inputs of Cutover and Rollback, and of their ways
+// out (Finish, Undo). Blue and Green keep their names in both directions:
+// Rollback moves from Green back to Blue.
 type CutoverParams struct {
 	Method string
 	// Blue and Green are pools with a role that can manage replication,
@@ -56,17 +58,25 @@ type CutoverParams struct {
 	Reverse string
 	// ReplicationRole and ReplicationPassword are what blue's reverse
 	// subscription logs in to green as. The password goes only into the
-	// CREATE SUBSCRIPTION statement, sent with statement logging off and
-	// outside the query tracer.
+	// CREATE SUBSCRIPTION statement, as a Secret bind parameter, sent with
+	// statement logging off.
 	ReplicationRole     string
 	ReplicationPassword string
 	// GreenForBlue is how blue reaches green (host, port, dbname), when it
-	// differs from GreenEndpoint; BlueForGreen likewise for rollback.
-	GreenForBlue, BlueForGreen *Endpoint
+	// differs from GreenEndpoint.
+	GreenForBlue *Endpoint
 
-	// AppRoles are the application roles (nologin blocks them; every method
-	// gives them LOGIN on the side that takes the traffic).
+	// AppRoles are the configured application roles.
 	AppRoles []string
+	// FenceRoles are the roles that write: they can log in on the side that
+	// takes the traffic and cannot on the other (the fence). nil: AppRoles.
+	// The caller finds them with WriterRoles before the first attempt and
+	// keeps them, so every way out changes the same roles.
+	FenceRoles []string
+	// TerminateDirect lets the cutover end the sessions on the source that
+	// do not come through the configured PgBouncers (a cron job, an admin's
+	// psql); without it such sessions make the precheck refuse.
+	TerminateDirect bool
 
 	MaxLagBytes    int64
 	DrainTimeout   time.Duration
@@ -76,12 +86,48 @@ type CutoverParams struct {
 	// ProbeInterval is the stall probe's period (default 10ms); < 0: no probe.
 	ProbeInterval time.Duration
 
+	// Health judges the forward feed's apply errors (see Health).
+	Health Health
+
+	// Prior is what the servers looked like before the attempt began (read
+	// by the attempt itself; given back for a way out after a crash).
+	Prior *Prior
+
+	// OnPrior is told of Prior once it is read, before anything changes:
+	// the caller records it so a way out after a crash has it.
+	OnPrior func(Prior) error
+	// BeforePause runs right before writes stop (the caller starts its
+	// guard there); an error aborts, nothing paused yet.
+	BeforePause func(ctx context.Context) error
+	// BeforeSubStep runs before each sub-step (a test hook that holds the
+	// driver at a named point).
+	BeforeSubStep func(ctx context.Context, name string)
 	// OnSubStep is told of every sub-step once it ends, off the critical
 	// path (a journal write never lengthens the pause).
 	OnSubStep func(SubStep)
 	// OnPrecheck is told of every precheck as it ends. Prechecks run before
 	// anything is paused, so it is called inline.
 	OnPrecheck func(Check)
+}
+
+// Prior is what a cutover or rollback found before it changed anything:
+// what its ways out put back.
+type Prior struct {
+	// LoginRetry is each PgBouncer's server_login_retry, by name.
+	LoginRetry map[string]string `json:"login_retry,omitempty"`
+	// TargetReadOnly says the target database was read-only (a readonly
+	// cutover made it so): undoing sets it back.
+	TargetReadOnly bool `json:"target_read_only,omitempty"`
+}
+
+// Health is how the precheck judges the forward feed's apply and sync
+// errors: errors counted within Window (seen to grow) refuse; older ones
+// only warn. Known and KnownAt are the count the caller saw last, and
+// when it first saw it.
+type Health struct {
+	Window  time.Duration
+	Known   int64
+	KnownAt time.Time
 }
 
 // SubStep is one timed part of a cutover or rollback.
@@ -99,14 +145,29 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
+	// Warn marks a passing check with something to say.
+	Warn bool `json:"warn,omitempty"`
 }
 
-// Report is what a cutover or rollback did, written as JSON and Markdown.
+// The outcomes of a report.
+const (
+	OutcomeDone    = "done"    // writes go to the target
+	OutcomeAborted = "aborted" // stopped before the switch, everything put back
+	OutcomeRefused = "refused" // a precheck failed, nothing changed
+	OutcomeFailed  = "failed"  // stopped, and putting back failed too: read the error
+)
+
+// Report is what a cutover, a rollback or a way out did, written as JSON
+// and Markdown.
 type Report struct {
-	Direction  string     `json:"direction"` // "cutover" or "rollback"
+	// Direction is "cutover" or "rollback"; Way is "" for an attempt, or
+	// "finish" / "undo" for a way out of an interrupted one.
+	Direction  string     `json:"direction"`
+	Way        string     `json:"way,omitempty"`
 	Method     string     `json:"method"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt time.Time  `json:"finished_at"`
+	Outcome    string     `json:"outcome"`
 	Prechecks  []Check    `json:"prechecks"`
 	SubSteps   []SubStep  `json:"sub_steps"`
 	LagAtPause int64      `json:"lag_at_pause_bytes"`
@@ -118,9 +179,15 @@ type Report struct {
 	Probe      ProbeStats `json:"probe"`
 	TotalMs    float64    `json:"total_ms"`
 	// FinalTarget is where traffic goes at the end (the pgbouncer method:
-	// PgBouncer's effective target; others: the side that takes writes).
+	// PgBouncer's effective target; others: the side that takes writes);
+	// "" when it could not be established.
 	FinalTarget  string `json:"final_target"`
 	FinalVersion string `json:"final_version,omitempty"`
+	// FenceRoles are the roles that lost LOGIN on the side left behind.
+	FenceRoles []string `json:"fence_roles,omitempty"`
+	// ErrorCount is the forward feed's apply and sync errors counted at the
+	// precheck (for the caller's Health record).
+	ErrorCount int64 `json:"error_count"`
 	// Aborted means a failure came before the switch and everything was put
 	// back; Error says what failed.
 	Aborted bool   `json:"aborted"`
@@ -151,7 +218,7 @@ type AbortError struct {
 
 func (e *AbortError) Error() string {
 	if e.RestoreErr != nil {
-		return fmt.Sprintf("aborted (%v) and restoring failed: %v; check PgBouncer and the replication by hand", e.Err, e.RestoreErr)
+		return fmt.Sprintf("aborted (%v) and putting back failed: %v; run the way out (undo) again, or check PgBouncer and the replication by hand", e.Err, e.RestoreErr)
 	}
 	return fmt.Sprintf("aborted, everything put back as it was: %v", e.Err)
 }
@@ -160,16 +227,17 @@ func (e *AbortError) Unwrap() error { return e.Err }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// WriteFiles writes the report as base+".json" and base+".md".
+// WriteFiles writes the report as base+".json" and base+".md", each
+// atomically.
 func (r *Report) WriteFiles(base string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode the report: %w", err)
 	}
-	if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
+	if err := state.WriteFileAtomic(base+".json", append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
-	if err := os.WriteFile(base+".md", []byte(r.Markdown()), 0o644); err != nil {
+	if err := state.WriteFileAtomic(base+".md", []byte(r.Markdown()), 0o644); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
 	return nil
@@ -178,19 +246,20 @@ func (r *Report) WriteFiles(base string) error {
 // Markdown renders the report for people.
 func (r *Report) Markdown() string {
 	var b strings.Builder
-	outcome := "done"
-	if r.Aborted {
-		outcome = "aborted, nothing changed"
-	} else if r.Error != "" {
-		outcome = "failed"
+	title := r.Direction
+	if r.Way != "" {
+		title += " (" + r.Way + ")"
 	}
-	fmt.Fprintf(&b, "# %s (%s): %s\n\n", r.Direction, r.Method, outcome)
+	fmt.Fprintf(&b, "# %s (%s): %s\n\n", title, r.Method, r.Outcome)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| started | %s |\n| total | %.1f ms |\n", r.StartedAt.UTC().Format(time.RFC3339), r.TotalMs)
 	fmt.Fprintf(&b, "| writes paused | %.1f ms |\n| longest probe stall | %.1f ms (%d probes, %d errors) |\n", r.PausedMs, r.Probe.MaxStallMs, r.Probe.Samples, r.Probe.Errors)
 	fmt.Fprintf(&b, "| lag at pause | %d bytes |\n| drain LSN | %s |\n", r.LagAtPause, r.DrainLSN)
 	fmt.Fprintf(&b, "| sequences synced | %d in %.1f ms |\n", r.Sequences, r.SeqSyncMs)
 	fmt.Fprintf(&b, "| final target | %s |\n", r.FinalTarget)
+	if len(r.FenceRoles) > 0 {
+		fmt.Fprintf(&b, "| fenced roles | %s |\n", strings.Join(r.FenceRoles, ", "))
+	}
 	if r.Error != "" {
 		fmt.Fprintf(&b, "| error | %s |\n", strings.ReplaceAll(r.Error, "|", `\|`))
 	}
@@ -200,8 +269,11 @@ func (r *Report) Markdown() string {
 	b.WriteString("\n## Prechecks\n\n| check | ok | detail |\n|---|---|---|\n")
 	for _, c := range r.Prechecks {
 		ok := "yes"
-		if !c.OK {
+		switch {
+		case !c.OK:
 			ok = "**NO**"
+		case c.Warn:
+			ok = "yes (warn)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Name, ok, strings.ReplaceAll(c.Detail, "|", `\|`))
 	}
@@ -217,55 +289,6 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "\n> warning: %s\n", w)
 	}
 	return b.String()
-}
-
-// journal feeds OnSubStep from its own goroutine, so a slow journal never
-// lengthens the pause.
-type journal struct {
-	ch   chan SubStep
-	done chan struct{}
-}
-
-func newJournal(f func(SubStep)) *journal {
-	j := &journal{ch: make(chan SubStep, 256), done: make(chan struct{})}
-	go func() {
-		defer close(j.done)
-		for s := range j.ch {
-			if f != nil {
-				f(s)
-			}
-		}
-	}()
-	return j
-}
-
-func (j *journal) close() { close(j.ch); <-j.done }
-
-// run is one cutover or rollback in progress.
-type run struct {
-	p   *CutoverParams
-	rep *Report
-	j   *journal
-}
-
-// step runs f as one timed sub-step and records it.
-func (r *run) step(ctx context.Context, name, target string, f func(ctx context.Context) (string, error)) error {
-	start := time.Now()
-	detail, err := f(ctx)
-	s := SubStep{Name: name, Target: target, StartedAt: start, Duration: time.Since(start), Detail: detail}
-	if err != nil {
-		s.Error = err.Error()
-	}
-	r.rep.mu.Lock()
-	r.rep.SubSteps = append(r.rep.SubSteps, s)
-	r.rep.mu.Unlock()
-	r.j.ch <- s
-	return err
-}
-
-// timeout bounds one statement.
-func (r *run) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.p.StatementTimeout)
 }
 
 func (p *CutoverParams) defaults() {
@@ -284,9 +307,12 @@ func (p *CutoverParams) defaults() {
 	if p.ReplicationRole == "" {
 		p.ReplicationRole = "pgbg_repl"
 	}
+	if p.FenceRoles == nil {
+		p.FenceRoles = p.AppRoles
+	}
 }
 
-// side is one direction's source and target.
+// side is one direction's source or target.
 type side struct {
 	name     string // "blue" or "green"
 	pool     *pgxpool.Pool
@@ -297,6 +323,7 @@ type side struct {
 // is drained and stopped, the feed to -> from is started.
 type direction struct {
 	name     string // "cutover" or "rollback"
+	rollback bool
 	from, to side
 }
 
@@ -304,7 +331,22 @@ func (p *CutoverParams) direction(rollback bool) direction {
 	blue := side{"blue", p.Blue, p.BlueEndpoint}
 	green := side{"green", p.Green, p.GreenEndpoint}
 	if rollback {
-		return direction{"rollback", green, blue}
+		return direction{"rollback", true, green, blue}
 	}
-	return direction{"cutover", blue, green}
+	return direction{"cutover", false, blue, green}
+}
+
+// feeds names the replication a direction drains (from -> to) and the one
+// it starts (to -> from).
+type feeds struct {
+	drainSlots, drainSubs []string // slots on from, subscriptions on to
+	startSlots, startSubs []string // slots on to, subscriptions on from
+}
+
+func (p *CutoverParams) feeds(rollback bool) feeds {
+	fwd, rev := p.Subscriptions, []string{p.Reverse}
+	if rollback {
+		return feeds{drainSlots: rev, drainSubs: rev, startSlots: fwd, startSubs: fwd}
+	}
+	return feeds{drainSlots: fwd, drainSubs: fwd, startSlots: rev, startSubs: rev}
 }

@@ -11,10 +11,81 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// A cutover (or a rollback) is a list of sub-steps, each of which shows
+// the statements it runs (the plan) and runs them: the dry run and the run
+// come from the same list. Before writes stop, what can be prepared is;
+// then writes stop, the feed is drained and stopped, the opposite feed
+// starts, sequences and logins follow, and the traffic moves. A failure
+// before the switch is undone from where the servers are (Undo), the same
+// way the guard and the operator undo an attempt that was interrupted.
+
+// subStep is one timed part of a cutover, a rollback or a way out.
+type subStep struct {
+	name, target string
+	// plan lists what run executes; values known only mid-run are Later.
+	plan func() []PlanLine
+	run  func(ctx context.Context) (string, error)
+	// switches: once it succeeds, writes go to the target; a failure after
+	// it is reported, never undone.
+	switches bool
+	// own: the sub-step bounds itself (the pause, the drain); others run
+	// under the statement timeout.
+	own bool
+}
+
+// PlanLine is one line of a plan: a statement, a command, a file change or
+// a note, with where it runs.
+type PlanLine struct {
+	On   string `json:"on"`
+	Kind string `json:"kind"` // sql, command, file, note
+	Text string `json:"text"`
+}
+
+func stmtLines(ss ...Stmt) []PlanLine {
+	out := make([]PlanLine, len(ss))
+	for i, s := range ss {
+		out[i] = PlanLine{On: s.On, Kind: "sql", Text: s.Display()}
+	}
+	return out
+}
+
+func noteLine(on, format string, args ...any) PlanLine {
+	return PlanLine{On: on, Kind: "note", Text: fmt.Sprintf(format, args...)}
+}
+
+// PlannedSubStep is a sub-step as a plan shows it.
+type PlannedSubStep struct {
+	Name   string     `json:"name"`
+	Target string     `json:"target"`
+	Lines  []PlanLine `json:"lines"`
+}
+
+// run is one cutover, rollback or way out in progress.
+type run struct {
+	p   *CutoverParams
+	d   direction
+	f   feeds
+	rep *Report
+	j   *subJournal
+	e   *cutEnv
+
+	pausedAt time.Time
+	preSeqs  []Sequence // the first pass's values
+	drainLSN string
+}
+
+func newRun(p *CutoverParams, rollback bool, way string) *run {
+	p.defaults()
+	d := p.direction(rollback)
+	return &run{p: p, d: d, f: p.feeds(rollback),
+		rep: &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
+		j:   newSubJournal(p.OnSubStep)}
+}
+
 // Cutover moves writes from blue to green with p.Method, after prechecks
-// that change nothing. Any failure before the switch puts everything back
-// and returns an *AbortError; a failed precheck returns a *PrecheckError.
-// The report is returned in every case.
+// that change nothing. Any failure before the switch is undone and returns
+// an *AbortError; a failed precheck returns a *PrecheckError. The report
+// is returned in every case, its Outcome saying how it ended.
 func Cutover(ctx context.Context, p CutoverParams) (*Report, error) {
 	return execute(ctx, &p, false)
 }
@@ -27,324 +98,539 @@ func Rollback(ctx context.Context, p CutoverParams) (*Report, error) {
 	return execute(ctx, &p, true)
 }
 
-// undo is one thing to put back if the cutover stops before its switch.
-type undo struct {
-	name string
-	fn   func(ctx context.Context) error
+func (r *run) finish(err *error) {
+	r.j.close()
+	r.rep.FinishedAt = time.Now().UTC()
+	r.rep.TotalMs = ms(r.rep.FinishedAt.Sub(r.rep.StartedAt))
+	if *err != nil {
+		r.rep.Error = (*err).Error()
+	}
+	if r.e != nil {
+		r.e.close()
+	}
 }
 
 func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report, err error) {
-	p.defaults()
-	d := p.direction(rollback)
-	rep = &Report{Direction: d.name, Method: p.Method, StartedAt: time.Now().UTC()}
-	r := &run{p: p, rep: rep, j: newJournal(p.OnSubStep)}
-	defer func() {
-		r.j.close()
-		rep.FinishedAt = time.Now().UTC()
-		rep.TotalMs = ms(rep.FinishedAt.Sub(rep.StartedAt))
-		if err != nil {
-			rep.Error = err.Error()
+	r := newRun(p, rollback, "")
+	defer r.finish(&err)
+	r.rep.Outcome = OutcomeRefused
+	if err := p.validate(); err != nil {
+		return r.rep, err
+	}
+	if r.e, err = r.open(ctx); err != nil {
+		return r.rep, err
+	}
+	if p.OnPrior != nil {
+		if err := p.OnPrior(*p.Prior); err != nil {
+			return r.rep, err
+		}
+	}
+	if failed := r.precheck(ctx); len(failed) > 0 {
+		return r.rep, &PrecheckError{Failed: failed}
+	}
+	return r.rep, r.attempt(ctx)
+}
+
+// attempt runs the sub-steps after the prechecks; a failure before the
+// switch is undone from where the servers are.
+func (r *run) attempt(ctx context.Context) error {
+	var probe *prober
+	if len(r.p.Bouncers) > 0 {
+		probe = startProbe(ctx, r.p.Bouncers[0].ClientConninfo, r.p.ProbeInterval)
+	}
+	defer func() { r.rep.Probe = probe.stop() }()
+	steps := append(r.prepareSteps(), r.stopSteps()...)
+	steps = append(steps, r.forwardSteps(r.stoppedPosition())...)
+	switched, err := r.runSteps(ctx, steps)
+	switch {
+	case err == nil:
+		r.rep.Outcome = OutcomeDone
+		return nil
+	case switched:
+		r.rep.Outcome = OutcomeDone
+		return err
+	}
+	r.rep.Aborted = true
+	undoErr := r.undo(ctx)
+	if undoErr != nil {
+		r.rep.Outcome = OutcomeFailed
+	} else {
+		r.rep.Outcome = OutcomeAborted
+	}
+	return &AbortError{Err: err, RestoreErr: undoErr}
+}
+
+// undo puts back what the attempt changed, reading where the servers are,
+// on a context that outlives a cancelled attempt.
+func (r *run) undo(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	pos, err := r.readPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("read where the servers are: %w", err)
+	}
+	_, err = r.runSteps(ctx, r.undoSteps(pos))
+	if err == nil {
+		r.rep.FinalTarget, r.rep.FinalVersion = r.d.from.endpoint.String(), r.e.fromVersion
+	}
+	return err
+}
+
+// runSteps runs steps in order, each timed and reported, and says whether
+// the switch was reached.
+func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err error) {
+	runCtx := ctx
+	for _, s := range steps {
+		if switched {
+			// Once writes go to the target, what is left runs to its end:
+			// a signal never leaves the fence half built.
+			runCtx = context.WithoutCancel(ctx)
+		}
+		if r.p.BeforeSubStep != nil {
+			r.p.BeforeSubStep(ctx, s.name)
+		}
+		if err := r.step(runCtx, s); err != nil {
+			return switched, err
+		}
+		switched = switched || s.switches
+	}
+	return switched, nil
+}
+
+// step runs one sub-step and records it.
+func (r *run) step(ctx context.Context, s subStep) error {
+	start := time.Now()
+	sctx, cancel := ctx, context.CancelFunc(func() {})
+	if !s.own {
+		sctx, cancel = context.WithTimeout(ctx, r.p.StatementTimeout)
+	}
+	detail, err := s.run(sctx)
+	cancel()
+	ss := SubStep{Name: s.name, Target: s.target, StartedAt: start, Duration: time.Since(start), Detail: detail}
+	if err != nil {
+		ss.Error = err.Error()
+	}
+	r.rep.mu.Lock()
+	r.rep.SubSteps = append(r.rep.SubSteps, ss)
+	r.rep.mu.Unlock()
+	r.j.ch <- ss
+	return err
+}
+
+// subJournal feeds OnSubStep from its own goroutine, so a slow journal
+// never lengthens the pause.
+type subJournal struct {
+	ch   chan SubStep
+	done chan struct{}
+}
+
+func newSubJournal(f func(SubStep)) *subJournal {
+	j := &subJournal{ch: make(chan SubStep, 256), done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		for s := range j.ch {
+			if f != nil {
+				f(s)
+			}
 		}
 	}()
+	return j
+}
+
+func (j *subJournal) close() { close(j.ch); <-j.done }
+
+func (p *CutoverParams) validate() error {
 	switch p.Method {
 	case MethodPgBouncer, MethodNologin, MethodReadonly:
 	default:
-		return rep, fmt.Errorf("unknown cutover method %q: use pgbouncer, nologin or readonly", p.Method)
+		return fmt.Errorf("unknown cutover method %q: use pgbouncer, nologin or readonly", p.Method)
 	}
 	if len(p.Subscriptions) == 0 {
-		return rep, fmt.Errorf("no forward subscription named: the cutover drains and stops them")
+		return fmt.Errorf("no forward subscription named: the cutover drains and stops them")
 	}
-	e, err := r.open(ctx, d)
-	defer e.close()
-	if err != nil {
-		return rep, err
-	}
-	rep.Prechecks = r.precheck(ctx, d, e, rollback)
-	var failed []Check
-	for _, c := range rep.Prechecks {
-		if !c.OK {
-			failed = append(failed, c)
-		}
-	}
-	if len(failed) > 0 {
-		return rep, &PrecheckError{Failed: failed}
-	}
-	var probe *prober
-	if len(p.Bouncers) > 0 {
-		probe = startProbe(ctx, p.Bouncers[0].ClientConninfo, p.ProbeInterval)
-	}
-	var undos []undo
-	switched, err := r.switchover(ctx, d, e, rollback, &undos)
-	if err != nil && !switched {
-		restoreErr := r.putBack(ctx, d, e, undos)
-		rep.Probe = probe.stop()
-		rep.Aborted = true
-		if restoreErr == nil {
-			rep.FinalTarget, rep.FinalVersion = d.from.endpoint.String(), e.fromVersion
-		}
-		return rep, &AbortError{Err: err, RestoreErr: restoreErr}
-	}
-	rep.Probe = probe.stop()
-	return rep, err
-}
-
-// putBack runs the undo list backwards, on a context that outlives a
-// cancelled cutover, then checks writes go to the source again.
-func (r *run) putBack(ctx context.Context, d direction, e *cutEnv, undos []undo) error {
-	ctx = context.WithoutCancel(ctx)
-	var errs []error
-	for k := len(undos) - 1; k >= 0; k-- {
-		u := undos[k]
-		err := r.step(ctx, "undo: "+u.name, d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			return "", u.fn(ctx)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
-		}
-	}
-	if r.p.Method == MethodPgBouncer {
-		if err := r.step(ctx, "verify target is "+d.from.name, "pgbouncer", func(ctx context.Context) (string, error) {
-			return r.verifyTarget(ctx, e, d.from, e.fromVersion)
-		}); err != nil {
-			errs = append(errs, err)
-		}
-		if err := r.restoreLoginRetry(ctx, e); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// switchover runs the sub-steps. It returns switched once writes go to the
-// target: from then on a failure is reported, never undone.
-func (r *run) switchover(ctx context.Context, d direction, e *cutEnv, rollback bool, undos *[]undo) (switched bool, err error) {
-	p := r.p
-	f := p.feeds(rollback)
-	push := func(name string, fn func(ctx context.Context) error) { *undos = append(*undos, undo{name, fn}) }
-	bounded := func(fn func(ctx context.Context) (string, error)) func(ctx context.Context) (string, error) {
-		return func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			return fn(ctx)
-		}
-	}
-
-	// Before writes stop: what can be prepared is, so the pause stays short.
-	if !rollback {
-		err := r.step(ctx, "prepare reverse replication", "blue, green", bounded(func(ctx context.Context) (string, error) {
-			return r.prepareReverse(ctx, e, push)
-		}))
-		if err != nil {
-			return false, err
-		}
-	} else {
-		// Most of the WAL the reverse feed wrote on blue is skipped now; the
-		// rest inside the pause.
-		err := r.step(ctx, "advance blue's slots (first pass)", "blue", bounded(func(ctx context.Context) (string, error) {
-			lsn, err := advanceSlots(ctx, e.to, f.startSlots)
-			return "to " + lsn, err
-		}))
-		if err != nil {
-			return false, err
-		}
-	}
-
-	// Sequences are set once before writes stop, so the sync inside the
-	// pause finds warm caches and pages already logged (a first change of a
-	// page after a checkpoint logs the whole page). Values only grow: the
-	// final sync moves them on.
-	var pre []Sequence
-	err = r.step(ctx, "sync sequences (first pass)", d.to.name, bounded(func(ctx context.Context) (string, error) {
-		var err error
-		if pre, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
-			return "", err
-		}
-		res, err := ApplySequencesParallel(ctx, d.to.pool, pre, p.SequenceMargin, SequenceSessions)
-		return fmt.Sprintf("%d sequences", res.Synced), err
-	}))
-	if err != nil {
-		return false, err
-	}
-
-	// Stop writes on the source.
-	pausedAt := time.Now()
-	if err := r.stopWrites(ctx, d, e, push); err != nil {
-		return false, err
-	}
-
-	// Drain, reading the sequences meanwhile (writes have stopped).
-	var lsn string
-	err = r.step(ctx, "drain target", d.from.name, bounded(func(ctx context.Context) (string, error) {
-		var err error
-		var lag int64
-		lsn, lag, err = drainTarget(ctx, e.from, f.drainSlots)
-		r.rep.LagAtPause, r.rep.DrainLSN = lag, lsn
-		return fmt.Sprintf("%s, lag %d bytes", lsn, lag), err
-	}))
-	if err != nil {
-		return false, err
-	}
-	var seqs []Sequence
-	var seqErr error
-	seqStart := time.Now()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		seqErr = r.step(ctx, "read sequences", d.from.name, bounded(func(ctx context.Context) (string, error) {
-			var err error
-			seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
-			return fmt.Sprintf("%d sequences", len(seqs)), err
-		}))
-	}()
-	err = r.step(ctx, "drain", d.from.name+" -> "+d.to.name, func(ctx context.Context) (string, error) {
-		ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
-		defer cancel()
-		polls, err := waitDrained(ctx, e.from, e.to, f.drainSlots, lsn)
-		if err != nil {
-			return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
-		}
-		return fmt.Sprintf("every slot at %s after %d polls", lsn, polls), nil
-	})
-	wg.Wait()
-	if err != nil {
-		return false, err
-	}
-	if seqErr != nil {
-		return false, seqErr
-	}
-
-	// Stop the drained feed, start the opposite one.
-	err = r.step(ctx, "stop "+d.from.name+" -> "+d.to.name+" replication", d.to.name, bounded(func(ctx context.Context) (string, error) {
-		push("enable "+strings.Join(f.drainSubs, ", "), func(ctx context.Context) error { return enableSubscriptions(ctx, e.to, f.drainSubs) })
-		return "disabled " + strings.Join(f.drainSubs, ", "), disableSubscriptions(ctx, e.to, f.drainSubs)
-	}))
-	if err != nil {
-		return false, err
-	}
-	if err := r.startOpposite(ctx, d, e, f, push, rollback); err != nil {
-		return false, err
-	}
-	err = r.step(ctx, "sync sequences", d.to.name, bounded(func(ctx context.Context) (string, error) {
-		// Only what moved since the first pass is set again.
-		changed := changedSequences(pre, seqs)
-		res, err := ApplySequencesParallel(ctx, d.to.pool, changed, p.SequenceMargin, SequenceSessions)
-		r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
-		r.rep.SeqSyncMs = ms(time.Since(seqStart))
-		if err == nil && len(res.Missing) > 0 {
-			err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
-		}
-		return fmt.Sprintf("%d sequences, %d set again since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
-	}))
-	if err != nil {
-		return false, err
-	}
-	if err := r.openWrites(ctx, d, e, push); err != nil {
-		return false, err
-	}
-
-	// The switch.
-	if p.Method == MethodPgBouncer {
-		if err := r.repoint(ctx, d, e, push); err != nil {
-			return false, err
-		}
-		err = r.step(ctx, "resume", "pgbouncer", bounded(func(ctx context.Context) (string, error) {
-			r.liftLoginRetry(ctx, e)
-			return "", r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-				return c.Resume(ctx, b.Database)
-			})
-		}))
-		r.rep.PausedMs = ms(time.Since(pausedAt))
-		if err != nil {
-			return false, err
-		}
-		err = r.step(ctx, "verify target is "+d.to.name, "pgbouncer", func(ctx context.Context) (string, error) {
-			return r.verifyTarget(ctx, e, d.to, e.toVersion)
-		})
-		if rerr := r.restoreLoginRetry(context.WithoutCancel(ctx), e); rerr != nil {
-			r.rep.Warnings = append(r.rep.Warnings, "server_login_retry not restored: "+rerr.Error())
-		}
-		if err != nil {
-			return true, err
-		}
-		r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), e.toVersion
-		err = r.step(ctx, "probe write on "+d.to.name, "pgbouncer", bounded(func(ctx context.Context) (string, error) {
-			_, err := execThrough(ctx, p.Bouncers[0].ClientConninfo, probeSQL)
-			return "a write through PgBouncer succeeded", err
-		}))
-	} else {
-		r.rep.PausedMs = ms(time.Since(pausedAt))
-		r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), e.toVersion
-		err = r.step(ctx, "probe write on "+d.to.name, d.to.name, bounded(func(ctx context.Context) (string, error) {
-			return "a write on a new session succeeded", probeWrite(ctx, d.to.pool)
-		}))
-	}
-	if err != nil {
-		return true, err
-	}
-	if rollback {
-		// The reverse feed is spent; its slot on green would hold WAL forever.
-		if err := r.step(ctx, "drop reverse replication", "blue, green", bounded(func(ctx context.Context) (string, error) {
-			return "", r.dropReverse(ctx, e.to, e.from) // rollback: to is blue
-		})); err != nil {
-			r.rep.Warnings = append(r.rep.Warnings, "reverse replication left in place: "+err.Error())
-		}
-	}
-	return true, nil
-}
-
-// prepareReverse creates, before writes stop, green's publication and the
-// disabled subscription on blue (its connection to green is proven now);
-// the slot comes inside the pause, after the drain.
-func (r *run) prepareReverse(ctx context.Context, e *cutEnv, push func(string, func(context.Context) error)) (string, error) {
-	p := r.p
-	blue, green := e.from, e.to
-	if err := dropSubscription(ctx, blue, p.Reverse); err != nil { // left by a crashed attempt
-		return "", err
-	}
-	if err := dropSlot(ctx, green, p.Reverse); err != nil {
-		return "", err
-	}
-	push("drop reverse replication", func(ctx context.Context) error { return r.dropReverse(ctx, blue, green) })
-	var has bool
-	if err := green.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", p.Reverse).Scan(&has); err != nil {
-		return "", fmt.Errorf("look for publication %s: %w", p.Reverse, err)
-	}
-	if !has {
-		if _, err := green.Exec(ctx, "CREATE PUBLICATION "+qi(p.Reverse)+" FOR ALL TABLES"); err != nil {
-			return "", fmt.Errorf("create publication %s on green: %w", p.Reverse, err)
-		}
-	}
-	to := p.GreenEndpoint
-	if p.GreenForBlue != nil {
-		to = *p.GreenForBlue
-	}
-	// Created disabled, with no copy and no slot (the slot comes after the
-	// drain); connect = true proves blue reaches green now.
-	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s", QuoteConninfoValue(to.Host), to.Port,
-		QuoteConninfoValue(to.DBName), QuoteConninfoValue(p.ReplicationRole), QuoteConninfoValue(p.ReplicationPassword))
-	err := CreateSubscription(ctx, p.Blue, SubscriptionParams{Name: p.Reverse, Publication: p.Reverse, Slot: p.Reverse, Conninfo: conninfo})
-	if err != nil {
-		return "", scrubPassword(err, p.ReplicationPassword)
-	}
-	return fmt.Sprintf("publication %s on green, subscription %s on blue (disabled, connected to %s)", p.Reverse, p.Reverse, to), nil
-}
-
-// dropReverse removes the reverse subscription (on blue), then its slot
-// and publication (on green).
-func (r *run) dropReverse(ctx context.Context, blue, green *pgxpool.Conn) error {
-	if err := dropSubscription(ctx, blue, r.p.Reverse); err != nil {
-		return err
-	}
-	if err := dropSlot(ctx, green, r.p.Reverse); err != nil {
-		return err
-	}
-	if _, err := green.Exec(ctx, "DROP PUBLICATION IF EXISTS "+qi(r.p.Reverse)); err != nil {
-		return fmt.Errorf("drop publication %s on green: %w", r.p.Reverse, err)
+	if p.Method == MethodPgBouncer && len(p.Bouncers) == 0 {
+		return fmt.Errorf("cutover method pgbouncer with no PgBouncer configured: add cutover.pgbouncer entries")
 	}
 	return nil
+}
+
+// prepareSteps run before writes stop: what can be prepared is, so the
+// pause stays short.
+func (r *run) prepareSteps() []subStep {
+	p, d, f := r.p, r.d, r.f
+	var out []subStep
+	if !d.rollback {
+		out = append(out, r.prepareReverseStep())
+	} else {
+		// Most of the WAL the reverse feed wrote on blue is skipped now;
+		// the rest inside the pause.
+		out = append(out, r.advanceStep("advance blue's slots (first pass)"))
+	}
+	// Sequences are set once before writes stop, so the sync inside the
+	// pause finds warm caches and pages already logged, and sets only what
+	// moved since.
+	out = append(out, subStep{name: "sync sequences (first pass)", target: d.to.name,
+		plan: func() []PlanLine {
+			return append([]PlanLine{noteLine(d.from.name, "read every sequence of %s (two sessions)", d.from.name)},
+				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			var err error
+			if r.preSeqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
+				return "", err
+			}
+			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, r.preSeqs, p.SequenceMargin, SequenceSessions)
+			return fmt.Sprintf("%d sequences", res.Synced), err
+		}})
+	_ = f
+	return out
+}
+
+// prepareReverseStep creates, before writes stop, green's publication and
+// the disabled subscription on blue (its connection to green is proven
+// now); the slot comes inside the pause, after the drain. What an earlier
+// attempt left is dropped first.
+func (r *run) prepareReverseStep() subStep {
+	p := r.p
+	rev := p.Reverse
+	return subStep{name: "prepare reverse replication", target: "blue, green",
+		plan: func() []PlanLine {
+			out := []PlanLine{noteLine("blue", "what an earlier attempt left is dropped first, when there:")}
+			out = append(out, stmtLines(dropSubscriptionStmts("blue", rev)...)...)
+			out = append(out, stmtLines(dropSlotStmt("green", rev), createPublicationAllStmt("green", rev))...)
+			return append(out, stmtLines(r.reverseSubscription()...)...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			blue, green := r.e.conn("blue"), r.e.conn("green")
+			if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
+				return "", err
+			} else if exists {
+				if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
+					return "", err
+				}
+			}
+			if err := dropSlot(ctx, green, "green", rev); err != nil {
+				return "", err
+			}
+			var has bool
+			if err := green.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", rev).Scan(&has); err != nil {
+				return "", fmt.Errorf("look for publication %s: %w", rev, err)
+			}
+			if !has {
+				if err := createPublicationAllStmt("green", rev).Exec(ctx, green); err != nil {
+					return "", fmt.Errorf("create publication %s on green: %w", rev, err)
+				}
+			}
+			if err := ExecTx(ctx, blue, r.reverseSubscription()); err != nil {
+				return "", fmt.Errorf("create subscription %s on blue: %w", rev, scrubPassword(err, p.ReplicationPassword))
+			}
+			return fmt.Sprintf("publication %s on green, subscription %s on blue (disabled, connected to %s)", rev, rev, r.greenForBlue()), nil
+		}}
+}
+
+func (r *run) greenForBlue() Endpoint {
+	if r.p.GreenForBlue != nil {
+		return *r.p.GreenForBlue
+	}
+	return r.p.GreenEndpoint
+}
+
+// reverseSubscription is blue's subscription to green, as statements:
+// created disabled, with no copy and no slot (the slot comes after the
+// drain); connect = true proves blue reaches green now. The connection
+// string is a Secret bind parameter, sent with statement logging off.
+func (r *run) reverseSubscription() []Stmt {
+	to := r.greenForBlue()
+	rev := r.p.Reverse
+	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=", QuoteConninfoValue(to.Host), to.Port,
+		QuoteConninfoValue(to.DBName), QuoteConninfoValue(r.p.ReplicationRole))
+	return subscriptionStmts("blue", rev, rev, rev, Secret(conninfo+QuoteConninfoValue(r.p.ReplicationPassword)), false,
+		conninfo+"********")
+}
+
+// advanceStep moves blue's forward slots past what the reverse feed wrote
+// (a rollback's; blue is its target).
+func (r *run) advanceStep(name string) subStep {
+	d, f := r.d, r.f
+	return subStep{name: name, target: d.to.name,
+		plan: func() []PlanLine {
+			out := stmtLines(flushStmts(d.to.name)...)
+			for _, s := range f.startSlots {
+				out = append(out, stmtLines(advanceSlotStmt(d.to.name, s, Later("the LSN of the message just flushed")))...)
+			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			lsn, err := advanceSlots(ctx, r.e.to, d.to.name, f.startSlots)
+			return "to " + lsn, err
+		}}
+}
+
+// stopSteps stop the application's writes on the source: the lag gate is
+// checked once more right before, and the caller's guard starts.
+func (r *run) stopSteps() []subStep {
+	p, d, f := r.p, r.d, r.f
+	out := []subStep{{name: "lag gate", target: d.from.name,
+		plan: func() []PlanLine {
+			return []PlanLine{noteLine(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
+		},
+		run: func(ctx context.Context) (string, error) {
+			return checkLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
+		}}}
+	if p.BeforePause != nil {
+		out = append(out, subStep{name: "start the guard", target: "local",
+			plan: func() []PlanLine {
+				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering while writes are stopped, it undoes the %s (RESUME on %s, the ini put back)", d.name, d.from.name)}
+			},
+			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
+	}
+	return append(out, r.stopWritesSteps()...)
+}
+
+// forwardSteps take a cutover from pos to done: the drained feed stopped,
+// the opposite one started, sequences, logins, the traffic, the fence.
+// Each is there only when pos says it is still to do, so the same list
+// finishes an attempt that was interrupted.
+func (r *run) forwardSteps(pos position) []subStep {
+	p, d := r.p, r.d
+	var out []subStep
+	if pos.drainedOn {
+		out = append(out, r.drainSteps()...)
+	}
+	out = append(out, r.oppositeSteps(pos)...)
+	out = append(out, subStep{name: "sync sequences", target: d.to.name,
+		plan: func() []PlanLine {
+			return append([]PlanLine{noteLine(d.from.name, "read every sequence of %s again, while writes are stopped; only those that moved since the first pass are set", d.from.name)},
+				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			start := time.Now()
+			seqs, err := ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
+			if err != nil {
+				return "", err
+			}
+			changed := changedSequences(r.preSeqs, seqs)
+			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, SequenceSessions)
+			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
+			r.rep.SeqSyncMs = ms(time.Since(start))
+			if err == nil && len(res.Missing) > 0 {
+				err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
+			}
+			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
+		}})
+	if !pos.toOpen {
+		out = append(out, r.openWritesStep())
+	}
+	if p.Method == MethodPgBouncer {
+		out = append(out, r.switchBouncerSteps(pos)...)
+	} else {
+		out = append(out, subStep{name: "probe write on " + d.to.name, target: d.to.name,
+			plan: func() []PlanLine {
+				return stmtLines(probeStmt(d.to.name).with("on a new session: must succeed"))
+			},
+			run: func(ctx context.Context) (string, error) {
+				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
+				return "a write on a new session succeeded", probeWrite(ctx, d.to.pool, d.to.name)
+			}})
+	}
+	out = append(out, r.fenceStep())
+	if d.rollback {
+		// The reverse feed is spent; its slot on green would hold WAL forever.
+		out = append(out, r.dropReverseStep())
+	}
+	return out
+}
+
+// with returns the statement with a note for plans.
+func (s Stmt) with(note string) Stmt { s.Note = note; return s }
+
+// drainSteps wait until the feed from -> to has applied everything written
+// before writes stopped, then stop it.
+func (r *run) drainSteps() []subStep {
+	p, d, f := r.p, r.d, r.f
+	drainLSN := Later("the drain LSN: " + d.from.name + "'s pg_current_wal_lsn() once its WAL is flushed")
+	return []subStep{
+		{name: "drain target", target: d.from.name,
+			plan: func() []PlanLine {
+				return stmtLines(append(flushStmts(d.from.name), drainTargetStmt(d.from.name, f.drainSlots))...)
+			},
+			run: func(ctx context.Context) (string, error) {
+				if _, err := flushWAL(ctx, r.e.from, d.from.name); err != nil {
+					return "", err
+				}
+				var lag int64
+				var n int
+				if err := drainTargetStmt(d.from.name, f.drainSlots).QueryRow(ctx, r.e.from, &r.drainLSN, &lag, &n); err != nil {
+					return "", fmt.Errorf("read the drain target: %w", err)
+				}
+				if n != len(f.drainSlots) {
+					return "", fmt.Errorf("found %d of the slots %s", n, strings.Join(f.drainSlots, ", "))
+				}
+				r.rep.LagAtPause, r.rep.DrainLSN = lag, r.drainLSN
+				return fmt.Sprintf("%s, lag %d bytes", r.drainLSN, lag), nil
+			}},
+		{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
+			plan: func() []PlanLine {
+				out := stmtLines(drainedStmt(d.from.name, f.drainSlots, drainLSN))
+				out = append(out, stmtLines(flushStmts(d.to.name)...)...)
+				return append(out, noteLine(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
+			},
+			run: func(ctx context.Context) (string, error) {
+				ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
+				defer cancel()
+				polls, err := waitDrained(ctx, r.e.from, r.e.to, d.from.name, d.to.name, f.drainSlots, r.drainLSN)
+				if err != nil {
+					return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
+				}
+				return fmt.Sprintf("every slot at %s after %d polls", r.drainLSN, polls), nil
+			}},
+		{name: "stop " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
+			plan: func() []PlanLine { return stmtLines(disableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+			run: func(ctx context.Context) (string, error) {
+				return "disabled " + strings.Join(f.drainSubs, ", "), disableSubscriptions(ctx, r.e.to, d.to.name, f.drainSubs)
+			}},
+	}
+}
+
+// oppositeSteps start the feed from the target back to the source: the
+// reverse feed for a cutover, blue's original feed for a rollback.
+func (r *run) oppositeSteps(pos position) []subStep {
+	d, f := r.d, r.f
+	var out []subStep
+	if !d.rollback {
+		if !pos.oppositeSlot {
+			out = append(out, subStep{name: "create reverse slot", target: "green",
+				plan: func() []PlanLine {
+					return stmtLines(createSlotStmt("green", r.p.Reverse).with("after the drain: it holds green's writes only"))
+				},
+				run: func(ctx context.Context) (string, error) {
+					var lsn string
+					if err := createSlotStmt("green", r.p.Reverse).QueryRow(ctx, r.e.to, &lsn); err != nil {
+						return "", fmt.Errorf("create slot %s on green: %w", r.p.Reverse, err)
+					}
+					return "slot " + r.p.Reverse + " at " + lsn, nil
+				}})
+		}
+		if !pos.oppositeSub {
+			out = append(out, r.prepareReverseStep())
+		}
+	} else if !pos.oppositeOn {
+		out = append(out, r.advanceStep("advance blue's slots"))
+	}
+	if !pos.oppositeOn {
+		out = append(out, subStep{name: "enable " + d.to.name + " -> " + d.from.name + " replication", target: d.from.name,
+			plan: func() []PlanLine { return stmtLines(enableSubscriptionStmts(d.from.name, f.startSubs)...) },
+			run: func(ctx context.Context) (string, error) {
+				return "enabled " + strings.Join(f.startSubs, ", "), ExecAll(ctx, r.e.from, enableSubscriptionStmts(d.from.name, f.startSubs))
+			}})
+	}
+	return out
+}
+
+// openWritesStep lets the application write on the target: LOGIN for the
+// fenced roles, and the read-only setting a readonly cutover left there
+// removed.
+func (r *run) openWritesStep() subStep {
+	d := r.d
+	roles := r.p.FenceRoles
+	return subStep{name: "allow writes on " + d.to.name, target: d.to.name,
+		plan: func() []PlanLine {
+			out := stmtLines(loginStmts(d.to.name, roles, true)...)
+			out = append(out, stmtLines(readOnlyStmt(d.to.name, d.to.endpoint.DBName, false).with("only where a readonly cutover set it"))...)
+			return append([]PlanLine{noteLine(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			var done []string
+			changed, err := setLogin(ctx, r.e.to, d.to.name, roles, true)
+			if err != nil {
+				return "", err
+			}
+			if len(changed) > 0 {
+				done = append(done, "LOGIN: "+strings.Join(changed, ", "))
+			}
+			ro, err := isReadOnly(ctx, r.e.to)
+			if err != nil {
+				return "", err
+			}
+			if ro {
+				if err := readOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, r.e.to); err != nil {
+					return "", err
+				}
+				done = append(done, "default_transaction_read_only reset")
+			}
+			if r.p.Method != MethodPgBouncer {
+				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
+			}
+			if len(done) == 0 {
+				return "nothing to change", nil
+			}
+			return strings.Join(done, "; "), nil
+		},
+		// Without PgBouncer, writes reach the target once its roles log in.
+		switches: r.p.Method != MethodPgBouncer}
+}
+
+// fenceStep makes the side left behind refuse the application's writes:
+// the fence roles lose LOGIN there and their sessions end. The reverse
+// subscription applies as pgbluegreen's own role, which is never fenced.
+func (r *run) fenceStep() subStep {
+	d := r.d
+	roles := r.p.FenceRoles
+	return subStep{name: "fence " + d.from.name, target: d.from.name,
+		plan: func() []PlanLine {
+			out := stmtLines(loginStmts(d.from.name, roles, false)...)
+			return append(out, stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("the fenced roles' sessions, except pgbluegreen's own"))...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			if len(roles) == 0 {
+				return "no role to fence", nil
+			}
+			changed, err := setLogin(ctx, r.e.from, d.from.name, roles, false)
+			if err != nil {
+				return "", err
+			}
+			n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, roles, r.e.pids()))
+			return fmt.Sprintf("NOLOGIN: %s; %d sessions ended", orNone(changed), n), err
+		}}
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none needed"
+	}
+	return strings.Join(s, ", ")
+}
+
+// dropReverseStep removes the reverse subscription (on blue), then its slot
+// and publication (on green).
+func (r *run) dropReverseStep() subStep {
+	rev := r.p.Reverse
+	return subStep{name: "drop reverse replication", target: "blue, green",
+		plan: func() []PlanLine {
+			out := stmtLines(dropSubscriptionStmts("blue", rev)...)
+			return append(out, stmtLines(dropSlotStmt("green", rev), dropPublicationStmt("green", rev))...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			blue, green := r.e.conn("blue"), r.e.conn("green")
+			if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
+				return "", err
+			} else if exists {
+				if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
+					return "", err
+				}
+			}
+			if err := dropSlot(ctx, green, "green", rev); err != nil {
+				return "", err
+			}
+			return "", dropPublicationStmt("green", rev).Exec(ctx, green)
+		}}
+}
+
+func subscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool, error) {
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)", name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for subscription %s: %w", name, err)
+	}
+	return exists, nil
 }
 
 // changedSequences are the sequences of now that differ from before (or
@@ -359,6 +645,39 @@ func changedSequences(before, now []Sequence) []Sequence {
 		if b, ok := seen[[2]string{s.Schema, s.Name}]; !ok || b != s {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// eachBouncer runs fn on every PgBouncer in parallel.
+func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *Console, b BouncerParams) error) error {
+	errs := make([]error, len(r.e.consoles))
+	var wg sync.WaitGroup
+	for k, c := range r.e.consoles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = fn(ctx, c, r.p.Bouncers[k])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Plan lists the sub-steps of a cutover (rollback false) or a rollback with
+// the statements each runs, values known only mid-run shown as <where
+// they come from>. It needs no connection.
+func Plan(p CutoverParams, rollback bool) []PlannedSubStep {
+	r := newRun(&p, rollback, "")
+	r.j.close()
+	steps := append(r.prepareSteps(), r.stopSteps()...)
+	return planned(append(steps, r.forwardSteps(r.stoppedPosition())...))
+}
+
+func planned(steps []subStep) []PlannedSubStep {
+	out := make([]PlannedSubStep, len(steps))
+	for i, s := range steps {
+		out[i] = PlannedSubStep{Name: s.name, Target: s.target, Lines: s.plan()}
 	}
 	return out
 }

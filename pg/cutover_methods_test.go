@@ -172,11 +172,11 @@ func testMethodUnderLoad(t *testing.T, method string) {
 		t.Error("the application role can still log in to blue")
 	}
 	if method == MethodReadonly {
-		if err := probeWrite(ctx, l.blue); !isReadOnlyError(err) {
+		if err := probeWrite(ctx, l.blue, "blue"); !isReadOnlyError(err) {
 			t.Errorf("a write on blue after a readonly cutover: %v", err)
 		}
 	}
-	if err := probeWrite(ctx, l.green); err != nil {
+	if err := probeWrite(ctx, l.green, "green"); err != nil {
 		t.Errorf("a write on green after the cutover: %v", err)
 	}
 	waitSlotDrained(t, l, l.green, DefaultReverseName)
@@ -192,7 +192,7 @@ func testMethodUnderLoad(t *testing.T, method string) {
 	})
 	logSubSteps(t, rep)
 	t.Logf("load: %+v", res)
-	if err := probeWrite(ctx, l.blue); err != nil {
+	if err := probeWrite(ctx, l.blue, "blue"); err != nil {
 		t.Errorf("a write on blue after the rollback: %v", err)
 	}
 	waitSlotDrained(t, l, l.blue, sub)

@@ -12,35 +12,83 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The SQL of the cutover's sub-steps, each on a connection the caller holds
-// for the whole cutover (no pool round trip inside the pause).
+// The statements of the cutover's sub-steps, each built by one function
+// that both the plan and the run use, and run on a connection the caller
+// holds for the whole cutover (no pool round trip inside the pause).
 
 func qi(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// drainTarget flushes the source's WAL (the walsenders decode flushed WAL
-// only, and commits may be asynchronous), then takes its current WAL
-// position as the drain target, with the largest lag of the feed's slots.
-func drainTarget(ctx context.Context, c *pgxpool.Conn, slots []string) (lsn string, lag int64, err error) {
-	if err := flushWAL(ctx, c); err != nil {
-		return "", 0, fmt.Errorf("flush the WAL: %w", err)
-	}
-	var n int
-	err = c.QueryRow(ctx, `
-SELECT pg_current_wal_lsn()::text,
-       coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint,
-       count(*)
-FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&lsn, &lag, &n)
-	if err != nil {
-		return "", 0, fmt.Errorf("read the drain target: %w", err)
-	}
-	if n != len(slots) {
-		return "", 0, fmt.Errorf("found %d of the slots %s", n, strings.Join(slots, ", "))
-	}
-	return lsn, lag, nil
+// readWriteSessionStmt lets the cutover's own session write on a side a
+// readonly cutover made read-only (setval, ALTER SUBSCRIPTION).
+func readWriteSessionStmt(on string) Stmt {
+	return Stmt{On: on, SQL: "SET default_transaction_read_only = off"}
 }
 
-// waitDrained polls until every slot's confirmed_flush_lsn reached lsn:
-// the subscriber has applied and flushed everything written before it.
+// flushStmts commit a transaction holding only a logical message (which no
+// subscriber asks for) synchronously: every WAL record before it is
+// flushed, and walsenders are woken. A transaction that wrote no WAL before
+// its commit record would commit asynchronously whatever the setting,
+// hence the message. Sent as one batch (one round trip).
+func flushStmts(on string) []Stmt {
+	return []Stmt{
+		{On: on, SQL: "BEGIN"},
+		{On: on, SQL: "SET LOCAL synchronous_commit = on"},
+		{On: on, SQL: "SELECT pg_logical_emit_message(true, 'pgbluegreen', '')::text"},
+		{On: on, SQL: "COMMIT"},
+	}
+}
+
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// execBatch sends statements in one round trip, journaling each; scan, when
+// set, reads the row of statement k.
+func execBatch(ctx context.Context, c batchSender, stmts []Stmt, scan map[int]func(pgx.Row) error) error {
+	b := &pgx.Batch{}
+	for k, s := range stmts {
+		args, err := s.bind()
+		if err != nil {
+			return err
+		}
+		q := b.Queue(s.SQL, args...)
+		if f, ok := scan[k]; ok {
+			q.QueryRow(f)
+		}
+	}
+	start := time.Now()
+	err := c.SendBatch(context.WithValue(ctx, journaledKey{}, true), b).Close()
+	for _, s := range stmts {
+		s.report(ctx, start, err)
+	}
+	return err
+}
+
+// flushWAL runs flushStmts and returns the message's LSN: every record
+// before it is flushed.
+func flushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
+	var lsn string
+	err := execBatch(ctx, c, flushStmts(on), map[int]func(pgx.Row) error{2: func(r pgx.Row) error { return r.Scan(&lsn) }})
+	if err != nil {
+		return "", fmt.Errorf("flush %s's WAL: %w", on, err)
+	}
+	return lsn, nil
+}
+
+// drainTargetStmt takes the source's current WAL position as the drain
+// target, with the largest lag of the feed's slots and how many exist.
+func drainTargetStmt(on string, slots []string) Stmt {
+	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT pg_current_wal_lsn()::text, coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint, count(*) FROM pg_replication_slots WHERE slot_name = ANY($1)`}
+}
+
+// drainedStmt asks whether every slot's confirmed_flush_lsn reached lsn: the
+// subscriber has applied and flushed everything written before it.
+func drainedStmt(on string, slots []string, lsn any) Stmt {
+	return Stmt{On: on, Args: []any{slots, lsn}, SQL: `SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = ANY($1)`,
+		Note: "every millisecond until true, flushing the subscriber's then the source's WAL between polls (journaled once)"}
+}
+
+// waitDrained polls until every slot's confirmed_flush_lsn reached lsn.
 //
 // Left alone this takes up to a second after the last apply: the
 // subscriber's apply worker commits asynchronously and reports a flushed
@@ -48,27 +96,23 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&lsn, &lag, &n
 // So each round flushes the subscriber's WAL and then commits an empty
 // transaction synchronously on the source: its walsender wakes, decodes
 // nothing to send, and pings the subscriber, which answers at once with its
-// now-flushed position.
-func waitDrained(ctx context.Context, src, dst *pgxpool.Conn, slots []string, lsn string) (int, error) {
-	polls := 0
-	for {
-		polls++
+// now-flushed position. The first round is journaled; the rest run quietly.
+func waitDrained(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName string, slots []string, lsn string) (int, error) {
+	for polls := 1; ; polls++ {
 		var done bool
-		err := src.QueryRow(ctx, `
-SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false)
-FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots, lsn).Scan(&done)
-		if err != nil {
+		if err := drainedStmt(srcName, slots, lsn).QueryRow(ctx, src, &done); err != nil {
 			return polls, fmt.Errorf("wait for the slots to reach %s: %w", lsn, err)
 		}
 		if done {
 			return polls, nil
 		}
-		if err := flushWAL(ctx, dst); err != nil {
-			return polls, fmt.Errorf("flush the subscriber's WAL: %w", err)
+		if _, err := flushWAL(ctx, dst, dstName); err != nil {
+			return polls, err
 		}
-		if err := flushWAL(ctx, src); err != nil {
-			return polls, fmt.Errorf("wake the walsenders: %w", err)
+		if _, err := flushWAL(ctx, src, srcName); err != nil {
+			return polls, err
 		}
+		ctx = Quiet(ctx)
 		select {
 		case <-ctx.Done():
 			return polls, fmt.Errorf("wait for the slots to reach %s: %w", lsn, ctx.Err())
@@ -77,88 +121,67 @@ FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots, lsn).Scan(&done)
 	}
 }
 
-// flushWAL commits a transaction holding only a logical message (which no
-// subscriber asks for) synchronously: every WAL record before it is
-// flushed, and walsenders are woken. A transaction that wrote no WAL
-// before its commit record would commit asynchronously whatever the
-// setting, hence the message.
-func flushWAL(ctx context.Context, c *pgxpool.Conn) error {
-	_, err := flushWALAt(ctx, c)
-	return err
-}
-
-// flushWALAt is flushWAL returning the message's LSN: every record before
-// it is flushed.
-func flushWALAt(ctx context.Context, c *pgxpool.Conn) (string, error) {
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit = on")
-	var lsn string
-	b.Queue("SELECT pg_logical_emit_message(true, 'pgbluegreen', '')::text").QueryRow(func(r pgx.Row) error { return r.Scan(&lsn) })
-	b.Queue("COMMIT")
-	if err := c.SendBatch(ctx, b).Close(); err != nil {
-		return "", err
-	}
-	return lsn, nil
-}
-
-// disableSubscriptions disables the subscriptions and ends their apply
+// disableSubscriptionStmts disable the subscriptions and end their apply
 // workers at once (a disabled worker would otherwise notice only on its
-// next wake-up), so nothing more is applied once it returns.
-func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, subs []string) error {
+// next wake-up), so nothing more is applied once they return.
+func disableSubscriptionStmts(on string, subs []string) []Stmt {
+	var out []Stmt
 	for _, s := range subs {
-		if _, err := c.Exec(ctx, "ALTER SUBSCRIPTION "+qi(s)+" DISABLE"); err != nil {
-			return fmt.Errorf("disable subscription %s: %w", s, err)
-		}
+		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " DISABLE"})
 	}
-	_, err := terminateAndWait(ctx, c, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs)
-	if err != nil {
+	return append(out, terminateStmt(on, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs))
+}
+
+func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs []string) error {
+	stmts := disableSubscriptionStmts(on, subs)
+	if err := ExecAll(ctx, c, stmts[:len(stmts)-1]); err != nil {
+		return err
+	}
+	if _, err := terminateAndWait(ctx, c, stmts[len(stmts)-1]); err != nil {
 		return fmt.Errorf("stop the apply workers of %s: %w", strings.Join(subs, ", "), err)
 	}
 	return nil
 }
 
-func enableSubscriptions(ctx context.Context, c *pgxpool.Conn, subs []string) error {
+func enableSubscriptionStmts(on string, subs []string) []Stmt {
+	var out []Stmt
 	for _, s := range subs {
-		if _, err := c.Exec(ctx, "ALTER SUBSCRIPTION "+qi(s)+" ENABLE"); err != nil {
-			return fmt.Errorf("enable subscription %s: %w", s, err)
-		}
+		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " ENABLE"})
 	}
-	return nil
+	return out
 }
 
-// scrubPassword keeps a password out of an error text.
-func scrubPassword(err error, password string) error {
-	if password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "********"))
+// createSlotStmt creates a pgoutput slot and returns its LSN.
+func createSlotStmt(on, name string) Stmt {
+	return Stmt{On: on, Args: []any{name}, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"}
 }
 
-// dropSubscription removes a subscription without touching the remote slot
-// (it is dropped separately on the other side).
-func dropSubscription(ctx context.Context, c *pgxpool.Conn, name string) error {
-	var exists bool
-	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("look for subscription %s: %w", name, err)
-	}
-	if !exists {
-		return nil
-	}
-	if err := disableSubscriptions(ctx, c, []string{name}); err != nil {
+// dropSubscriptionStmts remove a subscription without touching the remote
+// slot (dropped separately on the other side): disabled, its worker ended,
+// detached from its slot, dropped.
+func dropSubscriptionStmts(on, name string) []Stmt {
+	out := disableSubscriptionStmts(on, []string{name})
+	return append(out,
+		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(name) + " SET (slot_name = NONE)"},
+		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + qi(name)})
+}
+
+func dropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
+	stmts := dropSubscriptionStmts(on, name)
+	n := len(stmts)
+	if err := disableSubscriptions(ctx, c, on, []string{name}); err != nil {
 		return err
 	}
-	for _, s := range []string{"ALTER SUBSCRIPTION " + qi(name) + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + qi(name)} {
-		if _, err := c.Exec(ctx, s); err != nil {
-			return fmt.Errorf("drop subscription %s: %w", name, err)
-		}
-	}
-	return nil
+	return ExecAll(ctx, c, stmts[n-2:])
+}
+
+func dropSlotStmt(on, name string) Stmt {
+	return Stmt{On: on, Args: []any{name}, SQL: "SELECT pg_drop_replication_slot($1)"}
 }
 
 // dropSlot drops a logical slot when it exists, retrying while its
 // walsender is still going away.
-func dropSlot(ctx context.Context, c *pgxpool.Conn, name string) error {
+func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
 	for {
 		var exists, active bool
 		err := c.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
@@ -169,7 +192,7 @@ func dropSlot(ctx context.Context, c *pgxpool.Conn, name string) error {
 			return nil
 		}
 		if !active {
-			if _, err := c.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name); err == nil {
+			if err := dropSlotStmt(on, name).Exec(ctx, c); err == nil {
 				return nil
 			}
 		}
@@ -181,36 +204,60 @@ func dropSlot(ctx context.Context, c *pgxpool.Conn, name string) error {
 	}
 }
 
-// setLogin gives roles LOGIN or NOLOGIN and returns those it changed.
-func setLogin(ctx context.Context, c *pgxpool.Conn, roles []string, login bool) ([]string, error) {
-	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND rolcanlogin <> $2 ORDER BY 1", roles, login)
-	if err != nil {
-		return nil, fmt.Errorf("read roles: %w", err)
-	}
-	change, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read roles: %w", err)
-	}
+func createPublicationAllStmt(on, name string) Stmt {
+	return Stmt{On: on, SQL: "CREATE PUBLICATION " + qi(name) + " FOR ALL TABLES"}
+}
+
+func dropPublicationStmt(on, name string) Stmt {
+	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + qi(name)}
+}
+
+// loginStmts give roles LOGIN or NOLOGIN.
+func loginStmts(on string, roles []string, login bool) []Stmt {
 	word := "NOLOGIN"
 	if login {
 		word = "LOGIN"
 	}
-	for k, r := range change {
-		if _, err := c.Exec(ctx, "ALTER ROLE "+qi(r)+" "+word); err != nil {
-			return change[:k], fmt.Errorf("ALTER ROLE %s %s: %w", r, word, err)
-		}
+	out := make([]Stmt, len(roles))
+	for i, r := range roles {
+		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + qi(r) + " " + word}
 	}
-	return change, nil
+	return out
 }
 
-// writerRoles finds every role that can write to the database: the
-// configured application roles plus any login role (not superuser, not the
-// replication role, not this session's) that owns a table or may change
-// one.
-func writerRoles(ctx context.Context, c *pgxpool.Conn, app []string, replication string) ([]string, error) {
-	rows, err := c.Query(ctx, `
+// rolesToChange reads which of roles can log in where login is not what
+// they should be.
+func rolesToChange(ctx context.Context, c *pgxpool.Conn, roles []string, login bool) ([]string, error) {
+	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND rolcanlogin <> $2 ORDER BY 1", roles, login)
+	if err != nil {
+		return nil, fmt.Errorf("read roles: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read roles: %w", err)
+	}
+	return out, nil
+}
+
+// setLogin gives roles LOGIN or NOLOGIN where they lack it and returns
+// those it changed.
+func setLogin(ctx context.Context, c *pgxpool.Conn, on string, roles []string, login bool) ([]string, error) {
+	change, err := rolesToChange(ctx, c, roles, login)
+	if err != nil {
+		return nil, err
+	}
+	return change, ExecAll(ctx, c, loginStmts(on, change, login))
+}
+
+// WriterRoles finds every role that can write to the database: the
+// configured application roles plus any login role that owns a table or
+// may change one, except the replication role, the role this session
+// logs in as (pgbluegreen's own: fencing it would lock pgbluegreen out,
+// and the reverse subscription applies as it) and the system's roles.
+func WriterRoles(ctx context.Context, pool *pgxpool.Pool, app []string, replication string) ([]string, error) {
+	rows, err := pool.Query(ctx, `
 SELECT r.rolname::text FROM pg_roles r
-WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname <> $2 AND r.rolname <> current_user
+WHERE r.rolcanlogin AND r.rolname <> $2 AND r.rolname <> current_user
   AND r.rolname !~ '^(pg_|rds)'
   AND (r.rolname = ANY($1) OR EXISTS (
         SELECT 1 FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -228,18 +275,22 @@ ORDER BY 1`, app, replication)
 	return out, nil
 }
 
-// terminateAndWait signals the backends pidsQuery selects and waits (polling
-// every 2 ms; pg_terminate_backend's own wait polls every 100 ms) until
-// they are gone. It returns how many it ended.
-func terminateAndWait(ctx context.Context, c *pgxpool.Conn, pidsQuery string, args ...any) (int, error) {
+// terminateStmt signals the backends pidsQuery selects and returns their pids.
+func terminateStmt(on, pidsQuery string, args ...any) Stmt {
+	return Stmt{On: on, Args: args, SQL: "SELECT coalesce(array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)), '{}') FROM (" + pidsQuery + ") t"}
+}
+
+// terminateAndWait runs a terminateStmt and waits (polling every 2 ms;
+// pg_terminate_backend's own wait polls every 100 ms) until the backends
+// are gone. It returns how many it ended.
+func terminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error) {
 	var pids []int32
-	err := c.QueryRow(ctx, "SELECT coalesce(array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)), '{}') FROM ("+pidsQuery+") t", args...).Scan(&pids)
-	if err != nil {
+	if err := s.QueryRow(ctx, c, &pids); err != nil {
 		return 0, err
 	}
 	for len(pids) > 0 {
 		var left int
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", pids).Scan(&left); err != nil {
+		if err := c.QueryRow(Quiet(ctx), "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", pids).Scan(&left); err != nil {
 			return 0, err
 		}
 		if left == 0 {
@@ -254,42 +305,33 @@ func terminateAndWait(ctx context.Context, c *pgxpool.Conn, pidsQuery string, ar
 	return len(pids), nil
 }
 
-// terminateSessions ends the client sessions of roles (all roles when nil)
-// in the current database, except the pids in keep (the cutover's own),
-// and returns how many it ended. Walsenders and background workers are
-// left alone.
-func terminateSessions(ctx context.Context, c *pgxpool.Conn, roles []string, keep []uint32) (int, error) {
-	n, err := terminateAndWait(ctx, c, `
-SELECT pid FROM pg_stat_activity
+// terminateSessionsStmt ends the client sessions of roles (every role when
+// roles is nil) in the current database, except the pids in keep (the
+// cutover's own). Walsenders and background workers are left alone.
+func terminateSessionsStmt(on string, roles []string, keep any) Stmt {
+	return terminateStmt(on, `SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
-  AND ($1::text[] IS NULL AND datname = current_database() OR usename = ANY($1))`, roles, keep)
-	if err != nil {
-		return 0, fmt.Errorf("terminate sessions: %w", err)
-	}
-	return n, nil
+  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep)
 }
 
-// setReadOnly sets or resets default_transaction_read_only for the current
-// database (new sessions only; terminateSessions ends the old ones).
-func setReadOnly(ctx context.Context, c *pgxpool.Conn, on bool) error {
-	var stmt string
-	tmpl := "ALTER DATABASE %I RESET default_transaction_read_only"
-	if on {
-		tmpl = "ALTER DATABASE %I SET default_transaction_read_only = on"
+// terminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).
+func terminatePidsStmt(on string, pids []int32) Stmt {
+	return terminateStmt(on, "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND pid <> pg_backend_pid()", pids)
+}
+
+// readOnlyStmt sets or resets default_transaction_read_only for database
+// db (new sessions only; the terminate ends the old ones).
+func readOnlyStmt(on, db string, readOnly bool) Stmt {
+	if readOnly {
+		return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " SET default_transaction_read_only = on"}
 	}
-	if err := c.QueryRow(ctx, "SELECT format($1::text, current_database())", tmpl).Scan(&stmt); err != nil {
-		return fmt.Errorf("read the database name: %w", err)
-	}
-	if _, err := c.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("%s: %w", stmt, err)
-	}
-	return nil
+	return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " RESET default_transaction_read_only"}
 }
 
 // isReadOnly reports whether the current database is set read-only.
-func isReadOnly(ctx context.Context, c *pgxpool.Conn) (bool, error) {
+func isReadOnly(ctx context.Context, q RowQuerier) (bool, error) {
 	var on bool
-	err := c.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
                WHERE d.datname = current_database() AND s.setrole = 0
                  AND 'default_transaction_read_only=on' = ANY(s.setconfig))`).Scan(&on)
@@ -303,9 +345,13 @@ SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = 
 // temporary table, dropped at commit. It fails in a read-only transaction.
 const probeSQL = "CREATE TEMP TABLE pgbg_probe ON COMMIT DROP AS SELECT 1 AS x"
 
+// probeStmt is the probe write on a new session of on ("blue", "green",
+// or "pgbouncer NAME" for one through PgBouncer as the application).
+func probeStmt(on string) Stmt { return Stmt{On: on, SQL: probeSQL} }
+
 // probeWrite opens a new session (so database-level settings apply) and
 // runs the probe write.
-func probeWrite(ctx context.Context, pool *pgxpool.Pool) error {
+func probeWrite(ctx context.Context, pool *pgxpool.Pool, on string) error {
 	cfg := pool.Config().ConnConfig.Copy()
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -313,8 +359,7 @@ func probeWrite(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("connect for a probe write: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, probeSQL)
-	return err
+	return probeStmt(on).Exec(ctx, conn)
 }
 
 // isReadOnlyError reports SQLSTATE 25006 (read_only_sql_transaction).
@@ -323,24 +368,28 @@ func isReadOnlyError(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "25006"
 }
 
-// advanceSlots moves logical slots to the current WAL position without
-// sending anything: what they skip is what the other side already has.
+// advanceSlotStmt moves a logical slot to the current WAL position without
+// sending anything; the end it reached must pass flushed (the flush marker
+// written after everything the slot must skip).
+func advanceSlotStmt(on, slot string, flushed any) Stmt {
+	return Stmt{On: on, Args: []any{slot, flushed}, SQL: "SELECT end_lsn::text, end_lsn >= $2::pg_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())"}
+}
+
+// advanceSlots moves logical slots past what the other side already has.
 // pg_replication_slot_advance stops at the flushed position, and the
-// reverse feed's commits are asynchronous: the WAL is flushed first, and the
-// position each slot reached is checked.
-func advanceSlots(ctx context.Context, c *pgxpool.Conn, slots []string) (string, error) {
-	flushed, err := flushWALAt(ctx, c)
+// reverse feed's commits are asynchronous: the WAL is flushed first, and
+// the position each slot reached is checked.
+func advanceSlots(ctx context.Context, c *pgxpool.Conn, on string, slots []string) (string, error) {
+	flushed, err := flushWAL(ctx, c, on)
 	if err != nil {
-		return "", fmt.Errorf("flush the WAL: %w", err)
+		return "", err
 	}
 	var lsn string
 	for _, s := range slots {
 		// The end reached can sit a page header short of the position
-		// asked for; what matters is that it passed the flush marker, after
-		// everything the slot must skip.
+		// asked for; what matters is that it passed the flush marker.
 		var reached bool
-		err := c.QueryRow(ctx, "SELECT end_lsn::text, end_lsn >= $2::pg_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())", s, flushed).Scan(&lsn, &reached)
-		if err != nil {
+		if err := advanceSlotStmt(on, s, flushed).QueryRow(ctx, c, &lsn, &reached); err != nil {
 			return "", fmt.Errorf("advance slot %s: %w", s, err)
 		}
 		if !reached {
@@ -348,4 +397,31 @@ func advanceSlots(ctx context.Context, c *pgxpool.Conn, slots []string) (string,
 		}
 	}
 	return lsn, nil
+}
+
+// scrubPassword keeps a password out of an error text.
+func scrubPassword(err error, password string) error {
+	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "********"))
+}
+
+// subscriptionStmts create one disabled subscription on an existing slot,
+// in one transaction with statement logging off: the connection string (a
+// Secret: it holds the password) reaches the server only as a bind
+// parameter, and PostgreSQL quotes it itself (createSubscriptionDO). shown
+// is the connection string with the password masked, for the plan's note.
+func subscriptionStmts(on, name, publication, slot string, conninfo Secret, copyData bool, shown string) []Stmt {
+	stmts := []Stmt{
+		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
+		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
+		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
+		{On: on, SQL: `SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)`,
+			Args: []any{name, conninfo, publication, fmt.Sprint(copyData), slot}},
+		{On: on, SQL: createSubscriptionDO,
+			Note: fmt.Sprintf("= CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
+				qi(name), shown, qi(publication), copyData, quoteLiteral(slot))},
+	}
+	return InTx(on, stmts)
 }

@@ -9,245 +9,257 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-type pushFunc func(name string, fn func(ctx context.Context) error)
+// The method-specific sub-steps: how writes stop on the source, and how
+// PgBouncer is moved to the target.
 
-// stopWrites stops the application's writes on the source, by method.
-func (r *run) stopWrites(ctx context.Context, d direction, e *cutEnv, push pushFunc) error {
-	p := r.p
+// stopWritesSteps stop the application's writes on the source, by method.
+// Sessions that bypass PgBouncer, when the operator allowed it, are ended
+// right after the PAUSE: nothing else would stop them.
+func (r *run) stopWritesSteps() []subStep {
+	p, d := r.p, r.d
 	switch p.Method {
 	case MethodPgBouncer:
-		// Registered first: a PAUSE that half-succeeded is resumed too.
-		push("resume on "+d.from.name, func(ctx context.Context) error { return r.resumeAll(ctx, e) })
-		return r.step(ctx, "pause", "pgbouncer", func(ctx context.Context) (string, error) {
-			// PAUSE waits for in-flight transactions while every other
-			// client waits: bounded like the drain (at least a second).
-			ctx, cancel := context.WithTimeout(ctx, max(p.DrainTimeout, time.Second))
-			defer cancel()
-			var mu sync.Mutex
-			polls := 0
-			err := r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-				if err := c.Pause(ctx, b.Database); err != nil {
-					return err
+		out := []subStep{{name: "pause", target: "pgbouncer", own: true,
+			plan: func() []PlanLine {
+				var out []PlanLine
+				for _, b := range p.Bouncers {
+					out = append(out, stmtLines(PauseStmt(b.Name, b.Database).with("every PgBouncer in parallel; then SHOW POOLS every ms until no server connection is busy"))...)
 				}
-				n, err := c.WaitServersIdle(ctx, b.Database)
-				mu.Lock()
-				polls = max(polls, n)
-				mu.Unlock()
-				return err
-			})
-			return fmt.Sprintf("%d PgBouncer(s) paused, no server busy (%d SHOW POOLS)", len(e.consoles), polls), err
-		})
+				if p.ProbeInterval > 0 {
+					out = append(out, noteLine("pgbouncer", "a probe client writes a temporary table through PgBouncer every %s, to measure the stall", p.ProbeInterval))
+				}
+				return out
+			},
+			run: func(ctx context.Context) (string, error) {
+				// PAUSE waits for in-flight transactions while every other
+				// client waits: bounded like the drain (at least a second).
+				ctx, cancel := context.WithTimeout(ctx, max(p.DrainTimeout, time.Second))
+				defer cancel()
+				r.pausedAt = time.Now()
+				var mu sync.Mutex
+				polls := 0
+				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+					if err := c.Pause(ctx, b.Database); err != nil {
+						return err
+					}
+					n, err := c.WaitServersIdle(ctx, b.Database)
+					mu.Lock()
+					polls = max(polls, n)
+					mu.Unlock()
+					return err
+				})
+				return fmt.Sprintf("%d PgBouncer(s) paused, no server busy (%d SHOW POOLS)", len(r.e.consoles), polls), err
+			}}}
+		if p.TerminateDirect {
+			out = append(out, subStep{name: "end sessions bypassing PgBouncer", target: d.from.name,
+				plan: func() []PlanLine {
+					return stmtLines(terminatePidsStmt(d.from.name, nil).with("the sessions on " + d.from.name + " that do not come through a configured PgBouncer, found at the precheck and again now"))
+				},
+				run: func(ctx context.Context) (string, error) {
+					direct, err := r.directSessions(ctx)
+					if err != nil || len(direct) == 0 {
+						return "none", err
+					}
+					pids := make([]int32, len(direct))
+					for i, s := range direct {
+						pids[i] = s.PID
+					}
+					n, err := terminateAndWait(ctx, r.e.from, terminatePidsStmt(d.from.name, pids))
+					return fmt.Sprintf("%d ended: %s", n, sessionList(direct)), err
+				}})
+		}
+		return out
 	case MethodNologin:
-		var roles []string
-		err := r.step(ctx, "nologin on "+d.from.name, d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			var err error
-			if roles, err = writerRoles(ctx, e.from, p.AppRoles, p.ReplicationRole); err != nil {
-				return "", err
-			}
-			changed, err := setLogin(ctx, e.from, roles, false)
-			push("LOGIN again on "+d.from.name, func(ctx context.Context) error {
-				_, err := setLogin(ctx, e.from, changed, true)
-				return err
-			})
-			return "NOLOGIN: " + strings.Join(roles, ", "), err
-		})
-		if err != nil {
-			return err
-		}
-		return r.step(ctx, "terminate sessions on "+d.from.name, d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			if len(roles) == 0 {
-				return "no role to terminate", nil
-			}
-			n, err := terminateSessions(ctx, e.from, roles, e.pids())
-			return fmt.Sprintf("%d sessions of %s ended", n, strings.Join(roles, ", ")), err
-		})
+		roles := p.FenceRoles
+		return []subStep{{name: "nologin on " + d.from.name, target: d.from.name,
+			plan: func() []PlanLine {
+				return append(stmtLines(loginStmts(d.from.name, roles, false)...),
+					stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("then wait until they are gone"))...)
+			},
+			run: func(ctx context.Context) (string, error) {
+				r.pausedAt = time.Now()
+				changed, err := setLogin(ctx, r.e.from, d.from.name, roles, false)
+				if err != nil {
+					return "", err
+				}
+				n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, roles, r.e.pids()))
+				return fmt.Sprintf("NOLOGIN: %s; %d sessions ended", orNone(changed), n), err
+			}}}
 	default: // readonly
-		err := r.step(ctx, "read-only on "+d.from.name, d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			push("read-write again on "+d.from.name, func(ctx context.Context) error { return setReadOnly(ctx, e.from, false) })
-			return "default_transaction_read_only = on", setReadOnly(ctx, e.from, true)
-		})
-		if err != nil {
-			return err
-		}
-		err = r.step(ctx, "terminate sessions on "+d.from.name, d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			n, err := terminateSessions(ctx, e.from, nil, e.pids())
-			// The pool's idle sessions are gone too: let it open new ones.
-			d.from.pool.Reset()
-			return fmt.Sprintf("%d sessions ended", n), err
-		})
-		if err != nil {
-			return err
-		}
-		return r.step(ctx, "probe write on "+d.from.name+" must fail", d.from.name, func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			err := probeWrite(ctx, d.from.pool)
-			if isReadOnlyError(err) {
-				return "refused: read-only", nil
+		return []subStep{{name: "read-only on " + d.from.name, target: d.from.name,
+			plan: func() []PlanLine {
+				return stmtLines(readOnlyStmt(d.from.name, d.from.endpoint.DBName, true),
+					terminateSessionsStmt(d.from.name, nil, Later("the pid of pgbluegreen's session")).with("every session of the database but the cutover's own"),
+					probeStmt(d.from.name).with("on a new session: must fail with 25006 read_only_sql_transaction"))
+			},
+			run: func(ctx context.Context) (string, error) {
+				r.pausedAt = time.Now()
+				if err := readOnlyStmt(d.from.name, r.e.fromDB, true).Exec(ctx, r.e.from); err != nil {
+					return "", err
+				}
+				n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, nil, r.e.pids()))
+				if err != nil {
+					return "", err
+				}
+				// The pool's idle sessions are gone too: let it open new ones.
+				d.from.pool.Reset()
+				err = probeWrite(ctx, d.from.pool, d.from.name)
+				switch {
+				case isReadOnlyError(err):
+					return fmt.Sprintf("default_transaction_read_only = on; %d sessions ended; a write is refused", n), nil
+				case err == nil:
+					return "", fmt.Errorf("a write on %s still succeeds after it was made read-only", d.from.name)
+				}
+				return "", err
+			}}}
+	}
+}
+
+// switchBouncerSteps move every PgBouncer to the target: the ini entry
+// rewritten, RELOAD, WAIT_CLOSE, RESUME (the switch), then the checks,
+// server_login_retry put back and a probe write through PgBouncer.
+func (r *run) switchBouncerSteps(pos position) []subStep {
+	p, d := r.p, r.d
+	var out []subStep
+	if !pos.iniAtTarget() {
+		out = append(out, subStep{name: "repoint", target: "pgbouncer",
+			plan: func() []PlanLine {
+				var out []PlanLine
+				for _, b := range p.Bouncers {
+					out = append(out, PlanLine{On: "pgbouncer " + b.Name, Kind: "file", Text: repointChange(b, d.to.endpoint).String()})
+					out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
+				}
+				return out
+			},
+			run: func(ctx context.Context) (string, error) {
+				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+					if err := repointBouncer(ctx, b, d.to.endpoint); err != nil {
+						return err
+					}
+					if err := c.Reload(ctx); err != nil {
+						return err
+					}
+					return c.WaitClose(ctx, b.Database)
+				})
+				return "database entry -> " + d.to.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
+			}})
+	}
+	out = append(out, subStep{name: "resume", target: "pgbouncer", switches: true,
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, b := range p.Bouncers {
+				out = append(out, stmtLines(SetStmt(b.Name, "server_login_retry", "0").with("a PAUSE that cut a server login short would otherwise hold every client for server_login_retry; put back after the checks"),
+					ResumeStmt(b.Name, b.Database))...)
 			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			err := r.resumeAll(ctx)
+			if !r.pausedAt.IsZero() {
+				r.rep.PausedMs = ms(time.Since(r.pausedAt))
+			}
+			return "", err
+		}})
+	out = append(out, subStep{name: "verify target is " + d.to.name, target: "pgbouncer",
+		plan: func() []PlanLine {
+			return []PlanLine{noteLine("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.to.endpoint, d.to.name)}
+		},
+		run: func(ctx context.Context) (string, error) {
+			detail, err := r.verifyTarget(ctx, d.to, r.e.toVersion)
 			if err == nil {
-				return "", fmt.Errorf("a write on %s still succeeds after it was made read-only", d.from.name)
+				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
 			}
-			return "", err
-		})
-	}
+			return detail, err
+		}})
+	out = append(out, r.restoreLoginRetryStep())
+	b0 := p.Bouncers[0]
+	out = append(out, subStep{name: "probe write on " + d.to.name, target: "pgbouncer",
+		plan: func() []PlanLine {
+			return stmtLines(probeStmt("pgbouncer " + b0.Name + " (client)").with("through PgBouncer as the application: must succeed"))
+		},
+		run: func(ctx context.Context) (string, error) {
+			conn, err := connectThrough(ctx, b0.ClientConninfo)
+			if err != nil {
+				return "", err
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			return "a write through PgBouncer succeeded", probeStmt("pgbouncer "+b0.Name+" (client)").Exec(ctx, conn)
+		}})
+	return out
 }
 
-// startOpposite starts the feed from the target back to the source: the
-// reverse feed for a cutover, blue's original feed for a rollback.
-func (r *run) startOpposite(ctx context.Context, d direction, e *cutEnv, f feeds, push pushFunc, rollback bool) error {
+// restoreLoginRetryStep puts back each PgBouncer's server_login_retry.
+func (r *run) restoreLoginRetryStep() subStep {
 	p := r.p
-	bounded := func(fn func(ctx context.Context) (string, error)) func(ctx context.Context) (string, error) {
-		return func(ctx context.Context) (string, error) {
-			ctx, cancel := r.timeout(ctx)
-			defer cancel()
-			return fn(ctx)
-		}
-	}
-	if !rollback {
-		err := r.step(ctx, "create reverse slot", "green", bounded(func(ctx context.Context) (string, error) {
-			var lsn string
-			err := e.to.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", p.Reverse).Scan(&lsn)
-			if err != nil {
-				return "", fmt.Errorf("create slot %s on green: %w", p.Reverse, err)
+	return subStep{name: "restore server_login_retry", target: "pgbouncer",
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, b := range p.Bouncers {
+				out = append(out, stmtLines(SetStmt(b.Name, "server_login_retry", r.loginRetry(b.Name)))...)
 			}
-			return "slot " + p.Reverse + " at " + lsn, nil
-		}))
-		if err != nil {
-			return err
-		}
-		return r.step(ctx, "enable reverse subscription", "blue", bounded(func(ctx context.Context) (string, error) {
-			push("disable "+p.Reverse, func(ctx context.Context) error { return disableSubscriptions(ctx, e.from, f.startSubs) })
-			return "green -> blue replication on", enableSubscriptions(ctx, e.from, f.startSubs)
-		}))
-	}
-	err := r.step(ctx, "advance blue's slots", "blue", bounded(func(ctx context.Context) (string, error) {
-		lsn, err := advanceSlots(ctx, e.to, f.startSlots)
-		return "skipped what the reverse feed wrote, to " + lsn, err
-	}))
-	if err != nil {
-		return err
-	}
-	return r.step(ctx, "enable blue -> green replication", "green", bounded(func(ctx context.Context) (string, error) {
-		push("disable "+strings.Join(f.startSubs, ", "), func(ctx context.Context) error { return disableSubscriptions(ctx, e.from, f.startSubs) })
-		return "enabled " + strings.Join(f.startSubs, ", "), enableSubscriptions(ctx, e.from, f.startSubs)
-	}))
-}
-
-// openWrites lets the application write on the target: LOGIN for its
-// roles, and the read-only setting a readonly cutover left there removed.
-func (r *run) openWrites(ctx context.Context, d direction, e *cutEnv, push pushFunc) error {
-	return r.step(ctx, "allow writes on "+d.to.name, d.to.name, func(ctx context.Context) (string, error) {
-		ctx, cancel := r.timeout(ctx)
-		defer cancel()
-		var done []string
-		if len(r.p.AppRoles) > 0 {
-			changed, err := setLogin(ctx, e.to, r.p.AppRoles, true)
-			push("NOLOGIN again on "+d.to.name, func(ctx context.Context) error {
-				_, err := setLogin(ctx, e.to, changed, false)
-				return err
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+				if v := r.loginRetry(b.Name); !strings.HasPrefix(v, "<") {
+					return c.Set(ctx, "server_login_retry", v)
+				}
+				return nil
 			})
-			if err != nil {
-				return "", err
-			}
-			if len(changed) > 0 {
-				done = append(done, "LOGIN: "+strings.Join(changed, ", "))
-			}
-		}
-		ro, err := isReadOnly(ctx, e.to)
-		if err != nil {
 			return "", err
-		}
-		if ro {
-			push("read-only again on "+d.to.name, func(ctx context.Context) error { return setReadOnly(ctx, e.to, true) })
-			if err := setReadOnly(ctx, e.to, false); err != nil {
-				return "", err
-			}
-			done = append(done, "default_transaction_read_only reset")
-		}
-		if len(done) == 0 {
-			return "nothing to change", nil
-		}
-		return strings.Join(done, "; "), nil
-	})
+		}}
 }
 
-// repoint rewrites every PgBouncer's database entry to the target,
-// RELOADs and waits for the old server connections to close.
-func (r *run) repoint(ctx context.Context, d direction, e *cutEnv, push pushFunc) error {
-	var mu sync.Mutex
-	var backups []*IniBackup
-	push("restore PgBouncer's ini and RELOAD", func(ctx context.Context) error {
-		var errs []error
-		for _, b := range backups {
-			errs = append(errs, b.Restore())
+// loginRetry is the PgBouncer's server_login_retry before the attempt, or a
+// placeholder when not known (a plan made without connections).
+func (r *run) loginRetry(name string) string {
+	if r.p.Prior != nil {
+		if v, ok := r.p.Prior.LoginRetry[name]; ok && v != "" {
+			return v
 		}
-		errs = append(errs, r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, _ BouncerParams) error {
-			return c.Reload(ctx)
-		}))
-		return errors.Join(errs...)
-	})
-	return r.step(ctx, "repoint", "pgbouncer", func(ctx context.Context) (string, error) {
-		ctx, cancel := r.timeout(ctx)
-		defer cancel()
-		err := r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-			bk, err := RepointIni(b.Ini, b.Database, d.to.endpoint)
+	}
+	return Placeholder("its value before the " + r.d.name)
+}
+
+// repointChange is the ini change that points b's database entry at to.
+func repointChange(b BouncerParams, to Endpoint) FileChange {
+	return FileChange{On: "pgbouncer " + b.Name, Path: b.Ini,
+		Text: fmt.Sprintf("[databases] %s: host=%s port=%d dbname=%s (atomically: temp file, fsync, rename; the old file kept as %s.pgbg-backup)", b.Database, to.Host, to.Port, to.DBName, b.Ini)}
+}
+
+// repointBouncer rewrites b's ini entry to point at to and journals it.
+func repointBouncer(ctx context.Context, b BouncerParams, to Endpoint) error {
+	ch := repointChange(b, to)
+	start := time.Now()
+	_, err := RepointIni(b.Ini, b.Database, to)
+	ch.Journal(ctx, time.Since(start), err)
+	return err
+}
+
+// liftLoginRetry sets server_login_retry to 0 on every PgBouncer before a
+// RESUME. A PAUSE that lands while PgBouncer is logging in a new server
+// connection closes it, and PgBouncer counts that as a failed login: it
+// would then open no server connection for server_login_retry (15 s by
+// default) and every client would wait that long. RELOAD resets the
+// setting, so this comes after it; the restore step puts it back.
+//
+// resumeAll then resumes every PgBouncer, on a new console connection
+// where the old one broke (a PAUSE cancelled by its timeout closes it). A
+// database that is not paused is fine.
+func (r *run) resumeAll(ctx context.Context) error {
+	return r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+		if c.Closed() {
+			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			backups = append(backups, bk)
-			mu.Unlock()
-			if err := c.Reload(ctx); err != nil {
-				return err
-			}
-			return c.WaitClose(ctx, b.Database)
-		})
-		return "database entry -> " + d.to.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
-	})
-}
-
-// eachBouncer runs fn on every PgBouncer in parallel.
-func (r *run) eachBouncer(ctx context.Context, e *cutEnv, fn func(ctx context.Context, c *Console, b BouncerParams) error) error {
-	errs := make([]error, len(e.consoles))
-	var wg sync.WaitGroup
-	for k, c := range e.consoles {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[k] = fn(ctx, c, r.p.Bouncers[k])
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// resumeAll resumes every PgBouncer, on a new console connection where the
-// old one broke (a PAUSE cancelled by its timeout closes it).
-func (r *run) resumeAll(ctx context.Context, e *cutEnv) error {
-	r.liftLoginRetry(ctx, e)
-	return r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-		err := c.Resume(ctx, b.Database)
-		if err == nil || IsNotPaused(err) {
-			return nil
+			defer fresh.Close()
+			c = fresh
 		}
-		fresh, cerr := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
-		if cerr != nil {
-			return errors.Join(err, cerr)
-		}
-		defer fresh.Close()
-		if err := fresh.Resume(ctx, b.Database); err != nil && !IsNotPaused(err) {
+		_ = c.Set(ctx, "server_login_retry", "0")
+		if err := c.Resume(ctx, b.Database); err != nil && !IsNotPaused(err) {
 			return err
 		}
 		return nil
@@ -256,11 +268,9 @@ func (r *run) resumeAll(ctx context.Context, e *cutEnv) error {
 
 // verifyTarget checks every PgBouncer's effective target: SHOW DATABASES,
 // the ini on disk, and SELECT version() through it.
-func (r *run) verifyTarget(ctx context.Context, e *cutEnv, s side, version string) (string, error) {
-	ctx, cancel := r.timeout(ctx)
-	defer cancel()
-	err := r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, b BouncerParams) error {
-		if c.conn.IsClosed() {
+func (r *run) verifyTarget(ctx context.Context, s side, version string) (string, error) {
+	err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+		if c.Closed() {
 			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
 			if err != nil {
 				return err
@@ -306,17 +316,6 @@ func (r *run) verifyTarget(ctx context.Context, e *cutEnv, s side, version strin
 	return fmt.Sprintf("SHOW DATABASES, the ini and SELECT version() say %s (%s)", s.name, s.endpoint), err
 }
 
-// execThrough runs one statement on a new connection through PgBouncer, in
-// exec mode (no prepared statements under transaction pooling).
-func execThrough(ctx context.Context, conninfo, sql string) (pgconn.CommandTag, error) {
-	conn, err := connectThrough(ctx, conninfo)
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return conn.Exec(ctx, sql)
-}
-
 func versionThrough(ctx context.Context, conninfo string) (string, error) {
 	conn, err := connectThrough(ctx, conninfo)
 	if err != nil {
@@ -330,6 +329,8 @@ func versionThrough(ctx context.Context, conninfo string) (string, error) {
 	return v, nil
 }
 
+// connectThrough opens a connection through PgBouncer as an application
+// would, in exec mode (no prepared statements under transaction pooling).
 func connectThrough(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 	if conninfo == "" {
 		return nil, fmt.Errorf("no client connection string for PgBouncer")
@@ -346,26 +347,5 @@ func connectThrough(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// liftLoginRetry sets server_login_retry to 0 on every PgBouncer before a
-// RESUME. A PAUSE that lands while PgBouncer is logging in a new server
-// connection closes it, and PgBouncer counts that as a failed login: it
-// would then open no server connection for server_login_retry (15 s by
-// default) and every client would wait that long. RELOAD resets the
-// setting, so this comes after it; restoreLoginRetry puts it back.
-func (r *run) liftLoginRetry(ctx context.Context, e *cutEnv) {
-	_ = r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, _ BouncerParams) error {
-		return c.Set(ctx, "server_login_retry", "0")
-	})
-}
-
-// restoreLoginRetry puts back each PgBouncer's server_login_retry.
-func (r *run) restoreLoginRetry(ctx context.Context, e *cutEnv) error {
-	return r.eachBouncer(ctx, e, func(ctx context.Context, c *Console, _ BouncerParams) error {
-		for k := range e.consoles {
-			if e.consoles[k] == c && k < len(e.loginRetry) && e.loginRetry[k] != "" {
-				return c.Set(ctx, "server_login_retry", e.loginRetry[k])
-			}
-		}
-		return nil
-	})
-}
+// errJoin is errors.Join that keeps nil for no error.
+func errJoin(errs ...error) error { return errors.Join(errs...) }

@@ -9,10 +9,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// SlotLag is one logical slot on blue, as the lag gauge shows it.
+// SlotLag is one logical slot, as the lag gauge shows it.
 type SlotLag struct {
-	Slot   string `json:"slot"`
-	Active bool   `json:"active"`
+	Slot string `json:"slot"`
+	// Server is where the slot is ("blue", or "green" for the reverse
+	// feed after a cutover), Direction the feed it serves ("blue -> green").
+	Server    string `json:"server"`
+	Direction string `json:"direction"`
+	Active    bool   `json:"active"`
 	// BehindBytes is how far the slot's confirmed_flush_lsn is behind blue's
 	// current WAL position: what green still has to apply.
 	BehindBytes int64 `json:"behind_bytes"`
@@ -52,8 +56,9 @@ FROM pg_replication_slots
 WHERE slot_type = 'logical'
 ORDER BY slot_name`
 
-// ReadLag polls blue's logical slots once, bounded by timeout.
-func ReadLag(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (LagSample, error) {
+// ReadLag polls one server's logical slots once, bounded by timeout;
+// server names it ("blue" or "green") and the direction its slots feed.
+func ReadLag(ctx context.Context, pool *pgxpool.Pool, server string, timeout time.Duration) (LagSample, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -64,10 +69,19 @@ func ReadLag(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (La
 	slots, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlotLag, error) {
 		var s SlotLag
 		err := r.Scan(&s.Slot, &s.Active, &s.BehindBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALBytes, &s.ConfirmedLSN, &s.CurrentLSN)
+		s.Server, s.Direction = server, feedDirection(server)
 		return s, err
 	})
 	if err != nil {
 		return LagSample{}, fmt.Errorf("read replication slots: %w", err)
 	}
 	return LagSample{At: start, Slots: slots, Took: time.Since(start)}, nil
+}
+
+// feedDirection is the feed a server's slots serve.
+func feedDirection(server string) string {
+	if server == "green" {
+		return "green -> blue"
+	}
+	return "blue -> green"
 }

@@ -75,12 +75,45 @@ func consoleIdent(db string) string {
 	return `"` + strings.ReplaceAll(db, `"`, `""`) + `"`
 }
 
-// Pause runs PAUSE db: it returns once every server connection of db is
+// ConsoleStmt is one command for the admin console of the PgBouncer named
+// name, as plans show it and the journal records it. The console takes no
+// bind parameters: commands are built from checked words only.
+func ConsoleStmt(name, cmd string) Stmt { return Stmt{On: "pgbouncer " + name, SQL: cmd} }
+
+// PauseStmt is PAUSE db: it returns once every server connection of db is
 // released (transaction pooling: once in-flight transactions end). New
-// client queries wait in PgBouncer until Resume.
-func (c *Console) Pause(ctx context.Context, db string) error {
-	_, err := c.exec(ctx, "PAUSE "+db, "PAUSE "+consoleIdent(db))
+// client queries wait in PgBouncer until RESUME.
+func PauseStmt(name, db string) Stmt { return ConsoleStmt(name, "PAUSE "+consoleIdent(db)) }
+
+// ResumeStmt is RESUME db.
+func ResumeStmt(name, db string) Stmt { return ConsoleStmt(name, "RESUME "+consoleIdent(db)) }
+
+// ReloadStmt is RELOAD: PgBouncer rereads its ini file.
+func ReloadStmt(name string) Stmt { return ConsoleStmt(name, "RELOAD") }
+
+// WaitCloseStmt is WAIT_CLOSE db: it returns once every server connection
+// opened under the previous configuration of db is closed.
+func WaitCloseStmt(name, db string) Stmt { return ConsoleStmt(name, "WAIT_CLOSE "+consoleIdent(db)) }
+
+var consoleValue = regexp.MustCompile(`^[0-9A-Za-z._]+$`)
+
+// SetStmt is SET key = value (a setting until the next RELOAD); a value
+// only known at run time may be given as Placeholder("...").
+func SetStmt(name, key, value string) Stmt {
+	return ConsoleStmt(name, "SET "+key+" = "+value)
+}
+
+// Run executes one console command and journals it.
+func (c *Console) Run(ctx context.Context, s Stmt) error {
+	start := time.Now()
+	_, err := c.exec(ctx, s.SQL, s.SQL)
+	s.report(ctx, start, err)
 	return err
+}
+
+// Pause runs PAUSE db.
+func (c *Console) Pause(ctx context.Context, db string) error {
+	return c.Run(ctx, PauseStmt(c.Name, db))
 }
 
 // WaitServersIdle polls SHOW POOLS until no server connection of db is
@@ -114,33 +147,28 @@ func (c *Console) WaitServersIdle(ctx context.Context, db string) (int, error) {
 
 // Resume runs RESUME db.
 func (c *Console) Resume(ctx context.Context, db string) error {
-	_, err := c.exec(ctx, "RESUME "+db, "RESUME "+consoleIdent(db))
-	return err
+	return c.Run(ctx, ResumeStmt(c.Name, db))
 }
 
-// Reload runs RELOAD: PgBouncer rereads its ini file.
-func (c *Console) Reload(ctx context.Context) error {
-	_, err := c.exec(ctx, "RELOAD", "RELOAD")
-	return err
-}
+// Reload runs RELOAD.
+func (c *Console) Reload(ctx context.Context) error { return c.Run(ctx, ReloadStmt(c.Name)) }
 
-// WaitClose runs WAIT_CLOSE db: it returns once every server connection
-// opened under the previous configuration of db is closed.
+// WaitClose runs WAIT_CLOSE db.
 func (c *Console) WaitClose(ctx context.Context, db string) error {
-	_, err := c.exec(ctx, "WAIT_CLOSE "+db, "WAIT_CLOSE "+consoleIdent(db))
-	return err
+	return c.Run(ctx, WaitCloseStmt(c.Name, db))
 }
 
-var consoleValue = regexp.MustCompile(`^[0-9A-Za-z._]+$`)
-
-// Set runs SET key = value (a setting until the next RELOAD).
+// Set runs SET key = value.
 func (c *Console) Set(ctx context.Context, key, value string) error {
 	if !bouncerWord.MatchString(key) || !consoleValue.MatchString(value) {
 		return fmt.Errorf("PgBouncer %s: SET %q = %q: not a setting and plain value", c.Name, key, value)
 	}
-	_, err := c.exec(ctx, "SET "+key, "SET "+key+" = "+value)
-	return err
+	return c.Run(ctx, SetStmt(c.Name, key, value))
 }
+
+// Closed reports whether the console connection is gone (a PAUSE cancelled
+// by its timeout closes it).
+func (c *Console) Closed() bool { return c.conn.IsClosed() }
 
 // BouncerDatabase is one row of SHOW DATABASES.
 type BouncerDatabase struct {

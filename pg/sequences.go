@@ -146,31 +146,45 @@ SELECT count(setval(r.seq, least(greatest(r.v + sign(r.inc)::bigint * $6::bigint
        coalesce(array_agg(format('%I.%I', r.s, r.n)) FILTER (WHERE r.seq IS NULL), '{}')
 FROM r`
 
-// ApplySequences sets every sequence of seqs on the target in one round
-// trip: setval(seq, last_value (+ margin), is_called). Sequences the target
-// does not have are returned in Missing, not treated as an error here.
-func ApplySequences(ctx context.Context, q Querier, seqs []Sequence, margin int64) (SequenceSync, error) {
-	n := len(seqs)
-	if n == 0 {
-		return SequenceSync{}, nil
+// ApplySequencesStmts are what ApplySequences sends, in one round trip:
+// BEGIN READ WRITE (the target may be a database a readonly cutover set
+// read-only), the setval statement, COMMIT. With seqs nil (a plan) the
+// values are Later: read from the source when it runs.
+func ApplySequencesStmts(on string, seqs []Sequence, margin int64) []Stmt {
+	var args []any
+	if seqs == nil {
+		args = []any{Later("schemas"), Later("names"), Later("last values"), Later("is_called"), Later("increments, each sequence's as read from the source"), margin}
+	} else {
+		n := len(seqs)
+		schemas, names := make([]string, n), make([]string, n)
+		values, incs := make([]int64, n), make([]int64, n)
+		called := make([]bool, n)
+		for i, s := range seqs {
+			schemas[i], names[i], values[i], called[i], incs[i] = s.Schema, s.Name, s.LastValue, s.IsCalled, s.Increment
+		}
+		args = []any{schemas, names, values, called, incs, margin}
 	}
-	schemas, names := make([]string, n), make([]string, n)
-	values, incs := make([]int64, n), make([]int64, n)
-	called := make([]bool, n)
-	for i, s := range seqs {
-		schemas[i], names[i], values[i], called[i], incs[i] = s.Schema, s.Name, s.LastValue, s.IsCalled, s.Increment
+	return []Stmt{
+		{On: on, SQL: "BEGIN READ WRITE"},
+		{On: on, SQL: applySequencesQuery, Args: args},
+		{On: on, SQL: "COMMIT"},
+	}
+}
+
+// ApplySequences sets every sequence of seqs on the target (on names it)
+// in one round trip: setval(seq, last_value (+ margin), is_called).
+// Sequences the target does not have are returned in Missing, not treated
+// as an error here.
+func ApplySequences(ctx context.Context, q Querier, on string, seqs []Sequence, margin int64) (SequenceSync, error) {
+	if len(seqs) == 0 {
+		return SequenceSync{}, nil
 	}
 	start := time.Now()
 	var res SequenceSync
-	// READ WRITE: the target may be a database a readonly cutover set
-	// read-only, seen through a new session. One round trip all the same.
-	b := &pgx.Batch{}
-	b.Queue("BEGIN READ WRITE")
-	b.Queue(applySequencesQuery, schemas, names, values, called, incs, margin).QueryRow(func(row pgx.Row) error {
+	err := execBatch(ctx, q, ApplySequencesStmts(on, seqs, margin), map[int]func(pgx.Row) error{1: func(row pgx.Row) error {
 		return row.Scan(&res.Synced, &res.Missing)
-	})
-	b.Queue("COMMIT")
-	if err := q.SendBatch(ctx, b).Close(); err != nil {
+	}})
+	if err != nil {
 		return res, fmt.Errorf("set sequences: %w", err)
 	}
 	res.Apply = time.Since(start)
@@ -179,14 +193,14 @@ func ApplySequences(ctx context.Context, q Querier, seqs []Sequence, margin int6
 
 // SyncSequences copies every sequence of from onto to: one read round trip
 // (two when some sequence was never called), one write round trip.
-func SyncSequences(ctx context.Context, from, to Querier, margin int64) (SequenceSync, error) {
+func SyncSequences(ctx context.Context, from, to Querier, on string, margin int64) (SequenceSync, error) {
 	start := time.Now()
 	seqs, err := ReadSequences(ctx, from)
 	if err != nil {
 		return SequenceSync{}, err
 	}
 	read := time.Since(start)
-	res, err := ApplySequences(ctx, to, seqs, margin)
+	res, err := ApplySequences(ctx, to, on, seqs, margin)
 	res.Read = read
 	return res, err
 }
@@ -223,7 +237,7 @@ func ReadSequencesParallel(ctx context.Context, pool *pgxpool.Pool, k int) ([]Se
 
 // ApplySequencesParallel is ApplySequences split over k sessions of the
 // pool, each one statement.
-func ApplySequencesParallel(ctx context.Context, pool *pgxpool.Pool, seqs []Sequence, margin int64, k int) (SequenceSync, error) {
+func ApplySequencesParallel(ctx context.Context, pool *pgxpool.Pool, on string, seqs []Sequence, margin int64, k int) (SequenceSync, error) {
 	k = max(1, min(k, len(seqs)/500)) // small sets: one statement is faster
 	start := time.Now()
 	results := make([]SequenceSync, k)
@@ -234,7 +248,7 @@ func ApplySequencesParallel(ctx context.Context, pool *pgxpool.Pool, seqs []Sequ
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = ApplySequences(ctx, pool, seqs[lo:hi], margin)
+			results[i], errs[i] = ApplySequences(ctx, pool, on, seqs[lo:hi], margin)
 		}()
 	}
 	wg.Wait()
@@ -252,14 +266,14 @@ func ApplySequencesParallel(ctx context.Context, pool *pgxpool.Pool, seqs []Sequ
 
 // SyncSequencesParallel is SyncSequences with the read and the apply each
 // split over k sessions: what the cutover runs while writes are paused.
-func SyncSequencesParallel(ctx context.Context, from, to *pgxpool.Pool, margin int64, k int) (SequenceSync, error) {
+func SyncSequencesParallel(ctx context.Context, from, to *pgxpool.Pool, on string, margin int64, k int) (SequenceSync, error) {
 	start := time.Now()
 	seqs, err := ReadSequencesParallel(ctx, from, k)
 	if err != nil {
 		return SequenceSync{}, err
 	}
 	read := time.Since(start)
-	res, err := ApplySequencesParallel(ctx, to, seqs, margin, k)
+	res, err := ApplySequencesParallel(ctx, to, on, seqs, margin, k)
 	res.Read = read
 	return res, err
 }

@@ -56,7 +56,7 @@ CREATE SEQUENCE public.only_on_blue;`)
 		t.Errorf("only_on_blue not reported missing: %v", coll)
 	}
 
-	res, err := SyncSequences(ctx, l.blue, l.green, 0)
+	res, err := SyncSequences(ctx, l.blue, l.green, "green", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ CREATE SEQUENCE public.only_on_blue;`)
 		t.Errorf("reset_seq on green: %d %t, want 500 false", v, c)
 	}
 
-	if _, err := SyncSequences(ctx, l.blue, l.green, 100); err != nil {
+	if _, err := SyncSequences(ctx, l.blue, l.green, "green", 100); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := seqState(t, l.green, "public.invoice_no"); v != 1142 {
@@ -127,7 +127,7 @@ func BenchmarkSequenceSync5000(b *testing.B) {
 	mustExec(b, l.blue, `SELECT nextval(format('bench.%I', 's' || i)) FROM generate_series(1, 5000) i`)
 	// The cutover's first pass, outside the pause, warms the sessions and
 	// logs the sequence pages once; what is timed is the pass inside it.
-	if _, err := SyncSequencesParallel(ctx, l.blue, l.green, 0, SequenceSessions); err != nil {
+	if _, err := SyncSequencesParallel(ctx, l.blue, l.green, "green", 0, SequenceSessions); err != nil {
 		b.Fatal(err)
 	}
 	var res SequenceSync
@@ -137,7 +137,7 @@ func BenchmarkSequenceSync5000(b *testing.B) {
 		mustExec(b, l.blue, `SELECT nextval(format('bench.%I', 's' || i)) FROM generate_series(1, 5000) i`)
 		b.StartTimer()
 		var err error
-		if res, err = SyncSequencesParallel(ctx, l.blue, l.green, 0, SequenceSessions); err != nil {
+		if res, err = SyncSequencesParallel(ctx, l.blue, l.green, "green", 0, SequenceSessions); err != nil {
 			b.Fatal(err)
 		}
 	}

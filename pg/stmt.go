@@ -211,6 +211,9 @@ func (s Stmt) report(ctx context.Context, start time.Time, err error) {
 }
 
 func journalExecuted(ctx context.Context, x Executed) {
+	if IsQuiet(ctx) {
+		return
+	}
 	if f, ok := ctx.Value(journalKey{}).(func(context.Context, Executed)); ok && f != nil {
 		f(ctx, x)
 	}
@@ -251,6 +254,35 @@ func (c Command) Display() string {
 func (c Command) Journal(ctx context.Context, d time.Duration, err error) {
 	journalExecuted(ctx, Executed{On: c.On, Kind: "command", Text: c.String(), Duration: d, Err: err})
 }
+
+// FileChange is a change an operation makes to a file (a PgBouncer ini's
+// database entry), shown by plans and journaled like a statement.
+type FileChange struct {
+	// On is whose file it is: "pgbouncer NAME".
+	On   string
+	Path string
+	// Text says what changes, e.g. `[databases] app = host=... port=... dbname=...`.
+	Text string
+}
+
+// String renders the change for plans and the journal.
+func (f FileChange) String() string { return "edit " + f.Path + ": " + f.Text }
+
+// Journal reports the change (its duration and error) to the context's
+// journal, as kind "file".
+func (f FileChange) Journal(ctx context.Context, d time.Duration, err error) {
+	journalExecuted(ctx, Executed{On: f.On, Kind: "file", Text: f.String(), Duration: d, Err: err})
+}
+
+type quietKey struct{}
+
+// Quiet returns a context under which executed statements are not
+// journaled: a poll repeated every millisecond inside the pause is
+// journaled once, on its first run, and then runs quietly.
+func Quiet(ctx context.Context) context.Context { return context.WithValue(ctx, quietKey{}, true) }
+
+// IsQuiet reports whether ctx is Quiet: a query tracer leaves it out too.
+func IsQuiet(ctx context.Context) bool { _, ok := ctx.Value(quietKey{}).(bool); return ok }
 
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./=:,@%+-]+$`)
 

@@ -90,7 +90,7 @@ func TestReadSubscriptions(t *testing.T) {
 		t.Errorf("green has %d rows (%v), want 100", n, err)
 	}
 
-	sample, err := pg.ReadLag(ctx, blue, 5*time.Second)
+	sample, err := pg.ReadLag(ctx, blue, "blue", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func BenchmarkReadLag(b *testing.B) {
 	var s pg.LagSample
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if s, err = pg.ReadLag(ctx, blue, 5*time.Second); err != nil {
+		if s, err = pg.ReadLag(ctx, blue, "blue", 5*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -61,6 +63,58 @@ type State struct {
 	UpdatedAt     time.Time              `json:"updated_at"`
 	Values        map[string]Value       `json:"values"`
 	Steps         map[string]*StepRecord `json:"steps"`
+	// Attempts are the cutovers and rollbacks tried, and the ways out of
+	// interrupted ones, oldest first.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// The outcomes of an attempt.
+const (
+	AttemptRunning     = "running"
+	AttemptDone        = "done"        // writes go to its target
+	AttemptAborted     = "aborted"     // stopped before the switch, put back (or undone)
+	AttemptRefused     = "refused"     // a precheck failed, nothing changed
+	AttemptFailed      = "failed"      // stopped, and putting back failed: a way out is needed
+	AttemptInterrupted = "interrupted" // its process ended while it ran
+)
+
+// Attempt is one cutover or rollback attempt, or one way out of an
+// interrupted one.
+type Attempt struct {
+	N    int    `json:"n"`
+	Step string `json:"step"` // "cutover" or "rollback"
+	// Way is "" for an attempt, "finish" or "undo" for a way out.
+	Way        string     `json:"way,omitempty"`
+	Method     string     `json:"method"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Outcome    string     `json:"outcome"`
+	Error      string     `json:"error,omitempty"`
+	// Report is the path of its report (JSON; Markdown beside it).
+	Report string `json:"report,omitempty"`
+	// What the attempt found before it changed anything, for its ways out:
+	// each PgBouncer's server_login_retry, whether the target was read-only,
+	// and the roles it fences.
+	LoginRetry     map[string]string `json:"login_retry,omitempty"`
+	TargetReadOnly bool              `json:"target_read_only,omitempty"`
+	FenceRoles     []string          `json:"fence_roles,omitempty"`
+	// DriverPID is the process that ran it; Guard says what its guard did.
+	DriverPID int    `json:"driver_pid,omitempty"`
+	Guard     string `json:"guard,omitempty"`
+}
+
+// LastAttempt returns the newest attempt of step ("" for any), and whether
+// there is one.
+func (s *State) LastAttempt(step string) (Attempt, bool) {
+	if s == nil {
+		return Attempt{}, false
+	}
+	for k := len(s.Attempts) - 1; k >= 0; k-- {
+		if step == "" || s.Attempts[k].Step == step {
+			return s.Attempts[k], true
+		}
+	}
+	return Attempt{}, false
 }
 
 // newState is the state of a run that has not written anything yet.
@@ -84,6 +138,16 @@ func (s *State) Clone() *State {
 	c.Values = make(map[string]Value, len(s.Values))
 	for k, v := range s.Values {
 		c.Values[k] = v
+	}
+	c.Attempts = make([]Attempt, len(s.Attempts))
+	for k, a := range s.Attempts {
+		if a.FinishedAt != nil {
+			t := *a.FinishedAt
+			a.FinishedAt = &t
+		}
+		a.LoginRetry = maps.Clone(a.LoginRetry)
+		a.FenceRoles = slices.Clone(a.FenceRoles)
+		c.Attempts[k] = a
 	}
 	c.Steps = make(map[string]*StepRecord, len(s.Steps))
 	for k, r := range s.Steps {
@@ -205,11 +269,22 @@ func (s *State) redactSecrets() {
 		r.LastError = Redact(r.LastError)
 		r.Result = Redact(r.Result)
 	}
+	for k := range s.Attempts {
+		s.Attempts[k].Error = Redact(s.Attempts[k].Error)
+		s.Attempts[k].Guard = Redact(s.Attempts[k].Guard)
+	}
 }
 
-// markInterrupted turns every Running step into Interrupted and reports whether any was.
+// markInterrupted turns every Running step into Interrupted, and every
+// running attempt too, and reports whether any was.
 func (s *State) markInterrupted() bool {
 	changed := false
+	for k := range s.Attempts {
+		if s.Attempts[k].Outcome == AttemptRunning {
+			s.Attempts[k].Outcome = AttemptInterrupted
+			changed = true
+		}
+	}
 	for _, r := range s.Steps {
 		if r.Status == Running {
 			r.Status = Interrupted

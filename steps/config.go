@@ -85,6 +85,13 @@ type Cutover struct {
 	DrainTimeout   Duration          `yaml:"drain_timeout"`
 	SequenceMargin int64             `yaml:"sequence_margin"`
 	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
+	// TerminateDirectSessions lets the cutover end the sessions on blue that
+	// do not come through a configured PgBouncer; without it they make the
+	// precheck refuse.
+	TerminateDirectSessions bool `yaml:"terminate_direct_sessions"`
+	// HealthWindow: an apply or sync error counted within it makes the
+	// precheck refuse (default 10m).
+	HealthWindow Duration `yaml:"health_window"`
 }
 
 // PgBouncerConfig is one PgBouncer in front of blue.

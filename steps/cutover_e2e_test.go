@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -39,13 +38,16 @@ func (l *cutoverLab) catchUp(tb testing.TB) {
 // benchmark: analyze-green and verify-data are skipped with this reason.
 const skipToCutover = "cutover e2e: straight from wait-catch-up (analyze-green and verify-data are not what is measured)"
 
-// TestCutoverStepEndToEnd: the copy strategy through wait-catch-up under
-// load, then the cutover step (pgbouncer) at 200 writes/s: no client
-// error, nothing lost or duplicated, the report written (JSON and
-// Markdown) and recorded; a second cutover is refused, even with its
-// record lost; the rollback step then moves writes back to blue with
-// nothing lost, and is refused once done.
-func TestCutoverStepEndToEnd(t *testing.T) {
+// TestCutoverLifecycle drives the cutover and the rollback through the
+// runner under a live load: a rollback with no cutover is refused; the
+// cutover runs, fences blue (a direct write as the application role fails
+// while the reverse feed still reaches blue), and is then found done from
+// the servers even when the state lost its record; the rollback runs; the
+// cutover runs again (the cycle); each time the ledger shows no write lost
+// or duplicated, status's traffic object says where writes go, and every
+// attempt is kept. The replication password is in no log, journal line or
+// report.
+func TestCutoverLifecycle(t *testing.T) {
 	l := newCutoverLab(t)
 	l.catchUp(t)
 	ctx := context.Background()
@@ -57,88 +59,110 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 			}
 		}
 	}
-
-	if _, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true, Override: "test"}); !IsRefused(err) {
+	traffic := func(want string) {
+		t.Helper()
+		tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
+		t.Logf("traffic: %+v", tr)
+		if tr.Target != want || len(tr.Warnings) > 0 {
+			t.Errorf("traffic %q (%s, warnings %v), want %s", tr.Target, tr.How, tr.Warnings, want)
+		}
+	}
+	traffic("blue")
+	if _, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true, Override: "test"}); !IsRefused(err) || !strings.Contains(err.Error(), "no cutover to roll back") {
 		t.Errorf("rollback before any cutover: %v, want a refusal", err)
 	}
 
-	res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
-		if out := l.run(t, "cutover", ""); out != OutcomeRan {
-			t.Fatalf("cutover: %s", out)
+	cut := func(step string, want string) *pg.Report {
+		t.Helper()
+		res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
+			if out := l.run(t, step, ""); out != OutcomeRan {
+				t.Fatalf("%s: %s", step, out)
+			}
+		})
+		key := CutoverReportKey
+		if step == "rollback" {
+			key = RollbackReportKey
 		}
-	})
-	rep := l.report(t, CutoverReportKey)
-	t.Logf("load during the cutover: %+v", res)
-	t.Logf("cutover: paused %.1f ms, probe stall %.1f ms, %d sequences in %.1f ms, final %s", rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, rep.FinalTarget)
-	if res.Errors != 0 {
-		t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
+		rep := l.report(t, key)
+		t.Logf("load during the %s: %+v", step, res)
+		t.Logf("%s: paused %.1f ms, probe stall %.1f ms, %d sequences in %.1f ms, final %s, fenced %v", step, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, rep.FinalTarget, rep.FenceRoles)
+		if res.Errors != 0 {
+			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
+		}
+		if rep.Outcome != pg.OutcomeDone || rep.Aborted || !strings.Contains(rep.FinalVersion, want) || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
+			t.Errorf("report: %+v", rep)
+		}
+		return rep
 	}
-	if rep.Method != "pgbouncer" || rep.Aborted || !strings.Contains(rep.FinalVersion, "PostgreSQL 17") || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
-		t.Errorf("report: %+v", rep)
-	}
+
+	rep := cut("cutover", "PostgreSQL 17")
 	l.waitDrained(t, true, reverseReplication)
 	l.verify(t)
+	traffic("green")
 
-	t.Run("a second cutover is refused", func(t *testing.T) {
-		if out, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true, Override: "test"}); err != nil || out != OutcomeAlreadyDone {
+	t.Run("blue is fenced and still fed", func(t *testing.T) {
+		_, err := l.pointDirect(ctx, "blue")
+		if err == nil || !strings.Contains(err.Error(), "not permitted to log in") {
+			t.Errorf("a direct login to blue as the application role after the cutover: %v, want it refused", err)
+		}
+		// The reverse feed still applies green's writes to blue.
+		if _, err := l.runner.Green.Exec(ctx, "INSERT INTO public.accounts (owner) VALUES ('fence-test')"); err != nil {
+			t.Fatal(err)
+		}
+		l.waitDrained(t, true, reverseReplication)
+		var n int
+		l.runner.Blue.QueryRow(ctx, "SELECT count(*) FROM public.accounts WHERE owner = 'fence-test'").Scan(&n)
+		if n != 1 {
+			t.Errorf("blue has %d rows written on green after the fence: the reverse feed does not reach a fenced blue", n)
+		}
+		if _, err := l.runner.Green.Exec(ctx, "DELETE FROM public.accounts WHERE owner = 'fence-test'"); err != nil {
+			t.Fatal(err)
+		}
+		l.waitDrained(t, true, reverseReplication)
+	})
+
+	t.Run("a second cutover is refused, from the servers", func(t *testing.T) {
+		if out, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true}); err != nil || out != OutcomeAlreadyDone {
 			t.Errorf("second cutover: %s %v", out, err)
 		}
 		// Even when the state lost both the step's status and its record,
-		// the check finds the reverse replication on and runs nothing.
+		// the check reads the servers and runs nothing.
 		l.store.Update(func(s *state.State) error {
 			s.EditStep("cutover").Status = state.Pending
 			delete(s.Values, CutoverDoneAtKey)
 			return nil
 		})
-		if out, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true, Override: "test"}); err != nil || out != OutcomeFoundDone {
+		if out, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true}); err != nil || out != OutcomeFoundDone {
 			t.Errorf("cutover with its record lost: %s %v", out, err)
-		}
-		// A crash inside the pause (reverse feed on, PgBouncer not moved)
-		// is not taken for a finished cutover.
-		blue, err := pg.EndpointOf(l.runner.Config.Blue.Conninfo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bk, err := pg.RepointIni(l.info.PgBouncer.Ini, lab.AppDB, blue)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.store.Update(func(s *state.State) error { s.EditStep("cutover").Status = state.Pending; return nil })
-		if _, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true, Override: "test"}); err == nil || !strings.Contains(err.Error(), "interrupted") {
-			t.Errorf("cutover with the reverse feed on and the ini on blue: %v, want an interrupted-cutover error", err)
-		}
-		if err := bk.Restore(); err != nil {
-			t.Fatal(err)
-		}
-		// The step's own guard, should anything call it directly.
-		s, _ := l.runner.Find("cutover")
-		env := l.runner.Env("cutover")
-		env.Values[CutoverDoneAtKey] = rep.FinishedAt.Format(time.RFC3339Nano)
-		if err := s.Run(ctx, env); !IsRefused(err) {
-			t.Errorf("cutover's Run after a cutover: %v, want a refusal", err)
 		}
 		l.store.Update(func(s *state.State) error {
 			s.Set(CutoverDoneAtKey, rep.FinishedAt.Format(time.RFC3339Nano), "test")
-			s.EditStep("cutover").Status = state.Done
 			return nil
 		})
 	})
 
-	res = l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
-		if out := l.run(t, "rollback", ""); out != OutcomeRan {
-			t.Fatalf("rollback: %s", out)
-		}
-	})
-	back := l.report(t, RollbackReportKey)
-	t.Logf("load during the rollback: %+v", res)
-	t.Logf("rollback: paused %.1f ms, probe stall %.1f ms, final %s", back.PausedMs, back.Probe.MaxStallMs, back.FinalTarget)
-	if res.Errors != 0 || !strings.Contains(back.FinalVersion, "PostgreSQL 15") {
-		t.Errorf("rollback: %d client errors (%s), final %q", res.Errors, res.LastError, back.FinalVersion)
-	}
+	cut("rollback", "PostgreSQL 15")
 	l.waitDrained(t, false, "pgbg_all")
 	l.verify(t)
+	traffic("blue")
 	if out, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true}); err != nil || out != OutcomeAlreadyDone {
 		t.Errorf("second rollback: %s %v", out, err)
+	}
+	if got := l.store.Snapshot().Step("cutover").Status; got != state.Pending {
+		t.Errorf("after the rollback the cutover is %s, want pending (the cycle)", got)
+	}
+
+	cut("cutover", "PostgreSQL 17")
+	l.waitDrained(t, true, reverseReplication)
+	v := l.verify(t)
+	t.Logf("after cutover, rollback, cutover: %+v", v)
+	traffic("green")
+	var outcomes []string
+	for _, a := range l.store.Snapshot().Attempts {
+		outcomes = append(outcomes, a.Step+" "+a.Outcome)
+	}
+	if got := strings.Join(outcomes, ", "); got != "cutover done, rollback done, cutover done" {
+		t.Errorf("attempts kept: %s", got)
 	}
 
 	// The reverse subscription carried the replication password: it is in
@@ -149,9 +173,8 @@ func TestCutoverStepEndToEnd(t *testing.T) {
 	}
 	files := []string{filepath.Join(l.info.Dir, "logs", "blue.log"), filepath.Join(l.info.Dir, "logs", "green.log"),
 		filepath.Join(l.info.Dir, "pgbluegreen.state.journal.jsonl")}
-	for _, k := range []string{CutoverReportKey, RollbackReportKey} {
-		v, _ := l.store.Snapshot().Get(k)
-		files = append(files, v, strings.TrimSuffix(v, ".json")+".md")
+	for _, a := range l.store.Snapshot().Attempts {
+		files = append(files, a.Report, strings.TrimSuffix(a.Report, ".json")+".md")
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
@@ -122,4 +123,18 @@ func (l *cutoverLab) verify(tb testing.TB) lab.VerifyResult {
 		tb.Fatalf("lab verify: %+v", v)
 	}
 	return v
+}
+
+// pointDirect connects to blue or green as the application role, not
+// through PgBouncer: a cron job's or a second service's session.
+func (l *cutoverLab) pointDirect(ctx context.Context, server string) (*pgx.Conn, error) {
+	ci := l.info.Blue.Conninfo
+	if server == "green" {
+		ci = l.info.Green.Conninfo
+	}
+	conn, err := pgx.Connect(ctx, ci+" user="+lab.AppRole)
+	if err == nil {
+		conn.Close(ctx)
+	}
+	return conn, err
 }

@@ -34,40 +34,37 @@ func TestBouncerClientConninfo(t *testing.T) {
 	}
 }
 
-// TestCutoverRefusals: a second cutover and a rollback with no cutover in
-// force are refused before anything is opened; a rollback recorded after
-// the cutover lets a new cutover through the guard.
-func TestCutoverRefusals(t *testing.T) {
-	cfg, err := ParseConfig([]byte("blue: {conninfo: 'host=b dbname=app'}\ngreen: {conninfo: 'host=g dbname=app'}\nreplication: {password: {env: PGBG_TEST_PW}}\ncutover: {method: nologin}\n"))
+// TestSwitchOffline: without connections, the cutover's check and run say
+// they need the servers (where traffic goes is read from them, never taken
+// from the state file), and the plan lists every sub-step of the attempt,
+// the fence included, with placeholders for what only the servers know.
+func TestSwitchOffline(t *testing.T) {
+	cfg, err := ParseConfig([]byte("blue: {conninfo: 'host=b dbname=app'}\ngreen: {conninfo: 'host=g dbname=app'}\nreplication: {password: {env: PGBG_TEST_PW}}\napp_roles: [app]\ncutover: {method: pgbouncer, pgbouncer: [{name: main, admin_conninfo: 'host=pb port=6432 dbname=pgbouncer user=admin', ini: /etc/pgbouncer.ini, database: app}]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	env := func(values map[string]string) *Env { return &Env{Config: cfg, Values: values, step: "cutover"} }
+	e := &Env{Config: cfg, Values: map[string]string{CutoverDoneAtKey: at.Format(time.RFC3339Nano)}, step: "cutover"}
 	ctx := context.Background()
-
-	e := env(map[string]string{CutoverDoneAtKey: at.Format(time.RFC3339Nano)})
-	if err := runCutover(ctx, e); !IsRefused(err) || !strings.Contains(err.Error(), "second cutover") {
-		t.Errorf("cutover after a cutover: %v", err)
+	if _, err := e.checkSwitch(ctx, false); err == nil || !strings.Contains(err.Error(), "no connection") {
+		t.Errorf("offline check, with a cutover recorded: %v, want: no connection", err)
 	}
-	if res, err := checkCutover(ctx, e); err != nil || !res.Done {
-		t.Errorf("check after a cutover: %+v %v", res, err)
+	if err := e.switchover(ctx, true); err == nil || IsRefused(err) || !strings.Contains(err.Error(), "no connection") {
+		t.Errorf("offline rollback: %v", err)
 	}
-	if err := runRollback(ctx, env(map[string]string{})); !IsRefused(err) {
-		t.Errorf("rollback with no cutover: %v", err)
+	acts, err := cutover().RenderPlan(ctx, e)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rolled := env(map[string]string{CutoverDoneAtKey: at.Format(time.RFC3339Nano), RollbackDoneAtKey: at.Add(time.Minute).Format(time.RFC3339Nano)})
-	if err := runRollback(ctx, rolled); !IsRefused(err) {
-		t.Errorf("rollback after a rollback: %v", err)
+	var plan []string
+	for _, a := range acts {
+		plan = append(plan, a.Text)
 	}
-	if res, _ := checkRollback(ctx, rolled); !res.Done {
-		t.Error("check of a done rollback")
-	}
-	if res, err := checkCutover(ctx, rolled); err != nil || res.Done {
-		t.Errorf("cutover check after a rollback (offline): %+v %v", res, err)
-	}
-	// Past the guard it needs the servers: offline it says so.
-	if err := runCutover(ctx, rolled); err == nil || IsRefused(err) || !strings.Contains(err.Error(), "no connection") {
-		t.Errorf("cutover after a rollback, offline: %v", err)
+	text := strings.Join(plan, "\n")
+	for _, want := range []string{"== pause", "PAUSE app", "== fence blue", `ALTER ROLE "app" NOLOGIN`, "SET server_login_retry = <its value before the cutover>",
+		"<the drain LSN:", "edit /etc/pgbouncer.ini: [databases] app: host=g port=5432 dbname=app"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("offline plan lacks %q:\n%s", want, text)
+		}
 	}
 }

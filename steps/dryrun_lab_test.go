@@ -144,7 +144,7 @@ func runComparingDryRun(t *testing.T, le *labEnv, id string, offset *int64) dryR
 	entries, *offset = journalEntries(t, le.JournalPath, *offset)
 	c := dryRunCheck{Step: id}
 	for _, e := range entries {
-		if e.Step != id || (e.Kind != "sql" && e.Kind != "api" && e.Kind != "command") {
+		if e.Step != id || (e.Kind != "sql" && e.Kind != "api" && e.Kind != "command" && e.Kind != "file") {
 			continue
 		}
 		c.Checked++
@@ -179,9 +179,9 @@ func TestPlanPatterns(t *testing.T) {
 }
 
 // TestDryRunShowsWhatRunsCopy runs the copy strategy on a lab under load,
-// every step through cutover, rollback and cleanup, each preceded by its
-// dry run, and checks that every statement journaled for a step was shown
-// by its dry run.
+// every step through cutover, rollback, a second cutover and cleanup, each
+// preceded by its dry run, and checks that every statement journaled for a
+// step was shown by its dry run.
 func TestDryRunShowsWhatRunsCopy(t *testing.T) {
 	le, _ := startLab(t, "copy")
 	stop := startLoad(t, le, 100)
@@ -198,6 +198,8 @@ func TestDryRunShowsWhatRunsCopy(t *testing.T) {
 			}
 			continue
 		case "drop-subscriptions":
+			// The cycle: cut over again after the rollback, then clean up.
+			checks = append(checks, runComparingDryRun(t, le, "cutover", &offset))
 			stop()
 		}
 		checks = append(checks, runComparingDryRun(t, le, s.ID, &offset))

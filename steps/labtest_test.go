@@ -127,31 +127,11 @@ func (le *labEnv) close() {
 	le.closers = nil
 }
 
-// startLoad writes through PgBouncer at rate transactions per second until
-// the returned stop is called; stop returns the load's figures.
+// startLoad writes through PgBouncer at rate transactions per second
+// until the returned stop is called; stop returns the load's figures.
 func startLoad(t *testing.T, le *labEnv, rate int) (stop func() lab.LoadResult) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var res lab.LoadResult
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		res, err = lab.Load(ctx, lab.LoadParams{Dir: le.Info.Dir, Rate: rate, Duration: time.Hour, Clients: 3})
-	}()
-	var once sync.Once
-	stop = func() lab.LoadResult {
-		once.Do(func() {
-			cancel()
-			<-done
-			if err != nil {
-				t.Errorf("load: %v", err)
-			}
-		})
-		return res
-	}
-	t.Cleanup(func() { stop() })
-	return stop
+	return labtest.StartLoad(t, le.Info.Dir, labtest.LoadParams{Rate: rate, Clients: 3})
 }
 
 // queryOne runs one query returning one value on a pool.

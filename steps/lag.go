@@ -24,6 +24,8 @@ type (
 	// bytes against the total, rate, ETA, tables in flight, lag in bytes
 	// and time, table-sync slots under their subscription.
 	SyncProgress = pg.SyncProgress
+	// Traffic is where the application's writes go, read from the servers.
+	Traffic = pg.Traffic
 )
 
 // Monitor reads the live replication state the screen shows: blue's slots,
@@ -32,6 +34,7 @@ type (
 // journaled, or the journal would fill with one poll a second.
 type Monitor struct {
 	blue, green *pgxpool.Pool
+	cfg         *Config
 	timeout     time.Duration
 	sources     pg.SyncSources
 
@@ -46,7 +49,7 @@ var errNoPool = errors.New("no connection configured")
 // bounded by the configuration's connect timeout plus two seconds, so a
 // server that does not answer costs a poll, never the screen.
 func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
-	return &Monitor{blue: blue, green: green, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.syncSources()}
+	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.syncSources()}
 }
 
 // SyncProgress reads the initial sync and the catch-up once (green, then
@@ -66,12 +69,28 @@ func (m *Monitor) SyncProgress(ctx context.Context) (SyncProgress, error) {
 	return m.tracker.Add(s), nil
 }
 
-// Lag polls blue's logical slots once.
+// Lag polls the logical slots of blue (the forward feed) and of green (the
+// reverse feed a cutover starts) once: after a cutover the gauge follows
+// green's slot, and blue's is idle. Green unreachable only costs its slots.
 func (m *Monitor) Lag(ctx context.Context) (LagSample, error) {
-	if m.blue == nil {
+	return ReadBothLags(ctx, m.blue, m.green, m.timeout)
+}
+
+// ReadBothLags reads blue's slots, then green's (best effort), into one
+// sample, each slot with its direction.
+func ReadBothLags(ctx context.Context, blue, green *pgxpool.Pool, timeout time.Duration) (LagSample, error) {
+	if blue == nil {
 		return LagSample{}, errNoPool
 	}
-	return pg.ReadLag(ctx, m.blue, m.timeout)
+	s, err := pg.ReadLag(ctx, blue, "blue", timeout)
+	if err != nil || green == nil {
+		return s, err
+	}
+	if g, gerr := pg.ReadLag(ctx, green, "green", timeout); gerr == nil {
+		s.Slots = append(s.Slots, g.Slots...)
+		s.Took += g.Took
+	}
+	return s, nil
 }
 
 // Subscriptions reads green's subscriptions once.
@@ -96,6 +115,15 @@ func (m *Monitor) GreenVersion(ctx context.Context) (string, error) {
 		return "", errNoPool
 	}
 	return pg.ServerVersion(ctx, m.green, m.timeout)
+}
+
+// Traffic reads where the application's writes go (PgBouncer's SHOW
+// DATABASES, the application roles' LOGIN on each side), bounded like
+// every read of the monitor.
+func (m *Monitor) Traffic(ctx context.Context) (Traffic, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	return ReadTraffic(ctx, m.cfg, m.blue, m.green), nil
 }
 
 // IsTableSyncSlot reports whether a slot of a LagSample is a table sync's

@@ -31,6 +31,11 @@ func IsRefused(err error) bool {
 	return errors.As(err, &r)
 }
 
+// GuardFunc starts a guard for cutover attempt n: a process that outlives
+// this one and undoes the attempt if this process dies or stops answering
+// while writes are stopped. stop ends it once the attempt is over.
+type GuardFunc func(ctx context.Context, n int) (stop func(), err error)
+
 // Runner executes the steps of one strategy, one at a time.
 type Runner struct {
 	Config  *Config
@@ -40,6 +45,9 @@ type Runner struct {
 	Blue    *pgxpool.Pool  // may be nil offline
 	Green   *pgxpool.Pool
 	AWS     *aws.Client // nil unless the run talks to AWS
+	// Guard starts the guard process of a cutover attempt (main.go's);
+	// nil: no guard (tests that run the cutover in process).
+	Guard GuardFunc
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
@@ -59,6 +67,13 @@ type RunParams struct {
 	// Override, when not empty, is the operator's reason to run a step whose
 	// earlier steps are not done or whose values are missing. It is journaled.
 	Override string
+	// Again, when not empty, is the operator's reason to run a done step
+	// once more on purpose (a wrong value to replace). It is journaled, and
+	// refused unless the step says it can run again now (Step.Again).
+	Again string
+	// Way is the way out of an interrupted cutover or rollback the operator
+	// chose: "finish" (forward) or "undo" (back).
+	Way string
 }
 
 // Outcome says what a run did.
@@ -70,7 +85,16 @@ const (
 	OutcomeAlreadyDone Outcome = "already done"
 	OutcomeFoundDone   Outcome = "found done"
 	OutcomeDryRun      Outcome = "dry run"
+	// OutcomeUndone: the step took back what an interrupted run of it did
+	// (a cutover's way out back): it is pending again.
+	OutcomeUndone Outcome = "undone"
 )
+
+// UndoneError is what a step returns after taking back an interrupted run
+// of itself: nothing failed, and the step is not done.
+type UndoneError struct{ Detail string }
+
+func (e *UndoneError) Error() string { return "undone: " + e.Detail }
 
 // Find returns the strategy's step with that ID.
 func (r *Runner) Find(id string) (*Step, int) {
@@ -92,7 +116,7 @@ func (r *Runner) Env(step string) *Env {
 	return &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		StateDir: filepath.Dir(r.Store.Path()),
-		step:     step, emit: r.emit,
+		step:     step, emit: r.emit, store: r.Store, guard: r.Guard,
 		record: func(key, value string) error {
 			return r.Store.Update(func(s *state.State) error {
 				if s.Values == nil {
@@ -131,7 +155,7 @@ func QueryJournal(j *state.Journal, target string) func(context.Context, string,
 	}
 	last := map[string]*seen{}
 	return func(ctx context.Context, sql string, d time.Duration, err error) {
-		if j == nil || pg.Journaled(ctx) {
+		if j == nil || pg.Journaled(ctx) || pg.IsQuiet(ctx) {
 			return
 		}
 		kind := "read"
@@ -239,15 +263,37 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 // before and after.
 func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, error) {
 	s, _ := r.Find(id)
-	if s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done {
-		return OutcomeAlreadyDone, nil
+	env := r.Env(id)
+	env.way = p.Way
+	ctx = pg.WithAttachments(pg.WithJournal(WithStep(ctx, id), r.journalStmt), r.attach)
+	done := s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done
+	if done && p.Again == "" {
+		if !s.Recheck {
+			return OutcomeAlreadyDone, nil
+		}
+		// Recorded done, but the servers have the last word: undone (a
+		// rollback by hand, say), it runs again.
+		if res, err := s.Check(ctx, env); err != nil || res.Done {
+			if err != nil {
+				return "", state.RedactError(fmt.Errorf("%s check: %w", id, err))
+			}
+			return OutcomeAlreadyDone, nil
+		}
+		done = false
 	}
 	if why := r.Preconditions(id, p); why != "" {
 		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + why, Outcome: "refused"})
 		return "", &RefusedError{Step: id, Reason: why}
 	}
-	env := r.Env(id)
-	ctx = pg.WithAttachments(pg.WithJournal(WithStep(ctx, id), r.journalStmt), r.attach)
+	if done && p.Again != "" {
+		if s.Again == nil {
+			return "", r.refuseNow(id, "it is done and cannot be run again: its work is recorded and later steps build on it")
+		}
+		if why := s.Again(ctx, env); why != "" {
+			return "", r.refuseNow(id, "it is done and cannot be run again now: "+why)
+		}
+		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "run again on purpose: " + p.Again, Outcome: "again"})
+	}
 	if p.DryRun {
 		acts, err := s.RenderPlan(ctx, env)
 		for _, a := range acts {
@@ -261,7 +307,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 	if p.Override != "" {
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "override of ordering and value checks: " + p.Override, Outcome: "override"})
 	}
-	if s.Check != nil {
+	if s.Check != nil && p.Again == "" {
 		res, err := s.Check(ctx, env)
 		if err != nil {
 			err = fmt.Errorf("%s check: %w", id, err)
@@ -269,8 +315,11 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 			return "", state.RedactError(err)
 		}
 		if res.Done {
+			if done {
+				return OutcomeAlreadyDone, nil
+			}
 			env.Logf("already done: %s", res.Detail)
-			return OutcomeFoundDone, r.finish(id, state.Done, res.Detail, nil)
+			return OutcomeFoundDone, r.finishDone(s, res.Detail)
 		}
 	}
 
@@ -294,11 +343,13 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 				result = res.Detail
 			}
 		}
-		return OutcomeRan, r.finish(id, state.Done, result, nil)
+		return OutcomeRan, r.finishDone(s, result)
 	case IsRefused(err):
 		// A step refuses before it changes anything: its status goes back to
 		// what it was, with the reason, so a refusal never reads as a failure.
 		return "", r.refused(id, before, err)
+	case errors.As(err, new(*UndoneError)):
+		return OutcomeUndone, r.finish(id, state.Pending, err.Error(), nil)
 	case ctx.Err() != nil:
 		return "", r.finish(id, state.Interrupted, "", fmt.Errorf("cancelled: %w", err))
 	default:
@@ -333,6 +384,32 @@ func (r *Runner) finish(id string, status state.Status, result string, runErr er
 		return fmt.Errorf("record end of %s: %w", id, err)
 	}
 	return runErr
+}
+
+// finishDone records a step done, and makes the steps it reopens pending
+// again (a rollback reopens the cutover: cut over, roll back, cut over
+// again).
+func (r *Runner) finishDone(s *Step, result string) error {
+	if len(s.Reopens) > 0 {
+		err := r.Store.Update(func(st *state.State) error {
+			for _, id := range s.Reopens {
+				if rec := stepRecord(st, id); rec.Status == state.Done {
+					rec.Status, rec.Result = state.Pending, "reopened by "+s.ID
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("record end of %s: %w", s.ID, err)
+		}
+	}
+	return r.finish(s.ID, state.Done, result, nil)
+}
+
+// refuseNow journals a refusal made before anything ran.
+func (r *Runner) refuseNow(id, why string) error {
+	r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + why, Outcome: "refused"})
+	return &RefusedError{Step: id, Reason: why}
 }
 
 // refused restores the record a step had before a run it refused, keeping the reason.

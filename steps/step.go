@@ -79,6 +79,16 @@ type Step struct {
 	Destructive bool
 	// Optional steps are never required by later steps (rollback, readers).
 	Optional bool
+	// Recheck steps are asked their check even when recorded done: the
+	// servers say whether their work is in force (a cutover rolled back by
+	// hand is not done any more).
+	Recheck bool
+	// Reopens are the steps made pending again when this one is done (a
+	// rollback reopens the cutover; a cutover, the rollback).
+	Reopens []string
+	// Again says whether the done step may run once more on purpose now
+	// (`run STEP --again REASON`): "" allows it, else why not. nil: never.
+	Again func(ctx context.Context, e *Env) string
 
 	// Plan lists what the step would do, from the same builders its Run
 	// executes. With e's connections (a dry run) it reads the servers, never
@@ -111,9 +121,14 @@ type Env struct {
 	// StateDir is the folder of the run's state file: reports go there.
 	StateDir string
 
-	step   string
-	emit   func(Line)
-	record func(key, value string) error
+	step  string
+	way   string
+	store *state.Store
+	guard GuardFunc
+	// unguard stops the guard the step started, if any.
+	unguard func()
+	emit    func(Line)
+	record  func(key, value string) error
 }
 
 // Offline returns a copy of e without connections: plans made from it read

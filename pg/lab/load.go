@@ -20,6 +20,9 @@ type LoadParams struct {
 	Duration time.Duration // how long to write
 	Clients  int           // concurrent connections through PgBouncer; default 4
 	Log      io.Writer     // connection errors as they happen; nil = none
+	// Committed, when set, counts the acknowledged writes as they happen:
+	// a test waits until the ledger grows instead of sleeping.
+	Committed *atomic.Int64
 }
 
 // LoadResult is what `lab load` prints as one JSON line.
@@ -43,6 +46,7 @@ type loadRun struct {
 	acks     chan ledgerEntry
 
 	committed, errors atomic.Int64
+	counter           *atomic.Int64 // LoadParams.Committed, may be nil
 	mu                sync.Mutex
 	latencies         []float64 // ms, one per commit
 	maxStall          time.Duration
@@ -70,7 +74,7 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	if p.Log == nil {
 		p.Log = io.Discard
 	}
-	r := &loadRun{conninfo: info.PgBouncer.Conninfo, log: p.Log, stop: make(chan struct{}), acks: make(chan ledgerEntry, 4096)}
+	r := &loadRun{conninfo: info.PgBouncer.Conninfo, log: p.Log, stop: make(chan struct{}), acks: make(chan ledgerEntry, 4096), counter: p.Committed}
 
 	first, err := r.firstClient(ctx, info.Ledger)
 	if err != nil {
@@ -239,6 +243,9 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		done := time.Now()
 		r.acks <- ledgerEntry{client: int32(id), n: n, id: ledgerID}
 		r.committed.Add(1)
+		if r.counter != nil {
+			r.counter.Add(1)
+		}
 		r.mu.Lock()
 		r.latencies = append(r.latencies, float64(done.Sub(t0).Microseconds())/1000)
 		r.maxStall = max(r.maxStall, done.Sub(waitingSince))

@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,34 +135,88 @@ func Start(tb testing.TB, p StartParams) *lab.Info {
 	return info
 }
 
-// LoadParams shapes the workload LoadAround runs.
+// LoadParams shapes the workload LoadAround and StartLoad run.
 type LoadParams struct {
 	// Rate is the writes per second through PgBouncer; Clients how many
 	// connections write (lab.Load's default when 0).
 	Rate, Clients int
-	// Lead is how long the load runs before fn, Tail how long after it.
+	// Lead is how much load runs before fn, Tail how much after it, as the
+	// writes committed at Rate in that time: the helper waits until the
+	// ledger grew that much, however slow the machine.
 	Lead, Tail time.Duration
 }
 
-// LoadAround runs the lab's workload (lab.Load through PgBouncer) for
-// p.Lead, then fn, then p.Tail, stops it and returns its figures; a load
-// error fails the test.
+// StartLoad starts the lab's workload (lab.Load through PgBouncer) and
+// returns once its first write is acknowledged; stop ends it and returns
+// its figures (a load error fails the test). It is stopped at cleanup.
+func StartLoad(tb testing.TB, dir string, p LoadParams) (stop func() lab.LoadResult) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var committed atomic.Int64
+	var res lab.LoadResult
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Committed: &committed})
+	}()
+	var once sync.Once
+	stop = func() lab.LoadResult {
+		once.Do(func() {
+			cancel()
+			<-done
+			if err != nil {
+				tb.Errorf("load: %v", err)
+			}
+		})
+		return res
+	}
+	tb.Cleanup(func() { stop() })
+	waitCommitted(tb, &committed, 1, done)
+	return stop
+}
+
+// waitCommitted waits until counter reaches n, the load ends, or a minute
+// passes (then the test fails).
+func waitCommitted(tb testing.TB, counter *atomic.Int64, n int64, done <-chan struct{}) {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for counter.Load() < n {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the load committed %d writes in a minute, waiting for %d", counter.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// LoadAround runs the lab's workload (lab.Load through PgBouncer) until it
+// committed p.Lead's worth of writes, then fn, then p.Tail's worth more,
+// stops it and returns its figures; a load error fails the test.
 func LoadAround(tb testing.TB, dir string, p LoadParams, fn func()) lab.LoadResult {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var committed atomic.Int64
 	type out struct {
 		res lab.LoadResult
 		err error
 	}
 	done := make(chan out, 1)
+	ended := make(chan struct{})
 	go func() {
-		res, err := lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients})
+		res, err := lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Committed: &committed})
+		close(ended)
 		done <- out{res, err}
 	}()
-	time.Sleep(p.Lead)
+	worth := func(d time.Duration) int64 { return max(1, int64(d.Seconds()*float64(max(p.Rate, 1)))) }
+	waitCommitted(tb, &committed, worth(p.Lead), ended)
 	fn()
-	time.Sleep(p.Tail)
+	waitCommitted(tb, &committed, committed.Load()+worth(p.Tail), ended)
 	cancel()
 	o := <-done
 	if o.err != nil {

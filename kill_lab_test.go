@@ -1,0 +1,358 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// The cutover killed: the real program, run as its own process on a lab
+// under a live load, is held at a named sub-step (steps.HoldEnv), then
+// killed with SIGKILL or sent SIGHUP. With its guard, PgBouncer is
+// resumed on blue within the guard's bound; without one, the attempt is
+// left half way and both ways out (--finish, --undo) work from each point.
+// The workload's ledger then shows no acknowledged write lost or
+// duplicated.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds pgbluegreen once for the tests that kill it.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pgbg-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pgbluegreen")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = &buildError{out: string(out), err: err}
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + e.out }
+
+// killLab is a lab caught up under the copy strategy, driven by the binary.
+type killLab struct {
+	info  *lab.Info
+	state string
+	bin   string
+}
+
+func (k *killLab) args(a ...string) []string {
+	return append(a, "--config", k.info.Config, "--state", k.state)
+}
+
+// cli runs the binary to its end and returns its exit code and output.
+func (k *killLab) cli(t *testing.T, env []string, a ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(k.bin, k.args(a...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String()
+}
+
+func (k *killLab) must(t *testing.T, a ...string) string {
+	t.Helper()
+	code, out := k.cli(t, nil, a...)
+	if code != 0 {
+		t.Fatalf("pgbluegreen %s: exit %d\n%s", strings.Join(a, " "), code, out)
+	}
+	return out
+}
+
+// held starts `run STEP --yes` held at sub-step point and returns it once
+// it waits there.
+func (k *killLab) held(t *testing.T, step, point string, guard bool) (*heldRun, *syncBuffer) {
+	t.Helper()
+	heldFile := filepath.Join(filepath.Dir(k.state), steps.HoldFile)
+	os.Remove(heldFile)
+	cmd := exec.Command(k.bin, k.args("run", step, "--yes")...)
+	cmd.Env = append(os.Environ(), steps.HoldEnv+"="+point)
+	if !guard {
+		cmd.Env = append(cmd.Env, noGuardEnv+"=1")
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(60 * time.Second)
+	for {
+		if _, err := os.Stat(heldFile); err == nil {
+			return &heldRun{cmd: cmd, exited: exited}, out
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("%s ended (%v) before %q:\n%s", step, err, point, out.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("%s never reached %q:\n%s", step, point, out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// heldRun is a driver held at a sub-step.
+type heldRun struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+func (h *heldRun) signal(s syscall.Signal) error {
+	h.cmd.Process.Signal(s)
+	select {
+	case err := <-h.exited:
+		return err
+	case <-time.After(2 * time.Minute):
+		h.cmd.Process.Kill()
+		<-h.exited
+		return errStuck
+	}
+}
+
+var errStuck = errors.New("still running 2 minutes after the signal: killed")
+
+// syncBuffer is a bytes.Buffer safe for the writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// status is `status --json` of the binary.
+func (k *killLab) status(t *testing.T) statusDoc {
+	t.Helper()
+	var doc statusDoc
+	if err := json.Unmarshal([]byte(k.must(t, "status", "--json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// paused reads whether PgBouncer holds the lab's database paused.
+func (k *killLab) paused(t *testing.T) bool {
+	t.Helper()
+	c, err := pg.ConnectConsole(context.Background(), "lab", k.info.PgBouncer.AdminConninfo, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, err := c.Database(context.Background(), lab.AppDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Paused
+}
+
+// resumedWithin waits until PgBouncer is not paused and returns how long
+// that took.
+func (k *killLab) resumedWithin(t *testing.T, bound time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for k.paused(t) {
+		if time.Since(start) > bound {
+			t.Fatalf("PgBouncer still paused %s after the driver was killed", bound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// drained waits until the feed into the other side has caught up with
+// server: before a rollback the operator waits for the lag too.
+func (k *killLab) drained(t *testing.T, server, slot string) {
+	t.Helper()
+	ci := k.info.Blue.Conninfo
+	if server == "green" {
+		ci = k.info.Green.Conninfo
+	}
+	pool, err := pg.NewPool(pg.PoolParams{Conninfo: ci, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	labtest.WaitSlotDrained(t, pool, slot, nil)
+}
+
+func (k *killLab) wantTraffic(t *testing.T, want string) {
+	t.Helper()
+	doc := k.status(t)
+	if doc.Traffic.Target != want {
+		t.Fatalf("status --json traffic %+v, want %s", doc.Traffic, want)
+	}
+	t.Logf("status --json traffic: %s (%s)", doc.Traffic.Target, doc.Traffic.How)
+}
+
+func TestKillDuringCutover(t *testing.T) {
+	labtest.Require(t)
+	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
+	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
+	k.must(t, "run", "--through", "analyze-green", "--yes")
+	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
+
+	// The points: writes paused (drain to come); the reverse feed enabled;
+	// PgBouncer moved (RELOAD) but not resumed; resumed (the switch) but
+	// not verified, not fenced.
+	points := []string{"drain target", "sync sequences", "resume", "verify target is green"}
+	for _, point := range points {
+		t.Run("guard/"+point, func(t *testing.T) {
+			h, out := k.held(t, "cutover", point, true)
+			killed := time.Now()
+			h.signal(syscall.SIGKILL)
+			if point == "verify target is green" {
+				// Past the switch: nothing paused; finishing forward fences blue.
+				if k.paused(t) {
+					t.Fatal("PgBouncer paused after a kill past the switch")
+				}
+				waitGuard(t, k)
+				k.wantTraffic(t, "green")
+				t.Logf("finish: %s", lastLine(k.must(t, "run", "cutover", "--finish", "--yes")))
+				k.wantTraffic(t, "green")
+				k.drained(t, "green", pg.DefaultReverseName)
+				k.must(t, "run", "rollback", "--yes")
+				k.wantTraffic(t, "blue")
+				return
+			}
+			took := k.resumedWithin(t, 30*time.Second)
+			t.Logf("killed at %q: PgBouncer resumed by the guard %s after the kill (%s)", point, took.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+			waitGuard(t, k)
+			k.wantTraffic(t, "blue")
+			if code, o := k.cli(t, nil, "run", "cutover", "--undo", "--yes"); code == 0 || !strings.Contains(o, "nothing stopped half way") {
+				t.Errorf("--undo after the guard undid it: exit %d: %s", code, o)
+			}
+			_ = out
+		})
+	}
+	for _, point := range points {
+		for _, way := range []string{"undo", "finish"} {
+			t.Run("no guard/"+point+"/"+way, func(t *testing.T) {
+				h, _ := k.held(t, "cutover", point, false)
+				h.signal(syscall.SIGKILL)
+				code, o := k.cli(t, nil, "run", "cutover", "--yes")
+				if point != "verify target is green" && (code == 0 || !strings.Contains(o, "--finish") || !strings.Contains(o, "--undo")) {
+					t.Errorf("a cutover over a half-way one: exit %d, want a refusal naming both ways out:\n%s", code, o)
+				}
+				start := time.Now()
+				o = k.must(t, "run", "cutover", "--"+way, "--yes")
+				t.Logf("%s from %q in %s: %s", way, point, time.Since(start).Round(time.Millisecond), lastLine(o))
+				if k.paused(t) {
+					t.Fatal("PgBouncer left paused by the way out")
+				}
+				if way == "undo" {
+					k.wantTraffic(t, "blue")
+					return
+				}
+				k.wantTraffic(t, "green")
+				k.drained(t, "green", pg.DefaultReverseName)
+				if code, o := k.cli(t, nil, "run", "rollback", "--yes"); code != 0 {
+					t.Fatalf("rollback after finishing from %q: exit %d\n%s", point, code, o)
+				}
+				k.wantTraffic(t, "blue")
+			})
+		}
+	}
+	t.Run("SIGHUP in the pause aborts cleanly", func(t *testing.T) {
+		h, out := k.held(t, "cutover", "sync sequences", true)
+		err := h.signal(syscall.SIGHUP)
+		if err == nil || k.paused(t) {
+			t.Fatalf("after SIGHUP: %v, paused %t\n%s", err, k.paused(t), out)
+		}
+		k.wantTraffic(t, "blue")
+		if doc := k.status(t); doc.Attempts[len(doc.Attempts)-1].Outcome != "aborted" {
+			t.Errorf("the attempt after SIGHUP: %+v", doc.Attempts[len(doc.Attempts)-1])
+		}
+	})
+	t.Run("SIGHUP past the switch finishes", func(t *testing.T) {
+		h, out := k.held(t, "cutover", "restore server_login_retry", true)
+		if err := h.signal(syscall.SIGHUP); err != nil {
+			t.Fatalf("after SIGHUP past the switch: %v\n%s", err, out)
+		}
+		k.wantTraffic(t, "green")
+	})
+	res := stopLoad()
+	t.Logf("load over the whole test: %+v", res)
+	k.drained(t, "green", pg.DefaultReverseName)
+	k.must(t, "run", "rollback", "--yes")
+	v, err := lab.Verify(context.Background(), k.info.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ledger: %+v", v)
+	if v.Lost != 0 || v.Duplicated != 0 || v.LedgerEntries == 0 {
+		t.Errorf("ledger after every kill: %+v", v)
+	}
+}
+
+// waitGuard waits until the guard recorded what it did.
+func waitGuard(t *testing.T, k *killLab) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		doc := k.status(t)
+		if n := len(doc.Attempts); n > 0 && doc.Attempts[n-1].Guard != "" && doc.Attempts[n-1].Guard != "watching" {
+			t.Logf("guard: %s", doc.Attempts[n-1].Guard)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.guard.log"))
+	t.Fatalf("the guard recorded nothing; its log:\n%s", b)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
