@@ -219,6 +219,8 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	again := fs.String("again", "", "run a done step once more on purpose, when it allows it; the reason is journaled")
 	finish := fs.Bool("finish", false, "cutover or rollback stopped half way: finish it forward")
 	undo := fs.Bool("undo", false, "cutover or rollback stopped half way: undo it back")
+	check := fs.Bool("check", false, "cutover or rollback: run every live precheck, change nothing")
+	measure := fs.Bool("measure-pause", false, "with --check: one bare PAUSE/RESUME of each PgBouncer, timed")
 	pos, code, ok := parseMixed(fs, args)
 	if !ok {
 		return code
@@ -241,8 +243,12 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	case *undo:
 		way = "undo"
 	}
-	if way != "" && (*through != "" || len(pos) != 1 || (pos[0] != "cutover" && pos[0] != "rollback")) {
-		fmt.Fprintln(stderr, "pgbluegreen: --finish and --undo go with `run cutover` or `run rollback`")
+	if (way != "" || *check) && (*through != "" || len(pos) != 1 || (pos[0] != "cutover" && pos[0] != "rollback")) {
+		fmt.Fprintln(stderr, "pgbluegreen: --check, --finish and --undo go with `run cutover` or `run rollback`")
+		return exitUsage
+	}
+	if *measure && !*check {
+		fmt.Fprintln(stderr, "pgbluegreen: --measure-pause goes with --check")
 		return exitUsage
 	}
 	s, code := openSession(g, *dry, stderr)
@@ -262,7 +268,7 @@ func runRun(g globals, args []string, stdout, stderr io.Writer) int {
 	r.Out = lines
 	ctx, cancel := signalContext()
 	defer cancel()
-	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force, Again: *again, Way: way}
+	p := steps.RunParams{DryRun: *dry, Confirmed: *yes, Override: *force, Again: *again, Way: way, Check: *check, MeasurePause: *measure}
 	var err error
 	var out steps.Outcome
 	if *through != "" {
@@ -301,5 +307,46 @@ func runSkip(g globals, args []string, stdout, stderr io.Writer) int {
 		return exitFor(err, stderr)
 	}
 	fmt.Fprintf(stdout, "%s: skipped\n", pos[0])
+	return exitOK
+}
+
+// runValue is `value set KEY VALUE --reason TEXT`: an operator's value,
+// checked against its key's type and journaled with the reason.
+func runValue(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("value", "value set KEY VALUE --reason TEXT", stderr)
+	reason := fs.String("reason", "", "why the value is set by hand (journaled)")
+	pos, code, ok := parseMixed(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 3 || pos[0] != "set" || *reason == "" {
+		fmt.Fprintln(stderr, "pgbluegreen: value needs: set KEY VALUE --reason TEXT (`pgbluegreen status` lists the values)")
+		return exitUsage
+	}
+	key, value := pos[1], pos[2]
+	if err := steps.ValidateValue(key, value); err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return exitUsage
+	}
+	store, err := state.Open(g.state, state.OpenParams{})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitFailed
+	}
+	defer store.Close()
+	j, err := state.OpenJournal(journalPath(g.state))
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		return exitFailed
+	}
+	defer j.Close()
+	if err := steps.NewRunner(cfg, store, j).SetValue(key, value, *reason); err != nil {
+		return exitFor(err, stderr)
+	}
+	fmt.Fprintf(stdout, "%s = %s (journaled: %s)\n", key, value, *reason)
 	return exitOK
 }

@@ -41,6 +41,7 @@ Usage:
   pgbluegreen run cutover|rollback --finish|--undo --yes
                                                 the way out of a cutover or rollback that stopped half way
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
+  pgbluegreen value set KEY VALUE --reason TEXT record a value by hand: checked against its type, journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
   pgbluegreen demo [--dir lab] [--strategy copy|clone] [--keep]
@@ -146,6 +147,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRun(g, cmdArgs, stdout, stderr)
 	case "skip":
 		return runSkip(g, cmdArgs, stdout, stderr)
+	case "value":
+		return runValue(g, cmdArgs, stdout, stderr)
 	case "lag":
 		return runLag(g, cmdArgs, stdout, stderr)
 	case "guard":

@@ -54,9 +54,9 @@ func TestRelStringQuotes(t *testing.T) {
 	if got := (Rel{"public", `Order"Items`}).String(); got != `"public"."Order""Items"` {
 		t.Errorf("Rel.String = %s", got)
 	}
-	stmt := CreatePublicationSQL("p", false, []Rel{{"public", "a"}, {"inv", "B"}})
-	if stmt != `CREATE PUBLICATION "p" FOR TABLE "public"."a", "inv"."B"` {
-		t.Errorf("CreatePublicationSQL = %s", stmt)
+	op := CreatePublicationsParams{On: "blue", Publications: []PublicationSpec{{Name: "p", Tables: []Rel{{"public", "a"}, {"inv", "B"}}}}}
+	if stmt := op.Statements()[0].String(); stmt != `CREATE PUBLICATION "p" FOR TABLE "public"."a", "inv"."B"` {
+		t.Errorf("CreatePublicationsParams.Statements = %s", stmt)
 	}
 }
 

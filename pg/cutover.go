@@ -78,8 +78,13 @@ type CutoverParams struct {
 	// psql); without it such sessions make the precheck refuse.
 	TerminateDirect bool
 
-	MaxLagBytes    int64
-	DrainTimeout   time.Duration
+	MaxLagBytes  int64
+	DrainTimeout time.Duration
+	// HoldCommits, when > 0, holds the source's commits to the target's
+	// apply for at most this long before the pause (cutover_hold.go): the
+	// lag at PAUSE is then what is in flight. Self-managed servers only
+	// (ALTER SYSTEM); 0 leaves it out.
+	HoldCommits    time.Duration
 	SequenceMargin int64
 	// StatementTimeout bounds each statement (default 5s).
 	StatementTimeout time.Duration

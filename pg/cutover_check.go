@@ -14,7 +14,11 @@ import (
 
 // cutEnv holds what a cutover uses inside the pause, opened before it.
 type cutEnv struct {
-	from, to               *pgxpool.Conn
+	from, to *pgxpool.Conn
+	// toSide and fromSide are second connections, for what runs at the
+	// same time as the drain (the release of held commits) or the feeds'
+	// swap (the logins): opened before the pause.
+	toSide, fromSide       *pgxpool.Conn
 	consoles               []*Console
 	fromVersion, toVersion string
 	// fromDB and toDB are the databases' names, as the servers say.
@@ -31,6 +35,11 @@ func (e *cutEnv) close() {
 	}
 	if e.to != nil {
 		e.to.Release()
+	}
+	for _, c := range []*pgxpool.Conn{e.toSide, e.fromSide} {
+		if c != nil {
+			c.Release()
+		}
 	}
 }
 
@@ -59,14 +68,29 @@ func (r *run) open(ctx context.Context) (*cutEnv, error) {
 	if e.to, err = d.to.pool.Acquire(ctx); err != nil {
 		return e, fmt.Errorf("connect to %s: %w", d.to.name, err)
 	}
+	if e.fromSide, err = d.from.pool.Acquire(ctx); err != nil {
+		return e, fmt.Errorf("connect to %s: %w", d.from.name, err)
+	}
+	if e.toSide, err = d.to.pool.Acquire(ctx); err != nil {
+		return e, fmt.Errorf("connect to %s: %w", d.to.name, err)
+	}
+
 	// A side made read-only by the readonly method must still take the
 	// cutover's own writes (setval, ALTER SUBSCRIPTION) on these sessions.
 	// A session setting changes nothing on the server: it is not journaled.
-	if err := readWriteSessionStmt(d.from.name).Exec(Quiet(ctx), e.from); err != nil {
-		return e, fmt.Errorf("prepare session: %w", err)
+	// Its own commits on the source never wait for a synchronous standby
+	// (an HA one, or the hold of cutover_hold.go).
+	for _, c := range []*pgxpool.Conn{e.from, e.fromSide} {
+		for _, st := range []Stmt{readWriteSessionStmt(d.from.name), {On: d.from.name, SQL: "SET synchronous_commit = local"}} {
+			if err := st.Exec(Quiet(ctx), c); err != nil {
+				return e, fmt.Errorf("prepare session: %w", err)
+			}
+		}
 	}
-	if err := readWriteSessionStmt(d.to.name).Exec(Quiet(ctx), e.to); err != nil {
-		return e, fmt.Errorf("prepare session: %w", err)
+	for _, c := range []*pgxpool.Conn{e.to, e.toSide} {
+		if err := readWriteSessionStmt(d.to.name).Exec(Quiet(ctx), c); err != nil {
+			return e, fmt.Errorf("prepare session: %w", err)
+		}
 	}
 	if err := e.from.QueryRow(ctx, "SELECT version(), current_database()").Scan(&e.fromVersion, &e.fromDB); err != nil {
 		return e, fmt.Errorf("read %s's version: %w", d.from.name, err)

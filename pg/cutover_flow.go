@@ -70,8 +70,13 @@ type run struct {
 	e   *cutEnv
 
 	pausedAt time.Time
+	// held: the source's commits wait for the target's apply (holdStep).
+	held     bool
 	preSeqs  []Sequence // the first pass's values
+	seqs     []Sequence // read while writes are stopped
 	drainLSN string
+	// seqReadMs is how long reading seqs took (during the drain).
+	seqReadMs float64
 }
 
 func newRun(p *CutoverParams, rollback bool, way string) *run {
@@ -369,20 +374,24 @@ func (r *run) advanceStep(name string) subStep {
 // checked once more right before, and the caller's guard starts.
 func (r *run) stopSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
-	out := []subStep{{name: "lag gate", target: d.from.name,
+	var out []subStep
+	if p.BeforePause != nil {
+		out = append(out, subStep{name: "start the guard", target: "local",
+			plan: func() []PlanLine {
+				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering from here on, it undoes the %s (commits released, RESUME on %s, the ini put back)", d.name, d.from.name)}
+			},
+			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
+	}
+	if p.HoldCommits > 0 {
+		out = append(out, r.holdStep())
+	}
+	out = append(out, subStep{name: "lag gate", target: d.from.name,
 		plan: func() []PlanLine {
 			return []PlanLine{noteLine(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
 		},
 		run: func(ctx context.Context) (string, error) {
 			return checkLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
-		}}}
-	if p.BeforePause != nil {
-		out = append(out, subStep{name: "start the guard", target: "local",
-			plan: func() []PlanLine {
-				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering while writes are stopped, it undoes the %s (RESUME on %s, the ini put back)", d.name, d.from.name)}
-			},
-			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
-	}
+		}})
 	return append(out, r.stopWritesSteps()...)
 }
 
@@ -393,31 +402,61 @@ func (r *run) stopSteps() []subStep {
 func (r *run) forwardSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
-	if pos.drainedOn {
-		out = append(out, r.drainSteps()...)
+	switch {
+	case pos.drainedOn:
+		out = append(out, r.drainSteps(pos.held)...)
+	case pos.held:
+		out = append(out, r.releaseStep(true))
 	}
-	out = append(out, r.oppositeSteps(pos)...)
-	out = append(out, subStep{name: "sync sequences", target: d.to.name,
+	// What the switch needs and does not depend on each other runs at
+	// once: the feeds swapped (in order), the sequences set, the target
+	// opened to the application, PgBouncer's ini rewritten (RELOAD comes
+	// after all of them).
+	seqs := subStep{name: "sync sequences", target: d.to.name,
 		plan: func() []PlanLine {
-			return append([]PlanLine{noteLine(d.from.name, "read every sequence of %s again, while writes are stopped; only those that moved since the first pass are set", d.from.name)},
+			return append([]PlanLine{noteLine(d.from.name, "every sequence of %s, as read while writes are stopped (during the drain); only those that moved since the first pass are set", d.from.name)},
 				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			start := time.Now()
-			seqs, err := ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
-			if err != nil {
-				return "", err
+			seqs := r.seqs
+			if seqs == nil {
+				var err error
+				if seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
+					return "", err
+				}
 			}
 			changed := changedSequences(r.preSeqs, seqs)
 			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, SequenceSessions)
 			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
-			r.rep.SeqSyncMs = ms(time.Since(start))
+			r.rep.SeqSyncMs = ms(time.Since(start)) + r.seqReadMs
 			if err == nil && len(res.Missing) > 0 {
 				err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
 			}
 			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
-		}})
-	if !pos.toOpen {
+		}}
+	var feeds []subStep
+	if pos.drainedOn {
+		feeds = append(feeds, r.stopDrainedStep())
+	}
+	feeds = append(feeds, r.oppositeSteps(pos)...)
+	at := []subStep{seqs}
+	if len(feeds) > 0 {
+		at = append(at, r.inOrder("swap the feeds", d.to.name+", "+d.from.name, feeds...))
+	}
+	if p.Method == MethodPgBouncer {
+		// Behind PgBouncer's pause nobody reaches the target yet: opening it
+		// now costs the pause nothing.
+		if !pos.toOpen {
+			at = append(at, r.openWritesStep())
+		}
+		if !pos.iniAtTarget() {
+			at = append(at, r.rewriteIniStep(d.to))
+		}
+	}
+	out = append(out, r.together("prepare the switch", at...))
+	if p.Method != MethodPgBouncer && !pos.toOpen {
+		// The switch itself, once the sequences and feeds are set.
 		out = append(out, r.openWritesStep())
 	}
 	if p.Method == MethodPgBouncer {
@@ -445,7 +484,7 @@ func (s Stmt) with(note string) Stmt { s.Note = note; return s }
 
 // drainSteps wait until the feed from -> to has applied everything written
 // before writes stopped, then stop it.
-func (r *run) drainSteps() []subStep {
+func (r *run) drainSteps(held bool) []subStep {
 	p, d, f := r.p, r.d, r.f
 	drainLSN := Later("the drain LSN: " + d.from.name + "'s pg_current_wal_lsn() once its WAL is flushed")
 	return []subStep{
@@ -468,27 +507,108 @@ func (r *run) drainSteps() []subStep {
 				r.rep.LagAtPause, r.rep.DrainLSN = lag, r.drainLSN
 				return fmt.Sprintf("%s, lag %d bytes", r.drainLSN, lag), nil
 			}},
-		{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
-			plan: func() []PlanLine {
-				out := stmtLines(drainedStmt(d.from.name, f.drainSlots, drainLSN))
-				out = append(out, stmtLines(flushStmts(d.to.name)...)...)
-				return append(out, noteLine(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
-			},
-			run: func(ctx context.Context) (string, error) {
-				ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
-				defer cancel()
-				polls, err := waitDrained(ctx, r.e.from, r.e.to, d.from.name, d.to.name, f.drainSlots, r.drainLSN)
-				if err != nil {
-					return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
-				}
-				return fmt.Sprintf("every slot at %s after %d polls", r.drainLSN, polls), nil
-			}},
-		{name: "stop " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
-			plan: func() []PlanLine { return stmtLines(disableSubscriptionStmts(d.to.name, f.drainSubs)...) },
-			run: func(ctx context.Context) (string, error) {
-				return "disabled " + strings.Join(f.drainSubs, ", "), disableSubscriptions(ctx, r.e.to, d.to.name, f.drainSubs)
-			}},
+		r.together("drain, reading the sequences meanwhile", append([]subStep{
+			subStep{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
+				plan: func() []PlanLine {
+					out := stmtLines(drainedStmt(d.from.name, f.drainSlots, drainLSN))
+					out = append(out, stmtLines(flushStmts(d.to.name)...)...)
+					return append(out, noteLine(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
+				},
+				run: func(ctx context.Context) (string, error) {
+					ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
+					defer cancel()
+					polls, err := waitDrained(ctx, r.e.from, r.e.to, d.from.name, d.to.name, f.drainSlots, r.drainLSN)
+					if err != nil {
+						return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
+					}
+					return fmt.Sprintf("every slot at %s after %d polls", r.drainLSN, polls), nil
+				}},
+			subStep{name: "read sequences", target: d.from.name,
+				plan: func() []PlanLine {
+					return []PlanLine{noteLine(d.from.name, "every sequence of %s read (two sessions): writes are stopped", d.from.name)}
+				},
+				run: func(ctx context.Context) (string, error) {
+					start := time.Now()
+					var err error
+					r.seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
+					r.seqReadMs = ms(time.Since(start))
+					return fmt.Sprintf("%d sequences", len(r.seqs)), err
+				}}}, r.releaseIf(held)...)...),
 	}
+}
+
+// releaseIf is the release of held commits, when they may be held.
+func (r *run) releaseIf(held bool) []subStep {
+	if !held {
+		return nil
+	}
+	return []subStep{r.releaseStep(false)}
+}
+
+// stopDrainedStep stops the drained feed: nothing more is applied once it
+// returns.
+func (r *run) stopDrainedStep() subStep {
+	d, f := r.d, r.f
+	return subStep{name: "stop " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
+		plan: func() []PlanLine { return stmtLines(disableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+		run: func(ctx context.Context) (string, error) {
+			return "disabled " + strings.Join(f.drainSubs, ", "), disableSubscriptions(ctx, r.e.to, d.to.name, f.drainSubs)
+		}}
+}
+
+// together runs sub-steps at once, each timed and reported; their plans
+// are listed one after the other, each under its name.
+func (r *run) together(name string, steps ...subStep) subStep {
+	if len(steps) == 1 {
+		return steps[0]
+	}
+	return subStep{name: name, target: "", own: true,
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, s := range steps {
+				out = append(out, noteLine(s.target, "-- %s (at the same time as the others of %q)", s.name, name))
+				out = append(out, s.plan()...)
+			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			errs := make([]error, len(steps))
+			var wg sync.WaitGroup
+			for k, s := range steps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[k] = r.step(ctx, s)
+				}()
+			}
+			wg.Wait()
+			return fmt.Sprintf("%d at once", len(steps)), errors.Join(errs...)
+		}}
+}
+
+// inOrder runs sub-steps one after the other as one, each timed and
+// reported.
+func (r *run) inOrder(name, target string, steps ...subStep) subStep {
+	if len(steps) == 1 {
+		return steps[0]
+	}
+	return subStep{name: name, target: target, own: true,
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, s := range steps {
+				out = append(out, noteLine(s.target, "-- %s", s.name))
+				out = append(out, s.plan()...)
+			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			for _, s := range steps {
+				if err := r.step(ctx, s); err != nil {
+					return "", err
+				}
+			}
+			return fmt.Sprintf("%d in order", len(steps)), nil
+		}}
 }
 
 // oppositeSteps start the feed from the target back to the source: the
@@ -539,20 +659,23 @@ func (r *run) openWritesStep() subStep {
 			return append([]PlanLine{noteLine(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
 		},
 		run: func(ctx context.Context) (string, error) {
+			// A connection of its own: the feeds' swap holds the cutover's
+			// at the same time.
+			c := r.e.toSide
 			var done []string
-			changed, err := setLogin(ctx, r.e.to, d.to.name, roles, true)
+			changed, err := setLogin(ctx, c, d.to.name, roles, true)
 			if err != nil {
 				return "", err
 			}
 			if len(changed) > 0 {
 				done = append(done, "LOGIN: "+strings.Join(changed, ", "))
 			}
-			ro, err := isReadOnly(ctx, r.e.to)
+			ro, err := isReadOnly(ctx, c)
 			if err != nil {
 				return "", err
 			}
 			if ro {
-				if err := readOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, r.e.to); err != nil {
+				if err := readOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, c); err != nil {
 					return "", err
 				}
 				done = append(done, "default_transaction_read_only reset")

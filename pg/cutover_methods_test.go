@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,34 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		}
 		if port := bouncerPort(t, l); port != l.info.Green.Port {
 			t.Errorf("the refused cutover rewrote the ini")
+		}
+	})
+
+	t.Run("a session bypassing PgBouncer refuses the cutover, named", func(t *testing.T) {
+		direct := connect(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user="+lab.AppRole, 1)+" application_name=nightly-cron")
+		defer direct.Close(ctx)
+		pid := direct.PgConn().PID()
+		_, err := Cutover(ctx, p)
+		var pe *PrecheckError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d %s@", pid, lab.AppRole)) || !strings.Contains(err.Error(), "nightly-cron") {
+			t.Fatalf("cutover with a direct session on blue: %v, want a precheck naming pid %d", err, pid)
+		}
+		if after := readReplicationState(t, l, sub); after != before {
+			t.Errorf("state changed by a refused cutover: %+v then %+v", before, after)
+		}
+		// The rehearsal says the same, and with a measured PAUSE/RESUME it
+		// is the only thing that touches PgBouncer.
+		if _, err := Rehearse(ctx, p, false, true); !errors.As(err, &pe) {
+			t.Errorf("rehearsal with a direct session: %v", err)
+		}
+		direct.Close(ctx)
+		rep, err := Rehearse(ctx, p, false, true)
+		if err != nil || len(rep.SubSteps) != 1 || rep.PausedMs <= 0 {
+			t.Fatalf("rehearsal on a healthy lab: %v %+v", err, rep)
+		}
+		t.Logf("rehearsal: %d prechecks; %s: %s", len(rep.Prechecks), rep.SubSteps[0].Name, rep.SubSteps[0].Detail)
+		if after := readReplicationState(t, l, sub); after != before {
+			t.Errorf("state changed by a rehearsal: %+v then %+v", before, after)
 		}
 	})
 

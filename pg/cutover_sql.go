@@ -25,14 +25,16 @@ func readWriteSessionStmt(on string) Stmt {
 }
 
 // flushStmts commit a transaction holding only a logical message (which no
-// subscriber asks for) synchronously: every WAL record before it is
-// flushed, and walsenders are woken. A transaction that wrote no WAL before
-// its commit record would commit asynchronously whatever the setting,
-// hence the message. Sent as one batch (one round trip).
+// subscriber asks for) with its WAL flushed locally: every WAL record
+// before it is flushed, and walsenders are woken. A transaction that wrote
+// no WAL before its commit record would commit asynchronously whatever the
+// setting, hence the message. local, not on: a synchronous standby (an HA
+// one, or the cutover's hold) is not waited for. Sent as one batch (one
+// round trip).
 func flushStmts(on string) []Stmt {
 	return []Stmt{
 		{On: on, SQL: "BEGIN"},
-		{On: on, SQL: "SET LOCAL synchronous_commit = on"},
+		{On: on, SQL: "SET LOCAL synchronous_commit = local"},
 		{On: on, SQL: "SELECT pg_logical_emit_message(true, 'pgbluegreen', '')::text"},
 		{On: on, SQL: "COMMIT"},
 	}
@@ -307,11 +309,13 @@ func terminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error)
 
 // terminateSessionsStmt ends the client sessions of roles (every role when
 // roles is nil) in the current database, except the pids in keep (the
-// cutover's own). Walsenders and background workers are left alone.
+// cutover's own) and the driver lock's session. Walsenders and background
+// workers are left alone.
 func terminateSessionsStmt(on string, roles []string, keep any) Stmt {
 	return terminateStmt(on, `SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
-  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep)
+  AND coalesce(application_name, '') NOT LIKE $3 || '%'
+  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep, DriverApplicationPrefix)
 }
 
 // terminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).

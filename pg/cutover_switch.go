@@ -123,27 +123,27 @@ func (r *run) stopWritesSteps() []subStep {
 func (r *run) switchBouncerSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
-	if !pos.iniAtTarget() {
-		out = append(out, subStep{name: "repoint", target: "pgbouncer",
+	moved := len(pos.bouncers) > 0
+	for _, b := range pos.bouncers {
+		moved = moved && b.pointsAt == "to"
+	}
+	if !moved {
+		out = append(out, subStep{name: "reload", target: "pgbouncer",
 			plan: func() []PlanLine {
 				var out []PlanLine
 				for _, b := range p.Bouncers {
-					out = append(out, PlanLine{On: "pgbouncer " + b.Name, Kind: "file", Text: repointChange(b, d.to.endpoint).String()})
 					out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
 				}
 				return out
 			},
 			run: func(ctx context.Context) (string, error) {
 				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
-					if err := repointBouncer(ctx, b, d.to.endpoint); err != nil {
-						return err
-					}
 					if err := c.Reload(ctx); err != nil {
 						return err
 					}
 					return c.WaitClose(ctx, b.Database)
 				})
-				return "database entry -> " + d.to.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
+				return "RELOAD, WAIT_CLOSE: database entry -> " + d.to.endpoint.String(), err
 			}})
 	}
 	out = append(out, subStep{name: "resume", target: "pgbouncer", switches: true,
@@ -188,6 +188,26 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 			return "a write through PgBouncer succeeded", probeStmt("pgbouncer "+b0.Name+" (client)").Exec(ctx, conn)
 		}})
 	return out
+}
+
+// rewriteIniStep points every PgBouncer's ini entry at s; PgBouncer reads
+// it at the next RELOAD.
+func (r *run) rewriteIniStep(s side) subStep {
+	p := r.p
+	return subStep{name: "rewrite the ini", target: "pgbouncer",
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, b := range p.Bouncers {
+				out = append(out, PlanLine{On: "pgbouncer " + b.Name, Kind: "file", Text: repointChange(b, s.endpoint).String()})
+			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
+				return repointBouncer(ctx, b, s.endpoint)
+			})
+			return "database entry -> " + s.endpoint.String() + " (read at the RELOAD)", err
+		}}
 }
 
 // restoreLoginRetryStep puts back each PgBouncer's server_login_retry.

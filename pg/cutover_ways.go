@@ -42,6 +42,8 @@ type position struct {
 	toClosed, toReadOnly bool
 	// fromFenced: no fence role can log in on from.
 	fromFenced, fromReadOnly bool
+	// held: the source's commits are held for the target's apply.
+	held bool
 }
 
 // bouncerPos is one PgBouncer: whether it is paused, where SHOW DATABASES
@@ -68,7 +70,7 @@ func (pos position) iniAtTarget() bool { return pos.atTargetBouncers() }
 // else has changed yet.
 func (r *run) stoppedPosition() position {
 	pos := position{stopped: true, drainedOn: true, oppositeSlot: r.d.rollback, oppositeSub: true,
-		fromFenced: r.p.Method == MethodNologin, toClosed: true}
+		fromFenced: r.p.Method == MethodNologin, toClosed: true, held: r.p.HoldCommits > 0}
 	for _, b := range r.p.Bouncers {
 		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, pointsAt: "from", iniAt: "from", paused: true})
 	}
@@ -124,6 +126,10 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 	if pos.oppositeOn, pos.oppositeSub, err = subscriptionsState(ctx, e.from, f.startSubs); err != nil {
 		return pos, err
 	}
+	if pos.held, _, err = holdState(ctx, e.from, f.drainSubs); err != nil {
+		return pos, err
+	}
+	r.held = pos.held
 	pos.oppositeSlot = true
 	if !d.rollback {
 		if err := e.to.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", p.Reverse).Scan(&pos.oppositeSlot); err != nil {
@@ -207,6 +213,9 @@ func (r *run) describe(pos position) string {
 		}
 		return "off"
 	}
+	if pos.held {
+		parts = append(parts, d.from.name+"'s commits held for "+d.to.name+"'s apply")
+	}
 	parts = append(parts, fmt.Sprintf("%s -> %s replication %s", d.from.name, d.to.name, onOff(pos.drainedOn)),
 		fmt.Sprintf("%s -> %s replication %s", d.to.name, d.from.name, onOff(pos.oppositeOn)))
 	switch {
@@ -229,6 +238,11 @@ func (r *run) describe(pos position) string {
 func (r *run) undoSteps(pos position) []subStep {
 	p, d, f := r.p, r.d, r.f
 	var out []subStep
+	if pos.held {
+		// First: a RESUME must not let the application commit into a wait
+		// for a feed being stopped.
+		out = append(out, r.releaseStep(true))
+	}
 	if p.Method == MethodPgBouncer {
 		back := false
 		for _, b := range pos.bouncers {
@@ -460,9 +474,13 @@ type Traffic struct {
 	Target string `json:"target"`
 	// How says how it was determined, in a line.
 	How string `json:"how"`
-	// Warnings are what looks wrong (the roles can log in on both sides).
-	Warnings []string  `json:"warnings,omitempty"`
-	ReadAt   time.Time `json:"read_at"`
+	// Warnings are what looks wrong (the roles can log in on both sides, an
+	// ini that disagrees with what its PgBouncer serves).
+	Warnings []string `json:"warnings,omitempty"`
+	// Settled: nothing is half way: writes go to one side, no PgBouncer is
+	// paused or would move at its next RELOAD, the roles log in on one side.
+	Settled bool      `json:"settled"`
+	ReadAt  time.Time `json:"read_at"`
 }
 
 // ReadTraffic reads where writes go: PgBouncer's SHOW DATABASES for the
@@ -509,6 +527,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			t.Target = "paused"
 		}
 		t.How = strings.Join(how, "; ")
+		t.Settled = (t.Target == "blue" || t.Target == "green") && len(t.Warnings) == 0
 		return t
 	}
 	targets := map[string]bool{}
@@ -535,6 +554,11 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			to = "green"
 		}
 		s := fmt.Sprintf("PgBouncer %s: SHOW DATABASES %s -> %s:%d (%s)", b.Name, b.Database, db.Host, db.Port, to)
+		if e, err := ReadBouncerEntry(b.Ini, b.Database); err != nil {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini could not be read: %v", b.Name, err))
+		} else if e.Get("host") != db.Host || e.Get("port") != fmt.Sprint(db.Port) {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini points %s at %s:%s while it serves %s:%d: its next RELOAD would move the traffic", b.Name, b.Database, e.Get("host"), e.Get("port"), db.Host, db.Port))
+		}
 		if db.Paused {
 			s += ", paused"
 			targets["paused"] = true
@@ -552,6 +576,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 		}
 	}
 	t.How = strings.Join(append(bhow, how...), "; ")
+	t.Settled = (t.Target == "blue" || t.Target == "green") && len(t.Warnings) == 0
 	return t
 }
 
@@ -596,7 +621,7 @@ func ReadSwitchState(ctx context.Context, p CutoverParams, rollback bool) (st Sw
 		retryLeft = retryLeft || b.loginRetry == "0" && p.Prior != nil && p.Prior.LoginRetry[b.name] != "0"
 	}
 	fenced := pos.fromFenced || len(p.FenceRoles) == 0
-	sourceClean := !pos.stopped && !st.Paused && pos.drainedOn && !pos.oppositeOn && pos.toClosed && !retryLeft
+	sourceClean := !pos.stopped && !st.Paused && pos.drainedOn && !pos.oppositeOn && pos.toClosed && !retryLeft && !pos.held
 	if p.Method == MethodPgBouncer {
 		for _, b := range pos.bouncers {
 			sourceClean = sourceClean && b.pointsAt == "from" && b.iniAt == "from"
@@ -653,4 +678,56 @@ func ReadPrior(ctx context.Context, p CutoverParams, rollback bool) (prior *Prio
 		return nil, err
 	}
 	return p.Prior, nil
+}
+
+// Rehearse runs every precheck of a cutover (rollback false) or a rollback
+// against the live servers, and with measurePause one bare PAUSE and
+// RESUME of each PgBouncer, timed: the floor of a pause here. Nothing else
+// changes. A failed precheck returns a *PrecheckError; the report holds
+// the prechecks and, measured, the pauses.
+func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool) (rep *Report, err error) {
+	r := newRun(&p, rollback, "check")
+	defer r.finish(&err)
+	if err := p.validate(); err != nil {
+		return r.rep, err
+	}
+	if r.e, err = r.open(ctx); err != nil {
+		return r.rep, err
+	}
+	failed := r.precheck(ctx)
+	r.rep.Outcome = OutcomeRefused
+	if len(failed) > 0 {
+		return r.rep, &PrecheckError{Failed: failed}
+	}
+	r.rep.Outcome = OutcomeDone
+	if !measurePause || p.Method != MethodPgBouncer {
+		return r.rep, nil
+	}
+	for k, c := range r.e.consoles {
+		b := p.Bouncers[k]
+		err := r.step(ctx, subStep{name: "PAUSE and RESUME " + b.Name, target: "pgbouncer " + b.Name,
+			run: func(ctx context.Context) (string, error) {
+				start := time.Now()
+				if err := c.Pause(ctx, b.Database); err != nil {
+					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
+					return "", err
+				}
+				if _, err := c.WaitServersIdle(ctx, b.Database); err != nil {
+					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
+					return "", err
+				}
+				paused := time.Now()
+				if err := c.Resume(context.WithoutCancel(ctx), b.Database); err != nil {
+					return "", err
+				}
+				d := time.Since(start)
+				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
+				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(time.Since(paused)), ms(d)), nil
+			}})
+		if err != nil {
+			r.rep.Outcome = OutcomeFailed
+			return r.rep, err
+		}
+	}
+	return r.rep, nil
 }

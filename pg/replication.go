@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -166,41 +165,48 @@ WHERE p.pubname = $1 ORDER BY 1, 2`, name))
 	return p, nil
 }
 
-// CreatePublication creates a publication FOR ALL TABLES (tables nil) or
-// FOR TABLE the given tables.
-func CreatePublication(ctx context.Context, pool *pgxpool.Pool, name string, allTables bool, tables []Rel) error {
-	stmt := CreatePublicationSQL(name, allTables, tables)
-	if !allTables && len(tables) == 0 {
-		return fmt.Errorf("create publication %s: no table to publish; check the schemas and publications of the configuration", name)
-	}
-	if _, err := pool.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("%s: %w", stmt, err)
-	}
-	return nil
+// PublicationSpec is one publication to create: FOR ALL TABLES, or FOR
+// TABLE its tables.
+type PublicationSpec struct {
+	Name      string
+	AllTables bool
+	Tables    []Rel
 }
 
-// CreatePublicationSQL is the statement CreatePublication runs.
-func CreatePublicationSQL(name string, allTables bool, tables []Rel) string {
-	if allTables {
-		return "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize() + " FOR ALL TABLES"
-	}
-	q := make([]string, len(tables))
-	for i, t := range tables {
-		q[i] = t.String()
-	}
-	return "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize() + " FOR TABLE " + strings.Join(q, ", ")
+// CreatePublicationsParams creates publications on one server
+// (create-publications on blue).
+type CreatePublicationsParams struct {
+	// On is the server: "blue".
+	On           string
+	Publications []PublicationSpec
 }
 
-// DropPublicationIfExists drops a publication; it reports whether it existed.
-func DropPublicationIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	p, err := ReadPublication(ctx, pool, name)
-	if err != nil || !p.Exists {
-		return false, err
+// Statements are what Exec runs: one CREATE PUBLICATION each.
+func (p CreatePublicationsParams) Statements() []Stmt {
+	out := make([]Stmt, len(p.Publications))
+	for i, pub := range p.Publications {
+		sql := "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR ALL TABLES"
+		if !pub.AllTables {
+			q := make([]string, len(pub.Tables))
+			for j, t := range pub.Tables {
+				q[j] = t.String()
+			}
+			sql = "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR TABLE " + strings.Join(q, ", ")
+		}
+		out[i] = Stmt{On: p.On, SQL: sql}
 	}
-	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return false, fmt.Errorf("drop publication %s: %w", name, err)
+	return out
+}
+
+// Exec runs the statements on db in order, journaling each. A publication
+// FOR TABLE with no table is refused before anything runs.
+func (p CreatePublicationsParams) Exec(ctx context.Context, db Execer) error {
+	for _, pub := range p.Publications {
+		if !pub.AllTables && len(pub.Tables) == 0 {
+			return fmt.Errorf("create publication %s: no table to publish; check the schemas and publications of the configuration", pub.Name)
+		}
 	}
-	return true, nil
+	return ExecAll(ctx, db, p.Statements())
 }
 
 // SlotInfo is one logical replication slot.
@@ -242,14 +248,38 @@ func FindSlot(slots []SlotInfo, name string) (SlotInfo, bool) {
 	return SlotInfo{}, false
 }
 
-// CreateLogicalSlot creates a pgoutput slot and returns the LSN it starts at.
-func CreateLogicalSlot(ctx context.Context, pool *pgxpool.Pool, name string) (string, error) {
-	var lsn string
-	err := pool.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", name).Scan(&lsn)
-	if err != nil {
-		return "", fmt.Errorf("create replication slot %s: %w", name, err)
+// CreateSlotsParams creates logical replication slots for pgoutput
+// (create-slots on blue), each returning the LSN it starts at.
+type CreateSlotsParams struct {
+	// On is the server: "blue".
+	On    string
+	Slots []string
+}
+
+// Statements are what Exec runs: one pg_create_logical_replication_slot
+// per slot, each its own transaction (it waits for the transactions
+// running when it starts).
+func (p CreateSlotsParams) Statements() []Stmt {
+	out := make([]Stmt, len(p.Slots))
+	for i, name := range p.Slots {
+		out[i] = Stmt{On: p.On, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", Args: []any{name}}
 	}
-	return lsn, nil
+	return out
+}
+
+// Exec creates the slots in order on q, journaling each, and calls created
+// with each slot's LSN as soon as it exists (so a crash after it keeps it).
+func (p CreateSlotsParams) Exec(ctx context.Context, q RowQuerier, created func(slot, lsn string) error) error {
+	for i, s := range p.Statements() {
+		var lsn string
+		if err := s.QueryRow(ctx, q, &lsn); err != nil {
+			return fmt.Errorf("create replication slot %s: %w", p.Slots[i], err)
+		}
+		if err := created(p.Slots[i], lsn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MaxLSN returns the greatest of LSNs in their text form, compared by the
@@ -330,32 +360,4 @@ FROM pg_replication_slots WHERE slot_name = ANY($1::text[])`, slots, target)
 	}
 	sort.Strings(p.Missing)
 	return p, nil
-}
-
-// DropSlotIfExists drops a replication slot when it exists; it reports
-// whether it existed. A slot still active (its walsender going away after
-// the subscriber stopped) is retried until ctx ends.
-func DropSlotIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	for {
-		var exists, active bool
-		err := pool.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
-		if err != nil {
-			return false, fmt.Errorf("look for slot %s: %w", name, err)
-		}
-		if !exists {
-			return false, nil
-		}
-		if !active {
-			_, err := pool.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name)
-			if err == nil {
-				return true, nil
-			}
-			// Taken again (or dropped) between the look and the drop: look again.
-		}
-		select {
-		case <-ctx.Done():
-			return false, fmt.Errorf("drop slot %s: still in use (a subscriber is still streaming from it: stop it first): %w", name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,13 +23,16 @@ type RoleInfo struct {
 	RDSReplication bool
 }
 
-// ReadRole reads one role's attributes.
+// RoleQuery reads one role ($1). Columns: can log in, REPLICATION, member
+// of rds_replication. No row: the role does not exist.
+const RoleQuery = `SELECT rolcanlogin, rolreplication,
+       EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_replication' AND pg_has_role(r.oid, g.oid, 'MEMBER'))
+FROM pg_roles r WHERE rolname = $1`
+
+// ReadRole reads one role's attributes (RoleQuery).
 func ReadRole(ctx context.Context, pool *pgxpool.Pool, name string) (RoleInfo, error) {
 	var r RoleInfo
-	err := pool.QueryRow(ctx, `
-SELECT rolcanlogin, rolreplication,
-       EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_replication' AND pg_has_role(r.oid, g.oid, 'MEMBER'))
-FROM pg_roles r WHERE rolname = $1`, name).Scan(&r.CanLogin, &r.Replication, &r.RDSReplication)
+	err := pool.QueryRow(ctx, RoleQuery, name).Scan(&r.CanLogin, &r.Replication, &r.RDSReplication)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, nil
 	}
@@ -50,12 +54,10 @@ func HasRDSReplication(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	return RoleExists(ctx, pool, "rds_replication")
 }
 
-// MissingGrants lists what role lacks to copy and stream the tables of
-// schemas: CONNECT on the current database, USAGE on each schema, SELECT on
-// each table. Each entry is the GRANT that fixes it.
-func MissingGrants(ctx context.Context, pool *pgxpool.Pool, role string, schemas []string) ([]string, error) {
-	rows, err := pool.Query(ctx, `
-SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), $1::text)
+// MissingGrantsQuery lists what a role ($1) lacks to copy and stream the
+// tables of schemas ($2): CONNECT on the current database, USAGE on each
+// schema, SELECT on each table. Columns: the GRANT that fixes each.
+const MissingGrantsQuery = `SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), $1::text)
 WHERE NOT has_database_privilege($1::text, current_database(), 'CONNECT')
 UNION ALL
 SELECT format('GRANT USAGE ON SCHEMA %I TO %I', n.nspname, $1::text)
@@ -63,7 +65,11 @@ FROM pg_namespace n WHERE n.nspname = ANY($2::text[]) AND NOT has_schema_privile
 UNION ALL
 SELECT format('GRANT SELECT ON %I.%I TO %I', n.nspname, c.relname, $1::text)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($2::text[]) AND c.relkind IN ('r', 'p') AND NOT has_table_privilege($1::text, c.oid, 'SELECT')`, role, schemas)
+WHERE n.nspname = ANY($2::text[]) AND c.relkind IN ('r', 'p') AND NOT has_table_privilege($1::text, c.oid, 'SELECT')`
+
+// MissingGrants runs MissingGrantsQuery.
+func MissingGrants(ctx context.Context, pool *pgxpool.Pool, role string, schemas []string) ([]string, error) {
+	rows, err := pool.Query(ctx, MissingGrantsQuery, role, schemas)
 	if err != nil {
 		return nil, fmt.Errorf("read the privileges of role %s: %w", role, err)
 	}
@@ -87,74 +93,97 @@ BEGIN
 END
 $pgbg$`
 
-// ReplicationRoleParams are the inputs of EnsureReplicationRole.
-type ReplicationRoleParams struct {
-	Role     string
-	Password string
-	Schemas  []string
-}
-
-// EnsureReplicationRole creates the replication role (or sets its password
+// ReplicationRoleParams creates the replication role (or sets its password
 // when it exists) and grants what logical replication needs: REPLICATION,
 // or rds_replication where it exists, CONNECT, USAGE on the schemas and
 // SELECT on their tables. Only a SCRAM-SHA-256 verifier computed here
-// leaves this process, inside a transaction with statement logging off.
-// Running it again changes nothing but the verifier's salt.
-func EnsureReplicationRole(ctx context.Context, pool *pgxpool.Pool, p ReplicationRoleParams) error {
-	verifier, err := ScramVerifier(p.Password)
-	if err != nil {
-		return err
+// (ScramVerifier) leaves this process, as a bind parameter, inside a
+// transaction with statement logging off. Running it again changes nothing
+// but the verifier's salt.
+type ReplicationRoleParams struct {
+	// On is the server: "blue".
+	On   string
+	Role string
+	// Verifier is the password's SCRAM verifier; a plan leaves it empty
+	// (it renders as '********' either way).
+	Verifier Secret
+	// RDS grants rds_replication instead of the REPLICATION attribute
+	// (RDS and Aurora, where the role rds_replication exists).
+	RDS bool
+	// Database is the server's database (current_database()), for GRANT
+	// CONNECT; a Placeholder offline.
+	Database string
+	// Schemas are the replicated schemas, each of which must exist.
+	Schemas []string
+}
+
+// Statements are what Exec runs, in one transaction: statement logging
+// off, the role's name and verifier into transaction-local settings, the
+// DO block that creates or alters the role from them, then the grants.
+func (p ReplicationRoleParams) Statements() []Stmt {
+	role := quoteIdent(p.Role)
+	grant := "ALTER ROLE " + role + " REPLICATION"
+	if p.RDS {
+		grant = "GRANT rds_replication TO " + role
 	}
-	rds, err := HasRDSReplication(ctx, pool)
-	if err != nil {
-		return err
+	body := []Stmt{
+		{On: p.On, SQL: "SET LOCAL log_statement = 'none'"},
+		{On: p.On, SQL: "SET LOCAL log_min_duration_statement = -1"},
+		{On: p.On, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
+		{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{p.Role, p.Verifier},
+			Note: "$2: a SCRAM-SHA-256 verifier computed here; the password never leaves pgbluegreen"},
+		{On: p.On, SQL: setRolePasswordDO, Note: "= CREATE ROLE " + role + " LOGIN PASSWORD '********', or ALTER ROLE when it exists"},
+		{On: p.On, SQL: grant},
+		{On: p.On, SQL: "GRANT CONNECT ON DATABASE " + quoteIdent(p.Database) + " TO " + role},
 	}
-	role := pgx.Identifier{p.Role}.Sanitize()
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		for _, s := range []string{"SET LOCAL log_statement = 'none'", "SET LOCAL log_min_duration_statement = -1",
-			"SET LOCAL log_parameter_max_length_on_error = 0"} {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", p.Role, verifier); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, setRolePasswordDO); err != nil {
-			return err
-		}
-		grant := "ALTER ROLE " + role + " REPLICATION"
-		if rds {
-			grant = "GRANT rds_replication TO " + role
-		}
-		stmts := []string{grant}
-		var db string
-		if err := tx.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
-			return err
-		}
-		stmts = append(stmts, "GRANT CONNECT ON DATABASE "+pgx.Identifier{db}.Sanitize()+" TO "+role)
-		for _, s := range p.Schemas {
-			var exists bool
-			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", s).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return fmt.Errorf("schema %s does not exist on blue: fix `schemas` in the configuration", s)
-			}
-			q := pgx.Identifier{s}.Sanitize()
-			stmts = append(stmts, "GRANT USAGE ON SCHEMA "+q+" TO "+role, "GRANT SELECT ON ALL TABLES IN SCHEMA "+q+" TO "+role)
-		}
-		for _, s := range stmts {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("%s: %w", s, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	for _, s := range p.Schemas {
+		q := quoteIdent(s)
+		body = append(body,
+			Stmt{On: p.On, SQL: "GRANT USAGE ON SCHEMA " + q + " TO " + role},
+			Stmt{On: p.On, SQL: "GRANT SELECT ON ALL TABLES IN SCHEMA " + q + " TO " + role})
+	}
+	return InTx(p.On, body)
+}
+
+// Exec runs the statements in one transaction on pool, journaling each.
+func (p ReplicationRoleParams) Exec(ctx context.Context, pool *pgxpool.Pool) error {
+	if p.Verifier == "" {
+		return fmt.Errorf("create replication role %s: no password verifier", p.Role)
+	}
+	if err := ExecTx(ctx, pool, p.Statements()); err != nil {
 		return fmt.Errorf("create replication role %s: %w", p.Role, err)
 	}
 	return nil
+}
+
+// quoteIdent quotes a name as SQL needs it; a Placeholder stays as it is.
+func quoteIdent(name string) string {
+	if strings.HasPrefix(name, "<") && strings.HasSuffix(name, ">") {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
+}
+
+// CurrentDatabase returns the name of the database pool connects to.
+func CurrentDatabase(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var db string
+	if err := pool.QueryRow(ctx, "SELECT current_database()::text").Scan(&db); err != nil {
+		return "", fmt.Errorf("read the database's name: %w", err)
+	}
+	return db, nil
+}
+
+// MissingSchemas lists which of schemas do not exist.
+func MissingSchemas(ctx context.Context, pool *pgxpool.Pool, schemas []string) ([]string, error) {
+	rows, err := pool.Query(ctx, "SELECT s FROM unnest($1::text[]) s WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = s) ORDER BY 1", schemas)
+	if err != nil {
+		return nil, fmt.Errorf("look for schemas %s: %w", strings.Join(schemas, ", "), err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look for schemas %s: %w", strings.Join(schemas, ", "), err)
+	}
+	return out, nil
 }
 
 // ScramVerifier computes PostgreSQL's stored form of a SCRAM-SHA-256

@@ -14,15 +14,9 @@ func createPublications() *Step {
 	return &Step{ID: "create-publications", Phase: PhaseAnchor, Target: Blue, Title: "Create publications",
 		Why:    "The publication says what blue sends; it must exist before the slot, whose snapshot it is read at.",
 		Source: "000, 001 §1.2, 002",
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Blue, "refused while a table to publish has neither a primary key nor a replica identity (run replica-identity-full)")}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Blue, "CREATE PUBLICATION %s %s", ident(p.Name), e.Config.publicationTables(p)))
-			}
-			return out
-		}),
-		Check: checkPublications,
-		Run:   runCreatePublications,
+		Plan:   planCreatePublications,
+		Check:  checkPublications,
+		Run:    runCreatePublications,
 	}
 }
 
@@ -30,13 +24,7 @@ func createSlots() *Step {
 	return &Step{ID: "create-slots", Phase: PhaseAnchor, Target: Blue, Title: "Create logical replication slots",
 		Why:    "The slot holds blue's WAL from this point until green consumes it; green's data must start at or after it.",
 		Source: "000, 001 §1.3, 002", Records: []string{"slot_lsn"},
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Blue, "refused while a publication is missing (pgoutput reads publications as of the slot's snapshot)")}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Blue, "SELECT lsn FROM pg_create_logical_replication_slot(%s, 'pgoutput')", quoteLiteral(slotName(p.Name))))
-			}
-			return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn")))
-		}),
+		Plan:  planCreateSlots,
 		Check: checkSlots,
 		Run:   runCreateSlots,
 	}
@@ -96,30 +84,46 @@ func listIf(prefix string, items []string) string {
 	return prefix + strings.Join(items, "; ")
 }
 
-// runCreatePublications refuses (trap 1) while any table the publications
-// would publish has neither a primary key nor a replica identity: once
-// published, every UPDATE and DELETE on it would fail on blue, in production.
-func runCreatePublications(ctx context.Context, e *Env) error {
-	if err := e.needBlue(); err != nil {
-		return err
+// publicationsOp is what create-publications does now: CREATE PUBLICATION
+// for each configured publication missing on blue, with its live table
+// list; offline, all of them, with placeholders for lists read from blue.
+// refusal says why the step would refuse now ("" when it would not).
+func publicationsOp(ctx context.Context, e *Env) (op pg.CreatePublicationsParams, refusal string, err error) {
+	op.On = "blue"
+	if e.Blue == nil {
+		for _, p := range e.Config.Publications {
+			spec := pg.PublicationSpec{Name: p.Name, AllTables: len(p.Tables) == 0 && !e.Config.hasDedicated()}
+			for _, t := range p.Tables {
+				spec.Tables = append(spec.Tables, configRel(t))
+			}
+			if !spec.AllTables && len(p.Tables) == 0 {
+				spec.Tables = []pg.Rel{pg.PlaceholderRel("every table of schemas " + strings.Join(e.Config.Schemas, ", ") + " not listed in another publication")}
+			}
+			op.Publications = append(op.Publications, spec)
+		}
+		return op, "", nil
 	}
-	ctx, cancel := e.bounded(ctx)
-	defer cancel()
 	want, missing, wrong, err := publicationState(ctx, e)
 	if err != nil {
-		return err
+		return op, "", err
 	}
 	if len(wrong) > 0 {
-		return e.refuse("%s; drop or fix it by hand (DROP PUBLICATION ...), then run again", strings.Join(wrong, "; "))
+		return op, fmt.Sprintf("%s; drop or fix it by hand (DROP PUBLICATION ...), then run again", strings.Join(wrong, "; ")), nil
+	}
+	for _, w := range want {
+		if contains(missing, w.Name) {
+			op.Publications = append(op.Publications, pg.PublicationSpec{Name: w.Name, AllTables: w.AllTables, Tables: w.Tables})
+		}
+	}
+	if len(op.Publications) == 0 {
+		return op, "", nil
 	}
 	// Trap 1: what would be published, without a replica identity.
 	var scope []string // nil: every user schema (FOR ALL TABLES)
 	allTables := false
 	published := map[pg.Rel]bool{}
 	for _, w := range want {
-		if w.AllTables {
-			allTables = true
-		}
+		allTables = allTables || w.AllTables
 		for _, t := range w.Tables {
 			published[t] = true
 		}
@@ -129,7 +133,7 @@ func runCreatePublications(ctx context.Context, e *Env) error {
 	}
 	bad, err := pg.TablesWithoutIdentity(ctx, e.Blue, scope)
 	if err != nil {
-		return err
+		return op, "", err
 	}
 	var blocking []pg.Rel
 	for _, t := range bad {
@@ -138,18 +142,43 @@ func runCreatePublications(ctx context.Context, e *Env) error {
 		}
 	}
 	if len(blocking) > 0 {
-		return e.refuse("%s would be published with no primary key and no replica identity: every UPDATE and DELETE on them would then fail on blue; run replica-identity-full first (tables outside the configured schemas: ALTER TABLE ... REPLICA IDENTITY FULL by hand)", relList(blocking))
+		refusal = relList(blocking) + " would be published with no primary key and no replica identity: every UPDATE and DELETE on them would then fail on blue; run replica-identity-full first (tables outside the configured schemas: ALTER TABLE ... REPLICA IDENTITY FULL by hand)"
 	}
-	for _, w := range want {
-		if !contains(missing, w.Name) {
-			continue
-		}
-		e.Logf("%s", pg.CreatePublicationSQL(w.Name, w.AllTables, w.Tables))
-		if err := pg.CreatePublication(ctx, e.Blue, w.Name, w.AllTables, w.Tables); err != nil {
-			return err
-		}
+	return op, refusal, nil
+}
+
+func planCreatePublications(ctx context.Context, e *Env) ([]Action, error) {
+	op, refusal, err := publicationsOp(ctx, e)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	out := []Action{note(Blue, "refused while a table to publish has neither a primary key nor a replica identity (run replica-identity-full)")}
+	if refusal != "" {
+		out = append(out, note(Blue, "refused now: %s", refusal))
+	}
+	if len(op.Publications) == 0 {
+		return append(out, note(Blue, "every publication exists on blue: nothing to create")), nil
+	}
+	return append(out, stmts(op.Statements()...)...), nil
+}
+
+// runCreatePublications refuses (trap 1) while any table the publications
+// would publish has neither a primary key nor a replica identity: once
+// published, every UPDATE and DELETE on it would fail on blue, in production.
+func runCreatePublications(ctx context.Context, e *Env) error {
+	if err := e.needBlue(); err != nil {
+		return err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	op, refusal, err := publicationsOp(ctx, e)
+	if err != nil {
+		return err
+	}
+	if refusal != "" {
+		return e.refuse("%s", refusal)
+	}
+	return op.Exec(ctx, e.Blue)
 }
 
 func contains(list []string, s string) bool {
@@ -210,50 +239,91 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: "slots on blue: " + strings.Join(e.Config.publicationNames(), ", ") + "; slot_lsn = " + e.V("slot_lsn")}, nil
 }
 
-// runCreateSlots refuses (trap 2) while a publication is missing: pgoutput
-// reads publications as of the slot's snapshot, so a slot made first would
-// not see a publication created after it.
-func runCreateSlots(ctx context.Context, e *Env) error {
-	if err := e.needBlue(); err != nil {
-		return err
+// slotsOp is what create-slots does now: a pgoutput slot for each
+// configured publication whose slot is missing on blue (offline: all).
+// refusal says why the step would refuse now ("" when it would not).
+func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal string, err error) {
+	op.On = "blue"
+	if e.Blue == nil {
+		for _, p := range e.Config.Publications {
+			op.Slots = append(op.Slots, slotName(p.Name))
+		}
+		return op, "", nil
 	}
-	ctx, cancel := e.bounded(ctx)
-	defer cancel()
+	// Trap 2: pgoutput reads publications as of the slot's snapshot, so a
+	// slot made first would not see a publication created after it.
 	var missing []string
 	for _, p := range e.Config.Publications {
 		got, err := pg.ReadPublication(ctx, e.Blue, p.Name)
 		if err != nil {
-			return err
+			return op, "", err
 		}
 		if !got.Exists {
 			missing = append(missing, p.Name)
 		}
 	}
 	if len(missing) > 0 {
-		return e.refuse("publication %s does not exist on blue; a slot must be created after its publication: run create-publications first", strings.Join(missing, ", "))
+		return op, fmt.Sprintf("publication %s does not exist on blue; a slot must be created after its publication: run create-publications first", strings.Join(missing, ", ")), nil
 	}
 	slots, err := pg.LogicalSlots(ctx, e.Blue)
 	if err != nil {
-		return err
+		return op, "", err
 	}
 	for _, p := range e.Config.Publications {
 		name := slotName(p.Name)
-		if s, ok := pg.FindSlot(slots, name); ok {
-			if s.Plugin != "pgoutput" {
-				return fmt.Errorf("slot %s exists on blue with plugin %s, not pgoutput: drop it (SELECT pg_drop_replication_slot('%s')) and run again", name, s.Plugin, name)
-			}
-			// Its LSN, if not recorded, is recorded by the check below,
-			// which tells of the interrupted run.
+		s, ok := pg.FindSlot(slots, name)
+		if !ok {
+			op.Slots = append(op.Slots, name)
 			continue
 		}
-		lsn, err := pg.CreateLogicalSlot(ctx, e.Blue, name)
-		if err != nil {
-			return err
+		if s.Plugin != "pgoutput" {
+			drop := pg.DropSlotParams{On: "blue", Name: name}.Statements()[0]
+			return op, "", fmt.Errorf("slot %s exists on blue with plugin %s, not pgoutput: drop it (%s) and run again", name, s.Plugin, drop)
 		}
-		e.Logf("slot %s created at %s", name, lsn)
-		if err := e.Record("slot_lsn."+name, lsn); err != nil {
-			return err
-		}
+		// An existing slot's LSN, if not recorded, is recorded by the check,
+		// which tells of the interrupted run.
+	}
+	return op, "", nil
+}
+
+func planCreateSlots(ctx context.Context, e *Env) ([]Action, error) {
+	op, refusal, err := slotsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(Blue, "refused while a publication is missing (pgoutput reads publications as of the slot's snapshot)")}
+	if refusal != "" {
+		return append(out, note(Blue, "refused now: %s", refusal)), nil
+	}
+	if len(op.Slots) == 0 {
+		out = append(out, note(Blue, "every slot exists on blue: nothing to create"))
+	}
+	out = append(out, stmts(op.Statements()...)...)
+	return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn"))), nil
+}
+
+// runCreateSlots refuses (trap 2) while a publication is missing, creates
+// the missing slots, recording each one's LSN as soon as it exists, then
+// slot_lsn, the highest.
+func runCreateSlots(ctx context.Context, e *Env) error {
+	if err := e.needBlue(); err != nil {
+		return err
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	op, refusal, err := slotsOp(ctx, e)
+	if err != nil {
+		return err
+	}
+	if refusal != "" {
+		return e.refuse("%s", refusal)
+	}
+	err = op.Exec(ctx, e.Blue, func(slot, lsn string) error {
+		e.Logf("slot %s created at %s", slot, lsn)
+		return e.Record("slot_lsn."+slot, lsn)
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := checkSlots(ctx, e); err != nil {
 		return err

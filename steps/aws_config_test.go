@@ -30,7 +30,7 @@ func TestAWSConfigValidation(t *testing.T) {
 		{"zone without record", minimalConfig + "aws:\n  switch:\n    route53:\n      hosted_zone_id: Z1\n", "config: aws.switch.route53 needs both hosted_zone_id and record"},
 		{"negative ttl", minimalConfig + "aws:\n  switch:\n    route53:\n      hosted_zone_id: Z1\n      record: db.x\n      ttl: -5\n", "config: aws.switch.route53.ttl -5"},
 		{"bad poll", minimalConfig + "aws:\n  poll_interval: often\n", `"often" is not a duration`},
-		{"unknown key", minimalConfig + "aws:\n  switch:\n    secret: x\n", `unknown key "secret"`},
+		{"unknown key", minimalConfig + "aws:\n  switch:\n    secret: x\n", `unknown key "aws.switch.secret"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,18 +15,7 @@ func dropSubscriptions() *Step {
 	return &Step{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop subscriptions",
 		Why:    "After this, a rollback is no longer possible: the reverse subscription on blue goes (with its slot on green, the primary now), then the subscriptions on green (with their slots on blue). A forgotten slot fills its server's disk with WAL. Refused while a cutover is paused or interrupted.",
 		Source: "000", Destructive: true,
-		Plan: offline(func(e *Env) []Action {
-			rev := ident(reverseReplication)
-			out := []Action{
-				sql(Blue, "DROP SUBSCRIPTION IF EXISTS %s  -- the reverse feed; drops slot %s on green too", rev, quoteLiteral(reverseReplication)),
-				note(Blue, "if blue cannot reach green: %s", strings.Join(pg.DropSubscriptionDetachedSQL(reverseReplication), "; ")),
-				sql(Green, "SELECT pg_drop_replication_slot(%s)  -- only if it is still there", quoteLiteral(reverseReplication)),
-			}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Green, "DROP SUBSCRIPTION IF EXISTS %s  -- drops slot %s on blue too", ident(p.Name), quoteLiteral(slotName(p.Name))))
-			}
-			return out
-		}),
+		Plan:  planDropSubscriptions,
 		Check: checkSubscriptionsGone,
 		Run:   runDropSubscriptions,
 	}
@@ -36,16 +25,7 @@ func dropPublications() *Step {
 	return &Step{ID: "drop-publications", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop publications",
 		Why:    "The publications on blue and the reverse one on green go; then no logical slot may be left on blue or green. After this, a rollback is no longer possible.",
 		Source: "000", Destructive: true,
-		Plan: offline(func(e *Env) []Action {
-			var out []Action
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Blue, "DROP PUBLICATION IF EXISTS %s", ident(p.Name)))
-			}
-			return append(out,
-				sql(Green, "DROP PUBLICATION IF EXISTS %s", ident(reverseReplication)),
-				sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"),
-				sql(Green, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- must be empty"))
-		}),
+		Plan:  planDropPublications,
 		Check: checkPublicationsGone,
 		Run:   runDropPublications,
 	}
@@ -101,6 +81,86 @@ func checkSubscriptionsGone(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: "no subscription of this run left on green, and no reverse subscription on blue"}, nil
 }
 
+// dropSubscriptionsPlan is what drop-subscriptions does now: blue's reverse
+// subscription (and, should blue not reach green, the detached path), the
+// reverse slot on green if still there, then green's subscriptions. Live,
+// only what exists; offline, all of it.
+type dropSubscriptionsPlan struct {
+	reverse, reverseDetached *pg.DropSubscriptionParams
+	reverseSlot              *pg.DropSlotParams
+	forward                  []pg.DropSubscriptionParams
+}
+
+func dropSubscriptionsOp(ctx context.Context, e *Env) (dropSubscriptionsPlan, error) {
+	var p dropSubscriptionsPlan
+	rev := reverseReplication
+	reverse, slot := e.Blue == nil, e.Green == nil
+	var err error
+	if e.Blue != nil {
+		var s pg.SubscriptionInfo
+		if s, err = pg.ReadSubscription(ctx, e.Blue, rev); err != nil {
+			return p, err
+		}
+		reverse = s.Exists
+	}
+	if e.Green != nil {
+		if slot, err = slotExists(ctx, e.Green, rev); err != nil {
+			return p, err
+		}
+	}
+	if reverse {
+		p.reverse = &pg.DropSubscriptionParams{On: "blue", Name: rev}
+		p.reverseDetached = &pg.DropSubscriptionParams{On: "blue", Name: rev, Detached: true}
+	}
+	if reverse || slot {
+		p.reverseSlot = &pg.DropSlotParams{On: "green", Name: rev}
+	}
+	for _, pub := range e.Config.Publications {
+		if e.Green != nil {
+			s, err := pg.ReadSubscription(ctx, e.Green, pub.Name)
+			if err != nil {
+				return p, err
+			}
+			if !s.Exists {
+				continue
+			}
+		}
+		p.forward = append(p.forward, pg.DropSubscriptionParams{On: "green", Name: pub.Name})
+	}
+	return p, nil
+}
+
+// withNote returns statements with a note each.
+func withNote(ss []pg.Stmt, note string) []pg.Stmt {
+	for i := range ss {
+		ss[i].Note = note
+	}
+	return ss
+}
+
+func planDropSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := dropSubscriptionsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	rev := reverseReplication
+	var out []Action
+	if op.reverse != nil {
+		out = append(out, stmts(withNote(op.reverse.Statements(), "the reverse feed; drops slot "+rev+" on green too")...)...)
+		out = append(out, stmts(withNote(op.reverseDetached.Statements(), "only if blue cannot reach green")...)...)
+	}
+	if op.reverseSlot != nil {
+		out = append(out, stmts(withNote(op.reverseSlot.Statements(), "only if it is still there")...)...)
+	}
+	for _, f := range op.forward {
+		out = append(out, stmts(withNote(f.Statements(), "drops slot "+slotName(f.Name)+" on blue too")...)...)
+	}
+	if len(out) == 0 {
+		out = append(out, note(BlueGreen, "no subscription of this run and no reverse slot left: nothing to drop"))
+	}
+	return out, nil
+}
+
 // runDropSubscriptions drops blue's reverse subscription (and its slot on
 // green), then green's subscriptions (each drop also drops its slot on blue,
 // so green must reach blue). After it, a rollback is no longer possible.
@@ -111,16 +171,25 @@ func runDropSubscriptions(ctx context.Context, e *Env) error {
 	if err := e.refuseWhileCutoverUnfinished(ctx); err != nil {
 		return err
 	}
-	if err := e.dropReverseSubscription(ctx); err != nil {
+	bctx, cancel := e.bounded(ctx)
+	op, err := dropSubscriptionsOp(bctx, e)
+	cancel()
+	if err != nil {
 		return err
 	}
-	ctx, cancel := e.bounded(ctx)
+	if err := e.dropReverseSubscription(ctx, op); err != nil {
+		return err
+	}
+	ctx, cancel = e.bounded(ctx)
 	defer cancel()
-	for _, p := range e.Config.Publications {
-		e.Logf("DROP SUBSCRIPTION IF EXISTS %s  (drops slot %s on blue too)", ident(p.Name), slotName(p.Name))
-		if _, err := pg.DropSubscriptionIfExists(ctx, e.Green, p.Name); err != nil {
-			return fmt.Errorf("%w; if green cannot reach blue: on green %s; then on blue SELECT pg_drop_replication_slot(%s)",
-				err, strings.Join(pg.DropSubscriptionDetachedSQL(p.Name), "; "), quoteLiteral(slotName(p.Name)))
+	for _, f := range op.forward {
+		if err := f.Exec(ctx, e.Green); err != nil {
+			var fix []string
+			for _, s := range (pg.DropSubscriptionParams{On: "green", Name: f.Name, Detached: true}).Statements() {
+				fix = append(fix, s.String())
+			}
+			return fmt.Errorf("%w; if green cannot reach blue: on green %s; then on blue %s",
+				err, strings.Join(fix, "; "), pg.DropSlotParams{On: "blue", Name: slotName(f.Name)}.Statements()[0])
 		}
 	}
 	return nil
@@ -130,94 +199,60 @@ func runDropSubscriptions(ctx context.Context, e *Env) error {
 // slot on green when blue reaches green. When it cannot, the documented path
 // runs instead (DISABLE, slot_name = NONE, DROP) and the slot is dropped on
 // green directly. Either way no reverse slot is left on green.
-func (e *Env) dropReverseSubscription(ctx context.Context) error {
+func (e *Env) dropReverseSubscription(ctx context.Context, op dropSubscriptionsPlan) error {
 	rev := reverseReplication
-	dctx, cancel := e.bounded(ctx)
-	s, err := pg.ReadSubscription(dctx, e.Blue, rev)
-	if err == nil && s.Exists {
+	if op.reverse != nil {
 		if _, _, inForce := cutoverState(e); inForce {
 			e.Warnf("the cutover is in force: once blue's reverse subscription %s is dropped, a rollback is no longer possible", rev)
 		}
-		e.Logf("on blue: DROP SUBSCRIPTION IF EXISTS %s  (drops slot %s on green too)", ident(rev), rev)
-		_, err = pg.DropSubscriptionIfExists(dctx, e.Blue, rev)
+		dctx, cancel := e.bounded(ctx)
+		err := op.reverse.Exec(dctx, e.Blue)
+		cancel()
 		if err != nil {
-			// Usually blue cannot reach green: detach the slot instead.
+			// Usually blue cannot reach green: detach the subscription instead.
 			e.Warnf("%v; blue cannot drop the slot on green itself: detaching the subscription and dropping the slot on green directly", err)
+			dctx, cancel := e.bounded(ctx)
+			err = op.reverseDetached.Exec(dctx, e.Blue)
 			cancel()
-			dctx, cancel = e.bounded(ctx)
-			for _, stmt := range pg.DropSubscriptionDetachedSQL(rev) {
-				e.Logf("on blue: %s", stmt)
-			}
-			_, err = pg.DropSubscriptionDetached(dctx, e.Blue, rev)
+		}
+		if err != nil {
+			return fmt.Errorf("drop the reverse subscription on blue: %w", err)
 		}
 	}
-	cancel()
-	if err != nil {
-		return fmt.Errorf("drop the reverse subscription on blue: %w", err)
+	if op.reverseSlot == nil {
+		return nil
 	}
-	dctx, cancel = e.bounded(ctx)
+	dctx, cancel := e.bounded(ctx)
 	defer cancel()
-	dropped, err := pg.DropSlotIfExists(dctx, e.Green, rev)
+	dropped, err := op.reverseSlot.Exec(dctx, e.Green)
 	if err != nil {
-		return fmt.Errorf("drop the reverse slot on green: %w; on blue, SELECT subname FROM pg_subscription must not show %s, then on green SELECT pg_drop_replication_slot(%s)", err, rev, quoteLiteral(rev))
+		return fmt.Errorf("drop the reverse slot on green: %w; blue's subscription %s must be gone first (pg_subscription), then on green %s", err, rev, op.reverseSlot.Statements()[0])
 	}
 	if dropped {
-		e.Logf("on green: SELECT pg_drop_replication_slot(%s)", quoteLiteral(rev))
+		e.Logf("on green: reverse slot %s dropped", rev)
 	}
 	return nil
 }
 
-// refuseWhileCutoverUnfinished refuses while a cutover is stopped half way,
-// in its pause or interrupted: PgBouncer paused, or blue's reverse feed on
-// (or its slot made) while the cutover is not recorded and traffic did not
-// move. Dropping replication then would leave writes with no way forward
-// and no way back.
+// refuseWhileCutoverUnfinished refuses while a cutover or a rollback is in
+// its pause or stopped half way, read from the servers: a PgBouncer paused,
+// or writes going nowhere certain. Dropping the replication then would
+// leave writes with no way forward and no way back.
 func (e *Env) refuseWhileCutoverUnfinished(ctx context.Context) error {
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	if e.Config.Cutover.Method == "pgbouncer" {
-		for _, b := range e.Config.Cutover.PgBouncer {
-			name := orPlaceholder(b.Name, b.Ini)
-			c, err := pg.ConnectConsole(ctx, name, b.AdminConninfo, 0)
-			if err != nil {
-				e.Warnf("could not ask PgBouncer %s whether it is paused: %v", name, err)
-				continue
-			}
-			d, err := c.Database(ctx, b.Database)
-			c.Close()
-			if err != nil {
-				e.Warnf("could not ask PgBouncer %s whether it is paused: %v", name, err)
-				continue
-			}
-			if d.Paused {
-				return e.refuse("PgBouncer %s has %s paused: a cutover or rollback is in its pause; let it finish, or inspect and RESUME on the console, before dropping the replication", name, b.Database)
-			}
-		}
-	}
-	_, rolledAt, inForce := cutoverState(e)
-	if inForce {
+	t := ReadTraffic(ctx, e.Config, e.Blue, e.Green)
+	if t.Settled {
 		return nil
 	}
-	rev, err := pg.ReadSubscription(ctx, e.Blue, reverseReplication)
-	if err != nil {
-		return err
+	what := t.How
+	if len(t.Warnings) > 0 {
+		what = strings.Join(t.Warnings, "; ")
 	}
-	if rev.Exists && rev.Enabled {
-		if why := e.switchIncomplete(ctx); why != "" {
-			return e.refuse("a cutover was interrupted: blue's reverse subscription %s is on but %s; finish the cutover or roll back before cleanup", reverseReplication, why)
-		}
-		return nil // the cutover went through; only its record was lost
+	if t.Target == "paused" {
+		return e.refuse("writes are paused (%s): a cutover or rollback is in its pause or was interrupted; let it finish, or take its way out (`pgbluegreen run cutover --finish|--undo --yes`), before dropping the replication", what)
 	}
-	if rev.Exists && rolledAt.IsZero() {
-		slot, err := slotExists(ctx, e.Green, reverseReplication)
-		if err != nil {
-			return err
-		}
-		if slot {
-			return e.refuse("a cutover stopped inside its pause: the reverse slot %s exists on green but blue's subscription is not enabled and no cutover is recorded; inspect PgBouncer (SHOW DATABASES, RESUME), then finish the cutover or roll back before cleanup", reverseReplication)
-		}
-	}
-	return nil
+	return e.refuse("writes do not go to one side cleanly (%s): a cutover or rollback was interrupted half way; take its way out (`pgbluegreen status`, then `pgbluegreen run cutover --finish|--undo --yes`) before dropping the replication", what)
 }
 
 // slotExists reports whether a replication slot of that name exists.
@@ -298,6 +333,49 @@ func checkPublicationsGone(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: "no publication of this run and no logical slot left on blue or green"}, nil
 }
 
+// dropPublicationsOp is what drop-publications does now: the
+// configured publications on blue and the reverse one on green; live, only
+// those that exist.
+func dropPublicationsOp(ctx context.Context, e *Env) (blue, green pg.DropPublicationsParams, err error) {
+	blue.On, green.On = "blue", "green"
+	for _, p := range e.Config.Publications {
+		if e.Blue != nil {
+			got, err := pg.ReadPublication(ctx, e.Blue, p.Name)
+			if err != nil {
+				return blue, green, err
+			}
+			if !got.Exists {
+				continue
+			}
+		}
+		blue.Names = append(blue.Names, p.Name)
+	}
+	rev := e.Green == nil
+	if e.Green != nil {
+		got, err := pg.ReadPublication(ctx, e.Green, reverseReplication)
+		if err != nil {
+			return blue, green, fmt.Errorf("on green: %w", err)
+		}
+		rev = got.Exists
+	}
+	if rev {
+		green.Names = []string{reverseReplication}
+	}
+	return blue, green, nil
+}
+
+func planDropPublications(ctx context.Context, e *Env) ([]Action, error) {
+	blue, green, err := dropPublicationsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := append(stmts(blue.Statements()...), stmts(green.Statements()...)...)
+	if len(out) == 0 {
+		out = append(out, note(BlueGreen, "no publication of this run left: nothing to drop"))
+	}
+	return append(out, note(BlueGreen, "then no logical replication slot may be left on blue or green (pg_replication_slots): the step fails naming any, with the statement that drops it")), nil
+}
+
 // runDropPublications drops the publications on blue and the reverse one on
 // green, then fails naming any logical slot still on either side.
 func runDropPublications(ctx context.Context, e *Env) error {
@@ -309,14 +387,14 @@ func runDropPublications(ctx context.Context, e *Env) error {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	for _, p := range e.Config.Publications {
-		e.Logf("on blue: DROP PUBLICATION IF EXISTS %s", ident(p.Name))
-		if _, err := pg.DropPublicationIfExists(ctx, e.Blue, p.Name); err != nil {
-			return err
-		}
+	blue, green, err := dropPublicationsOp(ctx, e)
+	if err != nil {
+		return err
 	}
-	e.Logf("on green: DROP PUBLICATION IF EXISTS %s", ident(reverseReplication))
-	if _, err := pg.DropPublicationIfExists(ctx, e.Green, reverseReplication); err != nil {
+	if err := blue.Exec(ctx, e.Blue); err != nil {
+		return err
+	}
+	if err := green.Exec(ctx, e.Green); err != nil {
 		return fmt.Errorf("on green: %w", err)
 	}
 	_, slots, err := leftovers(ctx, e)
@@ -327,7 +405,7 @@ func runDropPublications(ctx context.Context, e *Env) error {
 	for _, side := range []string{"blue", "green"} {
 		for _, s := range slots[side] {
 			left = append(left, s+" on "+side)
-			drop = append(drop, "on "+side+" SELECT pg_drop_replication_slot("+quoteLiteral(s)+")")
+			drop = append(drop, "on "+side+" "+pg.DropSlotParams{On: side, Name: s}.Statements()[0].String())
 		}
 	}
 	if len(left) > 0 {

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,22 @@ func resetSteps(t *testing.T, store *state.Store, ids ...string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runShown runs a step after its dry run and fails the test for any
+// statement it ran that the dry run did not show.
+func (l *cutoverLab) runShown(t *testing.T, id string) Outcome {
+	t.Helper()
+	journal := filepath.Join(l.info.Dir, "pgbluegreen.state.journal.jsonl")
+	dry := dryRunOf(t, l.runner.Config, l.store.Path(), id, RunParams{Confirmed: true}, nil)
+	_, offset := journalEntries(t, journal, 0)
+	out := l.run(t, id, "")
+	missing, checked := notShown(t, journal, offset, id, dry)
+	for _, m := range missing {
+		t.Errorf("%s ran what its dry run did not show: %s", id, m)
+	}
+	t.Logf("%s: %d statements, each shown by its dry run", id, checked)
+	return out
 }
 
 // TestCleanupAfterCutover: the copy strategy, a cutover through PgBouncer
@@ -174,7 +191,7 @@ func TestCleanupAfterCutover(t *testing.T) {
 
 	start := time.Now()
 	for _, id := range cleanupSteps {
-		if out := l.run(t, id, ""); out != OutcomeRan {
+		if out := l.runShown(t, id); out != OutcomeRan {
 			t.Errorf("%s: %s", id, out)
 		}
 	}
@@ -263,12 +280,12 @@ func TestCleanupAfterCutover(t *testing.T) {
 		}
 		resetSteps(t, l.store, "drop-subscriptions", "drop-publications")
 		for _, id := range []string{"drop-subscriptions", "drop-publications"} {
-			if out := l.run(t, id, ""); out != OutcomeRan {
+			if out := l.runShown(t, id); out != OutcomeRan {
 				t.Errorf("%s: %s", id, out)
 			}
 		}
 		assertClean(t, "after dropping an unreachable reverse feed")
-		if len(logs.grep("cannot drop the slot on green")) != 1 || len(logs.grep("on green: SELECT pg_drop_replication_slot")) != 1 {
+		if len(logs.grep("cannot drop the slot on green")) != 1 || len(logs.grep("on green: reverse slot "+reverseReplication+" dropped")) != 1 {
 			t.Errorf("the detached path and the drop of the slot on green were not logged once each")
 		}
 	})

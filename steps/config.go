@@ -1,11 +1,10 @@
 package steps
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -44,6 +43,9 @@ type Config struct {
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
+	// schemasFromBlue says schemas was omitted and Schemas holds every
+	// schema of blue, read live by the runner (withSchemas).
+	schemasFromBlue bool
 }
 
 // Conn is one database, as a libpq connection string or URL. PG* environment
@@ -92,6 +94,11 @@ type Cutover struct {
 	// HealthWindow: an apply or sync error counted within it makes the
 	// precheck refuse (default 10m).
 	HealthWindow Duration `yaml:"health_window"`
+	// HoldCommits: for at most this long before the pause, blue's commits
+	// wait for green's apply (a synchronous standby entry set with ALTER
+	// SYSTEM), so the pause starts with no lag. Unset: 3s for the
+	// self-managed strategies, 0 (off) for the AWS ones.
+	HoldCommits *Duration `yaml:"hold_commits"`
 }
 
 // PgBouncerConfig is one PgBouncer in front of blue.
@@ -217,9 +224,6 @@ func (c *Config) Defaults() {
 	if len(c.Publications) == 0 {
 		c.Publications = []Publication{{Name: "pgbg_all"}}
 	}
-	if len(c.Schemas) == 0 {
-		c.Schemas = []string{"public"}
-	}
 	if c.Replication.Role == "" {
 		c.Replication.Role = "pgbg_repl"
 	}
@@ -268,17 +272,22 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// ParseConfig decodes, defaults and validates configuration text.
+// ParseConfig decodes, defaults and validates configuration text. Every
+// problem is reported at once: unknown keys and keys of the wrong type
+// (checkNode: each with its line, the type expected and an example), then
+// what Validate finds in the rest.
 func ParseConfig(data []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &ConfigError{yamlProblems(err)} // not YAML at all: nothing to validate
+	}
 	var problems []string
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-		problems = yamlProblems(err)
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, &ConfigError{problems} // not YAML at all: nothing to validate
+	if len(root.Content) > 0 { // empty: every default
+		doc := root.Content[0]
+		problems = checkNode(doc, reflect.TypeOf(c), "")
+		if err := doc.Decode(&c); err != nil {
+			problems = append(problems, yamlProblems(err)...)
 		}
 	}
 	c.Defaults()

@@ -32,7 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Replication.Role != "pgbg_repl" || len(c.Publications) != 1 || c.Publications[0].Name != "pgbg_all" ||
 		c.Cutover.Method != "pgbouncer" || c.Lag.Interval.Duration != time.Second || c.Cutover.DrainTimeout.Duration != 10*time.Second ||
-		strings.Join(c.Schemas, ",") != "public" {
+		len(c.Schemas) != 0 { // omitted: every schema of blue, resolved by the runner
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
@@ -60,7 +60,7 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"bad strategy", edit("strategy: copy", "strategy: snapshot"),
 			[]string{`config: strategy "snapshot" is not one of aurora-clone, rds-snapshot, copy, clone`}},
 		{"unknown key", edit("replication:\n", "replication:\n  rol: x\n"),
-			[]string{`config: line 8: unknown key "rol"`}},
+			[]string{`config: line 8: unknown key "replication.rol"`}},
 		{"bad duration", edit("cutover:\n", "cutover:\n  drain_timeout: ten\n"),
 			[]string{`"ten" is not a duration`}},
 		{"missing blue", edit(`  conninfo: "host=127.0.0.1 port=5432 dbname=app user=postgres"`, `  conninfo: ""`),
@@ -126,6 +126,58 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestConfigReportsEveryTypeError: issue 12's "several type errors in the
+// config" are all reported at once, each naming the key, its line, the
+// type expected and an example, along with what Validate finds in the rest.
+func TestConfigReportsEveryTypeError(t *testing.T) {
+	y := strings.Replace(minimalConfig, "cutover:\n", `cutover:
+  max_lag_bytes: lots
+  drain_timeout: ten
+  sequence_margin: [1]
+`, 1) + `schemas: public
+app_roles: [app, [nested]]
+clone:
+  port: "5434x"
+aws:
+  multi_az: maybe
+  switch: {route53: {ttl: sixty, zone: z1}}
+timeouts:
+  statement: forever
+strategy_typo: clone
+publications:
+  - name: p1
+  - name: p2
+`
+	_, err := ParseConfig([]byte(y))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a *ConfigError, got %v", err)
+	}
+	want := []string{
+		`config: line 11: cutover.max_lag_bytes: "lots" is not an integer (e.g. 1048576)`,
+		`config: line 12: cutover.drain_timeout: "ten" is not a duration (e.g. 30s)`,
+		`config: line 13: cutover.sequence_margin: a list is not an integer (e.g. 1000)`,
+		`config: line 18: schemas: "public" is not a list (e.g. [public, inventory, "Sales Dept"])`,
+		`config: line 19: app_roles[1]: a list is not text (e.g. [app, reporting])`,
+		`config: line 21: clone.port: "5434x" is not an integer (e.g. 5434)`,
+		`config: line 23: aws.multi_az: "maybe" is not true or false (e.g. true)`,
+		`config: line 24: aws.switch.route53.ttl: "sixty" is not an integer (e.g. 60)`,
+		`config: line 24: unknown key "aws.switch.route53.zone"`,
+		`config: line 26: timeouts.statement: "forever" is not a duration (e.g. 30s)`,
+		`config: line 27: unknown key "strategy_typo"`,
+		// And what the rest of the file holds is validated too.
+		"config: publications: only one publication may leave tables empty",
+	}
+	if len(ce.Problems) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(ce.Problems), len(want), err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%s", w, err)
+		}
+	}
+}
+
 func TestConfigMissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "lab up") {
@@ -186,4 +238,29 @@ func TestSplitQualified(t *testing.T) {
 	if got := tableIdent(`public."OrderItems"`); got != `"public"."OrderItems"` {
 		t.Errorf("tableIdent = %s", got)
 	}
+}
+
+// FuzzParseConfig: any text either parses or is refused with problems that
+// are each one line starting with "config: "; it never panics (the type
+// check walks and edits the YAML tree before decoding it).
+func FuzzParseConfig(f *testing.F) {
+	f.Add(minimalConfig)
+	f.Add(minimalConfig + "schemas: public\ncutover:\n  max_lag_bytes: lots\n")
+	f.Add("aws: {readers: [{id: 1}, 2, [3]]}\npublications: [{tables: {a: b}}]\n")
+	f.Add("timeouts: [1, 2]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		_, err := ParseConfig([]byte(text))
+		if err == nil {
+			return
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Fatalf("not a *ConfigError: %v", err)
+		}
+		for _, p := range ce.Problems {
+			if !strings.HasPrefix(p, "config: ") {
+				t.Errorf("problem %q does not start with config: ", p)
+			}
+		}
+	})
 }

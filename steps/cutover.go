@@ -30,10 +30,11 @@ func cutover() *Step {
 		Why: "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green, " +
 			"and blue is fenced: its application roles lose LOGIN.",
 		Source: "000, 001 §10-12, 002", Destructive: true, Recheck: true, Reopens: []string{rollbackStepID},
-		Records: []string{CutoverReportKey, CutoverDoneAtKey},
-		Plan:    func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, false) },
-		Check:   func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, false) },
-		Run:     func(ctx context.Context, e *Env) error { return e.switchover(ctx, false) },
+		Records:  []string{CutoverReportKey, CutoverDoneAtKey},
+		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, false) },
+		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, false) },
+		Run:      func(ctx context.Context, e *Env) error { return e.switchover(ctx, false) },
+		Rehearse: func(ctx context.Context, e *Env, measure bool) error { return e.rehearse(ctx, false, measure) },
 	}
 }
 
@@ -41,10 +42,11 @@ func rollback() *Step {
 	return &Step{ID: rollbackStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
 		Why:    "The cutover in reverse through the reverse replication, sequences included; the fence moves to green, and the cutover can run again.",
 		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true, Reopens: []string{cutoverStepID},
-		Records: []string{RollbackReportKey, RollbackDoneAtKey},
-		Plan:    func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
-		Check:   func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },
-		Run:     func(ctx context.Context, e *Env) error { return e.switchover(ctx, true) },
+		Records:  []string{RollbackReportKey, RollbackDoneAtKey},
+		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
+		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },
+		Run:      func(ctx context.Context, e *Env) error { return e.switchover(ctx, true) },
+		Rehearse: func(ctx context.Context, e *Env, measure bool) error { return e.rehearse(ctx, true, measure) },
 	}
 }
 
@@ -88,23 +90,6 @@ func cutoverState(e *Env) (cutAt, rolledAt time.Time, inForce bool) {
 		rolledAt, _ = time.Parse(time.RFC3339Nano, v)
 	}
 	return cutAt, rolledAt, !cutAt.IsZero() && !rolledAt.After(cutAt)
-}
-
-// switchIncomplete says, from the servers, why a cutover is not in force
-// cleanly, "" when it is.
-func (e *Env) switchIncomplete(ctx context.Context) string {
-	p, err := e.cutoverParams(ctx, false)
-	if err != nil {
-		return err.Error()
-	}
-	st, err := pg.ReadSwitchState(ctx, p, false)
-	switch {
-	case err != nil:
-		return err.Error()
-	case st.State != pg.StateTarget:
-		return st.Where
-	}
-	return ""
 }
 
 // checkSwitch reads where the servers are: the step is done when its
@@ -256,16 +241,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 			return err
 		}
 	}
-	p.OnPrecheck = func(c pg.Check) {
-		switch {
-		case !c.OK:
-			e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)
-		case c.Warn:
-			e.Warnf("precheck ok, but: %s: %s", c.Name, c.Detail)
-		default:
-			e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
-		}
-	}
+	p.OnPrecheck = e.logPrecheck
 	var rep *pg.Report
 	var runErr error
 	switch {
@@ -510,8 +486,9 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
-		Health:    e.health(),
-		OnSubStep: e.onSubStep,
+		Health:      e.health(),
+		HoldCommits: c.holdCommits(),
+		OnSubStep:   e.onSubStep,
 	}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
@@ -748,4 +725,65 @@ func (r *Runner) WaysOut(ctx context.Context, step string) (WaysOut, bool, error
 	}
 	return WaysOut{Where: st.Where, Finish: names(finish), Undo: names(undo), FinishThen: finish.Then, UndoThen: undo.Then,
 		Step: step, From: n.from, To: n.to}, true, nil
+}
+
+// rehearse runs the cutover's (or the rollback's) live prechecks, and with
+// measure one bare PAUSE/RESUME of each PgBouncer, timed; it writes the
+// report (its precheck table) and changes nothing else.
+func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
+	n := namesOf(rollback)
+	if err := e.needBoth(); err != nil {
+		return err
+	}
+	p, err := e.cutoverParams(ctx, rollback)
+	if err != nil {
+		return err
+	}
+	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // its absence is a precheck's to report
+	p.OnSubStep = e.onSubStep
+	p.OnPrecheck = e.logPrecheck
+	e.Logf("%s rehearsal: every live precheck%s; nothing else changes", n.step, map[bool]string{true: ", then one bare PAUSE/RESUME of each PgBouncer", false: ""}[measure])
+	rep, runErr := pg.Rehearse(ctx, p, rollback, measure)
+	if rep != nil {
+		base := filepath.Join(e.reportDir(), fmt.Sprintf("%s-check-%s", n.step, rep.StartedAt.UTC().Format(reportTimeLayout)))
+		if err := rep.WriteFiles(base); err == nil {
+			e.Logf("report: %s.json and %s.md", base, base)
+		}
+		if measure && rep.PausedMs > 0 {
+			e.Logf("bare PAUSE/RESUME: %.1f ms at most (the floor of a pause through PgBouncer here)", rep.PausedMs)
+		}
+	}
+	var pe *pg.PrecheckError
+	if errors.As(runErr, &pe) {
+		return e.refuse("%s", pe.Error())
+	}
+	if runErr == nil {
+		e.Logf("every precheck passed: the %s would start now", n.step)
+	}
+	return runErr
+}
+
+// logPrecheck streams one precheck to the log.
+func (e *Env) logPrecheck(c pg.Check) {
+	switch {
+	case !c.OK:
+		e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)
+	case c.Warn:
+		e.Warnf("precheck ok, but: %s: %s", c.Name, c.Detail)
+	default:
+		e.Logf("precheck ok: %s: %s", c.Name, c.Detail)
+	}
+}
+
+// holdCommits is how long blue's commits may be held for green's apply
+// before the pause: the configured time, else 3 s where ALTER SYSTEM is
+// allowed (the self-managed strategies), else none.
+func (c *Config) holdCommits() time.Duration {
+	switch {
+	case c.Cutover.HoldCommits != nil:
+		return c.Cutover.HoldCommits.Duration
+	case c.isAWS():
+		return 0
+	}
+	return 3 * time.Second
 }

@@ -26,26 +26,39 @@ import (
 // returns its actions' texts.
 func dryRunLines(t *testing.T, le *labEnv, id string) []string {
 	t.Helper()
-	store, err := state.Open(le.Store.Path(), state.OpenParams{ReadOnly: true})
+	return dryRunOf(t, le.Config, le.Store.Path(), id, RunParams{DryRun: true}, func(r *Runner) { r.AWS = le.Runner.AWS })
+}
+
+// dryRunOf is dryRunLines for any configuration and state file: a runner of
+// its own with read-only pools and the state opened read-only; p may carry
+// an override (a step tried out of order on purpose); setup adjusts the
+// runner (an AWS client).
+func dryRunOf(t *testing.T, cfg *Config, statePath, id string, p RunParams, setup func(*Runner)) []string {
+	t.Helper()
+	store, err := state.Open(statePath, state.OpenParams{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	blue, err := pg.NewPool(pg.PoolParams{Conninfo: le.Config.Blue.Conninfo, ReadOnly: true})
+	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer blue.Close()
-	green, err := pg.NewPool(pg.PoolParams{Conninfo: le.Config.Green.Conninfo, ReadOnly: true})
+	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer green.Close()
-	r := NewRunner(le.Config, store, nil)
-	r.Blue, r.Green, r.AWS = blue, green, le.Runner.AWS
+	r := NewRunner(cfg, store, nil)
+	r.Blue, r.Green = blue, green
+	if setup != nil {
+		setup(r)
+	}
 	lines := make(chan Line, 1024)
 	r.Out = lines
-	if _, err := r.Run(context.Background(), id, RunParams{DryRun: true}); err != nil {
+	p.DryRun = true
+	if _, err := r.Run(context.Background(), id, p); err != nil {
 		t.Fatalf("%s --dry-run: %v", id, err)
 	}
 	close(lines)
@@ -57,6 +70,24 @@ func dryRunLines(t *testing.T, le *labEnv, id string) []string {
 		}
 	}
 	return out
+}
+
+// notShown returns the statements, API calls and commands the journal
+// recorded for step id from byte offset from on that dry does not show,
+// and how many it checked.
+func notShown(t *testing.T, journalPath string, from int64, id string, dry []string) (missing []string, checked int) {
+	t.Helper()
+	entries, _ := journalEntries(t, journalPath, from)
+	for _, e := range entries {
+		if e.Step != id || (e.Kind != "sql" && e.Kind != "api" && e.Kind != "command" && e.Kind != "file") {
+			continue
+		}
+		checked++
+		if !shownByDryRun(e.Text, dry) {
+			missing = append(missing, "["+e.Target+" "+e.Kind+"] "+e.Text)
+		}
+	}
+	return missing, checked
 }
 
 // journalEntries reads the journal from byte offset from, returning the
@@ -140,18 +171,9 @@ func runComparingDryRun(t *testing.T, le *labEnv, id string, offset *int64) dryR
 		t.Fatalf("run %s: %v", id, err)
 	}
 	t.Logf("step %s: %s in %s", id, out, time.Since(start).Round(time.Millisecond))
-	var entries []state.Entry
-	entries, *offset = journalEntries(t, le.JournalPath, *offset)
 	c := dryRunCheck{Step: id}
-	for _, e := range entries {
-		if e.Step != id || (e.Kind != "sql" && e.Kind != "api" && e.Kind != "command" && e.Kind != "file") {
-			continue
-		}
-		c.Checked++
-		if !shownByDryRun(e.Text, dry) {
-			c.Missing = append(c.Missing, "["+e.Target+" "+e.Kind+"] "+e.Text)
-		}
-	}
+	c.Missing, c.Checked = notShown(t, le.JournalPath, *offset, id, dry)
+	_, *offset = journalEntries(t, le.JournalPath, *offset)
 	if len(c.Missing) > 0 {
 		t.Logf("%s dry run:\n  %s", id, strings.Join(dry, "\n  "))
 	}

@@ -57,7 +57,9 @@ func TestCopyTraps(t *testing.T) {
 			t.Fatalf("check: %+v %v", res, err)
 		}
 		err = runEnableLogicalReplication(ctx, env)
-		if !IsRefused(err) || !strings.Contains(err.Error(), "ALTER SYSTEM SET wal_level = 'logical'") || !strings.Contains(err.Error(), "restart blue") {
+		// Only what blue lacks: its wal_level is logical already.
+		if !IsRefused(err) || !strings.Contains(err.Error(), "ALTER SYSTEM SET max_replication_slots = 25; ALTER SYSTEM SET max_wal_senders = 25") ||
+			strings.Contains(err.Error(), "wal_level = 'logical'") || !strings.Contains(err.Error(), "restart blue") {
 			t.Fatalf("run: %v", err)
 		}
 		// Without the initial sync's slots a clone needs one per publication.
@@ -106,8 +108,15 @@ func TestCopyTraps(t *testing.T) {
 		if res, err := s.Check(ctx, le.Runner.Env(s.ID)); err != nil || res.Done {
 			t.Fatalf("check found a role without REPLICATION done: %+v %v", res, err)
 		}
+		// What its dry run shows is what runs: the BEGIN, the SET LOCALs, the
+		// verifier as '********', the DO block, the grants, COMMIT.
+		dry := dryRunOf(t, le.Config, le.Store.Path(), "create-replication-role", override, nil)
+		_, offset := journalEntries(t, le.JournalPath, 0)
 		if _, err := le.Runner.Run(ctx, "create-replication-role", override); err != nil {
 			t.Fatal(err)
+		}
+		if missing, checked := notShown(t, le.JournalPath, offset, "create-replication-role", dry); len(missing) > 0 || checked < 8 {
+			t.Errorf("create-replication-role ran %d statements; not in its dry run: %q\ndry run:\n%s", checked, missing, strings.Join(dry, "\n"))
 		}
 		if res, err := s.Check(ctx, le.Runner.Env(s.ID)); err != nil || !res.Done {
 			t.Fatalf("check after the run: %+v %v", res, err)

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
@@ -12,41 +11,11 @@ import (
 // The Prepare phase: preflight, enable-logical-replication (self-managed),
 // create-replication-role, replica-identity-full.
 
-func preflight() *Step {
-	return &Step{ID: "preflight", Phase: PhasePrepare, Target: BlueGreen, Title: "Preflight checks",
-		Why:    "Read-only checks of versions, settings, roles and tables, each with its fix, before anything is changed.",
-		Source: "000, 001 §6", Records: []string{"blue_version", "green_version"},
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(BlueGreen, "SELECT current_setting('server_version_num'), current_setting('wal_level'), current_setting('max_replication_slots'), current_setting('max_wal_senders'), current_setting('max_logical_replication_workers'), current_setting('max_worker_processes')"),
-				sql(Blue, "SELECT rolreplication FROM pg_roles WHERE rolname = %s", quoteLiteral(e.Config.Replication.Role)),
-				sql(Blue, "-- tables with neither a primary key nor a replica identity\nSELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname = ANY($1) AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"),
-				sql(Blue, "SELECT oid::regclass FROM pg_class WHERE relpersistence = 'u' AND relkind = 'r'  -- unlogged: not replicated"),
-				sql(Blue, "SELECT count(*) FROM pg_largeobject_metadata  -- large objects: not replicated"),
-				sql(Blue, "SELECT extname, extversion FROM pg_extension"),
-				sql(Blue, "SELECT count(*) FROM pg_sequences"),
-			}
-		}),
-		// Read-only: never found done, so an interrupted one simply runs again.
-		Check: alwaysRuns("read-only checks, run every time; their PASS/WARN lines are in the log"),
-		Run:   runPreflight,
-	}
-}
-
 func enableLogicalReplication() *Step {
 	return &Step{ID: "enable-logical-replication", Phase: PhasePrepare, Target: AWSOrOperator, Title: "Enable logical replication on blue",
 		Why:    "Logical decoding needs wal_level=logical (RDS: rds.logical_replication=1) and room for slots and walsenders; changing it needs a restart.",
 		Source: "000", Destructive: true,
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Blue, "ALTER SYSTEM SET wal_level = 'logical'"),
-				sql(Blue, "ALTER SYSTEM SET max_replication_slots = 25"),
-				sql(Blue, "ALTER SYSTEM SET max_wal_senders = 25"),
-				sql(Blue, "ALTER SYSTEM SET max_logical_replication_workers = 25"),
-				sql(Blue, "ALTER SYSTEM SET max_worker_processes = 50"),
-				{Target: Operator, Kind: "operator", Text: "restart blue (pg_ctl restart, or your service manager); the check reads the settings back"},
-			}
-		}),
+		Plan:  planEnableLogicalReplication,
 		Check: checkLogicalReplication,
 		Run:   runEnableLogicalReplication,
 	}
@@ -56,28 +25,9 @@ func createReplicationRole() *Step {
 	return &Step{ID: "create-replication-role", Phase: PhasePrepare, Target: Blue, Title: "Create the replication role",
 		Why:    "Green's subscriptions connect to blue as a dedicated role with REPLICATION and SELECT on the replicated tables.",
 		Source: "001 §1.1",
-		Plan: offline(func(e *Env) []Action {
-			r := ident(e.Config.Replication.Role)
-			grant := "ALTER ROLE " + r + " REPLICATION"
-			if e.Config.isAWS() {
-				grant = "GRANT rds_replication TO " + r
-			}
-			out := []Action{
-				sql(Blue, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1"),
-				sql(Blue, "SELECT set_config('pgbg.role', %s, true), set_config('pgbg.verifier', $1, true)  -- $1: a SCRAM-SHA-256 verifier computed here from the password in %s; the password never leaves pgbluegreen", quoteLiteral(e.Config.Replication.Role), e.Config.Replication.Password.describe()),
-				sql(Blue, "DO $$ ... EXECUTE format('CREATE ROLE %%I LOGIN PASSWORD %%L' (or ALTER ROLE when it exists), current_setting('pgbg.role'), current_setting('pgbg.verifier')) $$  -- = CREATE ROLE %s LOGIN PASSWORD '********'", r),
-				sql(Blue, "%s", grant),
-				sql(Blue, "GRANT CONNECT ON DATABASE <blue db> TO %s", r),
-			}
-			for _, s := range e.Config.Schemas {
-				out = append(out,
-					sql(Blue, "GRANT USAGE ON SCHEMA %s TO %s", ident(s), r),
-					sql(Blue, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s", ident(s), r))
-			}
-			return append(out, sql(Blue, "COMMIT"))
-		}),
-		Check: checkReplicationRole,
-		Run:   runCreateReplicationRole,
+		Plan:   planReplicationRole,
+		Check:  checkReplicationRole,
+		Run:    runCreateReplicationRole,
 	}
 }
 
@@ -100,201 +50,6 @@ func (c *Config) slotsNeeded(syncWorkers int) int {
 		n += len(c.Publications) * syncWorkers
 	}
 	return n
-}
-
-// preflightReport collects pass/warn/fail lines.
-type preflightReport struct {
-	e     *Env
-	fails []string
-}
-
-func (r *preflightReport) pass(format string, args ...any) { r.e.Logf("PASS "+format, args...) }
-func (r *preflightReport) warn(format string, args ...any) { r.e.Warnf("WARN "+format, args...) }
-func (r *preflightReport) fail(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.e.log("error", "FAIL %s", msg)
-	r.fails = append(r.fails, msg)
-}
-
-func runPreflight(ctx context.Context, e *Env) error {
-	ctx, cancel := e.bounded(ctx)
-	defer cancel()
-	r := &preflightReport{e: e}
-	c := e.Config
-	var blue, green pg.ReplicationSettings
-	var err error
-	for _, t := range []struct {
-		name string
-		ok   func() error
-		set  *pg.ReplicationSettings
-		key  string
-	}{{"blue", e.needBlue, &blue, "blue_version"}, {"green", e.needGreen, &green, "green_version"}} {
-		if err := t.ok(); err != nil {
-			r.fail("%s", err)
-			continue
-		}
-		pool := e.Blue
-		if t.name == "green" {
-			pool = e.Green
-		}
-		if *t.set, err = pg.ReadReplicationSettings(ctx, pool); err != nil {
-			if t.name == "green" && c.isCloneStrategy() {
-				// Green is made later from blue (clone-local, clone-cluster,
-				// restore-green): nothing to check on it yet.
-				r.warn("green is not reachable (%v): with strategy %s it is made later from blue; green's checks are skipped", err, c.Strategy)
-				continue
-			}
-			r.fail("%s is not reachable: %v; check %s.conninfo and that the server runs", t.name, err, t.name)
-			continue
-		}
-		r.pass("%s reachable: PostgreSQL %s", t.name, t.set.Version)
-		if err := e.Record(t.key, t.set.Version); err != nil {
-			return err
-		}
-	}
-	if len(r.fails) > 0 {
-		return fmt.Errorf("preflight: %s", strings.Join(r.fails, "; "))
-	}
-	haveGreen := green.VersionNum > 0
-	if haveGreen && green.VersionNum/10000 <= blue.VersionNum/10000 {
-		r.warn("green (%s) is not a newer major than blue (%s): this is not an upgrade", green.Version, blue.Version)
-	}
-
-	// Blue: the publisher.
-	if blue.WALLevel != "logical" {
-		r.fail("blue wal_level = %s: run enable-logical-replication (ALTER SYSTEM SET wal_level = logical, then restart blue)", blue.WALLevel)
-	} else {
-		r.pass("blue wal_level = logical")
-	}
-	syncWorkers := green.MaxSyncWorkersPerSubscription
-	if !haveGreen {
-		syncWorkers = 2 // PostgreSQL's default, until green exists
-	}
-	need := c.slotsNeeded(syncWorkers)
-	if free := blue.MaxReplicationSlots - blue.SlotsUsed; free < need {
-		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d publications%s); raise it and restart blue", blue.MaxReplicationSlots, blue.SlotsUsed, need, len(c.Publications), syncNote(c))
-	} else {
-		r.pass("blue max_replication_slots = %d (%d in use, %d needed)", blue.MaxReplicationSlots, blue.SlotsUsed, need)
-	}
-	if blue.MaxWALSenders < need {
-		r.fail("blue max_wal_senders = %d, %d needed: raise it and restart blue", blue.MaxWALSenders, need)
-	} else {
-		r.pass("blue max_wal_senders = %d (%d needed)", blue.MaxWALSenders, need)
-	}
-	// Green: the subscriber runs one apply worker per subscription plus the sync workers.
-	workers := c.slotsNeeded(syncWorkers)
-	switch {
-	case !haveGreen:
-	case green.MaxLogicalReplicationWorkers < workers:
-		r.warn("green max_logical_replication_workers = %d, %d wanted: the initial sync runs slower; raise it and restart green", green.MaxLogicalReplicationWorkers, workers)
-	default:
-		r.pass("green max_logical_replication_workers = %d (%d wanted)", green.MaxLogicalReplicationWorkers, workers)
-	}
-	switch {
-	case !haveGreen:
-	case green.MaxWorkerProcesses < workers+1:
-		r.warn("green max_worker_processes = %d, at least %d wanted: raise it and restart green", green.MaxWorkerProcesses, workers+1)
-	default:
-		r.pass("green max_worker_processes = %d", green.MaxWorkerProcesses)
-	}
-
-	role, err := pg.ReadRole(ctx, e.Blue, c.Replication.Role)
-	switch {
-	case err != nil:
-		return err
-	case !role.Exists:
-		r.warn("replication role %s does not exist on blue: create-replication-role makes it", c.Replication.Role)
-	case !role.Replication && !role.RDSReplication:
-		r.warn("replication role %s has neither REPLICATION nor rds_replication: create-replication-role grants it", c.Replication.Role)
-	default:
-		r.pass("replication role %s exists with replication rights", c.Replication.Role)
-	}
-
-	noPK, err := pg.TablesWithoutIdentity(ctx, e.Blue, c.Schemas)
-	if err != nil {
-		return err
-	}
-	if len(noPK) > 0 {
-		r.warn("%d table(s) with neither a primary key nor a replica identity: %s; replica-identity-full sets REPLICA IDENTITY FULL on them", len(noPK), relList(noPK))
-	} else {
-		r.pass("every table has a primary key or a replica identity")
-	}
-	facts, err := pg.ReadSchemaFacts(ctx, e.Blue, c.Schemas)
-	if err != nil {
-		return err
-	}
-	if len(facts.IdentityNothing) > 0 {
-		r.warn("REPLICA IDENTITY NOTHING on %s: UPDATE and DELETE on them fail on blue once published; ALTER TABLE ... REPLICA IDENTITY FULL (or add a primary key)", relList(facts.IdentityNothing))
-	}
-	if len(facts.Unlogged) > 0 {
-		r.warn("unlogged tables are not replicated: %s; copy their data by hand after the cutover, or ALTER TABLE ... SET LOGGED on blue", relList(facts.Unlogged))
-	}
-	if facts.LargeObjects > 0 {
-		r.warn("%d large objects: logical replication does not carry them; copy them separately (pg_dump --large-objects) before the cutover", facts.LargeObjects)
-	}
-	if len(facts.MaterializedViews) > 0 {
-		r.warn("materialized views are not replicated: %s; REFRESH MATERIALIZED VIEW on green before the cutover", relList(facts.MaterializedViews))
-	}
-	r.pass("%d sequences in %s: synced at the cutover (replication does not carry them)", facts.Sequences, strings.Join(c.Schemas, ", "))
-
-	be, err := pg.ListExtensions(ctx, e.Blue)
-	if err != nil {
-		return err
-	}
-	ge := map[string]string{}
-	if haveGreen {
-		if ge, err = pg.ListExtensions(ctx, e.Green); err != nil {
-			return err
-		}
-	}
-	names := make([]string, 0, len(be))
-	for n := range be {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if gv, ok := ge[n]; ok {
-			r.pass("extension %s: blue %s, green %s", n, be[n], gv)
-		} else {
-			r.pass("extension %s %s on blue: created on green by copy-schema (or the clone), then upgrade-extensions", n, be[n])
-		}
-	}
-
-	// Slow apply: REPLICA IDENTITY FULL without a usable index on green.
-	switch {
-	case !haveGreen:
-	case green.VersionNum >= 160000:
-		slow, err := pg.FullIdentityWithoutIndex(ctx, e.Green, c.Schemas)
-		if err != nil {
-			return err
-		}
-		if len(slow) > 0 {
-			r.warn("on green, %s have no primary key and no btree index: each replicated UPDATE/DELETE scans the table; CREATE INDEX on green (PG16+ subscribers use any btree index on plain columns)", relList(slow))
-		}
-	case len(noPK) > 0:
-		r.warn("green is PostgreSQL %s: replicated UPDATE/DELETE on %s scan the whole table (an index helps only from PG16)", green.Version, relList(noPK))
-	}
-	// Every PgBouncer the cutover will drive must answer on its console.
-	for _, b := range c.Cutover.PgBouncer {
-		con, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, c.Timeouts.Connect.Duration)
-		if err != nil {
-			r.warn("PgBouncer %s console not reachable: %v; the cutover needs it: check cutover.pgbouncer admin_conninfo and admin_users", b.Name, err)
-			continue
-		}
-		con.Close()
-		r.pass("PgBouncer %s console reachable", b.Name)
-	}
-	if len(r.fails) > 0 {
-		return fmt.Errorf("preflight found %d blocker(s): %s", len(r.fails), strings.Join(r.fails, "; "))
-	}
-	return nil
-}
-
-func syncNote(c *Config) string {
-	if c.copyData() {
-		return " plus the initial sync's temporary slots"
-	}
-	return ""
 }
 
 // checkLogicalReplication is done when blue runs with wal_level = logical
@@ -326,6 +81,67 @@ func checkLogicalReplication(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: fmt.Sprintf("blue: wal_level = logical, max_replication_slots = %d, max_wal_senders = %d", s.MaxReplicationSlots, s.MaxWALSenders)}, nil
 }
 
+// Headroom the ALTER SYSTEM lines give, beyond what the run needs: a
+// reverse subscription after the cutover, a rehearsal, another consumer.
+const (
+	minSlots           = 25
+	minWorkers         = 25
+	minWorkerProcesses = 50
+)
+
+// logicalSettingsOp is what enable-logical-replication would have the
+// operator run on a self-managed blue: live, only the settings blue lacks,
+// raised to what the run needs (at least the headroom above); offline,
+// every line.
+func logicalSettingsOp(ctx context.Context, e *Env) (pg.LogicalSettingsParams, error) {
+	need := e.Config.slotsNeeded(2)
+	slots := max(need, minSlots)
+	op := pg.LogicalSettingsParams{On: "blue", WALLevel: "logical", MaxReplicationSlots: slots, MaxWALSenders: slots,
+		MaxLogicalReplicationWorkers: minWorkers, MaxWorkerProcesses: minWorkerProcesses}
+	if e.Blue == nil {
+		return op, nil
+	}
+	s, err := pg.ReadReplicationSettings(ctx, e.Blue)
+	if err != nil {
+		return op, err
+	}
+	if s.WALLevel == "logical" {
+		op.WALLevel = ""
+	}
+	if s.MaxReplicationSlots >= need {
+		op.MaxReplicationSlots = 0
+	}
+	if s.MaxWALSenders >= need {
+		op.MaxWALSenders = 0
+	}
+	// Workers matter on blue only once it subscribes (the reverse feed):
+	// raised with the rest when a restart is due anyway.
+	if len(op.Statements()) == 0 || s.MaxLogicalReplicationWorkers >= minWorkers {
+		op.MaxLogicalReplicationWorkers = 0
+	}
+	if op.MaxLogicalReplicationWorkers == 0 || s.MaxWorkerProcesses >= minWorkerProcesses {
+		op.MaxWorkerProcesses = 0
+	}
+	return op, nil
+}
+
+func planEnableLogicalReplication(ctx context.Context, e *Env) ([]Action, error) {
+	if e.Config.isAWS() {
+		return []Action{{Target: Operator, Kind: "operator", Text: "set rds.logical_replication=1, max_replication_slots, max_wal_senders, max_logical_replication_workers and max_worker_processes in blue's parameter group, then reboot the writer (automated with issue #7); the check reads the settings back"}}, nil
+	}
+	op, err := logicalSettingsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	ss := op.Statements()
+	if len(ss) == 0 {
+		return []Action{note(Blue, "blue already runs with wal_level = logical and room for the run's slots and walsenders: nothing to change")}, nil
+	}
+	out := []Action{note(Blue, "pgbluegreen does not restart blue: the step refuses with these lines for the operator to run")}
+	out = append(out, stmts(ss...)...)
+	return append(out, Action{Target: Operator, Kind: "operator", Text: "restart blue (pg_ctl restart, or your service manager); the check reads the settings back"}), nil
+}
+
 // runEnableLogicalReplication only runs when the check found the settings
 // missing. Changing them needs a restart of blue, which this program does
 // not do to a production server: it refuses with the lines to run. For the
@@ -343,19 +159,17 @@ func runEnableLogicalReplication(ctx context.Context, e *Env) error {
 	if e.Config.isAWS() {
 		return e.refuse("%s; the parameter-group change is automated with issue #7: set rds.logical_replication=1, max_replication_slots, max_wal_senders=25, max_logical_replication_workers=25, max_worker_processes=50 in blue's parameter group, reboot the writer, then run this step again", res.Detail)
 	}
-	lines := enableLines(e)
-	return e.refuse("%s; a restart is needed, which pgbluegreen does not do: on blue run %s; restart blue, then run again", res.Detail, strings.Join(lines, "; "))
-}
-
-// enableLines are the ALTER SYSTEM lines of the step's self-managed plan.
-func enableLines(e *Env) []string {
-	var out []string
-	for _, a := range enableLogicalReplication().OfflinePlan(e) {
-		if a.Kind == "sql" {
-			out = append(out, a.Text)
-		}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	op, err := logicalSettingsOp(ctx, e)
+	if err != nil {
+		return err
 	}
-	return out
+	var lines []string
+	for _, s := range op.Statements() {
+		lines = append(lines, s.String())
+	}
+	return e.refuse("%s; a restart is needed, which pgbluegreen does not do: on blue run %s; restart blue, then run again", res.Detail, strings.Join(lines, "; "))
 }
 
 // checkReplicationRole is done when the role exists, can log in, has
@@ -389,6 +203,38 @@ func checkReplicationRole(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: fmt.Sprintf("role %s exists on blue, can log in, has replication rights and SELECT on every table of %s", name, strings.Join(e.Config.Schemas, ", "))}, nil
 }
 
+// replicationRoleOp is what create-replication-role does now: live, with
+// blue's database name, whether blue has rds_replication, and the schemas
+// checked to exist (missing names a schema that does not); offline, with
+// placeholders. The verifier is added by the run alone.
+func replicationRoleOp(ctx context.Context, e *Env) (op pg.ReplicationRoleParams, missing []string, err error) {
+	op = pg.ReplicationRoleParams{On: "blue", Role: e.Config.Replication.Role, RDS: e.Config.isAWS(),
+		Database: pg.Placeholder("blue's database"), Schemas: e.Config.Schemas}
+	if e.Blue == nil {
+		return op, nil, nil
+	}
+	if op.RDS, err = pg.HasRDSReplication(ctx, e.Blue); err != nil {
+		return op, nil, err
+	}
+	if op.Database, err = pg.CurrentDatabase(ctx, e.Blue); err != nil {
+		return op, nil, err
+	}
+	missing, err = pg.MissingSchemas(ctx, e.Blue, op.Schemas)
+	return op, missing, err
+}
+
+func planReplicationRole(ctx context.Context, e *Env) ([]Action, error) {
+	op, missing, err := replicationRoleOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(Blue, "password from %s, sent only as a SCRAM-SHA-256 verifier, with statement logging off", e.Config.Replication.Password.describe())}
+	if len(missing) > 0 {
+		out = append(out, note(Blue, "refused now: schema %s does not exist on blue", strings.Join(missing, ", ")))
+	}
+	return append(out, stmts(op.Statements()...)...), nil
+}
+
 func runCreateReplicationRole(ctx context.Context, e *Env) error {
 	if err := e.needBlue(); err != nil {
 		return err
@@ -399,8 +245,20 @@ func runCreateReplicationRole(ctx context.Context, e *Env) error {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	e.Logf("creating role %s on blue (password from %s, sent as a SCRAM verifier with statement logging off)", e.Config.Replication.Role, e.Config.Replication.Password.describe())
-	return pg.EnsureReplicationRole(ctx, e.Blue, pg.ReplicationRoleParams{Role: e.Config.Replication.Role, Password: pw, Schemas: e.Config.Schemas})
+	op, missing, err := replicationRoleOp(ctx, e)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return e.refuse("schema %s does not exist on blue: fix `schemas` in the configuration (or omit it: every schema of blue)", strings.Join(missing, ", "))
+	}
+	verifier, err := pg.ScramVerifier(pw)
+	if err != nil {
+		return err
+	}
+	op.Verifier = pg.Secret(verifier)
+	e.Logf("creating role %s on blue (password from %s, sent as a SCRAM verifier with statement logging off)", op.Role, e.Config.Replication.Password.describe())
+	return op.Exec(ctx, e.Blue)
 }
 
 // checkReplicaIdentity is done when no table of the schemas lacks both a
@@ -417,6 +275,13 @@ func checkReplicaIdentity(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	if len(left) > 0 {
 		return CheckResult{Detail: "without primary key or replica identity: " + relList(left)}, nil
+	}
+	if _, ok := e.Value("replica_identity_full_tables"); !ok {
+		// Nothing needed it: this run sets FULL on no table, and says so, so
+		// that revert-replica-identity finds its value and reverts nothing.
+		if err := e.Record("replica_identity_full_tables", "none"); err != nil {
+			return CheckResult{}, err
+		}
 	}
 	return CheckResult{Done: true, Detail: "every table of " + strings.Join(e.Config.Schemas, ", ") + " has a primary key or a replica identity; REPLICA IDENTITY FULL set on: " + e.V("replica_identity_full_tables")}, nil
 }

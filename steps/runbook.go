@@ -176,6 +176,17 @@ func (c *Config) subscriptionConninfoSecret() (string, error) {
 // slotName is the slot of a publication; the subscription has the same name.
 func slotName(pub string) string { return pub }
 
+// hasDedicated reports whether a publication lists its tables: the one
+// that does not is then FOR TABLE the rest, not FOR ALL TABLES.
+func (c *Config) hasDedicated() bool {
+	for _, p := range c.Publications {
+		if len(p.Tables) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // publicationTables renders the FOR clause of one publication.
 func (c *Config) publicationTables(p Publication) string {
 	if len(p.Tables) > 0 {

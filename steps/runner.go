@@ -51,6 +51,11 @@ type Runner struct {
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
+
+	// The driver lock on blue while steps run (holdBlue, driver.go).
+	lockMu    sync.Mutex
+	lock      *pg.DriverLock
+	lockDepth int
 }
 
 // NewRunner builds a runner for the configured strategy.
@@ -74,6 +79,9 @@ type RunParams struct {
 	// Way is the way out of an interrupted cutover or rollback the operator
 	// chose: "finish" (forward) or "undo" (back).
 	Way string
+	// Check rehearses the step (its live prechecks) without running it;
+	// MeasurePause adds one bare PAUSE/RESUME of each PgBouncer, timed.
+	Check, MeasurePause bool
 }
 
 // Outcome says what a run did.
@@ -88,6 +96,8 @@ const (
 	// OutcomeUndone: the step took back what an interrupted run of it did
 	// (a cutover's way out back): it is pending again.
 	OutcomeUndone Outcome = "undone"
+	// OutcomeChecked: a rehearsal (--check) passed; nothing changed.
+	OutcomeChecked Outcome = "checked"
 )
 
 // UndoneError is what a step returns after taking back an interrupted run
@@ -252,7 +262,7 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 			return "needs value " + strings.Join(missing, ", ") + ", not recorded yet"
 		}
 	}
-	if s.Destructive && !p.Confirmed && !p.DryRun {
+	if s.Destructive && !p.Confirmed && !p.DryRun && !(p.Check && !p.MeasurePause) {
 		return "destructive: confirm with --yes (in the UI: type the database's name)"
 	}
 	return ""
@@ -263,9 +273,12 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 // before and after.
 func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, error) {
 	s, _ := r.Find(id)
-	env := r.Env(id)
-	env.way = p.Way
 	ctx = pg.WithAttachments(pg.WithJournal(WithStep(ctx, id), r.journalStmt), r.attach)
+	env, err := r.Env(id).withSchemas(ctx)
+	if err != nil {
+		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
+	}
+	env.way = p.Way
 	done := s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done
 	if done && p.Again == "" {
 		if !s.Recheck {
@@ -304,6 +317,23 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		}
 		return OutcomeDryRun, nil
 	}
+	// One driver per blue: held from the check to the recorded end.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + err.Error(), Outcome: "refused"})
+		return "", err
+	}
+	defer release()
+	if p.Check {
+		if s.Rehearse == nil {
+			return "", r.refuseNow(id, "it has no rehearsal: --check goes with cutover or rollback")
+		}
+		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: fmt.Sprintf("rehearsal (--check, measure pause %t)", p.MeasurePause), Outcome: "check"})
+		if err := s.Rehearse(ctx, env, p.MeasurePause); err != nil {
+			return "", state.RedactError(err)
+		}
+		return OutcomeChecked, nil
+	}
 	if p.Override != "" {
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "override of ordering and value checks: " + p.Override, Outcome: "override"})
 	}
@@ -334,7 +364,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 	}
 	r.journal(state.Entry{Step: id, Target: string(s.Target), Kind: "step", Text: "start " + s.Title, Outcome: "running"})
 
-	err := s.Run(ctx, env)
+	err = s.Run(ctx, env)
 	switch {
 	case err == nil:
 		result := ""
@@ -451,6 +481,12 @@ func (r *Runner) Through(ctx context.Context, id string, p RunParams) error {
 	if last < 0 {
 		return &RefusedError{Step: id, Reason: fmt.Sprintf("no step %q in strategy %s", id, r.Config.Strategy)}
 	}
+	// Held across the steps, so no other driver slips in between two.
+	release, err := r.holdBlue(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for i, s := range r.Steps[:last+1] {
 		if s.Optional && i != last {
 			continue

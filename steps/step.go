@@ -86,6 +86,9 @@ type Step struct {
 	// Reopens are the steps made pending again when this one is done (a
 	// rollback reopens the cutover; a cutover, the rollback).
 	Reopens []string
+	// Rehearse runs the step's live prechecks without running it
+	// (`run cutover --check`); nil: the step has no rehearsal.
+	Rehearse func(ctx context.Context, e *Env, measurePause bool) error
 	// Again says whether the done step may run once more on purpose now
 	// (`run STEP --again REASON`): "" allows it, else why not. nil: never.
 	Again func(ctx context.Context, e *Env) string
@@ -187,6 +190,10 @@ func (e *Env) Record(key, value string) error {
 func (s *Step) RenderPlan(ctx context.Context, e *Env) ([]Action, error) {
 	if s.Plan == nil {
 		return nil, nil
+	}
+	e, err := e.withSchemas(ctx)
+	if err != nil {
+		return nil, err
 	}
 	acts, err := s.Plan(WithStep(ctx, s.ID), e)
 	out := make([]Action, 0, len(acts))

@@ -150,15 +150,10 @@ func runStepCmd(ctx context.Context, r Runner, id string, p steps.RunParams, don
 	}
 }
 
-// saveValueCmd records an operator's value in the state file.
-func saveValueCmd(store Store, key, value string) tea.Cmd {
-	return func() tea.Msg {
-		err := store.Update(func(st *state.State) error {
-			st.Set(key, value, "operator")
-			return nil
-		})
-		return valueSavedMsg{key: key, err: err}
-	}
+// setValueCmd records an operator's value (checked against its type,
+// journaled with the reason) through the runner.
+func setValueCmd(r Runner, key, value, reason string) tea.Cmd {
+	return func() tea.Msg { return valueSavedMsg{key: key, err: r.SetValue(key, value, reason)} }
 }
 
 // skipCmd marks a step skipped with the operator's reason (state and journal).

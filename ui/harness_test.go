@@ -77,6 +77,9 @@ func (f *fakeRunner) Skip(id, reason string) error {
 	f.mu.Unlock()
 	return nil
 }
+func (f *fakeRunner) SetValue(key, value, reason string) error {
+	return f.real.SetValue(key, value, reason)
+}
 func (f *fakeRunner) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -238,11 +238,13 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 		if v, ok := m.st.Get(editKey); ok && !isSecretKey(editKey) {
 			m.input.SetValue(v)
 		}
+	case promptReason:
+		m.input.Placeholder = "why this value is set by hand (journaled)"
 	}
 }
 
 func (m *Model) closePrompt() {
-	m.prompt, m.promptErr, m.editKey, m.confirmID = promptNone, "", "", ""
+	m.prompt, m.promptErr, m.editKey, m.editValue, m.confirmID = promptNone, "", "", "", ""
 }
 
 // promptKey handles a key while a prompt is open.
@@ -299,6 +301,10 @@ func (m *Model) submitPrompt() tea.Cmd {
 			m.promptErr = "secrets are never stored: the replication password comes from replication.password in the config"
 			return nil
 		}
+		if _, ok := steps.ValueTypeOf(v); !ok {
+			m.promptErr = fmt.Sprintf("no step needs or records %s (`pgbluegreen status` lists the values)", v)
+			return nil
+		}
 		m.openPrompt(promptValue, v)
 		return nil
 	case promptSkip:
@@ -315,8 +321,23 @@ func (m *Model) submitPrompt() tea.Cmd {
 			m.promptErr = "secrets are never stored"
 			return nil
 		}
+		// The same check as `pgbluegreen value set`: a malformed value is
+		// refused here, in one line, not by a later step.
+		if err := steps.ValidateValue(k, v); err != nil {
+			m.promptErr = err.Error()
+			return nil
+		}
+		m.openPrompt(promptReason, k)
+		m.editValue = v
+		return nil
+	case promptReason:
+		if v == "" {
+			m.promptErr = "an edit needs a reason; it is journaled"
+			return nil
+		}
+		k, value := m.editKey, m.editValue
 		m.closePrompt()
-		return saveValueCmd(m.p.Store, k, v)
+		return setValueCmd(m.p.Runner, k, value, v)
 	}
 	return nil
 }

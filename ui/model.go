@@ -27,6 +27,8 @@ type Runner interface {
 	Preconditions(id string, p steps.RunParams) string
 	Env(step string) *steps.Env
 	Skip(id, reason string) error
+	// SetValue records an operator's value: typed, journaled with the reason.
+	SetValue(key, value, reason string) error
 }
 
 // Store is what the screen uses of *state.Store.
@@ -94,6 +96,7 @@ const (
 	promptValue
 	promptQuit
 	promptSkip
+	promptReason
 )
 
 // Model is the whole screen.
@@ -141,6 +144,7 @@ type Model struct {
 	prompt    promptKind
 	promptErr string
 	editKey   string
+	editValue string // the value promptReason asks a reason for
 	confirmID string
 	flash     string
 

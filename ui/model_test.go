@@ -226,7 +226,26 @@ func TestEditValue(t *testing.T) {
 	h.key("esc", "a")
 	h.typeText("green_start_lsn")
 	h.key("enter")
+	// A malformed value is refused in one line, with the type and an example.
+	h.typeText("zz/notanlsn")
+	h.key("enter")
+	if !strings.Contains(h.screen(), `"zz/notanlsn" is not an LSN`) {
+		t.Errorf("a malformed LSN was accepted:\n%s", h.screen())
+	}
+	if _, ok := store.Snapshot().Get("green_start_lsn"); ok {
+		t.Fatal("a malformed LSN was recorded")
+	}
+	for range "zz/notanlsn" {
+		h.key("backspace")
+	}
 	h.typeText("0/5000028")
+	h.key("enter")
+	// Then a reason, which is journaled; none is refused.
+	h.key("enter")
+	if !strings.Contains(h.screen(), "an edit needs a reason") {
+		t.Errorf("an edit without a reason was accepted:\n%s", h.screen())
+	}
+	h.typeText("read from green's log by hand")
 	h.key("enter")
 	h.until("the value to be saved and shown", func() bool { v, _ := h.m.st.Get("green_start_lsn"); return v == "0/5000028" })
 	if v := store.Snapshot().Values["green_start_lsn"]; v.RecordedBy != "operator" {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/pgbluegreen/pgbluegreen/steps"
 )
 
 // Smallest screen the layout is drawn for.
@@ -134,7 +135,13 @@ func (m *Model) promptLine() string {
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
 	case promptValue:
-		return st.Bold.Render(fmt.Sprintf("Value of %s: ", m.editKey)) + m.input.View()
+		what := ""
+		if t, ok := steps.ValueTypeOf(m.editKey); ok {
+			what = " (" + t.Name + ", e.g. " + t.Example + ")"
+		}
+		return st.Bold.Render(fmt.Sprintf("Value of %s%s: ", m.editKey, what)) + m.input.View()
+	case promptReason:
+		return st.Bold.Render(fmt.Sprintf("Why set %s = %s: ", m.editKey, m.editValue)) + m.input.View()
 	case promptSkip:
 		return st.Bold.Render(fmt.Sprintf("Skip %s because: ", m.confirmID)) + m.input.View()
 	case promptQuit:

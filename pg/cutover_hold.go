@@ -1,0 +1,168 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Holding the source's commits to the target's apply for the last moments
+// before the pause: the drained feed's subscriptions become the source's
+// synchronous standbys with synchronous_commit = remote_apply, so every
+// commit returns only once the target has applied it. At PAUSE the lag is
+// then what is in flight, and the drain inside the pause is one poll. It
+// is bounded in time (CutoverParams.HoldCommits), needs ALTER SYSTEM (a
+// self-managed server), is skipped when the source has synchronous
+// standbys of its own, and is released right after the drain and on every
+// undo (a way out, the guard).
+
+// holdStandbys is our synchronous_standby_names, told from anyone else's:
+// the application names are the subscriptions', listed with FIRST n.
+func holdStandbys(subs []string) string {
+	q := make([]string, len(subs))
+	for i, s := range subs {
+		q[i] = `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return fmt.Sprintf("FIRST %d (%s)", len(subs), strings.Join(q, ", "))
+}
+
+// holdStmts make every commit on the source wait until the drained feed's
+// subscribers have applied it.
+func holdStmts(on string, subs []string) []Stmt {
+	return []Stmt{
+		{On: on, SQL: "ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(holdStandbys(subs))},
+		{On: on, SQL: "ALTER SYSTEM SET synchronous_commit = 'remote_apply'"},
+		{On: on, SQL: "SELECT pg_reload_conf()"},
+	}
+}
+
+// releaseStmts undo holdStmts.
+func releaseStmts(on string) []Stmt {
+	return []Stmt{
+		{On: on, SQL: "ALTER SYSTEM RESET synchronous_standby_names"},
+		{On: on, SQL: "ALTER SYSTEM RESET synchronous_commit"},
+		{On: on, SQL: "SELECT pg_reload_conf()"},
+	}
+}
+
+// holdState reads whether the source's commits are held by us (its
+// synchronous_standby_names is ours), or could be: none set, and neither
+// setting written by an earlier ALTER SYSTEM (its RESET would lose it).
+func holdState(ctx context.Context, c *pgxpool.Conn, subs []string) (held, free bool, err error) {
+	var names string
+	var altered bool
+	err = c.QueryRow(ctx, `
+SELECT current_setting('synchronous_standby_names'),
+       EXISTS (SELECT 1 FROM pg_settings WHERE name IN ('synchronous_standby_names', 'synchronous_commit')
+               AND coalesce(sourcefile, '') LIKE '%postgresql.auto.conf')`).Scan(&names, &altered)
+	if err != nil {
+		return false, false, fmt.Errorf("read the synchronous settings: %w", err)
+	}
+	held = names == holdStandbys(subs)
+	return held, names == "" && !altered, nil
+}
+
+// reloaded waits until the server's configuration says what it should
+// (pg_reload_conf only signals the postmaster).
+func reloaded(ctx context.Context, c *pgxpool.Conn, want string) error {
+	for {
+		var names string
+		if err := c.QueryRow(Quiet(ctx), "SELECT setting FROM pg_settings WHERE name = 'synchronous_standby_names'").Scan(&names); err != nil {
+			return err
+		}
+		if names == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the reloaded configuration did not arrive: %w", ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// holdStep holds the source's commits, then waits (at most HoldCommits)
+// until the drained feed's lag is small. When the source cannot be held
+// (its own synchronous standbys, ALTER SYSTEM refused), it says so and the
+// cutover goes on without.
+func (r *run) holdStep() subStep {
+	p, d, f := r.p, r.d, r.f
+	return subStep{name: "hold " + d.from.name + "'s commits", target: d.from.name, own: true,
+		plan: func() []PlanLine {
+			return append(stmtLines(holdStmts(d.from.name, f.drainSubs)...),
+				noteLine(d.from.name, "only when %s has no synchronous standby of its own; then at most %s until the lag is under %d bytes: commits on %s return once %s applied them, so the drain inside the pause is one poll; released right after the drain, and by every undo", d.from.name, p.HoldCommits, holdLag, d.from.name, d.to.name))
+		},
+		run: func(ctx context.Context) (string, error) {
+			c := r.e.from
+			_, free, err := holdState(ctx, c, f.drainSubs)
+			if err != nil {
+				return "", err
+			}
+			if !free {
+				return "not held: " + d.from.name + " has synchronous settings of its own", nil
+			}
+			bctx, cancel := context.WithTimeout(ctx, p.StatementTimeout)
+			defer cancel()
+			if err := ExecAll(bctx, c, holdStmts(d.from.name, f.drainSubs)); err != nil {
+				// A managed server refuses ALTER SYSTEM: go on without.
+				_ = ExecAll(context.WithoutCancel(ctx), c, releaseStmts(d.from.name))
+				return "not held: " + err.Error(), nil
+			}
+			r.held = true
+			if err := reloaded(bctx, c, holdStandbys(f.drainSubs)); err != nil {
+				return "", err
+			}
+			start := time.Now()
+			deadline := start.Add(p.HoldCommits)
+			var lag int64
+			for {
+				if err := c.QueryRow(Quiet(ctx), "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint FROM pg_replication_slots WHERE slot_name = ANY($1)", f.drainSlots).Scan(&lag); err != nil {
+					return "", err
+				}
+				if lag < holdLag || time.Now().After(deadline) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return "", ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			return fmt.Sprintf("commits wait for %s's apply; lag %d bytes after %s", d.to.name, lag, time.Since(start).Round(time.Millisecond)), nil
+		}}
+}
+
+// holdLag is the lag under which holding has done its work.
+const holdLag = 16 << 10
+
+// releaseStep lets the source's commits go again: during the drain, on a
+// connection of its own (nothing of the application commits any more, and
+// the cutover's next commits on the source must not wait for a feed about
+// to stop; ALTER SYSTEM and pg_reload_conf commit nothing themselves), and
+// first in every undo (before a RESUME lets the application commit again).
+func (r *run) releaseStep(wait bool) subStep {
+	d := r.d
+	return subStep{name: "release " + d.from.name + "'s commits", target: d.from.name,
+		plan: func() []PlanLine {
+			return stmtLines(releaseStmts(d.from.name)[0].with("when they were held"), releaseStmts(d.from.name)[1], releaseStmts(d.from.name)[2])
+		},
+		run: func(ctx context.Context) (string, error) {
+			if !r.held {
+				return "nothing held", nil
+			}
+			c := r.e.fromSide
+			if err := ExecAll(ctx, c, releaseStmts(d.from.name)); err != nil {
+				return "", err
+			}
+			r.held = false
+			if !wait {
+				// Inside the pause nothing commits on the source but the
+				// cutover's own sessions, which never wait for a standby.
+				return "", nil
+			}
+			return "", reloaded(ctx, c, "")
+		}}
+}

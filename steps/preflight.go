@@ -1,0 +1,235 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// preflight: every check that can be made before anything changes, each a
+// PASS, WARN or FAIL line with its fix. A FAIL stops `run --through` here,
+// with blue and green unchanged. The reads are pg's (PreflightParams); the
+// judgments, which name the later step each one protects, are here
+// (preflight_checks.go).
+
+// Thresholds of preflight's warnings.
+const (
+	// longTransaction is how long a transaction may be open on blue before
+	// preflight names it: create-slots waits for it, PgBouncer's PAUSE
+	// stalls behind it.
+	longTransaction = time.Minute
+	// sequenceNearMax is the share of its range a sequence may have used
+	// before preflight names it.
+	sequenceNearMax = 0.8
+)
+
+func preflight() *Step {
+	return &Step{ID: "preflight", Phase: PhasePrepare, Target: BlueGreen, Title: "Preflight checks",
+		Why:    "Read-only checks of versions, settings, privileges, roles, tables, extensions and sessions, each with its fix, before anything is changed.",
+		Source: "000, 001 §6", Records: []string{"blue_version", "green_version"},
+		Plan: planPreflight,
+		// Read-only: never found done, so an interrupted one simply runs again.
+		Check: alwaysRuns("read-only checks, run every time; their PASS/WARN/FAIL lines are in the log"),
+		Run:   runPreflight,
+	}
+}
+
+func preflightParams(c *Config) pg.PreflightParams {
+	return pg.PreflightParams{Schemas: c.Schemas, Role: c.Replication.Role, LongTransaction: longTransaction, NearMax: sequenceNearMax}
+}
+
+// planPreflight lists the reads preflight makes (the same statements
+// pg.ReadBlue and pg.ReadGreen run), the replication role's login and the
+// PgBouncer consoles it tries.
+func planPreflight(_ context.Context, e *Env) ([]Action, error) {
+	c := e.Config
+	p := preflightParams(c)
+	out := []Action{note(BlueGreen, "reads only; each check is a PASS, WARN or FAIL line with its fix; a FAIL stops here with nothing changed")}
+	out = append(out, stmts(p.BlueReads(0)...)...)
+	out = append(out, stmts(p.GreenReads(0, nil)...)...)
+	out = append(out, note(Blue, "log in once as %s with the password from %s through '%s' (the connection string green's subscriptions will use), tried from this host",
+		c.Replication.Role, c.Replication.Password.describe(), c.subscriptionConninfo()))
+	for _, b := range c.Cutover.PgBouncer {
+		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console", orPlaceholder(b.Name, b.Ini)))
+	}
+	return out, nil
+}
+
+// preflightReport collects pass/warn/fail lines.
+type preflightReport struct {
+	e      *Env
+	checks int
+	fails  []string
+}
+
+func (r *preflightReport) pass(format string, args ...any) {
+	r.checks++
+	r.e.Logf("PASS "+format, args...)
+}
+
+func (r *preflightReport) warn(format string, args ...any) {
+	r.checks++
+	r.e.Warnf("WARN "+format, args...)
+}
+
+func (r *preflightReport) fail(format string, args ...any) {
+	r.checks++
+	msg := fmt.Sprintf(format, args...)
+	r.e.log("error", "FAIL %s", msg)
+	r.fails = append(r.fails, msg)
+}
+
+func (r *preflightReport) err() error {
+	if len(r.fails) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s, nothing was changed: %s", plural(len(r.fails), "blocker"), strings.Join(r.fails, "; "))
+}
+
+func runPreflight(ctx context.Context, e *Env) error {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	r := &preflightReport{e: e}
+	c := e.Config
+	p := preflightParams(c)
+	if err := e.needBlue(); err != nil {
+		r.fail("%s", err)
+		return r.err()
+	}
+	b, err := pg.ReadBlue(ctx, e.Blue, p)
+	if err != nil {
+		if pg.IsConnectError(err) {
+			r.fail("blue is not reachable: %v; check blue.conninfo (host, port, user, password or .pgpass, pg_hba.conf) and that the server runs", err)
+		} else {
+			r.fail("reading blue: %v", err)
+		}
+		return r.err()
+	}
+	r.pass("blue reachable: PostgreSQL %s, as user %s on database %s", b.Settings.Version, b.Privileges.User, b.Privileges.Database)
+	if err := e.Record("blue_version", b.Settings.Version); err != nil {
+		return err
+	}
+	var g *pg.GreenFacts
+	if e.Green == nil {
+		r.fail("%s", e.needGreen())
+	} else if gf, err := pg.ReadGreen(ctx, e.Green, p, collationNames(b.Collations)); err != nil {
+		switch {
+		case c.isCloneStrategy() && pg.IsConnectError(err):
+			// Green is made later from blue (clone-local, clone-cluster,
+			// restore-green): nothing to check on it yet.
+			r.warn("green is not reachable (%v): with strategy %s it is made later from blue; green's checks are skipped", err, c.Strategy)
+		case pg.IsConnectError(err):
+			r.fail("green is not reachable: %v; check green.conninfo (host, port, user, password or .pgpass, pg_hba.conf) and that the server runs", err)
+		default:
+			r.fail("reading green: %v", err)
+		}
+	} else {
+		g = &gf
+		r.pass("green reachable: PostgreSQL %s, as user %s on database %s", g.Settings.Version, g.Privileges.User, g.Privileges.Database)
+		if err := e.Record("green_version", g.Settings.Version); err != nil {
+			return err
+		}
+	}
+	r.settings(b, g)
+	r.schemas(ctx, b)
+	r.publications(b)
+	r.replicationRole(ctx, b)
+	r.bluePrivileges(b)
+	r.greenPrivileges(g)
+	r.tables(b, g)
+	r.sequences(b)
+	r.extensions(b, g)
+	r.longTransactions(b)
+	r.collations(b, g)
+	r.pgbouncers(ctx)
+	e.Logf("preflight: %d checks, %d FAIL", r.checks, len(r.fails))
+	return r.err()
+}
+
+func collationNames(cs []pg.CollationUse) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// settings judges the servers' replication settings.
+func (r *preflightReport) settings(b pg.BlueFacts, g *pg.GreenFacts) {
+	c := r.e.Config
+	if g != nil && g.Settings.VersionNum/10000 <= b.Settings.VersionNum/10000 {
+		r.warn("green (%s) is not a newer major than blue (%s): this is not an upgrade", g.Settings.Version, b.Settings.Version)
+	}
+	if b.Settings.WALLevel != "logical" {
+		r.fail("blue wal_level = %s: run enable-logical-replication (ALTER SYSTEM SET wal_level = logical, then restart blue)", b.Settings.WALLevel)
+	} else {
+		r.pass("blue wal_level = logical")
+	}
+	syncWorkers := 2 // PostgreSQL's default, until green exists
+	if g != nil {
+		syncWorkers = g.Settings.MaxSyncWorkersPerSubscription
+	}
+	need := c.slotsNeeded(syncWorkers)
+	if free := b.Settings.MaxReplicationSlots - b.Settings.SlotsUsed; free < need {
+		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d publications%s); raise it and restart blue", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need, len(c.Publications), syncNote(c))
+	} else {
+		r.pass("blue max_replication_slots = %d (%d in use, %d needed)", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need)
+	}
+	if b.Settings.MaxWALSenders < need {
+		r.fail("blue max_wal_senders = %d, %d needed: raise it and restart blue", b.Settings.MaxWALSenders, need)
+	} else {
+		r.pass("blue max_wal_senders = %d (%d needed)", b.Settings.MaxWALSenders, need)
+	}
+	if g == nil {
+		return
+	}
+	// Green, the subscriber, runs one apply worker per subscription plus the sync workers.
+	if g.Settings.MaxLogicalReplicationWorkers < need {
+		r.warn("green max_logical_replication_workers = %d, %d wanted: the initial sync runs slower; raise it and restart green", g.Settings.MaxLogicalReplicationWorkers, need)
+	} else {
+		r.pass("green max_logical_replication_workers = %d (%d wanted)", g.Settings.MaxLogicalReplicationWorkers, need)
+	}
+	if g.Settings.MaxWorkerProcesses < need+1 {
+		r.warn("green max_worker_processes = %d, at least %d wanted: raise it and restart green", g.Settings.MaxWorkerProcesses, need+1)
+	} else {
+		r.pass("green max_worker_processes = %d", g.Settings.MaxWorkerProcesses)
+	}
+}
+
+func syncNote(c *Config) string {
+	if c.copyData() {
+		return " plus the initial sync's temporary slots"
+	}
+	return ""
+}
+
+// pgbouncers: every PgBouncer the cutover will drive must answer on its console.
+func (r *preflightReport) pgbouncers(ctx context.Context) {
+	c := r.e.Config
+	for _, b := range c.Cutover.PgBouncer {
+		con, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, c.Timeouts.Connect.Duration)
+		if err != nil {
+			r.warn("PgBouncer %s console not reachable: %v; the cutover needs it: check cutover.pgbouncer admin_conninfo and admin_users", b.Name, err)
+			continue
+		}
+		con.Close()
+		r.pass("PgBouncer %s console reachable", b.Name)
+	}
+}
+
+// quotedList renders names for a message, quoted where SQL would quote them.
+func quotedList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = ident(n)
+		if q[i] == `"`+n+`"` && validName(n) && strings.ToLower(n) == n {
+			q[i] = n
+		}
+	}
+	sort.Strings(q)
+	return strings.Join(q, ", ")
+}
