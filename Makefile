@@ -19,7 +19,7 @@ help: ## list the targets
 build: ## build ./pgbluegreen
 	$(GO) build -o $(BIN) .
 
-deps: deps-debian ## install PgBouncer, PostgreSQL 15 and openssh-server (Debian) when missing; fetch PostgreSQL 17.5 (pinned, sha512 verified) into the user's cache
+deps: deps-debian ## install PgBouncer, PostgreSQL 15, openssh-server and pgcopydb (Debian) when missing; fetch PostgreSQL 17.5 (pinned, sha512 verified) into the user's cache
 	$(GO) run . lab deps
 
 deps-debian:
@@ -27,6 +27,7 @@ deps-debian:
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing="$$missing postgresql-15"; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v pgcopydb >/dev/null 2>&1 || missing="$$missing pgcopydb"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing$$missing"; \
@@ -48,6 +49,8 @@ bench: deps ## benchmarks: micro ones at normal benchtime, lab scenarios once; e
 	$(GO) test -run '^$$' -bench '$(BENCH_MICRO)' -timeout 30m ./...
 	@# Lab scenarios (a lab up, then one clone or one cutover) are measured once.
 	$(GO) test -run '^$$' -bench 'Clone$$' -benchtime 1x -timeout 20m ./pg
+	@# The initial sync against pgcopydb and pg_dump/pg_restore -j2, once; PGBG_BENCH_SCALE=100 for issue 15's size.
+	$(GO) test -run '^$$' -bench 'InitialSync$$' -benchtime 1x -timeout 120m ./steps
 	@# awk passes everything through and repeats the JSON line last (failing
 	@# when there is none); tee /dev/stderr would truncate a log file.
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'CutoverLab$$' -benchtime 1x -timeout 20m ./steps 2>&1 | \

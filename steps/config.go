@@ -36,6 +36,7 @@ type Config struct {
 	AWS          AWS           `yaml:"aws"`
 	Timeouts     Timeouts      `yaml:"timeouts"`
 	Lag          Lag           `yaml:"lag"`
+	Sync         Sync          `yaml:"sync"`
 
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
