@@ -384,8 +384,8 @@ func (r *run) reverseSubscription() []Stmt {
 	rev := r.p.Reverse
 	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=", QuoteConninfoValue(to.Host), to.Port,
 		QuoteConninfoValue(to.DBName), QuoteConninfoValue(r.p.ReplicationRole))
-	return subscriptionStmts("blue", rev, rev, rev, Secret(conninfo+QuoteConninfoValue(r.p.ReplicationPassword)), false,
-		conninfo+"********")
+	return SubscriptionParams{On: "blue", Name: rev, Publication: rev, Slot: rev,
+		Conninfo: conninfo + QuoteConninfoValue(r.p.ReplicationPassword), ShownConninfo: conninfo + "********"}.Statements()
 }
 
 // advanceStep moves blue's forward slots past what the reverse feed wrote

@@ -147,22 +147,6 @@ FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_databa
 	return s, nil
 }
 
-// DropSubscriptionIfExists drops a subscription, and with it its slot on
-// the publisher (the subscription keeps its slot_name). It reports whether
-// the subscription existed.
-func DropSubscriptionIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	s, err := ReadSubscription(ctx, pool, name)
-	if err != nil || !s.Exists {
-		return false, err
-	}
-	// DROP SUBSCRIPTION with a slot cannot run in a transaction block: the
-	// pool's Exec is autocommit.
-	if _, err := pool.Exec(ctx, "DROP SUBSCRIPTION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return false, fmt.Errorf("drop subscription %s: %w", name, err)
-	}
-	return true, nil
-}
-
 // OriginProgress returns how far a subscription's replication origin
 // ('pg_' || oid) has been advanced: its remote_lsn, "" when it has none.
 func OriginProgress(ctx context.Context, pool *pgxpool.Pool, subOID uint32) (string, error) {
@@ -212,33 +196,4 @@ WHERE s.subname = ANY($1::text[])`, subs).Scan(&p.Ready, &p.Total, &p.NotReady)
 	// Best effort: the view exists from PG14 and may be empty.
 	_ = pool.QueryRow(ctx, `SELECT coalesce(sum(tuples_processed), 0)::bigint FROM pg_stat_progress_copy WHERE command = 'COPY FROM'`).Scan(&p.RowsCopying)
 	return p, nil
-}
-
-// DropSubscriptionDetached drops a subscription without reaching its
-// publisher: ALTER SUBSCRIPTION ... DISABLE, SET (slot_name = NONE), then
-// DROP SUBSCRIPTION, the path PostgreSQL documents for a publisher that
-// cannot be reached. The slot stays on the publisher: drop it there
-// (DropSlotIfExists), or it keeps WAL until that server's disk fills. It
-// reports whether the subscription existed.
-func DropSubscriptionDetached(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	s, err := ReadSubscription(ctx, pool, name)
-	if err != nil || !s.Exists {
-		return false, err
-	}
-	for _, stmt := range DropSubscriptionDetachedSQL(name) {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
-			return false, fmt.Errorf("%s: %w", stmt, err)
-		}
-	}
-	return true, nil
-}
-
-// DropSubscriptionDetachedSQL is what DropSubscriptionDetached runs.
-func DropSubscriptionDetachedSQL(name string) []string {
-	q := pgx.Identifier{name}.Sanitize()
-	return []string{
-		"ALTER SUBSCRIPTION " + q + " DISABLE",
-		"ALTER SUBSCRIPTION " + q + " SET (slot_name = NONE)",
-		"DROP SUBSCRIPTION " + q,
-	}
 }

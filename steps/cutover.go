@@ -43,7 +43,7 @@ func rollback() *Step {
 		Why:    "The cutover in reverse through the reverse replication, sequences included; the fence moves to green, and the cutover can run again.",
 		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true,
 		// The traffic switches it puts back are to do again after a new cutover.
-		Reopens: []string{cutoverStepID, switchTrafficID, readersToGreenID},
+		Reopens:  []string{cutoverStepID, switchTrafficID, readersToGreenID},
 		Records:  []string{RollbackReportKey, RollbackDoneAtKey},
 		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, true) },
 		Check:    func(ctx context.Context, e *Env) (CheckResult, error) { return e.checkSwitch(ctx, true) },

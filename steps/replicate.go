@@ -113,7 +113,11 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 	}
 	for _, op := range ops {
 		e.Logf("%s  -- statement logging off", op.Equivalent())
-		if err := op.Exec(ctx, e.Green); err != nil {
+		err := op.Exec(ctx, e.Green)
+		if err != nil && !pg.IsConnectError(err) {
+			return err
+		}
+		if err != nil {
 			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
 				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
 		}

@@ -173,9 +173,7 @@ func (c *Config) syncSources() pg.SyncSources {
 // syncWorkerAdvice is preflight's line about the initial sync's workers
 // (copy strategy): the plan, and warn when green's settings hold it below
 // what its cores would take. It reads green's settings and blue's spare
-// slots itself. Preflight's use:
-//
-//	if line, warn, err := e.syncWorkerAdvice(ctx); err == nil && line != "" { if warn { r.warn("%s", line) } else { r.pass("%s", line) } }
+// slots itself.
 func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err error) {
 	if !e.Config.copyData() || e.Green == nil || e.Blue == nil {
 		return "", false, nil

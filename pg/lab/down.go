@@ -19,6 +19,9 @@ var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pg
 	// A run on the lab keeps its state, lock, journal and reports in DIR by
 	// default: a purged lab must not leave a run that says its steps are done.
 	"pgbluegreen.state.json", "pgbluegreen.state.json.lock", "pgbluegreen.state.journal.jsonl",
+	// The journal's attachments (a dump's text), the cutover guard's log and
+	// heartbeat, the test hook's marker.
+	"pgbluegreen.state.journal.files", "pgbluegreen.guard.log", "pgbluegreen.state.json.heartbeat", "pgbluegreen.held",
 	"cutover-*.json", "cutover-*.md", "rollback-*.json", "rollback-*.md"}
 
 // Down stops PgBouncer and every PostgreSQL server with a data directory in
