@@ -203,7 +203,9 @@ type Report struct {
 	// back; Error says what failed.
 	Aborted bool   `json:"aborted"`
 	Error   string `json:"error,omitempty"`
-	// Warnings are problems after the switch that did not undo it.
+	// Warnings are problems that did not stop the run: after the switch,
+	// or an undo's ini that could not be put back while its PgBouncer
+	// already served the source.
 	Warnings []string `json:"warnings,omitempty"`
 	// Bouncers are each PgBouncer's own times (the pgbouncer method).
 	Bouncers []BouncerTimes `json:"pgbouncers,omitempty"`
@@ -227,6 +229,13 @@ type BouncerTimes struct {
 
 // bouncerTime records d as one PgBouncer's pause, repoint or resume time
 // (the longest, when a way out repeats one).
+// warn adds a warning; sub-steps running together may call it.
+func (r *Report) warn(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
 func (r *Report) bouncerTime(name, what string, d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -73,6 +73,10 @@ type run struct {
 	// signals is the caller's context, cancelled by a signal: the test hook
 	// holding a sub-step waits on it even past the switch.
 	signals context.Context
+	// iniLeft names the PgBouncers whose ini an undo could not put back
+	// while they served the source already (warned; sync.Map: PgBouncers
+	// are handled at the same time).
+	iniLeft sync.Map
 	// held: the source's commits wait for the target's apply (holdStep).
 	held     bool
 	preSeqs  []Sequence // the first pass's values

@@ -335,7 +335,9 @@ func (r *run) verifyTarget(ctx context.Context, s side, version string) (string,
 		}
 		ini := r.ini(b)
 		entry, err := ini.ReadEntry(ctx, b.Database)
+		_, left := r.iniLeft.Load(b.Name)
 		switch {
+		case left: // an undo could not put it back: warned already
 		case errors.Is(err, ErrIniUnreadable): // SHOW DATABASES said it
 		case err != nil:
 			return err

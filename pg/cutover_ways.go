@@ -66,6 +66,17 @@ func (pos position) iniAtTarget() bool {
 	return len(pos.bouncers) > 0
 }
 
+// servesSource reports whether SHOW DATABASES says the PgBouncer named
+// name serves the source, whatever its ini says.
+func (pos position) servesSource(name string) bool {
+	for _, b := range pos.bouncers {
+		if b.name == name {
+			return b.pointsAt == "from"
+		}
+	}
+	return false
+}
+
 // bouncerAtSource reports whether the PgBouncer named name serves the
 // source and its ini says so too.
 func (pos position) bouncerAtSource(name string) bool {
@@ -280,13 +291,22 @@ func (r *run) undoSteps(pos position) []subStep {
 					return out
 				},
 				run: func(ctx context.Context) (string, error) {
-					// Only those not already back: one whose ini could not
-					// be changed is left alone.
+					// Only those not already back. One that serves the source
+					// already (no RELOAD since the ini changed) but whose ini
+					// cannot be put back is not a reason to stay paused: it
+					// is resumed, with a warning to fix its ini before its
+					// next RELOAD (status says the traffic is not settled).
 					err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
 						if pos.bouncerAtSource(b.Name) {
 							return nil
 						}
-						return r.repointBouncer(ctx, c, b, d.from, true)
+						err := r.repointBouncer(ctx, c, b, d.from, true)
+						if err != nil && pos.servesSource(b.Name) {
+							r.iniLeft.Store(b.Name, true)
+							r.rep.warn("PgBouncer %s serves %s, but its ini could not be put back (%v): fix it before its next RELOAD, which would move the traffic", b.Name, d.from.name, err)
+							return nil
+						}
+						return err
 					})
 					return "database entry -> " + d.from.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
 				}})

@@ -433,6 +433,11 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 	}
 	undone := e.way == pg.WayUndo && rep != nil && runErr == nil &&
 		(outcome == state.AttemptAborted && rep.Direction == names.step || outcome == state.AttemptDone && rep.Direction != names.step)
+	if rep != nil {
+		for _, w := range rep.Warnings {
+			e.Warnf("%s", w)
+		}
+	}
 	switch {
 	case pe != nil:
 		return e.refuse("%s", pe.Error())
@@ -456,9 +461,6 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 	}
 	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
 		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
-	for _, w := range rep.Warnings {
-		e.Warnf("%s", w)
-	}
 	return runErr
 }
 

@@ -144,6 +144,71 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		l.verify(t)
 	})
 
+	t.Run("an undo whose remote ini cannot be put back still resumes, warning", func(t *testing.T) {
+		// Held before the RELOAD: both inis already say green, SHOW
+		// DATABASES still says blue. The remote ini's folder is then made
+		// read-only and the run interrupted: the undo cannot put that ini
+		// back, but its PgBouncer serves blue, so it is resumed with a
+		// warning rather than left paused.
+		t.Setenv(HoldEnv, "reload")
+		held := filepath.Join(l.runner.Env("cutover").reportDir(), HoldFile)
+		os.Remove(held)
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := l.runner.Run(runCtx, "cutover", RunParams{Confirmed: true})
+			errc <- err
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if _, err := os.Stat(held); err == nil {
+				break
+			}
+			select {
+			case err := <-errc:
+				t.Fatalf("the cutover ended before the RELOAD: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the cutover never reached the RELOAD")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		dir := filepath.Dir(remote.Ini)
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		err := <-errc
+		os.Chmod(dir, 0o755)
+		t.Logf("interrupted: %v", err)
+		want("blue")
+		rep := l.report(t, CutoverReportKey)
+		if w := strings.Join(rep.Warnings, "; "); !strings.Contains(w, "PgBouncer lab-ssh serves blue, but its ini could not be put back") {
+			t.Errorf("the report's warnings: %q, want the remote ini named", w)
+		}
+		if a, _ := l.store.Snapshot().LastAttempt("cutover"); a.Outcome != state.AttemptAborted {
+			t.Errorf("attempt %+v, want aborted", a)
+		}
+		tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
+		if tr.Settled || !strings.Contains(strings.Join(tr.Warnings, "; "), "lab-ssh") {
+			t.Errorf("traffic %+v: want unsettled, the remote ini named", tr)
+		}
+		// The operator's fix: the ini back on blue.
+		blueEnd, err := pg.EndpointOf(l.runner.Config.Blue.Conninfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pg.RepointIni(remote.Ini, remote.Database, blueEnd); err != nil {
+			t.Fatal(err)
+		}
+		if tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green); !tr.Settled || tr.Target != "blue" {
+			t.Errorf("traffic after the fix: %+v", tr)
+		}
+		l.waitDrained(t, false, "pgbg_all")
+	})
+
 	cycle := func(t *testing.T, step, side, slot string, onGreen bool) *pg.Report {
 		t.Helper()
 		res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
@@ -169,14 +234,14 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 				t.Errorf("PgBouncer %s: pause %.1f, repoint %.1f, resume %.1f ms: each must be timed", b.Name, b.PauseMs, b.RepointMs, b.ResumeMs)
 			}
 		}
-		// Every PgBouncer paused before any was repointed, and repointed
-		// before any was resumed: the sub-steps run in that order, each
-		// over all of them.
+		// Every PgBouncer paused before any ini was rewritten, every ini
+		// rewritten before any RELOAD, and reloaded before any was resumed:
+		// the sub-steps run in that order, each over all of them.
 		order := map[string]int{}
 		for k, s := range rep.SubSteps {
 			order[s.Name] = k
 		}
-		if !(order["pause"] < order["repoint"] && order["repoint"] < order["resume"]) {
+		if !(order["pause"] < order["rewrite the ini"] && order["rewrite the ini"] < order["reload"] && order["reload"] < order["resume"]) {
 			t.Errorf("sub-steps out of order: %v", order)
 		}
 		want(side)
