@@ -4,8 +4,6 @@ SHELL := /bin/bash
 
 GO      ?= go
 BIN     := pgbluegreen
-# The pinned PostgreSQL 17.5 build `lab deps` puts in the project's cache.
-PG17    := .cache/pg/17.5/bin/pg_upgrade
 # End-to-end tests start real servers; give them room on a 2-core machine.
 TESTFLAGS ?= -race -timeout 25m
 # Micro benchmarks, run at the default -benchtime so ns/op is an average:
@@ -21,21 +19,21 @@ help: ## list the targets
 build: ## build ./pgbluegreen
 	$(GO) build -o $(BIN) .
 
-deps: deps-debian $(PG17) ## install PgBouncer and PostgreSQL 15 (Debian) when missing; fetch PostgreSQL 17.5 (pinned, sha512 verified) into .cache
+deps: deps-debian ## install PgBouncer, PostgreSQL 15, openssh-server and pgcopydb (Debian) when missing; fetch PostgreSQL 17.5 (pinned, sha512 verified) into the user's cache
+	$(GO) run . lab deps
 
 deps-debian:
 	@missing=""; \
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing="$$missing postgresql-15"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v pgcopydb >/dev/null 2>&1 || missing="$$missing pgcopydb"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq$$missing >/dev/null; \
-	  systemctl disable --now pgbouncer postgresql >/dev/null 2>&1 || service pgbouncer stop >/dev/null 2>&1 || true; \
+	  systemctl disable --now pgbouncer postgresql ssh >/dev/null 2>&1 || { service pgbouncer stop; service ssh stop; } >/dev/null 2>&1 || true; \
 	fi
-
-$(PG17):
-	$(GO) run . lab deps
 
 test: deps ## run every test (go test -race), starting the real servers they need
 	$(GO) test $(TESTFLAGS) ./...
@@ -51,6 +49,8 @@ bench: deps ## benchmarks: micro ones at normal benchtime, lab scenarios once; e
 	$(GO) test -run '^$$' -bench '$(BENCH_MICRO)' -timeout 30m ./...
 	@# Lab scenarios (a lab up, then one clone or one cutover) are measured once.
 	$(GO) test -run '^$$' -bench 'Clone$$' -benchtime 1x -timeout 20m ./pg
+	@# The initial sync against pgcopydb and pg_dump/pg_restore -j2, once; PGBG_BENCH_SCALE=100 for issue 15's size.
+	$(GO) test -run '^$$' -bench 'InitialSync$$' -benchtime 1x -timeout 120m ./steps
 	@# awk passes everything through and repeats the JSON line last (failing
 	@# when there is none); tee /dev/stderr would truncate a log file.
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'CutoverLab$$' -benchtime 1x -timeout 20m ./steps 2>&1 | \

@@ -26,7 +26,8 @@ const (
 const labUsage = `Usage: pgbluegreen lab COMMAND [flags]
 
 The local lab: blue (oldest PostgreSQL major found) and green (newest) on
-loopback, PgBouncer in transaction pooling in front of blue.
+loopback, two PgBouncers in transaction pooling in front of blue (the second
+one's ini is reached over SSH, through the lab's own sshd).
 
 Commands:
   deps   [--cache DIR]                              fetch the pinned PostgreSQL build (checksum verified)
@@ -34,7 +35,7 @@ Commands:
   down   --dir DIR [--purge]                        stop everything the lab started; --purge removes its files
   status --dir DIR [--json]                         what runs, where, which versions
   load   --dir DIR --rate N --duration D [--clients C]
-                                                    write through PgBouncer, ledger in DIR/ledger
+                                                    write through both PgBouncers, ledger in DIR/ledger
   verify --dir DIR                                  every ledger write present exactly once; blue = green
 
 DIR and its parents must be enterable by the OS user the servers run as
@@ -152,6 +153,10 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(w, "  pgbouncer\tapp, transaction pooling\t%s\n", info.PgBouncer.Conninfo)
 	fmt.Fprintf(w, "  console\tSHOW / PAUSE / RELOAD\t%s\n", info.PgBouncer.AdminConninfo)
+	if b := info.PgBouncerSSH; b.Port > 0 {
+		fmt.Fprintf(w, "  pgbouncer %s\tits ini reached over SSH only\t%s\n", b.Name, b.Conninfo)
+		fmt.Fprintf(w, "  sshd\tthe lab's own, on loopback\tssh -p %d -i %s -o UserKnownHostsFile=%s %s@127.0.0.1\n", info.SSHD.Port, info.SSHD.Key, info.SSHD.KnownHosts, info.SSHD.User)
+	}
 	fmt.Fprintf(w, "  config\t\t%s\n", info.Config)
 	w.Flush()
 	return labExitOK

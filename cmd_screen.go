@@ -151,6 +151,9 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer closePools()
+	// Green too, for the initial sync's progress: without it the lag alone
+	// says "0 behind" while tables are still copying.
+	mon := steps.NewMonitor(blue, green, cfg)
 	ctx, cancel := signalContext()
 	defer cancel()
 	for {
@@ -162,10 +165,17 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pgbluegreen: blue unreachable: %s\n", state.Redact(err.Error()))
 			return exitFailed
 		}
+		doc := lagDoc{LagSample: s}
+		if p, err := mon.SyncProgress(ctx); err == nil {
+			doc.Sync = &p
+		}
 		if *asJSON {
-			_ = json.NewEncoder(stdout).Encode(s)
+			_ = json.NewEncoder(stdout).Encode(doc)
 		} else {
 			writeLag(stdout, s)
+			if doc.Sync != nil && doc.Sync.Phase != "not started" {
+				fmt.Fprintf(stdout, "\t%s\n", doc.Sync.Line())
+			}
 		}
 		if *once {
 			return exitOK
@@ -176,6 +186,14 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 		case <-time.After(cfg.Lag.Interval.Duration):
 		}
 	}
+}
+
+// lagDoc is one `lag --json` document: the slots, and the initial sync's
+// progress when green answers (phase, tables and bytes against the total,
+// rate, ETA, lag in bytes and time, table-sync slots per subscription).
+type lagDoc struct {
+	pg.LagSample
+	Sync *steps.SyncProgress `json:"sync,omitempty"`
 }
 
 func writeLag(w io.Writer, s pg.LagSample) {

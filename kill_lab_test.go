@@ -182,19 +182,25 @@ func (k *killLab) status(t *testing.T) statusDoc {
 	return doc
 }
 
-// paused reads whether PgBouncer holds the lab's database paused.
+// paused reads whether any of the lab's PgBouncers (the local one, the one
+// reached over SSH) holds the lab's database paused.
 func (k *killLab) paused(t *testing.T) bool {
 	t.Helper()
-	c, err := pg.ConnectConsole(context.Background(), "lab", k.info.PgBouncer.AdminConninfo, time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range k.info.Bouncers() {
+		c, err := pg.ConnectConsole(context.Background(), b.Name, b.AdminConninfo, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.Database(context.Background(), lab.AppDB)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Paused {
+			return true
+		}
 	}
-	defer c.Close()
-	d, err := c.Database(context.Background(), lab.AppDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.Paused
+	return false
 }
 
 // resumedWithin waits until PgBouncer is not paused and returns how long

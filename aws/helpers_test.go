@@ -125,10 +125,6 @@ func only(t *testing.T, srv *awstest.Server, action string) awstest.Request {
 	return calls[0]
 }
 
-func awstestFault(code string, status, times int) awstest.Fault {
-	return awstest.Fault{Code: code, Status: status, Times: times}
-}
-
 // rawRDS sends one RDS query request as the SDK would, without the client's
 // checks, and returns the status and the body: how tests reach what the
 // stand-in refuses that the client would never send.

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The self-managed clone: the local twin of an Aurora clone + in-place
@@ -278,7 +276,7 @@ func Clone(ctx context.Context, p CloneParams) (res CloneResult, err error) {
 		res.Upgrade = time.Since(start)
 		p.logf("upgrade phase (initdb, pg_upgrade --link, configuration) done in %s", res.Upgrade.Round(time.Millisecond))
 	}
-	if err := PgCtlStart(ctx, u, p.GreenBindir, ps.DataDir, ps.GreenLog, ""); err != nil {
+	if err := pgCtlStart(ctx, u, p.GreenBindir, ps.DataDir, ps.GreenLog, ""); err != nil {
 		return res, fmt.Errorf("starting green: %w", err)
 	}
 	res.To = CloneUpgraded
@@ -289,9 +287,9 @@ func Clone(ctx context.Context, p CloneParams) (res CloneResult, err error) {
 // is never taken for a clone.
 func (p CloneParams) basebackup(ctx context.Context, u OSUser) error {
 	ps := p.Paths()
-	pc, err := pgconn.ParseConfig(p.BlueConninfo)
+	c, env, err := p.basebackupCommand()
 	if err != nil {
-		return fmt.Errorf("reading blue's connection string: %w", err)
+		return err
 	}
 	if err := os.RemoveAll(ps.Partial); err != nil {
 		return fmt.Errorf("clearing an interrupted base backup: %w", err)
@@ -299,19 +297,8 @@ func (p CloneParams) basebackup(ctx context.Context, u OSUser) error {
 	if err := u.MkdirFor(ps.Partial, 0o700); err != nil {
 		return err
 	}
-	p.logf("pg_basebackup -h %s -p %d -U %s -D %s -X stream -c fast", pc.Host, pc.Port, pc.User, ps.Partial)
-	cmd := u.Command(ctx, filepath.Join(p.BlueBindir, "pg_basebackup"),
-		"-h", pc.Host, "-p", strconv.Itoa(int(pc.Port)), "-U", pc.User, "-w",
-		"-D", ps.Partial, "-X", "stream", "-c", "fast")
-	// The password travels in the environment only: never in argv, where
-	// every user of the machine can read it.
-	if pc.Password != "" {
-		cmd.Env = append(cmd.Env, "PGPASSWORD="+pc.Password)
-	}
-	if pc.TLSConfig == nil {
-		cmd.Env = append(cmd.Env, "PGSSLMODE=disable")
-	}
-	if err := RunToFile(cmd, filepath.Join(ps.Work, "pg_basebackup.out")); err != nil {
+	p.logf("%s", c.String())
+	if err := runCommand(ctx, u, c, env, "", filepath.Join(ps.Work, "pg_basebackup.out")); err != nil {
 		return fmt.Errorf("pg_basebackup of blue: %w", err)
 	}
 	if !fileExists(filepath.Join(ps.Partial, "pg_hba.conf")) {
@@ -377,12 +364,12 @@ func (p CloneParams) prepare(ctx context.Context, u OSUser, phase ClonePhase) er
 	p.logf("starting the clone with blue's binaries on port %d (log %s)", p.Port, logPath)
 	// English messages and the log on stderr (into -l): the seed is read
 	// from the `redo done at` line.
-	if err := PgCtlStart(ctx, u, p.BlueBindir, ps.Basebackup, logPath, "-c logging_collector=off -c lc_messages=C"); err != nil {
+	if err := pgCtlStart(ctx, u, p.BlueBindir, ps.Basebackup, logPath, cloneStartOptions); err != nil {
 		return fmt.Errorf("starting the clone: %w", err)
 	}
 	redo, err := p.RedoDone()
 	if err != nil {
-		_ = PgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out"))
+		_ = pgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out"))
 		return fmt.Errorf("the clone started but its recovery end was not found (%w): drop the clone (%s, %s) and run clone-local again", err, ps.Basebackup, ps.Work)
 	}
 	p.logf("clone recovered: redo done at %s", redo)
@@ -391,7 +378,7 @@ func (p CloneParams) prepare(ctx context.Context, u OSUser, phase ClonePhase) er
 		return err
 	}
 	facts.RedoDone = redo.String()
-	if err := PgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
+	if err := pgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
 		return err
 	}
 	data, _ := json.MarshalIndent(facts, "", "  ")

@@ -33,18 +33,8 @@ func (p CloneParams) cleanClone(ctx context.Context) (CloneFacts, error) {
 	if inRecovery {
 		return f, fmt.Errorf("the clone is still in recovery (a standby.signal or recovery.signal came with it?): remove the clone and run clone-local again")
 	}
-	var ver int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
-		return f, fmt.Errorf("reading the clone's version: %w", err)
-	}
-	q := `SELECT r.rolname::text, pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text, '', '', current_setting('data_checksums') = 'on'
-FROM pg_database d, pg_roles r WHERE d.datname = 'template0' AND r.oid = 10`
-	if ver >= 150000 {
-		q = `SELECT r.rolname::text, pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text, d.datlocprovider::text, coalesce(d.daticulocale, '')::text, current_setting('data_checksums') = 'on'
-FROM pg_database d, pg_roles r WHERE d.datname = 'template0' AND r.oid = 10`
-	}
-	if err := conn.QueryRow(ctx, q).Scan(&f.Superuser, &f.Encoding, &f.Collate, &f.Ctype, &f.LocaleProvider, &f.ICULocale, &f.DataChecksums); err != nil {
-		return f, fmt.Errorf("reading the clone's locale and encoding: %w", err)
+	if f, err = readFacts(ctx, conn); err != nil {
+		return f, fmt.Errorf("the clone: %w", err)
 	}
 	rows, err := conn.Query(ctx, `SELECT name, current_setting(name) FROM pg_settings
 WHERE source = 'configuration file' AND NOT name = ANY($1) ORDER BY name`, notCarried)

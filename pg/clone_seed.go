@@ -17,48 +17,102 @@ type relicQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// relicsQuery lists the publications of the current database and every
-// logical slot of the server, as "publication X" / "logical slot Y".
-const relicsQuery = `
-SELECT 'publication ' || pubname FROM pg_publication
-UNION ALL
-SELECT 'logical slot ' || slot_name FROM pg_replication_slots WHERE slot_type = 'logical'
-ORDER BY 1`
-
 // RelicReplication lists the replication objects on green that came from
-// blue with a clone: publications of green's database and logical slots.
-// Before green subscribes (and before a clone's upgrade) the list must be
-// empty: create-subscriptions refuses otherwise (trap 4).
+// blue with a clone: publications of green's database and logical slots,
+// as "publication X" / "logical slot Y". Before green subscribes (and
+// before a clone's upgrade) the list must be empty: create-subscriptions
+// refuses otherwise (trap 4).
 func RelicReplication(ctx context.Context, green *pgxpool.Pool) ([]string, error) {
-	return relics(ctx, green)
+	r, err := ReadRelics(ctx, green)
+	return r.Strings(), err
 }
 
 // RelicReplicationConn is RelicReplication on one connection.
 func RelicReplicationConn(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	return relics(ctx, conn)
+	r, err := ReadRelics(ctx, conn)
+	return r.Strings(), err
 }
 
-func relics(ctx context.Context, q relicQuerier) ([]string, error) {
-	rows, err := q.Query(ctx, relicsQuery)
-	if err != nil {
-		return nil, fmt.Errorf("list publications and logical slots on green: %w", err)
+// Strings names each relic, "logical slot Y" before "publication X".
+func (r Relics) Strings() []string {
+	var out []string
+	for _, s := range r.Slots {
+		out = append(out, "logical slot "+s)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list publications and logical slots on green: %w", err)
+	for _, p := range r.Publications {
+		out = append(out, "publication "+p)
 	}
-	return out, nil
+	return out
 }
 
-// DropRelicReplication drops every publication of green's database and
-// every logical slot on green, and returns what it dropped.
-func DropRelicReplication(ctx context.Context, green *pgxpool.Pool) ([]string, error) {
-	conn, err := green.Acquire(ctx)
+// Relics are the replication objects a clone inherited: the publications
+// of one database and the server's logical slots.
+type Relics struct {
+	Publications []string
+	Slots        []string
+}
+
+// ReadRelics lists the publications of the current database and the
+// server's logical slots, on a pool or a connection.
+func ReadRelics(ctx context.Context, q relicQuerier) (Relics, error) {
+	var r Relics
+	rows, err := q.Query(ctx, "SELECT pubname::text FROM pg_publication ORDER BY 1")
 	if err != nil {
-		return nil, fmt.Errorf("connect to green: %w", err)
+		return r, fmt.Errorf("list publications: %w", err)
 	}
-	defer conn.Release()
-	return dropRelics(ctx, conn.Conn())
+	if r.Publications, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return r, fmt.Errorf("list publications: %w", err)
+	}
+	rows, err = q.Query(ctx, "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1")
+	if err != nil {
+		return r, fmt.Errorf("list logical slots: %w", err)
+	}
+	if r.Slots, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return r, fmt.Errorf("list logical slots: %w", err)
+	}
+	return r, nil
+}
+
+// DropRelicsParams drop replication objects a clone inherited.
+type DropRelicsParams struct {
+	// On is where they are dropped: "green" (the clone before its upgrade is
+	// green in the making).
+	On string
+	Relics
+}
+
+// Statements are what Exec runs: DROP PUBLICATION for each publication,
+// pg_drop_replication_slot for each slot.
+func (p DropRelicsParams) Statements() []Stmt {
+	var out []Stmt
+	for _, name := range p.Publications {
+		out = append(out, Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)})
+	}
+	for _, name := range p.Slots {
+		out = append(out, Stmt{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{name}})
+	}
+	return out
+}
+
+// Exec runs the statements in order and returns what it dropped, as
+// "publication X" / "logical slot Y".
+func (p DropRelicsParams) Exec(ctx context.Context, db Execer) ([]string, error) {
+	var dropped []string
+	for _, name := range p.Publications {
+		s := Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)}
+		if err := s.Exec(ctx, db); err != nil {
+			return dropped, fmt.Errorf("drop publication %s: %w", name, err)
+		}
+		dropped = append(dropped, "publication "+name)
+	}
+	for _, name := range p.Slots {
+		s := Stmt{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{name}}
+		if err := s.Exec(ctx, db); err != nil {
+			return dropped, fmt.Errorf("drop logical slot %s: %w", name, err)
+		}
+		dropped = append(dropped, "logical slot "+name)
+	}
+	return dropped, nil
 }
 
 // dropRelicsIn drops the relics of one database of the server conninfo reaches.
@@ -68,44 +122,15 @@ func dropRelicsIn(ctx context.Context, conninfo, db string) ([]string, error) {
 		return nil, fmt.Errorf("connecting to database %s of the clone: %w", db, err)
 	}
 	defer conn.Close(context.Background())
-	dropped, err := dropRelics(ctx, conn)
+	r, err := ReadRelics(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	dropped, err := DropRelicsParams{On: "green", Relics: r}.Exec(ctx, conn)
 	for i := range dropped {
 		dropped[i] += " (database " + db + ")"
 	}
 	return dropped, err
-}
-
-func dropRelics(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	rows, err := conn.Query(ctx, "SELECT pubname::text FROM pg_publication ORDER BY 1")
-	if err != nil {
-		return nil, fmt.Errorf("list publications: %w", err)
-	}
-	pubs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list publications: %w", err)
-	}
-	var dropped []string
-	for _, name := range pubs {
-		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
-			return dropped, fmt.Errorf("drop publication %s: %w", name, err)
-		}
-		dropped = append(dropped, "publication "+name)
-	}
-	rows, err = conn.Query(ctx, "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1")
-	if err != nil {
-		return dropped, fmt.Errorf("list logical slots: %w", err)
-	}
-	slots, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return dropped, fmt.Errorf("list logical slots: %w", err)
-	}
-	for _, name := range slots {
-		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name); err != nil {
-			return dropped, fmt.Errorf("drop logical slot %s: %w", name, err)
-		}
-		dropped = append(dropped, "logical slot "+name)
-	}
-	return dropped, nil
 }
 
 // SeedProblems checks a seed against blue's slots (trap 5), without a
@@ -184,12 +209,37 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname 
 	return st, nil
 }
 
-// AdvanceOrigin sets a replication origin's remote_lsn: the subscription
-// starts streaming after it. The subscription must be disabled (an apply
-// worker holds its origin).
-func AdvanceOrigin(ctx context.Context, green *pgxpool.Pool, origin string, lsn LSN) error {
-	if _, err := green.Exec(ctx, "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", origin, lsn.String()); err != nil {
-		return fmt.Errorf("advance replication origin %s to %s: %w", origin, lsn, err)
+// OriginAdvanceParams set replication origins' remote_lsn: each
+// subscription starts streaming after it. The subscriptions must be
+// disabled (an apply worker holds its origin).
+type OriginAdvanceParams struct {
+	On string
+	// Origins are the origins' names ('pg_' || the subscription's oid); a
+	// plan made offline may hold Later values.
+	Origins []any
+	// LSN is where they go; zero renders as <green_start_lsn> in plans.
+	LSN LSN
+}
+
+// Statements are what Exec runs: one pg_replication_origin_advance per origin.
+func (p OriginAdvanceParams) Statements() []Stmt {
+	var at any = p.LSN
+	if p.LSN == 0 {
+		at = Later("green_start_lsn")
+	}
+	out := make([]Stmt, len(p.Origins))
+	for i, o := range p.Origins {
+		out[i] = Stmt{On: p.On, SQL: "SELECT pg_replication_origin_advance($1, $2::pg_lsn)", Args: []any{o, at}}
+	}
+	return out
+}
+
+// Exec runs the statements in order.
+func (p OriginAdvanceParams) Exec(ctx context.Context, db Execer) error {
+	for _, s := range p.Statements() {
+		if err := s.Exec(ctx, db); err != nil {
+			return fmt.Errorf("advance replication origin %s to %s: %w", Literal(s.Args[0]), p.LSN, err)
+		}
 	}
 	return nil
 }

@@ -191,7 +191,11 @@ func TestRelicsAndOrigins(t *testing.T) {
 	if err != nil || strings.Join(got, ",") != "logical slot relic_slot,publication relic_pub" {
 		t.Fatalf("relics %v, %v", got, err)
 	}
-	dropped, err := pg.DropRelicReplication(ctx, blue)
+	relics, err := pg.ReadRelics(ctx, blue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := pg.DropRelicsParams{On: "blue", Relics: relics}.Exec(ctx, blue)
 	if err != nil || len(dropped) != 2 {
 		t.Fatalf("dropped %v, %v", dropped, err)
 	}
@@ -212,7 +216,7 @@ func TestRelicsAndOrigins(t *testing.T) {
 	if ok, _ := pg.OriginAdvanced(ctx, blue, "s1", seed); ok {
 		t.Fatal("an origin never advanced reported advanced")
 	}
-	if err := pg.AdvanceOrigin(ctx, blue, st.Origin, seed); err != nil {
+	if err := (pg.OriginAdvanceParams{On: "blue", Origins: []any{st.Origin}, LSN: seed}).Exec(ctx, blue); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := pg.OriginAdvanced(ctx, blue, "s1", seed); !ok || err != nil {

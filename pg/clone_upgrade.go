@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -24,11 +23,11 @@ func (p CloneParams) upgrade(ctx context.Context, u OSUser, greenMajor int) erro
 		return err
 	}
 	// pg_upgrade may have left either server running when it was interrupted.
-	if err := PgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
+	if err := pgCtlStop(ctx, u, p.BlueBindir, ps.Basebackup, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
 		return err
 	}
 	if fileExists(ps.Upgrading) {
-		if err := PgCtlStop(ctx, u, p.GreenBindir, ps.Upgrading, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
+		if err := pgCtlStop(ctx, u, p.GreenBindir, ps.Upgrading, filepath.Join(ps.Work, "pg_ctl_stop.out")); err != nil {
 			return err
 		}
 		// --link renames the clone's global/pg_control before it links
@@ -50,31 +49,17 @@ func (p CloneParams) upgrade(ctx context.Context, u OSUser, greenMajor int) erro
 	if err := u.MkdirFor(ps.Upgrading, 0o700); err != nil {
 		return err
 	}
-	args := []string{"-D", ps.Upgrading, "-U", facts.Superuser, "--encoding=" + facts.Encoding,
-		"--lc-collate=" + facts.Collate, "--lc-ctype=" + facts.Ctype}
-	if facts.LocaleProvider == "i" {
-		args = append(args, "--locale-provider=icu", "--icu-locale="+facts.ICULocale)
-	}
-	switch {
-	case facts.DataChecksums:
-		args = append(args, "--data-checksums")
-	case greenMajor >= 18:
-		args = append(args, "--no-data-checksums") // 18's initdb turns them on by default
-	}
-	p.logf("%s/initdb %s", p.GreenBindir, strings.Join(args, " "))
+	initdb := p.initdbCommand(facts, greenMajor)
+	p.logf("%s", initdb.String())
 	start := time.Now()
-	if err := RunToFile(u.Command(ctx, filepath.Join(p.GreenBindir, "initdb"), args...), filepath.Join(ps.Work, "initdb.out")); err != nil {
+	if err := runCommand(ctx, u, initdb, nil, "", filepath.Join(ps.Work, "initdb.out")); err != nil {
 		return fmt.Errorf("initdb of green: %w", err)
 	}
 	p.logf("initdb done in %s", time.Since(start).Round(time.Millisecond))
-	port := strconv.Itoa(p.Port)
-	up := []string{"--link", "-b", p.BlueBindir, "-B", p.GreenBindir, "-d", ps.Basebackup, "-D", ps.Upgrading,
-		"-U", facts.Superuser, "-p", port, "-P", port, "-s", ps.UpgradeDir}
-	p.logf("%s/pg_upgrade %s", p.GreenBindir, strings.Join(up, " "))
-	cmd := u.Command(ctx, filepath.Join(p.GreenBindir, "pg_upgrade"), up...)
-	cmd.Dir = ps.UpgradeDir // pg_upgrade needs a working folder its user can write
+	up := p.upgradeCommand(facts)
+	p.logf("%s", up.String())
 	start = time.Now()
-	if err := RunToFile(cmd, filepath.Join(ps.Work, "pg_upgrade.out")); err != nil {
+	if err := runCommand(ctx, u, up, nil, ps.UpgradeDir, filepath.Join(ps.Work, "pg_upgrade.out")); err != nil {
 		return fmt.Errorf("pg_upgrade: %w", err)
 	}
 	p.logf("pg_upgrade itself took %s", time.Since(start).Round(time.Millisecond))
@@ -124,7 +109,7 @@ func (p CloneParams) configureGreen(ctx context.Context, u OSUser, facts CloneFa
 			return err
 		}
 	}
-	known, err := knownSettings(ctx, u, p.GreenBindir, ps.Work)
+	known, err := knownSettings(ctx, u, p.describeConfigCommand(), ps.Work)
 	if err != nil {
 		return err
 	}
@@ -146,9 +131,9 @@ func (p CloneParams) configureGreen(ctx context.Context, u OSUser, facts CloneFa
 
 // knownSettings lists the settings a server build knows (postgres
 // --describe-config: one tab-separated line per setting, name first).
-func knownSettings(ctx context.Context, u OSUser, bindir, work string) (map[string]bool, error) {
+func knownSettings(ctx context.Context, u OSUser, c Command, work string) (map[string]bool, error) {
 	out := filepath.Join(work, "describe-config.out")
-	if err := RunToFile(u.Command(ctx, filepath.Join(bindir, "postgres"), "--describe-config"), out); err != nil {
+	if err := runCommand(ctx, u, c, nil, "", out); err != nil {
 		return nil, fmt.Errorf("listing green's settings: %w", err)
 	}
 	b, err := os.ReadFile(out)

@@ -28,7 +28,13 @@ const DefaultReverseName = "pgbg_reverse"
 type BouncerParams struct {
 	Name          string
 	AdminConninfo string
-	Ini           string
+	// Ini is the ini file's path: on this host, or on the SSH host when
+	// SSH is set; with Command, optional (read to check the entry).
+	Ini string
+	// SSH, when set, reaches Ini on another host (see NewIniStore).
+	SSH *SSHParams
+	// Command, when set, repoints through the operator's commands.
+	Command *IniCommandParams
 	// Database is the database entry PgBouncer serves (and the cutover repoints).
 	Database string
 	// ClientConninfo connects through PgBouncer as an application would: the
@@ -197,10 +203,56 @@ type Report struct {
 	// back; Error says what failed.
 	Aborted bool   `json:"aborted"`
 	Error   string `json:"error,omitempty"`
-	// Warnings are problems after the switch that did not undo it.
+	// Warnings are problems that did not stop the run: after the switch,
+	// or an undo's ini that could not be put back while its PgBouncer
+	// already served the source.
 	Warnings []string `json:"warnings,omitempty"`
+	// Bouncers are each PgBouncer's own times (the pgbouncer method).
+	Bouncers []BouncerTimes `json:"pgbouncers,omitempty"`
 
 	mu sync.Mutex
+}
+
+// BouncerTimes are one PgBouncer's part of a cutover: how its ini is
+// reached, and how long its PAUSE (until no server connection was busy),
+// its repoint (ini change, read back, RELOAD, WAIT_CLOSE) and its RESUME
+// took; StallMs is the longest wait of a probe client writing through it.
+type BouncerTimes struct {
+	Name      string  `json:"name"`
+	Method    string  `json:"ini_method"`
+	Ini       string  `json:"ini"`
+	PauseMs   float64 `json:"pause_ms"`
+	RepointMs float64 `json:"repoint_ms"`
+	ResumeMs  float64 `json:"resume_ms"`
+	StallMs   float64 `json:"probe_stall_ms"`
+}
+
+// bouncerTime records d as one PgBouncer's pause, repoint or resume time
+// (the longest, when a way out repeats one).
+// warn adds a warning; sub-steps running together may call it.
+func (r *Report) warn(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (r *Report) bouncerTime(name, what string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.Bouncers {
+		b := &r.Bouncers[k]
+		if b.Name != name {
+			continue
+		}
+		switch what {
+		case "pause":
+			b.PauseMs = max(b.PauseMs, ms(d))
+		case "repoint":
+			b.RepointMs = max(b.RepointMs, ms(d))
+		case "resume":
+			b.ResumeMs = max(b.ResumeMs, ms(d))
+		}
+	}
 }
 
 // PrecheckError is a failed precheck: nothing was touched.
@@ -270,6 +322,12 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.SeqMissing) > 0 {
 		fmt.Fprintf(&b, "| sequences missing on the target | %s |\n", strings.Join(r.SeqMissing, ", "))
+	}
+	if len(r.Bouncers) > 0 {
+		b.WriteString("\n## PgBouncers\n\n| PgBouncer | ini | pause ms | repoint ms | resume ms | probe stall ms |\n|---|---|---:|---:|---:|---:|\n")
+		for _, x := range r.Bouncers {
+			fmt.Fprintf(&b, "| %s | %s: %s | %.1f | %.1f | %.1f | %.1f |\n", x.Name, x.Method, x.Ini, x.PauseMs, x.RepointMs, x.ResumeMs, x.StallMs)
+		}
 	}
 	b.WriteString("\n## Prechecks\n\n| check | ok | detail |\n|---|---|---|\n")
 	for _, c := range r.Prechecks {

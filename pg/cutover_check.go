@@ -18,8 +18,11 @@ type cutEnv struct {
 	// toSide and fromSide are second connections, for what runs at the
 	// same time as the drain (the release of held commits) or the feeds'
 	// swap (the logins): opened before the pause.
-	toSide, fromSide       *pgxpool.Conn
-	consoles               []*Console
+	toSide, fromSide *pgxpool.Conn
+	consoles         []*Console
+	// inis are each PgBouncer's ini store, in the order of the consoles:
+	// an SSH store keeps its connection from the precheck to the repoint.
+	inis                   []IniStore
 	fromVersion, toVersion string
 	// fromDB and toDB are the databases' names, as the servers say.
 	fromDB, toDB string
@@ -29,6 +32,9 @@ type cutEnv struct {
 func (e *cutEnv) close() {
 	for _, c := range e.consoles {
 		c.Close()
+	}
+	for _, s := range e.inis {
+		s.Close()
 	}
 	if e.from != nil {
 		e.from.Release()
@@ -41,6 +47,22 @@ func (e *cutEnv) close() {
 			c.Release()
 		}
 	}
+}
+
+// broken says whether a held connection was closed, as a cancelled
+// statement closes it.
+func (e *cutEnv) broken() bool {
+	for _, c := range []*pgxpool.Conn{e.from, e.to, e.fromSide, e.toSide} {
+		if c == nil || c.Conn().IsClosed() {
+			return true
+		}
+	}
+	for _, c := range e.consoles {
+		if c.Closed() {
+			return true
+		}
+	}
+	return false
 }
 
 // conn returns the held connection to blue or green.
@@ -105,6 +127,7 @@ func (r *run) open(ctx context.Context) (*cutEnv, error) {
 				return e, err
 			}
 			e.consoles = append(e.consoles, c)
+			e.inis = append(e.inis, b.NewIniStore())
 		}
 	}
 	if r.p.Prior == nil {
@@ -168,7 +191,7 @@ func (r *run) precheck(ctx context.Context) []Check {
 				defer wg.Done()
 				ctx, cancel := bound()
 				defer cancel()
-				detail, err := checkBouncer(ctx, e.consoles[k], b, d.from.endpoint, e.fromVersion)
+				detail, err := checkBouncer(ctx, e.consoles[k], e.inis[k], b, d.from.endpoint, e.fromVersion)
 				results[k] = result("pgbouncer "+b.Name, detail, err)
 			}()
 		}
@@ -393,9 +416,11 @@ func (r *run) directSessions(ctx context.Context) ([]Session, error) {
 	return out, nil
 }
 
-// checkBouncer: pointing at the source, transaction pooling, not paused, and
-// a client connection reaching the source's server.
-func checkBouncer(ctx context.Context, c *Console, b BouncerParams, want Endpoint, wantVersion string) (string, error) {
+// checkBouncer: pointing at the source, transaction pooling, not paused,
+// its ini (read where it lives: over SSH, an SSH host key verified) saying
+// the same as SHOW DATABASES, and a client connection reaching the
+// source's server.
+func checkBouncer(ctx context.Context, c *Console, ini IniStore, b BouncerParams, want Endpoint, wantVersion string) (string, error) {
 	d, err := c.Database(ctx, b.Database)
 	if err != nil {
 		return "", err
@@ -413,12 +438,15 @@ func checkBouncer(ctx context.Context, c *Console, b BouncerParams, want Endpoin
 	if mode != "transaction" {
 		return "", fmt.Errorf("pool_mode is %s: PAUSE completes only in transaction mode", mode)
 	}
-	entry, err := ReadBouncerEntry(b.Ini, b.Database)
-	if err != nil {
+	iniSays := "ini " + ini.Where() + " agrees"
+	entry, err := ini.ReadEntry(ctx, b.Database)
+	switch {
+	case errors.Is(err, ErrIniUnreadable):
+		iniSays = "ini not readable here (SHOW DATABASES only)"
+	case err != nil:
 		return "", err
-	}
-	if entry.Get("host") != want.Host || entry.Get("port") != fmt.Sprint(want.Port) {
-		return "", fmt.Errorf("%s points database %s at %s:%s, not %s (a later RELOAD would move it)", b.Ini, b.Database, entry.Get("host"), entry.Get("port"), want)
+	case entry.Get("host") != want.Host || entry.Get("port") != fmt.Sprint(want.Port):
+		return "", fmt.Errorf("%s points database %s at %s:%s, not %s (a later RELOAD would move it)", ini.Where(), b.Database, entry.Get("host"), entry.Get("port"), want)
 	}
 	v, err := versionThrough(ctx, b.ClientConninfo)
 	if err != nil {
@@ -427,7 +455,7 @@ func checkBouncer(ctx context.Context, c *Console, b BouncerParams, want Endpoin
 	if v != wantVersion {
 		return "", fmt.Errorf("SELECT version() through PgBouncer says %q, not the expected server", v)
 	}
-	return fmt.Sprintf("%s -> %s:%d, transaction pooling, not paused", b.Database, d.Host, d.Port), nil
+	return fmt.Sprintf("%s -> %s:%d, transaction pooling, not paused; %s", b.Database, d.Host, d.Port, iniSays), nil
 }
 
 func checkReversePrereqs(ctx context.Context, blue, green *pgxpool.Conn, p *CutoverParams) (string, error) {

@@ -70,6 +70,13 @@ type run struct {
 	e   *cutEnv
 
 	pausedAt time.Time
+	// signals is the caller's context, cancelled by a signal: the test hook
+	// holding a sub-step waits on it even past the switch.
+	signals context.Context
+	// iniLeft names the PgBouncers whose ini an undo could not put back
+	// while they served the source already (warned; sync.Map: PgBouncers
+	// are handled at the same time).
+	iniLeft sync.Map
 	// held: the source's commits wait for the target's apply (holdStep).
 	held     bool
 	preSeqs  []Sequence // the first pass's values
@@ -82,9 +89,15 @@ type run struct {
 func newRun(p *CutoverParams, rollback bool, way string) *run {
 	p.defaults()
 	d := p.direction(rollback)
-	return &run{p: p, d: d, f: p.feeds(rollback),
+	r := &run{p: p, d: d, f: p.feeds(rollback),
 		rep: &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
 		j:   newSubJournal(p.OnSubStep)}
+	if p.Method == MethodPgBouncer {
+		for _, b := range p.Bouncers {
+			r.rep.Bouncers = append(r.rep.Bouncers, BouncerTimes{Name: b.Name, Method: b.IniMethod(), Ini: b.NewIniStore().Where()})
+		}
+	}
+	return r
 }
 
 // Cutover moves writes from blue to green with p.Method, after prechecks
@@ -139,11 +152,27 @@ func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report,
 // attempt runs the sub-steps after the prechecks; a failure before the
 // switch is undone from where the servers are.
 func (r *run) attempt(ctx context.Context) error {
-	var probe *prober
-	if len(r.p.Bouncers) > 0 {
-		probe = startProbe(ctx, r.p.Bouncers[0].ClientConninfo, r.p.ProbeInterval)
+	// One probe client writes through each PgBouncer: the report's stall
+	// is the worst of them, and each PgBouncer's own is kept with it.
+	probes := make([]*prober, len(r.p.Bouncers))
+	for k, b := range r.p.Bouncers {
+		probes[k] = startProbe(ctx, b.ClientConninfo, r.p.ProbeInterval)
 	}
-	defer func() { r.rep.Probe = probe.stop() }()
+	defer func() {
+		var all ProbeStats
+		for k, pr := range probes {
+			st := pr.stop()
+			if k < len(r.rep.Bouncers) {
+				r.rep.Bouncers[k].StallMs = st.MaxStallMs
+			}
+			all.Samples, all.Errors = all.Samples+st.Samples, all.Errors+st.Errors
+			all.MaxStallMs = max(all.MaxStallMs, st.MaxStallMs)
+			if st.LastError != "" {
+				all.LastError = st.LastError
+			}
+		}
+		r.rep.Probe = all
+	}()
 	steps := append(r.prepareSteps(), r.stopSteps()...)
 	steps = append(steps, r.forwardSteps(r.stoppedPosition())...)
 	switched, err := r.runSteps(ctx, steps)
@@ -169,6 +198,16 @@ func (r *run) attempt(ctx context.Context) error {
 // on a context that outlives a cancelled attempt.
 func (r *run) undo(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	if r.e.broken() {
+		// A signal that cancelled a statement closed its connection: the
+		// undo opens new ones (the pause and the feeds' state live in the
+		// servers, not in these sessions).
+		r.e.close()
+		var err error
+		if r.e, err = r.open(ctx); err != nil {
+			return fmt.Errorf("reconnect to undo: %w", err)
+		}
+	}
 	pos, err := r.readPosition(ctx)
 	if err != nil {
 		return fmt.Errorf("read where the servers are: %w", err)
@@ -183,15 +222,13 @@ func (r *run) undo(ctx context.Context) error {
 // runSteps runs steps in order, each timed and reported, and says whether
 // the switch was reached.
 func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err error) {
+	r.signals = ctx
 	runCtx := ctx
 	for _, s := range steps {
 		if switched {
 			// Once writes go to the target, what is left runs to its end:
 			// a signal never leaves the fence half built.
 			runCtx = context.WithoutCancel(ctx)
-		}
-		if r.p.BeforeSubStep != nil {
-			r.p.BeforeSubStep(ctx, s.name)
 		}
 		if err := r.step(runCtx, s); err != nil {
 			return switched, err
@@ -203,6 +240,9 @@ func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err
 
 // step runs one sub-step and records it.
 func (r *run) step(ctx context.Context, s subStep) error {
+	if r.p.BeforeSubStep != nil && r.signals != nil {
+		r.p.BeforeSubStep(r.signals, s.name)
+	}
 	start := time.Now()
 	sctx, cancel := ctx, context.CancelFunc(func() {})
 	if !s.own {
@@ -348,8 +388,8 @@ func (r *run) reverseSubscription() []Stmt {
 	rev := r.p.Reverse
 	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=", QuoteConninfoValue(to.Host), to.Port,
 		QuoteConninfoValue(to.DBName), QuoteConninfoValue(r.p.ReplicationRole))
-	return subscriptionStmts("blue", rev, rev, rev, Secret(conninfo+QuoteConninfoValue(r.p.ReplicationPassword)), false,
-		conninfo+"********")
+	return SubscriptionParams{On: "blue", Name: rev, Publication: rev, Slot: rev,
+		Conninfo: conninfo + QuoteConninfoValue(r.p.ReplicationPassword), ShownConninfo: conninfo + "********"}.Statements()
 }
 
 // advanceStep moves blue's forward slots past what the reverse feed wrote

@@ -136,10 +136,9 @@ func (l *testLab) params(method, sub string) CutoverParams {
 	i := l.info
 	return CutoverParams{
 		Method: method, Blue: l.blue, Green: l.green,
-		BlueEndpoint:  Endpoint{Host: "127.0.0.1", Port: i.Blue.Port, DBName: lab.AppDB},
-		GreenEndpoint: Endpoint{Host: "127.0.0.1", Port: i.Green.Port, DBName: lab.AppDB},
-		Bouncers: []BouncerParams{{Name: "lab", AdminConninfo: i.PgBouncer.AdminConninfo, Ini: i.PgBouncer.Ini,
-			Database: lab.AppDB, ClientConninfo: i.PgBouncer.Conninfo}},
+		BlueEndpoint:    Endpoint{Host: "127.0.0.1", Port: i.Blue.Port, DBName: lab.AppDB},
+		GreenEndpoint:   Endpoint{Host: "127.0.0.1", Port: i.Green.Port, DBName: lab.AppDB},
+		Bouncers:        l.bouncers(),
 		Subscriptions:   []string{sub},
 		ReplicationRole: lab.ReplicationRole, ReplicationPassword: l.password,
 		AppRoles:    []string{lab.AppRole},
@@ -147,26 +146,45 @@ func (l *testLab) params(method, sub string) CutoverParams {
 	}
 }
 
-// pointBouncer moves PgBouncer to a server the way an operator would after
-// a nologin or readonly cutover (the traffic switch is theirs).
+// bouncers are the lab's PgBouncers as the cutover drives them: the
+// local one, and the one whose ini it reaches over the lab's sshd (the
+// load writes through both).
+func (l *testLab) bouncers() []BouncerParams {
+	i := l.info
+	out := []BouncerParams{{Name: "lab", AdminConninfo: i.PgBouncer.AdminConninfo, Ini: i.PgBouncer.Ini,
+		Database: lab.AppDB, ClientConninfo: i.PgBouncer.Conninfo}}
+	if b := i.PgBouncerSSH; b.Port > 0 {
+		out = append(out, BouncerParams{Name: b.Name, AdminConninfo: b.AdminConninfo, Ini: b.Ini, Database: lab.AppDB, ClientConninfo: b.Conninfo,
+			SSH: &SSHParams{Host: "127.0.0.1", Port: i.SSHD.Port, User: i.SSHD.User, Key: i.SSHD.Key, KnownHosts: i.SSHD.KnownHosts}})
+	}
+	return out
+}
+
+// pointBouncer moves every PgBouncer of the lab to a server the way an
+// operator would after a nologin or readonly cutover (the traffic switch
+// is theirs).
 func (l *testLab) pointBouncer(tb testing.TB, to Endpoint) {
 	tb.Helper()
-	if _, err := RepointIni(l.info.PgBouncer.Ini, lab.AppDB, to); err != nil {
-		tb.Fatal(err)
-	}
-	c, err := ConnectConsole(context.Background(), "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Reload(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	// After logins refused by a nologin/readonly cutover, PgBouncer waits
-	// server_login_retry (15 s) before trying a server again; an operator
-	// switching traffic would lower it or RECONNECT. So does the test.
-	if _, err := c.exec(context.Background(), "SET", "SET server_login_retry = 0"); err != nil {
-		tb.Fatal(err)
+	for _, b := range l.info.Bouncers() {
+		if _, err := RepointIni(b.Ini, lab.AppDB, to); err != nil {
+			tb.Fatal(err)
+		}
+		c, err := ConnectConsole(context.Background(), b.Name, b.AdminConninfo, 5*time.Second)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := c.Reload(context.Background()); err != nil {
+			c.Close()
+			tb.Fatal(err)
+		}
+		// After logins refused by a nologin/readonly cutover, PgBouncer waits
+		// server_login_retry (15 s) before trying a server again; an operator
+		// switching traffic would lower it or RECONNECT. So does the test.
+		if _, err := c.exec(context.Background(), "SET", "SET server_login_retry = 0"); err != nil {
+			c.Close()
+			tb.Fatal(err)
+		}
+		c.Close()
 	}
 }
 

@@ -107,7 +107,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		}
 		direct.Close(ctx)
 		rep, err := Rehearse(ctx, p, false, true)
-		if err != nil || len(rep.SubSteps) != 1 || rep.PausedMs <= 0 {
+		if err != nil || len(rep.SubSteps) != len(p.Bouncers) || rep.PausedMs <= 0 || rep.Bouncers[len(p.Bouncers)-1].PauseMs <= 0 {
 			t.Fatalf("rehearsal on a healthy lab: %v %+v", err, rep)
 		}
 		t.Logf("rehearsal: %d prechecks; %s: %s", len(rep.Prechecks), rep.SubSteps[0].Name, rep.SubSteps[0].Detail)

@@ -50,6 +50,10 @@ func startProbe(ctx context.Context, conninfo string, interval time.Duration) *p
 	return p
 }
 
+// probeTimeout bounds one probe write (a pause longer than this shows as
+// an error, and the stall goes on being measured).
+const probeTimeout = 30 * time.Second
+
 func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, interval time.Duration) {
 	defer close(p.done)
 	defer func() {
@@ -62,13 +66,19 @@ func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, 
 		if since.IsZero() {
 			since = time.Now()
 		}
+		// Stopping never interrupts a write in flight: pgx answers an
+		// interrupted query with a cancel request, and PgBouncer 1.18 was
+		// seen to die on one ("bad client state" in disconnect_client).
+		// Each write is bounded on its own instead; stop waits for it.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 		var err error
 		if conn == nil || conn.IsClosed() {
-			conn, err = pgx.ConnectConfig(ctx, cfg)
+			conn, err = pgx.ConnectConfig(qctx, cfg)
 		}
 		if err == nil {
-			_, err = conn.Exec(ctx, probeSQL)
+			_, err = conn.Exec(qctx, probeSQL)
 		}
+		cancel()
 		if ctx.Err() != nil {
 			return // stopped mid-attempt: not a stall
 		}

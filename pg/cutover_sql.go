@@ -410,22 +410,3 @@ func scrubPassword(err error, password string) error {
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), password, "********"))
 }
-
-// subscriptionStmts create one disabled subscription on an existing slot,
-// in one transaction with statement logging off: the connection string (a
-// Secret: it holds the password) reaches the server only as a bind
-// parameter, and PostgreSQL quotes it itself (createSubscriptionDO). shown
-// is the connection string with the password masked, for the plan's note.
-func subscriptionStmts(on, name, publication, slot string, conninfo Secret, copyData bool, shown string) []Stmt {
-	stmts := []Stmt{
-		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
-		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
-		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
-		{On: on, SQL: `SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)`,
-			Args: []any{name, conninfo, publication, fmt.Sprint(copyData), slot}},
-		{On: on, SQL: createSubscriptionDO,
-			Note: fmt.Sprintf("= CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-				qi(name), shown, qi(publication), copyData, quoteLiteral(slot))},
-	}
-	return InTx(on, stmts)
-}

@@ -41,6 +41,8 @@ func (r *run) stopWritesSteps() []subStep {
 				var mu sync.Mutex
 				polls := 0
 				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+					start := time.Now()
+					defer func() { r.rep.bouncerTime(b.Name, "pause", time.Since(start)) }()
 					if err := c.Pause(ctx, b.Database); err != nil {
 						return err
 					}
@@ -118,8 +120,10 @@ func (r *run) stopWritesSteps() []subStep {
 }
 
 // switchBouncerSteps move every PgBouncer to the target: the ini entry
-// rewritten, RELOAD, WAIT_CLOSE, RESUME (the switch), then the checks,
-// server_login_retry put back and a probe write through PgBouncer.
+// rewritten where the ini lives (read back and verified), RELOAD,
+// WAIT_CLOSE, every PgBouncer before any is resumed; then RESUME (the
+// switch), the checks, server_login_retry put back and a probe write
+// through PgBouncer.
 func (r *run) switchBouncerSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
@@ -190,21 +194,24 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 	return out
 }
 
-// rewriteIniStep points every PgBouncer's ini entry at s; PgBouncer reads
-// it at the next RELOAD.
+// rewriteIniStep points every PgBouncer's ini entry at s through its ini
+// store (journaled, read back and verified); PgBouncer reads it at the
+// next RELOAD.
 func (r *run) rewriteIniStep(s side) subStep {
 	p := r.p
 	return subStep{name: "rewrite the ini", target: "pgbouncer",
 		plan: func() []PlanLine {
 			var out []PlanLine
 			for _, b := range p.Bouncers {
-				out = append(out, PlanLine{On: "pgbouncer " + b.Name, Kind: "file", Text: repointChange(b, s.endpoint).String()})
+				out = append(out, b.NewIniStore().Plan(IniChange{Database: b.Database, Side: s.name, To: s.endpoint})...)
 			}
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
 			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
-				return repointBouncer(ctx, b, s.endpoint)
+				start := time.Now()
+				defer func() { r.rep.bouncerTime(b.Name, "repoint", time.Since(start)) }()
+				return r.ini(b).Repoint(ctx, IniChange{Database: b.Database, Side: s.name, To: s.endpoint})
 			})
 			return "database entry -> " + s.endpoint.String() + " (read at the RELOAD)", err
 		}}
@@ -243,19 +250,38 @@ func (r *run) loginRetry(name string) string {
 	return Placeholder("its value before the " + r.d.name)
 }
 
-// repointChange is the ini change that points b's database entry at to.
-func repointChange(b BouncerParams, to Endpoint) FileChange {
-	return FileChange{On: "pgbouncer " + b.Name, Path: b.Ini,
-		Text: fmt.Sprintf("[databases] %s: host=%s port=%d dbname=%s (atomically: temp file, fsync, rename; the old file kept as %s.pgbg-backup)", b.Database, to.Host, to.Port, to.DBName, b.Ini)}
+// repointPlan is what repointBouncer runs: the ini change (a file edit,
+// local or over SSH, or a command), RELOAD, WAIT_CLOSE.
+func repointPlan(b BouncerParams, s side, restore bool) []PlanLine {
+	out := b.NewIniStore().Plan(IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore})
+	return append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
 }
 
-// repointBouncer rewrites b's ini entry to point at to and journals it.
-func repointBouncer(ctx context.Context, b BouncerParams, to Endpoint) error {
-	ch := repointChange(b, to)
+// repointBouncer points b's database entry at s through its ini store
+// (journaled, read back and verified), then RELOADs and WAIT_CLOSEs;
+// restore marks the way back. Timed for the report.
+func (r *run) repointBouncer(ctx context.Context, c *Console, b BouncerParams, s side, restore bool) error {
 	start := time.Now()
-	_, err := RepointIni(b.Ini, b.Database, to)
-	ch.Journal(ctx, time.Since(start), err)
-	return err
+	defer func() { r.rep.bouncerTime(b.Name, "repoint", time.Since(start)) }()
+	ch := IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore}
+	if err := r.ini(b).Repoint(ctx, ch); err != nil {
+		return err
+	}
+	if err := c.Reload(ctx); err != nil {
+		return err
+	}
+	return c.WaitClose(ctx, b.Database)
+}
+
+// ini is b's ini store, the one the attempt holds (an SSH store keeps its
+// connection from the precheck on).
+func (r *run) ini(b BouncerParams) IniStore {
+	for k, x := range r.p.Bouncers {
+		if x.Name == b.Name && r.e != nil && k < len(r.e.inis) {
+			return r.e.inis[k]
+		}
+	}
+	return b.NewIniStore()
 }
 
 // liftLoginRetry sets server_login_retry to 0 on every PgBouncer before a
@@ -270,6 +296,8 @@ func repointBouncer(ctx context.Context, b BouncerParams, to Endpoint) error {
 // database that is not paused is fine.
 func (r *run) resumeAll(ctx context.Context) error {
 	return r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+		start := time.Now()
+		defer func() { r.rep.bouncerTime(b.Name, "resume", time.Since(start)) }()
 		if c.Closed() {
 			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
 			if err != nil {
@@ -305,12 +333,16 @@ func (r *run) verifyTarget(ctx context.Context, s side, version string) (string,
 		if db.Host != s.endpoint.Host || db.Port != s.endpoint.Port || db.Paused {
 			return fmt.Errorf("PgBouncer %s: database %s points at %s:%d (paused %t), not %s", b.Name, b.Database, db.Host, db.Port, db.Paused, s.endpoint)
 		}
-		entry, err := ReadBouncerEntry(b.Ini, b.Database)
-		if err != nil {
+		ini := r.ini(b)
+		entry, err := ini.ReadEntry(ctx, b.Database)
+		_, left := r.iniLeft.Load(b.Name)
+		switch {
+		case left: // an undo could not put it back: warned already
+		case errors.Is(err, ErrIniUnreadable): // SHOW DATABASES said it
+		case err != nil:
 			return err
-		}
-		if entry.Get("host") != s.endpoint.Host || entry.Get("port") != fmt.Sprint(s.endpoint.Port) {
-			return fmt.Errorf("PgBouncer %s: %s points at %s:%s, not %s", b.Name, b.Ini, entry.Get("host"), entry.Get("port"), s.endpoint)
+		case entry.Get("host") != s.endpoint.Host || entry.Get("port") != fmt.Sprint(s.endpoint.Port):
+			return fmt.Errorf("PgBouncer %s: %s points at %s:%s, not %s", b.Name, ini.Where(), entry.Get("host"), entry.Get("port"), s.endpoint)
 		}
 		v, err := versionThrough(ctx, b.ClientConninfo)
 		if err != nil {

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -54,8 +55,9 @@ type bouncerPos struct {
 	paused                            bool
 }
 
-// iniAtTarget reports whether every PgBouncer already serves the target.
-func (pos position) atTargetBouncers() bool {
+// iniAtTarget reports whether every PgBouncer already serves the target
+// and its ini says so too.
+func (pos position) iniAtTarget() bool {
 	for _, b := range pos.bouncers {
 		if b.pointsAt != "to" || b.iniAt != "to" {
 			return false
@@ -64,7 +66,27 @@ func (pos position) atTargetBouncers() bool {
 	return len(pos.bouncers) > 0
 }
 
-func (pos position) iniAtTarget() bool { return pos.atTargetBouncers() }
+// servesSource reports whether SHOW DATABASES says the PgBouncer named
+// name serves the source, whatever its ini says.
+func (pos position) servesSource(name string) bool {
+	for _, b := range pos.bouncers {
+		if b.name == name {
+			return b.pointsAt == "from"
+		}
+	}
+	return false
+}
+
+// bouncerAtSource reports whether the PgBouncer named name serves the
+// source and its ini says so too.
+func (pos position) bouncerAtSource(name string) bool {
+	for _, b := range pos.bouncers {
+		if b.name == name {
+			return b.pointsAt == "from" && b.iniAt == "from"
+		}
+	}
+	return false
+}
 
 // stoppedPosition is where an attempt stands once writes stopped: nothing
 // else has changed yet.
@@ -106,18 +128,27 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 		if err != nil {
 			return pos, err
 		}
-		entry, err := ReadBouncerEntry(b.Ini, b.Database)
-		if err != nil {
-			return pos, err
+		pointsAt := r.where(db.Host, db.Port)
+		// An ini that cannot be read (its host unreachable, its key not
+		// verified) leaves the position to SHOW DATABASES, marked: an undo
+		// then tries to put it back, and the precheck says why it failed.
+		iniAt := pointsAt
+		entry, err := r.ini(b).ReadEntry(ctx, b.Database)
+		switch {
+		case errors.Is(err, ErrIniUnreadable):
+		case err != nil:
+			iniAt = "unreadable (" + err.Error() + ")"
+		default:
+			port := 0
+			fmt.Sscan(entry.Get("port"), &port)
+			iniAt = r.where(entry.Get("host"), port)
 		}
-		port := 0
-		fmt.Sscan(entry.Get("port"), &port)
 		cfg, err := c.Config(ctx)
 		if err != nil {
 			return pos, err
 		}
-		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, paused: db.Paused, pointsAt: r.where(db.Host, db.Port),
-			iniAt: r.where(entry.Get("host"), port), loginRetry: cfg["server_login_retry"]})
+		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, paused: db.Paused, pointsAt: pointsAt,
+			iniAt: iniAt, loginRetry: cfg["server_login_retry"]})
 	}
 	var err error
 	if pos.drainedOn, _, err = subscriptionsState(ctx, e.to, f.drainSubs); err != nil {
@@ -253,20 +284,29 @@ func (r *run) undoSteps(pos position) []subStep {
 				plan: func() []PlanLine {
 					var out []PlanLine
 					for _, b := range p.Bouncers {
-						out = append(out, PlanLine{On: "pgbouncer " + b.Name, Kind: "file", Text: repointChange(b, d.from.endpoint).String()})
-						out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
+						if !pos.bouncerAtSource(b.Name) {
+							out = append(out, repointPlan(b, d.from, true)...)
+						}
 					}
 					return out
 				},
 				run: func(ctx context.Context) (string, error) {
+					// Only those not already back. One that serves the source
+					// already (no RELOAD since the ini changed) but whose ini
+					// cannot be put back is not a reason to stay paused: it
+					// is resumed, with a warning to fix its ini before its
+					// next RELOAD (status says the traffic is not settled).
 					err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
-						if err := repointBouncer(ctx, b, d.from.endpoint); err != nil {
-							return err
+						if pos.bouncerAtSource(b.Name) {
+							return nil
 						}
-						if err := c.Reload(ctx); err != nil {
-							return err
+						err := r.repointBouncer(ctx, c, b, d.from, true)
+						if err != nil && pos.servesSource(b.Name) {
+							r.iniLeft.Store(b.Name, true)
+							r.rep.warn("PgBouncer %s serves %s, but its ini could not be put back (%v): fix it before its next RELOAD, which would move the traffic", b.Name, d.from.name, err)
+							return nil
 						}
-						return c.WaitClose(ctx, b.Database)
+						return err
 					})
 					return "database entry -> " + d.from.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
 				}})
@@ -408,6 +448,10 @@ func WayOut(ctx context.Context, p CutoverParams, rollback bool, way string) (re
 	}
 	steps, fresh, reverse := r.wayOutSteps(pos, way)
 	if reverse {
+		// The opposite attempt opens its own connections: this run's go
+		// back to the pools first.
+		r.e.close()
+		r.e = nil
 		r.j.close()
 		r.j = newSubJournal(nil)
 		return execute(ctx, &p, !rollback)
@@ -624,7 +668,10 @@ func ReadSwitchState(ctx context.Context, p CutoverParams, rollback bool) (st Sw
 	sourceClean := !pos.stopped && !st.Paused && pos.drainedOn && !pos.oppositeOn && pos.toClosed && !retryLeft && !pos.held
 	if p.Method == MethodPgBouncer {
 		for _, b := range pos.bouncers {
-			sourceClean = sourceClean && b.pointsAt == "from" && b.iniAt == "from"
+			// An ini that cannot be read is the precheck's to report (an
+			// SSH host key refused there, nothing paused).
+			iniOK := b.iniAt == "from" || strings.HasPrefix(b.iniAt, "unreadable")
+			sourceClean = sourceClean && b.pointsAt == "from" && iniOK
 		}
 	}
 	switch {
@@ -722,6 +769,8 @@ func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool)
 				}
 				d := time.Since(start)
 				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
+				r.rep.bouncerTime(b.Name, "pause", paused.Sub(start))
+				r.rep.bouncerTime(b.Name, "resume", time.Since(paused))
 				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(time.Since(paused)), ms(d)), nil
 			}})
 		if err != nil {

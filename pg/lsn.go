@@ -16,9 +16,6 @@ var ErrNoRedoDone = lsn.ErrNoRedoDone
 // ParseLSN reads an LSN as PostgreSQL writes it (lsn.Parse).
 func ParseLSN(s string) (LSN, error) { return lsn.Parse(s) }
 
-// FormatLSN writes an LSN the way PostgreSQL prints it (lsn.Format).
-func FormatLSN(l LSN) string { return lsn.Format(l) }
-
 // FirstRedoDone returns the LSN of the first `redo done at` message of a
 // server log after startMarker (lsn.FirstRedoDone).
 func FirstRedoDone(r io.Reader, startMarker string) (LSN, error) {

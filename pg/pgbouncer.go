@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
 
 // Console is one connection to a PgBouncer admin console (database
@@ -35,6 +36,12 @@ func ConnectConsole(ctx context.Context, name, conninfo string, timeout time.Dur
 	cfg.ConnectTimeout = timeout
 	// The console rejects startup parameters it does not know.
 	delete(cfg.RuntimeParams, "application_name")
+	// An interrupted command closes the connection rather than sending a
+	// cancel request: the console has no query to cancel, and PgBouncer
+	// 1.18 was seen to die on a cancel request it could not place.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, cfg)

@@ -182,10 +182,26 @@ func RepointIni(ini, db string, to Endpoint) (*IniBackup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read PgBouncer's ini: %w", err)
 	}
-	text := string(old)
-	n, entry, err := findEntry(text, db)
+	text, err := repointText(string(old), db, to)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ini, err)
+	}
+	bk := &IniBackup{Path: ini, data: old, mode: st.Mode().Perm()}
+	if err := state.WriteFileLike(ini+".pgbg-backup", old, st); err != nil {
+		return nil, fmt.Errorf("keep a backup of PgBouncer's ini: %w", err)
+	}
+	if err := state.WriteFileLike(ini, []byte(text), st); err != nil {
+		return nil, fmt.Errorf("rewrite PgBouncer's ini: %w", err)
+	}
+	return bk, nil
+}
+
+// repointText is an ini file's text with db's entry pointing at to: host,
+// port and dbname replaced, every other key and line kept.
+func repointText(text, db string, to Endpoint) (string, error) {
+	n, entry, err := findEntry(text, db)
+	if err != nil {
+		return "", err
 	}
 	params := setParam(entry.Params, "host", to.Host)
 	params = setParam(params, "port", strconv.Itoa(to.Port))
@@ -200,14 +216,17 @@ func RepointIni(ini, db string, to Endpoint) (*IniBackup, error) {
 	key, _, _ := strings.Cut(entry.Line, "=")
 	lines := strings.Split(text, "\n")
 	lines[n] = strings.TrimRight(key, " \t") + " = " + b.String()
-	bk := &IniBackup{Path: ini, data: old, mode: st.Mode().Perm()}
-	if err := state.WriteFileLike(ini+".pgbg-backup", old, st); err != nil {
-		return nil, fmt.Errorf("keep a backup of PgBouncer's ini: %w", err)
+	return strings.Join(lines, "\n"), nil
+}
+
+// entryPointsAt reports whether an entry's host, port and dbname are to's
+// (a missing dbname means the entry's own name, PgBouncer's default).
+func entryPointsAt(e BouncerEntry, db string, to Endpoint) bool {
+	name := e.Get("dbname")
+	if name == "" {
+		name = db
 	}
-	if err := state.WriteFileLike(ini, []byte(strings.Join(lines, "\n")), st); err != nil {
-		return nil, fmt.Errorf("rewrite PgBouncer's ini: %w", err)
-	}
-	return bk, nil
+	return e.Get("host") == to.Host && e.Get("port") == strconv.Itoa(to.Port) && name == to.DBName
 }
 
 // Restore puts the ini file back as it was before RepointIni, atomically.

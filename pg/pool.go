@@ -43,7 +43,9 @@ func NewPool(p PoolParams) (*pgxpool.Pool, error) {
 	if p.ReadOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
-	cfg.MaxConns = 4
+	// A cutover holds two sessions on each side and reads and sets the
+	// sequences on two more: eight leaves room for a check meanwhile.
+	cfg.MaxConns = 8
 	if p.MaxConns > 0 {
 		cfg.MaxConns = p.MaxConns
 	}

@@ -293,12 +293,3 @@ func UserSchemas(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
-// Ping runs SELECT 1.
-func Ping(ctx context.Context, pool *pgxpool.Pool) error {
-	var one int
-	if err := pool.QueryRow(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one); err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	return nil
-}

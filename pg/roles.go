@@ -208,29 +208,3 @@ func ScramVerifier(password string) (string, error) {
 	b64 := base64.StdEncoding.EncodeToString
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(stored[:]), b64(mac(salted, "Server Key"))), nil
 }
-
-// LoginRoles lists which of roles can log in; missing lists those that do
-// not exist.
-func LoginRoles(ctx context.Context, pool *pgxpool.Pool, roles []string) (canLogin, missing []string, err error) {
-	for _, r := range roles {
-		info, err := ReadRole(ctx, pool, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		switch {
-		case !info.Exists:
-			missing = append(missing, r)
-		case info.CanLogin:
-			canLogin = append(canLogin, r)
-		}
-	}
-	return canLogin, missing, nil
-}
-
-// SetNoLogin runs ALTER ROLE ... NOLOGIN.
-func SetNoLogin(ctx context.Context, pool *pgxpool.Pool, role string) error {
-	if _, err := pool.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" NOLOGIN"); err != nil {
-		return fmt.Errorf("ALTER ROLE %s NOLOGIN: %w", role, err)
-	}
-	return nil
-}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,35 +29,74 @@ type DumpParams struct {
 	Extensions []string
 }
 
-// DumpSchema runs pg_dump --schema-only --no-publications
-// --no-subscriptions for the schemas and extensions and returns the script.
-func DumpSchema(ctx context.Context, p DumpParams) (string, error) {
+// Command is the pg_dump DumpSchema runs: host, port, database and user
+// as arguments; the password travels in PGPASSWORD only (env). An
+// extension name that is a Placeholder stands for all of them.
+func (p DumpParams) Command() (Command, error) {
 	cfg, err := pgconn.ParseConfig(p.Conninfo)
 	if err != nil {
-		return "", fmt.Errorf("pg_dump: blue's connection string: %w", err)
+		return Command{}, fmt.Errorf("pg_dump: blue's connection string: %w", err)
 	}
 	// host, port, dbname and user only: the password travels in the environment.
-	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", QuoteConninfoValue(cfg.Host), cfg.Port,
-		QuoteConninfoValue(cfg.Database), QuoteConninfoValue(cfg.User))
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", conninfoWord(cfg.Host), cfg.Port,
+		conninfoWord(cfg.Database), conninfoWord(cfg.User))
 	args := []string{"--schema-only", "--no-publications", "--no-subscriptions", "-d", dsn}
 	for _, s := range p.Schemas {
 		args = append(args, "--schema="+pgx.Identifier{s}.Sanitize())
 	}
 	for _, e := range p.Extensions {
+		if strings.HasPrefix(e, "<") {
+			args = append(args, e)
+			continue
+		}
 		args = append(args, "--extension="+pgx.Identifier{e}.Sanitize())
 	}
-	cmd := exec.CommandContext(ctx, p.PgDump, args...)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password, "PGCONNECT_TIMEOUT=10")
-	// TLS settings of the connection string travel as PG* variables too.
-	for key, env := range map[string]string{"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"} {
+	return Command{On: "blue", Path: p.PgDump, Args: args, Note: "the password, if any, in PGPASSWORD only"}, nil
+}
+
+// conninfoWord quotes a connection string value only when libpq needs it:
+// empty, or holding a space, a quote or a backslash.
+func conninfoWord(v string) string {
+	if v == "" || strings.ContainsAny(v, " '\\\t\n") {
+		return QuoteConninfoValue(v)
+	}
+	return v
+}
+
+// env is what pg_dump needs besides its arguments: the password and the
+// connection string's TLS settings, as PG* variables.
+func (p DumpParams) env() []string {
+	cfg, err := pgconn.ParseConfig(p.Conninfo)
+	if err != nil {
+		return nil
+	}
+	env := []string{"PGPASSWORD=" + cfg.Password, "PGCONNECT_TIMEOUT=10"}
+	for key, name := range map[string]string{"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"} {
 		if m := regexp.MustCompile(`(?:^|[\s?&])` + key + `=([^\s&]+)`).FindStringSubmatch(p.Conninfo); m != nil {
-			cmd.Env = append(cmd.Env, env+"="+strings.Trim(m[1], `'`))
+			env = append(env, name+"="+strings.Trim(m[1], `'`))
 		}
 	}
+	return env
+}
+
+// DumpSchema runs p.Command, journaled as it ends, and returns the script.
+func DumpSchema(ctx context.Context, p DumpParams) (string, error) {
+	c, err := p.Command()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.Env = append(os.Environ(), p.env()...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s: %v: %s", p.PgDump, err, strings.TrimSpace(errb.String()))
+	start := time.Now()
+	err = cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s: %v: %s", p.PgDump, err, strings.TrimSpace(errb.String()))
+	}
+	c.Journal(ctx, time.Since(start), err)
+	if err != nil {
+		return "", err
 	}
 	return out.String(), nil
 }
@@ -128,9 +168,15 @@ func DumpRoles(script string) []string {
 	return out
 }
 
+// MissingRolesQuery is the read that lists which of roles do not exist on
+// the server (roles may be a Later in a plan).
+func MissingRolesQuery(on string, roles any) Stmt {
+	return Stmt{On: on, SQL: "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1", Args: []any{roles}}
+}
+
 // MissingRoles lists which of roles do not exist on the server.
 func MissingRoles(ctx context.Context, pool *pgxpool.Pool, roles []string) ([]string, error) {
-	rows, err := pool.Query(ctx, "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1", roles)
+	rows, err := pool.Query(ctx, MissingRolesQuery("", nil).SQL, roles)
 	if err != nil {
 		return nil, fmt.Errorf("look up roles: %w", err)
 	}
@@ -141,13 +187,24 @@ func MissingRoles(ctx context.Context, pool *pgxpool.Pool, roles []string) ([]st
 	return out, nil
 }
 
-// ApplyScript runs a SQL script (a schema dump) in one transaction on a
-// connection of its own, which is closed afterwards: the script's session
-// settings (search_path = ”) must not leak into the pool. psql
-// meta-commands (lines starting with a backslash) are dropped.
-func ApplyScript(ctx context.Context, pool *pgxpool.Pool, script string) error {
+// SchemaApplyParams apply a schema dump to a server in one transaction,
+// on a connection of its own that is closed afterwards: the script's
+// session settings (search_path = ”) must not leak into the pool.
+type SchemaApplyParams struct {
+	On string
+	// Script is pg_dump's output; empty in a plan made before pg_dump ran.
+	Script string
+	// DropIndexes are indexes dropped in the same transaction, once the
+	// dump made them: built again after the initial sync, on full tables.
+	DropIndexes []Rel
+}
+
+// script is what runs: the dump with psql meta-commands (lines starting
+// with a backslash) left out and CREATE SCHEMA as IF NOT EXISTS (public
+// exists already).
+func (p SchemaApplyParams) script() string {
 	var b strings.Builder
-	for _, line := range strings.SplitAfter(script, "\n") {
+	for _, line := range strings.SplitAfter(p.Script, "\n") {
 		if strings.HasPrefix(line, `\`) {
 			continue
 		}
@@ -156,22 +213,68 @@ func ApplyScript(ctx context.Context, pool *pgxpool.Pool, script string) error {
 		}
 		b.WriteString(line)
 	}
+	return b.String()
+}
+
+// schemaSummaryPrefix starts the line that stands for the dump in plans
+// and in the journal: the dump itself is a megabyte, and unknown until
+// pg_dump ran.
+const schemaSummaryPrefix = "-- the schema pg_dump printed (psql meta-commands left out, CREATE SCHEMA IF NOT EXISTS): "
+
+// Statements are what Exec runs: BEGIN, the dump (shown as its size and
+// sha256, or a placeholder before pg_dump ran), the DROP INDEX of each
+// deferred index, COMMIT.
+func (p SchemaApplyParams) Statements() []Stmt {
+	what := Placeholder("its size and sha256, known once pg_dump above has run")
+	if p.Script != "" {
+		d := DigestOf([]byte(p.script()))
+		what = fmt.Sprintf("%d bytes, sha256 %s", d.Bytes, d.SHA256)
+	}
+	stmts := []Stmt{{On: p.On, SQL: schemaSummaryPrefix + what, Note: "one simple-protocol round trip; the text goes to a file beside the journal"}}
+	for _, ix := range p.DropIndexes {
+		stmts = append(stmts, Stmt{On: p.On, SQL: "DROP INDEX " + ix.String(), Note: "built again once its table is copied"})
+	}
+	return InTx(p.On, stmts)
+}
+
+// Exec runs the statements in one transaction on a connection of pool's
+// that is closed afterwards. The dump is journaled as its summary line,
+// and handed whole to the context's attachment hook.
+func (p SchemaApplyParams) Exec(ctx context.Context, pool *pgxpool.Pool) error {
+	stmts := p.Statements()
+	script := p.script()
 	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	conn := c.Hijack()
 	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
+	quiet := context.WithValue(ctx, journaledKey{}, true)
+	start := time.Now()
+	tx, err := conn.Begin(quiet)
+	stmts[0].report(ctx, start, err)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.Background())
+	defer tx.Rollback(context.WithoutCancel(quiet))
 	// Exec with no arguments uses the simple protocol: the whole script in one round trip.
-	if _, err := tx.Exec(ctx, b.String()); err != nil {
+	start = time.Now()
+	_, err = tx.Exec(quiet, script)
+	text := stmts[1].String()
+	if where := attach(ctx, DigestOf([]byte(script)), ".sql", []byte(script)); where != "" {
+		text += "; saved as " + where
+	}
+	journalExecuted(ctx, Executed{On: p.On, Kind: "sql", Text: text, Duration: time.Since(start), Err: err})
+	if err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := ExecAll(ctx, tx, stmts[2:len(stmts)-1]); err != nil {
+		return err
+	}
+	start = time.Now()
+	err = tx.Commit(quiet)
+	stmts[len(stmts)-1].report(ctx, start, err)
+	return err
 }
 
 // ListExtensions returns installed extensions (name -> version), plpgsql aside.
@@ -218,14 +321,37 @@ WHERE a.default_version IS NOT NULL AND e.extversion <> a.default_version ORDER 
 	return out, nil
 }
 
-// UpdateExtension runs ALTER EXTENSION ... UPDATE TO version.
-func UpdateExtension(ctx context.Context, pool *pgxpool.Pool, u ExtensionUpdate) error {
-	var stmt string
-	if err := pool.QueryRow(ctx, "SELECT format('ALTER EXTENSION %I UPDATE TO %L', $1::text, $2::text)", u.Name, u.To).Scan(&stmt); err != nil {
-		return err
+// ExtensionUpdatesParams bring extensions to a version: ALTER EXTENSION ...
+// UPDATE TO.
+type ExtensionUpdatesParams struct {
+	On      string
+	Updates []ExtensionUpdate
+}
+
+// Statements are what Exec runs: one ALTER EXTENSION per update. The
+// version is a literal (DDL takes no parameters), quoted as quote_literal
+// does.
+func (p ExtensionUpdatesParams) Statements() []Stmt {
+	out := make([]Stmt, len(p.Updates))
+	for i, u := range p.Updates {
+		out[i] = Stmt{On: p.On, SQL: "ALTER EXTENSION " + ident(u.Name) + " UPDATE TO " + QuoteLiteral(u.To), Note: "from " + u.From}
 	}
-	if _, err := pool.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("%s: %w", stmt, err)
+	return out
+}
+
+// Exec runs the statements in order.
+func (p ExtensionUpdatesParams) Exec(ctx context.Context, db Execer) error {
+	return ExecAll(ctx, db, p.Statements())
+}
+
+// QuoteLiteral quotes a string as an SQL literal the way PostgreSQL's
+// quote_literal does: quotes doubled, and, when there is a backslash, an
+// E” string with backslashes doubled, so it reads the same whatever
+// standard_conforming_strings says.
+func QuoteLiteral(s string) string {
+	q := strings.ReplaceAll(s, "'", "''")
+	if strings.Contains(s, `\`) {
+		return "E'" + strings.ReplaceAll(q, `\`, `\\`) + "'"
 	}
-	return nil
+	return "'" + q + "'"
 }

@@ -8,16 +8,26 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
-// SubscriptionParams are the inputs of CreateSubscription.
+// SubscriptionParams create one disabled subscription on an existing slot:
+// create-subscriptions on green, the cutover's reverse subscription on blue.
 type SubscriptionParams struct {
+	// On is the server the subscription is created on: "green" or "blue".
+	On          string
 	Name        string
 	Publication string
 	Slot        string
-	// Conninfo is how green reaches blue, password included. It is sent as
-	// a bind parameter only: never in a statement's text.
+	// Conninfo is how the subscriber reaches the publisher, password
+	// included. It is sent as a Secret bind parameter only: never in a
+	// statement's text, the journal or the server's log. A plan may leave
+	// it empty: it renders as '********' either way.
 	Conninfo string
+	// ShownConninfo is Conninfo as plans show it, without the password;
+	// empty: Conninfo with its password redacted.
+	ShownConninfo string
 	// CopyData is true for the copy strategy (initial sync), false for clones.
 	CopyData bool
 }
@@ -42,29 +52,66 @@ EXCEPTION WHEN OTHERS THEN
 END
 $pgbg$`
 
-// CreateSubscription creates one disabled subscription on an existing slot,
-// in one transaction with statement logging off.
-func CreateSubscription(ctx context.Context, pool *pgxpool.Pool, p SubscriptionParams) error {
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		for _, s := range []string{"SET LOCAL log_statement = 'none'", "SET LOCAL log_min_duration_statement = -1",
-			"SET LOCAL log_parameter_max_length_on_error = 0"} {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, `SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true),
-       set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)`,
-			p.Name, p.Conninfo, p.Publication, fmt.Sprint(p.CopyData), p.Slot)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, createSubscriptionDO)
-		return err
+// Statements are what Exec runs, in one transaction: statement logging off
+// for the transaction, the parameters as transaction-local settings (the
+// connection string as a Secret), then the DO block that creates the
+// subscription from them. The block's note is the CREATE SUBSCRIPTION it
+// amounts to, password redacted.
+func (p SubscriptionParams) Statements() []Stmt {
+	on := p.On
+	return InTx(on, []Stmt{
+		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
+		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
+		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
+		{On: on, SQL: "SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)",
+			Args: []any{p.Name, Secret(p.Conninfo), p.Publication, fmt.Sprint(p.CopyData), p.Slot}},
+		{On: on, SQL: createSubscriptionDO, Note: "= " + p.Equivalent()},
 	})
-	if err != nil {
+}
+
+// Equivalent is the CREATE SUBSCRIPTION the statements amount to, with the
+// password redacted: what a plan says in words.
+func (p SubscriptionParams) Equivalent() string {
+	shown := p.ShownConninfo
+	if shown == "" {
+		shown = state.Redact(p.Conninfo)
+	}
+	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
+		pgx.Identifier{p.Name}.Sanitize(), quoteLiteral(shown), pgx.Identifier{p.Publication}.Sanitize(), p.CopyData, quoteLiteral(p.Slot))
+}
+
+// Exec runs the statements in one transaction on a connection of pool's.
+func (p SubscriptionParams) Exec(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := ExecTx(ctx, pool, p.Statements()); err != nil {
 		return fmt.Errorf("create subscription %s: %w", p.Name, err)
 	}
 	return nil
+}
+
+// CreateSubscription creates one disabled subscription on an existing slot,
+// in one transaction with statement logging off: p.Exec.
+func CreateSubscription(ctx context.Context, pool *pgxpool.Pool, p SubscriptionParams) error {
+	return p.Exec(ctx, pool)
+}
+
+// EnableParams enable subscriptions: ALTER SUBSCRIPTION ... ENABLE.
+type EnableParams struct {
+	On    string
+	Names []string
+}
+
+// Statements are what Exec runs: one ALTER SUBSCRIPTION per name.
+func (p EnableParams) Statements() []Stmt {
+	out := make([]Stmt, len(p.Names))
+	for i, n := range p.Names {
+		out[i] = Stmt{On: p.On, SQL: "ALTER SUBSCRIPTION " + ident(n) + " ENABLE"}
+	}
+	return out
+}
+
+// Exec runs the statements in order.
+func (p EnableParams) Exec(ctx context.Context, db Execer) error {
+	return ExecAll(ctx, db, p.Statements())
 }
 
 // QuoteConninfoValue quotes a value for a libpq connection string: single
@@ -98,30 +145,6 @@ FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_databa
 	}
 	s.Exists = true
 	return s, nil
-}
-
-// EnableSubscription runs ALTER SUBSCRIPTION ... ENABLE.
-func EnableSubscription(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	if _, err := pool.Exec(ctx, "ALTER SUBSCRIPTION "+pgx.Identifier{name}.Sanitize()+" ENABLE"); err != nil {
-		return fmt.Errorf("enable subscription %s: %w", name, err)
-	}
-	return nil
-}
-
-// DropSubscriptionIfExists drops a subscription, and with it its slot on
-// the publisher (the subscription keeps its slot_name). It reports whether
-// the subscription existed.
-func DropSubscriptionIfExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	s, err := ReadSubscription(ctx, pool, name)
-	if err != nil || !s.Exists {
-		return false, err
-	}
-	// DROP SUBSCRIPTION with a slot cannot run in a transaction block: the
-	// pool's Exec is autocommit.
-	if _, err := pool.Exec(ctx, "DROP SUBSCRIPTION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return false, fmt.Errorf("drop subscription %s: %w", name, err)
-	}
-	return true, nil
 }
 
 // OriginProgress returns how far a subscription's replication origin
@@ -173,33 +196,4 @@ WHERE s.subname = ANY($1::text[])`, subs).Scan(&p.Ready, &p.Total, &p.NotReady)
 	// Best effort: the view exists from PG14 and may be empty.
 	_ = pool.QueryRow(ctx, `SELECT coalesce(sum(tuples_processed), 0)::bigint FROM pg_stat_progress_copy WHERE command = 'COPY FROM'`).Scan(&p.RowsCopying)
 	return p, nil
-}
-
-// DropSubscriptionDetached drops a subscription without reaching its
-// publisher: ALTER SUBSCRIPTION ... DISABLE, SET (slot_name = NONE), then
-// DROP SUBSCRIPTION, the path PostgreSQL documents for a publisher that
-// cannot be reached. The slot stays on the publisher: drop it there
-// (DropSlotIfExists), or it keeps WAL until that server's disk fills. It
-// reports whether the subscription existed.
-func DropSubscriptionDetached(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
-	s, err := ReadSubscription(ctx, pool, name)
-	if err != nil || !s.Exists {
-		return false, err
-	}
-	for _, stmt := range DropSubscriptionDetachedSQL(name) {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
-			return false, fmt.Errorf("%s: %w", stmt, err)
-		}
-	}
-	return true, nil
-}
-
-// DropSubscriptionDetachedSQL is what DropSubscriptionDetached runs.
-func DropSubscriptionDetachedSQL(name string) []string {
-	q := pgx.Identifier{name}.Sanitize()
-	return []string{
-		"ALTER SUBSCRIPTION " + q + " DISABLE",
-		"ALTER SUBSCRIPTION " + q + " SET (slot_name = NONE)",
-		"DROP SUBSCRIPTION " + q,
-	}
 }

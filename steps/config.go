@@ -36,6 +36,7 @@ type Config struct {
 	AWS          AWS           `yaml:"aws"`
 	Timeouts     Timeouts      `yaml:"timeouts"`
 	Lag          Lag           `yaml:"lag"`
+	Sync         Sync          `yaml:"sync"`
 	// Alerts say where alerts go and when (config_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
 
@@ -100,14 +101,6 @@ type Cutover struct {
 	// SYSTEM), so the pause starts with no lag. Unset: 3s for the
 	// self-managed strategies, 0 (off) for the AWS ones.
 	HoldCommits *Duration `yaml:"hold_commits"`
-}
-
-// PgBouncerConfig is one PgBouncer in front of blue.
-type PgBouncerConfig struct {
-	Name          string `yaml:"name"`
-	AdminConninfo string `yaml:"admin_conninfo"`
-	Ini           string `yaml:"ini"`
-	Database      string `yaml:"database"`
 }
 
 // Clone configures the self-managed clone strategy: a pg_basebackup of blue
@@ -398,15 +391,7 @@ func (c *Config) Validate() []string {
 			bad("app_roles: %q is the replication role; the cutover must not block it", r)
 		}
 	}
-	if c.Cutover.Method == "pgbouncer" && len(c.Cutover.PgBouncer) == 0 {
-		bad("cutover.pgbouncer is empty; the pgbouncer method needs at least one PgBouncer (admin_conninfo, ini, database)")
-	}
-	for i, b := range c.Cutover.PgBouncer {
-		key := fmt.Sprintf("cutover.pgbouncer[%d]", i)
-		if b.AdminConninfo == "" || b.Ini == "" || b.Database == "" {
-			bad("%s needs admin_conninfo, ini and database", key)
-		}
-	}
+	p = append(p, c.validatePgBouncers()...) // config_pgbouncer.go
 	if c.Cutover.MaxLagBytes < 0 {
 		bad("cutover.max_lag_bytes %d must be 0 or more", c.Cutover.MaxLagBytes)
 	}

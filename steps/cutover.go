@@ -436,6 +436,11 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 	}
 	undone := e.way == pg.WayUndo && rep != nil && runErr == nil &&
 		(outcome == state.AttemptAborted && rep.Direction == names.step || outcome == state.AttemptDone && rep.Direction != names.step)
+	if rep != nil {
+		for _, w := range rep.Warnings {
+			e.Warnf("%s", w)
+		}
+	}
 	switch {
 	case pe != nil:
 		return e.refuse("%s", pe.Error())
@@ -459,9 +464,6 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 	}
 	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
 		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
-	for _, w := range rep.Warnings {
-		e.Warnf("%s", w)
-	}
 	return runErr
 }
 
@@ -539,8 +541,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 			if err != nil {
 				return pg.CutoverParams{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
 			}
-			p.Bouncers = append(p.Bouncers, pg.BouncerParams{Name: bouncerName(b), AdminConninfo: b.AdminConninfo,
-				Ini: b.Ini, Database: b.Database, ClientConninfo: client})
+			p.Bouncers = append(p.Bouncers, b.bouncerParams(client))
 		}
 	}
 	if hold := os.Getenv(HoldEnv); hold != "" {

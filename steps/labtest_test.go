@@ -20,13 +20,6 @@ import (
 // test, and a runner built from the lab's own pgbluegreen.yaml exactly as
 // main.go builds one. Shared by the copy and clone end-to-end tests.
 
-// requireLab skips (outside CI) or fails (CI=true) when the lab cannot run
-// here; the rule is labtest.Require's, shared by every lab test.
-func requireLab(t *testing.T) {
-	t.Helper()
-	labtest.Require(t)
-}
-
 // labEnv is one running lab and what the tests hold open on it.
 type labEnv struct {
 	Info   *lab.Info

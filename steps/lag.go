@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,10 @@ type (
 	SlotLag = pg.SlotLag
 	// Subscription is one subscription on green.
 	Subscription = pg.Subscription
+	// SyncProgress is the initial sync and the catch-up: phase, tables and
+	// bytes against the total, rate, ETA, tables in flight, lag in bytes
+	// and time, table-sync slots under their subscription.
+	SyncProgress = pg.SyncProgress
 	// Traffic is where the application's writes go, read from the servers.
 	Traffic = pg.Traffic
 )
@@ -31,6 +36,10 @@ type Monitor struct {
 	blue, green *pgxpool.Pool
 	cfg         *Config
 	timeout     time.Duration
+	sources     pg.SyncSources
+
+	mu      sync.Mutex
+	tracker pg.SyncTracker
 }
 
 // errNoPool is returned when a database has no pool (not configured).
@@ -40,7 +49,24 @@ var errNoPool = errors.New("no connection configured")
 // bounded by the configuration's connect timeout plus two seconds, so a
 // server that does not answer costs a poll, never the screen.
 func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
-	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second}
+	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.syncSources()}
+}
+
+// SyncProgress reads the initial sync and the catch-up once (green, then
+// blue), with the rate and ETA over the samples read so far.
+func (m *Monitor) SyncProgress(ctx context.Context) (SyncProgress, error) {
+	if m.green == nil {
+		return SyncProgress{}, errNoPool
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	s, err := pg.ReadSyncSample(ctx, m.green, m.blue, m.sources)
+	if err != nil {
+		return SyncProgress{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tracker.Add(s), nil
 }
 
 // Lag polls the logical slots of blue (the forward feed) and of green (the
@@ -98,4 +124,13 @@ func (m *Monitor) Traffic(ctx context.Context) (Traffic, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	return ReadTraffic(ctx, m.cfg, m.blue, m.green), nil
+}
+
+// IsTableSyncSlot reports whether a slot of a LagSample is a table sync's
+// (pg_<subscription oid>_sync_<table oid>_<system id>): it lives for one
+// table's initial copy and belongs under its subscription
+// (SyncProgress.Subscriptions[i].SyncSlots), not in the gauge as a lag.
+func IsTableSyncSlot(slot string) bool {
+	_, ok := pg.TableSyncSlotOf(slot)
+	return ok
 }

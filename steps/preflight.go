@@ -145,6 +145,7 @@ func runPreflight(ctx context.Context, e *Env) error {
 	r.extensions(b, g)
 	r.longTransactions(b)
 	r.collations(b, g)
+	r.syncWorkers(ctx, g)
 	r.pgbouncers(ctx)
 	if c.isAWS() {
 		if err := e.awsPreflight(ctx, r); err != nil {
@@ -153,6 +154,24 @@ func runPreflight(ctx context.Context, e *Env) error {
 	}
 	e.Logf("preflight: %d checks, %d FAIL", r.checks, len(r.fails))
 	return r.err()
+}
+
+// syncWorkers says how the initial sync's table copies will run in
+// parallel (copy strategy), warning where green's settings hold it back.
+func (r *preflightReport) syncWorkers(ctx context.Context, g *pg.GreenFacts) {
+	if g == nil {
+		return
+	}
+	line, warn, err := r.e.syncWorkerAdvice(ctx)
+	switch {
+	case err != nil:
+		r.warn("initial sync: its workers could not be planned: %v", err)
+	case line == "":
+	case warn:
+		r.warn("%s", line)
+	default:
+		r.pass("%s", line)
+	}
 }
 
 func collationNames(cs []pg.CollationUse) []string {

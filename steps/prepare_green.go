@@ -15,13 +15,7 @@ func upgradeExtensions() *Step {
 	return &Step{ID: "upgrade-extensions", Phase: PhasePrepareGreen, Target: Green, Title: "Upgrade extensions on green",
 		Why:    "Extensions keep their old versions through an upgrade; bring each to the newest green offers.",
 		Source: "000", Records: []string{"extensions_upgraded"},
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Green, "SELECT e.extname, e.extversion, a.default_version FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname WHERE e.extversion <> a.default_version"),
-				sql(Green, "ALTER EXTENSION <name> UPDATE TO '<default_version>'  -- for each"),
-				note(Green, "recorded: extensions_upgraded = %s", e.V("extensions_upgraded")),
-			}
-		}),
+		Plan:  planUpgradeExtensions,
 		Check: checkExtensions,
 		Run:   runUpgradeExtensions,
 	}
@@ -31,18 +25,9 @@ func blockGreenLogins() *Step {
 	return &Step{ID: "block-green-logins", Phase: PhasePrepareGreen, Target: Green, Title: "Block application logins on green",
 		Why:    "Nothing may write to green before the cutover: a write there is split brain.",
 		Source: "001 §5",
-		Plan: offline(func(e *Env) []Action {
-			var out []Action
-			for _, r := range e.Config.AppRoles {
-				out = append(out, sql(Green, "ALTER ROLE %s NOLOGIN", ident(r)))
-			}
-			if len(out) == 0 {
-				out = append(out, note(Green, "no app_roles configured: nothing to block"))
-			}
-			return out
-		}),
-		Check: checkGreenLogins,
-		Run:   runBlockGreenLogins,
+		Plan:   planBlockGreenLogins,
+		Check:  checkGreenLogins,
+		Run:    runBlockGreenLogins,
 	}
 }
 
@@ -50,9 +35,11 @@ func compareSchema() *Step {
 	return &Step{ID: "compare-schema", Phase: PhasePrepareGreen, Target: BlueGreen, Title: "Compare schemas",
 		Why:    "Logical replication does not carry DDL: any difference in tables, columns, indexes or constraints breaks apply or the cutover.",
 		Source: "001 §7",
-		Plan: offline(func(e *Env) []Action {
-			return []Action{sql(BlueGreen, "-- tables, columns (type, nullability), indexes, views, materialized views, constraints, sequences in schemas %s, compared ordered", strings.Join(e.Config.Schemas, ", "))}
-		}),
+		Plan: func(_ context.Context, e *Env) ([]Action, error) {
+			out := stmts(pg.SchemaObjectQueries("blue", e.Config.Schemas)...)
+			out = append(out, stmts(pg.SchemaObjectQueries("green", e.Config.Schemas)...)...)
+			return append(out, note(BlueGreen, "reads only: the lines of both sides compared, any difference fails the step with the list")), nil
+		},
 		// Never found done: the comparison is the step, and DDL on blue can
 		// change the answer at any time.
 		Check: alwaysRuns("compared; the comparison runs every time"),
@@ -89,23 +76,45 @@ func describeUpdates(us []pg.ExtensionUpdate) string {
 	return strings.Join(out, ", ")
 }
 
+// extensionUpdatesOp is what upgrade-extensions does now: each extension
+// on green below its default version, read live (offline, a placeholder).
+func extensionUpdatesOp(ctx context.Context, e *Env) (pg.ExtensionUpdatesParams, error) {
+	op := pg.ExtensionUpdatesParams{On: "green"}
+	if e.Green == nil {
+		op.Updates = []pg.ExtensionUpdate{{Name: "<each extension below its default version on green>", From: "<its version>", To: "<default_version>"}}
+		return op, nil
+	}
+	var err error
+	op.Updates, err = pg.OutdatedExtensions(ctx, e.Green)
+	return op, err
+}
+
+func planUpgradeExtensions(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := extensionUpdatesOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := stmts(op.Statements()...)
+	if len(op.Updates) == 0 {
+		out = append(out, note(Green, "every extension on green is at its default version: nothing to change"))
+	}
+	return append(out, note(Green, "recorded: extensions_upgraded = %s", e.V("extensions_upgraded"))), nil
+}
+
 func runUpgradeExtensions(ctx context.Context, e *Env) error {
 	if err := e.needGreen(); err != nil {
 		return err
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	old, err := pg.OutdatedExtensions(ctx, e.Green)
+	op, err := extensionUpdatesOp(ctx, e)
 	if err != nil {
 		return err
 	}
-	for _, u := range old {
-		e.Logf("ALTER EXTENSION %s UPDATE TO '%s'  (from %s)", ident(u.Name), u.To, u.From)
-		if err := pg.UpdateExtension(ctx, e.Green, u); err != nil {
-			return fmt.Errorf("upgrade extension %s on green: %w", u.Name, err)
-		}
+	if err := op.Exec(ctx, e.Green); err != nil {
+		return fmt.Errorf("upgrade extensions on green: %w", err)
 	}
-	value := describeUpdates(old)
+	value := describeUpdates(op.Updates)
 	if prev, ok := e.Value("extensions_upgraded"); ok && prev != "none" {
 		value = strings.Trim(prev+", "+value, ", ")
 	}
@@ -124,14 +133,43 @@ func checkGreenLogins(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	can, missing, err := pg.LoginRoles(ctx, e.Green, e.Config.AppRoles)
+	l, err := pg.ReadRoleLogins(ctx, e.Green, e.Config.AppRoles)
 	if err != nil {
 		return CheckResult{}, err
 	}
-	if len(can)+len(missing) > 0 {
-		return CheckResult{Detail: strings.TrimSpace(listIf("can log in on green: ", can) + " " + listIf("missing on green: ", missing))}, nil
+	if len(l.CanLogin)+len(l.Missing) > 0 {
+		return CheckResult{Detail: strings.TrimSpace(listIf("can log in on green: ", l.CanLogin) + " " + listIf("missing on green: ", l.Missing))}, nil
 	}
 	return CheckResult{Done: true, Detail: "application roles cannot log in on green: " + strings.Join(e.Config.AppRoles, ", ")}, nil
+}
+
+// noLoginOp is what block-green-logins does now: NOLOGIN for the
+// application roles that can log in on green (offline: all of them).
+func noLoginOp(ctx context.Context, e *Env) (pg.NoLoginParams, []string, error) {
+	op := pg.NoLoginParams{On: "green", Roles: e.Config.AppRoles}
+	if e.Green == nil {
+		return op, nil, nil
+	}
+	l, err := pg.ReadRoleLogins(ctx, e.Green, e.Config.AppRoles)
+	op.Roles = l.CanLogin
+	return op, l.Missing, err
+}
+
+func planBlockGreenLogins(ctx context.Context, e *Env) ([]Action, error) {
+	if len(e.Config.AppRoles) == 0 {
+		return []Action{note(Green, "no app_roles configured: nothing to block")}, nil
+	}
+	op, missing, err := noLoginOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := stmts(op.Statements()...)
+	if len(missing) > 0 {
+		out = append(out, note(Green, "refused: %s do not exist on green", strings.Join(missing, ", ")))
+	} else if len(op.Roles) == 0 {
+		out = append(out, note(Green, "no application role can log in on green: nothing to change"))
+	}
+	return out, nil
 }
 
 func runBlockGreenLogins(ctx context.Context, e *Env) error {
@@ -140,20 +178,14 @@ func runBlockGreenLogins(ctx context.Context, e *Env) error {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	can, missing, err := pg.LoginRoles(ctx, e.Green, e.Config.AppRoles)
+	op, missing, err := noLoginOp(ctx, e)
 	if err != nil {
 		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("application role(s) %s do not exist on green: create them there (CREATE ROLE ... NOLOGIN) or remove them from app_roles", strings.Join(missing, ", "))
 	}
-	for _, r := range can {
-		e.Logf("ALTER ROLE %s NOLOGIN", ident(r))
-		if err := pg.SetNoLogin(ctx, e.Green, r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return op.Exec(ctx, e.Green)
 }
 
 func runCompareSchema(ctx context.Context, e *Env) error {

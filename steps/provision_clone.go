@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
@@ -18,7 +16,7 @@ func cloneLocal() *Step {
 	return &Step{ID: "clone-local", Phase: PhaseProvision, Target: Green, Title: "Clone blue with pg_basebackup and upgrade it",
 		Why:    "The local twin of an Aurora clone + upgrade: a physical copy taken after the slot exists, recovered with blue's binaries, then pg_upgrade --link.",
 		Source: "-", Records: []string{"clone_redo_done"},
-		Plan:  offline(clonePlan),
+		Plan:  planCloneLocal,
 		Check: checkCloneLocal,
 		Run:   runCloneLocal,
 	}
@@ -28,7 +26,7 @@ func greenStartLSN() *Step {
 	return &Step{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
 		Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
 		Source: "000, 001 §7, 002", Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
-		Plan:  offline(planGreenStartLSN),
+		Plan:  planGreenStartLSNClone,
 		Check: checkGreenStartLSN,
 		Run:   runGreenStartLSN,
 	}
@@ -38,13 +36,7 @@ func dropClonedReplication() *Step {
 	return &Step{ID: "drop-cloned-replication", Phase: PhasePrepareGreen, Target: Green, Title: "Drop replication objects inherited by the clone",
 		Why:    "The clone carries blue's publications (and on Aurora its slots); they must go before the upgrade and before subscribing.",
 		Source: "000, 002", Needs: []string{"green_start_lsn"},
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Green, "SELECT pubname FROM pg_publication  -- then DROP PUBLICATION <each> (every one came with the clone)"),
-				sql(Green, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"),
-				note(Green, "clone: already done on the clone before pg_upgrade (clone-local); this checks none is left"),
-			}
-		}),
+		Plan:  planDropClonedReplication,
 		Check: checkClonedReplication,
 		Run:   runDropClonedReplication,
 	}
@@ -60,24 +52,10 @@ func (e *Env) cloneParams() pg.CloneParams {
 	}
 }
 
-// greenAnswers connects to green directly (not through the pool: during
+// greenMajor connects to green directly (not through the pool: during
 // clone-local the port serves the clone, then green) and returns its major.
 func (e *Env) greenMajor(ctx context.Context) (int, error) {
-	cfg, err := pgx.ParseConfig(e.Config.Green.Conninfo)
-	if err != nil {
-		return 0, fmt.Errorf("green.conninfo: %w", err)
-	}
-	cfg.ConnectTimeout = e.Config.Timeouts.Connect.Duration
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.Background())
-	var v int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
-		return 0, err
-	}
-	return v / 10000, nil
+	return pg.ServerMajor(ctx, e.Config.Green.Conninfo, e.Config.Timeouts.Connect.Duration)
 }
 
 func checkCloneLocal(ctx context.Context, e *Env) (CheckResult, error) {
@@ -279,13 +257,51 @@ func checkClonedReplication(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Done: true, Detail: "no publication or logical slot on green"}, nil
 }
 
+// dropRelicsOp is what drop-cloned-replication does now: drop the
+// publications of green's database and green's logical slots, read live
+// (offline: placeholders).
+func dropRelicsOp(ctx context.Context, e *Env) (pg.DropRelicsParams, error) {
+	op := pg.DropRelicsParams{On: "green"}
+	if e.Green == nil {
+		op.Publications = []string{pg.Placeholder("each publication on green")}
+		op.Slots = []string{"each logical slot on green"}
+		return op, nil
+	}
+	var err error
+	op.Relics, err = pg.ReadRelics(ctx, e.Green)
+	return op, err
+}
+
+func planDropClonedReplication(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := dropRelicsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	ss := op.Statements()
+	if e.Green == nil {
+		ss[len(ss)-1].Args = []any{pg.Later("each logical slot on green")}
+	}
+	out := stmts(ss...)
+	if len(ss) == 0 {
+		out = append(out, note(Green, "no publication or logical slot on green: nothing to drop"))
+	}
+	if e.Config.Strategy == "clone" {
+		out = append(out, note(Green, "clone: dropped on the clone before pg_upgrade already (clone-local); this checks none is left"))
+	}
+	return out, nil
+}
+
 func runDropClonedReplication(ctx context.Context, e *Env) error {
 	if e.Green == nil {
 		return fmt.Errorf("no connection to green: check green.conninfo in the configuration")
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	dropped, err := pg.DropRelicReplication(ctx, e.Green)
+	op, err := dropRelicsOp(ctx, e)
+	if err != nil {
+		return err
+	}
+	dropped, err := op.Exec(ctx, e.Green)
 	for _, d := range dropped {
 		e.Logf("dropped %s on green", d)
 	}
@@ -322,40 +338,55 @@ func cloneSeedAction(e *Env) Action {
 		pg.CloneStartMarker, e.cloneParams().Paths().RecoveryLog)}
 }
 
-// clonePlan is clone-local's plan: every command, as the OS user.
-func clonePlan(e *Env) []Action {
+// planCloneLocal is clone-local's plan: from the phase the clone is in,
+// every command Clone runs and the statements it runs on the clone, with
+// the facts read from blue (the clone is its copy) in a dry run.
+func planCloneLocal(ctx context.Context, e *Env) ([]Action, error) {
 	c := e.Config.Clone
-	ps := e.cloneParams().Paths()
-	host, port, user := "<blue host>", "<blue port>", "<blue user>"
-	if pc, err := pgconn.ParseConfig(e.Config.Blue.Conninfo); err == nil {
-		host, port, user = pc.Host, fmt.Sprint(pc.Port), pc.User
+	p := e.cloneParams()
+	var in pg.ClonePlanInputs
+	var err error
+	if e.Blue == nil {
+		in, err = p.ReadClonePlanInputs(ctx, nil)
+	} else {
+		in, err = p.ReadClonePlanInputs(ctx, e.Blue)
 	}
-	cmd := func(format string, args ...any) Action {
-		return Action{Target: Green, Kind: "command", Text: fmt.Sprintf(format, args...)}
+	if err != nil {
+		return nil, err
 	}
-	var slots []string
-	for _, p := range e.Config.Publications {
-		slots = append(slots, slotName(p.Name))
+	acts, err := p.Actions(in)
+	if err != nil {
+		return nil, err
 	}
 	out := []Action{
-		sql(Blue, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'  -- refused unless %s exist (a clone before its slot loses rows)", strings.Join(slots, ", ")),
-		note(Green, "each command runs as OS user %s; the step resumes from the files an interrupted run left", orPlaceholder(c.OSUser, "the current user")),
-		cmd("%s/pg_basebackup -h %s -p %s -U %s -w -D %s -X stream -c fast  (password, if any, in PGPASSWORD only); then renamed %s",
-			c.BlueBindir, host, port, user, ps.Partial, ps.Basebackup),
-		cmd("append to %s/postgresql.auto.conf: port = %d, unix_socket_directories = '%s', archive_mode = off, synchronous_standby_names = '', max_logical_replication_workers = 0",
-			ps.Basebackup, c.Port, ps.SocketDir),
-		cmd("write %q to %s, then %s/pg_ctl start -w -D %s -l %s -o \"-c logging_collector=off -c lc_messages=C\"  (recovers and opens; its first `redo done at` is the seed's evidence)",
-			pg.CloneStartMarker, ps.RecoveryLog, c.BlueBindir, ps.Basebackup, ps.RecoveryLog),
-		sql(Green, "-- on the clone, in every database: DROP PUBLICATION <each>; SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_type = 'logical'"),
-		sql(Green, "-- on the clone: template0's encoding and locale, the bootstrap superuser, data_checksums, and the settings from configuration files (saved to %s)", ps.Facts),
-		cmd("%s/pg_ctl stop -w -m fast -D %s", c.BlueBindir, ps.Basebackup),
-		cmd("%s/initdb -D %s -U <superuser> --encoding=<clone's> --lc-collate=<clone's> --lc-ctype=<clone's>", c.GreenBindir, ps.Upgrading),
-		cmd("cd %s && %s/pg_upgrade --link -b %s -B %s -d %s -D %s -U <superuser> -p %d -P %d -s %s",
-			ps.UpgradeDir, c.GreenBindir, c.BlueBindir, c.GreenBindir, ps.Basebackup, ps.Upgrading, c.Port, c.Port, ps.UpgradeDir),
-		cmd("copy pg_hba.conf and pg_ident.conf; append blue's settings green knows (postgres --describe-config), port = %d; rename %s to %s; remove %s", c.Port, ps.Upgrading, ps.DataDir, ps.Basebackup),
-		cmd("%s/pg_ctl start -w -D %s -l %s", c.GreenBindir, ps.DataDir, ps.GreenLog),
+		note(Blue, "refused unless %s exist on blue (a clone taken before its slot loses rows)", strings.Join(slotNames(e.Config), ", ")),
+		note(Green, "each command runs as OS user %s, from the phase the clone is in (%s): an interrupted run resumes", orPlaceholder(c.OSUser, "the current user"), in.From),
 	}
-	return out
+	for _, a := range acts {
+		switch {
+		case a.Command != nil:
+			out = append(out, commands(*a.Command)...)
+		case a.Stmt != nil:
+			out = append(out, stmts(*a.Stmt)...)
+		default:
+			out = append(out, note(Green, "%s", a.Note))
+		}
+	}
+	return out, nil
+}
+
+// planGreenStartLSNClone is green-start-lsn's plan for the clone strategy:
+// reads only; in a dry run, with the seed the clone's log gives now.
+func planGreenStartLSNClone(ctx context.Context, e *Env) ([]Action, error) {
+	out := []Action{cloneSeedAction(e)}
+	if e.Blue != nil {
+		if seed, redo, err := e.seedFromClone(); err == nil {
+			out = append(out, note(Green, "now: redo done at %s, so the seed is %s", redo, seed))
+		} else {
+			out = append(out, note(Green, "now: %v", err))
+		}
+	}
+	return append(out, planGreenStartLSN(e)[1:]...), nil
 }
 
 // planGreenStartLSN shows how the seed is read, for the clone and the AWS strategies.

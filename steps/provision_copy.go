@@ -16,15 +16,9 @@ func copySchema() *Step {
 	return &Step{ID: "copy-schema", Phase: PhaseProvision, Target: BlueGreen, Title: "Copy the schema to green",
 		Why:    "With the copy strategy green starts empty: the schema is copied, the data comes with the subscription's initial sync.",
 		Source: "-",
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				{Target: Blue, Kind: "command", Text: "pg_dump --schema-only --no-publications --no-subscriptions " + strings.Join(schemaFlags(e.Config.Schemas), " ") + " --extension=<each extension on blue> -d 'host=<blue> port=<port> dbname=<db> user=<user>'  (pg_dump from clone.green_bindir, else the newest on PATH or /usr/lib/postgresql/*/bin; password in PGPASSWORD)"},
-				sql(Green, "SELECT r FROM unnest(<roles named by OWNER TO / GRANT / REVOKE in the dump>) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)  -- any missing: refused with the CREATE ROLE lines"),
-				sql(Green, "BEGIN; <the dump, CREATE SCHEMA as IF NOT EXISTS, psql meta-commands dropped>; COMMIT  -- one transaction on a connection of its own"),
-			}
-		}),
-		Check: checkCopySchema,
-		Run:   runCopySchema,
+		Plan:   planCopySchema,
+		Check:  checkCopySchema,
+		Run:    runCopySchema,
 	}
 }
 
@@ -95,49 +89,82 @@ func runCopySchema(ctx context.Context, e *Env) error {
 		return e.refuse("green already has %d of blue's %d tables (missing: %s); green must start without them: drop them on green (or copy the rest by hand), then run again",
 			n-len(missing), n, relList(missing))
 	}
-	pgDump, err := pg.FindPgDump(e.Config.Clone.GreenBindir)
+	op, err := schemaCopyOp(ctx, e)
 	if err != nil {
 		return err
 	}
-	exts, err := pg.ListExtensions(ctx, e.Blue)
+	c, err := op.dump.Command()
 	if err != nil {
 		return err
 	}
-	var extNames []string
-	for n := range exts {
-		extNames = append(extNames, n)
-	}
-	sort.Strings(extNames)
-	e.Logf("%s --schema-only --no-publications --no-subscriptions %s %s (password in PGPASSWORD)", pgDump,
-		strings.Join(schemaFlags(e.Config.Schemas), " "), extensionFlags(extNames))
-	script, err := pg.DumpSchema(ctx, pg.DumpParams{PgDump: pgDump, Conninfo: e.Config.Blue.Conninfo, Schemas: e.Config.Schemas, Extensions: extNames})
+	e.Logf("%s", c.Display())
+	op.apply.Script, err = pg.DumpSchema(ctx, op.dump)
 	if err != nil {
 		return fmt.Errorf("dump blue's schema: %w", err)
 	}
-	roles := pg.DumpRoles(script)
+	roles := pg.DumpRoles(op.apply.Script)
 	missing, err := pg.MissingRoles(ctx, e.Green, roles)
 	if err != nil {
 		return err
 	}
 	if len(missing) > 0 {
-		var create []string
-		for _, r := range missing {
-			create = append(create, "CREATE ROLE "+ident(r)+" NOLOGIN")
-		}
+		create := pg.NoLoginRolesAdvice(missing)
 		return e.refuse("roles owning or granted objects on blue are missing on green (roles are cluster-wide; the dump cannot make them): %s; on green run: %s; then run again",
 			strings.Join(missing, ", "), strings.Join(create, "; "))
 	}
-	e.Logf("applying %d bytes of schema to green in one transaction (roles referenced: %s)", len(script), strings.Join(roles, ", "))
-	if err := pg.ApplyScript(ctx, e.Green, script); err != nil {
+	e.Logf("applying %d bytes of schema to green in one transaction (roles referenced: %s)", len(op.apply.Script), strings.Join(roles, ", "))
+	if err := op.apply.Exec(ctx, e.Green); err != nil {
 		return fmt.Errorf("apply blue's schema to green (rolled back, green unchanged): %w", err)
 	}
 	return nil
 }
 
-func extensionFlags(names []string) string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = "--extension=" + ident(n)
+// schemaCopy is copy-schema's operation: pg_dump of blue's schemas and
+// extensions, then the dump applied to green in one transaction.
+type schemaCopy struct {
+	dump  pg.DumpParams
+	apply pg.SchemaApplyParams
+}
+
+// schemaCopyOp builds it: live, with the pg_dump it would run and blue's
+// extensions; offline, placeholders for both.
+func schemaCopyOp(ctx context.Context, e *Env) (schemaCopy, error) {
+	op := schemaCopy{
+		dump: pg.DumpParams{PgDump: pg.Placeholder("pg_dump of clone.green_bindir, else the newest on PATH or in /usr/lib/postgresql/*/bin"),
+			Conninfo: e.Config.Blue.Conninfo, Schemas: e.Config.Schemas, Extensions: []string{pg.Placeholder("--extension=NAME for each extension on blue")}},
+		apply: pg.SchemaApplyParams{On: "green"},
 	}
-	return strings.Join(out, " ")
+	if e.Blue == nil {
+		return op, nil
+	}
+	var err error
+	if op.dump.PgDump, err = pg.FindPgDump(e.Config.Clone.GreenBindir); err != nil {
+		return op, err
+	}
+	exts, err := pg.ListExtensions(ctx, e.Blue)
+	if err != nil {
+		return op, err
+	}
+	op.dump.Extensions = make([]string, 0, len(exts))
+	for n := range exts {
+		op.dump.Extensions = append(op.dump.Extensions, n)
+	}
+	sort.Strings(op.dump.Extensions)
+	return op, nil
+}
+
+func planCopySchema(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := schemaCopyOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	c, err := op.dump.Command()
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(BlueGreen, "refused when green holds some of blue's tables already; nothing to do when it holds them all")}
+	out = append(out, commands(c)...)
+	out = append(out, stmts(pg.MissingRolesQuery("green", pg.Later("the roles the dump names in OWNER TO, GRANT and REVOKE")))...)
+	out = append(out, note(Green, "any role missing on green: refused with the CREATE ROLE lines to run"))
+	return append(out, stmts(op.apply.Statements()...)...), nil
 }

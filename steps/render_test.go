@@ -93,7 +93,7 @@ func TestPlanRendersRecordedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"| slot_lsn | `0/1A2B3C4` | create-slots |", "pg_replication_origin_advance('pg_' || oid, '0/1A2B400')", "| extensions_upgraded | _pending_ |"} {
+	for _, want := range []string{"| slot_lsn | `0/1A2B3C4` | create-slots |", "'0/1A2B400'::pg_lsn)", "| extensions_upgraded | _pending_ |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q", want)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
@@ -16,21 +15,9 @@ func createSubscriptions() *Step {
 	return &Step{ID: "create-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Create subscriptions (disabled)",
 		Why:    "One subscription per publication, on the existing slot, disabled until its origin is set; the password never reaches green's log.",
 		Source: "000, 001 §5.1, 002",
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Green, "refused while a slot is missing on blue")}
-			for _, p := range e.Config.Publications {
-				out = append(out,
-					sql(Green, "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1; SET LOCAL log_parameter_max_length_on_error = 0"),
-					sql(Green, "SELECT set_config('pgbg.conninfo', $1, true), ...  -- the connection string with the password, as a bind parameter only"),
-					sql(Green, "DO $$ ... EXECUTE format('CREATE SUBSCRIPTION %%I CONNECTION %%L PUBLICATION %%I WITH (...)', ...) $$  -- quoted by the server; errors re-raised without the statement"),
-					sql(Green, "-- = CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-						ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name))),
-					sql(Green, "COMMIT"))
-			}
-			return out
-		}),
-		Check: checkSubscriptionsExist,
-		Run:   runCreateSubscriptions,
+		Plan:   planCreateSubscriptions,
+		Check:  checkSubscriptionsExist,
+		Run:    runCreateSubscriptions,
 	}
 }
 
@@ -38,13 +25,7 @@ func advanceOrigins() *Step {
 	return &Step{ID: "advance-origins", Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
 		Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
 		Source: "000, 001 §8, 002", Needs: []string{"green_start_lsn"},
-		Plan: offline(func(e *Env) []Action {
-			out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Green, "SELECT pg_replication_origin_advance('pg_' || oid, '%s') FROM pg_subscription WHERE subname = %s AND NOT subenabled", e.V("green_start_lsn"), quoteLiteral(p.Name)))
-			}
-			return append(out, sql(Green, "SELECT external_id, remote_lsn FROM pg_replication_origin_status  -- each must equal %s", e.V("green_start_lsn")))
-		}),
+		Plan:  planAdvanceOrigins,
 		Check: checkOrigins,
 		Run:   runAdvanceOrigins,
 	}
@@ -54,20 +35,9 @@ func enableSubscriptions() *Step {
 	return &Step{ID: "enable-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
 		Why:    "Replication starts: green consumes the slots and catches up.",
 		Source: "000, 001 §8, 002",
-		Plan: offline(func(e *Env) []Action {
-			var out []Action
-			if e.Config.isCloneStrategy() {
-				out = append(out,
-					sql(Green, "SELECT remote_lsn >= '%s' FROM pg_replication_origin_status WHERE external_id = 'pg_' || <subscription oid>  -- refused unless the origin was advanced to the seed", e.V("green_start_lsn")),
-					sql(Blue, "SELECT active, wal_status, confirmed_flush_lsn <= '%s' FROM pg_replication_slots WHERE slot_name = <slot>  -- refused unless inactive, not lost, not beyond the seed; seed > slot_lsn", e.V("green_start_lsn")))
-			}
-			for _, p := range e.Config.Publications {
-				out = append(out, sql(Green, "ALTER SUBSCRIPTION %s ENABLE", ident(p.Name)))
-			}
-			return out
-		}),
-		Check: checkSubscriptionsEnabled,
-		Run:   runEnableSubscriptions,
+		Plan:   planEnableSubscriptions,
+		Check:  checkSubscriptionsEnabled,
+		Run:    runEnableSubscriptions,
 	}
 }
 
@@ -75,17 +45,9 @@ func waitCatchUp() *Step {
 	return &Step{ID: "wait-catch-up", Phase: PhaseReplicate, Target: BlueGreen, Title: "Wait for green to catch up",
 		Why:    "Every slot drained to a target LSN, every table's initial copy ready, and no apply errors.",
 		Source: "000, 001 §9.1, 002",
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Blue, "SELECT pg_current_wal_lsn()  -- the target, once"),
-				sql(Blue, "SELECT slot_name, pg_wal_lsn_diff(<target>, confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ANY(<slots>)  -- every 500 ms"),
-				sql(Green, "SELECT count(*) FILTER (WHERE srsubstate = 'r'), count(*) FROM pg_subscription_rel  -- and rows copied from pg_stat_progress_copy"),
-				sql(Green, "SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats"),
-				note(BlueGreen, "until every slot's confirmed_flush_lsn reaches blue's LSN taken at the start of the wait (timeout %s)", e.Config.Timeouts.LagWait),
-			}
-		}),
-		Check: checkCaughtUp,
-		Run:   runWaitCatchUp,
+		Plan:   planWaitCatchUp,
+		Check:  checkCaughtUp,
+		Run:    runWaitCatchUp,
 	}
 }
 
@@ -145,26 +107,101 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			return e.refuse("green still holds replication objects inherited from blue (%s): run drop-cloned-replication first", strings.Join(relics, ", "))
 		}
 	}
-	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
-		if err != nil {
+	ops, err := subscriptionOps(ctx, e, conninfo)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		e.Logf("%s  -- statement logging off", op.Equivalent())
+		err := op.Exec(ctx, e.Green)
+		if err != nil && !pg.IsConnectError(err) {
 			return err
 		}
-		if s.Exists {
-			e.Logf("subscription %s exists already", p.Name)
-			continue
-		}
-		e.Logf("CREATE SUBSCRIPTION %s CONNECTION '%s' PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)  -- statement logging off",
-			ident(p.Name), e.Config.subscriptionConninfo(), ident(p.Name), e.Config.copyData(), quoteLiteral(slotName(p.Name)))
-		err = pg.CreateSubscription(ctx, e.Green, pg.SubscriptionParams{
-			Name: p.Name, Publication: p.Name, Slot: slotName(p.Name), Conninfo: conninfo, CopyData: e.Config.copyData(),
-		})
 		if err != nil {
 			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
 				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
 		}
 	}
 	return nil
+}
+
+// subscriptionOps are what create-subscriptions does now: one subscription
+// per publication that has none on green yet (offline: every one), on its
+// slot, disabled. conninfo holds the password; plans pass "" (a Secret
+// renders as '********' either way).
+func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.SubscriptionParams, error) {
+	var out []pg.SubscriptionParams
+	for _, p := range e.Config.Publications {
+		if e.Green != nil {
+			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			if s.Exists {
+				continue
+			}
+		}
+		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: slotName(p.Name),
+			Conninfo: conninfo, ShownConninfo: e.Config.subscriptionConninfo(), CopyData: e.Config.copyData()})
+	}
+	return out, nil
+}
+
+func planCreateSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
+	ops, err := subscriptionOps(ctx, e, "")
+	if err != nil {
+		return nil, err
+	}
+	why := "refused while a slot is missing on blue"
+	if e.Config.isCloneStrategy() {
+		why += ", or while green holds replication objects inherited from blue"
+	}
+	out := []Action{note(Green, "%s", why)}
+	for _, op := range ops {
+		out = append(out, stmts(op.Statements()...)...)
+	}
+	if len(ops) == 0 {
+		out = append(out, note(Green, "every subscription exists on green: nothing to create"))
+	}
+	return out, nil
+}
+
+// enableOp is what enable-subscriptions does now: ALTER SUBSCRIPTION ...
+// ENABLE for each subscription not enabled yet (offline: every one).
+func enableOp(ctx context.Context, e *Env) (pg.EnableParams, error) {
+	op := pg.EnableParams{On: "green"}
+	for _, p := range e.Config.Publications {
+		if e.Green != nil {
+			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			if err != nil {
+				return op, err
+			}
+			if s.Enabled {
+				continue
+			}
+		}
+		op.Names = append(op.Names, p.Name)
+	}
+	return op, nil
+}
+
+func planEnableSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
+	o, err := enableOpsFor(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	var out []Action
+	if e.Config.isCloneStrategy() {
+		out = append(out, note(Green, "refused unless each origin was advanced to the seed %s, and each slot on blue is inactive, not lost, created before the seed and not confirmed beyond it", e.V("green_start_lsn")))
+	}
+	for _, n := range o.notes {
+		out = append(out, note(Green, "%s", n))
+	}
+	out = append(out, stmts(o.statements()...)...)
+	if len(o.order) == 0 {
+		out = append(out, note(Green, "every subscription is enabled: nothing to change"))
+	}
+	return out, nil
 }
 
 func checkSubscriptionsEnabled(ctx context.Context, e *Env) (CheckResult, error) {
@@ -198,6 +235,7 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 	if err := e.needGreen(); err != nil {
 		return err
 	}
+	run := ctx // the waits for each worker are bounded by enableWorkerWait
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	subs := map[string]pg.SubscriptionInfo{}
@@ -216,12 +254,26 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 			return err
 		}
 	}
-	for _, p := range e.Config.Publications {
-		if subs[p.Name].Enabled {
-			continue
+	o, err := enableOpsFor(ctx, e)
+	if err != nil {
+		return err
+	}
+	for _, n := range o.notes {
+		e.Logf("%s", n)
+	}
+	if o.workers != nil {
+		if err := o.workers.Exec(ctx, e.Green); err != nil {
+			return fmt.Errorf("raise max_sync_workers_per_subscription on green: %w", err)
 		}
-		e.Logf("ALTER SUBSCRIPTION %s ENABLE", ident(p.Name))
-		if err := pg.EnableSubscription(ctx, e.Green, p.Name); err != nil {
+	}
+	// One at a time, each waiting for its worker: a subscription enabled
+	// while another's table syncs fill green's worker slots would wait for
+	// a slot with nothing to say so.
+	for _, n := range o.order {
+		if err := (pg.EnableParams{On: "green", Names: []string{n}}).Exec(run, e.Green); err != nil {
+			return fmt.Errorf("enable subscription %s: %w", n, err)
+		}
+		if err := e.waitApplyWorker(run, n); err != nil {
 			return err
 		}
 	}
@@ -283,187 +335,6 @@ func (e *Env) validateSeed(ctx context.Context, subs map[string]pg.SubscriptionI
 		}
 	}
 	return nil
-}
-
-// checkCaughtUp is done when every slot has reached blue's current LSN and
-// every table's initial copy is ready, right now. Under live writes it
-// rarely is: the run then waits.
-func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
-	if err := e.needBoth(); err != nil {
-		return CheckResult{}, err
-	}
-	ctx, cancel := e.bounded(ctx)
-	defer cancel()
-	target, err := pg.CurrentLSN(ctx, e.Blue)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	prog, err := pg.ReadSlotProgress(ctx, e.Blue, slotNames(e.Config), target)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.publicationNames())
-	if err != nil {
-		return CheckResult{}, err
-	}
-	if prog.Reached() && cp.Ready == cp.Total {
-		return CheckResult{Done: true, Detail: fmt.Sprintf("caught up: every slot at %s, %d/%d tables ready", target, cp.Ready, cp.Total)}, nil
-	}
-	return CheckResult{Detail: fmt.Sprintf("now %d bytes behind blue's current LSN %s (live writes keep it moving), %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
-}
-
-func slotNames(c *Config) []string {
-	out := make([]string, len(c.Publications))
-	for i, p := range c.Publications {
-		out[i] = slotName(p.Name)
-	}
-	return out
-}
-
-// runWaitCatchUp takes blue's current LSN as the target and waits until
-// every slot's confirmed_flush_lsn reaches it and every table is ready,
-// failing at once on apply or sync errors, up to timeouts.lag_wait.
-func runWaitCatchUp(ctx context.Context, e *Env) error {
-	if err := e.needBoth(); err != nil {
-		return err
-	}
-	qctx, cancel := e.bounded(ctx)
-	target, err := pg.CurrentLSN(qctx, e.Blue)
-	cancel()
-	if err != nil {
-		return err
-	}
-	_, err = e.waitDrained(ctx, target, e.Config.Timeouts.LagWait.Duration, true)
-	return err
-}
-
-// drainPoll is how often a wait reads the slots (one query on blue, three
-// on green); workerGrace is how long an apply worker may be down (it
-// restarts after wal_retrieve_retry_interval, 5 s by default) before the
-// wait fails.
-const drainPoll = 250 * time.Millisecond
-
-var workerGrace = 30 * time.Second // a variable so tests can shorten it
-
-// drainStats is what a wait measured.
-type drainStats struct {
-	Took          time.Duration
-	StartBehind   int64
-	BytesPerSec   float64
-	TablesCopied  int
-	SubscriptionN int
-}
-
-// waitDrained polls every drainPoll until each slot reaches target (and, with
-// ready, every table's initial sync is done), logging progress every 5 s.
-// Apply or sync errors counted since the start of the wait fail it at once.
-func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Duration, ready bool) (drainStats, error) {
-	var st drainStats
-	start := time.Now()
-	deadline := start.Add(timeout)
-	names := e.Config.publicationNames()
-	baseline := map[string][2]int64{}
-	if subs, err := e.readSubs(ctx); err == nil {
-		for _, s := range subs {
-			baseline[s.Name] = [2]int64{s.ApplyErrors, s.SyncErrors}
-		}
-	} else {
-		return st, err
-	}
-	e.Logf("waiting for every slot to reach blue's LSN %s (timeout %s)", target, timeout)
-	lastLog, lastBehind := time.Time{}, int64(-1)
-	// An apply worker that cannot connect (password, pg_hba, network)
-	// counts no error in pg_stat_subscription_stats: it just keeps
-	// restarting. Waiting for lag_wait would hide it for half an hour.
-	notRunningSince := map[string]time.Time{}
-	for first := true; ; first = false {
-		qctx, cancel := e.bounded(ctx)
-		prog, err := pg.ReadSlotProgress(qctx, e.Blue, slotNames(e.Config), target)
-		var cp pg.CopyProgress
-		if err == nil {
-			cp, err = pg.ReadCopyProgress(qctx, e.Green, names)
-		}
-		cancel()
-		if err != nil {
-			return st, err
-		}
-		if len(prog.Missing) > 0 {
-			return st, fmt.Errorf("slot %s is gone from blue: replication stopped; the run must start over from create-slots", strings.Join(prog.Missing, ", "))
-		}
-		subs, err := e.readSubs(ctx)
-		if err != nil {
-			return st, err
-		}
-		for _, s := range subs {
-			if !contains(names, s.Name) {
-				continue
-			}
-			if !s.Enabled {
-				return st, fmt.Errorf("subscription %s is disabled: nothing consumes its slot; run enable-subscriptions", s.Name)
-			}
-			if s.WorkerRunning {
-				delete(notRunningSince, s.Name)
-			} else if since, ok := notRunningSince[s.Name]; !ok {
-				notRunningSince[s.Name] = time.Now()
-			} else if time.Since(since) > workerGrace {
-				return st, fmt.Errorf("the apply worker of subscription %s has not been running for %s: green cannot stream from blue; read green's log (connection refused, password authentication failed, pg_hba.conf on blue, max_logical_replication_workers)",
-					s.Name, time.Since(since).Round(time.Second))
-			}
-			b := baseline[s.Name]
-			if s.ApplyErrors > b[0] || s.SyncErrors > b[1] {
-				return st, fmt.Errorf("subscription %s reports %d apply and %d sync error(s) since the wait began: read green's log for the failing statement (a duplicate key or a missing table), fix it on green, then run wait-catch-up again",
-					s.Name, s.ApplyErrors-b[0], s.SyncErrors-b[1])
-			}
-		}
-		behind := prog.Total()
-		if first {
-			st.StartBehind = behind
-		}
-		done := prog.Reached() && (!ready || cp.Ready == cp.Total)
-		now := time.Now()
-		if done || now.Sub(lastLog) >= 5*time.Second {
-			rate := ""
-			if lastBehind >= 0 && !lastLog.IsZero() {
-				rate = fmt.Sprintf(", draining %.0f B/s", float64(lastBehind-behind)/now.Sub(lastLog).Seconds())
-			}
-			copyNote := ""
-			if cp.Total > 0 {
-				copyNote = fmt.Sprintf("; initial sync: %d/%d tables ready", cp.Ready, cp.Total)
-				if cp.RowsCopying > 0 {
-					copyNote += fmt.Sprintf(", %d rows copied in the running table syncs", cp.RowsCopying)
-				}
-			}
-			e.Logf("%d bytes behind %s (all slots)%s%s", behind, target, rate, copyNote)
-			lastLog, lastBehind = now, behind
-		}
-		if done {
-			st.Took = time.Since(start)
-			st.TablesCopied = cp.Total
-			st.SubscriptionN = len(names)
-			if st.Took > 0 {
-				st.BytesPerSec = float64(st.StartBehind) / st.Took.Seconds()
-			}
-			e.Logf("caught up with %s in %s (%d bytes behind at the start, %.0f B/s)", target, st.Took.Round(time.Millisecond), st.StartBehind, st.BytesPerSec)
-			return st, nil
-		}
-		if now.After(deadline) {
-			return st, fmt.Errorf("not caught up with %s after %s: %d bytes behind, %d/%d tables ready (not ready: %s); raise timeouts.lag_wait, or look at green's log for a stuck apply worker",
-				target, timeout, behind, cp.Ready, cp.Total, strings.Join(cp.NotReady, ", "))
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(drainPoll):
-		}
-	}
-}
-
-func (e *Env) readSubs(ctx context.Context) ([]pg.Subscription, error) {
-	d := 30 * time.Second
-	if e.Config.Timeouts.Statement.Duration > 0 {
-		d = e.Config.Timeouts.Statement.Duration
-	}
-	return pg.ReadSubscriptions(ctx, e.Green, d)
 }
 
 func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
@@ -540,15 +411,57 @@ func runAdvanceOrigins(ctx context.Context, e *Env) error {
 	if len(problems) > 0 {
 		return e.seedRefusal(seed, problems)
 	}
+	op := pg.OriginAdvanceParams{On: "green", LSN: seed}
 	for _, st := range states {
 		if st.Progressed && st.RemoteLSN == seed {
 			e.Logf("origin %s of subscription %s is at the seed already", st.Origin, st.Subscription)
 			continue
 		}
-		e.Logf("SELECT pg_replication_origin_advance('%s', '%s')  -- subscription %s", st.Origin, seed, st.Subscription)
-		if err := pg.AdvanceOrigin(qctx, e.Green, st.Origin, seed); err != nil {
-			return err
+		op.Origins = append(op.Origins, st.Origin)
+	}
+	return op.Exec(qctx, e.Green)
+}
+
+// originsOp is what advance-origins does now: each subscription's origin
+// not at the seed yet, read live (offline: every subscription's, by name).
+func originsOp(ctx context.Context, e *Env) (pg.OriginAdvanceParams, error) {
+	op := pg.OriginAdvanceParams{On: "green"}
+	if v, ok := e.Value("green_start_lsn"); ok {
+		seed, err := pg.ParseLSN(v)
+		if err != nil {
+			return op, fmt.Errorf("recorded green_start_lsn: %w", err)
+		}
+		op.LSN = seed
+	}
+	for _, p := range e.Config.Publications {
+		if e.Green == nil {
+			op.Origins = append(op.Origins, pg.Later("the origin of subscription "+p.Name+": 'pg_' || its oid"))
+			continue
+		}
+		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		if err != nil {
+			return op, err
+		}
+		switch {
+		case !st.Exists:
+			op.Origins = append(op.Origins, pg.Later("the origin of subscription "+p.Name+", once created"))
+		case st.Progressed && st.RemoteLSN == op.LSN && op.LSN != 0:
+		default:
+			op.Origins = append(op.Origins, st.Origin)
 		}
 	}
-	return nil
+	return op, nil
+}
+
+func planAdvanceOrigins(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := originsOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Action{note(Green, "refused unless the seed still holds against blue's slots (exists, inactive, not lost, seed > slot_lsn, confirmed_flush_lsn <= seed) and each subscription exists, is disabled and its origin is not past the seed")}
+	out = append(out, stmts(op.Statements()...)...)
+	if len(op.Origins) == 0 {
+		out = append(out, note(Green, "every origin is at the seed already: nothing to change"))
+	}
+	return out, nil
 }

@@ -187,23 +187,6 @@ func (c *Config) hasDedicated() bool {
 	return false
 }
 
-// publicationTables renders the FOR clause of one publication.
-func (c *Config) publicationTables(p Publication) string {
-	if len(p.Tables) > 0 {
-		q := make([]string, len(p.Tables))
-		for i, t := range p.Tables {
-			q[i] = tableIdent(t)
-		}
-		return "FOR TABLE " + strings.Join(q, ", ")
-	}
-	for _, other := range c.Publications {
-		if len(other.Tables) > 0 {
-			return "FOR TABLE <every table of schemas " + strings.Join(c.Schemas, ", ") + " not listed in another publication>"
-		}
-	}
-	return "FOR ALL TABLES"
-}
-
 // subscriptionConninfo is the connection string green uses to reach blue,
 // with the password shown as a placeholder (it is read at run time only).
 func (c *Config) subscriptionConninfo() string {
@@ -218,11 +201,3 @@ func (c *Config) subscriptionConninfo() string {
 }
 
 func (c *Config) copyData() bool { return c.Strategy == "copy" }
-
-func schemaFlags(schemas []string) []string {
-	out := make([]string, len(schemas))
-	for i, s := range schemas {
-		out[i] = "--schema=" + ident(s)
-	}
-	return out
-}

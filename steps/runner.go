@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -152,7 +153,17 @@ func (r *Runner) emit(l Line) {
 // with their values (journalStmt); one that changes something and was not
 // run as an operation's statement is journaled as "sql" too, as it was
 // sent: no plan showed it, and the dry-run tests catch it.
+//
+// A read repeated by a poll is journaled the first time, then at most once
+// a minute with how many times it ran meanwhile: a wait of an hour reading
+// three statements every 250 ms would otherwise write 33 MB.
 func QueryJournal(j *state.Journal, target string) func(context.Context, string, time.Duration, error) {
+	var mu sync.Mutex
+	type seen struct {
+		at    time.Time
+		count int
+	}
+	last := map[string]*seen{}
 	return func(ctx context.Context, sql string, d time.Duration, err error) {
 		if j == nil || pg.Journaled(ctx) || pg.IsQuiet(ctx) {
 			return
@@ -165,9 +176,31 @@ func QueryJournal(j *state.Journal, target string) func(context.Context, string,
 		if err != nil {
 			e.Outcome, e.Error = "error", err.Error()
 		}
+		if kind == "read" && err == nil {
+			key := e.Step + "\x00" + sql
+			now := time.Now()
+			mu.Lock()
+			s := last[key]
+			if s != nil && now.Sub(s.at) < readJournalEvery {
+				s.count++
+				mu.Unlock()
+				return
+			}
+			if s != nil {
+				e.Text += fmt.Sprintf("  -- read %d more times since %s", s.count, s.at.UTC().Format("15:04:05"))
+			}
+			if len(last) > 10000 {
+				last = map[string]*seen{} // distinct reads are few; bound it anyway
+			}
+			last[key] = &seen{at: now}
+			mu.Unlock()
+		}
 		_ = j.Append(e)
 	}
 }
+
+// readJournalEvery is how often a repeated read is journaled again.
+const readJournalEvery = time.Minute
 
 // journalStmt journals one statement or command an operation executed, under the step
 // its context names.
@@ -177,6 +210,21 @@ func (r *Runner) journalStmt(ctx context.Context, x pg.Executed) {
 		e.Outcome, e.Error = "error", x.Err.Error()
 	}
 	r.journal(e)
+}
+
+// attach keeps a large text an operation executed (the schema dump) in a
+// folder beside the journal, named by its hash, and returns the path the
+// journal line names.
+func (r *Runner) attach(name string, data []byte) (string, error) {
+	if r.Journal == nil {
+		return "", nil
+	}
+	dir := strings.TrimSuffix(r.Journal.Path(), filepath.Ext(r.Journal.Path())) + ".files"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	return path, state.WriteFileAtomic(path, data, 0o600)
 }
 
 func (r *Runner) journal(e state.Entry) {
@@ -225,11 +273,8 @@ func (r *Runner) Preconditions(id string, p RunParams) string {
 // before and after.
 func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, error) {
 	s, _ := r.Find(id)
-	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
-	env, err := r.Env(id).withSchemas(ctx)
-	if err != nil {
-		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
-	}
+	ctx = pg.WithAttachments(pg.WithJournal(WithStep(ctx, id), r.journalStmt), r.attach)
+	env := r.Env(id)
 	env.way = p.Way
 	done := s != nil && !p.DryRun && r.Store.Snapshot().Step(id).Status == state.Done
 	if done && p.Again == "" {
@@ -250,6 +295,11 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		r.journal(state.Entry{Step: id, Kind: "step", Text: "refused: " + why, Outcome: "refused"})
 		return "", &RefusedError{Step: id, Reason: why}
 	}
+	env, err := env.withSchemas(ctx)
+	if err != nil {
+		return "", state.RedactError(fmt.Errorf("%s: %w", id, err))
+	}
+	env.way = p.Way
 	if done && p.Again != "" {
 		if s.Again == nil {
 			return "", r.refuseNow(id, "it is done and cannot be run again: its work is recorded and later steps build on it")

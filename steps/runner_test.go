@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
@@ -319,5 +320,31 @@ func TestReportsGoNextToTheStateFile(t *testing.T) {
 	want := filepath.Dir(r.Store.Path())
 	if got := r.Env("cutover").reportDir(); got != want {
 		t.Fatalf("reports go to %s, want the state file's folder %s", got, want)
+	}
+}
+
+// A poll's read is journaled the first time, then not again within a
+// minute; a read that failed always is.
+func TestQueryJournalQuietsRepeatedReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	j, err := state.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	hook := QueryJournal(j, "green")
+	ctx := WithStep(context.Background(), "wait-catch-up")
+	for i := 0; i < 100; i++ {
+		hook(ctx, "SELECT count(*) FROM pg_subscription_rel", time.Millisecond, nil)
+	}
+	hook(ctx, "SELECT 1", time.Millisecond, nil)
+	hook(ctx, "SELECT 1", time.Millisecond, errors.New("boom"))
+	hook(WithStep(context.Background(), "analyze-green"), "SELECT 1", time.Millisecond, nil)
+	entries, _, err := state.ReadJournal(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 4 {
+		t.Fatalf("%d entries, want 4 (one per read and step, and the error): %+v", len(entries), entries)
 	}
 }

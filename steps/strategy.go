@@ -1,7 +1,5 @@
 package steps
 
-import "context"
-
 // Strategy returns the ordered steps of one strategy, new values each call
 // (nil for an unknown name). Each step is one value, defined in the file
 // of its phase.
@@ -37,12 +35,6 @@ func Strategy(name string) []*Step {
 		return append(append(list, trafficToPgBouncer()), awsFinish(finish)...)
 	}
 	return append(list, finish...)
-}
-
-// offline adapts a plan that only reads the configuration and the
-// recorded values.
-func offline(f func(e *Env) []Action) func(context.Context, *Env) ([]Action, error) {
-	return func(_ context.Context, e *Env) ([]Action, error) { return f(e), nil }
 }
 
 // awsFinish is finish with readers-to-green right after switch-traffic.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
@@ -16,15 +17,9 @@ func analyzeGreen() *Step {
 	return &Step{ID: "analyze-green", Phase: PhaseReplicate, Target: Green, Title: "Analyze green",
 		Why:    "An upgraded or freshly loaded database has no planner statistics: without them the first queries after cutover are slow.",
 		Source: "000, 001 §9.2, 002",
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Green, "SELECT now()  -- the start"),
-				sql(Green, "SET statement_timeout = 0; ANALYZE <each table of %s>  -- one by one, logged; pg_stat_progress_analyze polled every 5 s", strings.Join(e.Config.Schemas, ", ")),
-				sql(Green, "SELECT relname FROM pg_stat_all_tables WHERE schemaname = ANY($1) AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity') < <start>"),
-			}
-		}),
-		Check: alwaysRuns("ANALYZE runs every time: statistics go stale as data arrives"),
-		Run:   runAnalyzeGreen,
+		Plan:   planAnalyzeGreen,
+		Check:  alwaysRuns("ANALYZE runs every time: statistics go stale as data arrives"),
+		Run:    runAnalyzeGreen,
 	}
 }
 
@@ -33,12 +28,7 @@ func verifyData() *Step {
 		Why: "Row counts per table, compared on blue and green at a drained point, before trusting green with traffic. " +
 			"Counts only match while writes are quiet, so it is optional: it does not gate the cutover.",
 		Source: "beyond the sources", Optional: true,
-		Plan: offline(func(e *Env) []Action {
-			return []Action{
-				sql(Blue, "SELECT pg_current_wal_lsn()  -- then wait until every slot reaches it"),
-				sql(BlueGreen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT count(*) FROM <each table of %s>; COMMIT  -- with value verify_data_checksums = on, also an md5 of the rows; up to 3 attempts", strings.Join(e.Config.Schemas, ", ")),
-			}
-		}),
+		Plan:  planVerifyData,
 		Check: alwaysRuns("the comparison runs every time"),
 		Run:   runVerifyData,
 	}
@@ -54,24 +44,53 @@ func alwaysRuns(detail string) func(context.Context, *Env) (CheckResult, error) 
 // read and sorted: slow on large tables).
 const VerifyChecksumsKey = "verify_data_checksums"
 
-// runAnalyzeGreen analyzes every table of the schemas on green, logging
-// each and polling pg_stat_progress_analyze for the long ones, then checks
-// that every table was analyzed after the start.
+// analyzeOp is what analyze-green does now: every table and partitioned
+// parent of the schemas on green, largest first, on analyzeJobs connections
+// (offline: a placeholder for the tables).
+func analyzeOp(ctx context.Context, e *Env) (pg.AnalyzeParams, error) {
+	op := pg.AnalyzeParams{On: "green", Jobs: e.analyzeJobs()}
+	if e.Green == nil {
+		// Offline, green's cores are not known: the plan says where the number comes from.
+		op.Jobs = e.Config.Sync.AnalyzeJobs
+		op.Tables = []pg.Rel{pg.PlaceholderRel("each table and partitioned table of " + strings.Join(e.Config.Schemas, ", ") + ", largest first")}
+		return op, nil
+	}
+	var err error
+	op.Tables, err = pg.AnalyzeTargets(ctx, e.Green, e.Config.Schemas)
+	return op, err
+}
+
+func planAnalyzeGreen(ctx context.Context, e *Env) ([]Action, error) {
+	op, err := analyzeOp(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	start, progress, left := pg.ServerNowQuery("green"), pg.AnalyzeProgressQuery("green"), pg.NotAnalyzedQuery("green", e.Config.Schemas, pg.Later("the start"))
+	start.Note, progress.Note, left.Note = "the start, on green's clock", "every 5 s while it runs", "any row fails the step"
+	out := stmts(start)
+	out = append(out, stmts(op.Statements()...)...)
+	return append(out, stmts(progress, left)...), nil
+}
+
+// runAnalyzeGreen analyzes every table and partitioned parent of the
+// schemas on green, several at a time, logging each and polling
+// pg_stat_progress_analyze for the long ones, then checks that every one
+// was analyzed after the start.
 func runAnalyzeGreen(ctx context.Context, e *Env) error {
 	if err := e.needGreen(); err != nil {
 		return err
 	}
 	qctx, cancel := e.bounded(ctx)
 	start, err := pg.ServerNow(qctx, e.Green)
-	var tables []pg.Rel
+	var op pg.AnalyzeParams
 	if err == nil {
-		tables, err = pg.LeafTables(qctx, e.Green, e.Config.Schemas)
+		op, err = analyzeOp(qctx, e)
 	}
 	cancel()
 	if err != nil {
 		return err
 	}
-	e.Logf("ANALYZE %d tables of %s on green (no statement timeout), started %s", len(tables), strings.Join(e.Config.Schemas, ", "), start.Format(time.RFC3339))
+	e.Logf("ANALYZE %d tables of %s on green, %d at a time, largest first (no statement timeout), started %s", len(op.Tables), strings.Join(e.Config.Schemas, ", "), op.Jobs, start.Format(time.RFC3339))
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
@@ -89,13 +108,15 @@ func runAnalyzeGreen(ctx context.Context, e *Env) error {
 			}
 		}
 	}()
-	err = pg.Analyze(ctx, e.Green, tables, func(done int, t pg.Rel, d time.Duration) {
-		e.Logf("analyzed %d/%d %s in %s", done, len(tables), t, d.Round(time.Millisecond))
+	began := time.Now()
+	err = op.Exec(ctx, e.Green, func(done int, t pg.Rel, d time.Duration) {
+		e.Logf("analyzed %d/%d %s in %s", done, len(op.Tables), t, d.Round(time.Millisecond))
 	})
 	stop()
 	if err != nil {
 		return err
 	}
+	e.Logf("analyzed %d tables in %s", len(op.Tables), time.Since(began).Round(time.Millisecond))
 	qctx, cancel = e.bounded(ctx)
 	defer cancel()
 	left, err := pg.NotAnalyzedSince(qctx, e.Green, e.Config.Schemas, start)
@@ -129,6 +150,9 @@ func runVerifyData(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
+	count := func(on string, pool *pgxpool.Pool) (map[pg.Rel]string, error) {
+		return pg.RowCountParams{On: on, Tables: tables, Checksum: checksum}.Exec(ctx, pool)
+	}
 	var mismatched map[pg.Rel]string
 	var writes int64 // transactions blue started during the comparisons
 	for attempt := 1; attempt <= verifyAttempts; attempt++ {
@@ -145,11 +169,11 @@ func runVerifyData(ctx context.Context, e *Env) error {
 		if _, err := e.waitDrained(ctx, target, e.Config.Timeouts.Statement.Duration, false); err != nil {
 			return fmt.Errorf("drain before counting: %w", err)
 		}
-		blue, err := pg.RowCounts(ctx, e.Blue, tables, checksum)
+		blue, err := count("blue", e.Blue)
 		if err != nil {
 			return fmt.Errorf("blue: %w", err)
 		}
-		green, err := pg.RowCounts(ctx, e.Green, tables, checksum)
+		green, err := count("green", e.Green)
 		if err != nil {
 			return fmt.Errorf("green: %w", err)
 		}
@@ -188,4 +212,36 @@ func runVerifyData(ctx context.Context, e *Env) error {
 	}
 	return fmt.Errorf("%d table(s) differ between blue and green in %d attempts: %s; look for apply errors on green (wait-catch-up), or compare again when writes are paused",
 		len(lines), verifyAttempts, strings.Join(lines, "; "))
+}
+
+// verifyTables are the tables verify-data counts: blue's ordinary tables
+// of the schemas (offline: a placeholder).
+func verifyTables(ctx context.Context, e *Env) ([]pg.Rel, error) {
+	if e.Blue == nil {
+		return []pg.Rel{pg.PlaceholderRel("each table of " + strings.Join(e.Config.Schemas, ", "))}, nil
+	}
+	return pg.LeafTables(ctx, e.Blue, e.Config.Schemas)
+}
+
+func planVerifyData(ctx context.Context, e *Env) ([]Action, error) {
+	tables, err := verifyTables(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	checksum := e.Values[VerifyChecksumsKey] == "on"
+	out := []Action{
+		note(Blue, "reads blue's current WAL position, then waits until every slot reaches it (as wait-catch-up does)"),
+		note(BlueGreen, "the counts below run on blue, then on green, up to %d times while they differ (with value %s = on, an md5 of the rows too)", verifyAttempts, VerifyChecksumsKey),
+	}
+	out = append(out, stmts(pg.RowCountParams{On: "blue", Tables: tables, Checksum: checksum}.Statements()...)...)
+	return append(out, stmts(pg.RowCountParams{On: "green", Tables: tables, Checksum: checksum}.Statements()...)...), nil
+}
+
+// analyzeJobs is how many connections analyze-green uses: sync.analyze_jobs,
+// else green's cores.
+func (e *Env) analyzeJobs() int {
+	if n := e.Config.Sync.AnalyzeJobs; n > 0 {
+		return n
+	}
+	return e.Config.greenCores()
 }

@@ -313,17 +313,6 @@ func (s *Server) SetLogicalSlots(clusterID string, n int) {
 	}
 }
 
-// Events reports the RDS events recorded for a resource, oldest first.
-func (s *Server) Events(sourceID string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, e := range s.rds.events[sourceID] {
-		out = append(out, e.message)
-	}
-	return out
-}
-
 func (s *Server) addEvent(sourceID, typ, message string) {
 	s.rds.events[sourceID] = append(s.rds.events[sourceID], event{at: time.Now().UTC(), typ: typ, message: message})
 }

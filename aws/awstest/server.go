@@ -179,13 +179,6 @@ func (s *Server) Fail(action string, f Fault) {
 	s.faults[action] = &f
 }
 
-// Clear removes the fault set for action, if any.
-func (s *Server) Clear(action string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.faults, action)
-}
-
 // Requests returns every request received so far, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()

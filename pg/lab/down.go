@@ -12,13 +12,16 @@ import (
 
 // createdEntries are what Up (and Load) create in DIR; Down --purge removes
 // these and nothing else.
-var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer",
+var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer", "pgbouncer-ssh", "ssh",
 	InfoFile, ConfigFile, "pgpass", LedgerFile,
 	// The clone strategy's working folders beside green-clone (pg.CloneParams.Paths).
 	"green-clone.pgbluegreen", "green-clone.basebackup", "green-clone.basebackup.partial", "green-clone.upgrading",
 	// A run on the lab keeps its state, lock, journal and reports in DIR by
 	// default: a purged lab must not leave a run that says its steps are done.
 	"pgbluegreen.state.json", "pgbluegreen.state.json.lock", "pgbluegreen.state.journal.jsonl",
+	// The journal's attachments (a dump's text), the cutover guard's log and
+	// heartbeat, the test hook's marker.
+	"pgbluegreen.state.journal.files", "pgbluegreen.guard.log", "pgbluegreen.state.json.heartbeat", "pgbluegreen.held",
 	"cutover-*.json", "cutover-*.md", "rollback-*.json", "rollback-*.md"}
 
 // Down stops PgBouncer and every PostgreSQL server with a data directory in
@@ -34,11 +37,20 @@ func Down(ctx context.Context, dir string, purge bool, log io.Writer) error {
 	}
 	var errs []error
 	if info, err := ReadInfo(dir); err == nil {
-		if pid := bouncerPID(info); pid != 0 {
-			if err := stopBouncer(ctx, info); err != nil {
+		for _, b := range info.Bouncers() {
+			if pid := bouncerPID(b); pid != 0 {
+				if err := stopBouncer(ctx, b); err != nil {
+					errs = append(errs, err)
+				} else {
+					fmt.Fprintf(log, "PgBouncer %s stopped (pid %d)\n", b.Name, pid)
+				}
+			}
+		}
+		if pid := sshdPID(&info.SSHD); info.SSHD.PidFile != "" && pid != 0 {
+			if err := stopSSHD(ctx, &info.SSHD); err != nil {
 				errs = append(errs, err)
 			} else {
-				fmt.Fprintf(log, "PgBouncer stopped (pid %d)\n", pid)
+				fmt.Fprintf(log, "sshd stopped (pid %d)\n", pid)
 			}
 		}
 	} else if !purge {
@@ -118,13 +130,26 @@ func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
 	if _, err := os.Stat(filepath.Join(info.Clone.DataDir, "PG_VERSION")); err == nil {
 		add("green-clone", Server{Port: info.Clone.Port, DataDir: info.Clone.DataDir})
 	}
-	b := ComponentStatus{Name: "pgbouncer", Port: info.PgBouncer.Port, Where: info.PgBouncer.Ini}
-	if pid := bouncerPID(info); pid != 0 {
-		b.Running, b.PID = true, pid
+	for k, pb := range info.Bouncers() {
+		name := "pgbouncer"
+		if k > 0 {
+			name = "pgbouncer " + pb.Name
+		}
+		b := ComponentStatus{Name: name, Port: pb.Port, Where: pb.Ini}
+		if pid := bouncerPID(pb); pid != 0 {
+			b.Running, b.PID = true, pid
+		}
+		if target, err := bouncerTargetLine(pb.Ini); err == nil {
+			b.Target = target
+		}
+		out = append(out, b)
 	}
-	if target, err := bouncerTargetLine(info.PgBouncer.Ini); err == nil {
-		b.Target = target
+	if info.SSHD.Port > 0 {
+		s := ComponentStatus{Name: "sshd", Port: info.SSHD.Port, Where: info.SSHD.Config}
+		if pid := sshdPID(&info.SSHD); pid != 0 {
+			s.Running, s.PID = true, pid
+		}
+		out = append(out, s)
 	}
-	out = append(out, b)
 	return out, nil
 }

@@ -40,8 +40,10 @@ type Server struct {
 	Conninfo string `json:"conninfo"` // superuser postgres, database app
 }
 
-// Bouncer describes the lab's PgBouncer.
+// Bouncer describes one of the lab's PgBouncers.
 type Bouncer struct {
+	// Name is what the lab's pgbluegreen.yaml calls it.
+	Name          string `json:"name"`
 	Port          int    `json:"port"`
 	Conninfo      string `json:"conninfo"`       // database app as role app, through PgBouncer
 	AdminConninfo string `json:"admin_conninfo"` // the console: database pgbouncer
@@ -59,11 +61,15 @@ type Clone struct {
 
 // Info is the lab's description, kept in DIR/lab.json.
 type Info struct {
-	Dir             string  `json:"dir"`
-	Strategy        string  `json:"strategy"`
-	Blue            Server  `json:"blue"`
-	Green           Server  `json:"green"`
-	PgBouncer       Bouncer `json:"pgbouncer"`
+	Dir       string  `json:"dir"`
+	Strategy  string  `json:"strategy"`
+	Blue      Server  `json:"blue"`
+	Green     Server  `json:"green"`
+	PgBouncer Bouncer `json:"pgbouncer"`
+	// PgBouncerSSH is the second PgBouncer, whose ini pgbluegreen reaches
+	// only through SSHD (Port 0: openssh-server is not installed).
+	PgBouncerSSH    Bouncer `json:"pgbouncer_ssh"`
+	SSHD            SSHD    `json:"sshd"`
 	ReplicationRole string  `json:"replication_role"`
 	Pgpass          string  `json:"pgpass"`
 	Clone           Clone   `json:"clone"`
@@ -95,6 +101,16 @@ func writeInfo(i *Info) error {
 		return err
 	}
 	return state.WriteFileAtomic(filepath.Join(i.Dir, InfoFile), append(b, '\n'), 0o644)
+}
+
+// Bouncers are the lab's PgBouncers: the local one, and the one reached
+// over SSH when openssh-server is installed.
+func (i *Info) Bouncers() []*Bouncer {
+	out := []*Bouncer{&i.PgBouncer}
+	if i.PgBouncerSSH.Port > 0 {
+		out = append(out, &i.PgBouncerSSH)
+	}
+	return out
 }
 
 func serverConninfo(port int) string {
@@ -201,7 +217,11 @@ func configYAML(i *Info) string {
 	fmt.Fprintf(&b, "schemas: [public, inventory]\n")
 	fmt.Fprintf(&b, "app_roles: [%s]\n", AppRole)
 	fmt.Fprintf(&b, "cutover:\n  method: pgbouncer\n  max_lag_bytes: 1048576\n  drain_timeout: 10s\n  pgbouncer:\n")
-	fmt.Fprintf(&b, "    - name: lab\n      admin_conninfo: %q\n      ini: %s\n      database: %s\n", i.PgBouncer.AdminConninfo, i.PgBouncer.Ini, AppDB)
+	fmt.Fprintf(&b, "    - name: %s\n      admin_conninfo: %q\n      ini: %s\n      database: %s\n", i.PgBouncer.Name, i.PgBouncer.AdminConninfo, i.PgBouncer.Ini, AppDB)
+	if s := i.SSHD; i.PgBouncerSSH.Port > 0 {
+		fmt.Fprintf(&b, "    - name: %s\n      admin_conninfo: %q\n      ini: %s\n      database: %s\n", i.PgBouncerSSH.Name, i.PgBouncerSSH.AdminConninfo, i.PgBouncerSSH.Ini, AppDB)
+		fmt.Fprintf(&b, "      ssh:\n        host: 127.0.0.1\n        port: %d\n        user: %s\n        key: %s\n        known_hosts: %s\n", s.Port, s.User, s.Key, s.KnownHosts)
+	}
 	fmt.Fprintf(&b, "clone:\n  blue_bindir: %s\n  green_bindir: %s\n  data_dir: %s\n  port: %d\n  os_user: %s\n",
 		i.Blue.BinDir, i.Green.BinDir, i.Clone.DataDir, i.Clone.Port, i.OSUser)
 	fmt.Fprintf(&b, "lag:\n  interval: 1s\n")

@@ -158,7 +158,7 @@ func TestLab(t *testing.T) {
 		blue := mustConnect(t, ctx, info.Blue.Conninfo, pgx.QueryExecModeExec)
 		const digest = "SELECT md5(string_agg(a::text, ',' ORDER BY id)) FROM public.accounts a"
 		before := queryString(t, ctx, blue, digest)
-		pids := []int{ServerPID(info.Blue.DataDir), ServerPID(info.Green.DataDir), bouncerPID(info)}
+		pids := []int{ServerPID(info.Blue.DataDir), ServerPID(info.Green.DataDir), bouncerPID(&info.PgBouncer)}
 		again, err := Up(ctx, UpParams{Dir: dir})
 		if err != nil {
 			t.Fatalf("second lab up: %v", err)
@@ -166,7 +166,7 @@ func TestLab(t *testing.T) {
 		if again.Blue.Port != info.Blue.Port || again.Green.Port != info.Green.Port || again.PgBouncer.Port != info.PgBouncer.Port || again.Clone.Port != info.Clone.Port {
 			t.Errorf("ports changed: %+v then %+v", info, again)
 		}
-		after := []int{ServerPID(info.Blue.DataDir), ServerPID(info.Green.DataDir), bouncerPID(info)}
+		after := []int{ServerPID(info.Blue.DataDir), ServerPID(info.Green.DataDir), bouncerPID(&info.PgBouncer)}
 		if pids[0] != after[0] || pids[1] != after[1] || pids[2] != after[2] {
 			t.Errorf("running processes were restarted: %v then %v", pids, after)
 		}
@@ -326,7 +326,12 @@ func labPids(info *Info) []int {
 			pids = append(pids, pid)
 		}
 	}
-	if pid := bouncerPID(info); pid != 0 {
+	for _, b := range info.Bouncers() {
+		if pid := bouncerPID(b); pid != 0 {
+			pids = append(pids, pid)
+		}
+	}
+	if pid := sshdPID(&info.SSHD); info.SSHD.PidFile != "" && pid != 0 {
 		pids = append(pids, pid)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -364,7 +369,7 @@ func TestUpInterruptedStopsWhatItStarted(t *testing.T) {
 			t.Errorf("%s still runs (pid %d) after an interrupted up", d, pid)
 		}
 	}
-	if info, err := ReadInfo(dir); err == nil && bouncerPID(info) != 0 {
+	if info, err := ReadInfo(dir); err == nil && bouncerPID(&info.PgBouncer) != 0 {
 		t.Error("PgBouncer still runs after an interrupted up")
 	}
 }

@@ -18,7 +18,7 @@ type LoadParams struct {
 	Dir      string
 	Rate     int           // transactions per second over all clients; <= 0: as fast as they go
 	Duration time.Duration // how long to write
-	Clients  int           // concurrent connections through PgBouncer; default 4
+	Clients  int           // concurrent connections, spread over the PgBouncers; default 4
 	Log      io.Writer     // connection errors as they happen; nil = none
 	// Committed, when set, counts the acknowledged writes as they happen:
 	// a test waits until the ledger grows instead of sleeping.
@@ -39,11 +39,13 @@ type LoadResult struct {
 
 // loadRun is the shared state of one Load.
 type loadRun struct {
-	conninfo string
-	log      io.Writer
-	tokens   chan struct{} // nil when unthrottled
-	stop     chan struct{} // closed when the duration is over
-	acks     chan ledgerEntry
+	// conninfos are the lab's PgBouncers: client k writes through
+	// conninfos[k % len], so every PgBouncer carries part of the load.
+	conninfos []string
+	log       io.Writer
+	tokens    chan struct{} // nil when unthrottled
+	stop      chan struct{} // closed when the duration is over
+	acks      chan ledgerEntry
 
 	committed, errors atomic.Int64
 	counter           *atomic.Int64 // LoadParams.Committed, may be nil
@@ -53,7 +55,8 @@ type loadRun struct {
 	lastErr           string
 }
 
-// Load writes through PgBouncer at p.Rate transactions per second for
+// Load writes through the lab's PgBouncers (each client through one, in
+// turn) at p.Rate transactions per second for
 // p.Duration. Each transaction inserts a ledger row (identity id) and
 // updates, inserts and deletes in the other tables; every acknowledged
 // commit is appended to DIR/ledger, fsync'd at least every 100 ms and before
@@ -74,7 +77,11 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	if p.Log == nil {
 		p.Log = io.Discard
 	}
-	r := &loadRun{conninfo: info.PgBouncer.Conninfo, log: p.Log, stop: make(chan struct{}), acks: make(chan ledgerEntry, 4096), counter: p.Committed}
+	var through []string
+	for _, b := range info.Bouncers() {
+		through = append(through, b.Conninfo)
+	}
+	r := &loadRun{conninfos: through, log: p.Log, stop: make(chan struct{}), acks: make(chan ledgerEntry, 4096), counter: p.Committed}
 
 	first, err := r.firstClient(ctx, info.Ledger)
 	if err != nil {
@@ -129,7 +136,7 @@ func (r *loadRun) firstClient(ctx context.Context, ledgerPath string) (int, erro
 	for _, e := range entries {
 		maxClient = max(maxClient, int(e.client))
 	}
-	conn, err := r.connect(ctx)
+	conn, err := r.connect(ctx, 0)
 	if err != nil {
 		return 0, fmt.Errorf("connecting through PgBouncer: %w", err)
 	}
@@ -143,8 +150,8 @@ func (r *loadRun) firstClient(ctx context.Context, ledgerPath string) (int, erro
 
 // connect opens a connection through PgBouncer in exec mode: prepared
 // statements do not survive transaction pooling (PgBouncer 1.18).
-func (r *loadRun) connect(ctx context.Context) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(r.conninfo)
+func (r *loadRun) connect(ctx context.Context, client int) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(r.conninfos[client%len(r.conninfos)])
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +200,7 @@ func (r *loadRun) client(ctx context.Context, id int) {
 	var waitingSince time.Time // start of the first attempt since the last commit
 	// The first connection is made before any transaction is timed: a
 	// stall is a wait in the middle of the run, not the warm-up.
-	if c, err := r.connect(ctx); err == nil {
+	if c, err := r.connect(ctx, id); err == nil {
 		conn = c
 	}
 	for {
@@ -218,7 +225,7 @@ func (r *loadRun) client(ctx context.Context, id int) {
 			waitingSince = time.Now()
 		}
 		if conn == nil || conn.IsClosed() {
-			c, err := r.connect(ctx)
+			c, err := r.connect(ctx, id)
 			if err != nil {
 				r.fail(fmt.Errorf("client %d: connecting: %w", id, err))
 				pause(ctx, r.stop, 100*time.Millisecond)
@@ -228,7 +235,12 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		}
 		n++ // never reused, even when the outcome of the commit is unknown
 		t0 := time.Now()
-		ledgerID, err := r.transaction(ctx, conn, rng, id, n)
+		// Stopping the load never interrupts a transaction in flight: pgx
+		// answers an interrupted query with a cancel request, and PgBouncer
+		// 1.18 was seen to die on one. Each transaction is bounded alone.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transactionTimeout)
+		ledgerID, err := r.transaction(tctx, conn, rng, id, n)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -253,6 +265,10 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		waitingSince = time.Time{}
 	}
 }
+
+// transactionTimeout bounds one transaction of the workload: longer than
+// any pause a cutover makes, shorter than PgBouncer's query_wait_timeout.
+const transactionTimeout = 60 * time.Second
 
 // pgconnOK reports whether the connection can take another transaction.
 func pgconnOK(conn *pgx.Conn) bool {

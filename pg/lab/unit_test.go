@@ -98,7 +98,7 @@ func TestReadLedgerIgnoresTornLastLine(t *testing.T) {
 func TestBouncerTarget(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "pgbouncer.ini")
 	i := &Info{Blue: Server{Port: 5433}, PgBouncer: Bouncer{Port: 6432, PidFile: "/r/p.pid", LogFile: "/l/p.log"}}
-	if err := os.WriteFile(p, []byte(bouncerIni(i, "/r", "/u")), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(bouncerIni(i, &i.PgBouncer, "/r", "/u")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, err := BouncerTarget(p)

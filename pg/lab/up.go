@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
@@ -51,6 +52,17 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	}
 	old, _ := ReadInfo(dir)
 	p.CacheDir = cacheDir
+	if old == nil || !hasPrograms(old.Green.BinDir) {
+		// First use: the newer major is fetched (pinned, verified) so the
+		// binary alone gives a real upgrade; without it, both sides run
+		// the one major found, and the notice says so.
+		if err := EnsurePinned(ctx, cacheDir, log); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			fmt.Fprintf(log, "could not fetch PostgreSQL %s: %v\n", PinnedPGVersion, err)
+		}
+	}
 	info, err = planInfo(dir, p, old, u)
 	if err != nil {
 		return nil, err
@@ -118,18 +130,35 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 			return nil, e
 		}
 	}
-	if err := writeBouncerConfig(info, runDir); err != nil {
-		return nil, err
+	if info.SSHD.Port > 0 {
+		if err := writeSSHFiles(u, &info.SSHD); err != nil {
+			return nil, err
+		}
+		fresh, err := startSSHD(ctx, u, &info.SSHD)
+		if fresh {
+			started = append(started, func() { _ = stopSSHD(context.Background(), &info.SSHD) })
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			fmt.Fprintf(log, "sshd started on port %d (the lab's own, as %s)\n", info.SSHD.Port, info.SSHD.User)
+		}
 	}
-	fresh, err := startBouncer(ctx, u, info)
-	if fresh {
-		started = append(started, func() { _ = stopBouncer(context.Background(), info) })
-	}
-	if err != nil {
-		return nil, err
-	}
-	if fresh {
-		fmt.Fprintf(log, "PgBouncer started on port %d\n", info.PgBouncer.Port)
+	for _, b := range info.Bouncers() {
+		if err := writeBouncerConfig(u, info, b, runDir); err != nil {
+			return nil, err
+		}
+		fresh, err := startBouncer(ctx, u, b)
+		if fresh {
+			started = append(started, func() { _ = stopBouncer(context.Background(), b) })
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			fmt.Fprintf(log, "PgBouncer %s started on port %d\n", b.Name, b.Port)
+		}
 	}
 	if err := writeInfo(info); err != nil {
 		return nil, err
@@ -194,6 +223,7 @@ func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 	if old != nil && hasPrograms(old.Blue.BinDir) && hasPrograms(old.Green.BinDir) && old.Blue.Port > 0 {
 		i.Blue, i.Green, i.Clone, i.Notice = old.Blue, old.Green, old.Clone, old.Notice
 		i.PgBouncer.Port = old.PgBouncer.Port
+		i.PgBouncerSSH.Port, i.SSHD.Port = old.PgBouncerSSH.Port, old.SSHD.Port
 	} else {
 		builds, err := FindBuilds(p.CacheDir)
 		if err != nil {
@@ -216,10 +246,41 @@ func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 	i.Blue.Conninfo = serverConninfo(i.Blue.Port)
 	i.Green.Conninfo = serverConninfo(i.Green.Port)
 	i.Clone.Conninfo = serverConninfo(i.Clone.Port)
-	i.PgBouncer.Ini = filepath.Join(dir, "pgbouncer", "pgbouncer.ini")
-	i.PgBouncer.PidFile = filepath.Join(dir, "run", "pgbouncer.pid")
-	i.PgBouncer.LogFile = filepath.Join(dir, "logs", "pgbouncer.log")
-	i.PgBouncer.Conninfo = fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable", i.PgBouncer.Port, AppDB, AppRole)
-	i.PgBouncer.AdminConninfo = fmt.Sprintf("host=127.0.0.1 port=%d dbname=pgbouncer user=pgbouncer sslmode=disable", i.PgBouncer.Port)
+	i.PgBouncer = labBouncer(dir, "lab", "pgbouncer", i.PgBouncer.Port)
+	switch {
+	case !HasSSHD():
+		// Without openssh-server the lab has one PgBouncer, and says so.
+		i.PgBouncerSSH, i.SSHD = Bouncer{}, SSHD{}
+		if !strings.Contains(i.Notice, noSSHDNotice) {
+			i.Notice = strings.TrimSpace(i.Notice + " " + noSSHDNotice)
+		}
+	case i.PgBouncerSSH.Port == 0 || i.SSHD.Port == 0:
+		// A lab made before it had one gets ports for it now.
+		avoid := map[int]bool{i.Blue.Port: true, i.Green.Port: true, i.PgBouncer.Port: true, i.Clone.Port: true}
+		ports, err := freePorts(2, avoid)
+		if err != nil {
+			return nil, err
+		}
+		i.PgBouncerSSH.Port, i.SSHD.Port = ports[0], ports[1]
+	}
+	if i.SSHD.Port > 0 {
+		i.PgBouncerSSH = labBouncer(dir, "lab-ssh", "pgbouncer-ssh", i.PgBouncerSSH.Port)
+		sshDir := filepath.Join(dir, "ssh")
+		i.SSHD = SSHD{Port: i.SSHD.Port, User: u.Name, Key: filepath.Join(sshDir, "id_ed25519"), KnownHosts: filepath.Join(sshDir, "known_hosts"),
+			Config: filepath.Join(sshDir, "sshd_config"), PidFile: filepath.Join(dir, "run", "sshd.pid"), LogFile: filepath.Join(dir, "logs", "sshd.log")}
+	}
 	return i, nil
+}
+
+const noSSHDNotice = "openssh-server is not installed: the second PgBouncer (its ini reached over SSH) is left out (run `make deps`)"
+
+// labBouncer is one of the lab's PgBouncers: its ini in DIR/sub, its
+// pidfile and log named after sub.
+func labBouncer(dir, name, sub string, port int) Bouncer {
+	return Bouncer{Name: name, Port: port,
+		Ini:           filepath.Join(dir, sub, "pgbouncer.ini"),
+		PidFile:       filepath.Join(dir, "run", sub+".pid"),
+		LogFile:       filepath.Join(dir, "logs", sub+".log"),
+		Conninfo:      fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable", port, AppDB, AppRole),
+		AdminConninfo: fmt.Sprintf("host=127.0.0.1 port=%d dbname=pgbouncer user=pgbouncer sslmode=disable", port)}
 }

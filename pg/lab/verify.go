@@ -41,6 +41,12 @@ func Verify(ctx context.Context, dir string) (VerifyResult, error) {
 		return res, err
 	}
 	res.Target, _ = bouncerTargetLine(info.PgBouncer.Ini)
+	// Writes go through every PgBouncer: all must point at one server.
+	for _, b := range info.Bouncers()[1:] {
+		if other, err := bouncerTargetLine(b.Ini); err != nil || other != res.Target {
+			return res, fmt.Errorf("PgBouncer %s points at `%s`, PgBouncer %s at `%s` (%v): the writes are split", info.PgBouncer.Name, res.Target, b.Name, other, err)
+		}
+	}
 	entries, err := readLedger(info.Ledger)
 	if err != nil {
 		return res, err

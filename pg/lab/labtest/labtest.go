@@ -30,7 +30,7 @@ const KeepEnv = "PGBG_KEEP_LAB"
 
 // Missing says why the lab cannot run on this machine, or "" when it can:
 // it needs PostgreSQL 15 and 17 (with pg_upgrade, for the clone strategy),
-// PgBouncer and, when running as root, the postgres OS user.
+// PgBouncer, openssh-server (the second PgBouncer is reached over SSH) and, when running as root, the postgres OS user.
 func Missing() string {
 	const deps = "needs PostgreSQL 15 and 17 and PgBouncer: run `make deps`"
 	builds, _ := lab.FindBuilds(lab.DefaultCacheDir())
@@ -44,6 +44,9 @@ func Missing() string {
 		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
 			return deps
 		}
+	}
+	if !lab.HasSSHD() {
+		return "needs openssh-server for the lab's second PgBouncer (its ini reached over SSH): run `make deps`"
 	}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup(lab.LabOSUser); err != nil {

@@ -1,0 +1,127 @@
+package pg
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
+)
+
+// sshStore is the lab's second PgBouncer's ini, reached through the lab's
+// sshd as the cutover reaches it.
+func sshStore(info *lab.Info) (*sshIni, SSHParams) {
+	p := SSHParams{Host: "127.0.0.1", Port: info.SSHD.Port, User: info.SSHD.User, Key: info.SSHD.Key, KnownHosts: info.SSHD.KnownHosts}
+	b := BouncerParams{Name: "lab-ssh", Ini: info.PgBouncerSSH.Ini, SSH: &p}
+	return b.NewIniStore().(*sshIni), p
+}
+
+// TestSSHIniStore reads and repoints the ini of the lab's second PgBouncer
+// over SSH: the entry read back, the backup kept, the other lines kept, a
+// repeated repoint a no-op; through a jump host (the lab's sshd reaching
+// itself); and an unknown or changed host key refused before any command
+// runs on the host.
+func TestSSHIniStore(t *testing.T) {
+	info := labtest.Start(t, labtest.StartParams{Strategy: "copy"})
+	ctx := context.Background()
+	s, p := sshStore(info)
+	defer s.Close()
+	e, err := s.ReadEntry(ctx, lab.AppDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Get("port") != fmt.Sprint(info.Blue.Port) {
+		t.Fatalf("entry %q, want blue's port %d", e.Line, info.Blue.Port)
+	}
+	before, _ := os.ReadFile(info.PgBouncerSSH.Ini)
+	green := Endpoint{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}
+	var journaled []Executed
+	jctx := WithJournal(ctx, func(_ context.Context, x Executed) { journaled = append(journaled, x) })
+	if err := s.Repoint(jctx, IniChange{Database: lab.AppDB, Side: "green", To: green}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(info.PgBouncerSSH.Ini)
+	backup, _ := os.ReadFile(info.PgBouncerSSH.Ini + ".pgbg-backup")
+	if string(backup) != string(before) {
+		t.Errorf("the backup is not the file as it was")
+	}
+	if !strings.Contains(string(after), fmt.Sprintf("port=%d", info.Green.Port)) || strings.Count(string(after), "\n") != strings.Count(string(before), "\n") {
+		t.Errorf("after the repoint:\n%s", after)
+	}
+	if len(journaled) != 1 || journaled[0].Kind != "file" || journaled[0].Text != s.Plan(IniChange{Database: lab.AppDB, Side: "green", To: green})[0].Text {
+		t.Errorf("journaled %+v, want the planned file change once", journaled)
+	}
+	if err := s.Repoint(jctx, IniChange{Database: lab.AppDB, Side: "green", To: green}); err != nil || len(journaled) != 1 {
+		t.Errorf("a repeated repoint: %v, %d journaled; want a no-op", err, len(journaled))
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(info.PgBouncerSSH.Ini), "*.pgbg-tmp.*")); len(left) > 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+
+	t.Run("through a jump host", func(t *testing.T) {
+		jp := p
+		jp.Jump = fmt.Sprintf("%s@127.0.0.1:%d", p.User, p.Port)
+		j := (&BouncerParams{Name: "jumped", Ini: info.PgBouncerSSH.Ini, SSH: &jp}).NewIniStore()
+		defer j.Close()
+		e, err := j.ReadEntry(ctx, lab.AppDB)
+		if err != nil || e.Get("port") != fmt.Sprint(info.Green.Port) {
+			t.Errorf("through the jump host: %q %v", e.Line, err)
+		}
+	})
+
+	t.Run("an unknown or changed host key is refused", func(t *testing.T) {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		key, _ := ssh.NewPublicKey(pub)
+		dir := t.TempDir()
+		for name, text := range map[string]string{
+			"changed": fmt.Sprintf("[127.0.0.1]:%d %s", p.Port, ssh.MarshalAuthorizedKey(key)),
+			"unknown": fmt.Sprintf("[127.0.0.1]:%d %s", p.Port+1, ssh.MarshalAuthorizedKey(key)),
+		} {
+			kh := filepath.Join(dir, name)
+			if err := os.WriteFile(kh, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			bp := p
+			bp.KnownHosts = kh
+			bad := (&BouncerParams{Name: name, Ini: info.PgBouncerSSH.Ini, SSH: &bp}).NewIniStore()
+			_, err := bad.ReadEntry(ctx, lab.AppDB)
+			bad.Close()
+			if !errors.Is(err, ErrHostKey) {
+				t.Errorf("%s host key: %v, want ErrHostKey", name, err)
+			}
+			t.Logf("%s: %v", name, err)
+		}
+	})
+}
+
+// BenchmarkSSHRepoint is one repoint of the remote ini over an open SSH
+// connection (read, rewrite with backup, fsyncs and renames, read back):
+// the part of the pause a PgBouncer reached over SSH adds.
+func BenchmarkSSHRepoint(b *testing.B) {
+	info := labtest.Start(b, labtest.StartParams{Strategy: "copy"})
+	ctx := context.Background()
+	s, _ := sshStore(info)
+	defer s.Close()
+	if _, err := s.ReadEntry(ctx, lab.AppDB); err != nil {
+		b.Fatal(err)
+	}
+	sides := []Endpoint{{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}, {Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := s.Repoint(ctx, IniChange{Database: lab.AppDB, To: sides[i%2]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/repoint")
+}

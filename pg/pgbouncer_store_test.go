@@ -1,0 +1,80 @@
+package pg
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testIni = "[databases]\napp = host=127.0.0.1 port=5001 dbname=app pool_size=5\n\n[pgbouncer]\nlisten_port = 6432\n"
+
+// The local and command stores repoint, read back, journal what their
+// plan shows, and leave an entry that points at the target alone.
+func TestLocalAndCommandIniStores(t *testing.T) {
+	green := Endpoint{Host: "127.0.0.1", Port: 5002, DBName: "app"}
+	ch := IniChange{Database: "app", Side: "green", To: green}
+	for _, b := range []BouncerParams{
+		{Name: "f"},
+		{Name: "c", Command: &IniCommandParams{Repoint: `sed -i "s/port=[0-9]*/port=$PGBG_PORT/" "$INI" && echo "moved $PGBG_PGBOUNCER to $PGBG_TARGET password=hunter2"`}},
+	} {
+		t.Run(b.IniMethod(), func(t *testing.T) {
+			b.Ini = filepath.Join(t.TempDir(), "pgbouncer.ini")
+			t.Setenv("INI", b.Ini)
+			if err := os.WriteFile(b.Ini, []byte(testIni), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			s := b.NewIniStore()
+			var got []Executed
+			ctx := WithJournal(context.Background(), func(_ context.Context, x Executed) { got = append(got, x) })
+			if err := s.Repoint(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+			e, err := s.ReadEntry(ctx, "app")
+			if err != nil || !entryPointsAt(e, "app", green) || e.Get("pool_size") != "5" {
+				t.Fatalf("after the repoint: %q %v", e.Line, err)
+			}
+			plan := s.Plan(ch)
+			if len(got) == 0 || !strings.HasPrefix(plan[0].Text, got[0].Text) || got[0].Kind != plan[0].Kind {
+				t.Errorf("journaled %+v, plan %+v", got, plan)
+			}
+			if b.Command != nil {
+				if len(got) != 2 || got[1].Kind != "output" || !strings.Contains(got[1].Text, "moved c to green") || strings.Contains(got[1].Text, "hunter2") {
+					t.Errorf("the command's output, redacted, should follow it: %+v", got)
+				}
+			}
+			n := len(got)
+			if err := s.Repoint(ctx, ch); err != nil || len(got) != n {
+				t.Errorf("a second repoint: %v, %d more journaled; want a no-op", err, len(got)-n)
+			}
+		})
+	}
+}
+
+// A command past its timeout is killed with its children, and says so.
+func TestCommandIniTimeout(t *testing.T) {
+	b := BouncerParams{Name: "slow", Command: &IniCommandParams{Repoint: "sleep 30 & sleep 30", Timeout: 200 * time.Millisecond}}
+	start := time.Now()
+	err := b.NewIniStore().Repoint(context.Background(), IniChange{Database: "app", Side: "green", To: Endpoint{Host: "h", Port: 1, DBName: "app"}})
+	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") || time.Since(start) > 10*time.Second {
+		t.Errorf("a command past its timeout: %v after %s", err, time.Since(start))
+	}
+}
+
+func TestParseJump(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"bastion":              {"me", "bastion:22"},
+		"ops@bastion:2222":     {"ops", "bastion:2222"},
+		"ops@[2001:db8::1]:22": {"ops", "[2001:db8::1]:22"},
+	} {
+		u, addr, err := parseJump(in, "me")
+		if err != nil || u != want[0] || addr != want[1] {
+			t.Errorf("parseJump(%q) = %s %s %v, want %v", in, u, addr, err, want)
+		}
+	}
+	if _, _, err := parseJump("ops@h:x", "me"); err == nil {
+		t.Error("a bad port was accepted")
+	}
+}
