@@ -258,6 +258,7 @@ func (r *Report) bouncerTime(name, what string, d time.Duration) {
 // PrecheckError is a failed precheck: nothing was touched.
 type PrecheckError struct{ Failed []Check }
 
+// Error lists the failed checks.
 func (e *PrecheckError) Error() string {
 	var parts []string
 	for _, c := range e.Failed {
@@ -273,6 +274,7 @@ type AbortError struct {
 	RestoreErr error
 }
 
+// Error says what failed and whether putting back worked.
 func (e *AbortError) Error() string {
 	if e.RestoreErr != nil {
 		return fmt.Sprintf("aborted (%v) and putting back failed: %v; run the way out (undo) again, or check PgBouncer and the replication by hand", e.Err, e.RestoreErr)
@@ -280,6 +282,7 @@ func (e *AbortError) Error() string {
 	return fmt.Sprintf("aborted, everything put back as it was: %v", e.Err)
 }
 
+// Unwrap returns the failure that caused the abort.
 func (e *AbortError) Unwrap() error { return e.Err }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -55,6 +55,7 @@ type DriverHeldError struct {
 	Since       time.Time
 }
 
+// Error names the driver that holds the lock.
 func (e *DriverHeldError) Error() string {
 	return fmt.Sprintf("blue is driven by another pgbluegreen: %q (server pid %d, connected from %s as %s since %s); wait until its step ends, or stop it there",
 		e.Application, e.PID, e.Client, e.User, e.Since.Local().Format(time.DateTime))

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -134,7 +135,8 @@ func runShell(ctx context.Context, timeout time.Duration, cmd *exec.Cmd) ([]byte
 	defer cancel()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = oscmd.DiesWithUs()
+	cmd.SysProcAttr.Setpgid = true
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -150,6 +150,7 @@ type Endpoint struct {
 	DBName string `json:"dbname"`
 }
 
+// String is host:port/dbname.
 func (e Endpoint) String() string { return fmt.Sprintf("%s:%d/%s", e.Host, e.Port, e.DBName) }
 
 // EndpointOf reads host, port and database from a connection string.

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgbluegreen/pgbluegreen/pg/internal/oscmd"
 )
 
 // DumpParams are the inputs of DumpSchema.
@@ -86,6 +87,7 @@ func DumpSchema(ctx context.Context, p DumpParams) (string, error) {
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.SysProcAttr = oscmd.DiesWithUs()
 	cmd.Env = append(os.Environ(), p.env()...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -249,6 +249,7 @@ func setDefault(d *Duration, v time.Duration) {
 // ConfigError lists every problem found in a configuration, one per line.
 type ConfigError struct{ Problems []string }
 
+// Error is one line per problem.
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
 var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)

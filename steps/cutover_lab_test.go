@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,41 +24,12 @@ type cutoverLab struct {
 	store  *state.Store
 }
 
-// newCutoverLab starts a copy lab and builds its runner, state file and
+// newCutoverLab starts a copy lab with startLab's runner, state file and
 // journal.
 func newCutoverLab(tb testing.TB) *cutoverLab {
 	tb.Helper()
-	info := labtest.Start(tb, labtest.StartParams{Strategy: "copy"})
-	dir := info.Dir
-	cfg, err := LoadConfig(info.Config)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(dir, "pgbluegreen.state.json"), state.OpenParams{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	j, err := state.OpenJournal(filepath.Join(dir, "pgbluegreen.state.journal.jsonl"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := NewRunner(cfg, store, j)
-	r.Blue, r.Green = blue, green
-	tb.Cleanup(func() {
-		blue.Close()
-		green.Close()
-		j.Close()
-		store.Close()
-	})
-	return &cutoverLab{info: info, runner: r, store: store}
+	le, _ := startLab(tb, "copy")
+	return &cutoverLab{info: le.Info, runner: le.Runner, store: le.Store}
 }
 
 // loadWindow runs the lab's workload at rate through PgBouncer for lead,

@@ -30,6 +30,31 @@ func TestCloneEndToEnd(t *testing.T) {
 
 	start := time.Now()
 	clonePreflight(t, le)
+	if err := le.Runner.Through(ctx, "advance-origins", RunParams{Confirmed: true}); err != nil {
+		t.Fatalf("through advance-origins: %v", err)
+	}
+	t.Run("a wrong green_start_lsn typed in is read again on purpose", func(t *testing.T) {
+		right, _ := le.Store.Snapshot().Get("green_start_lsn")
+		if err := le.Store.Update(func(st *state.State) error { st.Set("green_start_lsn", "0/1000000", "operator"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := le.Runner.Run(ctx, "green-start-lsn", RunParams{Confirmed: true}); err != nil || out != OutcomeAlreadyDone {
+			t.Fatalf("green-start-lsn without --again: %s %v, want already done", out, err)
+		}
+		if out, err := le.Runner.Run(ctx, "green-start-lsn", RunParams{Confirmed: true, Again: "the value typed in was wrong"}); err != nil || out != OutcomeRan {
+			t.Fatalf("green-start-lsn --again: %s %v", out, err)
+		}
+		st := le.Store.Snapshot()
+		if got, _ := st.Get("green_start_lsn"); got != right {
+			t.Errorf("green_start_lsn after --again: %s, want %s (read again from the clone's log)", got, right)
+		}
+		if rec := st.Step("advance-origins"); rec.Status != state.Pending {
+			t.Errorf("advance-origins after green-start-lsn --again: %s, want pending (its origins move to the new value)", rec.Status)
+		}
+		if !strings.Contains(journalLine(t, le, "run again on purpose"), "the value typed in was wrong") {
+			t.Errorf("the reason is not journaled")
+		}
+	})
 	if err := le.Runner.Through(ctx, "wait-catch-up", RunParams{Confirmed: true}); err != nil {
 		t.Fatalf("through wait-catch-up: %v", err)
 	}
@@ -100,6 +125,12 @@ func TestCloneEndToEnd(t *testing.T) {
 		err := s.Run(ctx, le.Runner.Env("advance-origins"))
 		if !IsRefused(err) || !strings.Contains(err.Error(), "enabled") {
 			t.Errorf("advance-origins after enable: %v", err)
+		}
+	})
+	t.Run("green-start-lsn cannot run again once replication started", func(t *testing.T) {
+		_, err := le.Runner.Run(ctx, "green-start-lsn", RunParams{Confirmed: true, Again: "too late"})
+		if !IsRefused(err) || !strings.Contains(err.Error(), "enable-subscriptions is done") {
+			t.Errorf("green-start-lsn --again after enable-subscriptions: %v, want a refusal", err)
 		}
 	})
 	t.Logf("TestCloneEndToEnd took %s", time.Since(testStart).Round(time.Millisecond))

@@ -37,7 +37,7 @@ type labEnv struct {
 // labtest.Start, and builds pools, a state file, a journal and a runner
 // from DIR/pgbluegreen.yaml. The returned cleanup (also
 // registered with t.Cleanup, so calling it is optional) stops everything.
-func startLab(t *testing.T, strategy string) (*labEnv, func()) {
+func startLab(t testing.TB, strategy string) (*labEnv, func()) {
 	t.Helper()
 	start := time.Now()
 	info := labtest.Start(t, labtest.StartParams{Strategy: strategy})
@@ -64,18 +64,19 @@ func startLab(t *testing.T, strategy string) (*labEnv, func()) {
 }
 
 // newLabEnv builds the runner side of a running lab.
-func newLabEnv(t *testing.T, info *lab.Info) (*labEnv, error) {
+func newLabEnv(t testing.TB, info *lab.Info) (*labEnv, error) {
 	cfg, err := LoadConfig(info.Config)
 	if err != nil {
 		return nil, err
 	}
 	le := &labEnv{Info: info, Config: cfg}
-	statePath := filepath.Join(info.Dir, "state.json")
+	// The names a run on the lab uses by default (lab down --purge knows them).
+	statePath := filepath.Join(info.Dir, "pgbluegreen.state.json")
 	le.Store, err = state.Open(statePath, state.OpenParams{})
 	if err != nil {
 		return nil, err
 	}
-	le.JournalPath = filepath.Join(info.Dir, "state.journal.jsonl")
+	le.JournalPath = filepath.Join(info.Dir, "pgbluegreen.state.journal.jsonl")
 	j, err := state.OpenJournal(le.JournalPath)
 	if err != nil {
 		return nil, err

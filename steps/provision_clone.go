@@ -26,9 +26,13 @@ func greenStartLSN() *Step {
 	return &Step{ID: "green-start-lsn", Phase: PhaseProvision, Target: Green, Title: "Record green's start LSN",
 		Why:    "The exact point of blue's WAL green already holds: the subscription starts there. It must be greater than every slot LSN, or rows are lost.",
 		Source: "000, 001 §7, 002", Needs: []string{"slot_lsn"}, Records: []string{"green_start_lsn"},
-		Plan:  planGreenStartLSNClone,
-		Check: checkGreenStartLSN,
-		Run:   runGreenStartLSN,
+		// A wrong value (typed in the values panel) is read again from the
+		// source; the origins are then advanced to it again.
+		Reopens: []string{advanceOriginsID},
+		Again:   againBeforeReplication,
+		Plan:    planGreenStartLSNClone,
+		Check:   checkGreenStartLSN,
+		Run:     runGreenStartLSN,
 	}
 }
 

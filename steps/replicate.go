@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // Replicate: create-subscriptions, advance-origins (clone strategies),
@@ -21,8 +22,25 @@ func createSubscriptions() *Step {
 	}
 }
 
+// The steps whose state others read.
+const (
+	advanceOriginsID      = "advance-origins"
+	enableSubscriptionsID = "enable-subscriptions"
+)
+
+// againBeforeReplication lets a step whose value the subscriptions start
+// from (green_start_lsn) run again until they are enabled: after that,
+// replication has started from the recorded value, and a new one would
+// skip or repeat blue's changes.
+func againBeforeReplication(_ context.Context, e *Env) string {
+	if e.store != nil && e.store.Snapshot().Step(enableSubscriptionsID).Status == state.Done {
+		return "enable-subscriptions is done: replication started from the recorded green_start_lsn, and a new value now would skip or repeat blue's changes; make green again (a new clone) instead"
+	}
+	return ""
+}
+
 func advanceOrigins() *Step {
-	return &Step{ID: "advance-origins", Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
+	return &Step{ID: advanceOriginsID, Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
 		Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
 		Source: "000, 001 §8, 002", Needs: []string{"green_start_lsn"},
 		Plan:  planAdvanceOrigins,
@@ -32,7 +50,7 @@ func advanceOrigins() *Step {
 }
 
 func enableSubscriptions() *Step {
-	return &Step{ID: "enable-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
+	return &Step{ID: enableSubscriptionsID, Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
 		Why:    "Replication starts: green consumes the slots and catches up.",
 		Source: "000, 001 §8, 002",
 		Plan:   planEnableSubscriptions,

@@ -23,6 +23,7 @@ type RefusedError struct {
 	Reason string
 }
 
+// Error names the step and why it was refused.
 func (e *RefusedError) Error() string { return fmt.Sprintf("%s refused: %s", e.Step, e.Reason) }
 
 // IsRefused reports whether err is a refusal (nothing ran).
@@ -104,6 +105,7 @@ const (
 // of itself: nothing failed, and the step is not done.
 type UndoneError struct{ Detail string }
 
+// Error says what was taken back.
 func (e *UndoneError) Error() string { return "undone: " + e.Detail }
 
 // Find returns the strategy's step with that ID.

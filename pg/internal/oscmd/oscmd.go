@@ -60,6 +60,10 @@ func Lookup(name string) (User, error) {
 // Command builds a command that runs as u with a small, clean environment:
 // a root shell's PGDATA, PGPORT or PGPASSWORD must not leak into servers
 // and tools. Callers add what a program needs (PGPASSWORD) to cmd.Env.
+// The command dies with this process (DiesWithUs): a pg_basebackup or
+// pg_upgrade never outlives the step that started it, so a rerun starts
+// from a phase nobody is still writing. A server that pg_ctl starts is
+// not ours but pg_ctl's child, and lives on.
 func (u User) Command(ctx context.Context, path string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, path, args...)
 	home := u.Home
@@ -68,10 +72,19 @@ func (u User) Command(ctx context.Context, path string, args ...string) *exec.Cm
 	}
 	cmd.Env = []string{"HOME=" + home, "USER=" + u.Name, "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C.UTF-8", "TZ=UTC"}
 	cmd.Dir = "/"
+	cmd.SysProcAttr = DiesWithUs()
 	if u.Switch {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID}
 	}
 	return cmd
+}
+
+// DiesWithUs is the process attribute that ends a child with this process,
+// even when it is killed with SIGKILL: the kernel sends the child SIGTERM
+// when the thread that started it exits (Go ends a thread only with a
+// goroutine locked to it, which this program never leaves).
+func DiesWithUs() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
 // Chown gives path to u when commands switch to u, so the servers can write

@@ -1,0 +1,174 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/state"
+)
+
+// Each run of the cutover or the rollback is an attempt, numbered and kept
+// in the state file with its outcome, its report and what a way out needs
+// (the roles fenced, the settings before it).
+
+// everCutOver reports whether a cutover ever went through in this run.
+func (e *Env) everCutOver() bool {
+	if _, ok := e.Value(CutoverDoneAtKey); ok {
+		return true
+	}
+	if e.store != nil {
+		for _, a := range e.store.Snapshot().Attempts {
+			if a.Step == cutoverStepID && a.Outcome == state.AttemptDone {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Env) lastAttempt(step string) (state.Attempt, bool) {
+	if e.store == nil {
+		return state.Attempt{}, false
+	}
+	return e.store.Snapshot().LastAttempt(step)
+}
+
+// beginAttempt records a new attempt, running, before anything changes.
+func (e *Env) beginAttempt(step string, p pg.CutoverParams) (int, error) {
+	if e.store == nil {
+		return 0, nil
+	}
+	var n int
+	err := e.store.Update(func(s *state.State) error {
+		n = len(s.Attempts) + 1
+		s.Attempts = append(s.Attempts, state.Attempt{N: n, Step: step, Way: e.way, Method: p.Method,
+			StartedAt: time.Now().UTC(), Outcome: state.AttemptRunning, FenceRoles: p.FenceRoles, DriverPID: os.Getpid()})
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record the attempt: %w", err)
+	}
+	return n, nil
+}
+
+// recordPrior keeps what the attempt found before it changed anything.
+func (e *Env) recordPrior(n int, prior pg.Prior) error {
+	return e.editAttempt(n, func(a *state.Attempt) {
+		a.LoginRetry, a.TargetReadOnly = prior.LoginRetry, prior.TargetReadOnly
+	})
+}
+
+func (e *Env) editAttempt(n int, f func(a *state.Attempt)) error {
+	if e.store == nil || n == 0 {
+		return nil
+	}
+	return e.store.Update(func(s *state.State) error {
+		for k := range s.Attempts {
+			if s.Attempts[k].N == n {
+				f(&s.Attempts[k])
+			}
+		}
+		return nil
+	})
+}
+
+// endAttempt writes the report and records how the attempt ended; a
+// failed precheck is a refusal (nothing changed), an abort a failure.
+func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.Report, runErr error) error {
+	report := ""
+	if rep != nil {
+		way := ""
+		if rep.Way != "" {
+			way = "-" + rep.Way
+		}
+		base := filepath.Join(e.reportDir(), fmt.Sprintf("%s%s-%s", names.step, way, rep.StartedAt.UTC().Format(reportTimeLayout)))
+		if err := rep.WriteFiles(base); err != nil {
+			e.Warnf("the report could not be written: %v", err)
+		} else {
+			report = base + ".json"
+			e.Logf("report: %s.json and %s.md", base, base)
+			if err := e.Record(names.reportKey, report); err != nil {
+				return err
+			}
+		}
+	}
+	outcome := state.AttemptFailed
+	if rep != nil {
+		switch rep.Outcome {
+		case pg.OutcomeDone:
+			outcome = state.AttemptDone
+		case pg.OutcomeAborted:
+			outcome = state.AttemptAborted
+		case pg.OutcomeRefused:
+			outcome = state.AttemptRefused
+		}
+	}
+	var pe *pg.PrecheckError
+	if errors.As(runErr, &pe) {
+		outcome = state.AttemptRefused
+	}
+	now := time.Now().UTC()
+	if err := e.editAttempt(n, func(a *state.Attempt) {
+		a.Outcome, a.FinishedAt, a.Report = outcome, &now, report
+		if rep != nil {
+			a.FenceRoles = rep.FenceRoles
+		}
+		if runErr != nil {
+			a.Error = runErr.Error()
+		}
+	}); err != nil {
+		return err
+	}
+	if rep != nil {
+		if err := e.recordHealth(rep.ErrorCount); err != nil {
+			return err
+		}
+	}
+	undone := e.way == pg.WayUndo && rep != nil && runErr == nil &&
+		(outcome == state.AttemptAborted && rep.Direction == names.step || outcome == state.AttemptDone && rep.Direction != names.step)
+	if rep != nil {
+		for _, w := range rep.Warnings {
+			e.Warnf("%s", w)
+		}
+	}
+	switch {
+	case pe != nil:
+		return e.refuse("%s", pe.Error())
+	case undone:
+		return &UndoneError{Detail: fmt.Sprintf("writes go to %s again (%s); run %s again when ready", names.from, rep.FinalTarget, names.step)}
+	case outcome != state.AttemptDone:
+		if runErr == nil {
+			runErr = fmt.Errorf("%s ended %s", names.step, outcome)
+		}
+		return runErr
+	}
+	if err := e.Record(names.doneKey, rep.FinishedAt.UTC().Format(time.RFC3339Nano)); err != nil {
+		return err
+	}
+	if names.step == rollbackStepID {
+		// Writes are on blue again: the secret, parameters and DNS record
+		// switch-traffic pointed at green go back to what they were.
+		if err := e.revertTraffic(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("rolled back to blue, but the traffic switch could not be put back: %w; run rollback again to retry it", err)
+		}
+	}
+	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
+		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
+	return runErr
+}
+
+// onSubStep streams each sub-step to the log pane and the journal.
+func (e *Env) onSubStep(s pg.SubStep) {
+	ms := float64(s.Duration.Microseconds()) / 1000
+	if s.Error != "" {
+		e.Warnf("%-34s %8.1f ms  [%s] FAILED: %s", s.Name, ms, s.Target, s.Error)
+		return
+	}
+	e.Logf("%-34s %8.1f ms  [%s] %s", s.Name, ms, s.Target, s.Detail)
+}
