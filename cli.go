@@ -82,7 +82,9 @@ type statusDoc struct {
 	State    string `json:"state"`
 	Lock     string `json:"lock,omitempty"`
 	// Traffic is where writes go, read from the servers now.
-	Traffic  steps.Traffic   `json:"traffic"`
+	Traffic steps.Traffic `json:"traffic"`
+	// Drift compares blue's and green's schemas now (helper D's, cmd_watch.go).
+	Drift    *steps.Drift    `json:"drift,omitempty"`
 	Steps    []statusStep    `json:"steps"`
 	Values   []state.Value   `json:"values"`
 	Attempts []state.Attempt `json:"attempts"`
@@ -113,7 +115,7 @@ func runStatus(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	st := store.Snapshot()
 	store.Close()
-	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: g.state, Attempts: st.Attempts, Traffic: readTraffic(cfg)}
+	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: g.state, Attempts: st.Attempts, Traffic: readTraffic(cfg), Drift: readDrift(cfg)}
 	if doc.Attempts == nil {
 		doc.Attempts = []state.Attempt{}
 	}
@@ -167,6 +169,7 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 	for _, warn := range doc.Traffic.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
+	writeDriftText(w, doc.Drift)
 	if doc.Lock != "" {
 		fmt.Fprintf(w, "driven by %s\n", doc.Lock)
 	}

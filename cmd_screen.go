@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -33,13 +36,15 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	cfg := s.cfg
 	// The gauge polls through pools of its own: the runner's journal every
 	// statement, and one lag query a second does not belong in the journal.
-	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	// Two connections each, so a slow read (where the traffic is, the
+	// schemas' fingerprints) never holds the lag poll back.
+	blue, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Blue.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: blue: %s\n", state.Redact(err.Error()))
 		return exitUsage
 	}
 	defer blue.Close()
-	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 1})
+	green, err := pg.NewPool(pg.PoolParams{Conninfo: cfg.Green.Conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: green: %s\n", state.Redact(err.Error()))
 		return exitUsage
@@ -53,26 +58,62 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	p := ui.Params{
 		Config: cfg, Steps: r.Steps, Runner: r, Store: s.store, Lines: lines,
 		Lag: mon.Lag, Subscriptions: mon.Subscriptions, BlueVersion: mon.BlueVersion, GreenVersion: mon.GreenVersion,
+		Traffic: mon.Traffic, Connections: mon.Connections, Drift: mon.Drift,
 		PollTimeout: cfg.Timeouts.Connect.Duration + 3*time.Second,
 		JournalPath: journalPath(g.state), StatePath: g.state,
 		Database: databaseName(cfg.Blue.Conninfo), Watch: g.watch,
 	}
 	if !g.watch {
 		p.Holder = ui.HolderSelf()
+		// The driving screen sends the alerts, unless `watch --alerts`
+		// does already (one sender per run: each alert once).
+		if cfg.Alerts.Enabled() {
+			if lock, holder := takeAlertsLock(g.state, "the screen"); lock != nil {
+				defer lock.release()
+				a := steps.NewAlerter(steps.AlerterParams{Config: cfg, Journal: s.journal})
+				defer a.Close()
+				p.Alerts = a
+				p.AlertsNote = "alerts go to " + alertsDest(cfg.Alerts) + " (journaled)"
+			} else {
+				p.AlertsNote = "alerts are sent by " + holder
+			}
+		}
 	}
 	m := ui.New(p)
-	_, err = tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter)).Run()
-	// Left with a step still running (a second Ctrl+C): cancel it and let it
-	// save its state, reading its output meanwhile so it never blocks.
+	prog := tea.NewProgram(m, tea.WithAltScreen(), tea.WithFilter(ui.Filter))
+	// SIGHUP (an SSH session dropped outside tmux) would kill the process
+	// mid-step: it becomes a message instead, and the screen cancels the
+	// step, lets it end by its own logic and quits, restoring the terminal.
+	var hungUp atomic.Bool
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			hungUp.Store(true)
+			prog.Send(ui.HangupMsg{})
+		}
+	}()
+	_, err = prog.Run()
+	// Left with a step still running: a second Ctrl+C, or the terminal gone
+	// (its input failed before the hangup was read). Cancel the step and let
+	// it save its state, reading its output meanwhile so it never blocks.
+	// After a hangup or a failed terminal the step ends by its own logic,
+	// however long its way back takes (a cutover aborting); an impatient
+	// operator's second Ctrl+C waits a statement's timeout at most.
 	if done := m.Stop(); done != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: cancelling %s…\n", m.Running())
 		go func() {
 			for range lines {
 			}
 		}()
+		var bound <-chan time.Time
+		if !hungUp.Load() && err == nil {
+			bound = time.After(cfg.Timeouts.Statement.Duration)
+		}
 		select {
 		case <-done:
-		case <-time.After(cfg.Timeouts.Statement.Duration):
+		case <-bound:
 			fmt.Fprintf(stderr, "pgbluegreen: %s did not stop in time; the next start marks it interrupted\n", m.Running())
 		}
 	}
@@ -157,12 +198,19 @@ type lagDoc struct {
 
 func writeLag(w io.Writer, s pg.LagSample) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tRETAINED\tWAL_STATUS\n", s.At.Local().Format("15:04:05"))
+	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tLAG_S\tRETAINED\tWAL_STATUS\tSAFE_WAL\n", s.At.Local().Format("15:04:05"))
 	if len(s.Slots) == 0 {
 		fmt.Fprintln(tw, "\t(no logical slots on blue or green)")
 	}
 	for _, sl := range s.Slots {
-		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%d\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, sl.RetainedBytes, sl.WALStatus)
+		lag, safe := "-", "unlimited"
+		if sl.LagSeconds != nil {
+			lag = fmt.Sprintf("%.2f", *sl.LagSeconds)
+		}
+		if sl.SafeWALBytes >= 0 {
+			safe = fmt.Sprint(sl.SafeWALBytes)
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%s\t%d\t%s\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, lag, sl.RetainedBytes, sl.WALStatus, safe)
 	}
 	tw.Flush()
 }

@@ -42,6 +42,8 @@ Usage:
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen value set KEY VALUE --reason TEXT record a value by hand: checked against its type, journaled
   pgbluegreen lag [--once] [--json]             the lag table from blue
+  pgbluegreen sessions [--json]                 who is connected to blue, green and each PgBouncer
+  pgbluegreen watch --alerts                    headless: poll and send the configured alerts, for days
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
   pgbluegreen demo [--dir lab] [--strategy copy|clone] [--keep]
                                                 lab up + the screen on it; stops what it started on exit
@@ -150,6 +152,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValue(g, cmdArgs, stdout, stderr)
 	case "lag":
 		return runLag(g, cmdArgs, stdout, stderr)
+	case "sessions":
+		return runSessions(g, cmdArgs, stdout, stderr)
+	case "watch":
+		return runWatch(g, cmdArgs, stdout, stderr)
 	case "guard":
 		return runGuard(g, cmdArgs, stderr)
 	case "lab":

@@ -30,6 +30,18 @@ type SlotLag struct {
 	SafeWALBytes int64  `json:"safe_wal_bytes"`
 	ConfirmedLSN string `json:"confirmed_flush_lsn"`
 	CurrentLSN   string `json:"current_lsn"`
+	// LagSeconds is the feed's lag in time: pg_stat_replication.replay_lag
+	// of the slot's walsender (0 once caught up and quiet). nil when it
+	// cannot be known: no walsender (the slot is idle) or no privilege to
+	// read it (pg_read_all_stats).
+	LagSeconds *float64 `json:"lag_seconds"`
+	// InactiveSince is when the slot's consumer went away (PostgreSQL 17's
+	// pg_replication_slots.inactive_since); nil before 17 or while active.
+	InactiveSince *time.Time `json:"inactive_since,omitempty"`
+	// MaxKeepBytes is the server's max_slot_wal_keep_size in bytes, the WAL
+	// a slot may hold before it is invalidated; -1 is unlimited (then the
+	// disk is the bound).
+	MaxKeepBytes int64 `json:"max_slot_wal_keep_bytes"`
 }
 
 // LagSample is one poll of blue's slots.
@@ -42,19 +54,28 @@ type LagSample struct {
 
 // lagQuery reads every logical slot in one statement. PG13+ (wal_status,
 // safe_wal_size). Columns: slot, active, behind, retained, wal_status,
-// safe_wal_size (NULL when unlimited), confirmed_flush_lsn, current lsn.
+// safe_wal_size (NULL when unlimited), confirmed_flush_lsn, current lsn,
+// lag in seconds (the walsender's replay_lag; NULL without a walsender or
+// the privilege to read it, whose state then reads NULL), inactive_since
+// (PG17+: read through to_jsonb so one text serves every major, NULL
+// before), max_slot_wal_keep_size in bytes (the setting is in MB; -1 stays
+// -1).
 const lagQuery = `
-SELECT slot_name::text,
-       active,
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint,
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
-       coalesce(wal_status, ''),
-       coalesce(safe_wal_size, -1)::bigint,
-       coalesce(confirmed_flush_lsn::text, ''),
-       pg_current_wal_lsn()::text
-FROM pg_replication_slots
-WHERE slot_type = 'logical'
-ORDER BY slot_name`
+SELECT s.slot_name::text,
+       s.active,
+       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint,
+       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn), 0)::bigint,
+       coalesce(s.wal_status, ''),
+       coalesce(s.safe_wal_size, -1)::bigint,
+       coalesce(s.confirmed_flush_lsn::text, ''),
+       pg_current_wal_lsn()::text,
+       CASE WHEN r.state IS NULL THEN NULL ELSE coalesce(extract(epoch FROM r.replay_lag), 0) END::float8,
+       (to_jsonb(s) ->> 'inactive_since')::timestamptz,
+       (SELECT CASE WHEN setting::bigint < 0 THEN -1 ELSE setting::bigint * 1024 * 1024 END
+          FROM pg_settings WHERE name = 'max_slot_wal_keep_size')
+FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_type = 'logical'
+ORDER BY s.slot_name`
 
 // ReadLag polls one server's logical slots once, bounded by timeout;
 // server names it ("blue" or "green") and the direction its slots feed.
@@ -68,7 +89,8 @@ func ReadLag(ctx context.Context, pool *pgxpool.Pool, server string, timeout tim
 	}
 	slots, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlotLag, error) {
 		var s SlotLag
-		err := r.Scan(&s.Slot, &s.Active, &s.BehindBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALBytes, &s.ConfirmedLSN, &s.CurrentLSN)
+		err := r.Scan(&s.Slot, &s.Active, &s.BehindBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALBytes, &s.ConfirmedLSN, &s.CurrentLSN,
+			&s.LagSeconds, &s.InactiveSince, &s.MaxKeepBytes)
 		s.Server, s.Direction = server, feedDirection(server)
 		return s, err
 	})

@@ -37,6 +37,8 @@ type Config struct {
 	Timeouts     Timeouts      `yaml:"timeouts"`
 	Lag          Lag           `yaml:"lag"`
 	Sync         Sync          `yaml:"sync"`
+	// Alerts say where alerts go and when (config_alerts.go).
+	Alerts Alerts `yaml:"alerts"`
 
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
@@ -235,6 +237,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.Timeouts.LagWait, 30*time.Minute)
 	setDefault(&c.Lag.Interval, time.Second)
 	setDefault(&c.AWS.PollInterval, 15*time.Second)
+	c.Alerts.defaults()
 }
 
 func setDefault(d *Duration, v time.Duration) {
@@ -399,6 +402,7 @@ func (c *Config) Validate() []string {
 		}
 	}
 	p = append(p, c.validateAWS()...)
+	p = append(p, c.validateAlerts()...)
 	switch c.Strategy {
 	case "aurora-clone":
 		if c.AWS.BlueCluster == "" || c.AWS.GreenCluster == "" || c.AWS.EngineVersion == "" {

@@ -241,6 +241,9 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 	case st.State == pg.StateTarget:
 		return e.refuse("the %s is in force already: %s", n.step, st.Where)
 	}
+	if err := e.refuseSchemaDrift(ctx, rollback); err != nil { // helper D: monitor_drift.go
+		return err
+	}
 	if e.way != "" {
 		// The way out runs for the attempt that stopped: its roles and settings.
 		if a, ok := e.lastAttempt(n.step); ok {

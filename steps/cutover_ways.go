@@ -155,6 +155,9 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 	if err := e.needBoth(); err != nil {
 		return err
 	}
+	if err := e.refuseSchemaDrift(ctx, rollback); err != nil { // helper D: monitor_drift.go
+		return err
+	}
 	p, err := e.cutoverParams(ctx, rollback)
 	if err != nil {
 		return err

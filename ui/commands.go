@@ -61,6 +61,7 @@ type (
 type StepFinishedMsg struct {
 	ID      string
 	DryRun  bool
+	Check   bool
 	Outcome steps.Outcome
 	Err     error
 }
@@ -146,7 +147,7 @@ func runStepCmd(ctx context.Context, r Runner, id string, p steps.RunParams, don
 	return func() tea.Msg {
 		out, err := r.Run(ctx, id, p)
 		close(done)
-		return StepFinishedMsg{ID: id, DryRun: p.DryRun, Outcome: out, Err: err}
+		return StepFinishedMsg{ID: id, DryRun: p.DryRun, Check: p.Check, Outcome: out, Err: err}
 	}
 }
 

@@ -45,17 +45,23 @@ func goldenModel(t testing.TB) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
+	traffic := steps.Traffic{Target: "blue", How: "PgBouncer lab: SHOW DATABASES app -> 127.0.0.1:5432 (blue); blue open; green closed (roles without LOGIN)"}
 	m := New(Params{Config: cfg, Steps: all, Runner: &fakeRunner{real: real}, Store: store, Database: "app",
-		Holder: "pid 4242 ops@jumpbox since 11:58:03",
-		Now:    func() time.Time { return epoch }, Location: time.UTC})
+		Holder:  "pid 4242 ops@jumpbox since 11:58:03",
+		Traffic: func(context.Context) (steps.Traffic, error) { return traffic, nil },
+		Now:     func() time.Time { return epoch }, Location: time.UTC})
+	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
 	m.running, m.runStart = all[6].ID, started
 	m.Update(versionMsg{blue: true, version: "15.14"})
 	m.Update(versionMsg{blue: false, version: "17.5"})
 	for i := 0; i < 60; i++ {
 		at := epoch.Add(time.Duration(i-59) * time.Second)
+		lag := 1.25 - float64(i)/60
 		m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: at, Slots: []steps.SlotLag{
-			{Slot: "pgbg_all", Active: true, BehindBytes: int64(200-3*i) << 20, RetainedBytes: int64(260-3*i) << 20, WALStatus: "reserved", SafeWALBytes: -1, ConfirmedLSN: "0/9000000", CurrentLSN: "0/A000000"},
-			{Slot: "pgbg_orders", Active: false, BehindBytes: int64(10+i) << 20, RetainedBytes: int64(40+i) << 20, WALStatus: "extended", SafeWALBytes: -1},
+			{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", Active: true, BehindBytes: int64(200-3*i) << 20, RetainedBytes: int64(260-3*i) << 20, WALStatus: "reserved", SafeWALBytes: -1, MaxKeepBytes: -1,
+				ConfirmedLSN: "0/9000000", CurrentLSN: "0/A000000", LagSeconds: &lag},
+			{Slot: "pgbg_orders", Server: "blue", Direction: "blue -> green", Active: false, BehindBytes: int64(10+i) << 20, RetainedBytes: int64(40+i) << 20, WALStatus: "extended",
+				SafeWALBytes: int64(2048-40-i) << 20, MaxKeepBytes: 2 << 30},
 		}}})
 	}
 	m.Update(subsResultMsg{gen: m.lagGen, subs: []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
@@ -64,8 +70,20 @@ func goldenModel(t testing.TB) *Model {
 		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
 	}
 	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
+	for _, l := range preflightLines() {
+		m.takeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
+	}
 	m.cursor = 6
 	return m
+}
+
+// preflightLines are a preflight's checks: 12 pass, 1 warn.
+func preflightLines() []string {
+	out := []string{"WARN 1 table(s) with neither a primary key nor a replica identity: \"public\".\"events_log\"; replica-identity-full sets REPLICA IDENTITY FULL"}
+	for i := 0; i < 12; i++ {
+		out = append(out, fmt.Sprintf("PASS check %d", i))
+	}
+	return out
 }
 
 // goldenSteps is a copy-strategy runbook owned by the test, so the goldens

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,12 +59,18 @@ func openStore(t testing.TB, readOnly bool, dir string) *state.Store {
 type fakeRunner struct {
 	mu   sync.Mutex
 	runs []string
-	real *steps.Runner
+	// params are the RunParams of each run, in order.
+	params []steps.RunParams
+	real   *steps.Runner
+	// ways and halfWay are what WaysOut answers.
+	ways    steps.WaysOut
+	halfWay bool
 }
 
 func (f *fakeRunner) Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error) {
 	f.mu.Lock()
 	f.runs = append(f.runs, id)
+	f.params = append(f.params, p)
 	f.mu.Unlock()
 	return steps.OutcomeRan, nil
 }
@@ -76,6 +83,20 @@ func (f *fakeRunner) Skip(id, reason string) error {
 	f.runs = append(f.runs, "skip "+id)
 	f.mu.Unlock()
 	return nil
+}
+func (f *fakeRunner) WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ways, f.halfWay && step == f.ways.Step, nil
+}
+func (f *fakeRunner) RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error) {
+	return "", "", nil
+}
+func (f *fakeRunner) TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs = append(f.runs, fmt.Sprintf("terminate %s %d", server, pid))
+	return true, nil
 }
 func (f *fakeRunner) SetValue(key, value, reason string) error {
 	return f.real.SetValue(key, value, reason)

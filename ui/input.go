@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -17,23 +18,34 @@ import (
 func (m *Model) syncKeys() {
 	k := &m.keys
 	prompt := m.prompt != promptNone
-	canExec := !m.p.Watch && m.p.Runner != nil && m.running == "" && !m.quitting
+	canExec := !m.p.Watch && m.p.Runner != nil && m.running == "" && m.probing == "" && !m.quitting
 	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.Focus, &k.Back, &k.PageUp, &k.PageDn, &k.Top, &k.Follow, &k.Help, &k.Quit} {
 		b.SetEnabled(!prompt)
 	}
 	k.Run.SetEnabled(!prompt && canExec && (m.focus == focusSteps || m.focus == focusDetail))
+	k.Expand.SetEnabled(!prompt && m.focus == focusConns)
+	k.Terminate.SetEnabled(!prompt && m.focus == focusConns && !m.p.Watch && m.p.Runner != nil)
 	if !prompt && !m.p.Watch && m.focus == focusValues {
 		k.Run.SetEnabled(false)
 	}
-	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil)
-	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
-	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil)
-	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues)
-	k.Confirm.SetEnabled(prompt)
+	runbook := m.focus != focusConns
+	sel := m.selected()
+	k.Rehearse.SetEnabled(!prompt && canExec && runbook && m.focus != focusValues && sel != nil && sel.Rehearse != nil)
+	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil && runbook)
+	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues && runbook)
+	k.Confirm.SetEnabled(prompt && m.prompt != promptWays)
 	k.Cancel.SetEnabled(prompt)
+	k.WayFinish.SetEnabled(m.prompt == promptWays)
+	k.WayUndo.SetEnabled(m.prompt == promptWays)
 	if m.prompt == promptQuit {
 		k.Confirm.SetHelp("y", "quit and cancel the step")
 		k.Cancel.SetHelp("n/esc", "keep running")
+	} else if m.prompt == promptWays {
+		k.WayFinish.SetHelp("f", m.wayWords("finish"))
+		k.WayUndo.SetHelp("u", m.wayWords("undo"))
+		k.Cancel.SetHelp("esc", "leave it as it is")
 	} else {
 		k.Confirm.SetHelp("enter", "confirm")
 		k.Cancel.SetHelp("esc", "cancel")
@@ -63,8 +75,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.help.ShowAll = !m.help.ShowAll
 	case key.Matches(msg, k.Focus):
 		m.focus = (m.focus + 1) % focusCount
+		return m.focusChanged()
 	case key.Matches(msg, k.Back):
 		m.focus = (m.focus + focusCount - 1) % focusCount
+		return m.focusChanged()
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -79,10 +93,20 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.log.scroll(-max(1, m.layout().log-2), m.layout().log-1)
 	case msg.String() == "enter" && m.focus == focusValues:
 		return m.editSelectedValue()
+	case m.focus == focusConns && msg.String() == "enter":
+		m.connEnter()
+	case m.focus == focusConns && key.Matches(msg, k.Terminate):
+		return m.connTerminate()
+	case m.focus == focusConns && (msg.String() == "r" || msg.String() == "p" || msg.String() == "s" || msg.String() == "e" || msg.String() == "a"):
+		m.note(levelInfo, "the connections pane is read here; tab back to the runbook to run, plan, skip or edit")
 	case msg.String() == "enter" || msg.String() == "r":
 		return m.runSelected()
 	case key.Matches(msg, k.DryRun):
-		m.dryRun()
+		return m.dryRunKey()
+	case key.Matches(msg, k.Rehearse):
+		if s := m.selected(); s != nil {
+			return m.startRun(s.ID, steps.RunParams{Check: true})
+		}
 	case key.Matches(msg, k.Edit):
 		if m.focus == focusValues {
 			return m.editSelectedValue()
@@ -121,7 +145,18 @@ func (m *Model) move(d int) {
 		m.valCursor = max(0, min(m.valCursor+d, len(m.st.Values)-1))
 	case focusLog:
 		m.log.scroll(-d, max(1, m.layout().log-1))
+	case focusConns:
+		m.connCursor = max(0, m.connCursor+d)
 	}
+}
+
+// focusChanged starts reading who is connected as soon as its pane shows.
+func (m *Model) focusChanged() tea.Cmd {
+	if m.focus != focusConns {
+		return nil
+	}
+	m.connsPoll.nextAt = time.Time{}
+	return m.pollDue()
 }
 
 func (m *Model) moveTop() {
@@ -134,6 +169,8 @@ func (m *Model) moveTop() {
 		m.valCursor = 0
 	case focusLog:
 		m.log.scroll(len(m.log.lines), max(1, m.layout().log-1))
+	case focusConns:
+		m.connCursor = 0
 	}
 }
 
@@ -155,28 +192,49 @@ func (m *Model) runSelected() tea.Cmd {
 	case m.running != "":
 		m.note(levelWarn, fmt.Sprintf("%s is running: one step at a time", m.running))
 		return nil
+	case m.probing != "":
+		return nil
 	}
 	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
 		m.note(levelWarn, fmt.Sprintf("%s refused: %s", s.ID, why))
 		return nil
 	}
 	if s.Destructive {
-		m.confirmID = s.ID
-		m.openPrompt(promptConfirm, "")
-		return nil
+		// The servers first: nothing to do needs no name, and a cutover
+		// stopped half way offers its ways out instead.
+		return m.startProbe(s.ID)
 	}
 	return m.startRun(s.ID, steps.RunParams{})
 }
 
-// dryRun prints the selected step's plan into the log, with current values
-// and secrets redacted. It executes nothing, so it is rendered here rather
-// than through the runner, and watch mode has it too.
+// dryRunKey is p: the live dry run through the runner, in a command (the
+// plan read from the servers now, read-only); watch mode, a step already
+// running, or a step that would be refused get the offline plan, which
+// needs no I/O.
+func (m *Model) dryRunKey() tea.Cmd {
+	s := m.selected()
+	switch {
+	case s == nil || m.p.Runner == nil:
+		return nil
+	case m.p.Watch:
+	case m.running != "" || m.probing != "":
+		m.note(levelInfo, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", orWord(m.running, m.probing)))
+	case m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}) == "":
+		return m.startRun(s.ID, steps.RunParams{DryRun: true})
+	}
+	m.dryRun()
+	return nil
+}
+
+// dryRun prints the selected step's offline plan into the log, with
+// recorded values and secrets redacted, and why it would be refused now. It
+// reads nothing, so it is rendered here rather than through the runner.
 func (m *Model) dryRun() {
 	s := m.selected()
 	if s == nil || m.p.Runner == nil {
 		return
 	}
-	m.note(levelInfo, "dry run of "+s.ID+" (nothing is executed):")
+	m.note(levelInfo, "plan of "+s.ID+", offline (recorded values; nothing is executed):")
 	for _, a := range s.OfflinePlan(m.p.Runner.Env(s.ID)) {
 		m.log.add(fmt.Sprintf("  [%s %s] %s", a.Target, a.Kind, a.Text), levelSQL)
 	}
@@ -228,7 +286,7 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 	m.input.Reset()
 	m.input.Placeholder = ""
 	switch kind {
-	case promptConfirm:
+	case promptConfirm, promptTerminate:
 		m.input.Placeholder = m.p.Database
 	case promptKey:
 		m.input.Placeholder = "value name, e.g. green_start_lsn"
@@ -244,7 +302,7 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 }
 
 func (m *Model) closePrompt() {
-	m.prompt, m.promptErr, m.editKey, m.editValue, m.confirmID = promptNone, "", "", "", ""
+	m.prompt, m.promptErr, m.editKey, m.editValue, m.confirmID, m.way = promptNone, "", "", "", "", ""
 }
 
 // promptKey handles a key while a prompt is open.
@@ -262,6 +320,18 @@ func (m *Model) promptKey(msg tea.KeyMsg) tea.Cmd {
 		case "ctrl+c":
 			m.closePrompt()
 			m.requestCancel()
+		}
+		return nil
+	}
+	if m.prompt == promptWays {
+		switch msg.String() {
+		case "f":
+			m.chooseWay("finish")
+		case "u":
+			m.chooseWay("undo")
+		case "esc", "q", "ctrl+c":
+			m.note(levelInfo, m.confirmID+": left half way; enter on it offers the ways out again")
+			m.closePrompt()
 		}
 		return nil
 	}
@@ -286,12 +356,21 @@ func (m *Model) submitPrompt() tea.Cmd {
 			m.input.Reset()
 			return nil
 		}
-		id := m.confirmID
+		id, way := m.confirmID, m.way
 		m.closePrompt()
 		if m.running != "" {
 			return nil
 		}
-		return m.startRun(id, steps.RunParams{Confirmed: true})
+		return m.startRun(id, steps.RunParams{Confirmed: true, Way: way})
+	case promptTerminate:
+		if v != m.p.Database || m.p.Database == "" {
+			m.promptErr = fmt.Sprintf("%q is not the database's name; nothing was ended", v)
+			m.input.Reset()
+			return nil
+		}
+		t := m.kill
+		m.closePrompt()
+		return terminateCmd(m.p.Runner, t)
 	case promptKey:
 		switch {
 		case v == "" || strings.ContainsAny(v, " \t="):

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
@@ -32,20 +30,27 @@ const (
 
 // point is one sample of one slot.
 type point struct {
-	at     time.Time
-	behind int64
+	at       time.Time
+	behind   int64
+	retained int64
 }
 
 // slotView is one slot with its history.
 type slotView struct {
 	cur  steps.SlotLag
 	hist []point
+	// idleSince is when the slot was first seen without a consumer (the
+	// server's own inactive_since when it says, PostgreSQL 17+); zero while
+	// active.
+	idleSince time.Time
 }
 
 // poller paces one source: one query in flight at most, and a backoff after
 // failures, counted in ticks of the one chain, so a server that is down
-// never doubles the rate.
+// never doubles the rate. A slow source (every > 0) is read at most that
+// often.
 type poller struct {
+	every    time.Duration
 	inFlight bool
 	failures int
 	nextAt   time.Time
@@ -66,9 +71,12 @@ func (p *poller) failed(now time.Time, interval time.Duration, err error) {
 	p.lastErr = reason(err)
 }
 
-// succeeded clears the failures.
+// succeeded clears the failures and schedules the next read.
 func (p *poller) succeeded(now time.Time) {
 	p.inFlight, p.failures, p.lastErr, p.nextAt, p.lastOK = false, 0, "", time.Time{}, now
+	if p.every > 0 {
+		p.nextAt = now.Add(p.every)
+	}
 }
 
 // gauge is the lag pane's data: blue's slots and green's subscriptions.
@@ -83,22 +91,30 @@ type gauge struct {
 	caughtUp int64
 }
 
-// add folds one sample into the history: slots are matched by name, and a
-// slot that is gone disappears.
+// add folds one sample into the history: slots are matched by server and
+// name, and a slot that is gone disappears.
 func (g *gauge) add(s steps.LagSample) {
 	g.sampled = true
 	old := make(map[string]*slotView, len(g.slots))
 	for _, v := range g.slots {
-		old[v.cur.Slot] = v
+		old[v.cur.Server+"/"+v.cur.Slot] = v
 	}
 	next := make([]*slotView, 0, len(s.Slots))
 	for _, sl := range s.Slots {
-		v := old[sl.Slot]
+		v := old[sl.Server+"/"+sl.Slot]
 		if v == nil {
 			v = &slotView{}
 		}
 		v.cur = sl
-		v.hist = append(v.hist, point{at: s.At, behind: sl.BehindBytes})
+		switch {
+		case sl.Active:
+			v.idleSince = time.Time{}
+		case sl.InactiveSince != nil:
+			v.idleSince = *sl.InactiveSince
+		case v.idleSince.IsZero():
+			v.idleSince = s.At
+		}
+		v.hist = append(v.hist, point{at: s.At, behind: sl.BehindBytes, retained: sl.RetainedBytes})
 		if len(v.hist) > historyLen {
 			v.hist = append(v.hist[:0], v.hist[len(v.hist)-historyLen:]...)
 		}
@@ -111,23 +127,39 @@ func (g *gauge) add(s steps.LagSample) {
 // positive while green gains on blue, negative while it falls behind.
 // ok is false until two samples are far enough apart.
 func (v *slotView) rate() (float64, bool) {
-	n := len(v.hist)
-	if n < 2 {
+	first, last, dt := v.window()
+	if dt <= 0 {
 		return 0, false
 	}
-	last := v.hist[n-1]
-	first := v.hist[0]
+	return float64(first.behind-last.behind) / dt, true
+}
+
+// walRate is how fast the WAL the slot holds grows, in bytes per second
+// over the rate window (negative while it shrinks).
+func (v *slotView) walRate() (float64, bool) {
+	first, last, dt := v.window()
+	if dt <= 0 {
+		return 0, false
+	}
+	return float64(last.retained-first.retained) / dt, true
+}
+
+// window is the first and last samples of the rate window and the seconds
+// between them (0 until there are two).
+func (v *slotView) window() (first, last point, secs float64) {
+	n := len(v.hist)
+	if n < 2 {
+		return point{}, point{}, 0
+	}
+	last = v.hist[n-1]
+	first = v.hist[0]
 	for i := n - 2; i >= 0; i-- {
 		first = v.hist[i]
 		if last.at.Sub(v.hist[i].at) >= rateWindow {
 			break
 		}
 	}
-	dt := last.at.Sub(first.at).Seconds()
-	if dt <= 0 {
-		return 0, false
-	}
-	return float64(first.behind-last.behind) / dt, true
+	return first, last, last.at.Sub(first.at).Seconds()
 }
 
 // eta is the time to caught up at the current rate; ok is false when green
@@ -148,7 +180,8 @@ func (v *slotView) eta(caughtUp int64) (time.Duration, bool) {
 	return time.Duration(secs * float64(time.Second)).Round(time.Second), true
 }
 
-// peak is the largest lag in the history, the bar's full scale.
+// peak is the largest lag in the history: the bar's scale when no lag
+// gate is configured.
 func (v *slotView) peak() int64 {
 	var p int64
 	for _, pt := range v.hist {
@@ -159,19 +192,28 @@ func (v *slotView) peak() int64 {
 
 // danger says whether a slot is close to being invalidated, and how, in words.
 func danger(sl steps.SlotLag) (string, bool) {
+	server := orWord(sl.Server, "blue")
 	switch sl.WALStatus {
 	case "lost":
-		return fmt.Sprintf("slot %s is LOST: blue removed WAL it needed; green cannot catch up from it, start replication over", sl.Slot), true
+		return fmt.Sprintf("slot %s on %s is LOST: %s removed WAL it needed; its feed cannot catch up from it, start that replication over", sl.Slot, server, server), true
 	case "unreserved":
-		return fmt.Sprintf("slot %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, bytesText(sl.RetainedBytes)), true
+		return fmt.Sprintf("slot %s on %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.RetainedBytes)), true
 	}
 	if sl.SafeWALBytes >= 0 {
 		total := sl.SafeWALBytes + sl.RetainedBytes
 		if total > 0 && float64(sl.SafeWALBytes) < invalidationShare*float64(total) {
-			return fmt.Sprintf("slot %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, bytesText(sl.SafeWALBytes)), true
+			return fmt.Sprintf("slot %s on %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.SafeWALBytes)), true
 		}
 	}
 	return "", false
+}
+
+// orWord is s, or def when s is empty.
+func orWord(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // bytesText writes a size the way pg_size_pretty does (1024-based).
@@ -246,145 +288,6 @@ func bar(f float64, width int) string {
 	fill := int(math.Round(max(0, min(f, 1)) * float64(width)))
 	return strings.Repeat("█", fill) + strings.Repeat("░", width-fill)
 }
-
-// gaugeLines renders the lag pane's content (no title) at width w. Loud
-// warnings come first so a short pane (clipGauge) still shows them.
-func (m *Model) gaugeLines(w int) []string {
-	g := &m.gauge
-	st := m.styles
-	now := m.now()
-	var loud, lines []string
-	if g.blue.lastErr != "" {
-		wait := max(0, g.blue.nextAt.Sub(now))
-		retry := fmt.Sprintf(", retrying in %ds", int(math.Ceil(wait.Seconds())))
-		// The reason is cut to fit two lines with the countdown, which is at
-		// the end and must always show; the rest is wrapped, not cut.
-		reason := truncate(g.blue.lastErr, max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
-		msg := "✗ blue unreachable: " + reason + retry
-		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(msg, w, " "), w, true), "\n") {
-			loud = append(loud, st.Fail.Render(l))
-		}
-		if !g.blue.lastOK.IsZero() {
-			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.lastOK.In(m.p.Location).Format("15:04:05")))
-		}
-	}
-	for _, v := range g.slots {
-		if text, bad := danger(v.cur); bad {
-			loud = append(loud, st.Loud.Render("⚠ "+text))
-		}
-	}
-	if m.p.Lag == nil && !g.sampled {
-		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
-	} else if !g.sampled && g.blue.lastErr == "" {
-		lines = append(lines, st.Faint.Render("reading blue's replication slots…"))
-	} else if g.sampled && len(g.slots) == 0 {
-		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots makes them)"))
-	}
-	nameW := 8
-	for _, v := range g.slots {
-		nameW = max(nameW, len(v.cur.Slot))
-	}
-	nameW = min(nameW, 20)
-	for i := range loud {
-		loud[i] = truncate(loud[i], w)
-	}
-	for i := range lines {
-		lines[i] = truncate(lines[i], w)
-	}
-	// Slot lines are built to fit w, and are most of the pane: not measured again.
-	for _, v := range g.slots {
-		lines = append(lines, m.slotLine(v, w, nameW))
-	}
-	for _, s := range g.subs {
-		lines = append(lines, truncate(subLine(s, now, st), w))
-	}
-	if g.green.lastErr != "" {
-		lines = append(lines, truncate(st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"), w))
-	}
-	return append(loud, lines...)
-}
-
-// clipGauge keeps h lines, saying how many more there are.
-func (m *Model) clipGauge(lines []string, h int) []string {
-	if len(lines) <= h || h <= 0 {
-		return lines
-	}
-	hidden := len(lines) - h + 1
-	return append(lines[:h-1:h-1], m.styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
-}
-
-// slotLine is one slot: state, lag, bar, rate, ETA, retained WAL, sparkline.
-func (m *Model) slotLine(v *slotView, w, nameW int) string {
-	st := m.styles
-	sl := v.cur
-	// Wide screens spell the slot's state out; narrow ones keep the symbol.
-	active := "○"
-	if sl.Active {
-		active = "●"
-	}
-	if w >= 120 {
-		active = map[bool]string{true: "● active", false: "○ idle  "}[sl.Active]
-	}
-	behind := fmt.Sprintf("%9s", bytesText(sl.BehindBytes))
-	rateText := "rate …"
-	if r, ok := v.rate(); ok {
-		switch {
-		case math.Abs(r) < 1:
-			rateText = "steady"
-		case r > 0:
-			rateText = "↓" + bytesText(int64(r)) + "/s"
-		default:
-			rateText = "↑" + bytesText(int64(-r)) + "/s"
-		}
-	}
-	etaText := "ETA …"
-	if sl.BehindBytes <= g0(m.gauge.caughtUp) {
-		etaText = "caught up"
-	} else if d, ok := v.eta(m.gauge.caughtUp); ok {
-		etaText = "ETA " + durationText(d)
-	} else if r, ok := v.rate(); ok && r <= 0 {
-		etaText = "not gaining"
-	}
-	br := m.brush
-	if br == nil {
-		b := st.brushes()
-		br = &b
-	}
-	walBrush := br.faint
-	if _, bad := danger(sl); bad {
-		walBrush = br.fail
-	}
-	retainedText := fmt.Sprintf("WAL %s %s", bytesText(sl.RetainedBytes), sl.WALStatus)
-	fixed := fmt.Sprintf("%-*s %s %s ", nameW, truncate(sl.Slot, nameW), active, behind)
-	tail := fmt.Sprintf(" %-10s %-11s ", rateText, etaText)
-	// Share what is left between the bar and the sparkline.
-	used := displayWidth(fixed) + displayWidth(tail) + len(retainedText)
-	room := w - used
-	barW := min(max(room, 0), 20)
-	if room > 40 {
-		barW = max(20, room/3)
-	}
-	sparkW := max(0, room-barW-1)
-	frac := 0.0
-	if p := v.peak(); p > 0 {
-		frac = float64(sl.BehindBytes) / float64(p)
-	}
-	barBrush := br.ok
-	if sl.BehindBytes > g0(m.gauge.caughtUp) {
-		barBrush = br.warn
-	}
-	line := fixed + barBrush.paint(bar(frac, barW)) + tail + walBrush.paint(retainedText)
-	if sparkW >= 4 {
-		line += " " + br.faint.paint(sparkline(v.hist, sparkW))
-	}
-	if room < 0 {
-		return truncate(line, w) // narrower than the fixed columns: cut
-	}
-	return line
-}
-
-// g0 keeps a threshold non-negative.
-func g0(v int64) int64 { return max(v, 0) }
 
 // subLine is one subscription on green.
 func subLine(s steps.Subscription, now time.Time, st Styles) string {

@@ -27,6 +27,13 @@ type Runner interface {
 	Preconditions(id string, p steps.RunParams) string
 	Env(step string) *steps.Env
 	Skip(id, reason string) error
+	// WaysOut says whether a cutover or rollback stopped half way, and its
+	// two ways out.
+	WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error)
+	// RecordIfDone records a step done when its check finds its work done.
+	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
+	// TerminateSession ends one client session, journaled.
+	TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error)
 	// SetValue records an operator's value: typed, journaled with the reason.
 	SetValue(key, value, reason string) error
 }
@@ -59,6 +66,17 @@ type Params struct {
 	Lag                       LagFunc
 	Subscriptions             SubscriptionsFunc
 	BlueVersion, GreenVersion VersionFunc
+	// Traffic says where writes go; read every slowEvery.
+	Traffic TrafficFunc
+	// Connections says who is connected; read every connsEvery while the
+	// connections pane is shown.
+	Connections ConnectionsFunc
+	// Drift compares blue's and green's schemas; read every slowEvery.
+	Drift DriftFunc
+	// Alerts, when set, is fed every read (nil: no alerts from this screen);
+	// AlertsNote says where they go, or who sends them, in the log at start.
+	Alerts     AlertSink
+	AlertsNote string
 	// PollTimeout bounds every poll (default 5 s).
 	PollTimeout time.Duration
 	// JournalPath is followed into the log; StatePath names the lock to
@@ -84,6 +102,9 @@ const (
 	focusDetail
 	focusValues
 	focusLog
+	// focusConns is the connections pane, which takes the top of the
+	// screen while focused.
+	focusConns
 	focusCount
 )
 
@@ -96,6 +117,10 @@ const (
 	promptValue
 	promptQuit
 	promptSkip
+	// promptWays offers the two ways out of a cutover stopped half way.
+	promptWays
+	// promptTerminate confirms ending a session by the database's name.
+	promptTerminate
 	promptReason
 )
 
@@ -134,21 +159,48 @@ type Model struct {
 	blueVer, greenVer string
 	holder            string
 
+	traffic     steps.Traffic
+	trafficPoll poller
+	// lastFeed is the feed in use the last time the traffic was known.
+	lastFeed string
+
+	drift      steps.Drift
+	driftPoll  poller
+	driftSince time.Time
+
+	conns               steps.Connections
+	connsPoll           poller
+	connCursor, connOff int
+	expanded            map[string]bool
+	kill                killTarget
+
 	running  string
 	runDry   bool
 	runStart time.Time
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	quitting bool
+	// probing is the destructive step whose servers are being read before
+	// the operator is asked; hungUp says the terminal is gone.
+	probing string
+	hungUp  bool
 
 	prompt    promptKind
 	promptErr string
 	editKey   string
 	editValue string // the value promptReason asks a reason for
 	confirmID string
-	flash     string
+	// way is the way out being confirmed ("finish", "undo"), ways the two
+	// offered.
+	way   string
+	ways  steps.WaysOut
+	flash string
 
 	detail detailCache
+	// checks are the PASS/WARN/FAIL lines of each step's last run;
+	// checksGen changes with them (the detail pane's cache key).
+	checks    map[string]*checkTally
+	checksGen int
 }
 
 // New builds the screen.
@@ -163,6 +215,9 @@ func New(p Params) *Model {
 		p.PollTimeout = 5 * time.Second
 	}
 	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
+	m.trafficPoll.every = slowEvery
+	m.connsPoll.every = connsEvery
+	m.driftPoll.every = slowEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -186,6 +241,9 @@ func New(p Params) *Model {
 			m.cursor = i
 			break
 		}
+	}
+	if p.AlertsNote != "" {
+		m.note(levelInfo, p.AlertsNote)
 	}
 	m.syncKeys()
 	return m
@@ -224,6 +282,18 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.p.Subscriptions != nil && m.gauge.green.due(now) {
 		m.gauge.green.inFlight = true
 		cmds = append(cmds, pollSubsCmd(m.lagGen, m.p.Subscriptions, m.p.PollTimeout))
+	}
+	if m.p.Traffic != nil && m.trafficPoll.due(now) {
+		m.trafficPoll.inFlight = true
+		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
+	}
+	if m.p.Drift != nil && m.driftPoll.due(now) {
+		m.driftPoll.inFlight = true
+		cmds = append(cmds, pollDriftCmd(m.lagGen, m.p.Drift, m.p.PollTimeout))
+	}
+	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
+		m.connsPoll.inFlight = true
+		cmds = append(cmds, pollConnsCmd(m.lagGen, m.p.Connections, m.p.PollTimeout))
 	}
 	// Versions once, and only from a server that answers, so a server that
 	// is down costs one query per backoff, not two.
@@ -292,28 +362,33 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.gen != m.lagGen {
 			return nil
 		}
-		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue())
+		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue(), m.observeState())
 	case lagResultMsg:
 		if msg.gen != m.lagGen {
 			return nil
 		}
 		if msg.err != nil {
 			m.gauge.blue.failed(m.now(), m.interval, msg.err)
-			return nil
+			return m.observeLag(msg)
 		}
 		m.gauge.blue.succeeded(m.now())
 		m.gauge.add(msg.sample)
-		return nil
+		return m.observeLag(msg)
 	case subsResultMsg:
 		if msg.gen != m.lagGen {
 			return nil
 		}
 		if msg.err != nil {
 			m.gauge.green.failed(m.now(), m.interval, msg.err)
-			return nil
+			return m.observeSubs(msg)
 		}
 		m.gauge.green.succeeded(m.now())
 		m.gauge.subs = msg.subs
+		return m.observeSubs(msg)
+	case trafficMsg:
+		if msg.gen == m.lagGen {
+			m.takeTraffic(msg)
+		}
 		return nil
 	case versionMsg:
 		i := 1
@@ -347,6 +422,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case lineMsg:
 		m.refreshState()
 		if m.p.JournalPath == "" {
+			m.takeLine(steps.Line(msg))
 			m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
 			return waitLineCmd(m.p.Lines)
 		}
@@ -380,6 +456,29 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		var cmd tea.Cmd
 		m.spinner, cmd = m.spinner.Update(msg)
 		return cmd
+	case probeMsg:
+		return m.takeProbe(msg)
+	case connsMsg:
+		if msg.gen == m.lagGen {
+			m.takeConns(msg)
+		}
+		return nil
+	case driftMsg:
+		if msg.gen != m.lagGen {
+			return nil
+		}
+		m.takeDrift(msg)
+		d := msg.d
+		return observeCmd(m.p.Alerts, func(a AlertSink) {
+			if msg.err == nil {
+				a.ObserveDrift(d)
+			}
+		})
+	case terminatedMsg:
+		m.takeTerminated(msg)
+		return nil
+	case HangupMsg:
+		return m.hangup()
 	case QuitRequestMsg:
 		if m.cancel == nil {
 			return tea.Quit

@@ -144,6 +144,7 @@ func TestConfirmDestructive(t *testing.T) {
 	h.key("enter")
 	h.until("slow", func() bool { return h.m.running == "" })
 	h.key("enter")
+	h.until("the servers to be read before asking", func() bool { return h.m.probing == "" })
 	if h.m.prompt != promptConfirm || h.m.running != "" {
 		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt, h.m.running)
 	}
@@ -160,6 +161,7 @@ func TestConfirmDestructive(t *testing.T) {
 		t.Fatalf("esc did not cancel")
 	}
 	h.key("enter")
+	h.until("the prompt again", func() bool { return h.m.prompt == promptConfirm })
 	h.typeText("app")
 	h.key("enter")
 	if h.m.running != "drop" {
@@ -294,7 +296,7 @@ func TestWatchRefusesExecution(t *testing.T) {
 	}
 	m.running = ""
 	h.key("p")
-	if !strings.Contains(m.logText(), "dry run of") || f.count() != 0 {
+	if !strings.Contains(m.logText(), ", offline (recorded values; nothing is executed)") || f.count() != 0 {
 		t.Errorf("dry run in watch mode: runs %d, log:\n%s", f.count(), m.logText())
 	}
 }
@@ -334,12 +336,12 @@ func TestLagSamples(t *testing.T) {
 	near := slot(10 << 20)
 	near.SafeWALBytes, near.RetainedBytes = 50<<20, 950<<20
 	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(40 * time.Second), Slots: []steps.SlotLag{near}}})
-	if !strings.Contains(h.screen(), "⚠ slot pgbg_all is close to being INVALIDATED: only 50.0 MB") {
+	if !strings.Contains(h.screen(), "⚠ slot pgbg_all on blue is close to being INVALIDATED: only 50.0 MB") {
 		t.Errorf("no loud warning:\n%s", h.screen())
 	}
 	near.WALStatus = "lost"
 	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(41 * time.Second), Slots: []steps.SlotLag{near}}})
-	if !strings.Contains(h.screen(), "slot pgbg_all is LOST") {
+	if !strings.Contains(h.screen(), "slot pgbg_all on blue is LOST") {
 		t.Errorf("a lost slot is not loud:\n%s", h.screen())
 	}
 	// Unreachable: the reason, the backoff, and the rest still works.

@@ -25,6 +25,7 @@ func (m *Model) applyFollow(msg followMsg) {
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
 		m.log.add(m.entryText(e), entryLevel(e))
+		m.takeEntry(e)
 	}
 	if m.pendingWait > 0 {
 		m.pendingWait--
@@ -84,6 +85,12 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
 		m.note(levelWarn, oneLineErr(msg.Err))
+	case msg.Err != nil && msg.Check:
+		m.note(levelError, fmt.Sprintf("rehearsal of %s failed: %s; nothing changed", msg.ID, oneLineErr(msg.Err)))
+	case msg.Check:
+		m.note(levelOK, fmt.Sprintf("rehearsal of %s: every precheck passed (%s); nothing changed", msg.ID, d))
+	case msg.Err != nil && msg.DryRun:
+		m.note(levelError, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, oneLineErr(msg.Err)))
 	case msg.Err != nil:
 		rec := m.st.Step(msg.ID)
 		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, oneLineErr(msg.Err)))
@@ -173,10 +180,16 @@ func (m *Model) entryText(e state.Entry) string {
 func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	m.cancel, m.running, m.runDry, m.runStart, m.runDone = cancel, id, p.DryRun, m.now(), done
-	if p.DryRun {
-		m.note(levelInfo, "dry run of "+id+": the plan, with current values; nothing is executed")
-	} else {
+	// A dry run and a rehearsal change nothing: the step is not "running".
+	m.cancel, m.running, m.runDry, m.runStart, m.runDone = cancel, id, p.DryRun || p.Check, m.now(), done
+	switch {
+	case p.DryRun:
+		m.note(levelInfo, "dry run of "+id+": the plan read from the servers now (read-only); nothing is executed")
+	case p.Check:
+		m.note(levelInfo, "rehearsal of "+id+": every live precheck, then it stops; nothing changes")
+	case p.Way != "":
+		m.note(levelInfo, fmt.Sprintf("▶ running %s, way out %s", id, p.Way))
+	default:
 		m.note(levelInfo, "▶ running "+id)
 	}
 	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)

@@ -93,7 +93,7 @@ func (m *Model) runbookPane(w, h int) []string {
 	for _, r := range rows[m.listOff:min(len(rows), m.listOff+hh)] {
 		if r.step >= 0 {
 			s := m.p.Steps[r.step]
-			words[r.step] = m.statusWord(s.ID, m.stepStatus(s.ID))
+			words[r.step] = m.statusWord(s.ID, m.stepStatus(s.ID)) + m.checkRender(s.ID)
 			wordW = max(wordW, displayWidth(words[r.step]))
 		}
 	}
@@ -111,7 +111,12 @@ func (m *Model) runbookPane(w, h int) []string {
 		word := pad(words[r.step], wordW)
 		line := marker + word + " " + pad(s.ID, idW)
 		if rest := w - displayWidth(line) - 1; rest > 8 {
-			line += " " + st.Faint.Render(truncate(s.Title, rest))
+			if c := m.checks[s.ID]; c != nil {
+				// The counts say more than the title once the checks ran.
+				line += " " + m.checkStyle(s.ID).Render(truncate(c.text(), rest))
+			} else {
+				line += " " + st.Faint.Render(truncate(s.Title, rest))
+			}
 		}
 		if r.step == m.cursor {
 			line = pad(line, w)
@@ -135,6 +140,7 @@ type detailCache struct {
 	width   int
 	running string
 	values  int
+	checks  int
 	lines   []string
 }
 
@@ -145,7 +151,7 @@ func (m *Model) detailLines(w int) []string {
 		return nil
 	}
 	c := &m.detail
-	if c.lines != nil && c.id == s.ID && c.updated.Equal(m.st.UpdatedAt) && c.width == w && c.running == m.running && c.values == len(m.st.Values) {
+	if c.lines != nil && c.id == s.ID && c.updated.Equal(m.st.UpdatedAt) && c.width == w && c.running == m.running && c.values == len(m.st.Values) && c.checks == m.checksGen {
 		return c.lines
 	}
 	st := m.styles
@@ -173,6 +179,12 @@ func (m *Model) detailLines(w int) []string {
 	}
 	if rec.LastError != "" {
 		add(st.Fail.Render("error ") + state.Redact(rec.LastError))
+	}
+	if ch := m.checks[s.ID]; ch != nil {
+		add(label("checks ") + m.checkStyle(s.ID).Render(ch.text()))
+		for _, l := range ch.lines {
+			add(m.checkStyle(s.ID).Render(l))
+		}
 	}
 	if len(s.Needs) > 0 {
 		var parts []string
@@ -204,7 +216,7 @@ func (m *Model) detailLines(w int) []string {
 			add(st.Faint.Render(fmt.Sprintf("[%s %s]", a.Target, a.Kind)) + " " + a.Text)
 		}
 	}
-	*c = detailCache{id: s.ID, updated: m.st.UpdatedAt, width: w, running: m.running, values: len(m.st.Values), lines: out}
+	*c = detailCache{id: s.ID, updated: m.st.UpdatedAt, width: w, running: m.running, values: len(m.st.Values), checks: m.checksGen, lines: out}
 	return out
 }
 

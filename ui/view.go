@@ -60,11 +60,18 @@ func (m *Model) View() string {
 	l := m.layoutFor(len(gauge), len(footer))
 	out := make([]string, 0, h)
 
-	left := m.runbookPane(l.leftW, l.top)
-	right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
-	sep := m.styles.Faint.Render("│")
-	for i := 0; i < l.top; i++ {
-		out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+	if m.focus == focusConns {
+		// Who is connected needs the width: it takes the top of the screen.
+		for _, line := range m.connsPane(w, l.top) {
+			out = append(out, pad(line, w))
+		}
+	} else {
+		left := m.runbookPane(l.leftW, l.top)
+		right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
+		sep := m.styles.Faint.Render("│")
+		for i := 0; i < l.top; i++ {
+			out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+		}
 	}
 	out = append(out, m.title(m.gaugeTitle(), w, false))
 	// gaugeLines fits its lines to w itself: measuring them again here
@@ -92,14 +99,6 @@ func (m *Model) title(text string, w int, focused bool) string {
 	return style.Render(t + strings.Repeat(rule, max(0, w-displayWidth(t))))
 }
 
-func (m *Model) gaugeTitle() string {
-	t := fmt.Sprintf("Lag · blue's replication slots every %s", durationText(m.interval))
-	if !m.gauge.blue.lastOK.IsZero() {
-		t += " · last read " + m.gauge.blue.lastOK.In(m.p.Location).Format("15:04:05")
-	}
-	return t
-}
-
 func (m *Model) logTitle(h int) string {
 	t := fmt.Sprintf("Log · %d lines", len(m.log.lines))
 	if m.log.back > 0 {
@@ -120,6 +119,7 @@ func (m *Model) footerLines() []string {
 		}
 	}
 	out = append(out, strings.Split(m.help.View(m.keys), "\n")...)
+	out = append(out, m.trafficLines(m.width)...)
 	out = append(out, m.statusLine())
 	return out
 }
@@ -129,8 +129,17 @@ func (m *Model) promptLine() string {
 	st := m.styles
 	switch m.prompt {
 	case promptConfirm:
+		what := m.confirmID + " is destructive"
+		if m.way != "" {
+			what = fmt.Sprintf("%s's way out, %s, changes the servers", m.confirmID, m.wayWords(m.way))
+		}
 		// Two lines, so the field stays on screen at 80 columns.
-		return st.Warn.Render(fmt.Sprintf("⚠ %s is destructive: type the database's name (%s) to run it", m.confirmID, m.p.Database)) +
+		return st.Warn.Render(fmt.Sprintf("⚠ %s: type the database's name (%s) to run it", what, m.p.Database)) +
+			"\n" + st.Bold.Render("database name: ") + m.input.View()
+	case promptWays:
+		return strings.Join(m.waysLines(m.width), "\n")
+	case promptTerminate:
+		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.s.PID, m.kill.server, m.kill.who(), m.p.Database)) +
 			"\n" + st.Bold.Render("database name: ") + m.input.View()
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
@@ -150,10 +159,14 @@ func (m *Model) promptLine() string {
 	return ""
 }
 
-// statusLine: mode, strategy, versions, lock holder, and the latest notice.
+// statusLine: where writes go, mode, strategy, versions, lock holder, and
+// the latest notice.
 func (m *Model) statusLine() string {
 	st := m.styles
 	var parts []string
+	if t := m.trafficWord(); t != "" {
+		parts = append(parts, t)
+	}
 	if m.p.Watch {
 		parts = append(parts, st.Warn.Render("WATCH (read-only)"))
 	}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// runSessions prints who is connected to blue and green, grouped, with the
+// sessions that matter to a cutover marked, and what each PgBouncer says.
+// It only reads, through read-only sessions of its own.
+func runSessions(g globals, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("sessions", "sessions [--json]", stderr)
+	asJSON := fs.Bool("json", false, "one JSON document on stdout")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(g, stderr)
+	if !ok {
+		return exitUsage
+	}
+	blue, green, closePools, err := readOnlyPools(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return exitUsage
+	}
+	defer closePools()
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, _ := steps.NewMonitor(blue, green, cfg).Connections(ctx)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(c); err != nil {
+			return exitFailed
+		}
+	} else {
+		writeSessions(stdout, c)
+	}
+	for _, s := range c.Servers {
+		if s.Err != "" {
+			return exitFailed
+		}
+	}
+	return exitOK
+}
+
+// writeSessions writes Connections as text: per server its groups, then
+// every marked session on its own line, then each PgBouncer.
+func writeSessions(w io.Writer, c steps.Connections) {
+	fmt.Fprintf(w, "who is connected, read %s; a transaction open longer than %s is long (the cutover's drain timeout)\n",
+		c.At.Local().Format("15:04:05"), c.LongAfter)
+	for _, s := range c.Servers {
+		fmt.Fprintf(w, "\n%s: %d session(s)", s.Name, len(s.Sessions))
+		if s.Err != "" {
+			fmt.Fprintf(w, "; unreadable: %s", s.Err)
+		}
+		fmt.Fprintln(w)
+		if len(s.Groups) == 0 {
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SESSIONS\tUSER\tAPPLICATION\tCLIENT\tVIA\tSTATES\tOLDEST TX\tWAITING ON\tMARKED")
+		for _, g := range s.Groups {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Sessions, g.User, orDash(g.Application), g.Client,
+				viaText(g.Via, g.Ours), g.StatesText(), ageText(g.OldestXact), orDash(strings.Join(g.WaitEvents, " ")), groupMarks(g))
+		}
+		tw.Flush()
+		for _, x := range s.Sessions {
+			if m := sessionMarks(x); m != "" {
+				fmt.Fprintf(w, "  %s: pid %d %s@%s %s, %s for %s, transaction %s%s\n", m, x.PID, x.User, x.Client, orDash(x.Application),
+					orDash(x.State), ageText(x.StateAge), ageText(x.XactAge), queryText(x.Query))
+			}
+		}
+	}
+	for _, b := range c.Bouncers {
+		fmt.Fprintf(w, "\nPgBouncer %s", b.Name)
+		if b.Err != "" {
+			fmt.Fprintf(w, ": %s", b.Err)
+		}
+		fmt.Fprintln(w)
+		for _, d := range b.Databases {
+			if d.Name == "pgbouncer" {
+				continue
+			}
+			paused := "not paused"
+			if d.Paused {
+				paused = "‖ PAUSED"
+			}
+			fmt.Fprintf(w, "  database %s -> %s:%d/%s, %s\n", d.Name, d.Host, d.Port, d.Database, paused)
+		}
+		for _, p := range b.Pools {
+			if p.Database == "pgbouncer" {
+				continue
+			}
+			fmt.Fprintf(w, "  pool %s/%s (%s): clients %d active, %d waiting; servers %d active, %d idle, %d used; max wait %s\n",
+				p.Database, p.User, p.PoolMode, p.ClActive, p.ClWaiting, p.SvActive, p.SvIdle, p.SvUsed, ageText(p.MaxWait))
+		}
+	}
+}
+
+// sessionMarks are a session's marks in words, with a symbol each.
+func sessionMarks(s steps.SessionView) string {
+	var m []string
+	if s.Direct {
+		m = append(m, "⚠ DIRECT (not through PgBouncer)")
+	}
+	if s.Long {
+		m = append(m, "⚠ LONG TRANSACTION")
+	}
+	return strings.Join(m, " ")
+}
+
+func groupMarks(g steps.SessionGroup) string {
+	var m []string
+	if g.Direct > 0 {
+		m = append(m, fmt.Sprintf("⚠ %d direct", g.Direct))
+	}
+	if g.Long > 0 {
+		m = append(m, fmt.Sprintf("⚠ %d long tx", g.Long))
+	}
+	return orDash(strings.Join(m, ", "))
+}
+
+func viaText(via string, ours bool) string {
+	switch {
+	case ours:
+		return "pgbluegreen"
+	case via != "":
+		return "PgBouncer " + via
+	}
+	return "-"
+}
+
+func ageText(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func queryText(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if q == "" {
+		return ""
+	}
+	return ": " + oneLine(q, 80)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

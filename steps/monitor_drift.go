@@ -1,0 +1,142 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+)
+
+// The schema drift guard: while replication runs, blue's and green's
+// schemas are compared by fingerprint on a slow tick (the screen, `watch`,
+// `status`), object by object when they differ, and the cutover refuses
+// while they do.
+
+// Drift is one comparison of blue's and green's schemas.
+type Drift struct {
+	At time.Time `json:"at"`
+	// Compared is false while no replication runs (before the
+	// subscriptions exist green's schema is still being built); Why says so.
+	Compared bool     `json:"compared"`
+	Why      string   `json:"why,omitempty"`
+	Schemas  []string `json:"schemas"`
+	// Objects is how many objects blue's fingerprint covers.
+	Objects          int64  `json:"objects"`
+	BlueFingerprint  string `json:"blue_fingerprint,omitempty"`
+	GreenFingerprint string `json:"green_fingerprint,omitempty"`
+	// Differences are the objects that differ, one line each: "only on
+	// blue: column public.accounts.note text null".
+	Differences []string      `json:"differences"`
+	Took        time.Duration `json:"took_ns"`
+}
+
+// Drifted reports whether the comparison found differences.
+func (d Drift) Drifted() bool { return d.Compared && len(d.Differences) > 0 }
+
+// Summary is the drift in one line, naming up to n objects.
+func (d Drift) Summary(n int) string {
+	if !d.Drifted() {
+		return ""
+	}
+	shown := d.Differences
+	more := ""
+	if len(shown) > n {
+		shown, more = shown[:n], fmt.Sprintf("; and %d more", len(d.Differences)-n)
+	}
+	return fmt.Sprintf("blue's and green's schemas differ (%d object(s)): %s%s", len(d.Differences), strings.Join(shown, "; "), more)
+}
+
+// Drift compares blue's and green's schemas once, bounded like every read
+// of the monitor.
+func (m *Monitor) Drift(ctx context.Context) (Drift, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*m.timeout)
+	defer cancel()
+	return ReadDrift(ctx, m.cfg, m.blue, m.green)
+}
+
+// ReadDrift compares the configured schemas (every schema of blue's when
+// the configuration names none) of blue and green: one fingerprint query
+// on each; the objects are listed only when the fingerprints differ. It
+// compares only while replication runs into green (or back into blue).
+func ReadDrift(ctx context.Context, c *Config, blue, green *pgxpool.Pool) (Drift, error) {
+	start := time.Now()
+	d := Drift{At: start.UTC(), Differences: []string{}}
+	if blue == nil || green == nil {
+		return d, errNoPool
+	}
+	running, err := pg.HasSubscription(ctx, green)
+	if err == nil && !running {
+		running, err = pg.HasSubscription(ctx, blue)
+	}
+	if err != nil {
+		return d, err
+	}
+	if !running {
+		d.Why = "no replication runs yet: the schemas are compared once the subscriptions exist"
+		return d, nil
+	}
+	d.Schemas = c.Schemas
+	if len(d.Schemas) == 0 {
+		if d.Schemas, err = pg.UserSchemas(ctx, blue); err != nil {
+			return d, err
+		}
+	}
+	var gobjects int64
+	if d.BlueFingerprint, d.Objects, err = pg.SchemaFingerprint(ctx, blue, d.Schemas); err != nil {
+		return d, fmt.Errorf("blue: %w", err)
+	}
+	if d.GreenFingerprint, gobjects, err = pg.SchemaFingerprint(ctx, green, d.Schemas); err != nil {
+		return d, fmt.Errorf("green: %w", err)
+	}
+	d.Compared = true
+	if d.BlueFingerprint != d.GreenFingerprint || d.Objects != gobjects {
+		b, err := pg.SchemaObjects(ctx, blue, d.Schemas)
+		if err != nil {
+			return d, fmt.Errorf("blue: %w", err)
+		}
+		g, err := pg.SchemaObjects(ctx, green, d.Schemas)
+		if err != nil {
+			return d, fmt.Errorf("green: %w", err)
+		}
+		onlyBlue, onlyGreen := pg.DiffLines(b, g)
+		for _, l := range onlyBlue {
+			d.Differences = append(d.Differences, "only on blue: "+l)
+		}
+		for _, l := range onlyGreen {
+			d.Differences = append(d.Differences, "only on green: "+l)
+		}
+	}
+	d.Took = time.Since(start)
+	return d, nil
+}
+
+// refuseSchemaDrift is the cutover's guard: a new attempt refuses while
+// blue's and green's schemas differ, naming the objects (the reverse feed
+// and the application would break on them). A rollback only warns: it is
+// the way back, and refusing it would leave writes on a side that drifted.
+// A way out of an attempt that stopped half way is never held back.
+func (e *Env) refuseSchemaDrift(ctx context.Context, rollback bool) error {
+	if e.way != "" {
+		return nil
+	}
+	cctx, cancel := e.bounded(ctx)
+	defer cancel()
+	d, err := ReadDrift(cctx, e.Config, e.Blue, e.Green)
+	switch {
+	case err != nil:
+		return fmt.Errorf("compare blue's and green's schemas before the switch: %w", err)
+	case !d.Drifted():
+		if d.Compared {
+			e.Logf("schemas: blue and green match (%d objects, fingerprint %s)", d.Objects, d.BlueFingerprint)
+		}
+		return nil
+	case rollback:
+		e.Warnf("schema drift, rolling back anyway: %s", d.Summary(10))
+		return nil
+	}
+	return e.refuse("schema drift: %s. Logical replication does not carry DDL: apply the same change on green (or undo it on blue), then run the cutover again", d.Summary(10))
+}

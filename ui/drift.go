@@ -1,0 +1,70 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// The schema drift guard on the screen: blue's and green's schemas
+// compared on the slow tick while replication runs; a difference is loud
+// at the top of the lag pane, with the objects, until they match again.
+
+// DriftFunc compares blue's and green's schemas; steps.Monitor.Drift fits it.
+type DriftFunc func(ctx context.Context) (steps.Drift, error)
+
+type driftMsg struct {
+	gen int
+	d   steps.Drift
+	err error
+}
+
+func pollDriftCmd(gen int, read DriftFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+		defer cancel()
+		d, err := read(ctx)
+		return driftMsg{gen: gen, d: d, err: err}
+	}
+}
+
+// takeDrift takes in a comparison; a drift keeps the time it was first seen.
+func (m *Model) takeDrift(msg driftMsg) {
+	if msg.err != nil {
+		m.driftPoll.failed(m.now(), slowEvery, msg.err)
+		return
+	}
+	m.driftPoll.succeeded(m.now())
+	switch {
+	case !msg.d.Drifted():
+		m.driftSince = time.Time{}
+	case !m.drift.Drifted():
+		m.driftSince = m.now()
+		m.note(levelError, "schema drift: "+msg.d.Summary(2))
+	}
+	m.drift = msg.d
+}
+
+// driftLines are the loud lines of a drift: what differs, since when, and
+// that the cutover refuses; two lines at most, wrapped to w.
+func (m *Model) driftLines(w int) []string {
+	if !m.drift.Drifted() {
+		return nil
+	}
+	text := "⚠ SCHEMA DRIFT since " + m.driftSince.In(m.p.Location).Format("15:04:05") + ": " + m.drift.Summary(3) +
+		". The cutover refuses until they match."
+	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w, " "), w, true), "\n")
+	if len(lines) > 2 {
+		lines = lines[:2]
+		lines[1] = truncate(lines[1]+" …", w)
+	}
+	for i := range lines {
+		lines[i] = m.styles.Loud.Render(lines[i])
+	}
+	return lines
+}

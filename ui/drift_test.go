@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// TestDriftWithinTwoTicks: a DDL on blue between two slow ticks shows as a
+// loud drift, naming the object, by the second slow tick at the latest;
+// when the schemas match again it goes.
+func TestDriftWithinTwoTicks(t *testing.T) {
+	var mu sync.Mutex
+	now := epoch
+	reads := 0
+	d := steps.Drift{Compared: true, Objects: 75, Differences: []string{}}
+	read := func(context.Context) (steps.Drift, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		return d, nil
+	}
+	store := openStore(t, false, "")
+	cfg := testConfig()
+	real := &steps.Runner{Config: cfg, Steps: switchSteps(), Store: store}
+	m := New(Params{Config: cfg, Steps: real.Steps, Runner: &fakeRunner{real: real}, Store: store, Database: "app", Drift: read,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }, Location: time.UTC})
+	h := newHarness(t, m, 100, 30)
+	h.until("the first comparison", func() bool { return !m.driftPoll.lastOK.IsZero() })
+	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
+		t.Fatalf("drift shown with equal schemas:\n%s", h.screen())
+	}
+	// The DDL on blue, between two ticks.
+	mu.Lock()
+	d.Differences = []string{"only on blue: column public.accounts.note text null"}
+	mu.Unlock()
+	ticks := 0
+	for ticks < 2 && !strings.Contains(h.screen(), "SCHEMA DRIFT") {
+		mu.Lock()
+		now = now.Add(slowEvery)
+		mu.Unlock()
+		ticks++
+		before := reads
+		h.send(lagTickMsg{gen: m.lagGen})
+		h.until("the tick's comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+	}
+	scr := h.screen()
+	if !strings.Contains(scr, "⚠ SCHEMA DRIFT since 12:00:05: blue's and green's schemas differ (1 object(s)): only on blue: column") ||
+		!strings.Contains(scr, "public.accounts.note text null. The cutover refuses until they match.") {
+		t.Fatalf("after %d slow tick(s) the drift is not shown:\n%s", ticks, scr)
+	}
+	t.Logf("shown after %d slow tick(s)", ticks)
+	if !strings.Contains(m.logText(), "schema drift: blue's and green's schemas differ") {
+		t.Errorf("the drift is not in the log:\n%s", m.logText())
+	}
+	// Fixed on green: gone at the next comparison.
+	mu.Lock()
+	d.Differences = []string{}
+	now = now.Add(slowEvery)
+	mu.Unlock()
+	before := reads
+	h.send(lagTickMsg{gen: m.lagGen})
+	h.until("the next comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
+		t.Errorf("drift still shown with equal schemas:\n%s", h.screen())
+	}
+}
+
+// TestChecksKept: a step's PASS/WARN lines, read from the journal, stay on
+// screen after they scroll out of the log: the counts on its runbook row
+// (a symbol and count at 80 columns), the WARN lines in its detail pane;
+// its next start resets them.
+func TestChecksKept(t *testing.T) {
+	m := goldenModel(t)
+	m.Update(tea_WindowSize(80, 24))
+	if scr := h80(m); !strings.Contains(scr, "✓ done ⚠1       preflight") {
+		t.Errorf("80 columns: no warn count on the row:\n%s", scr)
+	}
+	m.Update(tea_WindowSize(200, 60))
+	m.cursor = 0
+	scr := h80(m)
+	for _, want := range []string{"preflight                  12 pass · 1 warn", "checks 12 pass · 1 warn",
+		`⚠ WARN 1 table(s) with neither a primary key nor a replica identity: "public"."events_log"`} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("screen lacks %q:\n%s", want, scr)
+		}
+	}
+	m.takeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
+	if strings.Contains(h80(m), "12 pass") {
+		t.Errorf("a new run kept the old counts")
+	}
+}
+
+func h80(m *Model) string { return ansi.Strip(m.View()) }

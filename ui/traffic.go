@@ -1,0 +1,90 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// Where the application's writes go, read from the servers on a slow tick
+// (PgBouncer's SHOW DATABASES, the roles' LOGIN, read-only settings) and
+// said first on the status line, with a symbol and a word.
+
+// TrafficFunc reads where writes go; steps.Monitor.Traffic fits it.
+type TrafficFunc func(ctx context.Context) (steps.Traffic, error)
+
+// slowEvery paces the reads that need not follow every second: where the
+// traffic is and the schemas' fingerprints.
+const slowEvery = 5 * time.Second
+
+type trafficMsg struct {
+	gen int
+	t   steps.Traffic
+	err error
+}
+
+// pollTrafficCmd reads where writes go once.
+func pollTrafficCmd(gen int, read TrafficFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		t, err := read(ctx)
+		return trafficMsg{gen: gen, t: t, err: err}
+	}
+}
+
+// takeTraffic takes in a read of where writes go.
+func (m *Model) takeTraffic(msg trafficMsg) {
+	if msg.err != nil {
+		m.trafficPoll.failed(m.now(), slowEvery, msg.err)
+		m.traffic = steps.Traffic{Target: "unknown", How: m.trafficPoll.lastErr}
+		return
+	}
+	m.trafficPoll.succeeded(m.now())
+	m.traffic = msg.t
+	switch msg.t.Target {
+	case "green":
+		m.lastFeed = feedReverse
+	case "blue":
+		m.lastFeed = feedForward
+	}
+}
+
+// trafficWord is the status line's first part: where writes go, as a
+// symbol and a word (colour is never the only signal).
+func (m *Model) trafficWord() string {
+	if m.p.Traffic == nil {
+		return ""
+	}
+	st := m.styles
+	if m.trafficPoll.lastOK.IsZero() && m.trafficPoll.lastErr == "" {
+		return st.Faint.Render("writes → … (reading)")
+	}
+	switch m.traffic.Target {
+	case "blue":
+		return st.Running.Render("◧ writes → BLUE")
+	case "green":
+		return st.OK.Render("◨ writes → GREEN")
+	case "paused":
+		return st.Warn.Render("‖ writes PAUSED")
+	}
+	return st.Fail.Render("? writes → UNKNOWN")
+}
+
+// trafficLines are the warnings of the last read (writes may land on both
+// sides), and, on a wide screen, how it was determined; above the status
+// line.
+func (m *Model) trafficLines(w int) []string {
+	var out []string
+	for _, warn := range m.traffic.Warnings {
+		out = append(out, m.styles.Loud.Render(truncate("⚠ "+warn, w)))
+	}
+	if m.traffic.Target == "unknown" && m.traffic.How != "" {
+		out = append(out, m.styles.Fail.Render(truncate("? where writes go is unknown: "+strings.Join(strings.Fields(m.traffic.How), " "), w)))
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// Before a destructive step asks for the database's name, the servers are
+// asked (in a command) whether there is anything to do: a step whose
+// check finds its work done is recorded so without a name typed, and a
+// cutover or rollback that stopped half way offers its two ways out
+// instead, f to finish forward, u to undo back, each naming the sub-steps
+// it runs, then confirmed by the name like the step itself.
+
+// probeTimeout bounds the reads before a destructive step: the cutover's
+// reads PgBouncer's console and both servers.
+const probeTimeout = 30 * time.Second
+
+// probeMsg is what the servers said before a destructive step.
+type probeMsg struct {
+	id      string
+	ways    steps.WaysOut
+	halfWay bool
+	outcome steps.Outcome
+	detail  string
+	err     error
+}
+
+// probeCmd reads whether step id stopped half way (cutover, rollback) or
+// has its work done already (recording it so).
+func probeCmd(r Runner, id string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		// Its reads are journaled under the step they are made for.
+		ctx = steps.WithStep(ctx, id)
+		msg := probeMsg{id: id}
+		if msg.ways, msg.halfWay, msg.err = r.WaysOut(ctx, id); msg.err != nil || msg.halfWay {
+			return msg
+		}
+		msg.outcome, msg.detail, msg.err = r.RecordIfDone(ctx, id)
+		return msg
+	}
+}
+
+// startProbe asks the servers about a destructive step before asking the
+// operator.
+func (m *Model) startProbe(id string) tea.Cmd {
+	m.probing = id
+	m.flash = "checking " + id + " against the servers…"
+	return probeCmd(m.p.Runner, id)
+}
+
+// takeProbe acts on what the servers said: a refusal, nothing to do, the
+// ways out, or the usual confirmation.
+func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
+	m.probing, m.flash = "", ""
+	m.refreshState()
+	switch {
+	case m.hungUp || m.quitting:
+		return nil
+	case msg.err != nil && steps.IsRefused(msg.err):
+		m.note(levelWarn, oneLineErr(msg.err))
+	case msg.err != nil:
+		m.note(levelError, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, oneLineErr(msg.err)))
+	case msg.halfWay:
+		m.ways, m.confirmID = msg.ways, msg.id
+		m.openPrompt(promptWays, "")
+		m.note(levelWarn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
+	case msg.outcome != "":
+		m.note(levelOK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, orWord(msg.detail, "its check found its work done")))
+		if s := m.selected(); s != nil && s.ID == msg.id && m.cursor < len(m.p.Steps)-1 {
+			m.cursor++
+			m.detailOff = 0
+		}
+		return m.followNow()
+	default:
+		m.confirmID = msg.id
+		m.openPrompt(promptConfirm, "")
+	}
+	return nil
+}
+
+// chooseWay answers the ways-out prompt: the chosen way is confirmed by the
+// database's name like the step itself.
+func (m *Model) chooseWay(way string) {
+	id := m.confirmID
+	m.openPrompt(promptConfirm, "")
+	m.confirmID, m.way = id, way
+}
+
+// wayWords says where a way out leads.
+func (m *Model) wayWords(way string) string {
+	if way == "finish" {
+		return "finish forward to " + m.ways.To
+	}
+	return "undo back to " + m.ways.From
+}
+
+// waysLines is the ways-out prompt, wrapped to w: where the servers are,
+// then each way with the sub-steps it runs.
+func (m *Model) waysLines(w int) []string {
+	st := m.styles
+	w = max(w, 20)
+	var out []string
+	wrap := func(text string, style func(...string) string) {
+		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w, " "), w, true), "\n") {
+			out = append(out, style(l))
+		}
+	}
+	wo := m.ways
+	wrap(fmt.Sprintf("⚠ %s stopped half way: %s", m.confirmID, wo.Where), st.Warn.Render)
+	for _, way := range []struct {
+		key, name string
+		subs      []string
+		then      string
+	}{{"f", "finish", wo.Finish, wo.FinishThen}, {"u", "undo", wo.Undo, wo.UndoThen}} {
+		runs := strings.Join(way.subs, ", ")
+		if runs == "" {
+			runs = "nothing left to change"
+		}
+		if way.then != "" {
+			runs += "; then " + way.then
+		}
+		// A hanging indent: the key stands alone at the left.
+		text := fmt.Sprintf("%s: runs %s", m.wayWords(way.name), runs)
+		for k, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w-5, " "), w-5, true), "\n") {
+			lead := "     "
+			if k == 0 {
+				lead = "  " + way.key + "  "
+			}
+			out = append(out, st.Bold.Render(lead+l))
+		}
+	}
+	return out
+}
+
+// HangupMsg says the terminal is gone (SIGHUP: an SSH session dropped
+// outside tmux). The screen cancels a running step, lets it end by its own
+// logic (a cutover aborts or, past its switch, finishes) and quits, which
+// restores the terminal. main sends it.
+type HangupMsg struct{}
+
+// hangup handles HangupMsg.
+func (m *Model) hangup() tea.Cmd {
+	m.hungUp = true
+	m.closePrompt()
+	if m.cancel == nil {
+		return tea.Quit
+	}
+	if !m.quitting {
+		m.requestCancel()
+	}
+	return nil
+}
