@@ -94,6 +94,12 @@ func (k *killLab) must(t *testing.T, a ...string) string {
 	t.Helper()
 	code, out := k.cli(t, nil, a...)
 	if code != 0 {
+		if strings.Contains(out, "is in use by") {
+			// Who holds the state file's lock after a kill says what is
+			// still alive: the processes, for the record.
+			ps, _ := exec.Command("ps", "-eo", "pid,ppid,stat,etime,args").Output()
+			out += "\nprocesses:\n" + string(ps)
+		}
 		t.Fatalf("pgbluegreen %s: exit %d\n%s", strings.Join(a, " "), code, out)
 	}
 	return out

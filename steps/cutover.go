@@ -182,6 +182,9 @@ func precheckNames(p pg.CutoverParams, rollback bool) []string {
 			"no session on the source bypasses PgBouncer")
 	}
 	out = append(out, "sequences exist on the target and none is ahead there")
+	if !rollback {
+		out = append(out, "blue's and green's schemas match (one fingerprint per side; the objects named when they differ)")
+	}
 	if rollback {
 		return append(out, "blue's slots kept, green's subscriptions disabled")
 	}
