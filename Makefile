@@ -32,7 +32,10 @@ deps-debian:
 	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq$$missing >/dev/null; \
-	  systemctl disable --now pgbouncer postgresql ssh >/dev/null 2>&1 || { service pgbouncer stop; service ssh stop; } >/dev/null 2>&1 || true; \
+	  for pkg in $$missing; do \
+	    case $$pkg in postgresql-15) svc=postgresql;; openssh-server) svc=ssh;; pgbouncer) svc=pgbouncer;; *) continue;; esac; \
+	    systemctl disable --now $$svc >/dev/null 2>&1 || service $$svc stop >/dev/null 2>&1 || true; \
+	  done; \
 	fi
 
 test: deps ## run every test (go test -race), starting the real servers they need
