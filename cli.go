@@ -335,21 +335,31 @@ func runValue(g globals, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	store, err := state.Open(g.state, state.OpenParams{})
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	store, j, ok := openStateJournal(g, false, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer store.Close()
-	j, err := state.OpenJournal(journalPath(g.state))
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
-		return exitFailed
-	}
 	defer j.Close()
 	if err := steps.NewRunner(cfg, store, j).SetValue(key, value, *reason); err != nil {
 		return exitFor(err, stderr)
 	}
 	fmt.Fprintf(stdout, "%s = %s (journaled: %s)\n", key, value, *reason)
 	return exitOK
+}
+
+// openStateJournal opens the state file (read-only: without its lock) and
+// the journal beside it; a problem is printed and ok is false.
+func openStateJournal(g globals, readOnly bool, stderr io.Writer) (store *state.Store, j *state.Journal, ok bool) {
+	store, err := state.Open(g.state, state.OpenParams{ReadOnly: readOnly})
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return nil, nil, false
+	}
+	if j, err = state.OpenJournal(journalPath(g.state)); err != nil {
+		store.Close()
+		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		return nil, nil, false
+	}
+	return store, j, true
 }

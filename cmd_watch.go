@@ -119,17 +119,11 @@ func runWatch(g globals, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgbluegreen: alerts.webhook_env: %s is empty; export it first\n", cfg.Alerts.WebhookEnv)
 		return exitUsage
 	}
-	store, err := state.Open(g.state, state.OpenParams{ReadOnly: true})
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	store, j, ok := openStateJournal(g, true, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer store.Close()
-	j, err := state.OpenJournal(journalPath(g.state))
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
-		return exitFailed
-	}
 	defer j.Close()
 	blue, green, closePools, err := readOnlyPools(cfg)
 	if err != nil {

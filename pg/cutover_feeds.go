@@ -29,14 +29,7 @@ func (r *run) prepareReverseStep() subStep {
 		},
 		run: func(ctx context.Context) (string, error) {
 			blue, green := r.e.conn("blue"), r.e.conn("green")
-			if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
-				return "", err
-			} else if exists {
-				if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
-					return "", err
-				}
-			}
-			if err := dropSlot(ctx, green, "green", rev); err != nil {
+			if err := dropReverseFeed(ctx, blue, green, rev); err != nil {
 				return "", err
 			}
 			var has bool
@@ -213,18 +206,24 @@ func (r *run) dropReverseStep() subStep {
 		},
 		run: func(ctx context.Context) (string, error) {
 			blue, green := r.e.conn("blue"), r.e.conn("green")
-			if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
-				return "", err
-			} else if exists {
-				if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
-					return "", err
-				}
-			}
-			if err := dropSlot(ctx, green, "green", rev); err != nil {
+			if err := dropReverseFeed(ctx, blue, green, rev); err != nil {
 				return "", err
 			}
 			return "", dropPublicationStmt("green", rev).Exec(ctx, green)
 		}}
+}
+
+// dropReverseFeed drops the reverse subscription on blue when it exists,
+// then its slot on green (dropSlot does nothing where there is none).
+func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string) error {
+	if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
+		return err
+	} else if exists {
+		if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
+			return err
+		}
+	}
+	return dropSlot(ctx, green, "green", rev)
 }
 
 func subscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool, error) {

@@ -353,7 +353,9 @@ func (r *run) inOrder(name, target string, steps ...subStep) subStep {
 		}}
 }
 
-// eachBouncer runs fn on every PgBouncer in parallel.
+// eachBouncer runs fn on every PgBouncer in parallel, each on a live
+// console: one that broke (a PAUSE cancelled by its timeout closes it) is
+// replaced by a new connection for the call.
 func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *Console, b BouncerParams) error) error {
 	errs := make([]error, len(r.e.consoles))
 	var wg sync.WaitGroup
@@ -361,7 +363,17 @@ func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *C
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = fn(ctx, c, r.p.Bouncers[k])
+			b := r.p.Bouncers[k]
+			if c.Closed() {
+				fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
+				if err != nil {
+					errs[k] = err
+					return
+				}
+				defer fresh.Close()
+				c = fresh
+			}
+			errs[k] = fn(ctx, c, b)
 		}()
 	}
 	wg.Wait()

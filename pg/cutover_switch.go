@@ -291,21 +291,13 @@ func (r *run) ini(b BouncerParams) IniStore {
 // default) and every client would wait that long. RELOAD resets the
 // setting, so this comes after it; the restore step puts it back.
 //
-// resumeAll then resumes every PgBouncer, on a new console connection
-// where the old one broke (a PAUSE cancelled by its timeout closes it). A
-// database that is not paused is fine.
+// resumeAll then resumes every PgBouncer (on a new console connection
+// where the old one broke, as eachBouncer does). A database that is not
+// paused is fine.
 func (r *run) resumeAll(ctx context.Context) error {
 	return r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
 		start := time.Now()
 		defer func() { r.rep.bouncerTime(b.Name, "resume", time.Since(start)) }()
-		if c.Closed() {
-			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
-			if err != nil {
-				return err
-			}
-			defer fresh.Close()
-			c = fresh
-		}
 		_ = c.Set(ctx, "server_login_retry", "0")
 		if err := c.Resume(ctx, b.Database); err != nil && !IsNotPaused(err) {
 			return err
@@ -318,14 +310,6 @@ func (r *run) resumeAll(ctx context.Context) error {
 // the ini on disk, and SELECT version() through it.
 func (r *run) verifyTarget(ctx context.Context, s side, version string) (string, error) {
 	err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
-		if c.Closed() {
-			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
-			if err != nil {
-				return err
-			}
-			defer fresh.Close()
-			c = fresh
-		}
 		db, err := c.Database(ctx, b.Database)
 		if err != nil {
 			return err

@@ -91,23 +91,8 @@ func checkCloneLocal(ctx context.Context, e *Env) (CheckResult, error) {
 // taken before its slot misses the rows written in between), then makes
 // green from wherever an earlier attempt stopped.
 func runCloneLocal(ctx context.Context, e *Env) error {
-	if e.Blue == nil {
-		return fmt.Errorf("no connection to blue: check blue.conninfo in the configuration")
-	}
-	qctx, cancel := e.bounded(ctx)
-	slots, err := pg.LogicalSlots(qctx, e.Blue)
-	cancel()
-	if err != nil {
+	if err := e.requireSlotsOnBlue(ctx, "a clone"); err != nil {
 		return err
-	}
-	var missing []string
-	for _, p := range e.Config.Publications {
-		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
-			missing = append(missing, slotName(p.Name))
-		}
-	}
-	if len(missing) > 0 {
-		return e.refuse("slot %s does not exist on blue: a clone taken before its slot would miss every row written in between; run create-slots first", strings.Join(missing, ", "))
 	}
 	res, err := pg.Clone(ctx, e.cloneParams())
 	if err != nil {
