@@ -58,7 +58,7 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 	p := ui.Params{
 		Config: cfg, Steps: r.Steps, Runner: r, Store: s.store, Lines: lines,
 		Lag: mon.Lag, Subscriptions: mon.Subscriptions, BlueVersion: mon.BlueVersion, GreenVersion: mon.GreenVersion,
-		Traffic: mon.Traffic, Connections: mon.Connections, Drift: mon.Drift,
+		Traffic: mon.Traffic, Connections: mon.Connections, Drift: mon.Drift, SyncProgress: mon.SyncProgress,
 		PollTimeout: cfg.Timeouts.Connect.Duration + 3*time.Second,
 		JournalPath: journalPath(g.state), StatePath: g.state,
 		Database: databaseName(cfg.Blue.Conninfo), Watch: g.watch,

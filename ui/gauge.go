@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -105,6 +106,8 @@ func (m *Model) gaugeLines(w int) []string {
 		}
 	}
 	loud = append(loud, m.driftLines(w)...)
+	// The initial sync leads: while tables copy, the slots' lag says nothing.
+	lines = append(lines, m.syncLines(w)...)
 	if m.p.Lag == nil && !g.sampled {
 		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
 	} else if !g.sampled && g.blue.lastErr == "" {
@@ -136,8 +139,20 @@ func (m *Model) gaugeLines(w int) []string {
 			lines = append(lines, m.idleFeedLine(v, w, nameW, feed))
 		}
 	}
+	syncs := m.tableSyncs()
 	for _, s := range g.subs {
-		lines = append(lines, truncate(subLine(s, now, st), w))
+		lines = append(lines, truncate(subLine(s, syncs[s.Name], now, st), w))
+		delete(syncs, s.Name)
+	}
+	// Table syncs of a subscription green's read does not list (green
+	// unreadable): still under their subscription's name, never as slots.
+	rest := make([]string, 0, len(syncs))
+	for sub := range syncs {
+		rest = append(rest, sub)
+	}
+	sort.Strings(rest)
+	for _, sub := range rest {
+		lines = append(lines, truncate(st.Faint.Render("sub "+sub+" · "+syncsText(syncs[sub])), w))
 	}
 	if g.green.lastErr != "" {
 		lines = append(lines, truncate(st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"), w))
@@ -189,7 +204,10 @@ func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 	}
 	gate := g0(m.gauge.caughtUp)
 	etaText := "ETA …"
-	if sl.BehindBytes <= gate {
+	if m.slotCopying(sl.Slot) {
+		// 0 B behind while tables copy is not caught up: the copy is the lag.
+		etaText = "copying"
+	} else if sl.BehindBytes <= gate {
 		etaText = "caught up"
 	} else if d, ok := v.eta(gate); ok {
 		etaText = "ETA " + durationText(d)

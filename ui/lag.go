@@ -81,11 +81,14 @@ func (p *poller) succeeded(now time.Time) {
 
 // gauge is the lag pane's data: blue's slots and green's subscriptions.
 type gauge struct {
-	slots   []*slotView
-	subs    []steps.Subscription
-	blue    poller
-	green   poller
-	sampled bool // blue answered at least once
+	slots []*slotView
+	// syncSlots are the table-sync slots of the last sample: one per table
+	// being copied, counted under their subscription, never a row.
+	syncSlots []string
+	subs      []steps.Subscription
+	blue      poller
+	green     poller
+	sampled   bool // blue answered at least once
 	// caughtUp is the lag below which a slot counts as caught up (the
 	// cutover's own threshold).
 	caughtUp int64
@@ -100,7 +103,12 @@ func (g *gauge) add(s steps.LagSample) {
 		old[v.cur.Server+"/"+v.cur.Slot] = v
 	}
 	next := make([]*slotView, 0, len(s.Slots))
+	g.syncSlots = g.syncSlots[:0]
 	for _, sl := range s.Slots {
+		if steps.IsTableSyncSlot(sl.Slot) {
+			g.syncSlots = append(g.syncSlots, sl.Slot)
+			continue
+		}
 		v := old[sl.Server+"/"+sl.Slot]
 		if v == nil {
 			v = &slotView{}
@@ -289,8 +297,9 @@ func bar(f float64, width int) string {
 	return strings.Repeat("█", fill) + strings.Repeat("░", width-fill)
 }
 
-// subLine is one subscription on green.
-func subLine(s steps.Subscription, now time.Time, st Styles) string {
+// subLine is one subscription on green, with the table syncs it has in
+// flight (their slots on blue are counted here, not drawn as slots).
+func subLine(s steps.Subscription, syncs int, now time.Time, st Styles) string {
 	var parts []string
 	if s.Enabled {
 		parts = append(parts, "enabled")
@@ -322,7 +331,11 @@ func subLine(s steps.Subscription, now time.Time, st Styles) string {
 	if !s.LastMessage.IsZero() {
 		parts = append(parts, "heard "+durationText(max(0, now.Sub(s.LastMessage)))+" ago")
 	}
-	return "sub " + s.Name + ": " + strings.Join(parts, ", ")
+	name := s.Name
+	if syncs > 0 {
+		name += " · " + syncsText(syncs)
+	}
+	return "sub " + name + ": " + strings.Join(parts, ", ")
 }
 
 // reason is the part of a poll's error that says why: a connection error

@@ -73,6 +73,9 @@ type Params struct {
 	Connections ConnectionsFunc
 	// Drift compares blue's and green's schemas; read every slowEvery.
 	Drift DriftFunc
+	// SyncProgress reads the initial sync's progress; read every syncEvery
+	// while a subscription has tables still to sync.
+	SyncProgress SyncProgressFunc
 	// Alerts, when set, is fed every read (nil: no alerts from this screen);
 	// AlertsNote says where they go, or who sends them, in the log at start.
 	Alerts     AlertSink
@@ -164,6 +167,8 @@ type Model struct {
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
+	sync syncView
+
 	drift      steps.Drift
 	driftPoll  poller
 	driftSince time.Time
@@ -218,6 +223,7 @@ func New(p Params) *Model {
 	m.trafficPoll.every = slowEvery
 	m.connsPoll.every = connsEvery
 	m.driftPoll.every = slowEvery
+	m.sync.poll.every = syncEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -290,6 +296,10 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.p.Drift != nil && m.driftPoll.due(now) {
 		m.driftPoll.inFlight = true
 		cmds = append(cmds, pollDriftCmd(m.lagGen, m.p.Drift, m.p.PollTimeout))
+	}
+	if m.syncWanted() && m.sync.poll.due(now) {
+		m.sync.poll.inFlight = true
+		cmds = append(cmds, pollSyncCmd(m.lagGen, m.p.SyncProgress, m.p.PollTimeout))
 	}
 	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
 		m.connsPoll.inFlight = true
@@ -373,6 +383,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		m.gauge.blue.succeeded(m.now())
 		m.gauge.add(msg.sample)
+		m.advanceSync()
 		return m.observeLag(msg)
 	case subsResultMsg:
 		if msg.gen != m.lagGen {
@@ -384,10 +395,16 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		m.gauge.green.succeeded(m.now())
 		m.gauge.subs = msg.subs
+		m.advanceSync()
 		return m.observeSubs(msg)
 	case trafficMsg:
 		if msg.gen == m.lagGen {
 			m.takeTraffic(msg)
+		}
+		return nil
+	case syncMsg:
+		if msg.gen == m.lagGen {
+			m.takeSync(msg)
 		}
 		return nil
 	case versionMsg:

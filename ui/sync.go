@@ -1,0 +1,416 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pgbluegreen/pgbluegreen/steps"
+)
+
+// The initial sync on the lag pane. While tables copy, a slot's lag says
+// nothing: green's apply worker confirms blue's position while each table's
+// sync worker copies on a slot of its own, so the subscription's slot reads
+// "0 B behind". The pane leads with COPYING instead: a bar of the bytes
+// copied against the total, tables done / total, the rate and an ETA for
+// the whole copy, and the tables in flight; then CATCHING UP, with the lag
+// in bytes and in time, until every slot is within the cutover's lag gate.
+// The table-sync slots (one per table being copied, temporary) are counted
+// under their subscription, never drawn as slots of their own.
+//
+// The progress reads pg_stat_progress_copy and every table's size on both
+// servers: it is read on a slow cadence, and only while a subscription is
+// enabled with tables not yet synced (green's subscriptions, read every
+// tick, say so). Once every table is copied it is not read any more; the
+// catch-up is followed on the slots' lag, read every tick anyway.
+
+// SyncProgressFunc reads the initial sync's progress once;
+// steps.Monitor.SyncProgress fits it.
+type SyncProgressFunc func(ctx context.Context) (steps.SyncProgress, error)
+
+// syncEvery paces the progress reads: often enough for a rate and an ETA
+// that move, rarely enough that sizing every table costs nothing.
+const syncEvery = 3 * time.Second
+
+type syncMsg struct {
+	gen int
+	p   steps.SyncProgress
+	err error
+}
+
+// pollSyncCmd reads the initial sync's progress once.
+func pollSyncCmd(gen int, read SyncProgressFunc, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		p, err := read(ctx)
+		return syncMsg{gen: gen, p: p, err: err}
+	}
+}
+
+// syncStage is where the initial sync stands, as this screen has seen it.
+type syncStage int
+
+const (
+	// syncNone: no copy seen (none yet, or finished before the screen opened).
+	syncNone syncStage = iota
+	// syncCopying: a table is not copied yet.
+	syncCopying
+	// syncCatchingUp: every table copied, a slot still beyond the lag gate.
+	syncCatchingUp
+	// syncDone: caught up after the copy; the slots' rows say the rest. It
+	// stays done under later load: the catch-up happens once per copy.
+	syncDone
+)
+
+// syncView is the pane's part for the initial sync.
+type syncView struct {
+	poll  poller
+	cur   steps.SyncProgress
+	read  bool // cur holds a read
+	stage syncStage
+}
+
+// syncWanted says whether the progress is worth reading: a subscription is
+// enabled and has tables whose sync has not finished.
+func (m *Model) syncWanted() bool {
+	if m.p.SyncProgress == nil {
+		return false
+	}
+	for _, s := range m.gauge.subs {
+		if s.Enabled && s.TablesNotReady > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// takeSync takes in a read of the progress.
+func (m *Model) takeSync(msg syncMsg) {
+	v := &m.sync
+	if msg.err != nil {
+		v.poll.failed(m.now(), syncEvery, msg.err)
+		return
+	}
+	v.poll.succeeded(m.now())
+	v.cur, v.read = msg.p, true
+	switch msg.p.Phase {
+	case "copying":
+		v.stage = syncCopying
+	case "streaming":
+		if v.stage != syncDone {
+			v.stage = syncCatchingUp
+		}
+	}
+	m.advanceSync()
+}
+
+// advanceSync moves the stage on from what the other reads say: the copy is
+// over when green's subscriptions have every table synced, the catch-up
+// when every slot of the subscriptions is within the lag gate.
+func (m *Model) advanceSync() {
+	v := &m.sync
+	if v.stage == syncCopying && len(m.gauge.subs) > 0 {
+		done := true
+		for _, s := range m.gauge.subs {
+			done = done && s.TablesNotReady == 0
+		}
+		if done {
+			v.stage = syncCatchingUp
+		}
+	}
+	if v.stage == syncCatchingUp {
+		if c, ok := m.catchUp(); ok && c.behind <= g0(m.gauge.caughtUp) {
+			v.stage = syncDone
+			m.note(levelOK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, bytesText(c.behind)))
+		}
+	}
+}
+
+// catchUpLag is the furthest slot of the subscriptions: its lag in bytes
+// and time (nil when blue does not say), and its view for the rate.
+type catchUpLag struct {
+	behind int64
+	secs   *float64
+	v      *slotView
+}
+
+// catchUp reads the lag of the subscriptions' slots in the last lag
+// sample; ok is false when none is known.
+func (m *Model) catchUp() (catchUpLag, bool) {
+	mine := map[string]bool{}
+	for _, s := range m.gauge.subs {
+		if s.Slot != "" {
+			mine[s.Slot] = true
+		}
+	}
+	var c catchUpLag
+	for _, v := range m.gauge.slots {
+		sl := v.cur
+		if sl.Direction == feedReverse || len(mine) > 0 && !mine[sl.Slot] || len(mine) == 0 && !sl.Active {
+			continue
+		}
+		if c.v == nil || sl.BehindBytes > c.behind {
+			c.behind, c.v = sl.BehindBytes, v
+		}
+		if sl.LagSeconds != nil && (c.secs == nil || *sl.LagSeconds > *c.secs) {
+			c.secs = sl.LagSeconds
+		}
+	}
+	return c, c.v != nil
+}
+
+// slotCopying says whether a slot's subscription is still copying tables:
+// its row then says so rather than "caught up".
+func (m *Model) slotCopying(slot string) bool {
+	if m.sync.stage != syncCopying {
+		return false
+	}
+	for _, s := range m.gauge.subs {
+		if s.Slot != slot {
+			continue
+		}
+		for _, p := range m.sync.cur.Subscriptions {
+			if p.Name == s.Name {
+				return p.TablesDone < p.TablesTotal
+			}
+		}
+		return s.TablesNotReady > 0
+	}
+	return true // its subscription is not known: the copy is what is known
+}
+
+// tableSyncs counts the table-sync slots of the last lag sample under their
+// subscription: by name when the progress lists the slot, by the
+// subscription's oid in the slot's name when it lists a sibling, or the one
+// subscription there is when no oid is known; else by the oid.
+func (m *Model) tableSyncs() map[string]int {
+	if len(m.gauge.syncSlots) == 0 {
+		return nil
+	}
+	bySlot, byOID := map[string]string{}, map[string]string{}
+	names := map[string]bool{}
+	for _, s := range m.sync.cur.Subscriptions {
+		names[s.Name] = true
+		for _, sl := range s.SyncSlots {
+			bySlot[sl], byOID[syncSlotOID(sl)] = s.Name, s.Name
+		}
+	}
+	for _, s := range m.gauge.subs {
+		names[s.Name] = true
+	}
+	only := ""
+	if len(names) == 1 {
+		for n := range names {
+			only = n
+		}
+	}
+	out := map[string]int{}
+	for _, sl := range m.gauge.syncSlots {
+		sub := bySlot[sl]
+		if sub == "" {
+			sub = byOID[syncSlotOID(sl)]
+		}
+		if sub == "" && len(byOID) == 0 {
+			sub = only // no oid known to be another's
+		}
+		if sub == "" {
+			sub = "subscription oid " + syncSlotOID(sl)
+		}
+		out[sub]++
+	}
+	return out
+}
+
+// syncSlotOID is the subscription's oid in a table-sync slot's name
+// (pg_<subscription oid>_sync_<table oid>_<system id>).
+func syncSlotOID(slot string) string {
+	if f := strings.Split(slot, "_"); len(f) > 2 {
+		return f[1]
+	}
+	return ""
+}
+
+// syncsText says how many table syncs a subscription has in flight.
+func syncsText(n int) string {
+	if n == 1 {
+		return "1 table sync in flight"
+	}
+	return fmt.Sprintf("%d table syncs in flight", n)
+}
+
+// syncLines are the pane's lines for the initial sync, fitted to w: none
+// before a copy is seen and once caught up after it.
+func (m *Model) syncLines(w int) []string {
+	var out []string
+	switch m.sync.stage {
+	case syncCopying:
+		out = m.copyingLines(w)
+	case syncCatchingUp:
+		out = m.catchUpLines(w)
+	}
+	if e := m.sync.poll.lastErr; e != "" && m.sync.stage != syncNone {
+		l := "initial sync progress not read: " + e
+		if !m.sync.poll.lastOK.IsZero() {
+			l = "figures above read at " + m.sync.poll.lastOK.In(m.p.Location).Format("15:04:05") + "; now: " + e
+		}
+		out = append(out, truncate(m.styles.Faint.Render("  "+l), w))
+	}
+	return out
+}
+
+// copyingLines: the phase, a bar of bytes copied against the total, N/M
+// tables, the rate and the ETA; then the bytes and the tables in flight
+// (summed up on one line on a small screen, one line each when there is
+// room), and the subscriptions whose apply worker has not started.
+func (m *Model) copyingLines(w int) []string {
+	p := m.sync.cur
+	st := m.styles
+	br := m.brush
+	if br == nil {
+		b := st.brushes()
+		br = &b
+	}
+	frac := 0.0
+	if p.BytesTotal > 0 {
+		frac = float64(p.BytesDone) / float64(p.BytesTotal)
+	}
+	rate, eta := "rate …", "ETA …"
+	if p.BytesPerSec > 0 {
+		rate = bytesText(int64(p.BytesPerSec)) + "/s"
+	}
+	if p.ETASeconds >= 0 {
+		eta = "ETA " + durationText(time.Duration(p.ETASeconds*float64(time.Second)))
+	}
+	head := st.Running.Render("COPYING") + " "
+	tail := fmt.Sprintf(" %3.0f%% · %d/%d tables · %s · %s", 100*frac, p.TablesDone, p.TablesTotal, rate, eta)
+	if w >= wide {
+		tail = fmt.Sprintf(" %3.0f%% · %s of %s · %d/%d tables copied · %s · %s", 100*frac,
+			bytesText(p.BytesDone), bytesText(p.BytesTotal), p.TablesDone, p.TablesTotal, rate, eta)
+	}
+	room := w - displayWidth(head) - displayWidth(tail)
+	barW := max(10, room)
+	if w >= wide {
+		barW = min(max(10, room), max(20, w/4))
+	}
+	out := []string{truncate(head+br.ok.paint(bar(frac, barW))+tail, w)}
+
+	// The tables in flight of every subscription, largest first.
+	type flight struct {
+		sub, table, state string
+		done, total, rows int64
+	}
+	var fl []flight
+	for _, s := range p.Subscriptions {
+		for _, t := range s.InFlight {
+			fl = append(fl, flight{s.Name, t.Table, t.State, t.BytesDone, t.BytesTotal, t.Rows})
+		}
+	}
+	sort.SliceStable(fl, func(i, j int) bool { return fl[i].total > fl[j].total })
+	many := len(p.Subscriptions) > 1
+	list := w >= wide || m.height >= 40
+	if !list {
+		l := "  " + bytesText(p.BytesDone) + " of " + bytesText(p.BytesTotal)
+		if len(fl) > 0 {
+			// The largest table in flight; its name gives way to the figures.
+			t := fl[0]
+			l += " · in flight: "
+			rest := fmt.Sprintf(" %s of %s", bytesText(t.done), bytesText(t.total))
+			if len(fl) > 1 {
+				rest += fmt.Sprintf(", +%d more", len(fl)-1)
+			}
+			l += truncate(t.table, max(8, w-displayWidth(l)-displayWidth(rest))) + rest
+		}
+		out = append(out, truncate(l, w))
+	} else {
+		// One line per table, as many as leave the slots' rows room below.
+		limit := max(2, m.height/6)
+		nameW := 0
+		for _, f := range fl {
+			nameW = max(nameW, displayWidth(flightName(f.sub, f.table, many)))
+		}
+		nameW = min(nameW, 48)
+		for i, f := range fl {
+			if i == limit-1 && len(fl) > limit {
+				out = append(out, st.Faint.Render(fmt.Sprintf("  ↳ and %d more tables in flight", len(fl)-i)))
+				break
+			}
+			tf := 0.0
+			if f.total > 0 {
+				tf = float64(f.done) / float64(f.total)
+			}
+			what := "copying"
+			if f.state == "f" {
+				what = "copied, catching up"
+			}
+			l := fmt.Sprintf("  ↳ %-*s ", nameW, truncate(flightName(f.sub, f.table, many), nameW))
+			rest := fmt.Sprintf(" %3.0f%% %s of %s · %s rows · %s", 100*tf, bytesText(f.done), bytesText(f.total), countText(f.rows), what)
+			tw := min(20, max(6, w-displayWidth(l)-displayWidth(rest)))
+			out = append(out, truncate(l+br.ok.paint(bar(tf, tw))+rest, w))
+		}
+	}
+	for _, s := range p.Subscriptions {
+		if s.Enabled && !s.WorkerRunning {
+			why := "apply worker of " + s.Name + " not launched yet"
+			if s.NotLaunched != "" {
+				why += ": " + s.NotLaunched
+			}
+			out = append(out, truncate(st.Warn.Render("  ⚠ "+why), w))
+		}
+	}
+	return out
+}
+
+// flightName names a table in flight, with its subscription when there are several.
+func flightName(sub, table string, many bool) string {
+	if many {
+		return sub + ": " + table
+	}
+	return table
+}
+
+// catchUpLines: every table copied, the lag in bytes and in time of the
+// furthest slot, its rate and ETA, until within the lag gate.
+func (m *Model) catchUpLines(w int) []string {
+	st := m.styles
+	l := st.Warn.Render("CATCHING UP") + fmt.Sprintf(" · all %d tables copied", m.sync.cur.TablesTotal)
+	c, ok := m.catchUp()
+	if !ok {
+		return []string{truncate(l+" · lag not read yet", w)}
+	}
+	l += " · " + bytesText(c.behind) + " behind"
+	if c.secs != nil {
+		l += " · lag " + secondsText(*c.secs)
+	}
+	gate := g0(m.gauge.caughtUp)
+	if w >= wide {
+		if r, ok := c.v.rate(); ok && r >= 1 {
+			l += " · gaining " + bytesText(int64(r)) + "/s"
+		}
+	}
+	if d, ok := c.v.eta(gate); ok {
+		l += " · ETA " + durationText(d)
+	} else if r, ok := c.v.rate(); ok && r <= 0 {
+		l += " · not gaining"
+	}
+	if w >= wide {
+		l += " · done within " + bytesText(gate) + " (the cutover's lag gate)"
+	}
+	return []string{truncate(l, w)}
+}
+
+// countText writes a count with thousands separated: 4,100,000.
+func countText(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + countText(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
