@@ -161,10 +161,13 @@ type PublicationSize struct {
 
 // PublicationSizes reads, on blue, the bytes (pg_table_size of each leaf)
 // and the number of the tables each named publication publishes, so the
-// subscription with the most to copy starts first and the workers fit.
+// subscription with the most to copy starts first and the workers fit. A
+// publication not made yet reads as 0 bytes in 0 tables.
 func PublicationSizes(ctx context.Context, pool *pgxpool.Pool, pubs []string) (map[string]PublicationSize, error) {
 	rows, err := pool.Query(ctx, `
-SELECT p.pubname::text, coalesce(sum(pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass)), 0)::bigint, count(t.tablename)::int
+SELECT p.pubname::text,
+       coalesce(sum(CASE WHEN t.tablename IS NOT NULL THEN pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass) END), 0)::bigint,
+       count(t.tablename)::int
 FROM unnest($1::text[]) p(pubname) LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
 GROUP BY 1`, pubs)
 	if err != nil {
@@ -245,28 +248,26 @@ type TableSize struct {
 }
 
 // LargestTables reads, on blue, the n largest ordinary tables of schemas
-// (partitions included, each on its own: each is synced on its own) and
-// the bytes of all of them.
-func LargestTables(ctx context.Context, pool *pgxpool.Pool, schemas []string, n int) ([]TableSize, int64, error) {
+// (partitions included, each on its own: each is synced on its own), the
+// bytes of all of them and their number.
+func LargestTables(ctx context.Context, pool *pgxpool.Pool, schemas []string, n int) (largest []TableSize, total int64, count int, err error) {
 	rows, err := pool.Query(ctx, `
-SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid)::bigint, sum(pg_table_size(c.oid)) OVER ()::bigint
+SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid)::bigint, sum(pg_table_size(c.oid)) OVER ()::bigint, count(*) OVER ()::int
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1::text[]) AND c.relkind = 'r' AND c.relpersistence = 'p'
 ORDER BY 3 DESC, 1, 2 LIMIT $2`, schemas, n)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read the largest tables: %w", err)
+		return nil, 0, 0, fmt.Errorf("read the largest tables: %w", err)
 	}
 	defer rows.Close()
-	var out []TableSize
-	var total int64
 	for rows.Next() {
 		var t TableSize
-		if err := rows.Scan(&t.Table.Schema, &t.Table.Name, &t.Bytes, &total); err != nil {
-			return nil, 0, fmt.Errorf("read the largest tables: %w", err)
+		if err := rows.Scan(&t.Table.Schema, &t.Table.Name, &t.Bytes, &total, &count); err != nil {
+			return nil, 0, 0, fmt.Errorf("read the largest tables: %w", err)
 		}
-		out = append(out, t)
+		largest = append(largest, t)
 	}
-	return out, total, rows.Err()
+	return largest, total, count, rows.Err()
 }
 
 // DedicatedPublicationAdvice says, when one table holds a quarter or more

@@ -119,11 +119,18 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("preflight on the lab: %v\n%s", err, strings.Join(lines, "\n"))
 		}
-		checks := 0
+		checks, syncPlan := 0, ""
 		for _, l := range lines {
 			if strings.Contains(l, "preflight: PASS ") || strings.Contains(l, "preflight: WARN ") {
 				checks++
 			}
+			if strings.Contains(l, " initial sync: ") {
+				syncPlan = l
+			}
+		}
+		// The publication is not made yet: the plan counts what it will publish.
+		if !strings.Contains(syncPlan, "PASS initial sync: ") {
+			t.Errorf("preflight's initial sync line: %q, want a PASS with the planned workers", syncPlan)
 		}
 		t.Logf("%d PASS/WARN lines:\n%s", checks, strings.Join(lines, "\n"))
 	})

@@ -161,6 +161,19 @@ func (e *Env) waitApplyWorker(ctx context.Context, sub string) error {
 	}
 }
 
+// plannedTables is how many tables publication p will publish, of the
+// schemas' all: its list, or, with none, every table the other
+// publications do not list.
+func plannedTables(p Publication, pubs []Publication, all int) int {
+	if len(p.Tables) > 0 {
+		return len(p.Tables)
+	}
+	for _, o := range pubs {
+		all -= len(o.Tables)
+	}
+	return max(all, 0)
+}
+
 // syncSources are the subscriptions progress reads, with their slots.
 func (c *Config) syncSources() pg.SyncSources {
 	src := pg.SyncSources{Subscriptions: c.publicationNames(), Slots: map[string]string{}}
@@ -192,19 +205,23 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	if err != nil {
 		return "", false, err
 	}
-	var tables []int
-	for _, p := range e.Config.publicationNames() {
-		tables = append(tables, all[p].Tables)
+	largest, total, count, err := pg.LargestTables(ctx, e.Blue, e.Config.Schemas, 1)
+	if err != nil {
+		return "", false, err
+	}
+	tables := make([]int, n)
+	for i, p := range e.Config.Publications {
+		tables[i] = all[p.Name].Tables
+		if tables[i] == 0 {
+			// Not made yet (preflight comes first): what it will publish.
+			tables[i] = plannedTables(p, e.Config.Publications, count)
+		}
 	}
 	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
 		Subscriptions: n, Tables: tables, BlueFreeSlots: slots - n, BlueFreeWALSenders: senders - n})
 	line = "initial sync: " + plan.Why
 	warn = len(plan.Limits) > 0
-	if len(e.Config.Publications) == 1 {
-		largest, total, err := pg.LargestTables(ctx, e.Blue, e.Config.Schemas, 1)
-		if err != nil {
-			return "", false, err
-		}
+	if n == 1 {
 		if advice := pg.DedicatedPublicationAdvice(largest, total, tables[0]); advice != "" {
 			line, warn = line+"; "+advice, true
 		}
