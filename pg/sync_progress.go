@@ -343,17 +343,25 @@ func (p SyncProgress) Line() string {
 	}
 }
 
-// Bytes says a size in B, kB, MB or GB (powers of 1000, as disks are sold).
+// Bytes says a size as pg_size_pretty does (1024-based, kB, MB, GB, TB),
+// so what the screen, the log and the alerts say matches what an
+// operator's psql shows: 96 kB, 2.7 MB, 139 MB, 2.5 GB.
 func Bytes(n int64) string {
-	f := float64(n)
-	switch {
-	case f >= 1e9:
-		return fmt.Sprintf("%.2f GB", f/1e9)
-	case f >= 1e6:
-		return fmt.Sprintf("%.1f MB", f/1e6)
-	case f >= 1e3:
-		return fmt.Sprintf("%.1f kB", f/1e3)
-	default:
-		return fmt.Sprintf("%d B", n)
+	if n < 0 {
+		return "-" + Bytes(-n)
 	}
+	s := fmt.Sprintf("%d B", n)
+	f := float64(n)
+	for _, u := range []string{"kB", "MB", "GB", "TB"} {
+		if f < 1024 {
+			break
+		}
+		f /= 1024
+		if f >= 100 {
+			s = fmt.Sprintf("%.0f %s", f, u)
+		} else {
+			s = fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return s
 }

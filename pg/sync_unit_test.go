@@ -55,7 +55,7 @@ func TestSyncTrackerPhasesRateAndETA(t *testing.T) {
 	if p.Phase != "copying" || p.BytesPerSec != 40 || p.ETASeconds != 15 {
 		t.Fatalf("copying: %+v", p)
 	}
-	if l := p.Line(); !strings.Contains(l, "copying: 1/2 tables, 400 B of 1.0 kB (40%), 40 B/s, ETA 15s; in flight: public.big 400 B of 1.0 kB") {
+	if l := p.Line(); !strings.Contains(l, "copying: 1/2 tables, 400 B of 1000 B (40%), 40 B/s, ETA 15s; in flight: public.big 400 B of 1000 B") {
 		t.Fatalf("line %q", l)
 	}
 	p = tr.Add(sample(20*time.Second, 1000, 2, true))
@@ -75,6 +75,19 @@ func TestDedicatedPublicationAdvice(t *testing.T) {
 	}{{500_000_000, 476}, {1_380_000_000, 3}, {10_000_000_000, 476}} {
 		if a := DedicatedPublicationAdvice(big, c.total, c.tables); a != "" {
 			t.Errorf("total %d, %d tables: advice %q", c.total, c.tables, a)
+		}
+	}
+}
+
+// One size convention everywhere, pg_size_pretty's: what the screen says
+// matches what psql says of the same table.
+func TestBytesAsPgSizePretty(t *testing.T) {
+	for n, want := range map[int64]string{
+		0: "0 B", 1023: "1023 B", 1024: "1.0 kB", 98_304: "96.0 kB", 145_752_064: "139 MB",
+		2_690_000_000: "2.5 GB", -2048: "-2.0 kB",
+	} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -160,7 +160,7 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 		if lim := a.cfg.LagBytes.bytes(); lim > 0 {
 			a.condition("lag_bytes/"+key, inUse && sl.BehindBytes > lim, a.cfg.For.Duration, func(since time.Time) Alert {
 				return Alert{Event: "lag_bytes", Severity: "warning", Subject: sl.Slot,
-					Text: fmt.Sprintf("⚠ lag: %s is %s behind (over %s) since %s", where, sizeText(sl.BehindBytes), sizeText(lim), since.UTC().Format(time.TimeOnly+" UTC"))}
+					Text: fmt.Sprintf("⚠ lag: %s is %s behind (over %s) since %s", where, Bytes(sl.BehindBytes), Bytes(lim), since.UTC().Format(time.TimeOnly+" UTC"))}
 			})
 		}
 		if lim := a.cfg.LagTime.Duration; lim > 0 {
@@ -180,13 +180,13 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 				sev = "critical"
 			}
 			return Alert{Event: "wal_status", Severity: sev, Subject: sl.Slot,
-				Text: fmt.Sprintf("⚠ %s: wal_status %s (past reserved), holding %s of WAL", where, sl.WALStatus, sizeText(sl.RetainedBytes))}
+				Text: fmt.Sprintf("⚠ %s: wal_status %s (past reserved), holding %s of WAL", where, sl.WALStatus, Bytes(sl.RetainedBytes))}
 		})
 		low := sl.SafeWALBytes >= 0 && sl.SafeWALBytes < a.cfg.SafeWALBytes.bytes()
 		a.condition("safe_wal/"+key, low, 0, func(time.Time) Alert {
 			return Alert{Event: "safe_wal", Severity: "critical", Subject: sl.Slot,
 				Text: fmt.Sprintf("⚠ %s: only %s of WAL left before it is invalidated (safe_wal_size; bound %s), %s held",
-					where, sizeText(sl.SafeWALBytes), sizeText(a.cfg.SafeWALBytes.bytes()), sizeText(sl.RetainedBytes))}
+					where, Bytes(sl.SafeWALBytes), Bytes(a.cfg.SafeWALBytes.bytes()), Bytes(sl.RetainedBytes))}
 		})
 	}
 }
@@ -327,17 +327,3 @@ func detailText(s string) string {
 	return ": " + s
 }
 
-// sizeText writes a size as pg_size_pretty does.
-func sizeText(b int64) string {
-	f := float64(b)
-	for _, u := range []string{"B", "kB", "MB", "GB", "TB"} {
-		if f < 1024 || u == "TB" {
-			if u == "B" {
-				return fmt.Sprintf("%d B", b)
-			}
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
-}

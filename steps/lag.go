@@ -28,6 +28,10 @@ type (
 	Traffic = pg.Traffic
 )
 
+// Bytes says a size as pg_size_pretty does: one convention for the
+// screen, the log and the alerts.
+func Bytes(n int64) string { return pg.Bytes(n) }
+
 // Monitor reads the live replication state the screen shows: blue's slots,
 // green's subscriptions and both servers' versions. It borrows pools built
 // by main.go; they should not be the runner's, whose statements are

@@ -224,31 +224,8 @@ func orWord(s, def string) string {
 	return s
 }
 
-// bytesText writes a size the way pg_size_pretty does (1024-based).
-func bytesText(b int64) string {
-	neg := b < 0
-	if neg {
-		b = -b
-	}
-	units := []string{"kB", "MB", "GB", "TB"}
-	s := fmt.Sprintf("%d B", b)
-	f := float64(b)
-	for _, u := range units {
-		if f < 1024 {
-			break
-		}
-		f /= 1024
-		if f >= 100 {
-			s = fmt.Sprintf("%.0f %s", f, u)
-		} else {
-			s = fmt.Sprintf("%.1f %s", f, u)
-		}
-	}
-	if neg {
-		return "-" + s
-	}
-	return s
-}
+// bytesText writes a size the way pg_size_pretty does.
+func bytesText(b int64) string { return steps.Bytes(b) }
 
 // durationText writes a duration short: 45s, 3m05s, 2h10m.
 func durationText(d time.Duration) string {
