@@ -326,4 +326,3 @@ func detailText(s string) string {
 	}
 	return ": " + s
 }
-
