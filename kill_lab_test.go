@@ -338,6 +338,11 @@ func TestKillDuringCutover(t *testing.T) {
 	t.Logf("load over the whole test: %+v", res)
 	k.drained(t, "green", pg.DefaultReverseName)
 	k.must(t, "run", "rollback", "--yes")
+	// A guard whose driver ended the attempt itself says so: "watching"
+	// would claim a process that is gone.
+	if doc := k.status(t); len(doc.Attempts) == 0 || doc.Attempts[len(doc.Attempts)-1].Guard != "stood down: the driver ended the attempt" {
+		t.Errorf("the last attempt's guard after a rollback that ended by itself: %+v", doc.Attempts)
+	}
 	v, err := lab.Verify(context.Background(), k.info.Dir)
 	if err != nil {
 		t.Fatal(err)

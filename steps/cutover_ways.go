@@ -24,16 +24,30 @@ func (e *Env) startGuard(ctx context.Context, n int) error {
 	if err != nil {
 		return fmt.Errorf("start the guard: %w", err)
 	}
-	e.unguard = stop
+	e.unguard, e.guarded = stop, n
 	e.Logf("guard started: if this process dies while writes are stopped, it undoes attempt %d", n)
 	return e.editAttempt(n, func(a *state.Attempt) { a.Guard = "watching" })
 }
 
-// stopGuard ends the guard once the attempt is over.
+// guardStoodDown is what an attempt's guard says once its driver ended
+// the attempt itself: there was nothing for the guard to do.
+const guardStoodDown = "stood down: the driver ended the attempt"
+
+// stopGuard ends the guard once the attempt is over, and records that it
+// stood down, unless it acted (then it said what it did).
 func (e *Env) stopGuard() {
-	if e.unguard != nil {
-		e.unguard()
-		e.unguard = nil
+	if e.unguard == nil {
+		return
+	}
+	e.unguard()
+	e.unguard = nil
+	err := e.editAttempt(e.guarded, func(a *state.Attempt) {
+		if a.Guard == "watching" {
+			a.Guard = guardStoodDown
+		}
+	})
+	if err != nil {
+		e.Logf("record that the guard stood down: %v", err)
 	}
 }
 

@@ -128,8 +128,10 @@ type Env struct {
 	way   string
 	store *state.Store
 	guard GuardFunc
-	// unguard stops the guard the step started, if any.
+	// unguard stops the guard the step started, if any, for attempt
+	// guarded.
 	unguard func()
+	guarded int
 	emit    func(Line)
 	record  func(key, value string) error
 }
