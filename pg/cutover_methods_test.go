@@ -116,6 +116,35 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		}
 	})
 
+	t.Run("a measured rehearsal under load turns no client away", func(t *testing.T) {
+		// A bare PAUSE that lands while PgBouncer logs a server connection
+		// in counts as a failed login: without server_login_retry lifted
+		// around the RESUME, clients got "server login has been failing"
+		// for 15 s (seen at 1,000 writes/s).
+		var errs []error
+		res := loadDuring(t, l, 1000, time.Second, time.Second, func() {
+			for range 6 {
+				if _, err := Rehearse(ctx, p, false, true); err != nil {
+					errs = append(errs, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+		if len(errs) > 0 || res.Errors != 0 {
+			t.Fatalf("6 measured rehearsals at 1,000 writes/s: rehearsal errors %v; clients saw %d errors (%s)", errs, res.Errors, res.LastError)
+		}
+		c, err := ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cfg, err := c.Config(ctx)
+		if err != nil || cfg["server_login_retry"] != "15" {
+			t.Errorf("server_login_retry after the rehearsals: %q (%v), want 15, PgBouncer's default the lab keeps", cfg["server_login_retry"], err)
+		}
+		t.Logf("%d writes at %.0f/s around 6 rehearsals, longest stall %.1f ms", res.Committed, res.Rate, res.MaxStallMs)
+	})
+
 	t.Run("drain timeout aborts and puts everything back", func(t *testing.T) {
 		p := p
 		p.DrainTimeout = time.Nanosecond

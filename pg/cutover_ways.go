@@ -323,6 +323,22 @@ func ReadPrior(ctx context.Context, p CutoverParams, rollback bool) (prior *Prio
 	return p.Prior, nil
 }
 
+// settleLoginRetry, after a bare RESUME with server_login_retry at 0,
+// connects through the PgBouncer once (a server login that the PAUSE cut
+// short is retried and clears) and puts server_login_retry back.
+func (r *run) settleLoginRetry(ctx context.Context, c *Console, b BouncerParams) error {
+	_, err := versionThrough(ctx, b.ClientConninfo)
+	if v := r.loginRetry(b.Name); !strings.HasPrefix(v, "<") {
+		if serr := c.Set(context.WithoutCancel(ctx), "server_login_retry", v); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("after the bare PAUSE and RESUME of %s: %w", b.Name, err)
+	}
+	return nil
+}
+
 // Rehearse runs every precheck of a cutover (rollback false) or a rollback
 // against the live servers, and with measurePause one bare PAUSE and
 // RESUME of each PgBouncer, timed: the floor of a pause here. Nothing else
@@ -360,10 +376,17 @@ func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool)
 					return "", err
 				}
 				paused := time.Now()
+				// As the cutover's resume: a PAUSE that cut a server login
+				// short would otherwise turn clients away for
+				// server_login_retry (liftLoginRetry).
+				_ = c.Set(ctx, "server_login_retry", "0")
 				if err := c.Resume(context.WithoutCancel(ctx), b.Database); err != nil {
 					return "", err
 				}
 				d := time.Since(start)
+				if err := r.settleLoginRetry(ctx, c, b); err != nil {
+					return "", err
+				}
 				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
 				r.rep.bouncerTime(b.Name, "pause", paused.Sub(start))
 				r.rep.bouncerTime(b.Name, "resume", time.Since(paused))

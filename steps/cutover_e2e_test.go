@@ -318,7 +318,7 @@ func BenchmarkCutoverLab(b *testing.B) {
 		res := l.loadWindow(b, rate, 3*time.Second, 2*time.Second, func() {
 			for range 3 {
 				if _, err := pg.Rehearse(ctx, p, false, true); err != nil {
-					b.Fatalf("bare PAUSE/RESUME: %v", err)
+					b.Fatalf("bare PAUSE/RESUME: %v\nthe PgBouncers' and servers' complaints:\n%s", err, complaints(l.info.Dir))
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
@@ -359,4 +359,22 @@ func BenchmarkCutoverLab(b *testing.B) {
 		b.ReportMetric(r.Ratio, fmt.Sprintf("pause/floor@%d", rate))
 		_ = back
 	}
+}
+
+// complaints are the lines of the lab's logs that say something failed,
+// the first 15 and the last 15, for a lab run that stops on an error.
+func complaints(dir string) string {
+	var out []string
+	for _, f := range []string{"pgbouncer.log", "pgbouncer-ssh.log", "blue.log", "green.log"} {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", f))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "FATAL") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARNING") || strings.Contains(l, "failed") {
+				out = append(out, f+": "+l)
+			}
+		}
+	}
+	if len(out) > 30 {
+		out = append(append(out[:15:15], "..."), out[len(out)-15:]...)
+	}
+	return strings.Join(out, "\n")
 }

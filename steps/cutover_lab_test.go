@@ -44,7 +44,7 @@ func (l *cutoverLab) run(tb testing.TB, id, override string) Outcome {
 	tb.Helper()
 	out, err := l.runner.Run(context.Background(), id, RunParams{Confirmed: true, Override: override})
 	if err != nil {
-		tb.Fatalf("run %s: %v", id, err)
+		tb.Fatalf("run %s: %v\nthe lab's complaints:\n%s", id, err, complaints(l.info.Dir))
 	}
 	return out
 }
