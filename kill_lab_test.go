@@ -239,6 +239,40 @@ func (k *killLab) drained(t *testing.T, server, slot string) {
 	labtest.WaitSlotDrained(t, pool, slot, nil)
 }
 
+// holdCommits sets cutover.hold_commits: 3s in the lab's configuration.
+func holdCommits(t *testing.T, config string) {
+	t.Helper()
+	b, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "\ncutover:\n", "\ncutover:\n  hold_commits: 3s\n", 1)
+	if text == string(b) {
+		t.Fatalf("no cutover section in %s", config)
+	}
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noCommitHeld checks that blue holds no commit for a standby: its
+// synchronous_standby_names is empty again.
+func (k *killLab) noCommitHeld(t *testing.T) {
+	t.Helper()
+	pool, err := pg.NewPool(pg.PoolParams{Conninfo: k.info.Blue.Conninfo, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var names string
+	if err := pool.QueryRow(context.Background(), "SHOW synchronous_standby_names").Scan(&names); err != nil {
+		t.Fatal(err)
+	}
+	if names != "" {
+		t.Errorf("blue's synchronous_standby_names is %q after the guard: commits are still held", names)
+	}
+}
+
 func (k *killLab) wantTraffic(t *testing.T, want string) {
 	t.Helper()
 	doc := k.status(t)
@@ -252,6 +286,9 @@ func TestKillDuringCutover(t *testing.T) {
 	labtest.Require(t)
 	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
 	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
+	// With blue's commits held for green's apply before the pause (off by
+	// default): a kill must leave no commit held, as no client paused.
+	holdCommits(t, k.info.Config)
 	k.must(t, "run", "--through", "analyze-green", "--yes")
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
 
@@ -281,6 +318,7 @@ func TestKillDuringCutover(t *testing.T) {
 			took := k.resumedWithin(t, 30*time.Second)
 			t.Logf("killed at %q: PgBouncer resumed by the guard %s after the kill (%s)", point, took.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 			waitGuard(t, k)
+			k.noCommitHeld(t)
 			k.wantTraffic(t, "blue")
 			if code, o := k.cli(t, nil, "run", "cutover", "--undo", "--yes"); code == 0 || !strings.Contains(o, "nothing stopped half way") {
 				t.Errorf("--undo after the guard undid it: exit %d: %s", code, o)

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -39,8 +40,44 @@ func (r *run) prepareSteps() []subStep {
 			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, r.preSeqs, p.SequenceMargin, SequenceSessions)
 			return fmt.Sprintf("%d sequences", res.Synced), err
 		}})
+	if p.Method == MethodPgBouncer && slices.ContainsFunc(p.Bouncers, func(b BouncerParams) bool {
+		_, ok := b.NewIniStore().(IniStager)
+		return ok
+	}) {
+		out = append(out, r.stageIniStep(d.to))
+	}
 	_ = f
 	return out
+}
+
+// stageIniStep writes each remote ini's new text beside it before the
+// pause (IniStager), so the rewrite inside the pause is a rename; the
+// others are rewritten inside it, as they are quick.
+func (r *run) stageIniStep(s side) subStep {
+	p := r.p
+	change := func(b BouncerParams) IniChange { return IniChange{Database: b.Database, Side: s.name, To: s.endpoint} }
+	return subStep{name: "stage the ini", target: "pgbouncer",
+		plan: func() []PlanLine {
+			var out []PlanLine
+			for _, b := range p.Bouncers {
+				if st, ok := b.NewIniStore().(*sshIni); ok {
+					out = append(out, PlanLine{On: st.on, Kind: "file", Text: st.stageChange(change(b)).String()})
+				}
+			}
+			return out
+		},
+		run: func(ctx context.Context) (string, error) {
+			n := 0
+			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
+				st, ok := r.ini(b).(IniStager)
+				if !ok {
+					return nil
+				}
+				n++
+				return st.Stage(ctx, change(b))
+			})
+			return fmt.Sprintf("%d ini(s) staged beside, to be renamed inside the pause", n), err
+		}}
 }
 
 // stopSteps stop the application's writes on the source: the lag gate is

@@ -52,6 +52,9 @@ type sshIni struct {
 	// inside the pause rewrites from it in one remote command, which
 	// refuses if the file changed since.
 	last []byte
+	// staged is the change Stage wrote beside the file, which Repoint
+	// renames into place.
+	staged *stagedIni
 }
 
 func (s *sshIni) Method() string { return "ssh" }
@@ -117,7 +120,7 @@ func (s *sshIni) ReadEntry(ctx context.Context, db string) (BouncerEntry, error)
 
 func (s *sshIni) change(ch IniChange) FileChange {
 	return FileChange{On: s.on, Path: s.Where(),
-		Text: changeText(ch, "over SSH: written beside, fsync, rename; the old file kept as "+s.path+".pgbg-backup; read back and verified")}
+		Text: changeText(ch, "over SSH: the new text written beside (fsync; staged before the pause when it can be) and renamed over it; the old file kept as "+s.path+".pgbg-backup; read back and verified")}
 }
 
 func (s *sshIni) Plan(ch IniChange) []PlanLine {
@@ -166,6 +169,13 @@ func (s *sshIni) Repoint(ctx context.Context, ch IniChange) error {
 	}
 	fc := s.change(ch)
 	start := time.Now()
+	if ok, err := s.commitStaged(ctx, ch); ok {
+		fc.Journal(ctx, time.Since(start), err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.on, err)
+		}
+		return nil
+	}
 	done, err := s.rewrite(ctx, old, ch)
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) && exit.ExitStatus() == errChanged {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRewriteScriptRefusesPartialText runs the SSH store's remote script
@@ -67,4 +68,104 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 	if b, _ := os.ReadFile(ini + ".pgbg-backup"); string(b) != old {
 		t.Errorf("the backup:\n%s", b)
 	}
+}
+
+// TestStagedIniRenamedOnlyOverTheFileStaged runs the staging scripts here,
+// with sh: the stage writes the new text beside the ini and leaves the ini
+// as it was; the commit renames it into place and prints it; a file
+// replaced or edited since the stage is left alone (exit 4), as is one
+// staged from text that arrived cut short.
+func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
+	old := "[databases]\napp = host=127.0.0.1 port=5432 dbname=app\n"
+	text := strings.Replace(old, "5432", "5433", 1)
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	sh := func(t *testing.T, script, stdin string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command("sh", append([]string{"-c", script, "pgbg"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return string(out), exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	// staged makes an ini holding old and stages text beside it.
+	staged := func(t *testing.T) string {
+		t.Helper()
+		ini := filepath.Join(t.TempDir(), "pgbouncer.ini")
+		if err := os.WriteFile(ini, []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, code := sh(t, stageScript, text, ini, hash(old), hash(text)); code != 0 {
+			t.Fatalf("stage: exit %d", code)
+		}
+		if b, _ := os.ReadFile(ini); string(b) != old {
+			t.Fatalf("the stage changed the ini PgBouncer reads:\n%s", b)
+		}
+		if b, _ := os.ReadFile(ini + ".pgbg-new"); string(b) != text {
+			t.Fatalf("the staged text:\n%s", b)
+		}
+		return ini
+	}
+	t.Run("renamed into place", func(t *testing.T) {
+		ini := staged(t)
+		out, code := sh(t, commitScript, "", ini)
+		if code != 0 || out != text {
+			t.Fatalf("commit: exit %d, printed %q", code, out)
+		}
+		if b, _ := os.ReadFile(ini + ".pgbg-backup"); string(b) != old {
+			t.Errorf("the backup:\n%s", b)
+		}
+		if _, err := os.Stat(ini + ".pgbg-new"); !os.IsNotExist(err) {
+			t.Errorf("the staged file is still there: %v", err)
+		}
+	})
+	t.Run("a file replaced since the stage is left alone", func(t *testing.T) {
+		ini := staged(t)
+		other := "[databases]\napp = host=10.0.0.9 port=5432 dbname=app\n"
+		if err := os.WriteFile(ini+".editor", []byte(other), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(ini+".editor", ini); err != nil {
+			t.Fatal(err)
+		}
+		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+			t.Errorf("commit over a replaced file: exit %d, want %d", code, errChanged)
+		}
+		if b, _ := os.ReadFile(ini); string(b) != other {
+			t.Errorf("the replaced file was overwritten:\n%s", b)
+		}
+	})
+	t.Run("a file edited in place since the stage is left alone", func(t *testing.T) {
+		ini := staged(t)
+		later := time.Now().Add(2 * time.Second)
+		if err := os.Chtimes(ini, later, later); err != nil {
+			t.Fatal(err)
+		}
+		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+			t.Errorf("commit over an edited file: exit %d, want %d", code, errChanged)
+		}
+		if b, _ := os.ReadFile(ini); string(b) != old {
+			t.Errorf("the edited file was overwritten:\n%s", b)
+		}
+	})
+	t.Run("text cut short is not staged", func(t *testing.T) {
+		ini := filepath.Join(t.TempDir(), "pgbouncer.ini")
+		if err := os.WriteFile(ini, []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, code := sh(t, stageScript, text[:10], ini, hash(old), hash(text)); code != 5 {
+			t.Errorf("stage of half the text: exit %d, want 5", code)
+		}
+		if m, _ := filepath.Glob(ini + ".pgbg-new*"); len(m) > 0 {
+			t.Errorf("files left: %v", m)
+		}
+		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+			t.Errorf("commit with nothing staged: exit %d, want %d", code, errChanged)
+		}
+	})
 }

@@ -98,8 +98,9 @@ type Cutover struct {
 	HealthWindow Duration `yaml:"health_window"`
 	// HoldCommits: for at most this long before the pause, blue's commits
 	// wait for green's apply (a synchronous standby entry set with ALTER
-	// SYSTEM), so the pause starts with no lag. Unset: 3s for the
-	// self-managed strategies, 0 (off) for the AWS ones.
+	// SYSTEM), so the pause starts with no lag. Unset or 0: off (the
+	// default: measured, it made the pause longer, see holdCommits); it
+	// needs ALTER SYSTEM, which the AWS strategies do not have.
 	HoldCommits *Duration `yaml:"hold_commits"`
 }
 

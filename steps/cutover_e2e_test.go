@@ -56,6 +56,9 @@ func TestCutoverLifecycle(t *testing.T) {
 	ctx := context.Background()
 	// Not a test of the lag gate: a busy 2-core machine applies slowly.
 	l.runner.Config.Cutover.MaxLagBytes = 16 << 20
+	// Blue's commits held for green's apply before the pause (off by
+	// default): released after, checked below.
+	l.runner.Config.Cutover.HoldCommits = &Duration{3 * time.Second}
 	// Every statement logged, so the password check below proves something.
 	for _, pool := range []*pgxpool.Pool{l.runner.Blue, l.runner.Green} {
 		for _, s := range []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_error_statement = 'error'", "SELECT pg_reload_conf()"} {
@@ -96,6 +99,16 @@ func TestCutoverLifecycle(t *testing.T) {
 		}
 		if rep.Outcome != pg.OutcomeDone || rep.Aborted || !strings.Contains(rep.FinalVersion, want) || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
 			t.Errorf("report: %+v", rep)
+		}
+		// The source's commits were held before the pause and released.
+		held := false
+		for _, s := range rep.SubSteps {
+			held = held || strings.HasPrefix(s.Name, "hold ")
+		}
+		for _, pool := range []*pgxpool.Pool{l.runner.Blue, l.runner.Green} {
+			if names := queryOne[string](t, pool, "SHOW synchronous_standby_names"); !held || names != "" {
+				t.Errorf("after the %s: held %t, synchronous_standby_names %q: want held, then released", step, held, names)
+			}
 		}
 		return rep
 	}
@@ -299,6 +312,14 @@ func BenchmarkCutoverLab(b *testing.B) {
 	// One run is the measurement, whatever b.N (it lasts far beyond the
 	// default -benchtime, so the framework asks for one).
 	l := newCutoverLab(b)
+	if v := os.Getenv("PGBG_BENCH_HOLD"); v != "" {
+		// cutover.hold_commits for this run (0s: no hold), to compare.
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("PGBG_BENCH_HOLD=%q: %v", v, err)
+		}
+		l.runner.Config.Cutover.HoldCommits = &Duration{d}
+	}
 	l.catchUp(b)
 	ctx := context.Background()
 	logPath := filepath.Join(l.info.Dir, "logs", "pgbouncer.log")

@@ -244,6 +244,14 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if !(order["pause"] < order["rewrite the ini"] && order["rewrite the ini"] < order["reload"] && order["reload"] < order["resume"]) {
 			t.Errorf("sub-steps out of order: %v", order)
 		}
+		// A remote ini's new text was staged before the pause and renamed
+		// into place inside it: nothing staged is left beside it.
+		if k, ok := order["stage the ini"]; rep.Bouncers[1].Method == "ssh" && (!ok || k > order["pause"]) {
+			t.Errorf("the remote ini was not staged before the pause: %v", order)
+		}
+		if _, err := os.Stat(remote.Ini + ".pgbg-new"); !os.IsNotExist(err) {
+			t.Errorf("the staged text is still beside the remote ini (not renamed into place): %v", err)
+		}
 		want(side)
 		l.waitDrained(t, onGreen, slot)
 		v := l.verify(t)
