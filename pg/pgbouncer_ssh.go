@@ -67,6 +67,7 @@ func (s *sshIni) Where() string {
 func (s *sshIni) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.disarm()
 	if s.conn != nil {
 		s.conn.close()
 		s.conn = nil

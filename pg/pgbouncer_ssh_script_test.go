@@ -74,7 +74,8 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 // with sh: the stage writes the new text beside the ini and leaves the ini
 // as it was; the commit renames it into place and prints it; a file
 // replaced or edited since the stage is left alone (exit 4), as is one
-// staged from text that arrived cut short.
+// staged from text that arrived cut short. The commit waits for the line
+// "commit" on its stdin and does nothing without it.
 func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	old := "[databases]\napp = host=127.0.0.1 port=5432 dbname=app\n"
 	text := strings.Replace(old, "5432", "5433", 1)
@@ -113,7 +114,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	}
 	t.Run("renamed into place", func(t *testing.T) {
 		ini := staged(t)
-		out, code := sh(t, commitScript, "", ini)
+		out, code := sh(t, commitScript, "commit\n", ini)
 		if code != 0 || out != text {
 			t.Fatalf("commit: exit %d, printed %q", code, out)
 		}
@@ -122,6 +123,17 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		}
 		if _, err := os.Stat(ini + ".pgbg-new"); !os.IsNotExist(err) {
 			t.Errorf("the staged file is still there: %v", err)
+		}
+	})
+	t.Run("an armed commit that gets no line does nothing", func(t *testing.T) {
+		ini := staged(t)
+		for _, stdin := range []string{"", "something else\n"} {
+			if _, code := sh(t, commitScript, stdin, ini); code != 3 {
+				t.Errorf("commit with stdin %q: exit %d, want 3", stdin, code)
+			}
+		}
+		if b, _ := os.ReadFile(ini); string(b) != old {
+			t.Errorf("the ini changed:\n%s", b)
 		}
 	})
 	t.Run("a file replaced since the stage is left alone", func(t *testing.T) {
@@ -133,7 +145,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Rename(ini+".editor", ini); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over a replaced file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != other {
@@ -146,7 +158,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Chtimes(ini, later, later); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over an edited file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != old {
@@ -164,7 +176,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if m, _ := filepath.Glob(ini + ".pgbg-new*"); len(m) > 0 {
 			t.Errorf("files left: %v", m)
 		}
-		if _, code := sh(t, commitScript, "", ini); code != errChanged {
+		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit with nothing staged: exit %d, want %d", code, errChanged)
 		}
 	})

@@ -47,14 +47,20 @@ mv -f -- "$t" "$f.pgbg-new"
 ln -f -- "$f" "$f.pgbg-backup"
 `
 
-// commitScript renames the staged text over the file, inside the pause:
-// only when the file is still the one staged against (the backup's inode,
-// and not modified since the stage: shell builtins, no program started),
-// then prints it (the read back). The directory is fsync'd in the
-// background: the rename is durable moments later without the pause
-// waiting for it. Exit 4: the file changed since the stage, nothing done.
+// commitScript renames the staged text over the file, inside the pause.
+// It is started right after the stage and waits for the line "commit" on
+// its stdin (any other line, or none, and it exits 3 having done
+// nothing): inside the pause only that line goes over the wire, to a
+// shell already running. Then, only when the file is still the one
+// staged against (the backup's inode, and not modified since the stage:
+// shell builtins, no program started), it renames and prints the file
+// (the read back). The directory is fsync'd in the background: the rename
+// is durable moments later without the pause waiting for it. Exit 4: the
+// file changed since the stage, nothing done.
 const commitScript = `f=$1
 if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi
+IFS= read -r go || exit 3
+[ "$go" = commit ] || exit 3
 if ! [ "$f" -ef "$f.pgbg-backup" ] || [ "$f" -nt "$f.pgbg-new" ] || ! [ -f "$f.pgbg-new" ]; then
   echo "$f changed since the new text was staged: not renamed" >&2; exit 4
 fi
@@ -63,10 +69,13 @@ mv -f -- "$f.pgbg-new" "$f" || exit 1
 cat -- "$f"
 `
 
-// stagedIni is a change staged on the host, and the text it makes.
+// stagedIni is a change staged on the host, the text it makes, and its
+// commitScript, started and waiting (nil when it could not be started:
+// the commit then runs as a command of its own).
 type stagedIni struct {
-	ch   IniChange
-	text string
+	ch    IniChange
+	text  string
+	armed *armed
 }
 
 // Stage writes ch's new text beside the remote ini (IniStager).
@@ -96,9 +105,26 @@ func (s *sshIni) Stage(ctx context.Context, ch IniChange) error {
 		return fmt.Errorf("%s: stage %s: %w", s.on, s.Where(), err)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disarm()
 	s.staged = &stagedIni{ch: ch, text: text}
-	s.mu.Unlock()
+	if s.conn != nil {
+		s.staged.armed, _ = s.conn.arm(s.commitCommand())
+	}
 	return nil
+}
+
+// commitCommand runs commitScript on the ini.
+func (s *sshIni) commitCommand() string {
+	return "sh -c " + shellQuote(commitScript) + " pgbg " + shellQuote(s.path)
+}
+
+// disarm forgets the staged change, ending its waiting commit (s.mu held).
+func (s *sshIni) disarm() {
+	if s.staged != nil && s.staged.armed != nil {
+		s.staged.armed.disarm()
+	}
+	s.staged = nil
 }
 
 // stageChange is the stage as the plan shows it and the journal records it.
@@ -129,12 +155,25 @@ func (s *sshIni) stage(ctx context.Context, old []byte, ch IniChange) (string, b
 func (s *sshIni) commitStaged(ctx context.Context, ch IniChange) (ok bool, err error) {
 	s.mu.Lock()
 	st := s.staged
-	s.staged = nil
-	s.mu.Unlock()
 	if st == nil || st.ch != ch {
+		s.disarm()
+		s.mu.Unlock()
 		return false, nil
 	}
-	now, err := s.run(ctx, "sh -c "+shellQuote(commitScript)+" pgbg "+shellQuote(s.path), nil)
+	s.staged = nil
+	s.mu.Unlock()
+	var now []byte
+	if st.armed != nil {
+		now, err = st.armed.fire(ctx, s.p.timeout(), "commit")
+		if err != nil && isConnBroken(err) {
+			// The waiting shell is gone with its connection: whether it
+			// renamed is unknown, and the caller's whole rewrite, which
+			// reads the file first, settles it.
+			return false, nil
+		}
+	} else {
+		now, err = s.run(ctx, s.commitCommand(), []byte("commit\n"))
+	}
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) && exit.ExitStatus() == errChanged {
 		return false, nil

@@ -271,6 +271,67 @@ func (c *sshConn) run(ctx context.Context, timeout time.Duration, cmd string, st
 	return stdout.Bytes(), nil
 }
 
+// armed is a remote command started and waiting for one line on its
+// stdin: what it does then costs neither a session's setup nor a shell's
+// start, which on a loaded host is most of a remote command's time.
+type armed struct {
+	sess           *ssh.Session
+	stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+	done           chan error
+}
+
+// arm starts cmd, which should read one line before it does anything.
+func (c *sshConn) arm(cmd string) (*armed, error) {
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("SSH session: %w", err)
+	}
+	a := &armed{sess: sess, done: make(chan error, 1)}
+	sess.Stdout, sess.Stderr = &a.stdout, &a.stderr
+	if a.stdin, err = sess.StdinPipe(); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("SSH session: %w", err)
+	}
+	if err := sess.Start(cmd); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("SSH session: %w", err)
+	}
+	go func() { a.done <- sess.Wait() }()
+	return a, nil
+}
+
+// fire sends line to the armed command and waits for it to end, bounded
+// by timeout and ctx; its stdout, and its error as run gives it.
+func (a *armed) fire(ctx context.Context, timeout time.Duration, line string) ([]byte, error) {
+	defer a.sess.Close()
+	if _, err := io.WriteString(a.stdin, line+"\n"); err != nil {
+		return nil, fmt.Errorf("SSH session: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case err := <-a.done:
+		if err != nil {
+			if last := lastLine(a.stderr.String()); last != "" {
+				return a.stdout.Bytes(), fmt.Errorf("%w: %s", err, last)
+			}
+			return a.stdout.Bytes(), err
+		}
+		return a.stdout.Bytes(), nil
+	case <-ctx.Done():
+		_ = a.sess.Signal(ssh.SIGKILL)
+		return nil, fmt.Errorf("remote command: %w", ctx.Err())
+	}
+}
+
+// disarm closes the command's stdin: it reads no line and exits having
+// done nothing.
+func (a *armed) disarm() {
+	a.stdin.Close()
+	a.sess.Close()
+}
+
 // isConnBroken reports whether err means the connection is gone (a
 // session could not be opened on it), not that the command failed.
 func isConnBroken(err error) bool {

@@ -218,12 +218,17 @@ type SlotInfo struct {
 	WALStatus              string
 }
 
+// logicalSlotsSQL is LogicalSlots' read.
+const logicalSlotsSQL = `SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(database::text, ''), active,
+       coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''), coalesce(wal_status, '')
+FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY slot_name COLLATE "C"`
+
+// LogicalSlotsStmt is LogicalSlots' read as a plan shows it, on on.
+func LogicalSlotsStmt(on, note string) Stmt { return Stmt{On: on, SQL: logicalSlotsSQL, Note: note} }
+
 // LogicalSlots lists the logical slots of the server, sorted by name.
 func LogicalSlots(ctx context.Context, pool *pgxpool.Pool) ([]SlotInfo, error) {
-	rows, err := pool.Query(ctx, `
-SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(database::text, ''), active,
-       coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''), coalesce(wal_status, '')
-FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY slot_name COLLATE "C"`)
+	rows, err := pool.Query(ctx, logicalSlotsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("list replication slots: %w", err)
 	}

@@ -384,7 +384,7 @@ func planGreenStartLSN(e *Env) []Action {
 	if e.Config.isAWS() {
 		first = awsSeedPlan(e)
 	}
-	slots := sql(Blue, "SELECT slot_name, active, wal_status, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_type = 'logical'  -- each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed")
-	return append(first, slots,
+	slots := stmts(pg.LogicalSlotsStmt("blue", "each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed"))
+	return append(append(first, slots...),
 		note(Green, "refused unless seed > every slot's creation LSN (slot_lsn = %s); recorded: green_start_lsn = %s", e.V("slot_lsn"), e.V("green_start_lsn")))
 }
