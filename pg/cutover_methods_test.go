@@ -145,6 +145,67 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		t.Logf("%d writes at %.0f/s around 6 rehearsals, longest stall %.1f ms", res.Committed, res.Rate, res.MaxStallMs)
 	})
 
+	t.Run("an apply error is judged by when it was seen, not by the lifetime counter", func(t *testing.T) {
+		// A real apply error: a row on green that blue then inserts too.
+		mustExec(t, l.green, "INSERT INTO public.accounts (id, owner) VALUES (900001, 'green only')")
+		mustExec(t, l.blue, "INSERT INTO public.accounts (id, owner) VALUES (900001, 'from blue')")
+		defer mustExec(t, l.blue, "DELETE FROM public.accounts WHERE id = 900001")
+		// The later subtests start from a clean counter.
+		defer mustExec(t, l.green, "SELECT pg_stat_reset_subscription_stats(NULL)")
+		var errs int64
+		for deadline := time.Now().Add(30 * time.Second); errs == 0; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no apply error counted in 30s")
+			}
+			if err := l.green.QueryRow(ctx, "SELECT coalesce(sum(apply_error_count), 0)::bigint FROM pg_stat_subscription_stats").Scan(&errs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The operator fixes the cause; the feed applies again, the counter stays.
+		mustExec(t, l.green, "DELETE FROM public.accounts WHERE id = 900001")
+		var back bool
+		for deadline := time.Now().Add(30 * time.Second); !back; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("blue's row never reached green after the fix")
+			}
+			if err := l.green.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM public.accounts WHERE id = 900001 AND owner = 'from blue')").Scan(&back); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The apply worker retried until the fix: the count as it stands now.
+		if err := l.green.QueryRow(ctx, "SELECT coalesce(sum(apply_error_count), 0)::bigint FROM pg_stat_subscription_stats").Scan(&errs); err != nil {
+			t.Fatal(err)
+		}
+		health := func(h Health) Check {
+			p := p
+			p.Health = h
+			rep, _ := Rehearse(ctx, p, false, false)
+			for _, x := range rep.Prechecks {
+				if x.Name == "subscriptions healthy" {
+					return x
+				}
+			}
+			t.Fatalf("no health check in the rehearsal: %+v", rep.Prechecks)
+			return Check{}
+		}
+		for _, c := range []struct {
+			what string
+			h    Health
+			ok   bool
+			says string
+		}{
+			{"never read before", Health{Window: 10 * time.Minute}, false, "errors are happening now"},
+			{"seen a minute ago", Health{Window: 10 * time.Minute, Known: errs, KnownAt: time.Now().Add(-time.Minute)}, false, "within the health window"},
+			{"seen 20 minutes ago", Health{Window: 10 * time.Minute, Known: errs, KnownAt: time.Now().Add(-20 * time.Minute)}, true, "none since"},
+		} {
+			got := health(c.h)
+			if got.OK != c.ok || !strings.Contains(got.Detail, c.says) {
+				t.Errorf("%s: ok %t %q, want ok %t saying %q", c.what, got.OK, got.Detail, c.ok, c.says)
+			}
+			t.Logf("%s: ok %t, warn %t: %s", c.what, got.OK, got.Warn, got.Detail)
+		}
+	})
+
 	t.Run("drain timeout aborts and puts everything back", func(t *testing.T) {
 		p := p
 		p.DrainTimeout = time.Nanosecond
