@@ -384,13 +384,14 @@ func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool)
 					return "", err
 				}
 				d := time.Since(start)
+				resumed := time.Since(paused)
 				if err := r.settleLoginRetry(ctx, c, b); err != nil {
 					return "", err
 				}
 				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
 				r.rep.bouncerTime(b.Name, "pause", paused.Sub(start))
-				r.rep.bouncerTime(b.Name, "resume", time.Since(paused))
-				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(time.Since(paused)), ms(d)), nil
+				r.rep.bouncerTime(b.Name, "resume", resumed)
+				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(resumed), ms(d)), nil
 			}})
 		if err != nil {
 			r.rep.Outcome = OutcomeFailed
