@@ -1,14 +1,9 @@
 package ui
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
@@ -61,41 +56,7 @@ func connsModel(t testing.TB) *Model {
 // TestConnsGoldenScreens: the connections pane at the smallest and a large
 // size, colour stripped. go test ./ui -run ConnsGolden -update rewrites them.
 func TestConnsGoldenScreens(t *testing.T) {
-	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
-		w, h := size[0], size[1]
-		t.Run(fmt.Sprintf("%dx%d", w, h), func(t *testing.T) {
-			m := connsModel(t)
-			m.Update(tea_WindowSize(w, h))
-			got := ansi.Strip(m.View())
-			lines := strings.Split(got, "\n")
-			if len(lines) != h {
-				t.Errorf("%d lines, want %d", len(lines), h)
-			}
-			for i, l := range lines {
-				if ansi.StringWidth(l) > w {
-					t.Errorf("line %d is %d wide, more than %d: %q", i, ansi.StringWidth(l), w, l)
-				}
-			}
-			for _, want := range []string{"⚠ 1 DIRECT", "⚠ LONG TX 1m05s", "pid 4242 app@10.0.3.7:51234 psql", "PgBouncer lab", "app → 127.0.0.1:5432/app (blue)"} {
-				if !strings.Contains(got, want) {
-					t.Errorf("pane lacks %q", want)
-				}
-			}
-			path := filepath.Join("testdata", fmt.Sprintf("conns_%dx%d.golden", w, h))
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("screen differs from %s (run with -update after checking):\n%s", path, got)
-			}
-		})
-	}
+	goldenScreens(t, "conns", connsModel, []string{"⚠ 1 DIRECT", "⚠ LONG TX 1m05s", "pid 4242 app@10.0.3.7:51234 psql", "PgBouncer lab", "app → 127.0.0.1:5432/app (blue)"})
 }
 
 // TestConnsTerminate: tab reaches the pane; enter opens a group; x on a

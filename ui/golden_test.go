@@ -140,10 +140,18 @@ func goldenSteps() []*steps.Step {
 // TestGoldenScreens compares whole screens at three sizes, colour stripped.
 // go test ./ui -run Golden -update rewrites them.
 func TestGoldenScreens(t *testing.T) {
+	goldenScreens(t, "screen", goldenModel, nil)
+}
+
+// goldenScreens renders the model newModel gives at 80x24, 120x40 and
+// 200x60, colour stripped: each screen must be exactly its height, no line
+// wider than the terminal, hold every string of want, and match
+// testdata/NAME_WxH.golden (-update rewrites it).
+func goldenScreens(t *testing.T, name string, newModel func(testing.TB) *Model, want []string) {
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
 		w, h := size[0], size[1]
 		t.Run(fmt.Sprintf("%dx%d", w, h), func(t *testing.T) {
-			m := goldenModel(t)
+			m := newModel(t)
 			m.Update(tea_WindowSize(w, h))
 			got := ansi.Strip(m.View())
 			lines := strings.Split(got, "\n")
@@ -155,17 +163,22 @@ func TestGoldenScreens(t *testing.T) {
 					t.Errorf("line %d is %d wide, more than %d: %q", i, ansi.StringWidth(l), w, l)
 				}
 			}
-			path := filepath.Join("testdata", fmt.Sprintf("screen_%dx%d.golden", w, h))
+			for _, s := range want {
+				if !strings.Contains(got, s) {
+					t.Errorf("screen lacks %q", s)
+				}
+			}
+			path := filepath.Join("testdata", fmt.Sprintf("%s_%dx%d.golden", name, w, h))
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
-			want, err := os.ReadFile(path)
+			golden, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatalf("%v (run with -update to create it)", err)
 			}
-			if got != string(want) {
+			if got != string(golden) {
 				t.Errorf("screen differs from %s (run with -update after checking):\n%s", path, got)
 			}
 		})

@@ -3,8 +3,6 @@ package ui
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -266,36 +264,7 @@ func TestSyncPollCadence(t *testing.T) {
 // TestGoldenSyncScreens: the copying state at three sizes, colour
 // stripped. go test ./ui -run Golden -update rewrites them.
 func TestGoldenSyncScreens(t *testing.T) {
-	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
-		w, h := size[0], size[1]
-		t.Run(fmt.Sprintf("%dx%d", w, h), func(t *testing.T) {
-			m := syncModel(t, nil)
-			m.Update(tea_WindowSize(w, h))
-			got := ansi.Strip(m.View())
-			lines := strings.Split(got, "\n")
-			if len(lines) != h {
-				t.Errorf("%d lines, want %d", len(lines), h)
-			}
-			for i, l := range lines {
-				if ansi.StringWidth(l) > w {
-					t.Errorf("line %d is %d wide, more than %d: %q", i, ansi.StringWidth(l), w, l)
-				}
-			}
-			path := filepath.Join("testdata", fmt.Sprintf("sync_%dx%d.golden", w, h))
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("screen differs from %s (run with -update after checking):\n%s", path, got)
-			}
-		})
-	}
+	goldenScreens(t, "sync", func(t testing.TB) *Model { return syncModel(t, nil) }, nil)
 }
 
 // runCmd runs a command and its batches at once, returning their messages
