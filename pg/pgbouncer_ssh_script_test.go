@@ -24,20 +24,9 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.Replace(old, "5432", "5433", 1)
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
 	run := func(want, sent, stdin string) (string, int) {
 		t.Helper()
-		cmd := exec.Command("sh", "-c", rewriteScript, "pgbg", ini, want, hash(sent))
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.Output()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return string(out), exit.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), 0
+		return runScript(t, rewriteScript, stdin, ini, want, sha256Hex(sent))
 	}
 	unchanged := func(what string) {
 		t.Helper()
@@ -49,16 +38,16 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 		}
 	}
 
-	if _, code := run(hash(old), text, text[:len(text)/2]); code != 5 {
+	if _, code := run(sha256Hex(old), text, text[:len(text)/2]); code != 5 {
 		t.Errorf("half the text: exit %d, want 5", code)
 	}
 	unchanged("half the text")
-	if _, code := run(hash("something else"), text, text); code != errChanged {
+	if _, code := run(sha256Hex("something else"), text, text); code != errChanged {
 		t.Errorf("a file changed since it was read: exit %d, want %d", code, errChanged)
 	}
 	unchanged("changed since read")
 
-	out, code := run(hash(old), text, text)
+	out, code := run(sha256Hex(old), text, text)
 	if code != 0 || out != text {
 		t.Fatalf("whole text: exit %d, printed %q", code, out)
 	}
@@ -79,21 +68,7 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	old := "[databases]\napp = host=127.0.0.1 port=5432 dbname=app\n"
 	text := strings.Replace(old, "5432", "5433", 1)
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	sh := func(t *testing.T, script, stdin string, args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command("sh", append([]string{"-c", script, "pgbg"}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.Output()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return string(out), exit.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), 0
-	}
+
 	// staged makes an ini holding old and stages text beside it.
 	staged := func(t *testing.T) string {
 		t.Helper()
@@ -101,7 +76,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.WriteFile(ini, []byte(old), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, stageScript, text, ini, hash(old), hash(text)); code != 0 {
+		if _, code := runScript(t, stageScript, text, ini, sha256Hex(old), sha256Hex(text)); code != 0 {
 			t.Fatalf("stage: exit %d", code)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != old {
@@ -114,7 +89,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	}
 	t.Run("renamed into place", func(t *testing.T) {
 		ini := staged(t)
-		out, code := sh(t, commitScript, "commit\n", ini)
+		out, code := runScript(t, commitScript, "commit\n", ini)
 		if code != 0 || out != text {
 			t.Fatalf("commit: exit %d, printed %q", code, out)
 		}
@@ -128,7 +103,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	t.Run("an armed commit that gets no line does nothing", func(t *testing.T) {
 		ini := staged(t)
 		for _, stdin := range []string{"", "something else\n"} {
-			if _, code := sh(t, commitScript, stdin, ini); code != 3 {
+			if _, code := runScript(t, commitScript, stdin, ini); code != 3 {
 				t.Errorf("commit with stdin %q: exit %d, want 3", stdin, code)
 			}
 		}
@@ -145,7 +120,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Rename(ini+".editor", ini); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over a replaced file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != other {
@@ -158,7 +133,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Chtimes(ini, later, later); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over an edited file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != old {
@@ -170,14 +145,33 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.WriteFile(ini, []byte(old), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := sh(t, stageScript, text[:10], ini, hash(old), hash(text)); code != 5 {
+		if _, code := runScript(t, stageScript, text[:10], ini, sha256Hex(old), sha256Hex(text)); code != 5 {
 			t.Errorf("stage of half the text: exit %d, want 5", code)
 		}
 		if m, _ := filepath.Glob(ini + ".pgbg-new*"); len(m) > 0 {
 			t.Errorf("files left: %v", m)
 		}
-		if _, code := sh(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
 			t.Errorf("commit with nothing staged: exit %d, want %d", code, errChanged)
 		}
 	})
 }
+
+// runScript runs a remote script here with sh, as the SSH store runs it
+// (sh -c SCRIPT pgbg ARGS...), with stdin; its stdout and exit code.
+func runScript(t *testing.T, script, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("sh", append([]string{"-c", script, "pgbg"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return string(out), exit.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+func sha256Hex(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
