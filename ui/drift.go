@@ -51,7 +51,8 @@ func (m *Model) takeDrift(msg driftMsg) {
 }
 
 // driftLines are the loud lines of a drift: what differs, since when, and
-// that the cutover refuses; two lines at most, wrapped to w.
+// that the cutover refuses, two lines at most, wrapped to w; then, when
+// blue records DDL, the two newest statements, a line each.
 func (m *Model) driftLines(w int) []string {
 	if !m.drift.Drifted() {
 		return nil
@@ -65,6 +66,14 @@ func (m *Model) driftLines(w int) []string {
 	}
 	for i := range lines {
 		lines[i] = m.styles.Loud.Render(lines[i])
+	}
+	// With the DDL recorder on blue (record-ddl), what ran and when: the
+	// newest two statements, one line each (all five in `status`).
+	for i, l := range m.drift.RecordedLines(m.p.Location) {
+		if i == 2 {
+			break
+		}
+		lines = append(lines, m.styles.Warn.Render(truncate("  DDL on blue "+l, w)))
 	}
 	return lines
 }
