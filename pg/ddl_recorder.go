@@ -199,7 +199,7 @@ func ReadDDLLog(ctx context.Context, q reader, n int) ([]DDLEntry, error) {
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `SELECT at, coalesce(username, ''), coalesce(command_tag, ''), coalesce(object_identity, ''), coalesce(query, '')
-FROM `+recorderTable+` ORDER BY at DESC LIMIT $1`, n)
+FROM `+recorderTable+` ORDER BY at DESC, ctid DESC LIMIT $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("read the DDL log: %w", err)
 	}
