@@ -47,6 +47,18 @@ func writeDriftText(w io.Writer, d *steps.Drift) {
 	case d.Why != "":
 		fmt.Fprintf(w, "schemas: %s\n", d.Why)
 	}
+	switch {
+	case d == nil:
+	case d.RecorderError != "":
+		fmt.Fprintf(w, "DDL recorded on blue: not read: %s\n", d.RecorderError)
+	case d.Recording && len(d.Recorded) == 0:
+		fmt.Fprintf(w, "DDL recorded on blue: none yet (record-ddl)\n")
+	case d.Recording:
+		fmt.Fprintf(w, "DDL recorded on blue, newest first (record-ddl):\n")
+		for _, l := range d.RecordedLines(time.Local) {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 }
 
 // alertsLock lets one process send the alerts of a run: the driving screen

@@ -139,6 +139,9 @@ func throughDecommission(t *testing.T, srv *awstest.Server, info *lab.Info, g []
 		dryRunReadsOnly(t, srv, g, id, want...)
 		must(t, append([]string{"run", "--through", id, "--yes"}, g...)...)
 	}
+	// The optional DDL recorder in its place; removed at cleanup below.
+	must(t, append([]string{"run", "--through", "compare-schema", "--yes"}, g...)...)
+	must(t, append([]string{"run", "record-ddl", "--yes"}, g...)...)
 	must(t, append([]string{"run", "--through", "verify-data", "--yes"}, g...)...)
 	dryRunReadsOnly(t, srv, g, "traffic-to-pgbouncer", "ssm DeleteParameter Name=/app/db/proxy")
 	must(t, append([]string{"run", "traffic-to-pgbouncer", "--yes"}, g...)...)
@@ -147,6 +150,7 @@ func throughDecommission(t *testing.T, srv *awstest.Server, info *lab.Info, g []
 	must(t, append([]string{"run", "switch-traffic", "--yes"}, g...)...)
 	must(t, append([]string{"run", "readers-to-green", "--yes"}, g...)...)
 	must(t, append([]string{"run", "--through", "revert-replica-identity", "--yes"}, g...)...)
+	must(t, append([]string{"run", "remove-ddl-recorder", "--yes"}, g...)...)
 	dryRunReadsOnly(t, srv, g, "decommission", "[operator operator]")
 	must(t, append([]string{"run", "--through", "decommission", "--yes"}, g...)...)
 	var st struct {

@@ -47,8 +47,10 @@ func scanRels(rows pgx.Rows, err error) ([]Rel, error) {
 	return rels, err
 }
 
-// userSchemas excludes what FOR ALL TABLES never publishes.
-const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'`
+// userSchemas excludes what FOR ALL TABLES never publishes, and the
+// program's own schema (RecorderSchema, the DDL recorder on blue): it is
+// never the user's, so it is never compared, copied or listed.
+const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema', '` + RecorderSchema + `') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'`
 
 // noIdentityQuery lists tables that have no primary key and default replica
 // identity: once published, UPDATE and DELETE on them fail on the

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -339,6 +340,11 @@ func (c *Config) Validate() []string {
 		}
 		if _, err := pgconn.ParseConfig(db.conn.Conninfo); err != nil {
 			bad("%s: %s", db.key, state.Redact(err.Error()))
+		}
+	}
+	for _, s := range c.Schemas {
+		if s == pg.RecorderSchema {
+			bad("schemas: %q is this program's own schema on blue (the optional DDL recorder), never the application's: remove it from schemas", s)
 		}
 	}
 	if c.Replication.BlueConninfo != "" {

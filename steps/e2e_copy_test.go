@@ -98,6 +98,9 @@ func TestCopyEndToEnd(t *testing.T) {
 			if always[s.ID] || s.Check == nil {
 				continue
 			}
+			if s.Optional && le.Store.Snapshot().Step(s.ID).Status != state.Done {
+				continue // passed over by Through (record-ddl)
+			}
 			res, err := s.Check(ctx, le.Runner.Env(s.ID))
 			if err != nil || !res.Done {
 				t.Errorf("%s check: done=%v %q %v", s.ID, res.Done, res.Detail, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // The schema drift guard: while replication runs, blue's and green's
@@ -30,8 +31,32 @@ type Drift struct {
 	GreenFingerprint string `json:"green_fingerprint,omitempty"`
 	// Differences are the objects that differ, one line each: "only on
 	// blue: column public.accounts.note text null".
-	Differences []string      `json:"differences"`
-	Took        time.Duration `json:"took_ns"`
+	Differences []string `json:"differences"`
+	// Recording says the optional DDL recorder (record-ddl) is on blue;
+	// Recorded are the newest statements it logged (up to ddlShown,
+	// newest first), so the operator sees what ran and when.
+	Recording     bool          `json:"ddl_recording,omitempty"`
+	Recorded      []pg.DDLEntry `json:"ddl_recorded,omitempty"`
+	RecorderError string        `json:"ddl_recorder_error,omitempty"`
+	Took          time.Duration `json:"took_ns"`
+}
+
+// ddlShown is how many recorded DDL statements a drift carries.
+const ddlShown = 5
+
+// RecordedLines are the recorded DDL statements, one line each, newest
+// first: "14:02:11 deploy ALTER TABLE public.accounts: ALTER TABLE ...",
+// times in loc, the query's first line, redacted.
+func (d Drift) RecordedLines(loc *time.Location) []string {
+	out := make([]string, 0, len(d.Recorded))
+	for _, r := range d.Recorded {
+		what := r.CommandTag
+		if r.Object != "" {
+			what += " " + r.Object
+		}
+		out = append(out, fmt.Sprintf("%s %s %s: %s", r.At.In(loc).Format("15:04:05"), r.User, what, state.Redact(r.FirstLine())))
+	}
+	return out
 }
 
 // Drifted reports whether the comparison found differences.
@@ -67,6 +92,13 @@ func ReadDrift(ctx context.Context, c *Config, blue, green *pgxpool.Pool) (Drift
 	d := Drift{At: start.UTC(), Differences: []string{}}
 	if blue == nil || green == nil {
 		return d, errNoPool
+	}
+	// The recorder's log is read first and on its own: a failure to read
+	// it is said, and never stops the comparison.
+	if log, err := pg.ReadDDLLog(ctx, blue, ddlShown); err != nil {
+		d.RecorderError = state.Redact(err.Error())
+	} else {
+		d.Recording, d.Recorded = log != nil, log
 	}
 	running, err := pg.HasSubscription(ctx, green)
 	if err == nil && !running {

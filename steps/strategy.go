@@ -7,14 +7,14 @@ func Strategy(name string) []*Step {
 	prepare := []*Step{preflight(), enableLogicalReplication(), createReplicationRole(), replicaIdentityFull(),
 		createPublications(), createSlots()}
 	replicate := func(clone bool) []*Step {
-		out := []*Step{upgradeExtensions(), blockGreenLogins(), compareSchema(), createSubscriptions()}
+		out := []*Step{upgradeExtensions(), blockGreenLogins(), compareSchema(), recordDDL(), createSubscriptions()}
 		if clone {
 			out = append(out, advanceOrigins())
 		}
 		return append(out, enableSubscriptions(), waitCatchUp(), analyzeGreen(), verifyData())
 	}
 	finish := []*Step{cutover(), rollback(), switchTraffic(),
-		dropSubscriptions(), dropPublications(), revertReplicaIdentity(), decommission()}
+		dropSubscriptions(), dropPublications(), revertReplicaIdentity(), removeDDLRecorder(), decommission()}
 	var list []*Step
 	switch name {
 	case "copy":

@@ -8,6 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
 
@@ -51,7 +52,8 @@ func (m *Model) takeDrift(msg driftMsg) {
 }
 
 // driftLines are the loud lines of a drift: what differs, since when, and
-// that the cutover refuses; two lines at most, wrapped to w.
+// that the cutover refuses, two lines at most, wrapped to w; then, when
+// blue records DDL, the two newest statements, a line each.
 func (m *Model) driftLines(w int) []string {
 	if !m.drift.Drifted() {
 		return nil
@@ -65,6 +67,20 @@ func (m *Model) driftLines(w int) []string {
 	}
 	for i := range lines {
 		lines[i] = m.styles.Loud.Render(lines[i])
+	}
+	// With the DDL recorder on blue (record-ddl), what ran and when: the
+	// newest two statements, one line each, the statement's own text
+	// rather than its tag and object, which it repeats (status has both).
+	for i, r := range m.drift.Recorded {
+		if i == 2 {
+			break
+		}
+		what := r.FirstLine()
+		if strings.HasPrefix(what, "(") || what == "" { // not recorded: may hold a password
+			what = strings.TrimSpace(r.CommandTag + " " + r.Object)
+		}
+		l := "  DDL on blue " + r.At.In(m.p.Location).Format("15:04:05") + " " + r.User + ": " + state.Redact(what)
+		lines = append(lines, m.styles.Warn.Render(truncate(l, w)))
 	}
 	return lines
 }

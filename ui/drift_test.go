@@ -9,6 +9,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
@@ -99,3 +100,38 @@ func TestChecksKept(t *testing.T) {
 }
 
 func h80(m *Model) string { return ansi.Strip(m.View()) }
+
+// TestDriftShowsRecordedDDL: with the DDL recorder on blue, the drift's
+// lines end with the newest recorded statements (two, one line each, cut
+// to the pane) at 80x24, and the screen keeps its size.
+func TestDriftShowsRecordedDDL(t *testing.T) {
+	m := goldenModel(t)
+	m.Update(tea_WindowSize(80, 24))
+	at := epoch.Add(-3 * time.Minute)
+	m.takeDrift(driftMsg{d: steps.Drift{Compared: true, Objects: 75,
+		Differences: []string{"only on blue: column public.accounts.note text null"},
+		Recording:   true,
+		Recorded: []pg.DDLEntry{
+			{At: at, User: "deploy", CommandTag: "ALTER TABLE", Object: "public.accounts", Query: "ALTER TABLE public.accounts ADD COLUMN note text"},
+			{At: at.Add(-time.Minute), User: "deploy", CommandTag: "CREATE INDEX", Object: "public.accounts_note", Query: "CREATE INDEX accounts_note\n  ON public.accounts (note)"},
+			{At: at.Add(-2 * time.Minute), User: "partman", CommandTag: "CREATE TABLE", Object: "public.events_p2026", Query: "CREATE TABLE public.events_p2026 ..."},
+		}}})
+	scr := h80(m)
+	t.Logf("80x24:\n%s", scr)
+	for _, want := range []string{"⚠ SCHEMA DRIFT", "DDL on blue 11:57:00 deploy: ALTER TABLE public.accounts ADD COLUMN note text", "DDL on blue 11:56:00 deploy: CREATE INDEX accounts_note …"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("80x24: no %q", want)
+		}
+	}
+	if strings.Contains(scr, "partman") {
+		t.Errorf("80x24: more than two recorded statements shown")
+	}
+	if lines := strings.Split(scr, "\n"); len(lines) > 24 {
+		t.Errorf("80x24: %d lines", len(lines))
+	}
+	for _, l := range strings.Split(scr, "\n") {
+		if w := ansi.StringWidth(l); w > 80 {
+			t.Errorf("80x24: a line of %d columns: %q", w, l)
+		}
+	}
+}

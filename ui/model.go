@@ -241,9 +241,16 @@ func New(p Params) *Model {
 		m.st = &state.State{}
 	}
 	// Start on the first step still to do: after a restart that is where
-	// the run stands.
+	// the run stands. An optional step that a later step went past (`run
+	// --through` passes over optional steps) is not.
+	past := -1 // the last step done
 	for i, s := range p.Steps {
-		if r := m.st.Step(s.ID); r.Status != state.Done && r.Status != state.Skipped {
+		if m.st.Step(s.ID).Status == state.Done {
+			past = i
+		}
+	}
+	for i, s := range p.Steps {
+		if r := m.st.Step(s.ID); r.Status != state.Done && r.Status != state.Skipped && !(s.Optional && i < past) {
 			m.cursor = i
 			break
 		}
