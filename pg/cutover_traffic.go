@@ -57,7 +57,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 		how = append(how, s.name+" "+state)
 	}
 	if login["blue"] && login["green"] && len(p.FenceRoles) > 0 {
-		t.Warnings = append(t.Warnings, "the application roles can log in on both blue and green: writes may land on both")
+		t.Warnings = append(t.Warnings, "the application roles can log in on both blue and green: writes may land on both (before a cutover, block-green-logins closes green)")
 	}
 	if p.Method != MethodPgBouncer {
 		switch {
