@@ -145,9 +145,8 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	blue, green, closePools, err := readOnlyPools(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	blue, green, closePools, ok := openReadOnlyPools(cfg, stderr)
+	if !ok {
 		return exitUsage
 	}
 	defer closePools()

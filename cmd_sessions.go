@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 )
 
@@ -25,9 +24,8 @@ func runSessions(g globals, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	blue, green, closePools, err := readOnlyPools(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	blue, green, closePools, ok := openReadOnlyPools(cfg, stderr)
+	if !ok {
 		return exitUsage
 	}
 	defer closePools()

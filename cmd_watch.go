@@ -137,9 +137,8 @@ func runWatch(g globals, args []string, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 	defer j.Close()
-	blue, green, closePools, err := readOnlyPools(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+	blue, green, closePools, ok := openReadOnlyPools(cfg, stderr)
+	if !ok {
 		return exitUsage
 	}
 	defer closePools()

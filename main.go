@@ -327,6 +327,17 @@ func readOnlyPools(cfg *steps.Config) (blue, green *pgxpool.Pool, closeAll func(
 	return blue, green, func() { blue.Close(); green.Close() }, nil
 }
 
+// openReadOnlyPools is readOnlyPools for a command: a failure is said on
+// stderr in one line, secrets redacted, and ok is false.
+func openReadOnlyPools(cfg *steps.Config, stderr io.Writer) (blue, green *pgxpool.Pool, closeAll func(), ok bool) {
+	blue, green, closeAll, err := readOnlyPools(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
+		return nil, nil, nil, false
+	}
+	return blue, green, closeAll, true
+}
+
 func journalPath(statePath string) string {
 	return strings.TrimSuffix(statePath, filepath.Ext(statePath)) + ".journal.jsonl"
 }
