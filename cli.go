@@ -214,7 +214,7 @@ func oneLine(s string, max int) string {
 }
 
 func runRun(g globals, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run STEP [--dry-run] [--yes] [--force REASON] [--again REASON] | run --through STEP [--yes] | run cutover|rollback --check [--measure-pause] | run cutover|rollback --finish|--undo --yes", stderr)
+	fs := newFlags("run", "run STEP [--dry-run] [--yes] [--force REASON] [--again REASON] | run --through STEP [--yes] | run cutover|rollback --check [--measure-pause --yes] | run cutover|rollback --finish|--undo --yes", stderr)
 	dry := fs.Bool("dry-run", false, "print what the step would do; run nothing")
 	yes := fs.Bool("yes", false, "confirm destructive steps")
 	through := fs.String("through", "", "run every pending step in order up to and including this one")

@@ -32,16 +32,18 @@ Usage:
   pgbluegreen [--config FILE] [--state FILE]    the full-screen program
   pgbluegreen --watch ...                       the same screen, read-only, for a second person
   pgbluegreen plan [--format text|markdown]     the whole runbook with rendered SQL; runs nothing
-  pgbluegreen status [--json]                   steps with status, and values
+  pgbluegreen status [--json]                   steps with status, values, where writes go (read from the servers), attempts
   pgbluegreen run STEP [--dry-run] [--yes]      one step, without the screen
   pgbluegreen run --through STEP [--yes]        every pending step in order up to STEP
   pgbluegreen run STEP --force REASON           run although earlier steps are not done (reason journaled)
   pgbluegreen run STEP --again REASON           run a done step once more on purpose, when it allows it (journaled)
+  pgbluegreen run cutover|rollback --check [--measure-pause --yes]
+                                                every live precheck, nothing changed; with a timed bare PAUSE/RESUME
   pgbluegreen run cutover|rollback --finish|--undo --yes
                                                 the way out of a cutover or rollback that stopped half way
   pgbluegreen skip STEP --reason TEXT           mark a step skipped, with the reason journaled
   pgbluegreen value set KEY VALUE --reason TEXT record a value by hand: checked against its type, journaled
-  pgbluegreen lag [--once] [--json]             the lag table from blue
+  pgbluegreen lag [--once] [--json]             the lag of every slot on blue and green, and the initial sync's progress
   pgbluegreen sessions [--json]                 who is connected to blue, green and each PgBouncer
   pgbluegreen watch --alerts                    headless: poll and send the configured alerts, for days
   pgbluegreen lab up|down|status|load|verify|deps --dir DIR   the local lab
