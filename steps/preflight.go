@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -54,7 +55,7 @@ func planPreflight(_ context.Context, e *Env) ([]Action, error) {
 	out = append(out, note(Blue, "log in once as %s with the password from %s through '%s' (the connection string green's subscriptions will use), tried from this host",
 		c.Replication.Role, c.Replication.Password.describe(), c.subscriptionConninfo()))
 	for _, b := range c.Cutover.PgBouncer {
-		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console", orPlaceholder(b.Name, b.Ini)))
+		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console, SHOW DATABASES, and read its ini where the cutover changes it (%s): they must agree", orPlaceholder(b.Name, b.Ini), b.bouncerParams("").IniMethod()))
 	}
 	return out, nil
 }
@@ -231,7 +232,8 @@ func syncNote(c *Config) string {
 	return ""
 }
 
-// pgbouncers: every PgBouncer the cutover will drive must answer on its console.
+// pgbouncers: every PgBouncer the cutover will drive must answer on its
+// console, and its ini be readable where the cutover changes it.
 func (r *preflightReport) pgbouncers(ctx context.Context) {
 	c := r.e.Config
 	for _, b := range c.Cutover.PgBouncer {
@@ -240,8 +242,35 @@ func (r *preflightReport) pgbouncers(ctx context.Context) {
 			r.warn("PgBouncer %s console not reachable: %v; the cutover needs it: check cutover.pgbouncer admin_conninfo and admin_users", b.Name, err)
 			continue
 		}
+		served, err := con.Database(ctx, b.Database)
 		con.Close()
-		r.pass("PgBouncer %s console reachable", b.Name)
+		if err != nil {
+			r.warn("PgBouncer %s console reachable, but %v", b.Name, err)
+			continue
+		}
+		r.iniAgrees(ctx, b, served)
+	}
+}
+
+// iniAgrees reads one PgBouncer's ini where the cutover will change it
+// (a local file, over SSH, or its read_command), hours before the
+// cutover needs it: a wrong key, host key or path is found now. Its entry
+// must point where SHOW DATABASES says PgBouncer serves, or a later RELOAD
+// would move the traffic.
+func (r *preflightReport) iniAgrees(ctx context.Context, b PgBouncerConfig, served pg.BouncerDatabase) {
+	store := b.bouncerParams("").NewIniStore()
+	defer store.Close()
+	entry, err := store.ReadEntry(ctx, b.Database)
+	serves := fmt.Sprintf("%s:%d", served.Host, served.Port)
+	switch {
+	case errors.Is(err, pg.ErrIniUnreadable):
+		r.pass("PgBouncer %s console reachable, serving %s to %s; its ini cannot be read here (no ini path or read_command): SHOW DATABASES is the only witness", b.Name, b.Database, serves)
+	case err != nil:
+		r.fail("PgBouncer %s: its ini (%s) cannot be read: %v; the cutover changes it there: fix cutover.pgbouncer[].ini, its ssh settings or read_command", b.Name, store.Where(), err)
+	case entry.Get("host")+":"+or(entry.Get("port"), "5432") != serves:
+		r.fail("PgBouncer %s: its ini (%s) points %s at %s:%s while SHOW DATABASES says %s: a RELOAD would move the traffic; make them agree (edit the ini, or RELOAD if the ini is right)", b.Name, store.Where(), b.Database, entry.Get("host"), entry.Get("port"), serves)
+	default:
+		r.pass("PgBouncer %s console reachable; its ini (%s, read by %s) agrees with SHOW DATABASES: %s -> %s", b.Name, store.Where(), store.Method(), b.Database, serves)
 	}
 }
 

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -167,6 +168,33 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		exec(t, le.Blue, "CREATE SCHEMA fake", "INSERT INTO pg_extension (oid, extname, extowner, extnamespace, extrelocatable, extversion) SELECT (max(oid::int8) + 1)::oid, 'pgbg_fake_ext', 10, 'fake'::regnamespace, true, '1.0' FROM pg_extension")
 		defer exec(t, le.Blue, "DELETE FROM pg_extension WHERE extname = 'pgbg_fake_ext'", "DROP SCHEMA fake")
 		stopsAtPreflight(t, le.Config, "extension pgbg_fake_ext 1.0 on blue is not available on green")
+	})
+
+	t.Run("a remote PgBouncer's ini that cannot be read over SSH", func(t *testing.T) {
+		// A known_hosts without the lab's host key: the cutover would refuse
+		// at its precheck hours later; preflight says it now.
+		cfg := *le.Config
+		cfg.Cutover.PgBouncer = append([]PgBouncerConfig(nil), cfg.Cutover.PgBouncer...)
+		remote := *cfg.Cutover.PgBouncer[1].SSH
+		remote.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(remote.KnownHosts, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Cutover.PgBouncer[1].SSH = &remote
+		stopsAtPreflight(t, &cfg, "PgBouncer lab-ssh: its ini (ssh://")
+	})
+
+	t.Run("a PgBouncer's ini that disagrees with what it serves", func(t *testing.T) {
+		local := le.Config.Cutover.PgBouncer[0].Ini
+		before, err := os.ReadFile(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(local, before, 0o644)
+		if _, err := pg.RepointIni(local, le.Config.Cutover.PgBouncer[0].Database, pg.Endpoint{Host: "127.0.0.1", Port: 1, DBName: "app"}); err != nil {
+			t.Fatal(err)
+		}
+		stopsAtPreflight(t, le.Config, "a RELOAD would move the traffic")
 	})
 
 	t.Run("no table needed REPLICA IDENTITY FULL: the value is recorded as none", func(t *testing.T) {
