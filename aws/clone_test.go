@@ -62,7 +62,7 @@ func TestCloneWriterOnlyOnceTheClusterIsAvailable(t *testing.T) {
 		t.Error("the writer is publicly accessible")
 	}
 	// Left out, PubliclyAccessible is RDS's default: public in a default VPC.
-	status, _ := rawRDS(t, f.srv, "CreateDBInstance", "DBClusterIdentifier", "green", "DBInstanceIdentifier", "green-reader", "DBInstanceClass", "db.r6g.large", "Engine", "aurora-postgresql")
+	status, _ := f.srv.RawRDS(t, "CreateDBInstance", "DBClusterIdentifier", "green", "DBInstanceIdentifier", "green-reader", "DBInstanceClass", "db.r6g.large", "Engine", "aurora-postgresql")
 	if in, _ := f.srv.GetInstance("green-reader"); status != 200 || !in.PubliclyAccessible {
 		t.Errorf("an instance created without PubliclyAccessible: status %d public %v", status, in.PubliclyAccessible)
 	}

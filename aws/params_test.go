@@ -80,7 +80,7 @@ func TestDefaultGroupGetsACustomOne(t *testing.T) {
 	}
 	// What the old step sent: refused by the stand-in as by RDS; the
 	// client does not even send it.
-	status, body := rawRDS(t, f.srv, "ModifyDBParameterGroup", "DBParameterGroupName", "default.postgres15",
+	status, body := f.srv.RawRDS(t, "ModifyDBParameterGroup", "DBParameterGroupName", "default.postgres15",
 		"Parameters.Parameter.1.ParameterName", "rds.logical_replication", "Parameters.Parameter.1.ParameterValue", "1",
 		"Parameters.Parameter.1.ApplyMethod", "pending-reboot")
 	if status != 400 || !strings.Contains(body, "InvalidDBParameterGroupState") {
@@ -129,7 +129,7 @@ func TestDefaultGroupGetsACustomOne(t *testing.T) {
 func TestStaticParametersOnlyPendingReboot(t *testing.T) {
 	f := newFixture(t)
 	f.srv.AddParameterGroup(awstest.ParameterGroup{Name: "blue-pg15"})
-	status, body := rawRDS(t, f.srv, "ModifyDBParameterGroup", "DBParameterGroupName", "blue-pg15",
+	status, body := f.srv.RawRDS(t, "ModifyDBParameterGroup", "DBParameterGroupName", "blue-pg15",
 		"Parameters.Parameter.1.ParameterName", "rds.logical_replication", "Parameters.Parameter.1.ParameterValue", "1",
 		"Parameters.Parameter.1.ApplyMethod", "immediate")
 	if status != 400 || !strings.Contains(body, "cannot use immediate apply method for static parameter") {

@@ -2,9 +2,6 @@ package steps
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -203,27 +200,4 @@ func assertPlanned(t *testing.T, plan string, calls []apiCall) {
 // changeCNAME is a CNAME's UPSERT, for seeding the stand-in.
 func changeCNAME(name, value string, ttl int64) aws.ChangeRecordParams {
 	return aws.ChangeRecordParams{HostedZoneID: "Z0123", Name: name, Values: []string{value}, TTL: ttl}
-}
-
-// rawRDS sends one RDS query request as the SDK would, without the client's
-// checks: how a test reaches what the stand-in refuses that no step sends.
-func rawRDS(t *testing.T, srv *awstest.Server, action string, kv ...string) (int, string) {
-	t.Helper()
-	form := url.Values{"Action": {action}, "Version": {"2014-10-31"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		form.Set(kv[i], kv[i+1])
-	}
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240105/us-east-1/rds/aws4_request, SignedHeaders=host, Signature=0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

@@ -174,7 +174,7 @@ func TestIssue14Item4TargetAndGreenGroups(t *testing.T) {
 	if srv.Count("ModifyDBSnapshot") != 0 {
 		t.Error("an invalid upgrade was sent")
 	}
-	status, _ := rawRDS(t, srv, "ModifyDBSnapshot", "DBSnapshotIdentifier", "green-1-from-blue", "EngineVersion", "17.5")
+	status, _ := srv.RawRDS(t, "ModifyDBSnapshot", "DBSnapshotIdentifier", "green-1-from-blue", "EngineVersion", "17.5")
 	if status != 400 {
 		t.Errorf("the stand-in let ModifyDBSnapshot to 17.5 through: %d", status)
 	}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,36 @@ func NewServer() *Server {
 	s.rds.init()
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// PostRDS sends one RDS query request as the SDK would, signed-looking,
+// without the client's checks, and returns the status and the body: how
+// tests reach what the stand-in refuses that a client would never send.
+func (s *Server) PostRDS(t testing.TB, form url.Values) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240105/us-east-1/rds/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// RawRDS is PostRDS of action with the parameters kv (name, value, ...).
+func (s *Server) RawRDS(t testing.TB, action string, kv ...string) (int, string) {
+	t.Helper()
+	form := url.Values{"Action": {action}, "Version": {"2014-10-31"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		form.Set(kv[i], kv[i+1])
+	}
+	return s.PostRDS(t, form)
 }
 
 // Env points the SDK's default configuration at the server for the rest of

@@ -1,7 +1,6 @@
 package awstest_test
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,19 +12,7 @@ import (
 // post sends a signed-looking RDS query request and returns status and body.
 func post(t *testing.T, srv *awstest.Server, form url.Values) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240105/us-east-1/rds/aws4_request, SignedHeaders=host, Signature=0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return srv.PostRDS(t, form)
 }
 
 func TestRDSAnswersInAWSShape(t *testing.T) {
