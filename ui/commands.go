@@ -74,34 +74,37 @@ func followTickCmd(gen int, every time.Duration) tea.Cmd {
 	return tea.Tick(every, func(time.Time) tea.Msg { return followTickMsg{gen: gen} })
 }
 
-// pollLagCmd reads blue's slots once.
-func pollLagCmd(gen int, read LagFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		s, err := read(ctx)
-		return lagResultMsg{gen: gen, sample: s, err: err, at: time.Now()}
-	}
-}
-
-// pollSubsCmd reads green's subscriptions once.
-func pollSubsCmd(gen int, read SubscriptionsFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		s, err := read(ctx)
-		return subsResultMsg{gen: gen, subs: s, err: err, at: time.Now()}
-	}
-}
-
-// versionCmd reads one server's version.
-func versionCmd(blue bool, read VersionFunc, timeout time.Duration) tea.Cmd {
+// readCmd runs one read of the servers, bounded by timeout, off the
+// screen's loop, and hands what it read to msg: every poll of the screen
+// is one.
+func readCmd[T any](read func(context.Context) (T, error), timeout time.Duration, msg func(T, error) tea.Msg) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		v, err := read(ctx)
-		return versionMsg{blue: blue, version: v, err: err}
+		return msg(v, err)
 	}
+}
+
+// pollLagCmd reads blue's slots once.
+func pollLagCmd(gen int, read LagFunc, timeout time.Duration) tea.Cmd {
+	return readCmd(read, timeout, func(s steps.LagSample, err error) tea.Msg {
+		return lagResultMsg{gen: gen, sample: s, err: err, at: time.Now()}
+	})
+}
+
+// pollSubsCmd reads green's subscriptions once.
+func pollSubsCmd(gen int, read SubscriptionsFunc, timeout time.Duration) tea.Cmd {
+	return readCmd(read, timeout, func(s []steps.Subscription, err error) tea.Msg {
+		return subsResultMsg{gen: gen, subs: s, err: err, at: time.Now()}
+	})
+}
+
+// versionCmd reads one server's version.
+func versionCmd(blue bool, read VersionFunc, timeout time.Duration) tea.Cmd {
+	return readCmd(read, timeout, func(v string, err error) tea.Msg {
+		return versionMsg{blue: blue, version: v, err: err}
+	})
 }
 
 // followCmd reads the journal from offset and, in watch mode, the state file

@@ -50,12 +50,9 @@ func (k killTarget) who() string {
 }
 
 func pollConnsCmd(gen int, read ConnectionsFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-		defer cancel()
-		c, err := read(ctx)
+	return readCmd(read, 2*timeout, func(c steps.Connections, err error) tea.Msg {
 		return connsMsg{gen: gen, c: c, err: err}
-	}
+	})
 }
 
 // terminateCmd ends the chosen session through the runner, which journals it.

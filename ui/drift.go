@@ -26,12 +26,9 @@ type driftMsg struct {
 }
 
 func pollDriftCmd(gen int, read DriftFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-		defer cancel()
-		d, err := read(ctx)
+	return readCmd(read, 2*timeout, func(d steps.Drift, err error) tea.Msg {
 		return driftMsg{gen: gen, d: d, err: err}
-	}
+	})
 }
 
 // takeDrift takes in a comparison; a drift keeps the time it was first seen.

@@ -44,12 +44,9 @@ type syncMsg struct {
 
 // pollSyncCmd reads the initial sync's progress once.
 func pollSyncCmd(gen int, read SyncProgressFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		p, err := read(ctx)
+	return readCmd(read, timeout, func(p steps.SyncProgress, err error) tea.Msg {
 		return syncMsg{gen: gen, p: p, err: err}
-	}
+	})
 }
 
 // syncStage is where the initial sync stands, as this screen has seen it.

@@ -29,12 +29,9 @@ type trafficMsg struct {
 
 // pollTrafficCmd reads where writes go once.
 func pollTrafficCmd(gen int, read TrafficFunc, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		t, err := read(ctx)
+	return readCmd(read, timeout, func(t steps.Traffic, err error) tea.Msg {
 		return trafficMsg{gen: gen, t: t, err: err}
-	}
+	})
 }
 
 // takeTraffic takes in a read of where writes go.
