@@ -158,15 +158,40 @@ cat -- "$f"
 // errChanged is the rewrite script's exit 4.
 const errChanged = 4
 
-func (s *sshIni) Repoint(ctx context.Context, ch IniChange) error {
+// lastRead is the file as last read (the precheck reads it), read now if
+// it never was.
+func (s *sshIni) lastRead(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
 	old := s.last
 	s.mu.Unlock()
-	if old == nil {
-		var err error
-		if old, err = s.read(ctx); err != nil {
-			return fmt.Errorf("%s: %w", s.on, err)
-		}
+	if old != nil {
+		return old, nil
+	}
+	old, err := s.read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.on, err)
+	}
+	return old, nil
+}
+
+// againIfChanged runs try once more, on the file read again, when err
+// says it changed since it was read (a script's exit 4).
+func (s *sshIni) againIfChanged(ctx context.Context, err error, try func(old []byte) error) error {
+	var exit *ssh.ExitError
+	if !errors.As(err, &exit) || exit.ExitStatus() != errChanged {
+		return err
+	}
+	old, err := s.read(ctx)
+	if err != nil {
+		return err
+	}
+	return try(old)
+}
+
+func (s *sshIni) Repoint(ctx context.Context, ch IniChange) error {
+	old, err := s.lastRead(ctx)
+	if err != nil {
+		return err
 	}
 	fc := s.change(ch)
 	start := time.Now()
@@ -177,14 +202,12 @@ func (s *sshIni) Repoint(ctx context.Context, ch IniChange) error {
 		}
 		return nil
 	}
-	done, err := s.rewrite(ctx, old, ch)
-	var exit *ssh.ExitError
-	if errors.As(err, &exit) && exit.ExitStatus() == errChanged {
-		// Changed since it was last read (by the precheck): read it again.
-		if old, err = s.read(ctx); err == nil {
-			done, err = s.rewrite(ctx, old, ch)
-		}
+	var done bool
+	try := func(old []byte) (err error) {
+		done, err = s.rewrite(ctx, old, ch)
+		return err
 	}
+	err = s.againIfChanged(ctx, try(old), try)
 	if !done && err == nil {
 		return nil // it pointed there already: nothing written, nothing to journal
 	}

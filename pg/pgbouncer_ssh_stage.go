@@ -80,23 +80,18 @@ type stagedIni struct {
 
 // Stage writes ch's new text beside the remote ini (IniStager).
 func (s *sshIni) Stage(ctx context.Context, ch IniChange) error {
-	s.mu.Lock()
-	old := s.last
-	s.mu.Unlock()
-	var err error
-	if old == nil {
-		if old, err = s.read(ctx); err != nil {
-			return fmt.Errorf("%s: %w", s.on, err)
-		}
+	old, err := s.lastRead(ctx)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
-	text, staged, err := s.stage(ctx, old, ch)
-	var exit *ssh.ExitError
-	if errors.As(err, &exit) && exit.ExitStatus() == errChanged {
-		if old, err = s.read(ctx); err == nil {
-			text, staged, err = s.stage(ctx, old, ch)
-		}
+	var text string
+	var staged bool
+	try := func(old []byte) (err error) {
+		text, staged, err = s.stage(ctx, old, ch)
+		return err
 	}
+	err = s.againIfChanged(ctx, try(old), try)
 	if !staged && err == nil {
 		return nil // it points there already
 	}
