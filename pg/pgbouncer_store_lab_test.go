@@ -79,6 +79,58 @@ func TestSSHIniStore(t *testing.T) {
 		}
 	})
 
+	t.Run("staged before, renamed after; a file changed since is read again", func(t *testing.T) {
+		st, _ := sshStore(info)
+		defer st.Close()
+		if _, err := st.ReadEntry(ctx, lab.AppDB); err != nil {
+			t.Fatal(err)
+		}
+		// Someone edits the file after the read: the stage reads it again.
+		edit := func() {
+			t.Helper()
+			f, err := os.OpenFile(info.PgBouncerSSH.Ini, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintln(f, "; edited by hand")
+			f.Close()
+		}
+		edit()
+		blue := Endpoint{Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}
+		toBlue := IniChange{Database: lab.AppDB, Side: "blue", To: blue}
+		if err := st.Stage(ctx, toBlue); err != nil {
+			t.Fatalf("stage over a file changed since it was read: %v", err)
+		}
+		if e, _ := st.ReadEntry(ctx, lab.AppDB); e.Get("port") != fmt.Sprint(info.Green.Port) {
+			t.Fatalf("the stage changed what PgBouncer reads: %q", e.Line)
+		}
+		if err := st.Repoint(ctx, toBlue); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := os.ReadFile(info.PgBouncerSSH.Ini)
+		if !strings.Contains(string(text), fmt.Sprintf("port=%d", info.Blue.Port)) || !strings.Contains(string(text), "; edited by hand") {
+			t.Errorf("after the staged repoint (the hand edit kept):\n%s", text)
+		}
+		if _, err := os.Stat(info.PgBouncerSSH.Ini + ".pgbg-new"); !os.IsNotExist(err) {
+			t.Errorf("the staged text is still beside the ini: %v", err)
+		}
+		// Staged, then edited again before the rename: the armed commit
+		// refuses and the repoint rewrites the file as it is now.
+		if err := st.Stage(ctx, IniChange{Database: lab.AppDB, Side: "green", To: green}); err != nil {
+			t.Fatal(err)
+		}
+		edit()
+		later := time.Now().Add(2 * time.Second)
+		os.Chtimes(info.PgBouncerSSH.Ini, later, later)
+		if err := st.Repoint(ctx, IniChange{Database: lab.AppDB, Side: "green", To: green}); err != nil {
+			t.Fatal(err)
+		}
+		text, _ = os.ReadFile(info.PgBouncerSSH.Ini)
+		if !strings.Contains(string(text), fmt.Sprintf("port=%d", info.Green.Port)) || strings.Count(string(text), "; edited by hand") != 2 {
+			t.Errorf("after a repoint over a file edited since the stage (both edits kept):\n%s", text)
+		}
+	})
+
 	t.Run("an unknown or changed host key is refused", func(t *testing.T) {
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
 		key, _ := ssh.NewPublicKey(pub)
