@@ -292,21 +292,26 @@ func TestKillDuringCutover(t *testing.T) {
 	k.must(t, "run", "--through", "analyze-green", "--yes")
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
 
-	// The points: writes paused (drain to come); the reverse feed enabled;
-	// PgBouncer moved (RELOAD) but not resumed; resumed (the switch) but
-	// not verified, not fenced.
-	points := []string{"drain target", "sync sequences", "resume", "verify target is green"}
+	// The points: writes paused (drain to come); the drain under way (the
+	// sequences beside it); PgBouncer moved (RELOAD) but not resumed;
+	// resumed (the switch), the feeds not yet swapped; swapped, but not
+	// verified, not fenced.
+	points := []string{"drain target", "sync sequences", "resume", "stop blue -> green replication", "verify target is green"}
+	pastSwitch := func(point string) bool {
+		return point == "stop blue -> green replication" || point == "verify target is green"
+	}
 	for _, point := range points {
 		t.Run("guard/"+point, func(t *testing.T) {
 			h, out := k.held(t, "cutover", point, true)
 			killed := time.Now()
 			h.signal(syscall.SIGKILL)
-			if point == "verify target is green" {
+			if pastSwitch(point) {
 				// Past the switch: nothing paused; finishing forward fences blue.
 				if k.paused(t) {
 					t.Fatal("PgBouncer paused after a kill past the switch")
 				}
 				waitGuard(t, k)
+				k.noCommitHeld(t)
 				k.wantTraffic(t, "green")
 				t.Logf("finish: %s", lastLine(k.must(t, "run", "cutover", "--finish", "--yes")))
 				k.wantTraffic(t, "green")
@@ -332,7 +337,7 @@ func TestKillDuringCutover(t *testing.T) {
 				h, _ := k.held(t, "cutover", point, false)
 				h.signal(syscall.SIGKILL)
 				code, o := k.cli(t, nil, "run", "cutover", "--yes")
-				if point != "verify target is green" && (code == 0 || !strings.Contains(o, "--finish") || !strings.Contains(o, "--undo")) {
+				if !pastSwitch(point) && (code == 0 || !strings.Contains(o, "--finish") || !strings.Contains(o, "--undo")) {
 					t.Errorf("a cutover over a half-way one: exit %d, want a refusal naming both ways out:\n%s", code, o)
 				}
 				start := time.Now()

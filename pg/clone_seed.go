@@ -185,7 +185,7 @@ type OriginState struct {
 }
 
 // ReadOrigin reads a subscription and its origin's remote_lsn.
-func ReadOrigin(ctx context.Context, green *pgxpool.Pool, subname string) (OriginState, error) {
+func ReadOrigin(ctx context.Context, green Querier, subname string) (OriginState, error) {
 	st := OriginState{Subscription: subname}
 	var oid uint32
 	var remote string

@@ -253,14 +253,23 @@ func retryWhile(ctx context.Context, transient error, f func(ctx context.Context
 	}
 }
 
+// slotApplyLag is the largest lag of the slots s (each joined to its
+// walsender r in pg_stat_replication) in bytes: behind what the subscriber
+// has applied (replay_lsn, which it reports after every batch), or, where
+// that is not visible, behind its flushed position (confirmed_flush_lsn,
+// which trails by up to the subscriber's next WAL flush and report: a
+// second of writes at 1,000 writes/s).
+const slotApplyLag = `coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replay_lsn, s.confirmed_flush_lsn))), 0)::bigint`
+
 func checkLag(ctx context.Context, c *pgxpool.Conn, slots []string, maxLag int64) (string, error) {
 	var n int
 	var lag int64
 	var inactive []string
 	err := c.QueryRow(ctx, `
-SELECT count(*), coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint,
-       coalesce(array_agg(slot_name::text) FILTER (WHERE NOT active), '{}')
-FROM pg_replication_slots WHERE slot_name = ANY($1)`, slots).Scan(&n, &lag, &inactive)
+SELECT count(*), `+slotApplyLag+`,
+       coalesce(array_agg(s.slot_name::text) FILTER (WHERE NOT s.active), '{}')
+FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_name = ANY($1)`, slots).Scan(&n, &lag, &inactive)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("read the slots: %w", err)

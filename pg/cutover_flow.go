@@ -77,10 +77,10 @@ type run struct {
 	// held: the source's commits wait for the target's apply (holdStep).
 	held     bool
 	preSeqs  []Sequence // the first pass's values
-	seqs     []Sequence // read while writes are stopped
 	drainLSN string
-	// seqReadMs is how long reading seqs took (during the drain).
-	seqReadMs float64
+	// toLSN is the target's position once the drain applied and flushed
+	// everything: where the opposite feed starts (anchorSteps).
+	toLSN string
 }
 
 func newRun(p *CutoverParams, rollback bool, way string) *run {

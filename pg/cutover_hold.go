@@ -16,7 +16,7 @@ import (
 // then what is in flight, and the drain inside the pause is one poll. It
 // is bounded in time (CutoverParams.HoldCommits), needs ALTER SYSTEM (a
 // self-managed server), is skipped when the source has synchronous
-// standbys of its own, and is released right after the drain and on every
+// standbys of its own, and is released right after the switch and on every
 // undo (a way out, the guard).
 
 // holdStandbys is our synchronous_standby_names, told from anyone else's:
@@ -93,10 +93,15 @@ func (r *run) holdStep() subStep {
 	return subStep{name: "hold " + d.from.name + "'s commits", target: d.from.name, own: true,
 		plan: func() []PlanLine {
 			return append(stmtLines(holdStmts(d.from.name, f.drainSubs)...),
-				noteLine(d.from.name, "only when %s has no synchronous standby of its own; then at most %s until the lag is under %d bytes: commits on %s return once %s applied them, so the drain inside the pause is one poll; released right after the drain, and by every undo", d.from.name, p.HoldCommits, holdLag, d.from.name, d.to.name))
+				noteLine(d.from.name, "only when %s has no synchronous standby of its own and the lag is under max_lag_bytes; then at most %s until the lag is under %d bytes: commits on %s return once %s applied them, so the drain inside the pause is one poll; released right after the switch, and by every undo", d.from.name, p.HoldCommits, holdLag, d.from.name, d.to.name))
 		},
 		run: func(ctx context.Context) (string, error) {
 			c := r.e.from
+			// Held with green far behind, every commit would wait for all
+			// of it: the lag gate first.
+			if _, err := checkLag(ctx, c, f.drainSlots, p.MaxLagBytes); err != nil {
+				return "", err
+			}
 			_, free, err := holdState(ctx, c, f.drainSubs)
 			if err != nil {
 				return "", err
@@ -119,7 +124,7 @@ func (r *run) holdStep() subStep {
 			deadline := start.Add(p.HoldCommits)
 			var lag int64
 			for {
-				if err := c.QueryRow(Quiet(ctx), "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint FROM pg_replication_slots WHERE slot_name = ANY($1)", f.drainSlots).Scan(&lag); err != nil {
+				if err := c.QueryRow(Quiet(ctx), "SELECT "+slotApplyLag+" FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = ANY($1)", f.drainSlots).Scan(&lag); err != nil {
 					return "", err
 				}
 				if lag < holdLag || time.Now().After(deadline) {
@@ -138,12 +143,14 @@ func (r *run) holdStep() subStep {
 // holdLag is the lag under which holding has done its work.
 const holdLag = 16 << 10
 
-// releaseStep lets the source's commits go again: during the drain, on a
-// connection of its own (nothing of the application commits any more, and
-// the cutover's next commits on the source must not wait for a feed about
-// to stop; ALTER SYSTEM and pg_reload_conf commit nothing themselves), and
-// first in every undo (before a RESUME lets the application commit again).
-func (r *run) releaseStep(wait bool) subStep {
+// releaseStep lets the source's commits go again: right after the switch
+// (the application writes on the target by then, and the cutover's own
+// statements on the source never wait for a standby: the flushes commit
+// with synchronous_commit = local, the reverse feed's apply worker
+// asynchronously), and first in every undo (before a RESUME lets the
+// application commit on the source again). It waits until the setting is
+// gone.
+func (r *run) releaseStep() subStep {
 	d := r.d
 	return subStep{name: "release " + d.from.name + "'s commits", target: d.from.name,
 		plan: func() []PlanLine {
@@ -158,11 +165,6 @@ func (r *run) releaseStep(wait bool) subStep {
 				return "", err
 			}
 			r.held = false
-			if !wait {
-				// Inside the pause nothing commits on the source but the
-				// cutover's own sessions, which never wait for a standby.
-				return "", nil
-			}
 			return "", reloaded(ctx, c, "")
 		}}
 }

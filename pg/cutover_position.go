@@ -80,9 +80,9 @@ func (pos position) bouncerAtSource(name string) bool {
 }
 
 // stoppedPosition is where an attempt stands once writes stopped: nothing
-// else has changed yet.
+// else has changed yet (the reverse slot and subscription were made before).
 func (r *run) stoppedPosition() position {
-	pos := position{stopped: true, drainedOn: true, oppositeSlot: r.d.rollback, oppositeSub: true,
+	pos := position{stopped: true, drainedOn: true, oppositeSlot: true, oppositeSub: true,
 		fromFenced: r.p.Method == MethodNologin, toClosed: true, held: r.p.HoldCommits > 0}
 	for _, b := range r.p.Bouncers {
 		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, pointsAt: "from", iniAt: "from", paused: true})

@@ -77,50 +77,101 @@ func flushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
 	return lsn, nil
 }
 
-// drainTargetStmt takes the source's current WAL position as the drain
-// target, with the largest lag of the feed's slots and how many exist.
+// drainTargetStmt takes the source's WAL insert position as the drain
+// target (every commit made before is at or before it), with the largest
+// lag of the feed's slots, how many exist, and whether the WAL is flushed
+// that far already: walsenders send only flushed WAL.
 func drainTargetStmt(on string, slots []string) Stmt {
-	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT pg_current_wal_lsn()::text, coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint, count(*) FROM pg_replication_slots WHERE slot_name = ANY($1)`}
+	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT pg_current_wal_insert_lsn()::text, ` + slotApplyLag + `, count(*),
+       pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()
+FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = ANY($1)`}
 }
 
-// drainedStmt asks whether every slot's confirmed_flush_lsn reached lsn: the
-// subscriber has applied and flushed everything written before it.
-func drainedStmt(on string, slots []string, lsn any) Stmt {
-	return Stmt{On: on, Args: []any{slots, lsn}, SQL: `SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::pg_lsn), false) FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-		Note: "every millisecond until true, flushing the subscriber's then the source's WAL between polls (journaled once)"}
+// appliedStmt asks, on the subscriber, whether every apply worker of subs
+// has received the source's WAL up to lsn. An apply worker takes the
+// stream in order and applies each transaction before it reads on, so a
+// received position at lsn (a keepalive's, sent once the walsender has
+// nothing older left) means everything committed before lsn is applied.
+// It reads shared memory: no feedback to the source is waited for.
+func appliedStmt(on string, subs []string, lsn any) Stmt {
+	return Stmt{On: on, Args: []any{subs, lsn}, SQL: `SELECT count(*) = cardinality($1::text[]) AND coalesce(bool_and(received >= $2::pg_lsn), false)
+FROM (SELECT subname, max(received_lsn) AS received FROM pg_stat_subscription
+      WHERE subname = ANY($1) AND relid IS NULL GROUP BY subname) w`,
+		Note: "every millisecond until true (journaled once); the source's WAL is flushed every 10 polls, which wakes its walsender"}
 }
 
-// waitDrained polls until every slot's confirmed_flush_lsn reached lsn.
+// waitApplied polls the subscriber until its apply workers of subs have
+// applied everything the source wrote before lsn, and returns the
+// subscriber's WAL insert position then: every applied change is before
+// it. The apply workers commit asynchronously: the caller flushes the
+// subscriber's WAL before any client reaches it.
 //
-// Left alone this takes up to a second after the last apply: the
-// subscriber's apply worker commits asynchronously and reports a flushed
-// position only when it next wakes (its nap is 1 s) or a keepalive arrives.
-// So each round flushes the subscriber's WAL and then commits an empty
-// transaction synchronously on the source: its walsender wakes, decodes
-// nothing to send, and pings the subscriber, which answers at once with its
-// now-flushed position. The first round is journaled; the rest run quietly.
-func waitDrained(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName string, slots []string, lsn string) (int, error) {
+// The slots' confirmed_flush_lsn on the source says the same later: it
+// moves only when the subscriber next reports a flushed position, which it
+// does when it wakes or a keepalive comes, so waiting for it added tens of
+// ms to the pause.
+func waitApplied(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName string, subs []string, lsn string) (string, int, error) {
 	for polls := 1; ; polls++ {
 		var done bool
-		if err := drainedStmt(srcName, slots, lsn).QueryRow(ctx, src, &done); err != nil {
-			return polls, fmt.Errorf("wait for the slots to reach %s: %w", lsn, err)
+		if err := appliedStmt(dstName, subs, lsn).QueryRow(ctx, dst, &done); err != nil {
+			return "", polls, fmt.Errorf("wait for %s to apply up to %s: %w", strings.Join(subs, ", "), lsn, err)
 		}
 		if done {
-			return polls, nil
+			// Read after the check: whatever the check saw applied is
+			// before this position.
+			var at string
+			err := insertLSNStmt(dstName).QueryRow(ctx, dst, &at)
+			return at, polls, err
 		}
-		if _, err := flushWAL(ctx, dst, dstName); err != nil {
-			return polls, err
-		}
-		if _, err := flushWAL(ctx, src, srcName); err != nil {
-			return polls, err
+		if polls%10 == 0 {
+			if _, err := flushWAL(ctx, src, srcName); err != nil {
+				return "", polls, err
+			}
 		}
 		ctx = Quiet(ctx)
 		select {
 		case <-ctx.Done():
-			return polls, fmt.Errorf("wait for the slots to reach %s: %w", lsn, ctx.Err())
-		case <-time.After(time.Millisecond):
+			return "", polls, fmt.Errorf("wait for %s to apply up to %s: %w", strings.Join(subs, ", "), lsn, ctx.Err())
+		case <-time.After(500 * time.Microsecond):
 		}
 	}
+}
+
+func insertLSNStmt(on string) Stmt {
+	return Stmt{On: on, SQL: "SELECT pg_current_wal_insert_lsn()::text"}
+}
+
+// anchorStmt sets where blue's reverse subscription starts reading green:
+// its replication origin moves to at, green's position once everything
+// blue sent is applied there, so what the reverse slot (made before the
+// pause) holds from before is skipped and every write of the application
+// on green after it is sent. The advance is WAL-logged but commits
+// nothing: it is made durable by a flush before the subscription is
+// enabled (swapSteps), after the switch, not inside the pause.
+func anchorStmt(on, sub string, at any) Stmt {
+	return Stmt{On: on, Args: []any{sub, at}, SQL: `SELECT 'pg_' || s.oid, pg_replication_origin_advance('pg_' || s.oid, $2::pg_lsn) IS NULL
+FROM pg_subscription s WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`}
+}
+
+// anchor runs anchorStmt; the origin it moved.
+func anchor(ctx context.Context, c *pgxpool.Conn, on, sub, at string) (string, error) {
+	var origin string
+	var null bool
+	err := anchorStmt(on, sub, at).QueryRow(ctx, c, &origin, &null)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("set the start of subscription %s on %s: it does not exist", sub, on)
+	}
+	if err != nil {
+		return "", fmt.Errorf("set the start of subscription %s on %s: %w", sub, on, err)
+	}
+	return origin, nil
+}
+
+// anchored reports whether subscription sub on c has a start set (its
+// origin has a remote_lsn): enabling it is safe only then.
+func anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
+	st, err := ReadOrigin(ctx, c, sub)
+	return st.Progressed, err
 }
 
 // disableSubscriptionStmts disable the subscriptions and end their apply

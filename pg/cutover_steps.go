@@ -60,8 +60,9 @@ func (r *run) stageIniStep(s side) subStep {
 		plan: func() []PlanLine {
 			var out []PlanLine
 			for _, b := range p.Bouncers {
-				if st, ok := b.NewIniStore().(*sshIni); ok {
-					out = append(out, PlanLine{On: st.on, Kind: "file", Text: st.stageChange(change(b)).String()})
+				if st, ok := b.NewIniStore().(IniStager); ok {
+					fc := st.StageChange(change(b))
+					out = append(out, PlanLine{On: fc.On, Kind: "file", Text: fc.String()})
 				}
 			}
 			return out
@@ -105,72 +106,60 @@ func (r *run) stopSteps() []subStep {
 	return append(out, r.stopWritesSteps()...)
 }
 
-// forwardSteps take a cutover from pos to done: the drained feed stopped,
-// the opposite one started, sequences, logins, the traffic, the fence.
-// Each is there only when pos says it is still to do, so the same list
-// finishes an attempt that was interrupted.
+// forwardSteps take a cutover from pos to done. Writes stopped, at once:
+// the drain and then the start of the opposite feed set (the anchor), the
+// sequences, the target opened to the application, PgBouncer's ini
+// renamed; then the switch. Only after it the feeds are swapped (the
+// drained one stopped, the opposite one enabled) and held commits
+// released: neither changes what the application sees, so neither is
+// waited for in the pause. Each sub-step is there only when pos says it is
+// still to do, so the same list finishes an attempt that was interrupted.
 func (r *run) forwardSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
-	switch {
-	case pos.drainedOn:
-		out = append(out, r.drainSteps(pos.held)...)
-	case pos.held:
-		out = append(out, r.releaseStep(true))
-	}
-	// What the switch needs and does not depend on each other runs at
-	// once: the feeds swapped (in order), the sequences set, the target
-	// opened to the application, PgBouncer's ini rewritten (RELOAD comes
-	// after all of them).
-	seqs := subStep{name: "sync sequences", target: d.to.name,
-		plan: func() []PlanLine {
-			return append([]PlanLine{noteLine(d.from.name, "every sequence of %s, as read while writes are stopped (during the drain); only those that moved since the first pass are set", d.from.name)},
-				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
-		},
-		run: func(ctx context.Context) (string, error) {
-			start := time.Now()
-			seqs := r.seqs
-			if seqs == nil {
-				var err error
-				if seqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
-					return "", err
-				}
-			}
-			changed := changedSequences(r.preSeqs, seqs)
-			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, SequenceSessions)
-			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
-			r.rep.SeqSyncMs = ms(time.Since(start)) + r.seqReadMs
-			if err == nil && len(res.Missing) > 0 {
-				err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
-			}
-			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
-		}}
-	var feeds []subStep
-	if pos.drainedOn {
-		feeds = append(feeds, r.stopDrainedStep())
-	}
-	feeds = append(feeds, r.oppositeSteps(pos)...)
-	at := []subStep{seqs}
-	if len(feeds) > 0 {
-		at = append(at, r.inOrder("swap the feeds", d.to.name+", "+d.from.name, feeds...))
-	}
-	if p.Method == MethodPgBouncer {
-		// Behind PgBouncer's pause nobody reaches the target yet: opening it
-		// now costs the pause nothing.
-		if !pos.toOpen {
-			at = append(at, r.openWritesStep())
+	bouncer := p.Method == MethodPgBouncer
+	if !pos.atTarget {
+		var feed []subStep
+		if pos.drainedOn {
+			feed = append(feed, r.drainSteps()...)
 		}
-		if !pos.iniAtTarget() {
-			at = append(at, r.rewriteIniStep(d.to))
+		feed = append(feed, r.anchorSteps(pos)...)
+		if !bouncer {
+			// The switch is the target's logins: the application may
+			// write there at once, so the feeds are swapped before.
+			feed = append(feed, r.swapSteps(pos)...)
+		}
+		at := []subStep{r.sequencesStep()}
+		if len(feed) > 0 {
+			at = append([]subStep{r.inOrder("drain, then the reverse feed's start", d.from.name+" -> "+d.to.name, feed...)}, at...)
+		}
+		if bouncer {
+			// Behind PgBouncer's pause nobody reaches the target yet: opening
+			// it and renaming the ini now cost the pause nothing.
+			if !pos.toOpen {
+				at = append(at, r.openWritesStep())
+			}
+			if !pos.iniAtTarget() {
+				at = append(at, r.rewriteIniStep(d.to))
+			}
+		}
+		out = append(out, r.together("writes stopped", at...))
+		if bouncer {
+			out = append(out, r.switchBouncerSteps(pos)...)
+		} else if !pos.toOpen {
+			out = append(out, r.openWritesStep())
 		}
 	}
-	out = append(out, r.together("prepare the switch", at...))
-	if p.Method != MethodPgBouncer && !pos.toOpen {
-		// The switch itself, once the sequences and feeds are set.
-		out = append(out, r.openWritesStep())
+	if pos.held {
+		out = append(out, r.releaseStep())
 	}
-	if p.Method == MethodPgBouncer {
-		out = append(out, r.switchBouncerSteps(pos)...)
+	if bouncer || pos.atTarget {
+		if swap := r.swapSteps(pos); len(swap) > 0 {
+			out = append(out, r.inOrder("swap the feeds", d.to.name+", "+d.from.name, swap...))
+		}
+	}
+	if bouncer {
+		out = append(out, r.checkBouncerSteps()...)
 	} else {
 		out = append(out, subStep{name: "probe write on " + d.to.name, target: d.to.name,
 			plan: func() []PlanLine {
@@ -187,6 +176,33 @@ func (r *run) forwardSteps(pos position) []subStep {
 		out = append(out, r.dropReverseStep())
 	}
 	return out
+}
+
+// sequencesStep sets the target's sequences from the source's, read once
+// writes stopped: only those that moved since the first pass. It needs
+// nothing of the drain, so it runs beside it.
+func (r *run) sequencesStep() subStep {
+	p, d := r.p, r.d
+	return subStep{name: "sync sequences", target: d.to.name,
+		plan: func() []PlanLine {
+			return append([]PlanLine{noteLine(d.from.name, "every sequence of %s read (two sessions), writes stopped; only those that moved since the first pass are set", d.from.name)},
+				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+		},
+		run: func(ctx context.Context) (string, error) {
+			start := time.Now()
+			seqs, err := ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
+			if err != nil {
+				return "", err
+			}
+			changed := changedSequences(r.preSeqs, seqs)
+			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, SequenceSessions)
+			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
+			r.rep.SeqSyncMs = ms(time.Since(start))
+			if err == nil && len(res.Missing) > 0 {
+				err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
+			}
+			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
+		}}
 }
 
 // openWritesStep lets the application write on the target: LOGIN for the

@@ -119,11 +119,9 @@ func (r *run) stopWritesSteps() []subStep {
 	}
 }
 
-// switchBouncerSteps move every PgBouncer to the target: the ini entry
-// rewritten where the ini lives (read back and verified), RELOAD,
-// WAIT_CLOSE, every PgBouncer before any is resumed; then RESUME (the
-// switch), the checks, server_login_retry put back and a probe write
-// through PgBouncer.
+// switchBouncerSteps move every PgBouncer to the target, its ini already
+// changed: RELOAD, WAIT_CLOSE and SHOW DATABASES saying the target, every
+// PgBouncer before any is resumed; then RESUME (the switch).
 func (r *run) switchBouncerSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
@@ -136,7 +134,7 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 			plan: func() []PlanLine {
 				var out []PlanLine
 				for _, b := range p.Bouncers {
-					out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
+					out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database), ConsoleStmt(b.Name, "SHOW DATABASES").with("must say "+d.to.endpoint.String()+", or nothing is resumed"))...)
 				}
 				return out
 			},
@@ -145,9 +143,21 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 					if err := c.Reload(ctx); err != nil {
 						return err
 					}
-					return c.WaitClose(ctx, b.Database)
+					if err := c.WaitClose(ctx, b.Database); err != nil {
+						return err
+					}
+					// What RESUME will send the clients to, from PgBouncer
+					// itself: an ini that did not take is found here, paused.
+					db, err := c.Database(ctx, b.Database)
+					if err != nil {
+						return err
+					}
+					if db.Host != d.to.endpoint.Host || db.Port != d.to.endpoint.Port {
+						return fmt.Errorf("PgBouncer %s: after the RELOAD, database %s points at %s:%d, not %s", b.Name, b.Database, db.Host, db.Port, d.to.endpoint)
+					}
+					return nil
 				})
-				return "RELOAD, WAIT_CLOSE: database entry -> " + d.to.endpoint.String(), err
+				return "RELOAD, WAIT_CLOSE, SHOW DATABASES: database entry -> " + d.to.endpoint.String(), err
 			}})
 	}
 	out = append(out, subStep{name: "resume", target: "pgbouncer", switches: true,
@@ -166,6 +176,14 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 			}
 			return "", err
 		}})
+	return out
+}
+
+// checkBouncerSteps follow the switch: the checks, server_login_retry put
+// back and a probe write through PgBouncer.
+func (r *run) checkBouncerSteps() []subStep {
+	p, d := r.p, r.d
+	var out []subStep
 	out = append(out, subStep{name: "verify target is " + d.to.name, target: "pgbouncer",
 		plan: func() []PlanLine {
 			return []PlanLine{noteLine("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.to.endpoint, d.to.name)}

@@ -29,7 +29,7 @@ func (r *run) undoSteps(pos position) []subStep {
 	if pos.held {
 		// First: a RESUME must not let the application commit into a wait
 		// for a feed being stopped.
-		out = append(out, r.releaseStep(true))
+		out = append(out, r.releaseStep())
 	}
 	if p.Method == MethodPgBouncer {
 		back := false
@@ -145,35 +145,25 @@ func (r *run) undoSteps(pos position) []subStep {
 	return out
 }
 
-// postSwitchSteps finish an attempt whose traffic already moved: the
-// checks, server_login_retry, the probe, the fence.
-func (r *run) postSwitchSteps() []subStep {
-	pos := position{stopped: true, oppositeSlot: true, oppositeSub: true, oppositeOn: true, toOpen: true}
-	for _, b := range r.p.Bouncers {
-		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, pointsAt: "to", iniAt: "to"})
-	}
-	all := r.forwardSteps(pos)
-	var out []subStep
-	for _, s := range all {
-		if s.name != "sync sequences" && s.name != "resume" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // wayOutSteps are the sub-steps a way out runs from pos, and whether it
 // must then run a whole new attempt (finishing forward when writes reach
 // the source again: what was drained is stale).
 func (r *run) wayOutSteps(pos position, way string) (steps []subStep, fresh bool, reverse bool) {
 	switch {
 	case way == WayUndo && pos.atTarget:
-		return nil, false, true // the switch happened: undoing it is the opposite attempt
+		// The switch happened: undoing it is the opposite attempt, which
+		// drains the feed back, so that feed is started first when the
+		// attempt stopped before it.
+		var first []subStep
+		if pos.held {
+			first = append(first, r.releaseStep())
+		}
+		return append(first, r.swapSteps(pos)...), false, true
 	case way == WayUndo:
 		return r.undoSteps(pos), false, false
-	case pos.atTarget:
-		return r.postSwitchSteps(), false, false
-	case pos.stopped:
+	case pos.atTarget, pos.stopped:
+		// Past the switch, only what follows it is left: the feeds, the
+		// checks, the fence.
 		return r.forwardSteps(pos), false, false
 	default:
 		return r.undoSteps(pos), true, false
@@ -205,6 +195,10 @@ func WayOut(ctx context.Context, p CutoverParams, rollback bool, way string) (re
 	}
 	steps, fresh, reverse := r.wayOutSteps(pos, way)
 	if reverse {
+		if _, err := r.runSteps(ctx, steps); err != nil {
+			r.rep.Outcome = OutcomeFailed
+			return r.rep, err
+		}
 		// The opposite attempt opens its own connections: this run's go
 		// back to the pools first.
 		r.e.close()
@@ -284,9 +278,9 @@ const (
 // Guard is what the guard process does when the driver of an attempt died
 // or stopped answering: unless the traffic already moved, the attempt is
 // undone from where the servers are (PgBouncer resumed on the source, its
-// ini put back, replication as before); if it moved, only
-// server_login_retry is put back, and finishing (the fence) is left to the
-// operator's way out. It returns what it did.
+// ini put back, replication as before); if it moved, only held commits
+// are released and server_login_retry is put back, and finishing (the
+// feeds' swap, the fence) is left to the operator's way out. It returns what it did.
 func Guard(ctx context.Context, p CutoverParams, rollback bool) (what string, rep *Report, err error) {
 	r := newRun(&p, rollback, "guard")
 	if r.e, err = r.open(ctx); err != nil {
@@ -300,7 +294,11 @@ func Guard(ctx context.Context, p CutoverParams, rollback bool) (what string, re
 	}
 	where := r.describe(pos)
 	if pos.atTarget {
-		_, err = r.runSteps(ctx, []subStep{r.restoreLoginRetryStep()})
+		steps := []subStep{r.restoreLoginRetryStep()}
+		if pos.held {
+			steps = append([]subStep{r.releaseStep()}, steps...)
+		}
+		_, err = r.runSteps(ctx, steps)
 		r.rep.Outcome = OutcomeDone
 		r.finish(&err)
 		return "server_login_retry put back; the switch itself had happened (" + where + ")", r.rep, err

@@ -59,13 +59,38 @@ func TestRewriteScriptRefusesPartialText(t *testing.T) {
 	}
 }
 
-// TestStagedIniRenamedOnlyOverTheFileStaged runs the staging scripts here,
-// with sh: the stage writes the new text beside the ini and leaves the ini
-// as it was; the commit renames it into place and prints it; a file
-// replaced or edited since the stage is left alone (exit 4), as is one
-// staged from text that arrived cut short. The commit waits for the line
-// "commit" on its stdin and does nothing without it.
+// TestStagedIniRenamedOnlyOverTheFileStaged runs the staging scripts here:
+// the stage writes the new text beside the ini and leaves the ini as it
+// was (and says whether perl is there); the commit, in sh and in perl,
+// renames it into place and prints "renamed"; a file replaced or edited
+// since the stage is left alone (exit 4), as is one staged from text that
+// arrived cut short. The commit waits for the line "commit" on its stdin
+// and does nothing without it.
 func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
+	for _, perl := range []bool{false, true} {
+		if _, err := exec.LookPath("perl"); perl && err != nil {
+			t.Log("no perl here: its commit is not tried")
+			continue
+		}
+		t.Run(map[bool]string{false: "sh", true: "perl"}[perl], func(t *testing.T) { testStagedIni(t, perl) })
+	}
+}
+
+func testStagedIni(t *testing.T, perl bool) {
+	_, err := exec.LookPath("perl")
+	hasPerl := err == nil
+	// commit runs the commit as the SSH store would (after the stage).
+	commit := func(t *testing.T, stdin, ini string) (string, int) {
+		t.Helper()
+		if !perl {
+			return runScript(t, commitScript, stdin, ini)
+		}
+		out, code := runCmd(t, exec.Command("perl", "-e", perlCommitScript, ini), stdin)
+		if !strings.HasPrefix(out, "ready\n") {
+			t.Errorf("the perl commit did not say it was ready: %q", out)
+		}
+		return strings.TrimPrefix(out, "ready\n"), code
+	}
 	old := "[databases]\napp = host=127.0.0.1 port=5432 dbname=app\n"
 	text := strings.Replace(old, "5432", "5433", 1)
 
@@ -76,8 +101,8 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.WriteFile(ini, []byte(old), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := runScript(t, stageScript, text, ini, sha256Hex(old), sha256Hex(text)); code != 0 {
-			t.Fatalf("stage: exit %d", code)
+		if out, code := runScript(t, stageScript, text, ini, sha256Hex(old), sha256Hex(text)); code != 0 || hasPerl != (out == "perl\n") {
+			t.Fatalf("stage: exit %d, printed %q", code, out)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != old {
 			t.Fatalf("the stage changed the ini PgBouncer reads:\n%s", b)
@@ -89,9 +114,12 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	}
 	t.Run("renamed into place", func(t *testing.T) {
 		ini := staged(t)
-		out, code := runScript(t, commitScript, "commit\n", ini)
-		if code != 0 || out != text {
+		out, code := commit(t, "commit\n", ini)
+		if code != 0 || out != "renamed\n" {
 			t.Fatalf("commit: exit %d, printed %q", code, out)
+		}
+		if b, _ := os.ReadFile(ini); string(b) != text {
+			t.Errorf("the ini after the commit:\n%s", b)
 		}
 		if b, _ := os.ReadFile(ini + ".pgbg-backup"); string(b) != old {
 			t.Errorf("the backup:\n%s", b)
@@ -103,7 +131,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 	t.Run("an armed commit that gets no line does nothing", func(t *testing.T) {
 		ini := staged(t)
 		for _, stdin := range []string{"", "something else\n"} {
-			if _, code := runScript(t, commitScript, stdin, ini); code != 3 {
+			if _, code := commit(t, stdin, ini); code != 3 {
 				t.Errorf("commit with stdin %q: exit %d, want 3", stdin, code)
 			}
 		}
@@ -120,7 +148,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Rename(ini+".editor", ini); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := commit(t, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over a replaced file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != other {
@@ -133,7 +161,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if err := os.Chtimes(ini, later, later); err != nil {
 			t.Fatal(err)
 		}
-		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := commit(t, "commit\n", ini); code != errChanged {
 			t.Errorf("commit over an edited file: exit %d, want %d", code, errChanged)
 		}
 		if b, _ := os.ReadFile(ini); string(b) != old {
@@ -151,7 +179,7 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 		if m, _ := filepath.Glob(ini + ".pgbg-new*"); len(m) > 0 {
 			t.Errorf("files left: %v", m)
 		}
-		if _, code := runScript(t, commitScript, "commit\n", ini); code != errChanged {
+		if _, code := commit(t, "commit\n", ini); code != errChanged {
 			t.Errorf("commit with nothing staged: exit %d, want %d", code, errChanged)
 		}
 	})
@@ -161,7 +189,12 @@ func TestStagedIniRenamedOnlyOverTheFileStaged(t *testing.T) {
 // (sh -c SCRIPT pgbg ARGS...), with stdin; its stdout and exit code.
 func runScript(t *testing.T, script, stdin string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command("sh", append([]string{"-c", script, "pgbg"}, args...)...)
+	return runCmd(t, exec.Command("sh", append([]string{"-c", script, "pgbg"}, args...)...), stdin)
+}
+
+// runCmd runs cmd with stdin; its stdout and exit code.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) (string, int) {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	var exit *exec.ExitError

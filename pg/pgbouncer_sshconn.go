@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,19 +276,51 @@ func (c *sshConn) run(ctx context.Context, timeout time.Duration, cmd string, st
 // stdin: what it does then costs neither a session's setup nor a shell's
 // start, which on a loaded host is most of a remote command's time.
 type armed struct {
-	sess           *ssh.Session
-	stdin          io.WriteCloser
-	stdout, stderr bytes.Buffer
-	done           chan error
+	sess   *ssh.Session
+	stdin  io.WriteCloser
+	stdout lineWatch
+	stderr bytes.Buffer
+	done   chan error
 }
 
-// arm starts cmd, which should read one line before it does anything.
-func (c *sshConn) arm(cmd string) (*armed, error) {
+// lineWatch is a command's stdout, written by the SSH library as it comes:
+// seen is closed once a line equal to want has arrived.
+type lineWatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.want != "" && w.seen != nil && slices.Contains(strings.Split(w.buf.String(), "\n"), w.want) {
+		close(w.seen)
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+func (w *lineWatch) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.buf.Bytes())
+}
+
+// arm starts cmd, which should read one line before it does anything;
+// with ready set, it waits (at most timeout) until cmd prints that line.
+func (c *sshConn) arm(ctx context.Context, cmd, ready string, timeout time.Duration) (*armed, error) {
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return nil, fmt.Errorf("SSH session: %w", err)
 	}
 	a := &armed{sess: sess, done: make(chan error, 1)}
+	seen := make(chan struct{})
+	if ready != "" {
+		a.stdout.want, a.stdout.seen = ready, seen
+	}
 	sess.Stdout, sess.Stderr = &a.stdout, &a.stderr
 	if a.stdin, err = sess.StdinPipe(); err != nil {
 		sess.Close()
@@ -298,29 +331,60 @@ func (c *sshConn) arm(cmd string) (*armed, error) {
 		return nil, fmt.Errorf("SSH session: %w", err)
 	}
 	go func() { a.done <- sess.Wait() }()
-	return a, nil
+	if ready == "" {
+		return a, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case <-seen:
+		return a, nil
+	case err := <-a.done:
+		a.done <- err
+		a.disarm()
+		return nil, fmt.Errorf("SSH session: the armed command ended before it was ready: %v", err)
+	case <-ctx.Done():
+		a.disarm()
+		return nil, fmt.Errorf("SSH session: the armed command was not ready: %w", ctx.Err())
+	}
 }
 
-// fire sends line to the armed command and waits for it to end, bounded
-// by timeout and ctx; its stdout, and its error as run gives it.
-func (a *armed) fire(ctx context.Context, timeout time.Duration, line string) ([]byte, error) {
-	defer a.sess.Close()
+// fire sends line to the armed command and waits, bounded by timeout and
+// ctx, until it ends or prints the line done (when not empty): the
+// command's work may go on after it, and its session is closed once it
+// ends. It returns the stdout so far, and the error as run gives it.
+func (a *armed) fire(ctx context.Context, timeout time.Duration, line, done string) ([]byte, error) {
+	seen := make(chan struct{})
+	a.stdout.mu.Lock()
+	if done != "" {
+		a.stdout.want, a.stdout.seen = done, seen
+	}
+	a.stdout.mu.Unlock()
 	if _, err := io.WriteString(a.stdin, line+"\n"); err != nil {
+		a.sess.Close()
 		return nil, fmt.Errorf("SSH session: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	select {
 	case err := <-a.done:
+		a.sess.Close()
 		if err != nil {
 			if last := lastLine(a.stderr.String()); last != "" {
-				return a.stdout.Bytes(), fmt.Errorf("%w: %s", err, last)
+				return a.stdout.bytes(), fmt.Errorf("%w: %s", err, last)
 			}
-			return a.stdout.Bytes(), err
+			return a.stdout.bytes(), err
 		}
-		return a.stdout.Bytes(), nil
+		return a.stdout.bytes(), nil
+	case <-seen:
+		go func() {
+			<-a.done
+			a.sess.Close()
+		}()
+		return a.stdout.bytes(), nil
 	case <-ctx.Done():
 		_ = a.sess.Signal(ssh.SIGKILL)
+		a.sess.Close()
 		return nil, fmt.Errorf("remote command: %w", ctx.Err())
 	}
 }

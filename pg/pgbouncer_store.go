@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // Where a PgBouncer's ini file lives and how the cutover changes it. The
@@ -95,8 +99,21 @@ func verifyEntry(ctx context.Context, s IniStore, ch IniChange) error {
 	return nil
 }
 
-// fileIni is an ini file on this host.
-type fileIni struct{ on, path string }
+// fileIni is an ini file on this host. A change staged before the pause
+// (Stage) is renamed into place inside it.
+type fileIni struct {
+	on, path string
+	mu       sync.Mutex
+	staged   *fileStaged
+}
+
+// fileStaged is a change written beside the ini, and the ini as it was
+// then: the rename happens only over that same file.
+type fileStaged struct {
+	ch   IniChange
+	text string
+	was  os.FileInfo
+}
 
 func (f *fileIni) Method() string { return "file" }
 func (f *fileIni) Where() string  { return f.path }
@@ -115,12 +132,94 @@ func (f *fileIni) Plan(ch IniChange) []PlanLine {
 	return []PlanLine{{On: f.on, Kind: "file", Text: f.change(ch).String()}}
 }
 
+// StageChange is the stage as plans show it and the journal records it
+// (IniStager).
+func (f *fileIni) StageChange(ch IniChange) FileChange {
+	return FileChange{On: f.on, Path: f.path + ".pgbg-new",
+		Text: changeText(ch, "staged: the new text written beside (fsync) and the old file kept as "+f.path+".pgbg-backup, for a rename inside the pause; PgBouncer does not read it")}
+}
+
+// Stage writes ch's text beside the ini, and the backup (IniStager): the
+// four fsyncs of a whole rewrite happen before the pause, not in it.
+func (f *fileIni) Stage(ctx context.Context, ch IniChange) error {
+	f.mu.Lock()
+	f.staged = nil
+	f.mu.Unlock()
+	was, err := os.Stat(f.path)
+	if err != nil {
+		return fmt.Errorf("%s: read PgBouncer's ini: %w", f.on, err)
+	}
+	old, err := os.ReadFile(f.path)
+	if err != nil {
+		return fmt.Errorf("%s: read PgBouncer's ini: %w", f.on, err)
+	}
+	if _, e, err := findEntry(string(old), ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
+		return nil
+	}
+	start := time.Now()
+	text, err := repointText(string(old), ch.Database, ch.To)
+	if err == nil {
+		err = state.WriteFileLike(f.path+".pgbg-backup", old, was)
+	}
+	if err == nil {
+		err = state.WriteFileLike(f.path+".pgbg-new", []byte(text), was)
+	}
+	f.StageChange(ch).Journal(ctx, time.Since(start), err)
+	if err != nil {
+		return fmt.Errorf("%s: stage %s: %w", f.on, f.path, err)
+	}
+	f.mu.Lock()
+	f.staged = &fileStaged{ch: ch, text: text, was: was}
+	f.mu.Unlock()
+	return nil
+}
+
+// commitStaged renames the text staged for ch over the ini, when the ini
+// is still the file it was staged against (same inode, size and mtime);
+// the folder is fsync'd after, in the background. false: nothing done.
+func (f *fileIni) commitStaged(ch IniChange) (bool, error) {
+	f.mu.Lock()
+	st := f.staged
+	f.staged = nil
+	f.mu.Unlock()
+	if st == nil || st.ch != ch {
+		return false, nil
+	}
+	now, err := os.Stat(f.path)
+	if err != nil || !os.SameFile(now, st.was) || now.Size() != st.was.Size() || !now.ModTime().Equal(st.was.ModTime()) {
+		return false, nil
+	}
+	if err := os.Rename(f.path+".pgbg-new", f.path); err != nil {
+		return true, fmt.Errorf("rename the staged text over %s: %w", f.path, err)
+	}
+	go syncDir(filepath.Dir(f.path))
+	return true, nil
+}
+
+// syncDir fsyncs a folder: a rename in it is durable once it returns.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
 func (f *fileIni) Repoint(ctx context.Context, ch IniChange) error {
+	fc := f.change(ch)
+	start := time.Now()
+	if ok, err := f.commitStaged(ch); ok {
+		if err == nil {
+			err = verifyEntry(ctx, f, ch)
+		}
+		fc.Journal(ctx, time.Since(start), err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.on, err)
+		}
+		return nil
+	}
 	if e, err := f.ReadEntry(ctx, ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
 		return nil
 	}
-	fc := f.change(ch)
-	start := time.Now()
 	_, err := RepointIni(f.path, ch.Database, ch.To)
 	if err == nil {
 		err = verifyEntry(ctx, f, ch)

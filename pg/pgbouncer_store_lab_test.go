@@ -177,3 +177,30 @@ func BenchmarkSSHRepoint(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/repoint")
 }
+
+// BenchmarkSSHStagedRename is what a remote ini adds to the pause when it
+// was staged before: the armed commit's rename, over an open connection.
+func BenchmarkSSHStagedRename(b *testing.B) {
+	info := labtest.Start(b, labtest.StartParams{Strategy: "copy"})
+	ctx := context.Background()
+	s, _ := sshStore(info)
+	defer s.Close()
+	if _, err := s.ReadEntry(ctx, lab.AppDB); err != nil {
+		b.Fatal(err)
+	}
+	sides := []Endpoint{{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}, {Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}}
+	var in time.Duration
+	for i := 0; i < b.N; i++ {
+		ch := IniChange{Database: lab.AppDB, To: sides[i%2]}
+		if err := s.Stage(ctx, ch); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // the armed command is waiting, as before a pause
+		start := time.Now()
+		if err := s.Repoint(ctx, ch); err != nil {
+			b.Fatal(err)
+		}
+		in += time.Since(start)
+	}
+	b.ReportMetric(float64(in.Microseconds())/1000/float64(b.N), "ms/rename")
+}

@@ -78,3 +78,59 @@ func TestParseJump(t *testing.T) {
 		t.Error("a bad port was accepted")
 	}
 }
+
+// A local ini staged before the pause: the stage leaves the file PgBouncer
+// reads as it was (the new text and the backup beside it), the repoint
+// renames the staged text into place; a file edited since the stage is
+// rewritten whole instead, the edit kept.
+func TestLocalIniStaged(t *testing.T) {
+	green := Endpoint{Host: "127.0.0.1", Port: 5002, DBName: "app"}
+	ch := IniChange{Database: "app", Side: "green", To: green}
+	stage := func(t *testing.T) (*fileIni, string) {
+		t.Helper()
+		ini := filepath.Join(t.TempDir(), "pgbouncer.ini")
+		if err := os.WriteFile(ini, []byte(testIni), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		s := BouncerParams{Name: "f", Ini: ini}.NewIniStore().(*fileIni)
+		if err := s.Stage(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(ini); string(b) != testIni {
+			t.Fatalf("the stage changed the ini PgBouncer reads:\n%s", b)
+		}
+		if b, _ := os.ReadFile(ini + ".pgbg-backup"); string(b) != testIni {
+			t.Fatalf("the backup:\n%s", b)
+		}
+		return s, ini
+	}
+	t.Run("renamed into place", func(t *testing.T) {
+		s, ini := stage(t)
+		staged, _ := os.Stat(ini + ".pgbg-new")
+		if err := s.Repoint(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		now, _ := os.Stat(ini)
+		if !os.SameFile(staged, now) {
+			t.Error("the ini is not the staged file: it was rewritten, not renamed")
+		}
+		if e, err := s.ReadEntry(context.Background(), "app"); err != nil || !entryPointsAt(e, "app", green) {
+			t.Errorf("after the rename: %q %v", e.Line, err)
+		}
+	})
+	t.Run("edited since the stage: rewritten whole", func(t *testing.T) {
+		s, ini := stage(t)
+		edited := strings.Replace(testIni, "listen_port = 6432", "listen_port = 6433", 1)
+		time.Sleep(10 * time.Millisecond) // a later mtime
+		if err := os.WriteFile(ini, []byte(edited), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Repoint(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(ini)
+		if !strings.Contains(string(b), "listen_port = 6433") || !strings.Contains(string(b), "port=5002") {
+			t.Errorf("the edit and the repoint should both be there:\n%s", b)
+		}
+	})
+}

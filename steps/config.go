@@ -99,9 +99,8 @@ type Cutover struct {
 	HealthWindow Duration `yaml:"health_window"`
 	// HoldCommits: for at most this long before the pause, blue's commits
 	// wait for green's apply (a synchronous standby entry set with ALTER
-	// SYSTEM), so the pause starts with no lag. Unset or 0: off (the
-	// default: measured, it made the pause longer, see holdCommits); it
-	// needs ALTER SYSTEM, which the AWS strategies do not have.
+	// SYSTEM), so the pause starts with no lag. Unset: 2s on self-managed
+	// servers, off on AWS (no ALTER SYSTEM there); 0: off. See holdCommits.
 	HoldCommits *Duration `yaml:"hold_commits"`
 }
 

@@ -371,7 +371,10 @@ func BenchmarkCutoverLab(b *testing.B) {
 		fmt.Printf("  cutover: paused %.1f ms by PgBouncer's log (%.1f ms by the cutover's clock), floor %.1f ms, ratio %.2f; lag at pause %d bytes\n",
 			r.PauseMs, rep.PausedMs, r.FloorMs, r.Ratio, rep.LagAtPause)
 		for _, s := range rep.SubSteps {
-			fmt.Printf("    %-40s %8.1f ms\n", s.Name, float64(s.Duration.Microseconds())/1000)
+			fmt.Printf("    %-40s %8.1f ms  %s\n", s.Name, float64(s.Duration.Microseconds())/1000, s.Detail)
+		}
+		for _, x := range rep.Bouncers {
+			fmt.Printf("    PgBouncer %s (%s): pause %.1f ms, ini %.1f ms, resume %.1f ms\n", x.Name, x.Method, x.PauseMs, x.RepointMs, x.ResumeMs)
 		}
 		fmt.Printf("  rollback: paused %.1f ms by PgBouncer's log, longest client stall %.1f ms\n", r.RollbackPauseMs, backRes.MaxStallMs)
 		fmt.Printf("  verify: %d/%d ledger entries, %d lost, %d duplicated\n", v1.LedgerEntries, v2.LedgerEntries, r.Lost, r.Duplicated)
