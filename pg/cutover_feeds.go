@@ -145,15 +145,34 @@ func (r *run) drainSteps() []subStep {
 
 // flushTargetStep flushes the target's WAL once the drain is done: its
 // apply workers commit asynchronously, and what they applied must be
-// durable before any client writes there.
+// durable before any client writes there. When the WAL is flushed past
+// the drain's position already (the WAL writer, another commit), nothing
+// is written.
 func (r *run) flushTargetStep() subStep {
 	d := r.d
+	at := Later("the target's position after the drain")
 	return subStep{name: "flush " + d.to.name + "'s WAL", target: d.to.name,
-		plan: func() []PlanLine { return stmtLines(flushStmts(d.to.name)...) },
+		plan: func() []PlanLine {
+			return append(stmtLines(flushedStmt(d.to.name, at)), stmtLines(flushStmts(d.to.name)...)...)
+		},
 		run: func(ctx context.Context) (string, error) {
-			at, err := flushWAL(ctx, r.e.to, d.to.name)
-			return "flushed at " + at, err
+			if r.toLSN != "" {
+				var done bool
+				if err := flushedStmt(d.to.name, r.toLSN).QueryRow(ctx, r.e.to, &done); err != nil {
+					return "", err
+				}
+				if done {
+					return "flushed past " + r.toLSN + " already", nil
+				}
+			}
+			lsn, err := flushWAL(ctx, r.e.to, d.to.name)
+			return "flushed at " + lsn, err
 		}}
+}
+
+// flushedStmt asks whether the WAL is flushed up to at.
+func flushedStmt(on string, at any) Stmt {
+	return Stmt{On: on, Args: []any{at}, SQL: "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", Note: "when true, nothing more is flushed"}
 }
 
 // anchorSteps set, writes still stopped and once the drain is done, where
