@@ -97,33 +97,32 @@ func (r *run) advanceStep(name string) subStep {
 // the feed stays on until after the switch (swapSteps).
 func (r *run) drainSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
-	drainLSN := Later("the drain LSN: " + d.from.name + "'s pg_current_wal_lsn() once its WAL is flushed")
+	drainLSN := Later("the drain LSN: that of the message " + d.from.name + " wrote once writes stopped")
 	return []subStep{
 		{name: "drain target", target: d.from.name,
 			plan: func() []PlanLine {
-				return stmtLines(append([]Stmt{drainTargetStmt(d.from.name, f.drainSlots)}, flushStmts(d.from.name)...)...)
+				flush := flushStmts(d.from.name)
+				flush[2] = flush[2].with("its LSN is the drain target: after every commit made before writes stopped")
+				return stmtLines(append(flush, drainTargetStmt(d.from.name, f.drainSlots))...)
 			},
 			run: func(ctx context.Context) (string, error) {
+				// A record of our own after the last commit, flushed: the
+				// walsender reads past it and then sends the keepalive the
+				// drain waits for.
+				var err error
+				if r.drainLSN, err = flushWAL(ctx, r.e.from, d.from.name); err != nil {
+					return "", err
+				}
 				var lag int64
 				var n int
-				var flushed bool
-				if err := drainTargetStmt(d.from.name, f.drainSlots).QueryRow(ctx, r.e.from, &r.drainLSN, &lag, &n, &flushed); err != nil {
+				if err := drainTargetStmt(d.from.name, f.drainSlots).QueryRow(ctx, r.e.from, &lag, &n); err != nil {
 					return "", fmt.Errorf("read the drain target: %w", err)
 				}
 				if n != len(f.drainSlots) {
 					return "", fmt.Errorf("found %d of the slots %s", n, strings.Join(f.drainSlots, ", "))
 				}
 				r.rep.LagAtPause, r.rep.DrainLSN = lag, r.drainLSN
-				how := "flushed already"
-				if !flushed {
-					// Commits made with synchronous_commit = off, or anything
-					// else written since the last flush.
-					if _, err := flushWAL(ctx, r.e.from, d.from.name); err != nil {
-						return "", err
-					}
-					how = "flushed now"
-				}
-				return fmt.Sprintf("%s (%s), lag %d bytes", r.drainLSN, how, lag), nil
+				return fmt.Sprintf("%s, lag %d bytes", r.drainLSN, lag), nil
 			}},
 		{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
 			plan: func() []PlanLine {
@@ -150,7 +149,7 @@ func (r *run) drainSteps() []subStep {
 // is written.
 func (r *run) flushTargetStep() subStep {
 	d := r.d
-	at := Later("the target's position after the drain")
+	at := Later(d.to.name + "'s WAL insert position once the drain is done")
 	return subStep{name: "flush " + d.to.name + "'s WAL", target: d.to.name,
 		plan: func() []PlanLine {
 			return append(stmtLines(flushedStmt(d.to.name, at)), stmtLines(flushStmts(d.to.name)...)...)
@@ -196,7 +195,7 @@ func (r *run) anchorSteps(pos position) []subStep {
 		out = append(out, r.prepareReverseStep())
 	}
 	rev := r.p.Reverse
-	at := Later("green's position after the drain (the LSN of its flush)")
+	at := Later("green's WAL insert position once the drain is done")
 	set := subStep{name: "set where the reverse feed starts", target: "blue",
 		plan: func() []PlanLine {
 			return stmtLines(anchorStmt("blue", rev, at))

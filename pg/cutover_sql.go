@@ -77,27 +77,27 @@ func flushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
 	return lsn, nil
 }
 
-// drainTargetStmt takes the source's WAL insert position as the drain
-// target (every commit made before is at or before it), with the largest
-// lag of the feed's slots, how many exist, and whether the WAL is flushed
-// that far already: walsenders send only flushed WAL.
+// drainTargetStmt reads the largest lag of the feed's slots and how many
+// exist; the drain target itself is the LSN of the logical message that
+// flushWAL writes right before (drainSteps).
 func drainTargetStmt(on string, slots []string) Stmt {
-	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT pg_current_wal_insert_lsn()::text, ` + slotApplyLag + `, count(*),
-       pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()
+	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT ` + slotApplyLag + `, count(*)
 FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = ANY($1)`}
 }
 
 // appliedStmt asks, on the subscriber, whether every apply worker of subs
-// has received the source's WAL up to lsn. An apply worker takes the
-// stream in order and applies each transaction before it reads on, so a
-// received position at lsn (a keepalive's, sent once the walsender has
-// nothing older left) means everything committed before lsn is applied.
-// It reads shared memory: no feedback to the source is waited for.
+// has taken a keepalive from the source at or past lsn. An apply worker
+// reads the stream in order and applies each transaction before it reads
+// on, and it records a keepalive's position (latest_end_lsn) only when it
+// handles one, after everything sent before it: so everything committed
+// on the source before lsn is applied. (received_lsn would not do: it
+// moves to a commit's position before that commit is applied.) It reads
+// shared memory: no flush report to the source is waited for.
 func appliedStmt(on string, subs []string, lsn any) Stmt {
-	return Stmt{On: on, Args: []any{subs, lsn}, SQL: `SELECT count(*) = cardinality($1::text[]) AND coalesce(bool_and(received >= $2::pg_lsn), false)
-FROM (SELECT subname, max(received_lsn) AS received FROM pg_stat_subscription
+	return Stmt{On: on, Args: []any{subs, lsn}, SQL: `SELECT count(*) = cardinality($1::text[]) AND coalesce(bool_and(reported >= $2::pg_lsn), false)
+FROM (SELECT subname, max(latest_end_lsn) AS reported FROM pg_stat_subscription
       WHERE subname = ANY($1) AND relid IS NULL GROUP BY subname) w`,
-		Note: "every millisecond until true (journaled once); the source's WAL is flushed every 10 polls, which wakes its walsender"}
+		Note: "every half millisecond until true (journaled once); the source's WAL is flushed every 10 polls, which wakes its walsender"}
 }
 
 // waitApplied polls the subscriber until its apply workers of subs have

@@ -125,7 +125,7 @@ func (f *fileIni) ReadEntry(_ context.Context, db string) (BouncerEntry, error) 
 
 func (f *fileIni) change(ch IniChange) FileChange {
 	return FileChange{On: f.on, Path: f.path,
-		Text: changeText(ch, "atomically: temp file, fsync, rename; the old file kept as "+f.path+".pgbg-backup; read back and verified")}
+		Text: changeText(ch, "the text staged before the pause renamed over it, or, when the file changed since or nothing was staged, rewritten atomically: temp file, fsync, rename; the old file kept as "+f.path+".pgbg-backup; read back and verified")}
 }
 
 func (f *fileIni) Plan(ch IniChange) []PlanLine {
