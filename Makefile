@@ -52,6 +52,8 @@ bench: deps ## benchmarks: micro ones at normal benchtime, lab scenarios once; e
 	$(GO) test -run '^$$' -bench '$(BENCH_MICRO)' -timeout 30m ./...
 	@# Lab scenarios (a lab up, then one clone or one cutover) are measured once.
 	$(GO) test -run '^$$' -bench 'Clone$$' -benchtime 1x -timeout 20m ./pg
+	@# A remote ini over SSH: a whole rewrite, and the staged rename the pause waits for.
+	$(GO) test -run '^$$' -bench 'SSHRepoint|SSHStagedRename' -benchtime 10x -timeout 10m ./pg
 	@# The initial sync against pgcopydb and pg_dump/pg_restore -j2, once; PGBG_BENCH_SCALE=100 for issue 15's size.
 	$(GO) test -run '^$$' -bench 'InitialSync$$' -benchtime 1x -timeout 120m ./steps
 	@# awk passes everything through and repeats the JSON line last (failing

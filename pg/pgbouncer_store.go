@@ -207,20 +207,13 @@ func syncDir(dir string) {
 func (f *fileIni) Repoint(ctx context.Context, ch IniChange) error {
 	fc := f.change(ch)
 	start := time.Now()
-	if ok, err := f.commitStaged(ch); ok {
-		if err == nil {
-			err = verifyEntry(ctx, f, ch)
+	renamed, err := f.commitStaged(ch)
+	if !renamed {
+		if e, rerr := f.ReadEntry(ctx, ch.Database); rerr == nil && entryPointsAt(e, ch.Database, ch.To) {
+			return nil
 		}
-		fc.Journal(ctx, time.Since(start), err)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.on, err)
-		}
-		return nil
+		_, err = RepointIni(f.path, ch.Database, ch.To)
 	}
-	if e, err := f.ReadEntry(ctx, ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
-		return nil
-	}
-	_, err := RepointIni(f.path, ch.Database, ch.To)
 	if err == nil {
 		err = verifyEntry(ctx, f, ch)
 	}

@@ -160,14 +160,8 @@ func TestSSHIniStore(t *testing.T) {
 // connection (read, rewrite with backup, fsyncs and renames, read back):
 // the part of the pause a PgBouncer reached over SSH adds.
 func BenchmarkSSHRepoint(b *testing.B) {
-	info := labtest.Start(b, labtest.StartParams{Strategy: "copy"})
 	ctx := context.Background()
-	s, _ := sshStore(info)
-	defer s.Close()
-	if _, err := s.ReadEntry(ctx, lab.AppDB); err != nil {
-		b.Fatal(err)
-	}
-	sides := []Endpoint{{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}, {Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}}
+	s, sides := sshBench(b)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -181,14 +175,8 @@ func BenchmarkSSHRepoint(b *testing.B) {
 // BenchmarkSSHStagedRename is what a remote ini adds to the pause when it
 // was staged before: the armed commit's rename, over an open connection.
 func BenchmarkSSHStagedRename(b *testing.B) {
-	info := labtest.Start(b, labtest.StartParams{Strategy: "copy"})
 	ctx := context.Background()
-	s, _ := sshStore(info)
-	defer s.Close()
-	if _, err := s.ReadEntry(ctx, lab.AppDB); err != nil {
-		b.Fatal(err)
-	}
-	sides := []Endpoint{{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}, {Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}}
+	s, sides := sshBench(b)
 	var in time.Duration
 	for i := 0; i < b.N; i++ {
 		ch := IniChange{Database: lab.AppDB, To: sides[i%2]}
@@ -203,4 +191,16 @@ func BenchmarkSSHStagedRename(b *testing.B) {
 		in += time.Since(start)
 	}
 	b.ReportMetric(float64(in.Microseconds())/1000/float64(b.N), "ms/rename")
+}
+
+// sshBench is a lab's remote ini store, read once, and the two sides its
+// entry is moved between.
+func sshBench(b *testing.B) (*sshIni, []Endpoint) {
+	info := labtest.Start(b, labtest.StartParams{Strategy: "copy"})
+	s, _ := sshStore(info)
+	b.Cleanup(s.Close)
+	if _, err := s.ReadEntry(context.Background(), lab.AppDB); err != nil {
+		b.Fatal(err)
+	}
+	return s, []Endpoint{{Host: "127.0.0.1", Port: info.Green.Port, DBName: lab.AppDB}, {Host: "127.0.0.1", Port: info.Blue.Port, DBName: lab.AppDB}}
 }
