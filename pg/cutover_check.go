@@ -495,15 +495,20 @@ SELECT current_setting('wal_level'),
 		return "", fmt.Errorf("slot %s on green is in use already", p.Reverse)
 	}
 	var workers int
-	var subActive bool
+	var subActive, canAnchor bool
 	err = blue.QueryRow(ctx, `
 SELECT current_setting('max_logical_replication_workers')::int,
-       EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled)`, p.Reverse).Scan(&workers, &subActive)
+       EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled),
+       has_function_privilege('pg_replication_origin_advance(text, pg_lsn)', 'EXECUTE')`, p.Reverse).Scan(&workers, &subActive, &canAnchor)
 	if err != nil {
 		return "", fmt.Errorf("read blue's settings: %w", err)
 	}
 	if workers < 1 {
 		return "", fmt.Errorf("blue's max_logical_replication_workers is 0")
+	}
+	if !canAnchor {
+		// Inside the pause, the reverse subscription's start is set with it.
+		return "", fmt.Errorf("pgbluegreen's role on blue may not run pg_replication_origin_advance: GRANT EXECUTE ON FUNCTION pg_replication_origin_advance(text, pg_lsn) TO it (as a superuser), or connect as a superuser")
 	}
 	if subActive {
 		return "", fmt.Errorf("subscription %s on blue is enabled already: a cutover is in force", p.Reverse)

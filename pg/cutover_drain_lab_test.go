@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,4 +78,39 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 		t.Fatalf("after the drain (%d polls, green at %s): %d rows on green, %v", polls, at, n, err)
 	}
 	t.Logf("the drain waited for the held commit, then ended after %d polls", polls)
+}
+
+// The precheck refuses a cutover whose role on blue may not set the
+// reverse subscription's start (pg_replication_origin_advance), which the
+// pause needs, and passes once it may.
+func TestReversePrecheckNeedsOriginAdvance(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	sub := l.replicate(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN")
+	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak", 1))
+	p := l.params(MethodPgBouncer, sub)
+	p.defaults()
+	green, err := l.green.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer green.Release()
+	try := func() error {
+		c, err := weak.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		_, err = checkReversePrereqs(ctx, c, green, &p)
+		return err
+	}
+	if err := try(); err == nil || !strings.Contains(err.Error(), "GRANT EXECUTE ON FUNCTION pg_replication_origin_advance") {
+		t.Fatalf("a role that may not advance an origin: %v", err)
+	}
+	mustExec(t, l.blue, "GRANT EXECUTE ON FUNCTION pg_replication_origin_advance(text, pg_lsn) TO pgbg_weak")
+	if err := try(); err != nil {
+		t.Fatalf("after the grant: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,16 +69,16 @@ func (r *run) stageIniStep(s side) subStep {
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
-			n := 0
+			var n atomic.Int32 // the PgBouncers are staged at once
 			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
 				st, ok := r.ini(b).(IniStager)
 				if !ok {
 					return nil
 				}
-				n++
+				n.Add(1)
 				return st.Stage(ctx, change(b))
 			})
-			return fmt.Sprintf("%d ini(s) staged beside, to be renamed inside the pause", n), err
+			return fmt.Sprintf("%d ini(s) staged beside, to be renamed inside the pause", n.Load()), err
 		}}
 }
 
