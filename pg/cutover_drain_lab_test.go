@@ -35,12 +35,11 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Release()
 	dst, err := l.green.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dst.Release()
+	defer func() { src.Release(); dst.Release() }()
 	if err := reloaded(ctx, dst, "pgbg_nobody"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +68,15 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 	}
 
 	release()
+	// A statement cut short by the timeout closes its connection: fresh ones.
+	src.Release()
+	dst.Release()
+	if src, err = l.blue.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dst, err = l.green.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
 	at, polls, err := waitApplied(ctx, src, dst, "blue", "green", []string{sub}, lsn)
 	if err != nil {
 		t.Fatal(err)

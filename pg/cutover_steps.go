@@ -132,7 +132,7 @@ func (r *run) forwardSteps(pos position) []subStep {
 		}
 		at := []subStep{r.sequencesStep()}
 		if len(feed) > 0 {
-			at = append([]subStep{r.inOrder("drain, then the reverse feed's start", d.from.name+" -> "+d.to.name, feed...)}, at...)
+			at = append([]subStep{r.inOrder("drain, then where "+d.to.name+" -> "+d.from.name+" starts", d.from.name+" -> "+d.to.name, feed...)}, at...)
 		}
 		if bouncer {
 			// Behind PgBouncer's pause nobody reaches the target yet: opening
