@@ -499,7 +499,7 @@ SELECT current_setting('wal_level'),
 	err = blue.QueryRow(ctx, `
 SELECT current_setting('max_logical_replication_workers')::int,
        EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled),
-       has_function_privilege('pg_replication_origin_advance(text, pg_lsn)', 'EXECUTE')`, p.Reverse).Scan(&workers, &subActive, &canAnchor)
+       has_function_privilege((SELECT oid FROM pg_proc WHERE proname = 'pg_replication_origin_advance' AND pronargs = 2), 'EXECUTE')`, p.Reverse).Scan(&workers, &subActive, &canAnchor)
 	if err != nil {
 		return "", fmt.Errorf("read blue's settings: %w", err)
 	}
