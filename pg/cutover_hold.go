@@ -84,16 +84,23 @@ func reloaded(ctx context.Context, c *pgxpool.Conn, want string) error {
 	}
 }
 
-// holdStep holds the source's commits, then waits (at most HoldCommits)
-// until the drained feed's lag is small. When the source cannot be held
-// (its own synchronous standbys, ALTER SYSTEM refused), it says so and the
-// cutover goes on without.
+// holdStep holds the source's commits, waits (at most HoldCommits) until
+// the drained feed's lag is small, and lets them go again right before the
+// PAUSE: what commits in between is all the drain has left to wait for.
+// They are not held through the PAUSE: a transaction that changes nothing
+// published (the probe's temporary table, a table outside the
+// publications) has nothing for the target to apply, and its commit was
+// seen to wait 400 ms for the next report from the target while PAUSE,
+// which lets no later transaction start, waited for it. When the source
+// cannot be held (its own synchronous standbys, ALTER SYSTEM refused), it
+// says so and the cutover goes on without.
 func (r *run) holdStep() subStep {
 	p, d, f := r.p, r.d, r.f
 	return subStep{name: "hold " + d.from.name + "'s commits", target: d.from.name, own: true,
 		plan: func() []PlanLine {
-			return append(stmtLines(holdStmts(d.from.name, f.drainSubs)...),
-				noteLine(d.from.name, "only when %s has no synchronous standby of its own and the lag is under max_lag_bytes; then at most %s until the lag is under %d bytes: commits on %s return once %s applied them, so the drain inside the pause is one poll; released right after the switch, and by every undo", d.from.name, p.HoldCommits, holdLag, d.from.name, d.to.name))
+			out := append(stmtLines(holdStmts(d.from.name, f.drainSubs)...),
+				noteLine(d.from.name, "only when %s has no synchronous standby of its own and the lag is under max_lag_bytes; then at most %s until the lag is under %d bytes: commits on %s return once %s applied them; then released, right before the PAUSE (and by every undo)", d.from.name, p.HoldCommits, holdLag, d.from.name, d.to.name))
+			return append(out, stmtLines(releaseStmts(d.from.name)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			c := r.e.from
@@ -136,20 +143,25 @@ func (r *run) holdStep() subStep {
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
-			return fmt.Sprintf("commits wait for %s's apply; lag %d bytes after %s", d.to.name, lag, time.Since(start).Round(time.Millisecond)), nil
+			held := time.Since(start).Round(time.Millisecond)
+			if err := ExecAll(ctx, c, releaseStmts(d.from.name)); err != nil {
+				return "", err
+			}
+			if err := reloaded(bctx, c, ""); err != nil {
+				return "", err
+			}
+			r.held = false
+			return fmt.Sprintf("commits waited for %s's apply; lag %d bytes after %s; released", d.to.name, lag, held), nil
 		}}
 }
 
 // holdLag is the lag under which holding has done its work.
 const holdLag = 16 << 10
 
-// releaseStep lets the source's commits go again: right after the switch
-// (the application writes on the target by then, and the cutover's own
-// statements on the source never wait for a standby: the flushes commit
-// with synchronous_commit = local, the reverse feed's apply worker
-// asynchronously), and first in every undo (before a RESUME lets the
-// application commit on the source again). It waits until the setting is
-// gone.
+// releaseStep lets the source's commits go again, when an interrupted
+// attempt left them held: first in every undo (before a RESUME lets the
+// application commit on the source again), and in a finish. It waits
+// until the setting is gone.
 func (r *run) releaseStep() subStep {
 	d := r.d
 	return subStep{name: "release " + d.from.name + "'s commits", target: d.from.name,

@@ -83,7 +83,7 @@ func (pos position) bouncerAtSource(name string) bool {
 // else has changed yet (the reverse slot and subscription were made before).
 func (r *run) stoppedPosition() position {
 	pos := position{stopped: true, drainedOn: true, oppositeSlot: true, oppositeSub: true,
-		fromFenced: r.p.Method == MethodNologin, toClosed: true, held: r.p.HoldCommits > 0}
+		fromFenced: r.p.Method == MethodNologin, toClosed: true}
 	for _, b := range r.p.Bouncers {
 		pos.bouncers = append(pos.bouncers, bouncerPos{name: b.Name, pointsAt: "from", iniAt: "from", paused: true})
 	}

@@ -111,10 +111,11 @@ func (r *run) stopSteps() []subStep {
 // the drain and then the start of the opposite feed set (the anchor), the
 // sequences, the target opened to the application, PgBouncer's ini
 // renamed; then the switch. Only after it the feeds are swapped (the
-// drained one stopped, the opposite one enabled) and held commits
-// released: neither changes what the application sees, so neither is
-// waited for in the pause. Each sub-step is there only when pos says it is
-// still to do, so the same list finishes an attempt that was interrupted.
+// drained one stopped, the opposite one enabled): that changes nothing the
+// application sees, so it is not waited for in the pause. Commits an
+// interrupted attempt left held are released first. Each sub-step is there
+// only when pos says it is still to do, so the same list finishes an
+// attempt that was interrupted.
 func (r *run) forwardSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep

@@ -312,6 +312,10 @@ func BenchmarkCutoverLab(b *testing.B) {
 	// One run is the measurement, whatever b.N (it lasts far beyond the
 	// default -benchtime, so the framework asks for one).
 	l := newCutoverLab(b)
+	// At 1,000 writes/s blue (15) applies the reverse feed up to a second
+	// behind, about the default lag gate (1 MB): the gate then refuses the
+	// rollback, rightly, but this measures pauses.
+	l.runner.Config.Cutover.MaxLagBytes = 8 << 20
 	if v := os.Getenv("PGBG_BENCH_HOLD"); v != "" {
 		// cutover.hold_commits for this run (0s: no hold), to compare.
 		d, err := time.ParseDuration(v)
