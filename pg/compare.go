@@ -165,7 +165,7 @@ func (p AnalyzeParams) Statements() []Stmt {
 
 // Exec runs the statements on Jobs connections of pool's (at most the
 // pool's size less one, left for progress reads); onTable hears of each
-// table as it ends. The first error stops the others.
+// table as it ends, one call at a time. The first error stops the others.
 func (p AnalyzeParams) Exec(ctx context.Context, pool *pgxpool.Pool, onTable func(done int, t Rel, d time.Duration)) error {
 	stmts := p.Statements()
 	set, reset := stmts[0], stmts[len(stmts)-1]
@@ -205,11 +205,10 @@ func (p AnalyzeParams) Exec(ctx context.Context, pool *pgxpool.Pool, onTable fun
 					}
 					mu.Lock()
 					done++
-					n := done
-					mu.Unlock()
 					if onTable != nil {
-						onTable(n, relOfAnalyze(s, p.Tables), time.Since(start))
+						onTable(done, relOfAnalyze(s, p.Tables), time.Since(start))
 					}
+					mu.Unlock()
 				}
 				return nil
 			}()
