@@ -145,6 +145,32 @@ func (r *run) undoSteps(pos position) []subStep {
 	return out
 }
 
+// catchUpStep waits, for at most a minute past the drain timeout, until
+// the opposite feed (to -> from) is within the lag gate: the way out that
+// started it then runs the opposite attempt, which checks that gate.
+func (r *run) catchUpStep() subStep {
+	p, d, f := r.p, r.d, r.f
+	return subStep{name: "wait for " + d.to.name + " -> " + d.from.name + " to catch up", target: d.to.name, own: true,
+		plan: func() []PlanLine {
+			return []PlanLine{noteLine(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.DrainTimeout+time.Minute)}
+		},
+		run: func(ctx context.Context) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout+time.Minute)
+			defer cancel()
+			for {
+				detail, err := checkLag(Quiet(ctx), r.e.to, f.startSlots, p.MaxLagBytes)
+				if err == nil {
+					return detail, nil
+				}
+				select {
+				case <-ctx.Done():
+					return "", fmt.Errorf("%s -> %s did not catch up: %w", d.to.name, d.from.name, err)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}}
+}
+
 // wayOutSteps are the sub-steps a way out runs from pos, and whether it
 // must then run a whole new attempt (finishing forward when writes reach
 // the source again: what was drained is stale).
@@ -158,7 +184,12 @@ func (r *run) wayOutSteps(pos position, way string) (steps []subStep, fresh bool
 		if pos.held {
 			first = append(first, r.releaseStep())
 		}
-		return append(first, r.swapSteps(pos)...), false, true
+		if swap := r.swapSteps(pos); len(swap) > 0 {
+			// Just started, the feed back has the writes since the switch to
+			// send: the opposite attempt's lag gate would refuse.
+			first = append(append(first, swap...), r.catchUpStep())
+		}
+		return first, false, true
 	case way == WayUndo:
 		return r.undoSteps(pos), false, false
 	case pos.atTarget, pos.stopped:
