@@ -74,7 +74,27 @@ func (l *testLab) replicate(tb testing.TB) string {
 	mustExec(tb, l.blue, "ALTER TABLE public.events_log REPLICA IDENTITY FULL")
 	mustExec(tb, l.blue, "CREATE PUBLICATION "+name+" FOR ALL TABLES")
 	mustExec(tb, l.blue, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", name)
+	l.schemaToGreen(tb)
 
+	ctx := context.Background()
+	conninfo := l.subscriptionConninfo()
+	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: name, Publication: name, Slot: name, Conninfo: conninfo, CopyData: true}); err != nil {
+		tb.Fatal(err)
+	}
+	mustExec(tb, l.green, "ALTER SUBSCRIPTION "+name+" ENABLE")
+	l.waitCaughtUp(tb, name)
+	return name
+}
+
+// subscriptionConninfo is how green reaches blue as the replication role.
+func (l *testLab) subscriptionConninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", l.info.Blue.Port, lab.AppDB, lab.ReplicationRole, QuoteConninfoValue(l.password))
+}
+
+// schemaToGreen copies blue's schema to green with green's pg_dump, as
+// copy-schema does.
+func (l *testLab) schemaToGreen(tb testing.TB) {
+	tb.Helper()
 	dump := filepath.Join(l.info.Dir, "schema.sql")
 	cmd := exec.Command(filepath.Join(l.info.Green.BinDir, "pg_dump"), "--schema-only", "--no-publications", "--no-subscriptions", "-f", dump, "-d", l.info.Blue.Conninfo)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -87,15 +107,6 @@ func (l *testLab) replicate(tb testing.TB) string {
 	// A table with REPLICA IDENTITY FULL and no index is scanned for each
 	// replicated UPDATE/DELETE; green (PG16+) uses a plain index (LAB-NOTES).
 	mustExec(tb, l.green, "CREATE INDEX events_log_at ON public.events_log (at)")
-
-	ctx := context.Background()
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", l.info.Blue.Port, lab.AppDB, lab.ReplicationRole, QuoteConninfoValue(l.password))
-	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: name, Publication: name, Slot: name, Conninfo: conninfo, CopyData: true}); err != nil {
-		tb.Fatal(err)
-	}
-	mustExec(tb, l.green, "ALTER SUBSCRIPTION "+name+" ENABLE")
-	l.waitCaughtUp(tb, name)
-	return name
 }
 
 // waitCaughtUp waits until every table of the subscription is ready and the

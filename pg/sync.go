@@ -281,6 +281,6 @@ func DedicatedPublicationAdvice(largest []TableSize, total int64, tablesInItsPub
 		return ""
 	}
 	t := largest[0]
-	return fmt.Sprintf("%s holds %.0f%% of the %s to copy: in one publication with %d other tables its copy may start after all of them; give it a publication of its own, listed first (publications: [{name: pgbg_big, tables: [%s]}, {name: pgbg_all}]), so its subscription is enabled first and its copy starts at once",
+	return fmt.Sprintf("%s holds %.0f%% of the %s to copy: in one publication with %d other tables its copy may start after all of them; give it a publication of its own, listed first, and copy the others in one snapshot (publications: [{name: pgbg_big, tables: [%s]}, {name: pgbg_all, copy: snapshot}]): its subscription is enabled first and its copy starts at once, and the small tables cost one snapshot instead of a table sync each",
 		t.Table, 100*float64(t.Bytes)/float64(total), Bytes(total), tablesInItsPublication-1, t.Table)
 }

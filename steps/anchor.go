@@ -201,7 +201,7 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 		return CheckResult{}, err
 	}
 	var missing, lsns []string
-	for _, p := range e.Config.Publications {
+	for _, p := range e.Config.slotPublications() {
 		name := slotName(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
@@ -227,6 +227,9 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 	if len(missing) > 0 {
 		return CheckResult{Detail: "slots missing on blue: " + strings.Join(missing, ", ")}, nil
 	}
+	if len(lsns) == 0 {
+		return CheckResult{Done: true, Detail: "every publication is copied in a snapshot: copy-data makes their slots"}, nil
+	}
 	if _, ok := e.Value("slot_lsn"); !ok {
 		high, err := pg.MaxLSN(ctx, e.Blue, lsns)
 		if err != nil {
@@ -245,7 +248,7 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal string, err error) {
 	op.On = "blue"
 	if e.Blue == nil {
-		for _, p := range e.Config.Publications {
+		for _, p := range e.Config.slotPublications() {
 			op.Slots = append(op.Slots, slotName(p.Name))
 		}
 		return op, "", nil
@@ -269,7 +272,7 @@ func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal stri
 	if err != nil {
 		return op, "", err
 	}
-	for _, p := range e.Config.Publications {
+	for _, p := range e.Config.slotPublications() {
 		name := slotName(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
@@ -297,6 +300,9 @@ func planCreateSlots(ctx context.Context, e *Env) ([]Action, error) {
 	}
 	if len(op.Slots) == 0 {
 		out = append(out, note(Blue, "every slot exists on blue: nothing to create"))
+	}
+	for _, p := range e.Config.snapshotPublications() {
+		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", slotName(p.Name), p.Name))
 	}
 	out = append(out, stmts(op.Statements()...)...)
 	return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn"))), nil
@@ -328,9 +334,12 @@ func runCreateSlots(ctx context.Context, e *Env) error {
 	if _, err := checkSlots(ctx, e); err != nil {
 		return err
 	}
-	all := make([]string, 0, len(e.Config.Publications))
-	for _, p := range e.Config.Publications {
+	var all []string
+	for _, p := range e.Config.slotPublications() {
 		all = append(all, e.Values["slot_lsn."+slotName(p.Name)])
+	}
+	if len(all) == 0 {
+		return nil
 	}
 	high, err := pg.MaxLSN(ctx, e.Blue, all)
 	if err != nil {

@@ -81,7 +81,19 @@ type PasswordSource struct {
 type Publication struct {
 	Name   string   `yaml:"name"`
 	Tables []string `yaml:"tables"`
+	// Copy is how the copy strategy copies its tables: "tablesync" (the
+	// default: PostgreSQL's table sync, a worker per table, run by green
+	// itself) or "snapshot" (copy-data copies them in one exported
+	// snapshot over a few sessions: far less work for many small tables,
+	// but begun again from the start if pgbluegreen is stopped meanwhile).
+	Copy string `yaml:"copy"`
 }
+
+// copyModes are Publication.Copy's values.
+const (
+	copyTableSync = "tablesync"
+	copySnapshot  = "snapshot"
+)
 
 // Cutover configures the cutover step.
 type Cutover struct {
@@ -382,6 +394,15 @@ func (c *Config) Validate() []string {
 		seenPub[pub.Name] = true
 		if len(pub.Tables) == 0 {
 			allTables++
+		}
+		switch pub.Copy {
+		case "", copyTableSync:
+		case copySnapshot:
+			if c.Strategy != "copy" {
+				bad("%s.copy: snapshot is for the copy strategy (a clone holds the data already)", key)
+			}
+		default:
+			bad("%s.copy %q: want tablesync or snapshot", key, pub.Copy)
 		}
 		for _, t := range pub.Tables {
 			if other, ok := seenTable[t]; ok {

@@ -203,9 +203,11 @@ func TestPlanPatterns(t *testing.T) {
 // TestDryRunShowsWhatRunsCopy runs the copy strategy on a lab under load,
 // every step through cutover, rollback, a second cutover and cleanup, each
 // preceded by its dry run, and checks that every statement journaled for a
-// step was shown by its dry run.
+// step was shown by its dry run. Its publication is copied in the slot's
+// snapshot (copy-data), which runs the most statements of any copy.
 func TestDryRunShowsWhatRunsCopy(t *testing.T) {
 	le, _ := startLab(t, "copy")
+	le.Config.Publications[0].Copy = copySnapshot
 	stop := startLoad(t, le, 100)
 	defer stop()
 	var offset int64

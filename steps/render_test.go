@@ -44,6 +44,10 @@ aws:
   snapshot: orders-blue-pre-upgrade
 `
 	y = strings.Replace(y, "strategy: copy", "strategy: "+strategy, 1)
+	if strategy == "copy" {
+		// Its many small tables in one snapshot, as preflight advises.
+		y = strings.Replace(y, "  - name: pgbg_all\n", "  - name: pgbg_all\n    copy: snapshot\n", 1)
+	}
 	c, err := ParseConfig([]byte(y))
 	if err != nil {
 		t.Fatal(err)

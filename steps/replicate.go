@@ -110,8 +110,17 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 		return err
 	}
 	for _, p := range e.Config.Publications {
+		if p.Copy == copySnapshot {
+			if _, ok := e.Value(snapshotCopiedKey(p.Name)); !ok {
+				return e.refuse("publication %s is copied in its slot's snapshot, and that copy is not complete: run copy-data first", p.Name)
+			}
+		}
 		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
-			return e.refuse("slot %s does not exist on blue: run create-slots first", slotName(p.Name))
+			first := "create-slots"
+			if p.Copy == copySnapshot {
+				first = "copy-data"
+			}
+			return e.refuse("slot %s does not exist on blue: run %s first", slotName(p.Name), first)
 		}
 	}
 	if e.Config.isCloneStrategy() {
@@ -160,7 +169,7 @@ func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.Subscri
 			}
 		}
 		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: slotName(p.Name),
-			Conninfo: conninfo, ShownConninfo: e.Config.subscriptionConninfo(), CopyData: e.Config.copyData()})
+			Conninfo: conninfo, ShownConninfo: e.Config.subscriptionConninfo(), CopyData: e.Config.copyData() && p.Copy != copySnapshot})
 	}
 	return out, nil
 }

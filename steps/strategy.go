@@ -7,7 +7,11 @@ func Strategy(name string) []*Step {
 	prepare := []*Step{preflight(), enableLogicalReplication(), createReplicationRole(), replicaIdentityFull(),
 		createPublications(), createSlots()}
 	replicate := func(clone bool) []*Step {
-		out := []*Step{upgradeExtensions(), blockGreenLogins(), compareSchema(), recordDDL(), createSubscriptions()}
+		out := []*Step{upgradeExtensions(), blockGreenLogins(), compareSchema(), recordDDL()}
+		if !clone {
+			out = append(out, copyData())
+		}
+		out = append(out, createSubscriptions())
 		if clone {
 			out = append(out, advanceOrigins())
 		}

@@ -22,6 +22,9 @@ type Sync struct {
 	// AnalyzeJobs is how many connections analyze-green uses at once
 	// (vacuumdb -j). 0: green's cores.
 	AnalyzeJobs int `yaml:"analyze_jobs"`
+	// CopyJobs is how many sessions on each side copy-data uses for the
+	// publications with copy: snapshot. 0: two per core of green, at most 6.
+	CopyJobs int `yaml:"copy_jobs"`
 }
 
 // greenCores is sync.green_cores, or this machine's cores when green runs
@@ -102,6 +105,10 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	if !e.Config.copyData() {
 		return o, nil
 	}
+	if len(e.Config.slotPublications()) == 0 {
+		o.notes = append(o.notes, "every publication was copied in its slot's snapshot (copy-data): no table sync")
+		return o, nil
+	}
 	set, err := pg.ReadSyncSettings(ctx, e.Green)
 	if err != nil {
 		return o, err
@@ -115,8 +122,12 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 		return o, err
 	}
 	var tables []int
-	for _, n := range e.Config.publicationNames() {
-		tables = append(tables, all[n].Tables)
+	for _, p := range e.Config.Publications {
+		if p.Copy == copySnapshot {
+			tables = append(tables, 0) // copied by copy-data: no table sync
+			continue
+		}
+		tables = append(tables, all[p.Name].Tables)
 	}
 	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
 		Subscriptions: len(e.Config.Publications), Tables: tables, BlueFreeSlots: slots, BlueFreeWALSenders: senders})
@@ -191,6 +202,17 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	if !e.Config.copyData() || e.Green == nil || e.Blue == nil {
 		return "", false, nil
 	}
+	var snap []string
+	for _, p := range e.Config.snapshotPublications() {
+		snap = append(snap, p.Name)
+	}
+	bySnapshot := ""
+	if len(snap) > 0 {
+		bySnapshot = fmt.Sprintf("copy-data copies %s in its slot's snapshot, on %d sessions each side", strings.Join(snap, ", "), e.Config.copyJobs())
+	}
+	if len(e.Config.slotPublications()) == 0 {
+		return "initial sync: " + bySnapshot + "; no table sync", false, nil
+	}
 	set, err := pg.ReadSyncSettings(ctx, e.Green)
 	if err != nil {
 		return "", false, err
@@ -212,7 +234,9 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	tables := make([]int, n)
 	for i, p := range e.Config.Publications {
 		tables[i] = all[p.Name].Tables
-		if tables[i] == 0 {
+		if p.Copy == copySnapshot {
+			tables[i] = 0
+		} else if tables[i] == 0 {
 			// Not made yet (preflight comes first): what it will publish.
 			tables[i] = plannedTables(p, e.Config.Publications, count)
 		}
@@ -225,6 +249,9 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 		if advice := pg.DedicatedPublicationAdvice(largest, total, tables[0]); advice != "" {
 			line, warn = line+"; "+advice, true
 		}
+	}
+	if bySnapshot != "" {
+		line += "; " + bySnapshot
 	}
 	if plan.Raise {
 		line += fmt.Sprintf("; enable-subscriptions raises max_sync_workers_per_subscription from %d (a reload)", set.MaxSyncWorkersPerSubscription)

@@ -23,8 +23,10 @@ import (
 // same blue and green, in one run; then analyze-green against vacuumdb
 // --analyze-only -j2. PGBG_BENCH_SCALE is the pgbench scale (default 1,
 // for CI's time; the figures in issue 15 are at 100 and 500);
-// PGBG_BENCH_PUBS=one keeps one publication for every table (by default
-// pgbench_accounts has one of its own). Each tool copies into a database
+// PGBG_BENCH_PUBS=one keeps one publication for every table; by default
+// pgbench_accounts has one of its own and the other tables are copied in
+// one snapshot (copy: snapshot); PGBG_BENCH_PUBS=tablesync copies those by
+// table sync too. Each tool copies into a database
 // of its own on green, dropped afterwards.
 
 // syncBenchScale is the pgbench scale of the benchmark's data.
@@ -92,12 +94,19 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 		b.Fatal(err)
 	}
 	cfg.Timeouts.LagWait.Duration = 2 * time.Hour
-	if os.Getenv("PGBG_BENCH_PUBS") != "one" {
+	switch os.Getenv("PGBG_BENCH_PUBS") {
+	case "one":
+		// The lab's single FOR ALL TABLES publication, copied by table sync.
+	case "tablesync":
 		// The largest table in a publication of its own, so its copy starts
 		// first (its subscription is enabled first) instead of after the
-		// 475 others in pg_subscription_rel's order; PGBG_BENCH_PUBS=one
-		// keeps the lab's single FOR ALL TABLES publication.
+		// 475 others in pg_subscription_rel's order; every table copied by
+		// table sync.
 		cfg.Publications = []Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all"}}
+	default:
+		// As preflight advises: the largest table by table sync in a
+		// publication of its own, the 475 others in one snapshot (copy-data).
+		cfg.Publications = []Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all", Copy: copySnapshot}}
 	}
 	fmt.Printf("sync bench: publications %s\n", strings.Join(cfg.publicationNames(), ", "))
 	store, err := state.Open(filepath.Join(info.Dir, "pgbluegreen.state.json"), state.OpenParams{})
@@ -125,7 +134,7 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	go func() {
 		defer close(done)
 		for l := range sb.lines {
-			if l.Step == "wait-catch-up" || l.Step == "enable-subscriptions" || l.Level != "info" {
+			if l.Step == "wait-catch-up" || l.Step == "enable-subscriptions" || l.Step == copyDataID || l.Level != "info" {
 				fmt.Printf("  %s %s %s: %s\n", l.Time.Format("15:04:05"), l.Level, l.Step, l.Text)
 			}
 		}

@@ -1,0 +1,158 @@
+package pg
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
+)
+
+// A snapshot copy under writes: rows committed before the slot's snapshot
+// come with the copy, rows committed after it through the subscription
+// made on the slot with copy_data = false, and none twice. The
+// publication has every shape the copy reads differently: a partitioned
+// table published through its root, a generated column (left to green to
+// compute), a row filter (PG15+ blue), a mixed-case name. A table an
+// earlier copy left rows in is emptied first.
+func TestSnapshotCopyUnderWrites(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, `CREATE TABLE public.snap_gen (id bigint PRIMARY KEY, a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED)`)
+	mustExec(t, l.blue, `INSERT INTO public.snap_gen (id, a) SELECT g, g FROM generate_series(1, 2000) g`)
+	mustExec(t, l.blue, `CREATE TABLE public.snap_filtered (id bigint PRIMARY KEY, keep bool NOT NULL)`)
+	mustExec(t, l.blue, `INSERT INTO public.snap_filtered SELECT g, g % 2 = 0 FROM generate_series(1, 1000) g`)
+	mustExec(t, l.blue, `CREATE PUBLICATION snap FOR TABLE public.ledger, public.snap_gen, public.measurements, public."OrderItems", public.snap_filtered WHERE (keep) WITH (publish_via_partition_root = true)`)
+	l.schemaToGreen(t)
+	mustExec(t, l.green, `INSERT INTO public."OrderItems" ("OrderId", sku, qty) VALUES (-1, 'left by an interrupted copy', 1)`)
+
+	tables, err := SnapshotTables(ctx, l.blue, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]SnapshotTable{}
+	for i, tb := range tables {
+		byName[tb.Rel.Name] = tb
+		if i > 0 && tb.Bytes > tables[i-1].Bytes {
+			t.Errorf("not largest first: %s (%d) after %s (%d)", tb.Rel, tb.Bytes, tables[i-1].Rel, tables[i-1].Bytes)
+		}
+	}
+	if len(tables) != 5 || !byName["measurements"].Partitioned || byName["snap_filtered"].Filter == "" ||
+		strings.Join(byName["snap_gen"].Columns, ",") != "id,a" {
+		t.Fatalf("tables read on blue: %+v", tables)
+	}
+	nonEmpty, err := NonEmptyTables(ctx, l.green, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nonEmpty) != 1 || nonEmpty[0].Name != "OrderItems" {
+		t.Fatalf("non-empty tables on green: %v", nonEmpty)
+	}
+
+	// Writes all along, to a table the copy reads and to one it has read.
+	wctx, stopWrites := context.WithCancel(ctx)
+	var writes atomic.Int64
+	writing := make(chan error, 1)
+	go func() {
+		for wctx.Err() == nil {
+			_, err := l.blue.Exec(wctx, `WITH i AS (INSERT INTO public.ledger (client, n, payload) VALUES (99, $1, 'snap') RETURNING 1)
+UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
+			if err != nil && wctx.Err() == nil {
+				writing <- err
+				return
+			}
+			writes.Add(1)
+		}
+		writing <- nil
+	}()
+	var slotAt string
+	var seen atomic.Int64
+	p := SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2, NonEmpty: nonEmpty,
+		OnSlot: func(lsn string) error { slotAt = lsn; return nil },
+		Progress: func(pr SnapshotCopyProgress) {
+			if pr.TablesTotal != 5 || pr.TablesDone < 1 || pr.BytesDone > pr.BytesTotal {
+				t.Errorf("progress %+v", pr)
+			}
+			seen.Add(1)
+		},
+		// Writes land between the snapshot and the end of the copy.
+		AfterTable: func(context.Context, Rel) { time.Sleep(100 * time.Millisecond) },
+	}
+	lsn, err := p.Exec(ctx, l.blue, l.green)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lsn != slotAt || seen.Load() != 5 {
+		t.Errorf("consistent point %s, told %s; progress told %d times", lsn, slotAt, seen.Load())
+	}
+	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "snap", Publication: "snap", Slot: "snap", Conninfo: l.subscriptionConninfo()}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, l.green, "ALTER SUBSCRIPTION snap ENABLE")
+	time.Sleep(300 * time.Millisecond)
+	stopWrites()
+	if err := <-writing; err != nil {
+		t.Fatal(err)
+	}
+	labtest.WaitSlotDrained(t, l.blue, "snap", nil)
+	t.Logf("%d writes on blue during the copy and after it", writes.Load())
+
+	for _, c := range []struct{ table, blue string }{
+		{`public.ledger`, ""},
+		{`public.snap_gen`, ""},
+		{`public.measurements`, ""},
+		{`public."OrderItems"`, ""},
+		{`public.snap_filtered`, " WHERE keep"},
+	} {
+		q := "SELECT count(*)::text || ' ' || coalesce(sum(hashtext(t::text)), 0)::text FROM " + c.table + " t"
+		var b, g string
+		if err := l.blue.QueryRow(ctx, q+c.blue).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.green.QueryRow(ctx, q).Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		if b != g || strings.HasPrefix(b, "0 ") {
+			t.Errorf("%s: blue %s, green %s (count, hash)", c.table, b, g)
+		}
+	}
+}
+
+// A copy that fails drops the slot it made: nothing would consume it, and
+// it would hold blue's WAL.
+func TestSnapshotCopyFailureDropsItsSlot(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, `CREATE PUBLICATION snap FOR TABLE public.ledger, public.accounts`)
+	l.schemaToGreen(t)
+	mustExec(t, l.green, `ALTER TABLE public.accounts RENAME TO accounts_elsewhere`)
+	tables, err := SnapshotTables(ctx, l.blue, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slotAt string
+	_, err = SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2,
+		OnSlot: func(lsn string) error { slotAt = lsn; return nil }}.Exec(ctx, l.blue, l.green)
+	if err == nil || !strings.Contains(err.Error(), `copy "public"."accounts"`) {
+		t.Fatalf("copy into a missing table: %v", err)
+	}
+	var slots int
+	if err := l.blue.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'snap'").Scan(&slots); err != nil {
+		t.Fatal(err)
+	}
+	if slotAt == "" || slots != 0 {
+		t.Errorf("slot made at %q; %d left on blue after the failure", slotAt, slots)
+	}
+
+	// A role without REPLICATION gets a line that says so.
+	mustExec(t, l.blue, "CREATE ROLE snap_norepl LOGIN PASSWORD 'x'")
+	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=snap_norepl password=x", 1))
+	_, err = SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 1}.Exec(ctx, weak, l.green)
+	if err == nil || !strings.Contains(err.Error(), "its role needs REPLICATION") {
+		t.Errorf("a copy by a role without REPLICATION: %v", err)
+	}
+}
