@@ -189,8 +189,12 @@ func (p SnapshotCopyParams) truncateStmt() Stmt {
 }
 
 // importStmts open a blue session's transaction in the exported snapshot.
+// No timeout of the role's or the server's may end a long COPY, or a
+// session whose tables are done while the others copy.
 func importStmts(snapshot string) []Stmt {
 	return []Stmt{
+		{On: "blue", SQL: "SET statement_timeout = 0"},
+		{On: "blue", SQL: "SET idle_in_transaction_session_timeout = 0"},
 		{On: "blue", SQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
 		{On: "blue", SQL: "SET TRANSACTION SNAPSHOT " + snapshotLiteral(snapshot)},
 	}
@@ -209,6 +213,10 @@ func snapshotLiteral(s string) string {
 // no triggers, no foreign-key checks (the rows are blue's, already checked).
 var replicaRoleStmt = Stmt{On: "green", SQL: "SET session_replication_role = replica"}
 
+// greenSessionStmts set up a green session: no statement timeout, and the
+// apply worker's role.
+var greenSessionStmts = []Stmt{{On: "green", SQL: "SET statement_timeout = 0"}, replicaRoleStmt}
+
 // Statements are what Exec runs, in order; the session statements run on
 // each of the Jobs sessions, the COPY pairs on whichever is free.
 func (p SnapshotCopyParams) Statements() []Stmt {
@@ -222,9 +230,10 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 		s.Note = each
 		out = append(out, s)
 	}
-	r := replicaRoleStmt
-	r.Note = each
-	out = append(out, r)
+	for _, s := range greenSessionStmts {
+		s.Note = each
+		out = append(out, s)
+	}
 	tables := p.Tables
 	if p.TablesUnknown {
 		tables = []SnapshotTable{{Rel: Rel{Name: Placeholder("each table of " + p.Publication + ", largest first")}, Columns: []string{Placeholder("its columns")}}}
@@ -253,7 +262,7 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 			return "", fmt.Errorf("empty the tables an interrupted copy left rows in: %w", err)
 		}
 	}
-	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return replicaRoleStmt.Exec(ctx, c) })
+	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, greenSessionStmts) })
 	defer closeSessions(greens)
 	if err != nil {
 		if IsInsufficientPrivilege(err) {
@@ -292,14 +301,7 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 			return "", err
 		}
 	}
-	blues, err := acquireSessions(ctx, blue, p.jobs(), func(c *pgx.Conn) error {
-		for _, s := range importStmts(snapshot) {
-			if err := s.Exec(ctx, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	blues, err := acquireSessions(ctx, blue, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, importStmts(snapshot)) })
 	defer closeSessions(blues)
 	if err != nil {
 		return "", fmt.Errorf("import the slot's snapshot on blue: %w", err)

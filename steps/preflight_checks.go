@@ -261,6 +261,9 @@ func (r *preflightReport) greenPrivileges(g *pg.GreenFacts) {
 	if c.copyData() {
 		r.warn("green: user %s is not a superuser: copy-schema restores blue's schema (extensions, ownership) and may need one", pv.User)
 	}
+	if len(c.snapshotPublications()) > 0 {
+		r.warn("green: user %s is not a superuser: copy-data writes with session_replication_role = replica, as the table sync's workers do, which needs one or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO %s; or copy those publications by copy: tablesync", pv.User, ident(pv.User))
+	}
 	if len(r.fails) == fails {
 		r.pass("green: user %s may create subscriptions and change the application roles", pv.User)
 	}
