@@ -113,7 +113,7 @@ func (m *Model) gaugeLines(w int) []string {
 	} else if !g.sampled && g.blue.lastErr == "" {
 		lines = append(lines, st.Faint.Render("reading the replication slots…"))
 	} else if g.sampled && len(g.slots) == 0 {
-		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots makes them)"))
+		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots or copy-data makes them)"))
 	}
 	nameW := 8
 	for _, v := range g.slots {
