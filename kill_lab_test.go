@@ -109,6 +109,7 @@ func (k *killLab) must(t *testing.T, a ...string) string {
 // it waits there.
 func (k *killLab) held(t *testing.T, step, point string, guard bool) (*heldRun, *syncBuffer) {
 	t.Helper()
+	k.waitUnlocked(t)
 	heldFile := filepath.Join(filepath.Dir(k.state), steps.HoldFile)
 	os.Remove(heldFile)
 	cmd := exec.Command(k.bin, k.args("run", step, "--yes")...)
@@ -138,6 +139,39 @@ func (k *killLab) held(t *testing.T, step, point string, guard bool) (*heldRun, 
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// waitUnlocked waits until no process holds the state's lock: the guard
+// of the previous way out may still be standing down. Who held it, and
+// for how long, goes to the test's log with the guard's log.
+func (k *killLab) waitUnlocked(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	holder := ""
+	for {
+		doc := k.status(t)
+		if doc.Lock == "" {
+			break
+		}
+		holder = doc.Lock
+		if time.Since(start) > 30*time.Second {
+			b, _ := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.guard.log"))
+			t.Fatalf("the state is still locked after 30 s: %s\nguard log:\n%s", holder, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if holder != "" {
+		b, _ := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.guard.log"))
+		t.Logf("the state was locked (%s) for %s before this run; guard log:\n%s", holder, time.Since(start).Round(time.Millisecond), lastLines(string(b), 6))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
 
 // heldRun is a driver held at a sub-step.

@@ -141,6 +141,7 @@ var valueTypes = map[string]ValueType{
 	"replica_identity_full_tables":         tablesType,
 	"slot_lsn":                             lsnType,
 	"slot_lsn.":                            lsnType,
+	"snapshot_copy.":                       lsnType,
 	"clone_redo_done":                      lsnType,
 	"green_redo_done":                      redoType,
 	"green_start_lsn":                      lsnType,
