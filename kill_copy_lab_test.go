@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -110,17 +109,7 @@ func TestKillDuringSnapshotCopy(t *testing.T) {
 // snapshotCopy sets copy: snapshot on the lab's one publication.
 func snapshotCopy(t *testing.T, config string) {
 	t.Helper()
-	b, err := os.ReadFile(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "  - name: pgbg_all\n", "  - name: pgbg_all\n    copy: snapshot\n", 1)
-	if text == string(b) {
-		t.Fatalf("no publication pgbg_all in %s", config)
-	}
-	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, config, "  - name: pgbg_all\n", "  - name: pgbg_all\n    copy: snapshot\n")
 }
 
 // labPool is a small pool on a lab server, closed at the test's end.

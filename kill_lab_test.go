@@ -276,13 +276,19 @@ func (k *killLab) drained(t *testing.T, server, slot string) {
 // holdCommits sets cutover.hold_commits: 3s in the lab's configuration.
 func holdCommits(t *testing.T, config string) {
 	t.Helper()
+	editConfig(t, config, "\ncutover:\n", "\ncutover:\n  hold_commits: 3s\n")
+}
+
+// editConfig replaces the first old with new in the configuration file.
+func editConfig(t *testing.T, config, old, new string) {
+	t.Helper()
 	b, err := os.ReadFile(config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(b), "\ncutover:\n", "\ncutover:\n  hold_commits: 3s\n", 1)
+	text := strings.Replace(string(b), old, new, 1)
 	if text == string(b) {
-		t.Fatalf("no cutover section in %s", config)
+		t.Fatalf("no %q in %s", old, config)
 	}
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
