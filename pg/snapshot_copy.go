@@ -41,15 +41,17 @@ type SnapshotTable struct {
 }
 
 // snapshotTablesSQL lists a publication's tables on blue, largest first.
-// The %s slot takes, from PG15, the publication's column list and row
-// filter. Columns: schema, table, partitioned, columns, filter, bytes.
+// The %s slots take what the server's version has: generated columns
+// (PG12), partition trees (PG12; a publication holds a partitioned table
+// from PG13), a publication's column list and row filter (PG15).
+// Columns: schema, table, partitioned, columns, filter, bytes.
 const snapshotTablesSQL = `
 SELECT t.schemaname::text, t.tablename::text, c.relkind = 'p',
        ARRAY(SELECT a.attname::text FROM pg_attribute a
-             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' %s
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped %s %s
              ORDER BY a.attnum),
        %s,
-       CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_table_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p)
+       CASE WHEN c.relkind = 'p' THEN %s
             ELSE pg_table_size(c.oid) END::bigint
 FROM pg_publication_tables t
 JOIN pg_namespace n ON n.nspname = t.schemaname
@@ -63,11 +65,14 @@ func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]Snap
 	if err := pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		return nil, fmt.Errorf("read blue's version: %w", err)
 	}
-	cols, filter := "", "''::text"
+	gen, cols, filter, partSize := "", "", "''::text", "0"
+	if num >= 120000 {
+		gen, partSize = "AND a.attgenerated = ''", "(SELECT coalesce(sum(pg_table_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p)"
+	}
 	if num >= 150000 {
 		cols, filter = "AND (t.attnames IS NULL OR a.attname = ANY (t.attnames))", "coalesce(t.rowfilter, '')"
 	}
-	rows, err := pool.Query(ctx, fmt.Sprintf(snapshotTablesSQL, cols, filter), pub)
+	rows, err := pool.Query(ctx, fmt.Sprintf(snapshotTablesSQL, gen, cols, filter, partSize), pub)
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of publication %s on blue: %w", pub, err)
 	}
