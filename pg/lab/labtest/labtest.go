@@ -75,13 +75,23 @@ func Require(tb testing.TB) {
 // run it once between them.
 var stops sync.Map // dir -> func()
 
-// Dir makes an empty lab folder under /tmp that the postgres OS user can
-// enter (t.TempDir()'s parents are 0700 root) and registers its teardown:
+// RootEnv names the folder labs are made in (default /tmp): /dev/shm puts
+// a benchmark's servers on tmpfs, where an fsync costs nothing, to tell
+// the disk's share of a figure from the rest.
+const RootEnv = "PGBG_LAB_ROOT"
+
+// Dir makes an empty lab folder under /tmp (or RootEnv) that the postgres
+// OS user can enter (t.TempDir()'s parents are 0700 root) and registers
+// its teardown:
 // lab.Down (purging, unless KeepEnv is set and the test failed) and removal.
 // For tests that call lab.Up themselves; most want Start.
 func Dir(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.MkdirTemp("/tmp", "pgbg-lab-")
+	root := os.Getenv(RootEnv)
+	if root == "" {
+		root = "/tmp"
+	}
+	dir, err := os.MkdirTemp(root, "pgbg-lab-")
 	if err != nil {
 		tb.Fatal(err)
 	}
