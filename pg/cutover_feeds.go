@@ -97,21 +97,36 @@ func (r *run) advanceStep(name string) subStep {
 // the feed stays on until after the switch (swapSteps).
 func (r *run) drainSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
-	drainLSN := Later("the drain LSN: that of the message " + d.from.name + " wrote once writes stopped")
+	drainLSN := Later("the drain LSN: " + d.from.name + "'s WAL insert position once writes stopped")
 	return []subStep{
 		{name: "drain target", target: d.from.name,
 			plan: func() []PlanLine {
 				flush := flushStmts(d.from.name)
-				flush[2] = flush[2].with("its LSN is the drain target: after every commit made before writes stopped")
-				return stmtLines(append(flush, drainTargetStmt(d.from.name, f.drainSlots))...)
+				flush[0] = flush[0].with("only when the WAL is not flushed up to that position (an asynchronous commit): then the drain target is the LSN of this message")
+				out := stmtLines(writtenStmt(d.from.name).with("the drain target, after every commit made before writes stopped"))
+				return append(out, stmtLines(append(flush, drainTargetStmt(d.from.name, f.drainSlots))...)...)
 			},
 			run: func(ctx context.Context) (string, error) {
-				// A record of our own after the last commit, flushed: the
-				// walsender reads past it and then sends the keepalive the
-				// drain waits for.
-				var err error
-				if r.drainLSN, err = flushWAL(ctx, r.e.from, d.from.name); err != nil {
-					return "", err
+				// Every commit acknowledged before the PAUSE is before the
+				// insert position; when that is flushed, the walsender
+				// reads up to it and then sends the keepalive the drain
+				// waits for. Otherwise a record of our own, flushed, marks
+				// the end (and the drain's polls flush one now and then, so
+				// a keepalive comes however the WAL ends).
+				var ins string
+				var flushed bool
+				if err := writtenStmt(d.from.name).QueryRow(ctx, r.e.from, &ins, &flushed); err != nil {
+					return "", fmt.Errorf("read the drain target: %w", err)
+				}
+				at, err := ParseLSN(ins)
+				if err != nil {
+					return "", fmt.Errorf("read the drain target: %w", err)
+				}
+				r.drainLSN = lastRecordEnd(at).String()
+				if !flushed {
+					if r.drainLSN, err = flushWAL(ctx, r.e.from, d.from.name); err != nil {
+						return "", err
+					}
 				}
 				var lag int64
 				var n int

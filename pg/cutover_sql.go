@@ -77,6 +77,29 @@ func flushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
 	return lsn, nil
 }
 
+// writtenStmt reads the source's WAL insert position once writes stopped,
+// and whether the WAL is flushed up to it: every commit acknowledged
+// before the PAUSE ended is before that position.
+func writtenStmt(on string) Stmt {
+	return Stmt{On: on, SQL: "SELECT i::text, pg_current_wal_flush_lsn() >= i FROM pg_current_wal_insert_lsn() i"}
+}
+
+// lastRecordEnd is where the last record before an insert position ends,
+// as the walsender counts it: an insert position right after a page's
+// short header (the previous record ended with the page) is the page's
+// start. One after a segment's long header (40 bytes) is left as it is:
+// without the segment size, 40 bytes into a page may also be the end of a
+// record, and a target below a commit's end would end the drain too
+// early; a target a header too far is reached by the drain's periodic
+// flush instead.
+func lastRecordEnd(insert LSN) LSN {
+	const page, shortHeader = 8192, 24
+	if uint64(insert)%page == shortHeader {
+		return insert - shortHeader
+	}
+	return insert
+}
+
 // drainTargetStmt reads the largest lag of the feed's slots and how many
 // exist; the drain target itself is the LSN of the logical message that
 // flushWAL writes right before (drainSteps).
