@@ -87,7 +87,7 @@ func TestKillDuringSnapshotCopy(t *testing.T) {
 			t.Errorf("copy-data is %s after SIGKILL", st)
 		}
 		again := k.must(t, "run", "--through", "wait-catch-up", "--yes")
-		for _, want := range []string{"left by an interrupted copy", "hold rows from an interrupted copy: emptied first", "copy_data = false"} {
+		for _, want := range []string{"left by an interrupted copy", "hold an earlier copy's rows: emptied first", "copy_data = false"} {
 			if !strings.Contains(again, want) {
 				t.Errorf("the run after the kill does not say %q:\n%s", want, again)
 			}

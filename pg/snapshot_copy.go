@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,8 +89,8 @@ func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]Snap
 	return out, nil
 }
 
-// NonEmptyTables returns the tables of ts that hold a row on green: what an
-// interrupted copy left there, to be truncated before the copy starts again.
+// NonEmptyTables returns the tables of ts that hold a row on green: the
+// copy goes into empty tables only.
 func NonEmptyTables(ctx context.Context, pool *pgxpool.Pool, ts []SnapshotTable) ([]Rel, error) {
 	var out []Rel
 	for _, t := range ts {
@@ -98,6 +100,35 @@ func NonEmptyTables(ctx context.Context, pool *pgxpool.Pool, ts []SnapshotTable)
 		}
 		if has {
 			out = append(out, t.Rel)
+		}
+	}
+	return out, nil
+}
+
+// MissingOnGreen names, up to 5, the tables of ts green lacks and the
+// columns its tables lack: found before any slot is made, not half way
+// through the copy.
+func MissingOnGreen(ctx context.Context, pool *pgxpool.Pool, ts []SnapshotTable) ([]string, error) {
+	var out []string
+	for _, t := range ts {
+		var missing []string
+		err := pool.QueryRow(ctx, `
+SELECT CASE WHEN to_regclass($1) IS NULL THEN ARRAY['']
+       ELSE ARRAY(SELECT c FROM unnest($2::text[]) c
+                  WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                    WHERE a.attrelid = to_regclass($1) AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped)) END`,
+			t.Rel.String(), t.Columns).Scan(&missing)
+		if err != nil {
+			return nil, fmt.Errorf("look for %s on green: %w", t.Rel, err)
+		}
+		switch {
+		case len(missing) == 1 && missing[0] == "":
+			out = append(out, "table "+t.Rel.String())
+		case len(missing) > 0:
+			out = append(out, fmt.Sprintf("column %s of %s", strings.Join(missing, ", "), t.Rel))
+		}
+		if len(out) == 5 {
+			break
 		}
 	}
 	return out, nil
@@ -134,9 +165,17 @@ func (t SnapshotTable) CopyIn() Stmt {
 // SnapshotCopyProgress is how far a snapshot copy is.
 type SnapshotCopyProgress struct {
 	TablesDone, TablesTotal int
-	BytesDone, BytesTotal   int64
-	// InFlight are the tables being copied now.
-	InFlight []Rel
+	// BytesDone is the size on blue of the tables done, of BytesTotal.
+	BytesDone, BytesTotal int64
+	// InFlight are the tables being copied now, with the COPY text
+	// streamed for each so far.
+	InFlight []TableStream
+}
+
+// TableStream is a table in flight and the COPY text streamed for it.
+type TableStream struct {
+	Rel      Rel
+	Streamed int64
 }
 
 // SnapshotCopyParams copy one publication's tables in its slot's snapshot.
@@ -149,13 +188,13 @@ type SnapshotCopyParams struct {
 	TablesUnknown bool
 	// Jobs is how many sessions copy at once on each side.
 	Jobs int
-	// NonEmpty are green's tables of the publication that hold rows
-	// already (NonEmptyTables): truncated first.
-	NonEmpty []Rel
+	// Truncate empties every table of the publication on green first: what
+	// an earlier copy of it left there.
+	Truncate bool
 	// OnSlot is told the slot's position (its consistent point) as soon as
 	// the slot exists, before any table is copied.
-	OnSlot func(lsn string) error
-	// Progress is told after each table.
+	OnSlot func(lsn string)
+	// Progress is told after each table, and every second while tables copy.
 	Progress func(SnapshotCopyProgress)
 	// AfterTable, when set, runs after each table's copy commits on green
 	// (a test hook holds the copy there).
@@ -163,6 +202,9 @@ type SnapshotCopyParams struct {
 }
 
 // jobs is the number of sessions on each side.
+// Sessions is how many sessions it opens on each side.
+func (p SnapshotCopyParams) Sessions() int { return p.jobs() }
+
 func (p SnapshotCopyParams) jobs() int {
 	if p.TablesUnknown {
 		return max(1, p.Jobs)
@@ -176,21 +218,23 @@ func (p SnapshotCopyParams) SlotStmt() Stmt {
 		Note: "on a replication connection (replication=database), held until every session below has imported the snapshot"}
 }
 
-// truncateStmt empties the tables an interrupted copy filled (ONLY: never a
-// table outside the publication; a partitioned table with its partitions).
+// truncateStmt empties every table of the publication on green in one
+// statement, so a foreign key between two of them does not stop it (ONLY:
+// never a table outside the publication; a partitioned table with its
+// partitions).
 func (p SnapshotCopyParams) truncateStmt() Stmt {
-	part := map[Rel]bool{}
-	for _, t := range p.Tables {
-		part[t.Rel] = t.Partitioned
+	tables := p.Tables
+	if p.TablesUnknown {
+		tables = []SnapshotTable{{Rel: Rel{Name: Placeholder("each table of " + p.Publication)}}}
 	}
-	q := make([]string, len(p.NonEmpty))
-	for i, r := range p.NonEmpty {
-		q[i] = "ONLY " + r.String()
-		if part[r] {
-			q[i] = r.String()
+	q := make([]string, len(tables))
+	for i, t := range tables {
+		q[i] = "ONLY " + t.Rel.String()
+		if t.Partitioned {
+			q[i] = t.Rel.String()
 		}
 	}
-	return Stmt{On: "green", SQL: "TRUNCATE " + strings.Join(q, ", "), Note: "tables an interrupted copy left rows in"}
+	return Stmt{On: "green", SQL: "TRUNCATE " + strings.Join(q, ", ")}
 }
 
 // importStmts open a blue session's transaction in the exported snapshot.
@@ -225,55 +269,55 @@ var greenSessionStmts = []Stmt{{On: "green", SQL: "SET statement_timeout = 0"}, 
 // Statements are what Exec runs, in order; the session statements run on
 // each of the Jobs sessions, the COPY pairs on whichever is free.
 func (p SnapshotCopyParams) Statements() []Stmt {
+	each := fmt.Sprintf("on each of %d sessions", p.jobs())
 	var out []Stmt
-	if len(p.NonEmpty) > 0 {
-		out = append(out, p.truncateStmt())
+	for _, s := range greenSessionStmts {
+		out = append(out, s.with(each))
+	}
+	if p.Truncate {
+		out = append(out, p.truncateStmt().with("what an earlier copy of this publication left on green"))
 	}
 	out = append(out, p.SlotStmt())
-	each := fmt.Sprintf("on each of %d sessions", p.jobs())
 	for _, s := range importStmts(Placeholder("the snapshot the slot exported")) {
-		s.Note = each
-		out = append(out, s)
-	}
-	for _, s := range greenSessionStmts {
-		s.Note = each
-		out = append(out, s)
+		out = append(out, s.with(each))
 	}
 	tables := p.Tables
 	if p.TablesUnknown {
 		tables = []SnapshotTable{{Rel: Rel{Name: Placeholder("each table of " + p.Publication + ", largest first")}, Columns: []string{Placeholder("its columns")}}}
 	}
 	for _, t := range tables {
-		o, i := t.CopyOut(), t.CopyIn()
-		o.Note = "into the COPY below"
+		o := t.CopyOut().with("into the COPY below")
 		if !p.TablesUnknown {
-			o.Note = Bytes(t.Bytes) + ", into the COPY below"
+			o = o.with(Bytes(t.Bytes) + ", into the COPY below")
 		}
-		out = append(out, o, i)
+		out = append(out, o, t.CopyIn())
 	}
 	return append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
 }
 
-// Exec truncates what an interrupted copy left, creates the slot exporting
-// its snapshot, opens Jobs sessions on each side, the blue ones in the
-// snapshot, and copies the tables, largest first, each COPY committing on
-// its own. It returns the slot's consistent point: the subscription
-// streams from there, and the copy holds exactly what blue had committed
-// before it. On an error the slot is dropped again (nothing will consume
-// it); a killed process leaves it, and the next run drops it.
+// Exec opens Jobs sessions on green, empties the publication's tables
+// there when asked, creates the slot exporting its snapshot, opens Jobs
+// sessions on blue in that snapshot, and copies the tables, largest
+// first, each COPY committing on its own. It returns the slot's consistent
+// point: the subscription streams from there, and the copy holds exactly
+// what blue had committed before it. On an error the slot is dropped
+// again (nothing will consume it) and green's tables emptied (the next
+// run starts clean); what of that fails is added to the error, with what
+// to run. A killed process leaves both; the next run finds the slot and
+// does it.
 func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool) (lsn string, err error) {
-	if len(p.NonEmpty) > 0 {
-		if err := p.truncateStmt().Exec(ctx, green); err != nil {
-			return "", fmt.Errorf("empty the tables an interrupted copy left rows in: %w", err)
-		}
-	}
 	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, greenSessionStmts) })
 	defer closeSessions(greens)
 	if err != nil {
 		if IsInsufficientPrivilege(err) {
-			return "", fmt.Errorf("%s on green needs a superuser (rds_superuser on RDS), as the table sync's workers are: %w", replicaRoleStmt.SQL, err)
+			return "", fmt.Errorf("%s on green needs a superuser (rds_superuser on RDS), as the table sync's workers do: %w", replicaRoleStmt.SQL, err)
 		}
-		return "", fmt.Errorf("open green's copy sessions: %w", err)
+		return "", fmt.Errorf("open %d sessions on green (sync.copy_jobs): %w", p.jobs(), err)
+	}
+	if p.Truncate {
+		if err := p.truncateStmt().Exec(ctx, greens[0]); err != nil {
+			return "", fmt.Errorf("empty the tables an earlier copy left on green: %w", err)
+		}
 	}
 	cfg := blue.Config().ConnConfig.Config.Copy()
 	cfg.RuntimeParams["replication"] = "database"
@@ -295,21 +339,16 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 	lsn, snapshot := string(res[0].Rows[0][1]), string(res[0].Rows[0][2])
 	defer func() {
 		if err != nil {
-			// Nothing will consume it; it would hold blue's WAL.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			_, _ = DropSlotParams{On: "blue", Name: p.Slot}.Exec(cctx, blue)
+			err = p.undo(ctx, blue, green, err)
 		}
 	}()
 	if p.OnSlot != nil {
-		if err := p.OnSlot(lsn); err != nil {
-			return "", err
-		}
+		p.OnSlot(lsn)
 	}
 	blues, err := acquireSessions(ctx, blue, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, importStmts(snapshot)) })
 	defer closeSessions(blues)
 	if err != nil {
-		return "", fmt.Errorf("import the slot's snapshot on blue: %w", err)
+		return "", fmt.Errorf("import the slot's snapshot in %d sessions on blue (sync.copy_jobs): %w", p.jobs(), err)
 	}
 	// Every session holds the snapshot now: the replication connection may go.
 	repl.Close(ctx)
@@ -323,6 +362,21 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 		}
 	}
 	return lsn, nil
+}
+
+// undo, after a copy failed, drops its slot and empties green's tables,
+// and says in the error what it could not do and what to run instead.
+func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	drop := DropSlotParams{On: "blue", Name: p.Slot}
+	if _, err := drop.Exec(ctx, blue); err != nil {
+		cause = fmt.Errorf("%w; and slot %s could not be dropped (%v): it holds blue's WAL until copy-data runs again, or run %s on blue", cause, p.Slot, err, drop.Statements()[0])
+	}
+	if err := p.truncateStmt().Exec(ctx, green); err != nil {
+		cause = fmt.Errorf("%w; and green's tables could not be emptied (%v): copy-data refuses to copy into them until %s runs on green", cause, err, p.truncateStmt())
+	}
+	return cause
 }
 
 // copyAll runs the COPY pairs on the sessions, each taking the next table
@@ -339,25 +393,49 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 	}
 	close(next)
 	var mu sync.Mutex
-	flight := map[Rel]bool{}
-	report := func(t SnapshotTable, done bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			flight[t.Rel] = true
+	flight := map[Rel]*atomic.Int64{}
+	tell := func() { // under mu
+		if p.Progress == nil {
 			return
 		}
+		pr.InFlight = pr.InFlight[:0]
+		for r, n := range flight {
+			pr.InFlight = append(pr.InFlight, TableStream{Rel: r, Streamed: n.Load()})
+		}
+		sort.Slice(pr.InFlight, func(i, j int) bool { return pr.InFlight[i].Streamed > pr.InFlight[j].Streamed })
+		p.Progress(pr)
+	}
+	begin := func(t SnapshotTable) *atomic.Int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		n := new(atomic.Int64)
+		flight[t.Rel] = n
+		return n
+	}
+	end := func(t SnapshotTable) {
+		mu.Lock()
+		defer mu.Unlock()
 		delete(flight, t.Rel)
 		pr.TablesDone++
 		pr.BytesDone += t.Bytes
-		if p.Progress != nil {
-			pr.InFlight = pr.InFlight[:0]
-			for r := range flight {
-				pr.InFlight = append(pr.InFlight, r)
-			}
-			p.Progress(pr)
-		}
+		tell()
 	}
+	ticking := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ticking:
+				return
+			case <-t.C:
+				mu.Lock()
+				tell()
+				mu.Unlock()
+			}
+		}
+	}()
+	defer close(ticking)
 	var wg sync.WaitGroup
 	for i := range blues {
 		wg.Add(1)
@@ -367,12 +445,11 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				if ctx.Err() != nil {
 					return
 				}
-				report(t, false)
-				if err := copyTable(ctx, b.PgConn(), g.PgConn(), t); err != nil {
+				if err := copyTable(ctx, b.PgConn(), g.PgConn(), t, begin(t)); err != nil {
 					cancel(fmt.Errorf("copy %s: %w", t.Rel, err))
 					return
 				}
-				report(t, true)
+				end(t)
 				if p.AfterTable != nil {
 					p.AfterTable(ctx, t.Rel)
 				}
@@ -389,14 +466,27 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 // errGreenStopped ends blue's COPY when green's has failed.
 var errGreenStopped = errors.New("green stopped reading")
 
-// copyTable streams one table from blue's COPY TO into green's COPY FROM.
-func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable) error {
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// copyTable streams one table from blue's COPY TO into green's COPY FROM,
+// counting the text streamed.
+func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable, streamed *atomic.Int64) error {
 	out, in := t.CopyOut(), t.CopyIn()
 	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		start := time.Now()
-		_, err := b.CopyTo(ctx, w, out.SQL)
+		_, err := b.CopyTo(ctx, countingWriter{w, streamed}, out.SQL)
 		out.report(ctx, start, err)
 		w.CloseWithError(err) // nil: green reads to the end
 		done <- err

@@ -15,8 +15,9 @@ import (
 // made on the slot with copy_data = false, and none twice. The
 // publication has every shape the copy reads differently: a partitioned
 // table published through its root, a generated column (left to green to
-// compute), a row filter (PG15+ blue), a mixed-case name. A table an
-// earlier copy left rows in is emptied first.
+// compute), a row filter (PG15+ blue), a mixed-case name, a foreign key.
+// The tables an earlier copy left rows in are emptied first, in one
+// statement (the foreign key would stop a TRUNCATE of the parent alone).
 func TestSnapshotCopyUnderWrites(t *testing.T) {
 	labtest.Require(t)
 	l := newLab(t)
@@ -25,9 +26,14 @@ func TestSnapshotCopyUnderWrites(t *testing.T) {
 	mustExec(t, l.blue, `INSERT INTO public.snap_gen (id, a) SELECT g, g FROM generate_series(1, 2000) g`)
 	mustExec(t, l.blue, `CREATE TABLE public.snap_filtered (id bigint PRIMARY KEY, keep bool NOT NULL)`)
 	mustExec(t, l.blue, `INSERT INTO public.snap_filtered SELECT g, g % 2 = 0 FROM generate_series(1, 1000) g`)
-	mustExec(t, l.blue, `CREATE PUBLICATION snap FOR TABLE public.ledger, public.snap_gen, public.measurements, public."OrderItems", public.snap_filtered WHERE (keep) WITH (publish_via_partition_root = true)`)
+	mustExec(t, l.blue, `CREATE TABLE public.snap_parent (id int PRIMARY KEY)`)
+	mustExec(t, l.blue, `CREATE TABLE public.snap_child (id int PRIMARY KEY, parent int NOT NULL REFERENCES public.snap_parent)`)
+	mustExec(t, l.blue, `INSERT INTO public.snap_parent SELECT generate_series(1, 100)`)
+	mustExec(t, l.blue, `INSERT INTO public.snap_child SELECT g, g % 100 + 1 FROM generate_series(1, 500) g`)
+	mustExec(t, l.blue, `CREATE PUBLICATION snap FOR TABLE public.ledger, public.snap_gen, public.measurements, public."OrderItems", public.snap_filtered WHERE (keep), public.snap_parent, public.snap_child WITH (publish_via_partition_root = true)`)
 	l.schemaToGreen(t)
-	mustExec(t, l.green, `INSERT INTO public."OrderItems" ("OrderId", sku, qty) VALUES (-1, 'left by an interrupted copy', 1)`)
+	mustExec(t, l.green, `INSERT INTO public."OrderItems" ("OrderId", sku, qty) VALUES (-1, 'left by an earlier copy', 1)`)
+	mustExec(t, l.green, `INSERT INTO public.snap_parent VALUES (1)`)
 
 	tables, err := SnapshotTables(ctx, l.blue, "snap")
 	if err != nil {
@@ -40,7 +46,7 @@ func TestSnapshotCopyUnderWrites(t *testing.T) {
 			t.Errorf("not largest first: %s (%d) after %s (%d)", tb.Rel, tb.Bytes, tables[i-1].Rel, tables[i-1].Bytes)
 		}
 	}
-	if len(tables) != 5 || !byName["measurements"].Partitioned || byName["snap_filtered"].Filter == "" ||
+	if len(tables) != 7 || !byName["measurements"].Partitioned || byName["snap_filtered"].Filter == "" ||
 		strings.Join(byName["snap_gen"].Columns, ",") != "id,a" {
 		t.Fatalf("tables read on blue: %+v", tables)
 	}
@@ -48,8 +54,11 @@ func TestSnapshotCopyUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nonEmpty) != 1 || nonEmpty[0].Name != "OrderItems" {
+	if len(nonEmpty) != 2 {
 		t.Fatalf("non-empty tables on green: %v", nonEmpty)
+	}
+	if missing, err := MissingOnGreen(ctx, l.green, tables); err != nil || len(missing) != 0 {
+		t.Fatalf("missing on green: %v %v", missing, err)
 	}
 
 	// Writes all along, to a table the copy reads and to one it has read.
@@ -70,10 +79,10 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	}()
 	var slotAt string
 	var seen atomic.Int64
-	p := SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2, NonEmpty: nonEmpty,
-		OnSlot: func(lsn string) error { slotAt = lsn; return nil },
+	p := SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2, Truncate: true,
+		OnSlot: func(lsn string) { slotAt = lsn },
 		Progress: func(pr SnapshotCopyProgress) {
-			if pr.TablesTotal != 5 || pr.TablesDone < 1 || pr.BytesDone > pr.BytesTotal {
+			if pr.TablesTotal != 7 || pr.BytesDone > pr.BytesTotal {
 				t.Errorf("progress %+v", pr)
 			}
 			seen.Add(1)
@@ -85,7 +94,7 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lsn != slotAt || seen.Load() != 5 {
+	if lsn != slotAt || seen.Load() < 7 {
 		t.Errorf("consistent point %s, told %s; progress told %d times", lsn, slotAt, seen.Load())
 	}
 	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "snap", Publication: "snap", Slot: "snap", Conninfo: l.subscriptionConninfo()}); err != nil {
@@ -106,6 +115,8 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 		{`public.measurements`, ""},
 		{`public."OrderItems"`, ""},
 		{`public.snap_filtered`, " WHERE keep"},
+		{`public.snap_parent`, ""},
+		{`public.snap_child`, ""},
 	} {
 		q := "SELECT count(*)::text || ' ' || coalesce(sum(hashtext(t::text)), 0)::text FROM " + c.table + " t"
 		var b, g string
@@ -121,12 +132,15 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	}
 }
 
-// A copy that fails drops the slot it made: nothing would consume it, and
-// it would hold blue's WAL.
+// A table green lacks is found before any slot is made. A copy that
+// fails all the same drops the slot it made (nothing would consume it,
+// and it would hold blue's WAL) and empties green's tables, so the next
+// run starts clean.
 func TestSnapshotCopyFailureDropsItsSlot(t *testing.T) {
 	labtest.Require(t)
 	l := newLab(t)
 	ctx := context.Background()
+	mustExec(t, l.blue, `INSERT INTO public.ledger (client, n) SELECT 1, g FROM generate_series(1, 10) g`)
 	mustExec(t, l.blue, `CREATE PUBLICATION snap FOR TABLE public.ledger, public.accounts`)
 	l.schemaToGreen(t)
 	mustExec(t, l.green, `ALTER TABLE public.accounts RENAME TO accounts_elsewhere`)
@@ -134,10 +148,14 @@ func TestSnapshotCopyFailureDropsItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	missing, err := MissingOnGreen(ctx, l.green, tables)
+	if err != nil || strings.Join(missing, ",") != `table "public"."accounts"` {
+		t.Errorf("missing on green: %q %v", missing, err)
+	}
 	var slotAt string
-	_, err = SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2,
-		OnSlot: func(lsn string) error { slotAt = lsn; return nil }}.Exec(ctx, l.blue, l.green)
-	if err == nil || !strings.Contains(err.Error(), `copy "public"."accounts"`) {
+	_, err = SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 1,
+		OnSlot: func(lsn string) { slotAt = lsn }}.Exec(ctx, l.blue, l.green)
+	if err == nil || !strings.Contains(err.Error(), `copy "public"."accounts"`) || !strings.Contains(err.Error(), "could not be emptied") {
 		t.Fatalf("copy into a missing table: %v", err)
 	}
 	var slots int
@@ -146,6 +164,21 @@ func TestSnapshotCopyFailureDropsItsSlot(t *testing.T) {
 	}
 	if slotAt == "" || slots != 0 {
 		t.Errorf("slot made at %q; %d left on blue after the failure", slotAt, slots)
+	}
+	// With the table back, a copy that fails half way (the largest table,
+	// accounts, copied first; then ledger refused by a constraint green
+	// has and blue does not) leaves green empty.
+	mustExec(t, l.green, `ALTER TABLE public.accounts_elsewhere RENAME TO accounts`)
+	mustExec(t, l.green, `ALTER TABLE public.ledger ADD CONSTRAINT pgbg_no CHECK (client < -1) NOT VALID`)
+	done := 0
+	_, err = SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 1,
+		Progress: func(pr SnapshotCopyProgress) { done = pr.TablesDone }}.Exec(ctx, l.blue, l.green)
+	if err == nil || strings.Contains(err.Error(), "could not") || done != 1 {
+		t.Fatalf("copy refused by green after %d tables: %v", done, err)
+	}
+	var rows int
+	if err := l.green.QueryRow(ctx, "SELECT (SELECT count(*) FROM public.ledger) + (SELECT count(*) FROM public.accounts)").Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("%d rows left on green after the failure (%v)", rows, err)
 	}
 
 	// A role without REPLICATION gets a line that says so.

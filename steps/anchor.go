@@ -239,7 +239,11 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	return CheckResult{Done: true, Detail: "slots on blue: " + strings.Join(e.Config.publicationNames(), ", ") + "; slot_lsn = " + e.V("slot_lsn")}, nil
+	var names []string
+	for _, p := range e.Config.slotPublications() {
+		names = append(names, slotName(p.Name))
+	}
+	return CheckResult{Done: true, Detail: "slots on blue: " + strings.Join(names, ", ") + "; slot_lsn = " + e.V("slot_lsn")}, nil
 }
 
 // slotsOp is what create-slots does now: a pgoutput slot for each

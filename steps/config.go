@@ -380,6 +380,9 @@ func (c *Config) Validate() []string {
 		bad("replication.password.secret_arn %q is not an ARN (arn:aws:secretsmanager:...)", src.SecretARN)
 	}
 
+	if c.Sync.CopyJobs < 0 || c.Sync.CopyJobs > maxCopyJobs {
+		bad("sync.copy_jobs %d: from 1 to %d (each is a session on blue and one on green), or 0 for two per core of green", c.Sync.CopyJobs, maxCopyJobs)
+	}
 	seenPub := map[string]bool{}
 	seenTable := map[string]string{}
 	allTables := 0

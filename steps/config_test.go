@@ -81,6 +81,8 @@ func TestConfigValidationErrors(t *testing.T) {
 			[]string{`config: publications[0].copy "fast": want tablesync or snapshot`}},
 		{"snapshot copy of a clone", edit("strategy: copy", "strategy: clone\nclone:\n  blue_bindir: /b\n  green_bindir: /g\npublications:\n  - name: p1\n    copy: snapshot"),
 			[]string{"config: publications[0].copy: snapshot is for the copy strategy"}},
+		{"too many copy jobs", edit("cutover:\n", "sync:\n  copy_jobs: 200\ncutover:\n"),
+			[]string{"config: sync.copy_jobs 200: from 1 to 32"}},
 		{"app role is replication role", edit("cutover:\n", "app_roles: [pgbg_repl]\ncutover:\n"),
 			[]string{`config: app_roles: "pgbg_repl" is the replication role`}},
 		{"pgbouncer method without pgbouncer", strings.Split(minimalConfig, "cutover:")[0],

@@ -30,7 +30,36 @@ func copyData() *Step {
 		Plan:  planCopyData,
 		Check: checkCopyData,
 		Run:   runCopyData,
+		Again: copyDataAgain,
 	}
+}
+
+// copyDataAgain allows copying again once a copied publication's slot is
+// gone from blue before its subscription was made: without the slot, the
+// copy has no stream to continue from.
+func copyDataAgain(ctx context.Context, e *Env) string {
+	if e.Blue == nil || e.Green == nil {
+		return "blue and green must be reachable"
+	}
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	slots, err := pg.LogicalSlots(ctx, e.Blue)
+	if err != nil {
+		return err.Error()
+	}
+	for _, p := range e.Config.snapshotPublications() {
+		if _, ok := pg.FindSlot(slots, slotName(p.Name)); ok {
+			continue
+		}
+		sub, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		if err != nil {
+			return err.Error()
+		}
+		if !sub.Exists {
+			return ""
+		}
+	}
+	return "every snapshot publication's slot is on blue, or its subscription exists: the copy stands"
 }
 
 // snapshotPublications are the publications copy-data copies.
@@ -55,6 +84,9 @@ func (c *Config) slotPublications() []Publication {
 	}
 	return out
 }
+
+// maxCopyJobs bounds sync.copy_jobs: each job is a session on both servers.
+const maxCopyJobs = 32
 
 // copyJobs is how many sessions copy at once on each side: sync.copy_jobs,
 // or two per core of green (a small table's copy mostly waits on round
@@ -104,13 +136,16 @@ func checkCopyData(ctx context.Context, e *Env) (CheckResult, error) {
 // why it would not ("" when it would).
 type copyDataOp struct {
 	params pg.SnapshotCopyParams
-	// leftover is a slot an interrupted copy left on blue: dropped first.
+	// leftover is a slot on blue that no subscription uses: one an
+	// interrupted copy left, or create-slots' from when the publication
+	// was copied by table sync. Dropped first.
 	leftover *pg.DropSlotParams
 	refusal  string
 }
 
-// copyDataOps are the ops for the publications not copied yet. Offline, a
-// plan shows each with its tables as a placeholder.
+// copyDataOps are the ops for the publications not copied yet (or whose
+// copy lost its slot). Offline, a plan shows each with its tables as a
+// placeholder.
 func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 	var out []copyDataOp
 	var slots []pg.SlotInfo
@@ -122,47 +157,90 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 	}
 	for _, p := range e.Config.snapshotPublications() {
 		op := copyDataOp{params: pg.SnapshotCopyParams{Publication: p.Name, Slot: slotName(p.Name), Jobs: e.Config.copyJobs()}}
-		if _, copied := e.Value(snapshotCopiedKey(p.Name)); copied {
-			if _, ok := pg.FindSlot(slots, op.params.Slot); ok || e.Blue == nil {
-				continue
-			}
+		_, copied := e.Value(snapshotCopiedKey(p.Name))
+		s, slotThere := pg.FindSlot(slots, op.params.Slot)
+		if copied && (slotThere || e.Blue == nil) {
+			continue
 		}
 		if e.Blue == nil || e.Green == nil {
 			op.params.TablesUnknown = true
 			out = append(out, op)
 			continue
 		}
-		if s, ok := pg.FindSlot(slots, op.params.Slot); ok {
-			if s.Active {
-				op.refusal = fmt.Sprintf("slot %s is in use on blue: something consumes it; stop that first", s.Name)
-			}
-			op.leftover = &pg.DropSlotParams{On: "blue", Name: s.Name}
-		}
 		sub, err := pg.ReadSubscription(ctx, e.Green, p.Name)
 		if err != nil {
 			return nil, err
-		}
-		if sub.Exists {
-			op.refusal = fmt.Sprintf("subscription %s exists on green already: its copy cannot be made again under it; drop it (cleanup) to start over", p.Name)
 		}
 		pub, err := pg.ReadPublication(ctx, e.Blue, p.Name)
 		if err != nil {
 			return nil, err
 		}
-		if !pub.Exists {
+		switch {
+		case sub.Exists:
+			op.refusal = fmt.Sprintf("subscription %s exists on green already: its tables cannot be copied again under it; drop it (cleanup) to start over", p.Name)
+		case !pub.Exists:
 			op.refusal = fmt.Sprintf("publication %s does not exist on blue: run create-publications first", p.Name)
+		case slotThere && s.Active:
+			op.refusal = fmt.Sprintf("slot %s is in use on blue: something consumes it; stop that first", s.Name)
+		}
+		if op.refusal != "" {
 			out = append(out, op)
 			continue
+		}
+		if slotThere {
+			op.leftover = &pg.DropSlotParams{On: "blue", Name: s.Name}
 		}
 		if op.params.Tables, err = pg.SnapshotTables(ctx, e.Blue, p.Name); err != nil {
 			return nil, err
 		}
-		if op.params.NonEmpty, err = pg.NonEmptyTables(ctx, e.Green, op.params.Tables); err != nil {
+		missing, err := pg.MissingOnGreen(ctx, e.Green, op.params.Tables)
+		if err != nil {
 			return nil, err
+		}
+		if len(missing) > 0 {
+			op.refusal = fmt.Sprintf("green lacks %s: its schema is not blue's; run copy-schema, and compare-schema to see what differs", strings.Join(missing, "; "))
+			out = append(out, op)
+			continue
+		}
+		full, err := pg.NonEmptyTables(ctx, e.Green, op.params.Tables)
+		if err != nil {
+			return nil, err
+		}
+		// Rows on green are an earlier copy's when its slot is still there
+		// (a killed run) or its copy was recorded (its slot lost since):
+		// emptied. Any other rows are not ours to remove.
+		switch {
+		case len(full) == 0:
+		case slotThere || copied:
+			op.params.Truncate = true
+		default:
+			op.refusal = fmt.Sprintf("%s on green hold rows, and no copy of %s is half way (no slot %s on blue): the copy goes into empty tables; if the rows are an earlier copy's, empty them (%s), else check green.conninfo",
+				relNames(full, 3), p.Name, op.params.Slot, truncateOf(full))
 		}
 		out = append(out, op)
 	}
 	return out, nil
+}
+
+// relNames names up to n tables, and how many more.
+func relNames(rs []pg.Rel, n int) string {
+	names := make([]string, 0, n)
+	for _, r := range rs[:min(n, len(rs))] {
+		names = append(names, r.String())
+	}
+	if len(rs) > n {
+		names = append(names, fmt.Sprintf("%d more", len(rs)-n))
+	}
+	return strings.Join(names, ", ")
+}
+
+// truncateOf is the TRUNCATE an operator runs to empty tables.
+func truncateOf(rs []pg.Rel) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.String()
+	}
+	return "TRUNCATE " + strings.Join(names, ", ")
 }
 
 func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
@@ -173,7 +251,7 @@ func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Action{note(BlueGreen, "refused while a publication's subscription exists on green, or while its slot is in use; a slot left by an interrupted copy is dropped and the copy made again from the start")}
+	out := []Action{note(BlueGreen, "refused while a publication's subscription exists on green, while its slot is in use, while green lacks a table or column, or while its tables on green hold rows that are not an earlier copy's; a slot no subscription uses is dropped, and what an earlier copy left emptied")}
 	for _, op := range ops {
 		if op.refusal != "" {
 			out = append(out, note(BlueGreen, "refused now: %s", op.refusal))
@@ -182,13 +260,13 @@ func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 		if op.params.TablesUnknown {
 			out = append(out, note(BlueGreen, "publication %s: every table it publishes (read on blue), on %d sessions each side", op.params.Publication, op.params.Jobs))
 		} else {
-			out = append(out, note(BlueGreen, "publication %s: %d tables, %s, on %d sessions each side", op.params.Publication, len(op.params.Tables), pg.Bytes(totalBytes(op.params.Tables)), min(op.params.Jobs, len(op.params.Tables))))
+			out = append(out, note(BlueGreen, "publication %s: %d tables, %s, on %d sessions each side", op.params.Publication, len(op.params.Tables), pg.Bytes(totalBytes(op.params.Tables)), op.params.Sessions()))
 		}
 		if op.leftover != nil {
 			out = append(out, stmts(op.leftover.Statements()...)...)
 		}
 		out = append(out, stmts(op.params.Statements()...)...)
-		out = append(out, note(BlueGreen, "recorded: slot_lsn.%s (the slot's consistent point) once it exists; %s once every table is copied", op.params.Slot, snapshotCopiedKey(op.params.Publication)))
+		out = append(out, note(BlueGreen, "recorded once every table is copied: slot_lsn.%s and %s, the slot's consistent point", op.params.Slot, snapshotCopiedKey(op.params.Publication)))
 	}
 	if len(ops) == 0 {
 		out = append(out, note(BlueGreen, "every snapshot publication is copied: nothing to do"))
@@ -241,7 +319,7 @@ const copyDataLogEvery = 5 * time.Second
 func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	p := op.params
 	if op.leftover != nil {
-		e.Warnf("slot %s was left by an interrupted copy (its snapshot is gone with its session): dropping it to copy again from a new one", p.Slot)
+		e.Warnf("slot %s is on blue and no subscription uses it (left by an interrupted copy, or made by create-slots for a table sync): dropping it to make one that exports its snapshot", p.Slot)
 		dctx, cancel := e.bounded(ctx)
 		_, err := op.leftover.Exec(dctx, e.Blue)
 		cancel()
@@ -249,14 +327,13 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 			return err
 		}
 	}
-	if len(p.NonEmpty) > 0 {
-		e.Warnf("%d tables of %s on green hold rows from an interrupted copy: emptied first", len(p.NonEmpty), p.Publication)
+	if p.Truncate {
+		e.Warnf("%s's tables on green hold an earlier copy's rows: emptied first", p.Publication)
 	}
 	start := time.Now()
 	last := start
-	p.OnSlot = func(lsn string) error {
-		e.Logf("slot %s created at %s, exporting its snapshot; copying %d tables (%s) on %d sessions", p.Slot, lsn, len(p.Tables), pg.Bytes(totalBytes(p.Tables)), p.Jobs)
-		return e.Record("slot_lsn."+p.Slot, lsn)
+	p.OnSlot = func(lsn string) {
+		e.Logf("slot %s created at %s, exporting its snapshot; copying %d tables (%s) on %d sessions", p.Slot, lsn, len(p.Tables), pg.Bytes(totalBytes(p.Tables)), p.Sessions())
 	}
 	p.Progress = func(pr pg.SnapshotCopyProgress) {
 		if time.Since(last) < copyDataLogEvery {
@@ -272,11 +349,14 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	}
 	lsn, err := p.Exec(ctx, e.Blue, e.Green)
 	if err != nil {
-		return fmt.Errorf("copy publication %s: %w", p.Publication, err)
+		return fmt.Errorf("copy publication %s: %w; nothing is recorded: run copy-data again once both servers answer (it starts over from a new snapshot)", p.Publication, err)
 	}
 	took := time.Since(start)
 	total := totalBytes(p.Tables)
 	e.Logf("copied %d tables of %s (%s) in %s, %s/s; its subscription streams from %s", len(p.Tables), p.Publication, pg.Bytes(total), took.Round(time.Millisecond), pg.Bytes(int64(float64(total)/max(took.Seconds(), 0.001))), lsn)
+	if err := e.Record("slot_lsn."+p.Slot, lsn); err != nil {
+		return err
+	}
 	return e.Record(snapshotCopiedKey(p.Publication), lsn)
 }
 
@@ -291,8 +371,8 @@ func snapshotCopyLine(pr pg.SnapshotCopyProgress, took time.Duration) string {
 	}
 	if len(pr.InFlight) > 0 {
 		names := make([]string, 0, 3)
-		for _, r := range pr.InFlight[:min(3, len(pr.InFlight))] {
-			names = append(names, r.String())
+		for _, t := range pr.InFlight[:min(3, len(pr.InFlight))] {
+			names = append(names, fmt.Sprintf("%s (%s streamed)", t.Rel, pg.Bytes(t.Streamed)))
 		}
 		l += "; in flight: " + strings.Join(names, ", ")
 	}

@@ -116,11 +116,10 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			}
 		}
 		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
-			first := "create-slots"
 			if p.Copy == copySnapshot {
-				first = "copy-data"
+				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", slotName(p.Name))
 			}
-			return e.refuse("slot %s does not exist on blue: run %s first", slotName(p.Name), first)
+			return e.refuse("slot %s does not exist on blue: run create-slots first", slotName(p.Name))
 		}
 	}
 	if e.Config.isCloneStrategy() {
@@ -139,6 +138,11 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 		return err
 	}
 	for _, op := range ops {
+		if err := e.refuseCopyOverRows(ctx, op); err != nil {
+			return err
+		}
+	}
+	for _, op := range ops {
 		e.Logf("%s  -- statement logging off", op.Equivalent())
 		err := op.Exec(ctx, e.Green)
 		if err != nil && !pg.IsConnectError(err) {
@@ -148,6 +152,31 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
 				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
 		}
+	}
+	return nil
+}
+
+// refuseCopyOverRows refuses a subscription that copies (the table sync)
+// into tables that hold rows on green already: they would be copied again,
+// doubled where no key stops it. So after copy-data copied the
+// publication (its copy: setting changed since), or when rows are there.
+func (e *Env) refuseCopyOverRows(ctx context.Context, op pg.SubscriptionParams) error {
+	if !op.CopyData {
+		return nil
+	}
+	if _, ok := e.Value(snapshotCopiedKey(op.Publication)); ok {
+		return e.refuse("publication %s was copied in its slot's snapshot by copy-data (copy: snapshot then): a table sync now would copy its tables again; set copy: snapshot back for it", op.Publication)
+	}
+	tables, err := pg.SnapshotTables(ctx, e.Blue, op.Publication)
+	if err != nil {
+		return err
+	}
+	full, err := pg.NonEmptyTables(ctx, e.Green, tables)
+	if err != nil {
+		return err
+	}
+	if len(full) > 0 {
+		return e.refuse("%s on green hold rows already: the table sync of %s would copy them again (doubled, or stopped on duplicate keys); empty them (%s), or copy the publication by copy: snapshot", relNames(full, 3), op.Publication, truncateOf(full))
 	}
 	return nil
 }
