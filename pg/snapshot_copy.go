@@ -201,7 +201,6 @@ type SnapshotCopyParams struct {
 	AfterTable func(ctx context.Context, table Rel)
 }
 
-// jobs is the number of sessions on each side.
 // Sessions is how many sessions it opens on each side.
 func (p SnapshotCopyParams) Sessions() int { return p.jobs() }
 
@@ -372,6 +371,9 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 	drop := DropSlotParams{On: "blue", Name: p.Slot}
 	if _, err := drop.Exec(ctx, blue); err != nil {
 		cause = fmt.Errorf("%w; and slot %s could not be dropped (%v): it holds blue's WAL until copy-data runs again, or run %s on blue", cause, p.Slot, err, drop.Statements()[0])
+	}
+	if len(p.Tables) == 0 {
+		return cause
 	}
 	if err := p.truncateStmt().Exec(ctx, green); err != nil {
 		cause = fmt.Errorf("%w; and green's tables could not be emptied (%v): copy-data refuses to copy into them until %s runs on green", cause, err, p.truncateStmt())
