@@ -257,20 +257,38 @@ func snapshotLiteral(s string) string {
 	return quoteLiteral(s)
 }
 
+// CopyAppName is the application_name of a snapshot copy's sessions on
+// green (at most 63 bytes, as the server keeps it): how a reading of the
+// servers alone (lag, the gauge) finds a copy in progress and its
+// publication.
+func CopyAppName(pub string) string {
+	n := "pgbluegreen copy-data " + pub
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
 // replicaRoleStmt makes a green session write as the apply worker does:
 // no triggers, no foreign-key checks (the rows are blue's, already checked).
 var replicaRoleStmt = Stmt{On: "green", SQL: "SET session_replication_role = replica"}
 
-// greenSessionStmts set up a green session: no statement timeout, and the
-// apply worker's role.
-var greenSessionStmts = []Stmt{{On: "green", SQL: "SET statement_timeout = 0"}, replicaRoleStmt}
+// greenSessionStmts set up a green session: named for the progress
+// readings, no statement timeout, and the apply worker's role.
+func (p SnapshotCopyParams) greenSessionStmts() []Stmt {
+	return []Stmt{
+		{On: "green", SQL: "SELECT set_config('application_name', $1, false)", Args: []any{CopyAppName(p.Publication)}},
+		{On: "green", SQL: "SET statement_timeout = 0"},
+		replicaRoleStmt,
+	}
+}
 
 // Statements are what Exec runs, in order; the session statements run on
 // each of the Jobs sessions, the COPY pairs on whichever is free.
 func (p SnapshotCopyParams) Statements() []Stmt {
 	each := fmt.Sprintf("on each of %d sessions", p.jobs())
 	var out []Stmt
-	for _, s := range greenSessionStmts {
+	for _, s := range p.greenSessionStmts() {
 		out = append(out, s.with(each))
 	}
 	if p.Truncate {
@@ -305,7 +323,7 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 // to run. A killed process leaves both; the next run finds the slot and
 // does it.
 func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool) (lsn string, err error) {
-	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, greenSessionStmts) })
+	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, p.greenSessionStmts()) })
 	defer closeSessions(greens)
 	if err != nil {
 		if IsInsufficientPrivilege(err) {

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,6 +80,10 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	}()
 	var slotAt string
 	var seen atomic.Int64
+	var once sync.Once
+	var mid SyncSample
+	var midErr error
+	src := SyncSources{Subscriptions: []string{"snap"}, Slots: map[string]string{"snap": "snap"}, Snapshot: []string{"snap"}}
 	p := SnapshotCopyParams{Publication: "snap", Slot: "snap", Tables: tables, Jobs: 2, Truncate: true,
 		OnSlot: func(lsn string) { slotAt = lsn },
 		Progress: func(pr SnapshotCopyProgress) {
@@ -87,8 +92,12 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 			}
 			seen.Add(1)
 		},
-		// Writes land between the snapshot and the end of the copy.
-		AfterTable: func(context.Context, Rel) { time.Sleep(100 * time.Millisecond) },
+		// Writes land between the snapshot and the end of the copy; the
+		// progress is read from the servers alone once, mid-copy.
+		AfterTable: func(ctx context.Context, _ Rel) {
+			once.Do(func() { mid, midErr = ReadSyncSample(ctx, l.green, l.blue, src) })
+			time.Sleep(100 * time.Millisecond)
+		},
 	}
 	lsn, err := p.Exec(ctx, l.blue, l.green)
 	if err != nil {
@@ -96,6 +105,25 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	}
 	if lsn != slotAt || seen.Load() < 7 {
 		t.Errorf("consistent point %s, told %s; progress told %d times", lsn, slotAt, seen.Load())
+	}
+	var tr SyncTracker
+	pr := tr.Add(mid)
+	if midErr != nil || len(mid.Subscriptions) != 1 || !mid.Subscriptions[0].Snapshot || pr.Phase != "copying" ||
+		pr.TablesTotal != 7 || pr.TablesDone < 1 || pr.TablesDone == 7 || pr.BytesDone <= 0 || pr.BytesDone > pr.BytesTotal {
+		t.Errorf("the copy read from the servers mid-way: %+v, %v", pr, midErr)
+	}
+	t.Logf("mid-copy, from the servers: %s", pr.Line())
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		after, err := ReadSyncSample(ctx, l.green, l.blue, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after.Subscriptions) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a copy still read as running after it ended: %+v", after)
+		}
 	}
 	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "snap", Publication: "snap", Slot: "snap", Conninfo: l.subscriptionConninfo()}); err != nil {
 		t.Fatal(err)

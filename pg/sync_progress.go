@@ -45,6 +45,10 @@ type SubscriptionSync struct {
 	// SyncSlots are the table-sync slots on blue that belong to it: they
 	// come and go with each table, and are no lag of their own.
 	SyncSlots []string `json:"sync_slots,omitempty"`
+	// Snapshot is a publication copy-data is copying in its slot's
+	// snapshot: it has no subscription yet, and its figures come from the
+	// copy's sessions on green and its tables' sizes on both servers.
+	Snapshot bool `json:"snapshot,omitempty"`
 	// LagBytes is how far its slot's confirmed_flush_lsn is behind blue's
 	// current position; LagSeconds is pg_stat_replication's replay_lag of
 	// its walsender on blue (-1 when blue does not say).
@@ -79,7 +83,7 @@ func (s SyncSample) totals() (tablesDone, tablesTotal int, bytesDone, bytesTotal
 const syncTablesQuery = `
 SELECT s.subname::text, s.oid, s.subenabled,
        EXISTS (SELECT 1 FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL),
-       coalesce(format('%I.%I', n.nspname, c.relname), ''), coalesce(r.srsubstate::text, ''),
+       CASE WHEN c.oid IS NULL THEN '' ELSE format('%I.%I', n.nspname, c.relname) END, coalesce(r.srsubstate::text, ''),
        CASE WHEN r.srsubstate IN ('d', 'f') THEN pg_table_size(c.oid) ELSE 0 END::bigint,
        coalesce(p.tuples_processed, 0)::bigint
 FROM pg_subscription s
@@ -122,6 +126,121 @@ type SyncSources struct {
 	Subscriptions []string
 	// Slots maps a subscription to its slot on blue.
 	Slots map[string]string
+	// Snapshot are the publications copy-data copies (copy: snapshot):
+	// read while their copy's sessions are on green.
+	Snapshot []string
+}
+
+// snapshotSessionsQuery finds, on green, the sessions of snapshot copies
+// (by application_name) and the table each is copying (” between two).
+// Columns: application_name, table, rows.
+const snapshotSessionsQuery = `
+SELECT a.application_name::text, CASE WHEN c.oid IS NULL THEN '' ELSE format('%I.%I', n.nspname, c.relname) END, coalesce(p.tuples_processed, 0)::bigint
+FROM pg_stat_activity a
+LEFT JOIN pg_stat_progress_copy p ON p.pid = a.pid AND p.command = 'COPY FROM'
+LEFT JOIN pg_class c ON c.oid = p.relid
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.application_name = ANY($1::text[])`
+
+// publicationSizesQuery lists, on blue, a publication's tables and sizes.
+const publicationSizesQuery = `
+SELECT format('%I.%I', t.schemaname, t.tablename), coalesce(pg_table_size(format('%I.%I', t.schemaname, t.tablename)::regclass), 0)::bigint
+FROM pg_publication_tables t WHERE t.pubname = $1`
+
+// greenSizesQuery reads, on green, the size of each named table.
+const greenSizesQuery = `SELECT t, coalesce(pg_table_size(to_regclass(t)), 0)::bigint FROM unnest($1::text[]) t`
+
+// readSnapshotCopies reads the snapshot copies in progress: for each
+// publication whose copy has sessions on green, its tables against blue's
+// sizes. The copy goes into empty tables, largest first, so a table that
+// has rows on green and is not in flight is done.
+func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []string) ([]SubscriptionSync, error) {
+	if blue == nil || len(pubs) == 0 {
+		return nil, nil
+	}
+	names := make([]string, len(pubs))
+	pubOf := map[string]string{}
+	for i, p := range pubs {
+		names[i] = CopyAppName(p)
+		pubOf[names[i]] = p
+	}
+	type flight struct{ rows int64 }
+	running := map[string]map[string]*flight{}
+	rows, err := green.Query(ctx, snapshotSessionsQuery, names)
+	if err != nil {
+		return nil, fmt.Errorf("read the snapshot copies on green: %w", err)
+	}
+	for rows.Next() {
+		var app, table string
+		var n int64
+		if err := rows.Scan(&app, &table, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the snapshot copies on green: %w", err)
+		}
+		pub := pubOf[app]
+		if running[pub] == nil {
+			running[pub] = map[string]*flight{}
+		}
+		if table != "" {
+			running[pub][table] = &flight{rows: n}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the snapshot copies on green: %w", err)
+	}
+	var out []SubscriptionSync
+	for _, pub := range pubs {
+		inFlight, ok := running[pub]
+		if !ok {
+			continue
+		}
+		blueSize, tables, err := namedSizes(ctx, blue, publicationSizesQuery, pub)
+		if err != nil {
+			return nil, fmt.Errorf("read the tables of publication %s on blue: %w", pub, err)
+		}
+		greenSize, _, err := namedSizes(ctx, green, greenSizesQuery, tables)
+		if err != nil {
+			return nil, fmt.Errorf("read the tables of publication %s on green: %w", pub, err)
+		}
+		s := SubscriptionSync{Name: pub, Snapshot: true, LagSeconds: -1, TablesTotal: len(tables)}
+		for _, t := range tables {
+			b, g := blueSize[t], greenSize[t]
+			s.BytesTotal += b
+			switch f := inFlight[t]; {
+			case f != nil:
+				s.BytesDone += min(g, b)
+				s.InFlight = append(s.InFlight, TableCopy{Table: t, BytesDone: min(g, b), BytesTotal: b, Rows: f.rows, State: "d"})
+			case g > 0 || b == 0:
+				s.TablesDone++
+				s.BytesDone += b
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// namedSizes runs a query of (name, bytes) rows and returns them by name,
+// with the names in order.
+func namedSizes(ctx context.Context, pool *pgxpool.Pool, query string, arg any) (map[string]int64, []string, error) {
+	rows, err := pool.Query(ctx, query, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	var names []string
+	for rows.Next() {
+		var n string
+		var b int64
+		if err := rows.Scan(&n, &b); err != nil {
+			return nil, nil, err
+		}
+		out[n] = b
+		names = append(names, n)
+	}
+	return out, names, rows.Err()
 }
 
 // ReadSyncSample reads green (subscriptions, tables, copies in flight) and
@@ -195,6 +314,20 @@ func ReadSyncSample(ctx context.Context, green, blue *pgxpool.Pool, src SyncSour
 			s.BytesDone += done
 			s.InFlight = append(s.InFlight, TableCopy{Table: t.table, BytesDone: done, BytesTotal: size[t.table], Rows: t.rows, State: t.state})
 		}
+	}
+	var snap []string
+	for _, p := range src.Snapshot {
+		if subs[p] == nil {
+			snap = append(snap, p)
+		}
+	}
+	copies, err := readSnapshotCopies(ctx, green, blue, snap)
+	if err != nil {
+		return out, err
+	}
+	for i := range copies {
+		subs[copies[i].Name] = &copies[i]
+		order = append(order, copies[i].Name)
 	}
 	if blue != nil {
 		slotOf := map[string]string{}
@@ -271,7 +404,7 @@ func (t *SyncTracker) Add(s SyncSample) SyncProgress {
 	p.TablesDone, p.TablesTotal, p.BytesDone, p.BytesTotal, p.LagBytes, p.LagSeconds = s.totals()
 	enabled := false
 	for _, x := range s.Subscriptions {
-		enabled = enabled || x.Enabled
+		enabled = enabled || x.Enabled || x.Snapshot
 	}
 	switch {
 	case !enabled:

@@ -190,6 +190,9 @@ func (c *Config) syncSources() pg.SyncSources {
 	src := pg.SyncSources{Subscriptions: c.publicationNames(), Slots: map[string]string{}}
 	for _, p := range c.Publications {
 		src.Slots[p.Name] = slotName(p.Name)
+		if p.Copy == copySnapshot {
+			src.Snapshot = append(src.Snapshot, p.Name)
+		}
 	}
 	return src
 }

@@ -73,17 +73,25 @@ type syncView struct {
 }
 
 // syncWanted says whether the progress is worth reading: a subscription is
-// enabled and has tables whose sync has not finished.
+// enabled and has tables whose sync has not finished, or a slot on blue
+// has no subscription yet (copy-data may be copying in its snapshot).
 func (m *Model) syncWanted() bool {
 	if m.p.SyncProgress == nil {
 		return false
 	}
+	subscribed := map[string]bool{}
 	for _, s := range m.gauge.subs {
 		if s.Enabled && s.TablesNotReady > 0 {
 			return true
 		}
+		subscribed[s.Slot] = true
 	}
-	return false
+	for _, v := range m.gauge.slots {
+		if v.cur.Server == "blue" && !subscribed[v.cur.Slot] && m.gauge.green.failures == 0 {
+			return true
+		}
+	}
+	return m.sync.stage == syncCopying
 }
 
 // takeSync takes in a read of the progress.
@@ -98,6 +106,10 @@ func (m *Model) takeSync(msg syncMsg) {
 	switch msg.p.Phase {
 	case "copying":
 		v.stage = syncCopying
+	case "not started":
+		if v.stage == syncCopying {
+			v.stage = syncNone // a snapshot copy ended: its subscription comes next
+		}
 	case "streaming":
 		if v.stage != syncDone {
 			v.stage = syncCatchingUp

@@ -305,3 +305,48 @@ func indexWith(lines []string, sub string) int {
 	}
 	return -1
 }
+
+// TestSnapshotCopyShown: while copy-data copies a publication in its
+// slot's snapshot there is no subscription yet; the slot on blue without
+// one is reason enough to read the progress, which then shows the copy
+// (from its sessions on green); once the copy ends and reads "not
+// started", the bar goes.
+func TestSnapshotCopyShown(t *testing.T) {
+	now := epoch
+	p := copyingProgress(now)
+	p.Subscriptions[0].Enabled, p.Subscriptions[0].WorkerRunning, p.Subscriptions[0].Snapshot = false, false, true
+	p.Subscriptions[0].SyncSlots = nil
+	var reads atomic.Int32
+	read := func(context.Context) (steps.SyncProgress, error) {
+		reads.Add(1)
+		return p, nil
+	}
+	m := New(Params{Config: testConfig(), SyncProgress: read, Now: func() time.Time { return now }, Location: time.UTC})
+	m.Update(tea_WindowSize(120, 40))
+	tick := func() {
+		for _, msg := range runCmd(m.pollDue()) {
+			m.Update(msg)
+		}
+	}
+	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(now, 0, 0)})
+	m.Update(subsResultMsg{gen: m.lagGen, subs: nil})
+	tick()
+	if reads.Load() == 0 {
+		t.Fatal("no progress read while blue's slot has no subscription")
+	}
+	scr := ansi.Strip(m.View())
+	for _, want := range []string{"COPYING", "474/476 tables copied", "↳ public.pgbench_accounts"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("snapshot copy: screen lacks %q:\n%s", want, scr)
+		}
+	}
+	if strings.Contains(scr, "not launched") {
+		t.Errorf("a snapshot copy has no apply worker to wait for:\n%s", scr)
+	}
+	p = steps.SyncProgress{Phase: "not started"}
+	now = now.Add(syncEvery)
+	tick()
+	if scr := ansi.Strip(m.View()); strings.Contains(scr, "COPYING") {
+		t.Errorf("the copy ended, the bar stays:\n%s", scr)
+	}
+}
