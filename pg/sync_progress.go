@@ -204,6 +204,7 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 			return nil, fmt.Errorf("read the tables of publication %s on green: %w", pub, err)
 		}
 		s := SubscriptionSync{Name: pub, Snapshot: true, LagSeconds: -1, TablesTotal: len(tables)}
+		empty, left := 0, false
 		for _, t := range tables {
 			b, g := blueSize[t], greenSize[t]
 			s.BytesTotal += b
@@ -211,10 +212,18 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 			case f != nil:
 				s.BytesDone += min(g, b)
 				s.InFlight = append(s.InFlight, TableCopy{Table: t, BytesDone: min(g, b), BytesTotal: b, Rows: f.rows, State: "d"})
-			case g > 0 || b == 0:
+				left = true
+			case b == 0:
+				empty++ // nothing to copy: done with the last of the others, as the copy counts them
+			case g > 0:
 				s.TablesDone++
 				s.BytesDone += b
+			default:
+				left = true
 			}
+		}
+		if !left {
+			s.TablesDone += empty
 		}
 		out = append(out, s)
 	}
