@@ -224,24 +224,14 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 
 // relNames names up to n tables, and how many more.
 func relNames(rs []pg.Rel, n int) string {
-	names := make([]string, 0, n)
-	for _, r := range rs[:min(n, len(rs))] {
-		names = append(names, r.String())
-	}
 	if len(rs) > n {
-		names = append(names, fmt.Sprintf("%d more", len(rs)-n))
+		return fmt.Sprintf("%s, %d more", relList(rs[:n]), len(rs)-n)
 	}
-	return strings.Join(names, ", ")
+	return relList(rs)
 }
 
 // truncateOf is the TRUNCATE an operator runs to empty tables.
-func truncateOf(rs []pg.Rel) string {
-	names := make([]string, len(rs))
-	for i, r := range rs {
-		names[i] = r.String()
-	}
-	return "TRUNCATE " + strings.Join(names, ", ")
-}
+func truncateOf(rs []pg.Rel) string { return "TRUNCATE " + relList(rs) }
 
 func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 	if len(e.Config.snapshotPublications()) == 0 {
