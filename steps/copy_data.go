@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
@@ -97,6 +99,53 @@ func (c *Config) copyJobs() int {
 	}
 	return min(2*c.greenCores(), 6)
 }
+
+// snapshotCopyRestartBytes is the size of a snapshot publication above
+// which preflight warns that a copy stopped half way starts over (a
+// variable: a test lowers it).
+var snapshotCopyRestartBytes int64 = 10 << 30
+
+// snapshotCopyAdvice is preflight's word on copy-data (copy: snapshot):
+// whether each server has a connection free for each of its sessions, and
+// which snapshot publications are large enough that a copy stopped half
+// way costs much (the table sync goes on inside green instead).
+func (e *Env) snapshotCopyAdvice(ctx context.Context) ([]string, error) {
+	pubs := e.Config.snapshotPublications()
+	if len(pubs) == 0 || e.Green == nil || e.Blue == nil {
+		return nil, nil
+	}
+	var out []string
+	jobs := e.Config.copyJobs()
+	for _, side := range []struct {
+		name string
+		pool *pgxpool.Pool
+	}{{"blue", e.Blue}, {"green", e.Green}} {
+		var free int
+		if err := side.pool.QueryRow(ctx, freeConnectionsSQL).Scan(&free); err != nil {
+			return out, fmt.Errorf("read %s's free connections: %w", side.name, err)
+		}
+		if free < jobs+2 {
+			out = append(out, fmt.Sprintf("copy-data opens %d sessions on %s, which has %d connections free (max_connections less those in use and reserved): lower sync.copy_jobs or raise max_connections", jobs, side.name, free))
+		}
+	}
+	names := make([]string, len(pubs))
+	for i, p := range pubs {
+		names[i] = p.Name
+	}
+	sizes, err := pg.PublicationSizes(ctx, e.Blue, names)
+	if err != nil {
+		return out, err
+	}
+	for _, n := range names {
+		if b := sizes[n].Bytes; b >= snapshotCopyRestartBytes {
+			out = append(out, fmt.Sprintf("publication %s (copy: snapshot) holds %s: a copy of it stopped half way starts over from a new snapshot; its largest tables are better in a publication of their own by table sync, which goes on inside green", n, pg.Bytes(b)))
+		}
+	}
+	return out, nil
+}
+
+// freeConnectionsSQL is how many more sessions the server would accept.
+const freeConnectionsSQL = `SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend'`
 
 // snapshotCopiedKey records, once a publication's copy is complete, the
 // position its subscription streams from.

@@ -28,6 +28,41 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	// Preflight's word: nothing on the lab as it is; a publication above
+	// the size where a restart costs much, and a green without a free
+	// connection for each session, are each said.
+	e := le.Runner.Env("preflight")
+	if w, err := e.snapshotCopyAdvice(ctx); err != nil || len(w) != 0 {
+		t.Fatalf("copy-data advice on the lab: %q %v", w, err)
+	}
+	defer func(b int64) { snapshotCopyRestartBytes = b }(snapshotCopyRestartBytes)
+	snapshotCopyRestartBytes = 1
+	le.Config.Sync.CopyJobs = 32
+	hog, err := pgxpool.New(ctx, le.Info.Green.Conninfo+" pool_max_conns=80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*pgxpool.Conn
+	for range 80 {
+		c, err := hog.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	w, err := e.snapshotCopyAdvice(ctx)
+	for _, c := range held {
+		c.Release()
+	}
+	hog.Close()
+	le.Config.Sync.CopyJobs = 0
+	snapshotCopyRestartBytes = 10 << 30
+	if err != nil || len(w) != 2 || !strings.Contains(w[0], "copy-data opens 32 sessions on green, which has") ||
+		!strings.Contains(w[1], "publication pgbg_all (copy: snapshot) holds") {
+		t.Fatalf("copy-data advice with green's connections taken and a small size bound: %q %v", w, err)
+	}
+	t.Logf("preflight would say:\n%s", strings.Join(w, "\n"))
+
 	refused := func(id string, p RunParams, want string) {
 		t.Helper()
 		p.Confirmed = true

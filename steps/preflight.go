@@ -173,6 +173,13 @@ func (r *preflightReport) syncWorkers(ctx context.Context, g *pg.GreenFacts) {
 	default:
 		r.pass("%s", line)
 	}
+	warns, err := r.e.snapshotCopyAdvice(ctx)
+	if err != nil {
+		r.warn("copy-data: its sessions could not be planned: %v", err)
+	}
+	for _, w := range warns {
+		r.warn("%s", w)
+	}
 }
 
 func collationNames(cs []pg.CollationUse) []string {
