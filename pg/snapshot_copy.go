@@ -201,10 +201,9 @@ type SnapshotCopyParams struct {
 	AfterTable func(ctx context.Context, table Rel)
 }
 
-// Sessions is how many sessions it opens on each side.
-func (p SnapshotCopyParams) Sessions() int { return p.jobs() }
-
-func (p SnapshotCopyParams) jobs() int {
+// Sessions is how many sessions it opens on each side: Jobs, or fewer
+// when there are fewer tables.
+func (p SnapshotCopyParams) Sessions() int {
 	if p.TablesUnknown {
 		return max(1, p.Jobs)
 	}
@@ -286,7 +285,7 @@ func (p SnapshotCopyParams) greenSessionStmts() []Stmt {
 // Statements are what Exec runs, in order; the session statements run on
 // each of the Jobs sessions, the COPY pairs on whichever is free.
 func (p SnapshotCopyParams) Statements() []Stmt {
-	each := fmt.Sprintf("on each of %d sessions", p.jobs())
+	each := fmt.Sprintf("on each of %d sessions", p.Sessions())
 	var out []Stmt
 	for _, s := range p.greenSessionStmts() {
 		out = append(out, s.with(each))
@@ -323,13 +322,13 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 // to run. A killed process leaves both; the next run finds the slot and
 // does it.
 func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool) (lsn string, err error) {
-	greens, err := acquireSessions(ctx, green, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, p.greenSessionStmts()) })
+	greens, err := acquireSessions(ctx, green, p.Sessions(), func(c *pgx.Conn) error { return ExecAll(ctx, c, p.greenSessionStmts()) })
 	defer closeSessions(greens)
 	if err != nil {
 		if IsInsufficientPrivilege(err) {
 			return "", fmt.Errorf("%s on green needs a superuser (rds_superuser on RDS), as the table sync's workers do: %w", replicaRoleStmt.SQL, err)
 		}
-		return "", fmt.Errorf("open %d sessions on green (sync.copy_jobs): %w", p.jobs(), err)
+		return "", fmt.Errorf("open %d sessions on green (sync.copy_jobs): %w", p.Sessions(), err)
 	}
 	if p.Truncate {
 		if err := p.truncateStmt().Exec(ctx, greens[0]); err != nil {
@@ -362,10 +361,10 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 	if p.OnSlot != nil {
 		p.OnSlot(lsn)
 	}
-	blues, err := acquireSessions(ctx, blue, p.jobs(), func(c *pgx.Conn) error { return ExecAll(ctx, c, importStmts(snapshot)) })
+	blues, err := acquireSessions(ctx, blue, p.Sessions(), func(c *pgx.Conn) error { return ExecAll(ctx, c, importStmts(snapshot)) })
 	defer closeSessions(blues)
 	if err != nil {
-		return "", fmt.Errorf("import the slot's snapshot in %d sessions on blue (sync.copy_jobs): %w", p.jobs(), err)
+		return "", fmt.Errorf("import the slot's snapshot in %d sessions on blue (sync.copy_jobs): %w", p.Sessions(), err)
 	}
 	// Every session holds the snapshot now: the replication connection may go.
 	repl.Close(ctx)
