@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // newFlags makes a flag set whose errors and help go to stderr in one piece.
@@ -152,7 +153,7 @@ func withID(r state.StepRecord, id string) state.StepRecord {
 
 // readTraffic reads where writes go through read-only sessions of their
 // own, bounded: `status` answers even with a server down (target unknown).
-func readTraffic(cfg *steps.Config) steps.Traffic {
+func readTraffic(cfg *config.Config) steps.Traffic {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+5*time.Second)
 	defer cancel()
 	blue, green, closePools, err := readOnlyPools(cfg)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The guard of a cutover attempt: a process of its own (a new session, so
@@ -39,7 +40,7 @@ func heartbeatPath(statePath string) string { return statePath + ".heartbeat" }
 // startGuard is the runner's GuardFunc: it starts `pgbluegreen guard` for
 // attempt n with the same configuration and state, waits until the guard
 // says it watches, and beats a heartbeat until stopped.
-func startGuard(g globals, cfg *steps.Config) steps.GuardFunc {
+func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
 	if testing.Testing() {
 		// In a test binary the executable is the test itself: no guard
 		// (the tests of the guard run the real binary).

@@ -13,12 +13,13 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // readDrift compares blue's and green's schemas for `status`, through
 // read-only sessions of its own, bounded; nil when a server cannot be
 // read (status still answers).
-func readDrift(cfg *steps.Config) *steps.Drift {
+func readDrift(cfg *config.Config) *steps.Drift {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
 	defer cancel()
 	blue, green, closePools, err := readOnlyPools(cfg)
@@ -92,10 +93,10 @@ func (l *alertsLock) release() {
 }
 
 // alertsDest says where alerts go, secrets redacted.
-func alertsDest(a steps.Alerts) string {
+func alertsDest(a config.Alerts) string {
 	var d []string
 	if u := a.WebhookURL(); u != "" {
-		d = append(d, "webhook "+steps.RedactURL(u))
+		d = append(d, "webhook "+config.RedactURL(u))
 	}
 	if len(a.Command) > 0 {
 		d = append(d, "command "+a.Command[0])

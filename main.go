@@ -24,6 +24,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 const usage = `pgbluegreen: PostgreSQL major-version upgrades, blue/green, with logical replication.
@@ -173,8 +174,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
 
 // loadConfig reads the configuration and reports every problem on stderr.
-func loadConfig(g globals, stderr io.Writer) (*steps.Config, bool) {
-	c, err := steps.LoadConfig(g.config)
+func loadConfig(g globals, stderr io.Writer) (*config.Config, bool) {
+	c, err := config.Load(g.config)
 	if err != nil {
 		fmt.Fprintln(stderr, state.Redact(err.Error()))
 		return nil, false
@@ -184,7 +185,7 @@ func loadConfig(g globals, stderr io.Writer) (*steps.Config, bool) {
 
 // session is what a command that talks to the databases holds open.
 type session struct {
-	cfg     *steps.Config
+	cfg     *config.Config
 	store   *state.Store
 	journal *state.Journal
 	blue    *pgxpool.Pool
@@ -265,7 +266,7 @@ func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
 // and profile from the config or --profile; AWS_ENDPOINT_URL and the
 // per-service overrides apply), journaling every call under the step its
 // context runs for. It makes no API call.
-func newAWSClient(cfg *steps.Config, profile string, j *state.Journal) (*aws.Client, error) {
+func newAWSClient(cfg *config.Config, profile string, j *state.Journal) (*aws.Client, error) {
 	if profile == "" {
 		profile = cfg.AWS.Profile
 	}
@@ -311,7 +312,7 @@ func (s *session) runner() *steps.Runner {
 
 // readOnlyPools are small pools of blue and green for commands that only
 // read (status, lag): their sessions refuse to write.
-func readOnlyPools(cfg *steps.Config) (blue, green *pgxpool.Pool, closeAll func(), err error) {
+func readOnlyPools(cfg *config.Config) (blue, green *pgxpool.Pool, closeAll func(), err error) {
 	mk := func(name, conninfo string) (*pgxpool.Pool, error) {
 		p, err := pg.NewPool(pg.PoolParams{Conninfo: conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2, ReadOnly: true})
 		if err != nil {
@@ -331,7 +332,7 @@ func readOnlyPools(cfg *steps.Config) (blue, green *pgxpool.Pool, closeAll func(
 
 // openReadOnlyPools is readOnlyPools for a command: a failure is said on
 // stderr in one line, secrets redacted, and ok is false.
-func openReadOnlyPools(cfg *steps.Config, stderr io.Writer) (blue, green *pgxpool.Pool, closeAll func(), ok bool) {
+func openReadOnlyPools(cfg *config.Config, stderr io.Writer) (blue, green *pgxpool.Pool, closeAll func(), ok bool) {
 	blue, green, closeAll, err := readOnlyPools(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
@@ -359,7 +360,7 @@ func exitFor(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	var ce *steps.ConfigError
+	var ce *config.Error
 	fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
 	if errors.As(err, &ce) {
 		return exitUsage

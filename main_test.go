@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // cli runs the program in-process and returns its exit code and output.
@@ -41,7 +42,7 @@ func exampleFor(t *testing.T, strategy string) string {
 }
 
 func TestPlanOfflineEveryStrategy(t *testing.T) {
-	for _, strategy := range steps.StrategyNames {
+	for _, strategy := range config.StrategyNames {
 		cfg := exampleFor(t, strategy)
 		for _, format := range []string{"text", "markdown"} {
 			code, out, errs := cli(t, "plan", "--format", format, "--config", cfg)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Alerts: nobody stares at a gauge for six hours. The screen and the
@@ -38,7 +39,7 @@ type Alert struct {
 
 // AlerterParams builds an Alerter.
 type AlerterParams struct {
-	Config *Config
+	Config *config.Config
 	// Journal records every send and its outcome; may be nil.
 	Journal *state.Journal
 	// Now is the clock (tests fix it); default time.Now.
@@ -51,7 +52,7 @@ type AlerterParams struct {
 
 // Alerter turns observations into alerts.
 type Alerter struct {
-	cfg  Alerts
+	cfg  config.Alerts
 	run  string
 	now  func() time.Time
 	send *sender
@@ -136,7 +137,7 @@ func (a *Alerter) condition(key string, on bool, d time.Duration, mk func(since 
 
 // emit queues an alert its event is configured for.
 func (a *Alerter) emit(al Alert) {
-	if !a.cfg.wants(al.Event) {
+	if !a.cfg.Wants(al.Event) {
 		return
 	}
 	al.Run = a.run
@@ -157,7 +158,7 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 		where := fmt.Sprintf("slot %s on %s (%s)", sl.Slot, orWordS(sl.Server, "blue"), orWordS(sl.Direction, "blue -> green"))
 		inUse := sl.Direction == feed || sl.Direction == "" && feed != "green -> blue"
 		key := sl.Server + "/" + sl.Slot
-		if lim := a.cfg.LagBytes.bytes(); lim > 0 {
+		if lim := a.cfg.LagBytes.Int64(); lim > 0 {
 			a.condition("lag_bytes/"+key, inUse && sl.BehindBytes > lim, a.cfg.For.Duration, func(since time.Time) Alert {
 				return Alert{Event: "lag_bytes", Severity: "warning", Subject: sl.Slot,
 					Text: fmt.Sprintf("⚠ lag: %s is %s behind (over %s) since %s", where, Bytes(sl.BehindBytes), Bytes(lim), since.UTC().Format(time.TimeOnly+" UTC"))}
@@ -182,11 +183,11 @@ func (a *Alerter) ObserveLag(s LagSample, feed string) {
 			return Alert{Event: "wal_status", Severity: sev, Subject: sl.Slot,
 				Text: fmt.Sprintf("⚠ %s: wal_status %s (past reserved), holding %s of WAL", where, sl.WALStatus, Bytes(sl.RetainedBytes))}
 		})
-		low := sl.SafeWALBytes >= 0 && sl.SafeWALBytes < a.cfg.SafeWALBytes.bytes()
+		low := sl.SafeWALBytes >= 0 && sl.SafeWALBytes < a.cfg.SafeWALBytes.Int64()
 		a.condition("safe_wal/"+key, low, 0, func(time.Time) Alert {
 			return Alert{Event: "safe_wal", Severity: "critical", Subject: sl.Slot,
 				Text: fmt.Sprintf("⚠ %s: only %s of WAL left before it is invalidated (safe_wal_size; bound %s), %s held",
-					where, Bytes(sl.SafeWALBytes), Bytes(a.cfg.SafeWALBytes.bytes()), Bytes(sl.RetainedBytes))}
+					where, Bytes(sl.SafeWALBytes), Bytes(a.cfg.SafeWALBytes.Int64()), Bytes(sl.RetainedBytes))}
 		})
 	}
 }

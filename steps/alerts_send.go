@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The sender: one goroutine that delivers queued alerts to the webhook and
@@ -25,7 +26,7 @@ import (
 const alertMaxBackoff = time.Minute
 
 type sender struct {
-	cfg     Alerts
+	cfg     config.Alerts
 	journal *state.Journal
 	backoff time.Duration
 	logf    func(format string, args ...any)
@@ -36,7 +37,7 @@ type sender struct {
 	once sync.Once
 }
 
-func newSender(cfg Alerts, j *state.Journal, backoff time.Duration, logf func(string, ...any)) *sender {
+func newSender(cfg config.Alerts, j *state.Journal, backoff time.Duration, logf func(string, ...any)) *sender {
 	s := &sender{cfg: cfg, journal: j, backoff: backoff, logf: logf, client: &http.Client{Timeout: cfg.Timeout.Duration},
 		q: make(chan Alert, 256), done: make(chan struct{})}
 	go s.loop()
@@ -74,7 +75,7 @@ func (s *sender) loop() {
 		_ = enc.Encode(al)
 		body := buf.Bytes()
 		if u := s.cfg.WebhookURL(); u != "" {
-			s.try(al, "webhook "+RedactURL(u), func(ctx context.Context) error { return s.post(ctx, u, body) })
+			s.try(al, "webhook "+config.RedactURL(u), func(ctx context.Context) error { return s.post(ctx, u, body) })
 		}
 		if len(s.cfg.Command) > 0 {
 			s.try(al, "command "+s.cfg.Command[0], func(ctx context.Context) error { return s.runCommand(ctx, al, body) })
@@ -126,13 +127,13 @@ func (s *sender) record(al Alert, dest string, n int, err error) {
 func (s *sender) post(ctx context.Context, u string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return permanent{errors.New(strings.ReplaceAll(err.Error(), u, RedactURL(u)))}
+		return permanent{errors.New(strings.ReplaceAll(err.Error(), u, config.RedactURL(u)))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "pgbluegreen")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return errors.New(strings.ReplaceAll(err.Error(), u, RedactURL(u)))
+		return errors.New(strings.ReplaceAll(err.Error(), u, config.RedactURL(u)))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // webhook is a local HTTP server that records every alert it receives;
@@ -66,9 +67,9 @@ func (c *alertClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func alertConfig(t *testing.T, yaml string) *Config {
+func alertConfig(t *testing.T, yaml string) *config.Config {
 	t.Helper()
-	c, err := ParseConfig([]byte(`blue: {conninfo: "host=blue dbname=app"}
+	c, err := config.Parse([]byte(`blue: {conninfo: "host=blue dbname=app"}
 green: {conninfo: "host=green dbname=app"}
 replication: {password: {env: PGBG_TEST_PW}}
 cutover: {method: nologin}
@@ -220,10 +221,10 @@ func TestAlertsCommand(t *testing.T) {
 // TestAlertsConfig: sizes with units, the URL's secret redacted in errors.
 func TestAlertsConfig(t *testing.T) {
 	c := alertConfig(t, "alerts:\n  webhook_env: PGBG_TEST_HOOK\n  lag_bytes: 100MB\n  safe_wal_bytes: 2GB\n  lag_time: 30s\n")
-	if c.Alerts.LagBytes.bytes() != 100<<20 || c.Alerts.SafeWALBytes.bytes() != 2<<30 || c.Alerts.LagTime.Duration != 30*time.Second || c.Alerts.For.Duration != 5*time.Minute || c.Alerts.Retries != 5 {
+	if c.Alerts.LagBytes.Int64() != 100<<20 || c.Alerts.SafeWALBytes.Int64() != 2<<30 || c.Alerts.LagTime.Duration != 30*time.Second || c.Alerts.For.Duration != 5*time.Minute || c.Alerts.Retries != 5 {
 		t.Errorf("alerts: %+v", c.Alerts)
 	}
-	_, err := ParseConfig([]byte(`blue: {conninfo: "host=blue"}
+	_, err := config.Parse([]byte(`blue: {conninfo: "host=blue"}
 green: {conninfo: "host=green"}
 replication: {password: {env: X}}
 cutover: {method: nologin}
@@ -232,7 +233,7 @@ alerts: {webhook: "ftp://hooks.example.com/T000/SECRET", events: [lag, step_done
 		!strings.Contains(err.Error(), `"lag" is not one of`) {
 		t.Errorf("config error: %v", err)
 	}
-	if got := RedactURL("https://hooks.slack.com/services/T0/B0/XYZ?token=abc"); got != "https://hooks.slack.com/********" {
+	if got := config.RedactURL("https://hooks.slack.com/services/T0/B0/XYZ?token=abc"); got != "https://hooks.slack.com/********" {
 		t.Errorf("redacted %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Anchor replication on blue: create-publications, create-slots.
@@ -74,7 +75,7 @@ func checkPublications(ctx context.Context, e *Env) (CheckResult, error) {
 	if len(missing)+len(wrong) > 0 {
 		return CheckResult{Detail: strings.TrimSpace(listIf("missing: ", missing) + " " + listIf("different: ", wrong))}, nil
 	}
-	return CheckResult{Done: true, Detail: "publications on blue: " + strings.Join(e.Config.publicationNames(), ", ")}, nil
+	return CheckResult{Done: true, Detail: "publications on blue: " + strings.Join(e.Config.PublicationNames(), ", ")}, nil
 }
 
 func listIf(prefix string, items []string) string {
@@ -92,7 +93,7 @@ func publicationsOp(ctx context.Context, e *Env) (op pg.CreatePublicationsParams
 	op.On = "blue"
 	if e.Blue == nil {
 		for _, p := range e.Config.Publications {
-			spec := pg.PublicationSpec{Name: p.Name, AllTables: len(p.Tables) == 0 && !e.Config.hasDedicated()}
+			spec := pg.PublicationSpec{Name: p.Name, AllTables: len(p.Tables) == 0 && !e.Config.HasDedicated()}
 			for _, t := range p.Tables {
 				spec.Tables = append(spec.Tables, configRel(t))
 			}
@@ -201,8 +202,8 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 		return CheckResult{}, err
 	}
 	var missing, lsns []string
-	for _, p := range e.Config.slotPublications() {
-		name := slotName(p.Name)
+	for _, p := range e.Config.SlotPublications() {
+		name := config.SlotName(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
 			missing = append(missing, name)
@@ -240,8 +241,8 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 		}
 	}
 	var names []string
-	for _, p := range e.Config.slotPublications() {
-		names = append(names, slotName(p.Name))
+	for _, p := range e.Config.SlotPublications() {
+		names = append(names, config.SlotName(p.Name))
 	}
 	return CheckResult{Done: true, Detail: "slots on blue: " + strings.Join(names, ", ") + "; slot_lsn = " + e.V("slot_lsn")}, nil
 }
@@ -252,8 +253,8 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal string, err error) {
 	op.On = "blue"
 	if e.Blue == nil {
-		for _, p := range e.Config.slotPublications() {
-			op.Slots = append(op.Slots, slotName(p.Name))
+		for _, p := range e.Config.SlotPublications() {
+			op.Slots = append(op.Slots, config.SlotName(p.Name))
 		}
 		return op, "", nil
 	}
@@ -276,8 +277,8 @@ func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal stri
 	if err != nil {
 		return op, "", err
 	}
-	for _, p := range e.Config.slotPublications() {
-		name := slotName(p.Name)
+	for _, p := range e.Config.SlotPublications() {
+		name := config.SlotName(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
 			op.Slots = append(op.Slots, name)
@@ -305,8 +306,8 @@ func planCreateSlots(ctx context.Context, e *Env) ([]Action, error) {
 	if len(op.Slots) == 0 {
 		out = append(out, note(Blue, "every slot exists on blue: nothing to create"))
 	}
-	for _, p := range e.Config.snapshotPublications() {
-		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", slotName(p.Name), p.Name))
+	for _, p := range e.Config.SnapshotPublications() {
+		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", config.SlotName(p.Name), p.Name))
 	}
 	out = append(out, stmts(op.Statements()...)...)
 	return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn"))), nil
@@ -339,8 +340,8 @@ func runCreateSlots(ctx context.Context, e *Env) error {
 		return err
 	}
 	var all []string
-	for _, p := range e.Config.slotPublications() {
-		all = append(all, e.Values["slot_lsn."+slotName(p.Name)])
+	for _, p := range e.Config.SlotPublications() {
+		all = append(all, e.Values["slot_lsn."+config.SlotName(p.Name)])
 	}
 	if len(all) == 0 {
 		return nil

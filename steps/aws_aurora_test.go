@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // seedAuroraBlue is blue in the fake: an Aurora PostgreSQL 15 cluster with
@@ -37,7 +38,7 @@ func TestAWSAuroraCloneSteps(t *testing.T) {
 	a := startAWSLab(t, "aurora-clone", awsLabParams{})
 	srv, log, r, c := a.srv, a.log, a.Runner, a.Config
 	ctx := context.Background()
-	c.AWS.Readers = []AWSReader{{ID: "green-reader-1"}}
+	c.AWS.Readers = []config.AWSReader{{ID: "green-reader-1"}}
 
 	runStep(t, r, "preflight", "")
 	assertPlanned(t, planText(r, "preflight"), log.of("preflight"))

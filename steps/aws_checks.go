@@ -163,7 +163,7 @@ func (e *Env) awsPreflight(ctx context.Context, r *preflightReport) error {
 func withAWSPreflight(plan func(context.Context, *Env) ([]Action, error)) func(context.Context, *Env) ([]Action, error) {
 	return func(ctx context.Context, e *Env) ([]Action, error) {
 		acts, err := plan(ctx, e)
-		if err != nil || !e.Config.isAWS() {
+		if err != nil || !e.Config.IsAWS() {
 			return acts, err
 		}
 		o, err := e.awsPreflightOp(ctx)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The AWS part of "what the plan shows is what runs" (issue 10): each AWS
@@ -75,12 +76,12 @@ func testDryRunShowsWhatRunsAWS(t *testing.T, strategy string) {
 	t.Setenv("PGBG_TEST_PGBOUNCER", `{"host":"pgbouncer","password":"p"}`)
 	t.Setenv("PGBG_TEST_GREEN", `{"host":"green","password":"g"}`)
 	t.Setenv("PGBG_TEST_GREEN_READERS", `{"host":"green-ro","password":"g"}`)
-	c.AWS.PreCutover = TrafficChanges{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_PGBOUNCER", SSMDelete: []string{"/app/db/proxy", "/app/db/readers"}}
-	c.AWS.Switch = Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_GREEN", SSMParameter: "/app/db/host",
-		Route53: Route53{HostedZoneID: "Z0123", Record: "db.example.com"}}
-	c.AWS.PostCutover = TrafficChanges{SecretID: "app/db-readers", SecretValueFrom: "PGBG_TEST_GREEN_READERS", SSMRestore: []string{"/app/db/readers"}}
+	c.AWS.PreCutover = config.TrafficChanges{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_PGBOUNCER", SSMDelete: []string{"/app/db/proxy", "/app/db/readers"}}
+	c.AWS.Switch = config.Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_GREEN", SSMParameter: "/app/db/host",
+		Route53: config.Route53{HostedZoneID: "Z0123", Record: "db.example.com"}}
+	c.AWS.PostCutover = config.TrafficChanges{SecretID: "app/db-readers", SecretValueFrom: "PGBG_TEST_GREEN_READERS", SSMRestore: []string{"/app/db/readers"}}
 	if strategy == "aurora-clone" {
-		c.AWS.Readers = []AWSReader{{ID: "green-reader-1"}}
+		c.AWS.Readers = []config.AWSReader{{ID: "green-reader-1"}}
 	}
 	if p := c.Validate(); len(p) > 0 {
 		t.Fatalf("config: %v", p)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // One test per item of issue 14: the stand-in refuses what the old code
@@ -17,7 +18,7 @@ import (
 
 // anchorOnCopyLab runs the SQL steps up to the slots on a copy lab for an
 // AWS strategy on srv, so the AWS steps after them may run.
-func anchorOnCopyLab(t *testing.T, srv *awstest.Server, edit func(*Config)) (*labEnv, *apiLog) {
+func anchorOnCopyLab(t *testing.T, srv *awstest.Server, edit func(*config.Config)) (*labEnv, *apiLog) {
 	t.Helper()
 	le, _ := startLab(t, "copy")
 	edit(le.Config)
@@ -35,9 +36,9 @@ func TestIssue14Item1WriterAfterTheCluster(t *testing.T) {
 	srv := awstest.New(t)
 	srv.Ticks = 3
 	seedAuroraBlue(srv)
-	le, _ := anchorOnCopyLab(t, srv, func(c *Config) {
+	le, _ := anchorOnCopyLab(t, srv, func(c *config.Config) {
 		c.Strategy = "aurora-clone"
-		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5", ClusterParameterGroup: "green-cluster-pg17"}
+		c.AWS = config.AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5", ClusterParameterGroup: "green-cluster-pg17"}
 	})
 	r, ctx := le.Runner, context.Background()
 	if err := r.Skip("enable-logical-replication", "test: not under test"); err != nil {
@@ -205,9 +206,9 @@ func TestIssue14Item4TargetAndGreenGroups(t *testing.T) {
 // the GetSecretValue of secret_value_from, FileLastWritten in milliseconds.
 func TestIssue14Item6Plans(t *testing.T) {
 	srv := awstest.New(t)
-	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+	r, _, _ := offlineRunner(t, srv, func(c *config.Config) {
 		rdsConfig(c)
-		c.AWS.Switch = Switch{SecretID: "app/db", SecretValueFrom: "arn:aws:secretsmanager:us-east-1:123456789012:secret:green-AbCdEf"}
+		c.AWS.Switch = config.Switch{SecretID: "app/db", SecretValueFrom: "arn:aws:secretsmanager:us-east-1:123456789012:secret:green-AbCdEf"}
 	})
 	r.Steps = Strategy("rds-snapshot")
 	restored := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)

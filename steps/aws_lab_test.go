@@ -8,6 +8,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest/awslab"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The AWS strategies on a lab: the stand-in of aws/awstest with the lab's
@@ -47,7 +48,7 @@ func startAWSLab(t *testing.T, strategy string, p awsLabParams) *awsLabEnv {
 	if strategy == "aurora-clone" {
 		seedAuroraBlue(srv)
 		srv.Backend = awslab.Aurora(ap)
-		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5",
+		c.AWS = config.AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5",
 			ClusterParameterGroup: "green-cluster-pg17", InstanceParameterGroup: "green-pg17"}
 	} else {
 		seedRDSBlue(srv)

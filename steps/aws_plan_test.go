@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // TestAWSPlanGoldenFull: the markdown plan of each AWS strategy with every
@@ -44,7 +46,7 @@ func TestAWSPlanGoldenFull(t *testing.T) {
       record: db.orders.internal
       ttl: 30
 ` + extra[strategy]
-			full, err := ParseConfig([]byte(y))
+			full, err := config.Parse([]byte(y))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // What the AWS strategies share, and their enable-logical-replication:
@@ -74,8 +75,8 @@ func (e *Env) requireSlotsOnBlue(ctx context.Context, what string) error {
 	}
 	var missing []string
 	for _, p := range e.Config.Publications {
-		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
-			missing = append(missing, slotName(p.Name))
+		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); !ok {
+			missing = append(missing, config.SlotName(p.Name))
 		}
 	}
 	if len(missing) > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // seedRDSBlue is blue in the fake: an RDS PostgreSQL 15 instance with its
@@ -20,9 +21,9 @@ func seedRDSBlue(srv *awstest.Server) {
 		ParameterGroup: "blue-pg15", SubnetGroup: "blue-subnets", SecurityGroupIDs: []string{"sg-333"}})
 }
 
-func rdsConfig(c *Config) {
+func rdsConfig(c *config.Config) {
 	c.Strategy = "rds-snapshot"
-	c.AWS = AWS{Region: awstest.Region, BlueInstance: "blue-1", GreenInstance: "green-1", EngineVersion: "17.5",
+	c.AWS = config.AWS{Region: awstest.Region, BlueInstance: "blue-1", GreenInstance: "green-1", EngineVersion: "17.5",
 		InstanceParameterGroup: "green-pg17", MultiAZ: true, IAMAuth: true, FinalSnapshot: "blue-1-final"}
 }
 

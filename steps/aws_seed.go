@@ -93,7 +93,7 @@ func (e *Env) seedSource(ctx context.Context) (*seedSource, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.instance = or(cl.Writer(), e.Config.greenWriterID())
+		s.instance = or(cl.Writer(), e.Config.GreenWriterID())
 		s.since, s.sinceWhy = cl.Created.Add(-time.Minute), "the clone's creation, less a minute"
 		return s, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The traffic steps against the stand-in: switch-traffic records each
@@ -22,7 +23,7 @@ const blueHost = "blue-1.cfake0000000.us-east-1.rds.amazonaws.com"
 // journals into the run's journal, with the application's settings at
 // blue: a secret, an SSM parameter for the host, one for the proxy and a
 // CNAME of 300 s.
-func trafficRunner(t *testing.T, edit func(*Config)) (*Runner, *awstest.Server, *apiLog, string) {
+func trafficRunner(t *testing.T, edit func(*config.Config)) (*Runner, *awstest.Server, *apiLog, string) {
 	t.Helper()
 	srv := awstest.New(t)
 	seedRDSBlue(srv)
@@ -30,10 +31,10 @@ func trafficRunner(t *testing.T, edit func(*Config)) (*Runner, *awstest.Server, 
 	srv.AddParameter("/app/db/host", blueHost, "String")
 	srv.AddParameter("/app/db/proxy", "proxy.example.internal", "String")
 	srv.AddHostedZone("Z0123")
-	r, _, jpath := offlineRunner(t, srv, func(c *Config) {
+	r, _, jpath := offlineRunner(t, srv, func(c *config.Config) {
 		rdsConfig(c)
-		c.AWS.Switch = Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_GREEN_SETTINGS", SSMParameter: "/app/db/host",
-			SSMDelete: []string{"/app/db/proxy"}, Route53: Route53{HostedZoneID: "Z0123", Record: "db.example.com"}}
+		c.AWS.Switch = config.Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_GREEN_SETTINGS", SSMParameter: "/app/db/host",
+			SSMDelete: []string{"/app/db/proxy"}, Route53: config.Route53{HostedZoneID: "Z0123", Record: "db.example.com"}}
 		edit(c)
 	})
 	// The record as the application found it before the switch.
@@ -54,7 +55,7 @@ func trafficRunner(t *testing.T, edit func(*Config)) (*Runner, *awstest.Server, 
 // re-run sends nothing and AWSPREVIOUS keeps blue's version), then revert:
 // every previous value is back, the DNS change waited for until in sync.
 func TestSwitchTrafficThenRevert(t *testing.T) {
-	r, srv, log, jpath := trafficRunner(t, func(*Config) {})
+	r, srv, log, jpath := trafficRunner(t, func(*config.Config) {})
 	ctx := context.Background()
 	blueVersion := srv.SecretStages("app/db")["AWSCURRENT"]
 	blueParam, _ := srv.ParameterVersion("/app/db/host")
@@ -158,7 +159,7 @@ func TestSwitchTrafficThenRevert(t *testing.T) {
 // refused call says what it did and did not do; the re-run finishes it
 // without putting the secret again.
 func TestSwitchTrafficHalfDone(t *testing.T) {
-	r, srv, _, _ := trafficRunner(t, func(*Config) {})
+	r, srv, _, _ := trafficRunner(t, func(*config.Config) {})
 	blueVersion := srv.SecretStages("app/db")["AWSCURRENT"]
 	srv.Fail("PutParameter", awstest.Fault{Code: "AccessDeniedException", Message: "not authorized to perform ssm:PutParameter", Times: 1})
 	_, err := r.Run(context.Background(), "switch-traffic", RunParams{Confirmed: true, Override: "test"})
@@ -180,7 +181,7 @@ func TestSwitchTrafficHalfDone(t *testing.T) {
 // switch and the cutover moved the traffic through PgBouncer: done, not a
 // refusal to skip by hand.
 func TestSwitchTrafficDoneByPgBouncer(t *testing.T) {
-	r, _, _ := offlineRunner(t, awstest.New(t), func(c *Config) {})
+	r, _, _ := offlineRunner(t, awstest.New(t), func(c *config.Config) {})
 	if why := refusedStep(t, r, "switch-traffic", "test"); !strings.Contains(why, "pgbluegreen skip switch-traffic") {
 		t.Errorf("before the cutover: %s", why)
 	}
@@ -199,13 +200,13 @@ func TestSwitchTrafficDoneByPgBouncer(t *testing.T) {
 // the switch and the readers (the application then reaches blue through
 // PgBouncer, as set before the cutover).
 func TestRunbook000TrafficSteps(t *testing.T) {
-	r, srv, _, _ := trafficRunner(t, func(c *Config) {
-		c.AWS.Switch = Switch{SecretID: "prod/DatabaseSecrets", SecretValueFrom: "PGBG_DB_GREEN"}
-		c.AWS.PreCutover = TrafficChanges{SecretID: "prod/DatabaseSecrets", SecretValueFrom: "PGBG_DB_PGBOUNCER",
+	r, srv, _, _ := trafficRunner(t, func(c *config.Config) {
+		c.AWS.Switch = config.Switch{SecretID: "prod/DatabaseSecrets", SecretValueFrom: "PGBG_DB_GREEN"}
+		c.AWS.PreCutover = config.TrafficChanges{SecretID: "prod/DatabaseSecrets", SecretValueFrom: "PGBG_DB_PGBOUNCER",
 			SSMDelete: []string{"/medplum/prod/databaseProxyEndpoint", "/medplum/prod/ReaderDatabaseSecrets", "/medplum/prod/readonlyDatabase.disableConnectionConfiguration"}}
-		c.AWS.PostCutover = TrafficChanges{SecretID: "prod/ReaderDatabaseSecrets", SecretValueFrom: "PGBG_READER_GREEN",
+		c.AWS.PostCutover = config.TrafficChanges{SecretID: "prod/ReaderDatabaseSecrets", SecretValueFrom: "PGBG_READER_GREEN",
 			SSMRestore: []string{"/medplum/prod/ReaderDatabaseSecrets"},
-			SSMPut:     []SSMValue{{Name: "/medplum/prod/readonlyDatabase.disableConnectionConfiguration", Value: "true"}}}
+			SSMPut:     []config.SSMValue{{Name: "/medplum/prod/readonlyDatabase.disableConnectionConfiguration", Value: "true"}}}
 	})
 	ctx := context.Background()
 	readerARN := srv.AddSecret("prod/ReaderDatabaseSecrets", `{"host":"blue-ro","password":"r"}`)
@@ -270,8 +271,8 @@ func TestRunbook000TrafficSteps(t *testing.T) {
 // TestSSMDeleteRefusesSecureString: a SecureString's value would be lost
 // (pgbluegreen never stores one): deleting it is refused, nothing sent.
 func TestSSMDeleteRefusesSecureString(t *testing.T) {
-	r, srv, _, _ := trafficRunner(t, func(c *Config) {
-		c.AWS.PreCutover = TrafficChanges{SSMDelete: []string{"/app/secret"}}
+	r, srv, _, _ := trafficRunner(t, func(c *config.Config) {
+		c.AWS.PreCutover = config.TrafficChanges{SSMDelete: []string{"/app/secret"}}
 	})
 	srv.AddParameter("/app/secret", "s3cr3t", "SecureString")
 	if why := refusedStep(t, r, "traffic-to-pgbouncer", "test"); !strings.Contains(why, "is a SecureString") {

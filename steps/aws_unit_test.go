@@ -10,15 +10,16 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Tests of the AWS steps that need no PostgreSQL: the fake AWS, a state
 // file and a journal in a temporary folder, and a runner without pools.
 
 // offlineRunner is a runner for strategy on the fake, with its journal path.
-func offlineRunner(t *testing.T, srv *awstest.Server, edit func(*Config)) (*Runner, *apiLog, string) {
+func offlineRunner(t *testing.T, srv *awstest.Server, edit func(*config.Config)) (*Runner, *apiLog, string) {
 	t.Helper()
-	c, err := ParseConfig([]byte(minimalConfig))
+	c, err := config.Parse([]byte(minimalConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +92,10 @@ func TestSwitchTrafficSelfManaged(t *testing.T) {
 	srv.AddSecret("app/db", `{"host":"blue"}`)
 	srv.AddHostedZone("Z9")
 	t.Setenv("PGBG_TEST_SWITCH", `{"host":"127.0.0.1","password":"never-in-the-journal"}`)
-	r, log, jpath := offlineRunner(t, srv, func(c *Config) {
+	r, log, jpath := offlineRunner(t, srv, func(c *config.Config) {
 		c.AWS.Region = awstest.Region
-		c.AWS.Switch = Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_SWITCH", SSMParameter: "/app/db/host",
-			Route53: Route53{HostedZoneID: "Z9", Record: "db.internal", TTL: 30}}
+		c.AWS.Switch = config.Switch{SecretID: "app/db", SecretValueFrom: "PGBG_TEST_SWITCH", SSMParameter: "/app/db/host",
+			Route53: config.Route53{HostedZoneID: "Z9", Record: "db.internal", TTL: 30}}
 	})
 	if !r.Config.NeedsAWS() {
 		t.Fatal("a copy strategy with a switch must get an AWS client")
@@ -131,7 +132,7 @@ func TestSwitchTrafficSelfManaged(t *testing.T) {
 
 // TestSwitchTrafficNotConfigured refuses and says how to go on.
 func TestSwitchTrafficNotConfigured(t *testing.T) {
-	r, _, _ := offlineRunner(t, awstest.New(t), func(c *Config) {})
+	r, _, _ := offlineRunner(t, awstest.New(t), func(c *config.Config) {})
 	if why := refusedStep(t, r, "switch-traffic", "test"); !strings.Contains(why, "pgbluegreen skip switch-traffic") {
 		t.Errorf("refusal: %s", why)
 	}
@@ -139,7 +140,7 @@ func TestSwitchTrafficNotConfigured(t *testing.T) {
 
 // TestDecommissionSelfManaged records the operator's confirmation; no AWS.
 func TestDecommissionSelfManaged(t *testing.T) {
-	r, _, _ := offlineRunner(t, awstest.New(t), func(c *Config) {})
+	r, _, _ := offlineRunner(t, awstest.New(t), func(c *config.Config) {})
 	r.AWS = nil
 	if _, err := r.Run(context.Background(), "decommission", RunParams{Override: "test"}); !IsRefused(err) {
 		t.Fatalf("without confirmation: %v", err)
@@ -156,9 +157,9 @@ func TestDecommissionRefusesProtectedBlue(t *testing.T) {
 	srv := awstest.New(t)
 	srv.AddCluster(awstest.Cluster{ID: "blue", EngineVersion: "15.4", DeletionProtection: true})
 	srv.AddInstance(awstest.Instance{ID: "blue-writer", ClusterID: "blue", Class: "db.r6g.large"})
-	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+	r, _, _ := offlineRunner(t, srv, func(c *config.Config) {
 		c.Strategy = "aurora-clone"
-		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5", DeleteBlue: true}
+		c.AWS = config.AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5", DeleteBlue: true}
 	})
 	r.Steps = Strategy("aurora-clone")
 	_, err := r.Run(context.Background(), "decommission", RunParams{Confirmed: true, Override: "test"})
@@ -175,9 +176,9 @@ func TestDecommissionRefusesProtectedBlue(t *testing.T) {
 func TestReplicationPasswordFromSecretARN(t *testing.T) {
 	srv := awstest.New(t)
 	arn := srv.AddSecret("pgbg/repl", `{"username":"pgbg_repl","password":"from-secrets-manager"}`)
-	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+	r, _, _ := offlineRunner(t, srv, func(c *config.Config) {
 		c.AWS.Region = awstest.Region
-		c.Replication.Password = PasswordSource{SecretARN: arn}
+		c.Replication.Password = config.PasswordSource{SecretARN: arn}
 	})
 	if _, err := r.Config.ReplicationPassword(); err == nil || !strings.Contains(err.Error(), "needs AWS access") {
 		t.Fatalf("before a client: %v", err)
@@ -219,9 +220,9 @@ func TestUpgradeSnapshotIdempotent(t *testing.T) {
 func TestUpgradeGreenRefusedWithoutSeed(t *testing.T) {
 	srv := awstest.New(t)
 	srv.AddCluster(awstest.Cluster{ID: "green", EngineVersion: "15.4"})
-	r, _, _ := offlineRunner(t, srv, func(c *Config) {
+	r, _, _ := offlineRunner(t, srv, func(c *config.Config) {
 		c.Strategy = "aurora-clone"
-		c.AWS = AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5"}
+		c.AWS = config.AWS{Region: awstest.Region, BlueCluster: "blue", GreenCluster: "green", EngineVersion: "17.5"}
 	})
 	r.Steps = Strategy("aurora-clone")
 	if why := refusedStep(t, r, "upgrade-green", "test"); !strings.Contains(why, "green_start_lsn is not recorded") {

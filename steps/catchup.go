@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // wait-catch-up, and the wait for green to drain that verify-data uses.
@@ -28,7 +29,7 @@ func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.publicationNames())
+	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.PublicationNames())
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -38,10 +39,10 @@ func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
 	return CheckResult{Detail: fmt.Sprintf("now %d bytes behind blue's current LSN %s (live writes keep it moving), %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
 }
 
-func slotNames(c *Config) []string {
+func slotNames(c *config.Config) []string {
 	out := make([]string, len(c.Publications))
 	for i, p := range c.Publications {
-		out[i] = slotName(p.Name)
+		out[i] = config.SlotName(p.Name)
 	}
 	return out
 }
@@ -87,7 +88,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 	var st drainStats
 	start := time.Now()
 	deadline := start.Add(timeout)
-	names := e.Config.publicationNames()
+	names := e.Config.PublicationNames()
 	baseline := map[string][2]int64{}
 	if subs, err := e.readSubs(ctx); err == nil {
 		for _, s := range subs {
@@ -155,7 +156,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 			line := fmt.Sprintf("%d bytes behind %s (all slots)%s", behind, target, rate)
 			if cp.Total > 0 {
 				qctx, cancel := e.bounded(ctx)
-				sample, err := pg.ReadSyncSample(qctx, e.Green, e.Blue, e.Config.syncSources())
+				sample, err := pg.ReadSyncSample(qctx, e.Green, e.Blue, e.Config.SyncSources())
 				cancel()
 				if err != nil {
 					return st, err
@@ -249,7 +250,7 @@ func planWaitCatchUp(ctx context.Context, e *Env) ([]Action, error) {
 		note(BlueGreen, "until every slot's confirmed_flush_lsn reaches the target and every table is ready (timeout %s); apply or sync errors fail it at once", e.Config.Timeouts.LagWait),
 	}
 	if e.Green != nil && e.Blue != nil {
-		sample, err := pg.ReadSyncSample(ctx, e.Green, e.Blue, e.Config.syncSources())
+		sample, err := pg.ReadSyncSample(ctx, e.Green, e.Blue, e.Config.SyncSources())
 		if err != nil {
 			return nil, err
 		}

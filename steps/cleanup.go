@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Cleanup: drop-subscriptions, drop-publications, revert-replica-identity.
@@ -153,7 +154,7 @@ func planDropSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 		out = append(out, stmts(withNote(op.reverseSlot.Statements(), "only if it is still there")...)...)
 	}
 	for _, f := range op.forward {
-		out = append(out, stmts(withNote(f.Statements(), "drops slot "+slotName(f.Name)+" on blue too")...)...)
+		out = append(out, stmts(withNote(f.Statements(), "drops slot "+config.SlotName(f.Name)+" on blue too")...)...)
 	}
 	if len(out) == 0 {
 		out = append(out, note(BlueGreen, "no subscription of this run and no reverse slot left: nothing to drop"))
@@ -189,7 +190,7 @@ func runDropSubscriptions(ctx context.Context, e *Env) error {
 				fix = append(fix, s.String())
 			}
 			return fmt.Errorf("%w; if green cannot reach blue: on green %s; then on blue %s",
-				err, strings.Join(fix, "; "), pg.DropSlotParams{On: "blue", Name: slotName(f.Name)}.Statements()[0])
+				err, strings.Join(fix, "; "), pg.DropSlotParams{On: "blue", Name: config.SlotName(f.Name)}.Statements()[0])
 		}
 	}
 	return nil

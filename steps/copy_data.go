@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // copy-data (copy strategy): the tables of each publication with
@@ -49,8 +50,8 @@ func copyDataAgain(ctx context.Context, e *Env) string {
 	if err != nil {
 		return err.Error()
 	}
-	for _, p := range e.Config.snapshotPublications() {
-		if _, ok := pg.FindSlot(slots, slotName(p.Name)); ok {
+	for _, p := range e.Config.SnapshotPublications() {
+		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); ok {
 			continue
 		}
 		sub, err := pg.ReadSubscription(ctx, e.Green, p.Name)
@@ -64,42 +65,6 @@ func copyDataAgain(ctx context.Context, e *Env) string {
 	return "every snapshot publication's slot is on blue, or its subscription exists: the copy stands"
 }
 
-// snapshotPublications are the publications copy-data copies.
-func (c *Config) snapshotPublications() []Publication {
-	var out []Publication
-	for _, p := range c.Publications {
-		if p.Copy == copySnapshot {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// slotPublications are the publications whose slot create-slots makes:
-// all but the snapshot ones.
-func (c *Config) slotPublications() []Publication {
-	var out []Publication
-	for _, p := range c.Publications {
-		if p.Copy != copySnapshot {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// maxCopyJobs bounds sync.copy_jobs: each job is a session on both servers.
-const maxCopyJobs = 32
-
-// copyJobs is how many sessions copy at once on each side: sync.copy_jobs,
-// or two per core of green (a small table's copy mostly waits on round
-// trips), at most 6.
-func (c *Config) copyJobs() int {
-	if c.Sync.CopyJobs > 0 {
-		return c.Sync.CopyJobs
-	}
-	return min(2*c.greenCores(), 6)
-}
-
 // snapshotCopyRestartBytes is the size of a snapshot publication above
 // which preflight warns that a copy stopped half way starts over (a
 // variable: a test lowers it).
@@ -110,12 +75,12 @@ var snapshotCopyRestartBytes int64 = 10 << 30
 // which snapshot publications are large enough that a copy stopped half
 // way costs much (the table sync goes on inside green instead).
 func (e *Env) snapshotCopyAdvice(ctx context.Context) ([]string, error) {
-	pubs := e.Config.snapshotPublications()
+	pubs := e.Config.SnapshotPublications()
 	if len(pubs) == 0 || e.Green == nil || e.Blue == nil {
 		return nil, nil
 	}
 	var out []string
-	jobs := e.Config.copyJobs()
+	jobs := e.Config.CopyJobs()
 	for _, side := range []struct {
 		name string
 		pool *pgxpool.Pool
@@ -152,7 +117,7 @@ const freeConnectionsSQL = `SELECT current_setting('max_connections')::int - cur
 func snapshotCopiedKey(pub string) string { return "snapshot_copy." + pub }
 
 func checkCopyData(ctx context.Context, e *Env) (CheckResult, error) {
-	pubs := e.Config.snapshotPublications()
+	pubs := e.Config.SnapshotPublications()
 	if len(pubs) == 0 {
 		return CheckResult{Done: true, Detail: "no publication has copy: snapshot: the table sync copies every table"}, nil
 	}
@@ -168,7 +133,7 @@ func checkCopyData(ctx context.Context, e *Env) (CheckResult, error) {
 	var todo, done []string
 	for _, p := range pubs {
 		lsn, copied := e.Value(snapshotCopiedKey(p.Name))
-		_, slot := pg.FindSlot(slots, slotName(p.Name))
+		_, slot := pg.FindSlot(slots, config.SlotName(p.Name))
 		if !copied || !slot {
 			todo = append(todo, p.Name)
 			continue
@@ -204,8 +169,8 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 			return nil, err
 		}
 	}
-	for _, p := range e.Config.snapshotPublications() {
-		op := copyDataOp{params: pg.SnapshotCopyParams{Publication: p.Name, Slot: slotName(p.Name), Jobs: e.Config.copyJobs()}}
+	for _, p := range e.Config.SnapshotPublications() {
+		op := copyDataOp{params: pg.SnapshotCopyParams{Publication: p.Name, Slot: config.SlotName(p.Name), Jobs: e.Config.CopyJobs()}}
 		_, copied := e.Value(snapshotCopiedKey(p.Name))
 		s, slotThere := pg.FindSlot(slots, op.params.Slot)
 		if copied && (slotThere || e.Blue == nil) {
@@ -283,7 +248,7 @@ func relNames(rs []pg.Rel, n int) string {
 func truncateOf(rs []pg.Rel) string { return "TRUNCATE " + relList(rs) }
 
 func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
-	if len(e.Config.snapshotPublications()) == 0 {
+	if len(e.Config.SnapshotPublications()) == 0 {
 		return []Action{note(BlueGreen, "no publication has copy: snapshot: the table sync copies every table (create-subscriptions)")}, nil
 	}
 	ops, err := copyDataOps(ctx, e)
@@ -327,7 +292,7 @@ func totalBytes(ts []pg.SnapshotTable) int64 {
 // drops that slot, empties those tables and copies again from a new
 // snapshot.
 func runCopyData(ctx context.Context, e *Env) error {
-	if len(e.Config.snapshotPublications()) == 0 {
+	if len(e.Config.SnapshotPublications()) == 0 {
 		return nil
 	}
 	if err := e.needBoth(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // copy-data and create-subscriptions refuse what would double or lose
@@ -17,7 +18,7 @@ import (
 // anew. Done right, the data ends equal on both sides.
 func TestSnapshotCopyRefusals(t *testing.T) {
 	le, _ := startLab(t, "copy")
-	le.Config.Publications[0].Copy = copySnapshot
+	le.Config.Publications[0].Copy = config.CopySnapshot
 	ctx := context.Background()
 	if err := le.Runner.Through(ctx, "compare-schema", RunParams{Confirmed: true}); err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 
 	le.Config.Publications[0].Copy = ""
 	refused("create-subscriptions", RunParams{}, "was copied in its slot's snapshot by copy-data")
-	le.Config.Publications[0].Copy = copySnapshot
+	le.Config.Publications[0].Copy = config.CopySnapshot
 
 	exec(le.Blue, `SELECT pg_drop_replication_slot('pgbg_all')`)
 	refused("create-subscriptions", RunParams{}, "run copy-data --again REASON")

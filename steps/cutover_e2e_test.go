@@ -17,6 +17,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // catchUp runs the copy strategy through wait-catch-up under load.
@@ -58,7 +59,7 @@ func TestCutoverLifecycle(t *testing.T) {
 	l.runner.Config.Cutover.MaxLagBytes = 16 << 20
 	// Blue's commits held for green's apply before the pause (off by
 	// default): released after, checked below.
-	l.runner.Config.Cutover.HoldCommits = &Duration{3 * time.Second}
+	l.runner.Config.Cutover.HoldCommits = &config.Duration{Duration: 3 * time.Second}
 	// Every statement logged, so the password check below proves something.
 	for _, pool := range []*pgxpool.Pool{l.runner.Blue, l.runner.Green} {
 		for _, s := range []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_error_statement = 'error'", "SELECT pg_reload_conf()"} {
@@ -322,7 +323,7 @@ func BenchmarkCutoverLab(b *testing.B) {
 		if err != nil {
 			b.Fatalf("PGBG_BENCH_HOLD=%q: %v", v, err)
 		}
-		l.runner.Config.Cutover.HoldCommits = &Duration{d}
+		l.runner.Config.Cutover.HoldCommits = &config.Duration{Duration: d}
 	}
 	l.catchUp(b)
 	ctx := context.Background()

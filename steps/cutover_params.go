@@ -64,13 +64,13 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 	p := pg.CutoverParams{
 		Method: c.Cutover.Method, Blue: e.Blue, Green: e.Green,
 		BlueEndpoint: blue, GreenEndpoint: green,
-		Subscriptions:   c.publicationNames(),
+		Subscriptions:   c.PublicationNames(),
 		ReplicationRole: c.Replication.Role,
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
 		Health:      e.health(),
-		HoldCommits: c.holdCommits(),
+		HoldCommits: c.HoldCommits(),
 		OnSubStep:   e.onSubStep,
 	}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
@@ -82,7 +82,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 			if err != nil {
 				return pg.CutoverParams{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
 			}
-			p.Bouncers = append(p.Bouncers, b.bouncerParams(client))
+			p.Bouncers = append(p.Bouncers, b.BouncerParams(client))
 		}
 	}
 	if hold := os.Getenv(HoldEnv); hold != "" {
@@ -163,34 +163,4 @@ func bouncerClientConninfo(admin, db string, appRoles []string) (string, error) 
 		return u.String(), nil
 	}
 	return admin + " dbname=" + pg.QuoteConninfoValue(db) + " user=" + pg.QuoteConninfoValue(appRoles[0]), nil
-}
-
-// bouncerName names a PgBouncer in plans, reports and the journal: its
-// configured name, else its console's host:port.
-func bouncerName(b PgBouncerConfig) string {
-	if b.Name != "" {
-		return b.Name
-	}
-	if pc, err := pgconn.ParseConfig(b.AdminConninfo); err == nil {
-		return fmt.Sprintf("%s:%d", pc.Host, pc.Port)
-	}
-	return b.Ini
-}
-
-// holdCommits is how long blue's commits may be held for green's apply
-// before the pause: the configured time, else 2s on self-managed servers
-// (the AWS strategies have no ALTER SYSTEM) and none on AWS. Measured on
-// the lab (cutover benchmark, two PgBouncers), holding brought the lag at
-// PAUSE from 230-500 kB to 0 and the pause from 105-121 ms to 58-62 ms
-// at 200 and 1,000 writes/s, once the drain read green's apply position
-// instead of waiting for its flush report, and the release moved after
-// the RESUME. (Before those, held commits lengthened the pause.)
-func (c *Config) holdCommits() time.Duration {
-	if c.Cutover.HoldCommits != nil {
-		return c.Cutover.HoldCommits.Duration
-	}
-	if c.isAWS() {
-		return 0
-	}
-	return 2 * time.Second
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Real topologies: the lab has two PgBouncers, one whose ini is a local
@@ -296,8 +297,8 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		// beside and renamed over the old one, atomically.
 		swap := fmt.Sprintf(`cd %s && ln -sfn "pgbouncer.$PGBG_TARGET.ini" pgbouncer.ini.new && mv -Tf pgbouncer.ini.new pgbouncer.ini && echo "now $PGBG_TARGET: $PGBG_HOST:$PGBG_PORT/$PGBG_DBNAME"`, dir)
 		saved := l.runner.Config.Cutover.PgBouncer[1]
-		l.runner.Config.Cutover.PgBouncer[1] = PgBouncerConfig{Name: saved.Name, AdminConninfo: saved.AdminConninfo, Database: saved.Database,
-			Ini: saved.Ini, RepointCommand: swap, CommandTimeout: Duration{10 * time.Second}}
+		l.runner.Config.Cutover.PgBouncer[1] = config.PgBouncerConfig{Name: saved.Name, AdminConninfo: saved.AdminConninfo, Database: saved.Database,
+			Ini: saved.Ini, RepointCommand: swap, CommandTimeout: config.Duration{Duration: 10 * time.Second}}
 		defer func() { l.runner.Config.Cutover.PgBouncer[1] = saved }()
 		if problems := l.runner.Config.Validate(); len(problems) > 0 {
 			t.Fatalf("config: %v", problems)

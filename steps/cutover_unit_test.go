@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // TestBouncerClientConninfo: the client connection through PgBouncer keeps
@@ -39,7 +40,7 @@ func TestBouncerClientConninfo(t *testing.T) {
 // from the state file), and the plan lists every sub-step of the attempt,
 // the fence included, with placeholders for what only the servers know.
 func TestSwitchOffline(t *testing.T) {
-	cfg, err := ParseConfig([]byte("blue: {conninfo: 'host=b dbname=app'}\ngreen: {conninfo: 'host=g dbname=app'}\nreplication: {password: {env: PGBG_TEST_PW}}\napp_roles: [app]\ncutover: {method: pgbouncer, pgbouncer: [{name: main, admin_conninfo: 'host=pb port=6432 dbname=pgbouncer user=admin', ini: /etc/pgbouncer.ini, database: app}]}\n"))
+	cfg, err := config.Parse([]byte("blue: {conninfo: 'host=b dbname=app'}\ngreen: {conninfo: 'host=g dbname=app'}\nreplication: {password: {env: PGBG_TEST_PW}}\napp_roles: [app]\ncutover: {method: pgbouncer, pgbouncer: [{name: main, admin_conninfo: 'host=pb port=6432 dbname=pgbouncer user=admin', ini: /etc/pgbouncer.ini, database: app}]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Around an attempt: its guard process, the ways out the screen offers,
@@ -103,7 +104,7 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 // ReadTraffic reads where the application's writes go, from the servers
 // (PgBouncer's SHOW DATABASES, the application roles' LOGIN, read-only
 // settings): what `status` and the screen's status line say.
-func ReadTraffic(ctx context.Context, c *Config, blue, green *pgxpool.Pool) pg.Traffic {
+func ReadTraffic(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) pg.Traffic {
 	e := &Env{Config: c, Blue: blue, Green: green}
 	p, err := e.cutoverParams(ctx, false)
 	if err != nil {

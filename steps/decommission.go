@@ -29,10 +29,10 @@ func decommissionChecklist(e *Env) []string {
 		"update the dashboards and alarms to green",
 		"optionally turn logical replication off on green (a reboot) once no reverse replication is needed",
 	}
-	if !e.Config.isAWS() {
+	if !e.Config.IsAWS() {
 		out = append([]string{"take a final backup of blue (pg_basebackup or your backup tool), then stop and remove blue"}, out...)
 	} else if !e.Config.AWS.DeleteBlue {
-		out = append([]string{"delete blue yourself once the application has run well on green (its final snapshot is " + e.Config.finalSnapshotID() + "); aws.delete_blue: true makes this step delete it instead"}, out...)
+		out = append([]string{"delete blue yourself once the application has run well on green (its final snapshot is " + e.Config.FinalSnapshotID() + "); aws.delete_blue: true makes this step delete it instead"}, out...)
 	}
 	return out
 }
@@ -50,7 +50,7 @@ func checkDecommission(ctx context.Context, e *Env) (CheckResult, error) {
 // Either way the operator's confirmation (the step is destructive) and the
 // checklist are recorded.
 func runDecommission(ctx context.Context, e *Env) error {
-	if e.Config.isAWS() {
+	if e.Config.IsAWS() {
 		if err := e.awsDecommission(ctx); err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ type decommissionOp struct {
 }
 
 func (e *Env) decommissionOp(ctx context.Context) (*decommissionOp, error) {
-	a, final := e.Config.AWS, e.Config.finalSnapshotID()
+	a, final := e.Config.AWS, e.Config.FinalSnapshotID()
 	aurora := e.Config.Strategy == "aurora-clone"
 	o := &decommissionOp{reads: e.awsReads()}
 	r := o.reads
@@ -134,7 +134,7 @@ func (e *Env) awsDecommission(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	final := e.Config.finalSnapshotID()
+	final := e.Config.FinalSnapshotID()
 	switch {
 	case o.deleteCluster != nil:
 		if err := c.DeleteCluster(ctx, *o.deleteCluster); err != nil {
@@ -182,12 +182,12 @@ func createdOrFound(created bool) string {
 
 func planDecommission(ctx context.Context, e *Env) ([]Action, error) {
 	var out []Action
-	if e.Config.isAWS() {
+	if e.Config.IsAWS() {
 		o, err := e.decommissionOp(ctx)
 		if err != nil {
 			return nil, err
 		}
-		final := e.Config.finalSnapshotID()
+		final := e.Config.FinalSnapshotID()
 		out = append(out, o.reads.acts...)
 		switch {
 		case o.deleteCluster != nil:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // What the plan shows is what runs: each step's dry run is taken right
@@ -33,7 +34,7 @@ func dryRunLines(t *testing.T, le *labEnv, id string) []string {
 // its own with read-only pools and the state opened read-only; p may carry
 // an override (a step tried out of order on purpose); setup adjusts the
 // runner (an AWS client).
-func dryRunOf(t *testing.T, cfg *Config, statePath, id string, p RunParams, setup func(*Runner)) []string {
+func dryRunOf(t *testing.T, cfg *config.Config, statePath, id string, p RunParams, setup func(*Runner)) []string {
 	t.Helper()
 	store, err := state.Open(statePath, state.OpenParams{ReadOnly: true})
 	if err != nil {
@@ -207,7 +208,7 @@ func TestPlanPatterns(t *testing.T) {
 // snapshot (copy-data), which runs the most statements of any copy.
 func TestDryRunShowsWhatRunsCopy(t *testing.T) {
 	le, _ := startLab(t, "copy")
-	le.Config.Publications[0].Copy = copySnapshot
+	le.Config.Publications[0].Copy = config.CopySnapshot
 	stop := startLoad(t, le, 100)
 	defer stop()
 	var offset int64

@@ -13,6 +13,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // TestCopyEndToEnd upgrades the lab's blue (15) to green (17) with the copy
@@ -246,7 +247,7 @@ func TestCopyDedicatedPublications(t *testing.T) {
 	testStart := time.Now()
 	le, _ := startLab(t, "copy")
 	ctx := context.Background()
-	le.Config.Publications = []Publication{{Name: "pgbg_ledger", Tables: []string{"public.ledger"}}, {Name: "pgbg_rest"}}
+	le.Config.Publications = []config.Publication{{Name: "pgbg_ledger", Tables: []string{"public.ledger"}}, {Name: "pgbg_rest"}}
 	stopLoad := startLoad(t, le, 150)
 	if err := le.Runner.Through(ctx, "wait-catch-up", RunParams{Confirmed: true}); err != nil {
 		t.Fatalf("through wait-catch-up: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // TestCopyTraps attempts, on a real lab, the orderings RUNBOOK.md forbids
@@ -48,7 +49,7 @@ func TestCopyTraps(t *testing.T) {
 		cfg := *le.Config
 		cfg.Publications = nil
 		for _, n := range []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
-			cfg.Publications = append(cfg.Publications, Publication{Name: n})
+			cfg.Publications = append(cfg.Publications, config.Publication{Name: n})
 		}
 		env := le.Runner.Env("enable-logical-replication")
 		env.Config = &cfg
@@ -65,7 +66,7 @@ func TestCopyTraps(t *testing.T) {
 		// Without the initial sync's slots a clone needs one per publication.
 		cfg.Strategy = "aurora-clone"
 		for len(cfg.Publications) < 21 {
-			cfg.Publications = append(cfg.Publications, Publication{Name: fmt.Sprintf("q%d", len(cfg.Publications))})
+			cfg.Publications = append(cfg.Publications, config.Publication{Name: fmt.Sprintf("q%d", len(cfg.Publications))})
 		}
 		if err := runEnableLogicalReplication(ctx, env); !IsRefused(err) || !strings.Contains(err.Error(), "issue #7") {
 			t.Fatalf("aurora-clone run: %v", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Helpers every step uses: bounded statements, refusals, the servers it
@@ -55,31 +56,7 @@ func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 
 // tableIdent quotes a table name from the configuration: schema.table,
 // where either part may be double-quoted as in SQL (public."OrderItems").
-func tableIdent(qualified string) string { return ident(SplitQualified(qualified)...) }
-
-// SplitQualified splits a possibly quoted, possibly schema-qualified name
-// into its unquoted parts: `public."Order.Items"` -> [public Order.Items].
-func SplitQualified(name string) []string {
-	var parts []string
-	var cur strings.Builder
-	quoted := false
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		switch {
-		case ch == '"' && quoted && i+1 < len(name) && name[i+1] == '"':
-			cur.WriteByte('"')
-			i++
-		case ch == '"':
-			quoted = !quoted
-		case ch == '.' && !quoted:
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(ch)
-		}
-	}
-	return append(parts, cur.String())
-}
+func tableIdent(qualified string) string { return ident(config.SplitQualified(qualified)...) }
 
 func sql(t Target, text string, args ...any) Action {
 	return Action{Target: t, Kind: "sql", Text: fmt.Sprintf(text, args...)}
@@ -98,26 +75,4 @@ func orPlaceholder(v, what string) string {
 		return "<" + what + ">"
 	}
 	return v
-}
-
-func (c *Config) isAWS() bool {
-	for _, s := range awsStrategies {
-		if c.Strategy == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (p PasswordSource) describe() string {
-	switch {
-	case p.Env != "":
-		return "$" + p.Env
-	case p.SecretARN != "":
-		return p.SecretARN
-	case p.PgpassFile != "":
-		return "passfile " + p.PgpassFile
-	default:
-		return "~/.pgpass"
-	}
 }

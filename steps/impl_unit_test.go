@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 func TestRelListRoundTrip(t *testing.T) {
@@ -45,9 +46,9 @@ func FuzzParseRelList(f *testing.F) {
 func TestSubscriptionConninfoSecretEscapes(t *testing.T) {
 	const pw = `p a's\s=w"rd`
 	t.Setenv("PGBG_TEST_REPL_PW", pw)
-	c := &Config{Blue: Conn{Conninfo: "host=db.example port=5433 dbname=app user=postgres"},
-		Replication: Replication{Role: "pgbg_repl", Password: PasswordSource{Env: "PGBG_TEST_REPL_PW"}}}
-	s, err := c.subscriptionConninfoSecret()
+	c := &config.Config{Blue: config.Conn{Conninfo: "host=db.example port=5433 dbname=app user=postgres"},
+		Replication: config.Replication{Role: "pgbg_repl", Password: config.PasswordSource{Env: "PGBG_TEST_REPL_PW"}}}
+	s, err := c.SubscriptionConninfoSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,18 +59,18 @@ func TestSubscriptionConninfoSecretEscapes(t *testing.T) {
 	if pc.Password != pw || pc.User != "pgbg_repl" || pc.Host != "db.example" || pc.Port != 5433 || pc.Database != "app" {
 		t.Errorf("parsed back as user %q host %q port %d db %q, password ok %v", pc.User, pc.Host, pc.Port, pc.Database, pc.Password == pw)
 	}
-	if strings.Contains(c.subscriptionConninfo(), pw) {
+	if strings.Contains(c.SubscriptionConninfo(), pw) {
 		t.Error("the plan's connection string shows the password")
 	}
 }
 
 func TestSlotsNeeded(t *testing.T) {
-	c := &Config{Strategy: "copy", Publications: []Publication{{Name: "a"}, {Name: "b", Tables: []string{"t"}}}}
-	if n := c.slotsNeeded(2); n != 6 {
+	c := &config.Config{Strategy: "copy", Publications: []config.Publication{{Name: "a"}, {Name: "b", Tables: []string{"t"}}}}
+	if n := c.SlotsNeeded(2); n != 6 {
 		t.Errorf("copy, 2 publications, 2 sync workers: %d slots", n)
 	}
 	c.Strategy = "clone"
-	if n := c.slotsNeeded(2); n != 2 {
+	if n := c.SlotsNeeded(2); n != 2 {
 		t.Errorf("clone, 2 publications: %d slots", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The end-to-end harness: a real lab (blue 15, green 17, PgBouncer) per
@@ -23,7 +24,7 @@ import (
 // labEnv is one running lab and what the tests hold open on it.
 type labEnv struct {
 	Info   *lab.Info
-	Config *Config
+	Config *config.Config
 	Runner *Runner
 	Store  *state.Store
 	// JournalPath is the runner's journal (JSON lines), to grep for secrets.
@@ -65,7 +66,7 @@ func startLab(t testing.TB, strategy string) (*labEnv, func()) {
 
 // newLabEnv builds the runner side of a running lab.
 func newLabEnv(t testing.TB, info *lab.Info) (*labEnv, error) {
-	cfg, err := LoadConfig(info.Config)
+	cfg, err := config.Load(info.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // LagSample, SlotLag and Subscription are what the lag gauge shows; they are
@@ -38,7 +39,7 @@ func Bytes(n int64) string { return pg.Bytes(n) }
 // journaled, or the journal would fill with one poll a second.
 type Monitor struct {
 	blue, green *pgxpool.Pool
-	cfg         *Config
+	cfg         *config.Config
 	timeout     time.Duration
 	sources     pg.SyncSources
 
@@ -52,8 +53,8 @@ var errNoPool = errors.New("no connection configured")
 // NewMonitor builds a monitor on the pools (either may be nil). Every read is
 // bounded by the configuration's connect timeout plus two seconds, so a
 // server that does not answer costs a poll, never the screen.
-func NewMonitor(blue, green *pgxpool.Pool, c *Config) *Monitor {
-	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.syncSources()}
+func NewMonitor(blue, green *pgxpool.Pool, c *config.Config) *Monitor {
+	return &Monitor{blue: blue, green: green, cfg: c, timeout: c.Timeouts.Connect.Duration + 2*time.Second, sources: c.SyncSources()}
 }
 
 // SyncProgress reads the initial sync and the catch-up once (green, then

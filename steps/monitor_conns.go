@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Who is connected: blue's and green's client sessions, grouped by user,
@@ -110,7 +111,7 @@ func (m *Monitor) Connections(ctx context.Context) (Connections, error) {
 // nil), then each configured PgBouncer: a server connection that appears
 // in between is then never taken for a stray session. A server or a
 // PgBouncer that does not answer is reported in its Err.
-func ReadConnections(ctx context.Context, c *Config, blue, green *pgxpool.Pool) Connections {
+func ReadConnections(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) Connections {
 	start := time.Now()
 	out := Connections{At: start.UTC(), LongAfter: c.Cutover.DrainTimeout.Duration, endpoints: map[string]endpoint{}}
 	if out.LongAfter <= 0 {
@@ -144,7 +145,7 @@ func ReadConnections(ctx context.Context, c *Config, blue, green *pgxpool.Pool) 
 	}
 	timeout := c.Timeouts.Connect.Duration
 	for _, b := range c.Cutover.PgBouncer {
-		ba := pg.ReadBouncer(ctx, bouncerName(b), b.AdminConninfo, timeout)
+		ba := pg.ReadBouncer(ctx, config.BouncerName(b), b.AdminConninfo, timeout)
 		ba.Err = state.Redact(ba.Err)
 		out.Bouncers = append(out.Bouncers, ba)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The schema drift guard: while replication runs, blue's and green's
@@ -87,7 +88,7 @@ func (m *Monitor) Drift(ctx context.Context) (Drift, error) {
 // the configuration names none) of blue and green: one fingerprint query
 // on each; the objects are listed only when the fingerprints differ. It
 // compares only while replication runs into green (or back into blue).
-func ReadDrift(ctx context.Context, c *Config, blue, green *pgxpool.Pool) (Drift, error) {
+func ReadDrift(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) (Drift, error) {
 	start := time.Now()
 	d := Drift{At: start.UTC(), Differences: []string{}}
 	if blue == nil || green == nil {

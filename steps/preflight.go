@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // preflight: every check that can be made before anything changes, each a
@@ -39,7 +40,7 @@ func preflight() *Step {
 	}
 }
 
-func preflightParams(c *Config) pg.PreflightParams {
+func preflightParams(c *config.Config) pg.PreflightParams {
 	return pg.PreflightParams{Schemas: c.Schemas, Role: c.Replication.Role, LongTransaction: longTransaction, NearMax: sequenceNearMax}
 }
 
@@ -53,9 +54,9 @@ func planPreflight(_ context.Context, e *Env) ([]Action, error) {
 	out = append(out, stmts(p.BlueReads(0)...)...)
 	out = append(out, stmts(p.GreenReads(0, nil)...)...)
 	out = append(out, note(Blue, "log in once as %s with the password from %s through '%s' (the connection string green's subscriptions will use), tried from this host",
-		c.Replication.Role, c.Replication.Password.describe(), c.subscriptionConninfo()))
+		c.Replication.Role, c.Replication.Password.Describe(), c.SubscriptionConninfo()))
 	for _, b := range c.Cutover.PgBouncer {
-		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console, SHOW DATABASES, and read its ini where the cutover changes it (%s): they must agree", orPlaceholder(b.Name, b.Ini), b.bouncerParams("").IniMethod()))
+		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console, SHOW DATABASES, and read its ini where the cutover changes it (%s): they must agree", orPlaceholder(b.Name, b.Ini), b.BouncerParams("").IniMethod()))
 	}
 	return out, nil
 }
@@ -119,7 +120,7 @@ func runPreflight(ctx context.Context, e *Env) error {
 		r.fail("%s", e.needGreen())
 	} else if gf, err := pg.ReadGreen(ctx, e.Green, p, collationNames(b.Collations)); err != nil {
 		switch {
-		case c.isCloneStrategy() && pg.IsConnectError(err):
+		case c.IsCloneStrategy() && pg.IsConnectError(err):
 			// Green is made later from blue (clone-local, clone-cluster,
 			// restore-green): nothing to check on it yet.
 			r.warn("green is not reachable (%v): with strategy %s it is made later from blue; green's checks are skipped", err, c.Strategy)
@@ -148,7 +149,7 @@ func runPreflight(ctx context.Context, e *Env) error {
 	r.collations(b, g)
 	r.syncWorkers(ctx, g)
 	r.pgbouncers(ctx)
-	if c.isAWS() {
+	if c.IsAWS() {
 		if err := e.awsPreflight(ctx, r); err != nil {
 			return err
 		}
@@ -205,7 +206,7 @@ func (r *preflightReport) settings(b pg.BlueFacts, g *pg.GreenFacts) {
 	if g != nil {
 		syncWorkers = g.Settings.MaxSyncWorkersPerSubscription
 	}
-	need := c.slotsNeeded(syncWorkers)
+	need := c.SlotsNeeded(syncWorkers)
 	if free := b.Settings.MaxReplicationSlots - b.Settings.SlotsUsed; free < need {
 		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d publications%s); raise it and restart blue", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need, len(c.Publications), syncNote(c))
 	} else {
@@ -232,8 +233,8 @@ func (r *preflightReport) settings(b pg.BlueFacts, g *pg.GreenFacts) {
 	}
 }
 
-func syncNote(c *Config) string {
-	if c.copyData() {
+func syncNote(c *config.Config) string {
+	if c.CopyData() {
 		return " plus the initial sync's temporary slots"
 	}
 	return ""
@@ -264,8 +265,8 @@ func (r *preflightReport) pgbouncers(ctx context.Context) {
 // cutover needs it: a wrong key, host key or path is found now. Its entry
 // must point where SHOW DATABASES says PgBouncer serves, or a later RELOAD
 // would move the traffic.
-func (r *preflightReport) iniAgrees(ctx context.Context, b PgBouncerConfig, served pg.BouncerDatabase) {
-	store := b.bouncerParams("").NewIniStore()
+func (r *preflightReport) iniAgrees(ctx context.Context, b config.PgBouncerConfig, served pg.BouncerDatabase) {
+	store := b.BouncerParams("").NewIniStore()
 	defer store.Close()
 	entry, err := store.ReadEntry(ctx, b.Database)
 	serves := fmt.Sprintf("%s:%d", served.Host, served.Port)
@@ -286,7 +287,7 @@ func quotedList(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = ident(n)
-		if q[i] == `"`+n+`"` && validName(n) && strings.ToLower(n) == n {
+		if q[i] == `"`+n+`"` && config.ValidName(n) && strings.ToLower(n) == n {
 			q[i] = n
 		}
 	}

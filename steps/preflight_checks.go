@@ -10,12 +10,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Preflight's judgments of what it read, one method per family of checks.
 
 // inScope returns the set of replicated schemas.
-func inScope(c *Config) map[string]bool {
+func inScope(c *config.Config) map[string]bool {
 	out := make(map[string]bool, len(c.Schemas))
 	for _, s := range c.Schemas {
 		out[s] = true
@@ -29,7 +30,7 @@ func inScope(c *Config) map[string]bool {
 // subscription fails on them).
 func (r *preflightReport) schemas(ctx context.Context, b pg.BlueFacts) {
 	c := r.e.Config
-	if c.schemasFromBlue {
+	if c.SchemasFromBlue {
 		r.pass("schemas: every schema of blue (schemas omitted): %s", quotedList(c.Schemas))
 		return
 	}
@@ -49,7 +50,7 @@ func (r *preflightReport) schemas(ctx context.Context, b pg.BlueFacts) {
 	default:
 		r.pass("schemas %s exist on blue", quotedList(c.Schemas))
 	}
-	if c.hasDedicated() || len(outside) == 0 {
+	if c.HasDedicated() || len(outside) == 0 {
 		return
 	}
 	names := make([]string, 0, len(outside))
@@ -67,7 +68,7 @@ func (r *preflightReport) schemas(ctx context.Context, b pg.BlueFacts) {
 		allTablesPublication(c), plural(total, "table"), strings.Join(parts, ", "))
 }
 
-func allTablesPublication(c *Config) string {
+func allTablesPublication(c *config.Config) string {
 	for _, p := range c.Publications {
 		if len(p.Tables) == 0 {
 			return p.Name
@@ -91,7 +92,7 @@ func plural(n int, what string) string {
 // replica-identity-full changed blue).
 func (r *preflightReport) publications(b pg.BlueFacts) {
 	c := r.e.Config
-	if !c.hasDedicated() {
+	if !c.HasDedicated() {
 		return
 	}
 	tables := map[pg.Rel]pg.TableFact{}
@@ -137,21 +138,21 @@ func (r *preflightReport) replicationRole(ctx context.Context, b pg.BlueFacts) {
 	if !b.Role.Exists {
 		return
 	}
-	conninfo, err := c.subscriptionConninfoSecret()
+	conninfo, err := c.SubscriptionConninfoSecret()
 	if err != nil {
 		r.fail("%v", err)
 		return
 	}
-	where := c.subscriptionConninfo()
+	where := c.SubscriptionConninfo()
 	err = pg.TryLogin(ctx, conninfo, c.Timeouts.Connect.Duration)
 	switch {
 	case err == nil:
-		r.pass("replication role %s logs in with the password from %s through %s (tried from this host; green's network may differ)", role, c.Replication.Password.describe(), where)
+		r.pass("replication role %s logs in with the password from %s through %s (tried from this host; green's network may differ)", role, c.Replication.Password.Describe(), where)
 	case pg.IsAuthError(err) && !b.Role.CanLogin:
 		r.warn("replication role %s cannot log in (NOLOGIN): create-replication-role gives it LOGIN and the configured password", role)
 	case pg.IsAuthError(err):
 		r.fail("replication role %s exists on blue but its login with the password from %s through %s is refused (tried from this host): %v; create-subscriptions would fail with it after blue and green were changed: set replication.password to the role's password, or give the role the configured one (psql: \\password %s), or let pg_hba.conf admit it",
-			role, c.Replication.Password.describe(), where, serverSaid(err), role)
+			role, c.Replication.Password.Describe(), where, serverSaid(err), role)
 	default:
 		r.warn("could not log in as replication role %s through %s from this host: %v; green's network may differ: check that green reaches blue there", role, where, serverSaid(err))
 	}
@@ -170,7 +171,7 @@ func serverSaid(err error) string {
 func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 	c := r.e.Config
 	pv := b.Privileges
-	if pv.Superuser || (c.isAWS() && pv.RDSSuperuser) {
+	if pv.Superuser || (c.IsAWS() && pv.RDSSuperuser) {
 		what := "a superuser"
 		if !pv.Superuser {
 			what = "a member of rds_superuser"
@@ -179,7 +180,7 @@ func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 		return
 	}
 	fixUser := "connect as a superuser in blue.conninfo"
-	if c.isAWS() {
+	if c.IsAWS() {
 		fixUser = "connect as the master user (rds_superuser) in blue.conninfo"
 	}
 	fails := len(r.fails)
@@ -196,9 +197,9 @@ func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 	if !pv.CreateOnDatabase {
 		r.fail("blue: user %s lacks CREATE on database %s: create-publications needs it; GRANT CREATE ON DATABASE %s TO %s, or %s", pv.User, pv.Database, ident(pv.Database), ident(pv.User), fixUser)
 	}
-	if pub := allTablesPublication(c); pub != "" && !c.hasDedicated() {
+	if pub := allTablesPublication(c); pub != "" && !c.HasDedicated() {
 		r.fail("blue: user %s is not a superuser: create-publications needs one for CREATE PUBLICATION %s FOR ALL TABLES; %s, or list the publication's tables (their owner may publish them)", pv.User, pub, fixUser)
-	} else if c.hasDedicated() {
+	} else if c.HasDedicated() {
 		var notOwnedPub []string
 		for _, t := range b.Tables {
 			if scope[t.Schema] && t.Published() && !t.Partition && !t.Owned {
@@ -214,13 +215,13 @@ func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 		switch {
 		case !pv.CreateRole:
 			r.fail("blue: user %s lacks CREATEROLE: create-replication-role must create or alter role %s; %s, or create the role by hand", pv.User, c.Replication.Role, fixUser)
-		case c.isAWS() && !b.Role.RDSReplication && !pv.RDSSuperuser:
+		case c.IsAWS() && !b.Role.RDSReplication && !pv.RDSSuperuser:
 			r.fail("blue: user %s is not in rds_superuser: create-replication-role must GRANT rds_replication; %s", pv.User, fixUser)
-		case !c.isAWS() && !b.Role.Replication && (b.Settings.VersionNum < 160000 || !pv.Replication):
+		case !c.IsAWS() && !b.Role.Replication && (b.Settings.VersionNum < 160000 || !pv.Replication):
 			r.fail("blue: user %s may not give role %s REPLICATION (a superuser%s must): create-replication-role needs it; %s, or ALTER ROLE %s REPLICATION as one", pv.User, c.Replication.Role, pg16Note(b.Settings.VersionNum), fixUser, ident(c.Replication.Role))
 		}
 	}
-	if !pv.Replication && !(c.isAWS() && pv.RDSReplication) {
+	if !pv.Replication && !(c.IsAWS() && pv.RDSReplication) {
 		r.fail("blue: user %s has neither REPLICATION nor superuser: create-slots needs one to create replication slots; ALTER ROLE %s REPLICATION, or %s", pv.User, ident(pv.User), fixUser)
 	}
 	if len(r.fails) == fails {
@@ -242,7 +243,7 @@ func (r *preflightReport) greenPrivileges(g *pg.GreenFacts) {
 	}
 	c := r.e.Config
 	pv := g.Privileges
-	if pv.Superuser || (c.isAWS() && pv.RDSSuperuser) {
+	if pv.Superuser || (c.IsAWS() && pv.RDSSuperuser) {
 		r.pass("green: user %s may create subscriptions, restore the schema and change roles", pv.User)
 		return
 	}
@@ -258,10 +259,10 @@ func (r *preflightReport) greenPrivileges(g *pg.GreenFacts) {
 	if len(c.AppRoles) > 0 && !pv.CreateRole {
 		r.fail("green: user %s lacks CREATEROLE: block-green-logins must ALTER ROLE the application roles NOLOGIN; %s", pv.User, fixUser)
 	}
-	if c.copyData() {
+	if c.CopyData() {
 		r.warn("green: user %s is not a superuser: copy-schema restores blue's schema (extensions, ownership) and may need one", pv.User)
 	}
-	if len(c.snapshotPublications()) > 0 {
+	if len(c.SnapshotPublications()) > 0 {
 		r.warn("green: user %s is not a superuser: copy-data writes with session_replication_role = replica, as the table sync's workers do, which needs one or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO %s; or copy those publications by copy: tablesync", pv.User, ident(pv.User))
 	}
 	if len(r.fails) == fails {
@@ -421,7 +422,7 @@ func (r *preflightReport) collations(b pg.BlueFacts, g *pg.GreenFacts) {
 	switch {
 	case len(differ) == 0:
 		r.pass("text collations: the same library versions on blue and green (%s used by indexes)", plural(len(b.Collations), "collation"))
-	case c.isCloneStrategy():
+	case c.IsCloneStrategy():
 		r.warn("text collations whose library version differs between blue and green: %s; green's copies of those %s sort by blue's order: REINDEX them on green after the upgrade, before the cutover", strings.Join(differ, ", "), plural(indexes, "index"))
 	default:
 		r.pass("text collations whose library version differs: %s; the copy strategy builds every index on green with green's library", strings.Join(differ, ", "))

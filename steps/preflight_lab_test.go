@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Issue 12's table, row by row on a real lab: the mistake is made, `run
@@ -41,7 +42,7 @@ SELECT concat_ws(E'\n',
 // throughFresh runs `run --through id` as a new operator would: a runner
 // of its own built from cfg (pools on cfg's connection strings, a new
 // state file), and returns its error and the lines it printed.
-func throughFresh(t *testing.T, cfg *Config, id string) (error, []string) {
+func throughFresh(t *testing.T, cfg *config.Config, id string) (error, []string) {
 	t.Helper()
 	store, err := state.Open(filepath.Join(t.TempDir(), "state.json"), state.OpenParams{})
 	if err != nil {
@@ -89,7 +90,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		}
 	}
 	// stopsAtPreflight makes the run and checks what it must show and leave.
-	stopsAtPreflight := func(t *testing.T, cfg *Config, want string) {
+	stopsAtPreflight := func(t *testing.T, cfg *config.Config, want string) {
 		t.Helper()
 		blue0, green0 := serverState(t, le.Blue), serverState(t, le.Green)
 		start := time.Now()
@@ -158,7 +159,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 
 	t.Run("a dedicated publication naming a table that does not exist", func(t *testing.T) {
 		cfg := *le.Config
-		cfg.Publications = []Publication{{Name: "pgbg_all"}, {Name: "pgbg_hot", Tables: []string{"public.ledger", "public.nosuch"}}}
+		cfg.Publications = []config.Publication{{Name: "pgbg_all"}, {Name: "pgbg_hot", Tables: []string{"public.ledger", "public.nosuch"}}}
 		stopsAtPreflight(t, &cfg, `publications[1] (pgbg_hot) lists "public"."nosuch", which is not a table on blue`)
 	})
 
@@ -174,7 +175,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		// A known_hosts without the lab's host key: the cutover would refuse
 		// at its precheck hours later; preflight says it now.
 		cfg := *le.Config
-		cfg.Cutover.PgBouncer = append([]PgBouncerConfig(nil), cfg.Cutover.PgBouncer...)
+		cfg.Cutover.PgBouncer = append([]config.PgBouncerConfig(nil), cfg.Cutover.PgBouncer...)
 		remote := *cfg.Cutover.PgBouncer[1].SSH
 		remote.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 		if err := os.WriteFile(remote.KnownHosts, nil, 0o600); err != nil {

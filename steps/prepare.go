@@ -41,17 +41,6 @@ func replicaIdentityFull() *Step {
 	}
 }
 
-// slotsNeeded is the replication slots (and walsenders) blue needs: one
-// per publication, plus, with the copy strategy, one temporary slot per
-// table-sync worker during the initial copy.
-func (c *Config) slotsNeeded(syncWorkers int) int {
-	n := len(c.Publications)
-	if c.copyData() {
-		n += len(c.Publications) * syncWorkers
-	}
-	return n
-}
-
 // checkLogicalReplication is done when blue runs with wal_level = logical
 // and room for the slots and walsenders the run needs.
 func checkLogicalReplication(ctx context.Context, e *Env) (CheckResult, error) {
@@ -64,7 +53,7 @@ func checkLogicalReplication(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	need := e.Config.slotsNeeded(2)
+	need := e.Config.SlotsNeeded(2)
 	var missing []string
 	if s.WALLevel != "logical" {
 		missing = append(missing, "wal_level = "+s.WALLevel)
@@ -94,7 +83,7 @@ const (
 // raised to what the run needs (at least the headroom above); offline,
 // every line.
 func logicalSettingsOp(ctx context.Context, e *Env) (pg.LogicalSettingsParams, error) {
-	need := e.Config.slotsNeeded(2)
+	need := e.Config.SlotsNeeded(2)
 	slots := max(need, minSlots)
 	op := pg.LogicalSettingsParams{On: "blue", WALLevel: "logical", MaxReplicationSlots: slots, MaxWALSenders: slots,
 		MaxLogicalReplicationWorkers: minWorkers, MaxWorkerProcesses: minWorkerProcesses}
@@ -126,7 +115,7 @@ func logicalSettingsOp(ctx context.Context, e *Env) (pg.LogicalSettingsParams, e
 }
 
 func planEnableLogicalReplication(ctx context.Context, e *Env) ([]Action, error) {
-	if e.Config.isAWS() {
+	if e.Config.IsAWS() {
 		return []Action{{Target: Operator, Kind: "operator", Text: "set rds.logical_replication=1, max_replication_slots, max_wal_senders, max_logical_replication_workers and max_worker_processes in blue's parameter group, then reboot the writer (automated with issue #7); the check reads the settings back"}}, nil
 	}
 	op, err := logicalSettingsOp(ctx, e)
@@ -156,7 +145,7 @@ func runEnableLogicalReplication(ctx context.Context, e *Env) error {
 	if res.Done {
 		return nil
 	}
-	if e.Config.isAWS() {
+	if e.Config.IsAWS() {
 		return e.refuse("%s; the parameter-group change is automated with issue #7: set rds.logical_replication=1, max_replication_slots, max_wal_senders=25, max_logical_replication_workers=25, max_worker_processes=50 in blue's parameter group, reboot the writer, then run this step again", res.Detail)
 	}
 	ctx, cancel := e.bounded(ctx)
@@ -208,7 +197,7 @@ func checkReplicationRole(ctx context.Context, e *Env) (CheckResult, error) {
 // checked to exist (missing names a schema that does not); offline, with
 // placeholders. The verifier is added by the run alone.
 func replicationRoleOp(ctx context.Context, e *Env) (op pg.ReplicationRoleParams, missing []string, err error) {
-	op = pg.ReplicationRoleParams{On: "blue", Role: e.Config.Replication.Role, RDS: e.Config.isAWS(),
+	op = pg.ReplicationRoleParams{On: "blue", Role: e.Config.Replication.Role, RDS: e.Config.IsAWS(),
 		Database: pg.Placeholder("blue's database"), Schemas: e.Config.Schemas}
 	if e.Blue == nil {
 		return op, nil, nil
@@ -228,7 +217,7 @@ func planReplicationRole(ctx context.Context, e *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Action{note(Blue, "password from %s, sent only as a SCRAM-SHA-256 verifier, with statement logging off", e.Config.Replication.Password.describe())}
+	out := []Action{note(Blue, "password from %s, sent only as a SCRAM-SHA-256 verifier, with statement logging off", e.Config.Replication.Password.Describe())}
 	if len(missing) > 0 {
 		out = append(out, note(Blue, "refused now: schema %s does not exist on blue", strings.Join(missing, ", ")))
 	}
@@ -257,7 +246,7 @@ func runCreateReplicationRole(ctx context.Context, e *Env) error {
 		return err
 	}
 	op.Verifier = pg.Secret(verifier)
-	e.Logf("creating role %s on blue (password from %s, sent as a SCRAM verifier with statement logging off)", op.Role, e.Config.Replication.Password.describe())
+	e.Logf("creating role %s on blue (password from %s, sent as a SCRAM verifier with statement logging off)", op.Role, e.Config.Replication.Password.Describe())
 	return op.Exec(ctx, e.Blue)
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Provision green for aurora-clone: clone-cluster, upgrade-green,
@@ -54,7 +55,7 @@ type cloneOp struct {
 
 func (e *Env) cloneOp(ctx context.Context) (*cloneOp, error) {
 	a := e.Config.AWS
-	o := &cloneOp{reads: e.awsReads(), writerID: e.Config.greenWriterID()}
+	o := &cloneOp{reads: e.awsReads(), writerID: e.Config.GreenWriterID()}
 	r := o.reads
 	green, found, err := r.findCluster(ctx, a.GreenCluster, "an existing clone is found, not made twice")
 	if err != nil {
@@ -70,7 +71,7 @@ func (e *Env) cloneOp(ctx context.Context) (*cloneOp, error) {
 		o.restore = &aws.RestoreCloneParams{SourceClusterID: a.BlueCluster, ClusterID: a.GreenCluster,
 			SubnetGroup: or(a.SubnetGroup, blue.SubnetGroup), SecurityGroupIDs: a.SecurityGroups,
 			// blue's group: the clone runs blue's version until upgrade-green.
-			ClusterParameterGroup: blue.ParameterGroup, DeletionProtection: a.deletionProtection()}
+			ClusterParameterGroup: blue.ParameterGroup, DeletionProtection: a.DeletionProtectionOn()}
 		if len(o.restore.SecurityGroupIDs) == 0 {
 			o.restore.SecurityGroupIDs = blue.SecurityGroupIDs
 		}
@@ -124,9 +125,9 @@ func checkCloneCluster(ctx context.Context, e *Env) (CheckResult, error) {
 	if cl.Status != "available" {
 		return CheckResult{Detail: fmt.Sprintf("cluster %s is %s", cl.ID, cl.Status)}, nil
 	}
-	w, found, err := c.FindInstance(ctx, aws.DescribeInstanceParams{InstanceID: e.Config.greenWriterID()})
+	w, found, err := c.FindInstance(ctx, aws.DescribeInstanceParams{InstanceID: e.Config.GreenWriterID()})
 	if err != nil || !found || w.Status != "available" {
-		return CheckResult{Detail: fmt.Sprintf("cluster %s exists; its writer %s is not available yet", cl.ID, e.Config.greenWriterID())}, err
+		return CheckResult{Detail: fmt.Sprintf("cluster %s exists; its writer %s is not available yet", cl.ID, e.Config.GreenWriterID())}, err
 	}
 	if err := e.recordIfChanged("green_endpoint", cl.Endpoint); err != nil {
 		return CheckResult{}, err
@@ -237,12 +238,12 @@ func (e *Env) upgradeOp(ctx context.Context) (*upgradeOp, error) {
 			o.slots = append(o.slots, s.Name)
 		}
 	}
-	u := e.Config.upgradeClusterParams()
+	u := upgradeClusterParams(e.Config)
 	o.upgrade = &u
 	return o, nil
 }
 
-func (c *Config) upgradeClusterParams() aws.UpgradeClusterParams {
+func upgradeClusterParams(c *config.Config) aws.UpgradeClusterParams {
 	a := c.AWS
 	return aws.UpgradeClusterParams{ClusterID: a.GreenCluster, EngineVersion: a.EngineVersion,
 		ClusterParameterGroup: a.ClusterParameterGroup, InstanceParameterGroup: a.InstanceParameterGroup}
@@ -283,7 +284,7 @@ func runUpgradeGreen(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	p := e.Config.upgradeClusterParams()
+	p := upgradeClusterParams(e.Config)
 	if o.upgrade == nil {
 		e.Logf("cluster %s is at %s already", p.ClusterID, p.EngineVersion)
 		_, err = c.WaitClusterAvailable(ctx, e.wait(p.ClusterID, p.EngineVersion, "cluster "+p.ClusterID))
@@ -341,7 +342,7 @@ func slotsNow(slots []string, live bool) string {
 }
 
 // readerParams are the readers to add; an empty class is the writer's.
-func (c *Config) readerParams(writerClass, engine string) []aws.CreateClusterInstanceParams {
+func readerParams(c *config.Config, writerClass, engine string) []aws.CreateClusterInstanceParams {
 	out := make([]aws.CreateClusterInstanceParams, len(c.AWS.Readers))
 	for i, r := range c.AWS.Readers {
 		out[i] = aws.CreateClusterInstanceParams{ClusterID: c.AWS.GreenCluster, InstanceID: r.ID, Engine: engine,
@@ -364,11 +365,11 @@ func (e *Env) readersOp(ctx context.Context) (*readersOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.instance(ctx, e.Config.greenWriterID(), "the writer's class, for readers without one")
+	w, err := r.instance(ctx, e.Config.GreenWriterID(), "the writer's class, for readers without one")
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range e.Config.readerParams(w.Class, cl.Engine) {
+	for _, p := range readerParams(e.Config, w.Class, cl.Engine) {
 		o.all = append(o.all, p.InstanceID)
 		_, found, err := r.findInstance(ctx, p.InstanceID, "an existing reader is found, not made twice")
 		if err != nil {

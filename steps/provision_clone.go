@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Provision green for the self-managed clone strategy: clone-local,
@@ -129,7 +130,7 @@ func (e *Env) seedProblems(ctx context.Context, seed pg.LSN) ([]string, error) {
 	names := make([]string, 0, len(e.Config.Publications))
 	created := map[string]pg.LSN{}
 	for _, p := range e.Config.Publications {
-		name := slotName(p.Name)
+		name := config.SlotName(p.Name)
 		names = append(names, name)
 		v, ok := e.Value("slot_lsn." + name)
 		if !ok {
@@ -381,7 +382,7 @@ func planGreenStartLSNClone(ctx context.Context, e *Env) ([]Action, error) {
 // planGreenStartLSN shows how the seed is read, for the clone and the AWS strategies.
 func planGreenStartLSN(e *Env) []Action {
 	first := []Action{cloneSeedAction(e)}
-	if e.Config.isAWS() {
+	if e.Config.IsAWS() {
 		first = awsSeedPlan(e)
 	}
 	slots := stmts(pg.LogicalSlotsStmt("blue", "each slot: exists, inactive, not lost, confirmed_flush_lsn <= seed"))

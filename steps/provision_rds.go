@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Provision green for rds-snapshot: snapshot-blue, upgrade-snapshot,
@@ -51,7 +52,7 @@ type snapshotOp struct {
 
 func (e *Env) snapshotOp(ctx context.Context) (*snapshotOp, error) {
 	o := &snapshotOp{reads: e.awsReads()}
-	p := aws.CreateSnapshotParams{InstanceID: e.Config.AWS.BlueInstance, SnapshotID: e.Config.snapshotID()}
+	p := aws.CreateSnapshotParams{InstanceID: e.Config.AWS.BlueInstance, SnapshotID: e.Config.SnapshotID()}
 	sn, found, err := o.reads.findSnapshot(ctx, p.SnapshotID, "an existing snapshot of blue is found, not taken twice", false)
 	if err != nil {
 		return nil, err
@@ -72,7 +73,7 @@ func checkSnapshotBlue(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	id := e.Config.snapshotID()
+	id := e.Config.SnapshotID()
 	sn, found, err := c.FindSnapshot(ctx, aws.DescribeSnapshotParams{SnapshotID: id})
 	switch {
 	case err != nil || !found:
@@ -100,7 +101,7 @@ func runSnapshotBlue(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	id := e.Config.snapshotID()
+	id := e.Config.SnapshotID()
 	if o.create != nil {
 		if err := c.CreateSnapshot(ctx, *o.create); err != nil {
 			return err
@@ -121,7 +122,7 @@ func planSnapshotBlue(ctx context.Context, e *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := e.Config.snapshotID()
+	id := e.Config.SnapshotID()
 	out := append([]Action{slotsNote("a snapshot")}, o.reads.acts...)
 	if o.create != nil {
 		out = append(out, planned(o.create.Plan())...)
@@ -259,19 +260,19 @@ func (e *Env) restoreOp(ctx context.Context) (*restoreOp, error) {
 		return nil, err
 	}
 	o.problems = append(o.problems, gp...)
-	p := e.Config.restoreParams(snap, blue)
+	p := restoreParams(e.Config, snap, blue)
 	o.restore = &p
 	return o, nil
 }
 
 // restoreParams are restore-green's parameters; what the config leaves out
 // is blue's. Left empty, RDS would put green in the default VPC's subnets.
-func (c *Config) restoreParams(snapshot string, blue aws.Instance) aws.RestoreInstanceParams {
+func restoreParams(c *config.Config, snapshot string, blue aws.Instance) aws.RestoreInstanceParams {
 	a := c.AWS
 	p := aws.RestoreInstanceParams{
 		SnapshotID: snapshot, InstanceID: a.GreenInstance, Class: or(a.GreenInstanceClass, blue.Class),
 		ParameterGroup: a.InstanceParameterGroup, SubnetGroup: or(a.SubnetGroup, blue.SubnetGroup), SecurityGroupIDs: a.SecurityGroups,
-		MultiAZ: a.MultiAZ, IAMAuth: a.IAMAuth, DeletionProtection: a.deletionProtection(),
+		MultiAZ: a.MultiAZ, IAMAuth: a.IAMAuth, DeletionProtection: a.DeletionProtectionOn(),
 	}
 	if len(p.SecurityGroupIDs) == 0 {
 		p.SecurityGroupIDs = blue.SecurityGroupIDs

@@ -6,14 +6,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // PlanParams are the inputs of a rendered plan.
 type PlanParams struct {
-	Config *Config
+	Config *config.Config
 	State  *state.State // may be nil: every step pending, no values
 	Format string       // "text" or "markdown"
 }
@@ -41,19 +40,10 @@ func WritePlan(w io.Writer, p PlanParams) error {
 	}
 }
 
-// Endpoint describes a connection string without its password.
-func Endpoint(conninfo string) string {
-	pc, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return state.Redact(conninfo)
-	}
-	return fmt.Sprintf("%s:%d/%s as %s", pc.Host, pc.Port, pc.Database, pc.User)
-}
-
-func writeText(w io.Writer, c *Config, st *state.State, env *Env, list []*Step) error {
+func writeText(w io.Writer, c *config.Config, st *state.State, env *Env, list []*Step) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pgbluegreen plan: strategy %s, cutover %s\n", c.Strategy, c.Cutover.Method)
-	fmt.Fprintf(&b, "blue:  %s\ngreen: %s\n", Endpoint(c.Blue.Conninfo), Endpoint(c.Green.Conninfo))
+	fmt.Fprintf(&b, "blue:  %s\ngreen: %s\n", config.Endpoint(c.Blue.Conninfo), config.Endpoint(c.Green.Conninfo))
 	phase := Phase("")
 	for i, s := range list {
 		if s.Phase != phase {
@@ -85,10 +75,10 @@ func writeText(w io.Writer, c *Config, st *state.State, env *Env, list []*Step) 
 	return err
 }
 
-func writeMarkdown(w io.Writer, c *Config, st *state.State, env *Env, list []*Step) error {
+func writeMarkdown(w io.Writer, c *config.Config, st *state.State, env *Env, list []*Step) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# PostgreSQL upgrade runbook: strategy `%s`, cutover `%s`\n\n", c.Strategy, c.Cutover.Method)
-	fmt.Fprintf(&b, "- blue: `%s`\n- green: `%s`\n\n", Endpoint(c.Blue.Conninfo), Endpoint(c.Green.Conninfo))
+	fmt.Fprintf(&b, "- blue: `%s`\n- green: `%s`\n\n", config.Endpoint(c.Blue.Conninfo), config.Endpoint(c.Green.Conninfo))
 	b.WriteString("## Values\n\n| value | recorded | by | when |\n|---|---|---|---|\n")
 	for _, k := range valueKeys(list, st) {
 		v, ok := st.Values[k]

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // planConfig is a configuration of each strategy, as a team would write it.
-func planConfig(t *testing.T, strategy string) *Config {
+func planConfig(t *testing.T, strategy string) *config.Config {
 	t.Helper()
 	y := minimalConfig + `
 publications:
@@ -48,7 +49,7 @@ aws:
 		// Its many small tables in one snapshot, as preflight advises.
 		y = strings.Replace(y, "  - name: pgbg_all\n", "  - name: pgbg_all\n    copy: snapshot\n", 1)
 	}
-	c, err := ParseConfig([]byte(y))
+	c, err := config.Parse([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestPlanGolden(t *testing.T) {
-	for _, strategy := range StrategyNames {
+	for _, strategy := range config.StrategyNames {
 		for _, format := range []string{"text", "markdown"} {
 			t.Run(strategy+"-"+format, func(t *testing.T) {
 				var buf bytes.Buffer

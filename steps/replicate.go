@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Replicate: create-subscriptions, advance-origins (clone strategies),
@@ -88,7 +89,7 @@ func checkSubscriptionsExist(ctx context.Context, e *Env) (CheckResult, error) {
 	if len(missing) > 0 {
 		return CheckResult{Detail: "subscriptions missing on green: " + strings.Join(missing, ", ")}, nil
 	}
-	return CheckResult{Done: true, Detail: "subscriptions on green: " + strings.Join(e.Config.publicationNames(), ", ")}, nil
+	return CheckResult{Done: true, Detail: "subscriptions on green: " + strings.Join(e.Config.PublicationNames(), ", ")}, nil
 }
 
 // runCreateSubscriptions creates each missing subscription on its slot,
@@ -99,7 +100,7 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 	if err := e.needBoth(); err != nil {
 		return err
 	}
-	conninfo, err := e.Config.subscriptionConninfoSecret()
+	conninfo, err := e.Config.SubscriptionConninfoSecret()
 	if err != nil {
 		return err
 	}
@@ -110,19 +111,19 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 		return err
 	}
 	for _, p := range e.Config.Publications {
-		if p.Copy == copySnapshot {
+		if p.Copy == config.CopySnapshot {
 			if _, ok := e.Value(snapshotCopiedKey(p.Name)); !ok {
 				return e.refuse("publication %s is copied in its slot's snapshot, and that copy is not complete: run copy-data first", p.Name)
 			}
 		}
-		if _, ok := pg.FindSlot(slots, slotName(p.Name)); !ok {
-			if p.Copy == copySnapshot {
-				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", slotName(p.Name))
+		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); !ok {
+			if p.Copy == config.CopySnapshot {
+				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", config.SlotName(p.Name))
 			}
-			return e.refuse("slot %s does not exist on blue: run create-slots first", slotName(p.Name))
+			return e.refuse("slot %s does not exist on blue: run create-slots first", config.SlotName(p.Name))
 		}
 	}
-	if e.Config.isCloneStrategy() {
+	if e.Config.IsCloneStrategy() {
 		// Trap 4: a clone carries blue's publications (and on Aurora its
 		// slots); they must be gone before green subscribes.
 		relics, err := pg.RelicReplication(ctx, e.Green)
@@ -150,7 +151,7 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%w; check that green can reach blue at %s as %s (pg_hba.conf on blue, the password source %s)",
-				err, e.Config.subscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.describe())
+				err, e.Config.SubscriptionConninfo(), e.Config.Replication.Role, e.Config.Replication.Password.Describe())
 		}
 	}
 	return nil
@@ -197,8 +198,8 @@ func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.Subscri
 				continue
 			}
 		}
-		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: slotName(p.Name),
-			Conninfo: conninfo, ShownConninfo: e.Config.subscriptionConninfo(), CopyData: e.Config.copyData() && p.Copy != copySnapshot})
+		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: config.SlotName(p.Name),
+			Conninfo: conninfo, ShownConninfo: e.Config.SubscriptionConninfo(), CopyData: e.Config.CopyData() && p.Copy != config.CopySnapshot})
 	}
 	return out, nil
 }
@@ -209,7 +210,7 @@ func planCreateSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 		return nil, err
 	}
 	why := "refused while a slot is missing on blue"
-	if e.Config.isCloneStrategy() {
+	if e.Config.IsCloneStrategy() {
 		why += ", or while green holds replication objects inherited from blue"
 	}
 	out := []Action{note(Green, "%s", why)}
@@ -247,7 +248,7 @@ func planEnableSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 		return nil, err
 	}
 	var out []Action
-	if e.Config.isCloneStrategy() {
+	if e.Config.IsCloneStrategy() {
 		out = append(out, note(Green, "refused unless each origin was advanced to the seed %s, and each slot on blue is inactive, not lost, created before the seed and not confirmed beyond it", e.V("green_start_lsn")))
 	}
 	for _, n := range o.notes {
@@ -279,7 +280,7 @@ func checkSubscriptionsEnabled(ctx context.Context, e *Env) (CheckResult, error)
 	if len(off) > 0 {
 		return CheckResult{Detail: "not enabled: " + strings.Join(off, ", ")}, nil
 	}
-	return CheckResult{Done: true, Detail: "subscriptions enabled: " + strings.Join(e.Config.publicationNames(), ", ")}, nil
+	return CheckResult{Done: true, Detail: "subscriptions enabled: " + strings.Join(e.Config.PublicationNames(), ", ")}, nil
 }
 
 // runEnableSubscriptions refuses, for the clone strategies, unless the seed
@@ -305,7 +306,7 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 		}
 		subs[p.Name] = s
 	}
-	if e.Config.isCloneStrategy() {
+	if e.Config.IsCloneStrategy() {
 		if err := e.validateSeed(ctx, subs); err != nil {
 			return err
 		}
@@ -366,10 +367,10 @@ func (e *Env) validateSeed(ctx context.Context, subs map[string]pg.SubscriptionI
 		} else if !ok {
 			return e.refuse("the origin of subscription %s is at %s, below the seed %s: run advance-origins again", p.Name, origin, seed)
 		}
-		slot, found := pg.FindSlot(slots, slotName(p.Name))
+		slot, found := pg.FindSlot(slots, config.SlotName(p.Name))
 		switch {
 		case !found:
-			return e.refuse("slot %s is missing on blue: the run must start over from create-slots", slotName(p.Name))
+			return e.refuse("slot %s is missing on blue: the run must start over from create-slots", config.SlotName(p.Name))
 		case slot.Active:
 			return e.refuse("slot %s is in use by another consumer on blue: stop it first", slot.Name)
 		case slot.WALStatus == "lost":

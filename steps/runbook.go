@@ -2,22 +2,15 @@ package steps
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // What the steps derive from the configuration: publications and their
 // tables, slots, subscriptions, the replication connection string.
-
-// Strategy-membership lists used by the catalog.
-var (
-	cloneStrategies = []string{"aurora-clone", "rds-snapshot", "clone"}
-	awsStrategies   = []string{"aurora-clone", "rds-snapshot"}
-)
 
 // relList renders relations for a message or a recorded value.
 func relList(rels []pg.Rel) string {
@@ -31,7 +24,7 @@ func relList(rels []pg.Rel) string {
 // configRel reads a table name of the configuration (schema.table, parts
 // optionally quoted; no schema means public).
 func configRel(name string) pg.Rel {
-	parts := SplitQualified(name)
+	parts := config.SplitQualified(name)
 	if len(parts) == 1 {
 		return pg.Rel{Schema: "public", Name: parts[0]}
 	}
@@ -131,73 +124,3 @@ func sameRels(a, b []pg.Rel) bool {
 	}
 	return true
 }
-
-// publicationNames are the configured publications (= slots = subscriptions).
-func (c *Config) publicationNames() []string {
-	out := make([]string, len(c.Publications))
-	for i, p := range c.Publications {
-		out[i] = p.Name
-	}
-	return out
-}
-
-// isCloneStrategy reports whether green starts from a copy of blue's data.
-func (c *Config) isCloneStrategy() bool {
-	for _, s := range cloneStrategies {
-		if c.Strategy == s {
-			return true
-		}
-	}
-	return false
-}
-
-// subscriptionConninfoSecret is the connection string green's subscriptions
-// use, password included: built at run time, passed to pg only as a bind
-// parameter. Values are quoted for libpq; a later keyword wins in libpq,
-// so user and password appended to replication.blue_conninfo override any
-// it holds.
-func (c *Config) subscriptionConninfoSecret() (string, error) {
-	pw, err := c.ReplicationPassword()
-	if err != nil {
-		return "", err
-	}
-	q := pg.QuoteConninfoValue
-	base := c.Replication.BlueConninfo
-	if base == "" || strings.Contains(base, "://") {
-		host, port, db := c.replicationEndpoint()
-		if host == "" {
-			return "", fmt.Errorf("cannot read blue's host from the configuration: check blue.conninfo / replication.blue_conninfo")
-		}
-		base = fmt.Sprintf("host=%s port=%s dbname=%s", q(host), q(port), q(db))
-	}
-	return base + " user=" + q(c.Replication.Role) + " password=" + q(pw), nil
-}
-
-// slotName is the slot of a publication; the subscription has the same name.
-func slotName(pub string) string { return pub }
-
-// hasDedicated reports whether a publication lists its tables: the one
-// that does not is then FOR TABLE the rest, not FOR ALL TABLES.
-func (c *Config) hasDedicated() bool {
-	for _, p := range c.Publications {
-		if len(p.Tables) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// subscriptionConninfo is the connection string green uses to reach blue,
-// with the password shown as a placeholder (it is read at run time only).
-func (c *Config) subscriptionConninfo() string {
-	if c.Replication.BlueConninfo != "" {
-		return c.Replication.BlueConninfo + " user=" + c.Replication.Role + " password=********"
-	}
-	host, port, db := "<blue host>", "5432", "<blue db>"
-	if pc, err := pgconn.ParseConfig(c.Blue.Conninfo); err == nil {
-		host, port, db = pc.Host, fmt.Sprint(pc.Port), pc.Database
-	}
-	return fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=********", host, port, db, c.Replication.Role)
-}
-
-func (c *Config) copyData() bool { return c.Strategy == "copy" }

@@ -15,6 +15,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // RefusedError is a step the runner will not run, and why. Nothing was changed.
@@ -39,7 +40,7 @@ type GuardFunc func(ctx context.Context, n int) (stop func(), err error)
 
 // Runner executes the steps of one strategy, one at a time.
 type Runner struct {
-	Config  *Config
+	Config  *config.Config
 	Steps   []*Step
 	Store   *state.Store
 	Journal *state.Journal // may be nil
@@ -60,7 +61,7 @@ type Runner struct {
 }
 
 // NewRunner builds a runner for the configured strategy.
-func NewRunner(c *Config, store *state.Store, j *state.Journal) *Runner {
+func NewRunner(c *config.Config, store *state.Store, j *state.Journal) *Runner {
 	return &Runner{Config: c, Steps: Strategy(c.Strategy), Store: store, Journal: j}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // fakeRunner builds a runner over synthetic steps whose Run and Check are
@@ -57,7 +58,7 @@ func newFakeRunner(t *testing.T) (*Runner, *fakeWorld) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	cfg := &Config{Strategy: "copy"}
+	cfg := &config.Config{Strategy: "copy"}
 	return &Runner{Config: cfg, Steps: []*Step{a, b, opt, c, d}, Store: store}, w
 }
 
@@ -258,7 +259,7 @@ func TestEveryRunbookStepInSomeStrategy(t *testing.T) {
 		"wait-catch-up", "analyze-green", "verify-data", "cutover", "rollback", "drop-subscriptions", "drop-publications",
 		"revert-replica-identity", "decommission"}
 	have := map[string]bool{}
-	for _, name := range StrategyNames {
+	for _, name := range config.StrategyNames {
 		for _, s := range Strategy(name) {
 			have[s.ID] = true
 			if s.Plan == nil || s.Why == "" || s.Title == "" {
@@ -274,7 +275,7 @@ func TestEveryRunbookStepInSomeStrategy(t *testing.T) {
 }
 
 func TestStrategyOrderKeepsTheTraps(t *testing.T) {
-	for _, name := range StrategyNames {
+	for _, name := range config.StrategyNames {
 		pos := map[string]int{}
 		for i, s := range Strategy(name) {
 			pos[s.ID] = i

@@ -22,7 +22,7 @@ func (e *Env) withSchemas(ctx context.Context) (*Env, error) {
 		return e, nil
 	}
 	c := *e.Config
-	c.schemasFromBlue = true
+	c.SchemasFromBlue = true
 	if e.Blue == nil {
 		c.Schemas = []string{everySchema}
 	} else {

@@ -1,5 +1,5 @@
-// Package steps is the runbook: the step catalog, the four strategies, the
-// runner that executes one step at a time, and the configuration they read.
+// Package steps is the runbook: the step catalog, the four strategies and the
+// runner that executes one step at a time (the configuration is steps/config).
 package steps
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Target is where a step acts.
@@ -114,7 +115,7 @@ type Line struct {
 // Env is what a step's Plan, Check and Run see. Plan uses only Config and
 // Values, so that `plan` works with no server running.
 type Env struct {
-	Config *Config
+	Config *config.Config
 	Values map[string]string
 	// Blue and Green are the pools built in main.go; nil when offline.
 	Blue, Green *pgxpool.Pool

@@ -3,54 +3,12 @@ package steps
 import (
 	"context"
 	"fmt"
-	"net"
-	"runtime"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
-
-// Sync tunes the copy strategy's initial sync and the statistics after it
-// (the `sync:` section of the configuration). Zero values are planned from
-// green's cores and settings.
-type Sync struct {
-	// GreenCores is how many cores green has. 0: this machine's when green
-	// is on a loopback address or a socket (the lab), else 2.
-	GreenCores int `yaml:"green_cores"`
-	// AnalyzeJobs is how many connections analyze-green uses at once
-	// (vacuumdb -j). 0: green's cores.
-	AnalyzeJobs int `yaml:"analyze_jobs"`
-	// CopyJobs is how many sessions on each side copy-data uses for the
-	// publications with copy: snapshot. 0: two per core of green, at most 6.
-	CopyJobs int `yaml:"copy_jobs"`
-}
-
-// greenCores is sync.green_cores, or this machine's cores when green runs
-// here, or 2: PostgreSQL has no SQL function that says.
-func (c *Config) greenCores() int {
-	if c.Sync.GreenCores > 0 {
-		return c.Sync.GreenCores
-	}
-	if greenIsLocal(c.Green.Conninfo) {
-		return runtime.NumCPU()
-	}
-	return 2
-}
-
-// greenIsLocal reports whether a connection string reaches this machine.
-func greenIsLocal(conninfo string) bool {
-	pc, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return false
-	}
-	if strings.HasPrefix(pc.Host, "/") || pc.Host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(pc.Host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // enableWorkerWait is how long enable-subscriptions waits for each
 // subscription's apply worker before it enables the next: the launcher
@@ -89,7 +47,7 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	}
 	o.order = op.Names
 	if e.Green == nil || e.Blue == nil {
-		if e.Config.copyData() {
+		if e.Config.CopyData() {
 			o.notes = append(o.notes, "copy strategy: max_sync_workers_per_subscription is raised on green to the planned number (3 per core of green, as many as green's worker slots hold with one apply worker per subscription) when it is lower; the subscription with the most to copy is enabled first")
 		}
 		return o, nil
@@ -102,10 +60,10 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 		return o, err
 	}
 	o.order = pg.LargestFirst(o.order, sizes)
-	if !e.Config.copyData() {
+	if !e.Config.CopyData() {
 		return o, nil
 	}
-	if len(e.Config.slotPublications()) == 0 {
+	if len(e.Config.SlotPublications()) == 0 {
 		o.notes = append(o.notes, "every publication was copied in its slot's snapshot (copy-data): no table sync")
 		return o, nil
 	}
@@ -117,19 +75,19 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	if err != nil {
 		return o, err
 	}
-	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.publicationNames())
+	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.PublicationNames())
 	if err != nil {
 		return o, err
 	}
 	var tables []int
 	for _, p := range e.Config.Publications {
-		if p.Copy == copySnapshot {
+		if p.Copy == config.CopySnapshot {
 			tables = append(tables, 0) // copied by copy-data: no table sync
 			continue
 		}
 		tables = append(tables, all[p.Name].Tables)
 	}
-	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
+	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.GreenCores(), Green: set,
 		Subscriptions: len(e.Config.Publications), Tables: tables, BlueFreeSlots: slots, BlueFreeWALSenders: senders})
 	o.notes = append(o.notes, plan.Why)
 	switch {
@@ -175,7 +133,7 @@ func (e *Env) waitApplyWorker(ctx context.Context, sub string) error {
 // plannedTables is how many tables publication p will publish, of the
 // schemas' all: its list, or, with none, every table the other
 // publications do not list.
-func plannedTables(p Publication, pubs []Publication, all int) int {
+func plannedTables(p config.Publication, pubs []config.Publication, all int) int {
 	if len(p.Tables) > 0 {
 		return len(p.Tables)
 	}
@@ -185,35 +143,23 @@ func plannedTables(p Publication, pubs []Publication, all int) int {
 	return max(all, 0)
 }
 
-// syncSources are the subscriptions progress reads, with their slots.
-func (c *Config) syncSources() pg.SyncSources {
-	src := pg.SyncSources{Subscriptions: c.publicationNames(), Slots: map[string]string{}}
-	for _, p := range c.Publications {
-		src.Slots[p.Name] = slotName(p.Name)
-		if p.Copy == copySnapshot {
-			src.Snapshot = append(src.Snapshot, p.Name)
-		}
-	}
-	return src
-}
-
 // syncWorkerAdvice is preflight's line about the initial sync's workers
 // (copy strategy): the plan, and warn when green's settings hold it below
 // what its cores would take. It reads green's settings and blue's spare
 // slots itself.
 func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err error) {
-	if !e.Config.copyData() || e.Green == nil || e.Blue == nil {
+	if !e.Config.CopyData() || e.Green == nil || e.Blue == nil {
 		return "", false, nil
 	}
 	var snap []string
-	for _, p := range e.Config.snapshotPublications() {
+	for _, p := range e.Config.SnapshotPublications() {
 		snap = append(snap, p.Name)
 	}
 	bySnapshot := ""
 	if len(snap) > 0 {
-		bySnapshot = fmt.Sprintf("copy-data copies %s in its slot's snapshot, on %d sessions each side", strings.Join(snap, ", "), e.Config.copyJobs())
+		bySnapshot = fmt.Sprintf("copy-data copies %s in its slot's snapshot, on %d sessions each side", strings.Join(snap, ", "), e.Config.CopyJobs())
 	}
-	if len(e.Config.slotPublications()) == 0 {
+	if len(e.Config.SlotPublications()) == 0 {
 		return "initial sync: " + bySnapshot + "; no table sync", false, nil
 	}
 	set, err := pg.ReadSyncSettings(ctx, e.Green)
@@ -226,7 +172,7 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	}
 	// The run's own slots are not made yet at preflight: leave them room.
 	n := len(e.Config.Publications)
-	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.publicationNames())
+	all, err := pg.PublicationSizes(ctx, e.Blue, e.Config.PublicationNames())
 	if err != nil {
 		return "", false, err
 	}
@@ -237,14 +183,14 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	tables := make([]int, n)
 	for i, p := range e.Config.Publications {
 		tables[i] = all[p.Name].Tables
-		if p.Copy == copySnapshot {
+		if p.Copy == config.CopySnapshot {
 			tables[i] = 0
 		} else if tables[i] == 0 {
 			// Not made yet (preflight comes first): what it will publish.
 			tables[i] = plannedTables(p, e.Config.Publications, count)
 		}
 	}
-	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.greenCores(), Green: set,
+	plan := pg.PlanSyncWorkers(pg.SyncWorkerInputs{GreenCores: e.Config.GreenCores(), Green: set,
 		Subscriptions: n, Tables: tables, BlueFreeSlots: slots - n, BlueFreeWALSenders: senders - n})
 	line = "initial sync: " + plan.Why
 	warn = len(plan.Limits) > 0

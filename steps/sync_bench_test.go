@@ -16,6 +16,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The initial sync at size (issue 15): the copy strategy's `run --through
@@ -89,7 +90,7 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	_ = blue.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size)
 	fmt.Printf("sync bench: scale %d, blue's database %.2f GB, built in %s\n", scale, float64(size)/1e9, time.Since(start).Round(time.Second))
 
-	cfg, err := LoadConfig(info.Config)
+	cfg, err := config.Load(info.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,13 +103,13 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 		// first (its subscription is enabled first) instead of after the
 		// 475 others in pg_subscription_rel's order; every table copied by
 		// table sync.
-		cfg.Publications = []Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all"}}
+		cfg.Publications = []config.Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all"}}
 	default:
 		// As preflight advises: the largest table by table sync in a
 		// publication of its own, the 475 others in one snapshot (copy-data).
-		cfg.Publications = []Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all", Copy: copySnapshot}}
+		cfg.Publications = []config.Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all", Copy: config.CopySnapshot}}
 	}
-	fmt.Printf("sync bench: publications %s\n", strings.Join(cfg.publicationNames(), ", "))
+	fmt.Printf("sync bench: publications %s\n", strings.Join(cfg.PublicationNames(), ", "))
 	store, err := state.Open(filepath.Join(info.Dir, "pgbluegreen.state.json"), state.OpenParams{})
 	if err != nil {
 		b.Fatal(err)

@@ -128,7 +128,7 @@ func (e *Env) deletedValue(name string) (string, bool) {
 // trafficHost is green's host for a plan or a run: a placeholder in an
 // offline plan before it is known.
 func (e *Env) trafficHost() string {
-	if _, ok := e.Value("green_endpoint"); !ok && e.Config.isAWS() {
+	if _, ok := e.Value("green_endpoint"); !ok && e.Config.IsAWS() {
 		return "<green_endpoint>"
 	}
 	return e.greenHost()
@@ -177,7 +177,7 @@ func (e *Env) pgbouncerMovedTraffic() bool {
 }
 
 func checkSwitchTraffic(ctx context.Context, e *Env) (CheckResult, error) {
-	if !e.Config.AWS.Switch.configured() {
+	if !e.Config.AWS.Switch.Configured() {
 		if e.pgbouncerMovedTraffic() {
 			return CheckResult{Done: true, Detail: "nothing configured to switch: the cutover moved the traffic through PgBouncer"}, nil
 		}
@@ -189,7 +189,7 @@ func checkSwitchTraffic(ctx context.Context, e *Env) (CheckResult, error) {
 func runSwitchTraffic(ctx context.Context, e *Env) error { return e.switchTraffic(ctx) }
 
 func planSwitchTraffic(ctx context.Context, e *Env) ([]Action, error) {
-	if !e.Config.AWS.Switch.configured() {
+	if !e.Config.AWS.Switch.Configured() {
 		if e.Config.Cutover.Method == "pgbouncer" {
 			return []Action{note(AWSTarget, "nothing configured to switch: with cutover method pgbouncer the cutover moves the traffic, and this step is done once it has")}, nil
 		}
@@ -204,7 +204,7 @@ func planSwitchTraffic(ctx context.Context, e *Env) ([]Action, error) {
 // steps (writes stopped, green caught up) come first; a cutover method may
 // call it as its switch.
 func (e *Env) switchTraffic(ctx context.Context) error {
-	if !e.Config.AWS.Switch.configured() {
+	if !e.Config.AWS.Switch.Configured() {
 		if e.pgbouncerMovedTraffic() {
 			e.Logf("nothing configured to switch: the cutover moved the traffic through PgBouncer")
 			return nil

@@ -3,12 +3,14 @@ package steps
 import (
 	"strings"
 	"testing"
+
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // TestEveryValueHasAType: each value a step of any strategy needs or
 // records has a type, so `value set` and the screen can check it.
 func TestEveryValueHasAType(t *testing.T) {
-	for _, name := range StrategyNames {
+	for _, name := range config.StrategyNames {
 		for _, s := range Strategy(name) {
 			for _, k := range append(append([]string{}, s.Needs...), s.Records...) {
 				if _, ok := ValueTypeOf(k); !ok {

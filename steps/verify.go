@@ -243,5 +243,5 @@ func (e *Env) analyzeJobs() int {
 	if n := e.Config.Sync.AnalyzeJobs; n > 0 {
 		return n
 	}
-	return e.Config.greenCores()
+	return e.Config.GreenCores()
 }

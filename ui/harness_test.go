@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens")
@@ -32,8 +33,8 @@ func TestMain(m *testing.M) {
 // epoch is the fixed clock of the tests.
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-func testConfig() *steps.Config {
-	c := &steps.Config{Strategy: "copy"}
+func testConfig() *config.Config {
+	c := &config.Config{Strategy: "copy"}
 	c.Blue.Conninfo = "host=blue.internal port=5432 dbname=app user=postgres"
 	c.Green.Conninfo = "host=green.internal port=5432 dbname=app user=postgres"
 	c.Replication.Password.Env = "PGBG_TEST_PASSWORD"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Runner is what the screen uses of *steps.Runner; tests give a fake.
@@ -55,7 +56,7 @@ type (
 
 // Params are what the screen is built from.
 type Params struct {
-	Config *steps.Config
+	Config *config.Config
 	// Steps are the strategy's steps, in order.
 	Steps  []*steps.Step
 	Runner Runner

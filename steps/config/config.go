@@ -1,4 +1,7 @@
-package steps
+// Package config is pgbluegreen.yaml: its keys, each default written once
+// (defaults.go), and every check made when the file is read, before any
+// server is touched. The steps read it; nothing in it talks to a server.
+package config
 
 import (
 	"errors"
@@ -46,9 +49,9 @@ type Config struct {
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
-	// schemasFromBlue says schemas was omitted and Schemas holds every
+	// SchemasFromBlue says schemas was omitted and Schemas holds every
 	// schema of blue, read live by the runner (withSchemas).
-	schemasFromBlue bool
+	SchemasFromBlue bool `yaml:"-"`
 }
 
 // Conn is one database, as a libpq connection string or URL. PG* environment
@@ -91,8 +94,8 @@ type Publication struct {
 
 // copyModes are Publication.Copy's values.
 const (
-	copyTableSync = "tablesync"
-	copySnapshot  = "snapshot"
+	CopyTableSync = "tablesync"
+	CopySnapshot  = "snapshot"
 )
 
 // Cutover configures the cutover step.
@@ -188,15 +191,15 @@ type Route53 struct {
 	TTL          int64  `yaml:"ttl"`
 }
 
-// configured reports whether any part of the switch is set.
-func (s Switch) configured() bool {
+// Configured reports whether any part of the switch is set.
+func (s Switch) Configured() bool {
 	return s.SecretID != "" || s.SSMParameter != "" || len(s.SSMDelete) > 0 || s.Route53.Record != ""
 }
 
 // NeedsAWS reports whether a run with this configuration talks to AWS: an
 // AWS strategy, a traffic switch, or a password in Secrets Manager.
 func (c *Config) NeedsAWS() bool {
-	return c.isAWS() || c.AWS.Switch.configured() || c.Replication.Password.SecretARN != ""
+	return c.IsAWS() || c.AWS.Switch.Configured() || c.Replication.Password.SecretARN != ""
 }
 
 // Timeouts bound the waits and statements of every step.
@@ -259,25 +262,25 @@ func setDefault(d *Duration, v time.Duration) {
 	}
 }
 
-// ConfigError lists every problem found in a configuration, one per line.
-type ConfigError struct{ Problems []string }
+// Error lists every problem found in a configuration, one per line.
+type Error struct{ Problems []string }
 
 // Error is one line per problem.
-func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 
 var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
-// LoadConfig reads and validates a configuration file. Every problem found
-// is reported, one line each, in a *ConfigError.
-func LoadConfig(path string) (*Config, error) {
+// Load reads and validates a configuration file. Every problem found
+// is reported, one line each, in a *Error.
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &ConfigError{[]string{fmt.Sprintf("config: %s does not exist; pass --config FILE, or run `pgbluegreen lab up --dir DIR` for a local lab", path)}}
+			return nil, &Error{[]string{fmt.Sprintf("config: %s does not exist; pass --config FILE, or run `pgbluegreen lab up --dir DIR` for a local lab", path)}}
 		}
-		return nil, &ConfigError{[]string{fmt.Sprintf("config: %v", err)}}
+		return nil, &Error{[]string{fmt.Sprintf("config: %v", err)}}
 	}
-	c, err := ParseConfig(data)
+	c, err := Parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -285,15 +288,15 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// ParseConfig decodes, defaults and validates configuration text. Every
+// Parse decodes, defaults and validates configuration text. Every
 // problem is reported at once: unknown keys and keys of the wrong type
 // (checkNode: each with its line, the type expected and an example), then
 // what Validate finds in the rest.
-func ParseConfig(data []byte) (*Config, error) {
+func Parse(data []byte) (*Config, error) {
 	var c Config
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ConfigError{yamlProblems(err)} // not YAML at all: nothing to validate
+		return nil, &Error{yamlProblems(err)} // not YAML at all: nothing to validate
 	}
 	var problems []string
 	if len(root.Content) > 0 { // empty: every default
@@ -305,7 +308,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	c.Defaults()
 	if problems = append(problems, c.Validate()...); len(problems) > 0 {
-		return nil, &ConfigError{problems}
+		return nil, &Error{problems}
 	}
 	return &c, nil
 }
@@ -363,7 +366,7 @@ func (c *Config) Validate() []string {
 			bad("replication.blue_conninfo: %s", state.Redact(err.Error()))
 		}
 	}
-	if !validName(c.Replication.Role) {
+	if !ValidName(c.Replication.Role) {
 		bad("replication.role %q is not a valid role name (letters, digits, _ and $, at most 63 bytes)", c.Replication.Role)
 	}
 	src := c.Replication.Password
@@ -380,15 +383,15 @@ func (c *Config) Validate() []string {
 		bad("replication.password.secret_arn %q is not an ARN (arn:aws:secretsmanager:...)", src.SecretARN)
 	}
 
-	if c.Sync.CopyJobs < 0 || c.Sync.CopyJobs > maxCopyJobs {
-		bad("sync.copy_jobs %d: from 1 to %d (each is a session on blue and one on green), or 0 for two per core of green", c.Sync.CopyJobs, maxCopyJobs)
+	if c.Sync.CopyJobs < 0 || c.Sync.CopyJobs > MaxCopyJobs {
+		bad("sync.copy_jobs %d: from 1 to %d (each is a session on blue and one on green), or 0 for two per core of green", c.Sync.CopyJobs, MaxCopyJobs)
 	}
 	seenPub := map[string]bool{}
 	seenTable := map[string]string{}
 	allTables := 0
 	for i, pub := range c.Publications {
 		key := fmt.Sprintf("publications[%d]", i)
-		if !validName(pub.Name) {
+		if !ValidName(pub.Name) {
 			bad("%s.name %q is not a valid publication name", key, pub.Name)
 		}
 		if seenPub[pub.Name] {
@@ -399,8 +402,8 @@ func (c *Config) Validate() []string {
 			allTables++
 		}
 		switch pub.Copy {
-		case "", copyTableSync:
-		case copySnapshot:
+		case "", CopyTableSync:
+		case CopySnapshot:
 			if c.Strategy != "copy" {
 				bad("%s.copy: snapshot is for the copy strategy (a clone holds the data already)", key)
 			}
@@ -446,8 +449,8 @@ func (c *Config) Validate() []string {
 	return p
 }
 
-// validName accepts the unquoted identifiers pgbluegreen creates itself.
-func validName(s string) bool {
+// ValidName accepts the unquoted identifiers pgbluegreen creates itself.
+func ValidName(s string) bool {
 	if s == "" || len(s) > 63 {
 		return false
 	}

@@ -1,4 +1,4 @@
-package steps
+package config
 
 import (
 	"fmt"
@@ -71,8 +71,8 @@ func (a Alerts) WebhookURL() string {
 	return a.Webhook
 }
 
-// wants reports whether event is one to send.
-func (a Alerts) wants(event string) bool {
+// Wants reports whether event is one to send.
+func (a Alerts) Wants(event string) bool {
 	if len(a.Events) == 0 {
 		return true
 	}
@@ -168,7 +168,7 @@ func (s Size) Bytes() (int64, error) {
 }
 
 // bytes is Bytes for a size that validated; 0 for one that did not.
-func (s Size) bytes() int64 {
+func (s Size) Int64() int64 {
 	b, _ := s.Bytes()
 	return b
 }

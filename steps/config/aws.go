@@ -1,4 +1,4 @@
-package steps
+package config
 
 import (
 	"fmt"
@@ -36,12 +36,12 @@ func (c *Config) validateAWS() []string {
 			bad("aws.readers[%d].id is missing", i)
 		case seen[r.ID]:
 			bad("aws.readers[%d].id %q is used twice", i, r.ID)
-		case r.ID == c.greenWriterID():
+		case r.ID == c.GreenWriterID():
 			bad("aws.readers[%d].id %q is green's writer", i, r.ID)
 		}
 		seen[r.ID] = true
 	}
-	if a.DeleteBlue && !c.isAWS() {
+	if a.DeleteBlue && !c.IsAWS() {
 		bad("aws.delete_blue: only the AWS strategies delete blue; with %s the operator does it", c.Strategy)
 	}
 	s := a.Switch
@@ -66,7 +66,7 @@ func (c *Config) validateAWS() []string {
 	if len(a.PreCutover.SSMRestore) > 0 {
 		bad("aws.pre_cutover.ssm_restore: parameters are put back after the cutover, in aws.post_cutover")
 	}
-	if (a.PreCutover.configured() || a.PostCutover.configured()) && !c.isAWS() {
+	if (a.PreCutover.Configured() || a.PostCutover.Configured()) && !c.IsAWS() {
 		bad("aws.pre_cutover and aws.post_cutover are steps of the AWS strategies; with %s change the application's settings yourself", c.Strategy)
 	}
 	r := s.Route53
@@ -83,9 +83,9 @@ func (c *Config) validateAWS() []string {
 // secret_arn is read with. Call it once, before the configuration is shared.
 func (c *Config) UseAWS(client *aws.Client) { c.aws = client }
 
-// greenWriterID is green's writer instance: aws.green_instance, or the
+// GreenWriterID is green's writer instance: aws.green_instance, or the
 // clone's "<green_cluster>-writer" as CloneCluster names it by default.
-func (c *Config) greenWriterID() string {
+func (c *Config) GreenWriterID() string {
 	if c.AWS.GreenInstance != "" {
 		return c.AWS.GreenInstance
 	}
@@ -95,17 +95,17 @@ func (c *Config) greenWriterID() string {
 	return c.AWS.GreenCluster + "-writer"
 }
 
-// snapshotID is the rds-snapshot strategy's snapshot of blue. It never
+// SnapshotID is the rds-snapshot strategy's snapshot of blue. It never
 // depends on the time, so a second run finds the first run's snapshot.
-func (c *Config) snapshotID() string {
+func (c *Config) SnapshotID() string {
 	if c.AWS.Snapshot != "" {
 		return c.AWS.Snapshot
 	}
 	return c.AWS.GreenInstance + "-from-blue"
 }
 
-// finalSnapshotID is blue's snapshot taken by decommission.
-func (c *Config) finalSnapshotID() string {
+// FinalSnapshotID is blue's snapshot taken by decommission.
+func (c *Config) FinalSnapshotID() string {
 	if c.AWS.FinalSnapshot != "" {
 		return c.AWS.FinalSnapshot
 	}
@@ -117,7 +117,7 @@ func (c *Config) finalSnapshotID() string {
 }
 
 // deletionProtection is the clone's: on unless the file turns it off.
-func (a AWS) deletionProtection() bool { return a.DeletionProtection == nil || *a.DeletionProtection }
+func (a AWS) DeletionProtectionOn() bool { return a.DeletionProtection == nil || *a.DeletionProtection }
 
 // TrafficChanges are runbook 000's changes of where the application finds
 // its database before the cutover (its proxy and reader settings removed,
@@ -148,7 +148,7 @@ type SSMValue struct {
 	Value string `yaml:"value"`
 }
 
-func (t TrafficChanges) configured() bool {
+func (t TrafficChanges) Configured() bool {
 	return t.SecretID != "" || len(t.SSMDelete) > 0 || len(t.SSMRestore) > 0 || len(t.SSMPut) > 0
 }
 

@@ -1,4 +1,4 @@
-package steps
+package config
 
 import (
 	"errors"
@@ -34,10 +34,10 @@ func TestAWSConfigValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tc.yaml))
-			var ce *ConfigError
+			_, err := Parse([]byte(tc.yaml))
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("want a ConfigError, got %v", err)
+				t.Fatalf("want a Error, got %v", err)
 			}
 			found := false
 			for _, p := range ce.Problems {
@@ -56,22 +56,22 @@ func TestAWSConfigValidation(t *testing.T) {
 // TestAWSConfigDerived: the identifiers the steps use when the file leaves
 // them out, and which configurations need an AWS client.
 func TestAWSConfigDerived(t *testing.T) {
-	c, err := ParseConfig([]byte(strings.Replace(minimalConfig, "strategy: copy", "strategy: rds-snapshot", 1) +
+	c, err := Parse([]byte(strings.Replace(minimalConfig, "strategy: copy", "strategy: rds-snapshot", 1) +
 		"aws:\n  blue_instance: b1\n  green_instance: g1\n  engine_version: \"17.5\"\n  deletion_protection: false\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.snapshotID() != "g1-from-blue" || c.finalSnapshotID() != "b1-final-pgbg" || c.AWS.deletionProtection() ||
+	if c.SnapshotID() != "g1-from-blue" || c.FinalSnapshotID() != "b1-final-pgbg" || c.AWS.DeletionProtectionOn() ||
 		c.AWS.PollInterval.Duration != 15*time.Second || !c.NeedsAWS() {
-		t.Errorf("derived: snapshot %s final %s protection %v poll %s needs %v", c.snapshotID(), c.finalSnapshotID(), c.AWS.deletionProtection(), c.AWS.PollInterval, c.NeedsAWS())
+		t.Errorf("derived: snapshot %s final %s protection %v poll %s needs %v", c.SnapshotID(), c.FinalSnapshotID(), c.AWS.DeletionProtectionOn(), c.AWS.PollInterval, c.NeedsAWS())
 	}
-	copyCfg, _ := ParseConfig([]byte(minimalConfig))
-	if copyCfg.NeedsAWS() || !copyCfg.AWS.deletionProtection() {
+	copyCfg, _ := Parse([]byte(minimalConfig))
+	if copyCfg.NeedsAWS() || !copyCfg.AWS.DeletionProtectionOn() {
 		t.Error("a copy run without AWS settings needs no AWS client; the clone's protection defaults on")
 	}
-	a, _ := ParseConfig([]byte(strings.Replace(minimalConfig, "strategy: copy", "strategy: aurora-clone", 1) +
+	a, _ := Parse([]byte(strings.Replace(minimalConfig, "strategy: copy", "strategy: aurora-clone", 1) +
 		"aws:\n  blue_cluster: b\n  green_cluster: g\n  engine_version: \"17.5\"\n"))
-	if a.greenWriterID() != "g-writer" || a.finalSnapshotID() != "b-final-pgbg" {
-		t.Errorf("aurora: writer %s final %s", a.greenWriterID(), a.finalSnapshotID())
+	if a.GreenWriterID() != "g-writer" || a.FinalSnapshotID() != "b-final-pgbg" {
+		t.Errorf("aurora: writer %s final %s", a.GreenWriterID(), a.FinalSnapshotID())
 	}
 }

@@ -1,4 +1,4 @@
-package steps
+package config
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func (c *Config) ReplicationPassword() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("replication password: read passfile %s: %w", path, err)
 		}
-		host, port, db := c.replicationEndpoint()
+		host, port, db := c.ReplicationEndpoint()
 		pw := pf.FindPassword(host, port, db, c.Replication.Role)
 		if pw == "" {
 			return "", fmt.Errorf("replication password: no line for %s:%s:%s:%s in %s; add one (host:port:db:user:password)", host, port, db, c.Replication.Role, path)
@@ -74,8 +74,8 @@ func (c *Config) ReplicationPassword() (string, error) {
 	}
 }
 
-// replicationEndpoint is blue's host, port and database as green sees them.
-func (c *Config) replicationEndpoint() (host, port, db string) {
+// ReplicationEndpoint is blue's host, port and database as green sees them.
+func (c *Config) ReplicationEndpoint() (host, port, db string) {
 	conninfo := c.Blue.Conninfo
 	if c.Replication.BlueConninfo != "" {
 		conninfo = c.Replication.BlueConninfo

@@ -1,4 +1,4 @@
-package steps
+package config
 
 import (
 	"strings"
@@ -28,11 +28,11 @@ func TestPgBouncerConfig(t *testing.T) {
       restore_command: ./restore.sh
       command_timeout: 5s
 `
-	c, err := ParseConfig([]byte(good))
+	c, err := Parse([]byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, remote, k8s := c.Cutover.PgBouncer[0].bouncerParams(""), c.Cutover.PgBouncer[1].bouncerParams(""), c.Cutover.PgBouncer[2].bouncerParams("")
+	local, remote, k8s := c.Cutover.PgBouncer[0].BouncerParams(""), c.Cutover.PgBouncer[1].BouncerParams(""), c.Cutover.PgBouncer[2].BouncerParams("")
 	if local.IniMethod() != "file" || remote.IniMethod() != "ssh" || k8s.IniMethod() != "command" {
 		t.Errorf("methods: %s %s %s", local.IniMethod(), remote.IniMethod(), k8s.IniMethod())
 	}
@@ -67,7 +67,7 @@ func TestPgBouncerConfig(t *testing.T) {
       database: app
       restore_command: y
 `
-	_, err = ParseConfig([]byte(bad))
+	_, err = Parse([]byte(bad))
 	if err == nil {
 		t.Fatal("a bad cutover.pgbouncer was accepted")
 	}

@@ -1,6 +1,7 @@
-package steps
+package config
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -51,10 +52,10 @@ type SSHConfig struct {
 	Jump string `yaml:"jump"`
 }
 
-// bouncerParams maps one configured PgBouncer onto pg's, with the client
+// BouncerParams maps one configured PgBouncer onto pg's, with the client
 // connection string the probes use.
-func (b PgBouncerConfig) bouncerParams(client string) pg.BouncerParams {
-	p := pg.BouncerParams{Name: bouncerName(b), AdminConninfo: b.AdminConninfo, Ini: b.Ini, Database: b.Database, ClientConninfo: client}
+func (b PgBouncerConfig) BouncerParams(client string) pg.BouncerParams {
+	p := pg.BouncerParams{Name: BouncerName(b), AdminConninfo: b.AdminConninfo, Ini: b.Ini, Database: b.Database, ClientConninfo: client}
 	if b.SSH != nil {
 		p.SSH = &pg.SSHParams{Host: b.SSH.Host, Port: b.SSH.Port, User: b.SSH.User, Key: expandHome(b.SSH.Key),
 			KnownHosts: expandHome(b.SSH.KnownHosts), Jump: b.SSH.Jump}
@@ -94,10 +95,10 @@ func (c *Config) validatePgBouncers() []string {
 		} else if _, err := pgconn.ParseConfig(b.AdminConninfo); err != nil {
 			bad("%s.admin_conninfo: %v", key, err)
 		}
-		if j, seen := names[bouncerName(b)]; seen {
-			bad("%s has the same name as cutover.pgbouncer[%d] (%s): give each PgBouncer its own name", key, j, bouncerName(b))
+		if j, seen := names[BouncerName(b)]; seen {
+			bad("%s has the same name as cutover.pgbouncer[%d] (%s): give each PgBouncer its own name", key, j, BouncerName(b))
 		}
-		names[bouncerName(b)] = i
+		names[BouncerName(b)] = i
 		cmd := b.RepointCommand != ""
 		switch {
 		case b.SSH != nil && cmd:
@@ -133,7 +134,7 @@ func (s *SSHConfig) validate(key, ini string) []string {
 		bad("%s.ssh.port %d is not a port (1-65535; default 22)", key, s.Port)
 	}
 	if ini == "" || !strings.HasPrefix(ini, "/") {
-		bad("%s.ini must be the absolute path of the ini on %s", key, orPlaceholder(s.Host, "the SSH host"))
+		bad("%s.ini must be the absolute path of the ini on %s", key, cmp.Or(s.Host, "<the SSH host>"))
 	}
 	for _, f := range []struct{ name, v string }{{"key", s.Key}, {"known_hosts", s.KnownHosts}} {
 		if f.v != "" && !filepath.IsAbs(f.v) && !strings.HasPrefix(f.v, "~/") {
