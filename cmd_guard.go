@@ -51,10 +51,7 @@ func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
 		if err != nil {
 			return nil, err
 		}
-		bound := cfg.Cutover.DrainTimeout.Duration
-		if bound < time.Second {
-			bound = time.Second
-		}
+		bound := cfg.Cutover.GuardTimeout.Duration
 		beat := heartbeatPath(g.state)
 		if err := touch(beat); err != nil {
 			return nil, fmt.Errorf("heartbeat file: %w", err)

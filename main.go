@@ -180,6 +180,9 @@ func loadConfig(g globals, stderr io.Writer) (*config.Config, bool) {
 		fmt.Fprintln(stderr, state.Redact(err.Error()))
 		return nil, false
 	}
+	for _, n := range c.Notices {
+		fmt.Fprintln(stderr, n)
+	}
 	return c, true
 }
 

@@ -84,8 +84,11 @@ type CutoverParams struct {
 	// psql); without it such sessions make the precheck refuse.
 	TerminateDirect bool
 
-	MaxLagBytes  int64
-	DrainTimeout time.Duration
+	MaxLagBytes int64
+	// DrainTimeout bounds the drain; PauseTimeout each PgBouncer's PAUSE;
+	// WayOutLagWait a way out's wait for the feed it starts to come
+	// within MaxLagBytes.
+	DrainTimeout, PauseTimeout, WayOutLagWait time.Duration
 	// HoldCommits, when > 0, holds the source's commits to the target's
 	// apply for at most this long before the pause (cutover_hold.go): the
 	// lag at PAUSE is then what is in flight. Self-managed servers only
@@ -366,6 +369,12 @@ func (p *CutoverParams) defaults() {
 	}
 	if p.DrainTimeout <= 0 {
 		p.DrainTimeout = 10 * time.Second
+	}
+	if p.PauseTimeout <= 0 {
+		p.PauseTimeout = max(p.DrainTimeout, time.Second)
+	}
+	if p.WayOutLagWait <= 0 {
+		p.WayOutLagWait = p.DrainTimeout + time.Minute
 	}
 	if p.ProbeInterval == 0 {
 		p.ProbeInterval = 10 * time.Millisecond

@@ -35,7 +35,7 @@ func (r *run) stopWritesSteps() []subStep {
 			run: func(ctx context.Context) (string, error) {
 				// PAUSE waits for in-flight transactions while every other
 				// client waits: bounded like the drain (at least a second).
-				ctx, cancel := context.WithTimeout(ctx, max(p.DrainTimeout, time.Second))
+				ctx, cancel := context.WithTimeout(ctx, p.PauseTimeout)
 				defer cancel()
 				r.pausedAt = time.Now()
 				var mu sync.Mutex

@@ -152,10 +152,10 @@ func (r *run) catchUpStep() subStep {
 	p, d, f := r.p, r.d, r.f
 	return subStep{name: "wait for " + d.to.name + " -> " + d.from.name + " to catch up", target: d.to.name, own: true,
 		plan: func() []PlanLine {
-			return []PlanLine{noteLine(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.DrainTimeout+time.Minute)}
+			return []PlanLine{noteLine(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.WayOutLagWait)}
 		},
 		run: func(ctx context.Context) (string, error) {
-			ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout+time.Minute)
+			ctx, cancel := context.WithTimeout(ctx, p.WayOutLagWait)
 			defer cancel()
 			for {
 				detail, err := checkLag(Quiet(ctx), r.e.to, f.startSlots, p.MaxLagBytes)

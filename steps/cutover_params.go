@@ -68,6 +68,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		ReplicationRole: c.Replication.Role,
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
+		PauseTimeout: c.Cutover.PauseTimeout.Duration, WayOutLagWait: c.Cutover.WayOutLagWait.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
 		Health:      e.health(),
 		HoldCommits: c.HoldCommits(),
@@ -108,9 +109,6 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 // configuration, the count last seen and when it was first seen.
 func (e *Env) health() pg.Health {
 	h := pg.Health{Window: e.Config.Cutover.HealthWindow.Duration}
-	if h.Window <= 0 {
-		h.Window = 10 * time.Minute
-	}
 	if v, ok := e.Value(SubscriptionErrorsKey); ok {
 		count, at, _ := strings.Cut(v, " since ")
 		fmt.Sscan(count, &h.Known)

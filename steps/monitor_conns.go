@@ -113,7 +113,7 @@ func (m *Monitor) Connections(ctx context.Context) (Connections, error) {
 // PgBouncer that does not answer is reported in its Err.
 func ReadConnections(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) Connections {
 	start := time.Now()
-	out := Connections{At: start.UTC(), LongAfter: c.Cutover.DrainTimeout.Duration, endpoints: map[string]endpoint{}}
+	out := Connections{At: start.UTC(), LongAfter: c.Sessions.LongTransaction.Duration, endpoints: map[string]endpoint{}}
 	if out.LongAfter <= 0 {
 		out.LongAfter = 10 * time.Second
 	}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Alerts is the `alerts:` section of the configuration: where an alert goes
@@ -82,17 +81,6 @@ func (a Alerts) Wants(event string) bool {
 		}
 	}
 	return false
-}
-
-func (a *Alerts) defaults() {
-	setDefault(&a.For, 5*time.Minute)
-	setDefault(&a.Timeout, 10*time.Second)
-	if a.SafeWALBytes == "" {
-		a.SafeWALBytes = "1GB"
-	}
-	if a.Retries == 0 {
-		a.Retries = 5
-	}
 }
 
 // validateAlerts returns the problems of the alerts section.

@@ -41,11 +41,15 @@ type Config struct {
 	Timeouts     Timeouts      `yaml:"timeouts"`
 	Lag          Lag           `yaml:"lag"`
 	Sync         Sync          `yaml:"sync"`
+	Sessions     Sessions      `yaml:"sessions"`
 	// Alerts say where alerts go and when (config_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
 
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
+	// Notices are lines for the operator about the file as read: a key
+	// whose meaning changed, and what it became.
+	Notices []string `yaml:"-"`
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
@@ -100,9 +104,21 @@ const (
 
 // Cutover configures the cutover step.
 type Cutover struct {
-	Method         string            `yaml:"method"`
-	MaxLagBytes    int64             `yaml:"max_lag_bytes"`
-	DrainTimeout   Duration          `yaml:"drain_timeout"`
+	Method      string `yaml:"method"`
+	MaxLagBytes int64  `yaml:"max_lag_bytes"`
+	// DrainTimeout bounds the drain: how long, writes paused, the target
+	// may take to apply what the source wrote before the pause. Past it the
+	// attempt aborts and everything is put back.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// PauseTimeout bounds each PgBouncer's PAUSE: how long it may wait for
+	// the transactions in flight to end (a longer one aborts the attempt).
+	PauseTimeout Duration `yaml:"pause_timeout"`
+	// GuardTimeout is how long the guard lets a driver that stopped
+	// answering (killed, frozen) hold an attempt before it undoes it.
+	GuardTimeout Duration `yaml:"guard_timeout"`
+	// WayOutLagWait bounds a way out's wait for the feed it starts to come
+	// within the lag gate before the rollback it runs.
+	WayOutLagWait  Duration          `yaml:"way_out_lag_wait"`
 	SequenceMargin int64             `yaml:"sequence_margin"`
 	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
 	// TerminateDirectSessions lets the cutover end the sessions on blue that
@@ -209,6 +225,14 @@ type Timeouts struct {
 	LagWait   Duration `yaml:"lag_wait"`
 }
 
+// Sessions configures the sessions the connections pane and `sessions`
+// mark.
+type Sessions struct {
+	// LongTransaction marks a transaction open longer than this as LONG TX:
+	// PgBouncer's PAUSE waits for it.
+	LongTransaction Duration `yaml:"long_transaction"`
+}
+
 // Lag configures the lag monitor.
 type Lag struct {
 	Interval Duration `yaml:"interval"`
@@ -229,38 +253,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration back as text.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-// Defaults fills what the file left out.
-func (c *Config) Defaults() {
-	if c.Strategy == "" {
-		c.Strategy = "copy"
-	}
-	if len(c.Publications) == 0 {
-		c.Publications = []Publication{{Name: "pgbg_all"}}
-	}
-	if c.Replication.Role == "" {
-		c.Replication.Role = "pgbg_repl"
-	}
-	if c.Cutover.Method == "" {
-		c.Cutover.Method = "pgbouncer"
-	}
-	if c.Cutover.MaxLagBytes == 0 {
-		c.Cutover.MaxLagBytes = 1 << 20
-	}
-	setDefault(&c.Cutover.DrainTimeout, 10*time.Second)
-	setDefault(&c.Timeouts.Connect, 5*time.Second)
-	setDefault(&c.Timeouts.Statement, 30*time.Second)
-	setDefault(&c.Timeouts.LagWait, 30*time.Minute)
-	setDefault(&c.Lag.Interval, time.Second)
-	setDefault(&c.AWS.PollInterval, 15*time.Second)
-	c.Alerts.defaults()
-}
-
-func setDefault(d *Duration, v time.Duration) {
-	if d.Duration == 0 {
-		d.Duration = v
-	}
-}
 
 // Error lists every problem found in a configuration, one per line.
 type Error struct{ Problems []string }
@@ -426,6 +418,14 @@ func (c *Config) Validate() []string {
 		}
 	}
 	p = append(p, c.validatePgBouncers()...) // config_pgbouncer.go
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"cutover.pause_timeout", c.Cutover.PauseTimeout}, {"cutover.guard_timeout", c.Cutover.GuardTimeout}} {
+		if d.v.Duration < MinPauseTimeout {
+			bad("%s %s: at least %s (below it a busy machine's scheduling alone aborts the attempt)", d.key, d.v, MinPauseTimeout)
+		}
+	}
 	if c.Cutover.MaxLagBytes < 0 {
 		bad("cutover.max_lag_bytes %d must be 0 or more", c.Cutover.MaxLagBytes)
 	}

@@ -263,3 +263,42 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestDrainTimeoutHasOneMeaning: cutover.drain_timeout bounds the drain
+// alone; a file that sets it and not the keys its other meanings became
+// keeps what it had, told in one line; a key it sets itself wins.
+func TestDrainTimeoutHasOneMeaning(t *testing.T) {
+	c, err := Parse([]byte(minimalConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cutover.DrainTimeout.Duration != DefaultDrainTimeout || c.Cutover.PauseTimeout.Duration != DefaultPauseTimeout ||
+		c.Cutover.GuardTimeout.Duration != DefaultGuardTimeout || c.Cutover.WayOutLagWait.Duration != DefaultWayOutLagWait ||
+		c.Sessions.LongTransaction.Duration != DefaultLongTransaction || len(c.Notices) != 0 {
+		t.Fatalf("defaults: %+v %+v notices %q", c.Cutover, c.Sessions, c.Notices)
+	}
+	c, err = Parse([]byte(minimalConfig + "  drain_timeout: 30s\n  pause_timeout: 5s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cutover.DrainTimeout.Duration != 30*time.Second || c.Cutover.PauseTimeout.Duration != 5*time.Second ||
+		c.Cutover.GuardTimeout.Duration != 30*time.Second || c.Cutover.WayOutLagWait.Duration != 90*time.Second ||
+		c.Sessions.LongTransaction.Duration != 30*time.Second {
+		t.Fatalf("drain_timeout 30s: %+v %+v", c.Cutover, c.Sessions)
+	}
+	want := "config: cutover.drain_timeout 30s now bounds the drain alone; as before, it gave cutover.guard_timeout 30s, cutover.way_out_lag_wait 1m30s, sessions.long_transaction 30s: set those keys to choose them yourself"
+	if len(c.Notices) != 1 || c.Notices[0] != want {
+		t.Fatalf("notices %q, want one: %s", c.Notices, want)
+	}
+	c, err = Parse([]byte(minimalConfig + "  drain_timeout: 200ms\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cutover.PauseTimeout.Duration != MinPauseTimeout || c.Cutover.GuardTimeout.Duration != MinPauseTimeout {
+		t.Fatalf("drain_timeout 200ms: PAUSE and guard %s %s, want the floor %s", c.Cutover.PauseTimeout, c.Cutover.GuardTimeout, MinPauseTimeout)
+	}
+	_, err = Parse([]byte(minimalConfig + "  guard_timeout: 500ms\n"))
+	if err == nil || !strings.Contains(err.Error(), "cutover.guard_timeout 500ms: at least 1s") {
+		t.Fatalf("a guard_timeout under the floor: %v", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
@@ -61,24 +60,6 @@ func BouncerName(b PgBouncerConfig) string {
 		return fmt.Sprintf("%s:%d", pc.Host, pc.Port)
 	}
 	return b.Ini
-}
-
-// HoldCommits is how long blue's commits may be held for green's apply
-// before the pause: the configured time, else 2s on self-managed servers
-// (the AWS strategies have no ALTER SYSTEM) and none on AWS. Measured on
-// the lab (cutover benchmark, two PgBouncers), holding brought the lag at
-// PAUSE from 230-500 kB to 0 and the pause from 105-121 ms to 58-62 ms
-// at 200 and 1,000 writes/s, once the drain read green's apply position
-// instead of waiting for its flush report, and the release moved after
-// the RESUME. (Before those, held commits lengthened the pause.)
-func (c *Config) HoldCommits() time.Duration {
-	if c.Cutover.HoldCommits != nil {
-		return c.Cutover.HoldCommits.Duration
-	}
-	if c.IsAWS() {
-		return 0
-	}
-	return 2 * time.Second
 }
 
 func (c *Config) IsAWS() bool {
