@@ -18,6 +18,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // The cutover killed: the real program, run as its own process on a lab
@@ -355,7 +356,7 @@ func TestKillDuringCutover(t *testing.T) {
 				k.wantTraffic(t, "green")
 				t.Logf("finish: %s", lastLine(k.must(t, "run", "cutover", "--finish", "--yes")))
 				k.wantTraffic(t, "green")
-				k.drained(t, "green", pg.DefaultReverseName)
+				k.drained(t, "green", cutover.DefaultReverseName)
 				k.must(t, "run", "rollback", "--yes")
 				k.wantTraffic(t, "blue")
 				return
@@ -391,7 +392,7 @@ func TestKillDuringCutover(t *testing.T) {
 					return
 				}
 				k.wantTraffic(t, "green")
-				k.drained(t, "green", pg.DefaultReverseName)
+				k.drained(t, "green", cutover.DefaultReverseName)
 				if code, o := k.cli(t, nil, "run", "rollback", "--yes"); code != 0 {
 					t.Fatalf("rollback after finishing from %q: exit %d\n%s", point, code, o)
 				}
@@ -419,7 +420,7 @@ func TestKillDuringCutover(t *testing.T) {
 	})
 	res := stopLoad()
 	t.Logf("load over the whole test: %+v", res)
-	k.drained(t, "green", pg.DefaultReverseName)
+	k.drained(t, "green", cutover.DefaultReverseName)
 	k.must(t, "run", "rollback", "--yes")
 	// A guard whose driver ended the attempt itself says so: "watching"
 	// would claim a process that is gone.

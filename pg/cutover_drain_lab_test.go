@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
 
@@ -40,7 +41,7 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { src.Release(); dst.Release() }()
-	if err := reloaded(ctx, dst, "pgbg_nobody"); err != nil {
+	if err := Reloaded(ctx, dst, "pgbg_nobody"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -53,7 +54,7 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	_, polls, err := waitApplied(wctx, src, dst, "blue", "green", []string{sub}, lsn)
+	_, polls, err := WaitApplied(wctx, src, dst, "blue", "green", []string{sub}, lsn)
 	cancel()
 	if err == nil {
 		t.Fatalf("the drain ended after %d polls while green's apply worker had not committed blue's row", polls)
@@ -77,7 +78,7 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 	if dst, err = l.green.Acquire(ctx); err != nil {
 		t.Fatal(err)
 	}
-	at, polls, err := waitApplied(ctx, src, dst, "blue", "green", []string{sub}, lsn)
+	at, polls, err := WaitApplied(ctx, src, dst, "blue", "green", []string{sub}, lsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +95,11 @@ func TestDrainWaitsForTheApplyNotTheReceipt(t *testing.T) {
 func TestReversePrecheckNeedsOriginAdvance(t *testing.T) {
 	labtest.Require(t)
 	l := newLab(t)
-	sub := l.replicate(t)
+	l.replicate(t)
 	ctx := context.Background()
 	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN")
 	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak", 1))
-	p := l.params(MethodPgBouncer, sub)
-	p.defaults()
+	p := ReversePrereqs{Name: "pgbg_reverse", Role: lab.ReplicationRole, Password: l.password}
 	green, err := l.green.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestReversePrecheckNeedsOriginAdvance(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Release()
-		_, err = checkReversePrereqs(ctx, c, green, &p)
+		_, err = CheckReversePrereqs(ctx, c, green, p)
 		return err
 	}
 	if err := try(); err == nil || !strings.Contains(err.Error(), "GRANT EXECUTE ON FUNCTION pg_replication_origin_advance") {

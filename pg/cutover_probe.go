@@ -19,18 +19,18 @@ type ProbeStats struct {
 	LastError  string  `json:"last_error,omitempty"`
 }
 
-type prober struct {
+type Prober struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
 	stats  ProbeStats
 }
 
-// startProbe connects to conninfo (through PgBouncer) and writes every
+// StartProbe connects to conninfo (through PgBouncer) and writes every
 // interval until stop. It returns nil when it cannot connect: the stall is
 // then not measured, and the cutover goes on (the prechecks connected
 // already).
-func startProbe(ctx context.Context, conninfo string, interval time.Duration) *prober {
+func StartProbe(ctx context.Context, conninfo string, interval time.Duration) *Prober {
 	if conninfo == "" || interval < 0 {
 		return nil
 	}
@@ -45,7 +45,7 @@ func startProbe(ctx context.Context, conninfo string, interval time.Duration) *p
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &prober{cancel: cancel, done: make(chan struct{})}
+	p := &Prober{cancel: cancel, done: make(chan struct{})}
 	go p.loop(ctx, cfg, conn, interval)
 	return p
 }
@@ -54,7 +54,7 @@ func startProbe(ctx context.Context, conninfo string, interval time.Duration) *p
 // an error, and the stall goes on being measured).
 const probeTimeout = 30 * time.Second
 
-func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, interval time.Duration) {
+func (p *Prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, interval time.Duration) {
 	defer close(p.done)
 	defer func() {
 		if conn != nil {
@@ -92,7 +92,7 @@ func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, 
 			}
 		} else {
 			p.stats.Samples++
-			p.stats.MaxStallMs = max(p.stats.MaxStallMs, ms(time.Since(since)))
+			p.stats.MaxStallMs = max(p.stats.MaxStallMs, float64(time.Since(since).Microseconds())/1000)
 			since = time.Time{}
 		}
 		p.mu.Unlock()
@@ -103,8 +103,8 @@ func (p *prober) loop(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, 
 	}
 }
 
-// stop ends the probe and returns its figures; nil-safe.
-func (p *prober) stop() ProbeStats {
+// Stop ends the probe and returns its figures; nil-safe.
+func (p *Prober) Stop() ProbeStats {
 	if p == nil {
 		return ProbeStats{}
 	}

@@ -18,20 +18,20 @@ import (
 
 func qi(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// readWriteSessionStmt lets the cutover's own session write on a side a
+// ReadWriteSessionStmt lets the cutover's own session write on a side a
 // readonly cutover made read-only (setval, ALTER SUBSCRIPTION).
-func readWriteSessionStmt(on string) Stmt {
+func ReadWriteSessionStmt(on string) Stmt {
 	return Stmt{On: on, SQL: "SET default_transaction_read_only = off"}
 }
 
-// flushStmts commit a transaction holding only a logical message (which no
+// FlushStmts commit a transaction holding only a logical message (which no
 // subscriber asks for) with its WAL flushed locally: every WAL record
 // before it is flushed, and walsenders are woken. A transaction that wrote
 // no WAL before its commit record would commit asynchronously whatever the
 // setting, hence the message. local, not on: a synchronous standby (an HA
 // one, or the cutover's hold) is not waited for. Sent as one batch (one
 // round trip).
-func flushStmts(on string) []Stmt {
+func FlushStmts(on string) []Stmt {
 	return []Stmt{
 		{On: on, SQL: "BEGIN"},
 		{On: on, SQL: "SET LOCAL synchronous_commit = local"},
@@ -66,25 +66,25 @@ func execBatch(ctx context.Context, c batchSender, stmts []Stmt, scan map[int]fu
 	return err
 }
 
-// flushWAL runs flushStmts and returns the message's LSN: every record
+// FlushWAL runs flushStmts and returns the message's LSN: every record
 // before it is flushed.
-func flushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
+func FlushWAL(ctx context.Context, c *pgxpool.Conn, on string) (string, error) {
 	var lsn string
-	err := execBatch(ctx, c, flushStmts(on), map[int]func(pgx.Row) error{2: func(r pgx.Row) error { return r.Scan(&lsn) }})
+	err := execBatch(ctx, c, FlushStmts(on), map[int]func(pgx.Row) error{2: func(r pgx.Row) error { return r.Scan(&lsn) }})
 	if err != nil {
 		return "", fmt.Errorf("flush %s's WAL: %w", on, err)
 	}
 	return lsn, nil
 }
 
-// writtenStmt reads the source's WAL insert position once writes stopped,
+// WrittenStmt reads the source's WAL insert position once writes stopped,
 // and whether the WAL is flushed up to it: every commit acknowledged
 // before the PAUSE ended is before that position.
-func writtenStmt(on string) Stmt {
+func WrittenStmt(on string) Stmt {
 	return Stmt{On: on, SQL: "SELECT i::text, pg_current_wal_flush_lsn() >= i FROM pg_current_wal_insert_lsn() i"}
 }
 
-// lastRecordEnd is where the last record before an insert position ends,
+// LastRecordEnd is where the last record before an insert position ends,
 // as the walsender counts it: an insert position right after a page's
 // short header (the previous record ended with the page) is the page's
 // start. One after a segment's long header (40 bytes) is left as it is:
@@ -92,7 +92,7 @@ func writtenStmt(on string) Stmt {
 // record, and a target below a commit's end would end the drain too
 // early; a target a header too far is reached by the drain's periodic
 // flush instead.
-func lastRecordEnd(insert LSN) LSN {
+func LastRecordEnd(insert LSN) LSN {
 	const page, shortHeader = 8192, 24
 	if uint64(insert)%page == shortHeader {
 		return insert - shortHeader
@@ -100,15 +100,15 @@ func lastRecordEnd(insert LSN) LSN {
 	return insert
 }
 
-// drainTargetStmt reads the largest lag of the feed's slots and how many
+// DrainTargetStmt reads the largest lag of the feed's slots and how many
 // exist; the drain target itself is the LSN of the logical message that
 // flushWAL writes right before (drainSteps).
-func drainTargetStmt(on string, slots []string) Stmt {
+func DrainTargetStmt(on string, slots []string) Stmt {
 	return Stmt{On: on, Args: []any{slots}, SQL: `SELECT ` + slotApplyLag + `, count(*)
 FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = ANY($1)`}
 }
 
-// appliedStmt asks, on the subscriber, whether every apply worker of subs
+// AppliedStmt asks, on the subscriber, whether every apply worker of subs
 // has taken a keepalive from the source at or past lsn. An apply worker
 // reads the stream in order and applies each transaction before it reads
 // on, and it records a keepalive's position (latest_end_lsn) only when it
@@ -116,14 +116,14 @@ FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_
 // on the source before lsn is applied. (received_lsn would not do: it
 // moves to a commit's position before that commit is applied.) It reads
 // shared memory: no flush report to the source is waited for.
-func appliedStmt(on string, subs []string, lsn any) Stmt {
+func AppliedStmt(on string, subs []string, lsn any) Stmt {
 	return Stmt{On: on, Args: []any{subs, lsn}, SQL: `SELECT count(*) = cardinality($1::text[]) AND coalesce(bool_and(reported >= $2::pg_lsn), false)
 FROM (SELECT subname, max(latest_end_lsn) AS reported FROM pg_stat_subscription
       WHERE subname = ANY($1) AND relid IS NULL GROUP BY subname) w`,
 		Note: "every half millisecond until true (journaled once); the source's WAL is flushed every 10 polls, which wakes its walsender"}
 }
 
-// waitApplied polls the subscriber until its apply workers of subs have
+// WaitApplied polls the subscriber until its apply workers of subs have
 // applied everything the source wrote before lsn, and returns the
 // subscriber's WAL insert position then: every applied change is before
 // it. The apply workers commit asynchronously: the caller flushes the
@@ -133,21 +133,21 @@ FROM (SELECT subname, max(latest_end_lsn) AS reported FROM pg_stat_subscription
 // moves only when the subscriber next reports a flushed position, which it
 // does when it wakes or a keepalive comes, so waiting for it added tens of
 // ms to the pause.
-func waitApplied(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName string, subs []string, lsn string) (string, int, error) {
+func WaitApplied(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName string, subs []string, lsn string) (string, int, error) {
 	for polls := 1; ; polls++ {
 		var done bool
-		if err := appliedStmt(dstName, subs, lsn).QueryRow(ctx, dst, &done); err != nil {
+		if err := AppliedStmt(dstName, subs, lsn).QueryRow(ctx, dst, &done); err != nil {
 			return "", polls, fmt.Errorf("wait for %s to apply up to %s: %w", strings.Join(subs, ", "), lsn, err)
 		}
 		if done {
 			// Read after the check: whatever the check saw applied is
 			// before this position.
 			var at string
-			err := insertLSNStmt(dstName).QueryRow(ctx, dst, &at)
+			err := InsertLSNStmt(dstName).QueryRow(ctx, dst, &at)
 			return at, polls, err
 		}
 		if polls%10 == 0 {
-			if _, err := flushWAL(ctx, src, srcName); err != nil {
+			if _, err := FlushWAL(ctx, src, srcName); err != nil {
 				return "", polls, err
 			}
 		}
@@ -160,27 +160,27 @@ func waitApplied(ctx context.Context, src, dst *pgxpool.Conn, srcName, dstName s
 	}
 }
 
-func insertLSNStmt(on string) Stmt {
+func InsertLSNStmt(on string) Stmt {
 	return Stmt{On: on, SQL: "SELECT pg_current_wal_insert_lsn()::text"}
 }
 
-// anchorStmt sets where blue's reverse subscription starts reading green:
+// AnchorStmt sets where blue's reverse subscription starts reading green:
 // its replication origin moves to at, green's position once everything
 // blue sent is applied there, so what the reverse slot (made before the
 // pause) holds from before is skipped and every write of the application
 // on green after it is sent. The advance is WAL-logged but commits
 // nothing: it is made durable by a flush before the subscription is
 // enabled (swapSteps), after the switch, not inside the pause.
-func anchorStmt(on, sub string, at any) Stmt {
+func AnchorStmt(on, sub string, at any) Stmt {
 	return Stmt{On: on, Args: []any{sub, at}, SQL: `SELECT 'pg_' || s.oid, pg_replication_origin_advance('pg_' || s.oid, $2::pg_lsn) IS NULL
 FROM pg_subscription s WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`}
 }
 
-// anchor runs anchorStmt; the origin it moved.
-func anchor(ctx context.Context, c *pgxpool.Conn, on, sub, at string) (string, error) {
+// Anchor runs anchorStmt; the origin it moved.
+func Anchor(ctx context.Context, c *pgxpool.Conn, on, sub, at string) (string, error) {
 	var origin string
 	var null bool
-	err := anchorStmt(on, sub, at).QueryRow(ctx, c, &origin, &null)
+	err := AnchorStmt(on, sub, at).QueryRow(ctx, c, &origin, &null)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("set the start of subscription %s on %s: it does not exist", sub, on)
 	}
@@ -190,17 +190,17 @@ func anchor(ctx context.Context, c *pgxpool.Conn, on, sub, at string) (string, e
 	return origin, nil
 }
 
-// anchored reports whether subscription sub on c has a start set (its
+// Anchored reports whether subscription sub on c has a start set (its
 // origin has a remote_lsn): enabling it is safe only then.
-func anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
+func Anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
 	st, err := ReadOrigin(ctx, c, sub)
 	return st.Progressed, err
 }
 
-// disableSubscriptionStmts disable the subscriptions and end their apply
+// DisableSubscriptionStmts disable the subscriptions and end their apply
 // workers at once (a disabled worker would otherwise notice only on its
 // next wake-up), so nothing more is applied once they return.
-func disableSubscriptionStmts(on string, subs []string) []Stmt {
+func DisableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
 		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " DISABLE"})
@@ -208,18 +208,18 @@ func disableSubscriptionStmts(on string, subs []string) []Stmt {
 	return append(out, terminateStmt(on, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs))
 }
 
-func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs []string) error {
-	stmts := disableSubscriptionStmts(on, subs)
+func DisableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs []string) error {
+	stmts := DisableSubscriptionStmts(on, subs)
 	if err := ExecAll(ctx, c, stmts[:len(stmts)-1]); err != nil {
 		return err
 	}
-	if _, err := terminateAndWait(ctx, c, stmts[len(stmts)-1]); err != nil {
+	if _, err := TerminateAndWait(ctx, c, stmts[len(stmts)-1]); err != nil {
 		return fmt.Errorf("stop the apply workers of %s: %w", strings.Join(subs, ", "), err)
 	}
 	return nil
 }
 
-func enableSubscriptionStmts(on string, subs []string) []Stmt {
+func EnableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
 		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " ENABLE"})
@@ -227,37 +227,37 @@ func enableSubscriptionStmts(on string, subs []string) []Stmt {
 	return out
 }
 
-// createSlotStmt creates a pgoutput slot and returns its LSN.
-func createSlotStmt(on, name string) Stmt {
+// CreateSlotStmt creates a pgoutput slot and returns its LSN.
+func CreateSlotStmt(on, name string) Stmt {
 	return Stmt{On: on, Args: []any{name}, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"}
 }
 
-// dropSubscriptionStmts remove a subscription without touching the remote
+// DropSubscriptionStmts remove a subscription without touching the remote
 // slot (dropped separately on the other side): disabled, its worker ended,
 // detached from its slot, dropped.
-func dropSubscriptionStmts(on, name string) []Stmt {
-	out := disableSubscriptionStmts(on, []string{name})
+func DropSubscriptionStmts(on, name string) []Stmt {
+	out := DisableSubscriptionStmts(on, []string{name})
 	return append(out,
 		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(name) + " SET (slot_name = NONE)"},
 		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + qi(name)})
 }
 
-func dropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
-	stmts := dropSubscriptionStmts(on, name)
+func DropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
+	stmts := DropSubscriptionStmts(on, name)
 	n := len(stmts)
-	if err := disableSubscriptions(ctx, c, on, []string{name}); err != nil {
+	if err := DisableSubscriptions(ctx, c, on, []string{name}); err != nil {
 		return err
 	}
 	return ExecAll(ctx, c, stmts[n-2:])
 }
 
-func dropSlotStmt(on, name string) Stmt {
+func DropSlotStmt(on, name string) Stmt {
 	return Stmt{On: on, Args: []any{name}, SQL: "SELECT pg_drop_replication_slot($1)"}
 }
 
-// dropSlot drops a logical slot when it exists, retrying while its
+// DropSlot drops a logical slot when it exists, retrying while its
 // walsender is still going away.
-func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
+func DropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
 	for {
 		var exists, active bool
 		err := c.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
@@ -268,7 +268,7 @@ func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
 			return nil
 		}
 		if !active {
-			if err := dropSlotStmt(on, name).Exec(ctx, c); err == nil {
+			if err := DropSlotStmt(on, name).Exec(ctx, c); err == nil {
 				return nil
 			}
 		}
@@ -280,16 +280,16 @@ func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
 	}
 }
 
-func createPublicationAllStmt(on, name string) Stmt {
+func CreatePublicationAllStmt(on, name string) Stmt {
 	return Stmt{On: on, SQL: "CREATE PUBLICATION " + qi(name) + " FOR ALL TABLES"}
 }
 
-func dropPublicationStmt(on, name string) Stmt {
+func DropPublicationStmt(on, name string) Stmt {
 	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + qi(name)}
 }
 
-// loginStmts give roles LOGIN or NOLOGIN.
-func loginStmts(on string, roles []string, login bool) []Stmt {
+// LoginStmts give roles LOGIN or NOLOGIN.
+func LoginStmts(on string, roles []string, login bool) []Stmt {
 	word := "NOLOGIN"
 	if login {
 		word = "LOGIN"
@@ -301,9 +301,9 @@ func loginStmts(on string, roles []string, login bool) []Stmt {
 	return out
 }
 
-// rolesToChange reads which of roles can log in where login is not what
+// RolesToChange reads which of roles can log in where login is not what
 // they should be.
-func rolesToChange(ctx context.Context, c *pgxpool.Conn, roles []string, login bool) ([]string, error) {
+func RolesToChange(ctx context.Context, c *pgxpool.Conn, roles []string, login bool) ([]string, error) {
 	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND rolcanlogin <> $2 ORDER BY 1", roles, login)
 	if err != nil {
 		return nil, fmt.Errorf("read roles: %w", err)
@@ -315,14 +315,14 @@ func rolesToChange(ctx context.Context, c *pgxpool.Conn, roles []string, login b
 	return out, nil
 }
 
-// setLogin gives roles LOGIN or NOLOGIN where they lack it and returns
+// SetLogin gives roles LOGIN or NOLOGIN where they lack it and returns
 // those it changed.
-func setLogin(ctx context.Context, c *pgxpool.Conn, on string, roles []string, login bool) ([]string, error) {
-	change, err := rolesToChange(ctx, c, roles, login)
+func SetLogin(ctx context.Context, c *pgxpool.Conn, on string, roles []string, login bool) ([]string, error) {
+	change, err := RolesToChange(ctx, c, roles, login)
 	if err != nil {
 		return nil, err
 	}
-	return change, ExecAll(ctx, c, loginStmts(on, change, login))
+	return change, ExecAll(ctx, c, LoginStmts(on, change, login))
 }
 
 // WriterRoles finds every role that can write to the database: the
@@ -356,10 +356,10 @@ func terminateStmt(on, pidsQuery string, args ...any) Stmt {
 	return Stmt{On: on, Args: args, SQL: "SELECT coalesce(array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)), '{}') FROM (" + pidsQuery + ") t"}
 }
 
-// terminateAndWait runs a terminateStmt and waits (polling every 2 ms;
+// TerminateAndWait runs a terminateStmt and waits (polling every 2 ms;
 // pg_terminate_backend's own wait polls every 100 ms) until the backends
 // are gone. It returns how many it ended.
-func terminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error) {
+func TerminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error) {
 	var pids []int32
 	if err := s.QueryRow(ctx, c, &pids); err != nil {
 		return 0, err
@@ -381,33 +381,33 @@ func terminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error)
 	return len(pids), nil
 }
 
-// terminateSessionsStmt ends the client sessions of roles (every role when
+// TerminateSessionsStmt ends the client sessions of roles (every role when
 // roles is nil) in the current database, except the pids in keep (the
 // cutover's own) and the driver lock's session. Walsenders and background
 // workers are left alone.
-func terminateSessionsStmt(on string, roles []string, keep any) Stmt {
+func TerminateSessionsStmt(on string, roles []string, keep any) Stmt {
 	return terminateStmt(on, `SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
   AND coalesce(application_name, '') NOT LIKE $3 || '%'
   AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep, DriverApplicationPrefix)
 }
 
-// terminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).
-func terminatePidsStmt(on string, pids []int32) Stmt {
+// TerminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).
+func TerminatePidsStmt(on string, pids []int32) Stmt {
 	return terminateStmt(on, "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND pid <> pg_backend_pid()", pids)
 }
 
-// readOnlyStmt sets or resets default_transaction_read_only for database
+// ReadOnlyStmt sets or resets default_transaction_read_only for database
 // db (new sessions only; the terminate ends the old ones).
-func readOnlyStmt(on, db string, readOnly bool) Stmt {
+func ReadOnlyStmt(on, db string, readOnly bool) Stmt {
 	if readOnly {
 		return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " SET default_transaction_read_only = on"}
 	}
 	return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " RESET default_transaction_read_only"}
 }
 
-// isReadOnly reports whether the current database is set read-only.
-func isReadOnly(ctx context.Context, q RowQuerier) (bool, error) {
+// IsReadOnly reports whether the current database is set read-only.
+func IsReadOnly(ctx context.Context, q RowQuerier) (bool, error) {
 	var on bool
 	err := q.QueryRow(ctx, `
 SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
@@ -423,13 +423,13 @@ SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = 
 // temporary table, dropped at commit. It fails in a read-only transaction.
 const probeSQL = "CREATE TEMP TABLE pgbg_probe ON COMMIT DROP AS SELECT 1 AS x"
 
-// probeStmt is the probe write on a new session of on ("blue", "green",
+// ProbeStmt is the probe write on a new session of on ("blue", "green",
 // or "pgbouncer NAME" for one through PgBouncer as the application).
-func probeStmt(on string) Stmt { return Stmt{On: on, SQL: probeSQL} }
+func ProbeStmt(on string) Stmt { return Stmt{On: on, SQL: probeSQL} }
 
-// probeWrite opens a new session (so database-level settings apply) and
+// ProbeWrite opens a new session (so database-level settings apply) and
 // runs the probe write.
-func probeWrite(ctx context.Context, pool *pgxpool.Pool, on string) error {
+func ProbeWrite(ctx context.Context, pool *pgxpool.Pool, on string) error {
 	cfg := pool.Config().ConnConfig.Copy()
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -437,28 +437,28 @@ func probeWrite(ctx context.Context, pool *pgxpool.Pool, on string) error {
 		return fmt.Errorf("connect for a probe write: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return probeStmt(on).Exec(ctx, conn)
+	return ProbeStmt(on).Exec(ctx, conn)
 }
 
-// isReadOnlyError reports SQLSTATE 25006 (read_only_sql_transaction).
-func isReadOnlyError(err error) bool {
+// IsReadOnlyError reports SQLSTATE 25006 (read_only_sql_transaction).
+func IsReadOnlyError(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "25006"
 }
 
-// advanceSlotStmt moves a logical slot to the current WAL position without
+// AdvanceSlotStmt moves a logical slot to the current WAL position without
 // sending anything; the end it reached must pass flushed (the flush marker
 // written after everything the slot must skip).
-func advanceSlotStmt(on, slot string, flushed any) Stmt {
+func AdvanceSlotStmt(on, slot string, flushed any) Stmt {
 	return Stmt{On: on, Args: []any{slot, flushed}, SQL: "SELECT end_lsn::text, end_lsn >= $2::pg_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())"}
 }
 
-// advanceSlots moves logical slots past what the other side already has.
+// AdvanceSlots moves logical slots past what the other side already has.
 // pg_replication_slot_advance stops at the flushed position, and the
 // reverse feed's commits are asynchronous: the WAL is flushed first, and
 // the position each slot reached is checked.
-func advanceSlots(ctx context.Context, c *pgxpool.Conn, on string, slots []string) (string, error) {
-	flushed, err := flushWAL(ctx, c, on)
+func AdvanceSlots(ctx context.Context, c *pgxpool.Conn, on string, slots []string) (string, error) {
+	flushed, err := FlushWAL(ctx, c, on)
 	if err != nil {
 		return "", err
 	}
@@ -467,7 +467,7 @@ func advanceSlots(ctx context.Context, c *pgxpool.Conn, on string, slots []strin
 		// The end reached can sit a page header short of the position
 		// asked for; what matters is that it passed the flush marker.
 		var reached bool
-		if err := advanceSlotStmt(on, s, flushed).QueryRow(ctx, c, &lsn, &reached); err != nil {
+		if err := AdvanceSlotStmt(on, s, flushed).QueryRow(ctx, c, &lsn, &reached); err != nil {
 			return "", fmt.Errorf("advance slot %s: %w", s, err)
 		}
 		if !reached {
@@ -477,10 +477,15 @@ func advanceSlots(ctx context.Context, c *pgxpool.Conn, on string, slots []strin
 	return lsn, nil
 }
 
-// scrubPassword keeps a password out of an error text.
-func scrubPassword(err error, password string) error {
+// ScrubPassword keeps a password out of an error text.
+func ScrubPassword(err error, password string) error {
 	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
 		return err
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), password, "********"))
+}
+
+// FlushedStmt asks whether the WAL is flushed up to at.
+func FlushedStmt(on string, at any) Stmt {
+	return Stmt{On: on, Args: []any{at}, SQL: "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", Note: "when true, nothing more is flushed"}
 }

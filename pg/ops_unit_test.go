@@ -75,3 +75,25 @@ func TestAnalyzeStatements(t *testing.T) {
 		t.Fatalf("got\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// The drain target is where the walsender's position ends up once it has
+// read the last record: right after a page header, that is the page's
+// start.
+func TestLastRecordEnd(t *testing.T) {
+	for in, want := range map[string]string{
+		"0/3000060": "0/3000060", // mid-page
+		"0/3002018": "0/3002000", // after a short page header (24 bytes)
+		"1/4000028": "1/4000028", // 40 bytes in: a segment's long header, or a record's end
+		"0/4002028": "0/4002028",
+		"0/3002000": "0/3002000", // a page's start itself
+		"0/3002030": "0/3002030", // past the header: a record ended there
+	} {
+		at, err := ParseLSN(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := LastRecordEnd(at).String(); got != want {
+			t.Errorf("LastRecordEnd(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

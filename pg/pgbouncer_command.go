@@ -102,7 +102,7 @@ func (c *commandIni) Plan(ch IniChange) []PlanLine {
 	cmd := c.command(ch)
 	out := []PlanLine{{On: c.on, Kind: "command", Text: cmd.Display()}}
 	if c.ini != "" || c.p.Read != "" {
-		out = append(out, noteLine(c.on, "then %s is read back: its %s entry must say %s", c.Where(), ch.Database, ch.To))
+		out = append(out, Note(c.on, "then %s is read back: its %s entry must say %s", c.Where(), ch.Database, ch.To))
 	}
 	return out
 }

@@ -232,3 +232,21 @@ func readLocal(path string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// BouncerParams is one PgBouncer in front of the database.
+type BouncerParams struct {
+	Name          string
+	AdminConninfo string
+	// Ini is the ini file's path: on this host, or on the SSH host when
+	// SSH is set; with Command, optional (read to check the entry).
+	Ini string
+	// SSH, when set, reaches Ini on another host (see NewIniStore).
+	SSH *SSHParams
+	// Command, when set, repoints through the operator's commands.
+	Command *IniCommandParams
+	// Database is the database entry PgBouncer serves (and the cutover repoints).
+	Database string
+	// ClientConninfo connects through PgBouncer as an application would: the
+	// version check and the probes go through it.
+	ClientConninfo string
+}

@@ -125,7 +125,7 @@ func TestConsole(t *testing.T) {
 	if mode, err := c.PoolMode(ctx, lab.AppDB); err != nil || mode != "transaction" {
 		t.Fatalf("pool mode %q %v", mode, err)
 	}
-	blueVersion, err := versionThrough(ctx, i.PgBouncer.Conninfo)
+	blueVersion, err := VersionThrough(ctx, i.PgBouncer.Conninfo)
 	if err != nil || !strings.Contains(blueVersion, "PostgreSQL 15") {
 		t.Fatalf("version through PgBouncer: %q %v", blueVersion, err)
 	}
@@ -137,7 +137,7 @@ func TestConsole(t *testing.T) {
 		t.Error("SHOW DATABASES does not say paused after PAUSE")
 	}
 	got := make(chan error, 1)
-	go func() { _, err := versionThrough(ctx, i.PgBouncer.Conninfo); got <- err }()
+	go func() { _, err := VersionThrough(ctx, i.PgBouncer.Conninfo); got <- err }()
 	select {
 	case err := <-got:
 		t.Fatalf("a client query finished while paused: %v", err)
@@ -163,7 +163,7 @@ func TestConsole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v, err := versionThrough(ctx, i.PgBouncer.Conninfo); err != nil || !strings.Contains(v, "PostgreSQL 17") {
+	if v, err := VersionThrough(ctx, i.PgBouncer.Conninfo); err != nil || !strings.Contains(v, "PostgreSQL 17") {
 		t.Fatalf("after repoint, version through PgBouncer: %q %v", v, err)
 	}
 	if d, _ := c.Database(ctx, lab.AppDB); d.Port != i.Green.Port {
@@ -175,7 +175,7 @@ func TestConsole(t *testing.T) {
 	if err := c.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := versionThrough(ctx, i.PgBouncer.Conninfo); err != nil || v != blueVersion {
+	if v, err := VersionThrough(ctx, i.PgBouncer.Conninfo); err != nil || v != blueVersion {
 		t.Fatalf("after restore, version through PgBouncer: %q %v", v, err)
 	}
 }

@@ -146,6 +146,6 @@ func BenchmarkSequenceSync5000(b *testing.B) {
 		b.Fatalf("synced %d", res.Synced)
 	}
 	b.ReportMetric(float64(res.Synced), "sequences")
-	b.ReportMetric(ms(res.Read), "read_ms")
-	b.ReportMetric(ms(res.Apply), "apply_ms")
+	b.ReportMetric(float64(res.Read.Microseconds())/1000, "read_ms")
+	b.ReportMetric(float64(res.Apply.Microseconds())/1000, "apply_ms")
 }

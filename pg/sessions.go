@@ -38,7 +38,7 @@ func (s Session) String() string {
 	return out
 }
 
-func sessionList(ss []Session) string {
+func SessionList(ss []Session) string {
 	names := make([]string, len(ss))
 	for i, s := range ss {
 		names[i] = s.String()

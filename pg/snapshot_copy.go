@@ -288,23 +288,23 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	each := fmt.Sprintf("on each of %d sessions", p.Sessions())
 	var out []Stmt
 	for _, s := range p.greenSessionStmts() {
-		out = append(out, s.with(each))
+		out = append(out, s.With(each))
 	}
 	if p.Truncate {
-		out = append(out, p.truncateStmt().with("what an earlier copy of this publication left on green"))
+		out = append(out, p.truncateStmt().With("what an earlier copy of this publication left on green"))
 	}
 	out = append(out, p.SlotStmt())
 	for _, s := range importStmts(Placeholder("the snapshot the slot exported")) {
-		out = append(out, s.with(each))
+		out = append(out, s.With(each))
 	}
 	tables := p.Tables
 	if p.TablesUnknown {
 		tables = []SnapshotTable{{Rel: Rel{Name: Placeholder("each table of " + p.Publication + ", largest first")}, Columns: []string{Placeholder("its columns")}}}
 	}
 	for _, t := range tables {
-		o := t.CopyOut().with("into the COPY below")
+		o := t.CopyOut().With("into the COPY below")
 		if !p.TablesUnknown {
-			o = o.with(Bytes(t.Bytes) + ", into the COPY below")
+			o = o.With(Bytes(t.Bytes) + ", into the COPY below")
 		}
 		out = append(out, o, t.CopyIn())
 	}

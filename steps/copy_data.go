@@ -347,9 +347,9 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 		e.Logf("%s", snapshotCopyLine(pr, time.Since(start)))
 	}
 	if hold := os.Getenv(HoldEnv); hold == CopyDataHold {
-		h := e.holdAt(hold)
+		h := attemptHooks{e: e, hold: hold}
 		var once sync.Once
-		p.AfterTable = func(ctx context.Context, _ pg.Rel) { once.Do(func() { h(ctx, CopyDataHold) }) }
+		p.AfterTable = func(ctx context.Context, _ pg.Rel) { once.Do(func() { h.BeforeSubStep(ctx, CopyDataHold) }) }
 	}
 	lsn, err := p.Exec(ctx, e.Blue, e.Green)
 	if err != nil {

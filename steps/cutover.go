@@ -3,10 +3,11 @@ package steps
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // The cutover and rollback steps: a cycle (cut over, roll back, cut over
@@ -15,7 +16,7 @@ import (
 // that aborted is failed, and one that stopped half way offers two ways
 // out, finish forward or undo back, each from wherever the servers are.
 
-func cutover() *Step {
+func cutoverStep() *Step {
 	return &Step{ID: cutoverStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Cut over to green",
 		Why: "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green, " +
 			"and blue is fenced: its application roles lose LOGIN.",
@@ -28,7 +29,7 @@ func cutover() *Step {
 	}
 }
 
-func rollback() *Step {
+func rollbackStep() *Step {
 	return &Step{ID: rollbackStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Roll back to blue",
 		Why:    "The cutover in reverse through the reverse replication, sequences included; the fence moves to green, and the cutover can run again.",
 		Source: "001 ROLLBACK", Destructive: true, Optional: true, Recheck: true,
@@ -51,7 +52,7 @@ const (
 	reportTimeLayout   = "20060102T150405Z"
 	cutoverStepID      = "cutover"
 	rollbackStepID     = "rollback"
-	reverseReplication = pg.DefaultReverseName
+	reverseReplication = cutover.DefaultReverseName
 	// HoldEnv names a test hook: set to a sub-step's name, the driver stops
 	// right before it (writing HoldFile beside the state file) until its
 	// context ends or it is killed.
@@ -97,24 +98,24 @@ func (e *Env) checkSwitch(ctx context.Context, rollback bool) (CheckResult, erro
 	if err != nil {
 		return CheckResult{}, err
 	}
-	st, err := pg.ReadSwitchState(ctx, p, rollback)
+	st, err := cutover.ReadSwitchState(ctx, p, rollback)
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("read where the servers are: %w", err)
 	}
 	pending := false
-	if rollback && st.State == pg.StateTarget {
+	if rollback && st.State == cutover.StateTarget {
 		if pending, err = e.revertsPending(); err != nil {
 			return CheckResult{}, err
 		}
 	}
 	switch {
-	case st.State == pg.StateTarget && rollback && !e.everCutOver():
+	case st.State == cutover.StateTarget && rollback && !e.everCutOver():
 		return CheckResult{Detail: "no cutover to roll back: writes go to blue: " + st.Where}, nil
 	case pending:
 		return CheckResult{Detail: "writes go to blue, but the traffic switch (secret, parameters, DNS) still points at green: running rollback puts it back"}, nil
-	case st.State == pg.StateTarget:
+	case st.State == cutover.StateTarget:
 		return CheckResult{Done: true, Detail: fmt.Sprintf("writes go to %s: %s", n.to, st.Where)}, nil
-	case st.State == pg.StateSource:
+	case st.State == cutover.StateSource:
 		return CheckResult{Detail: fmt.Sprintf("writes go to %s: %s", n.from, st.Where)}, nil
 	}
 	return CheckResult{Detail: fmt.Sprintf("a %s stopped half way: %s", n.step, st.Where)}, nil
@@ -131,29 +132,29 @@ func (e *Env) planSwitch(ctx context.Context, rollback bool) ([]Action, error) {
 	}
 	var out []Action
 	if !e.IsOffline() {
-		st, err := pg.ReadSwitchState(ctx, p, rollback)
+		st, err := cutover.ReadSwitchState(ctx, p, rollback)
 		if err != nil {
 			return nil, fmt.Errorf("read where the servers are: %w", err)
 		}
 		out = append(out, note(BlueGreen, "now: %s", st.Where))
-		if st.State == pg.StateBetween {
-			finish, undo, err := pg.PlanWayOut(ctx, p, rollback)
+		if st.State == cutover.StateBetween {
+			finish, undo, err := cutover.PlanWayOut(ctx, p, rollback)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, note(BlueGreen, "an attempt stopped half way: refused without a way out; each runs the sub-steps below"))
-			for _, w := range []pg.WayOutPlan{finish, undo} {
+			for _, w := range []cutover.WayOutPlan{finish, undo} {
 				out = append(out, note(Operator, "--%s: %s", w.Way, orThen(w.Then)))
 				out = append(out, subStepActions(w.SubSteps)...)
 			}
 			return out, nil
 		}
-		if p.Prior, err = pg.ReadPrior(ctx, p, rollback); err != nil {
+		if p.Prior, err = cutover.ReadPrior(ctx, p, rollback); err != nil {
 			return nil, err
 		}
 	}
 	out = append(out, note(BlueGreen, "prechecks, each reported; if one fails nothing changes: %s", strings.Join(precheckNames(p, rollback), "; ")))
-	out = append(out, subStepActions(pg.Plan(p, rollback))...)
+	out = append(out, subStepActions(cutover.Plan(p, rollback))...)
 	if !rollback {
 		return out, nil
 	}
@@ -173,11 +174,11 @@ func orThen(then string) string {
 	return "the sub-steps below, then " + then
 }
 
-func precheckNames(p pg.CutoverParams, rollback bool) []string {
+func precheckNames(p cutover.Params, rollback bool) []string {
 	out := []string{fmt.Sprintf("lag below %d bytes", p.MaxLagBytes),
 		fmt.Sprintf("subscriptions healthy (no apply error within %s)", p.Health.Window),
 		"the application does not log in as pgbluegreen's role"}
-	if p.Method == pg.MethodPgBouncer {
+	if p.Method == cutover.MethodPgBouncer {
 		out = append(out, "each PgBouncer points at the source, transaction pooling, not paused, SELECT version() through it is the source's",
 			"no session on the source bypasses PgBouncer")
 	}
@@ -193,7 +194,7 @@ func precheckNames(p pg.CutoverParams, rollback bool) []string {
 
 // subStepActions renders pg's planned sub-steps as plan actions, each
 // sub-step's name first.
-func subStepActions(steps []pg.PlannedSubStep) []Action {
+func subStepActions(steps []cutover.PlannedSubStep) []Action {
 	var out []Action
 	for _, s := range steps {
 		out = append(out, Action{Target: Target(s.Target), Kind: "note", Text: "== " + s.Name})
@@ -220,16 +221,16 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 	if p.ReplicationPassword, err = e.Config.ReplicationPassword(); err != nil {
 		return err
 	}
-	st, err := pg.ReadSwitchState(ctx, p, rollback)
+	st, err := cutover.ReadSwitchState(ctx, p, rollback)
 	if err != nil {
 		return fmt.Errorf("read where the servers are: %w", err)
 	}
 	switch {
-	case st.State == pg.StateBetween && e.way == "":
+	case st.State == cutover.StateBetween && e.way == "":
 		return e.refuseHalfWay(ctx, p, rollback, st)
-	case st.State != pg.StateBetween && e.way != "":
+	case st.State != cutover.StateBetween && e.way != "":
 		return e.refuse("nothing stopped half way (%s): run %s without --%s", st.Where, n.step, e.way)
-	case st.State == pg.StateTarget && rollback:
+	case st.State == cutover.StateTarget && rollback:
 		if pending, err := e.revertsPending(); err != nil || pending {
 			if err == nil {
 				e.Logf("writes go to blue already; putting the traffic switch back")
@@ -241,7 +242,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 			return e.refuse("no cutover to roll back: writes go to blue (%s)", st.Where)
 		}
 		return e.refuse("the rollback is in force already: %s", st.Where)
-	case st.State == pg.StateTarget:
+	case st.State == cutover.StateTarget:
 		return e.refuse("the %s is in force already: %s", n.step, st.Where)
 	}
 	if err := e.refuseSchemaDrift(ctx, rollback); err != nil { // helper D: monitor_drift.go
@@ -251,52 +252,50 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		// The way out runs for the attempt that stopped: its roles and settings.
 		if a, ok := e.lastAttempt(n.step); ok {
 			p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-			p.Prior = &pg.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+			p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
 		}
 	}
 	att, err := e.beginAttempt(n.step, p)
 	if err != nil {
 		return err
 	}
-	p.OnPrior = func(prior pg.Prior) error { return e.recordPrior(att, prior) }
+	p.Hooks, p.Guarded = attemptHooks{e: e, n: att, hold: os.Getenv(HoldEnv)}, true
 	defer e.stopGuard()
-	p.BeforePause = func(ctx context.Context) error { return e.startGuard(ctx, att) }
 	if e.way != "" && st.Paused {
 		// Writes are stopped already: the guard watches the way out too.
 		if err := e.startGuard(ctx, att); err != nil {
 			return err
 		}
 	}
-	p.OnPrecheck = e.logPrecheck
-	var rep *pg.Report
+	var rep *cutover.Report
 	var runErr error
 	switch {
 	case e.way != "":
 		e.Logf("%s, way out %s, method %s, from: %s", n.step, e.way, p.Method, st.Where)
-		rep, runErr = pg.WayOut(ctx, p, rollback, e.way)
+		rep, runErr = cutover.WayOut(ctx, p, rollback, e.way)
 	case rollback:
 		e.Logf("rollback with method %s: prechecks, then the sub-steps, each timed", p.Method)
-		rep, runErr = pg.Rollback(ctx, p)
+		rep, runErr = cutover.Rollback(ctx, p)
 	default:
 		e.Logf("cutover with method %s: prechecks, then the sub-steps, each timed", p.Method)
-		rep, runErr = pg.Cutover(ctx, p)
+		rep, runErr = cutover.Cutover(ctx, p)
 	}
 	return e.endAttempt(ctx, att, n, rep, runErr)
 }
 
 // refuseHalfWay refuses to start over an attempt that stopped half way,
 // naming the two ways out and what each would run now.
-func (e *Env) refuseHalfWay(ctx context.Context, p pg.CutoverParams, rollback bool, st pg.SwitchState) error {
+func (e *Env) refuseHalfWay(ctx context.Context, p cutover.Params, rollback bool, st cutover.SwitchState) error {
 	n := namesOf(rollback)
 	if a, ok := e.lastAttempt(n.step); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-		p.Prior = &pg.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+		p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
 	}
-	finish, undo, err := pg.PlanWayOut(ctx, p, rollback)
+	finish, undo, err := cutover.PlanWayOut(ctx, p, rollback)
 	if err != nil {
 		return e.refuse("a %s stopped half way (%s); its ways out could not be read: %v", n.step, st.Where, err)
 	}
-	names := func(w pg.WayOutPlan) string {
+	names := func(w cutover.WayOutPlan) string {
 		var s []string
 		for _, x := range w.SubSteps {
 			s = append(s, x.Name)

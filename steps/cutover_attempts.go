@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -40,7 +41,7 @@ func (e *Env) lastAttempt(step string) (state.Attempt, bool) {
 }
 
 // beginAttempt records a new attempt, running, before anything changes.
-func (e *Env) beginAttempt(step string, p pg.CutoverParams) (int, error) {
+func (e *Env) beginAttempt(step string, p cutover.Params) (int, error) {
 	if e.store == nil {
 		return 0, nil
 	}
@@ -58,7 +59,7 @@ func (e *Env) beginAttempt(step string, p pg.CutoverParams) (int, error) {
 }
 
 // recordPrior keeps what the attempt found before it changed anything.
-func (e *Env) recordPrior(n int, prior pg.Prior) error {
+func (e *Env) recordPrior(n int, prior cutover.Prior) error {
 	return e.editAttempt(n, func(a *state.Attempt) {
 		a.LoginRetry, a.TargetReadOnly = prior.LoginRetry, prior.TargetReadOnly
 	})
@@ -80,7 +81,7 @@ func (e *Env) editAttempt(n int, f func(a *state.Attempt)) error {
 
 // endAttempt writes the report and records how the attempt ended; a
 // failed precheck is a refusal (nothing changed), an abort a failure.
-func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.Report, runErr error) error {
+func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *cutover.Report, runErr error) error {
 	report := ""
 	if rep != nil {
 		way := ""
@@ -101,15 +102,15 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 	outcome := state.AttemptFailed
 	if rep != nil {
 		switch rep.Outcome {
-		case pg.OutcomeDone:
+		case cutover.OutcomeDone:
 			outcome = state.AttemptDone
-		case pg.OutcomeAborted:
+		case cutover.OutcomeAborted:
 			outcome = state.AttemptAborted
-		case pg.OutcomeRefused:
+		case cutover.OutcomeRefused:
 			outcome = state.AttemptRefused
 		}
 	}
-	var pe *pg.PrecheckError
+	var pe *cutover.PrecheckError
 	if errors.As(runErr, &pe) {
 		outcome = state.AttemptRefused
 	}
@@ -130,7 +131,7 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 			return err
 		}
 	}
-	undone := e.way == pg.WayUndo && rep != nil && runErr == nil &&
+	undone := e.way == cutover.WayUndo && rep != nil && runErr == nil &&
 		(outcome == state.AttemptAborted && rep.Direction == names.step || outcome == state.AttemptDone && rep.Direction != names.step)
 	if rep != nil {
 		for _, w := range rep.Warnings {
@@ -164,7 +165,7 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *pg.
 }
 
 // onSubStep streams each sub-step to the log pane and the journal.
-func (e *Env) onSubStep(s pg.SubStep) {
+func (e *Env) onSubStep(s cutover.SubStep) {
 	ms := float64(s.Duration.Microseconds()) / 1000
 	if s.Error != "" {
 		e.Warnf("%-34s %8.1f ms  [%s] FAILED: %s", s.Name, ms, s.Target, s.Error)
@@ -172,3 +173,39 @@ func (e *Env) onSubStep(s pg.SubStep) {
 	}
 	e.Logf("%-34s %8.1f ms  [%s] %s", s.Name, ms, s.Target, s.Detail)
 }
+
+// attemptHooks follow a cutover or rollback for the runbook: its sub-steps
+// and prechecks in the log, what it found before changing anything in its
+// attempt's record, the guard started right before writes stop, and the
+// test hook of HoldEnv.
+type attemptHooks struct {
+	e *Env
+	// n is the attempt's number in the state; 0 for a run that keeps no
+	// attempt (a rehearsal, the guard's undo).
+	n int
+	// hold names the sub-step the test hook holds the driver at ("": none).
+	hold string
+}
+
+// Prior records what the attempt found, so a way out after a crash has it.
+func (h attemptHooks) Prior(prior cutover.Prior) error { return h.e.recordPrior(h.n, prior) }
+
+// BeforePause starts the guard.
+func (h attemptHooks) BeforePause(ctx context.Context) error { return h.e.startGuard(ctx, h.n) }
+
+// BeforeSubStep is the test hook of HoldEnv: before the named sub-step, it
+// writes HoldFile beside the state file and waits until ctx ends (a SIGHUP
+// or SIGTERM cancels it; a SIGKILL ends the process there).
+func (h attemptHooks) BeforeSubStep(ctx context.Context, step string) {
+	if h.hold == "" || step != h.hold {
+		return
+	}
+	_ = os.WriteFile(filepath.Join(h.e.reportDir(), HoldFile), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), step)), 0o644)
+	<-ctx.Done()
+}
+
+// SubStepDone logs a sub-step with its time.
+func (h attemptHooks) SubStepDone(s cutover.SubStep) { h.e.onSubStep(s) }
+
+// PrecheckDone logs a precheck.
+func (h attemptHooks) PrecheckDone(c cutover.Check) { h.e.logPrecheck(c) }

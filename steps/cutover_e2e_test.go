@@ -14,10 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // catchUp runs the copy strategy through wait-catch-up under load.
@@ -81,7 +81,7 @@ func TestCutoverLifecycle(t *testing.T) {
 		t.Errorf("rollback before any cutover: %v, want a refusal", err)
 	}
 
-	cut := func(step string, want string) *pg.Report {
+	cut := func(step string, want string) *cutover.Report {
 		t.Helper()
 		res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
 			if out := l.run(t, step, ""); out != OutcomeRan {
@@ -98,7 +98,7 @@ func TestCutoverLifecycle(t *testing.T) {
 		if res.Errors != 0 {
 			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
 		}
-		if rep.Outcome != pg.OutcomeDone || rep.Aborted || !strings.Contains(rep.FinalVersion, want) || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
+		if rep.Outcome != cutover.OutcomeDone || rep.Aborted || !strings.Contains(rep.FinalVersion, want) || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
 			t.Errorf("report: %+v", rep)
 		}
 		// The source's commits were held before the pause and released.
@@ -340,10 +340,10 @@ func BenchmarkCutoverLab(b *testing.B) {
 	var last []byte
 	for _, rate := range []int{200, 1000} {
 		var r benchResult
-		var rep, back *pg.Report
+		var rep, back *cutover.Report
 		res := l.loadWindow(b, rate, 3*time.Second, 2*time.Second, func() {
 			for range 3 {
-				if _, err := pg.Rehearse(ctx, p, false, true); err != nil {
+				if _, err := cutover.Rehearse(ctx, p, false, true); err != nil {
 					b.Fatalf("bare PAUSE/RESUME: %v\nthe PgBouncers' and servers' complaints:\n%s", err, complaints(l.info.Dir))
 				}
 				time.Sleep(200 * time.Millisecond)

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // The cutover's end-to-end harness, usable from tests and benchmarks
@@ -50,7 +50,7 @@ func (l *cutoverLab) run(tb testing.TB, id, override string) Outcome {
 }
 
 // report reads the report a step recorded under key.
-func (l *cutoverLab) report(tb testing.TB, key string) *pg.Report {
+func (l *cutoverLab) report(tb testing.TB, key string) *cutover.Report {
 	tb.Helper()
 	path, ok := l.store.Snapshot().Get(key)
 	if !ok {
@@ -60,7 +60,7 @@ func (l *cutoverLab) report(tb testing.TB, key string) *pg.Report {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var rep pg.Report
+	var rep cutover.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
@@ -47,7 +49,7 @@ func union(a, b []string) []string {
 // cutoverParams maps the configuration onto pg.CutoverParams. With a
 // connection to the direction's source, the fence roles are the writers
 // found there, with those the last attempt fenced.
-func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParams, error) {
+func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params, error) {
 	c := e.Config
 	blueConninfo := c.Blue.Conninfo
 	if c.Replication.BlueConninfo != "" {
@@ -55,13 +57,13 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 	}
 	blue, err := pg.EndpointOf(blueConninfo)
 	if err != nil {
-		return pg.CutoverParams{}, fmt.Errorf("blue's endpoint: %w", err)
+		return cutover.Params{}, fmt.Errorf("blue's endpoint: %w", err)
 	}
 	green, err := pg.EndpointOf(c.Green.Conninfo)
 	if err != nil {
-		return pg.CutoverParams{}, fmt.Errorf("green's endpoint: %w", err)
+		return cutover.Params{}, fmt.Errorf("green's endpoint: %w", err)
 	}
-	p := pg.CutoverParams{
+	p := cutover.Params{
 		Method: c.Cutover.Method, Blue: e.Blue, Green: e.Green,
 		BlueEndpoint: blue, GreenEndpoint: green,
 		Subscriptions:   c.PublicationNames(),
@@ -72,7 +74,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
 		Health:      e.health(),
 		HoldCommits: c.HoldCommits(),
-		OnSubStep:   e.onSubStep,
+		Hooks:       attemptHooks{e: e, hold: os.Getenv(HoldEnv)},
 	}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
@@ -81,13 +83,10 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 		for _, b := range c.Cutover.PgBouncer {
 			client, err := bouncerClientConninfo(b.AdminConninfo, b.Database, c.AppRoles)
 			if err != nil {
-				return pg.CutoverParams{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
+				return cutover.Params{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
 			}
 			p.Bouncers = append(p.Bouncers, b.BouncerParams(client))
 		}
-	}
-	if hold := os.Getenv(HoldEnv); hold != "" {
-		p.BeforeSubStep = e.holdAt(hold)
 	}
 	source := e.Blue
 	if rollback {
@@ -107,8 +106,8 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 
 // health is the precheck's judge of apply errors: the window from the
 // configuration, the count last seen and when it was first seen.
-func (e *Env) health() pg.Health {
-	h := pg.Health{Window: e.Config.Cutover.HealthWindow.Duration}
+func (e *Env) health() cutover.Health {
+	h := cutover.Health{Window: e.Config.Cutover.HealthWindow.Duration}
 	if v, ok := e.Value(SubscriptionErrorsKey); ok {
 		count, at, _ := strings.Cut(v, " since ")
 		fmt.Sscan(count, &h.Known)
@@ -129,19 +128,6 @@ func (e *Env) recordHealth(count int64) error {
 		return nil
 	}
 	return e.Record(SubscriptionErrorsKey, fmt.Sprintf("%d since %s", count, time.Now().UTC().Format(time.RFC3339)))
-}
-
-// holdAt is the test hook of HoldEnv: before the named sub-step, it writes
-// HoldFile beside the state file and waits until ctx ends (a SIGHUP or
-// SIGTERM cancels it; a SIGKILL ends the process there).
-func (e *Env) holdAt(name string) func(ctx context.Context, step string) {
-	return func(ctx context.Context, step string) {
-		if step != name {
-			return
-		}
-		_ = os.WriteFile(filepath.Join(e.reportDir(), HoldFile), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), step)), 0o644)
-		<-ctx.Done()
-	}
 }
 
 // bouncerClientConninfo connects through PgBouncer as an application does:

@@ -17,6 +17,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // Real topologies: the lab has two PgBouncers, one whose ini is a local
@@ -125,7 +126,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		res := l.loadWindow(t, 200, time.Second, time.Second, func() {
 			_, runErr = l.runner.Run(ctx, "cutover", RunParams{Confirmed: true})
 		})
-		var abort *pg.AbortError
+		var abort *cutover.AbortError
 		if runErr == nil || IsRefused(runErr) || !strings.Contains(runErr.Error(), "lab-ssh") {
 			t.Fatalf("cutover with the remote ini not writable: %v, want an abort naming lab-ssh", runErr)
 		}
@@ -138,7 +139,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 			t.Errorf("attempt %+v, want aborted", a)
 		}
 		rep := l.report(t, CutoverReportKey)
-		if rep.Outcome != pg.OutcomeAborted || !strings.Contains(rep.FinalTarget, fmt.Sprint(l.info.Blue.Port)) {
+		if rep.Outcome != cutover.OutcomeAborted || !strings.Contains(rep.FinalTarget, fmt.Sprint(l.info.Blue.Port)) {
 			t.Errorf("report: outcome %s, final target %s", rep.Outcome, rep.FinalTarget)
 		}
 		l.waitDrained(t, false, "pgbg_all")
@@ -210,7 +211,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		l.waitDrained(t, false, "pgbg_all")
 	})
 
-	cycle := func(t *testing.T, step, side, slot string, onGreen bool) *pg.Report {
+	cycle := func(t *testing.T, step, side, slot string, onGreen bool) *cutover.Report {
 		t.Helper()
 		res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
 			if out := l.run(t, step, ""); out != OutcomeRan {
@@ -227,7 +228,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if res.Errors != 0 {
 			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
 		}
-		if rep.Outcome != pg.OutcomeDone || len(rep.Bouncers) != 2 {
+		if rep.Outcome != cutover.OutcomeDone || len(rep.Bouncers) != 2 {
 			t.Fatalf("report: outcome %s, %d PgBouncers", rep.Outcome, len(rep.Bouncers))
 		}
 		for _, b := range rep.Bouncers {

@@ -53,7 +53,7 @@ func TestSwitchOffline(t *testing.T) {
 	if err := e.switchover(ctx, true); err == nil || IsRefused(err) || !strings.Contains(err.Error(), "no connection") {
 		t.Errorf("offline rollback: %v", err)
 	}
-	acts, err := cutover().RenderPlan(ctx, e)
+	acts, err := cutoverStep().RenderPlan(ctx, e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // Around an attempt: its guard process, the ways out the screen offers,
@@ -77,10 +78,10 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 	}
 	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // an undo creates nothing that needs it
 	p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-	p.Prior = &pg.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
-	p.BeforeSubStep, p.BeforePause = nil, nil // the guard never holds: it is what unblocks
+	p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+	p.Hooks, p.Guarded = attemptHooks{e: e}, false // the guard never holds: it is what unblocks
 	e.Warnf("guard: the driver of %s attempt %d (pid %d) is gone while the attempt ran: acting", a.Step, n, a.DriverPID)
-	what, rep, gerr := pg.Guard(ctx, p, rollback)
+	what, rep, gerr := cutover.Guard(ctx, p, rollback)
 	at := time.Now().UTC().Format(time.RFC3339Nano)
 	report := ""
 	if rep != nil {
@@ -93,7 +94,7 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 		x.Guard = fmt.Sprintf("%s at %s (report %s)", what, at, report)
 		if gerr != nil {
 			x.Guard += "; failed: " + gerr.Error()
-		} else if rep != nil && rep.Outcome == pg.OutcomeAborted {
+		} else if rep != nil && rep.Outcome == cutover.OutcomeAborted {
 			x.Outcome = state.AttemptAborted
 		}
 	})
@@ -104,13 +105,13 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 // ReadTraffic reads where the application's writes go, from the servers
 // (PgBouncer's SHOW DATABASES, the application roles' LOGIN, read-only
 // settings): what `status` and the screen's status line say.
-func ReadTraffic(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) pg.Traffic {
+func ReadTraffic(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) cutover.Traffic {
 	e := &Env{Config: c, Blue: blue, Green: green}
 	p, err := e.cutoverParams(ctx, false)
 	if err != nil {
-		return pg.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
+		return cutover.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
 	}
-	return pg.ReadTraffic(ctx, p)
+	return cutover.ReadTraffic(ctx, p)
 }
 
 // WaysOut is where a cutover or rollback that stopped half way stands, and
@@ -139,19 +140,19 @@ func (r *Runner) WaysOut(ctx context.Context, step string) (WaysOut, bool, error
 	if err != nil {
 		return WaysOut{}, false, err
 	}
-	st, err := pg.ReadSwitchState(ctx, p, rollback)
-	if err != nil || st.State != pg.StateBetween {
+	st, err := cutover.ReadSwitchState(ctx, p, rollback)
+	if err != nil || st.State != cutover.StateBetween {
 		return WaysOut{}, false, err
 	}
 	if a, ok := e.lastAttempt(step); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-		p.Prior = &pg.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+		p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
 	}
-	finish, undo, err := pg.PlanWayOut(ctx, p, rollback)
+	finish, undo, err := cutover.PlanWayOut(ctx, p, rollback)
 	if err != nil {
 		return WaysOut{}, true, err
 	}
-	names := func(w pg.WayOutPlan) []string {
+	names := func(w cutover.WayOutPlan) []string {
 		var out []string
 		for _, s := range w.SubSteps {
 			out = append(out, s.Name)
@@ -178,10 +179,8 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 		return err
 	}
 	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // its absence is a precheck's to report
-	p.OnSubStep = e.onSubStep
-	p.OnPrecheck = e.logPrecheck
 	e.Logf("%s rehearsal: every live precheck%s; nothing else changes", n.step, map[bool]string{true: ", then one bare PAUSE/RESUME of each PgBouncer", false: ""}[measure])
-	rep, runErr := pg.Rehearse(ctx, p, rollback, measure)
+	rep, runErr := cutover.Rehearse(ctx, p, rollback, measure)
 	if rep != nil {
 		base := filepath.Join(e.reportDir(), fmt.Sprintf("%s-check-%s", n.step, rep.StartedAt.UTC().Format(reportTimeLayout)))
 		if err := rep.WriteFiles(base); err == nil {
@@ -191,7 +190,7 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 			e.Logf("bare PAUSE/RESUME: %.1f ms at most (the floor of a pause through PgBouncer here)", rep.PausedMs)
 		}
 	}
-	var pe *pg.PrecheckError
+	var pe *cutover.PrecheckError
 	if errors.As(runErr, &pe) {
 		return e.refuse("%s", pe.Error())
 	}
@@ -202,7 +201,7 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 }
 
 // logPrecheck streams one precheck to the log.
-func (e *Env) logPrecheck(c pg.Check) {
+func (e *Env) logPrecheck(c cutover.Check) {
 	switch {
 	case !c.OK:
 		e.Warnf("precheck FAILED: %s: %s", c.Name, c.Detail)

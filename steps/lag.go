@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // LagSample, SlotLag and Subscription are what the lag gauge shows; they are
@@ -26,7 +27,7 @@ type (
 	// and time, table-sync slots under their subscription.
 	SyncProgress = pg.SyncProgress
 	// Traffic is where the application's writes go, read from the servers.
-	Traffic = pg.Traffic
+	Traffic = cutover.Traffic
 )
 
 // Bytes says a size as pg_size_pretty does: one convention for the

@@ -17,7 +17,7 @@ func Strategy(name string) []*Step {
 		}
 		return append(out, enableSubscriptions(), waitCatchUp(), analyzeGreen(), verifyData())
 	}
-	finish := []*Step{cutover(), rollback(), switchTraffic(),
+	finish := []*Step{cutoverStep(), rollbackStep(), switchTraffic(),
 		dropSubscriptions(), dropPublications(), revertReplicaIdentity(), removeDDLRecorder(), decommission()}
 	var list []*Step
 	switch name {

@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // A cutover (or a rollback) is a list of sub-steps, each of which shows
@@ -20,7 +22,7 @@ import (
 type subStep struct {
 	name, target string
 	// plan lists what run executes; values known only mid-run are Later.
-	plan func() []PlanLine
+	plan func() []pg.PlanLine
 	run  func(ctx context.Context) (string, error)
 	// switches: once it succeeds, writes go to the target; a failure after
 	// it is reported, never undone.
@@ -30,36 +32,16 @@ type subStep struct {
 	own bool
 }
 
-// PlanLine is one line of a plan: a statement, a command, a file change or
-// a note, with where it runs.
-type PlanLine struct {
-	On   string `json:"on"`
-	Kind string `json:"kind"` // sql, command, file, note
-	Text string `json:"text"`
-}
-
-func stmtLines(ss ...Stmt) []PlanLine {
-	out := make([]PlanLine, len(ss))
-	for i, s := range ss {
-		out[i] = PlanLine{On: s.On, Kind: "sql", Text: s.Display()}
-	}
-	return out
-}
-
-func noteLine(on, format string, args ...any) PlanLine {
-	return PlanLine{On: on, Kind: "note", Text: fmt.Sprintf(format, args...)}
-}
-
 // PlannedSubStep is a sub-step as a plan shows it.
 type PlannedSubStep struct {
-	Name   string     `json:"name"`
-	Target string     `json:"target"`
-	Lines  []PlanLine `json:"lines"`
+	Name   string        `json:"name"`
+	Target string        `json:"target"`
+	Lines  []pg.PlanLine `json:"lines"`
 }
 
 // run is one cutover, rollback or way out in progress.
 type run struct {
-	p   *CutoverParams
+	p   *Params
 	d   direction
 	f   feeds
 	rep *Report
@@ -76,19 +58,19 @@ type run struct {
 	iniLeft sync.Map
 	// held: the source's commits wait for the target's apply (holdStep).
 	held     bool
-	preSeqs  []Sequence // the first pass's values
+	preSeqs  []pg.Sequence // the first pass's values
 	drainLSN string
 	// toLSN is the target's position once the drain applied and flushed
 	// everything: where the opposite feed starts (anchorSteps).
 	toLSN string
 }
 
-func newRun(p *CutoverParams, rollback bool, way string) *run {
+func newRun(p *Params, rollback bool, way string) *run {
 	p.defaults()
 	d := p.direction(rollback)
 	r := &run{p: p, d: d, f: p.feeds(rollback),
 		rep: &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
-		j:   newSubJournal(p.OnSubStep)}
+		j:   newSubJournal(p.Hooks.SubStepDone)}
 	if p.Method == MethodPgBouncer {
 		for _, b := range p.Bouncers {
 			r.rep.Bouncers = append(r.rep.Bouncers, BouncerTimes{Name: b.Name, Method: b.IniMethod(), Ini: b.NewIniStore().Where()})
@@ -101,7 +83,7 @@ func newRun(p *CutoverParams, rollback bool, way string) *run {
 // that change nothing. Any failure before the switch is undone and returns
 // an *AbortError; a failed precheck returns a *PrecheckError. The report
 // is returned in every case, its Outcome saying how it ended.
-func Cutover(ctx context.Context, p CutoverParams) (*Report, error) {
+func Cutover(ctx context.Context, p Params) (*Report, error) {
 	return execute(ctx, &p, false)
 }
 
@@ -109,7 +91,7 @@ func Cutover(ctx context.Context, p CutoverParams) (*Report, error) {
 // through the reverse replication the cutover set up, sequences included.
 // Blue's original slots are moved past what the reverse feed brought, and
 // green's subscriptions are enabled again.
-func Rollback(ctx context.Context, p CutoverParams) (*Report, error) {
+func Rollback(ctx context.Context, p Params) (*Report, error) {
 	return execute(ctx, &p, true)
 }
 
@@ -125,7 +107,7 @@ func (r *run) finish(err *error) {
 	}
 }
 
-func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report, err error) {
+func execute(ctx context.Context, p *Params, rollback bool) (rep *Report, err error) {
 	r := newRun(p, rollback, "")
 	defer r.finish(&err)
 	r.rep.Outcome = OutcomeRefused
@@ -135,10 +117,8 @@ func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report,
 	if r.e, err = r.open(ctx); err != nil {
 		return r.rep, err
 	}
-	if p.OnPrior != nil {
-		if err := p.OnPrior(*p.Prior); err != nil {
-			return r.rep, err
-		}
+	if err := p.Hooks.Prior(*p.Prior); err != nil {
+		return r.rep, err
 	}
 	if failed := r.precheck(ctx); len(failed) > 0 {
 		return r.rep, &PrecheckError{Failed: failed}
@@ -151,14 +131,14 @@ func execute(ctx context.Context, p *CutoverParams, rollback bool) (rep *Report,
 func (r *run) attempt(ctx context.Context) error {
 	// One probe client writes through each PgBouncer: the report's stall
 	// is the worst of them, and each PgBouncer's own is kept with it.
-	probes := make([]*prober, len(r.p.Bouncers))
+	probes := make([]*pg.Prober, len(r.p.Bouncers))
 	for k, b := range r.p.Bouncers {
-		probes[k] = startProbe(ctx, b.ClientConninfo, r.p.ProbeInterval)
+		probes[k] = pg.StartProbe(ctx, b.ClientConninfo, r.p.ProbeInterval)
 	}
 	defer func() {
-		var all ProbeStats
+		var all pg.ProbeStats
 		for k, pr := range probes {
-			st := pr.stop()
+			st := pr.Stop()
 			if k < len(r.rep.Bouncers) {
 				r.rep.Bouncers[k].StallMs = st.MaxStallMs
 			}
@@ -237,8 +217,8 @@ func (r *run) runSteps(ctx context.Context, steps []subStep) (switched bool, err
 
 // step runs one sub-step and records it.
 func (r *run) step(ctx context.Context, s subStep) error {
-	if r.p.BeforeSubStep != nil && r.signals != nil {
-		r.p.BeforeSubStep(r.signals, s.name)
+	if r.signals != nil {
+		r.p.Hooks.BeforeSubStep(r.signals, s.name)
 	}
 	start := time.Now()
 	sctx, cancel := ctx, context.CancelFunc(func() {})
@@ -258,7 +238,7 @@ func (r *run) step(ctx context.Context, s subStep) error {
 	return err
 }
 
-// subJournal feeds OnSubStep from its own goroutine, so a slow journal
+// subJournal feeds Hooks.SubStepDone from its own goroutine, so a slow journal
 // never lengthens the pause.
 type subJournal struct {
 	ch   chan SubStep
@@ -280,7 +260,7 @@ func newSubJournal(f func(SubStep)) *subJournal {
 
 func (j *subJournal) close() { close(j.ch); <-j.done }
 
-func (p *CutoverParams) validate() error {
+func (p *Params) validate() error {
 	switch p.Method {
 	case MethodPgBouncer, MethodNologin, MethodReadonly:
 	default:
@@ -292,11 +272,19 @@ func (p *CutoverParams) validate() error {
 	if p.Method == MethodPgBouncer && len(p.Bouncers) == 0 {
 		return fmt.Errorf("cutover method pgbouncer with no PgBouncer configured: add cutover.pgbouncer entries")
 	}
+	for _, b := range []struct {
+		name string
+		d    time.Duration
+	}{{"statement timeout", p.StatementTimeout}, {"drain timeout", p.DrainTimeout}, {"pause timeout", p.PauseTimeout}, {"way out's lag wait", p.WayOutLagWait}} {
+		if b.d <= 0 {
+			return fmt.Errorf("no %s given: the configuration sets every bound of the cutover", b.name)
+		}
+	}
+	if p.ReplicationRole == "" {
+		return fmt.Errorf("no replication role given")
+	}
 	return nil
 }
-
-// with returns the statement with a note for plans.
-func (s Stmt) with(note string) Stmt { s.Note = note; return s }
 
 // together runs sub-steps at once, each timed and reported; their plans
 // are listed one after the other, each under its name.
@@ -305,10 +293,10 @@ func (r *run) together(name string, steps ...subStep) subStep {
 		return steps[0]
 	}
 	return subStep{name: name, target: "", own: true,
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, s := range steps {
-				out = append(out, noteLine(s.target, "-- %s (at the same time as the others of %q)", s.name, name))
+				out = append(out, pg.Note(s.target, "-- %s (at the same time as the others of %q)", s.name, name))
 				out = append(out, s.plan()...)
 			}
 			return out
@@ -335,10 +323,10 @@ func (r *run) inOrder(name, target string, steps ...subStep) subStep {
 		return steps[0]
 	}
 	return subStep{name: name, target: target, own: true,
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, s := range steps {
-				out = append(out, noteLine(s.target, "-- %s", s.name))
+				out = append(out, pg.Note(s.target, "-- %s", s.name))
 				out = append(out, s.plan()...)
 			}
 			return out
@@ -356,7 +344,7 @@ func (r *run) inOrder(name, target string, steps ...subStep) subStep {
 // eachBouncer runs fn on every PgBouncer in parallel, each on a live
 // console: one that broke (a PAUSE cancelled by its timeout closes it) is
 // replaced by a new connection for the call.
-func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *Console, b BouncerParams) error) error {
+func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error) error {
 	errs := make([]error, len(r.e.consoles))
 	var wg sync.WaitGroup
 	for k, c := range r.e.consoles {
@@ -365,7 +353,7 @@ func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *C
 			defer wg.Done()
 			b := r.p.Bouncers[k]
 			if c.Closed() {
-				fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
+				fresh, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
 				if err != nil {
 					errs[k] = err
 					return
@@ -383,7 +371,7 @@ func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *C
 // Plan lists the sub-steps of a cutover (rollback false) or a rollback with
 // the statements each runs, values known only mid-run shown as <where
 // they come from>. It needs no connection.
-func Plan(p CutoverParams, rollback bool) []PlannedSubStep {
+func Plan(p Params, rollback bool) []PlannedSubStep {
 	r := newRun(&p, rollback, "")
 	r.j.close()
 	steps := append(r.prepareSteps(), r.stopSteps()...)

@@ -1,10 +1,12 @@
-package pg
+package cutover
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Where writes go, for status, cleanup and the screen: read from the
@@ -28,7 +30,7 @@ type Traffic struct {
 // ReadTraffic reads where writes go: PgBouncer's SHOW DATABASES for the
 // pgbouncer method, the fence roles' LOGIN (and read-only settings) on
 // blue and green for every method.
-func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
+func ReadTraffic(ctx context.Context, p Params) Traffic {
 	p.defaults()
 	t := Traffic{Target: "unknown", ReadAt: time.Now().UTC()}
 	login := map[string]bool{}
@@ -39,8 +41,8 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			how = append(how, s.name+" unreachable: "+err.Error())
 			continue
 		}
-		off, err := rolesToChange(ctx, c, p.FenceRoles, true)
-		ro, rerr := isReadOnly(ctx, c)
+		off, err := pg.RolesToChange(ctx, c, p.FenceRoles, true)
+		ro, rerr := pg.IsReadOnly(ctx, c)
 		c.Release()
 		if err != nil || rerr != nil {
 			how = append(how, fmt.Sprintf("%s: %v", s.name, errJoin(err, rerr)))
@@ -75,7 +77,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 	targets := map[string]bool{}
 	var bhow []string
 	for _, b := range p.Bouncers {
-		c, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, p.StatementTimeout)
+		c, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, p.StatementTimeout)
 		if err != nil {
 			bhow = append(bhow, "PgBouncer "+b.Name+" unreachable: "+err.Error())
 			targets["unknown"] = true
@@ -96,7 +98,7 @@ func ReadTraffic(ctx context.Context, p CutoverParams) Traffic {
 			to = "green"
 		}
 		s := fmt.Sprintf("PgBouncer %s: SHOW DATABASES %s -> %s:%d (%s)", b.Name, b.Database, db.Host, db.Port, to)
-		if e, err := ReadBouncerEntry(b.Ini, b.Database); err != nil {
+		if e, err := pg.ReadBouncerEntry(b.Ini, b.Database); err != nil {
 			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini could not be read: %v", b.Name, err))
 		} else if e.Get("host") != db.Host || e.Get("port") != fmt.Sprint(db.Port) {
 			t.Warnings = append(t.Warnings, fmt.Sprintf("PgBouncer %s's ini points %s at %s:%s while it serves %s:%d: its next RELOAD would move the traffic", b.Name, b.Database, e.Get("host"), e.Get("port"), db.Host, db.Port))
@@ -134,7 +136,7 @@ type SwitchState struct {
 // ReadSwitchState reads where a cutover (rollback false: source blue) or a
 // rollback stands. p.Prior, when the caller has the attempt's, tells a
 // server_login_retry left at 0 from one configured so.
-func ReadSwitchState(ctx context.Context, p CutoverParams, rollback bool) (st SwitchState, err error) {
+func ReadSwitchState(ctx context.Context, p Params, rollback bool) (st SwitchState, err error) {
 	r := newRun(&p, rollback, "")
 	defer r.finish(&err)
 	if r.e, err = r.open(ctx); err != nil {

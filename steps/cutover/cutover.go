@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
@@ -24,28 +25,10 @@ const (
 // reverse replication (green -> blue) that the cutover creates.
 const DefaultReverseName = "pgbg_reverse"
 
-// BouncerParams is one PgBouncer in front of the database.
-type BouncerParams struct {
-	Name          string
-	AdminConninfo string
-	// Ini is the ini file's path: on this host, or on the SSH host when
-	// SSH is set; with Command, optional (read to check the entry).
-	Ini string
-	// SSH, when set, reaches Ini on another host (see NewIniStore).
-	SSH *SSHParams
-	// Command, when set, repoints through the operator's commands.
-	Command *IniCommandParams
-	// Database is the database entry PgBouncer serves (and the cutover repoints).
-	Database string
-	// ClientConninfo connects through PgBouncer as an application would: the
-	// version check and the probes go through it.
-	ClientConninfo string
-}
-
-// CutoverParams are the inputs of Cutover and Rollback, and of their ways
+// Params are the inputs of Cutover and Rollback, and of their ways
 // out (Finish, Undo). Blue and Green keep their names in both directions:
 // Rollback moves from Green back to Blue.
-type CutoverParams struct {
+type Params struct {
 	Method string
 	// Blue and Green are pools with a role that can manage replication,
 	// roles and sessions (a superuser, or rds_superuser on RDS).
@@ -53,8 +36,8 @@ type CutoverParams struct {
 	// BlueEndpoint and GreenEndpoint are where PgBouncer's database entry
 	// points for each side; the pgbouncer method checks SHOW DATABASES
 	// against them.
-	BlueEndpoint, GreenEndpoint Endpoint
-	Bouncers                    []BouncerParams
+	BlueEndpoint, GreenEndpoint pg.Endpoint
+	Bouncers                    []pg.BouncerParams
 
 	// Subscriptions are the forward subscriptions on green; each one's slot
 	// on blue has the same name (the catalog's rule).
@@ -70,7 +53,7 @@ type CutoverParams struct {
 	ReplicationPassword string
 	// GreenForBlue is how blue reaches green (host, port, dbname), when it
 	// differs from GreenEndpoint.
-	GreenForBlue *Endpoint
+	GreenForBlue *pg.Endpoint
 
 	// AppRoles are the configured application roles.
 	AppRoles []string
@@ -107,22 +90,51 @@ type CutoverParams struct {
 	// by the attempt itself; given back for a way out after a crash).
 	Prior *Prior
 
-	// OnPrior is told of Prior once it is read, before anything changes:
-	// the caller records it so a way out after a crash has it.
-	OnPrior func(Prior) error
+	// Hooks follow the run and take part in it; nil: NoHooks.
+	Hooks Hooks
+	// Guarded says Hooks.BeforePause starts a guard: the run then has a
+	// sub-step of its own for it, right before writes stop.
+	Guarded bool
+}
+
+// Hooks is how the caller follows a run and takes part in it: one value,
+// which embeds NoHooks for what it leaves alone.
+type Hooks interface {
+	// Prior is told what the servers looked like before anything changes:
+	// the caller records it, so a way out after a crash has it. An error
+	// ends the run, nothing changed.
+	Prior(Prior) error
 	// BeforePause runs right before writes stop (the caller starts its
 	// guard there); an error aborts, nothing paused yet.
-	BeforePause func(ctx context.Context) error
-	// BeforeSubStep runs before each sub-step (a test hook that holds the
-	// driver at a named point).
-	BeforeSubStep func(ctx context.Context, name string)
-	// OnSubStep is told of every sub-step once it ends, off the critical
-	// path (a journal write never lengthens the pause).
-	OnSubStep func(SubStep)
-	// OnPrecheck is told of every precheck as it ends. Prechecks run before
-	// anything is paused, so it is called inline.
-	OnPrecheck func(Check)
+	BeforePause(ctx context.Context) error
+	// BeforeSubStep runs before each sub-step, on the caller's context
+	// (a test build holds the driver at a named point there).
+	BeforeSubStep(ctx context.Context, name string)
+	// SubStepDone is told of every sub-step once it ends, off the
+	// critical path (a journal write never lengthens the pause).
+	SubStepDone(SubStep)
+	// PrecheckDone is told of every precheck as it ends. Prechecks run
+	// before anything is paused, so it is called inline.
+	PrecheckDone(Check)
 }
+
+// NoHooks is Hooks that does nothing; embed it to follow only a part.
+type NoHooks struct{}
+
+// Prior does nothing.
+func (NoHooks) Prior(Prior) error { return nil }
+
+// BeforePause does nothing.
+func (NoHooks) BeforePause(context.Context) error { return nil }
+
+// BeforeSubStep does nothing.
+func (NoHooks) BeforeSubStep(context.Context, string) {}
+
+// SubStepDone does nothing.
+func (NoHooks) SubStepDone(SubStep) {}
+
+// PrecheckDone does nothing.
+func (NoHooks) PrecheckDone(Check) {}
 
 // Prior is what a cutover or rollback found before it changed anything:
 // what its ways out put back.
@@ -176,22 +188,22 @@ const (
 type Report struct {
 	// Direction is "cutover" or "rollback"; Way is "" for an attempt, or
 	// "finish" / "undo" for a way out of an interrupted one.
-	Direction  string     `json:"direction"`
-	Way        string     `json:"way,omitempty"`
-	Method     string     `json:"method"`
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt time.Time  `json:"finished_at"`
-	Outcome    string     `json:"outcome"`
-	Prechecks  []Check    `json:"prechecks"`
-	SubSteps   []SubStep  `json:"sub_steps"`
-	LagAtPause int64      `json:"lag_at_pause_bytes"`
-	DrainLSN   string     `json:"drain_lsn,omitempty"`
-	Sequences  int        `json:"sequences_synced"`
-	SeqMissing []string   `json:"sequences_missing,omitempty"`
-	SeqSyncMs  float64    `json:"sequence_sync_ms"`
-	PausedMs   float64    `json:"paused_ms"`
-	Probe      ProbeStats `json:"probe"`
-	TotalMs    float64    `json:"total_ms"`
+	Direction  string        `json:"direction"`
+	Way        string        `json:"way,omitempty"`
+	Method     string        `json:"method"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt time.Time     `json:"finished_at"`
+	Outcome    string        `json:"outcome"`
+	Prechecks  []Check       `json:"prechecks"`
+	SubSteps   []SubStep     `json:"sub_steps"`
+	LagAtPause int64         `json:"lag_at_pause_bytes"`
+	DrainLSN   string        `json:"drain_lsn,omitempty"`
+	Sequences  int           `json:"sequences_synced"`
+	SeqMissing []string      `json:"sequences_missing,omitempty"`
+	SeqSyncMs  float64       `json:"sequence_sync_ms"`
+	PausedMs   float64       `json:"paused_ms"`
+	Probe      pg.ProbeStats `json:"probe"`
+	TotalMs    float64       `json:"total_ms"`
 	// FinalTarget is where traffic goes at the end (the pgbouncer method:
 	// PgBouncer's effective target; others: the side that takes writes);
 	// "" when it could not be established.
@@ -360,38 +372,33 @@ func (r *Report) Markdown() string {
 	return b.String()
 }
 
-func (p *CutoverParams) defaults() {
+// defaults fills what is the engine's own; every bound and name the
+// operator may set comes from the caller (steps/config holds their
+// defaults), and validate refuses a run without them.
+func (p *Params) defaults() {
 	if p.Reverse == "" {
 		p.Reverse = DefaultReverseName
 	}
-	if p.StatementTimeout <= 0 {
-		p.StatementTimeout = 5 * time.Second
-	}
-	if p.DrainTimeout <= 0 {
-		p.DrainTimeout = 10 * time.Second
-	}
-	if p.PauseTimeout <= 0 {
-		p.PauseTimeout = max(p.DrainTimeout, time.Second)
-	}
-	if p.WayOutLagWait <= 0 {
-		p.WayOutLagWait = p.DrainTimeout + time.Minute
-	}
 	if p.ProbeInterval == 0 {
-		p.ProbeInterval = 10 * time.Millisecond
-	}
-	if p.ReplicationRole == "" {
-		p.ReplicationRole = "pgbg_repl"
+		p.ProbeInterval = defaultProbeInterval
 	}
 	if p.FenceRoles == nil {
 		p.FenceRoles = p.AppRoles
 	}
+	if p.Hooks == nil {
+		p.Hooks = NoHooks{}
+	}
 }
+
+// defaultProbeInterval is the stall probe's period: fine enough to see a
+// pause of tens of milliseconds.
+const defaultProbeInterval = 10 * time.Millisecond
 
 // side is one direction's source or target.
 type side struct {
 	name     string // "blue" or "green"
 	pool     *pgxpool.Pool
-	endpoint Endpoint
+	endpoint pg.Endpoint
 }
 
 // direction is what moves where: writes stop on from, the feed from -> to
@@ -402,7 +409,7 @@ type direction struct {
 	from, to side
 }
 
-func (p *CutoverParams) direction(rollback bool) direction {
+func (p *Params) direction(rollback bool) direction {
 	blue := side{"blue", p.Blue, p.BlueEndpoint}
 	green := side{"green", p.Green, p.GreenEndpoint}
 	if rollback {
@@ -418,7 +425,7 @@ type feeds struct {
 	startSlots, startSubs []string // slots on to, subscriptions on from
 }
 
-func (p *CutoverParams) feeds(rollback bool) feeds {
+func (p *Params) feeds(rollback bool) feeds {
 	fwd, rev := p.Subscriptions, []string{p.Reverse}
 	if rollback {
 		return feeds{drainSlots: rev, drainSubs: rev, startSlots: fwd, startSubs: fwd}

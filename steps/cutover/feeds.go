@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // The feeds around a switch: the reverse feed prepared before writes stop,
@@ -22,39 +23,39 @@ func (r *run) prepareReverseStep() subStep {
 	p := r.p
 	rev := p.Reverse
 	return subStep{name: "prepare reverse replication", target: "blue, green",
-		plan: func() []PlanLine {
-			out := []PlanLine{noteLine("blue", "what an earlier attempt left is dropped first, when there:")}
-			out = append(out, stmtLines(dropSubscriptionStmts("blue", rev)...)...)
-			out = append(out, stmtLines(dropSlotStmt("green", rev), createPublicationAllStmt("green", rev),
-				createSlotStmt("green", rev).with("its start is set inside the pause, once the drain is done"))...)
-			return append(out, stmtLines(r.reverseSubscription()...)...)
+		plan: func() []pg.PlanLine {
+			out := []pg.PlanLine{pg.Note("blue", "what an earlier attempt left is dropped first, when there:")}
+			out = append(out, pg.Lines(pg.DropSubscriptionStmts("blue", rev)...)...)
+			out = append(out, pg.Lines(pg.DropSlotStmt("green", rev), pg.CreatePublicationAllStmt("green", rev),
+				pg.CreateSlotStmt("green", rev).With("its start is set inside the pause, once the drain is done"))...)
+			return append(out, pg.Lines(r.reverseSubscription()...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			blue, green := r.e.conn("blue"), r.e.conn("green")
 			if err := dropReverseFeed(ctx, blue, green, rev); err != nil {
 				return "", err
 			}
-			var has bool
-			if err := green.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", rev).Scan(&has); err != nil {
-				return "", fmt.Errorf("look for publication %s: %w", rev, err)
+			has, err := pg.PublicationExists(ctx, green, rev)
+			if err != nil {
+				return "", err
 			}
 			if !has {
-				if err := createPublicationAllStmt("green", rev).Exec(ctx, green); err != nil {
+				if err := pg.CreatePublicationAllStmt("green", rev).Exec(ctx, green); err != nil {
 					return "", fmt.Errorf("create publication %s on green: %w", rev, err)
 				}
 			}
 			var lsn string
-			if err := createSlotStmt("green", rev).QueryRow(ctx, green, &lsn); err != nil {
+			if err := pg.CreateSlotStmt("green", rev).QueryRow(ctx, green, &lsn); err != nil {
 				return "", fmt.Errorf("create slot %s on green: %w", rev, err)
 			}
-			if err := ExecTx(ctx, blue, r.reverseSubscription()); err != nil {
-				return "", fmt.Errorf("create subscription %s on blue: %w", rev, scrubPassword(err, p.ReplicationPassword))
+			if err := pg.ExecTx(ctx, blue, r.reverseSubscription()); err != nil {
+				return "", fmt.Errorf("create subscription %s on blue: %w", rev, pg.ScrubPassword(err, p.ReplicationPassword))
 			}
 			return fmt.Sprintf("publication %s and slot %s (at %s) on green, subscription %s on blue (disabled, connected to %s)", rev, rev, lsn, rev, r.greenForBlue()), nil
 		}}
 }
 
-func (r *run) greenForBlue() Endpoint {
+func (r *run) greenForBlue() pg.Endpoint {
 	if r.p.GreenForBlue != nil {
 		return *r.p.GreenForBlue
 	}
@@ -65,13 +66,13 @@ func (r *run) greenForBlue() Endpoint {
 // created disabled, with no copy and no slot (the slot comes after the
 // drain); connect = true proves blue reaches green now. The connection
 // string is a Secret bind parameter, sent with statement logging off.
-func (r *run) reverseSubscription() []Stmt {
+func (r *run) reverseSubscription() []pg.Stmt {
 	to := r.greenForBlue()
 	rev := r.p.Reverse
-	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=", QuoteConninfoValue(to.Host), to.Port,
-		QuoteConninfoValue(to.DBName), QuoteConninfoValue(r.p.ReplicationRole))
-	return SubscriptionParams{On: "blue", Name: rev, Publication: rev, Slot: rev,
-		Conninfo: conninfo + QuoteConninfoValue(r.p.ReplicationPassword), ShownConninfo: conninfo + "********"}.Statements()
+	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=", pg.QuoteConninfoValue(to.Host), to.Port,
+		pg.QuoteConninfoValue(to.DBName), pg.QuoteConninfoValue(r.p.ReplicationRole))
+	return pg.SubscriptionParams{On: "blue", Name: rev, Publication: rev, Slot: rev,
+		Conninfo: conninfo + pg.QuoteConninfoValue(r.p.ReplicationPassword), ShownConninfo: conninfo + "********"}.Statements()
 }
 
 // advanceStep moves blue's forward slots past what the reverse feed wrote
@@ -79,15 +80,15 @@ func (r *run) reverseSubscription() []Stmt {
 func (r *run) advanceStep(name string) subStep {
 	d, f := r.d, r.f
 	return subStep{name: name, target: d.to.name,
-		plan: func() []PlanLine {
-			out := stmtLines(flushStmts(d.to.name)...)
+		plan: func() []pg.PlanLine {
+			out := pg.Lines(pg.FlushStmts(d.to.name)...)
 			for _, s := range f.startSlots {
-				out = append(out, stmtLines(advanceSlotStmt(d.to.name, s, Later("the LSN of the message just flushed")))...)
+				out = append(out, pg.Lines(pg.AdvanceSlotStmt(d.to.name, s, pg.Later("the LSN of the message just flushed")))...)
 			}
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
-			lsn, err := advanceSlots(ctx, r.e.to, d.to.name, f.startSlots)
+			lsn, err := pg.AdvanceSlots(ctx, r.e.to, d.to.name, f.startSlots)
 			return "to " + lsn, err
 		}}
 }
@@ -97,14 +98,14 @@ func (r *run) advanceStep(name string) subStep {
 // the feed stays on until after the switch (swapSteps).
 func (r *run) drainSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
-	drainLSN := Later("the drain LSN: " + d.from.name + "'s WAL insert position once writes stopped")
+	drainLSN := pg.Later("the drain LSN: " + d.from.name + "'s WAL insert position once writes stopped")
 	return []subStep{
 		{name: "drain target", target: d.from.name,
-			plan: func() []PlanLine {
-				flush := flushStmts(d.from.name)
-				flush[0] = flush[0].with("only when the WAL is not flushed up to that position (an asynchronous commit): then the drain target is the LSN of this message")
-				out := stmtLines(writtenStmt(d.from.name).with("the drain target, after every commit made before writes stopped"))
-				return append(out, stmtLines(append(flush, drainTargetStmt(d.from.name, f.drainSlots))...)...)
+			plan: func() []pg.PlanLine {
+				flush := pg.FlushStmts(d.from.name)
+				flush[0] = flush[0].With("only when the WAL is not flushed up to that position (an asynchronous commit): then the drain target is the LSN of this message")
+				out := pg.Lines(pg.WrittenStmt(d.from.name).With("the drain target, after every commit made before writes stopped"))
+				return append(out, pg.Lines(append(flush, pg.DrainTargetStmt(d.from.name, f.drainSlots))...)...)
 			},
 			run: func(ctx context.Context) (string, error) {
 				// Every commit acknowledged before the PAUSE is before the
@@ -115,22 +116,22 @@ func (r *run) drainSteps() []subStep {
 				// a keepalive comes however the WAL ends).
 				var ins string
 				var flushed bool
-				if err := writtenStmt(d.from.name).QueryRow(ctx, r.e.from, &ins, &flushed); err != nil {
+				if err := pg.WrittenStmt(d.from.name).QueryRow(ctx, r.e.from, &ins, &flushed); err != nil {
 					return "", fmt.Errorf("read the drain target: %w", err)
 				}
-				at, err := ParseLSN(ins)
+				at, err := pg.ParseLSN(ins)
 				if err != nil {
 					return "", fmt.Errorf("read the drain target: %w", err)
 				}
-				r.drainLSN = lastRecordEnd(at).String()
+				r.drainLSN = pg.LastRecordEnd(at).String()
 				if !flushed {
-					if r.drainLSN, err = flushWAL(ctx, r.e.from, d.from.name); err != nil {
+					if r.drainLSN, err = pg.FlushWAL(ctx, r.e.from, d.from.name); err != nil {
 						return "", err
 					}
 				}
 				var lag int64
 				var n int
-				if err := drainTargetStmt(d.from.name, f.drainSlots).QueryRow(ctx, r.e.from, &lag, &n); err != nil {
+				if err := pg.DrainTargetStmt(d.from.name, f.drainSlots).QueryRow(ctx, r.e.from, &lag, &n); err != nil {
 					return "", fmt.Errorf("read the drain target: %w", err)
 				}
 				if n != len(f.drainSlots) {
@@ -140,14 +141,14 @@ func (r *run) drainSteps() []subStep {
 				return fmt.Sprintf("%s, lag %d bytes", r.drainLSN, lag), nil
 			}},
 		{name: "drain", target: d.from.name + " -> " + d.to.name, own: true,
-			plan: func() []PlanLine {
-				out := stmtLines(appliedStmt(d.to.name, f.drainSubs, drainLSN), insertLSNStmt(d.to.name))
-				return append(out, noteLine(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
+			plan: func() []pg.PlanLine {
+				out := pg.Lines(pg.AppliedStmt(d.to.name, f.drainSubs, drainLSN), pg.InsertLSNStmt(d.to.name))
+				return append(out, pg.Note(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
 			},
 			run: func(ctx context.Context) (string, error) {
 				ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
 				defer cancel()
-				at, polls, err := waitApplied(ctx, r.e.from, r.e.to, d.from.name, d.to.name, f.drainSubs, r.drainLSN)
+				at, polls, err := pg.WaitApplied(ctx, r.e.from, r.e.to, d.from.name, d.to.name, f.drainSubs, r.drainLSN)
 				if err != nil {
 					return "", fmt.Errorf("drain (timeout %s): %w", p.DrainTimeout, err)
 				}
@@ -164,29 +165,24 @@ func (r *run) drainSteps() []subStep {
 // is written.
 func (r *run) flushTargetStep() subStep {
 	d := r.d
-	at := Later(d.to.name + "'s WAL insert position once the drain is done")
+	at := pg.Later(d.to.name + "'s WAL insert position once the drain is done")
 	return subStep{name: "flush " + d.to.name + "'s WAL", target: d.to.name,
-		plan: func() []PlanLine {
-			return append(stmtLines(flushedStmt(d.to.name, at)), stmtLines(flushStmts(d.to.name)...)...)
+		plan: func() []pg.PlanLine {
+			return append(pg.Lines(pg.FlushedStmt(d.to.name, at)), pg.Lines(pg.FlushStmts(d.to.name)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			if r.toLSN != "" {
 				var done bool
-				if err := flushedStmt(d.to.name, r.toLSN).QueryRow(ctx, r.e.to, &done); err != nil {
+				if err := pg.FlushedStmt(d.to.name, r.toLSN).QueryRow(ctx, r.e.to, &done); err != nil {
 					return "", err
 				}
 				if done {
 					return "flushed past " + r.toLSN + " already", nil
 				}
 			}
-			lsn, err := flushWAL(ctx, r.e.to, d.to.name)
+			lsn, err := pg.FlushWAL(ctx, r.e.to, d.to.name)
 			return "flushed at " + lsn, err
 		}}
-}
-
-// flushedStmt asks whether the WAL is flushed up to at.
-func flushedStmt(on string, at any) Stmt {
-	return Stmt{On: on, Args: []any{at}, SQL: "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", Note: "when true, nothing more is flushed"}
 }
 
 // anchorSteps set, writes still stopped and once the drain is done, where
@@ -210,10 +206,10 @@ func (r *run) anchorSteps(pos position) []subStep {
 		out = append(out, r.prepareReverseStep())
 	}
 	rev := r.p.Reverse
-	at := Later("green's WAL insert position once the drain is done")
+	at := pg.Later("green's WAL insert position once the drain is done")
 	set := subStep{name: "set where the reverse feed starts", target: "blue",
-		plan: func() []PlanLine {
-			return stmtLines(anchorStmt("blue", rev, at))
+		plan: func() []pg.PlanLine {
+			return pg.Lines(pg.AnchorStmt("blue", rev, at))
 		},
 		run: func(ctx context.Context) (string, error) {
 			lsn := r.toLSN
@@ -222,11 +218,11 @@ func (r *run) anchorSteps(pos position) []subStep {
 				// stopped, so green's position now is as good.
 				// (A pool session: the held ones are busy with the flush
 				// and the logins.)
-				if err := insertLSNStmt(d.to.name).QueryRow(ctx, d.to.pool, &lsn); err != nil {
+				if err := pg.InsertLSNStmt(d.to.name).QueryRow(ctx, d.to.pool, &lsn); err != nil {
 					return "", err
 				}
 			}
-			origin, err := anchor(ctx, r.e.from, "blue", rev, lsn)
+			origin, err := pg.Anchor(ctx, r.e.from, "blue", rev, lsn)
 			return fmt.Sprintf("origin %s of subscription %s at green's %s", origin, rev, lsn), err
 		}}
 	return append(out, r.together("flush green, set where the reverse feed starts", r.flushTargetStep(), set))
@@ -242,27 +238,27 @@ func (r *run) swapSteps(pos position) []subStep {
 	var out []subStep
 	if pos.drainedOn {
 		out = append(out, subStep{name: "stop " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
-			plan: func() []PlanLine { return stmtLines(disableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+			plan: func() []pg.PlanLine { return pg.Lines(pg.DisableSubscriptionStmts(d.to.name, f.drainSubs)...) },
 			run: func(ctx context.Context) (string, error) {
-				return "disabled " + strings.Join(f.drainSubs, ", "), disableSubscriptions(ctx, r.e.to, d.to.name, f.drainSubs)
+				return "disabled " + strings.Join(f.drainSubs, ", "), pg.DisableSubscriptions(ctx, r.e.to, d.to.name, f.drainSubs)
 			}})
 	}
 	if !pos.oppositeOn {
 		out = append(out, subStep{name: "enable " + d.to.name + " -> " + d.from.name + " replication", target: d.from.name,
-			plan: func() []PlanLine {
-				var out []PlanLine
+			plan: func() []pg.PlanLine {
+				var out []pg.PlanLine
 				if !d.rollback {
-					out = stmtLines(flushStmts(d.from.name)...)
-					out = append(out, noteLine("blue", "the start set inside the pause is now durable; the subscription must have one"))
+					out = pg.Lines(pg.FlushStmts(d.from.name)...)
+					out = append(out, pg.Note("blue", "the start set inside the pause is now durable; the subscription must have one"))
 				}
-				return append(out, stmtLines(enableSubscriptionStmts(d.from.name, f.startSubs)...)...)
+				return append(out, pg.Lines(pg.EnableSubscriptionStmts(d.from.name, f.startSubs)...)...)
 			},
 			run: func(ctx context.Context) (string, error) {
 				if !d.rollback {
-					if _, err := flushWAL(ctx, r.e.from, d.from.name); err != nil {
+					if _, err := pg.FlushWAL(ctx, r.e.from, d.from.name); err != nil {
 						return "", err
 					}
-					ok, err := anchored(ctx, r.e.from, r.p.Reverse)
+					ok, err := pg.Anchored(ctx, r.e.from, r.p.Reverse)
 					if err != nil {
 						return "", err
 					}
@@ -270,7 +266,7 @@ func (r *run) swapSteps(pos position) []subStep {
 						return "", fmt.Errorf("subscription %s on blue has no start set on green: enabled, it would send blue back what blue sent, or skip green's writes; rebuild the reverse feed (run rollback only once it exists)", r.p.Reverse)
 					}
 				}
-				return "enabled " + strings.Join(f.startSubs, ", "), ExecAll(ctx, r.e.from, enableSubscriptionStmts(d.from.name, f.startSubs))
+				return "enabled " + strings.Join(f.startSubs, ", "), pg.ExecAll(ctx, r.e.from, pg.EnableSubscriptionStmts(d.from.name, f.startSubs))
 			}})
 	}
 	return out
@@ -281,36 +277,28 @@ func (r *run) swapSteps(pos position) []subStep {
 func (r *run) dropReverseStep() subStep {
 	rev := r.p.Reverse
 	return subStep{name: "drop reverse replication", target: "blue, green",
-		plan: func() []PlanLine {
-			out := stmtLines(dropSubscriptionStmts("blue", rev)...)
-			return append(out, stmtLines(dropSlotStmt("green", rev), dropPublicationStmt("green", rev))...)
+		plan: func() []pg.PlanLine {
+			out := pg.Lines(pg.DropSubscriptionStmts("blue", rev)...)
+			return append(out, pg.Lines(pg.DropSlotStmt("green", rev), pg.DropPublicationStmt("green", rev))...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			blue, green := r.e.conn("blue"), r.e.conn("green")
 			if err := dropReverseFeed(ctx, blue, green, rev); err != nil {
 				return "", err
 			}
-			return "", dropPublicationStmt("green", rev).Exec(ctx, green)
+			return "", pg.DropPublicationStmt("green", rev).Exec(ctx, green)
 		}}
 }
 
 // dropReverseFeed drops the reverse subscription on blue when it exists,
 // then its slot on green (dropSlot does nothing where there is none).
 func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string) error {
-	if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
+	if exists, err := pg.SubscriptionExists(ctx, blue, rev); err != nil {
 		return err
 	} else if exists {
-		if err := dropSubscription(ctx, blue, "blue", rev); err != nil {
+		if err := pg.DropSubscription(ctx, blue, "blue", rev); err != nil {
 			return err
 		}
 	}
-	return dropSlot(ctx, green, "green", rev)
-}
-
-func subscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool, error) {
-	var exists bool
-	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)", name).Scan(&exists); err != nil {
-		return false, fmt.Errorf("look for subscription %s: %w", name, err)
-	}
-	return exists, nil
+	return pg.DropSlot(ctx, green, "green", rev)
 }

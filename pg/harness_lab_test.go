@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
@@ -140,87 +139,6 @@ func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
 func waitSlotDrained(tb testing.TB, l *testLab, pool *pgxpool.Pool, slot string) {
 	tb.Helper()
 	labtest.WaitSlotDrained(tb, pool, slot, func() string { return labLogs(l) })
-}
-
-// params are the cutover's inputs for the lab.
-func (l *testLab) params(method, sub string) CutoverParams {
-	i := l.info
-	return CutoverParams{
-		Method: method, Blue: l.blue, Green: l.green,
-		BlueEndpoint:    Endpoint{Host: "127.0.0.1", Port: i.Blue.Port, DBName: lab.AppDB},
-		GreenEndpoint:   Endpoint{Host: "127.0.0.1", Port: i.Green.Port, DBName: lab.AppDB},
-		Bouncers:        l.bouncers(),
-		Subscriptions:   []string{sub},
-		ReplicationRole: lab.ReplicationRole, ReplicationPassword: l.password,
-		AppRoles:    []string{lab.AppRole},
-		MaxLagBytes: 16 << 20, DrainTimeout: 10 * time.Second,
-	}
-}
-
-// bouncers are the lab's PgBouncers as the cutover drives them: the
-// local one, and the one whose ini it reaches over the lab's sshd (the
-// load writes through both).
-func (l *testLab) bouncers() []BouncerParams {
-	i := l.info
-	out := []BouncerParams{{Name: "lab", AdminConninfo: i.PgBouncer.AdminConninfo, Ini: i.PgBouncer.Ini,
-		Database: lab.AppDB, ClientConninfo: i.PgBouncer.Conninfo}}
-	if b := i.PgBouncerSSH; b.Port > 0 {
-		out = append(out, BouncerParams{Name: b.Name, AdminConninfo: b.AdminConninfo, Ini: b.Ini, Database: lab.AppDB, ClientConninfo: b.Conninfo,
-			SSH: &SSHParams{Host: "127.0.0.1", Port: i.SSHD.Port, User: i.SSHD.User, Key: i.SSHD.Key, KnownHosts: i.SSHD.KnownHosts}})
-	}
-	return out
-}
-
-// pointBouncer moves every PgBouncer of the lab to a server the way an
-// operator would after a nologin or readonly cutover (the traffic switch
-// is theirs).
-func (l *testLab) pointBouncer(tb testing.TB, to Endpoint) {
-	tb.Helper()
-	for _, b := range l.info.Bouncers() {
-		if _, err := RepointIni(b.Ini, lab.AppDB, to); err != nil {
-			tb.Fatal(err)
-		}
-		c, err := ConnectConsole(context.Background(), b.Name, b.AdminConninfo, 5*time.Second)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := c.Reload(context.Background()); err != nil {
-			c.Close()
-			tb.Fatal(err)
-		}
-		// After logins refused by a nologin/readonly cutover, PgBouncer waits
-		// server_login_retry (15 s) before trying a server again; an operator
-		// switching traffic would lower it or RECONNECT. So does the test.
-		if _, err := c.exec(context.Background(), "SET", "SET server_login_retry = 0"); err != nil {
-			c.Close()
-			tb.Fatal(err)
-		}
-		c.Close()
-	}
-}
-
-func connect(tb testing.TB, conninfo string) *pgx.Conn {
-	tb.Helper()
-	cfg, err := pgx.ParseConfig(conninfo)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	c, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("connect %s: %v", conninfo, err)
-	}
-	tb.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
-
-func logSubSteps(tb testing.TB, rep *Report) {
-	tb.Helper()
-	for _, s := range rep.SubSteps {
-		tb.Logf("  %-40s %8.1f ms  %s %s", s.Name, ms(s.Duration), s.Detail, s.Error)
-	}
-	tb.Logf("  paused %.1f ms, probe max stall %.1f ms (%d samples, %d errors), lag at pause %d, sequences %d in %.1f ms",
-		rep.PausedMs, rep.Probe.MaxStallMs, rep.Probe.Samples, rep.Probe.Errors, rep.LagAtPause, rep.Sequences, rep.SeqSyncMs)
 }
 
 // labLogs is the end of blue's and green's server logs, for a failure.

@@ -1,10 +1,12 @@
-package pg
+package cutover
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // A cutover that stopped half way (its process killed, the machine gone)
@@ -38,8 +40,8 @@ func (r *run) undoSteps(pos position) []subStep {
 		}
 		if back {
 			out = append(out, subStep{name: "repoint back to " + d.from.name, target: "pgbouncer",
-				plan: func() []PlanLine {
-					var out []PlanLine
+				plan: func() []pg.PlanLine {
+					var out []pg.PlanLine
 					for _, b := range p.Bouncers {
 						if !pos.bouncerAtSource(b.Name) {
 							out = append(out, repointPlan(b, d.from, true)...)
@@ -53,7 +55,7 @@ func (r *run) undoSteps(pos position) []subStep {
 					// cannot be put back is not a reason to stay paused: it
 					// is resumed, with a warning to fix its ini before its
 					// next RELOAD (status says the traffic is not settled).
-					err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+					err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 						if pos.bouncerAtSource(b.Name) {
 							return nil
 						}
@@ -71,25 +73,25 @@ func (r *run) undoSteps(pos position) []subStep {
 	}
 	if pos.oppositeOn {
 		out = append(out, subStep{name: "stop " + d.to.name + " -> " + d.from.name + " replication", target: d.from.name,
-			plan: func() []PlanLine { return stmtLines(disableSubscriptionStmts(d.from.name, f.startSubs)...) },
+			plan: func() []pg.PlanLine { return pg.Lines(pg.DisableSubscriptionStmts(d.from.name, f.startSubs)...) },
 			run: func(ctx context.Context) (string, error) {
-				return "disabled " + strings.Join(f.startSubs, ", "), disableSubscriptions(ctx, r.e.from, d.from.name, f.startSubs)
+				return "disabled " + strings.Join(f.startSubs, ", "), pg.DisableSubscriptions(ctx, r.e.from, d.from.name, f.startSubs)
 			}})
 	}
 	prior := r.p.Prior != nil && r.p.Prior.TargetReadOnly
 	if !pos.toClosed || prior && !pos.toReadOnly {
 		out = append(out, subStep{name: "close writes on " + d.to.name, target: d.to.name,
-			plan: func() []PlanLine {
-				out := stmtLines(loginStmts(d.to.name, p.FenceRoles, false)...)
+			plan: func() []pg.PlanLine {
+				out := pg.Lines(pg.LoginStmts(d.to.name, p.FenceRoles, false)...)
 				if prior {
-					out = append(out, stmtLines(readOnlyStmt(d.to.name, d.to.endpoint.DBName, true))...)
+					out = append(out, pg.Lines(pg.ReadOnlyStmt(d.to.name, d.to.endpoint.DBName, true))...)
 				}
 				return out
 			},
 			run: func(ctx context.Context) (string, error) {
-				changed, err := setLogin(ctx, r.e.to, d.to.name, p.FenceRoles, false)
+				changed, err := pg.SetLogin(ctx, r.e.to, d.to.name, p.FenceRoles, false)
 				if err == nil && prior && !pos.toReadOnly {
-					err = readOnlyStmt(d.to.name, r.e.toDB, true).Exec(ctx, r.e.to)
+					err = pg.ReadOnlyStmt(d.to.name, r.e.toDB, true).Exec(ctx, r.e.to)
 				}
 				return "NOLOGIN: " + orNone(changed), err
 			}})
@@ -101,10 +103,10 @@ func (r *run) undoSteps(pos position) []subStep {
 		}
 		if paused {
 			out = append(out, subStep{name: "resume on " + d.from.name, target: "pgbouncer",
-				plan: func() []PlanLine {
-					var out []PlanLine
+				plan: func() []pg.PlanLine {
+					var out []pg.PlanLine
 					for _, b := range p.Bouncers {
-						out = append(out, stmtLines(SetStmt(b.Name, "server_login_retry", "0"), ResumeStmt(b.Name, b.Database))...)
+						out = append(out, pg.Lines(pg.SetStmt(b.Name, "server_login_retry", "0"), pg.ResumeStmt(b.Name, b.Database))...)
 					}
 					return out
 				},
@@ -113,29 +115,29 @@ func (r *run) undoSteps(pos position) []subStep {
 	}
 	if !pos.fromFenced && p.Method == MethodNologin || pos.fromFenced || pos.fromReadOnly {
 		out = append(out, subStep{name: "open writes on " + d.from.name, target: d.from.name,
-			plan: func() []PlanLine {
-				return append(stmtLines(loginStmts(d.from.name, p.FenceRoles, true)...),
-					stmtLines(readOnlyStmt(d.from.name, d.from.endpoint.DBName, false).with("where the readonly method set it"))...)
+			plan: func() []pg.PlanLine {
+				return append(pg.Lines(pg.LoginStmts(d.from.name, p.FenceRoles, true)...),
+					pg.Lines(pg.ReadOnlyStmt(d.from.name, d.from.endpoint.DBName, false).With("where the readonly method set it"))...)
 			},
 			run: func(ctx context.Context) (string, error) {
-				changed, err := setLogin(ctx, r.e.from, d.from.name, p.FenceRoles, true)
+				changed, err := pg.SetLogin(ctx, r.e.from, d.from.name, p.FenceRoles, true)
 				if err == nil && pos.fromReadOnly {
-					err = readOnlyStmt(d.from.name, r.e.fromDB, false).Exec(ctx, r.e.from)
+					err = pg.ReadOnlyStmt(d.from.name, r.e.fromDB, false).Exec(ctx, r.e.from)
 				}
 				return "LOGIN: " + orNone(changed), err
 			}})
 	}
 	if !pos.drainedOn {
 		out = append(out, subStep{name: "restart " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
-			plan: func() []PlanLine { return stmtLines(enableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+			plan: func() []pg.PlanLine { return pg.Lines(pg.EnableSubscriptionStmts(d.to.name, f.drainSubs)...) },
 			run: func(ctx context.Context) (string, error) {
-				return "enabled " + strings.Join(f.drainSubs, ", "), ExecAll(ctx, r.e.to, enableSubscriptionStmts(d.to.name, f.drainSubs))
+				return "enabled " + strings.Join(f.drainSubs, ", "), pg.ExecAll(ctx, r.e.to, pg.EnableSubscriptionStmts(d.to.name, f.drainSubs))
 			}})
 	}
 	if p.Method == MethodPgBouncer {
 		out = append(out, r.restoreLoginRetryStep(), subStep{name: "verify target is " + d.from.name, target: "pgbouncer",
-			plan: func() []PlanLine {
-				return []PlanLine{noteLine("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.from.endpoint, d.from.name)}
+			plan: func() []pg.PlanLine {
+				return []pg.PlanLine{pg.Note("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.from.endpoint, d.from.name)}
 			},
 			run: func(ctx context.Context) (string, error) { return r.verifyTarget(ctx, d.from, r.e.fromVersion) }})
 	}
@@ -151,14 +153,14 @@ func (r *run) undoSteps(pos position) []subStep {
 func (r *run) catchUpStep() subStep {
 	p, d, f := r.p, r.d, r.f
 	return subStep{name: "wait for " + d.to.name + " -> " + d.from.name + " to catch up", target: d.to.name, own: true,
-		plan: func() []PlanLine {
-			return []PlanLine{noteLine(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.WayOutLagWait)}
+		plan: func() []pg.PlanLine {
+			return []pg.PlanLine{pg.Note(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.WayOutLagWait)}
 		},
 		run: func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, p.WayOutLagWait)
 			defer cancel()
 			for {
-				detail, err := checkLag(Quiet(ctx), r.e.to, f.startSlots, p.MaxLagBytes)
+				detail, err := pg.CheckLag(pg.Quiet(ctx), r.e.to, f.startSlots, p.MaxLagBytes)
 				if err == nil {
 					return detail, nil
 				}
@@ -207,7 +209,7 @@ func (r *run) wayOutSteps(pos position, way string) (steps []subStep, fresh bool
 // writes reach the source again puts things back, then runs a whole new
 // attempt, prechecks included; undoing once the traffic moved is the
 // opposite attempt (a rollback undoes a cutover).
-func WayOut(ctx context.Context, p CutoverParams, rollback bool, way string) (rep *Report, err error) {
+func WayOut(ctx context.Context, p Params, rollback bool, way string) (rep *Report, err error) {
 	if way != WayFinish && way != WayUndo {
 		return nil, fmt.Errorf("way out %q: use %s or %s", way, WayFinish, WayUndo)
 	}
@@ -270,7 +272,7 @@ type WayOutPlan struct {
 
 // PlanWayOut reads where the servers are and lists what each way out of
 // an interrupted cutover (or rollback) would run; it changes nothing.
-func PlanWayOut(ctx context.Context, p CutoverParams, rollback bool) (finish, undo WayOutPlan, err error) {
+func PlanWayOut(ctx context.Context, p Params, rollback bool) (finish, undo WayOutPlan, err error) {
 	r := newRun(&p, rollback, "")
 	defer r.finish(&err)
 	if r.e, err = r.open(ctx); err != nil {
@@ -312,7 +314,7 @@ const (
 // ini put back, replication as before); if it moved, only held commits
 // are released and server_login_retry is put back, and finishing (the
 // feeds' swap, the fence) is left to the operator's way out. It returns what it did.
-func Guard(ctx context.Context, p CutoverParams, rollback bool) (what string, rep *Report, err error) {
+func Guard(ctx context.Context, p Params, rollback bool) (what string, rep *Report, err error) {
 	r := newRun(&p, rollback, "guard")
 	if r.e, err = r.open(ctx); err != nil {
 		r.finish(&err)
@@ -342,7 +344,7 @@ func Guard(ctx context.Context, p CutoverParams, rollback bool) (what string, re
 // ReadPrior reads what an attempt would find before changing anything
 // (each PgBouncer's server_login_retry, whether the target is read-only):
 // the values a dry run shows.
-func ReadPrior(ctx context.Context, p CutoverParams, rollback bool) (prior *Prior, err error) {
+func ReadPrior(ctx context.Context, p Params, rollback bool) (prior *Prior, err error) {
 	p.Prior = nil
 	r := newRun(&p, rollback, "")
 	defer r.finish(&err)
@@ -355,8 +357,8 @@ func ReadPrior(ctx context.Context, p CutoverParams, rollback bool) (prior *Prio
 // settleLoginRetry, after a bare RESUME with server_login_retry at 0,
 // connects through the PgBouncer once (a server login that the PAUSE cut
 // short is retried and clears) and puts server_login_retry back.
-func (r *run) settleLoginRetry(ctx context.Context, c *Console, b BouncerParams) error {
-	_, err := versionThrough(ctx, b.ClientConninfo)
+func (r *run) settleLoginRetry(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
+	_, err := pg.VersionThrough(ctx, b.ClientConninfo)
 	if v := r.loginRetry(b.Name); !strings.HasPrefix(v, "<") {
 		if serr := c.Set(context.WithoutCancel(ctx), "server_login_retry", v); serr != nil && err == nil {
 			err = serr
@@ -373,7 +375,7 @@ func (r *run) settleLoginRetry(ctx context.Context, c *Console, b BouncerParams)
 // RESUME of each PgBouncer, timed: the floor of a pause here. Nothing else
 // changes. A failed precheck returns a *PrecheckError; the report holds
 // the prechecks and, measured, the pauses.
-func Rehearse(ctx context.Context, p CutoverParams, rollback, measurePause bool) (rep *Report, err error) {
+func Rehearse(ctx context.Context, p Params, rollback, measurePause bool) (rep *Report, err error) {
 	r := newRun(&p, rollback, "check")
 	defer r.finish(&err)
 	if err := p.validate(); err != nil {

@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // The method-specific sub-steps: how writes stop on the source, and how
@@ -22,13 +22,13 @@ func (r *run) stopWritesSteps() []subStep {
 	switch p.Method {
 	case MethodPgBouncer:
 		out := []subStep{{name: "pause", target: "pgbouncer", own: true,
-			plan: func() []PlanLine {
-				var out []PlanLine
+			plan: func() []pg.PlanLine {
+				var out []pg.PlanLine
 				for _, b := range p.Bouncers {
-					out = append(out, stmtLines(PauseStmt(b.Name, b.Database).with("every PgBouncer in parallel; then SHOW POOLS every ms until no server connection is busy"))...)
+					out = append(out, pg.Lines(pg.PauseStmt(b.Name, b.Database).With("every PgBouncer in parallel; then SHOW POOLS every ms until no server connection is busy"))...)
 				}
 				if p.ProbeInterval > 0 {
-					out = append(out, noteLine("pgbouncer", "a probe client writes a temporary table through PgBouncer every %s, to measure the stall", p.ProbeInterval))
+					out = append(out, pg.Note("pgbouncer", "a probe client writes a temporary table through PgBouncer every %s, to measure the stall", p.ProbeInterval))
 				}
 				return out
 			},
@@ -40,7 +40,7 @@ func (r *run) stopWritesSteps() []subStep {
 				r.pausedAt = time.Now()
 				var mu sync.Mutex
 				polls := 0
-				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+				err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 					start := time.Now()
 					defer func() { r.rep.bouncerTime(b.Name, "pause", time.Since(start)) }()
 					if err := c.Pause(ctx, b.Database); err != nil {
@@ -56,8 +56,8 @@ func (r *run) stopWritesSteps() []subStep {
 			}}}
 		if p.TerminateDirect {
 			out = append(out, subStep{name: "end sessions bypassing PgBouncer", target: d.from.name,
-				plan: func() []PlanLine {
-					return stmtLines(terminatePidsStmt(d.from.name, nil).with("the sessions on " + d.from.name + " that do not come through a configured PgBouncer, found at the precheck and again now"))
+				plan: func() []pg.PlanLine {
+					return pg.Lines(pg.TerminatePidsStmt(d.from.name, nil).With("the sessions on " + d.from.name + " that do not come through a configured PgBouncer, found at the precheck and again now"))
 				},
 				run: func(ctx context.Context) (string, error) {
 					direct, err := r.directSessions(ctx)
@@ -68,48 +68,48 @@ func (r *run) stopWritesSteps() []subStep {
 					for i, s := range direct {
 						pids[i] = s.PID
 					}
-					n, err := terminateAndWait(ctx, r.e.from, terminatePidsStmt(d.from.name, pids))
-					return fmt.Sprintf("%d ended: %s", n, sessionList(direct)), err
+					n, err := pg.TerminateAndWait(ctx, r.e.from, pg.TerminatePidsStmt(d.from.name, pids))
+					return fmt.Sprintf("%d ended: %s", n, pg.SessionList(direct)), err
 				}})
 		}
 		return out
 	case MethodNologin:
 		roles := p.FenceRoles
 		return []subStep{{name: "nologin on " + d.from.name, target: d.from.name,
-			plan: func() []PlanLine {
-				return append(stmtLines(loginStmts(d.from.name, roles, false)...),
-					stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("then wait until they are gone"))...)
+			plan: func() []pg.PlanLine {
+				return append(pg.Lines(pg.LoginStmts(d.from.name, roles, false)...),
+					pg.Lines(pg.TerminateSessionsStmt(d.from.name, roles, pg.Later("the pid of pgbluegreen's session")).With("then wait until they are gone"))...)
 			},
 			run: func(ctx context.Context) (string, error) {
 				r.pausedAt = time.Now()
-				changed, err := setLogin(ctx, r.e.from, d.from.name, roles, false)
+				changed, err := pg.SetLogin(ctx, r.e.from, d.from.name, roles, false)
 				if err != nil {
 					return "", err
 				}
-				n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, roles, r.e.pids()))
+				n, err := pg.TerminateAndWait(ctx, r.e.from, pg.TerminateSessionsStmt(d.from.name, roles, r.e.pids()))
 				return fmt.Sprintf("NOLOGIN: %s; %d sessions ended", orNone(changed), n), err
 			}}}
 	default: // readonly
 		return []subStep{{name: "read-only on " + d.from.name, target: d.from.name,
-			plan: func() []PlanLine {
-				return stmtLines(readOnlyStmt(d.from.name, d.from.endpoint.DBName, true),
-					terminateSessionsStmt(d.from.name, nil, Later("the pid of pgbluegreen's session")).with("every session of the database but the cutover's own"),
-					probeStmt(d.from.name).with("on a new session: must fail with 25006 read_only_sql_transaction"))
+			plan: func() []pg.PlanLine {
+				return pg.Lines(pg.ReadOnlyStmt(d.from.name, d.from.endpoint.DBName, true),
+					pg.TerminateSessionsStmt(d.from.name, nil, pg.Later("the pid of pgbluegreen's session")).With("every session of the database but the cutover's own"),
+					pg.ProbeStmt(d.from.name).With("on a new session: must fail with 25006 read_only_sql_transaction"))
 			},
 			run: func(ctx context.Context) (string, error) {
 				r.pausedAt = time.Now()
-				if err := readOnlyStmt(d.from.name, r.e.fromDB, true).Exec(ctx, r.e.from); err != nil {
+				if err := pg.ReadOnlyStmt(d.from.name, r.e.fromDB, true).Exec(ctx, r.e.from); err != nil {
 					return "", err
 				}
-				n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, nil, r.e.pids()))
+				n, err := pg.TerminateAndWait(ctx, r.e.from, pg.TerminateSessionsStmt(d.from.name, nil, r.e.pids()))
 				if err != nil {
 					return "", err
 				}
 				// The pool's idle sessions are gone too: let it open new ones.
 				d.from.pool.Reset()
-				err = probeWrite(ctx, d.from.pool, d.from.name)
+				err = pg.ProbeWrite(ctx, d.from.pool, d.from.name)
 				switch {
-				case isReadOnlyError(err):
+				case pg.IsReadOnlyError(err):
 					return fmt.Sprintf("default_transaction_read_only = on; %d sessions ended; a write is refused", n), nil
 				case err == nil:
 					return "", fmt.Errorf("a write on %s still succeeds after it was made read-only", d.from.name)
@@ -131,15 +131,15 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 	}
 	if !moved {
 		out = append(out, subStep{name: "reload", target: "pgbouncer",
-			plan: func() []PlanLine {
-				var out []PlanLine
+			plan: func() []pg.PlanLine {
+				var out []pg.PlanLine
 				for _, b := range p.Bouncers {
-					out = append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database), ConsoleStmt(b.Name, "SHOW DATABASES").with("must say "+d.to.endpoint.String()+", or nothing is resumed"))...)
+					out = append(out, pg.Lines(pg.ReloadStmt(b.Name), pg.WaitCloseStmt(b.Name, b.Database), pg.ConsoleStmt(b.Name, "SHOW DATABASES").With("must say "+d.to.endpoint.String()+", or nothing is resumed"))...)
 				}
 				return out
 			},
 			run: func(ctx context.Context) (string, error) {
-				err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+				err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 					if err := c.Reload(ctx); err != nil {
 						return err
 					}
@@ -161,11 +161,11 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 			}})
 	}
 	out = append(out, subStep{name: "resume", target: "pgbouncer", switches: true,
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, b := range p.Bouncers {
-				out = append(out, stmtLines(SetStmt(b.Name, "server_login_retry", "0").with("a PAUSE that cut a server login short would otherwise hold every client for server_login_retry; put back after the checks"),
-					ResumeStmt(b.Name, b.Database))...)
+				out = append(out, pg.Lines(pg.SetStmt(b.Name, "server_login_retry", "0").With("a PAUSE that cut a server login short would otherwise hold every client for server_login_retry; put back after the checks"),
+					pg.ResumeStmt(b.Name, b.Database))...)
 			}
 			return out
 		},
@@ -185,8 +185,8 @@ func (r *run) checkBouncerSteps() []subStep {
 	p, d := r.p, r.d
 	var out []subStep
 	out = append(out, subStep{name: "verify target is " + d.to.name, target: "pgbouncer",
-		plan: func() []PlanLine {
-			return []PlanLine{noteLine("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.to.endpoint, d.to.name)}
+		plan: func() []pg.PlanLine {
+			return []pg.PlanLine{pg.Note("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.to.endpoint, d.to.name)}
 		},
 		run: func(ctx context.Context) (string, error) {
 			detail, err := r.verifyTarget(ctx, d.to, r.e.toVersion)
@@ -198,16 +198,16 @@ func (r *run) checkBouncerSteps() []subStep {
 	out = append(out, r.restoreLoginRetryStep())
 	b0 := p.Bouncers[0]
 	out = append(out, subStep{name: "probe write on " + d.to.name, target: "pgbouncer",
-		plan: func() []PlanLine {
-			return stmtLines(probeStmt("pgbouncer " + b0.Name + " (client)").with("through PgBouncer as the application: must succeed"))
+		plan: func() []pg.PlanLine {
+			return pg.Lines(pg.ProbeStmt("pgbouncer " + b0.Name + " (client)").With("through PgBouncer as the application: must succeed"))
 		},
 		run: func(ctx context.Context) (string, error) {
-			conn, err := connectThrough(ctx, b0.ClientConninfo)
+			conn, err := pg.ConnectThrough(ctx, b0.ClientConninfo)
 			if err != nil {
 				return "", err
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
-			return "a write through PgBouncer succeeded", probeStmt("pgbouncer "+b0.Name+" (client)").Exec(ctx, conn)
+			return "a write through PgBouncer succeeded", pg.ProbeStmt("pgbouncer "+b0.Name+" (client)").Exec(ctx, conn)
 		}})
 	return out
 }
@@ -218,18 +218,18 @@ func (r *run) checkBouncerSteps() []subStep {
 func (r *run) rewriteIniStep(s side) subStep {
 	p := r.p
 	return subStep{name: "rewrite the ini", target: "pgbouncer",
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, b := range p.Bouncers {
-				out = append(out, b.NewIniStore().Plan(IniChange{Database: b.Database, Side: s.name, To: s.endpoint})...)
+				out = append(out, b.NewIniStore().Plan(pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint})...)
 			}
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
-			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
+			err := r.eachBouncer(ctx, func(ctx context.Context, _ *pg.Console, b pg.BouncerParams) error {
 				start := time.Now()
 				defer func() { r.rep.bouncerTime(b.Name, "repoint", time.Since(start)) }()
-				return r.ini(b).Repoint(ctx, IniChange{Database: b.Database, Side: s.name, To: s.endpoint})
+				return r.ini(b).Repoint(ctx, pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint})
 			})
 			return "database entry -> " + s.endpoint.String() + " (read at the RELOAD)", err
 		}}
@@ -239,15 +239,15 @@ func (r *run) rewriteIniStep(s side) subStep {
 func (r *run) restoreLoginRetryStep() subStep {
 	p := r.p
 	return subStep{name: "restore server_login_retry", target: "pgbouncer",
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, b := range p.Bouncers {
-				out = append(out, stmtLines(SetStmt(b.Name, "server_login_retry", r.loginRetry(b.Name)))...)
+				out = append(out, pg.Lines(pg.SetStmt(b.Name, "server_login_retry", r.loginRetry(b.Name)))...)
 			}
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
-			err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+			err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 				if v := r.loginRetry(b.Name); !strings.HasPrefix(v, "<") {
 					return c.Set(ctx, "server_login_retry", v)
 				}
@@ -265,23 +265,23 @@ func (r *run) loginRetry(name string) string {
 			return v
 		}
 	}
-	return Placeholder("its value before the " + r.d.name)
+	return pg.Placeholder("its value before the " + r.d.name)
 }
 
 // repointPlan is what repointBouncer runs: the ini change (a file edit,
 // local or over SSH, or a command), RELOAD, WAIT_CLOSE.
-func repointPlan(b BouncerParams, s side, restore bool) []PlanLine {
-	out := b.NewIniStore().Plan(IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore})
-	return append(out, stmtLines(ReloadStmt(b.Name), WaitCloseStmt(b.Name, b.Database))...)
+func repointPlan(b pg.BouncerParams, s side, restore bool) []pg.PlanLine {
+	out := b.NewIniStore().Plan(pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore})
+	return append(out, pg.Lines(pg.ReloadStmt(b.Name), pg.WaitCloseStmt(b.Name, b.Database))...)
 }
 
 // repointBouncer points b's database entry at s through its ini store
 // (journaled, read back and verified), then RELOADs and WAIT_CLOSEs;
 // restore marks the way back. Timed for the report.
-func (r *run) repointBouncer(ctx context.Context, c *Console, b BouncerParams, s side, restore bool) error {
+func (r *run) repointBouncer(ctx context.Context, c *pg.Console, b pg.BouncerParams, s side, restore bool) error {
 	start := time.Now()
 	defer func() { r.rep.bouncerTime(b.Name, "repoint", time.Since(start)) }()
-	ch := IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore}
+	ch := pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint, Restore: restore}
 	if err := r.ini(b).Repoint(ctx, ch); err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (r *run) repointBouncer(ctx context.Context, c *Console, b BouncerParams, s
 
 // ini is b's ini store, the one the attempt holds (an SSH store keeps its
 // connection from the precheck on).
-func (r *run) ini(b BouncerParams) IniStore {
+func (r *run) ini(b pg.BouncerParams) pg.IniStore {
 	for k, x := range r.p.Bouncers {
 		if x.Name == b.Name && r.e != nil && k < len(r.e.inis) {
 			return r.e.inis[k]
@@ -313,11 +313,11 @@ func (r *run) ini(b BouncerParams) IniStore {
 // where the old one broke, as eachBouncer does). A database that is not
 // paused is fine.
 func (r *run) resumeAll(ctx context.Context) error {
-	return r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+	return r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 		start := time.Now()
 		defer func() { r.rep.bouncerTime(b.Name, "resume", time.Since(start)) }()
 		_ = c.Set(ctx, "server_login_retry", "0")
-		if err := c.Resume(ctx, b.Database); err != nil && !IsNotPaused(err) {
+		if err := c.Resume(ctx, b.Database); err != nil && !pg.IsNotPaused(err) {
 			return err
 		}
 		return nil
@@ -327,7 +327,7 @@ func (r *run) resumeAll(ctx context.Context) error {
 // verifyTarget checks every PgBouncer's effective target: SHOW DATABASES,
 // the ini on disk, and SELECT version() through it.
 func (r *run) verifyTarget(ctx context.Context, s side, version string) (string, error) {
-	err := r.eachBouncer(ctx, func(ctx context.Context, c *Console, b BouncerParams) error {
+	err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 		db, err := c.Database(ctx, b.Database)
 		if err != nil {
 			return err
@@ -340,13 +340,13 @@ func (r *run) verifyTarget(ctx context.Context, s side, version string) (string,
 		_, left := r.iniLeft.Load(b.Name)
 		switch {
 		case left: // an undo could not put it back: warned already
-		case errors.Is(err, ErrIniUnreadable): // SHOW DATABASES said it
+		case errors.Is(err, pg.ErrIniUnreadable): // SHOW DATABASES said it
 		case err != nil:
 			return err
 		case entry.Get("host") != s.endpoint.Host || entry.Get("port") != fmt.Sprint(s.endpoint.Port):
 			return fmt.Errorf("PgBouncer %s: %s points at %s:%s, not %s", b.Name, ini.Where(), entry.Get("host"), entry.Get("port"), s.endpoint)
 		}
-		v, err := versionThrough(ctx, b.ClientConninfo)
+		v, err := pg.VersionThrough(ctx, b.ClientConninfo)
 		if err != nil {
 			// Say what PgBouncer's pool looks like: waiting clients with no
 			// server is not the same failure as a refused login.
@@ -368,37 +368,6 @@ func (r *run) verifyTarget(ctx context.Context, s side, version string) (string,
 		return nil
 	})
 	return fmt.Sprintf("SHOW DATABASES, the ini and SELECT version() say %s (%s)", s.name, s.endpoint), err
-}
-
-func versionThrough(ctx context.Context, conninfo string) (string, error) {
-	conn, err := connectThrough(ctx, conninfo)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var v string
-	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
-		return "", fmt.Errorf("SELECT version() through PgBouncer: %w", err)
-	}
-	return v, nil
-}
-
-// connectThrough opens a connection through PgBouncer as an application
-// would, in exec mode (no prepared statements under transaction pooling).
-func connectThrough(ctx context.Context, conninfo string) (*pgx.Conn, error) {
-	if conninfo == "" {
-		return nil, fmt.Errorf("no client connection string for PgBouncer")
-	}
-	cfg, err := pgx.ParseConfig(conninfo)
-	if err != nil {
-		return nil, fmt.Errorf("parse PgBouncer client connection string: %w", err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect through PgBouncer: %w", err)
-	}
-	return conn, nil
 }
 
 // errJoin is errors.Join that keeps nil for no error.

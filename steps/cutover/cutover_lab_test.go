@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 )
@@ -52,7 +53,7 @@ func verifyLedger(tb testing.TB, l *testLab) lab.VerifyResult {
 // bouncerPort is the port PgBouncer's ini gives the lab's database.
 func bouncerPort(tb testing.TB, l *testLab) int {
 	tb.Helper()
-	e, err := ReadBouncerEntry(l.info.PgBouncer.Ini, lab.AppDB)
+	e, err := pg.ReadBouncerEntry(l.info.PgBouncer.Ini, lab.AppDB)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -68,8 +69,8 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 	l := newLab(t)
 	sub := l.replicate(t)
 	p := l.params(MethodPgBouncer, sub)
-	var journaled []string
-	p.OnSubStep = func(s SubStep) { journaled = append(journaled, s.Name) }
+	names := &subStepNames{}
+	p.Hooks = names
 
 	var rep *Report
 	res := loadDuring(t, l, 200, 2*time.Second, 2*time.Second, func() {
@@ -88,8 +89,8 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 	if rep.Aborted || !strings.Contains(rep.FinalVersion, "PostgreSQL 17") || rep.Sequences < 6 || rep.Probe.Samples == 0 {
 		t.Errorf("report: aborted %t, final %s %q, %d sequences, %d probes", rep.Aborted, rep.FinalTarget, rep.FinalVersion, rep.Sequences, rep.Probe.Samples)
 	}
-	if len(journaled) != len(rep.SubSteps) {
-		t.Errorf("journaled %d sub-steps, report has %d", len(journaled), len(rep.SubSteps))
+	if len(names.got) != len(rep.SubSteps) {
+		t.Errorf("journaled %d sub-steps, report has %d", len(names.got), len(rep.SubSteps))
 	}
 	if port := bouncerPort(t, l); port != l.info.Green.Port {
 		t.Errorf("the ini points at port %d after the cutover, want green's %d", port, l.info.Green.Port)
@@ -135,40 +136,26 @@ func TestCutoverPgBouncerAndRollbackUnderLoad(t *testing.T) {
 // TestChangedSequences: only sequences that moved, or are new, are set
 // again inside the pause.
 func TestChangedSequences(t *testing.T) {
-	a := Sequence{Schema: "public", Name: "a", LastValue: 5, IsCalled: true, Increment: 1}
-	b := Sequence{Schema: "public", Name: "B", LastValue: 1, IsCalled: false, Increment: 1}
-	c := Sequence{Schema: "x", Name: "c", LastValue: 9, IsCalled: true, Increment: -1}
+	a := pg.Sequence{Schema: "public", Name: "a", LastValue: 5, IsCalled: true, Increment: 1}
+	b := pg.Sequence{Schema: "public", Name: "B", LastValue: 1, IsCalled: false, Increment: 1}
+	c := pg.Sequence{Schema: "x", Name: "c", LastValue: 9, IsCalled: true, Increment: -1}
 	b2, c2 := b, c
 	b2.IsCalled = true
 	c2.LastValue = 8
-	d := Sequence{Schema: "x", Name: "d", LastValue: 1, IsCalled: true, Increment: 1}
-	got := changedSequences([]Sequence{a, b, c}, []Sequence{a, b2, c2, d})
+	d := pg.Sequence{Schema: "x", Name: "d", LastValue: 1, IsCalled: true, Increment: 1}
+	got := changedSequences([]pg.Sequence{a, b, c}, []pg.Sequence{a, b2, c2, d})
 	if len(got) != 3 || got[0] != b2 || got[1] != c2 || got[2] != d {
 		t.Errorf("changed: %+v", got)
 	}
-	if got := changedSequences([]Sequence{a, b}, []Sequence{a, b}); len(got) != 0 {
+	if got := changedSequences([]pg.Sequence{a, b}, []pg.Sequence{a, b}); len(got) != 0 {
 		t.Errorf("nothing moved, yet %+v", got)
 	}
 }
 
-// The drain target is where the walsender's position ends up once it has
-// read the last record: right after a page header, that is the page's
-// start.
-func TestLastRecordEnd(t *testing.T) {
-	for in, want := range map[string]string{
-		"0/3000060": "0/3000060", // mid-page
-		"0/3002018": "0/3002000", // after a short page header (24 bytes)
-		"1/4000028": "1/4000028", // 40 bytes in: a segment's long header, or a record's end
-		"0/4002028": "0/4002028",
-		"0/3002000": "0/3002000", // a page's start itself
-		"0/3002030": "0/3002030", // past the header: a record ended there
-	} {
-		at, err := ParseLSN(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := lastRecordEnd(at).String(); got != want {
-			t.Errorf("lastRecordEnd(%s) = %s, want %s", in, got, want)
-		}
-	}
+// subStepNames records the name of every sub-step the run reports.
+type subStepNames struct {
+	NoHooks
+	got []string
 }
+
+func (h *subStepNames) SubStepDone(s SubStep) { h.got = append(h.got, s.Name) }

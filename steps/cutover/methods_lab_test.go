@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 )
 
@@ -67,7 +68,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 	t.Run("precheck failure changes nothing", func(t *testing.T) {
 		// The ini says green while PgBouncer still serves blue: the next
 		// RELOAD would move traffic, so the cutover must refuse.
-		bk, err := RepointIni(l.info.PgBouncer.Ini, lab.AppDB, p.GreenEndpoint)
+		bk, err := pg.RepointIni(l.info.PgBouncer.Ini, lab.AppDB, p.GreenEndpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		if len(errs) > 0 || res.Errors != 0 {
 			t.Fatalf("6 measured rehearsals at 1,000 writes/s: rehearsal errors %v; clients saw %d errors (%s)", errs, res.Errors, res.LastError)
 		}
-		c, err := ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
+		c, err := pg.ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +224,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		if !strings.Contains(rep.FinalVersion, "PostgreSQL 15") || rep.FinalTarget != p.BlueEndpoint.String() {
 			t.Errorf("report after the abort: final %s %q", rep.FinalTarget, rep.FinalVersion)
 		}
-		c, cerr := ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
+		c, cerr := pg.ConnectConsole(ctx, "lab", l.info.PgBouncer.AdminConninfo, 5*time.Second)
 		if cerr != nil {
 			t.Fatal(cerr)
 		}
@@ -235,7 +236,7 @@ func TestCutoverRefusedAndAborted(t *testing.T) {
 		if port := bouncerPort(t, l); port != l.info.Blue.Port {
 			t.Errorf("the ini points at %d after the abort", port)
 		}
-		if v, err := versionThrough(ctx, l.info.PgBouncer.Conninfo); err != nil || !strings.Contains(v, "PostgreSQL 15") {
+		if v, err := pg.VersionThrough(ctx, l.info.PgBouncer.Conninfo); err != nil || !strings.Contains(v, "PostgreSQL 15") {
 			t.Errorf("version through PgBouncer after the abort: %q %v", v, err)
 		}
 		if after := waitForwardRunning(t, l, sub); after != before {
@@ -291,11 +292,11 @@ func testMethodUnderLoad(t *testing.T, method string) {
 		t.Error("the application role can still log in to blue")
 	}
 	if method == MethodReadonly {
-		if err := probeWrite(ctx, l.blue, "blue"); !isReadOnlyError(err) {
+		if err := pg.ProbeWrite(ctx, l.blue, "blue"); !pg.IsReadOnlyError(err) {
 			t.Errorf("a write on blue after a readonly cutover: %v", err)
 		}
 	}
-	if err := probeWrite(ctx, l.green, "green"); err != nil {
+	if err := pg.ProbeWrite(ctx, l.green, "green"); err != nil {
 		t.Errorf("a write on green after the cutover: %v", err)
 	}
 	waitSlotDrained(t, l, l.green, DefaultReverseName)
@@ -311,7 +312,7 @@ func testMethodUnderLoad(t *testing.T, method string) {
 	})
 	logSubSteps(t, rep)
 	t.Logf("load: %+v", res)
-	if err := probeWrite(ctx, l.blue, "blue"); err != nil {
+	if err := pg.ProbeWrite(ctx, l.blue, "blue"); err != nil {
 		t.Errorf("a write on blue after the rollback: %v", err)
 	}
 	waitSlotDrained(t, l, l.blue, sub)

@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // cutEnv holds what a cutover uses inside the pause, opened before it.
@@ -19,10 +20,10 @@ type cutEnv struct {
 	// same time as the drain (the release of held commits) or the feeds'
 	// swap (the logins): opened before the pause.
 	toSide, fromSide *pgxpool.Conn
-	consoles         []*Console
+	consoles         []*pg.Console
 	// inis are each PgBouncer's ini store, in the order of the consoles:
 	// an SSH store keeps its connection from the precheck to the repoint.
-	inis                   []IniStore
+	inis                   []pg.IniStore
 	fromVersion, toVersion string
 	// fromDB and toDB are the databases' names, as the servers say.
 	fromDB, toDB string
@@ -103,26 +104,26 @@ func (r *run) open(ctx context.Context) (*cutEnv, error) {
 	// Its own commits on the source never wait for a synchronous standby
 	// (an HA one, or the hold of cutover_hold.go).
 	for _, c := range []*pgxpool.Conn{e.from, e.fromSide} {
-		for _, st := range []Stmt{readWriteSessionStmt(d.from.name), {On: d.from.name, SQL: "SET synchronous_commit = local"}} {
-			if err := st.Exec(Quiet(ctx), c); err != nil {
+		for _, st := range []pg.Stmt{pg.ReadWriteSessionStmt(d.from.name), pg.SyncLocalStmt(d.from.name)} {
+			if err := st.Exec(pg.Quiet(ctx), c); err != nil {
 				return e, fmt.Errorf("prepare session: %w", err)
 			}
 		}
 	}
 	for _, c := range []*pgxpool.Conn{e.to, e.toSide} {
-		if err := readWriteSessionStmt(d.to.name).Exec(Quiet(ctx), c); err != nil {
+		if err := pg.ReadWriteSessionStmt(d.to.name).Exec(pg.Quiet(ctx), c); err != nil {
 			return e, fmt.Errorf("prepare session: %w", err)
 		}
 	}
-	if err := e.from.QueryRow(ctx, "SELECT version(), current_database()").Scan(&e.fromVersion, &e.fromDB); err != nil {
+	if e.fromVersion, e.fromDB, err = pg.ReadVersionAndDatabase(ctx, e.from); err != nil {
 		return e, fmt.Errorf("read %s's version: %w", d.from.name, err)
 	}
-	if err := e.to.QueryRow(ctx, "SELECT version(), current_database()").Scan(&e.toVersion, &e.toDB); err != nil {
+	if e.toVersion, e.toDB, err = pg.ReadVersionAndDatabase(ctx, e.to); err != nil {
 		return e, fmt.Errorf("read %s's version: %w", d.to.name, err)
 	}
 	if r.p.Method == MethodPgBouncer {
 		for _, b := range r.p.Bouncers {
-			c, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
+			c, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
 			if err != nil {
 				return e, err
 			}
@@ -139,7 +140,7 @@ func (r *run) open(ctx context.Context) (*cutEnv, error) {
 			}
 			prior.LoginRetry[r.p.Bouncers[k].Name] = cfg["server_login_retry"]
 		}
-		if prior.TargetReadOnly, err = isReadOnly(ctx, e.to); err != nil {
+		if prior.TargetReadOnly, err = pg.IsReadOnly(ctx, e.to); err != nil {
 			return e, err
 		}
 		r.p.Prior = &prior
@@ -157,9 +158,7 @@ func (r *run) precheck(ctx context.Context) []Check {
 	bound := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, p.StatementTimeout) }
 	add := func(c Check) {
 		checks = append(checks, c)
-		if p.OnPrecheck != nil {
-			p.OnPrecheck(c)
-		}
+		p.Hooks.PrecheckDone(c)
 	}
 	result := func(name, detail string, err error) Check {
 		if err != nil {
@@ -171,8 +170,8 @@ func (r *run) precheck(ctx context.Context) []Check {
 	// its worker back within wal_retrieve_retry_interval: the first two
 	// checks give it that long before they refuse.
 	cctx, cancel := context.WithTimeout(ctx, workerWait)
-	detail, err := retryWhile(cctx, errNoSubscriber, func(ctx context.Context) (string, error) {
-		return checkLag(ctx, e.from, f.drainSlots, p.MaxLagBytes)
+	detail, err := retryWhile(cctx, pg.ErrNoSubscriber, func(ctx context.Context) (string, error) {
+		return pg.CheckLag(ctx, e.from, f.drainSlots, p.MaxLagBytes)
 	})
 	cancel()
 	add(result(fmt.Sprintf("lag below %d bytes", p.MaxLagBytes), detail, err))
@@ -204,7 +203,7 @@ func (r *run) precheck(ctx context.Context) []Check {
 		cancel()
 	}
 	cctx, cancel = bound()
-	coll, err := SequenceCollisions(cctx, e.from, e.to)
+	coll, err := pg.SequenceCollisions(cctx, e.from, e.to)
 	cancel()
 	switch {
 	case err == nil && len(coll) > 0:
@@ -213,9 +212,9 @@ func (r *run) precheck(ctx context.Context) []Check {
 	add(result("sequences will not collide", "every sequence exists on "+d.to.name+" and none is ahead there", err))
 	cctx, cancel = bound()
 	if d.rollback {
-		detail, err = checkForwardRestartable(cctx, e.to, e.from, f.startSlots, f.startSubs) // rollback: to is blue
+		detail, err = pg.CheckForwardRestartable(cctx, e.to, e.from, f.startSlots, f.startSubs) // rollback: to is blue
 	} else {
-		detail, err = checkReversePrereqs(cctx, e.from, e.to, p)
+		detail, err = pg.CheckReversePrereqs(cctx, e.from, e.to, pg.ReversePrereqs{Name: p.Reverse, Role: p.ReplicationRole, Password: p.ReplicationPassword})
 	}
 	cancel()
 	add(result("reverse replication prerequisites", detail, err))
@@ -234,9 +233,6 @@ func (r *run) precheck(ctx context.Context) []Check {
 // wal_retrieve_retry_interval, 5 s by default).
 const workerWait = 12 * time.Second
 
-// errNoSubscriber marks a slot or subscription whose worker is not running.
-var errNoSubscriber = errors.New("no apply worker running")
-
 // retryWhile runs f until it returns an error other than one wrapping
 // transient, or ctx ends (then the last result stands).
 func retryWhile(ctx context.Context, transient error, f func(ctx context.Context) (string, error)) (string, error) {
@@ -253,36 +249,6 @@ func retryWhile(ctx context.Context, transient error, f func(ctx context.Context
 	}
 }
 
-// slotApplyLag is the largest lag of the slots s (each joined to its
-// walsender r in pg_stat_replication) in bytes: behind what the subscriber
-// has applied (replay_lsn, which it reports after every batch), or, where
-// that is not visible, behind its flushed position (confirmed_flush_lsn,
-// which trails by up to the subscriber's next WAL flush and report: a
-// second of writes at 1,000 writes/s).
-const slotApplyLag = `coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replay_lsn, s.confirmed_flush_lsn))), 0)::bigint`
-
-func checkLag(ctx context.Context, c *pgxpool.Conn, slots []string, maxLag int64) (string, error) {
-	var n int
-	var lag int64
-	var inactive []string
-	err := c.QueryRow(ctx, `
-SELECT count(*), `+slotApplyLag+`,
-       coalesce(array_agg(s.slot_name::text) FILTER (WHERE NOT s.active), '{}')
-FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
-WHERE s.slot_name = ANY($1)`, slots).Scan(&n, &lag, &inactive)
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("read the slots: %w", err)
-	case n != len(slots):
-		return "", fmt.Errorf("found %d of the slots %s", n, strings.Join(slots, ", "))
-	case len(inactive) > 0:
-		return "", fmt.Errorf("slot %s has no subscriber connected: %w", strings.Join(inactive, ", "), errNoSubscriber)
-	case lag > maxLag:
-		return "", fmt.Errorf("lag is %d bytes, more than %d: wait for green to catch up", lag, maxLag)
-	}
-	return fmt.Sprintf("largest lag %d bytes", lag), nil
-}
-
 // checkHealth: every subscription of the drained feed applying, every
 // table ready, and no apply or sync error counted within the health
 // window. pg_stat_subscription_stats keeps only lifetime counters, so a
@@ -291,7 +257,7 @@ WHERE s.slot_name = ANY($1)`, slots).Scan(&n, &lag, &inactive)
 func (r *run) checkHealth(ctx context.Context) Check {
 	for {
 		c := r.checkHealthOnce(ctx)
-		if c.OK || !errors.Is(c.err, errNoSubscriber) {
+		if c.OK || !errors.Is(c.err, pg.ErrNoSubscriber) {
 			return c.Check
 		}
 		select {
@@ -310,14 +276,8 @@ type healthCheck struct {
 func (r *run) checkHealthOnce(ctx context.Context) healthCheck {
 	subs := r.f.drainSubs
 	name := "subscriptions healthy"
-	var n, running, notReady int
-	var errs int64
-	err := r.e.to.QueryRow(ctx, `
-SELECT count(*),
-       count(*) FILTER (WHERE s.subenabled AND EXISTS (SELECT 1 FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL)),
-       (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s2 ON s2.oid = r.srsubid WHERE s2.subname = ANY($1) AND r.srsubstate <> 'r'),
-       coalesce((SELECT sum(apply_error_count + sync_error_count) FROM pg_stat_subscription_stats WHERE subname = ANY($1)), 0)::bigint
-FROM pg_subscription s WHERE s.subname = ANY($1) AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, subs).Scan(&n, &running, &notReady, &errs)
+	fh, err := pg.ReadFeedHealth(ctx, r.e.to, subs)
+	n, running, notReady, errs := fh.Found, fh.Running, fh.NotReady, fh.Errors
 	r.rep.ErrorCount = errs
 	h := r.p.Health
 	switch {
@@ -326,7 +286,7 @@ FROM pg_subscription s WHERE s.subname = ANY($1) AND s.subdbid = (SELECT oid FRO
 	case n != len(subs):
 		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("found %d of the subscriptions %s", n, strings.Join(subs, ", "))}}
 	case running != n:
-		return healthCheck{Check{Name: name, Detail: fmt.Sprintf("%d of %d subscriptions have no apply worker running (disabled, or failing: see the server log)", n-running, n)}, errNoSubscriber}
+		return healthCheck{Check{Name: name, Detail: fmt.Sprintf("%d of %d subscriptions have no apply worker running (disabled, or failing: see the server log)", n-running, n)}, pg.ErrNoSubscriber}
 	case notReady > 0:
 		return healthCheck{Check: Check{Name: name, Detail: fmt.Sprintf("%d tables are still in their initial copy", notReady)}}
 	case errs > h.Known:
@@ -351,8 +311,8 @@ func orUnknown(t time.Time) string {
 // told from the application's).
 func (r *run) checkRoles(ctx context.Context) Check {
 	name := "application roles are not pgbluegreen's"
-	var me string
-	if err := r.e.from.QueryRow(ctx, "SELECT current_user").Scan(&me); err != nil {
+	me, err := pg.CurrentUser(ctx, r.e.from)
+	if err != nil {
 		return Check{Name: name, Detail: err.Error()}
 	}
 	if slices.Contains(r.p.AppRoles, me) || slices.Contains(r.p.FenceRoles, me) {
@@ -373,9 +333,9 @@ func (r *run) checkDirectSessions(ctx context.Context) Check {
 	case len(direct) == 0:
 		return Check{Name: name, OK: true, Detail: "every application session on " + r.d.from.name + " comes through PgBouncer"}
 	case r.p.TerminateDirect:
-		return Check{Name: name, OK: true, Warn: true, Detail: fmt.Sprintf("%d session(s) bypass PgBouncer and will be ended right after the PAUSE: %s", len(direct), sessionList(direct))}
+		return Check{Name: name, OK: true, Warn: true, Detail: fmt.Sprintf("%d session(s) bypass PgBouncer and will be ended right after the PAUSE: %s", len(direct), pg.SessionList(direct))}
 	}
-	return Check{Name: name, Detail: fmt.Sprintf("%d session(s) on %s do not come through PgBouncer and would keep writing there after the switch: %s; stop them, or let the cutover end them (cutover.terminate_direct_sessions: true)", len(direct), r.d.from.name, sessionList(direct))}
+	return Check{Name: name, Detail: fmt.Sprintf("%d session(s) on %s do not come through PgBouncer and would keep writing there after the switch: %s; stop them, or let the cutover end them (cutover.terminate_direct_sessions: true)", len(direct), r.d.from.name, pg.SessionList(direct))}
 }
 
 // directSessions are the client sessions of the source's database that
@@ -383,9 +343,9 @@ func (r *run) checkDirectSessions(ctx context.Context) Check {
 // nor pgbluegreen's own. It reads twice and keeps what both reads agree
 // on, so a server connection PgBouncer opens or closes meanwhile is not
 // taken for a stray session.
-func (r *run) directSessions(ctx context.Context) ([]Session, error) {
-	read := func() (map[int32]Session, error) {
-		all, err := ReadSessions(ctx, r.e.from)
+func (r *run) directSessions(ctx context.Context) ([]pg.Session, error) {
+	read := func() (map[int32]pg.Session, error) {
+		all, err := pg.ReadSessions(ctx, r.e.from)
 		if err != nil {
 			return nil, err
 		}
@@ -399,7 +359,7 @@ func (r *run) directSessions(ctx context.Context) ([]Session, error) {
 				servers[p] = true
 			}
 		}
-		out := map[int32]Session{}
+		out := map[int32]pg.Session{}
 		for _, s := range all {
 			if !servers[s.PID] && !s.Ours {
 				out[s.PID] = s
@@ -415,13 +375,13 @@ func (r *run) directSessions(ctx context.Context) ([]Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Session
+	var out []pg.Session
 	for pid, s := range second {
 		if _, ok := first[pid]; ok {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b Session) int { return int(a.PID - b.PID) })
+	slices.SortFunc(out, func(a, b pg.Session) int { return int(a.PID - b.PID) })
 	return out, nil
 }
 
@@ -429,7 +389,7 @@ func (r *run) directSessions(ctx context.Context) ([]Session, error) {
 // its ini (read where it lives: over SSH, an SSH host key verified) saying
 // the same as SHOW DATABASES, and a client connection reaching the
 // source's server.
-func checkBouncer(ctx context.Context, c *Console, ini IniStore, b BouncerParams, want Endpoint, wantVersion string) (string, error) {
+func checkBouncer(ctx context.Context, c *pg.Console, ini pg.IniStore, b pg.BouncerParams, want pg.Endpoint, wantVersion string) (string, error) {
 	d, err := c.Database(ctx, b.Database)
 	if err != nil {
 		return "", err
@@ -450,14 +410,14 @@ func checkBouncer(ctx context.Context, c *Console, ini IniStore, b BouncerParams
 	iniSays := "ini " + ini.Where() + " agrees"
 	entry, err := ini.ReadEntry(ctx, b.Database)
 	switch {
-	case errors.Is(err, ErrIniUnreadable):
+	case errors.Is(err, pg.ErrIniUnreadable):
 		iniSays = "ini not readable here (SHOW DATABASES only)"
 	case err != nil:
 		return "", err
 	case entry.Get("host") != want.Host || entry.Get("port") != fmt.Sprint(want.Port):
 		return "", fmt.Errorf("%s points database %s at %s:%s, not %s (a later RELOAD would move it)", ini.Where(), b.Database, entry.Get("host"), entry.Get("port"), want)
 	}
-	v, err := versionThrough(ctx, b.ClientConninfo)
+	v, err := pg.VersionThrough(ctx, b.ClientConninfo)
 	if err != nil {
 		return "", err
 	}
@@ -465,74 +425,4 @@ func checkBouncer(ctx context.Context, c *Console, ini IniStore, b BouncerParams
 		return "", fmt.Errorf("SELECT version() through PgBouncer says %q, not the expected server", v)
 	}
 	return fmt.Sprintf("%s -> %s:%d, transaction pooling, not paused; %s", b.Database, d.Host, d.Port, iniSays), nil
-}
-
-func checkReversePrereqs(ctx context.Context, blue, green *pgxpool.Conn, p *CutoverParams) (string, error) {
-	if p.ReplicationPassword == "" {
-		return "", fmt.Errorf("no password for replication role %s", p.ReplicationRole)
-	}
-	var walLevel string
-	var freeSlots, freeSenders int
-	var roleOK, slotActive bool
-	err := green.QueryRow(ctx, `
-SELECT current_setting('wal_level'),
-       current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots),
-       current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication),
-       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin AND (rolreplication OR rolsuper)),
-       EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $2 AND active)`, p.ReplicationRole, p.Reverse).
-		Scan(&walLevel, &freeSlots, &freeSenders, &roleOK, &slotActive)
-	if err != nil {
-		return "", fmt.Errorf("read green's settings: %w", err)
-	}
-	switch {
-	case walLevel != "logical":
-		return "", fmt.Errorf("green's wal_level is %s: set it to logical and restart green", walLevel)
-	case freeSlots < 1 || freeSenders < 1:
-		return "", fmt.Errorf("green has no free replication slot or walsender: raise max_replication_slots / max_wal_senders")
-	case !roleOK:
-		return "", fmt.Errorf("role %s does not exist on green with LOGIN and REPLICATION", p.ReplicationRole)
-	case slotActive:
-		return "", fmt.Errorf("slot %s on green is in use already", p.Reverse)
-	}
-	var workers int
-	var subActive, canAnchor bool
-	err = blue.QueryRow(ctx, `
-SELECT current_setting('max_logical_replication_workers')::int,
-       EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled),
-       has_function_privilege((SELECT oid FROM pg_proc WHERE proname = 'pg_replication_origin_advance' AND pronargs = 2), 'EXECUTE')`, p.Reverse).Scan(&workers, &subActive, &canAnchor)
-	if err != nil {
-		return "", fmt.Errorf("read blue's settings: %w", err)
-	}
-	if workers < 1 {
-		return "", fmt.Errorf("blue's max_logical_replication_workers is 0")
-	}
-	if !canAnchor {
-		// Inside the pause, the reverse subscription's start is set with it.
-		return "", fmt.Errorf("pgbluegreen's role on blue may not run pg_replication_origin_advance: GRANT EXECUTE ON FUNCTION pg_replication_origin_advance(text, pg_lsn) TO it (as a superuser), or connect as a superuser")
-	}
-	if subActive {
-		return "", fmt.Errorf("subscription %s on blue is enabled already: a cutover is in force", p.Reverse)
-	}
-	return fmt.Sprintf("green: wal_level logical, %d free slots; role %s can replicate", freeSlots, p.ReplicationRole), nil
-}
-
-// checkForwardRestartable: for a rollback, the forward slots still exist on
-// blue, unused, and the forward subscriptions on green are disabled.
-func checkForwardRestartable(ctx context.Context, blue, green *pgxpool.Conn, slots, subs []string) (string, error) {
-	var n int
-	var active bool
-	if err := blue.QueryRow(ctx, "SELECT count(*), coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = ANY($1)", slots).Scan(&n, &active); err != nil {
-		return "", fmt.Errorf("read blue's slots: %w", err)
-	}
-	if n != len(slots) || active {
-		return "", fmt.Errorf("blue's slots %s: %d found, in use %t", strings.Join(slots, ", "), n, active)
-	}
-	var enabled int
-	if err := green.QueryRow(ctx, "SELECT count(*) FILTER (WHERE subenabled), count(*) FROM pg_subscription WHERE subname = ANY($1)", subs).Scan(&enabled, &n); err != nil {
-		return "", fmt.Errorf("read green's subscriptions: %w", err)
-	}
-	if n != len(subs) || enabled > 0 {
-		return "", fmt.Errorf("green's subscriptions %s: %d found, %d enabled", strings.Join(subs, ", "), n, enabled)
-	}
-	return fmt.Sprintf("blue's slots %s kept, green's subscriptions disabled", strings.Join(slots, ", ")), nil
 }

@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // The sub-steps of a cutover in their order: what is prepared before
@@ -29,20 +31,20 @@ func (r *run) prepareSteps() []subStep {
 	// pause finds warm caches and pages already logged, and sets only what
 	// moved since.
 	out = append(out, subStep{name: "sync sequences (first pass)", target: d.to.name,
-		plan: func() []PlanLine {
-			return append([]PlanLine{noteLine(d.from.name, "read every sequence of %s (two sessions)", d.from.name)},
-				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+		plan: func() []pg.PlanLine {
+			return append([]pg.PlanLine{pg.Note(d.from.name, "read every sequence of %s (two sessions)", d.from.name)},
+				pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			var err error
-			if r.preSeqs, err = ReadSequencesParallel(ctx, d.from.pool, SequenceSessions); err != nil {
+			if r.preSeqs, err = pg.ReadSequencesParallel(ctx, d.from.pool, pg.SequenceSessions); err != nil {
 				return "", err
 			}
-			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, r.preSeqs, p.SequenceMargin, SequenceSessions)
+			res, err := pg.ApplySequencesParallel(ctx, d.to.pool, d.to.name, r.preSeqs, p.SequenceMargin, pg.SequenceSessions)
 			return fmt.Sprintf("%d sequences", res.Synced), err
 		}})
-	if p.Method == MethodPgBouncer && slices.ContainsFunc(p.Bouncers, func(b BouncerParams) bool {
-		_, ok := b.NewIniStore().(IniStager)
+	if p.Method == MethodPgBouncer && slices.ContainsFunc(p.Bouncers, func(b pg.BouncerParams) bool {
+		_, ok := b.NewIniStore().(pg.IniStager)
 		return ok
 	}) {
 		out = append(out, r.stageIniStep(d.to))
@@ -56,22 +58,24 @@ func (r *run) prepareSteps() []subStep {
 // others are rewritten inside it, as they are quick.
 func (r *run) stageIniStep(s side) subStep {
 	p := r.p
-	change := func(b BouncerParams) IniChange { return IniChange{Database: b.Database, Side: s.name, To: s.endpoint} }
+	change := func(b pg.BouncerParams) pg.IniChange {
+		return pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint}
+	}
 	return subStep{name: "stage the ini", target: "pgbouncer",
-		plan: func() []PlanLine {
-			var out []PlanLine
+		plan: func() []pg.PlanLine {
+			var out []pg.PlanLine
 			for _, b := range p.Bouncers {
-				if st, ok := b.NewIniStore().(IniStager); ok {
+				if st, ok := b.NewIniStore().(pg.IniStager); ok {
 					fc := st.StageChange(change(b))
-					out = append(out, PlanLine{On: fc.On, Kind: "file", Text: fc.String()})
+					out = append(out, pg.PlanLine{On: fc.On, Kind: "file", Text: fc.String()})
 				}
 			}
 			return out
 		},
 		run: func(ctx context.Context) (string, error) {
 			var n atomic.Int32 // the PgBouncers are staged at once
-			err := r.eachBouncer(ctx, func(ctx context.Context, _ *Console, b BouncerParams) error {
-				st, ok := r.ini(b).(IniStager)
+			err := r.eachBouncer(ctx, func(ctx context.Context, _ *pg.Console, b pg.BouncerParams) error {
+				st, ok := r.ini(b).(pg.IniStager)
 				if !ok {
 					return nil
 				}
@@ -87,22 +91,22 @@ func (r *run) stageIniStep(s side) subStep {
 func (r *run) stopSteps() []subStep {
 	p, d, f := r.p, r.d, r.f
 	var out []subStep
-	if p.BeforePause != nil {
+	if p.Guarded {
 		out = append(out, subStep{name: "start the guard", target: "local",
-			plan: func() []PlanLine {
-				return []PlanLine{noteLine("local", "a guard process starts: if this process dies or stops answering from here on, it undoes the %s (commits released, RESUME on %s, the ini put back)", d.name, d.from.name)}
+			plan: func() []pg.PlanLine {
+				return []pg.PlanLine{pg.Note("local", "a guard process starts: if this process dies or stops answering from here on, it undoes the %s (commits released, RESUME on %s, the ini put back)", d.name, d.from.name)}
 			},
-			run: func(ctx context.Context) (string, error) { return "running", p.BeforePause(ctx) }})
+			run: func(ctx context.Context) (string, error) { return "running", p.Hooks.BeforePause(ctx) }})
 	}
 	if p.HoldCommits > 0 {
 		out = append(out, r.holdStep())
 	}
 	out = append(out, subStep{name: "lag gate", target: d.from.name,
-		plan: func() []PlanLine {
-			return []PlanLine{noteLine(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
+		plan: func() []pg.PlanLine {
+			return []pg.PlanLine{pg.Note(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
 		},
 		run: func(ctx context.Context) (string, error) {
-			return checkLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
+			return pg.CheckLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
 		}})
 	return append(out, r.stopWritesSteps()...)
 }
@@ -164,12 +168,12 @@ func (r *run) forwardSteps(pos position) []subStep {
 		out = append(out, r.checkBouncerSteps()...)
 	} else {
 		out = append(out, subStep{name: "probe write on " + d.to.name, target: d.to.name,
-			plan: func() []PlanLine {
-				return stmtLines(probeStmt(d.to.name).with("on a new session: must succeed"))
+			plan: func() []pg.PlanLine {
+				return pg.Lines(pg.ProbeStmt(d.to.name).With("on a new session: must succeed"))
 			},
 			run: func(ctx context.Context) (string, error) {
 				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
-				return "a write on a new session succeeded", probeWrite(ctx, d.to.pool, d.to.name)
+				return "a write on a new session succeeded", pg.ProbeWrite(ctx, d.to.pool, d.to.name)
 			}})
 	}
 	out = append(out, r.fenceStep())
@@ -186,18 +190,18 @@ func (r *run) forwardSteps(pos position) []subStep {
 func (r *run) sequencesStep() subStep {
 	p, d := r.p, r.d
 	return subStep{name: "sync sequences", target: d.to.name,
-		plan: func() []PlanLine {
-			return append([]PlanLine{noteLine(d.from.name, "every sequence of %s read (two sessions), writes stopped; only those that moved since the first pass are set", d.from.name)},
-				stmtLines(ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+		plan: func() []pg.PlanLine {
+			return append([]pg.PlanLine{pg.Note(d.from.name, "every sequence of %s read (two sessions), writes stopped; only those that moved since the first pass are set", d.from.name)},
+				pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			start := time.Now()
-			seqs, err := ReadSequencesParallel(ctx, d.from.pool, SequenceSessions)
+			seqs, err := pg.ReadSequencesParallel(ctx, d.from.pool, pg.SequenceSessions)
 			if err != nil {
 				return "", err
 			}
 			changed := changedSequences(r.preSeqs, seqs)
-			res, err := ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, SequenceSessions)
+			res, err := pg.ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, pg.SequenceSessions)
 			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
 			r.rep.SeqSyncMs = ms(time.Since(start))
 			if err == nil && len(res.Missing) > 0 {
@@ -214,29 +218,29 @@ func (r *run) openWritesStep() subStep {
 	d := r.d
 	roles := r.p.FenceRoles
 	return subStep{name: "allow writes on " + d.to.name, target: d.to.name,
-		plan: func() []PlanLine {
-			out := stmtLines(loginStmts(d.to.name, roles, true)...)
-			out = append(out, stmtLines(readOnlyStmt(d.to.name, d.to.endpoint.DBName, false).with("only where a readonly cutover set it"))...)
-			return append([]PlanLine{noteLine(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
+		plan: func() []pg.PlanLine {
+			out := pg.Lines(pg.LoginStmts(d.to.name, roles, true)...)
+			out = append(out, pg.Lines(pg.ReadOnlyStmt(d.to.name, d.to.endpoint.DBName, false).With("only where a readonly cutover set it"))...)
+			return append([]pg.PlanLine{pg.Note(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			// A connection of its own: the feeds' swap holds the cutover's
 			// at the same time.
 			c := r.e.toSide
 			var done []string
-			changed, err := setLogin(ctx, c, d.to.name, roles, true)
+			changed, err := pg.SetLogin(ctx, c, d.to.name, roles, true)
 			if err != nil {
 				return "", err
 			}
 			if len(changed) > 0 {
 				done = append(done, "LOGIN: "+strings.Join(changed, ", "))
 			}
-			ro, err := isReadOnly(ctx, c)
+			ro, err := pg.IsReadOnly(ctx, c)
 			if err != nil {
 				return "", err
 			}
 			if ro {
-				if err := readOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, c); err != nil {
+				if err := pg.ReadOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, c); err != nil {
 					return "", err
 				}
 				done = append(done, "default_transaction_read_only reset")
@@ -260,19 +264,19 @@ func (r *run) fenceStep() subStep {
 	d := r.d
 	roles := r.p.FenceRoles
 	return subStep{name: "fence " + d.from.name, target: d.from.name,
-		plan: func() []PlanLine {
-			out := stmtLines(loginStmts(d.from.name, roles, false)...)
-			return append(out, stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("the fenced roles' sessions, except pgbluegreen's own"))...)
+		plan: func() []pg.PlanLine {
+			out := pg.Lines(pg.LoginStmts(d.from.name, roles, false)...)
+			return append(out, pg.Lines(pg.TerminateSessionsStmt(d.from.name, roles, pg.Later("the pid of pgbluegreen's session")).With("the fenced roles' sessions, except pgbluegreen's own"))...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			if len(roles) == 0 {
 				return "no role to fence", nil
 			}
-			changed, err := setLogin(ctx, r.e.from, d.from.name, roles, false)
+			changed, err := pg.SetLogin(ctx, r.e.from, d.from.name, roles, false)
 			if err != nil {
 				return "", err
 			}
-			n, err := terminateAndWait(ctx, r.e.from, terminateSessionsStmt(d.from.name, roles, r.e.pids()))
+			n, err := pg.TerminateAndWait(ctx, r.e.from, pg.TerminateSessionsStmt(d.from.name, roles, r.e.pids()))
 			return fmt.Sprintf("NOLOGIN: %s; %d sessions ended", orNone(changed), n), err
 		}}
 }
@@ -286,12 +290,12 @@ func orNone(s []string) string {
 
 // changedSequences are the sequences of now that differ from before (or
 // were not in it).
-func changedSequences(before, now []Sequence) []Sequence {
-	seen := make(map[[2]string]Sequence, len(before))
+func changedSequences(before, now []pg.Sequence) []pg.Sequence {
+	seen := make(map[[2]string]pg.Sequence, len(before))
 	for _, s := range before {
 		seen[[2]string{s.Schema, s.Name}] = s
 	}
-	var out []Sequence
+	var out []pg.Sequence
 	for _, s := range now {
 		if b, ok := seen[[2]string{s.Schema, s.Name}]; !ok || b != s {
 			out = append(out, s)

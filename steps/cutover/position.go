@@ -1,4 +1,4 @@
-package pg
+package cutover
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Where an attempt stands, read from the servers (never from the state
@@ -108,7 +108,7 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 	for k, c := range e.consoles {
 		b := p.Bouncers[k]
 		if c.Closed() {
-			fresh, err := ConnectConsole(ctx, b.Name, b.AdminConninfo, p.StatementTimeout)
+			fresh, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, p.StatementTimeout)
 			if err != nil {
 				return pos, err
 			}
@@ -126,7 +126,7 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 		iniAt := pointsAt
 		entry, err := r.ini(b).ReadEntry(ctx, b.Database)
 		switch {
-		case errors.Is(err, ErrIniUnreadable):
+		case errors.Is(err, pg.ErrIniUnreadable):
 		case err != nil:
 			iniAt = "unreadable (" + err.Error() + ")"
 		default:
@@ -142,38 +142,38 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 			iniAt: iniAt, loginRetry: cfg["server_login_retry"]})
 	}
 	var err error
-	if pos.drainedOn, _, err = subscriptionsState(ctx, e.to, f.drainSubs); err != nil {
+	if pos.drainedOn, _, err = pg.SubscriptionsState(ctx, e.to, f.drainSubs); err != nil {
 		return pos, err
 	}
-	if pos.oppositeOn, pos.oppositeSub, err = subscriptionsState(ctx, e.from, f.startSubs); err != nil {
+	if pos.oppositeOn, pos.oppositeSub, err = pg.SubscriptionsState(ctx, e.from, f.startSubs); err != nil {
 		return pos, err
 	}
-	if pos.held, _, err = holdState(ctx, e.from, f.drainSubs); err != nil {
+	if pos.held, _, err = pg.HoldState(ctx, e.from, f.drainSubs); err != nil {
 		return pos, err
 	}
 	r.held = pos.held
 	pos.oppositeSlot = true
 	if !d.rollback {
-		if err := e.to.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", p.Reverse).Scan(&pos.oppositeSlot); err != nil {
-			return pos, fmt.Errorf("look for slot %s: %w", p.Reverse, err)
+		if pos.oppositeSlot, err = pg.SlotExists(ctx, e.to, p.Reverse); err != nil {
+			return pos, err
 		}
 	}
-	toOff, err := rolesToChange(ctx, e.to, p.FenceRoles, true)
+	toOff, err := pg.RolesToChange(ctx, e.to, p.FenceRoles, true)
 	if err != nil {
 		return pos, err
 	}
-	toOn, err := rolesToChange(ctx, e.to, p.FenceRoles, false)
+	toOn, err := pg.RolesToChange(ctx, e.to, p.FenceRoles, false)
 	if err != nil {
 		return pos, err
 	}
-	fromOn, err := rolesToChange(ctx, e.from, p.FenceRoles, false)
+	fromOn, err := pg.RolesToChange(ctx, e.from, p.FenceRoles, false)
 	if err != nil {
 		return pos, err
 	}
-	if pos.toReadOnly, err = isReadOnly(ctx, e.to); err != nil {
+	if pos.toReadOnly, err = pg.IsReadOnly(ctx, e.to); err != nil {
 		return pos, err
 	}
-	if pos.fromReadOnly, err = isReadOnly(ctx, e.from); err != nil {
+	if pos.fromReadOnly, err = pg.IsReadOnly(ctx, e.from); err != nil {
 		return pos, err
 	}
 	pos.toOpen = len(toOff) == 0 && !pos.toReadOnly
@@ -194,16 +194,6 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 		pos.atTarget = pos.stopped && pos.toOpen
 	}
 	return pos, nil
-}
-
-// subscriptionsState reads whether any of subs is enabled, and whether all exist.
-func subscriptionsState(ctx context.Context, c *pgxpool.Conn, subs []string) (anyEnabled, allExist bool, err error) {
-	var n int
-	err = c.QueryRow(ctx, "SELECT coalesce(bool_or(subenabled), false), count(*) FROM pg_subscription WHERE subname = ANY($1)", subs).Scan(&anyEnabled, &n)
-	if err != nil {
-		return false, false, fmt.Errorf("read subscriptions %s: %w", strings.Join(subs, ", "), err)
-	}
-	return anyEnabled, n == len(subs), nil
 }
 
 // describe says where the servers are, in a line.
