@@ -96,8 +96,9 @@ func TestReversePrecheckNeedsOriginAdvance(t *testing.T) {
 	l := newLab(t)
 	sub := l.replicate(t)
 	ctx := context.Background()
-	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN")
-	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak", 1))
+	// Every TCP login of the lab asks for a password (SCRAM).
+	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN PASSWORD 'weak'")
+	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak password=weak", 1))
 	p := l.params(MethodPgBouncer, sub)
 	p.defaults()
 	green, err := l.green.Acquire(ctx)
