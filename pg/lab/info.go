@@ -159,8 +159,12 @@ func (i *Info) LedgerPath(db string) string {
 	return filepath.Join(i.Dir, LedgerFile+"-"+db)
 }
 
-// hasDatabase reports whether db is one of the lab's databases.
+// hasDatabase reports whether db is one of the lab's databases (app alone
+// in a lab.json written before there were two).
 func (i *Info) hasDatabase(db string) bool {
+	if len(i.Databases) == 0 {
+		return db == AppDB
+	}
 	for _, d := range i.Databases {
 		if d == db {
 			return true
