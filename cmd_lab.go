@@ -9,9 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 )
@@ -34,9 +37,15 @@ Commands:
   up     --dir DIR [--strategy copy|clone] [--json] start (or restart) the lab, write DIR/pgbluegreen.yaml
   down   --dir DIR [--purge]                        stop everything the lab started; --purge removes its files
   status --dir DIR [--json]                         what runs, where, which versions
-  load   --dir DIR --rate N --duration D [--clients C]
-                                                    write through both PgBouncers, ledger in DIR/ledger
-  verify --dir DIR                                  every ledger write present exactly once; blue = green
+  load   --dir DIR --rate N --duration D [--clients C] [--databases app,billing]
+                                                    write through both PgBouncers, a ledger per database
+                                                    (DIR/ledger, DIR/ledger-billing); default --databases ` + lab.DefaultLoadDatabases + `
+  verify --dir DIR                                  per database loaded: every ledger write present
+                                                    exactly once; blue = green
+
+Every login asks for a password over TCP (SCRAM, PgBouncer included); the
+passwords are in DIR/pgpass only, and every connection string the lab writes
+names it (passfile=DIR/pgpass). Blue has two databases, app and billing.
 
 DIR and its parents must be enterable by the OS user the servers run as
 (postgres, when run as root); a folder under /tmp is.
@@ -157,6 +166,8 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(w, "  pgbouncer %s\tits ini reached over SSH only\t%s\n", b.Name, b.Conninfo)
 		fmt.Fprintf(w, "  sshd\tthe lab's own, on loopback\tssh -p %d -i %s -o UserKnownHostsFile=%s %s@127.0.0.1\n", info.SSHD.Port, info.SSHD.Key, info.SSHD.KnownHosts, info.SSHD.User)
 	}
+	fmt.Fprintf(w, "  databases\t%s on blue\tapp: materialized view %s, large object %d\n", strings.Join(info.Databases, ", "), lab.MatView, info.LargeObject.OID)
+	fmt.Fprintf(w, "  passwords\tevery login, SCRAM over TCP\t%s\n", info.Pgpass)
 	fmt.Fprintf(w, "  config\t\t%s\n", info.Config)
 	w.Flush()
 	return labExitOK
@@ -199,7 +210,7 @@ func labStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return writeLabJSON(stdout, stderr, st)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTATE\tPID\tPORT\tVERSION\tWHERE")
+	fmt.Fprintln(w, "NAME\tSTATE\tPID\tPORT\tVERSION\tWHERE\tDATABASES")
 	for _, c := range st {
 		state, pid := "stopped", "-"
 		if c.Running {
@@ -209,10 +220,30 @@ func labStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if c.Target != "" {
 			version = "-> " + c.Target
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, state, pid, c.Port, version, c.Where)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Name, state, pid, c.Port, version, c.Where, statusDatabases(c.Databases))
 	}
 	w.Flush()
 	return labExitOK
+}
+
+// statusDatabases is a component's databases in a line: a server's names,
+// a PgBouncer's names and the port each points at.
+func statusDatabases(dbs []lab.DatabaseStatus) string {
+	if len(dbs) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, d := range dbs {
+		s := d.Name
+		if d.Target != "" {
+			s += " -> " + d.Target
+			if pc, err := pgconn.ParseConfig(d.Target); err == nil {
+				s = fmt.Sprintf("%s -> %s:%d", d.Name, pc.Host, pc.Port)
+			}
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
 }
 
 func labLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -220,7 +251,8 @@ func labLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "lab", "the lab's folder")
 	rate := fs.Int("rate", 200, "transactions per second over all clients (0: as fast as possible)")
 	duration := fs.Duration("duration", 30*time.Second, "how long to write")
-	clients := fs.Int("clients", 4, "concurrent connections through PgBouncer")
+	clients := fs.Int("clients", 4, "concurrent connections through PgBouncer (at least one per PgBouncer and database with several databases)")
+	databases := fs.String("databases", lab.DefaultLoadDatabases, "the lab databases to write to, comma-separated, each with its own ledger")
 	if code, ok := parseLab(fs, args); !ok {
 		return code
 	}
@@ -228,7 +260,12 @@ func labLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pgbluegreen lab load: --duration and --clients must be positive, --rate not negative")
 		return labExitUsage
 	}
-	res, err := lab.Load(ctx, lab.LoadParams{Dir: *dir, Rate: *rate, Duration: *duration, Clients: *clients, Log: stderr})
+	dbs, err := lab.ParseDatabases(*databases)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgbluegreen lab load: --databases: %v\n", err)
+		return labExitUsage
+	}
+	res, err := lab.Load(ctx, lab.LoadParams{Dir: *dir, Rate: *rate, Duration: *duration, Clients: *clients, Databases: dbs, Log: stderr})
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))
 	if err != nil {
@@ -246,6 +283,13 @@ func labVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	res, err := lab.Verify(ctx, *dir)
 	if err != nil {
 		return labFail(stderr, "verify", err)
+	}
+	for _, d := range res.Databases {
+		fmt.Fprintf(stderr, "%s: %d ledger entries, %d lost, %d duplicated; %d tables compared, %d differ", d.Database, d.LedgerEntries, d.Lost, d.Duplicated, d.TablesCompared, len(d.MismatchedTables))
+		if d.Note != "" {
+			fmt.Fprintf(stderr, " (%s)", d.Note)
+		}
+		fmt.Fprintln(stderr)
 	}
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))

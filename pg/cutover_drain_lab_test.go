@@ -97,8 +97,9 @@ func TestReversePrecheckNeedsOriginAdvance(t *testing.T) {
 	l := newLab(t)
 	l.replicate(t)
 	ctx := context.Background()
-	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN")
-	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak", 1))
+	// Every TCP login of the lab asks for a password (SCRAM).
+	mustExec(t, l.blue, "CREATE ROLE pgbg_weak LOGIN PASSWORD 'weak'")
+	weak := mustPool(t, strings.Replace(l.info.Blue.Conninfo, "user=postgres", "user=pgbg_weak password=weak", 1))
 	p := ReversePrereqs{Name: "pgbg_reverse", Role: lab.ReplicationRole, Password: l.password}
 	green, err := l.green.Acquire(ctx)
 	if err != nil {

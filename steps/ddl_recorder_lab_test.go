@@ -30,12 +30,12 @@ func TestDDLRecorderLab(t *testing.T) {
 			}
 		}
 	}
-	exec(le.Blue, "CREATE ROLE pgbg_nosuper LOGIN", "GRANT CREATE ON SCHEMA public TO pgbg_nosuper")
+	exec(le.Blue, "CREATE ROLE pgbg_nosuper LOGIN PASSWORD 'nosuper'", "GRANT CREATE ON SCHEMA public TO pgbg_nosuper")
 	cfg, err := pgconn.ParseConfig(le.Config.Blue.Conninfo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nosuper, err := pg.NewPool(pg.PoolParams{Conninfo: le.Config.Blue.Conninfo + " user=pgbg_nosuper"})
+	nosuper, err := pg.NewPool(pg.PoolParams{Conninfo: le.Config.Blue.Conninfo + " user=pgbg_nosuper password=nosuper"}) // the lab asks every TCP login for a password
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,10 +150,10 @@ func TestPreflightStopsTheRun(t *testing.T) {
 	})
 
 	t.Run("an admin user without superuser", func(t *testing.T) {
-		exec(t, le.Blue, "CREATE ROLE ops LOGIN", "GRANT CONNECT ON DATABASE app TO ops")
+		exec(t, le.Blue, "CREATE ROLE ops LOGIN PASSWORD 'ops'", "GRANT CONNECT ON DATABASE app TO ops")
 		defer exec(t, le.Blue, "REVOKE CONNECT ON DATABASE app FROM ops", "DROP ROLE ops")
 		cfg := *le.Config
-		cfg.Blue.Conninfo = strings.Replace(cfg.Blue.Conninfo, "user=postgres", "user=ops", 1)
+		cfg.Blue.Conninfo = strings.Replace(cfg.Blue.Conninfo, "user=postgres", "user=ops password=ops", 1) // the lab asks every TCP login for a password
 		stopsAtPreflight(t, &cfg, `blue: user ops is not a superuser and does not own "public"."events_log": replica-identity-full must ALTER TABLE them`)
 	})
 

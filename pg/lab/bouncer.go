@@ -17,19 +17,26 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
-// bouncerIni is the ini of one of the lab's PgBouncers, pointing at blue.
+// bouncerIni is the ini of one of the lab's PgBouncers, every database
+// pointing at blue. Clients log in with SCRAM against auth_file's
+// verifiers, and PgBouncer logs in to the server with the client's own
+// proof: no password in the ini, and no user= on a database line (SCRAM
+// pass-through needs the client's user).
 func bouncerIni(i *Info, b *Bouncer, runDir, userlist string) string {
+	var dbs strings.Builder
+	for _, db := range i.Databases {
+		fmt.Fprintf(&dbs, "%[1]s = host=127.0.0.1 port=%[2]d dbname=%[1]s\n", db, i.Blue.Port)
+	}
 	return fmt.Sprintf(`;; written by pgbluegreen lab up; the cutover rewrites the "%[1]s =" line
 [databases]
-%[1]s = host=127.0.0.1 port=%[2]d dbname=%[1]s
-
+%[2]s
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = %[3]d
 unix_socket_dir = %[4]s
-auth_type = trust
+auth_type = scram-sha-256
 auth_file = %[5]s
-admin_users = pgbouncer
+admin_users = %[8]s
 pool_mode = transaction
 default_pool_size = 20
 max_client_conn = 500
@@ -37,32 +44,33 @@ query_wait_timeout = 120
 ignore_startup_parameters = extra_float_digits
 pidfile = %[6]s
 logfile = %[7]s
-`, AppDB, i.Blue.Port, b.Port, runDir, userlist, b.PidFile, b.LogFile)
+`, AppDB, dbs.String(), b.Port, runDir, userlist, b.PidFile, b.LogFile, ConsoleUser)
 }
 
-// userlist: auth_type = trust still needs every user listed.
-const userlistTxt = `"app" ""
-"postgres" ""
-"pgbouncer" ""
-`
+// userlistFile is PgBouncer's auth_file, beside its ini.
+const userlistFile = "userlist.txt"
 
-// writeBouncerConfig writes b's ini and userlist unless the ini exists: the
+// writeBouncerConfig writes b's auth_file (SCRAM verifiers: 0600, the OS
+// user's, who runs PgBouncer) and its ini unless the ini exists: the
 // cutover may have repointed it to green, and a second `lab up` must not
 // undo that. The folder and the ini belong to u: the second PgBouncer's
 // ini is rewritten over SSH as that user (written beside, renamed over).
-func writeBouncerConfig(u oscmd.User, i *Info, b *Bouncer, runDir string) error {
+func writeBouncerConfig(u oscmd.User, i *Info, b *Bouncer, runDir, userlist string) error {
 	dir := filepath.Dir(b.Ini)
 	if err := u.MkdirFor(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	userlist := filepath.Join(dir, "userlist.txt")
-	if err := os.WriteFile(userlist, []byte(userlistTxt), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", userlist, err)
+	path := filepath.Join(dir, userlistFile)
+	if err := state.WriteFileAtomic(path, []byte(userlist), 0o600); err != nil {
+		return err
+	}
+	if err := u.Chown(path); err != nil {
+		return err
 	}
 	if _, err := os.Stat(b.Ini); err == nil {
 		return nil
 	}
-	if err := state.WriteFileAtomic(b.Ini, []byte(bouncerIni(i, b, runDir, userlist)), 0o644); err != nil {
+	if err := state.WriteFileAtomic(b.Ini, []byte(bouncerIni(i, b, runDir, path)), 0o644); err != nil {
 		return err
 	}
 	return u.Chown(b.Ini)
@@ -148,28 +156,26 @@ func stopBouncer(ctx context.Context, b *Bouncer) error {
 	return nil
 }
 
-var iniAppLine = regexp.MustCompile(`(?m)^\s*` + AppDB + `\s*=\s*(.*)$`)
-
-// BouncerTarget reads the conninfo PgBouncer's ini gives database app now
-// (the `app = host=... port=... dbname=...` line), with user postgres added
-// so the caller can connect to that server directly.
-func BouncerTarget(ini string) (string, error) {
-	line, err := bouncerTargetLine(ini)
+// BouncerTarget reads the conninfo PgBouncer's ini gives database db now
+// (its `db = host=... port=... dbname=...` line), as the superuser with the
+// lab's passfile, so the caller can connect to that server directly.
+func BouncerTarget(ini, db, pgpass string) (string, error) {
+	line, err := bouncerTargetLine(ini, db)
 	if err != nil {
 		return "", err
 	}
-	return line + " user=postgres sslmode=disable", nil
+	return line + " user=" + AdminRole + " sslmode=disable passfile=" + connValue(pgpass), nil
 }
 
-// bouncerTargetLine is the right-hand side of the ini's `app =` line.
-func bouncerTargetLine(ini string) (string, error) {
+// bouncerTargetLine is the right-hand side of the ini's `db =` line.
+func bouncerTargetLine(ini, db string) (string, error) {
 	b, err := os.ReadFile(ini)
 	if err != nil {
 		return "", fmt.Errorf("reading PgBouncer's ini: %w", err)
 	}
-	m := iniAppLine.FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(db) + `\s*=\s*(.*)$`).FindSubmatch(b)
 	if m == nil {
-		return "", fmt.Errorf("no `%s =` line in %s", AppDB, ini)
+		return "", fmt.Errorf("no `%s =` line in %s", db, ini)
 	}
 	return strings.TrimSpace(string(m[1])), nil
 }

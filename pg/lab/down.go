@@ -13,7 +13,7 @@ import (
 // createdEntries are what Up (and Load) create in DIR; Down --purge removes
 // these and nothing else.
 var createdEntries = []string{"blue", "green", "green-clone", "run", "logs", "pgbouncer", "pgbouncer-ssh", "ssh",
-	InfoFile, ConfigFile, "pgpass", LedgerFile,
+	InfoFile, ConfigFile, "pgpass", LedgerFile, LedgerFile + "-*",
 	// The clone strategy's working folders beside green-clone (pg.CloneParams.Paths).
 	"green-clone.pgbluegreen", "green-clone.basebackup", "green-clone.basebackup.partial", "green-clone.upgrading",
 	// A run on the lab keeps its state, lock, journal and reports in DIR by
@@ -105,10 +105,19 @@ type ComponentStatus struct {
 	BinDir  string `json:"bindir,omitempty"`
 	Where   string `json:"where"`
 	Target  string `json:"target,omitempty"` // PgBouncer: where database app points
+	// Databases are a server's databases (asked live; templates and
+	// postgres aside), or a PgBouncer's lab databases and where each points.
+	Databases []DatabaseStatus `json:"databases,omitempty"`
 }
 
-// Status reports what of the lab in DIR runs, where, and which versions
-// (asked live from running servers).
+// DatabaseStatus is one database a server holds or a PgBouncer serves.
+type DatabaseStatus struct {
+	Name   string `json:"name"`
+	Target string `json:"target,omitempty"` // PgBouncer: its ini's line for it
+}
+
+// Status reports what of the lab in DIR runs, where, which versions and
+// databases (asked live from running servers).
 func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
 	info, err := ReadInfo(dir)
 	if err != nil {
@@ -119,8 +128,11 @@ func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
 		c := ComponentStatus{Name: name, Port: srv.Port, Version: srv.Version, BinDir: srv.BinDir, Where: srv.DataDir}
 		if pid := ServerPID(srv.DataDir); pid != 0 {
 			c.Running, c.PID = true, pid
-			if v := serverVersion(ctx, srv.Port); v != "" {
+			if v := serverVersion(ctx, srv.Conninfo); v != "" {
 				c.Version = v
+			}
+			for _, db := range serverDatabases(ctx, srv.Conninfo) {
+				c.Databases = append(c.Databases, DatabaseStatus{Name: db})
 			}
 		}
 		out = append(out, c)
@@ -128,7 +140,7 @@ func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
 	add("blue", info.Blue)
 	add("green", info.Green)
 	if _, err := os.Stat(filepath.Join(info.Clone.DataDir, "PG_VERSION")); err == nil {
-		add("green-clone", Server{Port: info.Clone.Port, DataDir: info.Clone.DataDir})
+		add("green-clone", Server{Port: info.Clone.Port, DataDir: info.Clone.DataDir, Conninfo: info.Clone.Conninfo})
 	}
 	for k, pb := range info.Bouncers() {
 		name := "pgbouncer"
@@ -139,8 +151,13 @@ func Status(ctx context.Context, dir string) ([]ComponentStatus, error) {
 		if pid := bouncerPID(pb); pid != 0 {
 			b.Running, b.PID = true, pid
 		}
-		if target, err := bouncerTargetLine(pb.Ini); err == nil {
+		if target, err := bouncerTargetLine(pb.Ini, AppDB); err == nil {
 			b.Target = target
+		}
+		for _, db := range info.Databases {
+			if target, err := bouncerTargetLine(pb.Ini, db); err == nil {
+				b.Databases = append(b.Databases, DatabaseStatus{Name: db, Target: target})
+			}
 		}
 		out = append(out, b)
 	}

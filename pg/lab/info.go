@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
@@ -18,17 +17,39 @@ import (
 const (
 	// AppDB is the database the application writes to, on both servers.
 	AppDB = "app"
+	// BillingDB is blue's second application database, owned by AppRole,
+	// with tables and a sequence of its own: a cluster, not a database.
+	BillingDB = "billing"
 	// AppRole owns the schema and is the role the workload connects as.
 	AppRole = "app"
+	// AdminRole is the superuser pgbluegreen and the lab connect as.
+	AdminRole = "postgres"
 	// ReplicationRole is the role green's subscriptions connect to blue as.
 	ReplicationRole = "pgbg_repl"
+	// ConsoleUser is PgBouncer's admin console user (PgBouncer's alone, not
+	// a role on the servers).
+	ConsoleUser = "pgbouncer"
+	// MatView is the materialized view in AppDB over public.accounts, with
+	// a unique index so REFRESH ... CONCURRENTLY works. Logical replication
+	// does not carry its rows.
+	MatView = "public.account_tiers"
+	// DefaultLoadDatabases is what `lab load` writes to unless told
+	// (--databases, LoadParams.Databases): a comma-separated list of
+	// Databases. It stays AppDB while pgbluegreen moves that database
+	// alone; set it to AppDB + "," + BillingDB once it moves every database
+	// of blue, and the end-to-end tests write to both.
+	DefaultLoadDatabases = AppDB
 	// InfoFile is the lab's machine-readable description inside DIR.
 	InfoFile = "lab.json"
 	// ConfigFile is the program's configuration written for the lab.
 	ConfigFile = "pgbluegreen.yaml"
-	// LedgerFile records every acknowledged write of `lab load`.
+	// LedgerFile records every acknowledged write of `lab load` to AppDB;
+	// another database's are in LedgerFile-DB (ledger-billing).
 	LedgerFile = "ledger"
 )
+
+// Databases are the lab's application databases on blue, AppDB first.
+var Databases = []string{AppDB, BillingDB}
 
 // Server describes one PostgreSQL server of the lab.
 type Server struct {
@@ -37,7 +58,7 @@ type Server struct {
 	BinDir   string `json:"bindir"`
 	DataDir  string `json:"datadir"`
 	Port     int    `json:"port"`
-	Conninfo string `json:"conninfo"` // superuser postgres, database app
+	Conninfo string `json:"conninfo"` // superuser postgres, database app, passfile DIR/pgpass
 }
 
 // Bouncer describes one of the lab's PgBouncers.
@@ -45,8 +66,8 @@ type Bouncer struct {
 	// Name is what the lab's pgbluegreen.yaml calls it.
 	Name          string `json:"name"`
 	Port          int    `json:"port"`
-	Conninfo      string `json:"conninfo"`       // database app as role app, through PgBouncer
-	AdminConninfo string `json:"admin_conninfo"` // the console: database pgbouncer
+	Conninfo      string `json:"conninfo"`       // database app as role app, through PgBouncer, passfile DIR/pgpass
+	AdminConninfo string `json:"admin_conninfo"` // the console: database pgbouncer, user pgbouncer
 	Ini           string `json:"ini"`
 	PidFile       string `json:"pidfile"`
 	LogFile       string `json:"logfile"`
@@ -71,12 +92,28 @@ type Info struct {
 	PgBouncerSSH    Bouncer `json:"pgbouncer_ssh"`
 	SSHD            SSHD    `json:"sshd"`
 	ReplicationRole string  `json:"replication_role"`
-	Pgpass          string  `json:"pgpass"`
-	Clone           Clone   `json:"clone"`
-	OSUser          string  `json:"os_user"`
-	Config          string  `json:"config"`
-	Ledger          string  `json:"ledger"`
-	Notice          string  `json:"notice,omitempty"`
+	// Pgpass is the passfile holding every lab login's password (0600);
+	// every connection string the lab writes names it (passfile=).
+	Pgpass string `json:"pgpass"`
+	// Databases are the application databases on blue (Databases).
+	Databases   []string    `json:"databases"`
+	LargeObject LargeObject `json:"large_object"`
+	Clone       Clone       `json:"clone"`
+	OSUser      string      `json:"os_user"`
+	Config      string      `json:"config"`
+	// Ledger is AppDB's ledger; LedgerPath gives any database's.
+	Ledger string `json:"ledger"`
+	Notice string `json:"notice,omitempty"`
+}
+
+// LargeObject is the large object the lab keeps in AppDB, owned by AppRole:
+// logical replication does not carry it. Its OID, size and md5 let a test
+// find it on green and compare its content.
+type LargeObject struct {
+	Database string `json:"database"`
+	OID      uint32 `json:"oid"`
+	Bytes    int64  `json:"bytes"`
+	MD5      string `json:"md5"`
 }
 
 // ReadInfo reads DIR/lab.json.
@@ -113,8 +150,47 @@ func (i *Info) Bouncers() []*Bouncer {
 	return out
 }
 
-func serverConninfo(port int) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres sslmode=disable", port, AppDB)
+// LedgerPath is the ledger file of one database's writes (AppDB's is
+// Ledger).
+func (i *Info) LedgerPath(db string) string {
+	if db == AppDB {
+		return i.Ledger
+	}
+	return filepath.Join(i.Dir, LedgerFile+"-"+db)
+}
+
+// hasDatabase reports whether db is one of the lab's databases (app alone
+// in a lab.json written before there were two).
+func (i *Info) hasDatabase(db string) bool {
+	if len(i.Databases) == 0 {
+		return db == AppDB
+	}
+	for _, d := range i.Databases {
+		if d == db {
+			return true
+		}
+	}
+	return false
+}
+
+// tcpConninfo is a login over TCP on loopback with its password read from
+// the passfile: nothing needs PGPASSWORD, and no password is written in a
+// connection string.
+func tcpConninfo(port int, db, user, pgpass string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable passfile=%s", port, connValue(db), connValue(user), connValue(pgpass))
+}
+
+func serverConninfo(port int, pgpass string) string {
+	return tcpConninfo(port, AppDB, AdminRole, pgpass)
+}
+
+// connValue quotes a connection string value when libpq needs it: empty,
+// or holding a space, a quote or a backslash.
+func connValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, " '\\\t\n") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // freePorts picks n distinct free loopback ports, skipping those in avoid.
@@ -167,38 +243,6 @@ func ephemeralLow() int {
 		return 32768
 	}
 	return v
-}
-
-// pgpass handling: the replication role's password lives only in DIR/pgpass.
-func readPgpassPassword(path, role string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) == 5 && f[3] == role {
-			return f[4]
-		}
-	}
-	return ""
-}
-
-func writePgpass(path, role, password string) error {
-	line := fmt.Sprintf("*:*:*:%s:%s\n", role, password)
-	return state.WriteFileAtomic(path, []byte(line), 0o600)
-}
-
-// randomPassword is 32 characters from an alphabet that needs no escaping in
-// pgpass, conninfo or SQL, and no SASLprep.
-func randomPassword() string {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // configYAML renders DIR/pgbluegreen.yaml for the lab.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +20,41 @@ type LoadParams struct {
 	Rate     int           // transactions per second over all clients; <= 0: as fast as they go
 	Duration time.Duration // how long to write
 	Clients  int           // concurrent connections, spread over the PgBouncers; default 4
-	Log      io.Writer     // connection errors as they happen; nil = none
+	// Databases are the lab databases written to, each through every
+	// PgBouncer and with a ledger of its own; nil = DefaultLoadDatabases.
+	// With more than one, Clients is raised to one per PgBouncer and
+	// database when lower.
+	Databases []string
+	Log       io.Writer // connection errors as they happen; nil = none
 	// Committed, when set, counts the acknowledged writes as they happen:
 	// a test waits until the ledger grows instead of sleeping.
 	Committed *atomic.Int64
+}
+
+// ParseDatabases reads a comma-separated list of the lab's databases
+// (`lab load --databases`), refusing a name the lab does not have.
+func ParseDatabases(list string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, db := range strings.Split(list, ",") {
+		db = strings.TrimSpace(db)
+		if db == "" || seen[db] {
+			continue
+		}
+		known := false
+		for _, d := range Databases {
+			known = known || d == db
+		}
+		if !known {
+			return nil, fmt.Errorf("database %q is not one of the lab's (%s)", db, strings.Join(Databases, ", "))
+		}
+		seen[db] = true
+		out = append(out, db)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no database named: use one or more of %s", strings.Join(Databases, ", "))
+	}
+	return out, nil
 }
 
 // LoadResult is what `lab load` prints as one JSON line.
@@ -35,33 +67,44 @@ type LoadResult struct {
 	Rate       float64 `json:"rate"`
 	DurationS  float64 `json:"duration_s"`
 	LastError  string  `json:"last_error,omitempty"`
+	// Databases are the acknowledged writes per database.
+	Databases map[string]int64 `json:"databases"`
+}
+
+// loadTarget is one database through one PgBouncer.
+type loadTarget struct {
+	db       string
+	conninfo string
+	acks     chan ledgerEntry // the database's ledger
+	writes   workload
 }
 
 // loadRun is the shared state of one Load.
 type loadRun struct {
-	// conninfos are the lab's PgBouncers: client k writes through
-	// conninfos[k % len], so every PgBouncer carries part of the load.
-	conninfos []string
-	log       io.Writer
-	tokens    chan struct{} // nil when unthrottled
-	stop      chan struct{} // closed when the duration is over
-	acks      chan ledgerEntry
+	// targets are every database through every PgBouncer: client c
+	// writes to targets[c % len], so each pair carries part of the load.
+	targets []loadTarget
+	log     io.Writer
+	tokens  chan struct{} // nil when unthrottled
+	stop    chan struct{} // closed when the duration is over
 
 	committed, errors atomic.Int64
 	counter           *atomic.Int64 // LoadParams.Committed, may be nil
 	mu                sync.Mutex
+	perDB             map[string]int64
 	latencies         []float64 // ms, one per commit
 	maxStall          time.Duration
 	lastErr           string
 }
 
-// Load writes through the lab's PgBouncers (each client through one, in
-// turn) at p.Rate transactions per second for
-// p.Duration. Each transaction inserts a ledger row (identity id) and
-// updates, inserts and deletes in the other tables; every acknowledged
-// commit is appended to DIR/ledger, fsync'd at least every 100 ms and before
-// Load returns. A commit whose outcome is unknown (connection lost) is
-// counted as an error and never re-sent: its (client, n) is not reused.
+// Load writes through the lab's PgBouncers to each of p.Databases (each
+// client to one database through one PgBouncer) at p.Rate transactions
+// per second for p.Duration. Each transaction inserts a ledger row
+// (identity id) and updates, inserts and deletes in the database's other
+// tables; every acknowledged commit is appended to the database's ledger
+// file (LedgerPath), fsync'd at least every 100 ms and before Load
+// returns. A commit whose outcome is unknown (connection lost) is counted
+// as an error and never re-sent: its (client, n) is not reused.
 // Cancelling ctx stops early and still returns the figures so far.
 func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	info, err := ReadInfo(p.Dir)
@@ -77,22 +120,45 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	if p.Log == nil {
 		p.Log = io.Discard
 	}
-	var through []string
+	dbs := p.Databases
+	if dbs == nil {
+		dbs = strings.Split(DefaultLoadDatabases, ",")
+	}
+	for _, db := range dbs {
+		if !info.hasDatabase(db) {
+			return LoadResult{}, fmt.Errorf("database %q is not one of this lab's (%s)", db, strings.Join(info.Databases, ", "))
+		}
+	}
+	r := &loadRun{log: p.Log, stop: make(chan struct{}), counter: p.Committed, perDB: map[string]int64{}}
+	acks := map[string]chan ledgerEntry{}
+	for _, db := range dbs {
+		acks[db] = make(chan ledgerEntry, 4096)
+		r.perDB[db] = 0
+	}
 	for _, b := range info.Bouncers() {
-		through = append(through, b.Conninfo)
+		for _, db := range dbs {
+			r.targets = append(r.targets, loadTarget{db: db, conninfo: tcpConninfo(b.Port, db, AppRole, info.Pgpass), acks: acks[db], writes: workloads[db]})
+		}
 	}
-	r := &loadRun{conninfos: through, log: p.Log, stop: make(chan struct{}), acks: make(chan ledgerEntry, 4096), counter: p.Committed}
+	if len(dbs) > 1 {
+		p.Clients = max(p.Clients, len(r.targets))
+	}
 
-	first, err := r.firstClient(ctx, info.Ledger)
+	first, err := r.firstClient(ctx, info, dbs)
 	if err != nil {
 		return LoadResult{}, err
 	}
-	lw, err := openLedger(info.Ledger)
-	if err != nil {
-		return LoadResult{}, err
+	ledgerDone := make(chan error, len(dbs))
+	for _, db := range dbs {
+		lw, err := openLedger(info.LedgerPath(db))
+		if err != nil {
+			for _, c := range acks {
+				close(c)
+			}
+			return LoadResult{}, err
+		}
+		go func() { ledgerDone <- lw.run(acks[db]) }()
 	}
-	ledgerDone := make(chan error, 1)
-	go func() { ledgerDone <- lw.run(r.acks) }()
 
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -107,7 +173,7 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	var workers sync.WaitGroup
 	for c := 0; c < p.Clients; c++ {
 		workers.Add(1)
-		go func() { defer workers.Done(); r.client(ctx, first+c) }()
+		go func() { defer workers.Done(); r.client(ctx, first+c, r.targets[c%len(r.targets)]) }()
 	}
 	select {
 	case <-time.After(p.Duration):
@@ -117,41 +183,59 @@ func Load(ctx context.Context, p LoadParams) (LoadResult, error) {
 	workers.Wait()
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(r.acks)
-	if err := <-ledgerDone; err != nil {
-		return r.result(elapsed), fmt.Errorf("writing the ledger: %w", err)
+	var ledgerErr error
+	for _, db := range dbs {
+		close(acks[db])
+	}
+	for range dbs {
+		if err := <-ledgerDone; err != nil && ledgerErr == nil {
+			ledgerErr = err
+		}
+	}
+	if ledgerErr != nil {
+		return r.result(elapsed), fmt.Errorf("writing the ledger: %w", ledgerErr)
 	}
 	return r.result(elapsed), nil
 }
 
 // firstClient numbers this run's clients after every client number seen in
-// the ledger or the table, so (client, n) stays unique across runs even for
-// rows whose commit outcome was unknown.
-func (r *loadRun) firstClient(ctx context.Context, ledgerPath string) (int, error) {
-	entries, err := readLedger(ledgerPath)
-	if err != nil {
-		return 0, err
-	}
+// the ledgers or the ledger tables of dbs, so (client, n) stays unique
+// across runs even for rows whose commit outcome was unknown.
+func (r *loadRun) firstClient(ctx context.Context, info *Info, dbs []string) (int, error) {
 	maxClient := 0
-	for _, e := range entries {
-		maxClient = max(maxClient, int(e.client))
+	for _, db := range dbs {
+		entries, err := readLedger(info.LedgerPath(db))
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			maxClient = max(maxClient, int(e.client))
+		}
+		for _, t := range r.targets {
+			if t.db != db {
+				continue
+			}
+			conn, err := connectThrough(ctx, t.conninfo)
+			if err != nil {
+				return 0, fmt.Errorf("connecting to database %s through PgBouncer: %w", db, err)
+			}
+			var dbMax int
+			err = conn.QueryRow(ctx, "SELECT coalesce(max(client), 0) FROM public.ledger").Scan(&dbMax)
+			conn.Close(context.Background())
+			if err != nil {
+				return 0, fmt.Errorf("reading database %s's ledger table: %w", db, err)
+			}
+			maxClient = max(maxClient, dbMax)
+			break
+		}
 	}
-	conn, err := r.connect(ctx, 0)
-	if err != nil {
-		return 0, fmt.Errorf("connecting through PgBouncer: %w", err)
-	}
-	defer conn.Close(context.Background())
-	var dbMax int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(client), 0) FROM public.ledger").Scan(&dbMax); err != nil {
-		return 0, fmt.Errorf("reading the ledger table: %w", err)
-	}
-	return max(maxClient, dbMax) + 1, nil
+	return maxClient + 1, nil
 }
 
-// connect opens a connection through PgBouncer in exec mode: prepared
-// statements do not survive transaction pooling (PgBouncer 1.18).
-func (r *loadRun) connect(ctx context.Context, client int) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(r.conninfos[client%len(r.conninfos)])
+// connectThrough opens a connection through PgBouncer in exec mode:
+// prepared statements do not survive transaction pooling (PgBouncer 1.18).
+func connectThrough(ctx context.Context, conninfo string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +271,8 @@ func (r *loadRun) dispatch(ctx context.Context, rate int, start time.Time) {
 	}
 }
 
-// client runs transactions on its own connection until stopped.
-func (r *loadRun) client(ctx context.Context, id int) {
+// client runs transactions on its own connection to t until stopped.
+func (r *loadRun) client(ctx context.Context, id int, t loadTarget) {
 	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
 	var conn *pgx.Conn
 	defer func() {
@@ -200,7 +284,7 @@ func (r *loadRun) client(ctx context.Context, id int) {
 	var waitingSince time.Time // start of the first attempt since the last commit
 	// The first connection is made before any transaction is timed: a
 	// stall is a wait in the middle of the run, not the warm-up.
-	if c, err := r.connect(ctx, id); err == nil {
+	if c, err := connectThrough(ctx, t.conninfo); err == nil {
 		conn = c
 	}
 	for {
@@ -225,9 +309,9 @@ func (r *loadRun) client(ctx context.Context, id int) {
 			waitingSince = time.Now()
 		}
 		if conn == nil || conn.IsClosed() {
-			c, err := r.connect(ctx, id)
+			c, err := connectThrough(ctx, t.conninfo)
 			if err != nil {
-				r.fail(fmt.Errorf("client %d: connecting: %w", id, err))
+				r.fail(fmt.Errorf("client %d (%s): connecting: %w", id, t.db, err))
 				pause(ctx, r.stop, 100*time.Millisecond)
 				continue
 			}
@@ -239,13 +323,13 @@ func (r *loadRun) client(ctx context.Context, id int) {
 		// answers an interrupted query with a cancel request, and PgBouncer
 		// 1.18 was seen to die on one. Each transaction is bounded alone.
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transactionTimeout)
-		ledgerID, err := r.transaction(tctx, conn, rng, id, n)
+		ledgerID, err := transaction(tctx, conn, t.writes, rng, id, n)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			r.fail(fmt.Errorf("client %d n %d: %w", id, n, err))
+			r.fail(fmt.Errorf("client %d (%s) n %d: %w", id, t.db, n, err))
 			if conn.IsClosed() || !pgconnOK(conn) {
 				conn.Close(context.Background())
 				conn = nil
@@ -253,12 +337,13 @@ func (r *loadRun) client(ctx context.Context, id int) {
 			continue
 		}
 		done := time.Now()
-		r.acks <- ledgerEntry{client: int32(id), n: n, id: ledgerID}
+		t.acks <- ledgerEntry{client: int32(id), n: n, id: ledgerID}
 		r.committed.Add(1)
 		if r.counter != nil {
 			r.counter.Add(1)
 		}
 		r.mu.Lock()
+		r.perDB[t.db]++
 		r.latencies = append(r.latencies, float64(done.Sub(t0).Microseconds())/1000)
 		r.maxStall = max(r.maxStall, done.Sub(waitingSince))
 		r.mu.Unlock()
@@ -283,38 +368,6 @@ func pause(ctx context.Context, stop chan struct{}, d time.Duration) {
 	}
 }
 
-// transaction is one unit of the workload; the body goes in one round trip.
-func (r *loadRun) transaction(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, client int, n int64) (int64, error) {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	b := &pgx.Batch{}
-	var id int64
-	b.Queue("INSERT INTO public.ledger (client, n, payload) VALUES ($1, $2, $3) RETURNING id",
-		client, n, fmt.Sprintf("c%d-n%d-%x", client, n, rng.Uint32())).QueryRow(func(row pgx.Row) error { return row.Scan(&id) })
-	b.Queue("UPDATE public.accounts SET balance = balance + 1, attrs = jsonb_set(attrs, '{last}', to_jsonb($2::bigint)) WHERE id = $1",
-		1+rng.IntN(3000), n)
-	b.Queue("INSERT INTO public.events_log (kind, body) VALUES ($1, jsonb_build_object('client', $2::int, 'n', $3::bigint))",
-		fmt.Sprintf("load-%d", client%16), client, n)
-	// events_log has no key: delete by ctid, skipping rows another client holds.
-	b.Queue("DELETE FROM public.events_log WHERE ctid = ANY (ARRAY(SELECT ctid FROM public.events_log LIMIT 1 FOR UPDATE SKIP LOCKED))")
-	if n%4 == 0 {
-		b.Queue("INSERT INTO public.measurements (taken_on, value) VALUES (current_date, $1)", rng.Float64()*100)
-	}
-	if n%8 == 0 {
-		b.Queue(`UPDATE public."OrderItems" SET qty = qty + 1 WHERE id = $1`, 1+rng.IntN(1500))
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit (outcome unknown): %w", err)
-	}
-	return id, nil
-}
-
 func (r *loadRun) fail(err error) {
 	r.errors.Add(1)
 	r.mu.Lock()
@@ -336,6 +389,10 @@ func (r *loadRun) result(elapsed time.Duration) LoadResult {
 		MaxStallMs: round2(float64(r.maxStall.Microseconds()) / 1000),
 		DurationS:  round2(elapsed.Seconds()),
 		LastError:  r.lastErr,
+		Databases:  map[string]int64{},
+	}
+	for db, n := range r.perDB {
+		res.Databases[db] = n
 	}
 	if elapsed > 0 {
 		res.Rate = round2(float64(res.Committed) / elapsed.Seconds())

@@ -3,15 +3,14 @@ package lab
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// schemaSQL is blue's schema, created as role app. Each table is one of the
-// cases logical replication makes hard; the comments say which.
-const schemaSQL = `
-SET ROLE ` + AppRole + `;
-
--- The workload's ledger. No unique constraint on (client, n) on purpose:
--- a write applied twice must show as a duplicate, not as an error.
+// ledgerSQL is the workload's ledger table, one in each database it writes
+// to. No unique constraint on (client, n) on purpose: a write applied twice
+// must show as a duplicate, not as an error.
+const ledgerSQL = `
 CREATE TABLE public.ledger (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     client int NOT NULL,
@@ -19,6 +18,13 @@ CREATE TABLE public.ledger (
     payload text,
     created_at timestamptz DEFAULT now()
 );
+`
+
+// schemaSQL is blue's schema, created as role app. Each table is one of the
+// cases logical replication makes hard; the comments say which.
+const schemaSQL = `
+SET ROLE ` + AppRole + `;
+` + ledgerSQL + `
 
 -- serial primary key, jsonb, and a pg_trgm GIN index (an extension green
 -- must have, possibly at another version).
@@ -98,6 +104,27 @@ FROM generate_series(1, 500) i;
 SELECT setval('public.invoice_no', 1042);
 `
 
+// extrasSQL adds, as role app, what logical replication carries no row of:
+// a materialized view (green needs a REFRESH; the unique index allows
+// REFRESH ... CONCURRENTLY) and a large object of 300 kB (9,600 sha256
+// digests), found again by its comment.
+const extrasSQL = `
+CREATE MATERIALIZED VIEW ` + MatView + ` AS
+SELECT (attrs->>'tier')::int AS tier, count(*) AS accounts, sum(balance) AS balance
+FROM public.accounts GROUP BY 1;
+CREATE UNIQUE INDEX account_tiers_tier ON ` + MatView + ` (tier);
+
+DO $$
+DECLARE o oid;
+BEGIN
+    o := lo_from_bytea(0, (SELECT string_agg(sha256(i::text::bytea), ''::bytea ORDER BY i) FROM generate_series(1, 9600) i));
+    EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', o, '` + largeObjectComment + `');
+END $$;
+`
+
+// largeObjectComment marks the lab's large object.
+const largeObjectComment = "pgbluegreen lab"
+
 // grantSQL lets the replication role read what it will copy.
 const grantSQL = `
 RESET ROLE;
@@ -105,17 +132,75 @@ GRANT USAGE ON SCHEMA public, inventory TO ` + ReplicationRole + `;
 GRANT SELECT ON ALL TABLES IN SCHEMA public, inventory TO ` + ReplicationRole + `;
 `
 
-// ensureSchema creates blue's schema and data in one transaction, unless the
-// schema is there already (a second `lab up` leaves data alone).
-func ensureSchema(ctx context.Context, port int) error {
-	conn, err := connect(ctx, adminConninfo(port, AppDB))
+// billingSQL is database billing: a table of its own with a primary key
+// and 1,000 rows, a sequence owned by no column (receipt numbers, given to
+// a third of the invoices), and the workload's ledger.
+const billingSQL = `
+SET ROLE ` + AppRole + `;
+` + ledgerSQL + `
+CREATE SEQUENCE public.receipt_no START 5000;
+CREATE TABLE public.invoices (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer text NOT NULL,
+    amount numeric(12,2) NOT NULL,
+    issued_on date NOT NULL,
+    status text NOT NULL DEFAULT 'open',
+    receipt bigint UNIQUE
+);
+INSERT INTO public.invoices (customer, amount, issued_on, status, receipt)
+SELECT 'customer ' || i % 97, (i * 53 % 100000) / 100.0, date '2026-01-01' + i % 365,
+       CASE WHEN i % 3 = 0 THEN 'paid' ELSE 'open' END,
+       CASE WHEN i % 3 = 0 THEN nextval('public.receipt_no') END
+FROM generate_series(1, 1000) i;
+RESET ROLE;
+GRANT USAGE ON SCHEMA public TO ` + ReplicationRole + `;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO ` + ReplicationRole + `;
+`
+
+// ensureSchema creates blue's schema and data in database app in one
+// transaction, unless the schema is there already (a second `lab up`
+// leaves data alone), and returns the large object it holds.
+func ensureSchema(ctx context.Context, conninfo string) (LargeObject, error) {
+	lo := LargeObject{Database: AppDB}
+	conn, err := connect(ctx, conninfo)
 	if err != nil {
-		return fmt.Errorf("connecting to database %s on port %d: %w", AppDB, port, err)
+		return lo, fmt.Errorf("connecting to database %s on blue: %w", AppDB, err)
 	}
 	defer conn.Close(context.Background())
+	// Exec with no arguments uses the simple protocol: several statements
+	// in one round trip.
+	if err := runOnce(ctx, conn, "inventory.items", "CREATE EXTENSION IF NOT EXISTS pg_trgm;"+schemaSQL+dataSQL+extrasSQL+grantSQL); err != nil {
+		return lo, fmt.Errorf("creating the lab's schema on blue: %w", err)
+	}
+	err = conn.QueryRow(ctx, `SELECT m.oid, length(lo_get(m.oid)), md5(lo_get(m.oid))
+FROM pg_largeobject_metadata m WHERE obj_description(m.oid, 'pg_largeobject') = $1 ORDER BY m.oid LIMIT 1`, largeObjectComment).
+		Scan(&lo.OID, &lo.Bytes, &lo.MD5)
+	if err != nil {
+		return lo, fmt.Errorf("reading the lab's large object on blue: %w", err)
+	}
+	return lo, nil
+}
+
+// ensureBilling creates database billing's tables and data unless they
+// are there.
+func ensureBilling(ctx context.Context, conninfo string) error {
+	conn, err := connect(ctx, conninfo)
+	if err != nil {
+		return fmt.Errorf("connecting to database %s on blue: %w", BillingDB, err)
+	}
+	defer conn.Close(context.Background())
+	if err := runOnce(ctx, conn, "public.invoices", billingSQL); err != nil {
+		return fmt.Errorf("creating database %s's tables on blue: %w", BillingDB, err)
+	}
+	return nil
+}
+
+// runOnce runs script in one transaction, then ANALYZE, unless the table
+// marker exists already.
+func runOnce(ctx context.Context, conn *pgx.Conn, marker, script string) error {
 	var has bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('inventory.items') IS NOT NULL").Scan(&has); err != nil {
-		return fmt.Errorf("looking for the lab's schema: %w", err)
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1::text) IS NOT NULL", marker).Scan(&has); err != nil {
+		return err
 	}
 	if has {
 		return nil
@@ -125,17 +210,12 @@ func ensureSchema(ctx context.Context, port int) error {
 		return err
 	}
 	defer tx.Rollback(context.Background())
-	// Exec with no arguments uses the simple protocol: several statements
-	// in one round trip.
-	script := "CREATE EXTENSION IF NOT EXISTS pg_trgm;" + schemaSQL + dataSQL + grantSQL
 	if _, err := tx.Exec(ctx, script); err != nil {
-		return fmt.Errorf("creating the lab's schema on blue: %w", err)
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("creating the lab's schema on blue: %w", err)
+		return err
 	}
-	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
-		return fmt.Errorf("analyzing blue: %w", err)
-	}
-	return nil
+	_, err = conn.Exec(ctx, "ANALYZE")
+	return err
 }

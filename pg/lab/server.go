@@ -2,11 +2,6 @@ package lab
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/pbkdf2"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +22,8 @@ func serverConf(port int, runDir string) string {
 port = %d
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
+unix_socket_permissions = 0700
+password_encryption = 'scram-sha-256'
 wal_level = logical
 max_replication_slots = 20
 max_wal_senders = 20
@@ -41,14 +38,14 @@ log_timezone = 'UTC'
 `, confMarker, port, runDir)
 }
 
-// hbaConf requires SCRAM for the replication role (it has a password, and the
-// tests prove it is needed) and trusts everyone else on loopback only.
+// hbaConf asks every login over TCP for its password (SCRAM), replication
+// connections included, as a production server does. The unix socket in
+// DIR/run (0700, the lab's OS user's) stays trust: it is how the lab itself
+// makes roles and sets their passwords, and how pg_upgrade reaches a clone.
 const hbaConf = `# written by pgbluegreen lab
 local   all          all                          trust
-host    all          ` + ReplicationRole + `    127.0.0.1/32   scram-sha-256
-host    replication  ` + ReplicationRole + `    127.0.0.1/32   scram-sha-256
-host    replication  all          127.0.0.1/32   trust
-host    all          all          127.0.0.1/32   trust
+host    all          all          127.0.0.1/32   scram-sha-256
+host    replication  all          127.0.0.1/32   scram-sha-256
 `
 
 // initServer runs initdb for srv unless its data directory holds a cluster
@@ -109,84 +106,35 @@ func connect(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 	return pgx.Connect(cctx, conninfo)
 }
 
-func adminConninfo(port int, db string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres sslmode=disable", port, db)
+// adminConninfo is the lab's own administration: the superuser over the
+// server's private unix socket in runDir, where no password is asked (the
+// roles' passwords are set through it).
+func adminConninfo(runDir string, port int, db string) string {
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s", connValue(runDir), port, connValue(db), AdminRole)
 }
 
-// ensureRolesAndDB creates the app role, the replication role and database
-// app when missing. The replication password is set as a SCRAM verifier
-// computed here, inside a transaction that turns statement logging off: the
-// server log never sees the password, and the verifier alone does not
-// reveal it.
-func ensureRolesAndDB(ctx context.Context, port int, password string) error {
-	conn, err := connect(ctx, adminConninfo(port, "postgres"))
-	if err != nil {
-		return fmt.Errorf("connecting to the server on port %d: %w", port, err)
-	}
-	defer conn.Close(context.Background())
-	var has bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", AppRole).Scan(&has); err != nil {
-		return fmt.Errorf("looking for role %s: %w", AppRole, err)
-	}
-	if !has {
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+AppRole+" LOGIN"); err != nil {
-			return fmt.Errorf("creating role %s: %w", AppRole, err)
+// ensureDatabases creates each of dbs, owned by the app role, when missing.
+func ensureDatabases(ctx context.Context, conn *pgx.Conn, dbs []string) error {
+	for _, db := range dbs {
+		var has bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&has); err != nil {
+			return fmt.Errorf("looking for database %s: %w", db, err)
 		}
-	}
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", ReplicationRole).Scan(&has); err != nil {
-		return fmt.Errorf("looking for role %s: %w", ReplicationRole, err)
-	}
-	if !has {
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return err
+		if has {
+			continue
 		}
-		defer tx.Rollback(context.Background())
-		for _, s := range []string{"SET LOCAL log_statement = 'none'", "SET LOCAL log_min_duration_statement = -1",
-			"CREATE ROLE " + ReplicationRole + " LOGIN REPLICATION PASSWORD '" + scramVerifier(password) + "'"} {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("creating role %s: %w", ReplicationRole, err)
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("creating role %s: %w", ReplicationRole, err)
-		}
-	}
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", AppDB).Scan(&has); err != nil {
-		return fmt.Errorf("looking for database %s: %w", AppDB, err)
-	}
-	if !has {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+AppDB+" OWNER "+AppRole); err != nil {
-			return fmt.Errorf("creating database %s: %w", AppDB, err)
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+pgx.Identifier{AppRole}.Sanitize()); err != nil {
+			return fmt.Errorf("creating database %s: %w", db, err)
 		}
 	}
 	return nil
 }
 
-// scramVerifier computes PostgreSQL's stored form of a SCRAM-SHA-256
-// password (RFC 5802/7677), so only the verifier is ever sent to the server.
-func scramVerifier(password string) string {
-	const iterations = 4096
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	salted, _ := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
-	mac := func(key []byte, msg string) []byte {
-		h := hmac.New(sha256.New, key)
-		h.Write([]byte(msg))
-		return h.Sum(nil)
-	}
-	clientKey := mac(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	serverKey := mac(salted, "Server Key")
-	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(stored[:]), b64(serverKey))
-}
-
 // serverVersion asks a running server for its version, "" when unreachable.
-func serverVersion(ctx context.Context, port int) string {
+func serverVersion(ctx context.Context, conninfo string) string {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, adminConninfo(port, "postgres"))
+	conn, err := pgx.Connect(cctx, conninfo)
 	if err != nil {
 		return ""
 	}
@@ -197,4 +145,22 @@ func serverVersion(ctx context.Context, port int) string {
 	}
 	v, _, _ = strings.Cut(v, " ")
 	return v
+}
+
+// serverDatabases lists a running server's databases but the templates and
+// postgres, nil when unreachable.
+func serverDatabases(ctx context.Context, conninfo string) []string {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, conninfo)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(cctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY datname <> $1, datname", AppDB)
+	if err != nil {
+		return nil
+	}
+	dbs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	return dbs
 }

@@ -97,20 +97,145 @@ func TestReadLedgerIgnoresTornLastLine(t *testing.T) {
 
 func TestBouncerTarget(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "pgbouncer.ini")
-	i := &Info{Blue: Server{Port: 5433}, PgBouncer: Bouncer{Port: 6432, PidFile: "/r/p.pid", LogFile: "/l/p.log"}}
+	i := &Info{Blue: Server{Port: 5433}, Databases: Databases, PgBouncer: Bouncer{Port: 6432, PidFile: "/r/p.pid", LogFile: "/l/p.log"}}
 	if err := os.WriteFile(p, []byte(bouncerIni(i, &i.PgBouncer, "/r", "/u")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := BouncerTarget(p)
-	if want := "host=127.0.0.1 port=5433 dbname=app user=postgres sslmode=disable"; err != nil || got != want {
+	got, err := BouncerTarget(p, AppDB, "/d/pgpass")
+	if want := "host=127.0.0.1 port=5433 dbname=app user=postgres sslmode=disable passfile=/d/pgpass"; err != nil || got != want {
 		t.Fatalf("BouncerTarget = %q, %v; want %q", got, err, want)
+	}
+	got, err = BouncerTarget(p, BillingDB, "/my lab/pgpass")
+	if want := "host=127.0.0.1 port=5433 dbname=billing user=postgres sslmode=disable passfile='/my lab/pgpass'"; err != nil || got != want {
+		t.Fatalf("BouncerTarget = %q, %v; want %q", got, err, want)
+	}
+	if _, err := BouncerTarget(p, "nosuch", "/d/pgpass"); err == nil {
+		t.Fatal("a database with no line had a target")
+	}
+}
+
+// TestBouncerIniAsksForSCRAM: PgBouncer checks clients against SCRAM
+// verifiers and names no user or password on a database line (pass-through
+// logs in as the client's user); its auth_file holds verifiers only.
+func TestBouncerIniAsksForSCRAM(t *testing.T) {
+	i := &Info{Blue: Server{Port: 5433}, Databases: Databases, PgBouncer: Bouncer{Port: 6432}}
+	ini := bouncerIni(i, &i.PgBouncer, "/r", "/u")
+	for _, want := range []string{"auth_type = scram-sha-256\n", "admin_users = pgbouncer\n", "\nbilling = host=127.0.0.1 port=5433 dbname=billing\n"} {
+		if !strings.Contains(ini, want) {
+			t.Errorf("ini lacks %q:\n%s", want, ini)
+		}
+	}
+	if strings.Contains(ini, "user=") || strings.Contains(ini, "password") {
+		t.Errorf("a database line names a user or a password:\n%s", ini)
+	}
+	pw := map[string]string{AdminRole: "pa", AppRole: "pb", ConsoleUser: "pc"}
+	v := map[string]string{}
+	for u, p := range pw {
+		v[u] = scramVerifier(p)
+	}
+	path := filepath.Join(t.TempDir(), userlistFile)
+	if err := os.WriteFile(path, []byte(userlistText(v)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := readUserlist(path)
+	for u, p := range pw {
+		if !verifierMatches(got[u], p) || got[u] != v[u] {
+			t.Errorf("auth_file's %s: %q", u, got[u])
+		}
+	}
+}
+
+// TestPasswordsKeptInPgpass: every login gets a password, the file is
+// 0600 with the replication role's line last, and a second call keeps them.
+func TestPasswordsKeptInPgpass(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pgpass")
+	first, err := ensurePasswords(oscmd.User{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range labLogins {
+		if len(first[l]) != 32 {
+			t.Errorf("%s's password %q", l, first[l])
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("pgpass mode %v, %v", st.Mode(), err)
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if last := lines[len(lines)-1]; last != "*:*:*:"+ReplicationRole+":"+first[ReplicationRole] {
+		t.Errorf("last line %q, want the replication role's", last)
+	}
+	again, err := ensurePasswords(oscmd.User{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range labLogins {
+		if again[l] != first[l] {
+			t.Errorf("%s's password changed on a second call", l)
+		}
+	}
+	i := &Info{Pgpass: path}
+	if pw, err := i.Password(AppRole); err != nil || pw != first[AppRole] {
+		t.Errorf("Info.Password(app) = %q, %v", pw, err)
+	}
+	if _, err := i.Password("nobody"); err == nil {
+		t.Error("a password for a login the lab does not have")
+	}
+}
+
+// TestVerifierMatches: a verifier matches its password and no other, and
+// a malformed one matches nothing.
+func TestVerifierMatches(t *testing.T) {
+	v := scramVerifier("s3cret")
+	if !verifierMatches(v, "s3cret") || verifierMatches(v, "s3cret!") {
+		t.Fatal("verifierMatches does not tell the password")
+	}
+	for _, bad := range []string{"", "md5abc", "SCRAM-SHA-256$x:salt$a:b", "SCRAM-SHA-256$4096:!!$a:b"} {
+		if verifierMatches(bad, "s3cret") {
+			t.Errorf("%q matched", bad)
+		}
+	}
+	if scramVerifier("s3cret") == v {
+		t.Error("two verifiers of one password share a salt")
+	}
+}
+
+// TestConninfosNamePassfile: every connection string the lab writes reads
+// its password from the passfile and holds none.
+func TestConninfosNamePassfile(t *testing.T) {
+	b := labBouncer("/d", "lab", "pgbouncer", 6432, "/d/pgpass")
+	for _, c := range []string{serverConninfo(5432, "/d/pgpass"), b.Conninfo, b.AdminConninfo, tcpConninfo(1, BillingDB, AppRole, "/d/pgpass")} {
+		if !strings.HasSuffix(c, " passfile=/d/pgpass") || strings.Contains(c, "password") {
+			t.Errorf("conninfo %q", c)
+		}
+	}
+	if got := connValue("/a b/it's"); got != `'/a b/it\'s'` {
+		t.Errorf("connValue = %s", got)
+	}
+}
+
+func TestParseDatabases(t *testing.T) {
+	got, err := ParseDatabases(" app, billing,app")
+	if err != nil || strings.Join(got, ",") != "app,billing" {
+		t.Fatalf("ParseDatabases = %v, %v", got, err)
+	}
+	if _, err := ParseDatabases("app,ledger"); err == nil || !strings.Contains(err.Error(), `"ledger"`) {
+		t.Fatalf("an unknown database: %v", err)
+	}
+	if _, err := ParseDatabases(" , "); err == nil {
+		t.Fatal("an empty list was accepted")
+	}
+	if got, err := ParseDatabases(DefaultLoadDatabases); err != nil || len(got) == 0 {
+		t.Fatalf("the default %q: %v, %v", DefaultLoadDatabases, got, err)
 	}
 }
 
 func TestConfigYAMLShape(t *testing.T) {
 	i := &Info{Strategy: "clone", ReplicationRole: ReplicationRole, Pgpass: "/d/pgpass", OSUser: "postgres",
-		Blue: Server{Conninfo: serverConninfo(1), BinDir: "/b15"}, Green: Server{Conninfo: serverConninfo(2), BinDir: "/b17"},
-		Clone:     Clone{Port: 3, DataDir: "/d/green-clone", Conninfo: serverConninfo(3)},
+		Blue: Server{Conninfo: serverConninfo(1, "/d/pgpass"), BinDir: "/b15"}, Green: Server{Conninfo: serverConninfo(2, "/d/pgpass"), BinDir: "/b17"},
+		Clone:     Clone{Port: 3, DataDir: "/d/green-clone", Conninfo: serverConninfo(3, "/d/pgpass")},
 		PgBouncer: Bouncer{AdminConninfo: "host=127.0.0.1 port=4 dbname=pgbouncer user=pgbouncer sslmode=disable", Ini: "/d/pgbouncer/pgbouncer.ini"}}
 	var c struct {
 		Strategy string
@@ -132,7 +257,7 @@ func TestConfigYAMLShape(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(configYAML(i)), &c); err != nil {
 		t.Fatalf("config is not YAML: %v", err)
 	}
-	if c.Strategy != "clone" || c.Green.Conninfo != serverConninfo(3) || c.Cutover.Method != "pgbouncer" ||
+	if c.Strategy != "clone" || c.Green.Conninfo != serverConninfo(3, "/d/pgpass") || c.Cutover.Method != "pgbouncer" ||
 		len(c.Cutover.PgBouncer) != 1 || c.Cutover.PgBouncer[0].Database != "app" || c.Clone.Port != 3 ||
 		c.Clone.OSUser != "postgres" || c.Replication.Password.PgpassFile != "/d/pgpass" {
 		t.Fatalf("config read back as %+v", c)

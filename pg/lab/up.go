@@ -82,12 +82,9 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 			return nil, err
 		}
 	}
-	password := readPgpassPassword(info.Pgpass, ReplicationRole)
-	if password == "" {
-		password = randomPassword()
-		if err := writePgpass(info.Pgpass, ReplicationRole, password); err != nil {
-			return nil, err
-		}
+	passwords, err := ensurePasswords(u, info.Pgpass)
+	if err != nil {
+		return nil, err
 	}
 
 	// Whatever this call starts is stopped again if it does not finish:
@@ -101,23 +98,17 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 			}
 		}
 	}()
-	servers := []struct {
-		srv    Server
-		schema bool
-	}{{info.Blue, true}}
+	servers := []Server{info.Blue}
 	if info.Strategy != "clone" {
-		servers = append(servers, struct {
-			srv    Server
-			schema bool
-		}{info.Green, false})
+		servers = append(servers, info.Green)
 	}
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	for k, s := range servers {
+	for k, srv := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = setupServer(ctx, u, s.srv, s.schema, password, runDir, logDir, cacheDir, log, func(stop func()) {
+			errs[k] = startLabServer(ctx, u, srv, runDir, logDir, cacheDir, log, func(stop func()) {
 				mu.Lock()
 				started = append(started, stop)
 				mu.Unlock()
@@ -129,6 +120,20 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 		if e != nil {
 			return nil, e
 		}
+	}
+	verifiers, err := setupBlue(ctx, info, runDir, passwords)
+	if err != nil {
+		return nil, err
+	}
+	if info.Strategy != "clone" {
+		if err := setupGreen(ctx, info.Green, runDir, verifiers); err != nil {
+			return nil, err
+		}
+	}
+	// The console's verifier is PgBouncer's alone: kept while it matches.
+	verifiers[ConsoleUser] = readUserlist(filepath.Join(filepath.Dir(info.PgBouncer.Ini), userlistFile))[ConsoleUser]
+	if !verifierMatches(verifiers[ConsoleUser], passwords[ConsoleUser]) {
+		verifiers[ConsoleUser] = scramVerifier(passwords[ConsoleUser])
 	}
 	if info.SSHD.Port > 0 {
 		if err := writeSSHFiles(u, &info.SSHD); err != nil {
@@ -146,7 +151,7 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 		}
 	}
 	for _, b := range info.Bouncers() {
-		if err := writeBouncerConfig(u, info, b, runDir); err != nil {
+		if err := writeBouncerConfig(u, info, b, runDir, userlistText(verifiers)); err != nil {
 			return nil, err
 		}
 		fresh, err := startBouncer(ctx, u, b)
@@ -172,9 +177,8 @@ func Up(ctx context.Context, p UpParams) (info *Info, err error) {
 	return info, nil
 }
 
-// setupServer makes sure one server exists, runs, and has its roles,
-// database and (for blue) schema.
-func setupServer(ctx context.Context, u oscmd.User, srv Server, schema bool, password, runDir, logDir, cacheDir string, log io.Writer, onStart func(func())) error {
+// startLabServer makes sure one server exists and runs.
+func startLabServer(ctx context.Context, u oscmd.User, srv Server, runDir, logDir, cacheDir string, log io.Writer, onStart func(func())) error {
 	name := filepath.Base(srv.DataDir)
 	how, err := initServer(ctx, u, srv, runDir, logDir, cacheDir)
 	if err != nil {
@@ -191,13 +195,52 @@ func setupServer(ctx context.Context, u oscmd.User, srv Server, schema bool, pas
 		}
 		fmt.Fprintf(log, "%s: PostgreSQL %s started on port %d\n", name, srv.Version, srv.Port)
 	}
-	if err := ensureRolesAndDB(ctx, srv.Port, password); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+	return nil
+}
+
+// setupBlue gives blue its roles with their passwords, its databases, and
+// their schemas and data; it returns the roles' SCRAM verifiers, which
+// green and PgBouncer's auth_file must hold exactly.
+func setupBlue(ctx context.Context, info *Info, runDir string, passwords map[string]string) (map[string]string, error) {
+	conn, err := connect(ctx, adminConninfo(runDir, info.Blue.Port, "postgres"))
+	if err != nil {
+		return nil, fmt.Errorf("blue: connecting over its unix socket: %w", err)
 	}
-	if schema {
-		if err := ensureSchema(ctx, srv.Port); err != nil {
-			return err
-		}
+	defer conn.Close(context.Background())
+	want, err := blueVerifiers(ctx, conn, passwords)
+	if err != nil {
+		return nil, fmt.Errorf("blue: %w", err)
+	}
+	if err := alignRoles(ctx, conn, want); err != nil {
+		return nil, fmt.Errorf("blue: %w", err)
+	}
+	if err := ensureDatabases(ctx, conn, Databases); err != nil {
+		return nil, fmt.Errorf("blue: %w", err)
+	}
+	if info.LargeObject, err = ensureSchema(ctx, adminConninfo(runDir, info.Blue.Port, AppDB)); err != nil {
+		return nil, err
+	}
+	if err := ensureBilling(ctx, adminConninfo(runDir, info.Blue.Port, BillingDB)); err != nil {
+		return nil, err
+	}
+	return want, nil
+}
+
+// setupGreen gives the copy strategy's green blue's roles with the very
+// same verifiers (until pgbluegreen copies roles itself) and an empty
+// database app for the schema copy. Database billing is not made: moving
+// it is pgbluegreen's job.
+func setupGreen(ctx context.Context, srv Server, runDir string, verifiers map[string]string) error {
+	conn, err := connect(ctx, adminConninfo(runDir, srv.Port, "postgres"))
+	if err != nil {
+		return fmt.Errorf("green: connecting over its unix socket: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if err := alignRoles(ctx, conn, verifiers); err != nil {
+		return fmt.Errorf("green: %w", err)
+	}
+	if err := ensureDatabases(ctx, conn, []string{AppDB}); err != nil {
+		return fmt.Errorf("green: %w", err)
 	}
 	return nil
 }
@@ -215,8 +258,11 @@ func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 	if strategy != "copy" && strategy != "clone" {
 		return nil, fmt.Errorf("unknown strategy %q: use copy or clone", strategy)
 	}
+	if old != nil && len(old.Databases) == 0 && old.Blue.Port > 0 {
+		return nil, fmt.Errorf("the lab in %s was made before the lab had passwords and a second database: remake it with `pgbluegreen lab down --purge --dir %s` then `lab up`", dir, dir)
+	}
 	i := &Info{
-		Dir: dir, Strategy: strategy, ReplicationRole: ReplicationRole,
+		Dir: dir, Strategy: strategy, ReplicationRole: ReplicationRole, Databases: Databases,
 		Pgpass: filepath.Join(dir, "pgpass"), OSUser: u.Name,
 		Config: filepath.Join(dir, ConfigFile), Ledger: filepath.Join(dir, LedgerFile),
 	}
@@ -243,10 +289,10 @@ func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 		i.PgBouncer.Port = ports[2]
 		i.Clone = Clone{Port: ports[3], DataDir: filepath.Join(dir, "green-clone")}
 	}
-	i.Blue.Conninfo = serverConninfo(i.Blue.Port)
-	i.Green.Conninfo = serverConninfo(i.Green.Port)
-	i.Clone.Conninfo = serverConninfo(i.Clone.Port)
-	i.PgBouncer = labBouncer(dir, "lab", "pgbouncer", i.PgBouncer.Port)
+	i.Blue.Conninfo = serverConninfo(i.Blue.Port, i.Pgpass)
+	i.Green.Conninfo = serverConninfo(i.Green.Port, i.Pgpass)
+	i.Clone.Conninfo = serverConninfo(i.Clone.Port, i.Pgpass)
+	i.PgBouncer = labBouncer(dir, "lab", "pgbouncer", i.PgBouncer.Port, i.Pgpass)
 	switch {
 	case !HasSSHD():
 		// Without openssh-server the lab has one PgBouncer, and says so.
@@ -264,7 +310,7 @@ func planInfo(dir string, p UpParams, old *Info, u oscmd.User) (*Info, error) {
 		i.PgBouncerSSH.Port, i.SSHD.Port = ports[0], ports[1]
 	}
 	if i.SSHD.Port > 0 {
-		i.PgBouncerSSH = labBouncer(dir, "lab-ssh", "pgbouncer-ssh", i.PgBouncerSSH.Port)
+		i.PgBouncerSSH = labBouncer(dir, "lab-ssh", "pgbouncer-ssh", i.PgBouncerSSH.Port, i.Pgpass)
 		sshDir := filepath.Join(dir, "ssh")
 		i.SSHD = SSHD{Port: i.SSHD.Port, User: u.Name, Key: filepath.Join(sshDir, "id_ed25519"), KnownHosts: filepath.Join(sshDir, "known_hosts"),
 			Config: filepath.Join(sshDir, "sshd_config"), PidFile: filepath.Join(dir, "run", "sshd.pid"), LogFile: filepath.Join(dir, "logs", "sshd.log")}
@@ -276,11 +322,11 @@ const noSSHDNotice = "openssh-server is not installed: the second PgBouncer (its
 
 // labBouncer is one of the lab's PgBouncers: its ini in DIR/sub, its
 // pidfile and log named after sub.
-func labBouncer(dir, name, sub string, port int) Bouncer {
+func labBouncer(dir, name, sub string, port int, pgpass string) Bouncer {
 	return Bouncer{Name: name, Port: port,
 		Ini:           filepath.Join(dir, sub, "pgbouncer.ini"),
 		PidFile:       filepath.Join(dir, "run", sub+".pid"),
 		LogFile:       filepath.Join(dir, "logs", sub+".log"),
-		Conninfo:      fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable", port, AppDB, AppRole),
-		AdminConninfo: fmt.Sprintf("host=127.0.0.1 port=%d dbname=pgbouncer user=pgbouncer sslmode=disable", port)}
+		Conninfo:      tcpConninfo(port, AppDB, AppRole, pgpass),
+		AdminConninfo: tcpConninfo(port, "pgbouncer", ConsoleUser, pgpass)}
 }

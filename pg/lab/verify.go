@@ -2,20 +2,42 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// VerifyResult is what `lab verify` prints.
+// VerifyResult is what `lab verify` prints: the totals over every database
+// checked, and what each database showed (Databases).
 type VerifyResult struct {
-	Lost             int      `json:"lost"`
-	Duplicated       int      `json:"duplicated"`
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+	// MismatchedTables are database app's tables as schema.table, another
+	// database's as db.schema.table.
 	MismatchedTables []string `json:"mismatched_tables"`
 	LedgerEntries    int      `json:"ledger_entries"`
-	Target           string   `json:"target"` // the server PgBouncer points at now
+	Target           string   `json:"target"` // the server PgBouncer sends database app to now
 	TablesCompared   int      `json:"tables_compared"`
+	// Note is database app's note, then another database's after its name.
+	Note      string           `json:"note,omitempty"`
+	Databases []DatabaseVerify `json:"databases"`
+}
+
+// DatabaseVerify is what Verify found in one database.
+type DatabaseVerify struct {
+	Database         string   `json:"database"`
+	Ledger           string   `json:"ledger"`
+	LedgerEntries    int      `json:"ledger_entries"`
+	Lost             int      `json:"lost"`
+	Duplicated       int      `json:"duplicated"`
+	Target           string   `json:"target"` // where the PgBouncers send this database now
+	TablesCompared   int      `json:"tables_compared"`
+	MismatchedTables []string `json:"mismatched_tables"`
 	Note             string   `json:"note,omitempty"`
 }
 
@@ -24,30 +46,83 @@ func (r VerifyResult) OK() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && len(r.MismatchedTables) == 0
 }
 
-// Verify checks the ledger against the database PgBouncer points at now
-// (read from its ini): every acknowledged (id, client, n) must be there
-// exactly once. Then, when green has the schema, it compares every table of
-// schemas public and inventory between blue and green by row count and a
-// content hash. It is meant to run when replication has drained; under live
-// writes the comparison reports the tables still moving.
+// VerifiedDatabases are the databases Verify checks in a lab: app always
+// (as before there was a second one), and every other database `lab load`
+// wrote to, known by its ledger file.
+func (i *Info) VerifiedDatabases() []string {
+	out := []string{AppDB}
+	for _, db := range i.Databases {
+		if _, err := os.Stat(i.LedgerPath(db)); db != AppDB && err == nil {
+			out = append(out, db)
+		}
+	}
+	return out
+}
+
+// Verify checks, for every database the load wrote to (VerifiedDatabases),
+// the ledger against the server PgBouncer sends that database to now (read
+// from its ini): every acknowledged (id, client, n) must be there exactly
+// once. Then, when green has that database and its schema, it compares
+// every table of schemas public and inventory between blue and green by
+// row count and a content hash. It is meant to run when replication has
+// drained; under live writes the comparison reports the tables still moving.
 func Verify(ctx context.Context, dir string) (VerifyResult, error) {
-	res := VerifyResult{MismatchedTables: []string{}}
+	res := VerifyResult{MismatchedTables: []string{}, Databases: []DatabaseVerify{}}
 	info, err := ReadInfo(dir)
 	if err != nil {
 		return res, err
 	}
-	target, err := BouncerTarget(info.PgBouncer.Ini)
+	var notes []string
+	for _, db := range info.VerifiedDatabases() {
+		d, err := verifyDatabase(ctx, info, db)
+		if err != nil {
+			if db != AppDB {
+				err = fmt.Errorf("database %s: %w", db, err)
+			}
+			return res, err
+		}
+		res.Databases = append(res.Databases, d)
+		res.Lost += d.Lost
+		res.Duplicated += d.Duplicated
+		res.LedgerEntries += d.LedgerEntries
+		res.TablesCompared += d.TablesCompared
+		prefix := ""
+		if db == AppDB {
+			res.Target = d.Target
+		} else {
+			prefix = db + "."
+		}
+		for _, t := range d.MismatchedTables {
+			res.MismatchedTables = append(res.MismatchedTables, prefix+t)
+		}
+		switch {
+		case d.Note == "":
+		case db == AppDB:
+			notes = append(notes, d.Note)
+		default:
+			notes = append(notes, db+": "+d.Note)
+		}
+	}
+	res.Note = strings.Join(notes, "; ")
+	return res, nil
+}
+
+// verifyDatabase checks one database's ledger and compares its tables.
+func verifyDatabase(ctx context.Context, info *Info, db string) (DatabaseVerify, error) {
+	res := DatabaseVerify{Database: db, Ledger: info.LedgerPath(db), MismatchedTables: []string{}}
+	bouncers := info.Bouncers()
+	target, err := BouncerTarget(bouncers[0].Ini, db, info.Pgpass)
 	if err != nil {
 		return res, err
 	}
-	res.Target, _ = bouncerTargetLine(info.PgBouncer.Ini)
+	res.Target, _ = bouncerTargetLine(bouncers[0].Ini, db)
 	// Writes go through every PgBouncer: all must point at one server.
-	for _, b := range info.Bouncers()[1:] {
-		if other, err := bouncerTargetLine(b.Ini); err != nil || other != res.Target {
-			return res, fmt.Errorf("PgBouncer %s points at `%s`, PgBouncer %s at `%s` (%v): the writes are split", info.PgBouncer.Name, res.Target, b.Name, other, err)
+	for _, b := range bouncers[1:] {
+		if other, err := bouncerTargetLine(b.Ini, db); err != nil || other != res.Target {
+			return res, fmt.Errorf("PgBouncer %s points %s at `%s`, PgBouncer %s at `%s` (%v): the writes are split", bouncers[0].Name, db, res.Target, b.Name, other, err)
 		}
 	}
-	entries, err := readLedger(info.Ledger)
+	entries, err := readLedger(res.Ledger)
 	if err != nil {
 		return res, err
 	}
@@ -56,18 +131,23 @@ func Verify(ctx context.Context, dir string) (VerifyResult, error) {
 		return res, err
 	}
 
-	green := info.Green.Conninfo
+	greenPort := info.Green.Port
 	if info.Strategy == "clone" {
-		green = info.Clone.Conninfo
+		greenPort = info.Clone.Port
 	}
-	bc, err := connect(ctx, info.Blue.Conninfo)
+	bc, err := connect(ctx, tcpConninfo(info.Blue.Port, db, AdminRole, info.Pgpass))
 	if err != nil {
 		return res, fmt.Errorf("connecting to blue: %w", err)
 	}
 	defer bc.Close(context.Background())
-	gc, err := connect(ctx, green)
+	gc, err := connect(ctx, tcpConninfo(greenPort, db, AdminRole, info.Pgpass))
 	if err != nil {
-		res.Note = "green is not reachable: blue and green not compared"
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "3D000" {
+			res.Note = "green has no database " + db + " yet: blue and green not compared"
+		} else {
+			res.Note = "green is not reachable: blue and green not compared"
+		}
 		return res, nil
 	}
 	defer gc.Close(context.Background())
@@ -99,7 +179,7 @@ func Verify(ctx context.Context, dir string) (VerifyResult, error) {
 
 // checkLedger counts ledger entries missing from the target (no row with
 // that id, client and n) and extra copies of an entry's (client, n).
-func checkLedger(ctx context.Context, target string, entries []ledgerEntry, res *VerifyResult) error {
+func checkLedger(ctx context.Context, target string, entries []ledgerEntry, res *DatabaseVerify) error {
 	conn, err := connect(ctx, target)
 	if err != nil {
 		return fmt.Errorf("connecting to the database PgBouncer points at: %w", err)

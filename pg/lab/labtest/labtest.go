@@ -157,6 +157,9 @@ type LoadParams struct {
 	// writes committed at Rate in that time: the helper waits until the
 	// ledger grew that much, however slow the machine.
 	Lead, Tail time.Duration
+	// Databases are the lab databases written to, each with its own
+	// ledger (lab.LoadParams.Databases); nil = lab.DefaultLoadDatabases.
+	Databases []string
 }
 
 // StartLoad starts the lab's workload (lab.Load through PgBouncer) and
@@ -171,7 +174,7 @@ func StartLoad(tb testing.TB, dir string, p LoadParams) (stop func() lab.LoadRes
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res, err = lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Committed: &committed})
+		res, err = lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Databases: p.Databases, Committed: &committed})
 	}()
 	var once sync.Once
 	stop = func() lab.LoadResult {
@@ -222,7 +225,7 @@ func LoadAround(tb testing.TB, dir string, p LoadParams, fn func()) lab.LoadResu
 	done := make(chan out, 1)
 	ended := make(chan struct{})
 	go func() {
-		res, err := lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Committed: &committed})
+		res, err := lab.Load(ctx, lab.LoadParams{Dir: dir, Rate: p.Rate, Duration: time.Hour, Clients: p.Clients, Databases: p.Databases, Committed: &committed})
 		close(ended)
 		done <- out{res, err}
 	}()
