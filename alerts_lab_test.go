@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // `watch --alerts`, the real program headless on a lab: a slot on blue that
@@ -28,10 +28,10 @@ func TestWatchAlertsLab(t *testing.T) {
 	labtest.Require(t)
 	info := labtest.Start(t, labtest.StartParams{Strategy: "copy"})
 	var mu sync.Mutex
-	var got []steps.Alert
+	var got []monitor.Alert
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var a steps.Alert
+		var a monitor.Alert
 		if err := json.Unmarshal(body, &a); err != nil {
 			http.Error(w, err.Error(), 400)
 			return

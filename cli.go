@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // newFlags makes a flag set whose errors and help go to stderr in one piece.
@@ -83,9 +84,9 @@ type statusDoc struct {
 	State    string `json:"state"`
 	Lock     string `json:"lock,omitempty"`
 	// Traffic is where writes go, read from the servers now.
-	Traffic steps.Traffic `json:"traffic"`
+	Traffic monitor.Traffic `json:"traffic"`
 	// Drift compares blue's and green's schemas now (helper D's, cmd_watch.go).
-	Drift    *steps.Drift    `json:"drift,omitempty"`
+	Drift    *monitor.Drift  `json:"drift,omitempty"`
 	Steps    []statusStep    `json:"steps"`
 	Values   []state.Value   `json:"values"`
 	Attempts []state.Attempt `json:"attempts"`
@@ -153,15 +154,15 @@ func withID(r state.StepRecord, id string) state.StepRecord {
 
 // readTraffic reads where writes go through read-only sessions of their
 // own, bounded: `status` answers even with a server down (target unknown).
-func readTraffic(cfg *config.Config) steps.Traffic {
+func readTraffic(cfg *config.Config) monitor.Traffic {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+5*time.Second)
 	defer cancel()
 	blue, green, closePools, err := readOnlyPools(cfg)
 	if err != nil {
-		return steps.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
+		return monitor.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
 	}
 	defer closePools()
-	return steps.ReadTraffic(ctx, cfg, blue, green)
+	return monitor.ReadTraffic(ctx, cfg, blue, green)
 }
 
 func writeStatusText(w io.Writer, doc statusDoc) {

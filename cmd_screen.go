@@ -21,6 +21,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 	"github.com/pgbluegreen/pgbluegreen/ui"
 )
 
@@ -50,7 +51,7 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer green.Close()
-	mon := steps.NewMonitor(blue, green, cfg)
+	mon := monitor.NewMonitor(blue, green, cfg)
 
 	r := s.runner()
 	lines := make(chan steps.Line, 256)
@@ -70,7 +71,7 @@ func runScreen(g globals, stdout, stderr io.Writer) int {
 		if cfg.Alerts.Enabled() {
 			if lock, holder := takeAlertsLock(g.state, "the screen"); lock != nil {
 				defer lock.release()
-				a := steps.NewAlerter(steps.AlerterParams{Config: cfg, Journal: s.journal})
+				a := monitor.NewAlerter(monitor.AlerterParams{Config: cfg, Journal: s.journal})
 				defer a.Close()
 				p.Alerts = a
 				p.AlertsNote = "alerts go to " + alertsDest(cfg.Alerts) + " (journaled)"
@@ -152,11 +153,11 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 	defer closePools()
 	// Green too, for the initial sync's progress: without it the lag alone
 	// says "0 behind" while tables are still copying.
-	mon := steps.NewMonitor(blue, green, cfg)
+	mon := monitor.NewMonitor(blue, green, cfg)
 	ctx, cancel := signalContext()
 	defer cancel()
 	for {
-		s, err := steps.ReadBothLags(ctx, blue, green, cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
+		s, err := monitor.ReadBothLags(ctx, blue, green, cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK
@@ -192,7 +193,7 @@ func runLag(g globals, args []string, stdout, stderr io.Writer) int {
 // rate, ETA, lag in bytes and time, table-sync slots per subscription).
 type lagDoc struct {
 	pg.LagSample
-	Sync *steps.SyncProgress `json:"sync,omitempty"`
+	Sync *monitor.SyncProgress `json:"sync,omitempty"`
 }
 
 func writeLag(w io.Writer, s pg.LagSample) {

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // runSessions prints who is connected to blue and green, grouped, with the
@@ -31,7 +31,7 @@ func runSessions(g globals, args []string, stdout, stderr io.Writer) int {
 	defer closePools()
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, _ := steps.NewMonitor(blue, green, cfg).Connections(ctx)
+	c, _ := monitor.NewMonitor(blue, green, cfg).Connections(ctx)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -51,7 +51,7 @@ func runSessions(g globals, args []string, stdout, stderr io.Writer) int {
 
 // writeSessions writes Connections as text: per server its groups, then
 // every marked session on its own line, then each PgBouncer.
-func writeSessions(w io.Writer, c steps.Connections) {
+func writeSessions(w io.Writer, c monitor.Connections) {
 	fmt.Fprintf(w, "who is connected, read %s; a transaction open longer than %s is long (the cutover's drain timeout)\n",
 		c.At.Local().Format("15:04:05"), c.LongAfter)
 	for _, s := range c.Servers {
@@ -104,7 +104,7 @@ func writeSessions(w io.Writer, c steps.Connections) {
 }
 
 // sessionMarks are a session's marks in words, with a symbol each.
-func sessionMarks(s steps.SessionView) string {
+func sessionMarks(s monitor.SessionView) string {
 	var m []string
 	if s.Direct {
 		m = append(m, "⚠ DIRECT (not through PgBouncer)")
@@ -115,7 +115,7 @@ func sessionMarks(s steps.SessionView) string {
 	return strings.Join(m, " ")
 }
 
-func groupMarks(g steps.SessionGroup) string {
+func groupMarks(g monitor.SessionGroup) string {
 	var m []string
 	if g.Direct > 0 {
 		m = append(m, fmt.Sprintf("⚠ %d direct", g.Direct))

@@ -12,22 +12,22 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // readDrift compares blue's and green's schemas for `status`, through
 // read-only sessions of its own, bounded; nil when a server cannot be
 // read (status still answers).
-func readDrift(cfg *config.Config) *steps.Drift {
+func readDrift(cfg *config.Config) *monitor.Drift {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
 	defer cancel()
 	blue, green, closePools, err := readOnlyPools(cfg)
 	if err != nil {
-		return &steps.Drift{At: time.Now().UTC(), Why: state.Redact(err.Error()), Differences: []string{}}
+		return &monitor.Drift{At: time.Now().UTC(), Why: state.Redact(err.Error()), Differences: []string{}}
 	}
 	defer closePools()
-	d, err := steps.ReadDrift(ctx, cfg, blue, green)
+	d, err := monitor.ReadDrift(ctx, cfg, blue, green)
 	if err != nil {
 		d.Why = "not compared: " + state.Redact(err.Error())
 	}
@@ -35,7 +35,7 @@ func readDrift(cfg *config.Config) *steps.Drift {
 }
 
 // writeDriftText is status's line about schema drift.
-func writeDriftText(w io.Writer, d *steps.Drift) {
+func writeDriftText(w io.Writer, d *monitor.Drift) {
 	switch {
 	case d == nil:
 	case d.Drifted():
@@ -150,12 +150,12 @@ func runWatch(g globals, args []string, stdout, stderr io.Writer) int {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
-	mon := steps.NewMonitor(blue, green, cfg)
+	mon := monitor.NewMonitor(blue, green, cfg)
 	logf("watching %s; alerts to %s; lag over %s or %s for %s; Ctrl+C or SIGTERM stops", g.state, alertsDest(cfg.Alerts),
 		orOff(cfg.Alerts.LagBytes != "" && cfg.Alerts.LagBytes != "0", string(cfg.Alerts.LagBytes)), orOff(cfg.Alerts.LagTime.Duration > 0, cfg.Alerts.LagTime.String()), cfg.Alerts.For)
 	var lock *alertsLock
 	defer func() { lock.release() }()
-	var a *steps.Alerter
+	var a *monitor.Alerter
 	defer func() { a.Close() }()
 	feed := "blue -> green"
 	tick := time.NewTicker(cfg.Lag.Interval.Duration)
@@ -174,7 +174,7 @@ func runWatch(g globals, args []string, stdout, stderr io.Writer) int {
 				if standby != "" {
 					logf("taking over the alerts from %s", standby)
 				}
-				a = steps.NewAlerter(steps.AlerterParams{Config: cfg, Journal: j, Logf: logf})
+				a = monitor.NewAlerter(monitor.AlerterParams{Config: cfg, Journal: j, Logf: logf})
 			}
 		}
 		if a != nil {

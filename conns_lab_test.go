@@ -16,7 +16,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 	"github.com/pgbluegreen/pgbluegreen/ui"
 )
 
@@ -91,15 +91,15 @@ func TestConnectionsLab(t *testing.T) {
 	g := globals{config: cfgPath, state: filepath.Join(info.Dir, "pgbluegreen.state.json")}
 
 	// sessions --json, until the transaction is past the bound.
-	var c steps.Connections
-	var stray1 steps.SessionView
+	var c monitor.Connections
+	var stray1 monitor.SessionView
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var out, errb strings.Builder
 		if code := runSessions(g, []string{"--json"}, &out, &errb); code != exitOK {
 			t.Fatalf("sessions --json: exit %d: %s", code, errb.String())
 		}
-		c = steps.Connections{}
+		c = monitor.Connections{}
 		if err := json.Unmarshal([]byte(out.String()), &c); err != nil {
 			t.Fatalf("sessions --json is not one JSON document: %v\n%s", err, out.String())
 		}
@@ -141,7 +141,7 @@ func TestConnectionsLab(t *testing.T) {
 		t.Fatalf("open session: exit %d", code)
 	}
 	defer s.close()
-	mon := steps.NewMonitor(s.blue, s.green, s.cfg)
+	mon := monitor.NewMonitor(s.blue, s.green, s.cfg)
 	r := s.runner()
 	m := ui.New(ui.Params{Config: s.cfg, Steps: r.Steps, Runner: r, Store: s.store, Database: lab.AppDB,
 		Lag: mon.Lag, Traffic: mon.Traffic, Connections: mon.Connections, PollTimeout: 10 * time.Second})

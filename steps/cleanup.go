@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Cleanup: drop-subscriptions, drop-publications, revert-replica-identity.
@@ -242,7 +243,7 @@ func (e *Env) dropReverseSubscription(ctx context.Context, op dropSubscriptionsP
 func (e *Env) refuseWhileCutoverUnfinished(ctx context.Context) error {
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	t := ReadTraffic(ctx, e.Config, e.Blue, e.Green)
+	t := monitor.ReadTraffic(ctx, e.Config, e.Blue, e.Green)
 	if t.Settled {
 		return nil
 	}

@@ -50,8 +50,8 @@ const (
 	RollbackReportKey  = "rollback_report"
 	RollbackDoneAtKey  = "rollback_done_at"
 	reportTimeLayout   = "20060102T150405Z"
-	cutoverStepID      = "cutover"
-	rollbackStepID     = "rollback"
+	cutoverStepID      = cutover.NameCutover
+	rollbackStepID     = cutover.NameRollback
 	reverseReplication = cutover.DefaultReverseName
 	// HoldEnv names a test hook: set to a sub-step's name, the driver stops
 	// right before it (writing HoldFile beside the state file) until its

@@ -18,6 +18,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // catchUp runs the copy strategy through wait-catch-up under load.
@@ -70,7 +71,7 @@ func TestCutoverLifecycle(t *testing.T) {
 	}
 	traffic := func(want string) {
 		t.Helper()
-		tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
+		tr := monitor.ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
 		t.Logf("traffic: %+v", tr)
 		if tr.Target != want || len(tr.Warnings) > 0 {
 			t.Errorf("traffic %q (%s, warnings %v), want %s", tr.Target, tr.How, tr.Warnings, want)

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,9 +10,6 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // The cutover's parameters, from the configuration and the recorded values:
@@ -46,62 +42,24 @@ func union(a, b []string) []string {
 	return out
 }
 
-// cutoverParams maps the configuration onto pg.CutoverParams. With a
-// connection to the direction's source, the fence roles are the writers
-// found there, with those the last attempt fenced.
+// cutoverParams maps the configuration onto the engine's Params
+// (cutover.FromConfig), with what the run's state knows: the roles the
+// last attempt fenced, the health record, and its hooks. With a connection
+// to the direction's source, the fence roles are the writers found there
+// too.
 func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params, error) {
-	c := e.Config
-	blueConninfo := c.Blue.Conninfo
-	if c.Replication.BlueConninfo != "" {
-		blueConninfo = c.Replication.BlueConninfo
-	}
-	blue, err := pg.EndpointOf(blueConninfo)
+	p, err := cutover.FromConfig(e.Config, e.Blue, e.Green)
 	if err != nil {
-		return cutover.Params{}, fmt.Errorf("blue's endpoint: %w", err)
+		return p, err
 	}
-	green, err := pg.EndpointOf(c.Green.Conninfo)
-	if err != nil {
-		return cutover.Params{}, fmt.Errorf("green's endpoint: %w", err)
-	}
-	p := cutover.Params{
-		Method: c.Cutover.Method, Blue: e.Blue, Green: e.Green,
-		BlueEndpoint: blue, GreenEndpoint: green,
-		Subscriptions:   c.PublicationNames(),
-		ReplicationRole: c.Replication.Role,
-		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
-		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
-		PauseTimeout: c.Cutover.PauseTimeout.Duration, WayOutLagWait: c.Cutover.WayOutLagWait.Duration,
-		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
-		Health:      e.health(),
-		HoldCommits: c.HoldCommits(),
-		Hooks:       attemptHooks{e: e, hold: os.Getenv(HoldEnv)},
-	}
+	p.Health = e.health()
+	p.Hooks = attemptHooks{e: e, hold: os.Getenv(HoldEnv)}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
 	}
-	if c.Cutover.Method == "pgbouncer" {
-		for _, b := range c.Cutover.PgBouncer {
-			client, err := bouncerClientConninfo(b.AdminConninfo, b.Database, c.AppRoles)
-			if err != nil {
-				return cutover.Params{}, fmt.Errorf("cutover.pgbouncer %s: %w", b.Name, err)
-			}
-			p.Bouncers = append(p.Bouncers, b.BouncerParams(client))
-		}
-	}
-	source := e.Blue
-	if rollback {
-		source = e.Green
-	}
-	if source != nil {
-		ctx, cancel := e.bounded(ctx)
-		defer cancel()
-		found, err := pg.WriterRoles(ctx, source, c.AppRoles, c.Replication.Role)
-		if err != nil {
-			return p, err
-		}
-		p.FenceRoles = union(p.FenceRoles, found)
-	}
-	return p, nil
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
+	return p, p.AddWriters(ctx, rollback)
 }
 
 // health is the precheck's judge of apply errors: the window from the
@@ -128,23 +86,4 @@ func (e *Env) recordHealth(count int64) error {
 		return nil
 	}
 	return e.Record(SubscriptionErrorsKey, fmt.Sprintf("%d since %s", count, time.Now().UTC().Format(time.RFC3339)))
-}
-
-// bouncerClientConninfo connects through PgBouncer as an application does:
-// the admin console's host and port, the served database, the first
-// application role (password from PGPASSWORD or the passfile, as libpq).
-// Later keywords win in a libpq string, so they are appended.
-func bouncerClientConninfo(admin, db string, appRoles []string) (string, error) {
-	if len(appRoles) == 0 {
-		return "", fmt.Errorf("app_roles is empty: the version check and the probes connect through PgBouncer as the first application role")
-	}
-	if _, err := pgconn.ParseConfig(admin); err != nil {
-		return "", fmt.Errorf("admin_conninfo: %w", err)
-	}
-	if u, err := url.Parse(admin); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		u.Path = "/" + db
-		u.User = url.User(appRoles[0])
-		return u.String(), nil
-	}
-	return admin + " dbname=" + pg.QuoteConninfoValue(db) + " user=" + pg.QuoteConninfoValue(appRoles[0]), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Real topologies: the lab has two PgBouncers, one whose ini is a local
@@ -193,7 +194,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if a, _ := l.store.Snapshot().LastAttempt("cutover"); a.Outcome != state.AttemptAborted {
 			t.Errorf("attempt %+v, want aborted", a)
 		}
-		tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
+		tr := monitor.ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green)
 		if tr.Settled || !strings.Contains(strings.Join(tr.Warnings, "; "), "lab-ssh") {
 			t.Errorf("traffic %+v: want unsettled, the remote ini named", tr)
 		}
@@ -205,7 +206,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if _, err := pg.RepointIni(remote.Ini, remote.Database, blueEnd); err != nil {
 			t.Fatal(err)
 		}
-		if tr := ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green); !tr.Settled || tr.Target != "blue" {
+		if tr := monitor.ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green); !tr.Settled || tr.Target != "blue" {
 			t.Errorf("traffic after the fix: %+v", tr)
 		}
 		l.waitDrained(t, false, "pgbg_all")

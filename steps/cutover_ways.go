@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
@@ -100,18 +98,6 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 	})
 	e.Logf("guard: %s", what)
 	return what, errors.Join(gerr, err)
-}
-
-// ReadTraffic reads where the application's writes go, from the servers
-// (PgBouncer's SHOW DATABASES, the application roles' LOGIN, read-only
-// settings): what `status` and the screen's status line say.
-func ReadTraffic(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) cutover.Traffic {
-	e := &Env{Config: c, Blue: blue, Green: green}
-	p, err := e.cutoverParams(ctx, false)
-	if err != nil {
-		return cutover.Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}
-	}
-	return cutover.ReadTraffic(ctx, p)
 }
 
 // WaysOut is where a cutover or rollback that stopped half way stands, and

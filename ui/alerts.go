@@ -4,7 +4,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // The screen's reads feed the alerts, so the driving screen and the
@@ -14,9 +14,9 @@ import (
 
 // AlertSink takes what the screen reads; *steps.Alerter fits it.
 type AlertSink interface {
-	ObserveLag(s steps.LagSample, feed string)
-	ObserveSubscriptions(subs []steps.Subscription)
-	ObserveDrift(d steps.Drift)
+	ObserveLag(s monitor.LagSample, feed string)
+	ObserveSubscriptions(subs []monitor.Subscription)
+	ObserveDrift(d monitor.Drift)
 	ObserveReach(server string, err error)
 	ObserveState(st *state.State)
 }

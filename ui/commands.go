@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Every command here is built from values (never a closure over the model)
@@ -20,13 +21,13 @@ type (
 	followTickMsg struct{ gen int }
 	lagResultMsg  struct {
 		gen    int
-		sample steps.LagSample
+		sample monitor.LagSample
 		err    error
 		at     time.Time
 	}
 	subsResultMsg struct {
 		gen  int
-		subs []steps.Subscription
+		subs []monitor.Subscription
 		err  error
 		at   time.Time
 	}
@@ -88,14 +89,14 @@ func readCmd[T any](read func(context.Context) (T, error), timeout time.Duration
 
 // pollLagCmd reads blue's slots once.
 func pollLagCmd(gen int, read LagFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(s steps.LagSample, err error) tea.Msg {
+	return readCmd(read, timeout, func(s monitor.LagSample, err error) tea.Msg {
 		return lagResultMsg{gen: gen, sample: s, err: err, at: time.Now()}
 	})
 }
 
 // pollSubsCmd reads green's subscriptions once.
 func pollSubsCmd(gen int, read SubscriptionsFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(s []steps.Subscription, err error) tea.Msg {
+	return readCmd(read, timeout, func(s []monitor.Subscription, err error) tea.Msg {
 		return subsResultMsg{gen: gen, subs: s, err: err, at: time.Now()}
 	})
 }

@@ -8,8 +8,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
-
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // The connections pane (tab reaches it; it takes the top of the screen):
@@ -21,7 +20,7 @@ import (
 // x ends the session under the cursor, after the database's name is typed.
 
 // ConnectionsFunc reads who is connected; steps.Monitor.Connections fits it.
-type ConnectionsFunc func(ctx context.Context) (steps.Connections, error)
+type ConnectionsFunc func(ctx context.Context) (monitor.Connections, error)
 
 // connsEvery paces the reads of who is connected while the pane is shown.
 const connsEvery = 2 * time.Second
@@ -29,7 +28,7 @@ const connsEvery = 2 * time.Second
 type (
 	connsMsg struct {
 		gen int
-		c   steps.Connections
+		c   monitor.Connections
 		err error
 	}
 	terminatedMsg struct {
@@ -42,7 +41,7 @@ type (
 // killTarget is the session x chose.
 type killTarget struct {
 	server string
-	s      steps.SessionView
+	s      monitor.SessionView
 }
 
 func (k killTarget) who() string {
@@ -50,7 +49,7 @@ func (k killTarget) who() string {
 }
 
 func pollConnsCmd(gen int, read ConnectionsFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, 2*timeout, func(c steps.Connections, err error) tea.Msg {
+	return readCmd(read, 2*timeout, func(c monitor.Connections, err error) tea.Msg {
 		return connsMsg{gen: gen, c: c, err: err}
 	})
 }
@@ -97,7 +96,7 @@ func (m *Model) takeTerminated(msg terminatedMsg) {
 }
 
 // groupKey names a group for its expanded state.
-func groupKey(server string, g steps.SessionGroup) string {
+func groupKey(server string, g monitor.SessionGroup) string {
 	return strings.Join([]string{server, g.User, g.Application, g.Client, g.Via}, "\x00")
 }
 
@@ -181,7 +180,7 @@ func (m *Model) connRows(w int) []connRow {
 
 // groupLine is one group: how many, who, from where, their states, the
 // oldest transaction, what they wait on, and the marks.
-func (m *Model) groupLine(g steps.SessionGroup) string {
+func (m *Model) groupLine(g monitor.SessionGroup) string {
 	st := m.styles
 	who := g.User + "@" + g.Client
 	app := orWord(g.Application, "-")
@@ -213,7 +212,7 @@ func (m *Model) groupLine(g steps.SessionGroup) string {
 }
 
 // sessionLine is one session, marked when it matters to a cutover.
-func (m *Model) sessionLine(s steps.SessionView) string {
+func (m *Model) sessionLine(s monitor.SessionView) string {
 	st := m.styles
 	var marks []string
 	if s.Direct {

@@ -5,20 +5,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // connsFixture is a read of who is connected during a load: four
 // application sessions through PgBouncer, one psql session straight to blue
 // with a transaction open for 1m05s, pgbluegreen's own, and one session on
 // green.
-func connsFixture() steps.Connections {
+func connsFixture() monitor.Connections {
 	started := epoch.Add(-10 * time.Minute)
-	sess := func(pid int32, user, app, client, st string, xact time.Duration, wait, query string) steps.SessionView {
-		return steps.SessionView{Activity: steps.Activity{Session: steps.Session{PID: pid, User: user, Application: app, Client: client, State: st,
+	sess := func(pid int32, user, app, client, st string, xact time.Duration, wait, query string) monitor.SessionView {
+		return monitor.SessionView{Activity: monitor.Activity{Session: monitor.Session{PID: pid, User: user, Application: app, Client: client, State: st,
 			XactAge: xact, WaitEvent: wait, Query: query}, BackendStart: started, StateAge: 3 * time.Second}}
 	}
-	blue := []steps.SessionView{
+	blue := []monitor.SessionView{
 		sess(4101, "app", "", "127.0.0.1:40001", "idle", 0, "Client:ClientRead", "COMMIT"),
 		sess(4102, "app", "", "127.0.0.1:40002", "idle", 0, "Client:ClientRead", "COMMIT"),
 		sess(4103, "app", "", "127.0.0.1:40003", "active", 12*time.Millisecond, "", "INSERT INTO ledger VALUES ($1, $2)"),
@@ -31,17 +31,17 @@ func connsFixture() steps.Connections {
 	}
 	blue[4].Direct, blue[4].Long = true, true
 	blue[5].Ours = true
-	green := []steps.SessionView{sess(5200, "postgres", "pgbluegreen", "127.0.0.1:40200", "idle", 0, "Client:ClientRead", "SELECT 1")}
+	green := []monitor.SessionView{sess(5200, "postgres", "pgbluegreen", "127.0.0.1:40200", "idle", 0, "Client:ClientRead", "SELECT 1")}
 	green[0].Ours = true
-	c := steps.Connections{At: epoch, LongAfter: 10 * time.Second, Flagged: 1,
-		Servers: []steps.ServerSessions{{Name: "blue", Sessions: blue}, {Name: "green", Sessions: green}},
-		Bouncers: []steps.BouncerActivity{{Name: "lab",
-			Databases: []steps.BouncerDatabase{{Name: "app", Host: "127.0.0.1", Port: 5432, Database: "app", PoolMode: "transaction"}, {Name: "pgbouncer", Host: "", Port: 6432, Database: "pgbouncer"}},
-			Pools:     []steps.BouncerPool{{Database: "app", User: "app", ClActive: 8, ClWaiting: 0, SvActive: 1, SvIdle: 3, PoolMode: "transaction"}}}},
+	c := monitor.Connections{At: epoch, LongAfter: 10 * time.Second, Flagged: 1,
+		Servers: []monitor.ServerSessions{{Name: "blue", Sessions: blue}, {Name: "green", Sessions: green}},
+		Bouncers: []monitor.BouncerActivity{{Name: "lab",
+			Databases: []monitor.BouncerDatabase{{Name: "app", Host: "127.0.0.1", Port: 5432, Database: "app", PoolMode: "transaction"}, {Name: "pgbouncer", Host: "", Port: 6432, Database: "pgbouncer"}},
+			Pools:     []monitor.BouncerPool{{Database: "app", User: "app", ClActive: 8, ClWaiting: 0, SvActive: 1, SvIdle: 3, PoolMode: "transaction"}}}},
 		Sides: map[string]map[string]string{"lab": {"app": "blue"}},
 	}
-	c.Servers[0].Groups = steps.GroupSessions(blue)
-	c.Servers[1].Groups = steps.GroupSessions(green)
+	c.Servers[0].Groups = monitor.GroupSessions(blue)
+	c.Servers[1].Groups = monitor.GroupSessions(green)
 	return c
 }
 

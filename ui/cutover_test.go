@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // switchSteps are a prepared run and its cutover, destructive, for the
@@ -170,14 +171,14 @@ func TestHangup(t *testing.T) {
 // and a word; after a cutover the gauge leads with green's reverse slot and
 // marks blue's forward slot idle; an unreadable traffic says unknown.
 func TestTrafficAndFeed(t *testing.T) {
-	reply := steps.Traffic{Target: "green", How: "PgBouncer lab -> green", Warnings: []string{"the application roles can log in on both blue and green: writes may land on both"}}
+	reply := monitor.Traffic{Target: "green", How: "PgBouncer lab -> green", Warnings: []string{"the application roles can log in on both blue and green: writes may land on both"}}
 	var fail error
-	h, _ := switchModel(t, func(ctx context.Context) (steps.Traffic, error) { return reply, fail })
+	h, _ := switchModel(t, func(ctx context.Context) (monitor.Traffic, error) { return reply, fail })
 	m := h.m
 	h.until("the traffic", func() bool { return !m.trafficPoll.lastOK.IsZero() })
 	lag := 0.42
 	since := epoch.Add(-5 * time.Minute)
-	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch, Slots: []steps.SlotLag{
+	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{
 		{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", BehindBytes: 2 << 20, RetainedBytes: 2 << 20, WALStatus: "reserved", SafeWALBytes: -1, InactiveSince: &since},
 		{Slot: "pgbg_reverse", Server: "green", Direction: "green -> blue", Active: true, BehindBytes: 300, RetainedBytes: 4096, WALStatus: "reserved", SafeWALBytes: 1 << 30, MaxKeepBytes: 1 << 30, LagSeconds: &lag},
 	}}})

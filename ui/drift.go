@@ -9,7 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // The schema drift guard on the screen: blue's and green's schemas
@@ -17,16 +17,16 @@ import (
 // at the top of the lag pane, with the objects, until they match again.
 
 // DriftFunc compares blue's and green's schemas; steps.Monitor.Drift fits it.
-type DriftFunc func(ctx context.Context) (steps.Drift, error)
+type DriftFunc func(ctx context.Context) (monitor.Drift, error)
 
 type driftMsg struct {
 	gen int
-	d   steps.Drift
+	d   monitor.Drift
 	err error
 }
 
 func pollDriftCmd(gen int, read DriftFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, 2*timeout, func(d steps.Drift, err error) tea.Msg {
+	return readCmd(read, 2*timeout, func(d monitor.Drift, err error) tea.Msg {
 		return driftMsg{gen: gen, d: d, err: err}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // TestDriftWithinTwoTicks: a DDL on blue between two slow ticks shows as a
@@ -21,8 +22,8 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 	var mu sync.Mutex
 	now := epoch
 	reads := 0
-	d := steps.Drift{Compared: true, Objects: 75, Differences: []string{}}
-	read := func(context.Context) (steps.Drift, error) {
+	d := monitor.Drift{Compared: true, Objects: 75, Differences: []string{}}
+	read := func(context.Context) (monitor.Drift, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		reads++
@@ -108,7 +109,7 @@ func TestDriftShowsRecordedDDL(t *testing.T) {
 	m := goldenModel(t)
 	m.Update(tea_WindowSize(80, 24))
 	at := epoch.Add(-3 * time.Minute)
-	m.takeDrift(driftMsg{d: steps.Drift{Compared: true, Objects: 75,
+	m.takeDrift(driftMsg{d: monitor.Drift{Compared: true, Objects: 75,
 		Differences: []string{"only on blue: column public.accounts.note text null"},
 		Recording:   true,
 		Recorded: []pg.DDLEntry{

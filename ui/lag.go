@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Lag history and thresholds.
@@ -37,7 +37,7 @@ type point struct {
 
 // slotView is one slot with its history.
 type slotView struct {
-	cur  steps.SlotLag
+	cur  monitor.SlotLag
 	hist []point
 	// idleSince is when the slot was first seen without a consumer (the
 	// server's own inactive_since when it says, PostgreSQL 17+); zero while
@@ -85,7 +85,7 @@ type gauge struct {
 	// syncSlots are the table-sync slots of the last sample: one per table
 	// being copied, counted under their subscription, never a row.
 	syncSlots []string
-	subs      []steps.Subscription
+	subs      []monitor.Subscription
 	blue      poller
 	green     poller
 	sampled   bool // blue answered at least once
@@ -96,7 +96,7 @@ type gauge struct {
 
 // add folds one sample into the history: slots are matched by server and
 // name, and a slot that is gone disappears.
-func (g *gauge) add(s steps.LagSample) {
+func (g *gauge) add(s monitor.LagSample) {
 	g.sampled = true
 	old := make(map[string]*slotView, len(g.slots))
 	for _, v := range g.slots {
@@ -105,7 +105,7 @@ func (g *gauge) add(s steps.LagSample) {
 	next := make([]*slotView, 0, len(s.Slots))
 	g.syncSlots = g.syncSlots[:0]
 	for _, sl := range s.Slots {
-		if steps.IsTableSyncSlot(sl.Slot) {
+		if monitor.IsTableSyncSlot(sl.Slot) {
 			g.syncSlots = append(g.syncSlots, sl.Slot)
 			continue
 		}
@@ -199,7 +199,7 @@ func (v *slotView) peak() int64 {
 }
 
 // danger says whether a slot is close to being invalidated, and how, in words.
-func danger(sl steps.SlotLag) (string, bool) {
+func danger(sl monitor.SlotLag) (string, bool) {
 	server := orWord(sl.Server, "blue")
 	switch sl.WALStatus {
 	case "lost":
@@ -225,7 +225,7 @@ func orWord(s, def string) string {
 }
 
 // bytesText writes a size the way pg_size_pretty does.
-func bytesText(b int64) string { return steps.Bytes(b) }
+func bytesText(b int64) string { return monitor.Bytes(b) }
 
 // durationText writes a duration short: 45s, 3m05s, 2h10m.
 func durationText(d time.Duration) string {
@@ -276,7 +276,7 @@ func bar(f float64, width int) string {
 
 // subLine is one subscription on green, with the table syncs it has in
 // flight (their slots on blue are counted here, not drawn as slots).
-func subLine(s steps.Subscription, syncs int, now time.Time, st Styles) string {
+func subLine(s monitor.Subscription, syncs int, now time.Time, st Styles) string {
 	var parts []string
 	if s.Enabled {
 		parts = append(parts, "enabled")

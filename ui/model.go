@@ -20,6 +20,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Runner is what the screen uses of *steps.Runner; tests give a fake.
@@ -49,8 +50,8 @@ type Store interface {
 // LagFunc reads blue's slots once; SubscriptionsFunc green's subscriptions;
 // VersionFunc one server's version. steps.Monitor's methods fit them.
 type (
-	LagFunc           func(ctx context.Context) (steps.LagSample, error)
-	SubscriptionsFunc func(ctx context.Context) ([]steps.Subscription, error)
+	LagFunc           func(ctx context.Context) (monitor.LagSample, error)
+	SubscriptionsFunc func(ctx context.Context) ([]monitor.Subscription, error)
 	VersionFunc       func(ctx context.Context) (string, error)
 )
 
@@ -163,18 +164,18 @@ type Model struct {
 	blueVer, greenVer string
 	holder            string
 
-	traffic     steps.Traffic
+	traffic     monitor.Traffic
 	trafficPoll poller
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
 	sync syncView
 
-	drift      steps.Drift
+	drift      monitor.Drift
 	driftPoll  poller
 	driftSince time.Time
 
-	conns               steps.Connections
+	conns               monitor.Connections
 	connsPoll           poller
 	connCursor, connOff int
 	expanded            map[string]bool

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // flowSteps are steps whose Run the test controls, executed by the real
@@ -306,11 +307,11 @@ func TestWatchRefusesExecution(t *testing.T) {
 func TestLagSamples(t *testing.T) {
 	h, _ := flowModel(t, nil)
 	m := h.m
-	slot := func(behind int64) steps.SlotLag {
-		return steps.SlotLag{Slot: "pgbg_all", Active: true, BehindBytes: behind, RetainedBytes: behind + 1000, WALStatus: "reserved", SafeWALBytes: -1}
+	slot := func(behind int64) monitor.SlotLag {
+		return monitor.SlotLag{Slot: "pgbg_all", Active: true, BehindBytes: behind, RetainedBytes: behind + 1000, WALStatus: "reserved", SafeWALBytes: -1}
 	}
 	for i, behind := range []int64{100 << 20, 90 << 20, 80 << 20} {
-		m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(time.Duration(i*10) * time.Second), Slots: []steps.SlotLag{slot(behind)}}})
+		m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(time.Duration(i*10) * time.Second), Slots: []monitor.SlotLag{slot(behind)}}})
 	}
 	v := m.gauge.slots[0]
 	r, ok := v.rate()
@@ -328,19 +329,19 @@ func TestLagSamples(t *testing.T) {
 		}
 	}
 	// Falling behind: no ETA.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(30 * time.Second), Slots: []steps.SlotLag{slot(200 << 20)}}})
+	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(30 * time.Second), Slots: []monitor.SlotLag{slot(200 << 20)}}})
 	if _, ok := m.gauge.slots[0].eta(m.gauge.caughtUp); ok || !strings.Contains(h.screen(), "not gaining") {
 		t.Errorf("a growing lag has an ETA:\n%s", h.screen())
 	}
 	// Near invalidation: loud.
 	near := slot(10 << 20)
 	near.SafeWALBytes, near.RetainedBytes = 50<<20, 950<<20
-	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(40 * time.Second), Slots: []steps.SlotLag{near}}})
+	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(40 * time.Second), Slots: []monitor.SlotLag{near}}})
 	if !strings.Contains(h.screen(), "⚠ slot pgbg_all on blue is close to being INVALIDATED: only 50.0 MB") {
 		t.Errorf("no loud warning:\n%s", h.screen())
 	}
 	near.WALStatus = "lost"
-	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch.Add(41 * time.Second), Slots: []steps.SlotLag{near}}})
+	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(41 * time.Second), Slots: []monitor.SlotLag{near}}})
 	if !strings.Contains(h.screen(), "slot pgbg_all on blue is LOST") {
 		t.Errorf("a lost slot is not loud:\n%s", h.screen())
 	}
@@ -367,7 +368,7 @@ func TestLagSamples(t *testing.T) {
 		t.Errorf("keys stopped working while blue is unreachable")
 	}
 	// A result of an older chain is dropped.
-	m.Update(lagResultMsg{gen: m.lagGen - 1, sample: steps.LagSample{At: epoch, Slots: []steps.SlotLag{slot(1)}}})
+	m.Update(lagResultMsg{gen: m.lagGen - 1, sample: monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{slot(1)}}})
 	if m.gauge.blue.lastErr == "" {
 		t.Errorf("a stale result was taken")
 	}

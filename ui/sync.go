@@ -8,8 +8,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // The initial sync on the lag pane. While tables copy, a slot's lag says
@@ -30,7 +29,7 @@ import (
 
 // SyncProgressFunc reads the initial sync's progress once;
 // steps.Monitor.SyncProgress fits it.
-type SyncProgressFunc func(ctx context.Context) (steps.SyncProgress, error)
+type SyncProgressFunc func(ctx context.Context) (monitor.SyncProgress, error)
 
 // syncEvery paces the progress reads: often enough for a rate and an ETA
 // that move, rarely enough that sizing every table costs nothing.
@@ -38,13 +37,13 @@ const syncEvery = 3 * time.Second
 
 type syncMsg struct {
 	gen int
-	p   steps.SyncProgress
+	p   monitor.SyncProgress
 	err error
 }
 
 // pollSyncCmd reads the initial sync's progress once.
 func pollSyncCmd(gen int, read SyncProgressFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(p steps.SyncProgress, err error) tea.Msg {
+	return readCmd(read, timeout, func(p monitor.SyncProgress, err error) tea.Msg {
 		return syncMsg{gen: gen, p: p, err: err}
 	})
 }
@@ -67,7 +66,7 @@ const (
 // syncView is the pane's part for the initial sync.
 type syncView struct {
 	poll  poller
-	cur   steps.SyncProgress
+	cur   monitor.SyncProgress
 	read  bool // cur holds a read
 	stage syncStage
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Table-sync slots as PostgreSQL names them: pg_<subscription oid>_sync_<table oid>_<system id>.
@@ -25,8 +26,8 @@ const (
 
 // copyingProgress is a copy of 476 tables part way: two tables in flight,
 // the largest 40% copied.
-func copyingProgress(at time.Time) steps.SyncProgress {
-	var p steps.SyncProgress
+func copyingProgress(at time.Time) monitor.SyncProgress {
+	var p monitor.SyncProgress
 	p.At = at
 	p.Subscriptions = []pg.SubscriptionSync{{Name: "pgbg_all", Enabled: true, WorkerRunning: true,
 		TablesDone: 474, TablesTotal: 476, BytesDone: 700 << 20, BytesTotal: 1600 << 20, LagSeconds: -1,
@@ -42,19 +43,19 @@ func copyingProgress(at time.Time) steps.SyncProgress {
 
 // syncLag is a lag sample: the subscription's slot behind by behind, and
 // the table-sync slots given.
-func syncLag(at time.Time, behind int64, lagSec float64, syncSlots ...string) steps.LagSample {
-	s := steps.LagSample{At: at, Slots: []steps.SlotLag{{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", Active: true,
+func syncLag(at time.Time, behind int64, lagSec float64, syncSlots ...string) monitor.LagSample {
+	s := monitor.LagSample{At: at, Slots: []monitor.SlotLag{{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", Active: true,
 		BehindBytes: behind, RetainedBytes: behind + 48<<20, WALStatus: "reserved", SafeWALBytes: -1, MaxKeepBytes: -1, LagSeconds: &lagSec}}}
 	for _, n := range syncSlots {
-		s.Slots = append(s.Slots, steps.SlotLag{Slot: n, Server: "blue", Direction: "blue -> green", Active: true,
+		s.Slots = append(s.Slots, monitor.SlotLag{Slot: n, Server: "blue", Direction: "blue -> green", Active: true,
 			BehindBytes: 300 << 20, RetainedBytes: 300 << 20, WALStatus: "reserved", SafeWALBytes: -1, MaxKeepBytes: -1})
 	}
 	return s
 }
 
 // syncSub is green's subscription with notReady of its 476 tables to sync.
-func syncSub(notReady int) []steps.Subscription {
-	return []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
+func syncSub(notReady int) []monitor.Subscription {
+	return []monitor.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
 		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-time.Second), Tables: 476, TablesNotReady: notReady}}
 }
 
@@ -81,9 +82,9 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	traffic := steps.Traffic{Target: "blue", How: "PgBouncer lab: SHOW DATABASES app -> 127.0.0.1:5432 (blue)"}
+	traffic := monitor.Traffic{Target: "blue", How: "PgBouncer lab: SHOW DATABASES app -> 127.0.0.1:5432 (blue)"}
 	m := New(Params{Config: cfg, Steps: all, Runner: &fakeRunner{real: real}, Store: store, Database: "app",
-		Traffic:      func(context.Context) (steps.Traffic, error) { return traffic, nil },
+		Traffic:      func(context.Context) (monitor.Traffic, error) { return traffic, nil },
 		SyncProgress: read,
 		Now:          func() time.Time { return epoch }, Location: time.UTC})
 	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
@@ -125,7 +126,7 @@ func TestSyncStages(t *testing.T) {
 	at := epoch.Add(5 * time.Second)
 	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at, 20<<20, 1.5)})
 	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(0)})
-	var p steps.SyncProgress
+	var p monitor.SyncProgress
 	p.Phase, p.TablesDone, p.TablesTotal, p.BytesDone, p.BytesTotal, p.LagBytes, p.LagSeconds = "streaming", 476, 476, 1600<<20, 1600<<20, 20<<20, 1.5
 	m.Update(syncMsg{gen: m.lagGen, p: p})
 	scr = ansi.Strip(m.View())
@@ -221,7 +222,7 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 func TestSyncPollCadence(t *testing.T) {
 	var reads atomic.Int32
 	now := epoch
-	read := func(context.Context) (steps.SyncProgress, error) {
+	read := func(context.Context) (monitor.SyncProgress, error) {
 		reads.Add(1)
 		return copyingProgress(now), nil
 	}
@@ -235,7 +236,7 @@ func TestSyncPollCadence(t *testing.T) {
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads before any subscription is known", n)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: []steps.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}})
+	m.Update(subsResultMsg{gen: m.lagGen, subs: []monitor.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}})
 	tick()
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads while the subscription is disabled", n)
@@ -317,7 +318,7 @@ func TestSnapshotCopyShown(t *testing.T) {
 	p.Subscriptions[0].Enabled, p.Subscriptions[0].WorkerRunning, p.Subscriptions[0].Snapshot = false, false, true
 	p.Subscriptions[0].SyncSlots = nil
 	var reads atomic.Int32
-	read := func(context.Context) (steps.SyncProgress, error) {
+	read := func(context.Context) (monitor.SyncProgress, error) {
 		reads.Add(1)
 		return p, nil
 	}
@@ -343,7 +344,7 @@ func TestSnapshotCopyShown(t *testing.T) {
 	if strings.Contains(scr, "not launched") {
 		t.Errorf("a snapshot copy has no apply worker to wait for:\n%s", scr)
 	}
-	p = steps.SyncProgress{Phase: "not started"}
+	p = monitor.SyncProgress{Phase: "not started"}
 	now = now.Add(syncEvery)
 	tick()
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "COPYING") {

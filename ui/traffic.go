@@ -6,8 +6,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Where the application's writes go, read from the servers on a slow tick
@@ -15,7 +14,7 @@ import (
 // said first on the status line, with a symbol and a word.
 
 // TrafficFunc reads where writes go; steps.Monitor.Traffic fits it.
-type TrafficFunc func(ctx context.Context) (steps.Traffic, error)
+type TrafficFunc func(ctx context.Context) (monitor.Traffic, error)
 
 // slowEvery paces the reads that need not follow every second: where the
 // traffic is and the schemas' fingerprints.
@@ -23,13 +22,13 @@ const slowEvery = 5 * time.Second
 
 type trafficMsg struct {
 	gen int
-	t   steps.Traffic
+	t   monitor.Traffic
 	err error
 }
 
 // pollTrafficCmd reads where writes go once.
 func pollTrafficCmd(gen int, read TrafficFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(t steps.Traffic, err error) tea.Msg {
+	return readCmd(read, timeout, func(t monitor.Traffic, err error) tea.Msg {
 		return trafficMsg{gen: gen, t: t, err: err}
 	})
 }
@@ -38,7 +37,7 @@ func pollTrafficCmd(gen int, read TrafficFunc, timeout time.Duration) tea.Cmd {
 func (m *Model) takeTraffic(msg trafficMsg) {
 	if msg.err != nil {
 		m.trafficPoll.failed(m.now(), slowEvery, msg.err)
-		m.traffic = steps.Traffic{Target: "unknown", How: m.trafficPoll.lastErr}
+		m.traffic = monitor.Traffic{Target: "unknown", How: m.trafficPoll.lastErr}
 		return
 	}
 	m.trafficPoll.succeeded(m.now())

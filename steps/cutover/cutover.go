@@ -14,6 +14,12 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
+// The two directions, named as the runbook's steps and the reports name them.
+const (
+	NameCutover  = "cutover"
+	NameRollback = "rollback"
+)
+
 // The cutover methods.
 const (
 	MethodPgBouncer = "pgbouncer"
@@ -413,9 +419,9 @@ func (p *Params) direction(rollback bool) direction {
 	blue := side{"blue", p.Blue, p.BlueEndpoint}
 	green := side{"green", p.Green, p.GreenEndpoint}
 	if rollback {
-		return direction{"rollback", true, green, blue}
+		return direction{NameRollback, true, green, blue}
 	}
-	return direction{"cutover", false, blue, green}
+	return direction{NameCutover, false, blue, green}
 }
 
 // feeds names the replication a direction drains (from -> to) and the one

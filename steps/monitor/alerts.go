@@ -1,4 +1,4 @@
-package steps
+package monitor
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
@@ -277,7 +279,7 @@ func (a *Alerter) ObserveState(st *state.State) {
 	if !first {
 		for _, id := range ids {
 			r := st.Steps[id]
-			if r.Status == prev[id] || id == cutoverStepID || id == rollbackStepID {
+			if r.Status == prev[id] || id == cutover.NameCutover || id == cutover.NameRollback {
 				continue // the attempts say more of these two
 			}
 			switch r.Status {

@@ -1,4 +1,9 @@
-package steps
+// Package monitor reads what the screen and `watch` show while a run goes
+// on: the lag of every slot, the initial sync's progress, who is
+// connected, schema drift between blue and green, where traffic goes, and
+// the alerts raised from them. It reads and never changes a server; its
+// pools are borrowed and its reads are not journaled.
+package monitor
 
 import (
 	"context"
