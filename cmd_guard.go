@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
@@ -26,25 +25,17 @@ import (
 // where the servers are: nobody stays paused. It exits as soon as the
 // attempt is over.
 
-// noGuardEnv names a test hook: set, a cutover starts no guard (the tests
-// of the ways out leave an attempt half way on purpose).
-const noGuardEnv = "PGBG_TEST_NO_GUARD"
-
 // guardPoll is how often the guard looks at the driver and the state.
 const guardPoll = 20 * time.Millisecond
 
 // heartbeatPath is the file the driver touches while an attempt runs.
 func heartbeatPath(statePath string) string { return statePath + ".heartbeat" }
 
-// startGuard is the runner's GuardFunc: it starts `pgbluegreen guard` for
-// attempt n with the same configuration and state, waits until the guard
-// says it watches, and beats a heartbeat until stopped.
+// startGuard is the runner's GuardFunc (main wires it, guardStarter): it
+// starts `pgbluegreen guard` for attempt n with the same configuration and
+// state, waits until the guard says it watches, and beats a heartbeat
+// until stopped.
 func startGuard(g globals, cfg *steps.Config) steps.GuardFunc {
-	if testing.Testing() {
-		// In a test binary the executable is the test itself: no guard
-		// (the tests of the guard run the real binary).
-		return nil
-	}
 	return func(ctx context.Context, n int) (func(), error) {
 		exe, err := os.Executable()
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 const usage = `pgbluegreen: PostgreSQL major-version upgrades, blue/green, with logical replication.
@@ -67,8 +68,17 @@ const (
 )
 
 func main() {
+	if !testhook.NoGuard() { // set only in a binary built with -tags pgbgtest
+		guardStarter = startGuard
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// guardStarter makes the guard starter of a cutover attempt: startGuard,
+// wired by main. Nil in a test that runs the program in process: its
+// executable is the test binary, not pgbluegreen (the guard's tests run
+// the real binary).
+var guardStarter func(globals, *steps.Config) steps.GuardFunc
 
 // globals are the flags accepted before or after the command.
 type globals struct {
@@ -303,8 +313,8 @@ func (s *session) close() {
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
 	r.Blue, r.Green, r.AWS = s.blue, s.green, s.aws
-	if s.globals != nil && os.Getenv(noGuardEnv) == "" {
-		r.Guard = startGuard(*s.globals, s.cfg)
+	if s.globals != nil && guardStarter != nil {
+		r.Guard = guardStarter(*s.globals, s.cfg)
 	}
 	return r
 }

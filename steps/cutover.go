@@ -52,11 +52,6 @@ const (
 	cutoverStepID      = "cutover"
 	rollbackStepID     = "rollback"
 	reverseReplication = pg.DefaultReverseName
-	// HoldEnv names a test hook: set to a sub-step's name, the driver stops
-	// right before it (writing HoldFile beside the state file) until its
-	// context ends or it is killed.
-	HoldEnv  = "PGBG_TEST_HOLD_AT"
-	HoldFile = "pgbluegreen.held"
 )
 
 // names are what a direction calls its step, its values and its sides.

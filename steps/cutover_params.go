@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 // The cutover's parameters, from the configuration and the recorded values:
@@ -85,8 +86,8 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (pg.CutoverParam
 			p.Bouncers = append(p.Bouncers, b.bouncerParams(client))
 		}
 	}
-	if hold := os.Getenv(HoldEnv); hold != "" {
-		p.BeforeSubStep = e.holdAt(hold)
+	if point := holdPoint(); point != "" {
+		p.BeforeSubStep = e.holdAt(point)
 	}
 	source := e.Blue
 	if rollback {
@@ -133,16 +134,20 @@ func (e *Env) recordHealth(count int64) error {
 	return e.Record(SubscriptionErrorsKey, fmt.Sprintf("%d since %s", count, time.Now().UTC().Format(time.RFC3339)))
 }
 
-// holdAt is the test hook of HoldEnv: before the named sub-step, it writes
-// HoldFile beside the state file and waits until ctx ends (a SIGHUP or
-// SIGTERM cancels it; a SIGKILL ends the process there).
+// holdPoint and hold are the kill tests' hook (package testhook): the
+// point a run stops at, and the wait there. Both do nothing unless the
+// binary is built with -tags pgbgtest; a test of this package that runs
+// the cutover in process sets its own.
+var holdPoint, hold = testhook.HoldAt, testhook.Hold
+
+// holdAt holds before the named sub-step (hold, beside the state file)
+// until ctx ends.
 func (e *Env) holdAt(name string) func(ctx context.Context, step string) {
 	return func(ctx context.Context, step string) {
 		if step != name {
 			return
 		}
-		_ = os.WriteFile(filepath.Join(e.reportDir(), HoldFile), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), step)), 0o644)
-		<-ctx.Done()
+		hold(ctx.Done(), e.reportDir(), step)
 	}
 }
 
