@@ -25,6 +25,10 @@ func runDemo(c *call, args []string) int {
 		return code
 	}
 	stderr := c.stderr
+	// Refused before the lab starts: nothing to stop afterwards.
+	if refuseScreen(c, "the demo's screen", fmt.Sprintf("`pgbluegreen lab up --dir %s`, then `pgbluegreen status --config %s`", *dir, filepath.Join(*dir, "pgbluegreen.yaml"))) {
+		return exitUsage
+	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)

@@ -24,6 +24,13 @@ var screenCommand = command{name: "", run: func(c *call, _ []string) int { retur
 // of the instance that drives, read-only, polling the lag itself.
 func runScreen(c *call) int {
 	g, stderr := c.g, c.stderr
+	instead := "`pgbluegreen status`, `pgbluegreen lag --once` or `pgbluegreen run STEP`"
+	if g.watch {
+		instead = "`pgbluegreen status` or `pgbluegreen lag --once`"
+	}
+	if refuseScreen(c, "the screen", instead) {
+		return exitUsage
+	}
 	// The driving screen holds the state's lock and journals; --watch
 	// reads the files of the instance that drives. The gauge polls through
 	// pools of its own (needs.gauge): two connections each, so a slow read
@@ -111,6 +118,18 @@ func runScreen(c *call) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// refuseScreen says, when stdout is not a terminal (a file, a pipe), in one
+// line that what needs one and what to use instead, and returns true: the
+// caller exits 2 having opened and changed nothing. On a file the screen
+// would leave only escape codes behind.
+func refuseScreen(c *call, what, instead string) bool {
+	if isTerminal(c.stdout) {
+		return false
+	}
+	fmt.Fprintf(c.stderr, "pgbluegreen: stdout is not a terminal, and %s needs one: use %s instead\n", what, instead)
+	return true
 }
 
 // databaseName is the database of a connection string: the name typed to
