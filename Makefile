@@ -41,9 +41,10 @@ deps-debian:
 test: deps ## run every test (go test -race), starting the real servers they need
 	$(GO) test $(TESTFLAGS) ./...
 
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (with the kill tests' hooks too: -tags pgbgtest)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags pgbgtest ./...
 
 demo: deps build ## local blue 15 + green 17 + PgBouncer, and the program on them
 	./$(BIN) demo --dir lab

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
@@ -27,25 +26,17 @@ import (
 // where the servers are: nobody stays paused. It exits as soon as the
 // attempt is over.
 
-// noGuardEnv names a test hook: set, a cutover starts no guard (the tests
-// of the ways out leave an attempt half way on purpose).
-const noGuardEnv = "PGBG_TEST_NO_GUARD"
-
 // guardPoll is how often the guard looks at the driver and the state.
 const guardPoll = 20 * time.Millisecond
 
 // heartbeatPath is the file the driver touches while an attempt runs.
 func heartbeatPath(statePath string) string { return statePath + ".heartbeat" }
 
-// startGuard is the runner's GuardFunc: it starts `pgbluegreen guard` for
-// attempt n with the same configuration and state, waits until the guard
-// says it watches, and beats a heartbeat until stopped.
+// startGuard is the runner's GuardFunc (main wires it, program.guard): it
+// starts `pgbluegreen guard` for attempt n with the same configuration and
+// state, waits until the guard says it watches, and beats a heartbeat
+// until stopped.
 func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
-	if testing.Testing() {
-		// In a test binary the executable is the test itself: no guard
-		// (the tests of the guard run the real binary).
-		return nil
-	}
 	return func(ctx context.Context, n int) (func(), error) {
 		exe, err := os.Executable()
 		if err != nil {
@@ -118,9 +109,12 @@ func touch(path string) error {
 	return os.WriteFile(path, nil, 0o600)
 }
 
-// runGuard is `pgbluegreen guard`: started by a driver, never by hand.
-func runGuard(g globals, args []string, stderr io.Writer) int {
-	fs := newFlags("guard", "guard --attempt N --driver PID --bound DURATION (started by a cutover, not by hand)", stderr)
+// guard is `pgbluegreen guard`: started by a driver, never by hand.
+var guardCommand = command{name: "guard", synopsis: "guard --attempt N --driver PID --bound DURATION (started by a cutover, not by hand)", run: runGuard}
+
+func runGuard(c *call, args []string) int {
+	fs := c.flags()
+	g, stderr := c.g, c.stderr
 	attempt := fs.Int("attempt", 0, "the attempt to guard")
 	driver := fs.Int("driver", 0, "the driver's pid")
 	bound := fs.Duration("bound", 10*time.Second, "how long the driver may stop answering")
@@ -171,7 +165,7 @@ func runGuard(g globals, args []string, stderr io.Writer) int {
 		default:
 			continue
 		}
-		return guardAct(g, *attempt, logf)
+		return guardAct(c, *attempt, logf)
 	}
 }
 
@@ -193,12 +187,16 @@ func attemptOver(statePath string, n int) (bool, string) {
 
 // guardAct takes the state's lock (the driver's is gone with it) and
 // undoes the attempt.
-func guardAct(g globals, n int, logf func(string, ...any)) int {
+func guardAct(c *call, n int, logf func(string, ...any)) int {
+	// Tried quietly, every guardPoll: the lock may still be the dying
+	// driver's for a moment.
+	quiet := *c
+	quiet.program = &program{stdout: c.stdout, stderr: io.Discard, guard: c.guard}
 	var s *session
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var code int
-		s, code = openSession(g, false, io.Discard)
+		s, code = quiet.open(needs{state: writeState, journal: true, pools: stepPools})
 		if s != nil {
 			break
 		}

@@ -51,6 +51,9 @@ DIR and its parents must be enterable by the OS user the servers run as
 (postgres, when run as root); a folder under /tmp is.
 `
 
+// lab is the local lab: its commands have their own usage and flags.
+var labCommand = command{name: "lab", synopsis: "lab COMMAND [flags]", run: func(c *call, args []string) int { return runLab(args, c.stdout, c.stderr) }}
+
 // runLab runs `pgbluegreen lab ...` and returns the exit code.
 func runLab(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || isLabHelp(args[0]) {

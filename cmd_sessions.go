@@ -11,37 +11,35 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
-// runSessions prints who is connected to blue and green, grouped, with the
+// sessions prints who is connected to blue and green, grouped, with the
 // sessions that matter to a cutover marked, and what each PgBouncer says.
 // It only reads, through read-only sessions of its own.
-func runSessions(g globals, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sessions", "sessions [--json]", stderr)
+var sessionsCommand = command{name: "sessions", synopsis: "sessions [--json]", run: runSessions}
+
+func runSessions(c *call, args []string) int {
+	fs := c.flags()
 	asJSON := fs.Bool("json", false, "one JSON document on stdout")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, ok := loadConfig(g, stderr)
-	if !ok {
-		return exitUsage
+	s, code := c.open(needs{pools: readPools})
+	if s == nil {
+		return code
 	}
-	blue, green, closePools, ok := openReadOnlyPools(cfg, stderr)
-	if !ok {
-		return exitUsage
-	}
-	defer closePools()
+	defer s.close()
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, _ := monitor.NewMonitor(blue, green, cfg).Connections(ctx)
+	conns, _ := monitor.NewMonitor(s.blue, s.green, s.cfg).Connections(ctx)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(c); err != nil {
+		if err := enc.Encode(conns); err != nil {
 			return exitFailed
 		}
 	} else {
-		writeSessions(stdout, c)
+		writeSessions(c.stdout, conns)
 	}
-	for _, s := range c.Servers {
+	for _, s := range conns.Servers {
 		if s.Err != "" {
 			return exitFailed
 		}

@@ -96,7 +96,7 @@ func TestConnectionsLab(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var out, errb strings.Builder
-		if code := runSessions(g, []string{"--json"}, &out, &errb); code != exitOK {
+		if code := runSessions(&call{program: &program{stdout: &out, stderr: &errb}, g: g, cmd: sessionsCommand}, []string{"--json"}); code != exitOK {
 			t.Fatalf("sessions --json: exit %d: %s", code, errb.String())
 		}
 		c = monitor.Connections{}
@@ -129,14 +129,14 @@ func TestConnectionsLab(t *testing.T) {
 		t.Errorf("no session of the load counted as through PgBouncer: %+v", c.Servers[0].Sessions)
 	}
 	var text strings.Builder
-	runSessions(g, nil, &text, &text)
+	runSessions(&call{program: &program{stdout: &text, stderr: &text}, g: g, cmd: sessionsCommand}, nil)
 	if !strings.Contains(text.String(), "⚠ DIRECT (not through PgBouncer) ⚠ LONG TRANSACTION: pid") {
 		t.Errorf("sessions text lacks the marked session:\n%s", text.String())
 	}
 	t.Logf("sessions:\n%s", text.String())
 
 	// The pane, on the real monitor and runner, at 120x40.
-	s, code := openSession(g, false, os.Stderr)
+	s, code := (&call{program: &program{stdout: os.Stdout, stderr: os.Stderr}, g: g}).open(needs{state: writeState, journal: true, pools: stepPools})
 	if s == nil {
 		t.Fatalf("open session: exit %d", code)
 	}

@@ -17,12 +17,12 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 // The cutover killed: the real program, run as its own process on a lab
-// under a live load, is held at a named sub-step (steps.HoldEnv), then
+// under a live load, is held at a named sub-step (testhook.HoldEnv), then
 // killed with SIGKILL or sent SIGHUP. With its guard, PgBouncer is
 // resumed on blue within the guard's bound; without one, the attempt is
 // left half way and both ways out (--finish, --undo) work from each point.
@@ -35,7 +35,8 @@ var (
 	binErr  error
 )
 
-// binary builds pgbluegreen once for the tests that kill it.
+// binary builds pgbluegreen once for the tests that kill it, with the
+// hooks they hold it by (testhook.Tag).
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -45,7 +46,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "pgbluegreen")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", testhook.Tag, "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = &buildError{out: string(out), err: err}
 		}
@@ -54,6 +55,15 @@ func binary(t *testing.T) string {
 		t.Fatal(binErr)
 	}
 	return binPath
+}
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 type buildError struct {
@@ -111,12 +121,12 @@ func (k *killLab) must(t *testing.T, a ...string) string {
 func (k *killLab) held(t *testing.T, step, point string, guard bool) (*heldRun, *syncBuffer) {
 	t.Helper()
 	k.waitUnlocked(t)
-	heldFile := filepath.Join(filepath.Dir(k.state), steps.HoldFile)
+	heldFile := filepath.Join(filepath.Dir(k.state), testhook.HoldFile)
 	os.Remove(heldFile)
 	cmd := exec.Command(k.bin, k.args("run", step, "--yes")...)
-	cmd.Env = append(os.Environ(), steps.HoldEnv+"="+point)
+	cmd.Env = append(os.Environ(), testhook.HoldEnv+"="+point)
 	if !guard {
-		cmd.Env = append(cmd.Env, noGuardEnv+"=1")
+		cmd.Env = append(cmd.Env, testhook.NoGuardEnv+"=1")
 	}
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

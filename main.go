@@ -2,29 +2,21 @@
 // a green database on the new version fed from blue by logical replication,
 // the lag watched live, and a cutover in about a second, with a way back.
 //
-// main.go is wiring only: flags, configuration, state, pools, and the
-// command or the full-screen program.
+// main.go is wiring only: the usage text, the global flags and the table of
+// commands. Each command is a file of its own (cmd_*.go) that says what it
+// needs opened (session.go opens it) and does its work.
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pgbluegreen/pgbluegreen/aws"
-	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 const usage = `pgbluegreen: PostgreSQL major-version upgrades, blue/green, with logical replication.
@@ -68,7 +60,38 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	p := &program{stdout: os.Stdout, stderr: os.Stderr, guard: startGuard}
+	if testhook.NoGuard() { // only in a binary built with -tags pgbgtest
+		p.guard = nil
+	}
+	os.Exit(p.run(os.Args[1:]))
+}
+
+// program is one run of pgbluegreen: where it writes, and what main wires
+// that a test running the program in process leaves out.
+type program struct {
+	stdout, stderr io.Writer
+	// guard makes the guard starter of a cutover attempt (startGuard). Nil
+	// in a test that runs the program in process: its executable is the
+	// test binary, not pgbluegreen (the guard's tests run the real binary).
+	guard func(globals, *config.Config) steps.GuardFunc
+}
+
+// commands are the program's commands by name; "" is the full-screen
+// program, run when no command is named.
+var commands = map[string]command{
+	"":         screenCommand,
+	"plan":     planCommand,
+	"status":   statusCommand,
+	"run":      runCommand,
+	"skip":     skipCommand,
+	"value":    valueCommand,
+	"lag":      lagCommand,
+	"sessions": sessionsCommand,
+	"watch":    watchCommand,
+	"guard":    guardCommand,
+	"lab":      labCommand,
+	"demo":     demoCommand,
 }
 
 // globals are the flags accepted before or after the command.
@@ -119,254 +142,32 @@ func splitGlobals(args []string) (globals, []string, error) {
 	return g, rest, nil
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run runs the command args names (the screen when none) and returns its
+// exit code.
+func (p *program) run(args []string) int {
 	g, rest, err := splitGlobals(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
+		fmt.Fprintf(p.stderr, "pgbluegreen: %v\n", err)
 		return exitUsage
 	}
-	cmd, cmdArgs := "", rest
+	name, cmdArgs := "", rest
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		cmd, cmdArgs = rest[0], rest[1:]
+		name, cmdArgs = rest[0], rest[1:]
 	}
-	switch cmd {
-	case "":
-		if len(cmdArgs) > 0 && isHelp(cmdArgs[0]) {
-			fmt.Fprint(stdout, usage)
-			return exitOK
-		}
-		if len(cmdArgs) > 0 {
-			fmt.Fprintf(stderr, "pgbluegreen: unknown flag %s\n%s", cmdArgs[0], usage)
-			return exitUsage
-		}
-		return runScreen(g, stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
+	switch {
+	case name == "help", name == "" && len(cmdArgs) > 0 && isHelp(cmdArgs[0]):
+		fmt.Fprint(p.stdout, usage)
 		return exitOK
-	case "plan":
-		return runPlan(g, cmdArgs, stdout, stderr)
-	case "status":
-		return runStatus(g, cmdArgs, stdout, stderr)
-	case "run":
-		return runRun(g, cmdArgs, stdout, stderr)
-	case "skip":
-		return runSkip(g, cmdArgs, stdout, stderr)
-	case "value":
-		return runValue(g, cmdArgs, stdout, stderr)
-	case "lag":
-		return runLag(g, cmdArgs, stdout, stderr)
-	case "sessions":
-		return runSessions(g, cmdArgs, stdout, stderr)
-	case "watch":
-		return runWatch(g, cmdArgs, stdout, stderr)
-	case "guard":
-		return runGuard(g, cmdArgs, stderr)
-	case "lab":
-		return runLab(cmdArgs, stdout, stderr)
-	case "demo":
-		return runDemo(g, cmdArgs, stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "pgbluegreen: unknown command %q\n%s", cmd, usage)
+	case name == "" && len(cmdArgs) > 0:
+		fmt.Fprintf(p.stderr, "pgbluegreen: unknown flag %s\n%s", cmdArgs[0], usage)
 		return exitUsage
 	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(p.stderr, "pgbluegreen: unknown command %q\n%s", name, usage)
+		return exitUsage
+	}
+	return cmd.run(&call{program: p, g: g, cmd: cmd}, cmdArgs)
 }
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
-
-// loadConfig reads the configuration and reports every problem on stderr.
-func loadConfig(g globals, stderr io.Writer) (*config.Config, bool) {
-	c, err := config.Load(g.config)
-	if err != nil {
-		fmt.Fprintln(stderr, state.Redact(err.Error()))
-		return nil, false
-	}
-	for _, n := range c.Notices {
-		fmt.Fprintln(stderr, n)
-	}
-	return c, true
-}
-
-// session is what a command that talks to the databases holds open.
-type session struct {
-	cfg     *config.Config
-	store   *state.Store
-	journal *state.Journal
-	blue    *pgxpool.Pool
-	green   *pgxpool.Pool
-	aws     *aws.Client // nil unless the configuration talks to AWS
-	// globals are the flags it was opened with (a guard process is started
-	// with the same ones); nil for a read-only session.
-	globals *globals
-}
-
-// openSession opens the state (writable unless readOnly), the journal and the pools.
-func openSession(g globals, readOnly bool, stderr io.Writer) (*session, int) {
-	cfg, ok := loadConfig(g, stderr)
-	if !ok {
-		return nil, exitUsage
-	}
-	store, err := state.Open(g.state, state.OpenParams{ReadOnly: readOnly})
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
-		return nil, exitFailed
-	}
-	if st := store.Snapshot(); st.Strategy != "" && st.Strategy != cfg.Strategy {
-		store.Close()
-		fmt.Fprintf(stderr, "pgbluegreen: the state file %s belongs to a %s run but the config says strategy %s; use another --state for a new run\n", g.state, st.Strategy, cfg.Strategy)
-		return nil, exitUsage
-	}
-	s := &session{cfg: cfg, store: store}
-	if !readOnly {
-		s.globals = &g
-		if s.journal, err = state.OpenJournal(journalPath(g.state)); err != nil {
-			store.Close()
-			fmt.Fprintf(stderr, "pgbluegreen: %v\n", err)
-			return nil, exitFailed
-		}
-		_ = store.Update(func(st *state.State) error {
-			st.Strategy = cfg.Strategy
-			return nil
-		})
-	}
-	for _, db := range []struct {
-		name     string
-		conninfo string
-		pool     **pgxpool.Pool
-	}{{"blue", cfg.Blue.Conninfo, &s.blue}, {"green", cfg.Green.Conninfo, &s.green}} {
-		p, err := pg.NewPool(pg.PoolParams{Conninfo: db.conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, ReadOnly: readOnly, OnQuery: steps.QueryJournal(s.journal, db.name)})
-		if err != nil {
-			s.close()
-			fmt.Fprintf(stderr, "pgbluegreen: %s: %s\n", db.name, state.Redact(err.Error()))
-			return nil, exitUsage
-		}
-		*db.pool = p
-	}
-	if cfg.NeedsAWS() {
-		if s.aws, err = newAWSClient(cfg, g.profile, s.journal); err != nil && !readOnly {
-			s.close()
-			fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
-			return nil, exitUsage
-		}
-		// A read-only session (--watch, --dry-run) journals nothing (no
-		// journal) and gets a client only when credentials are there: a dry
-		// run then reads AWS as it reads the databases; without them it
-		// plans offline, with placeholders.
-		if readOnly && s.aws != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if s.aws.CredentialsAvailable(ctx) != nil {
-				s.aws = nil
-			}
-			cancel()
-		}
-		if s.aws != nil {
-			cfg.UseAWS(s.aws) // a secret_arn password is read through it
-		}
-	}
-	return s, exitOK
-}
-
-// newAWSClient builds the AWS client from the SDK's default chain (region
-// and profile from the config or --profile; AWS_ENDPOINT_URL and the
-// per-service overrides apply), journaling every call under the step its
-// context runs for. It makes no API call.
-func newAWSClient(cfg *config.Config, profile string, j *state.Journal) (*aws.Client, error) {
-	if profile == "" {
-		profile = cfg.AWS.Profile
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return aws.New(ctx, aws.Options{
-		Region: cfg.AWS.Region, Profile: profile, PollInterval: cfg.AWS.PollInterval.Duration,
-		Journal: func(ctx context.Context, r aws.CallReport) {
-			if j == nil {
-				return
-			}
-			// The call's line is the plan's: a secret value shows as (secret).
-			e := state.Entry{Step: steps.StepFromContext(ctx), Target: "aws", Kind: "api", Text: state.Redact(r.Call.String()), Duration: r.Duration, Outcome: "ok"}
-			if r.Err != nil {
-				e.Outcome, e.Error = "error", state.Redact(r.Err.Error())
-			}
-			_ = j.Append(e)
-		},
-	})
-}
-
-func (s *session) close() {
-	if s.blue != nil {
-		s.blue.Close()
-	}
-	if s.green != nil {
-		s.green.Close()
-	}
-	if s.journal != nil {
-		s.journal.Close()
-	}
-	s.store.Close()
-}
-
-func (s *session) runner() *steps.Runner {
-	r := steps.NewRunner(s.cfg, s.store, s.journal)
-	r.Blue, r.Green, r.AWS = s.blue, s.green, s.aws
-	if s.globals != nil && os.Getenv(noGuardEnv) == "" {
-		r.Guard = startGuard(*s.globals, s.cfg)
-	}
-	return r
-}
-
-// readOnlyPools are small pools of blue and green for commands that only
-// read (status, lag): their sessions refuse to write.
-func readOnlyPools(cfg *config.Config) (blue, green *pgxpool.Pool, closeAll func(), err error) {
-	mk := func(name, conninfo string) (*pgxpool.Pool, error) {
-		p, err := pg.NewPool(pg.PoolParams{Conninfo: conninfo, ConnectTimeout: cfg.Timeouts.Connect.Duration, MaxConns: 2, ReadOnly: true})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return p, nil
-	}
-	if blue, err = mk("blue", cfg.Blue.Conninfo); err != nil {
-		return nil, nil, nil, err
-	}
-	if green, err = mk("green", cfg.Green.Conninfo); err != nil {
-		blue.Close()
-		return nil, nil, nil, err
-	}
-	return blue, green, func() { blue.Close(); green.Close() }, nil
-}
-
-// openReadOnlyPools is readOnlyPools for a command: a failure is said on
-// stderr in one line, secrets redacted, and ok is false.
-func openReadOnlyPools(cfg *config.Config, stderr io.Writer) (blue, green *pgxpool.Pool, closeAll func(), ok bool) {
-	blue, green, closeAll, err := readOnlyPools(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
-		return nil, nil, nil, false
-	}
-	return blue, green, closeAll, true
-}
-
-func journalPath(statePath string) string {
-	return strings.TrimSuffix(statePath, filepath.Ext(statePath)) + ".journal.jsonl"
-}
-
-// signalContext is cancelled on Ctrl+C, SIGTERM or SIGHUP (an SSH session
-// dropped outside tmux), so a running step stops cleanly and its state says
-// so: a cutover aborts and puts everything back, or, past its switch,
-// finishes. A broken stdout (a pipe closed) fails writes instead of
-// killing the process.
-func signalContext() (context.Context, context.CancelFunc) {
-	signal.Ignore(syscall.SIGPIPE)
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-}
-
-// exitFor maps an error to the exit code and prints it as one line.
-func exitFor(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	var ce *config.Error
-	fmt.Fprintf(stderr, "pgbluegreen: %s\n", state.Redact(err.Error()))
-	if errors.As(err, &ce) {
-		return exitUsage
-	}
-	return exitFailed
-}

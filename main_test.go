@@ -17,7 +17,7 @@ import (
 func cli(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := (&program{stdout: &out, stderr: &errb}).run(args) // no guard: the test binary is not pgbluegreen
 	return code, out.String(), errb.String()
 }
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 // The screen sent SIGHUP (an SSH session dropped outside tmux) while the
@@ -124,10 +124,10 @@ func TestScreenHangupDuringCutover(t *testing.T) {
 	k.must(t, "run", "--through", "verify-data", "--yes")
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
 
-	heldFile := filepath.Join(filepath.Dir(k.state), steps.HoldFile)
+	heldFile := filepath.Join(filepath.Dir(k.state), testhook.HoldFile)
 	os.Remove(heldFile)
 	// No guard: what happens is the screen's doing alone.
-	scr := startScreen(t, k, []string{steps.HoldEnv + "=drain target", noGuardEnv + "=1"}, 100, 30)
+	scr := startScreen(t, k, []string{testhook.HoldEnv + "=drain target", testhook.NoGuardEnv + "=1"}, 100, 30)
 	scr.waitFor(t, "› ○ pending cutover")
 	scr.keys(t, "\r")
 	scr.waitFor(t, "type the database's name (app)")

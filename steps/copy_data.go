@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +20,8 @@ import (
 
 const copyDataID = "copy-data"
 
-// CopyDataHold is the test hook's point (HoldEnv): after the first table's
-// copy has committed on green.
+// CopyDataHold is the kill tests' point (testhook.HoldEnv): after the
+// first table's copy has committed on green.
 const CopyDataHold = "copy-data: a table copied"
 
 func copyData() *Step {
@@ -346,8 +345,8 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 		last = time.Now()
 		e.Logf("%s", snapshotCopyLine(pr, time.Since(start)))
 	}
-	if hold := os.Getenv(HoldEnv); hold == CopyDataHold {
-		h := attemptHooks{e: e, hold: hold}
+	if holdPoint() == CopyDataHold {
+		h := attemptHooks{e: e, hold: CopyDataHold}
 		var once sync.Once
 		p.AfterTable = func(ctx context.Context, _ pg.Rel) { once.Do(func() { h.BeforeSubStep(ctx, CopyDataHold) }) }
 	}

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -53,11 +52,6 @@ const (
 	cutoverStepID      = cutover.NameCutover
 	rollbackStepID     = cutover.NameRollback
 	reverseReplication = cutover.DefaultReverseName
-	// HoldEnv names a test hook: set to a sub-step's name, the driver stops
-	// right before it (writing HoldFile beside the state file) until its
-	// context ends or it is killed.
-	HoldEnv  = "PGBG_TEST_HOLD_AT"
-	HoldFile = "pgbluegreen.held"
 )
 
 // names are what a direction calls its step, its values and its sides.
@@ -259,7 +253,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 	if err != nil {
 		return err
 	}
-	p.Hooks, p.Guarded = attemptHooks{e: e, n: att, hold: os.Getenv(HoldEnv)}, true
+	p.Hooks, p.Guarded = attemptHooks{e: e, n: att, hold: holdPoint()}, true
 	defer e.stopGuard()
 	if e.way != "" && st.Paused {
 		// Writes are stopped already: the guard watches the way out too.

@@ -177,7 +177,7 @@ func (e *Env) onSubStep(s cutover.SubStep) {
 // attemptHooks follow a cutover or rollback for the runbook: its sub-steps
 // and prechecks in the log, what it found before changing anything in its
 // attempt's record, the guard started right before writes stop, and the
-// test hook of HoldEnv.
+// kill tests' hold (package testhook).
 type attemptHooks struct {
 	e *Env
 	// n is the attempt's number in the state; 0 for a run that keeps no
@@ -193,15 +193,14 @@ func (h attemptHooks) Prior(prior cutover.Prior) error { return h.e.recordPrior(
 // BeforePause starts the guard.
 func (h attemptHooks) BeforePause(ctx context.Context) error { return h.e.startGuard(ctx, h.n) }
 
-// BeforeSubStep is the test hook of HoldEnv: before the named sub-step, it
-// writes HoldFile beside the state file and waits until ctx ends (a SIGHUP
-// or SIGTERM cancels it; a SIGKILL ends the process there).
+// BeforeSubStep is the kill tests' hook (package testhook): before the
+// named sub-step it holds, beside the state file, until ctx ends. It does
+// nothing unless the binary is built with -tags pgbgtest.
 func (h attemptHooks) BeforeSubStep(ctx context.Context, step string) {
 	if h.hold == "" || step != h.hold {
 		return
 	}
-	_ = os.WriteFile(filepath.Join(h.e.reportDir(), HoldFile), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), step)), 0o644)
-	<-ctx.Done()
+	hold(ctx.Done(), h.e.reportDir(), step)
 }
 
 // SubStepDone logs a sub-step with its time.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 // The cutover's parameters, from the configuration and the recorded values:
@@ -53,7 +54,7 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params,
 		return p, err
 	}
 	p.Health = e.health()
-	p.Hooks = attemptHooks{e: e, hold: os.Getenv(HoldEnv)}
+	p.Hooks = attemptHooks{e: e, hold: holdPoint()}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
 	}
@@ -61,6 +62,12 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params,
 	defer cancel()
 	return p, p.AddWriters(ctx, rollback)
 }
+
+// holdPoint and hold are the kill tests' hook (package testhook): the
+// point a run stops at, and the wait there. Both do nothing unless the
+// binary is built with -tags pgbgtest; a test of this package that runs
+// the cutover in process sets its own.
+var holdPoint, hold = testhook.HoldAt, testhook.Hold
 
 // health is the precheck's judge of apply errors: the window from the
 // configuration, the count last seen and when it was first seen.

@@ -19,6 +19,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/steps/testhook"
 )
 
 // Real topologies: the lab has two PgBouncers, one whose ini is a local
@@ -153,8 +154,8 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		// read-only and the run interrupted: the undo cannot put that ini
 		// back, but its PgBouncer serves blue, so it is resumed with a
 		// warning rather than left paused.
-		t.Setenv(HoldEnv, "reload")
-		held := filepath.Join(l.runner.Env("cutover").reportDir(), HoldFile)
+		holdInProcess(t, "reload")
+		held := filepath.Join(l.runner.Env("cutover").reportDir(), testhook.HoldFile)
 		os.Remove(held)
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -329,4 +330,18 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 			t.Errorf("the symlink points at %q after the rollback", target)
 		}
 	})
+}
+
+// holdInProcess holds a cutover run in this process before point, as
+// testhook.HoldEnv does in a binary built with -tags pgbgtest: it writes
+// testhook.HoldFile beside the state file and waits until the run's
+// context ends.
+func holdInProcess(t *testing.T, point string) {
+	savedPoint, savedHold := holdPoint, hold
+	t.Cleanup(func() { holdPoint, hold = savedPoint, savedHold })
+	holdPoint = func() string { return point }
+	hold = func(done <-chan struct{}, dir, at string) {
+		_ = os.WriteFile(filepath.Join(dir, testhook.HoldFile), []byte(fmt.Sprintf("%d %s\n", os.Getpid(), at)), 0o644)
+		<-done
+	}
 }
