@@ -86,7 +86,7 @@ type DropRelicsParams struct {
 func (p DropRelicsParams) Statements() []Stmt {
 	var out []Stmt
 	for _, name := range p.Publications {
-		out = append(out, Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)})
+		out = append(out, Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + Ident(name)})
 	}
 	for _, name := range p.Slots {
 		out = append(out, Stmt{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{name}})
@@ -99,7 +99,7 @@ func (p DropRelicsParams) Statements() []Stmt {
 func (p DropRelicsParams) Exec(ctx context.Context, db Execer) ([]string, error) {
 	var dropped []string
 	for _, name := range p.Publications {
-		s := Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)}
+		s := Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + Ident(name)}
 		if err := s.Exec(ctx, db); err != nil {
 			return dropped, fmt.Errorf("drop publication %s: %w", name, err)
 		}

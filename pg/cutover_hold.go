@@ -24,7 +24,7 @@ import (
 func holdStandbys(subs []string) string {
 	q := make([]string, len(subs))
 	for i, s := range subs {
-		q[i] = `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+		q[i] = Ident(s)
 	}
 	return fmt.Sprintf("FIRST %d (%s)", len(subs), strings.Join(q, ", "))
 }
@@ -33,7 +33,7 @@ func holdStandbys(subs []string) string {
 // subscribers have applied it.
 func holdStmts(on string, subs []string) []Stmt {
 	return []Stmt{
-		{On: on, SQL: "ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(holdStandbys(subs))},
+		{On: on, SQL: "ALTER SYSTEM SET synchronous_standby_names = " + QuoteLiteral(holdStandbys(subs))},
 		{On: on, SQL: "ALTER SYSTEM SET synchronous_commit = 'remote_apply'"},
 		{On: on, SQL: "SELECT pg_reload_conf()"},
 	}

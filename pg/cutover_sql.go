@@ -16,8 +16,6 @@ import (
 // that both the plan and the run use, and run on a connection the caller
 // holds for the whole cutover (no pool round trip inside the pause).
 
-func qi(name string) string { return pgx.Identifier{name}.Sanitize() }
-
 // readWriteSessionStmt lets the cutover's own session write on a side a
 // readonly cutover made read-only (setval, ALTER SUBSCRIPTION).
 func readWriteSessionStmt(on string) Stmt {
@@ -203,7 +201,7 @@ func anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
 func disableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " DISABLE"})
+		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(s) + " DISABLE"})
 	}
 	return append(out, terminateStmt(on, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs))
 }
@@ -222,7 +220,7 @@ func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs 
 func enableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " ENABLE"})
+		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(s) + " ENABLE"})
 	}
 	return out
 }
@@ -238,8 +236,8 @@ func createSlotStmt(on, name string) Stmt {
 func dropSubscriptionStmts(on, name string) []Stmt {
 	out := disableSubscriptionStmts(on, []string{name})
 	return append(out,
-		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(name) + " SET (slot_name = NONE)"},
-		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + qi(name)})
+		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(name) + " SET (slot_name = NONE)"},
+		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + Ident(name)})
 }
 
 func dropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
@@ -281,11 +279,11 @@ func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
 }
 
 func createPublicationAllStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "CREATE PUBLICATION " + qi(name) + " FOR ALL TABLES"}
+	return Stmt{On: on, SQL: "CREATE PUBLICATION " + Ident(name) + " FOR ALL TABLES"}
 }
 
 func dropPublicationStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + qi(name)}
+	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + Ident(name)}
 }
 
 // loginStmts give roles LOGIN or NOLOGIN.
@@ -296,7 +294,7 @@ func loginStmts(on string, roles []string, login bool) []Stmt {
 	}
 	out := make([]Stmt, len(roles))
 	for i, r := range roles {
-		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + qi(r) + " " + word}
+		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + Ident(r) + " " + word}
 	}
 	return out
 }
@@ -401,9 +399,9 @@ func terminatePidsStmt(on string, pids []int32) Stmt {
 // db (new sessions only; the terminate ends the old ones).
 func readOnlyStmt(on, db string, readOnly bool) Stmt {
 	if readOnly {
-		return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " SET default_transaction_read_only = on"}
+		return Stmt{On: on, SQL: "ALTER DATABASE " + Ident(db) + " SET default_transaction_read_only = on"}
 	}
-	return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " RESET default_transaction_read_only"}
+	return Stmt{On: on, SQL: "ALTER DATABASE " + Ident(db) + " RESET default_transaction_read_only"}
 }
 
 // isReadOnly reports whether the current database is set read-only.

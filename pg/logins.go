@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -57,7 +56,7 @@ type NoLoginParams struct {
 func (p NoLoginParams) Statements() []Stmt {
 	out := make([]Stmt, len(p.Roles))
 	for i, r := range p.Roles {
-		out[i] = Stmt{On: p.On, SQL: "ALTER ROLE " + pgx.Identifier{r}.Sanitize() + " NOLOGIN"}
+		out[i] = Stmt{On: p.On, SQL: "ALTER ROLE " + Ident(r) + " NOLOGIN"}
 	}
 	return out
 }
@@ -72,7 +71,7 @@ func (p NoLoginParams) Exec(ctx context.Context, db Execer) error {
 func NoLoginRolesAdvice(roles []string) []string {
 	out := make([]string, len(roles))
 	for i, r := range roles {
-		out[i] = "CREATE ROLE " + pgx.Identifier{r}.Sanitize() + " NOLOGIN"
+		out[i] = "CREATE ROLE " + Ident(r) + " NOLOGIN"
 	}
 	return out
 }

@@ -75,7 +75,7 @@ type LogicalSettingsParams struct {
 func (p LogicalSettingsParams) Statements() []Stmt {
 	var out []Stmt
 	if p.WALLevel != "" {
-		out = append(out, Stmt{On: p.On, SQL: "ALTER SYSTEM SET wal_level = " + quoteLiteral(p.WALLevel)})
+		out = append(out, Stmt{On: p.On, SQL: "ALTER SYSTEM SET wal_level = " + QuoteLiteral(p.WALLevel)})
 	}
 	for _, s := range []struct {
 		name string

@@ -22,7 +22,7 @@ func (r Rel) String() string {
 	if r.Schema == "" && strings.HasPrefix(r.Name, "<") {
 		return r.Name
 	}
-	return pgx.Identifier{r.Schema, r.Name}.Sanitize()
+	return Ident(r.Schema, r.Name)
 }
 
 // PlaceholderRel stands for tables an offline plan cannot list: it renders
@@ -187,13 +187,13 @@ type CreatePublicationsParams struct {
 func (p CreatePublicationsParams) Statements() []Stmt {
 	out := make([]Stmt, len(p.Publications))
 	for i, pub := range p.Publications {
-		sql := "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR ALL TABLES"
+		sql := "CREATE PUBLICATION " + Ident(pub.Name) + " FOR ALL TABLES"
 		if !pub.AllTables {
 			q := make([]string, len(pub.Tables))
 			for j, t := range pub.Tables {
 				q[j] = t.String()
 			}
-			sql = "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR TABLE " + strings.Join(q, ", ")
+			sql = "CREATE PUBLICATION " + Ident(pub.Name) + " FOR TABLE " + strings.Join(q, ", ")
 		}
 		out[i] = Stmt{On: p.On, SQL: sql}
 	}

@@ -138,7 +138,7 @@ SELECT CASE WHEN to_regclass($1) IS NULL THEN ARRAY['']
 func (t SnapshotTable) columnList() string {
 	q := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		q[i] = ident(c)
+		q[i] = Ident(c)
 	}
 	return "(" + strings.Join(q, ", ") + ")"
 }
@@ -212,7 +212,7 @@ func (p SnapshotCopyParams) Sessions() int {
 
 // SlotStmt creates the slot and exports its snapshot.
 func (p SnapshotCopyParams) SlotStmt() Stmt {
-	return Stmt{On: "blue", SQL: "CREATE_REPLICATION_SLOT " + ident(p.Slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT",
+	return Stmt{On: "blue", SQL: "CREATE_REPLICATION_SLOT " + Ident(p.Slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT",
 		Note: "on a replication connection (replication=database), held until every session below has imported the snapshot"}
 }
 
@@ -253,7 +253,7 @@ func snapshotLiteral(s string) string {
 	if strings.HasPrefix(s, "<") {
 		return s
 	}
-	return quoteLiteral(s)
+	return QuoteLiteral(s)
 }
 
 // CopyAppName is the application_name of a snapshot copy's sessions on

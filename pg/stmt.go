@@ -83,22 +83,22 @@ func Literal(v any) string {
 	case Later:
 		return "<" + string(x) + ">"
 	case string:
-		return quoteLiteral(x)
+		return QuoteLiteral(x)
 	case LSN:
-		return quoteLiteral(x.String())
+		return QuoteLiteral(x.String())
 	case bool:
 		return strconv.FormatBool(x)
 	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
 		return fmt.Sprint(x)
 	case time.Time:
-		return quoteLiteral(x.UTC().Format(time.RFC3339Nano))
+		return QuoteLiteral(x.UTC().Format(time.RFC3339Nano))
 	case []string:
 		if len(x) == 0 {
 			return "'{}'"
 		}
 		q := make([]string, len(x))
 		for i, s := range x {
-			q[i] = quoteLiteral(s)
+			q[i] = QuoteLiteral(s)
 		}
 		return "ARRAY[" + strings.Join(q, ", ") + "]"
 	case []int32:
@@ -110,9 +110,9 @@ func Literal(v any) string {
 	case []bool:
 		return numArray(x)
 	case fmt.Stringer:
-		return quoteLiteral(x.String())
+		return QuoteLiteral(x.String())
 	default:
-		return quoteLiteral(fmt.Sprint(x))
+		return QuoteLiteral(fmt.Sprint(x))
 	}
 }
 
@@ -126,10 +126,6 @@ func numArray[T any](xs []T) string {
 	}
 	return "ARRAY[" + strings.Join(q, ", ") + "]"
 }
-
-// quoteLiteral quotes a string as an SQL literal (standard strings: only
-// the quote doubles).
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Executed is one statement or command as it ran, for the journal.
 type Executed struct {

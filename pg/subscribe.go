@@ -77,7 +77,7 @@ func (p SubscriptionParams) Equivalent() string {
 		shown = state.Redact(p.Conninfo)
 	}
 	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-		pgx.Identifier{p.Name}.Sanitize(), quoteLiteral(shown), pgx.Identifier{p.Publication}.Sanitize(), p.CopyData, quoteLiteral(p.Slot))
+		Ident(p.Name), QuoteLiteral(shown), Ident(p.Publication), p.CopyData, QuoteLiteral(p.Slot))
 }
 
 // Exec runs the statements in one transaction on a connection of pool's.
@@ -104,7 +104,7 @@ type EnableParams struct {
 func (p EnableParams) Statements() []Stmt {
 	out := make([]Stmt, len(p.Names))
 	for i, n := range p.Names {
-		out[i] = Stmt{On: p.On, SQL: "ALTER SUBSCRIPTION " + ident(n) + " ENABLE"}
+		out[i] = Stmt{On: p.On, SQL: "ALTER SUBSCRIPTION " + Ident(n) + " ENABLE"}
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -29,7 +28,7 @@ type DropSubscriptionParams struct {
 // Statements are what Exec runs. DROP SUBSCRIPTION with a slot cannot run in
 // a transaction block: each runs on its own.
 func (p DropSubscriptionParams) Statements() []Stmt {
-	q := pgx.Identifier{p.Name}.Sanitize()
+	q := Ident(p.Name)
 	if !p.Detached {
 		return []Stmt{{On: p.On, SQL: "DROP SUBSCRIPTION IF EXISTS " + q}}
 	}
@@ -59,7 +58,7 @@ type DropPublicationsParams struct {
 func (p DropPublicationsParams) Statements() []Stmt {
 	out := make([]Stmt, len(p.Names))
 	for i, n := range p.Names {
-		out[i] = Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + pgx.Identifier{n}.Sanitize()}
+		out[i] = Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + Ident(n)}
 	}
 	return out
 }

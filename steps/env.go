@@ -6,11 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // Helpers every step uses: bounded statements, refusals, the servers it
-// needs, and how names of the configuration are quoted.
+// needs, and how names of the configuration are split and quoted (by pg's
+// one quoter, pg.Ident).
 
 // bounded is ctx limited by the configured statement timeout: each step's
 // short statements run under it; long waits (catch-up, ANALYZE, the schema
@@ -50,12 +51,9 @@ func (e *Env) needBoth() error {
 	return e.needGreen()
 }
 
-// ident quotes a possibly schema-qualified name the way pgx does.
-func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
-
 // tableIdent quotes a table name from the configuration: schema.table,
 // where either part may be double-quoted as in SQL (public."OrderItems").
-func tableIdent(qualified string) string { return ident(SplitQualified(qualified)...) }
+func tableIdent(qualified string) string { return pg.Ident(SplitQualified(qualified)...) }
 
 // SplitQualified splits a possibly quoted, possibly schema-qualified name
 // into its unquoted parts: `public."Order.Items"` -> [public Order.Items].
@@ -88,10 +86,6 @@ func sql(t Target, text string, args ...any) Action {
 func note(t Target, text string, args ...any) Action {
 	return Action{Target: t, Kind: "note", Text: fmt.Sprintf(text, args...)}
 }
-
-// quoteLiteral quotes a SQL string literal for display in plans. Statements
-// actually run take values as parameters.
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func orPlaceholder(v, what string) string {
 	if v == "" {

@@ -285,7 +285,7 @@ func (r *preflightReport) iniAgrees(ctx context.Context, b PgBouncerConfig, serv
 func quotedList(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
-		q[i] = ident(n)
+		q[i] = pg.Ident(n)
 		if q[i] == `"`+n+`"` && validName(n) && strings.ToLower(n) == n {
 			q[i] = n
 		}

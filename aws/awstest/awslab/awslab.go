@@ -124,7 +124,7 @@ func (p Params) dress(ctx context.Context, seed pg.LSN) error {
 	}
 	defer conn.Close(context.Background())
 	for _, pub := range p.Publications {
-		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+pgx.Identifier{pub}.Sanitize()+" FOR ALL TABLES"); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+pg.Ident(pub)+" FOR ALL TABLES"); err != nil {
 			return fmt.Errorf("publication %s on the clone: %w", pub, err)
 		}
 	}
