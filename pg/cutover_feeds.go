@@ -25,8 +25,8 @@ func (r *run) prepareReverseStep() subStep {
 		plan: func() []PlanLine {
 			out := []PlanLine{noteLine("blue", "what an earlier attempt left is dropped first, when there:")}
 			out = append(out, stmtLines(dropSubscriptionStmts("blue", rev)...)...)
-			out = append(out, stmtLines(dropSlotStmt("green", rev), createPublicationAllStmt("green", rev),
-				createSlotStmt("green", rev).with("its start is set inside the pause, once the drain is done"))...)
+			out = append(out, stmtLines(DropSlotStmt("green", rev), CreatePublicationStmt("green", PublicationSpec{Name: rev, AllTables: true}),
+				CreateSlotStmt("green", rev).with("its start is set inside the pause, once the drain is done"))...)
 			return append(out, stmtLines(r.reverseSubscription()...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
@@ -39,12 +39,12 @@ func (r *run) prepareReverseStep() subStep {
 				return "", fmt.Errorf("look for publication %s: %w", rev, err)
 			}
 			if !has {
-				if err := createPublicationAllStmt("green", rev).Exec(ctx, green); err != nil {
+				if err := CreatePublicationStmt("green", PublicationSpec{Name: rev, AllTables: true}).Exec(ctx, green); err != nil {
 					return "", fmt.Errorf("create publication %s on green: %w", rev, err)
 				}
 			}
 			var lsn string
-			if err := createSlotStmt("green", rev).QueryRow(ctx, green, &lsn); err != nil {
+			if err := CreateSlotStmt("green", rev).QueryRow(ctx, green, &lsn); err != nil {
 				return "", fmt.Errorf("create slot %s on green: %w", rev, err)
 			}
 			if err := ExecTx(ctx, blue, r.reverseSubscription()); err != nil {
@@ -255,7 +255,7 @@ func (r *run) swapSteps(pos position) []subStep {
 					out = stmtLines(flushStmts(d.from.name)...)
 					out = append(out, noteLine("blue", "the start set inside the pause is now durable; the subscription must have one"))
 				}
-				return append(out, stmtLines(enableSubscriptionStmts(d.from.name, f.startSubs)...)...)
+				return append(out, stmtLines(EnableParams{On: d.from.name, Names: f.startSubs}.Statements()...)...)
 			},
 			run: func(ctx context.Context) (string, error) {
 				if !d.rollback {
@@ -270,7 +270,7 @@ func (r *run) swapSteps(pos position) []subStep {
 						return "", fmt.Errorf("subscription %s on blue has no start set on green: enabled, it would send blue back what blue sent, or skip green's writes; rebuild the reverse feed (run rollback only once it exists)", r.p.Reverse)
 					}
 				}
-				return "enabled " + strings.Join(f.startSubs, ", "), ExecAll(ctx, r.e.from, enableSubscriptionStmts(d.from.name, f.startSubs))
+				return "enabled " + strings.Join(f.startSubs, ", "), EnableParams{On: d.from.name, Names: f.startSubs}.Exec(ctx, r.e.from)
 			}})
 	}
 	return out
@@ -283,19 +283,19 @@ func (r *run) dropReverseStep() subStep {
 	return subStep{name: "drop reverse replication", target: "blue, green",
 		plan: func() []PlanLine {
 			out := stmtLines(dropSubscriptionStmts("blue", rev)...)
-			return append(out, stmtLines(dropSlotStmt("green", rev), dropPublicationStmt("green", rev))...)
+			return append(out, stmtLines(DropSlotStmt("green", rev), DropPublicationStmt("green", rev))...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			blue, green := r.e.conn("blue"), r.e.conn("green")
 			if err := dropReverseFeed(ctx, blue, green, rev); err != nil {
 				return "", err
 			}
-			return "", dropPublicationStmt("green", rev).Exec(ctx, green)
+			return "", DropPublicationStmt("green", rev).Exec(ctx, green)
 		}}
 }
 
 // dropReverseFeed drops the reverse subscription on blue when it exists,
-// then its slot on green (dropSlot does nothing where there is none).
+// then its slot on green (DropSlotParams does nothing where there is none).
 func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string) error {
 	if exists, err := subscriptionExists(ctx, blue, rev); err != nil {
 		return err
@@ -304,7 +304,8 @@ func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string)
 			return err
 		}
 	}
-	return dropSlot(ctx, green, "green", rev)
+	_, err := DropSlotParams{On: "green", Name: rev}.Exec(ctx, green)
+	return err
 }
 
 func subscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool, error) {

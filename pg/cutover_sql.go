@@ -201,7 +201,7 @@ func anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
 func disableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(s) + " DISABLE"})
+		out = append(out, DisableSubscriptionStmt(on, s))
 	}
 	return append(out, terminateStmt(on, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs))
 }
@@ -217,27 +217,12 @@ func disableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs 
 	return nil
 }
 
-func enableSubscriptionStmts(on string, subs []string) []Stmt {
-	var out []Stmt
-	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(s) + " ENABLE"})
-	}
-	return out
-}
-
-// createSlotStmt creates a pgoutput slot and returns its LSN.
-func createSlotStmt(on, name string) Stmt {
-	return Stmt{On: on, Args: []any{name}, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"}
-}
-
 // dropSubscriptionStmts remove a subscription without touching the remote
 // slot (dropped separately on the other side): disabled, its worker ended,
 // detached from its slot, dropped.
 func dropSubscriptionStmts(on, name string) []Stmt {
 	out := disableSubscriptionStmts(on, []string{name})
-	return append(out,
-		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + Ident(name) + " SET (slot_name = NONE)"},
-		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + Ident(name)})
+	return append(out, DetachSubscriptionStmt(on, name), DropSubscriptionStmt(on, name, false))
 }
 
 func dropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
@@ -247,56 +232,6 @@ func dropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) err
 		return err
 	}
 	return ExecAll(ctx, c, stmts[n-2:])
-}
-
-func dropSlotStmt(on, name string) Stmt {
-	return Stmt{On: on, Args: []any{name}, SQL: "SELECT pg_drop_replication_slot($1)"}
-}
-
-// dropSlot drops a logical slot when it exists, retrying while its
-// walsender is still going away.
-func dropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
-	for {
-		var exists, active bool
-		err := c.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
-		if err != nil {
-			return fmt.Errorf("look for slot %s: %w", name, err)
-		}
-		if !exists {
-			return nil
-		}
-		if !active {
-			if err := dropSlotStmt(on, name).Exec(ctx, c); err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("drop slot %s: still in use: %w", name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func createPublicationAllStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "CREATE PUBLICATION " + Ident(name) + " FOR ALL TABLES"}
-}
-
-func dropPublicationStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + Ident(name)}
-}
-
-// loginStmts give roles LOGIN or NOLOGIN.
-func loginStmts(on string, roles []string, login bool) []Stmt {
-	word := "NOLOGIN"
-	if login {
-		word = "LOGIN"
-	}
-	out := make([]Stmt, len(roles))
-	for i, r := range roles {
-		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + Ident(r) + " " + word}
-	}
-	return out
 }
 
 // rolesToChange reads which of roles can log in where login is not what
@@ -320,7 +255,7 @@ func setLogin(ctx context.Context, c *pgxpool.Conn, on string, roles []string, l
 	if err != nil {
 		return nil, err
 	}
-	return change, ExecAll(ctx, c, loginStmts(on, change, login))
+	return change, ExecAll(ctx, c, LoginStmts(on, change, login))
 }
 
 // WriterRoles finds every role that can write to the database: the

@@ -215,7 +215,7 @@ func (r *run) openWritesStep() subStep {
 	roles := r.p.FenceRoles
 	return subStep{name: "allow writes on " + d.to.name, target: d.to.name,
 		plan: func() []PlanLine {
-			out := stmtLines(loginStmts(d.to.name, roles, true)...)
+			out := stmtLines(LoginStmts(d.to.name, roles, true)...)
 			out = append(out, stmtLines(readOnlyStmt(d.to.name, d.to.endpoint.DBName, false).with("only where a readonly cutover set it"))...)
 			return append([]PlanLine{noteLine(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
 		},
@@ -261,7 +261,7 @@ func (r *run) fenceStep() subStep {
 	roles := r.p.FenceRoles
 	return subStep{name: "fence " + d.from.name, target: d.from.name,
 		plan: func() []PlanLine {
-			out := stmtLines(loginStmts(d.from.name, roles, false)...)
+			out := stmtLines(LoginStmts(d.from.name, roles, false)...)
 			return append(out, stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("the fenced roles' sessions, except pgbluegreen's own"))...)
 		},
 		run: func(ctx context.Context) (string, error) {

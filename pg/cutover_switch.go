@@ -77,7 +77,7 @@ func (r *run) stopWritesSteps() []subStep {
 		roles := p.FenceRoles
 		return []subStep{{name: "nologin on " + d.from.name, target: d.from.name,
 			plan: func() []PlanLine {
-				return append(stmtLines(loginStmts(d.from.name, roles, false)...),
+				return append(stmtLines(LoginStmts(d.from.name, roles, false)...),
 					stmtLines(terminateSessionsStmt(d.from.name, roles, Later("the pid of pgbluegreen's session")).with("then wait until they are gone"))...)
 			},
 			run: func(ctx context.Context) (string, error) {

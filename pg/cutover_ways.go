@@ -80,7 +80,7 @@ func (r *run) undoSteps(pos position) []subStep {
 	if !pos.toClosed || prior && !pos.toReadOnly {
 		out = append(out, subStep{name: "close writes on " + d.to.name, target: d.to.name,
 			plan: func() []PlanLine {
-				out := stmtLines(loginStmts(d.to.name, p.FenceRoles, false)...)
+				out := stmtLines(LoginStmts(d.to.name, p.FenceRoles, false)...)
 				if prior {
 					out = append(out, stmtLines(readOnlyStmt(d.to.name, d.to.endpoint.DBName, true))...)
 				}
@@ -114,7 +114,7 @@ func (r *run) undoSteps(pos position) []subStep {
 	if !pos.fromFenced && p.Method == MethodNologin || pos.fromFenced || pos.fromReadOnly {
 		out = append(out, subStep{name: "open writes on " + d.from.name, target: d.from.name,
 			plan: func() []PlanLine {
-				return append(stmtLines(loginStmts(d.from.name, p.FenceRoles, true)...),
+				return append(stmtLines(LoginStmts(d.from.name, p.FenceRoles, true)...),
 					stmtLines(readOnlyStmt(d.from.name, d.from.endpoint.DBName, false).with("where the readonly method set it"))...)
 			},
 			run: func(ctx context.Context) (string, error) {
@@ -127,9 +127,9 @@ func (r *run) undoSteps(pos position) []subStep {
 	}
 	if !pos.drainedOn {
 		out = append(out, subStep{name: "restart " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
-			plan: func() []PlanLine { return stmtLines(enableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+			plan: func() []PlanLine { return stmtLines(EnableParams{On: d.to.name, Names: f.drainSubs}.Statements()...) },
 			run: func(ctx context.Context) (string, error) {
-				return "enabled " + strings.Join(f.drainSubs, ", "), ExecAll(ctx, r.e.to, enableSubscriptionStmts(d.to.name, f.drainSubs))
+				return "enabled " + strings.Join(f.drainSubs, ", "), EnableParams{On: d.to.name, Names: f.drainSubs}.Exec(ctx, r.e.to)
 			}})
 	}
 	if p.Method == MethodPgBouncer {

@@ -42,6 +42,17 @@ type Secret string
 // it as <what it says>; the operation replaces it before executing.
 type Later string
 
+// eachStmt builds one statement per item with build: the Statements of
+// an operation that does the same to each of a list (CreateSlotsParams,
+// EnableParams...).
+func eachStmt[T any](on string, items []T, build func(on string, item T) Stmt) []Stmt {
+	out := make([]Stmt, len(items))
+	for i, x := range items {
+		out[i] = build(on, x)
+	}
+	return out
+}
+
 // Placeholder is a part of a statement's text that a plan made offline
 // cannot know (the tables found on blue): it renders as <what it says>.
 func Placeholder(what string) string { return "<" + what + ">" }

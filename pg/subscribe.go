@@ -102,11 +102,7 @@ type EnableParams struct {
 
 // Statements are what Exec runs: one ALTER SUBSCRIPTION per name.
 func (p EnableParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Names))
-	for i, n := range p.Names {
-		out[i] = Stmt{On: p.On, SQL: "ALTER SUBSCRIPTION " + Ident(n) + " ENABLE"}
-	}
-	return out
+	return eachStmt(p.On, p.Names, EnableSubscriptionStmt)
 }
 
 // Exec runs the statements in order.
