@@ -33,18 +33,18 @@ func holdStandbys(subs []string) string {
 // subscribers have applied it.
 func holdStmts(on string, subs []string) []Stmt {
 	return []Stmt{
-		{On: on, SQL: "ALTER SYSTEM SET synchronous_standby_names = " + QuoteLiteral(holdStandbys(subs))},
-		{On: on, SQL: "ALTER SYSTEM SET synchronous_commit = 'remote_apply'"},
-		{On: on, SQL: "SELECT pg_reload_conf()"},
+		alterSystemStmt(on, "synchronous_standby_names", holdStandbys(subs)),
+		alterSystemStmt(on, "synchronous_commit", "remote_apply"),
+		reloadConfStmt(on),
 	}
 }
 
 // releaseStmts undo holdStmts.
 func releaseStmts(on string) []Stmt {
 	return []Stmt{
-		{On: on, SQL: "ALTER SYSTEM RESET synchronous_standby_names"},
-		{On: on, SQL: "ALTER SYSTEM RESET synchronous_commit"},
-		{On: on, SQL: "SELECT pg_reload_conf()"},
+		alterSystemResetStmt(on, "synchronous_standby_names"),
+		alterSystemResetStmt(on, "synchronous_commit"),
+		reloadConfStmt(on),
 	}
 }
 

@@ -126,16 +126,12 @@ func (p ReplicationRoleParams) Statements() []Stmt {
 	if p.RDS {
 		grant = "GRANT rds_replication TO " + role
 	}
-	body := []Stmt{
-		{On: p.On, SQL: "SET LOCAL log_statement = 'none'"},
-		{On: p.On, SQL: "SET LOCAL log_min_duration_statement = -1"},
-		{On: p.On, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
-		{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{p.Role, p.Verifier},
+	body := append(noStatementLogStmts(p.On),
+		Stmt{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{p.Role, p.Verifier},
 			Note: "$2: a SCRAM-SHA-256 verifier computed here; the password never leaves pgbluegreen"},
-		{On: p.On, SQL: setRolePasswordDO, Note: "= CREATE ROLE " + role + " LOGIN PASSWORD '********', or ALTER ROLE when it exists"},
-		{On: p.On, SQL: grant},
-		{On: p.On, SQL: "GRANT CONNECT ON DATABASE " + Ident(p.Database) + " TO " + role},
-	}
+		Stmt{On: p.On, SQL: setRolePasswordDO, Note: "= CREATE ROLE " + role + " LOGIN PASSWORD '********', or ALTER ROLE when it exists"},
+		Stmt{On: p.On, SQL: grant},
+		Stmt{On: p.On, SQL: "GRANT CONNECT ON DATABASE " + Ident(p.Database) + " TO " + role})
 	for _, s := range p.Schemas {
 		q := Ident(s)
 		body = append(body,

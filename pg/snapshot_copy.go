@@ -64,7 +64,7 @@ ORDER BY 6 DESC, 1, 2`
 // SnapshotTables reads, on blue, the tables publication pub copies, largest first.
 func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]SnapshotTable, error) {
 	var num int
-	if err := pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+	if err := pool.QueryRow(ctx, serverVersionNumQuery).Scan(&num); err != nil {
 		return nil, fmt.Errorf("read blue's version: %w", err)
 	}
 	gen, cols, filter, partSize := "", "", "''::text", "0"

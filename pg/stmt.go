@@ -42,6 +42,18 @@ type Secret string
 // it as <what it says>; the operation replaces it before executing.
 type Later string
 
+// noStatementLogStmts turn the server's statement logging off for the rest
+// of a transaction: a Secret bound to a later statement of it (a password
+// verifier, a connection string) never reaches the server's log, not even
+// with an error.
+func noStatementLogStmts(on string) []Stmt {
+	return []Stmt{
+		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
+		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
+		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
+	}
+}
+
 // eachStmt builds one statement per item with build: the Statements of
 // an operation that does the same to each of a list (CreateSlotsParams,
 // EnableParams...).

@@ -59,14 +59,10 @@ $pgbg$`
 // amounts to, password redacted.
 func (p SubscriptionParams) Statements() []Stmt {
 	on := p.On
-	return InTx(on, []Stmt{
-		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
-		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
-		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
-		{On: on, SQL: "SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)",
+	return InTx(on, append(noStatementLogStmts(on),
+		Stmt{On: on, SQL: "SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)",
 			Args: []any{p.Name, Secret(p.Conninfo), p.Publication, fmt.Sprint(p.CopyData), p.Slot}},
-		{On: on, SQL: createSubscriptionDO, Note: "= " + p.Equivalent()},
-	})
+		Stmt{On: on, SQL: createSubscriptionDO, Note: "= " + p.Equivalent()}))
 }
 
 // Equivalent is the CREATE SUBSCRIPTION the statements amount to, with the
