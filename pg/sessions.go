@@ -110,6 +110,21 @@ func readClientSessions(ctx context.Context, q sessionQuerier, sql string, start
 	return out, nil
 }
 
+// freeConnectionsQuery is how many more sessions the server would accept
+// from a user that is not a superuser: max_connections less the reserved
+// ones and the client sessions open.
+const freeConnectionsQuery = `SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend'`
+
+// FreeConnections reads how many more sessions server on (a pool of it)
+// would accept: copy-data's preflight weighs its sessions against it.
+func FreeConnections(ctx context.Context, q RowQuerier, on string) (int, error) {
+	var free int
+	if err := q.QueryRow(ctx, freeConnectionsQuery).Scan(&free); err != nil {
+		return 0, fmt.Errorf("read %s's free connections: %w", on, err)
+	}
+	return free, nil
+}
+
 // ServerPIDs are the backend pids of every server connection the
 // PgBouncer holds (SHOW SERVERS' remote_pid): the sessions that come
 // through it.

@@ -232,7 +232,23 @@ func (p SnapshotCopyParams) truncateStmt() Stmt {
 			q[i] = t.Rel.String()
 		}
 	}
-	return Stmt{On: "green", SQL: "TRUNCATE " + strings.Join(q, ", ")}
+	return truncateListStmt("green", q)
+}
+
+// TruncateStmt empties tables in one statement, so a foreign key between
+// two of them does not stop it: what a refusal tells the operator to run
+// on tables pgbluegreen may not empty itself.
+func TruncateStmt(on string, tables []Rel) Stmt {
+	q := make([]string, len(tables))
+	for i, t := range tables {
+		q[i] = t.String()
+	}
+	return truncateListStmt(on, q)
+}
+
+// truncateListStmt is TRUNCATE of targets (each a table's name, ONLY or not).
+func truncateListStmt(on string, targets []string) Stmt {
+	return Stmt{On: on, SQL: "TRUNCATE " + strings.Join(targets, ", ")}
 }
 
 // importStmts open a blue session's transaction in the exported snapshot.

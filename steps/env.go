@@ -79,10 +79,6 @@ func SplitQualified(name string) []string {
 	return append(parts, cur.String())
 }
 
-func sql(t Target, text string, args ...any) Action {
-	return Action{Target: t, Kind: "sql", Text: fmt.Sprintf(text, args...)}
-}
-
 func note(t Target, text string, args ...any) Action {
 	return Action{Target: t, Kind: "note", Text: fmt.Sprintf(text, args...)}
 }
