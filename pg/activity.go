@@ -26,40 +26,15 @@ type Activity struct {
 }
 
 // activityQuery reads the client sessions of the current database, except
-// the one asking. Columns: those of sessionsQuery, then backend_start and
+// the one asking. Columns: sessionColumns, ours, then backend_start and
 // the seconds since the last state change.
-const activityQuery = `
-SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''),
-       CASE WHEN client_addr IS NULL THEN 'local' ELSE host(client_addr) || ':' || client_port END,
-       coalesce(state, ''), coalesce(extract(epoch FROM now() - xact_start), 0)::float8,
-       coalesce(wait_event_type || ':' || wait_event, ''), left(coalesce(query, ''), 200),
+const activityQuery = "\nSELECT " + sessionColumns + `
        coalesce(application_name LIKE 'pgbluegreen%' AND usename = current_user, false),
-       backend_start, greatest(extract(epoch FROM clock_timestamp() - state_change), 0)::float8
-FROM pg_stat_activity
-WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid()
-ORDER BY pid`
+       backend_start, greatest(extract(epoch FROM clock_timestamp() - state_change), 0)::float8` + clientSessionsFrom
 
 // ReadActivity lists the client sessions of q's database.
-func ReadActivity(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}) ([]Activity, error) {
-	rows, err := q.Query(ctx, activityQuery)
-	if err != nil {
-		return nil, fmt.Errorf("read the sessions: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Activity, error) {
-		var a Activity
-		var age, stateAge float64
-		err := r.Scan(&a.PID, &a.User, &a.Application, &a.Client, &a.State, &age, &a.WaitEvent, &a.Query, &a.Ours,
-			&a.BackendStart, &stateAge)
-		a.XactAge = time.Duration(age * float64(time.Second))
-		a.StateAge = time.Duration(stateAge * float64(time.Second))
-		return a, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the sessions: %w", err)
-	}
-	return out, nil
+func ReadActivity(ctx context.Context, q sessionQuerier) ([]Activity, error) {
+	return readClientSessions(ctx, q, activityQuery, true)
 }
 
 // BouncerPool is one row of PgBouncer's SHOW POOLS: a database and user's

@@ -158,7 +158,7 @@ type factsQuerier interface {
 func readFacts(ctx context.Context, q factsQuerier) (CloneFacts, error) {
 	var f CloneFacts
 	var ver int
-	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
+	if err := q.QueryRow(ctx, serverVersionNumQuery).Scan(&ver); err != nil {
 		return f, fmt.Errorf("reading the server's version: %w", err)
 	}
 	sql := `SELECT r.rolname::text, pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text, '', '', current_setting('data_checksums') = 'on'
@@ -285,7 +285,7 @@ func ServerMajor(ctx context.Context, conninfo string, connectTimeout time.Durat
 	}
 	defer conn.Close(context.Background())
 	var v int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
+	if err := conn.QueryRow(ctx, serverVersionNumQuery).Scan(&v); err != nil {
 		return 0, err
 	}
 	return v / 10000, nil

@@ -86,10 +86,10 @@ type DropRelicsParams struct {
 func (p DropRelicsParams) Statements() []Stmt {
 	var out []Stmt
 	for _, name := range p.Publications {
-		out = append(out, Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)})
+		out = append(out, DropPublicationStmt(p.On, name))
 	}
 	for _, name := range p.Slots {
-		out = append(out, Stmt{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{name}})
+		out = append(out, DropSlotStmt(p.On, name))
 	}
 	return out
 }
@@ -99,15 +99,13 @@ func (p DropRelicsParams) Statements() []Stmt {
 func (p DropRelicsParams) Exec(ctx context.Context, db Execer) ([]string, error) {
 	var dropped []string
 	for _, name := range p.Publications {
-		s := Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + ident(name)}
-		if err := s.Exec(ctx, db); err != nil {
+		if err := DropPublicationStmt(p.On, name).Exec(ctx, db); err != nil {
 			return dropped, fmt.Errorf("drop publication %s: %w", name, err)
 		}
 		dropped = append(dropped, "publication "+name)
 	}
 	for _, name := range p.Slots {
-		s := Stmt{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{name}}
-		if err := s.Exec(ctx, db); err != nil {
+		if err := DropSlotStmt(p.On, name).Exec(ctx, db); err != nil {
 			return dropped, fmt.Errorf("drop logical slot %s: %w", name, err)
 		}
 		dropped = append(dropped, "logical slot "+name)

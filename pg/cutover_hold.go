@@ -24,7 +24,7 @@ import (
 func HoldStandbys(subs []string) string {
 	q := make([]string, len(subs))
 	for i, s := range subs {
-		q[i] = `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+		q[i] = Ident(s)
 	}
 	return fmt.Sprintf("FIRST %d (%s)", len(subs), strings.Join(q, ", "))
 }
@@ -33,18 +33,18 @@ func HoldStandbys(subs []string) string {
 // subscribers have applied it.
 func HoldStmts(on string, subs []string) []Stmt {
 	return []Stmt{
-		{On: on, SQL: "ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(HoldStandbys(subs))},
-		{On: on, SQL: "ALTER SYSTEM SET synchronous_commit = 'remote_apply'"},
-		{On: on, SQL: "SELECT pg_reload_conf()"},
+		alterSystemStmt(on, "synchronous_standby_names", HoldStandbys(subs)),
+		alterSystemStmt(on, "synchronous_commit", "remote_apply"),
+		reloadConfStmt(on),
 	}
 }
 
 // ReleaseStmts undo holdStmts.
 func ReleaseStmts(on string) []Stmt {
 	return []Stmt{
-		{On: on, SQL: "ALTER SYSTEM RESET synchronous_standby_names"},
-		{On: on, SQL: "ALTER SYSTEM RESET synchronous_commit"},
-		{On: on, SQL: "SELECT pg_reload_conf()"},
+		alterSystemResetStmt(on, "synchronous_standby_names"),
+		alterSystemResetStmt(on, "synchronous_commit"),
+		reloadConfStmt(on),
 	}
 }
 

@@ -16,9 +16,7 @@ import (
 // that both the plan and the run use, and run on a connection the caller
 // holds for the whole cutover (no pool round trip inside the pause).
 
-func qi(name string) string { return pgx.Identifier{name}.Sanitize() }
-
-// ReadWriteSessionStmt lets the cutover's own session write on a side a
+// readWriteSessionStmt lets the cutover's own session write on a side a
 // readonly cutover made read-only (setval, ALTER SUBSCRIPTION).
 func ReadWriteSessionStmt(on string) Stmt {
 	return Stmt{On: on, SQL: "SET default_transaction_read_only = off"}
@@ -203,7 +201,7 @@ func Anchored(ctx context.Context, c *pgxpool.Conn, sub string) (bool, error) {
 func DisableSubscriptionStmts(on string, subs []string) []Stmt {
 	var out []Stmt
 	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " DISABLE"})
+		out = append(out, DisableSubscriptionStmt(on, s))
 	}
 	return append(out, terminateStmt(on, "SELECT pid FROM pg_stat_subscription WHERE subname = ANY($1) AND pid IS NOT NULL", subs))
 }
@@ -219,27 +217,12 @@ func DisableSubscriptions(ctx context.Context, c *pgxpool.Conn, on string, subs 
 	return nil
 }
 
-func EnableSubscriptionStmts(on string, subs []string) []Stmt {
-	var out []Stmt
-	for _, s := range subs {
-		out = append(out, Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(s) + " ENABLE"})
-	}
-	return out
-}
-
-// CreateSlotStmt creates a pgoutput slot and returns its LSN.
-func CreateSlotStmt(on, name string) Stmt {
-	return Stmt{On: on, Args: []any{name}, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"}
-}
-
 // DropSubscriptionStmts remove a subscription without touching the remote
 // slot (dropped separately on the other side): disabled, its worker ended,
 // detached from its slot, dropped.
 func DropSubscriptionStmts(on, name string) []Stmt {
 	out := DisableSubscriptionStmts(on, []string{name})
-	return append(out,
-		Stmt{On: on, SQL: "ALTER SUBSCRIPTION " + qi(name) + " SET (slot_name = NONE)"},
-		Stmt{On: on, SQL: "DROP SUBSCRIPTION " + qi(name)})
+	return append(out, DetachSubscriptionStmt(on, name), DropSubscriptionStmt(on, name, false))
 }
 
 func DropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) error {
@@ -251,57 +234,7 @@ func DropSubscription(ctx context.Context, c *pgxpool.Conn, on, name string) err
 	return ExecAll(ctx, c, stmts[n-2:])
 }
 
-func DropSlotStmt(on, name string) Stmt {
-	return Stmt{On: on, Args: []any{name}, SQL: "SELECT pg_drop_replication_slot($1)"}
-}
-
-// DropSlot drops a logical slot when it exists, retrying while its
-// walsender is still going away.
-func DropSlot(ctx context.Context, c *pgxpool.Conn, on, name string) error {
-	for {
-		var exists, active bool
-		err := c.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&exists, &active)
-		if err != nil {
-			return fmt.Errorf("look for slot %s: %w", name, err)
-		}
-		if !exists {
-			return nil
-		}
-		if !active {
-			if err := DropSlotStmt(on, name).Exec(ctx, c); err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("drop slot %s: still in use: %w", name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func CreatePublicationAllStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "CREATE PUBLICATION " + qi(name) + " FOR ALL TABLES"}
-}
-
-func DropPublicationStmt(on, name string) Stmt {
-	return Stmt{On: on, SQL: "DROP PUBLICATION IF EXISTS " + qi(name)}
-}
-
-// LoginStmts give roles LOGIN or NOLOGIN.
-func LoginStmts(on string, roles []string, login bool) []Stmt {
-	word := "NOLOGIN"
-	if login {
-		word = "LOGIN"
-	}
-	out := make([]Stmt, len(roles))
-	for i, r := range roles {
-		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + qi(r) + " " + word}
-	}
-	return out
-}
-
-// RolesToChange reads which of roles can log in where login is not what
+// rolesToChange reads which of roles can log in where login is not what
 // they should be.
 func RolesToChange(ctx context.Context, c *pgxpool.Conn, roles []string, login bool) ([]string, error) {
 	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND rolcanlogin <> $2 ORDER BY 1", roles, login)
@@ -401,9 +334,9 @@ func TerminatePidsStmt(on string, pids []int32) Stmt {
 // db (new sessions only; the terminate ends the old ones).
 func ReadOnlyStmt(on, db string, readOnly bool) Stmt {
 	if readOnly {
-		return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " SET default_transaction_read_only = on"}
+		return Stmt{On: on, SQL: "ALTER DATABASE " + Ident(db) + " SET default_transaction_read_only = on"}
 	}
-	return Stmt{On: on, SQL: "ALTER DATABASE " + qi(db) + " RESET default_transaction_read_only"}
+	return Stmt{On: on, SQL: "ALTER DATABASE " + Ident(db) + " RESET default_transaction_read_only"}
 }
 
 // IsReadOnly reports whether the current database is set read-only.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -54,10 +53,18 @@ type NoLoginParams struct {
 }
 
 // Statements are what Exec runs: one ALTER ROLE per role.
-func (p NoLoginParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Roles))
-	for i, r := range p.Roles {
-		out[i] = Stmt{On: p.On, SQL: "ALTER ROLE " + pgx.Identifier{r}.Sanitize() + " NOLOGIN"}
+func (p NoLoginParams) Statements() []Stmt { return LoginStmts(p.On, p.Roles, false) }
+
+// LoginStmts give roles LOGIN or NOLOGIN: block-green-logins, and the
+// cutover's fence and its undo.
+func LoginStmts(on string, roles []string, login bool) []Stmt {
+	word := "NOLOGIN"
+	if login {
+		word = "LOGIN"
+	}
+	out := make([]Stmt, len(roles))
+	for i, r := range roles {
+		out[i] = Stmt{On: on, SQL: "ALTER ROLE " + Ident(r) + " " + word}
 	}
 	return out
 }
@@ -72,7 +79,7 @@ func (p NoLoginParams) Exec(ctx context.Context, db Execer) error {
 func NoLoginRolesAdvice(roles []string) []string {
 	out := make([]string, len(roles))
 	for i, r := range roles {
-		out[i] = "CREATE ROLE " + pgx.Identifier{r}.Sanitize() + " NOLOGIN"
+		out[i] = "CREATE ROLE " + Ident(r) + " NOLOGIN"
 	}
 	return out
 }

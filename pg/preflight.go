@@ -16,6 +16,10 @@ import (
 // PreflightParams.BlueReads and GreenReads list, so a preflight's plan
 // shows the reads it really makes. Every one of them only reads.
 
+// serverVersionNumQuery reads the server's version as a number (150004):
+// what a read that differs between majors chooses its text by.
+const serverVersionNumQuery = "SELECT current_setting('server_version_num')::int"
+
 // SettingsQuery reads the settings logical replication needs, and the slots
 // in use, in one statement. Columns: server_version_num, server_version
 // (without the distribution's suffix), wal_level, max_replication_slots,
@@ -75,7 +79,7 @@ type LogicalSettingsParams struct {
 func (p LogicalSettingsParams) Statements() []Stmt {
 	var out []Stmt
 	if p.WALLevel != "" {
-		out = append(out, Stmt{On: p.On, SQL: "ALTER SYSTEM SET wal_level = " + quoteLiteral(p.WALLevel)})
+		out = append(out, alterSystemStmt(p.On, "wal_level", p.WALLevel))
 	}
 	for _, s := range []struct {
 		name string
@@ -83,11 +87,27 @@ func (p LogicalSettingsParams) Statements() []Stmt {
 	}{{"max_replication_slots", p.MaxReplicationSlots}, {"max_wal_senders", p.MaxWALSenders},
 		{"max_logical_replication_workers", p.MaxLogicalReplicationWorkers}, {"max_worker_processes", p.MaxWorkerProcesses}} {
 		if s.n > 0 {
-			out = append(out, Stmt{On: p.On, SQL: fmt.Sprintf("ALTER SYSTEM SET %s = %d", s.name, s.n)})
+			out = append(out, alterSystemStmt(p.On, s.name, s.n))
 		}
 	}
 	return out
 }
+
+// alterSystemStmt sets a server setting in postgresql.auto.conf: a string
+// as a literal, a number as it is (Literal). It takes effect at the next
+// reload (reloadConfStmt), or restart for some settings. ALTER SYSTEM
+// cannot run in a transaction.
+func alterSystemStmt(on, name string, value any) Stmt {
+	return Stmt{On: on, SQL: "ALTER SYSTEM SET " + name + " = " + Literal(value)}
+}
+
+// alterSystemResetStmt removes a setting from postgresql.auto.conf.
+func alterSystemResetStmt(on, name string) Stmt {
+	return Stmt{On: on, SQL: "ALTER SYSTEM RESET " + name}
+}
+
+// reloadConfStmt makes the server read its configuration again.
+func reloadConfStmt(on string) Stmt { return Stmt{On: on, SQL: "SELECT pg_reload_conf()"} }
 
 // PrivilegesQuery reads what the connected user may do. Columns: user,
 // superuser, createrole, replication, member of rds_superuser, of

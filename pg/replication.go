@@ -22,7 +22,7 @@ func (r Rel) String() string {
 	if r.Schema == "" && strings.HasPrefix(r.Name, "<") {
 		return r.Name
 	}
-	return pgx.Identifier{r.Schema, r.Name}.Sanitize()
+	return Ident(r.Schema, r.Name)
 }
 
 // PlaceholderRel stands for tables an offline plan cannot list: it renders
@@ -185,19 +185,7 @@ type CreatePublicationsParams struct {
 
 // Statements are what Exec runs: one CREATE PUBLICATION each.
 func (p CreatePublicationsParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Publications))
-	for i, pub := range p.Publications {
-		sql := "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR ALL TABLES"
-		if !pub.AllTables {
-			q := make([]string, len(pub.Tables))
-			for j, t := range pub.Tables {
-				q[j] = t.String()
-			}
-			sql = "CREATE PUBLICATION " + pgx.Identifier{pub.Name}.Sanitize() + " FOR TABLE " + strings.Join(q, ", ")
-		}
-		out[i] = Stmt{On: p.On, SQL: sql}
-	}
-	return out
+	return eachStmt(p.On, p.Publications, CreatePublicationStmt)
 }
 
 // Exec runs the statements on db in order, journaling each. A publication
@@ -267,11 +255,7 @@ type CreateSlotsParams struct {
 // per slot, each its own transaction (it waits for the transactions
 // running when it starts).
 func (p CreateSlotsParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Slots))
-	for i, name := range p.Slots {
-		out[i] = Stmt{On: p.On, SQL: "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", Args: []any{name}}
-	}
-	return out
+	return eachStmt(p.On, p.Slots, CreateSlotStmt)
 }
 
 // Exec creates the slots in order on q, journaling each, and calls created

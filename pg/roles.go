@@ -121,23 +121,19 @@ type ReplicationRoleParams struct {
 // off, the role's name and verifier into transaction-local settings, the
 // DO block that creates or alters the role from them, then the grants.
 func (p ReplicationRoleParams) Statements() []Stmt {
-	role := quoteIdent(p.Role)
+	role := Ident(p.Role)
 	grant := "ALTER ROLE " + role + " REPLICATION"
 	if p.RDS {
 		grant = "GRANT rds_replication TO " + role
 	}
-	body := []Stmt{
-		{On: p.On, SQL: "SET LOCAL log_statement = 'none'"},
-		{On: p.On, SQL: "SET LOCAL log_min_duration_statement = -1"},
-		{On: p.On, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
-		{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{p.Role, p.Verifier},
+	body := append(noStatementLogStmts(p.On),
+		Stmt{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{p.Role, p.Verifier},
 			Note: "$2: a SCRAM-SHA-256 verifier computed here; the password never leaves pgbluegreen"},
-		{On: p.On, SQL: setRolePasswordDO, Note: "= CREATE ROLE " + role + " LOGIN PASSWORD '********', or ALTER ROLE when it exists"},
-		{On: p.On, SQL: grant},
-		{On: p.On, SQL: "GRANT CONNECT ON DATABASE " + quoteIdent(p.Database) + " TO " + role},
-	}
+		Stmt{On: p.On, SQL: setRolePasswordDO, Note: "= CREATE ROLE " + role + " LOGIN PASSWORD '********', or ALTER ROLE when it exists"},
+		Stmt{On: p.On, SQL: grant},
+		Stmt{On: p.On, SQL: "GRANT CONNECT ON DATABASE " + Ident(p.Database) + " TO " + role})
 	for _, s := range p.Schemas {
-		q := quoteIdent(s)
+		q := Ident(s)
 		body = append(body,
 			Stmt{On: p.On, SQL: "GRANT USAGE ON SCHEMA " + q + " TO " + role},
 			Stmt{On: p.On, SQL: "GRANT SELECT ON ALL TABLES IN SCHEMA " + q + " TO " + role})
@@ -154,14 +150,6 @@ func (p ReplicationRoleParams) Exec(ctx context.Context, pool *pgxpool.Pool) err
 		return fmt.Errorf("create replication role %s: %w", p.Role, err)
 	}
 	return nil
-}
-
-// quoteIdent quotes a name as SQL needs it; a Placeholder stays as it is.
-func quoteIdent(name string) string {
-	if strings.HasPrefix(name, "<") && strings.HasSuffix(name, ">") {
-		return name
-	}
-	return pgx.Identifier{name}.Sanitize()
 }
 
 // CurrentDatabase returns the name of the database pool connects to.

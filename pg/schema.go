@@ -43,14 +43,14 @@ func (p DumpParams) Command() (Command, error) {
 		conninfoWord(cfg.Database), conninfoWord(cfg.User))
 	args := []string{"--schema-only", "--no-publications", "--no-subscriptions", "-d", dsn}
 	for _, s := range p.Schemas {
-		args = append(args, "--schema="+pgx.Identifier{s}.Sanitize())
+		args = append(args, "--schema="+Ident(s))
 	}
 	for _, e := range p.Extensions {
 		if strings.HasPrefix(e, "<") {
 			args = append(args, e)
 			continue
 		}
-		args = append(args, "--extension="+pgx.Identifier{e}.Sanitize())
+		args = append(args, "--extension="+Ident(e))
 	}
 	return Command{On: "blue", Path: p.PgDump, Args: args, Note: "the password, if any, in PGPASSWORD only"}, nil
 }
@@ -336,7 +336,7 @@ type ExtensionUpdatesParams struct {
 func (p ExtensionUpdatesParams) Statements() []Stmt {
 	out := make([]Stmt, len(p.Updates))
 	for i, u := range p.Updates {
-		out[i] = Stmt{On: p.On, SQL: "ALTER EXTENSION " + ident(u.Name) + " UPDATE TO " + QuoteLiteral(u.To), Note: "from " + u.From}
+		out[i] = Stmt{On: p.On, SQL: "ALTER EXTENSION " + Ident(u.Name) + " UPDATE TO " + QuoteLiteral(u.To), Note: "from " + u.From}
 	}
 	return out
 }
@@ -344,16 +344,4 @@ func (p ExtensionUpdatesParams) Statements() []Stmt {
 // Exec runs the statements in order.
 func (p ExtensionUpdatesParams) Exec(ctx context.Context, db Execer) error {
 	return ExecAll(ctx, db, p.Statements())
-}
-
-// QuoteLiteral quotes a string as an SQL literal the way PostgreSQL's
-// quote_literal does: quotes doubled, and, when there is a backslash, an
-// E” string with backslashes doubled, so it reads the same whatever
-// standard_conforming_strings says.
-func QuoteLiteral(s string) string {
-	q := strings.ReplaceAll(s, "'", "''")
-	if strings.Contains(s, `\`) {
-		return "E'" + strings.ReplaceAll(q, `\`, `\\`) + "'"
-	}
-	return "'" + q + "'"
 }

@@ -23,7 +23,7 @@ type Sequence struct {
 }
 
 // Qualified is the sequence's quoted name.
-func (s Sequence) Qualified() string { return pgx.Identifier{s.Schema, s.Name}.Sanitize() }
+func (s Sequence) Qualified() string { return Ident(s.Schema, s.Name) }
 
 // SequenceSync is what one sync did.
 type SequenceSync struct {

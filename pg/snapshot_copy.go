@@ -64,7 +64,7 @@ ORDER BY 6 DESC, 1, 2`
 // SnapshotTables reads, on blue, the tables publication pub copies, largest first.
 func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]SnapshotTable, error) {
 	var num int
-	if err := pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+	if err := pool.QueryRow(ctx, serverVersionNumQuery).Scan(&num); err != nil {
 		return nil, fmt.Errorf("read blue's version: %w", err)
 	}
 	gen, cols, filter, partSize := "", "", "''::text", "0"
@@ -138,7 +138,7 @@ SELECT CASE WHEN to_regclass($1) IS NULL THEN ARRAY['']
 func (t SnapshotTable) columnList() string {
 	q := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		q[i] = ident(c)
+		q[i] = Ident(c)
 	}
 	return "(" + strings.Join(q, ", ") + ")"
 }
@@ -212,7 +212,7 @@ func (p SnapshotCopyParams) Sessions() int {
 
 // SlotStmt creates the slot and exports its snapshot.
 func (p SnapshotCopyParams) SlotStmt() Stmt {
-	return Stmt{On: "blue", SQL: "CREATE_REPLICATION_SLOT " + ident(p.Slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT",
+	return Stmt{On: "blue", SQL: "CREATE_REPLICATION_SLOT " + Ident(p.Slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT",
 		Note: "on a replication connection (replication=database), held until every session below has imported the snapshot"}
 }
 
@@ -232,7 +232,23 @@ func (p SnapshotCopyParams) truncateStmt() Stmt {
 			q[i] = t.Rel.String()
 		}
 	}
-	return Stmt{On: "green", SQL: "TRUNCATE " + strings.Join(q, ", ")}
+	return truncateListStmt("green", q)
+}
+
+// TruncateStmt empties tables in one statement, so a foreign key between
+// two of them does not stop it: what a refusal tells the operator to run
+// on tables pgbluegreen may not empty itself.
+func TruncateStmt(on string, tables []Rel) Stmt {
+	q := make([]string, len(tables))
+	for i, t := range tables {
+		q[i] = t.String()
+	}
+	return truncateListStmt(on, q)
+}
+
+// truncateListStmt is TRUNCATE of targets (each a table's name, ONLY or not).
+func truncateListStmt(on string, targets []string) Stmt {
+	return Stmt{On: on, SQL: "TRUNCATE " + strings.Join(targets, ", ")}
 }
 
 // importStmts open a blue session's transaction in the exported snapshot.
@@ -253,7 +269,7 @@ func snapshotLiteral(s string) string {
 	if strings.HasPrefix(s, "<") {
 		return s
 	}
-	return quoteLiteral(s)
+	return QuoteLiteral(s)
 }
 
 // CopyAppName is the application_name of a snapshot copy's sessions on

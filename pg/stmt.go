@@ -42,6 +42,29 @@ type Secret string
 // it as <what it says>; the operation replaces it before executing.
 type Later string
 
+// noStatementLogStmts turn the server's statement logging off for the rest
+// of a transaction: a Secret bound to a later statement of it (a password
+// verifier, a connection string) never reaches the server's log, not even
+// with an error.
+func noStatementLogStmts(on string) []Stmt {
+	return []Stmt{
+		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
+		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
+		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
+	}
+}
+
+// eachStmt builds one statement per item with build: the Statements of
+// an operation that does the same to each of a list (CreateSlotsParams,
+// EnableParams...).
+func eachStmt[T any](on string, items []T, build func(on string, item T) Stmt) []Stmt {
+	out := make([]Stmt, len(items))
+	for i, x := range items {
+		out[i] = build(on, x)
+	}
+	return out
+}
+
 // Placeholder is a part of a statement's text that a plan made offline
 // cannot know (the tables found on blue): it renders as <what it says>.
 func Placeholder(what string) string { return "<" + what + ">" }
@@ -83,22 +106,22 @@ func Literal(v any) string {
 	case Later:
 		return "<" + string(x) + ">"
 	case string:
-		return quoteLiteral(x)
+		return QuoteLiteral(x)
 	case LSN:
-		return quoteLiteral(x.String())
+		return QuoteLiteral(x.String())
 	case bool:
 		return strconv.FormatBool(x)
 	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
 		return fmt.Sprint(x)
 	case time.Time:
-		return quoteLiteral(x.UTC().Format(time.RFC3339Nano))
+		return QuoteLiteral(x.UTC().Format(time.RFC3339Nano))
 	case []string:
 		if len(x) == 0 {
 			return "'{}'"
 		}
 		q := make([]string, len(x))
 		for i, s := range x {
-			q[i] = quoteLiteral(s)
+			q[i] = QuoteLiteral(s)
 		}
 		return "ARRAY[" + strings.Join(q, ", ") + "]"
 	case []int32:
@@ -110,9 +133,9 @@ func Literal(v any) string {
 	case []bool:
 		return numArray(x)
 	case fmt.Stringer:
-		return quoteLiteral(x.String())
+		return QuoteLiteral(x.String())
 	default:
-		return quoteLiteral(fmt.Sprint(x))
+		return QuoteLiteral(fmt.Sprint(x))
 	}
 }
 
@@ -126,10 +149,6 @@ func numArray[T any](xs []T) string {
 	}
 	return "ARRAY[" + strings.Join(q, ", ") + "]"
 }
-
-// quoteLiteral quotes a string as an SQL literal (standard strings: only
-// the quote doubles).
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Executed is one statement or command as it ran, for the journal.
 type Executed struct {

@@ -59,14 +59,10 @@ $pgbg$`
 // amounts to, password redacted.
 func (p SubscriptionParams) Statements() []Stmt {
 	on := p.On
-	return InTx(on, []Stmt{
-		{On: on, SQL: "SET LOCAL log_statement = 'none'"},
-		{On: on, SQL: "SET LOCAL log_min_duration_statement = -1"},
-		{On: on, SQL: "SET LOCAL log_parameter_max_length_on_error = 0"},
-		{On: on, SQL: "SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)",
+	return InTx(on, append(noStatementLogStmts(on),
+		Stmt{On: on, SQL: "SELECT set_config('pgbg.sub_name', $1, true), set_config('pgbg.conninfo', $2, true), set_config('pgbg.publication', $3, true), set_config('pgbg.copy_data', $4, true), set_config('pgbg.slot', $5, true)",
 			Args: []any{p.Name, Secret(p.Conninfo), p.Publication, fmt.Sprint(p.CopyData), p.Slot}},
-		{On: on, SQL: createSubscriptionDO, Note: "= " + p.Equivalent()},
-	})
+		Stmt{On: on, SQL: createSubscriptionDO, Note: "= " + p.Equivalent()}))
 }
 
 // Equivalent is the CREATE SUBSCRIPTION the statements amount to, with the
@@ -77,7 +73,7 @@ func (p SubscriptionParams) Equivalent() string {
 		shown = state.Redact(p.Conninfo)
 	}
 	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (copy_data = %t, create_slot = false, enabled = false, connect = true, slot_name = %s)",
-		pgx.Identifier{p.Name}.Sanitize(), quoteLiteral(shown), pgx.Identifier{p.Publication}.Sanitize(), p.CopyData, quoteLiteral(p.Slot))
+		Ident(p.Name), QuoteLiteral(shown), Ident(p.Publication), p.CopyData, QuoteLiteral(p.Slot))
 }
 
 // Exec runs the statements in one transaction on a connection of pool's.
@@ -102,11 +98,7 @@ type EnableParams struct {
 
 // Statements are what Exec runs: one ALTER SUBSCRIPTION per name.
 func (p EnableParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Names))
-	for i, n := range p.Names {
-		out[i] = Stmt{On: p.On, SQL: "ALTER SUBSCRIPTION " + ident(n) + " ENABLE"}
-	}
-	return out
+	return eachStmt(p.On, p.Names, EnableSubscriptionStmt)
 }
 
 // Exec runs the statements in order.

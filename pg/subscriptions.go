@@ -78,7 +78,7 @@ func ReadSubscriptions(ctx context.Context, pool *pgxpool.Pool, timeout time.Dur
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var num int
-	if err := pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int", pgx.QueryExecModeSimpleProtocol).Scan(&num); err != nil {
+	if err := pool.QueryRow(ctx, serverVersionNumQuery, pgx.QueryExecModeSimpleProtocol).Scan(&num); err != nil {
 		return nil, fmt.Errorf("read subscriptions: server version: %w", err)
 	}
 	rows, err := pool.Query(ctx, subscriptionsSQL(num), pgx.QueryExecModeSimpleProtocol)

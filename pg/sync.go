@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -143,8 +142,8 @@ type SyncWorkersParams struct {
 // Statements are what Exec runs.
 func (p SyncWorkersParams) Statements() []Stmt {
 	return []Stmt{
-		{On: p.On, SQL: "ALTER SYSTEM SET max_sync_workers_per_subscription = " + strconv.Itoa(p.PerSubscription)},
-		{On: p.On, SQL: "SELECT pg_reload_conf()"},
+		alterSystemStmt(p.On, "max_sync_workers_per_subscription", p.PerSubscription),
+		reloadConfStmt(p.On),
 	}
 }
 

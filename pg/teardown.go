@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The operations that take replication down at cleanup: subscriptions,
@@ -29,14 +26,13 @@ type DropSubscriptionParams struct {
 // Statements are what Exec runs. DROP SUBSCRIPTION with a slot cannot run in
 // a transaction block: each runs on its own.
 func (p DropSubscriptionParams) Statements() []Stmt {
-	q := pgx.Identifier{p.Name}.Sanitize()
 	if !p.Detached {
-		return []Stmt{{On: p.On, SQL: "DROP SUBSCRIPTION IF EXISTS " + q}}
+		return []Stmt{DropSubscriptionStmt(p.On, p.Name, true)}
 	}
 	return []Stmt{
-		{On: p.On, SQL: "ALTER SUBSCRIPTION " + q + " DISABLE"},
-		{On: p.On, SQL: "ALTER SUBSCRIPTION " + q + " SET (slot_name = NONE)"},
-		{On: p.On, SQL: "DROP SUBSCRIPTION " + q},
+		DisableSubscriptionStmt(p.On, p.Name),
+		DetachSubscriptionStmt(p.On, p.Name),
+		DropSubscriptionStmt(p.On, p.Name, false),
 	}
 }
 
@@ -57,11 +53,7 @@ type DropPublicationsParams struct {
 
 // Statements are what Exec runs: DROP PUBLICATION IF EXISTS each.
 func (p DropPublicationsParams) Statements() []Stmt {
-	out := make([]Stmt, len(p.Names))
-	for i, n := range p.Names {
-		out[i] = Stmt{On: p.On, SQL: "DROP PUBLICATION IF EXISTS " + pgx.Identifier{n}.Sanitize()}
-	}
-	return out
+	return eachStmt(p.On, p.Names, DropPublicationStmt)
 }
 
 // Exec runs the statements on db in order, journaling each.
@@ -78,7 +70,7 @@ type DropSlotParams struct {
 
 // Statements are what Exec runs: pg_drop_replication_slot.
 func (p DropSlotParams) Statements() []Stmt {
-	return []Stmt{{On: p.On, SQL: "SELECT pg_drop_replication_slot($1)", Args: []any{p.Name}}}
+	return []Stmt{DropSlotStmt(p.On, p.Name)}
 }
 
 // slotStateQuery says whether a slot exists and is in use. Columns: exists, active.
@@ -86,18 +78,22 @@ const slotStateQuery = `SELECT count(*) > 0, coalesce(bool_or(active), false) FR
 
 // Exec drops the slot when it exists and reports whether it did. A slot
 // still active (its walsender going away after the subscriber stopped) is
-// waited for until ctx ends; only the drop itself is journaled.
-func (p DropSlotParams) Exec(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+// waited for until ctx ends; only the drop itself is journaled. db is a
+// pool, or one connection of it (the cutover's).
+func (p DropSlotParams) Exec(ctx context.Context, db interface {
+	Execer
+	RowQuerier
+}) (bool, error) {
 	for {
 		var exists, active bool
-		if err := pool.QueryRow(ctx, slotStateQuery, p.Name).Scan(&exists, &active); err != nil {
+		if err := db.QueryRow(ctx, slotStateQuery, p.Name).Scan(&exists, &active); err != nil {
 			return false, fmt.Errorf("look for slot %s: %w", p.Name, err)
 		}
 		if !exists {
 			return false, nil
 		}
 		if !active {
-			if err := p.Statements()[0].Exec(ctx, pool); err == nil {
+			if err := p.Statements()[0].Exec(ctx, db); err == nil {
 				return true, nil
 			}
 			// Taken again (or dropped) between the look and the drop: look again.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
@@ -136,7 +137,7 @@ func TestAWSAuroraCloneSteps(t *testing.T) {
 	good := queryOne[string](t, a.Green, "SELECT aurora_volume_logical_start_lsn()::text")
 	setStart := func(lsn string) {
 		t.Helper()
-		if _, err := a.Green.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE FUNCTION aurora_volume_logical_start_lsn() RETURNS pg_lsn LANGUAGE sql AS $$ SELECT %s::pg_lsn $$", quoteLiteral(lsn))); err != nil {
+		if _, err := a.Green.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE FUNCTION aurora_volume_logical_start_lsn() RETURNS pg_lsn LANGUAGE sql AS $$ SELECT %s::pg_lsn $$", pg.QuoteLiteral(lsn))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -201,7 +201,7 @@ func (e *Env) seedActions(ctx context.Context, src *seedSource) ([]Action, error
 	case src.function:
 		out := []Action{
 			note(BlueGreen, "refused unless green's major is blue's (read over SQL): after upgrade-green the function no longer tells where the clone started"),
-			sql(Green, "%s  -- the clone's start point, read before the upgrade", pg.AuroraStartLSNQuery),
+			stmts(pg.AuroraStartLSNStmt("green", "the clone's start point, read before the upgrade"))[0],
 		}
 		if live {
 			return append(out, note(Green, "it answers %s now", src.seed)), nil

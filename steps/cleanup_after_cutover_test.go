@@ -259,19 +259,19 @@ func TestCleanupAfterCutover(t *testing.T) {
 		// As if blue could not reach green: the subscription points at a
 		// closed port, so DROP SUBSCRIPTION cannot drop the slot on green.
 		for _, s := range []string{
-			"CREATE PUBLICATION " + ident(reverseReplication) + " FOR ALL TABLES",
+			"CREATE PUBLICATION " + pg.Ident(reverseReplication) + " FOR ALL TABLES",
 			"SELECT pg_create_logical_replication_slot('" + reverseReplication + "', 'pgoutput')",
 		} {
 			if _, err := green.Exec(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := blue.Exec(ctx, "CREATE SUBSCRIPTION "+ident(reverseReplication)+
-			" CONNECTION 'host=127.0.0.1 port=1 dbname=app user=nobody connect_timeout=2' PUBLICATION "+ident(reverseReplication)+
+		if _, err := blue.Exec(ctx, "CREATE SUBSCRIPTION "+pg.Ident(reverseReplication)+
+			" CONNECTION 'host=127.0.0.1 port=1 dbname=app user=nobody connect_timeout=2' PUBLICATION "+pg.Ident(reverseReplication)+
 			" WITH (connect = false)"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := blue.Exec(ctx, "ALTER SUBSCRIPTION "+ident(reverseReplication)+" SET (slot_name = "+quoteLiteral(reverseReplication)+")"); err != nil {
+		if _, err := blue.Exec(ctx, "ALTER SUBSCRIPTION "+pg.Ident(reverseReplication)+" SET (slot_name = "+pg.QuoteLiteral(reverseReplication)+")"); err != nil {
 			t.Fatal(err)
 		}
 		s, _ := l.runner.Find("drop-subscriptions")

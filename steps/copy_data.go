@@ -84,9 +84,9 @@ func (e *Env) snapshotCopyAdvice(ctx context.Context) ([]string, error) {
 		name string
 		pool *pgxpool.Pool
 	}{{"blue", e.Blue}, {"green", e.Green}} {
-		var free int
-		if err := side.pool.QueryRow(ctx, freeConnectionsSQL).Scan(&free); err != nil {
-			return out, fmt.Errorf("read %s's free connections: %w", side.name, err)
+		free, err := pg.FreeConnections(ctx, side.pool, side.name)
+		if err != nil {
+			return out, err
 		}
 		if free < jobs+2 {
 			out = append(out, fmt.Sprintf("copy-data opens %d sessions on %s, which has %d connections free (max_connections less those in use and reserved): lower sync.copy_jobs or raise max_connections", jobs, side.name, free))
@@ -107,9 +107,6 @@ func (e *Env) snapshotCopyAdvice(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
-
-// freeConnectionsSQL is how many more sessions the server would accept.
-const freeConnectionsSQL = `SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend'`
 
 // snapshotCopiedKey records, once a publication's copy is complete, the
 // position its subscription streams from.
@@ -228,7 +225,7 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 			op.params.Truncate = true
 		default:
 			op.refusal = fmt.Sprintf("%s on green hold rows, and no copy of %s is half way (no slot %s on blue): the copy goes into empty tables; if the rows are an earlier copy's, empty them (%s), else check green.conninfo",
-				relNames(full, 3), p.Name, op.params.Slot, truncateOf(full))
+				relNames(full, 3), p.Name, op.params.Slot, pg.TruncateStmt("green", full))
 		}
 		out = append(out, op)
 	}
@@ -242,9 +239,6 @@ func relNames(rs []pg.Rel, n int) string {
 	}
 	return relList(rs)
 }
-
-// truncateOf is the TRUNCATE an operator runs to empty tables.
-func truncateOf(rs []pg.Rel) string { return "TRUNCATE " + relList(rs) }
 
 func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 	if len(e.Config.SnapshotPublications()) == 0 {

@@ -3,15 +3,15 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Helpers every step uses: bounded statements, refusals, the servers it
-// needs, and how names of the configuration are quoted.
+// needs, and how names of the configuration are split and quoted (by pg's
+// one quoter, pg.Ident).
 
 // bounded is ctx limited by the configured statement timeout: each step's
 // short statements run under it; long waits (catch-up, ANALYZE, the schema
@@ -51,24 +51,13 @@ func (e *Env) needBoth() error {
 	return e.needGreen()
 }
 
-// ident quotes a possibly schema-qualified name the way pgx does.
-func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
-
 // tableIdent quotes a table name from the configuration: schema.table,
 // where either part may be double-quoted as in SQL (public."OrderItems").
-func tableIdent(qualified string) string { return ident(config.SplitQualified(qualified)...) }
-
-func sql(t Target, text string, args ...any) Action {
-	return Action{Target: t, Kind: "sql", Text: fmt.Sprintf(text, args...)}
-}
+func tableIdent(qualified string) string { return pg.Ident(config.SplitQualified(qualified)...) }
 
 func note(t Target, text string, args ...any) Action {
 	return Action{Target: t, Kind: "note", Text: fmt.Sprintf(text, args...)}
 }
-
-// quoteLiteral quotes a SQL string literal for display in plans. Statements
-// actually run take values as parameters.
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func orPlaceholder(v, what string) string {
 	if v == "" {

@@ -286,7 +286,7 @@ func (r *preflightReport) iniAgrees(ctx context.Context, b config.PgBouncerConfi
 func quotedList(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
-		q[i] = ident(n)
+		q[i] = pg.Ident(n)
 		if q[i] == `"`+n+`"` && config.ValidName(n) && strings.ToLower(n) == n {
 			q[i] = n
 		}

@@ -195,7 +195,7 @@ func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 		r.fail("blue: user %s is not a superuser and does not own %s: replica-identity-full must ALTER TABLE them (REPLICA IDENTITY FULL needs the owner or a superuser); %s, or as their owner", pv.User, strings.Join(notOwned, ", "), fixUser)
 	}
 	if !pv.CreateOnDatabase {
-		r.fail("blue: user %s lacks CREATE on database %s: create-publications needs it; GRANT CREATE ON DATABASE %s TO %s, or %s", pv.User, pv.Database, ident(pv.Database), ident(pv.User), fixUser)
+		r.fail("blue: user %s lacks CREATE on database %s: create-publications needs it; GRANT CREATE ON DATABASE %s TO %s, or %s", pv.User, pv.Database, pg.Ident(pv.Database), pg.Ident(pv.User), fixUser)
 	}
 	if pub := allTablesPublication(c); pub != "" && !c.HasDedicated() {
 		r.fail("blue: user %s is not a superuser: create-publications needs one for CREATE PUBLICATION %s FOR ALL TABLES; %s, or list the publication's tables (their owner may publish them)", pv.User, pub, fixUser)
@@ -218,11 +218,11 @@ func (r *preflightReport) bluePrivileges(b pg.BlueFacts) {
 		case c.IsAWS() && !b.Role.RDSReplication && !pv.RDSSuperuser:
 			r.fail("blue: user %s is not in rds_superuser: create-replication-role must GRANT rds_replication; %s", pv.User, fixUser)
 		case !c.IsAWS() && !b.Role.Replication && (b.Settings.VersionNum < 160000 || !pv.Replication):
-			r.fail("blue: user %s may not give role %s REPLICATION (a superuser%s must): create-replication-role needs it; %s, or ALTER ROLE %s REPLICATION as one", pv.User, c.Replication.Role, pg16Note(b.Settings.VersionNum), fixUser, ident(c.Replication.Role))
+			r.fail("blue: user %s may not give role %s REPLICATION (a superuser%s must): create-replication-role needs it; %s, or ALTER ROLE %s REPLICATION as one", pv.User, c.Replication.Role, pg16Note(b.Settings.VersionNum), fixUser, pg.Ident(c.Replication.Role))
 		}
 	}
 	if !pv.Replication && !(c.IsAWS() && pv.RDSReplication) {
-		r.fail("blue: user %s has neither REPLICATION nor superuser: create-slots needs one to create replication slots; ALTER ROLE %s REPLICATION, or %s", pv.User, ident(pv.User), fixUser)
+		r.fail("blue: user %s has neither REPLICATION nor superuser: create-slots needs one to create replication slots; ALTER ROLE %s REPLICATION, or %s", pv.User, pg.Ident(pv.User), fixUser)
 	}
 	if len(r.fails) == fails {
 		r.pass("blue: user %s is not a superuser but may do what each later step does (owns the tables, CREATE, CREATEROLE, REPLICATION)", pv.User)
@@ -254,7 +254,7 @@ func (r *preflightReport) greenPrivileges(g *pg.GreenFacts) {
 		r.fail("green: user %s is not a superuser: create-subscriptions needs one before PostgreSQL 16; %s", pv.User, fixUser)
 	case !pv.CreateSubscription || !pv.CreateOnDatabase:
 		r.fail("green: user %s is neither a superuser nor a member of pg_create_subscription with CREATE on database %s: create-subscriptions needs that; GRANT pg_create_subscription TO %s and GRANT CREATE ON DATABASE %s TO %s, or %s",
-			pv.User, pv.Database, ident(pv.User), ident(pv.Database), ident(pv.User), fixUser)
+			pv.User, pv.Database, pg.Ident(pv.User), pg.Ident(pv.Database), pg.Ident(pv.User), fixUser)
 	}
 	if len(c.AppRoles) > 0 && !pv.CreateRole {
 		r.fail("green: user %s lacks CREATEROLE: block-green-logins must ALTER ROLE the application roles NOLOGIN; %s", pv.User, fixUser)
@@ -263,7 +263,7 @@ func (r *preflightReport) greenPrivileges(g *pg.GreenFacts) {
 		r.warn("green: user %s is not a superuser: copy-schema restores blue's schema (extensions, ownership) and may need one", pv.User)
 	}
 	if len(c.SnapshotPublications()) > 0 {
-		r.warn("green: user %s is not a superuser: copy-data writes with session_replication_role = replica, as the table sync's workers do, which needs one or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO %s; or copy those publications by copy: tablesync", pv.User, ident(pv.User))
+		r.warn("green: user %s is not a superuser: copy-data writes with session_replication_role = replica, as the table sync's workers do, which needs one or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO %s; or copy those publications by copy: tablesync", pv.User, pg.Ident(pv.User))
 	}
 	if len(r.fails) == fails {
 		r.pass("green: user %s may create subscriptions and change the application roles", pv.User)

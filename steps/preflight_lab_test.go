@@ -145,7 +145,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 
 	t.Run("a wrong password for the replication role, which exists", func(t *testing.T) {
 		exec(t, le.Blue, "ALTER ROLE pgbg_repl PASSWORD 'not-the-configured-one'")
-		defer exec(t, le.Blue, "ALTER ROLE pgbg_repl PASSWORD "+quoteLiteral(labPassword(t, le)))
+		defer exec(t, le.Blue, "ALTER ROLE pgbg_repl PASSWORD "+pg.QuoteLiteral(labPassword(t, le)))
 		stopsAtPreflight(t, le.Config, "replication role pgbg_repl exists on blue but its login with the password from passfile")
 	})
 

@@ -177,7 +177,7 @@ func (e *Env) refuseCopyOverRows(ctx context.Context, op pg.SubscriptionParams) 
 		return err
 	}
 	if len(full) > 0 {
-		return e.refuse("%s on green hold rows already: the table sync of %s would copy them again (doubled, or stopped on duplicate keys); empty them (%s), or copy the publication by copy: snapshot", relNames(full, 3), op.Publication, truncateOf(full))
+		return e.refuse("%s on green hold rows already: the table sync of %s would copy them again (doubled, or stopped on duplicate keys); empty them (%s), or copy the publication by copy: snapshot", relNames(full, 3), op.Publication, pg.TruncateStmt("green", full))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
@@ -234,7 +235,7 @@ func TestRunnerInterruptedWithoutCheckNeedsOverride(t *testing.T) {
 
 func TestRunnerDryRunChangesNothing(t *testing.T) {
 	r, w := newFakeRunner(t)
-	r.Steps[0].Plan = func(context.Context, *Env) ([]Action, error) { return []Action{sql(Blue, "SELECT 1")}, nil }
+	r.Steps[0].Plan = func(context.Context, *Env) ([]Action, error) { return stmts(pg.Stmt{On: "blue", SQL: "SELECT 1"}), nil }
 	lines := make(chan Line, 10)
 	r.Out = lines
 	out, err := r.Run(context.Background(), "a", RunParams{DryRun: true})

@@ -26,7 +26,7 @@ func (r *run) prepareReverseStep() subStep {
 		plan: func() []pg.PlanLine {
 			out := []pg.PlanLine{pg.Note("blue", "what an earlier attempt left is dropped first, when there:")}
 			out = append(out, pg.Lines(pg.DropSubscriptionStmts("blue", rev)...)...)
-			out = append(out, pg.Lines(pg.DropSlotStmt("green", rev), pg.CreatePublicationAllStmt("green", rev),
+			out = append(out, pg.Lines(pg.DropSlotStmt("green", rev), pg.CreatePublicationStmt("green", pg.PublicationSpec{Name: rev, AllTables: true}),
 				pg.CreateSlotStmt("green", rev).With("its start is set inside the pause, once the drain is done"))...)
 			return append(out, pg.Lines(r.reverseSubscription()...)...)
 		},
@@ -40,7 +40,7 @@ func (r *run) prepareReverseStep() subStep {
 				return "", err
 			}
 			if !has {
-				if err := pg.CreatePublicationAllStmt("green", rev).Exec(ctx, green); err != nil {
+				if err := pg.CreatePublicationStmt("green", pg.PublicationSpec{Name: rev, AllTables: true}).Exec(ctx, green); err != nil {
 					return "", fmt.Errorf("create publication %s on green: %w", rev, err)
 				}
 			}
@@ -251,7 +251,7 @@ func (r *run) swapSteps(pos position) []subStep {
 					out = pg.Lines(pg.FlushStmts(d.from.name)...)
 					out = append(out, pg.Note("blue", "the start set inside the pause is now durable; the subscription must have one"))
 				}
-				return append(out, pg.Lines(pg.EnableSubscriptionStmts(d.from.name, f.startSubs)...)...)
+				return append(out, pg.Lines(pg.EnableParams{On: d.from.name, Names: f.startSubs}.Statements()...)...)
 			},
 			run: func(ctx context.Context) (string, error) {
 				if !d.rollback {
@@ -266,7 +266,7 @@ func (r *run) swapSteps(pos position) []subStep {
 						return "", fmt.Errorf("subscription %s on blue has no start set on green: enabled, it would send blue back what blue sent, or skip green's writes; rebuild the reverse feed (run rollback only once it exists)", r.p.Reverse)
 					}
 				}
-				return "enabled " + strings.Join(f.startSubs, ", "), pg.ExecAll(ctx, r.e.from, pg.EnableSubscriptionStmts(d.from.name, f.startSubs))
+				return "enabled " + strings.Join(f.startSubs, ", "), pg.EnableParams{On: d.from.name, Names: f.startSubs}.Exec(ctx, r.e.from)
 			}})
 	}
 	return out
@@ -291,7 +291,7 @@ func (r *run) dropReverseStep() subStep {
 }
 
 // dropReverseFeed drops the reverse subscription on blue when it exists,
-// then its slot on green (dropSlot does nothing where there is none).
+// then its slot on green (DropSlotParams does nothing where there is none).
 func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string) error {
 	if exists, err := pg.SubscriptionExists(ctx, blue, rev); err != nil {
 		return err
@@ -300,5 +300,14 @@ func dropReverseFeed(ctx context.Context, blue, green *pgxpool.Conn, rev string)
 			return err
 		}
 	}
-	return pg.DropSlot(ctx, green, "green", rev)
+	_, err := pg.DropSlotParams{On: "green", Name: rev}.Exec(ctx, green)
+	return err
+}
+
+func subscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool, error) {
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)", name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for subscription %s: %w", name, err)
+	}
+	return exists, nil
 }

@@ -129,9 +129,11 @@ func (r *run) undoSteps(pos position) []subStep {
 	}
 	if !pos.drainedOn {
 		out = append(out, subStep{name: "restart " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
-			plan: func() []pg.PlanLine { return pg.Lines(pg.EnableSubscriptionStmts(d.to.name, f.drainSubs)...) },
+			plan: func() []pg.PlanLine {
+				return pg.Lines(pg.EnableParams{On: d.to.name, Names: f.drainSubs}.Statements()...)
+			},
 			run: func(ctx context.Context) (string, error) {
-				return "enabled " + strings.Join(f.drainSubs, ", "), pg.ExecAll(ctx, r.e.to, pg.EnableSubscriptionStmts(d.to.name, f.drainSubs))
+				return "enabled " + strings.Join(f.drainSubs, ", "), pg.EnableParams{On: d.to.name, Names: f.drainSubs}.Exec(ctx, r.e.to)
 			}})
 	}
 	if p.Method == MethodPgBouncer {

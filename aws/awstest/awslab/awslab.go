@@ -9,8 +9,8 @@
 // the instance's log files. Tests then run the AWS strategies end to end,
 // with data.
 //
-// It is test support: it imports pg (the clone machinery) and pgx, and
-// only tests import it.
+// It is test support: it imports pg (the clone machinery, and the
+// statements it dresses a clone with) and pgx, and only tests import it.
 package awslab
 
 import (
@@ -91,9 +91,8 @@ func Aurora(p Params) awstest.Backend {
 				return 0, fmt.Errorf("count green's slots: %w", err)
 			}
 			defer conn.Close(context.Background())
-			var n int
-			err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'logical'").Scan(&n)
-			return n, err
+			r, err := pg.ReadRelics(ctx, conn)
+			return len(r.Slots), err
 		},
 		UpgradeCluster: func(string, string) error {
 			ctx, cancel := p.ctx()
@@ -124,21 +123,20 @@ func (p Params) dress(ctx context.Context, seed pg.LSN) error {
 	}
 	defer conn.Close(context.Background())
 	for _, pub := range p.Publications {
-		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+pgx.Identifier{pub}.Sanitize()+" FOR ALL TABLES"); err != nil {
+		if err := pg.CreatePublicationStmt("green", pg.PublicationSpec{Name: pub, AllTables: true}).Exec(ctx, conn); err != nil {
 			return fmt.Errorf("publication %s on the clone: %w", pub, err)
 		}
 	}
 	for _, s := range p.Slots {
-		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s); err != nil {
+		var lsn string
+		if err := pg.CreateSlotStmt("green", s).QueryRow(ctx, conn, &lsn); err != nil {
 			return fmt.Errorf("slot %s on the clone: %w", s, err)
 		}
 	}
 	if p.NoStartFunction {
 		return nil
 	}
-	// A literal, not a parameter: it is the body of a SQL function.
-	_, err = conn.Exec(ctx, "CREATE FUNCTION aurora_volume_logical_start_lsn() RETURNS pg_lsn LANGUAGE sql AS $$ SELECT '"+seed.String()+"'::pg_lsn $$")
-	if err != nil {
+	if err := pg.AuroraStartFunctionStmt("green", seed).Exec(ctx, conn); err != nil {
 		return fmt.Errorf("aurora_volume_logical_start_lsn() on the clone: %w", err)
 	}
 	return nil
