@@ -32,7 +32,15 @@ type Config struct {
 	Blue         Conn          `yaml:"blue"`
 	Green        Conn          `yaml:"green"`
 	Replication  Replication   `yaml:"replication"`
-	Publications []Publication `yaml:"publications"`
+	// Databases are the databases of blue that move to green. Empty: every
+	// database of blue that accepts connections and holds a table, read
+	// from blue when the run starts (templates and providers' own aside).
+	Databases []string `yaml:"databases"`
+	// Stay are databases of blue left there on purpose, each with the
+	// reason, which is journaled. Any other database with rows or sessions
+	// that does not move makes preflight fail.
+	Stay         []StayingDatabase `yaml:"stay"`
+	Publications []Publication     `yaml:"publications"`
 	Schemas      []string      `yaml:"schemas"`
 	AppRoles     []string      `yaml:"app_roles"`
 	Cutover      Cutover       `yaml:"cutover"`
@@ -83,11 +91,21 @@ type PasswordSource struct {
 	SecretARN  string `yaml:"secret_arn"`
 }
 
+// StayingDatabase is a database of blue that does not move, and why.
+type StayingDatabase struct {
+	Name   string `yaml:"name"`
+	Reason string `yaml:"reason"`
+}
+
 // Publication is one publication on blue. With no tables it is FOR ALL
 // TABLES, or, when other publications list tables, for the tables they do not.
 type Publication struct {
 	Name   string   `yaml:"name"`
 	Tables []string `yaml:"tables"`
+	// Database is the database a publication that lists its tables is in
+	// (default: blue.conninfo's). One without tables is made in every
+	// database that moves.
+	Database string `yaml:"database"`
 	// Copy is how the copy strategy copies its tables: "tablesync" (the
 	// default: PostgreSQL's table sync, a worker per table, run by green
 	// itself) or "snapshot" (copy-data copies them in one exported
@@ -418,6 +436,7 @@ func (c *Config) Validate() []string {
 		}
 	}
 	p = append(p, c.validatePgBouncers()...) // config_pgbouncer.go
+	p = append(p, c.validateDatabases()...)
 	for _, d := range []struct {
 		key string
 		v   Duration

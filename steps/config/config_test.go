@@ -302,3 +302,49 @@ func TestDrainTimeoutHasOneMeaning(t *testing.T) {
 		t.Fatalf("a guard_timeout under the floor: %v", err)
 	}
 }
+
+// TestFeedNames: the primary database keeps the names a one-database run
+// had; another database's are made unique and valid slot names.
+func TestFeedNames(t *testing.T) {
+	c, err := Parse([]byte(minimalConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PrimaryDatabase() != "app" || c.FeedName("app", "pgbg_all") != "pgbg_all" || c.ReverseName("app") != "pgbg_reverse" {
+		t.Fatalf("primary: %s %s %s", c.PrimaryDatabase(), c.FeedName("app", "pgbg_all"), c.ReverseName("app"))
+	}
+	if got := c.FeedName("billing", "pgbg_all"); got != "pgbg_all_billing" {
+		t.Errorf("billing: %s", got)
+	}
+	seen := map[string]string{}
+	for _, db := range []string{"Billing", "billing", "my db", "my_db", "é", strings.Repeat("x", 80), strings.Repeat("x", 81)} {
+		got := c.FeedName(db, "pgbg_reverse")
+		if len(got) > 63 || strings.Trim(got, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			t.Errorf("%q: %q is not a valid slot name", db, got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q and %q share %q", db, other, got)
+		}
+		seen[got] = db
+	}
+}
+
+// TestDatabasesChecked: the lists of databases moving and staying are
+// checked when the file is read.
+func TestDatabasesChecked(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"databases: [billing]\n", `blue.conninfo's database "app" is not in the list`},
+		{"databases: [app, app]\n", `databases[1] "app" is listed twice`},
+		{"stay: [{name: reporting}]\n", `stay[0] "reporting" has no reason`},
+		{"databases: [app, billing]\nstay: [{name: billing, reason: x}]\n", `stay[0] "billing" is also in databases`},
+		{"stay: [{name: app, reason: x}]\n", `stay[0] "app" is blue.conninfo's database`},
+	} {
+		_, err := Parse([]byte(minimalConfig + tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte(minimalConfig + "databases: [app, billing]\nstay: [{name: reporting, reason: read by the old BI until March}]\n")); err != nil {
+		t.Errorf("a valid list: %v", err)
+	}
+}

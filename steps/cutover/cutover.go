@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // The two directions, named as the runbook's steps and the reports name them.
@@ -29,7 +30,7 @@ const (
 
 // DefaultReverseName names the publication, slot and subscription of the
 // reverse replication (green -> blue) that the cutover creates.
-const DefaultReverseName = "pgbg_reverse"
+const DefaultReverseName = config.DefaultReverseName
 
 // Params are the inputs of Cutover and Rollback, and of their ways
 // out (Finish, Undo). Blue and Green keep their names in both directions:
