@@ -28,10 +28,10 @@ var (
 
 // Config is pgbluegreen.yaml, after flags have overridden it.
 type Config struct {
-	Strategy     string        `yaml:"strategy"`
-	Blue         Conn          `yaml:"blue"`
-	Green        Conn          `yaml:"green"`
-	Replication  Replication   `yaml:"replication"`
+	Strategy    string      `yaml:"strategy"`
+	Blue        Conn        `yaml:"blue"`
+	Green       Conn        `yaml:"green"`
+	Replication Replication `yaml:"replication"`
 	// Databases are the databases of blue that move to green. Empty: every
 	// database of blue that accepts connections and holds a table, read
 	// from blue when the run starts (templates and providers' own aside).
@@ -41,15 +41,15 @@ type Config struct {
 	// that does not move makes preflight fail.
 	Stay         []StayingDatabase `yaml:"stay"`
 	Publications []Publication     `yaml:"publications"`
-	Schemas      []string      `yaml:"schemas"`
-	AppRoles     []string      `yaml:"app_roles"`
-	Cutover      Cutover       `yaml:"cutover"`
-	Clone        Clone         `yaml:"clone"`
-	AWS          AWS           `yaml:"aws"`
-	Timeouts     Timeouts      `yaml:"timeouts"`
-	Lag          Lag           `yaml:"lag"`
-	Sync         Sync          `yaml:"sync"`
-	Sessions     Sessions      `yaml:"sessions"`
+	Schemas      []string          `yaml:"schemas"`
+	AppRoles     []string          `yaml:"app_roles"`
+	Cutover      Cutover           `yaml:"cutover"`
+	Clone        Clone             `yaml:"clone"`
+	AWS          AWS               `yaml:"aws"`
+	Timeouts     Timeouts          `yaml:"timeouts"`
+	Lag          Lag               `yaml:"lag"`
+	Sync         Sync              `yaml:"sync"`
+	Sessions     Sessions          `yaml:"sessions"`
 	// Alerts say where alerts go and when (config_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
 
