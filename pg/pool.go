@@ -80,3 +80,16 @@ func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQ
 		t.onQuery(ctx, s.sql, time.Since(s.start), data.Err)
 	}
 }
+
+// PoolOn is a new pool like p (the same server, role, settings, TLS and
+// journal hook) on database db: a run that moves several databases opens
+// one per database on each side.
+func PoolOn(p *pgxpool.Pool, db string) (*pgxpool.Pool, error) {
+	cfg := p.Config().Copy()
+	cfg.ConnConfig.Database = db
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create pool on database %s: %w", db, err)
+	}
+	return pool, nil
+}

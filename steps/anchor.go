@@ -6,13 +6,12 @@ import (
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Anchor replication on blue: create-publications, create-slots.
 
 func createPublications() *Step {
-	return &Step{ID: "create-publications", Phase: PhaseAnchor, Target: Blue, Title: "Create publications",
+	return &Step{ID: "create-publications", PerDatabase: true, Phase: PhaseAnchor, Target: Blue, Title: "Create publications",
 		Why:    "The publication says what blue sends; it must exist before the slot, whose snapshot it is read at.",
 		Source: "000, 001 §1.2, 002",
 		Plan:   planCreatePublications,
@@ -22,7 +21,7 @@ func createPublications() *Step {
 }
 
 func createSlots() *Step {
-	return &Step{ID: "create-slots", Phase: PhaseAnchor, Target: Blue, Title: "Create logical replication slots",
+	return &Step{ID: "create-slots", PerDatabase: true, Phase: PhaseAnchor, Target: Blue, Title: "Create logical replication slots",
 		Why:    "The slot holds blue's WAL from this point until green consumes it; green's data must start at or after it.",
 		Source: "000, 001 §1.3, 002", Records: []string{"slot_lsn"},
 		Plan:  planCreateSlots,
@@ -203,7 +202,7 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	var missing, lsns []string
 	for _, p := range e.Config.SlotPublications() {
-		name := config.SlotName(p.Name)
+		name := e.Config.Feed(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
 			missing = append(missing, name)
@@ -242,7 +241,7 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	var names []string
 	for _, p := range e.Config.SlotPublications() {
-		names = append(names, config.SlotName(p.Name))
+		names = append(names, e.Config.Feed(p.Name))
 	}
 	return CheckResult{Done: true, Detail: "slots on blue: " + strings.Join(names, ", ") + "; slot_lsn = " + e.V("slot_lsn")}, nil
 }
@@ -254,7 +253,7 @@ func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal stri
 	op.On = "blue"
 	if e.Blue == nil {
 		for _, p := range e.Config.SlotPublications() {
-			op.Slots = append(op.Slots, config.SlotName(p.Name))
+			op.Slots = append(op.Slots, e.Config.Feed(p.Name))
 		}
 		return op, "", nil
 	}
@@ -278,7 +277,7 @@ func slotsOp(ctx context.Context, e *Env) (op pg.CreateSlotsParams, refusal stri
 		return op, "", err
 	}
 	for _, p := range e.Config.SlotPublications() {
-		name := config.SlotName(p.Name)
+		name := e.Config.Feed(p.Name)
 		s, ok := pg.FindSlot(slots, name)
 		if !ok {
 			op.Slots = append(op.Slots, name)
@@ -307,7 +306,7 @@ func planCreateSlots(ctx context.Context, e *Env) ([]Action, error) {
 		out = append(out, note(Blue, "every slot exists on blue: nothing to create"))
 	}
 	for _, p := range e.Config.SnapshotPublications() {
-		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", config.SlotName(p.Name), p.Name))
+		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", e.Config.Feed(p.Name), p.Name))
 	}
 	out = append(out, stmts(op.Statements()...)...)
 	return append(out, note(Blue, "recorded: slot_lsn.<slot> per slot and slot_lsn = the highest = %s", e.V("slot_lsn"))), nil
@@ -341,7 +340,7 @@ func runCreateSlots(ctx context.Context, e *Env) error {
 	}
 	var all []string
 	for _, p := range e.Config.SlotPublications() {
-		all = append(all, e.Values["slot_lsn."+config.SlotName(p.Name)])
+		all = append(all, e.V0("slot_lsn."+e.Config.Feed(p.Name)))
 	}
 	if len(all) == 0 {
 		return nil

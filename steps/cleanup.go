@@ -7,14 +7,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Cleanup: drop-subscriptions, drop-publications, revert-replica-identity.
 
 func dropSubscriptions() *Step {
-	return &Step{ID: "drop-subscriptions", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop subscriptions",
+	return &Step{ID: "drop-subscriptions", PerDatabase: true, Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop subscriptions",
 		Why:    "After this, a rollback is no longer possible: the reverse subscription on blue goes (with its slot on green, the primary now), then the subscriptions on green (with their slots on blue). A forgotten slot fills its server's disk with WAL. Refused while a cutover is paused or interrupted.",
 		Source: "000", Destructive: true,
 		Plan:  planDropSubscriptions,
@@ -24,7 +23,7 @@ func dropSubscriptions() *Step {
 }
 
 func dropPublications() *Step {
-	return &Step{ID: "drop-publications", Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop publications",
+	return &Step{ID: "drop-publications", PerDatabase: true, Phase: PhaseCleanup, Target: BlueGreen, Title: "Drop publications",
 		Why:    "The publications on blue and the reverse one on green go; then no logical slot may be left on blue or green. After this, a rollback is no longer possible.",
 		Source: "000", Destructive: true,
 		Plan:  planDropPublications,
@@ -34,7 +33,7 @@ func dropPublications() *Step {
 }
 
 func revertReplicaIdentity() *Step {
-	return &Step{ID: "revert-replica-identity", Phase: PhaseCleanup, Target: Green, Title: "Revert replica identity",
+	return &Step{ID: "revert-replica-identity", PerDatabase: true, Phase: PhaseCleanup, Target: Green, Title: "Revert replica identity",
 		Why:    "REPLICA IDENTITY FULL makes every update log the whole row: put back the default on the tables it was set for.",
 		Source: "000", Needs: []string{"replica_identity_full_tables"},
 		Plan:  planRevertIdentity,
@@ -51,12 +50,12 @@ func checkSubscriptionsGone(ctx context.Context, e *Env) (CheckResult, error) {
 	defer cancel()
 	var left []string
 	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return CheckResult{}, err
 		}
 		if s.Exists {
-			left = append(left, p.Name)
+			left = append(left, e.Config.Feed(p.Name))
 		}
 	}
 	rev, err := pg.ReadSubscription(ctx, e.Blue, reverseReplication)
@@ -119,7 +118,7 @@ func dropSubscriptionsOp(ctx context.Context, e *Env) (dropSubscriptionsPlan, er
 	}
 	for _, pub := range e.Config.Publications {
 		if e.Green != nil {
-			s, err := pg.ReadSubscription(ctx, e.Green, pub.Name)
+			s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(pub.Name))
 			if err != nil {
 				return p, err
 			}
@@ -155,7 +154,7 @@ func planDropSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 		out = append(out, stmts(withNote(op.reverseSlot.Statements(), "only if it is still there")...)...)
 	}
 	for _, f := range op.forward {
-		out = append(out, stmts(withNote(f.Statements(), "drops slot "+config.SlotName(f.Name)+" on blue too")...)...)
+		out = append(out, stmts(withNote(f.Statements(), "drops slot "+f.Name+" on blue too")...)...)
 	}
 	if len(out) == 0 {
 		out = append(out, note(BlueGreen, "no subscription of this run and no reverse slot left: nothing to drop"))
@@ -191,7 +190,7 @@ func runDropSubscriptions(ctx context.Context, e *Env) error {
 				fix = append(fix, s.String())
 			}
 			return fmt.Errorf("%w; if green cannot reach blue: on green %s; then on blue %s",
-				err, strings.Join(fix, "; "), pg.DropSlotParams{On: "blue", Name: config.SlotName(f.Name)}.Statements()[0])
+				err, strings.Join(fix, "; "), pg.DropSlotParams{On: "blue", Name: f.Name}.Statements()[0])
 		}
 	}
 	return nil
@@ -425,7 +424,7 @@ func checkIdentityReverted(ctx context.Context, e *Env) (CheckResult, error) {
 	}
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
-	tables := parseRelList(e.Values["replica_identity_full_tables"])
+	tables := parseRelList(e.V0("replica_identity_full_tables"))
 	full, err := pg.TablesWithIdentityFull(ctx, e.Green, tables)
 	if err != nil {
 		return CheckResult{}, err
@@ -443,7 +442,7 @@ func checkIdentityReverted(ctx context.Context, e *Env) (CheckResult, error) {
 // still wants FULL there.
 func revertIdentityOp(ctx context.Context, e *Env) (pg.ReplicaIdentityParams, error) {
 	op := pg.ReplicaIdentityParams{On: "green"}
-	tables := parseRelList(e.Values["replica_identity_full_tables"])
+	tables := parseRelList(e.V0("replica_identity_full_tables"))
 	if e.Green == nil {
 		op.Tables = tables
 		if _, ok := e.Value("replica_identity_full_tables"); !ok {

@@ -8,7 +8,7 @@ import (
 )
 
 func removeDDLRecorder() *Step {
-	return &Step{ID: removeDDLRecorderID, Phase: PhaseCleanup, Target: Blue, Title: "Remove the DDL recorder (optional)",
+	return &Step{ID: removeDDLRecorderID, PerDatabase: true, Phase: PhaseCleanup, Target: Blue, Title: "Remove the DDL recorder (optional)",
 		Why:    "Drops record-ddl's event trigger, function, log and schema " + pg.RecorderSchema + " from blue; nothing is left when it was never installed.",
 		Source: "beyond the sources", Optional: true,
 		Plan:  planRemoveDDLRecorder,

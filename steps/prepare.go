@@ -22,7 +22,7 @@ func enableLogicalReplication() *Step {
 }
 
 func createReplicationRole() *Step {
-	return &Step{ID: "create-replication-role", Phase: PhasePrepare, Target: Blue, Title: "Create the replication role",
+	return &Step{ID: "create-replication-role", PerDatabase: true, Phase: PhasePrepare, Target: Blue, Title: "Create the replication role",
 		Why:    "Green's subscriptions connect to blue as a dedicated role with REPLICATION and SELECT on the replicated tables.",
 		Source: "001 §1.1",
 		Plan:   planReplicationRole,
@@ -32,7 +32,7 @@ func createReplicationRole() *Step {
 }
 
 func replicaIdentityFull() *Step {
-	return &Step{ID: "replica-identity-full", Phase: PhasePrepare, Target: Blue, Title: "Replica identity for tables without a primary key",
+	return &Step{ID: "replica-identity-full", PerDatabase: true, Phase: PhasePrepare, Target: Blue, Title: "Replica identity for tables without a primary key",
 		Why:    "Once a table is published, every UPDATE/DELETE on a table with no replica identity fails on blue: set it before the publication exists.",
 		Source: "000", Records: []string{"replica_identity_full_tables"},
 		Plan:  planReplicaIdentity,
@@ -312,7 +312,7 @@ func runReplicaIdentity(ctx context.Context, e *Env) error {
 		return err
 	}
 	// Merge with an earlier partial run's list, so cleanup reverts them all.
-	all := parseRelList(e.Values["replica_identity_full_tables"])
+	all := parseRelList(e.V0("replica_identity_full_tables"))
 	seen := map[pg.Rel]bool{}
 	for _, t := range all {
 		seen[t] = true

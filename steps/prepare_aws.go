@@ -8,7 +8,6 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/aws"
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // What the AWS strategies share, and their enable-logical-replication:
@@ -75,8 +74,8 @@ func (e *Env) requireSlotsOnBlue(ctx context.Context, what string) error {
 	}
 	var missing []string
 	for _, p := range e.Config.Publications {
-		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); !ok {
-			missing = append(missing, config.SlotName(p.Name))
+		if _, ok := pg.FindSlot(slots, e.Config.Feed(p.Name)); !ok {
+			missing = append(missing, e.Config.Feed(p.Name))
 		}
 	}
 	if len(missing) > 0 {

@@ -12,7 +12,7 @@ import (
 // compare-schema.
 
 func upgradeExtensions() *Step {
-	return &Step{ID: "upgrade-extensions", Phase: PhasePrepareGreen, Target: Green, Title: "Upgrade extensions on green",
+	return &Step{ID: "upgrade-extensions", PerDatabase: true, Phase: PhasePrepareGreen, Target: Green, Title: "Upgrade extensions on green",
 		Why:    "Extensions keep their old versions through an upgrade; bring each to the newest green offers.",
 		Source: "000", Records: []string{"extensions_upgraded"},
 		Plan:  planUpgradeExtensions,
@@ -32,7 +32,7 @@ func blockGreenLogins() *Step {
 }
 
 func compareSchema() *Step {
-	return &Step{ID: "compare-schema", Phase: PhasePrepareGreen, Target: BlueGreen, Title: "Compare schemas",
+	return &Step{ID: "compare-schema", PerDatabase: true, Phase: PhasePrepareGreen, Target: BlueGreen, Title: "Compare schemas",
 		Why:    "Logical replication does not carry DDL: any difference in tables, columns, indexes or constraints breaks apply or the cutover.",
 		Source: "001 §7",
 		Plan: func(_ context.Context, e *Env) ([]Action, error) {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Provision green for the self-managed clone strategy: clone-local,
@@ -38,7 +37,7 @@ func greenStartLSN() *Step {
 }
 
 func dropClonedReplication() *Step {
-	return &Step{ID: "drop-cloned-replication", Phase: PhasePrepareGreen, Target: Green, Title: "Drop replication objects inherited by the clone",
+	return &Step{ID: "drop-cloned-replication", PerDatabase: true, Phase: PhasePrepareGreen, Target: Green, Title: "Drop replication objects inherited by the clone",
 		Why:    "The clone carries blue's publications (and on Aurora its slots); they must go before the upgrade and before subscribing.",
 		Source: "000, 002", Needs: []string{"green_start_lsn"},
 		Plan:  planDropClonedReplication,
@@ -127,24 +126,38 @@ func (e *Env) seedProblems(ctx context.Context, seed pg.LSN) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(e.Config.Publications))
+	// The clone is of the whole cluster: every database's slots must
+	// predate it.
+	dbs, err := e.Databases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
 	created := map[string]pg.LSN{}
-	for _, p := range e.Config.Publications {
-		name := config.SlotName(p.Name)
-		names = append(names, name)
-		v, ok := e.Value("slot_lsn." + name)
-		if !ok {
-			// slot_lsn is the greatest creation LSN: a bound for each slot.
-			v, ok = e.Value("slot_lsn")
+	for _, d := range dbs {
+		de := e.forDatabase(d)
+		if e.DB != "" {
+			de = e // a step of one database sees its own
 		}
-		if !ok {
-			continue
+		for _, name := range de.Config.FeedNames() {
+			names = append(names, name)
+			v, ok := de.Value("slot_lsn." + name)
+			if !ok {
+				// slot_lsn is the greatest creation LSN: a bound for each slot.
+				v, ok = de.Value("slot_lsn")
+			}
+			if !ok {
+				continue
+			}
+			l, err := pg.ParseLSN(v)
+			if err != nil {
+				return nil, fmt.Errorf("recorded slot LSN of %s: %w", name, err)
+			}
+			created[name] = l
 		}
-		l, err := pg.ParseLSN(v)
-		if err != nil {
-			return nil, fmt.Errorf("recorded slot LSN of %s: %w", name, err)
+		if e.DB != "" {
+			break
 		}
-		created[name] = l
 	}
 	return pg.SeedProblems(seed, names, slots, created), nil
 }
@@ -201,7 +214,7 @@ func (e *Env) originsStreamedFrom(ctx context.Context, seed pg.LSN) (bool, error
 	ctx, cancel := e.bounded(ctx)
 	defer cancel()
 	for _, p := range e.Config.Publications {
-		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		st, err := pg.ReadOrigin(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return false, err
 		}
@@ -349,7 +362,7 @@ func planCloneLocal(ctx context.Context, e *Env) ([]Action, error) {
 		return nil, err
 	}
 	out := []Action{
-		note(Blue, "refused unless %s exist on blue (a clone taken before its slot loses rows)", strings.Join(slotNames(e.Config), ", ")),
+		note(Blue, "refused unless %s exist on blue (a clone taken before its slot loses rows)", strings.Join(e.Config.FeedNames(), ", ")),
 		note(Green, "each command runs as OS user %s, from the phase the clone is in (%s): an interrupted run resumes", orPlaceholder(c.OSUser, "the current user"), in.From),
 	}
 	for _, a := range acts {

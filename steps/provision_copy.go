@@ -13,7 +13,7 @@ import (
 // Provision green for the copy strategy: copy-schema.
 
 func copySchema() *Step {
-	return &Step{ID: "copy-schema", Phase: PhaseProvision, Target: BlueGreen, Title: "Copy the schema to green",
+	return &Step{ID: "copy-schema", PerDatabase: true, Phase: PhaseProvision, Target: BlueGreen, Title: "Copy the schema to green",
 		Why:    "With the copy strategy green starts empty: the schema is copied, the data comes with the subscription's initial sync.",
 		Source: "-",
 		Plan:   planCopySchema,

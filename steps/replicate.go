@@ -14,7 +14,7 @@ import (
 // enable-subscriptions, wait-catch-up.
 
 func createSubscriptions() *Step {
-	return &Step{ID: "create-subscriptions", Phase: PhaseReplicate, Target: Green, Title: "Create subscriptions (disabled)",
+	return &Step{ID: "create-subscriptions", PerDatabase: true, Phase: PhaseReplicate, Target: Green, Title: "Create subscriptions (disabled)",
 		Why:    "One subscription per publication, on the existing slot, disabled until its origin is set; the password never reaches green's log.",
 		Source: "000, 001 §5.1, 002",
 		Plan:   planCreateSubscriptions,
@@ -41,7 +41,7 @@ func againBeforeReplication(_ context.Context, e *Env) string {
 }
 
 func advanceOrigins() *Step {
-	return &Step{ID: advanceOriginsID, Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
+	return &Step{ID: advanceOriginsID, PerDatabase: true, Phase: PhaseReplicate, Target: Green, Title: "Advance replication origins to the seed",
 		Why:    "Green already holds blue's data up to the seed: start each subscription exactly there, or rows are duplicated or lost.",
 		Source: "000, 001 §8, 002", Needs: []string{"green_start_lsn"},
 		Plan:  planAdvanceOrigins,
@@ -51,7 +51,7 @@ func advanceOrigins() *Step {
 }
 
 func enableSubscriptions() *Step {
-	return &Step{ID: enableSubscriptionsID, Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
+	return &Step{ID: enableSubscriptionsID, PerDatabase: true, Phase: PhaseReplicate, Target: Green, Title: "Enable subscriptions",
 		Why:    "Replication starts: green consumes the slots and catches up.",
 		Source: "000, 001 §8, 002",
 		Plan:   planEnableSubscriptions,
@@ -61,7 +61,7 @@ func enableSubscriptions() *Step {
 }
 
 func waitCatchUp() *Step {
-	return &Step{ID: "wait-catch-up", Phase: PhaseReplicate, Target: BlueGreen, Title: "Wait for green to catch up",
+	return &Step{ID: "wait-catch-up", PerDatabase: true, Phase: PhaseReplicate, Target: BlueGreen, Title: "Wait for green to catch up",
 		Why:    "Every slot drained to a target LSN, every table's initial copy ready, and no apply errors.",
 		Source: "000, 001 §9.1, 002",
 		Plan:   planWaitCatchUp,
@@ -78,18 +78,18 @@ func checkSubscriptionsExist(ctx context.Context, e *Env) (CheckResult, error) {
 	defer cancel()
 	var missing []string
 	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return CheckResult{}, err
 		}
 		if !s.Exists {
-			missing = append(missing, p.Name)
+			missing = append(missing, e.Config.Feed(p.Name))
 		}
 	}
 	if len(missing) > 0 {
 		return CheckResult{Detail: "subscriptions missing on green: " + strings.Join(missing, ", ")}, nil
 	}
-	return CheckResult{Done: true, Detail: "subscriptions on green: " + strings.Join(e.Config.PublicationNames(), ", ")}, nil
+	return CheckResult{Done: true, Detail: "subscriptions on green: " + strings.Join(e.Config.FeedNames(), ", ")}, nil
 }
 
 // runCreateSubscriptions creates each missing subscription on its slot,
@@ -116,11 +116,11 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 				return e.refuse("publication %s is copied in its slot's snapshot, and that copy is not complete: run copy-data first", p.Name)
 			}
 		}
-		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); !ok {
+		if _, ok := pg.FindSlot(slots, e.Config.Feed(p.Name)); !ok {
 			if p.Copy == config.CopySnapshot {
-				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", config.SlotName(p.Name))
+				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", e.Config.Feed(p.Name))
 			}
-			return e.refuse("slot %s does not exist on blue: run create-slots first", config.SlotName(p.Name))
+			return e.refuse("slot %s does not exist on blue: run create-slots first", e.Config.Feed(p.Name))
 		}
 	}
 	if e.Config.IsCloneStrategy() {
@@ -190,7 +190,7 @@ func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.Subscri
 	var out []pg.SubscriptionParams
 	for _, p := range e.Config.Publications {
 		if e.Green != nil {
-			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 			if err != nil {
 				return nil, err
 			}
@@ -198,7 +198,7 @@ func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.Subscri
 				continue
 			}
 		}
-		out = append(out, pg.SubscriptionParams{On: "green", Name: p.Name, Publication: p.Name, Slot: config.SlotName(p.Name),
+		out = append(out, pg.SubscriptionParams{On: "green", Name: e.Config.Feed(p.Name), Publication: p.Name, Slot: e.Config.Feed(p.Name),
 			Conninfo: conninfo, ShownConninfo: e.Config.SubscriptionConninfo(), CopyData: e.Config.CopyData() && p.Copy != config.CopySnapshot})
 	}
 	return out, nil
@@ -229,7 +229,7 @@ func enableOp(ctx context.Context, e *Env) (pg.EnableParams, error) {
 	op := pg.EnableParams{On: "green"}
 	for _, p := range e.Config.Publications {
 		if e.Green != nil {
-			s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+			s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 			if err != nil {
 				return op, err
 			}
@@ -237,7 +237,7 @@ func enableOp(ctx context.Context, e *Env) (pg.EnableParams, error) {
 				continue
 			}
 		}
-		op.Names = append(op.Names, p.Name)
+		op.Names = append(op.Names, e.Config.Feed(p.Name))
 	}
 	return op, nil
 }
@@ -269,18 +269,18 @@ func checkSubscriptionsEnabled(ctx context.Context, e *Env) (CheckResult, error)
 	defer cancel()
 	var off []string
 	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return CheckResult{}, err
 		}
 		if !s.Exists || !s.Enabled {
-			off = append(off, p.Name)
+			off = append(off, e.Config.Feed(p.Name))
 		}
 	}
 	if len(off) > 0 {
 		return CheckResult{Detail: "not enabled: " + strings.Join(off, ", ")}, nil
 	}
-	return CheckResult{Done: true, Detail: "subscriptions enabled: " + strings.Join(e.Config.PublicationNames(), ", ")}, nil
+	return CheckResult{Done: true, Detail: "subscriptions enabled: " + strings.Join(e.Config.FeedNames(), ", ")}, nil
 }
 
 // runEnableSubscriptions refuses, for the clone strategies, unless the seed
@@ -297,12 +297,12 @@ func runEnableSubscriptions(ctx context.Context, e *Env) error {
 	defer cancel()
 	subs := map[string]pg.SubscriptionInfo{}
 	for _, p := range e.Config.Publications {
-		s, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		s, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return err
 		}
 		if !s.Exists {
-			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", p.Name)
+			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", e.Config.Feed(p.Name))
 		}
 		subs[p.Name] = s
 	}
@@ -367,10 +367,10 @@ func (e *Env) validateSeed(ctx context.Context, subs map[string]pg.SubscriptionI
 		} else if !ok {
 			return e.refuse("the origin of subscription %s is at %s, below the seed %s: run advance-origins again", p.Name, origin, seed)
 		}
-		slot, found := pg.FindSlot(slots, config.SlotName(p.Name))
+		slot, found := pg.FindSlot(slots, e.Config.Feed(p.Name))
 		switch {
 		case !found:
-			return e.refuse("slot %s is missing on blue: the run must start over from create-slots", config.SlotName(p.Name))
+			return e.refuse("slot %s is missing on blue: the run must start over from create-slots", e.Config.Feed(p.Name))
 		case slot.Active:
 			return e.refuse("slot %s is in use by another consumer on blue: stop it first", slot.Name)
 		case slot.WALStatus == "lost":
@@ -411,7 +411,7 @@ func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
 	var off []string
 	streaming := 0
 	for _, p := range e.Config.Publications {
-		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		st, err := pg.ReadOrigin(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return CheckResult{}, err
 		}
@@ -420,7 +420,7 @@ func checkOrigins(ctx context.Context, e *Env) (CheckResult, error) {
 		case st.Exists && st.Enabled && st.Progressed && st.RemoteLSN > seed:
 			streaming++ // advanced to the seed, then enabled: it moved on from there
 		default:
-			off = append(off, p.Name)
+			off = append(off, e.Config.Feed(p.Name))
 		}
 	}
 	if len(off) > 0 {
@@ -447,15 +447,15 @@ func runAdvanceOrigins(ctx context.Context, e *Env) error {
 	defer cancel()
 	states := make([]pg.OriginState, 0, len(e.Config.Publications))
 	for _, p := range e.Config.Publications {
-		st, err := pg.ReadOrigin(qctx, e.Green, p.Name)
+		st, err := pg.ReadOrigin(qctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return err
 		}
 		switch {
 		case !st.Exists:
-			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", p.Name)
+			return e.refuse("subscription %s does not exist on green: run create-subscriptions first", e.Config.Feed(p.Name))
 		case st.Enabled:
-			return e.refuse("subscription %s is enabled: its origin cannot be moved while it streams; it was enabled before its seed was set, so green may hold duplicates: start over", p.Name)
+			return e.refuse("subscription %s is enabled: its origin cannot be moved while it streams; it was enabled before its seed was set, so green may hold duplicates: start over", e.Config.Feed(p.Name))
 		case st.Progressed && st.RemoteLSN > seed:
 			return e.refuse("the origin of subscription %s is at %s, past the seed %s: it applied changes; moving it back would apply them twice", p.Name, st.RemoteLSN, seed)
 		}
@@ -495,7 +495,7 @@ func originsOp(ctx context.Context, e *Env) (pg.OriginAdvanceParams, error) {
 			op.Origins = append(op.Origins, pg.Later("the origin of subscription "+p.Name+": 'pg_' || its oid"))
 			continue
 		}
-		st, err := pg.ReadOrigin(ctx, e.Green, p.Name)
+		st, err := pg.ReadOrigin(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return op, err
 		}

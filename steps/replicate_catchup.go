@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // wait-catch-up, and the wait for green to drain that verify-data uses.
@@ -25,11 +24,11 @@ func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	prog, err := pg.ReadSlotProgress(ctx, e.Blue, slotNames(e.Config), target)
+	prog, err := pg.ReadSlotProgress(ctx, e.Blue, e.Config.FeedNames(), target)
 	if err != nil {
 		return CheckResult{}, err
 	}
-	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.PublicationNames())
+	cp, err := pg.ReadCopyProgress(ctx, e.Green, e.Config.FeedNames())
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -37,14 +36,6 @@ func checkCaughtUp(ctx context.Context, e *Env) (CheckResult, error) {
 		return CheckResult{Done: true, Detail: fmt.Sprintf("caught up: every slot at %s, %d/%d tables ready", target, cp.Ready, cp.Total)}, nil
 	}
 	return CheckResult{Detail: fmt.Sprintf("now %d bytes behind blue's current LSN %s (live writes keep it moving), %d/%d tables ready", prog.Total(), target, cp.Ready, cp.Total)}, nil
-}
-
-func slotNames(c *config.Config) []string {
-	out := make([]string, len(c.Publications))
-	for i, p := range c.Publications {
-		out[i] = config.SlotName(p.Name)
-	}
-	return out
 }
 
 // runWaitCatchUp takes blue's current LSN as the target and waits until
@@ -88,7 +79,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 	var st drainStats
 	start := time.Now()
 	deadline := start.Add(timeout)
-	names := e.Config.PublicationNames()
+	names := e.Config.FeedNames()
 	baseline := map[string][2]int64{}
 	if subs, err := e.readSubs(ctx); err == nil {
 		for _, s := range subs {
@@ -110,7 +101,7 @@ func (e *Env) waitDrained(ctx context.Context, target string, timeout time.Durat
 	var tracker pg.SyncTracker
 	for first := true; ; first = false {
 		qctx, cancel := e.bounded(ctx)
-		prog, err := pg.ReadSlotProgress(qctx, e.Blue, slotNames(e.Config), target)
+		prog, err := pg.ReadSlotProgress(qctx, e.Blue, e.Config.FeedNames(), target)
 		var cp pg.CopyProgress
 		if err == nil {
 			cp, err = pg.ReadCopyProgress(qctx, e.Green, names)
@@ -244,7 +235,7 @@ func (e *Env) followWorker(ctx context.Context, s pg.Subscription, launched map[
 // where the sync stands now.
 func planWaitCatchUp(ctx context.Context, e *Env) ([]Action, error) {
 	out := []Action{
-		note(Blue, "reads only: blue's current WAL position once, as the target; then every %s how far slots %s are from it (pg_replication_slots)", drainPoll, strings.Join(slotNames(e.Config), ", ")),
+		note(Blue, "reads only: blue's current WAL position once, as the target; then every %s how far slots %s are from it (pg_replication_slots)", drainPoll, strings.Join(e.Config.FeedNames(), ", ")),
 		note(Green, "every %s: the tables not ready yet (pg_subscription_rel), each subscription's apply worker and error counts (pg_stat_subscription, pg_stat_subscription_stats)", drainPoll),
 		note(BlueGreen, "every 5 s, one progress line: each table's state and size so far on green (pg_subscription_rel, pg_table_size, pg_stat_progress_copy), its size on blue, the slots' lag and pg_stat_replication's replay_lag"),
 		note(BlueGreen, "until every slot's confirmed_flush_lsn reaches the target and every table is ready (timeout %s); apply or sync errors fail it at once", e.Config.Timeouts.LagWait),

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // copy-data (copy strategy): the tables of each publication with
@@ -25,7 +24,7 @@ const copyDataID = "copy-data"
 const CopyDataHold = "copy-data: a table copied"
 
 func copyData() *Step {
-	return &Step{ID: copyDataID, Phase: PhaseReplicate, Target: BlueGreen, Title: "Copy data in the slot's snapshot",
+	return &Step{ID: copyDataID, PerDatabase: true, Phase: PhaseReplicate, Target: BlueGreen, Title: "Copy data in the slot's snapshot",
 		Why: "For each publication with copy: snapshot: its slot is made now, exporting its snapshot, and a few sessions copy every table in it, largest first. " +
 			"One slot and one snapshot for all its tables, where the table sync makes a worker, a walsender, a slot and a snapshot per table.",
 		Source: "issue 15 (pgcopydb's clone)", Records: []string{"slot_lsn.<slot>", "snapshot_copy.<publication>"},
@@ -50,10 +49,10 @@ func copyDataAgain(ctx context.Context, e *Env) string {
 		return err.Error()
 	}
 	for _, p := range e.Config.SnapshotPublications() {
-		if _, ok := pg.FindSlot(slots, config.SlotName(p.Name)); ok {
+		if _, ok := pg.FindSlot(slots, e.Config.Feed(p.Name)); ok {
 			continue
 		}
-		sub, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		sub, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return err.Error()
 		}
@@ -129,7 +128,7 @@ func checkCopyData(ctx context.Context, e *Env) (CheckResult, error) {
 	var todo, done []string
 	for _, p := range pubs {
 		lsn, copied := e.Value(snapshotCopiedKey(p.Name))
-		_, slot := pg.FindSlot(slots, config.SlotName(p.Name))
+		_, slot := pg.FindSlot(slots, e.Config.Feed(p.Name))
 		if !copied || !slot {
 			todo = append(todo, p.Name)
 			continue
@@ -166,7 +165,7 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 		}
 	}
 	for _, p := range e.Config.SnapshotPublications() {
-		op := copyDataOp{params: pg.SnapshotCopyParams{Publication: p.Name, Slot: config.SlotName(p.Name), Jobs: e.Config.CopyJobs()}}
+		op := copyDataOp{params: pg.SnapshotCopyParams{Publication: p.Name, Slot: e.Config.Feed(p.Name), Jobs: e.Config.CopyJobs()}}
 		_, copied := e.Value(snapshotCopiedKey(p.Name))
 		s, slotThere := pg.FindSlot(slots, op.params.Slot)
 		if copied && (slotThere || e.Blue == nil) {
@@ -177,7 +176,7 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 			out = append(out, op)
 			continue
 		}
-		sub, err := pg.ReadSubscription(ctx, e.Green, p.Name)
+		sub, err := pg.ReadSubscription(ctx, e.Green, e.Config.Feed(p.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +186,7 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 		}
 		switch {
 		case sub.Exists:
-			op.refusal = fmt.Sprintf("subscription %s exists on green already: its tables cannot be copied again under it; drop it (cleanup) to start over", p.Name)
+			op.refusal = fmt.Sprintf("subscription %s exists on green already: its tables cannot be copied again under it; drop it (cleanup) to start over", e.Config.Feed(p.Name))
 		case !pub.Exists:
 			op.refusal = fmt.Sprintf("publication %s does not exist on blue: run create-publications first", p.Name)
 		case slotThere && s.Active:

@@ -22,7 +22,7 @@ const (
 )
 
 func recordDDL() *Step {
-	return &Step{ID: recordDDLID, Phase: PhaseReplicate, Target: Blue, Title: "Record DDL on blue (optional)",
+	return &Step{ID: recordDDLID, PerDatabase: true, Phase: PhaseReplicate, Target: Blue, Title: "Record DDL on blue (optional)",
 		Why: "Logical replication does not carry DDL. An event trigger on blue logs each DDL statement (time, user, object, text) in an UNLOGGED table of schema " +
 			pg.RecorderSchema + ", never replicated, so the drift guard can say what ran and when. Needs a superuser (or rds_superuser); skip it otherwise.",
 		Source: "beyond the sources", Optional: true,

@@ -14,7 +14,7 @@ import (
 // Verify green before the cutover: analyze-green, verify-data.
 
 func analyzeGreen() *Step {
-	return &Step{ID: "analyze-green", Phase: PhaseReplicate, Target: Green, Title: "Analyze green",
+	return &Step{ID: "analyze-green", PerDatabase: true, Phase: PhaseReplicate, Target: Green, Title: "Analyze green",
 		Why:    "An upgraded or freshly loaded database has no planner statistics: without them the first queries after cutover are slow.",
 		Source: "000, 001 §9.2, 002",
 		Plan:   planAnalyzeGreen,
@@ -24,7 +24,7 @@ func analyzeGreen() *Step {
 }
 
 func verifyData() *Step {
-	return &Step{ID: "verify-data", Phase: PhaseReplicate, Target: BlueGreen, Title: "Verify data",
+	return &Step{ID: "verify-data", PerDatabase: true, Phase: PhaseReplicate, Target: BlueGreen, Title: "Verify data",
 		Why: "Row counts per table, compared on blue and green at a drained point, before trusting green with traffic. " +
 			"Counts only match while writes are quiet, so it is optional: it does not gate the cutover.",
 		Source: "beyond the sources", Optional: true,

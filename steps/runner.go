@@ -54,6 +54,12 @@ type Runner struct {
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
 
+	// The databases the run moves, resolved once (Databases), and the
+	// pools opened for those other than the primary.
+	dbMu   sync.Mutex
+	dbs    []Database
+	opened []*pgxpool.Pool
+
 	// The driver lock on blue while steps run (holdBlue, driver.go).
 	lockMu    sync.Mutex
 	lock      *pg.DriverLock
@@ -129,7 +135,7 @@ func (r *Runner) Env(step string) *Env {
 	return &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		StateDir: filepath.Dir(r.Store.Path()),
-		step:     step, emit: r.emit, store: r.Store, guard: r.Guard,
+		step:     step, emit: r.emit, store: r.Store, guard: r.Guard, databases: r.Databases,
 		record: func(key, value string) error {
 			return r.Store.Update(func(s *state.State) error {
 				if s.Values == nil {
@@ -286,7 +292,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		}
 		// Recorded done, but the servers have the last word: undone (a
 		// rollback by hand, say), it runs again.
-		if res, err := s.Check(ctx, env); err != nil || res.Done {
+		if res, err := s.CheckAll(ctx, env); err != nil || res.Done {
 			if err != nil {
 				return "", state.RedactError(fmt.Errorf("%s check: %w", id, err))
 			}
@@ -343,7 +349,7 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 		r.journal(state.Entry{Step: id, Target: "operator", Kind: "operator", Text: "override of ordering and value checks: " + p.Override, Outcome: "override"})
 	}
 	if s.Check != nil && p.Again == "" {
-		res, err := s.Check(ctx, env)
+		res, err := s.CheckAll(ctx, env)
 		if err != nil {
 			err = fmt.Errorf("%s check: %w", id, err)
 			r.journal(state.Entry{Step: id, Kind: "step", Text: "check failed", Outcome: "error", Error: err.Error()})
@@ -369,12 +375,12 @@ func (r *Runner) Run(ctx context.Context, id string, p RunParams) (Outcome, erro
 	}
 	r.journal(state.Entry{Step: id, Target: string(s.Target), Kind: "step", Text: "start " + s.Title, Outcome: "running"})
 
-	err = s.Run(ctx, env)
+	err = s.runAll(ctx, env)
 	switch {
 	case err == nil:
 		result := ""
 		if s.Check != nil {
-			if res, cerr := s.Check(ctx, env); cerr == nil {
+			if res, cerr := s.CheckAll(ctx, env); cerr == nil {
 				result = res.Detail
 			}
 		}

@@ -31,7 +31,7 @@ func (r *Runner) RecordIfDone(ctx context.Context, id string) (Outcome, string, 
 	}
 	env := r.Env(id)
 	ctx = pg.WithJournal(WithStep(ctx, id), r.journalStmt)
-	res, err := s.Check(ctx, env)
+	res, err := s.CheckAll(ctx, env)
 	switch {
 	case err != nil:
 		return "", "", state.RedactError(fmt.Errorf("%s check: %w", id, err))

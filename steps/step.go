@@ -84,6 +84,10 @@ type Step struct {
 	// servers say whether their work is in force (a cutover rolled back by
 	// hand is not done any more).
 	Recheck bool
+	// PerDatabase steps act in each database that moves, one after the
+	// other: their Plan, Check and Run see an Env for that database. The
+	// step is done when it is done in every one.
+	PerDatabase bool
 	// Reopens are the steps made pending again when this one is done (a
 	// rollback reopens the cutover; a cutover, the rollback).
 	Reopens []string
@@ -118,7 +122,10 @@ type Env struct {
 	Config *config.Config
 	Values map[string]string
 	// Blue and Green are the pools built in main.go; nil when offline.
+	// For a step that runs in each database (PerDatabase), they are that
+	// database's, and DB names it; "" for a step of the whole cluster.
 	Blue, Green *pgxpool.Pool
+	DB          string
 	// AWS is the AWS client built in main.go for the AWS strategies (and for
 	// any strategy whose traffic switch or password lives in AWS); nil otherwise.
 	AWS *aws.Client
@@ -135,6 +142,8 @@ type Env struct {
 	guarded int
 	emit    func(Line)
 	record  func(key, value string) error
+	// databases lists the databases the run moves (Runner.Databases).
+	databases func(context.Context) ([]Database, error)
 }
 
 // Offline returns a copy of e without connections: plans made from it read
@@ -148,10 +157,26 @@ func (e *Env) Offline() *Env {
 // IsOffline reports whether e has no connection to blue, green or AWS.
 func (e *Env) IsOffline() bool { return e.Blue == nil && e.Green == nil && e.AWS == nil }
 
-// Value returns a recorded value.
+// Value returns a recorded value: in another database than the primary,
+// its own (key@database), else, for a value of the whole cluster, the one
+// value.
 func (e *Env) Value(key string) (string, bool) {
+	if k := e.dbKey(key); k != key {
+		if v, ok := e.Values[k]; ok && v != "" {
+			return v, true
+		}
+		if perDatabaseKey(key) {
+			return "", false
+		}
+	}
 	v, ok := e.Values[key]
 	return v, ok && v != ""
+}
+
+// V0 returns a recorded value, or "" when none is.
+func (e *Env) V0(key string) string {
+	v, _ := e.Value(key)
+	return v
 }
 
 // V returns a recorded value for a plan, or a clear placeholder.
@@ -175,8 +200,10 @@ func (e *Env) log(level, format string, args ...any) {
 	e.emit(Line{Time: time.Now(), Step: e.step, Level: level, Text: state.Redact(fmt.Sprintf(format, args...))})
 }
 
-// Record saves a value in the state file at once, so a crash after it keeps it.
+// Record saves a value in the state file at once, so a crash after it
+// keeps it; in another database than the primary, as that database's.
 func (e *Env) Record(key, value string) error {
+	key = e.dbKey(key)
 	if e.Values == nil {
 		e.Values = map[string]string{}
 	}
@@ -194,11 +221,7 @@ func (s *Step) RenderPlan(ctx context.Context, e *Env) ([]Action, error) {
 	if s.Plan == nil {
 		return nil, nil
 	}
-	e, err := e.withSchemas(ctx)
-	if err != nil {
-		return nil, err
-	}
-	acts, err := s.Plan(WithStep(ctx, s.ID), e)
+	acts, err := s.planAll(ctx, e)
 	out := make([]Action, 0, len(acts))
 	for _, a := range acts {
 		a.Text = state.Redact(strings.TrimSpace(a.Text))

@@ -165,6 +165,9 @@ var valueTypes = map[string]ValueType{
 
 // ValueTypeOf returns the type of a value key.
 func ValueTypeOf(key string) (ValueType, bool) {
+	if k, _, ok := strings.Cut(key, "@"); ok {
+		key = k // a database's own value (key@database)
+	}
 	if t, ok := valueTypes[key]; ok && !strings.HasSuffix(key, ".") {
 		return t, true
 	}

@@ -61,6 +61,10 @@ type Config struct {
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
+	// InDatabase is the database a step's configuration is for (a step
+	// that runs in each database sees a copy: its publications, its feeds'
+	// names); "" for the whole cluster, which means the primary database.
+	InDatabase string `yaml:"-"`
 	// SchemasFromBlue says schemas was omitted and Schemas holds every
 	// schema of blue, read live by the runner (withSchemas).
 	SchemasFromBlue bool `yaml:"-"`

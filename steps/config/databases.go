@@ -147,3 +147,26 @@ func (c *Config) PublicationsOf(db string) []Publication {
 	}
 	return out
 }
+
+// ForDatabase is a copy of c for a step acting in database db: its
+// publications (PublicationsOf) and the names of its feeds (Feed).
+func (c *Config) ForDatabase(db string) *Config {
+	out := *c
+	out.InDatabase = db
+	out.Publications = c.PublicationsOf(db)
+	return &out
+}
+
+// Feed names the slot on blue and the subscription on green of
+// publication pub in the configuration's database (FeedName).
+func (c *Config) Feed(pub string) string { return c.FeedName(c.InDatabase, pub) }
+
+// FeedNames are the feeds of the configuration's publications: one slot
+// and one subscription each, of the same name.
+func (c *Config) FeedNames() []string {
+	out := make([]string, len(c.Publications))
+	for i, p := range c.Publications {
+		out[i] = c.Feed(p.Name)
+	}
+	return out
+}

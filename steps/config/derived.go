@@ -204,9 +204,9 @@ func greenIsLocal(conninfo string) bool {
 
 // SyncSources are the subscriptions progress reads, with their slots.
 func (c *Config) SyncSources() pg.SyncSources {
-	src := pg.SyncSources{Subscriptions: c.PublicationNames(), Slots: map[string]string{}}
+	src := pg.SyncSources{Subscriptions: c.FeedNames(), Slots: map[string]string{}}
 	for _, p := range c.Publications {
-		src.Slots[p.Name] = SlotName(p.Name)
+		src.Slots[c.Feed(p.Name)] = c.Feed(p.Name)
 		if p.Copy == CopySnapshot {
 			src.Snapshot = append(src.Snapshot, p.Name)
 		}
@@ -219,9 +219,6 @@ var (
 	cloneStrategies = []string{"aurora-clone", "rds-snapshot", "clone"}
 	awsStrategies   = []string{"aurora-clone", "rds-snapshot"}
 )
-
-// SlotName is the slot of a publication; the subscription has the same name.
-func SlotName(pub string) string { return pub }
 
 // Endpoint describes a connection string without its password.
 func Endpoint(conninfo string) string {

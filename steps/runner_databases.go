@@ -1,0 +1,217 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
+)
+
+// A run moves databases: blue.conninfo's (the primary) first, then the
+// others, each with a pool on blue and one on green. The primary's pools
+// are the runner's own; the others are opened like them (pg.PoolOn: the
+// same role, settings, TLS and journal hook) when first needed, and closed
+// by Close. Steps marked PerDatabase run in each one in turn, with an Env
+// for that database.
+
+// Database is one database that moves, with its pools (nil offline).
+type Database struct {
+	Name        string
+	Blue, Green *pgxpool.Pool
+}
+
+// Databases are the databases the run moves, the primary first:
+// configuration's databases, else every database of blue that accepts
+// connections and holds a table of its own (templates, providers'
+// internal databases and those listed in stay aside). Offline, without
+// blue, they are the configured list or the primary alone.
+func (r *Runner) Databases(ctx context.Context) ([]Database, error) {
+	r.dbMu.Lock()
+	defer r.dbMu.Unlock()
+	if r.dbs != nil {
+		return r.dbs, nil
+	}
+	names, err := r.databaseNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Database, 0, len(names))
+	for _, n := range names {
+		d := Database{Name: n, Blue: r.Blue, Green: r.Green}
+		if n != r.Config.PrimaryDatabase() {
+			if d.Blue, err = r.poolOn(r.Blue, n); err == nil {
+				d.Green, err = r.poolOn(r.Green, n)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, d)
+	}
+	if r.Blue != nil {
+		r.dbs = out // offline lists are not kept: a later run with blue reads it
+	}
+	return out, nil
+}
+
+// databaseNames resolves the list of names.
+func (r *Runner) databaseNames(ctx context.Context) ([]string, error) {
+	c := r.Config
+	primary := c.PrimaryDatabase()
+	if len(c.Databases) > 0 {
+		out := []string{primary}
+		for _, d := range c.Databases {
+			if d != primary {
+				out = append(out, d)
+			}
+		}
+		return out, nil
+	}
+	if r.Blue == nil {
+		return []string{primary}, nil
+	}
+	found, err := discoverDatabases(ctx, c, r.Blue, r.poolOn)
+	if err != nil {
+		return nil, fmt.Errorf("databases is omitted (every database of blue with a table) and blue's databases could not be read: %w; blue must be reachable, or list databases in the configuration", err)
+	}
+	out := []string{primary}
+	for _, f := range found {
+		if f.Name != primary && f.Content.Tables > 0 {
+			out = append(out, f.Name)
+		}
+	}
+	return out, nil
+}
+
+// BlueDatabase is one database of blue, as the run sees it: whether it
+// moves, stays (and why), or is left out, and what it holds.
+type BlueDatabase struct {
+	pg.DatabaseFacts
+	Content pg.DatabaseContent
+	// Reason says why a database that does not move is left: "stays: ..."
+	// (listed in stay), "template", "no connections allowed", "the
+	// provider's own", or "" for one that would move.
+	Reason string
+}
+
+// discoverDatabases reads every database of blue, and what each that
+// could move holds (a pool on each, closed again).
+func discoverDatabases(ctx context.Context, c *config.Config, blue *pgxpool.Pool, poolOn func(*pgxpool.Pool, string) (*pgxpool.Pool, error)) ([]BlueDatabase, error) {
+	facts, err := pg.ReadDatabases(ctx, blue)
+	if err != nil {
+		return nil, err
+	}
+	var out []BlueDatabase
+	for _, f := range facts {
+		d := BlueDatabase{DatabaseFacts: f}
+		reason, stays := c.Staying(f.Name)
+		switch {
+		case f.Template:
+			d.Reason = "template"
+		case !f.AllowConn:
+			d.Reason = "no connections allowed"
+		case slices.Contains(config.ProviderDatabases, f.Name):
+			d.Reason = "the provider's own"
+		case stays:
+			d.Reason = "stays: " + reason
+		}
+		if d.Reason == "" || stays {
+			pool := blue
+			if f.Name != c.PrimaryDatabase() {
+				if pool, err = poolOn(blue, f.Name); err != nil {
+					return nil, err
+				}
+			}
+			d.Content, err = pg.ReadDatabaseContent(ctx, pool)
+			if pool != blue {
+				pool.Close()
+			}
+			if err != nil {
+				return nil, fmt.Errorf("database %s: %w", f.Name, err)
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// poolOn opens a pool like p on database db (nil for nil: offline).
+func (r *Runner) poolOn(p *pgxpool.Pool, db string) (*pgxpool.Pool, error) {
+	if p == nil {
+		return nil, nil
+	}
+	pool, err := pg.PoolOn(p, db)
+	if err == nil {
+		r.opened = append(r.opened, pool)
+	}
+	return pool, err
+}
+
+// Close closes the pools the runner opened for databases other than the
+// primary (the primary's belong to whoever built the runner).
+func (r *Runner) Close() {
+	r.dbMu.Lock()
+	defer r.dbMu.Unlock()
+	for _, p := range r.opened {
+		p.Close()
+	}
+	r.opened, r.dbs = nil, nil
+}
+
+// forDatabase is e for database d: its pools, its name, and the values a
+// step records there (dbKey).
+func (e *Env) forDatabase(d Database) *Env {
+	c := *e
+	c.Blue, c.Green, c.DB = d.Blue, d.Green, d.Name
+	if e.IsOffline() {
+		c.Blue, c.Green = nil, nil
+	}
+	if e.Config != nil {
+		cfg := e.Config.ForDatabase(d.Name)
+		if cfg.SchemasFromBlue {
+			// Schemas omitted: each database's own are read (withSchemas),
+			// not the ones read for another.
+			cfg.Schemas, cfg.SchemasFromBlue = nil, false
+		}
+		c.Config = cfg
+	}
+	return &c
+}
+
+// perDatabaseKeys are the values a step records once per database; in
+// another database's Env they are that database's alone, never the
+// primary's.
+var perDatabaseKeys = []string{"slot_lsn", "replica_identity_full_tables", "extensions_upgraded"}
+
+// perDatabaseKey reports whether key is recorded once per database.
+func perDatabaseKey(key string) bool {
+	return slices.Contains(perDatabaseKeys, key) || strings.HasPrefix(key, "slot_lsn.") || strings.HasPrefix(key, "snapshot_copy.")
+}
+
+// dbKey is where key is kept for e's database: as it is for the primary
+// database (and a step of the whole cluster), key@database for another.
+func (e *Env) dbKey(key string) string {
+	if e.DB == "" || e.Config == nil || e.DB == e.Config.PrimaryDatabase() {
+		return key
+	}
+	return key + "@" + e.DB
+}
+
+// valuesIn are the values of key in every database: the primary's under
+// key, another's under key@database.
+func valuesIn(values map[string]string, key string) map[string]string {
+	out := map[string]string{}
+	for k, v := range values {
+		if k == key {
+			out[""] = v
+		} else if db, ok := strings.CutPrefix(k, key+"@"); ok {
+			out[db] = v
+		}
+	}
+	return out
+}
