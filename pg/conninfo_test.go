@@ -29,3 +29,18 @@ func TestWithDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingValue: a stored setting renders as pg_dump writes it: a list
+// of names (search_path) one literal per name, anything else one literal.
+func TestSettingValue(t *testing.T) {
+	for _, c := range []struct{ name, value, want string }{
+		{"search_path", `"$user", public`, `'$user', 'public'`},
+		{"search_path", `"my ""odd"" schema",public`, `'my "odd" schema', 'public'`},
+		{"work_mem", "64MB", "'64MB'"},
+		{"application_name", "it's", "'it''s'"},
+	} {
+		if got := settingValue(c.name, c.value); got != c.want {
+			t.Errorf("%s = %s: %s, want %s", c.name, c.value, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package pg
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -82,4 +84,165 @@ ORDER BY 1`)
 		}
 	}
 	return c, nil
+}
+
+// DatabaseDef is what green needs of one of blue's databases to create
+// it as blue has it: owner, encoding, locale, settings, privileges.
+type DatabaseDef struct {
+	Name, Owner, Encoding, Collate, Ctype string
+	// LocaleProvider is datlocprovider ("c" libc, "i" icu, "b" builtin);
+	// ICULocale its locale when not libc.
+	LocaleProvider, ICULocale string
+	// Settings are the database's own (ALTER DATABASE ... SET), and
+	// RoleSettings a role's in it (ALTER ROLE ... IN DATABASE ... SET),
+	// as name=value.
+	Settings     []string
+	RoleSettings map[string][]string
+	// Grants are its privileges (aclexplode of datacl), "" grantee for
+	// PUBLIC; DefaultACL says datacl is NULL (PUBLIC's CONNECT and TEMP).
+	Grants     []DatabaseGrant
+	DefaultACL bool
+}
+
+// DatabaseGrant is one privilege on a database.
+type DatabaseGrant struct {
+	Grantee, Privilege string
+}
+
+// ReadDatabaseDefs reads the definitions of the named databases.
+func ReadDatabaseDefs(ctx context.Context, q Querier, names []string) ([]DatabaseDef, error) {
+	provider := "'c'"
+	var v int
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
+		return nil, fmt.Errorf("read the server's version: %w", err)
+	}
+	iculocale := "''"
+	if v >= 150000 {
+		provider, iculocale = "d.datlocprovider::text", "coalesce(d.daticulocale, '')"
+	}
+	if v >= 170000 {
+		iculocale = "coalesce(d.datlocale, '')"
+	}
+	rows, err := q.Query(ctx, `
+SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
+       `+provider+`, `+iculocale+`,
+       coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
+       d.datacl IS NULL,
+       coalesce((SELECT array_agg(CASE WHEN a.grantee = 0 THEN '' ELSE pg_get_userbyid(a.grantee)::text END || ':' || a.privilege_type ORDER BY 1)
+                 FROM aclexplode(d.datacl) a), '{}')
+FROM pg_database d WHERE d.datname = ANY($1) ORDER BY 1`, names)
+	if err != nil {
+		return nil, fmt.Errorf("read the databases' definitions: %w", err)
+	}
+	defs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DatabaseDef, error) {
+		var d DatabaseDef
+		var grants []string
+		err := r.Scan(&d.Name, &d.Owner, &d.Encoding, &d.Collate, &d.Ctype, &d.LocaleProvider, &d.ICULocale, &d.Settings, &d.DefaultACL, &grants)
+		for _, g := range grants {
+			who, priv, _ := strings.Cut(g, ":")
+			d.Grants = append(d.Grants, DatabaseGrant{Grantee: who, Privilege: priv})
+		}
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the databases' definitions: %w", err)
+	}
+	for k := range defs {
+		rows, err := q.Query(ctx, `SELECT pg_get_userbyid(s.setrole)::text, s.setconfig FROM pg_db_role_setting s
+JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1 AND s.setrole <> 0 ORDER BY 1`, defs[k].Name)
+		if err != nil {
+			return nil, fmt.Errorf("read the role settings of %s: %w", defs[k].Name, err)
+		}
+		defs[k].RoleSettings = map[string][]string{}
+		var role string
+		var conf []string
+		if _, err := pgx.ForEachRow(rows, []any{&role, &conf}, func() error {
+			defs[k].RoleSettings[role] = conf
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("read the role settings of %s: %w", defs[k].Name, err)
+		}
+	}
+	return defs, nil
+}
+
+// CreateDatabaseStmt creates database d on green as blue has it (from
+// template0: the dump brings the rest).
+func CreateDatabaseStmt(on string, d DatabaseDef) Stmt {
+	sql := "CREATE DATABASE " + Ident(d.Name) + " WITH OWNER " + Ident(d.Owner) + " TEMPLATE template0 ENCODING " + QuoteLiteral(d.Encoding) +
+		" LC_COLLATE " + QuoteLiteral(d.Collate) + " LC_CTYPE " + QuoteLiteral(d.Ctype)
+	switch d.LocaleProvider {
+	case "i":
+		sql += " LOCALE_PROVIDER icu ICU_LOCALE " + QuoteLiteral(d.ICULocale)
+	case "b":
+		sql += " LOCALE_PROVIDER builtin BUILTIN_LOCALE " + QuoteLiteral(d.ICULocale)
+	}
+	return Stmt{On: on, SQL: sql, Note: "outside a transaction (CREATE DATABASE cannot be in one)"}
+}
+
+// DatabaseSettingsStmts give database d on green blue's settings and
+// privileges: its own settings, its roles' settings in it, and, unless
+// blue keeps the default, exactly blue's privileges.
+func DatabaseSettingsStmts(on string, d DatabaseDef) []Stmt {
+	var out []Stmt
+	db := Ident(d.Name)
+	for _, s := range d.Settings {
+		name, value, _ := strings.Cut(s, "=")
+		out = append(out, Stmt{On: on, SQL: "ALTER DATABASE " + db + " SET " + Ident(name) + " TO " + settingValue(name, value)})
+	}
+	roles := make([]string, 0, len(d.RoleSettings))
+	for r := range d.RoleSettings {
+		roles = append(roles, r)
+	}
+	slices.Sort(roles)
+	for _, r := range roles {
+		for _, s := range d.RoleSettings[r] {
+			name, value, _ := strings.Cut(s, "=")
+			out = append(out, Stmt{On: on, SQL: "ALTER ROLE " + Ident(r) + " IN DATABASE " + db + " SET " + Ident(name) + " TO " + settingValue(name, value)})
+		}
+	}
+	if d.DefaultACL {
+		return out
+	}
+	out = append(out, Stmt{On: on, SQL: "REVOKE ALL ON DATABASE " + db + " FROM PUBLIC"})
+	for _, g := range d.Grants {
+		who := "PUBLIC"
+		if g.Grantee != "" {
+			who = Ident(g.Grantee)
+		}
+		out = append(out, Stmt{On: on, SQL: "GRANT " + g.Privilege + " ON DATABASE " + db + " TO " + who})
+	}
+	return out
+}
+
+// settingValue renders a stored setting (pg_db_role_setting's name=value)
+// for ALTER ... SET name TO, as pg_dump does: the value a literal, or for
+// a list of names (search_path and its kind), each name a literal.
+func settingValue(name, value string) string {
+	switch strings.ToLower(name) {
+	case "search_path", "temp_tablespaces", "session_preload_libraries", "shared_preload_libraries", "local_preload_libraries":
+	default:
+		return QuoteLiteral(value)
+	}
+	var parts []string
+	var cur strings.Builder
+	quoted := false
+	for i := 0; i < len(value); i++ {
+		ch := value[i]
+		switch {
+		case ch == '"' && quoted && i+1 < len(value) && value[i+1] == '"':
+			cur.WriteByte('"')
+			i++
+		case ch == '"':
+			quoted = !quoted
+		case ch == ',' && !quoted:
+			parts = append(parts, QuoteLiteral(strings.TrimSpace(cur.String())))
+			cur.Reset()
+		case (ch == ' ' || ch == '\t') && !quoted && cur.Len() == 0:
+		default:
+			cur.WriteByte(ch)
+		}
+	}
+	parts = append(parts, QuoteLiteral(strings.TrimSpace(cur.String())))
+	return strings.Join(parts, ", ")
 }

@@ -22,7 +22,7 @@ func Strategy(name string) []*Step {
 	var list []*Step
 	switch name {
 	case "copy":
-		list = append(append(prepare, copySchema()), replicate(false)...)
+		list = append(append(prepare, copyRoles(), createDatabases(), copySchema()), replicate(false)...)
 	case "clone":
 		list = append(append(prepare, cloneLocal(), greenStartLSN(), dropClonedReplication()), replicate(true)...)
 	case "aurora-clone":

@@ -61,6 +61,9 @@ type Config struct {
 
 	// aws reads a replication password held in Secrets Manager (UseAWS).
 	aws *aws.Client
+	// primary is blue.conninfo's database, kept by ForDatabase in a copy
+	// whose connection strings name another.
+	primary string
 	// InDatabase is the database a step's configuration is for (a step
 	// that runs in each database sees a copy: its publications, its feeds'
 	// names); "" for the whole cluster, which means the primary database.

@@ -316,6 +316,11 @@ func TestFeedNames(t *testing.T) {
 	if got := c.FeedName("billing", "pgbg_all"); got != "pgbg_all_billing" {
 		t.Errorf("billing: %s", got)
 	}
+	b := c.ForDatabase("billing")
+	if b.PrimaryDatabase() != "app" || b.Feed("pgbg_all") != "pgbg_all_billing" || !strings.Contains(b.Blue.Conninfo, "dbname='billing'") ||
+		!strings.HasSuffix(b.Green.Conninfo, "/billing") || !strings.Contains(b.SubscriptionConninfo(), "dbname=billing") {
+		t.Errorf("billing's configuration: primary %s, feed %s, blue %s, green %s, subscription %s", b.PrimaryDatabase(), b.Feed("pgbg_all"), b.Blue.Conninfo, b.Green.Conninfo, b.SubscriptionConninfo())
+	}
 	seen := map[string]string{}
 	for _, db := range []string{"Billing", "billing", "my db", "my_db", "é", strings.Repeat("x", 80), strings.Repeat("x", 81)} {
 		got := c.FeedName(db, "pgbg_reverse")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
 // A run moves databases, and a server's replication slots are the
@@ -25,6 +26,9 @@ var ProviderDatabases = []string{"rdsadmin", "azure_maintenance", "azure_sys", "
 // PrimaryDatabase is blue.conninfo's database: the one pgbluegreen's own
 // sessions use, whose feeds keep their unqualified names.
 func (c *Config) PrimaryDatabase() string {
+	if c.primary != "" {
+		return c.primary // a copy for another database (ForDatabase)
+	}
 	pc, err := pgconn.ParseConfig(c.Blue.Conninfo)
 	if err != nil {
 		return ""
@@ -152,8 +156,17 @@ func (c *Config) PublicationsOf(db string) []Publication {
 // publications (PublicationsOf) and the names of its feeds (Feed).
 func (c *Config) ForDatabase(db string) *Config {
 	out := *c
+	out.primary = c.PrimaryDatabase()
 	out.InDatabase = db
 	out.Publications = c.PublicationsOf(db)
+	if db != "" && db != out.primary {
+		// Every connection string names db: pg_dump's, the subscriptions'.
+		out.Blue.Conninfo = pg.WithDatabase(c.Blue.Conninfo, db)
+		out.Green.Conninfo = pg.WithDatabase(c.Green.Conninfo, db)
+		if c.Replication.BlueConninfo != "" {
+			out.Replication.BlueConninfo = pg.WithDatabase(c.Replication.BlueConninfo, db)
+		}
+	}
 	return &out
 }
 
