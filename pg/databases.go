@@ -53,31 +53,42 @@ type DatabaseContent struct {
 }
 
 // ReadDatabaseContent counts the session's database's own tables, and
-// those with at least one row (each looked at with LIMIT 1).
+// those with at least one row: looked at with LIMIT 1 where the session
+// may read the table, else taken from the statistics (reltuples,
+// n_live_tup) without reading it.
 func ReadDatabaseContent(ctx context.Context, q Querier) (DatabaseContent, error) {
 	rows, err := q.Query(ctx, `
-SELECT n.nspname::text, c.relname::text
+SELECT n.nspname::text, c.relname::text, has_table_privilege(c.oid, 'SELECT'),
+       greatest(c.reltuples, 0) > 0 OR coalesce((SELECT s.n_live_tup FROM pg_stat_all_tables s WHERE s.relid = c.oid), 0) > 0
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', '`+RecorderSchema+`') AND n.nspname !~ '^pg_'
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
-ORDER BY 1`)
+ORDER BY 1, 2`)
 	if err != nil {
 		return DatabaseContent{}, fmt.Errorf("list the tables: %w", err)
 	}
-	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+	type table struct {
+		name            string
+		readable, stats bool
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
 		var schema, name string
-		err := r.Scan(&schema, &name)
-		return Ident(schema, name), err
+		var t table
+		err := r.Scan(&schema, &name, &t.readable, &t.stats)
+		t.name = Ident(schema, name)
+		return t, err
 	})
 	if err != nil {
 		return DatabaseContent{}, fmt.Errorf("list the tables: %w", err)
 	}
 	c := DatabaseContent{Tables: len(tables)}
 	for _, t := range tables {
-		var has bool
-		if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t+")").Scan(&has); err != nil {
-			return c, fmt.Errorf("look into %s: %w", t, err)
+		has := t.stats
+		if t.readable {
+			if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.name+")").Scan(&has); err != nil {
+				return c, fmt.Errorf("look into %s: %w", t.name, err)
+			}
 		}
 		if has {
 			c.TablesWithRows++
@@ -245,4 +256,22 @@ func settingValue(name, value string) string {
 	}
 	parts = append(parts, QuoteLiteral(strings.TrimSpace(cur.String())))
 	return strings.Join(parts, ", ")
+}
+
+// ConnectPrivileges says, for each role, which of dbs it may connect to.
+func ConnectPrivileges(ctx context.Context, q Querier, roles, dbs []string) (map[string][]string, error) {
+	rows, err := q.Query(ctx, `SELECT r, d FROM unnest($1::text[]) r, unnest($2::text[]) d
+WHERE has_database_privilege(r, d, 'CONNECT') ORDER BY 1, 2`, roles, dbs)
+	if err != nil {
+		return nil, fmt.Errorf("read who may connect to %s: %w", strings.Join(dbs, ", "), err)
+	}
+	out := map[string][]string{}
+	var r, d string
+	if _, err := pgx.ForEachRow(rows, []any{&r, &d}, func() error {
+		out[r] = append(out[r], d)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read who may connect to %s: %w", strings.Join(dbs, ", "), err)
+	}
+	return out, nil
 }

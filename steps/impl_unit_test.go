@@ -65,12 +65,16 @@ func TestSubscriptionConninfoSecretEscapes(t *testing.T) {
 }
 
 func TestSlotsNeeded(t *testing.T) {
-	c := &config.Config{Strategy: "copy", Publications: []config.Publication{{Name: "a"}, {Name: "b", Tables: []string{"t"}}}}
-	if n := c.SlotsNeeded(2); n != 6 {
+	c := &config.Config{Strategy: "copy", Blue: config.Conn{Conninfo: "host=b dbname=app"}, Publications: []config.Publication{{Name: "a"}, {Name: "b", Tables: []string{"t"}}}}
+	if n := c.SlotsNeeded([]string{"app"}, 2); n != 6 {
 		t.Errorf("copy, 2 publications, 2 sync workers: %d slots", n)
 	}
+	// The publication that lists app's tables is app's alone.
+	if n := c.SlotsNeeded([]string{"app", "billing"}, 2); n != 9 {
+		t.Errorf("copy, 2 databases, 3 feeds, 2 sync workers: %d slots", n)
+	}
 	c.Strategy = "clone"
-	if n := c.SlotsNeeded(2); n != 2 {
+	if n := c.SlotsNeeded([]string{"app"}, 2); n != 2 {
 		t.Errorf("clone, 2 publications: %d slots", n)
 	}
 }

@@ -53,7 +53,10 @@ func checkLogicalReplication(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	need := e.Config.SlotsNeeded(2)
+	need, err := e.slotsNeeded(ctx, 2)
+	if err != nil {
+		return CheckResult{}, err
+	}
 	var missing []string
 	if s.WALLevel != "logical" {
 		missing = append(missing, "wal_level = "+s.WALLevel)
@@ -83,7 +86,10 @@ const (
 // raised to what the run needs (at least the headroom above); offline,
 // every line.
 func logicalSettingsOp(ctx context.Context, e *Env) (pg.LogicalSettingsParams, error) {
-	need := e.Config.SlotsNeeded(2)
+	need, err := e.slotsNeeded(ctx, 2)
+	if err != nil {
+		return pg.LogicalSettingsParams{}, err
+	}
 	slots := max(need, minSlots)
 	op := pg.LogicalSettingsParams{On: "blue", WALLevel: "logical", MaxReplicationSlots: slots, MaxWALSenders: slots,
 		MaxLogicalReplicationWorkers: minWorkers, MaxWorkerProcesses: minWorkerProcesses}

@@ -51,10 +51,12 @@ func planPreflight(_ context.Context, e *Env) ([]Action, error) {
 	c := e.Config
 	p := preflightParams(c)
 	out := []Action{note(BlueGreen, "reads only; each check is a PASS, WARN or FAIL line with its fix; a FAIL stops here with nothing changed")}
+	out = append(out, note(Blue, "every database of blue read (pg_database, pg_stat_activity; in each, its tables and whether they have rows): each moves, stays (listed in stay, with its reason), or is the server's or the provider's own; any other with rows or sessions is a FAIL naming it, its size and its sessions"))
 	out = append(out, stmts(p.BlueReads(0)...)...)
 	out = append(out, stmts(p.GreenReads(0, nil)...)...)
 	out = append(out, note(Blue, "log in once as %s with the password from %s through '%s' (the connection string green's subscriptions will use), tried from this host",
 		c.Replication.Role, c.Replication.Password.Describe(), c.SubscriptionConninfo()))
+	out = append(out, note(BlueGreen, "the reads above, in each other database that moves: its schemas, publications, tables, sequences and extensions"))
 	for _, b := range c.Cutover.PgBouncer {
 		out = append(out, note(PgBouncer, "connect to PgBouncer %s's admin console, SHOW DATABASES, and read its ini where the cutover changes it (%s): they must agree", orPlaceholder(b.Name, b.Ini), b.BouncerParams("").IniMethod()))
 	}
@@ -66,21 +68,33 @@ type preflightReport struct {
 	e      *Env
 	checks int
 	fails  []string
+	// dbs are the databases that move; db, in a report of one database's
+	// checks, names it in each line.
+	dbs []string
+	db  string
+}
+
+// in says which database a line is about ("" for the cluster).
+func (r *preflightReport) in() string {
+	if r.db == "" {
+		return ""
+	}
+	return "[" + r.db + "] "
 }
 
 func (r *preflightReport) pass(format string, args ...any) {
 	r.checks++
-	r.e.Logf("PASS "+format, args...)
+	r.e.Logf("PASS "+r.in()+format, args...)
 }
 
 func (r *preflightReport) warn(format string, args ...any) {
 	r.checks++
-	r.e.Warnf("WARN "+format, args...)
+	r.e.Warnf("WARN "+r.in()+format, args...)
 }
 
 func (r *preflightReport) fail(format string, args ...any) {
 	r.checks++
-	msg := fmt.Sprintf(format, args...)
+	msg := r.in() + fmt.Sprintf(format, args...)
 	r.e.log("error", "FAIL %s", msg)
 	r.fails = append(r.fails, msg)
 }
@@ -136,6 +150,11 @@ func runPreflight(ctx context.Context, e *Env) error {
 			return err
 		}
 	}
+	if r.dbs, err = e.databaseNames(ctx); err != nil {
+		r.fail("%v", err)
+		return r.err()
+	}
+	r.databases(ctx)
 	r.settings(b, g)
 	r.schemas(ctx, b)
 	r.publications(b)
@@ -149,6 +168,7 @@ func runPreflight(ctx context.Context, e *Env) error {
 	r.collations(b, g)
 	r.syncWorkers(ctx, g)
 	r.pgbouncers(ctx)
+	r.otherDatabases(ctx)
 	if c.IsAWS() {
 		if err := e.awsPreflight(ctx, r); err != nil {
 			return err
@@ -206,9 +226,9 @@ func (r *preflightReport) settings(b pg.BlueFacts, g *pg.GreenFacts) {
 	if g != nil {
 		syncWorkers = g.Settings.MaxSyncWorkersPerSubscription
 	}
-	need := c.SlotsNeeded(syncWorkers)
+	need := c.SlotsNeeded(r.dbs, syncWorkers)
 	if free := b.Settings.MaxReplicationSlots - b.Settings.SlotsUsed; free < need {
-		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d publications%s); raise it and restart blue", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need, len(c.Publications), syncNote(c))
+		r.fail("blue max_replication_slots = %d with %d in use: %d more needed (%d feeds in %s%s); raise it and restart blue", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need, c.SlotsNeeded(r.dbs, 0), plural(len(r.dbs), "database"), syncNote(c))
 	} else {
 		r.pass("blue max_replication_slots = %d (%d in use, %d needed)", b.Settings.MaxReplicationSlots, b.Settings.SlotsUsed, need)
 	}

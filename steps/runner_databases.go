@@ -173,9 +173,9 @@ func (e *Env) forDatabase(d Database) *Env {
 	}
 	if e.Config != nil {
 		cfg := e.Config.ForDatabase(d.Name)
-		if cfg.SchemasFromBlue {
-			// Schemas omitted: each database's own are read (withSchemas),
-			// not the ones read for another.
+		if cfg.SchemasFromBlue || d.Name != cfg.PrimaryDatabase() {
+			// Each database's own schemas are read (withSchemas): schemas,
+			// when the file lists them, are blue.conninfo's database's.
 			cfg.Schemas, cfg.SchemasFromBlue = nil, false
 		}
 		c.Config = cfg
@@ -214,4 +214,21 @@ func valuesIn(values map[string]string, key string) map[string]string {
 		}
 	}
 	return out
+}
+
+// databaseNames are the names of the databases the step sees (Databases).
+func (e *Env) databaseNames(ctx context.Context) ([]string, error) {
+	dbs, err := e.Databases(ctx)
+	names := make([]string, len(dbs))
+	for i, d := range dbs {
+		names[i] = d.Name
+	}
+	return names, err
+}
+
+// slotsNeeded is the slots and walsenders blue needs for every database
+// that moves (config.SlotsNeeded).
+func (e *Env) slotsNeeded(ctx context.Context, syncWorkers int) (int, error) {
+	names, err := e.databaseNames(ctx)
+	return e.Config.SlotsNeeded(names, syncWorkers), err
 }

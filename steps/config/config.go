@@ -41,15 +41,17 @@ type Config struct {
 	// that does not move makes preflight fail.
 	Stay         []StayingDatabase `yaml:"stay"`
 	Publications []Publication     `yaml:"publications"`
-	Schemas      []string          `yaml:"schemas"`
-	AppRoles     []string          `yaml:"app_roles"`
-	Cutover      Cutover           `yaml:"cutover"`
-	Clone        Clone             `yaml:"clone"`
-	AWS          AWS               `yaml:"aws"`
-	Timeouts     Timeouts          `yaml:"timeouts"`
-	Lag          Lag               `yaml:"lag"`
-	Sync         Sync              `yaml:"sync"`
-	Sessions     Sessions          `yaml:"sessions"`
+	// Schemas are the schemas of blue.conninfo's database that move
+	// (default: all of its own); every other database's are all of its own.
+	Schemas  []string `yaml:"schemas"`
+	AppRoles []string `yaml:"app_roles"`
+	Cutover  Cutover  `yaml:"cutover"`
+	Clone    Clone    `yaml:"clone"`
+	AWS      AWS      `yaml:"aws"`
+	Timeouts Timeouts `yaml:"timeouts"`
+	Lag      Lag      `yaml:"lag"`
+	Sync     Sync     `yaml:"sync"`
+	Sessions Sessions `yaml:"sessions"`
 	// Alerts say where alerts go and when (config_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
 

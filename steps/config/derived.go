@@ -87,10 +87,13 @@ func (p PasswordSource) Describe() string {
 // SlotsNeeded is the replication slots (and walsenders) blue needs: one
 // per publication, plus, with the copy strategy, one temporary slot per
 // table-sync worker during the initial copy.
-func (c *Config) SlotsNeeded(syncWorkers int) int {
-	n := len(c.Publications)
+func (c *Config) SlotsNeeded(dbs []string, syncWorkers int) int {
+	n := 0
+	for _, db := range dbs {
+		n += len(c.PublicationsOf(db))
+	}
 	if c.CopyData() {
-		n += len(c.Publications) * syncWorkers
+		n += n * syncWorkers
 	}
 	return n
 }
