@@ -58,11 +58,11 @@ func checkSubscriptionsGone(ctx context.Context, e *Env) (CheckResult, error) {
 			left = append(left, e.Config.Feed(p.Name))
 		}
 	}
-	rev, err := pg.ReadSubscription(ctx, e.Blue, reverseReplication)
+	rev, err := pg.ReadSubscription(ctx, e.Blue, e.Config.ReverseName(e.DB))
 	if err != nil {
 		return CheckResult{}, err
 	}
-	revSlot, err := slotExists(ctx, e.Green, reverseReplication)
+	revSlot, err := slotExists(ctx, e.Green, e.Config.ReverseName(e.DB))
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -71,10 +71,10 @@ func checkSubscriptionsGone(ctx context.Context, e *Env) (CheckResult, error) {
 		detail = append(detail, "subscriptions on green: "+strings.Join(left, ", "))
 	}
 	if rev.Exists {
-		detail = append(detail, "reverse subscription on blue: "+reverseReplication)
+		detail = append(detail, "reverse subscription on blue: "+e.Config.ReverseName(e.DB))
 	}
 	if revSlot {
-		detail = append(detail, "reverse slot on green: "+reverseReplication)
+		detail = append(detail, "reverse slot on green: "+e.Config.ReverseName(e.DB))
 	}
 	if len(detail) > 0 {
 		return CheckResult{Detail: strings.Join(detail, "; ")}, nil
@@ -94,7 +94,7 @@ type dropSubscriptionsPlan struct {
 
 func dropSubscriptionsOp(ctx context.Context, e *Env) (dropSubscriptionsPlan, error) {
 	var p dropSubscriptionsPlan
-	rev := reverseReplication
+	rev := e.Config.ReverseName(e.DB)
 	reverse, slot := e.Blue == nil, e.Green == nil
 	var err error
 	if e.Blue != nil {
@@ -126,7 +126,7 @@ func dropSubscriptionsOp(ctx context.Context, e *Env) (dropSubscriptionsPlan, er
 				continue
 			}
 		}
-		p.forward = append(p.forward, pg.DropSubscriptionParams{On: "green", Name: pub.Name})
+		p.forward = append(p.forward, pg.DropSubscriptionParams{On: "green", Name: e.Config.Feed(pub.Name)})
 	}
 	return p, nil
 }
@@ -144,7 +144,7 @@ func planDropSubscriptions(ctx context.Context, e *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	rev := reverseReplication
+	rev := e.Config.ReverseName(e.DB)
 	var out []Action
 	if op.reverse != nil {
 		out = append(out, stmts(withNote(op.reverse.Statements(), "the reverse feed; drops slot "+rev+" on green too")...)...)
@@ -201,7 +201,7 @@ func runDropSubscriptions(ctx context.Context, e *Env) error {
 // runs instead (DISABLE, slot_name = NONE, DROP) and the slot is dropped on
 // green directly. Either way no reverse slot is left on green.
 func (e *Env) dropReverseSubscription(ctx context.Context, op dropSubscriptionsPlan) error {
-	rev := reverseReplication
+	rev := e.Config.ReverseName(e.DB)
 	if op.reverse != nil {
 		if _, _, inForce := cutoverState(e); inForce {
 			e.Warnf("the cutover is in force: once blue's reverse subscription %s is dropped, a rollback is no longer possible", rev)
@@ -268,14 +268,16 @@ func slotExists(ctx context.Context, pool *pgxpool.Pool, name string) (bool, err
 
 // logicalSlotsLeft lists the logical slots on one server: after cleanup none
 // may stay on either side (a forgotten slot keeps WAL until the disk fills).
-func logicalSlotsLeft(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+func logicalSlotsLeft(ctx context.Context, pool *pgxpool.Pool, db string) ([]string, error) {
 	slots, err := pg.LogicalSlots(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, s := range slots {
-		out = append(out, s.Name)
+		if s.Database == db { // another database's slots are its own cleanup's
+			out = append(out, s.Name)
+		}
 	}
 	return out, nil
 }
@@ -293,13 +295,13 @@ func leftovers(ctx context.Context, e *Env) ([]string, map[string][]string, erro
 			pubs = append(pubs, p.Name)
 		}
 	}
-	rev, err := pg.ReadPublication(ctx, e.Green, reverseReplication)
+	rev, err := pg.ReadPublication(ctx, e.Green, e.Config.ReverseName(e.DB))
 	if err != nil {
 		return nil, nil, err
 	}
 	slots := map[string][]string{}
 	for side, pool := range map[string]*pgxpool.Pool{"blue": e.Blue, "green": e.Green} {
-		if slots[side], err = logicalSlotsLeft(ctx, pool); err != nil {
+		if slots[side], err = logicalSlotsLeft(ctx, pool, e.database()); err != nil {
 			return nil, nil, fmt.Errorf("on %s: %w", side, err)
 		}
 	}
@@ -308,7 +310,7 @@ func leftovers(ctx context.Context, e *Env) ([]string, map[string][]string, erro
 		out = append(out, "publications on blue: "+strings.Join(pubs, ", "))
 	}
 	if rev.Exists {
-		out = append(out, "reverse publication on green: "+reverseReplication)
+		out = append(out, "reverse publication on green: "+e.Config.ReverseName(e.DB))
 	}
 	for _, side := range []string{"blue", "green"} {
 		if len(slots[side]) > 0 {
@@ -353,14 +355,14 @@ func dropPublicationsOp(ctx context.Context, e *Env) (blue, green pg.DropPublica
 	}
 	rev := e.Green == nil
 	if e.Green != nil {
-		got, err := pg.ReadPublication(ctx, e.Green, reverseReplication)
+		got, err := pg.ReadPublication(ctx, e.Green, e.Config.ReverseName(e.DB))
 		if err != nil {
 			return blue, green, fmt.Errorf("on green: %w", err)
 		}
 		rev = got.Exists
 	}
 	if rev {
-		green.Names = []string{reverseReplication}
+		green.Names = []string{e.Config.ReverseName(e.DB)}
 	}
 	return blue, green, nil
 }

@@ -232,3 +232,12 @@ func (e *Env) slotsNeeded(ctx context.Context, syncWorkers int) (int, error) {
 	names, err := e.databaseNames(ctx)
 	return e.Config.SlotsNeeded(names, syncWorkers), err
 }
+
+// database is the database e acts in: its own, or blue.conninfo's for a
+// step of the whole cluster.
+func (e *Env) database() string {
+	if e.DB != "" {
+		return e.DB
+	}
+	return e.Config.PrimaryDatabase()
+}
