@@ -22,7 +22,7 @@ import (
 // a dropped SSH session or the terminal's SIGHUP does not reach it) that
 // outlives the driver. While the attempt runs it watches the driver; if
 // the driver dies (kill -9 included) or stops answering for longer than
-// the drain timeout, it takes the state's lock and undoes the attempt from
+// cutover.guard_timeout, it takes the state's lock and undoes the attempt from
 // where the servers are: nobody stays paused. It exits as soon as the
 // attempt is over.
 

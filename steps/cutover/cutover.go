@@ -85,7 +85,7 @@ type Params struct {
 	// (ALTER SYSTEM); 0 leaves it out.
 	HoldCommits    time.Duration
 	SequenceMargin int64
-	// StatementTimeout bounds each statement (default 5s).
+	// StatementTimeout bounds each statement (timeouts.statement).
 	StatementTimeout time.Duration
 	// ProbeInterval is the stall probe's period (default 10ms); < 0: no probe.
 	ProbeInterval time.Duration

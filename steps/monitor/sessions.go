@@ -25,9 +25,9 @@ import (
 // Connections is one read of who is connected.
 type Connections struct {
 	At time.Time `json:"at"`
-	// LongAfter is the age past which a transaction is long: the cutover's
-	// drain timeout, since one such transaction in flight at PAUSE aborts
-	// the cutover.
+	// LongAfter is the age past which a transaction is long
+	// (sessions.long_transaction): one such transaction in flight at
+	// PgBouncer's PAUSE aborts the cutover.
 	LongAfter time.Duration     `json:"long_after_ns"`
 	Servers   []ServerSessions  `json:"servers"`
 	Bouncers  []BouncerActivity `json:"pgbouncers"`
@@ -114,9 +114,6 @@ func (m *Monitor) Connections(ctx context.Context) (Connections, error) {
 func ReadConnections(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) Connections {
 	start := time.Now()
 	out := Connections{At: start.UTC(), LongAfter: c.Sessions.LongTransaction.Duration, endpoints: map[string]endpoint{}}
-	if out.LongAfter <= 0 {
-		out.LongAfter = 10 * time.Second
-	}
 	blueCI := c.Blue.Conninfo
 	if c.Replication.BlueConninfo != "" {
 		blueCI = c.Replication.BlueConninfo
