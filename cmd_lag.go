@@ -43,7 +43,7 @@ func runLag(c *call, args []string) int {
 			fmt.Fprintf(c.stderr, "pgbluegreen: blue unreachable: %s\n", state.Redact(err.Error()))
 			return exitFailed
 		}
-		doc := lagDoc{LagSample: sample}
+		doc := lagDoc{LagSample: sample, Databases: byDatabase(sample)}
 		if p, err := mon.SyncProgress(ctx); err == nil {
 			doc.Sync = &p
 		}
@@ -71,12 +71,40 @@ func runLag(c *call, args []string) int {
 // rate, ETA, lag in bytes and time, table-sync slots per subscription).
 type lagDoc struct {
 	pg.LagSample
-	Sync *monitor.SyncProgress `json:"sync,omitempty"`
+	// Databases are each database's feeds: its slots and the largest lag
+	// among them, per direction.
+	Databases []lagDatabase         `json:"databases"`
+	Sync      *monitor.SyncProgress `json:"sync,omitempty"`
+}
+
+// lagDatabase is one database's part of a lag sample.
+type lagDatabase struct {
+	Name        string           `json:"name"`
+	Slots       []string         `json:"slots"`
+	BehindBytes map[string]int64 `json:"behind_bytes"`
+}
+
+// byDatabase groups a sample's slots by their database, in order of first
+// appearance (the slots are sorted by name).
+func byDatabase(s pg.LagSample) []lagDatabase {
+	out := []lagDatabase{}
+	at := map[string]int{}
+	for _, sl := range s.Slots {
+		k, ok := at[sl.Database]
+		if !ok {
+			k = len(out)
+			at[sl.Database] = k
+			out = append(out, lagDatabase{Name: sl.Database, BehindBytes: map[string]int64{}})
+		}
+		out[k].Slots = append(out[k].Slots, sl.Slot)
+		out[k].BehindBytes[sl.Direction] = max(out[k].BehindBytes[sl.Direction], sl.BehindBytes)
+	}
+	return out
 }
 
 func writeLag(w io.Writer, s pg.LagSample) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tSLOT\tDIRECTION\tACTIVE\tBEHIND\tLAG_S\tRETAINED\tWAL_STATUS\tSAFE_WAL\n", s.At.Local().Format("15:04:05"))
+	fmt.Fprintf(tw, "%s\tSLOT\tDATABASE\tDIRECTION\tACTIVE\tBEHIND\tLAG_S\tRETAINED\tWAL_STATUS\tSAFE_WAL\n", s.At.Local().Format("15:04:05"))
 	if len(s.Slots) == 0 {
 		fmt.Fprintln(tw, "\t(no logical slots on blue or green)")
 	}
@@ -88,7 +116,7 @@ func writeLag(w io.Writer, s pg.LagSample) {
 		if sl.SafeWALBytes >= 0 {
 			safe = fmt.Sprint(sl.SafeWALBytes)
 		}
-		fmt.Fprintf(tw, "\t%s\t%s\t%t\t%d\t%s\t%d\t%s\t%s\n", sl.Slot, sl.Direction, sl.Active, sl.BehindBytes, lag, sl.RetainedBytes, sl.WALStatus, safe)
+		fmt.Fprintf(tw, "\t%s\t%s\t%s\t%t\t%d\t%s\t%d\t%s\t%s\n", sl.Slot, sl.Database, sl.Direction, sl.Active, sl.BehindBytes, lag, sl.RetainedBytes, sl.WALStatus, safe)
 	}
 	tw.Flush()
 }

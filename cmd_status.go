@@ -33,7 +33,10 @@ type statusDoc struct {
 	// Traffic is where writes go, read from the servers now.
 	Traffic monitor.Traffic `json:"traffic"`
 	// Drift compares blue's and green's schemas now (helper D's).
-	Drift    *monitor.Drift  `json:"drift,omitempty"`
+	Drift *monitor.Drift `json:"drift,omitempty"`
+	// Databases are blue's databases: which move, which stay and why,
+	// and each one's feeds with their lag, read now.
+	Databases []monitor.DatabaseStatus `json:"databases"`
 	Steps    []statusStep    `json:"steps"`
 	Values   []state.Value   `json:"values"`
 	Attempts []state.Attempt `json:"attempts"`
@@ -60,7 +63,7 @@ func runStatus(c *call, args []string) int {
 	defer s.close()
 	cfg, st := s.cfg, s.store.Snapshot()
 	doc := statusDoc{Strategy: cfg.Strategy, Config: cfg.Path, State: c.g.state, Attempts: st.Attempts}
-	doc.Traffic, doc.Drift = readServers(cfg)
+	doc.Traffic, doc.Drift, doc.Databases = readServers(cfg)
 	if doc.Attempts == nil {
 		doc.Attempts = []state.Attempt{}
 	}
@@ -99,16 +102,32 @@ func withID(r state.StepRecord, id string) state.StepRecord {
 // schemas, through read-only sessions of its own, each read bounded:
 // `status` answers even with a server down (target unknown, drift not
 // compared).
-func readServers(cfg *config.Config) (monitor.Traffic, *monitor.Drift) {
+func readServers(cfg *config.Config) (monitor.Traffic, *monitor.Drift, []monitor.DatabaseStatus) {
 	blue, green, err := newPools(cfg, pg.PoolParams{MaxConns: 2, ReadOnly: true}, nil)
 	if err != nil {
 		why := state.Redact(err.Error())
 		return monitor.Traffic{Target: "unknown", How: why, ReadAt: time.Now().UTC()},
-			&monitor.Drift{At: time.Now().UTC(), Why: why, Differences: []string{}}
+			&monitor.Drift{At: time.Now().UTC(), Why: why, Differences: []string{}}, []monitor.DatabaseStatus{}
 	}
 	defer blue.Close()
 	defer green.Close()
-	return readTraffic(cfg, blue, green), readDrift(cfg, blue, green)
+	return readTraffic(cfg, blue, green), readDrift(cfg, blue, green), readDatabases(cfg, blue, green)
+}
+
+// readDatabases reads blue's databases with their fates and feeds; empty
+// when blue does not answer (the traffic line says why).
+func readDatabases(cfg *config.Config, blue, green *pgxpool.Pool) []monitor.DatabaseStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
+	defer cancel()
+	lag, err := monitor.ReadBothLags(ctx, blue, green, cfg.Timeouts.Connect.Duration+5*time.Second)
+	if err != nil {
+		return []monitor.DatabaseStatus{}
+	}
+	dbs, err := monitor.ReadDatabaseStatus(ctx, cfg, blue, lag)
+	if err != nil {
+		return []monitor.DatabaseStatus{}
+	}
+	return dbs
 }
 
 func readTraffic(cfg *config.Config, blue, green *pgxpool.Pool) monitor.Traffic {
@@ -136,6 +155,22 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 	writeDriftText(w, doc.Drift)
 	if doc.Lock != "" {
 		fmt.Fprintf(w, "driven by %s\n", doc.Lock)
+	}
+	if len(doc.Databases) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nDATABASE\tFATE\tSIZE\tSESSIONS\tFEEDS")
+		for _, d := range doc.Databases {
+			fate := d.Fate
+			if d.Reason != "" {
+				fate += ": " + d.Reason
+			}
+			var feeds []string
+			for _, f := range d.Feeds {
+				feeds = append(feeds, fmt.Sprintf("%s %s %s behind", f.Slot, f.Direction, pg.Bytes(f.BehindBytes)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", d.Name, oneLine(fate, 60), pg.Bytes(d.SizeBytes), d.Sessions, strings.Join(feeds, "; "))
+		}
+		tw.Flush()
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSTEP\tSTATUS\tATTEMPTS\tFINISHED\tRESULT")

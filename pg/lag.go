@@ -12,6 +12,8 @@ import (
 // SlotLag is one logical slot, as the lag gauge shows it.
 type SlotLag struct {
 	Slot string `json:"slot"`
+	// Database is the database the slot decodes (its feed's).
+	Database string `json:"database"`
 	// Server is where the slot is ("blue", or "green" for the reverse
 	// feed after a cutover), Direction the feed it serves ("blue -> green").
 	Server    string `json:"server"`
@@ -53,7 +55,7 @@ type LagSample struct {
 }
 
 // lagQuery reads every logical slot in one statement. PG13+ (wal_status,
-// safe_wal_size). Columns: slot, active, behind, retained, wal_status,
+// safe_wal_size). Columns: slot, database, active, behind, retained, wal_status,
 // safe_wal_size (NULL when unlimited), confirmed_flush_lsn, current lsn,
 // lag in seconds (the walsender's replay_lag; NULL without a walsender or
 // the privilege to read it, whose state then reads NULL), inactive_since
@@ -62,6 +64,7 @@ type LagSample struct {
 // -1).
 const lagQuery = `
 SELECT s.slot_name::text,
+       coalesce(s.database::text, ''),
        s.active,
        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint,
        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn), 0)::bigint,
@@ -89,7 +92,7 @@ func ReadLag(ctx context.Context, pool *pgxpool.Pool, server string, timeout tim
 	}
 	slots, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlotLag, error) {
 		var s SlotLag
-		err := r.Scan(&s.Slot, &s.Active, &s.BehindBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALBytes, &s.ConfirmedLSN, &s.CurrentLSN,
+		err := r.Scan(&s.Slot, &s.Database, &s.Active, &s.BehindBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALBytes, &s.ConfirmedLSN, &s.CurrentLSN,
 			&s.LagSeconds, &s.InactiveSince, &s.MaxKeepBytes)
 		s.Server, s.Direction = server, feedDirection(server)
 		return s, err

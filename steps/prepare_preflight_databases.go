@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // Preflight's checks of the cluster's databases: every database of blue
@@ -18,7 +19,7 @@ import (
 // databases lists blue's databases and what becomes of each.
 func (r *preflightReport) databases(ctx context.Context) {
 	e := r.e
-	all, err := discoverDatabases(ctx, e.Config, e.Blue, pg.PoolOn)
+	all, err := monitor.ReadBlueDatabases(ctx, e.Config, e.Blue, pg.PoolOn)
 	if err != nil {
 		r.fail("reading blue's databases: %v", err)
 		return
@@ -52,7 +53,7 @@ func (r *preflightReport) databases(ctx context.Context) {
 // stayingRoles says which of the roles the fence closes still log in to a
 // database that stays on blue: the fence closes CONNECT on the databases
 // that move only, so they keep working there.
-func (r *preflightReport) stayingRoles(ctx context.Context, all []BlueDatabase) {
+func (r *preflightReport) stayingRoles(ctx context.Context, all []monitor.BlueDatabase) {
 	var staying []string
 	for _, d := range all {
 		if strings.HasPrefix(d.Reason, "stays: ") {

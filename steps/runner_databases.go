@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
 )
 
 // A run moves databases: blue.conninfo's (the primary) first, then the
@@ -75,69 +75,11 @@ func (r *Runner) databaseNames(ctx context.Context) ([]string, error) {
 	if r.Blue == nil {
 		return []string{primary}, nil
 	}
-	found, err := discoverDatabases(ctx, c, r.Blue, r.poolOn)
+	found, err := monitor.ReadBlueDatabases(ctx, c, r.Blue, pg.PoolOn)
 	if err != nil {
 		return nil, fmt.Errorf("databases is omitted (every database of blue with a table) and blue's databases could not be read: %w; blue must be reachable, or list databases in the configuration", err)
 	}
-	out := []string{primary}
-	for _, f := range found {
-		if f.Name != primary && f.Content.Tables > 0 {
-			out = append(out, f.Name)
-		}
-	}
-	return out, nil
-}
-
-// BlueDatabase is one database of blue, as the run sees it: whether it
-// moves, stays (and why), or is left out, and what it holds.
-type BlueDatabase struct {
-	pg.DatabaseFacts
-	Content pg.DatabaseContent
-	// Reason says why a database that does not move is left: "stays: ..."
-	// (listed in stay), "template", "no connections allowed", "the
-	// provider's own", or "" for one that would move.
-	Reason string
-}
-
-// discoverDatabases reads every database of blue, and what each that
-// could move holds (a pool on each, closed again).
-func discoverDatabases(ctx context.Context, c *config.Config, blue *pgxpool.Pool, poolOn func(*pgxpool.Pool, string) (*pgxpool.Pool, error)) ([]BlueDatabase, error) {
-	facts, err := pg.ReadDatabases(ctx, blue)
-	if err != nil {
-		return nil, err
-	}
-	var out []BlueDatabase
-	for _, f := range facts {
-		d := BlueDatabase{DatabaseFacts: f}
-		reason, stays := c.Staying(f.Name)
-		switch {
-		case f.Template:
-			d.Reason = "template"
-		case !f.AllowConn:
-			d.Reason = "no connections allowed"
-		case slices.Contains(config.ProviderDatabases, f.Name):
-			d.Reason = "the provider's own"
-		case stays:
-			d.Reason = "stays: " + reason
-		}
-		if d.Reason == "" || stays {
-			pool := blue
-			if f.Name != c.PrimaryDatabase() {
-				if pool, err = poolOn(blue, f.Name); err != nil {
-					return nil, err
-				}
-			}
-			d.Content, err = pg.ReadDatabaseContent(ctx, pool)
-			if pool != blue {
-				pool.Close()
-			}
-			if err != nil {
-				return nil, fmt.Errorf("database %s: %w", f.Name, err)
-			}
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return monitor.Moving(c, found), nil
 }
 
 // poolOn opens a pool like p on database db (nil for nil: offline).
