@@ -37,9 +37,9 @@ type statusDoc struct {
 	// Databases are blue's databases: which move, which stay and why,
 	// and each one's feeds with their lag, read now.
 	Databases []monitor.DatabaseStatus `json:"databases"`
-	Steps    []statusStep    `json:"steps"`
-	Values   []state.Value   `json:"values"`
-	Attempts []state.Attempt `json:"attempts"`
+	Steps     []statusStep             `json:"steps"`
+	Values    []state.Value            `json:"values"`
+	Attempts  []state.Attempt          `json:"attempts"`
 }
 
 type statusStep struct {
