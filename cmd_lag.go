@@ -32,6 +32,7 @@ func runLag(c *call, args []string) int {
 	// Green too, for the initial sync's progress: without it the lag alone
 	// says "0 behind" while tables are still copying.
 	mon := monitor.NewMonitor(blue, green, cfg)
+	defer mon.Close()
 	ctx, cancel := signalContext()
 	defer cancel()
 	for {

@@ -48,6 +48,7 @@ func runScreen(c *call) int {
 	defer s.close()
 	cfg := s.cfg
 	mon := monitor.NewMonitor(s.gaugeBlue, s.gaugeGreen, cfg)
+	defer mon.Close()
 
 	r := s.runner()
 	lines := make(chan steps.Line, 256)

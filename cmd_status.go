@@ -139,7 +139,7 @@ func readTraffic(cfg *config.Config, blue, green *pgxpool.Pool) monitor.Traffic 
 func readDrift(cfg *config.Config, blue, green *pgxpool.Pool) *monitor.Drift {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Connect.Duration+cfg.Timeouts.Statement.Duration)
 	defer cancel()
-	d, err := monitor.ReadDrift(ctx, cfg, blue, green)
+	d, err := readDriftAll(ctx, cfg, blue, green)
 	if err != nil {
 		d.Why = "not compared: " + state.Redact(err.Error())
 	}
@@ -230,4 +230,14 @@ func writeDriftText(w io.Writer, d *monitor.Drift) {
 			fmt.Fprintf(w, "  %s\n", l)
 		}
 	}
+}
+
+// readDriftAll compares the schemas of every database that moves.
+func readDriftAll(ctx context.Context, cfg *config.Config, blue, green *pgxpool.Pool) (monitor.Drift, error) {
+	dbs, closeDBs, err := monitor.OpenDatabases(ctx, cfg, blue, green)
+	if err != nil {
+		return monitor.Drift{At: time.Now().UTC(), Differences: []string{}}, err
+	}
+	defer closeDBs()
+	return monitor.ReadDriftAll(ctx, cfg, dbs)
 }

@@ -47,6 +47,7 @@ func runWatch(c *call, args []string) int {
 		fmt.Fprintf(stdout, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
 	mon := monitor.NewMonitor(s.blue, s.green, cfg)
+	defer mon.Close()
 	logf("watching %s; alerts to %s; lag over %s or %s for %s; Ctrl+C or SIGTERM stops", g.state, alertsDest(cfg.Alerts),
 		orOff(cfg.Alerts.LagBytes != "" && cfg.Alerts.LagBytes != "0", string(cfg.Alerts.LagBytes)), orOff(cfg.Alerts.LagTime.Duration > 0, cfg.Alerts.LagTime.String()), cfg.Alerts.For)
 	var lock *alertsLock

@@ -18,7 +18,15 @@ func (e *Env) refuseSchemaDrift(ctx context.Context, rollback bool) error {
 	}
 	cctx, cancel := e.bounded(ctx)
 	defer cancel()
-	d, err := monitor.ReadDrift(cctx, e.Config, e.Blue, e.Green)
+	dbs, err := e.Databases(cctx)
+	if err != nil {
+		return err
+	}
+	pools := make([]monitor.DatabasePools, len(dbs))
+	for i, db := range dbs {
+		pools[i] = monitor.DatabasePools{Name: db.Name, Blue: db.Blue, Green: db.Green}
+	}
+	d, err := monitor.ReadDriftAll(cctx, e.Config, pools)
 	switch {
 	case err != nil:
 		return fmt.Errorf("compare blue's and green's schemas before the switch: %w", err)

@@ -137,3 +137,82 @@ func ReadDatabaseStatus(ctx context.Context, c *config.Config, blue *pgxpool.Poo
 	}
 	return out, nil
 }
+
+// DatabasePools is one database that moves, with a pool on each side.
+type DatabasePools struct {
+	Name        string
+	Blue, Green *pgxpool.Pool
+}
+
+// OpenDatabases lists the databases that move (Moving) and opens a pool
+// on each side for every one but blue.conninfo's, whose pools are blue
+// and green themselves. close closes what it opened.
+func OpenDatabases(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) (dbs []DatabasePools, close func(), err error) {
+	var opened []*pgxpool.Pool
+	close = func() {
+		for _, p := range opened {
+			p.Close()
+		}
+	}
+	names := []string{c.PrimaryDatabase()}
+	if len(c.Databases) > 0 || blue == nil {
+		names = Moving(c, nil)
+	} else {
+		all, err := ReadBlueDatabases(ctx, c, blue, pg.PoolOn)
+		if err != nil {
+			return nil, close, err
+		}
+		names = Moving(c, all)
+	}
+	for _, n := range names {
+		d := DatabasePools{Name: n, Blue: blue, Green: green}
+		if n != c.PrimaryDatabase() {
+			for _, side := range []**pgxpool.Pool{&d.Blue, &d.Green} {
+				if *side == nil {
+					continue
+				}
+				p, err := pg.PoolOn(*side, n)
+				if err != nil {
+					close()
+					return nil, func() {}, err
+				}
+				opened = append(opened, p)
+				*side = p
+			}
+		}
+		dbs = append(dbs, d)
+	}
+	return dbs, close, nil
+}
+
+// ReadDriftAll is ReadDrift in every database that moves, as one: each
+// other database's differences marked [database], the objects summed.
+func ReadDriftAll(ctx context.Context, c *config.Config, dbs []DatabasePools) (Drift, error) {
+	var all Drift
+	for i, d := range dbs {
+		cfg := c.ForDatabase(d.Name)
+		if d.Name != c.PrimaryDatabase() {
+			cfg.Schemas = nil // another database's schemas are all of its own
+		}
+		one, err := ReadDrift(ctx, cfg, d.Blue, d.Green)
+		if err != nil {
+			return all, fmt.Errorf("database %s: %w", d.Name, err)
+		}
+		if i == 0 {
+			all = one
+			continue
+		}
+		all.Compared = all.Compared || one.Compared
+		all.Objects += one.Objects
+		for _, s := range one.Schemas {
+			all.Schemas = append(all.Schemas, d.Name+"."+s)
+		}
+		for _, l := range one.Differences {
+			all.Differences = append(all.Differences, "["+d.Name+"] "+l)
+		}
+		all.Recording = all.Recording || one.Recording
+		all.Recorded = append(all.Recorded, one.Recorded...)
+		all.Took += one.Took
+	}
+	return all, nil
+}

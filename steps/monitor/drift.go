@@ -81,7 +81,14 @@ func (d Drift) Summary(n int) string {
 func (m *Monitor) Drift(ctx context.Context) (Drift, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*m.timeout)
 	defer cancel()
-	return ReadDrift(ctx, m.cfg, m.blue, m.green)
+	if m.blue == nil || m.green == nil {
+		return Drift{At: time.Now().UTC(), Differences: []string{}}, errNoPool
+	}
+	dbs, err := m.databases(ctx)
+	if err != nil {
+		return Drift{At: time.Now().UTC(), Differences: []string{}}, err
+	}
+	return ReadDriftAll(ctx, m.cfg, dbs)
 }
 
 // ReadDrift compares the configured schemas (every schema of blue's when

@@ -51,6 +51,36 @@ type Monitor struct {
 
 	mu      sync.Mutex
 	tracker pg.SyncTracker
+	// dbs are the databases that move, read once with their pools;
+	// closeDBs closes those pools.
+	dbs      []DatabasePools
+	closeDBs func()
+}
+
+// databases are the databases that move, read and opened on first use.
+func (m *Monitor) databases(ctx context.Context) ([]DatabasePools, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dbs != nil {
+		return m.dbs, nil
+	}
+	dbs, closeDBs, err := OpenDatabases(ctx, m.cfg, m.blue, m.green)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs, m.closeDBs = dbs, closeDBs
+	return dbs, nil
+}
+
+// Close closes the pools the monitor opened for databases other than
+// blue.conninfo's.
+func (m *Monitor) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closeDBs != nil {
+		m.closeDBs()
+	}
+	m.dbs, m.closeDBs = nil, nil
 }
 
 // errNoPool is returned when a database has no pool (not configured).
