@@ -2,11 +2,13 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DatabaseFacts is one database of a server, as pg_database and
@@ -274,4 +276,11 @@ WHERE has_database_privilege(r, d, 'CONNECT') ORDER BY 1, 2`, roles, dbs)
 		return nil, fmt.Errorf("read who may connect to %s: %w", strings.Join(dbs, ", "), err)
 	}
 	return out, nil
+}
+
+// IsMissingDatabase reports whether err is a connection refused because
+// the database does not exist (SQLSTATE 3D000).
+func IsMissingDatabase(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "3D000"
 }

@@ -8,6 +8,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -101,9 +102,30 @@ func (m *Monitor) SyncProgress(ctx context.Context) (SyncProgress, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	s, err := pg.ReadSyncSample(ctx, m.green, m.blue, m.sources)
+	dbs, err := m.databases(ctx)
 	if err != nil {
 		return SyncProgress{}, err
+	}
+	// One sample of every database's subscriptions: the bar and the ETA
+	// are the whole run's.
+	var s pg.SyncSample
+	for _, d := range dbs {
+		src := m.sources
+		if d.Name != m.cfg.PrimaryDatabase() {
+			src = m.cfg.ForDatabase(d.Name).SyncSources()
+		}
+		one, err := pg.ReadSyncSample(ctx, d.Green, d.Blue, src)
+		if pg.IsMissingDatabase(err) {
+			continue // green's copy of it is made later (create-databases)
+		}
+		if err != nil {
+			if len(dbs) > 1 {
+				err = fmt.Errorf("database %s: %w", d.Name, err)
+			}
+			return SyncProgress{}, err
+		}
+		s.At = one.At
+		s.Subscriptions = append(s.Subscriptions, one.Subscriptions...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
