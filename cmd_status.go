@@ -183,6 +183,9 @@ func writeStatusText(w io.Writer, doc statusDoc) {
 		if s.LastError != "" {
 			result = "error: " + s.LastError
 		}
+		if s.Database != "" {
+			result = "in database " + s.Database + "; " + result
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Status, s.Attempts, finished, oneLine(result, 80))
 	}
 	tw.Flush()

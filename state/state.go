@@ -53,6 +53,9 @@ type StepRecord struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
 	Result     string     `json:"result,omitempty"`
+	// Database says, while a step that acts in each database runs, which
+	// one it is in and how far it is: "billing (2 of 3)".
+	Database string `json:"database,omitempty"`
 }
 
 // State is the whole state file.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/pgbluegreen/pgbluegreen/state"
 )
 
 // A step marked PerDatabase acts in each database that moves. These wrap
@@ -87,6 +89,8 @@ func (s *Step) runAll(ctx context.Context, e *Env) error {
 		}
 		if of > 1 {
 			e.Logf("database %s (%d of %d)", db.Name, n, of)
+			e.showDatabase(fmt.Sprintf("%s (%d of %d)", db.Name, n, of))
+			defer e.showDatabase("")
 		}
 		if s.Check != nil {
 			res, err := s.Check(ctx, e)
@@ -120,4 +124,18 @@ func (s *Step) planAll(ctx context.Context, e *Env) ([]Action, error) {
 		out = append([]Action{note(s.Target, "in each database that moves: %s here; the others (every database of blue with a table) are read from blue when the run starts", e.Config.PrimaryDatabase())}, out...)
 	}
 	return out, err
+}
+
+// showDatabase records in the step's state which database it acts in now,
+// for the screen and status; "" when it is done.
+func (e *Env) showDatabase(what string) {
+	if e.store == nil || e.step == "" {
+		return
+	}
+	_ = e.store.Update(func(st *state.State) error {
+		if rec := st.Steps[e.step]; rec != nil {
+			rec.Database = what
+		}
+		return nil
+	})
 }
