@@ -79,6 +79,8 @@ type session struct {
 	// guard starts the guard of a cutover attempt its runner runs: set
 	// for the runner's pools on a written state, when the program has one.
 	guard steps.GuardFunc
+	// runners are those made for the session, closed with it.
+	runners []*steps.Runner
 }
 
 // open loads the configuration and opens what n names. On a failure it
@@ -261,6 +263,9 @@ func newAWSClient(cfg *config.Config, profile string, j *state.Journal) (*aws.Cl
 
 // close closes what open opened, the last opened first.
 func (s *session) close() {
+	for _, r := range s.runners {
+		r.Close()
+	}
 	for _, p := range []*pgxpool.Pool{s.gaugeGreen, s.gaugeBlue, s.green, s.blue} {
 		if p != nil {
 			p.Close()
@@ -278,6 +283,7 @@ func (s *session) close() {
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
 	r.Blue, r.Green, r.AWS, r.Guard = s.blue, s.green, s.aws, s.guard
+	s.runners = append(s.runners, r) // closed with the session: its pools on other databases
 	return r
 }
 

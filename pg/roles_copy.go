@@ -136,6 +136,9 @@ type CopyRolesParams struct {
 	// Existing are the roles green has now.
 	Existing []string
 	Skip     []string
+	// Closed are roles created NOLOGIN whatever blue says (the
+	// application's: green takes no writes before the cutover opens it).
+	Closed []string
 }
 
 // setVerifierDO sets a role's stored password from transaction-local
@@ -147,19 +150,24 @@ BEGIN
 END
 $pgbg$`
 
-// attributes renders a role's attributes for CREATE and ALTER ROLE.
-func (r RoleDef) attributes() string {
+// attributes renders a role's attributes for CREATE ROLE, or with login
+// false, for ALTER ROLE: LOGIN is then left as it is (the fence and
+// block-green-logins own it on green).
+func (r RoleDef) attributes(login bool) string {
 	flag := func(on bool, yes, no string) string {
 		if on {
 			return yes
 		}
 		return no
 	}
-	parts := []string{flag(r.Login, "LOGIN", "NOLOGIN"), flag(r.Super, "SUPERUSER", "NOSUPERUSER"), flag(r.CreateDB, "CREATEDB", "NOCREATEDB"),
+	parts := []string{flag(r.Super, "SUPERUSER", "NOSUPERUSER"), flag(r.CreateDB, "CREATEDB", "NOCREATEDB"),
 		flag(r.CreateRole, "CREATEROLE", "NOCREATEROLE"), flag(r.Inherit, "INHERIT", "NOINHERIT"), flag(r.Replication, "REPLICATION", "NOREPLICATION"),
 		flag(r.BypassRLS, "BYPASSRLS", "NOBYPASSRLS"), fmt.Sprintf("CONNECTION LIMIT %d", r.ConnLimit)}
 	if r.ValidUntil != "" {
 		parts = append(parts, "VALID UNTIL "+QuoteLiteral(r.ValidUntil))
+	}
+	if login {
+		parts = append([]string{flag(r.Login, "LOGIN", "NOLOGIN")}, parts...)
 	}
 	return strings.Join(parts, " ")
 }
@@ -173,11 +181,13 @@ func (p CopyRolesParams) Statements() []Stmt {
 		if slices.Contains(p.Skip, r.Name) {
 			continue
 		}
-		verb := "CREATE"
 		if slices.Contains(p.Existing, r.Name) {
-			verb = "ALTER"
+			body = append(body, Stmt{On: p.On, SQL: "ALTER ROLE " + Ident(r.Name) + " WITH " + r.attributes(false)})
+		} else {
+			def := r
+			def.Login = r.Login && !slices.Contains(p.Closed, r.Name)
+			body = append(body, Stmt{On: p.On, SQL: "CREATE ROLE " + Ident(r.Name) + " WITH " + def.attributes(true)})
 		}
-		body = append(body, Stmt{On: p.On, SQL: verb + " ROLE " + Ident(r.Name) + " WITH " + r.attributes()})
 		if r.Verifier != "" {
 			body = append(body,
 				Stmt{On: p.On, SQL: "SELECT set_config('pgbg.role', $1, true), set_config('pgbg.verifier', $2, true)", Args: []any{r.Name, Secret(r.Verifier)}},
@@ -221,4 +231,24 @@ func RoleNames(ctx context.Context, q Querier) ([]string, error) {
 		return nil, fmt.Errorf("list the roles: %w", err)
 	}
 	return out, nil
+}
+
+// CheckPassword logs in with conninfo and leaves at once: nil when the
+// server accepted the password, also when it then refused the session
+// only because the role may not log in there now (NOLOGIN: PostgreSQL
+// checks it after the password).
+func CheckPassword(ctx context.Context, conninfo string) error {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return fmt.Errorf("parse connection string: %w", err)
+	}
+	c, err := pgconn.ConnectConfig(ctx, cfg)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "28000" && strings.Contains(pe.Message, "not permitted to log in") {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.Close(ctx)
 }

@@ -239,7 +239,10 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 	case st.State == cutover.StateTarget:
 		return e.refuse("the %s is in force already: %s", n.step, st.Where)
 	}
-	if err := e.refuseSchemaDrift(ctx, rollback); err != nil { // helper D: monitor_drift.go
+	if err := e.refuseSchemaDrift(ctx, rollback); err != nil {
+		return err
+	}
+	if err := e.refuseLoginsThatFail(ctx, rollback); err != nil {
 		return err
 	}
 	if e.way != "" {

@@ -157,7 +157,10 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 	if err := e.needBoth(); err != nil {
 		return err
 	}
-	if err := e.refuseSchemaDrift(ctx, rollback); err != nil { // helper D: monitor_drift.go
+	if err := e.refuseSchemaDrift(ctx, rollback); err != nil {
+		return err
+	}
+	if err := e.refuseLoginsThatFail(ctx, rollback); err != nil {
 		return err
 	}
 	p, err := e.cutoverParams(ctx, rollback)

@@ -105,6 +105,7 @@ func newLabEnv(t testing.TB, info *lab.Info) (*labEnv, error) {
 	}()
 	le.Runner = r
 	le.closers = append(le.closers, func() {
+		r.Close()
 		close(out)
 		<-done
 		le.Blue.Close()

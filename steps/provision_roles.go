@@ -18,9 +18,12 @@ func copyRoles() *Step {
 		Why: "Roles are the cluster's, not a database's: the schema's owners and grants need them, and after the cutover the application logs in to green " +
 			"with the password it has today. Blue's roles, their attributes, settings and memberships are made on green, with their stored passwords where blue lets them be read.",
 		Source: "issue 23",
-		Plan:   planCopyRoles,
-		Check:  checkCopyRoles,
-		Run:    runCopyRoles,
+		// Roles change after it ran (a password set again on green): the
+		// servers say whether its work still holds, and it runs again if not.
+		Recheck: true,
+		Plan:    planCopyRoles,
+		Check:   checkCopyRoles,
+		Run:     runCopyRoles,
 	}
 }
 
@@ -55,7 +58,7 @@ func rolesOp(ctx context.Context, e *Env) (pg.CopyRolesParams, pg.BlueRoles, err
 	if err != nil {
 		return op, blue, err
 	}
-	op.Roles, op.Skip = blue.Roles, []string{me}
+	op.Roles, op.Skip, op.Closed = blue.Roles, []string{me}, e.Config.AppRoles
 	return op, blue, nil
 }
 
@@ -63,7 +66,7 @@ func planCopyRoles(ctx context.Context, e *Env) ([]Action, error) {
 	if e.IsOffline() {
 		return []Action{
 			note(Blue, "every role of blue but the server's and the provider's: its attributes, its settings, its memberships, and its stored password where blue lets it be read (pg_authid: a superuser); never the role pgbluegreen connects to green as"),
-			note(Green, "CREATE ROLE each missing, ALTER ROLE each there, in one transaction with statement logging off: a stored password passes only as a parameter, shown as ********"),
+			note(Green, "CREATE ROLE each missing (the application roles NOLOGIN: green takes no writes before the cutover), ALTER ROLE each there, its LOGIN left as it is; in one transaction with statement logging off: a stored password passes only as a parameter, shown as ********"),
 		}, nil
 	}
 	op, blue, err := rolesOp(ctx, e)
