@@ -10,6 +10,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // The connections pane (tab reaches it; it takes the top of the screen):
@@ -46,7 +48,7 @@ type killTarget struct {
 }
 
 func (k killTarget) who() string {
-	return fmt.Sprintf("%s@%s %s", k.s.User, k.s.Client, orWord(k.s.Application, "no application name"))
+	return fmt.Sprintf("%s@%s %s", k.s.User, k.s.Client, units.Or(k.s.Application, "no application name"))
 }
 
 func pollConnsCmd(gen int, read ConnectionsFunc, timeout time.Duration) tea.Cmd {
@@ -87,7 +89,7 @@ func (m *Model) takeTerminated(msg terminatedMsg) {
 	t := msg.target
 	switch {
 	case msg.err != nil:
-		m.note(levelError, fmt.Sprintf("session pid %d on %s not ended: %s", t.s.PID, t.server, oneLineErr(msg.err)))
+		m.note(levelError, fmt.Sprintf("session pid %d on %s not ended: %s", t.s.PID, t.server, fit.OneLine(msg.err)))
 	case msg.ended:
 		m.note(levelOK, fmt.Sprintf("session pid %d on %s (%s) ended (journaled)", t.s.PID, t.server, t.who()))
 	default:
@@ -107,7 +109,7 @@ func (m *Model) connRows(w int) []connRow {
 	c := m.conns
 	var out []connRow
 	add := func(text string, server, group, session int) {
-		out = append(out, connRow{text: truncate(text, w), server: server, group: group, session: session})
+		out = append(out, connRow{text: fit.Truncate(text, w), server: server, group: group, session: session})
 	}
 	if m.connsPoll.lastOK.IsZero() {
 		if m.connsPoll.lastErr != "" {
@@ -128,7 +130,7 @@ func (m *Model) connRows(w int) []connRow {
 			head += fmt.Sprintf(" · ⚠ %d DIRECT (not through PgBouncer)", direct)
 		}
 		if long > 0 {
-			head += fmt.Sprintf(" · ⚠ %d LONG TX (> %s)", long, durationText(c.LongAfter))
+			head += fmt.Sprintf(" · ⚠ %d LONG TX (> %s)", long, units.Duration(c.LongAfter))
 		}
 		if srv.Err != "" {
 			head += " · ✗ " + srv.Err
@@ -169,7 +171,7 @@ func (m *Model) connRows(w int) []connRow {
 				continue
 			}
 			text := fmt.Sprintf("  pool %s/%s: clients %d active, %d waiting · servers %d active, %d idle · max wait %s",
-				p.Database, p.User, p.ClActive, p.ClWaiting, p.SvActive, p.SvIdle, ageWords(p.MaxWait))
+				p.Database, p.User, p.ClActive, p.ClWaiting, p.SvActive, p.SvIdle, units.Age(p.MaxWait))
 			if p.ClWaiting > 0 {
 				text = st.Warn.Render(text)
 			}
@@ -184,7 +186,7 @@ func (m *Model) connRows(w int) []connRow {
 func (m *Model) groupLine(g steps.SessionGroup) string {
 	st := m.styles
 	who := g.User + "@" + g.Client
-	app := orWord(g.Application, "-")
+	app := units.Or(g.Application, "-")
 	via := ""
 	switch {
 	case g.Ours:
@@ -194,7 +196,7 @@ func (m *Model) groupLine(g steps.SessionGroup) string {
 	}
 	text := fmt.Sprintf("%3d %s %s%s · %s", g.Sessions, who, app, via, g.StatesText())
 	if g.OldestXact > 0 {
-		text += " · oldest tx " + ageWords(g.OldestXact)
+		text += " · oldest tx " + units.Age(g.OldestXact)
 	}
 	if len(g.WaitEvents) > 0 {
 		text += " · waits " + strings.Join(g.WaitEvents, " ")
@@ -220,11 +222,11 @@ func (m *Model) sessionLine(s steps.SessionView) string {
 		marks = append(marks, "⚠ DIRECT")
 	}
 	if s.Long {
-		marks = append(marks, "⚠ LONG TX "+ageWords(s.XactAge))
+		marks = append(marks, "⚠ LONG TX "+units.Age(s.XactAge))
 	}
-	text := fmt.Sprintf("      pid %d %s@%s %s · %s %s", s.PID, s.User, s.Client, orWord(s.Application, "-"), orWord(s.State, "?"), ageWords(s.StateAge))
+	text := fmt.Sprintf("      pid %d %s@%s %s · %s %s", s.PID, s.User, s.Client, units.Or(s.Application, "-"), units.Or(s.State, "?"), units.Age(s.StateAge))
 	if s.XactAge > 0 && !s.Long {
-		text += " · tx " + ageWords(s.XactAge)
+		text += " · tx " + units.Age(s.XactAge)
 	}
 	if s.WaitEvent != "" {
 		text += " · waits " + s.WaitEvent
@@ -250,7 +252,7 @@ func (m *Model) connsTitle() string {
 		t += fmt.Sprintf(" · ⚠ %d marked", c.Flagged)
 	}
 	if c.LongAfter > 0 {
-		t += " · long tx > " + durationText(c.LongAfter) + " (drain timeout)"
+		t += " · long tx > " + units.Duration(c.LongAfter) + " (drain timeout)"
 	}
 	if !m.connsPoll.lastOK.IsZero() {
 		t += " · read " + m.connsPoll.lastOK.In(m.p.Location).Format("15:04:05")
@@ -277,11 +279,11 @@ func (m *Model) connsPane(w, h int) []string {
 	for i := m.connOff; i < len(rows) && i < m.connOff+hh; i++ {
 		line := " " + rows[i].text
 		if i == m.connCursor {
-			line = m.styles.Selected.Render(ansi.Strip(pad("›"+rows[i].text, w)))
+			line = m.styles.Selected.Render(ansi.Strip(fit.Pad("›"+rows[i].text, w)))
 		}
 		out = append(out, line)
 	}
-	return fill(out, h)
+	return fit.Fill(out, h)
 }
 
 // connAt returns the row under the cursor.
@@ -334,15 +336,4 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// ageWords writes an age: 120ms, 12s, 3m05s; "-" for none.
-func ageWords(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "-"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	}
-	return durationText(d)
 }

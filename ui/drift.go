@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 
 // The schema drift guard on the screen: blue's and green's schemas
@@ -60,7 +61,7 @@ func (m *Model) driftLines(w int) []string {
 	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w, " "), w, true), "\n")
 	if len(lines) > 2 {
 		lines = lines[:2]
-		lines[1] = truncate(lines[1]+" …", w)
+		lines[1] = fit.Truncate(lines[1]+" …", w)
 	}
 	for i := range lines {
 		lines[i] = m.styles.Loud.Render(lines[i])
@@ -77,7 +78,7 @@ func (m *Model) driftLines(w int) []string {
 			what = strings.TrimSpace(r.CommandTag + " " + r.Object)
 		}
 		l := "  DDL on blue " + r.At.In(m.p.Location).Format("15:04:05") + " " + r.User + ": " + state.Redact(what)
-		lines = append(lines, m.styles.Warn.Render(truncate(l, w)))
+		lines = append(lines, m.styles.Warn.Render(fit.Truncate(l, w)))
 	}
 	return lines
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // syncKeys enables the keys that apply now, so help never offers a key that
@@ -218,7 +219,7 @@ func (m *Model) dryRunKey() tea.Cmd {
 		return nil
 	case m.p.Watch:
 	case m.running != "" || m.probing != "":
-		m.note(levelInfo, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", orWord(m.running, m.probing)))
+		m.note(levelInfo, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.running, m.probing)))
 	case m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}) == "":
 		return m.startRun(s.ID, steps.RunParams{DryRun: true})
 	}

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // Lag history and thresholds.
@@ -200,44 +202,20 @@ func (v *slotView) peak() int64 {
 
 // danger says whether a slot is close to being invalidated, and how, in words.
 func danger(sl steps.SlotLag) (string, bool) {
-	server := orWord(sl.Server, "blue")
+	server := units.Or(sl.Server, "blue")
 	switch sl.WALStatus {
 	case "lost":
 		return fmt.Sprintf("slot %s on %s is LOST: %s removed WAL it needed; its feed cannot catch up from it, start that replication over", sl.Slot, server, server), true
 	case "unreserved":
-		return fmt.Sprintf("slot %s on %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.RetainedBytes)), true
+		return fmt.Sprintf("slot %s on %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, server, units.Bytes(sl.RetainedBytes)), true
 	}
 	if sl.SafeWALBytes >= 0 {
 		total := sl.SafeWALBytes + sl.RetainedBytes
 		if total > 0 && float64(sl.SafeWALBytes) < invalidationShare*float64(total) {
-			return fmt.Sprintf("slot %s on %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.SafeWALBytes)), true
+			return fmt.Sprintf("slot %s on %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, server, units.Bytes(sl.SafeWALBytes)), true
 		}
 	}
 	return "", false
-}
-
-// orWord is s, or def when s is empty.
-func orWord(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// bytesText writes a size the way pg_size_pretty does.
-func bytesText(b int64) string { return steps.Bytes(b) }
-
-// durationText writes a duration short: 45s, 3m05s, 2h10m.
-func durationText(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
 }
 
 var sparkRunes = []rune("▁▂▃▄▅▆▇█")
@@ -276,7 +254,7 @@ func bar(f float64, width int) string {
 
 // subLine is one subscription on green, with the table syncs it has in
 // flight (their slots on blue are counted here, not drawn as slots).
-func subLine(s steps.Subscription, syncs int, now time.Time, st Styles) string {
+func subLine(s steps.Subscription, syncs int, now time.Time, st theme.Styles) string {
 	var parts []string
 	if s.Enabled {
 		parts = append(parts, "enabled")
@@ -306,7 +284,7 @@ func subLine(s steps.Subscription, syncs int, now time.Time, st Styles) string {
 		parts = append(parts, "received "+s.ReceivedLSN)
 	}
 	if !s.LastMessage.IsZero() {
-		parts = append(parts, "heard "+durationText(max(0, now.Sub(s.LastMessage)))+" ago")
+		parts = append(parts, "heard "+units.Duration(max(0, now.Sub(s.LastMessage)))+" ago")
 	}
 	name := s.Name
 	if syncs > 0 {
@@ -322,17 +300,9 @@ func reason(err error) string {
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op):
-		return oneLineErr(op)
+		return fit.OneLine(op)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer before the poll's deadline"
 	}
-	return oneLineErr(err)
-}
-
-// oneLineErr makes an error one readable, redacted line.
-func oneLineErr(err error) string {
-	if err == nil {
-		return ""
-	}
-	return strings.Join(strings.Fields(state.Redact(err.Error())), " ")
+	return fit.OneLine(err)
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
 type logLevel uint8
@@ -97,35 +99,34 @@ func (l *logPane) visible(h int) []logLine {
 func (m *Model) logView(w, h int) []string {
 	br := m.brush
 	if br == nil {
-		b := m.styles.brushes()
-		br = &b
+		br = m.styles.Brushes()
 	}
 	end := len(m.log.lines) - m.log.back
 	rev := make([]string, 0, h+4)
 	for i := end - 1; i >= 0 && len(rev) < h; i-- {
 		ln := m.log.lines[i]
 		var rows []string
-		var style brush
+		var style theme.Brush
 		switch ln.level {
 		case levelError:
-			style = br.fail
+			style = br.Fail
 		case levelWarn:
-			style = br.warn
+			style = br.Warn
 		case levelOK:
-			style = br.ok
+			style = br.OK
 		case levelSQL:
-			style = br.faint
+			style = br.Faint
 		}
 		if ln.level == levelError || ln.level == levelWarn {
 			rows = strings.Split(ansi.Hardwrap(ansi.Wordwrap(ln.text, w, " "), w, true), "\n")
 			if len(rows) > 4 {
-				rows = append(rows[:3:3], truncate(strings.Join(rows[3:], " "), w))
+				rows = append(rows[:3:3], fit.Truncate(strings.Join(rows[3:], " "), w))
 			}
 		} else {
-			rows = []string{truncate(ln.text, w)}
+			rows = []string{fit.Truncate(ln.text, w)}
 		}
 		for j := len(rows) - 1; j >= 0; j-- {
-			rev = append(rev, style.paint(rows[j]))
+			rev = append(rev, style.Paint(rows[j]))
 		}
 	}
 	if len(rev) > h {

@@ -19,6 +19,9 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/keys"
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
 // Runner is what the screen uses of *steps.Runner; tests give a fake.
@@ -130,9 +133,9 @@ const (
 // Model is the whole screen.
 type Model struct {
 	p       Params
-	styles  Styles
-	brush   *brushes // made on first View
-	keys    KeyMap
+	styles  theme.Styles
+	brush   *theme.Brushes // made on first View
+	keys    keys.KeyMap
 	help    help.Model
 	spinner spinner.Model
 	input   lineInput
@@ -219,7 +222,7 @@ func New(p Params) *Model {
 	if p.PollTimeout <= 0 {
 		p.PollTimeout = 5 * time.Second
 	}
-	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
+	m := &Model{p: p, styles: theme.New(), keys: keys.New(), help: help.New(), interval: time.Second}
 	m.trafficPoll.every = slowEvery
 	m.connsPoll.every = connsEvery
 	m.driftPoll.every = slowEvery
@@ -459,7 +462,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.finished(msg)
 	case skippedMsg:
 		if msg.err != nil {
-			m.note(levelWarn, fmt.Sprintf("%s not skipped: %s", msg.id, oneLineErr(msg.err)))
+			m.note(levelWarn, fmt.Sprintf("%s not skipped: %s", msg.id, fit.OneLine(msg.err)))
 		} else {
 			m.note(levelInfo, fmt.Sprintf("%s skipped by the operator", msg.id))
 		}
@@ -467,7 +470,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.followNow()
 	case valueSavedMsg:
 		if msg.err != nil {
-			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, oneLineErr(msg.err)))
+			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, fit.OneLine(msg.err)))
 		} else {
 			m.note(levelInfo, fmt.Sprintf("value %s recorded by the operator", msg.key))
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // Running steps and following the run's files: what happens between a key
@@ -19,7 +21,7 @@ import (
 func (m *Model) applyFollow(msg followMsg) {
 	m.followInFlight = false
 	if msg.err != nil {
-		m.flash = "following files: " + oneLineErr(msg.err)
+		m.flash = "following files: " + fit.OneLine(msg.err)
 	}
 	m.journalLoaded = true
 	m.journalOff = msg.next
@@ -81,19 +83,19 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 		m.holdNotes = true
 		defer func() { m.holdNotes = false }()
 	}
-	d := outcomeDuration(m.now().Sub(m.runStart))
+	d := units.Elapsed(m.now().Sub(m.runStart))
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
-		m.note(levelWarn, oneLineErr(msg.Err))
+		m.note(levelWarn, fit.OneLine(msg.Err))
 	case msg.Err != nil && msg.Check:
-		m.note(levelError, fmt.Sprintf("rehearsal of %s failed: %s; nothing changed", msg.ID, oneLineErr(msg.Err)))
+		m.note(levelError, fmt.Sprintf("rehearsal of %s failed: %s; nothing changed", msg.ID, fit.OneLine(msg.Err)))
 	case msg.Check:
 		m.note(levelOK, fmt.Sprintf("rehearsal of %s: every precheck passed (%s); nothing changed", msg.ID, d))
 	case msg.Err != nil && msg.DryRun:
-		m.note(levelError, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, oneLineErr(msg.Err)))
+		m.note(levelError, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, fit.OneLine(msg.Err)))
 	case msg.Err != nil:
 		rec := m.st.Step(msg.ID)
-		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, oneLineErr(msg.Err)))
+		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, fit.OneLine(msg.Err)))
 	case msg.DryRun:
 		m.note(levelInfo, fmt.Sprintf("%s: dry run printed above; nothing was executed", msg.ID))
 	default:
@@ -193,13 +195,4 @@ func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
 		m.note(levelInfo, "▶ running "+id)
 	}
 	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)
-}
-
-// outcomeDuration says how long a step took: milliseconds under a second
-// (most SQL steps), durationText above.
-func outcomeDuration(d time.Duration) string {
-	if d < time.Second {
-		return d.Round(time.Millisecond).String()
-	}
-	return durationText(d)
 }

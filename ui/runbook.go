@@ -9,6 +9,9 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // listRow is one row of the runbook list: a phase's heading (step < 0) or a step.
@@ -48,7 +51,7 @@ func (m *Model) stepStatus(id string) state.StepRecord {
 // statusWord is the symbol and word of a status; running shows the spinner
 // and the time it has run.
 func (m *Model) statusWord(id string, r state.StepRecord) string {
-	st := m.styles.statusStyle(r.Status)
+	st := m.styles.Status(r.Status)
 	switch r.Status {
 	case state.Running:
 		start := m.runStart
@@ -57,11 +60,11 @@ func (m *Model) statusWord(id string, r state.StepRecord) string {
 		}
 		sym := m.spinner.View()
 		if id != m.running || m.p.Watch {
-			sym = st.Render(statusSymbol(r.Status))
+			sym = st.Render(theme.Symbol(r.Status))
 		}
-		return sym + " " + st.Render(fmt.Sprintf("running %s", durationText(max(0, m.now().Sub(start)))))
+		return sym + " " + st.Render(fmt.Sprintf("running %s", units.Duration(max(0, m.now().Sub(start)))))
 	default:
-		return st.Render(statusSymbol(r.Status) + " " + string(r.Status))
+		return st.Render(theme.Symbol(r.Status) + " " + string(r.Status))
 	}
 }
 
@@ -94,13 +97,13 @@ func (m *Model) runbookPane(w, h int) []string {
 		if r.step >= 0 {
 			s := m.p.Steps[r.step]
 			words[r.step] = m.statusWord(s.ID, m.stepStatus(s.ID)) + m.checkRender(s.ID)
-			wordW = max(wordW, displayWidth(words[r.step]))
+			wordW = max(wordW, fit.Width(words[r.step]))
 		}
 	}
 	idW := max(12, min(26, w-wordW-4))
 	for _, r := range rows[m.listOff:min(len(rows), m.listOff+hh)] {
 		if r.step < 0 {
-			out = append(out, st.Phase.Render(truncate(string(r.phase), w)))
+			out = append(out, st.Phase.Render(fit.Truncate(string(r.phase), w)))
 			continue
 		}
 		s := m.p.Steps[r.step]
@@ -108,18 +111,18 @@ func (m *Model) runbookPane(w, h int) []string {
 		if r.step == m.cursor {
 			marker = "› "
 		}
-		word := pad(words[r.step], wordW)
-		line := marker + word + " " + pad(s.ID, idW)
-		if rest := w - displayWidth(line) - 1; rest > 8 {
+		word := fit.Pad(words[r.step], wordW)
+		line := marker + word + " " + fit.Pad(s.ID, idW)
+		if rest := w - fit.Width(line) - 1; rest > 8 {
 			if c := m.checks[s.ID]; c != nil {
 				// The counts say more than the title once the checks ran.
-				line += " " + m.checkStyle(s.ID).Render(truncate(c.text(), rest))
+				line += " " + m.checkStyle(s.ID).Render(fit.Truncate(c.text(), rest))
 			} else {
-				line += " " + st.Faint.Render(truncate(s.Title, rest))
+				line += " " + st.Faint.Render(fit.Truncate(s.Title, rest))
 			}
 		}
 		if r.step == m.cursor {
-			line = pad(line, w)
+			line = fit.Pad(line, w)
 			if m.focus == focusSteps {
 				line = st.Selected.Render(ansi.Strip(line))
 			} else {
@@ -162,7 +165,7 @@ func (m *Model) detailLines(w int) []string {
 		}
 	}
 	label := func(l string) string { return st.Label.Render(l) }
-	out = append(out, st.Bold.Render(truncate(s.Title, w)))
+	out = append(out, st.Bold.Render(fit.Truncate(s.Title, w)))
 	add(label("step ") + s.ID + label(" · target ") + string(s.Target) + label(" · source ") + orDash(s.Source))
 	add(label("why ") + s.Why)
 	rec := m.st.Step(s.ID)
@@ -243,7 +246,7 @@ func (m *Model) detailPane(w, h int) []string {
 	for _, l := range lines[m.detailOff:min(len(lines), m.detailOff+hh)] {
 		out = append(out, " "+l)
 	}
-	return fill(out, h)
+	return fit.Fill(out, h)
 }
 
 // valuesPane draws the values table: every value recorded by a step or the
@@ -258,7 +261,7 @@ func (m *Model) valuesPane(w, h int) []string {
 	hh := h - 1
 	if len(keys) == 0 {
 		out = append(out, st.Faint.Render(" none recorded yet (a adds one)"))
-		return fill(out, h)
+		return fit.Fill(out, h)
 	}
 	m.valCursor = max(0, min(m.valCursor, len(keys)-1))
 	off := max(0, m.valCursor-hh+1)
@@ -274,15 +277,15 @@ func (m *Model) valuesPane(w, h int) []string {
 		if i == m.valCursor && m.focus == focusValues {
 			marker = "› "
 		}
-		line := marker + pad(k, keyW) + " " + strings.Join(strings.Fields(displayValue(k, v.Value)), " ")
+		line := marker + fit.Pad(k, keyW) + " " + strings.Join(strings.Fields(displayValue(k, v.Value)), " ")
 		by := st.Faint.Render(" (" + v.RecordedBy + ")")
-		if room := w - displayWidth(by); displayWidth(line) < room {
+		if room := w - fit.Width(by); fit.Width(line) < room {
 			line += by
 		}
 		if i == m.valCursor && m.focus == focusValues {
-			line = st.Selected.Render(ansi.Strip(pad(line, w)))
+			line = st.Selected.Render(ansi.Strip(fit.Pad(line, w)))
 		}
 		out = append(out, line)
 	}
-	return fill(out, h)
+	return fit.Fill(out, h)
 }

@@ -10,6 +10,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // The initial sync on the lag pane. While tables copy, a slot's lag says
@@ -135,7 +137,7 @@ func (m *Model) advanceSync() {
 	if v.stage == syncCatchingUp {
 		if c, ok := m.catchUp(); ok && c.behind <= g0(m.gauge.caughtUp) {
 			v.stage = syncDone
-			m.note(levelOK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, bytesText(c.behind)))
+			m.note(levelOK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
 		}
 	}
 }
@@ -267,7 +269,7 @@ func (m *Model) syncLines(w int) []string {
 		if !m.sync.poll.lastOK.IsZero() {
 			l = "figures above read at " + m.sync.poll.lastOK.In(m.p.Location).Format("15:04:05") + "; now: " + e
 		}
-		out = append(out, truncate(m.styles.Faint.Render("  "+l), w))
+		out = append(out, fit.Truncate(m.styles.Faint.Render("  "+l), w))
 	}
 	return out
 }
@@ -281,8 +283,7 @@ func (m *Model) copyingLines(w int) []string {
 	st := m.styles
 	br := m.brush
 	if br == nil {
-		b := st.brushes()
-		br = &b
+		br = st.Brushes()
 	}
 	frac := 0.0
 	if p.BytesTotal > 0 {
@@ -290,23 +291,23 @@ func (m *Model) copyingLines(w int) []string {
 	}
 	rate, eta := "rate …", "ETA …"
 	if p.BytesPerSec > 0 {
-		rate = bytesText(int64(p.BytesPerSec)) + "/s"
+		rate = units.Bytes(int64(p.BytesPerSec)) + "/s"
 	}
 	if p.ETASeconds >= 0 {
-		eta = "ETA " + durationText(time.Duration(p.ETASeconds*float64(time.Second)))
+		eta = "ETA " + units.Duration(time.Duration(p.ETASeconds*float64(time.Second)))
 	}
 	head := st.Running.Render("COPYING") + " "
 	tail := fmt.Sprintf(" %3.0f%% · %d/%d tables · %s · %s", 100*frac, p.TablesDone, p.TablesTotal, rate, eta)
 	if w >= wide {
 		tail = fmt.Sprintf(" %3.0f%% · %s of %s · %d/%d tables copied · %s · %s", 100*frac,
-			bytesText(p.BytesDone), bytesText(p.BytesTotal), p.TablesDone, p.TablesTotal, rate, eta)
+			units.Bytes(p.BytesDone), units.Bytes(p.BytesTotal), p.TablesDone, p.TablesTotal, rate, eta)
 	}
-	room := w - displayWidth(head) - displayWidth(tail)
+	room := w - fit.Width(head) - fit.Width(tail)
 	barW := max(10, room)
 	if w >= wide {
 		barW = min(max(10, room), max(20, w/4))
 	}
-	out := []string{truncate(head+br.ok.paint(bar(frac, barW))+tail, w)}
+	out := []string{fit.Truncate(head+br.OK.Paint(bar(frac, barW))+tail, w)}
 
 	// The tables in flight of every subscription, largest first.
 	type flight struct {
@@ -323,24 +324,24 @@ func (m *Model) copyingLines(w int) []string {
 	many := len(p.Subscriptions) > 1
 	list := w >= wide || m.height >= 40
 	if !list {
-		l := "  " + bytesText(p.BytesDone) + " of " + bytesText(p.BytesTotal)
+		l := "  " + units.Bytes(p.BytesDone) + " of " + units.Bytes(p.BytesTotal)
 		if len(fl) > 0 {
 			// The largest table in flight; its name gives way to the figures.
 			t := fl[0]
 			l += " · in flight: "
-			rest := fmt.Sprintf(" %s of %s", bytesText(t.done), bytesText(t.total))
+			rest := fmt.Sprintf(" %s of %s", units.Bytes(t.done), units.Bytes(t.total))
 			if len(fl) > 1 {
 				rest += fmt.Sprintf(", +%d more", len(fl)-1)
 			}
-			l += truncate(t.table, max(8, w-displayWidth(l)-displayWidth(rest))) + rest
+			l += fit.Truncate(t.table, max(8, w-fit.Width(l)-fit.Width(rest))) + rest
 		}
-		out = append(out, truncate(l, w))
+		out = append(out, fit.Truncate(l, w))
 	} else {
 		// One line per table, as many as leave the slots' rows room below.
 		limit := max(2, m.height/6)
 		nameW := 0
 		for _, f := range fl {
-			nameW = max(nameW, displayWidth(flightName(f.sub, f.table, many)))
+			nameW = max(nameW, fit.Width(flightName(f.sub, f.table, many)))
 		}
 		nameW = min(nameW, 48)
 		for i, f := range fl {
@@ -356,10 +357,10 @@ func (m *Model) copyingLines(w int) []string {
 			if f.state == "f" {
 				what = "copied, catching up"
 			}
-			l := fmt.Sprintf("  ↳ %-*s ", nameW, truncate(flightName(f.sub, f.table, many), nameW))
-			rest := fmt.Sprintf(" %3.0f%% %s of %s · %s rows · %s", 100*tf, bytesText(f.done), bytesText(f.total), countText(f.rows), what)
-			tw := min(20, max(6, w-displayWidth(l)-displayWidth(rest)))
-			out = append(out, truncate(l+br.ok.paint(bar(tf, tw))+rest, w))
+			l := fmt.Sprintf("  ↳ %-*s ", nameW, fit.Truncate(flightName(f.sub, f.table, many), nameW))
+			rest := fmt.Sprintf(" %3.0f%% %s of %s · %s rows · %s", 100*tf, units.Bytes(f.done), units.Bytes(f.total), units.Count(f.rows), what)
+			tw := min(20, max(6, w-fit.Width(l)-fit.Width(rest)))
+			out = append(out, fit.Truncate(l+br.OK.Paint(bar(tf, tw))+rest, w))
 		}
 	}
 	for _, s := range p.Subscriptions {
@@ -368,7 +369,7 @@ func (m *Model) copyingLines(w int) []string {
 			if s.NotLaunched != "" {
 				why += ": " + s.NotLaunched
 			}
-			out = append(out, truncate(st.Warn.Render("  ⚠ "+why), w))
+			out = append(out, fit.Truncate(st.Warn.Render("  ⚠ "+why), w))
 		}
 	}
 	return out
@@ -389,37 +390,25 @@ func (m *Model) catchUpLines(w int) []string {
 	l := st.Warn.Render("CATCHING UP") + fmt.Sprintf(" · all %d tables copied", m.sync.cur.TablesTotal)
 	c, ok := m.catchUp()
 	if !ok {
-		return []string{truncate(l+" · lag not read yet", w)}
+		return []string{fit.Truncate(l+" · lag not read yet", w)}
 	}
-	l += " · " + bytesText(c.behind) + " behind"
+	l += " · " + units.Bytes(c.behind) + " behind"
 	if c.secs != nil {
-		l += " · lag " + secondsText(*c.secs)
+		l += " · lag " + units.Seconds(*c.secs)
 	}
 	gate := g0(m.gauge.caughtUp)
 	if w >= wide {
 		if r, ok := c.v.rate(); ok && r >= 1 {
-			l += " · gaining " + bytesText(int64(r)) + "/s"
+			l += " · gaining " + units.Bytes(int64(r)) + "/s"
 		}
 	}
 	if d, ok := c.v.eta(gate); ok {
-		l += " · ETA " + durationText(d)
+		l += " · ETA " + units.Duration(d)
 	} else if r, ok := c.v.rate(); ok && r <= 0 {
 		l += " · not gaining"
 	}
 	if w >= wide {
-		l += " · done within " + bytesText(gate) + " (the cutover's lag gate)"
+		l += " · done within " + units.Bytes(gate) + " (the cutover's lag gate)"
 	}
-	return []string{truncate(l, w)}
-}
-
-// countText writes a count with thousands separated: 4,100,000.
-func countText(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + countText(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+	return []string{fit.Truncate(l, w)}
 }

@@ -8,6 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 
 // Where the application's writes go, read from the servers on a slow tick
@@ -78,10 +79,10 @@ func (m *Model) trafficWord() string {
 func (m *Model) trafficLines(w int) []string {
 	var out []string
 	for _, warn := range m.traffic.Warnings {
-		out = append(out, m.styles.Loud.Render(truncate("⚠ "+warn, w)))
+		out = append(out, m.styles.Loud.Render(fit.Truncate("⚠ "+warn, w)))
 	}
 	if m.traffic.Target == "unknown" && m.traffic.How != "" {
-		out = append(out, m.styles.Fail.Render(truncate("? where writes go is unknown: "+strings.Join(strings.Fields(m.traffic.How), " "), w)))
+		out = append(out, m.styles.Fail.Render(fit.Truncate("? where writes go is unknown: "+strings.Join(strings.Fields(m.traffic.How), " "), w)))
 	}
 	return out
 }

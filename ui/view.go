@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 
 // Smallest screen the layout is drawn for.
@@ -49,11 +50,10 @@ func (m *Model) View() string {
 		return ""
 	}
 	if w < minWidth || h < minHeight {
-		return truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
+		return fit.Truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
 	if m.brush == nil {
-		b := m.styles.brushes()
-		m.brush = &b
+		m.brush = m.styles.Brushes()
 	}
 	gauge := m.gaugeLines(w)
 	footer := m.footerLines()
@@ -63,24 +63,24 @@ func (m *Model) View() string {
 	if m.focus == focusConns {
 		// Who is connected needs the width: it takes the top of the screen.
 		for _, line := range m.connsPane(w, l.top) {
-			out = append(out, pad(line, w))
+			out = append(out, fit.Pad(line, w))
 		}
 	} else {
 		left := m.runbookPane(l.leftW, l.top)
 		right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
 		sep := m.styles.Faint.Render("│")
 		for i := 0; i < l.top; i++ {
-			out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+			out = append(out, fit.Pad(fit.At(left, i), l.leftW)+sep+fit.Pad(fit.At(right, i), l.rightW))
 		}
 	}
 	out = append(out, m.title(m.gaugeTitle(), w, false))
 	// gaugeLines fits its lines to w itself: measuring them again here
 	// would double the cost of a frame.
-	out = append(out, fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
+	out = append(out, fit.Fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
 	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
-	out = append(out, fill(m.logView(w, l.log-1), l.log-1)...)
+	out = append(out, fit.Fill(m.logView(w, l.log-1), l.log-1)...)
 	for _, s := range footer {
-		out = append(out, truncate(s, w))
+		out = append(out, fit.Truncate(s, w))
 	}
 	if len(out) > h {
 		out = out[:h]
@@ -95,8 +95,8 @@ func (m *Model) title(text string, w int, focused bool) string {
 	if focused {
 		mark, rule, style = "▶ ", "━", m.styles.TitleFocused
 	}
-	t := truncate(mark+text+" ", w)
-	return style.Render(t + strings.Repeat(rule, max(0, w-displayWidth(t))))
+	t := fit.Truncate(mark+text+" ", w)
+	return style.Render(t + strings.Repeat(rule, max(0, w-fit.Width(t))))
 }
 
 func (m *Model) logTitle(h int) string {
@@ -118,7 +118,7 @@ func (m *Model) footerLines() []string {
 			out = append(out, m.styles.Fail.Render("✗ "+m.promptErr))
 		}
 	}
-	out = append(out, strings.Split(m.help.View(m.keys), "\n")...)
+	out = append(out, strings.Split(m.help.View(m), "\n")...)
 	out = append(out, m.trafficLines(m.width)...)
 	out = append(out, m.statusLine())
 	return out
@@ -193,46 +193,19 @@ func (m *Model) statusLine() string {
 	return st.Faint.Render(" " + strings.Join(parts, " · "))
 }
 
-// Helpers for fixed-size drawing.
-
-func displayWidth(s string) int { return ansi.StringWidth(s) }
-
-// truncate cuts s to w cells, with an ellipsis when it cuts.
-func truncate(s string, w int) string {
-	if w <= 0 {
-		return ""
+// ShortHelp is the help line: a prompt's answers while one is open, else
+// the keys that apply now.
+func (m *Model) ShortHelp() []key.Binding {
+	if m.prompt != promptNone {
+		return m.keys.Prompt()
 	}
-	if displayWidth(s) <= w {
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
+	return m.keys.ShortHelp()
 }
 
-// pad cuts or fills s to exactly w cells.
-func pad(s string, w int) string {
-	s = truncate(s, w)
-	if n := w - displayWidth(s); n > 0 {
-		return s + strings.Repeat(" ", n)
+// FullHelp is the help ? shows.
+func (m *Model) FullHelp() [][]key.Binding {
+	if m.prompt != promptNone {
+		return [][]key.Binding{m.keys.Prompt()}
 	}
-	return s
-}
-
-// at returns lines[i], or "" past the end.
-func at(lines []string, i int) string {
-	if i < len(lines) {
-		return lines[i]
-	}
-	return ""
-}
-
-// fill makes lines exactly h long.
-func fill(lines []string, h int) []string {
-	h = max(0, h)
-	if len(lines) > h {
-		return lines[:h]
-	}
-	for len(lines) < h {
-		lines = append(lines, "")
-	}
-	return lines
+	return m.keys.FullHelp()
 }

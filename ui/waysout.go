@@ -10,6 +10,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // Before a destructive step asks for the database's name, the servers are
@@ -67,15 +69,15 @@ func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
 	case m.hungUp || m.quitting:
 		return nil
 	case msg.err != nil && steps.IsRefused(msg.err):
-		m.note(levelWarn, oneLineErr(msg.err))
+		m.note(levelWarn, fit.OneLine(msg.err))
 	case msg.err != nil:
-		m.note(levelError, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, oneLineErr(msg.err)))
+		m.note(levelError, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, fit.OneLine(msg.err)))
 	case msg.halfWay:
 		m.ways, m.confirmID = msg.ways, msg.id
 		m.openPrompt(promptWays, "")
 		m.note(levelWarn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
 	case msg.outcome != "":
-		m.note(levelOK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, orWord(msg.detail, "its check found its work done")))
+		m.note(levelOK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, units.Or(msg.detail, "its check found its work done")))
 		if s := m.selected(); s != nil && s.ID == msg.id && m.cursor < len(m.p.Steps)-1 {
 			m.cursor++
 			m.detailOff = 0

@@ -1,9 +1,12 @@
-package ui
+// Package keys is the screen's one key map: every key declared once with its
+// help text, so help always says what a key does. The screen disables the
+// keys that do not apply in the current state, so the help line is true.
+package keys
 
 import "github.com/charmbracelet/bubbles/key"
 
 // KeyMap is every key of the screen, declared once with its help text.
-// Keys that do not apply in the current state are disabled (see
+// Keys that do not apply in the current state are disabled (ui's
 // Model.syncKeys), so the help line is always true.
 type KeyMap struct {
 	Up, Down       key.Binding
@@ -25,8 +28,8 @@ type KeyMap struct {
 	Expand, Terminate key.Binding
 }
 
-// NewKeyMap returns the default key map.
-func NewKeyMap() KeyMap {
+// New returns the default key map.
+func New() KeyMap {
 	return KeyMap{
 		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
@@ -56,29 +59,26 @@ func NewKeyMap() KeyMap {
 	}
 }
 
-// ShortHelp is the one-line help: what can be done now.
+// ShortHelp is the one-line help: what can be done now. A prompt has help
+// of its own (Prompt).
 func (k KeyMap) ShortHelp() []key.Binding {
-	if k.WayFinish.Enabled() {
-		return []key.Binding{k.WayFinish, k.WayUndo, k.Cancel}
-	}
-	if k.Confirm.Enabled() {
-		return []key.Binding{k.Confirm, k.Cancel}
-	}
 	return []key.Binding{k.Run, k.Expand, k.Terminate, k.DryRun, k.Rehearse, k.Edit, k.Up, k.Down, k.Focus, k.Help, k.Quit}
 }
 
 // FullHelp is the help shown by ?, in columns.
 func (k KeyMap) FullHelp() [][]key.Binding {
-	if k.WayFinish.Enabled() {
-		return [][]key.Binding{{k.WayFinish, k.WayUndo, k.Cancel}}
-	}
-	if k.Confirm.Enabled() {
-		return [][]key.Binding{{k.Confirm, k.Cancel}}
-	}
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Focus, k.Back},
 		{k.Run, k.DryRun, k.Rehearse, k.Skip, k.Edit, k.Add, k.Expand, k.Terminate},
 		// Three columns, so the whole help fits 80 columns (quit included).
 		{k.PageUp, k.PageDn, k.Follow, k.Help, k.Quit},
 	}
+}
+
+// Prompt is the help while a prompt is open: its answers only.
+func (k KeyMap) Prompt() []key.Binding {
+	if k.WayFinish.Enabled() {
+		return []key.Binding{k.WayFinish, k.WayUndo, k.Cancel}
+	}
+	return []key.Binding{k.Confirm, k.Cancel}
 }
