@@ -5,6 +5,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
 // The screen's reads feed the alerts, so the driving screen and the
@@ -33,22 +34,22 @@ func observeCmd(sink AlertSink, f func(AlertSink)) tea.Cmd {
 }
 
 // observeLag hands a lag poll to the alerts.
-func (m *Model) observeLag(msg lagResultMsg) tea.Cmd {
+func (m *Model) observeLag(msg poll.Msg[steps.LagSample]) tea.Cmd {
 	feed := m.activeFeed()
 	return observeCmd(m.p.Alerts, func(a AlertSink) {
-		a.ObserveReach("blue", msg.err)
-		if msg.err == nil {
-			a.ObserveLag(msg.sample, feed)
+		a.ObserveReach("blue", msg.Err)
+		if msg.Err == nil {
+			a.ObserveLag(msg.Value, feed)
 		}
 	})
 }
 
 // observeSubs hands a read of green's subscriptions to the alerts.
-func (m *Model) observeSubs(msg subsResultMsg) tea.Cmd {
+func (m *Model) observeSubs(msg poll.Msg[[]steps.Subscription]) tea.Cmd {
 	return observeCmd(m.p.Alerts, func(a AlertSink) {
-		a.ObserveReach("green", msg.err)
-		if msg.err == nil {
-			a.ObserveSubscriptions(msg.subs)
+		a.ObserveReach("green", msg.Err)
+		if msg.Err == nil {
+			a.ObserveSubscriptions(msg.Value)
 		}
 	})
 }

@@ -52,7 +52,7 @@ func benchModel(b *testing.B) *Model {
 			s.Slots = append(s.Slots, steps.SlotLag{Slot: fmt.Sprintf("pgbg_slot_%02d", j), Active: j%2 == 0,
 				BehindBytes: int64((i*7+j*13)%500) << 20, RetainedBytes: 1 << 30, WALStatus: "reserved", SafeWALBytes: -1})
 		}
-		m.Update(lagResultMsg{gen: m.lagGen, sample: s})
+		m.Update(lagMsg(m, s))
 	}
 	for i := 0; i < 10000; i++ {
 		m.log.add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), levelSQL)

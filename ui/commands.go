@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -13,32 +12,23 @@ import (
 // Every command here is built from values (never a closure over the model)
 // and bounded by a deadline, so nothing slow runs in Update, View or Init.
 
-// Messages of the polling chains. gen tags a chain: a message from an older
-// chain (an interval change restarts it) is dropped.
+// The sources the screen polls, as their results name them.
+const (
+	sourceLag           = "lag"
+	sourceSubscriptions = "subscriptions"
+	sourceBlueVersion   = "blue version"
+	sourceGreenVersion  = "green version"
+	sourceTraffic       = "traffic"
+	sourceDrift         = "drift"
+	sourceSync          = "sync"
+	sourceConns         = "connections"
+	sourceJournal       = "journal"
+)
+
 type (
-	lagTickMsg    struct{ gen int }
-	followTickMsg struct{ gen int }
-	lagResultMsg  struct {
-		gen    int
-		sample steps.LagSample
-		err    error
-		at     time.Time
-	}
-	subsResultMsg struct {
-		gen  int
-		subs []steps.Subscription
-		err  error
-		at   time.Time
-	}
-	versionMsg struct {
-		blue    bool
-		version string
-		err     error
-	}
-	// followMsg carries what changed on disk: new journal entries, and in
-	// watch mode the state file and the lock's holder.
-	followMsg struct {
-		gen     int
+	// followed is what changed on disk: new journal entries, and in watch
+	// mode the state file and the lock's holder.
+	followed struct {
 		st      *state.State
 		entries []state.Entry
 		next    int64
@@ -66,67 +56,36 @@ type StepFinishedMsg struct {
 	Err     error
 }
 
-func lagTickCmd(gen int, every time.Duration) tea.Cmd {
-	return tea.Tick(every, func(time.Time) tea.Msg { return lagTickMsg{gen: gen} })
+// follow is one read of the files the screen follows: the journal from
+// offset and, in watch mode, the state file (store.Reload) and the lock's
+// holder. Its method is the read the journal's poller runs.
+type follow struct {
+	journal  string
+	offset   int64
+	store    Store
+	lockPath string
+	watch    bool
 }
 
-func followTickCmd(gen int, every time.Duration) tea.Cmd {
-	return tea.Tick(every, func(time.Time) tea.Msg { return followTickMsg{gen: gen} })
-}
-
-// readCmd runs one read of the servers, bounded by timeout, off the
-// screen's loop, and hands what it read to msg: every poll of the screen
-// is one.
-func readCmd[T any](read func(context.Context) (T, error), timeout time.Duration, msg func(T, error) tea.Msg) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		v, err := read(ctx)
-		return msg(v, err)
+// read reads the files. A file that cannot be read is said in the result,
+// not as the read's error: the journal is read again at the next tick
+// whatever happened.
+func (f follow) read(context.Context) (followed, error) {
+	msg := followed{next: f.offset}
+	if f.journal != "" {
+		msg.entries, msg.next, msg.err = state.ReadJournal(f.journal, f.offset)
 	}
-}
-
-// pollLagCmd reads blue's slots once.
-func pollLagCmd(gen int, read LagFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(s steps.LagSample, err error) tea.Msg {
-		return lagResultMsg{gen: gen, sample: s, err: err, at: time.Now()}
-	})
-}
-
-// pollSubsCmd reads green's subscriptions once.
-func pollSubsCmd(gen int, read SubscriptionsFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(s []steps.Subscription, err error) tea.Msg {
-		return subsResultMsg{gen: gen, subs: s, err: err, at: time.Now()}
-	})
-}
-
-// versionCmd reads one server's version.
-func versionCmd(blue bool, read VersionFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(v string, err error) tea.Msg {
-		return versionMsg{blue: blue, version: v, err: err}
-	})
-}
-
-// followCmd reads the journal from offset and, in watch mode, the state file
-// (store.Reload) and the lock's holder.
-func followCmd(gen int, journal string, offset int64, store Store, lockPath string, watch bool) tea.Cmd {
-	return func() tea.Msg {
-		msg := followMsg{gen: gen, next: offset}
-		if journal != "" {
-			msg.entries, msg.next, msg.err = state.ReadJournal(journal, offset)
+	if f.watch && f.store != nil {
+		st, err := f.store.Reload()
+		if err != nil && msg.err == nil {
+			msg.err = err
 		}
-		if watch && store != nil {
-			st, err := store.Reload()
-			if err != nil && msg.err == nil {
-				msg.err = err
-			}
-			msg.st = st
-			if h, held := state.ReadHolder(lockPath); held {
-				msg.holder = h.String()
-			}
+		msg.st = st
+		if h, held := state.ReadHolder(f.lockPath); held {
+			msg.holder = h.String()
 		}
-		return msg
 	}
+	return msg, nil
 }
 
 // waitLineCmd reads one line of step output; its handler re-arms it, so

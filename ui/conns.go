@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
@@ -28,18 +29,11 @@ type ConnectionsFunc func(ctx context.Context) (steps.Connections, error)
 // connsEvery paces the reads of who is connected while the pane is shown.
 const connsEvery = 2 * time.Second
 
-type (
-	connsMsg struct {
-		gen int
-		c   steps.Connections
-		err error
-	}
-	terminatedMsg struct {
-		target killTarget
-		ended  bool
-		err    error
-	}
-)
+type terminatedMsg struct {
+	target killTarget
+	ended  bool
+	err    error
+}
 
 // killTarget is the session x chose.
 type killTarget struct {
@@ -49,12 +43,6 @@ type killTarget struct {
 
 func (k killTarget) who() string {
 	return fmt.Sprintf("%s@%s %s", k.s.User, k.s.Client, units.Or(k.s.Application, "no application name"))
-}
-
-func pollConnsCmd(gen int, read ConnectionsFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, 2*timeout, func(c steps.Connections, err error) tea.Msg {
-		return connsMsg{gen: gen, c: c, err: err}
-	})
 }
 
 // terminateCmd ends the chosen session through the runner, which journals it.
@@ -75,13 +63,10 @@ type connRow struct {
 }
 
 // takeConns takes in a read of who is connected.
-func (m *Model) takeConns(msg connsMsg) {
-	if msg.err != nil {
-		m.connsPoll.failed(m.now(), connsEvery, msg.err)
-		return
+func (m *Model) takeConns(msg poll.Msg[steps.Connections]) {
+	if m.connsPoll.Take(msg, m.now()) && msg.Err == nil {
+		m.conns = msg.Value
 	}
-	m.connsPoll.succeeded(m.now())
-	m.conns = msg.c
 }
 
 // takeTerminated reports the end of a session and reads again.
@@ -95,7 +80,7 @@ func (m *Model) takeTerminated(msg terminatedMsg) {
 	default:
 		m.note(levelWarn, fmt.Sprintf("session pid %d on %s was gone already; nothing ended", t.s.PID, t.server))
 	}
-	m.connsPoll.nextAt = time.Time{}
+	m.connsPoll.Soon()
 }
 
 // groupKey names a group for its expanded state.
@@ -111,9 +96,9 @@ func (m *Model) connRows(w int) []connRow {
 	add := func(text string, server, group, session int) {
 		out = append(out, connRow{text: fit.Truncate(text, w), server: server, group: group, session: session})
 	}
-	if m.connsPoll.lastOK.IsZero() {
-		if m.connsPoll.lastErr != "" {
-			add(st.Fail.Render("✗ who is connected could not be read: "+m.connsPoll.lastErr), -1, -1, -1)
+	if m.connsPoll.LastOK().IsZero() {
+		if m.connsPoll.LastErr() != "" {
+			add(st.Fail.Render("✗ who is connected could not be read: "+m.connsPoll.LastErr()), -1, -1, -1)
 		} else {
 			add(st.Faint.Render("reading who is connected…"), -1, -1, -1)
 		}
@@ -254,8 +239,8 @@ func (m *Model) connsTitle() string {
 	if c.LongAfter > 0 {
 		t += " · long tx > " + units.Duration(c.LongAfter) + " (drain timeout)"
 	}
-	if !m.connsPoll.lastOK.IsZero() {
-		t += " · read " + m.connsPoll.lastOK.In(m.p.Location).Format("15:04:05")
+	if !m.connsPoll.LastOK().IsZero() {
+		t += " · read " + m.connsPoll.LastOK().In(m.p.Location).Format("15:04:05")
 	}
 	return t
 }

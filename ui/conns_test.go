@@ -49,7 +49,7 @@ func connsFixture() steps.Connections {
 func connsModel(t testing.TB) *Model {
 	m := goldenModel(t)
 	m.focus = focusConns
-	m.Update(connsMsg{gen: m.lagGen, c: connsFixture()})
+	m.Update(connsMsg(m, connsFixture()))
 	return m
 }
 
@@ -71,7 +71,7 @@ func TestConnsTerminate(t *testing.T) {
 	if !m.keys.Terminate.Enabled() || m.keys.Run.Enabled() {
 		t.Fatalf("keys in the pane: terminate %t, run %t", m.keys.Terminate.Enabled(), m.keys.Run.Enabled())
 	}
-	h.send(connsMsg{gen: m.lagGen, c: connsFixture()})
+	h.send(connsMsg(m, connsFixture()))
 	scr := h.screen()
 	if !strings.Contains(scr, "Connections · blue 6 · green 1 · ⚠ 1 marked") || strings.Contains(scr, "pid 4101") {
 		t.Fatalf("pane:\n%s", scr)

@@ -174,13 +174,13 @@ func TestTrafficAndFeed(t *testing.T) {
 	var fail error
 	h, _ := switchModel(t, func(ctx context.Context) (steps.Traffic, error) { return reply, fail })
 	m := h.m
-	h.until("the traffic", func() bool { return !m.trafficPoll.lastOK.IsZero() })
+	h.until("the traffic", func() bool { return !m.trafficPoll.LastOK().IsZero() })
 	lag := 0.42
 	since := epoch.Add(-5 * time.Minute)
-	m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: epoch, Slots: []steps.SlotLag{
+	m.Update(lagMsg(m, steps.LagSample{At: epoch, Slots: []steps.SlotLag{
 		{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", BehindBytes: 2 << 20, RetainedBytes: 2 << 20, WALStatus: "reserved", SafeWALBytes: -1, InactiveSince: &since},
 		{Slot: "pgbg_reverse", Server: "green", Direction: "green -> blue", Active: true, BehindBytes: 300, RetainedBytes: 4096, WALStatus: "reserved", SafeWALBytes: 1 << 30, MaxKeepBytes: 1 << 30, LagSeconds: &lag},
-	}}})
+	}}))
 	scr := h.screen()
 	for _, want := range []string{"◨ writes → GREEN", "⚠ the application roles can log in on both", "Lag green → blue (reverse feed",
 		"g→b pgbg_reverse", "lag 0.42s", "1.0 GB left", "b→g pgbg_all     ○ idle 5m00s · kept for a rollback · WAL 2.0 MB reserved"} {
@@ -193,9 +193,9 @@ func TestTrafficAndFeed(t *testing.T) {
 	}
 	// Unreadable: unknown, said as such; the feed stays the last known.
 	fail = errors.New("dial tcp 127.0.0.1:6432: connect: connection refused")
-	m.trafficPoll.nextAt = time.Time{}
-	h.send(lagTickMsg{gen: m.lagGen})
-	h.until("the failed read", func() bool { return m.trafficPoll.lastErr != "" })
+	m.trafficPoll.Soon()
+	h.send(m.ticks.Msg())
+	h.until("the failed read", func() bool { return m.trafficPoll.LastErr() != "" })
 	scr = h.screen()
 	if !strings.Contains(scr, "? writes → UNKNOWN") || !strings.Contains(scr, "Lag green → blue") {
 		t.Errorf("unknown traffic:\n%s", scr)

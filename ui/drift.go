@@ -5,12 +5,12 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
 // The schema drift guard on the screen: blue's and green's schemas
@@ -20,33 +20,24 @@ import (
 // DriftFunc compares blue's and green's schemas; steps.Monitor.Drift fits it.
 type DriftFunc func(ctx context.Context) (steps.Drift, error)
 
-type driftMsg struct {
-	gen int
-	d   steps.Drift
-	err error
-}
-
-func pollDriftCmd(gen int, read DriftFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, 2*timeout, func(d steps.Drift, err error) tea.Msg {
-		return driftMsg{gen: gen, d: d, err: err}
-	})
-}
-
-// takeDrift takes in a comparison; a drift keeps the time it was first seen.
-func (m *Model) takeDrift(msg driftMsg) {
-	if msg.err != nil {
-		m.driftPoll.failed(m.now(), slowEvery, msg.err)
-		return
+// takeDrift takes in a comparison; a drift keeps the time it was first
+// seen. It reports false for a result not to take.
+func (m *Model) takeDrift(msg poll.Msg[steps.Drift]) bool {
+	if !m.driftPoll.Take(msg, m.now()) {
+		return false
 	}
-	m.driftPoll.succeeded(m.now())
+	if msg.Err != nil {
+		return true
+	}
 	switch {
-	case !msg.d.Drifted():
+	case !msg.Value.Drifted():
 		m.driftSince = time.Time{}
 	case !m.drift.Drifted():
 		m.driftSince = m.now()
-		m.note(levelError, "schema drift: "+msg.d.Summary(2))
+		m.note(levelError, "schema drift: "+msg.Value.Summary(2))
 	}
-	m.drift = msg.d
+	m.drift = msg.Value
+	return true
 }
 
 // driftLines are the loud lines of a drift: what differs, since when, and

@@ -34,7 +34,7 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 	m := New(Params{Config: cfg, Steps: real.Steps, Runner: &fakeRunner{real: real}, Store: store, Database: "app", Drift: read,
 		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }, Location: time.UTC})
 	h := newHarness(t, m, 100, 30)
-	h.until("the first comparison", func() bool { return !m.driftPoll.lastOK.IsZero() })
+	h.until("the first comparison", func() bool { return !m.driftPoll.LastOK().IsZero() })
 	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
 		t.Fatalf("drift shown with equal schemas:\n%s", h.screen())
 	}
@@ -49,8 +49,8 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 		mu.Unlock()
 		ticks++
 		before := reads
-		h.send(lagTickMsg{gen: m.lagGen})
-		h.until("the tick's comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+		h.send(m.ticks.Msg())
+		h.until("the tick's comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.InFlight() })
 	}
 	scr := h.screen()
 	if !strings.Contains(scr, "⚠ SCHEMA DRIFT since 12:00:05: blue's and green's schemas differ (1 object(s)): only on blue: column") ||
@@ -67,8 +67,8 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 	now = now.Add(slowEvery)
 	mu.Unlock()
 	before := reads
-	h.send(lagTickMsg{gen: m.lagGen})
-	h.until("the next comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+	h.send(m.ticks.Msg())
+	h.until("the next comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.InFlight() })
 	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
 		t.Errorf("drift still shown with equal schemas:\n%s", h.screen())
 	}
@@ -108,14 +108,14 @@ func TestDriftShowsRecordedDDL(t *testing.T) {
 	m := goldenModel(t)
 	m.Update(tea_WindowSize(80, 24))
 	at := epoch.Add(-3 * time.Minute)
-	m.takeDrift(driftMsg{d: steps.Drift{Compared: true, Objects: 75,
+	m.Update(driftMsg(m, steps.Drift{Compared: true, Objects: 75,
 		Differences: []string{"only on blue: column public.accounts.note text null"},
 		Recording:   true,
 		Recorded: []pg.DDLEntry{
 			{At: at, User: "deploy", CommandTag: "ALTER TABLE", Object: "public.accounts", Query: "ALTER TABLE public.accounts ADD COLUMN note text"},
 			{At: at.Add(-time.Minute), User: "deploy", CommandTag: "CREATE INDEX", Object: "public.accounts_note", Query: "CREATE INDEX accounts_note\n  ON public.accounts (note)"},
 			{At: at.Add(-2 * time.Minute), User: "partman", CommandTag: "CREATE TABLE", Object: "public.events_p2026", Query: "CREATE TABLE public.events_p2026 ..."},
-		}}})
+		}}))
 	scr := h80(m)
 	t.Logf("80x24:\n%s", scr)
 	for _, want := range []string{"⚠ SCHEMA DRIFT", "DDL on blue 11:57:00 deploy: ALTER TABLE public.accounts ADD COLUMN note text", "DDL on blue 11:56:00 deploy: CREATE INDEX accounts_note …"} {

@@ -72,8 +72,8 @@ func (m *Model) gaugeTitle() string {
 		t += " (reverse feed, keeps rollback possible)"
 	}
 	t += " · every " + units.Duration(m.interval)
-	if !m.gauge.blue.lastOK.IsZero() {
-		t += " · read " + m.gauge.blue.lastOK.In(m.p.Location).Format("15:04:05")
+	if !m.gauge.blue.LastOK().IsZero() {
+		t += " · read " + m.gauge.blue.LastOK().In(m.p.Location).Format("15:04:05")
 	}
 	if g := m.gauge.caughtUp; g > 0 {
 		t += " · bar full at the cutover's lag gate " + units.Bytes(g)
@@ -88,18 +88,18 @@ func (m *Model) gaugeLines(w int) []string {
 	st := m.styles
 	now := m.now()
 	var loud, lines []string
-	if g.blue.lastErr != "" {
-		wait := max(0, g.blue.nextAt.Sub(now))
+	if g.blue.LastErr() != "" {
+		wait := max(0, g.blue.NextAt().Sub(now))
 		retry := fmt.Sprintf(", retrying in %ds", int(math.Ceil(wait.Seconds())))
 		// The reason is cut to fit two lines with the countdown, which is at
 		// the end and must always show; the rest is wrapped, not cut.
-		reason := fit.Truncate(g.blue.lastErr, max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
+		reason := fit.Truncate(g.blue.LastErr(), max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
 		msg := "✗ blue unreachable: " + reason + retry
 		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(msg, w, " "), w, true), "\n") {
 			loud = append(loud, st.Fail.Render(l))
 		}
-		if !g.blue.lastOK.IsZero() {
-			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.lastOK.In(m.p.Location).Format("15:04:05")))
+		if !g.blue.LastOK().IsZero() {
+			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.LastOK().In(m.p.Location).Format("15:04:05")))
 		}
 	}
 	for _, v := range g.slots {
@@ -110,9 +110,9 @@ func (m *Model) gaugeLines(w int) []string {
 	loud = append(loud, m.driftLines(w)...)
 	// The initial sync leads: while tables copy, the slots' lag says nothing.
 	lines = append(lines, m.syncLines(w)...)
-	if m.p.Lag == nil && !g.sampled {
+	if !g.blue.Enabled() && !g.sampled {
 		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
-	} else if !g.sampled && g.blue.lastErr == "" {
+	} else if !g.sampled && g.blue.LastErr() == "" {
 		lines = append(lines, st.Faint.Render("reading the replication slots…"))
 	} else if g.sampled && len(g.slots) == 0 {
 		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots or copy-data makes them)"))
@@ -156,8 +156,8 @@ func (m *Model) gaugeLines(w int) []string {
 	for _, sub := range rest {
 		lines = append(lines, fit.Truncate(st.Faint.Render("sub "+sub+" · "+syncsText(syncs[sub])), w))
 	}
-	if g.green.lastErr != "" {
-		lines = append(lines, fit.Truncate(st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"), w))
+	if g.green.LastErr() != "" {
+		lines = append(lines, fit.Truncate(st.Faint.Render("green: "+g.green.LastErr()+" (subscriptions unknown)"), w))
 	}
 	return append(loud, lines...)
 }

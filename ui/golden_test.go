@@ -50,22 +50,22 @@ func goldenModel(t testing.TB) *Model {
 		Holder:  "pid 4242 ops@jumpbox since 11:58:03",
 		Traffic: func(context.Context) (steps.Traffic, error) { return traffic, nil },
 		Now:     func() time.Time { return epoch }, Location: time.UTC})
-	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
+	m.Update(trafficMsg(m, traffic))
 	m.running, m.runStart = all[6].ID, started
-	m.Update(versionMsg{blue: true, version: "15.14"})
-	m.Update(versionMsg{blue: false, version: "17.5"})
+	m.Update(versionMsg(m, true, "15.14"))
+	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {
 		at := epoch.Add(time.Duration(i-59) * time.Second)
 		lag := 1.25 - float64(i)/60
-		m.Update(lagResultMsg{gen: m.lagGen, sample: steps.LagSample{At: at, Slots: []steps.SlotLag{
+		m.Update(lagMsg(m, steps.LagSample{At: at, Slots: []steps.SlotLag{
 			{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", Active: true, BehindBytes: int64(200-3*i) << 20, RetainedBytes: int64(260-3*i) << 20, WALStatus: "reserved", SafeWALBytes: -1, MaxKeepBytes: -1,
 				ConfirmedLSN: "0/9000000", CurrentLSN: "0/A000000", LagSeconds: &lag},
 			{Slot: "pgbg_orders", Server: "blue", Direction: "blue -> green", Active: false, BehindBytes: int64(10+i) << 20, RetainedBytes: int64(40+i) << 20, WALStatus: "extended",
 				SafeWALBytes: int64(2048-40-i) << 20, MaxKeepBytes: 2 << 30},
-		}}})
+		}}))
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
-		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}})
+	m.Update(subsMsg(m, []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
+		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}))
 	for i := 0; i < 30; i++ {
 		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens")
@@ -217,3 +218,46 @@ func (m *Model) logText() string {
 func tea_QuitMsg() tea.Msg { return tea.QuitMsg{} }
 
 func tea_WindowSize(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// Results of the screen's polls, as their pollers send them, tagged with
+// the current generation of the chain.
+func lagMsg(m *Model, s steps.LagSample) tea.Msg {
+	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen(), Value: s}
+}
+
+func lagErrMsg(m *Model, err error) tea.Msg {
+	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen(), Err: err}
+}
+
+// staleLagMsg is a sample of the chain's previous generation.
+func staleLagMsg(m *Model, s steps.LagSample) tea.Msg {
+	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen() - 1, Value: s}
+}
+
+func subsMsg(m *Model, subs []steps.Subscription) tea.Msg {
+	return poll.Msg[[]steps.Subscription]{Source: sourceSubscriptions, Gen: m.ticks.Gen(), Value: subs}
+}
+
+func trafficMsg(m *Model, t steps.Traffic) tea.Msg {
+	return poll.Msg[steps.Traffic]{Source: sourceTraffic, Gen: m.ticks.Gen(), Value: t}
+}
+
+func versionMsg(m *Model, blue bool, v string) tea.Msg {
+	source := sourceGreenVersion
+	if blue {
+		source = sourceBlueVersion
+	}
+	return poll.Msg[string]{Source: source, Gen: m.ticks.Gen(), Value: v}
+}
+
+func syncMsg(m *Model, p steps.SyncProgress) tea.Msg {
+	return poll.Msg[steps.SyncProgress]{Source: sourceSync, Gen: m.ticks.Gen(), Value: p}
+}
+
+func connsMsg(m *Model, c steps.Connections) tea.Msg {
+	return poll.Msg[steps.Connections]{Source: sourceConns, Gen: m.ticks.Gen(), Value: c}
+}
+
+func driftMsg(m *Model, d steps.Drift) tea.Msg {
+	return poll.Msg[steps.Drift]{Source: sourceDrift, Gen: m.ticks.Gen(), Value: d}
+}

@@ -3,7 +3,6 @@ package ui
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -156,7 +155,7 @@ func (m *Model) focusChanged() tea.Cmd {
 	if m.focus != focusConns {
 		return nil
 	}
-	m.connsPoll.nextAt = time.Time{}
+	m.connsPoll.Soon()
 	return m.pollDue()
 }
 

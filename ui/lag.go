@@ -1,16 +1,13 @@
 package ui
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
-	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
@@ -23,8 +20,6 @@ const (
 	// rateWindow is how far back the catch-up rate looks: long enough to
 	// smooth out one burst of writes, short enough to follow a change.
 	rateWindow = 15 * time.Second
-	// maxBackoff bounds the wait between polls of a server that does not answer.
-	maxBackoff = 30 * time.Second
 	// invalidationShare: a slot is loud when what blue may still write before
 	// invalidating it is below this share of what it could hold.
 	invalidationShare = 0.2
@@ -47,40 +42,6 @@ type slotView struct {
 	idleSince time.Time
 }
 
-// poller paces one source: one query in flight at most, and a backoff after
-// failures, counted in ticks of the one chain, so a server that is down
-// never doubles the rate. A slow source (every > 0) is read at most that
-// often.
-type poller struct {
-	every    time.Duration
-	inFlight bool
-	failures int
-	nextAt   time.Time
-	lastErr  string
-	lastOK   time.Time
-}
-
-// due reports whether a query may start now.
-func (p *poller) due(now time.Time) bool { return !p.inFlight && !now.Before(p.nextAt) }
-
-// failed records a failure and schedules the retry with exponential backoff.
-func (p *poller) failed(now time.Time, interval time.Duration, err error) {
-	p.inFlight = false
-	p.failures++
-	back := interval << min(p.failures-1, 10)
-	back = min(max(back, interval), maxBackoff)
-	p.nextAt = now.Add(back)
-	p.lastErr = reason(err)
-}
-
-// succeeded clears the failures and schedules the next read.
-func (p *poller) succeeded(now time.Time) {
-	p.inFlight, p.failures, p.lastErr, p.nextAt, p.lastOK = false, 0, "", time.Time{}, now
-	if p.every > 0 {
-		p.nextAt = now.Add(p.every)
-	}
-}
-
 // gauge is the lag pane's data: blue's slots and green's subscriptions.
 type gauge struct {
 	slots []*slotView
@@ -88,8 +49,8 @@ type gauge struct {
 	// being copied, counted under their subscription, never a row.
 	syncSlots []string
 	subs      []steps.Subscription
-	blue      poller
-	green     poller
+	blue      *poll.Poller[steps.LagSample]
+	green     *poll.Poller[[]steps.Subscription]
 	sampled   bool // blue answered at least once
 	// caughtUp is the lag below which a slot counts as caught up (the
 	// cutover's own threshold).
@@ -291,18 +252,4 @@ func subLine(s steps.Subscription, syncs int, now time.Time, st theme.Styles) st
 		name += " · " + syncsText(syncs)
 	}
 	return "sub " + name + ": " + strings.Join(parts, ", ")
-}
-
-// reason is the part of a poll's error that says why: a connection error
-// from pgx carries its context twice over, and what matters is the network's
-// answer (dial tcp host:port: connection refused) or the timeout.
-func reason(err error) string {
-	var op *net.OpError
-	switch {
-	case errors.As(err, &op):
-		return fit.OneLine(op)
-	case errors.Is(err, context.DeadlineExceeded):
-		return "no answer before the poll's deadline"
-	}
-	return fit.OneLine(err)
 }

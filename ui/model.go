@@ -21,6 +21,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/keys"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
@@ -148,36 +149,34 @@ type Model struct {
 	log                                   logPane
 	gauge                                 gauge
 
-	interval          time.Duration
-	lagGen, followGen int
-	journalOff        int64
-	journalLoaded     bool
-	followInFlight    bool
-	// followAgain asks for another read when the one in flight returns:
-	// it may have started before the lines it was asked for were written.
-	followAgain bool
+	interval time.Duration
+	// ticks is the one chain every poll of the servers is read on; the
+	// journal is followed on a chain of its own pace.
+	ticks, followTicks *poll.Chain
+	journal            *poll.Poller[followed]
+	journalOff         int64
 	// pending are the screen's notes about a finished step, held until the
 	// journal read that follows the step, so they come after its lines.
-	pending           []logLine
-	pendingWait       int
-	holdNotes         bool
-	verInFlight       [2]bool
-	blueVer, greenVer string
-	holder            string
+	pending                   []logLine
+	pendingWait               int
+	holdNotes                 bool
+	blueVerPoll, greenVerPoll *poll.Poller[string]
+	blueVer, greenVer         string
+	holder                    string
 
 	traffic     steps.Traffic
-	trafficPoll poller
+	trafficPoll *poll.Poller[steps.Traffic]
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
 	sync syncView
 
 	drift      steps.Drift
-	driftPoll  poller
+	driftPoll  *poll.Poller[steps.Drift]
 	driftSince time.Time
 
 	conns               steps.Connections
-	connsPoll           poller
+	connsPoll           *poll.Poller[steps.Connections]
 	connCursor, connOff int
 	expanded            map[string]bool
 	kill                killTarget
@@ -223,16 +222,24 @@ func New(p Params) *Model {
 		p.PollTimeout = 5 * time.Second
 	}
 	m := &Model{p: p, styles: theme.New(), keys: keys.New(), help: help.New(), interval: time.Second}
-	m.trafficPoll.every = slowEvery
-	m.connsPoll.every = connsEvery
-	m.driftPoll.every = slowEvery
-	m.sync.poll.every = syncEvery
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
 		}
 		m.gauge.caughtUp = p.Config.Cutover.MaxLagBytes
 	}
+	m.ticks, m.followTicks = poll.NewChain("poll"), poll.NewChain("follow")
+	t := p.PollTimeout
+	m.gauge.blue = poll.New(m.ticks, poll.Params[steps.LagSample]{Source: sourceLag, Read: p.Lag, Backoff: m.interval, Timeout: t})
+	m.gauge.green = poll.New(m.ticks, poll.Params[[]steps.Subscription]{Source: sourceSubscriptions, Read: p.Subscriptions, Backoff: m.interval, Timeout: t})
+	m.trafficPoll = poll.New(m.ticks, poll.Params[steps.Traffic]{Source: sourceTraffic, Read: p.Traffic, Every: slowEvery, Backoff: slowEvery, Timeout: t})
+	m.driftPoll = poll.New(m.ticks, poll.Params[steps.Drift]{Source: sourceDrift, Read: p.Drift, Every: slowEvery, Backoff: slowEvery, Timeout: 2 * t})
+	m.sync.poll = poll.New(m.ticks, poll.Params[steps.SyncProgress]{Source: sourceSync, Read: p.SyncProgress, Every: syncEvery, Backoff: syncEvery, Timeout: t})
+	m.connsPoll = poll.New(m.ticks, poll.Params[steps.Connections]{Source: sourceConns, Read: p.Connections, Every: connsEvery, Backoff: connsEvery, Timeout: 2 * t})
+	// Versions are read once; a failure is retried at the next tick.
+	m.blueVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceBlueVersion, Read: p.BlueVersion, Timeout: t})
+	m.greenVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceGreenVersion, Read: p.GreenVersion, Timeout: t})
+	m.journal = poll.New(m.followTicks, poll.Params[followed]{Source: sourceJournal, Timeout: t})
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
 	m.input = newLineInput(m.styles)
 	m.log = newLogPane(20000)
@@ -269,11 +276,9 @@ func (m *Model) now() time.Time { return m.p.Now() }
 
 // Init starts the polling and following chains and the output listener.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{lagTickCmd(m.lagGen, m.interval), m.pollDue(), waitLineCmd(m.p.Lines)}
+	cmds := []tea.Cmd{m.ticks.Tick(m.interval), m.pollDue(), waitLineCmd(m.p.Lines)}
 	if m.p.JournalPath != "" || m.p.Watch {
-		m.followInFlight = true
-		cmds = append(cmds, followTickCmd(m.followGen, m.followEvery()),
-			followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch))
+		cmds = append(cmds, m.followTicks.Tick(m.followEvery()), m.followNow())
 	}
 	return tea.Batch(cmds...)
 }
@@ -290,40 +295,20 @@ func (m *Model) followEvery() time.Duration {
 // pollDue starts the polls whose time has come.
 func (m *Model) pollDue() tea.Cmd {
 	now := m.now()
-	var cmds []tea.Cmd
-	if m.p.Lag != nil && m.gauge.blue.due(now) {
-		m.gauge.blue.inFlight = true
-		cmds = append(cmds, pollLagCmd(m.lagGen, m.p.Lag, m.p.PollTimeout))
+	cmds := []tea.Cmd{m.gauge.blue.Poll(now), m.gauge.green.Poll(now), m.trafficPoll.Poll(now), m.driftPoll.Poll(now)}
+	if m.syncWanted() {
+		cmds = append(cmds, m.sync.poll.Poll(now))
 	}
-	if m.p.Subscriptions != nil && m.gauge.green.due(now) {
-		m.gauge.green.inFlight = true
-		cmds = append(cmds, pollSubsCmd(m.lagGen, m.p.Subscriptions, m.p.PollTimeout))
-	}
-	if m.p.Traffic != nil && m.trafficPoll.due(now) {
-		m.trafficPoll.inFlight = true
-		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
-	}
-	if m.p.Drift != nil && m.driftPoll.due(now) {
-		m.driftPoll.inFlight = true
-		cmds = append(cmds, pollDriftCmd(m.lagGen, m.p.Drift, m.p.PollTimeout))
-	}
-	if m.syncWanted() && m.sync.poll.due(now) {
-		m.sync.poll.inFlight = true
-		cmds = append(cmds, pollSyncCmd(m.lagGen, m.p.SyncProgress, m.p.PollTimeout))
-	}
-	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
-		m.connsPoll.inFlight = true
-		cmds = append(cmds, pollConnsCmd(m.lagGen, m.p.Connections, m.p.PollTimeout))
+	if m.focus == focusConns {
+		cmds = append(cmds, m.connsPoll.Poll(now))
 	}
 	// Versions once, and only from a server that answers, so a server that
 	// is down costs one query per backoff, not two.
-	if m.blueVer == "" && m.p.BlueVersion != nil && !m.verInFlight[0] && m.gauge.blue.failures == 0 {
-		m.verInFlight[0] = true
-		cmds = append(cmds, versionCmd(true, m.p.BlueVersion, m.p.PollTimeout))
+	if m.blueVer == "" && m.gauge.blue.Failures() == 0 {
+		cmds = append(cmds, m.blueVerPoll.Poll(now))
 	}
-	if m.greenVer == "" && m.p.GreenVersion != nil && !m.verInFlight[1] && m.gauge.green.failures == 0 {
-		m.verInFlight[1] = true
-		cmds = append(cmds, versionCmd(false, m.p.GreenVersion, m.p.PollTimeout))
+	if m.greenVer == "" && m.gauge.green.Failures() == 0 {
+		cmds = append(cmds, m.greenVerPoll.Poll(now))
 	}
 	return tea.Batch(cmds...)
 }
@@ -378,71 +363,52 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case tea.KeyMsg:
 		return m.handleKey(msg)
-	case lagTickMsg:
-		if msg.gen != m.lagGen {
+	case poll.TickMsg:
+		switch {
+		case m.ticks.Current(msg):
+			return tea.Batch(m.ticks.Tick(m.interval), m.pollDue(), m.observeState())
+		case m.followTicks.Current(msg):
+			return tea.Batch(m.followTicks.Tick(m.followEvery()), m.followNow())
+		}
+		return nil
+	case poll.Msg[steps.LagSample]:
+		if !m.gauge.blue.Take(msg, m.now()) {
 			return nil
 		}
-		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue(), m.observeState())
-	case lagResultMsg:
-		if msg.gen != m.lagGen {
-			return nil
+		if msg.Err == nil {
+			m.gauge.add(msg.Value)
+			m.advanceSync()
 		}
-		if msg.err != nil {
-			m.gauge.blue.failed(m.now(), m.interval, msg.err)
-			return m.observeLag(msg)
-		}
-		m.gauge.blue.succeeded(m.now())
-		m.gauge.add(msg.sample)
-		m.advanceSync()
 		return m.observeLag(msg)
-	case subsResultMsg:
-		if msg.gen != m.lagGen {
+	case poll.Msg[[]steps.Subscription]:
+		if !m.gauge.green.Take(msg, m.now()) {
 			return nil
 		}
-		if msg.err != nil {
-			m.gauge.green.failed(m.now(), m.interval, msg.err)
-			return m.observeSubs(msg)
+		if msg.Err == nil {
+			m.gauge.subs = msg.Value
+			m.advanceSync()
 		}
-		m.gauge.green.succeeded(m.now())
-		m.gauge.subs = msg.subs
-		m.advanceSync()
 		return m.observeSubs(msg)
-	case trafficMsg:
-		if msg.gen == m.lagGen {
-			m.takeTraffic(msg)
+	case poll.Msg[steps.Traffic]:
+		m.takeTraffic(msg)
+		return nil
+	case poll.Msg[steps.SyncProgress]:
+		m.takeSync(msg)
+		return nil
+	case poll.Msg[string]:
+		if m.blueVerPoll.Take(msg, m.now()) && msg.Err == nil {
+			m.blueVer = msg.Value
+		}
+		if m.greenVerPoll.Take(msg, m.now()) && msg.Err == nil {
+			m.greenVer = msg.Value
 		}
 		return nil
-	case syncMsg:
-		if msg.gen == m.lagGen {
-			m.takeSync(msg)
-		}
-		return nil
-	case versionMsg:
-		i := 1
-		if msg.blue {
-			i = 0
-		}
-		m.verInFlight[i] = false
-		if msg.err == nil {
-			if msg.blue {
-				m.blueVer = msg.version
-			} else {
-				m.greenVer = msg.version
-			}
-		}
-		return nil
-	case followTickMsg:
-		if msg.gen != m.followGen {
+	case poll.Msg[followed]:
+		if !m.journal.Take(msg, m.now()) {
 			return nil
 		}
-		return tea.Batch(followTickCmd(m.followGen, m.followEvery()), m.followNow())
-	case followMsg:
-		if msg.gen != m.followGen {
-			return nil
-		}
-		m.applyFollow(msg)
-		if m.followAgain {
-			m.followAgain = false
+		m.applyFollow(msg.Value)
+		if m.journal.Again() {
 			return m.followNow()
 		}
 		return nil
@@ -485,20 +451,16 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return cmd
 	case probeMsg:
 		return m.takeProbe(msg)
-	case connsMsg:
-		if msg.gen == m.lagGen {
-			m.takeConns(msg)
-		}
+	case poll.Msg[steps.Connections]:
+		m.takeConns(msg)
 		return nil
-	case driftMsg:
-		if msg.gen != m.lagGen {
+	case poll.Msg[steps.Drift]:
+		if !m.takeDrift(msg) {
 			return nil
 		}
-		m.takeDrift(msg)
-		d := msg.d
 		return observeCmd(m.p.Alerts, func(a AlertSink) {
-			if msg.err == nil {
-				a.ObserveDrift(d)
+			if msg.Err == nil {
+				a.ObserveDrift(msg.Value)
 			}
 		})
 	case terminatedMsg:

@@ -18,12 +18,10 @@ import (
 // press and the log.
 
 // applyFollow takes in what the follow command read.
-func (m *Model) applyFollow(msg followMsg) {
-	m.followInFlight = false
+func (m *Model) applyFollow(msg followed) {
 	if msg.err != nil {
 		m.flash = "following files: " + fit.OneLine(msg.err)
 	}
-	m.journalLoaded = true
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
 		m.log.add(m.entryText(e), entryLevel(e))
@@ -77,7 +75,7 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 		// Hold the outcome until the journal read that starts after this
 		// point: two reads if one is in flight now.
 		m.pendingWait = 1
-		if m.followInFlight {
+		if m.journal.InFlight() {
 			m.pendingWait = 2
 		}
 		m.holdNotes = true
@@ -117,12 +115,8 @@ func (m *Model) followNow() tea.Cmd {
 	if m.p.JournalPath == "" && !m.p.Watch {
 		return nil
 	}
-	if m.followInFlight {
-		m.followAgain = true
-		return nil
-	}
-	m.followInFlight = true
-	return followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch)
+	f := follow{journal: m.p.JournalPath, offset: m.journalOff, store: m.p.Store, lockPath: m.p.StatePath, watch: m.p.Watch}
+	return m.journal.ReadNow(f.read)
 }
 
 // requestCancel cancels the running step; the screen quits when it ends.

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
@@ -38,19 +37,6 @@ type SyncProgressFunc func(ctx context.Context) (steps.SyncProgress, error)
 // that move, rarely enough that sizing every table costs nothing.
 const syncEvery = 3 * time.Second
 
-type syncMsg struct {
-	gen int
-	p   steps.SyncProgress
-	err error
-}
-
-// pollSyncCmd reads the initial sync's progress once.
-func pollSyncCmd(gen int, read SyncProgressFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(p steps.SyncProgress, err error) tea.Msg {
-		return syncMsg{gen: gen, p: p, err: err}
-	})
-}
-
 // syncStage is where the initial sync stands, as this screen has seen it.
 type syncStage int
 
@@ -68,7 +54,7 @@ const (
 
 // syncView is the pane's part for the initial sync.
 type syncView struct {
-	poll  poller
+	poll  *poll.Poller[steps.SyncProgress]
 	cur   steps.SyncProgress
 	read  bool // cur holds a read
 	stage syncStage
@@ -78,7 +64,7 @@ type syncView struct {
 // enabled and has tables whose sync has not finished, or a slot on blue
 // has no subscription yet (copy-data may be copying in its snapshot).
 func (m *Model) syncWanted() bool {
-	if m.p.SyncProgress == nil {
+	if !m.sync.poll.Enabled() {
 		return false
 	}
 	subscribed := map[string]bool{}
@@ -89,7 +75,7 @@ func (m *Model) syncWanted() bool {
 		subscribed[s.Slot] = true
 	}
 	for _, v := range m.gauge.slots {
-		if v.cur.Server == "blue" && !subscribed[v.cur.Slot] && m.gauge.green.failures == 0 {
+		if v.cur.Server == "blue" && !subscribed[v.cur.Slot] && m.gauge.green.Failures() == 0 {
 			return true
 		}
 	}
@@ -97,15 +83,13 @@ func (m *Model) syncWanted() bool {
 }
 
 // takeSync takes in a read of the progress.
-func (m *Model) takeSync(msg syncMsg) {
+func (m *Model) takeSync(msg poll.Msg[steps.SyncProgress]) {
 	v := &m.sync
-	if msg.err != nil {
-		v.poll.failed(m.now(), syncEvery, msg.err)
+	if !v.poll.Take(msg, m.now()) || msg.Err != nil {
 		return
 	}
-	v.poll.succeeded(m.now())
-	v.cur, v.read = msg.p, true
-	switch msg.p.Phase {
+	v.cur, v.read = msg.Value, true
+	switch msg.Value.Phase {
 	case "copying":
 		v.stage = syncCopying
 	case "not started":
@@ -264,10 +248,10 @@ func (m *Model) syncLines(w int) []string {
 	case syncCatchingUp:
 		out = m.catchUpLines(w)
 	}
-	if e := m.sync.poll.lastErr; e != "" && m.sync.stage != syncNone {
+	if e := m.sync.poll.LastErr(); e != "" && m.sync.stage != syncNone {
 		l := "initial sync progress not read: " + e
-		if !m.sync.poll.lastOK.IsZero() {
-			l = "figures above read at " + m.sync.poll.lastOK.In(m.p.Location).Format("15:04:05") + "; now: " + e
+		if !m.sync.poll.LastOK().IsZero() {
+			l = "figures above read at " + m.sync.poll.LastOK().In(m.p.Location).Format("15:04:05") + "; now: " + e
 		}
 		out = append(out, fit.Truncate(m.styles.Faint.Render("  "+l), w))
 	}

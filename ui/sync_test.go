@@ -86,19 +86,19 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 		Traffic:      func(context.Context) (steps.Traffic, error) { return traffic, nil },
 		SyncProgress: read,
 		Now:          func() time.Time { return epoch }, Location: time.UTC})
-	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
+	m.Update(trafficMsg(m, traffic))
 	m.running, m.runStart = all[12].ID, started
-	m.Update(versionMsg{blue: true, version: "15.14"})
-	m.Update(versionMsg{blue: false, version: "17.5"})
+	m.Update(versionMsg(m, true, "15.14"))
+	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {
-		m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch.Add(time.Duration(i-59)*time.Second), 0, 0, syncSlotA, syncSlotB)})
+		m.Update(lagMsg(m, syncLag(epoch.Add(time.Duration(i-59)*time.Second), 0, 0, syncSlotA, syncSlotB)))
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(2)})
+	m.Update(subsMsg(m, syncSub(2)))
 	for i := 0; i < 8; i++ {
 		m.log.add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), levelInfo)
 	}
 	m.cursor = 12
-	m.Update(syncMsg{gen: m.lagGen, p: copyingProgress(epoch)})
+	m.Update(syncMsg(m, copyingProgress(epoch)))
 	return m
 }
 
@@ -123,11 +123,11 @@ func TestSyncStages(t *testing.T) {
 
 	// Every table copied; the slot is 20 MB behind.
 	at := epoch.Add(5 * time.Second)
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at, 20<<20, 1.5)})
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(0)})
+	m.Update(lagMsg(m, syncLag(at, 20<<20, 1.5)))
+	m.Update(subsMsg(m, syncSub(0)))
 	var p steps.SyncProgress
 	p.Phase, p.TablesDone, p.TablesTotal, p.BytesDone, p.BytesTotal, p.LagBytes, p.LagSeconds = "streaming", 476, 476, 1600<<20, 1600<<20, 20<<20, 1.5
-	m.Update(syncMsg{gen: m.lagGen, p: p})
+	m.Update(syncMsg(m, p))
 	scr = ansi.Strip(m.View())
 	if !strings.Contains(scr, "CATCHING UP · all 476 tables copied · 20.0 MB behind · lag 1.50s") {
 		t.Errorf("catch-up: no lag in bytes and time:\n%s", scr)
@@ -137,7 +137,7 @@ func TestSyncStages(t *testing.T) {
 	}
 
 	// Within the lag gate (1 MB): done, said once in the log.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at.Add(time.Second), 4096, 0.02)})
+	m.Update(lagMsg(m, syncLag(at.Add(time.Second), 4096, 0.02)))
 	scr = ansi.Strip(m.View())
 	if strings.Contains(scr, "CATCHING UP") || strings.Contains(scr, "COPYING") {
 		t.Errorf("done: the sync lines remain:\n%s", scr)
@@ -149,7 +149,7 @@ func TestSyncStages(t *testing.T) {
 		t.Errorf("done said %d times in the log, want 1:\n%s", n, m.logText())
 	}
 	// Later load does not bring the catch-up back: it happens once per copy.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at.Add(2*time.Second), 50<<20, 3)})
+	m.Update(lagMsg(m, syncLag(at.Add(2*time.Second), 50<<20, 3)))
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "CATCHING UP") {
 		t.Errorf("a lag after the catch-up brought CATCHING UP back:\n%s", scr)
 	}
@@ -189,7 +189,7 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 	// A slot of another subscription nothing names yet, and a third slot of
 	// pgbg_all the progress has not seen (its oid says whose it is).
 	later := "pg_16400_sync_17000_7391234567890123456"
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch.Add(time.Second), 0, 0, syncSlotA, syncSlotB, later, syncSlotC)})
+	m.Update(lagMsg(m, syncLag(epoch.Add(time.Second), 0, 0, syncSlotA, syncSlotB, later, syncSlotC)))
 	scr := ansi.Strip(m.View())
 	if strings.Contains(scr, "_sync_") {
 		t.Errorf("a table-sync slot is drawn:\n%s", scr)
@@ -207,8 +207,8 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 	// Without any progress read, one subscription: every table sync is its.
 	m = New(Params{Config: testConfig(), Now: func() time.Time { return epoch }, Location: time.UTC})
 	m.Update(tea_WindowSize(120, 40))
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(2)})
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch, 0, 0, syncSlotA, syncSlotC)})
+	m.Update(subsMsg(m, syncSub(2)))
+	m.Update(lagMsg(m, syncLag(epoch, 0, 0, syncSlotA, syncSlotC)))
 	scr = ansi.Strip(m.View())
 	if strings.Contains(scr, "_sync_") || !strings.Contains(scr, "sub pgbg_all · 2 table syncs in flight:") {
 		t.Errorf("table syncs not grouped under the only subscription:\n%s", scr)
@@ -235,12 +235,12 @@ func TestSyncPollCadence(t *testing.T) {
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads before any subscription is known", n)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: []steps.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}})
+	m.Update(subsMsg(m, []steps.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}))
 	tick()
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads while the subscription is disabled", n)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(300)})
+	m.Update(subsMsg(m, syncSub(300)))
 	for i := 0; i < 10; i++ { // ten ticks of one second, in 3 s reads: at 0, 3, 6, 9
 		tick()
 		now = now.Add(time.Second)
@@ -251,7 +251,7 @@ func TestSyncPollCadence(t *testing.T) {
 	if m.sync.stage != syncCopying {
 		t.Errorf("stage %d after reads of a copy, want copying", m.sync.stage)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(0)})
+	m.Update(subsMsg(m, syncSub(0)))
 	for i := 0; i < 10; i++ {
 		tick()
 		now = now.Add(time.Second)
@@ -328,8 +328,8 @@ func TestSnapshotCopyShown(t *testing.T) {
 			m.Update(msg)
 		}
 	}
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(now, 0, 0)})
-	m.Update(subsResultMsg{gen: m.lagGen, subs: nil})
+	m.Update(lagMsg(m, syncLag(now, 0, 0)))
+	m.Update(subsMsg(m, nil))
 	tick()
 	if reads.Load() == 0 {
 		t.Fatal("no progress read while blue's slot has no subscription")

@@ -5,10 +5,9 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
 // Where the application's writes go, read from the servers on a slow tick
@@ -22,29 +21,17 @@ type TrafficFunc func(ctx context.Context) (steps.Traffic, error)
 // traffic is and the schemas' fingerprints.
 const slowEvery = 5 * time.Second
 
-type trafficMsg struct {
-	gen int
-	t   steps.Traffic
-	err error
-}
-
-// pollTrafficCmd reads where writes go once.
-func pollTrafficCmd(gen int, read TrafficFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(t steps.Traffic, err error) tea.Msg {
-		return trafficMsg{gen: gen, t: t, err: err}
-	})
-}
-
 // takeTraffic takes in a read of where writes go.
-func (m *Model) takeTraffic(msg trafficMsg) {
-	if msg.err != nil {
-		m.trafficPoll.failed(m.now(), slowEvery, msg.err)
-		m.traffic = steps.Traffic{Target: "unknown", How: m.trafficPoll.lastErr}
+func (m *Model) takeTraffic(msg poll.Msg[steps.Traffic]) {
+	if !m.trafficPoll.Take(msg, m.now()) {
 		return
 	}
-	m.trafficPoll.succeeded(m.now())
-	m.traffic = msg.t
-	switch msg.t.Target {
+	if msg.Err != nil {
+		m.traffic = steps.Traffic{Target: "unknown", How: m.trafficPoll.LastErr()}
+		return
+	}
+	m.traffic = msg.Value
+	switch msg.Value.Target {
 	case "green":
 		m.lastFeed = feedReverse
 	case "blue":
@@ -59,7 +46,7 @@ func (m *Model) trafficWord() string {
 		return ""
 	}
 	st := m.styles
-	if m.trafficPoll.lastOK.IsZero() && m.trafficPoll.lastErr == "" {
+	if m.trafficPoll.LastOK().IsZero() && m.trafficPoll.LastErr() == "" {
 		return st.Faint.Render("writes → … (reading)")
 	}
 	switch m.traffic.Target {
