@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // BenchmarkFrame draws one frame of a large run at 200x60: 40 steps, 20
@@ -55,7 +56,7 @@ func benchModel(b *testing.B) *Model {
 		m.Update(lagMsg(m, s))
 	}
 	for i := 0; i < 10000; i++ {
-		m.log.add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), levelSQL)
+		m.log.Add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), pane.SQL)
 	}
 	m.cursor = 20
 	m.Update(tea_WindowSize(200, 60))

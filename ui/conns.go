@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
@@ -74,11 +75,11 @@ func (m *Model) takeTerminated(msg terminatedMsg) {
 	t := msg.target
 	switch {
 	case msg.err != nil:
-		m.note(levelError, fmt.Sprintf("session pid %d on %s not ended: %s", t.s.PID, t.server, fit.OneLine(msg.err)))
+		m.note(pane.Error, fmt.Sprintf("session pid %d on %s not ended: %s", t.s.PID, t.server, fit.OneLine(msg.err)))
 	case msg.ended:
-		m.note(levelOK, fmt.Sprintf("session pid %d on %s (%s) ended (journaled)", t.s.PID, t.server, t.who()))
+		m.note(pane.OK, fmt.Sprintf("session pid %d on %s (%s) ended (journaled)", t.s.PID, t.server, t.who()))
 	default:
-		m.note(levelWarn, fmt.Sprintf("session pid %d on %s was gone already; nothing ended", t.s.PID, t.server))
+		m.note(pane.Warn, fmt.Sprintf("session pid %d on %s was gone already; nothing ended", t.s.PID, t.server))
 	}
 	m.connsPoll.Soon()
 }
@@ -302,13 +303,13 @@ func (m *Model) connTerminate() tea.Cmd {
 	}
 	r, ok := m.connAt()
 	if !ok || r.session < 0 {
-		m.note(levelInfo, "x ends a session: put the cursor on one (enter on a group lists its sessions)")
+		m.note(pane.Info, "x ends a session: put the cursor on one (enter on a group lists its sessions)")
 		return nil
 	}
 	srv := m.conns.Servers[r.server]
 	s := srv.Sessions[r.session]
 	if s.Ours {
-		m.note(levelWarn, fmt.Sprintf("pid %d is pgbluegreen's own session: not ended", s.PID))
+		m.note(pane.Warn, fmt.Sprintf("pid %d is pgbluegreen's own session: not ended", s.PID))
 		return nil
 	}
 	m.kill = killTarget{server: srv.Name, s: s}

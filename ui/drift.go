@@ -10,6 +10,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
@@ -34,7 +35,7 @@ func (m *Model) takeDrift(msg poll.Msg[steps.Drift]) bool {
 		m.driftSince = time.Time{}
 	case !m.drift.Drifted():
 		m.driftSince = m.now()
-		m.note(levelError, "schema drift: "+msg.Value.Summary(2))
+		m.note(pane.Error, "schema drift: "+msg.Value.Summary(2))
 	}
 	m.drift = msg.Value
 	return true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // goldenModel is a copy-strategy run part way: three steps done, one
@@ -67,9 +68,9 @@ func goldenModel(t testing.TB) *Model {
 	m.Update(subsMsg(m, []steps.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
 		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}))
 	for i := 0; i < 30; i++ {
-		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
+		m.log.Add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), pane.SQL)
 	}
-	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
+	m.note(pane.Error, "create-publications failed after 0s: permission denied for table accounts")
 	for _, l := range preflightLines() {
 		m.takeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,11 +207,7 @@ func (h *harness) screen() string { return ansi.Strip(h.m.View()) }
 
 // logText is the whole log, for assertions.
 func (m *Model) logText() string {
-	var b strings.Builder
-	for _, l := range m.log.lines {
-		b.WriteString(l.text + "\n")
-	}
-	return b.String()
+	return m.log.Text()
 }
 
 func tea_QuitMsg() tea.Msg { return tea.QuitMsg{} }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
@@ -16,7 +17,7 @@ import (
 // does nothing: no run key while a step runs or in watch mode, no value
 // editing in watch mode, only confirm/cancel while a prompt is open.
 func (m *Model) syncKeys() {
-	k := &m.keys
+	k := m.keys
 	prompt := m.prompt != promptNone
 	canExec := !m.p.Watch && m.p.Runner != nil && m.running == "" && m.probing == "" && !m.quitting
 	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.Focus, &k.Back, &k.PageUp, &k.PageDn, &k.Top, &k.Follow, &k.Help, &k.Quit} {
@@ -79,18 +80,11 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Back):
 		m.focus = (m.focus + focusCount - 1) % focusCount
 		return m.focusChanged()
-	case key.Matches(msg, k.Up):
-		m.move(-1)
-	case key.Matches(msg, k.Down):
-		m.move(1)
-	case key.Matches(msg, k.Top):
-		m.moveTop()
-	case key.Matches(msg, k.Follow):
-		m.log.back = 0
-	case key.Matches(msg, k.PageUp):
-		m.log.scroll(max(1, m.layout().log-2), m.layout().log-1)
-	case key.Matches(msg, k.PageDn):
-		m.log.scroll(-max(1, m.layout().log-2), m.layout().log-1)
+	case key.Matches(msg, k.Up, k.Down, k.Top):
+		return m.toFocused(msg)
+	case key.Matches(msg, k.Follow, k.PageUp, k.PageDn):
+		// The log's keys, wherever the focus is.
+		return m.toPane(m.log, msg)
 	case msg.String() == "enter" && m.focus == focusValues:
 		return m.editSelectedValue()
 	case m.focus == focusConns && msg.String() == "enter":
@@ -98,7 +92,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case m.focus == focusConns && key.Matches(msg, k.Terminate):
 		return m.connTerminate()
 	case m.focus == focusConns && (msg.String() == "r" || msg.String() == "p" || msg.String() == "s" || msg.String() == "e" || msg.String() == "a"):
-		m.note(levelInfo, "the connections pane is read here; tab back to the runbook to run, plan, skip or edit")
+		m.note(pane.Info, "the connections pane is read here; tab back to the runbook to run, plan, skip or edit")
 	case msg.String() == "enter" || msg.String() == "r":
 		return m.runSelected()
 	case key.Matches(msg, k.DryRun):
@@ -119,7 +113,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		case m.p.Watch || m.p.Runner == nil:
 			return m.refuseWatch("skip " + s.ID)
 		case m.running != "":
-			m.note(levelWarn, fmt.Sprintf("%s is running: skip waits until it ends", m.running))
+			m.note(pane.Warn, fmt.Sprintf("%s is running: skip waits until it ends", m.running))
 		default:
 			m.confirmID = s.ID
 			m.openPrompt(promptSkip, "")
@@ -143,11 +137,33 @@ func (m *Model) move(d int) {
 		m.detailOff = max(0, m.detailOff+d)
 	case focusValues:
 		m.valCursor = max(0, min(m.valCursor+d, len(m.st.Values)-1))
-	case focusLog:
-		m.log.scroll(-d, max(1, m.layout().log-1))
 	case focusConns:
 		m.connCursor = max(0, m.connCursor+d)
 	}
+}
+
+// toFocused hands a key to the focused pane.
+func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case m.focus == focusLog:
+		return m.toPane(m.log, msg)
+	case key.Matches(msg, k.Up):
+		m.move(-1)
+	case key.Matches(msg, k.Down):
+		m.move(1)
+	case key.Matches(msg, k.Top):
+		m.moveTop()
+	}
+	return nil
+}
+
+// toPane hands a message to a pane, sized first: what a key does may
+// depend on the pane's size (a page of the log).
+func (m *Model) toPane(p pane.Component, msg tea.Msg) tea.Cmd {
+	m.layout()
+	_, cmd := p.Update(msg)
+	return cmd
 }
 
 // focusChanged starts reading who is connected as soon as its pane shows.
@@ -167,8 +183,6 @@ func (m *Model) moveTop() {
 		m.detailOff = 0
 	case focusValues:
 		m.valCursor = 0
-	case focusLog:
-		m.log.scroll(len(m.log.lines), max(1, m.layout().log-1))
 	case focusConns:
 		m.connCursor = 0
 	}
@@ -176,7 +190,7 @@ func (m *Model) moveTop() {
 
 // refuseWatch says, in the log, why watch mode does not do something.
 func (m *Model) refuseWatch(what string) tea.Cmd {
-	m.note(levelWarn, "watch mode is read-only: it cannot "+what+"; the instance holding the lock drives the run")
+	m.note(pane.Warn, "watch mode is read-only: it cannot "+what+"; the instance holding the lock drives the run")
 	return nil
 }
 
@@ -190,13 +204,13 @@ func (m *Model) runSelected() tea.Cmd {
 	case m.p.Watch || m.p.Runner == nil:
 		return m.refuseWatch("run " + s.ID)
 	case m.running != "":
-		m.note(levelWarn, fmt.Sprintf("%s is running: one step at a time", m.running))
+		m.note(pane.Warn, fmt.Sprintf("%s is running: one step at a time", m.running))
 		return nil
 	case m.probing != "":
 		return nil
 	}
 	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
-		m.note(levelWarn, fmt.Sprintf("%s refused: %s", s.ID, why))
+		m.note(pane.Warn, fmt.Sprintf("%s refused: %s", s.ID, why))
 		return nil
 	}
 	if s.Destructive {
@@ -218,7 +232,7 @@ func (m *Model) dryRunKey() tea.Cmd {
 		return nil
 	case m.p.Watch:
 	case m.running != "" || m.probing != "":
-		m.note(levelInfo, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.running, m.probing)))
+		m.note(pane.Info, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.running, m.probing)))
 	case m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}) == "":
 		return m.startRun(s.ID, steps.RunParams{DryRun: true})
 	}
@@ -234,12 +248,12 @@ func (m *Model) dryRun() {
 	if s == nil || m.p.Runner == nil {
 		return
 	}
-	m.note(levelInfo, "plan of "+s.ID+", offline (recorded values; nothing is executed):")
+	m.note(pane.Info, "plan of "+s.ID+", offline (recorded values; nothing is executed):")
 	for _, a := range s.OfflinePlan(m.p.Runner.Env(s.ID)) {
-		m.log.add(fmt.Sprintf("  [%s %s] %s", a.Target, a.Kind, a.Text), levelSQL)
+		m.log.Add(fmt.Sprintf("  [%s %s] %s", a.Target, a.Kind, a.Text), pane.SQL)
 	}
 	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
-		m.log.add("  it would be refused now: "+why, levelWarn)
+		m.log.Add("  it would be refused now: "+why, pane.Warn)
 	}
 }
 
@@ -330,7 +344,7 @@ func (m *Model) promptKey(msg tea.KeyMsg) tea.Cmd {
 		case "u":
 			m.chooseWay("undo")
 		case "esc", "q", "ctrl+c":
-			m.note(levelInfo, m.confirmID+": left half way; enter on it offers the ways out again")
+			m.note(pane.Info, m.confirmID+": left half way; enter on it offers the ways out again")
 			m.closePrompt()
 		}
 		return nil

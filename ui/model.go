@@ -21,6 +21,8 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/keys"
+	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
@@ -134,9 +136,10 @@ const (
 // Model is the whole screen.
 type Model struct {
 	p       Params
+	ctx     pane.Context
 	styles  theme.Styles
 	brush   *theme.Brushes // made on first View
-	keys    keys.KeyMap
+	keys    *keys.KeyMap
 	help    help.Model
 	spinner spinner.Model
 	input   lineInput
@@ -146,7 +149,7 @@ type Model struct {
 	st            *state.State
 
 	cursor, listOff, detailOff, valCursor int
-	log                                   logPane
+	log                                   *logpane.Model
 	gauge                                 gauge
 
 	interval time.Duration
@@ -157,7 +160,7 @@ type Model struct {
 	journalOff         int64
 	// pending are the screen's notes about a finished step, held until the
 	// journal read that follows the step, so they come after its lines.
-	pending                   []logLine
+	pending                   []heldNote
 	pendingWait               int
 	holdNotes                 bool
 	blueVerPoll, greenVerPoll *poll.Poller[string]
@@ -221,7 +224,8 @@ func New(p Params) *Model {
 	if p.PollTimeout <= 0 {
 		p.PollTimeout = 5 * time.Second
 	}
-	m := &Model{p: p, styles: theme.New(), keys: keys.New(), help: help.New(), interval: time.Second}
+	ctx := pane.NewContext(p.Now, p.Location)
+	m := &Model{p: p, ctx: ctx, styles: ctx.Styles, keys: ctx.Keys, help: help.New(), interval: time.Second}
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
@@ -242,7 +246,7 @@ func New(p Params) *Model {
 	m.journal = poll.New(m.followTicks, poll.Params[followed]{Source: sourceJournal, Timeout: t})
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
 	m.input = newLineInput(m.styles)
-	m.log = newLogPane(20000)
+	m.log = logpane.New(m.ctx, logpane.Limit)
 	m.holder = p.Holder
 	if p.Store != nil {
 		m.st = p.Store.Snapshot()
@@ -266,9 +270,9 @@ func New(p Params) *Model {
 		}
 	}
 	if p.AlertsNote != "" {
-		m.note(levelInfo, p.AlertsNote)
+		m.note(pane.Info, p.AlertsNote)
 	}
-	m.syncKeys()
+	m.compose()
 	return m
 }
 
@@ -351,7 +355,7 @@ func Filter(model tea.Model, msg tea.Msg) tea.Msg {
 // Update handles one message.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	cmd := m.update(msg)
-	m.syncKeys()
+	m.compose()
 	return m, cmd
 }
 
@@ -416,7 +420,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.refreshState()
 		if m.p.JournalPath == "" {
 			m.takeLine(steps.Line(msg))
-			m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
+			m.log.Add(m.lineText(steps.Line(msg)), logpane.LevelOf(msg.Level))
 			return waitLineCmd(m.p.Lines)
 		}
 		// The journal has the line too, in order with the statements the
@@ -428,17 +432,17 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.finished(msg)
 	case skippedMsg:
 		if msg.err != nil {
-			m.note(levelWarn, fmt.Sprintf("%s not skipped: %s", msg.id, fit.OneLine(msg.err)))
+			m.note(pane.Warn, fmt.Sprintf("%s not skipped: %s", msg.id, fit.OneLine(msg.err)))
 		} else {
-			m.note(levelInfo, fmt.Sprintf("%s skipped by the operator", msg.id))
+			m.note(pane.Info, fmt.Sprintf("%s skipped by the operator", msg.id))
 		}
 		m.refreshState()
 		return m.followNow()
 	case valueSavedMsg:
 		if msg.err != nil {
-			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, fit.OneLine(msg.err)))
+			m.note(pane.Error, fmt.Sprintf("value %s not saved: %s", msg.key, fit.OneLine(msg.err)))
 		} else {
-			m.note(levelInfo, fmt.Sprintf("value %s recorded by the operator", msg.key))
+			m.note(pane.Info, fmt.Sprintf("value %s recorded by the operator", msg.key))
 		}
 		m.refreshState()
 		return nil
@@ -476,6 +480,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	}
 	return nil
+}
+
+// compose hands the panes what changed in the screen's own state: the
+// focus, and the keys that apply now.
+func (m *Model) compose() {
+	m.log.SetFocused(m.focus == focusLog)
+	m.syncKeys()
 }
 
 // selected returns the step under the cursor.

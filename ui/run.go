@@ -11,6 +11,8 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
@@ -24,7 +26,7 @@ func (m *Model) applyFollow(msg followed) {
 	}
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
-		m.log.add(m.entryText(e), entryLevel(e))
+		m.log.Add(m.entryText(e), logpane.EntryLevel(e))
 		m.takeEntry(e)
 	}
 	if m.pendingWait > 0 {
@@ -32,7 +34,7 @@ func (m *Model) applyFollow(msg followed) {
 	}
 	if m.pendingWait == 0 {
 		for _, l := range m.pending {
-			m.log.add(l.text, l.level)
+			m.log.Add(l.text, l.level)
 		}
 		m.pending = nil
 	}
@@ -84,20 +86,20 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	d := units.Elapsed(m.now().Sub(m.runStart))
 	switch {
 	case msg.Err != nil && steps.IsRefused(msg.Err):
-		m.note(levelWarn, fit.OneLine(msg.Err))
+		m.note(pane.Warn, fit.OneLine(msg.Err))
 	case msg.Err != nil && msg.Check:
-		m.note(levelError, fmt.Sprintf("rehearsal of %s failed: %s; nothing changed", msg.ID, fit.OneLine(msg.Err)))
+		m.note(pane.Error, fmt.Sprintf("rehearsal of %s failed: %s; nothing changed", msg.ID, fit.OneLine(msg.Err)))
 	case msg.Check:
-		m.note(levelOK, fmt.Sprintf("rehearsal of %s: every precheck passed (%s); nothing changed", msg.ID, d))
+		m.note(pane.OK, fmt.Sprintf("rehearsal of %s: every precheck passed (%s); nothing changed", msg.ID, d))
 	case msg.Err != nil && msg.DryRun:
-		m.note(levelError, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, fit.OneLine(msg.Err)))
+		m.note(pane.Error, fmt.Sprintf("dry run of %s failed: %s; nothing was executed", msg.ID, fit.OneLine(msg.Err)))
 	case msg.Err != nil:
 		rec := m.st.Step(msg.ID)
-		m.note(levelError, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, fit.OneLine(msg.Err)))
+		m.note(pane.Error, fmt.Sprintf("%s %s after %s: %s", msg.ID, rec.Status, d, fit.OneLine(msg.Err)))
 	case msg.DryRun:
-		m.note(levelInfo, fmt.Sprintf("%s: dry run printed above; nothing was executed", msg.ID))
+		m.note(pane.Info, fmt.Sprintf("%s: dry run printed above; nothing was executed", msg.ID))
 	default:
-		m.note(levelOK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
+		m.note(pane.OK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
 		// Done: the cursor moves on to the next step, the usual next key press.
 		if s := m.selected(); s != nil && s.ID == msg.ID && m.cursor < len(m.p.Steps)-1 {
 			m.cursor++
@@ -125,17 +127,23 @@ func (m *Model) requestCancel() {
 	if m.cancel != nil {
 		m.cancel()
 	}
-	m.note(levelWarn, fmt.Sprintf("cancelling %s; the screen closes when its state is saved (Ctrl+C again leaves at once)", m.running))
+	m.note(pane.Warn, fmt.Sprintf("cancelling %s; the screen closes when its state is saved (Ctrl+C again leaves at once)", m.running))
+}
+
+// heldNote is a note held until the journal's lines it follows are shown.
+type heldNote struct {
+	text  string
+	level pane.Level
 }
 
 // note adds a line of the screen's own to the log.
-func (m *Model) note(level logLevel, text string) {
+func (m *Model) note(level pane.Level, text string) {
 	text = m.now().In(m.p.Location).Format("15:04:05") + " " + text
 	if m.holdNotes {
-		m.pending = append(m.pending, logLine{text: text, level: level})
+		m.pending = append(m.pending, heldNote{text: text, level: level})
 		return
 	}
-	m.log.add(text, level)
+	m.log.Add(text, level)
 	m.flash = ""
 }
 
@@ -180,13 +188,13 @@ func (m *Model) startRun(id string, p steps.RunParams) tea.Cmd {
 	m.cancel, m.running, m.runDry, m.runStart, m.runDone = cancel, id, p.DryRun || p.Check, m.now(), done
 	switch {
 	case p.DryRun:
-		m.note(levelInfo, "dry run of "+id+": the plan read from the servers now (read-only); nothing is executed")
+		m.note(pane.Info, "dry run of "+id+": the plan read from the servers now (read-only); nothing is executed")
 	case p.Check:
-		m.note(levelInfo, "rehearsal of "+id+": every live precheck, then it stops; nothing changes")
+		m.note(pane.Info, "rehearsal of "+id+": every live precheck, then it stops; nothing changes")
 	case p.Way != "":
-		m.note(levelInfo, fmt.Sprintf("▶ running %s, way out %s", id, p.Way))
+		m.note(pane.Info, fmt.Sprintf("▶ running %s, way out %s", id, p.Way))
 	default:
-		m.note(levelInfo, "▶ running "+id)
+		m.note(pane.Info, "▶ running "+id)
 	}
 	return tea.Batch(runStepCmd(ctx, m.p.Runner, id, p, done), m.spinner.Tick)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
@@ -121,7 +122,7 @@ func (m *Model) advanceSync() {
 	if v.stage == syncCatchingUp {
 		if c, ok := m.catchUp(); ok && c.behind <= g0(m.gauge.caughtUp) {
 			v.stage = syncDone
-			m.note(levelOK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
+			m.note(pane.OK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
 		}
 	}
 }

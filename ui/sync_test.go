@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // Table-sync slots as PostgreSQL names them: pg_<subscription oid>_sync_<table oid>_<system id>.
@@ -95,7 +96,7 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 	}
 	m.Update(subsMsg(m, syncSub(2)))
 	for i := 0; i < 8; i++ {
-		m.log.add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), levelInfo)
+		m.log.Add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), pane.Info)
 	}
 	m.cursor = 12
 	m.Update(syncMsg(m, copyingProgress(epoch)))

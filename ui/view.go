@@ -24,7 +24,16 @@ type layout struct {
 }
 
 // layout sizes the panes for the current state.
-func (m *Model) layout() layout { return m.layoutFor(len(m.gaugeLines(m.width)), len(m.footerLines())) }
+func (m *Model) layout() layout {
+	l := m.layoutFor(len(m.gaugeLines(m.width)), len(m.footerLines()))
+	m.resize(l)
+	return l
+}
+
+// resize gives each pane its size.
+func (m *Model) resize(l layout) {
+	m.log.SetSize(m.width, l.log)
+}
 
 // layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
 func (m *Model) layoutFor(gaugeN, footerN int) layout {
@@ -58,6 +67,7 @@ func (m *Model) View() string {
 	gauge := m.gaugeLines(w)
 	footer := m.footerLines()
 	l := m.layoutFor(len(gauge), len(footer))
+	m.resize(l)
 	out := make([]string, 0, h)
 
 	if m.focus == focusConns {
@@ -77,8 +87,7 @@ func (m *Model) View() string {
 	// gaugeLines fits its lines to w itself: measuring them again here
 	// would double the cost of a frame.
 	out = append(out, fit.Fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
-	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
-	out = append(out, fit.Fill(m.logView(w, l.log-1), l.log-1)...)
+	out = append(out, fit.Lines(m.log.View())...)
 	for _, s := range footer {
 		out = append(out, fit.Truncate(s, w))
 	}
@@ -97,16 +106,6 @@ func (m *Model) title(text string, w int, focused bool) string {
 	}
 	t := fit.Truncate(mark+text+" ", w)
 	return style.Render(t + strings.Repeat(rule, max(0, w-fit.Width(t))))
-}
-
-func (m *Model) logTitle(h int) string {
-	t := fmt.Sprintf("Log · %d lines", len(m.log.lines))
-	if m.log.back > 0 {
-		t += fmt.Sprintf(" · scrolled back %d (G follows)", m.log.back)
-	} else {
-		t += " · following"
-	}
-	return t
 }
 
 // footerLines are the prompt (when open), the help and the status line.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
@@ -69,15 +70,15 @@ func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
 	case m.hungUp || m.quitting:
 		return nil
 	case msg.err != nil && steps.IsRefused(msg.err):
-		m.note(levelWarn, fit.OneLine(msg.err))
+		m.note(pane.Warn, fit.OneLine(msg.err))
 	case msg.err != nil:
-		m.note(levelError, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, fit.OneLine(msg.err)))
+		m.note(pane.Error, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, fit.OneLine(msg.err)))
 	case msg.halfWay:
 		m.ways, m.confirmID = msg.ways, msg.id
 		m.openPrompt(promptWays, "")
-		m.note(levelWarn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
+		m.note(pane.Warn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
 	case msg.outcome != "":
-		m.note(levelOK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, units.Or(msg.detail, "its check found its work done")))
+		m.note(pane.OK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, units.Or(msg.detail, "its check found its work done")))
 		if s := m.selected(); s != nil && s.ID == msg.id && m.cursor < len(m.p.Steps)-1 {
 			m.cursor++
 			m.detailOff = 0
