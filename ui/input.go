@@ -7,10 +7,10 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
+	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
 
 // syncKeys enables the keys that apply now, so help never offers a key that
@@ -135,8 +135,6 @@ func (m *Model) move(d int) {
 		m.detailOff = 0
 	case focusDetail:
 		m.detailOff = max(0, m.detailOff+d)
-	case focusValues:
-		m.valCursor = max(0, min(m.valCursor+d, len(m.st.Values)-1))
 	case focusConns:
 		m.connCursor = max(0, m.connCursor+d)
 	}
@@ -148,6 +146,8 @@ func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case m.focus == focusLog:
 		return m.toPane(m.log, msg)
+	case m.focus == focusValues:
+		return m.toPane(m.values, msg)
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -181,8 +181,6 @@ func (m *Model) moveTop() {
 		m.cursor, m.detailOff = 0, 0
 	case focusDetail:
 		m.detailOff = 0
-	case focusValues:
-		m.valCursor = 0
 	case focusConns:
 		m.connCursor = 0
 	}
@@ -262,12 +260,11 @@ func (m *Model) editSelectedValue() tea.Cmd {
 	if m.p.Watch || m.p.Store == nil {
 		return m.refuseWatch("edit values")
 	}
-	keys := m.st.ValueKeys()
-	if len(keys) == 0 {
+	k, ok := m.values.Selected()
+	if !ok {
 		m.openPrompt(promptKey, "")
 		return nil
 	}
-	k := keys[max(0, min(m.valCursor, len(keys)-1))]
 	m.openPrompt(promptValue, k)
 	return nil
 }
@@ -307,7 +304,7 @@ func (m *Model) openPrompt(kind promptKind, editKey string) {
 	case promptSkip:
 		m.input.Placeholder = "why this step is not needed (journaled)"
 	case promptValue:
-		if v, ok := m.st.Get(editKey); ok && !isSecretKey(editKey) {
+		if v, ok := m.st.Get(editKey); ok && !values.IsSecret(editKey) {
 			m.input.SetValue(v)
 		}
 	case promptReason:
@@ -390,7 +387,7 @@ func (m *Model) submitPrompt() tea.Cmd {
 		case v == "" || strings.ContainsAny(v, " \t="):
 			m.promptErr = "a value name is one word (letters, digits, _)"
 			return nil
-		case isSecretKey(v):
+		case values.IsSecret(v):
 			m.promptErr = "secrets are never stored: the replication password comes from replication.password in the config"
 			return nil
 		}
@@ -410,7 +407,7 @@ func (m *Model) submitPrompt() tea.Cmd {
 		return skipCmd(m.p.Runner, id, v)
 	case promptValue:
 		k := m.editKey
-		if isSecretKey(k) {
+		if values.IsSecret(k) {
 			m.promptErr = "secrets are never stored"
 			return nil
 		}
@@ -433,27 +430,4 @@ func (m *Model) submitPrompt() tea.Cmd {
 		return setValueCmd(m.p.Runner, k, value, v)
 	}
 	return nil
-}
-
-// isSecretKey says whether a value's name says it holds a secret. An ARN
-// names a secret without being one, so it is shown.
-func isSecretKey(k string) bool {
-	k = strings.ToLower(k)
-	if strings.HasSuffix(k, "_arn") || strings.HasSuffix(k, "arn") {
-		return false
-	}
-	for _, w := range []string{"password", "passwd", "secret", "token", "private_key"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// displayValue is what the screen shows of a value: never a secret.
-func displayValue(k, v string) string {
-	if isSecretKey(k) {
-		return state.Mask
-	}
-	return state.Redact(v)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
+	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
 
 // Runner is what the screen uses of *steps.Runner; tests give a fake.
@@ -148,9 +149,10 @@ type Model struct {
 	focus         focus
 	st            *state.State
 
-	cursor, listOff, detailOff, valCursor int
-	log                                   *logpane.Model
-	gauge                                 gauge
+	cursor, listOff, detailOff int
+	values                     *values.Model
+	log                        *logpane.Model
+	gauge                      gauge
 
 	interval time.Duration
 	// ticks is the one chain every poll of the servers is read on; the
@@ -247,6 +249,7 @@ func New(p Params) *Model {
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
 	m.input = newLineInput(m.styles)
 	m.log = logpane.New(m.ctx, logpane.Limit)
+	m.values = values.New(m.ctx)
 	m.holder = p.Holder
 	if p.Store != nil {
 		m.st = p.Store.Snapshot()
@@ -486,6 +489,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 // focus, and the keys that apply now.
 func (m *Model) compose() {
 	m.log.SetFocused(m.focus == focusLog)
+	m.values.SetFocused(m.focus == focusValues)
+	m.values.SetState(m.st)
 	m.syncKeys()
 }
 

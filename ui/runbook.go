@@ -12,6 +12,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
+	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
 
 // listRow is one row of the runbook list: a phase's heading (step < 0) or a step.
@@ -193,7 +194,7 @@ func (m *Model) detailLines(w int) []string {
 		var parts []string
 		for _, k := range s.Needs {
 			if v, ok := m.st.Get(k); ok && v != "" {
-				parts = append(parts, k+" = "+displayValue(k, v))
+				parts = append(parts, k+" = "+values.Display(k, v))
 			} else {
 				parts = append(parts, st.Warn.Render(k+" (missing: e edits)"))
 			}
@@ -245,47 +246,6 @@ func (m *Model) detailPane(w, h int) []string {
 	out := []string{m.title(t, w, m.focus == focusDetail)}
 	for _, l := range lines[m.detailOff:min(len(lines), m.detailOff+hh)] {
 		out = append(out, " "+l)
-	}
-	return fit.Fill(out, h)
-}
-
-// valuesPane draws the values table: every value recorded by a step or the
-// operator, secrets never shown.
-func (m *Model) valuesPane(w, h int) []string {
-	if h <= 0 {
-		return nil
-	}
-	st := m.styles
-	keys := m.st.ValueKeys()
-	out := []string{m.title(fmt.Sprintf("Values · %d", len(keys)), w, m.focus == focusValues)}
-	hh := h - 1
-	if len(keys) == 0 {
-		out = append(out, st.Faint.Render(" none recorded yet (a adds one)"))
-		return fit.Fill(out, h)
-	}
-	m.valCursor = max(0, min(m.valCursor, len(keys)-1))
-	off := max(0, m.valCursor-hh+1)
-	keyW := 8
-	for _, k := range keys {
-		keyW = max(keyW, len(k))
-	}
-	keyW = min(keyW, 28)
-	for i := off; i < len(keys) && i < off+hh; i++ {
-		k := keys[i]
-		v := m.st.Values[k]
-		marker := "  "
-		if i == m.valCursor && m.focus == focusValues {
-			marker = "› "
-		}
-		line := marker + fit.Pad(k, keyW) + " " + strings.Join(strings.Fields(displayValue(k, v.Value)), " ")
-		by := st.Faint.Render(" (" + v.RecordedBy + ")")
-		if room := w - fit.Width(by); fit.Width(line) < room {
-			line += by
-		}
-		if i == m.valCursor && m.focus == focusValues {
-			line = st.Selected.Render(ansi.Strip(fit.Pad(line, w)))
-		}
-		out = append(out, line)
 	}
 	return fit.Fill(out, h)
 }

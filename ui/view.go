@@ -33,6 +33,7 @@ func (m *Model) layout() layout {
 // resize gives each pane its size.
 func (m *Model) resize(l layout) {
 	m.log.SetSize(m.width, l.log)
+	m.values.SetSize(l.rightW, l.values)
 }
 
 // layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
@@ -77,7 +78,7 @@ func (m *Model) View() string {
 		}
 	} else {
 		left := m.runbookPane(l.leftW, l.top)
-		right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
+		right := append(m.detailPane(l.rightW, l.detail), fit.Lines(m.values.View())...)
 		sep := m.styles.Faint.Render("│")
 		for i := 0; i < l.top; i++ {
 			out = append(out, fit.Pad(fit.At(left, i), l.leftW)+sep+fit.Pad(fit.At(right, i), l.rightW))
