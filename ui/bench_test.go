@@ -58,7 +58,7 @@ func benchModel(b *testing.B) *Model {
 	for i := 0; i < 10000; i++ {
 		m.log.Add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), pane.SQL)
 	}
-	m.cursor = 20
+	m.runbook.Select(20)
 	m.Update(tea_WindowSize(200, 60))
 	_ = m.View()
 	return m

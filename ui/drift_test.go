@@ -85,7 +85,7 @@ func TestChecksKept(t *testing.T) {
 		t.Errorf("80 columns: no warn count on the row:\n%s", scr)
 	}
 	m.Update(tea_WindowSize(200, 60))
-	m.cursor = 0
+	m.runbook.Select(0)
 	scr := h80(m)
 	for _, want := range []string{"preflight                  12 pass · 1 warn", "checks 12 pass · 1 warn",
 		`⚠ WARN 1 table(s) with neither a primary key nor a replica identity: "public"."events_log"`} {
@@ -93,7 +93,7 @@ func TestChecksKept(t *testing.T) {
 			t.Errorf("screen lacks %q:\n%s", want, scr)
 		}
 	}
-	m.takeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
+	m.checks.TakeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
 	if strings.Contains(h80(m), "12 pass") {
 		t.Errorf("a new run kept the old counts")
 	}

@@ -72,9 +72,9 @@ func goldenModel(t testing.TB) *Model {
 	}
 	m.note(pane.Error, "create-publications failed after 0s: permission denied for table accounts")
 	for _, l := range preflightLines() {
-		m.takeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
+		m.checks.TakeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
 	}
-	m.cursor = 6
+	m.runbook.Select(6)
 	return m
 }
 

@@ -130,9 +130,6 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 // move moves within the focused pane.
 func (m *Model) move(d int) {
 	switch m.focus {
-	case focusSteps:
-		m.cursor = max(0, min(m.cursor+d, len(m.p.Steps)-1))
-		m.detailOff = 0
 	case focusDetail:
 		m.detailOff = max(0, m.detailOff+d)
 	case focusConns:
@@ -148,6 +145,10 @@ func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
 		return m.toPane(m.log, msg)
 	case m.focus == focusValues:
 		return m.toPane(m.values, msg)
+	case m.focus == focusSteps:
+		// A step newly under the cursor shows its detail from the top.
+		m.detailOff = 0
+		return m.toPane(m.runbook, msg)
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -177,8 +178,6 @@ func (m *Model) focusChanged() tea.Cmd {
 
 func (m *Model) moveTop() {
 	switch m.focus {
-	case focusSteps:
-		m.cursor, m.detailOff = 0, 0
 	case focusDetail:
 		m.detailOff = 0
 	case focusConns:

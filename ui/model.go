@@ -24,6 +24,8 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/runbook"
+	"github.com/pgbluegreen/pgbluegreen/ui/stepstate"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
@@ -149,10 +151,11 @@ type Model struct {
 	focus         focus
 	st            *state.State
 
-	cursor, listOff, detailOff int
-	values                     *values.Model
-	log                        *logpane.Model
-	gauge                      gauge
+	runbook   *runbook.Model
+	detailOff int
+	values    *values.Model
+	log       *logpane.Model
+	gauge     gauge
 
 	interval time.Duration
 	// ticks is the one chain every poll of the servers is read on; the
@@ -209,10 +212,8 @@ type Model struct {
 	flash string
 
 	detail detailCache
-	// checks are the PASS/WARN/FAIL lines of each step's last run;
-	// checksGen changes with them (the detail pane's cache key).
-	checks    map[string]*checkTally
-	checksGen int
+	// checks are the PASS/WARN/FAIL lines of each step's last run.
+	checks *stepstate.Checks
 }
 
 // New builds the screen.
@@ -257,21 +258,8 @@ func New(p Params) *Model {
 	if m.st == nil {
 		m.st = &state.State{}
 	}
-	// Start on the first step still to do: after a restart that is where
-	// the run stands. An optional step that a later step went past (`run
-	// --through` passes over optional steps) is not.
-	past := -1 // the last step done
-	for i, s := range p.Steps {
-		if m.st.Step(s.ID).Status == state.Done {
-			past = i
-		}
-	}
-	for i, s := range p.Steps {
-		if r := m.st.Step(s.ID); r.Status != state.Done && r.Status != state.Skipped && !(s.Optional && i < past) {
-			m.cursor = i
-			break
-		}
-	}
+	m.checks = &stepstate.Checks{}
+	m.runbook = runbook.New(m.ctx, p.Steps, m.st, m.checks)
 	if p.AlertsNote != "" {
 		m.note(pane.Info, p.AlertsNote)
 	}
@@ -422,7 +410,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case lineMsg:
 		m.refreshState()
 		if m.p.JournalPath == "" {
-			m.takeLine(steps.Line(msg))
+			m.checks.TakeLine(msg.Step, msg.Text)
 			m.log.Add(m.lineText(steps.Line(msg)), logpane.LevelOf(msg.Level))
 			return waitLineCmd(m.p.Lines)
 		}
@@ -490,16 +478,19 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 func (m *Model) compose() {
 	m.log.SetFocused(m.focus == focusLog)
 	m.values.SetFocused(m.focus == focusValues)
+	m.runbook.SetFocused(m.focus == focusSteps)
+	m.runbook.SetState(m.st)
+	m.runbook.SetRun(m.runInfo())
 	m.values.SetState(m.st)
 	m.syncKeys()
 }
 
 // selected returns the step under the cursor.
-func (m *Model) selected() *steps.Step {
-	if m.cursor < 0 || m.cursor >= len(m.p.Steps) {
-		return nil
-	}
-	return m.p.Steps[m.cursor]
+func (m *Model) selected() *steps.Step { return m.runbook.Selected() }
+
+// runInfo is the step running now, for the panes that show it.
+func (m *Model) runInfo() stepstate.Run {
+	return stepstate.Run{ID: m.running, Dry: m.runDry, Start: m.runStart, Spinner: m.spinner.View(), Watch: m.p.Watch}
 }
 
 // pidText describes this process for the status line.

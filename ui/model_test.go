@@ -56,16 +56,16 @@ func TestNavigation(t *testing.T) {
 	h, _ := flowModel(t, nil)
 	m := h.m
 	h.key("j", "down")
-	if m.cursor != 2 {
-		t.Fatalf("cursor %d after two downs, want 2", m.cursor)
+	if m.runbook.Cursor() != 2 {
+		t.Fatalf("cursor %d after two downs, want 2", m.runbook.Cursor())
 	}
 	h.key("j", "j")
-	if m.cursor != 2 {
-		t.Errorf("cursor went past the last step: %d", m.cursor)
+	if m.runbook.Cursor() != 2 {
+		t.Errorf("cursor went past the last step: %d", m.runbook.Cursor())
 	}
 	h.key("k", "up", "up")
-	if m.cursor != 0 {
-		t.Errorf("cursor %d after going up, want 0", m.cursor)
+	if m.runbook.Cursor() != 0 {
+		t.Errorf("cursor %d after going up, want 0", m.runbook.Cursor())
 	}
 	if !strings.Contains(h.screen(), "› ○ pending first") {
 		t.Errorf("cursor row not marked:\n%s", h.screen())
@@ -104,7 +104,7 @@ func TestRunStep(t *testing.T) {
 		t.Errorf("first is %s, want done", got)
 	}
 	scr := h.screen()
-	if h.m.cursor != 1 {
+	if h.m.runbook.Cursor() != 1 {
 		t.Errorf("the cursor did not move on to the next step")
 	}
 	for _, want := range []string{"  ✓ done    first", "› ○ pending slow", "slot_lsn", "0/1A2B3C", "first: ran"} {
@@ -359,7 +359,7 @@ func TestLagSamples(t *testing.T) {
 	h.send(tea_WindowSize(100, 30))
 	// The backoff's doubling (2s after two failures) is poll.TestBackoff's.
 	h.key("j")
-	if m.cursor != 1 {
+	if m.runbook.Cursor() != 1 {
 		t.Errorf("keys stopped working while blue is unreachable")
 	}
 	// A result of an older chain is dropped.

@@ -27,7 +27,7 @@ func (m *Model) applyFollow(msg followed) {
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
 		m.log.Add(m.entryText(e), logpane.EntryLevel(e))
-		m.takeEntry(e)
+		m.checks.TakeEntry(e)
 	}
 	if m.pendingWait > 0 {
 		m.pendingWait--
@@ -101,8 +101,7 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	default:
 		m.note(pane.OK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
 		// Done: the cursor moves on to the next step, the usual next key press.
-		if s := m.selected(); s != nil && s.ID == msg.ID && m.cursor < len(m.p.Steps)-1 {
-			m.cursor++
+		if m.runbook.Advance(msg.ID) {
 			m.detailOff = 0
 		}
 	}

@@ -98,7 +98,7 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 	for i := 0; i < 8; i++ {
 		m.log.Add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), pane.Info)
 	}
-	m.cursor = 12
+	m.runbook.Select(12)
 	m.Update(syncMsg(m, copyingProgress(epoch)))
 	return m
 }

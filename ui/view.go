@@ -34,6 +34,7 @@ func (m *Model) layout() layout {
 func (m *Model) resize(l layout) {
 	m.log.SetSize(m.width, l.log)
 	m.values.SetSize(l.rightW, l.values)
+	m.runbook.SetSize(l.leftW, l.top)
 }
 
 // layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
@@ -77,7 +78,7 @@ func (m *Model) View() string {
 			out = append(out, fit.Pad(line, w))
 		}
 	} else {
-		left := m.runbookPane(l.leftW, l.top)
+		left := fit.Lines(m.runbook.View())
 		right := append(m.detailPane(l.rightW, l.detail), fit.Lines(m.values.View())...)
 		sep := m.styles.Faint.Render("│")
 		for i := 0; i < l.top; i++ {
