@@ -84,7 +84,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		return m.toFocused(msg)
 	case key.Matches(msg, k.Follow, k.PageUp, k.PageDn):
 		// The log's keys, wherever the focus is.
-		return m.toPane(m.log, msg)
+		return m.toLog(msg)
 	case msg.String() == "enter" && m.focus == focusValues:
 		return m.editSelectedValue()
 	case m.focus == focusConns && msg.String() == "enter":
@@ -130,8 +130,6 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 // move moves within the focused pane.
 func (m *Model) move(d int) {
 	switch m.focus {
-	case focusDetail:
-		m.detailOff = max(0, m.detailOff+d)
 	case focusConns:
 		m.connCursor = max(0, m.connCursor+d)
 	}
@@ -142,13 +140,15 @@ func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case m.focus == focusLog:
-		return m.toPane(m.log, msg)
+		return m.toLog(msg)
 	case m.focus == focusValues:
 		return m.toPane(m.values, msg)
 	case m.focus == focusSteps:
 		// A step newly under the cursor shows its detail from the top.
-		m.detailOff = 0
+		m.detail.ScrollTop()
 		return m.toPane(m.runbook, msg)
+	case m.focus == focusDetail:
+		return m.toPane(m.detail, msg)
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -159,12 +159,17 @@ func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-// toPane hands a message to a pane, sized first: what a key does may
-// depend on the pane's size (a page of the log).
+// toPane hands a message to a pane.
 func (m *Model) toPane(p pane.Component, msg tea.Msg) tea.Cmd {
-	m.layout()
 	_, cmd := p.Update(msg)
 	return cmd
+}
+
+// toLog hands a key to the log, sized first: a page of the log is its
+// height.
+func (m *Model) toLog(msg tea.KeyMsg) tea.Cmd {
+	m.layout()
+	return m.toPane(m.log, msg)
 }
 
 // focusChanged starts reading who is connected as soon as its pane shows.
@@ -178,8 +183,6 @@ func (m *Model) focusChanged() tea.Cmd {
 
 func (m *Model) moveTop() {
 	switch m.focus {
-	case focusDetail:
-		m.detailOff = 0
 	case focusConns:
 		m.connCursor = 0
 	}

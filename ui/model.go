@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/detail"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/keys"
 	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
@@ -151,11 +152,11 @@ type Model struct {
 	focus         focus
 	st            *state.State
 
-	runbook   *runbook.Model
-	detailOff int
-	values    *values.Model
-	log       *logpane.Model
-	gauge     gauge
+	runbook *runbook.Model
+	detail  *detail.Model
+	values  *values.Model
+	log     *logpane.Model
+	gauge   gauge
 
 	interval time.Duration
 	// ticks is the one chain every poll of the servers is read on; the
@@ -211,7 +212,6 @@ type Model struct {
 	ways  steps.WaysOut
 	flash string
 
-	detail detailCache
 	// checks are the PASS/WARN/FAIL lines of each step's last run.
 	checks *stepstate.Checks
 }
@@ -260,6 +260,7 @@ func New(p Params) *Model {
 	}
 	m.checks = &stepstate.Checks{}
 	m.runbook = runbook.New(m.ctx, p.Steps, m.st, m.checks)
+	m.detail = detail.New(m.ctx, p.Runner, p.Watch, m.checks)
 	if p.AlertsNote != "" {
 		m.note(pane.Info, p.AlertsNote)
 	}
@@ -481,6 +482,10 @@ func (m *Model) compose() {
 	m.runbook.SetFocused(m.focus == focusSteps)
 	m.runbook.SetState(m.st)
 	m.runbook.SetRun(m.runInfo())
+	m.detail.SetStep(m.runbook.Selected())
+	m.detail.SetFocused(m.focus == focusDetail)
+	m.detail.SetState(m.st)
+	m.detail.SetRun(m.runInfo())
 	m.values.SetState(m.st)
 	m.syncKeys()
 }

@@ -101,9 +101,7 @@ func (m *Model) finished(msg StepFinishedMsg) tea.Cmd {
 	default:
 		m.note(pane.OK, fmt.Sprintf("%s: %s (%s)", msg.ID, msg.Outcome, d))
 		// Done: the cursor moves on to the next step, the usual next key press.
-		if m.runbook.Advance(msg.ID) {
-			m.detailOff = 0
-		}
+		m.runbook.Advance(msg.ID)
 	}
 	if m.quitting {
 		return tea.Quit

@@ -35,6 +35,7 @@ func (m *Model) resize(l layout) {
 	m.log.SetSize(m.width, l.log)
 	m.values.SetSize(l.rightW, l.values)
 	m.runbook.SetSize(l.leftW, l.top)
+	m.detail.SetSize(l.rightW, l.detail)
 }
 
 // layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
@@ -60,6 +61,7 @@ func (m *Model) View() string {
 	if w == 0 || h == 0 {
 		return ""
 	}
+	m.compose()
 	if w < minWidth || h < minHeight {
 		return fit.Truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
@@ -79,7 +81,7 @@ func (m *Model) View() string {
 		}
 	} else {
 		left := fit.Lines(m.runbook.View())
-		right := append(m.detailPane(l.rightW, l.detail), fit.Lines(m.values.View())...)
+		right := append(fit.Lines(m.detail.View()), fit.Lines(m.values.View())...)
 		sep := m.styles.Faint.Render("│")
 		for i := 0; i < l.top; i++ {
 			out = append(out, fit.Pad(fit.At(left, i), l.leftW)+sep+fit.Pad(fit.At(right, i), l.rightW))

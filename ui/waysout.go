@@ -79,9 +79,7 @@ func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
 		m.note(pane.Warn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
 	case msg.outcome != "":
 		m.note(pane.OK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, units.Or(msg.detail, "its check found its work done")))
-		if m.runbook.Advance(msg.id) {
-			m.detailOff = 0
-		}
+		m.runbook.Advance(msg.id)
 		return m.followNow()
 	default:
 		m.confirmID = msg.id
