@@ -21,7 +21,6 @@ const (
 	sourceTraffic       = "traffic"
 	sourceDrift         = "drift"
 	sourceSync          = "sync"
-	sourceConns         = "connections"
 	sourceJournal       = "journal"
 )
 

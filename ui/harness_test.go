@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/conns"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
@@ -250,7 +251,7 @@ func syncMsg(m *Model, p steps.SyncProgress) tea.Msg {
 }
 
 func connsMsg(m *Model, c steps.Connections) tea.Msg {
-	return poll.Msg[steps.Connections]{Source: sourceConns, Gen: m.ticks.Gen(), Value: c}
+	return poll.Msg[steps.Connections]{Source: conns.Source, Gen: m.ticks.Gen(), Value: c}
 }
 
 func driftMsg(m *Model, d steps.Drift) tea.Msg {

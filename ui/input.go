@@ -88,7 +88,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case msg.String() == "enter" && m.focus == focusValues:
 		return m.editSelectedValue()
 	case m.focus == focusConns && msg.String() == "enter":
-		m.connEnter()
+		return m.toPane(m.conns, msg)
 	case m.focus == focusConns && key.Matches(msg, k.Terminate):
 		return m.connTerminate()
 	case m.focus == focusConns && (msg.String() == "r" || msg.String() == "p" || msg.String() == "s" || msg.String() == "e" || msg.String() == "a"):
@@ -130,8 +130,6 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 // move moves within the focused pane.
 func (m *Model) move(d int) {
 	switch m.focus {
-	case focusConns:
-		m.connCursor = max(0, m.connCursor+d)
 	}
 }
 
@@ -149,6 +147,8 @@ func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
 		return m.toPane(m.runbook, msg)
 	case m.focus == focusDetail:
 		return m.toPane(m.detail, msg)
+	case m.focus == focusConns:
+		return m.toPane(m.conns, msg)
 	case key.Matches(msg, k.Up):
 		m.move(-1)
 	case key.Matches(msg, k.Down):
@@ -177,14 +177,12 @@ func (m *Model) focusChanged() tea.Cmd {
 	if m.focus != focusConns {
 		return nil
 	}
-	m.connsPoll.Soon()
+	m.compose() // the pane reads as soon as it shows
 	return m.pollDue()
 }
 
 func (m *Model) moveTop() {
 	switch m.focus {
-	case focusConns:
-		m.connCursor = 0
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/conns"
 	"github.com/pgbluegreen/pgbluegreen/ui/detail"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/keys"
@@ -184,11 +185,8 @@ type Model struct {
 	driftPoll  *poll.Poller[steps.Drift]
 	driftSince time.Time
 
-	conns               steps.Connections
-	connsPoll           *poll.Poller[steps.Connections]
-	connCursor, connOff int
-	expanded            map[string]bool
-	kill                killTarget
+	conns *conns.Model
+	kill  conns.Session
 
 	running  string
 	runDry   bool
@@ -242,7 +240,7 @@ func New(p Params) *Model {
 	m.trafficPoll = poll.New(m.ticks, poll.Params[steps.Traffic]{Source: sourceTraffic, Read: p.Traffic, Every: slowEvery, Backoff: slowEvery, Timeout: t})
 	m.driftPoll = poll.New(m.ticks, poll.Params[steps.Drift]{Source: sourceDrift, Read: p.Drift, Every: slowEvery, Backoff: slowEvery, Timeout: 2 * t})
 	m.sync.poll = poll.New(m.ticks, poll.Params[steps.SyncProgress]{Source: sourceSync, Read: p.SyncProgress, Every: syncEvery, Backoff: syncEvery, Timeout: t})
-	m.connsPoll = poll.New(m.ticks, poll.Params[steps.Connections]{Source: sourceConns, Read: p.Connections, Every: connsEvery, Backoff: connsEvery, Timeout: 2 * t})
+	m.conns = conns.New(m.ctx, m.ticks, p.Connections, 2*t)
 	// Versions are read once; a failure is retried at the next tick.
 	m.blueVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceBlueVersion, Read: p.BlueVersion, Timeout: t})
 	m.greenVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceGreenVersion, Read: p.GreenVersion, Timeout: t})
@@ -295,9 +293,7 @@ func (m *Model) pollDue() tea.Cmd {
 	if m.syncWanted() {
 		cmds = append(cmds, m.sync.poll.Poll(now))
 	}
-	if m.focus == focusConns {
-		cmds = append(cmds, m.connsPoll.Poll(now))
-	}
+	cmds = append(cmds, m.toPane(m.conns, m.ticks.Msg()))
 	// Versions once, and only from a server that answers, so a server that
 	// is down costs one query per backoff, not two.
 	if m.blueVer == "" && m.gauge.blue.Failures() == 0 {
@@ -356,6 +352,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.help.Width = msg.Width
+		m.layout()
 		return nil
 	case tea.KeyMsg:
 		return m.handleKey(msg)
@@ -448,8 +445,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case probeMsg:
 		return m.takeProbe(msg)
 	case poll.Msg[steps.Connections]:
-		m.takeConns(msg)
-		return nil
+		return m.toPane(m.conns, msg)
 	case poll.Msg[steps.Drift]:
 		if !m.takeDrift(msg) {
 			return nil
@@ -460,8 +456,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			}
 		})
 	case terminatedMsg:
-		m.takeTerminated(msg)
-		return nil
+		return m.takeTerminated(msg)
 	case HangupMsg:
 		return m.hangup()
 	case QuitRequestMsg:
@@ -486,6 +481,7 @@ func (m *Model) compose() {
 	m.detail.SetFocused(m.focus == focusDetail)
 	m.detail.SetState(m.st)
 	m.detail.SetRun(m.runInfo())
+	m.conns.SetFocused(m.focus == focusConns)
 	m.values.SetState(m.st)
 	m.syncKeys()
 }

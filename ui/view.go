@@ -36,6 +36,7 @@ func (m *Model) resize(l layout) {
 	m.values.SetSize(l.rightW, l.values)
 	m.runbook.SetSize(l.leftW, l.top)
 	m.detail.SetSize(l.rightW, l.detail)
+	m.conns.SetSize(m.width, l.top)
 }
 
 // layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
@@ -76,7 +77,7 @@ func (m *Model) View() string {
 
 	if m.focus == focusConns {
 		// Who is connected needs the width: it takes the top of the screen.
-		for _, line := range m.connsPane(w, l.top) {
+		for _, line := range fit.Lines(m.conns.View()) {
 			out = append(out, fit.Pad(line, w))
 		}
 	} else {
@@ -142,7 +143,7 @@ func (m *Model) promptLine() string {
 	case promptWays:
 		return strings.Join(m.waysLines(m.width), "\n")
 	case promptTerminate:
-		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.s.PID, m.kill.server, m.kill.who(), m.p.Database)) +
+		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.PID, m.kill.Server, m.kill.Who(), m.p.Database)) +
 			"\n" + st.Bold.Render("database name: ") + m.input.View()
 	case promptKey:
 		return st.Bold.Render("New value's name: ") + m.input.View()
