@@ -16,9 +16,6 @@ import (
 const (
 	sourceLag           = "lag"
 	sourceSubscriptions = "subscriptions"
-	sourceBlueVersion   = "blue version"
-	sourceGreenVersion  = "green version"
-	sourceTraffic       = "traffic"
 	sourceDrift         = "drift"
 	sourceSync          = "sync"
 	sourceJournal       = "journal"

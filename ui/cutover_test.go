@@ -9,6 +9,8 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
 
 // switchSteps are a prepared run and its cutover, destructive, for the
@@ -174,7 +176,7 @@ func TestTrafficAndFeed(t *testing.T) {
 	var fail error
 	h, _ := switchModel(t, func(ctx context.Context) (steps.Traffic, error) { return reply, fail })
 	m := h.m
-	h.until("the traffic", func() bool { return !m.trafficPoll.LastOK().IsZero() })
+	h.until("the traffic", func() bool { return strings.Contains(h.screen(), "◨ writes → GREEN") })
 	lag := 0.42
 	since := epoch.Add(-5 * time.Minute)
 	m.Update(lagMsg(m, steps.LagSample{At: epoch, Slots: []steps.SlotLag{
@@ -193,9 +195,9 @@ func TestTrafficAndFeed(t *testing.T) {
 	}
 	// Unreadable: unknown, said as such; the feed stays the last known.
 	fail = errors.New("dial tcp 127.0.0.1:6432: connect: connection refused")
-	m.trafficPoll.Soon()
+	h.send(poll.SoonMsg{Source: statusline.SourceTraffic})
 	h.send(m.ticks.Msg())
-	h.until("the failed read", func() bool { return m.trafficPoll.LastErr() != "" })
+	h.until("the failed read", func() bool { return strings.Contains(h.screen(), "? writes → UNKNOWN") })
 	scr = h.screen()
 	if !strings.Contains(scr, "? writes → UNKNOWN") || !strings.Contains(scr, "Lag green → blue") {
 		t.Errorf("unknown traffic:\n%s", scr)

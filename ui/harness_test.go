@@ -19,6 +19,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/conns"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens")
@@ -235,13 +236,13 @@ func subsMsg(m *Model, subs []steps.Subscription) tea.Msg {
 }
 
 func trafficMsg(m *Model, t steps.Traffic) tea.Msg {
-	return poll.Msg[steps.Traffic]{Source: sourceTraffic, Gen: m.ticks.Gen(), Value: t}
+	return poll.Msg[steps.Traffic]{Source: statusline.SourceTraffic, Gen: m.ticks.Gen(), Value: t}
 }
 
 func versionMsg(m *Model, blue bool, v string) tea.Msg {
-	source := sourceGreenVersion
+	source := statusline.SourceGreenVersion
 	if blue {
-		source = sourceBlueVersion
+		source = statusline.SourceBlueVersion
 	}
 	return poll.Msg[string]{Source: source, Gen: m.ticks.Gen(), Value: v}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/runbook"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 	"github.com/pgbluegreen/pgbluegreen/ui/stepstate"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/values"
@@ -167,15 +168,12 @@ type Model struct {
 	journalOff         int64
 	// pending are the screen's notes about a finished step, held until the
 	// journal read that follows the step, so they come after its lines.
-	pending                   []heldNote
-	pendingWait               int
-	holdNotes                 bool
-	blueVerPoll, greenVerPoll *poll.Poller[string]
-	blueVer, greenVer         string
-	holder                    string
+	pending     []heldNote
+	pendingWait int
+	holdNotes   bool
 
-	traffic     steps.Traffic
-	trafficPoll *poll.Poller[steps.Traffic]
+	status  *statusline.Model
+	traffic steps.Traffic
 	// lastFeed is the feed in use the last time the traffic was known.
 	lastFeed string
 
@@ -206,9 +204,8 @@ type Model struct {
 	confirmID string
 	// way is the way out being confirmed ("finish", "undo"), ways the two
 	// offered.
-	way   string
-	ways  steps.WaysOut
-	flash string
+	way  string
+	ways steps.WaysOut
 
 	// checks are the PASS/WARN/FAIL lines of each step's last run.
 	checks *stepstate.Checks
@@ -237,19 +234,20 @@ func New(p Params) *Model {
 	t := p.PollTimeout
 	m.gauge.blue = poll.New(m.ticks, poll.Params[steps.LagSample]{Source: sourceLag, Read: p.Lag, Backoff: m.interval, Timeout: t})
 	m.gauge.green = poll.New(m.ticks, poll.Params[[]steps.Subscription]{Source: sourceSubscriptions, Read: p.Subscriptions, Backoff: m.interval, Timeout: t})
-	m.trafficPoll = poll.New(m.ticks, poll.Params[steps.Traffic]{Source: sourceTraffic, Read: p.Traffic, Every: slowEvery, Backoff: slowEvery, Timeout: t})
 	m.driftPoll = poll.New(m.ticks, poll.Params[steps.Drift]{Source: sourceDrift, Read: p.Drift, Every: slowEvery, Backoff: slowEvery, Timeout: 2 * t})
 	m.sync.poll = poll.New(m.ticks, poll.Params[steps.SyncProgress]{Source: sourceSync, Read: p.SyncProgress, Every: syncEvery, Backoff: syncEvery, Timeout: t})
 	m.conns = conns.New(m.ctx, m.ticks, p.Connections, 2*t)
-	// Versions are read once; a failure is retried at the next tick.
-	m.blueVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceBlueVersion, Read: p.BlueVersion, Timeout: t})
-	m.greenVerPoll = poll.New(m.ticks, poll.Params[string]{Source: sourceGreenVersion, Read: p.GreenVersion, Timeout: t})
+	sp := statusline.Params{Chain: m.ticks, Traffic: p.Traffic, BlueVersion: p.BlueVersion, GreenVersion: p.GreenVersion, Timeout: t, Watch: p.Watch}
+	if p.Config != nil {
+		sp.Strategy = p.Config.Strategy
+	}
+	m.status = statusline.New(m.ctx, sp)
+	m.status.SetLock(p.Holder)
 	m.journal = poll.New(m.followTicks, poll.Params[followed]{Source: sourceJournal, Timeout: t})
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
 	m.input = newLineInput(m.styles)
 	m.log = logpane.New(m.ctx, logpane.Limit)
 	m.values = values.New(m.ctx)
-	m.holder = p.Holder
 	if p.Store != nil {
 		m.st = p.Store.Snapshot()
 	}
@@ -289,19 +287,11 @@ func (m *Model) followEvery() time.Duration {
 // pollDue starts the polls whose time has come.
 func (m *Model) pollDue() tea.Cmd {
 	now := m.now()
-	cmds := []tea.Cmd{m.gauge.blue.Poll(now), m.gauge.green.Poll(now), m.trafficPoll.Poll(now), m.driftPoll.Poll(now)}
+	cmds := []tea.Cmd{m.gauge.blue.Poll(now), m.gauge.green.Poll(now), m.driftPoll.Poll(now), m.toPane(m.status, m.ticks.Msg())}
 	if m.syncWanted() {
 		cmds = append(cmds, m.sync.poll.Poll(now))
 	}
 	cmds = append(cmds, m.toPane(m.conns, m.ticks.Msg()))
-	// Versions once, and only from a server that answers, so a server that
-	// is down costs one query per backoff, not two.
-	if m.blueVer == "" && m.gauge.blue.Failures() == 0 {
-		cmds = append(cmds, m.blueVerPoll.Poll(now))
-	}
-	if m.greenVer == "" && m.gauge.green.Failures() == 0 {
-		cmds = append(cmds, m.greenVerPoll.Poll(now))
-	}
 	return tea.Batch(cmds...)
 }
 
@@ -352,6 +342,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.help.Width = msg.Width
+		m.status.SetSize(msg.Width, msg.Height)
 		m.layout()
 		return nil
 	case tea.KeyMsg:
@@ -365,6 +356,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case poll.Msg[steps.LagSample]:
+		m.toPane(m.status, msg)
 		if !m.gauge.blue.Take(msg, m.now()) {
 			return nil
 		}
@@ -374,6 +366,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return m.observeLag(msg)
 	case poll.Msg[[]steps.Subscription]:
+		m.toPane(m.status, msg)
 		if !m.gauge.green.Take(msg, m.now()) {
 			return nil
 		}
@@ -383,19 +376,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return m.observeSubs(msg)
 	case poll.Msg[steps.Traffic]:
-		m.takeTraffic(msg)
-		return nil
+		m.followTraffic(msg)
+		return m.toPane(m.status, msg)
 	case poll.Msg[steps.SyncProgress]:
 		m.takeSync(msg)
 		return nil
 	case poll.Msg[string]:
-		if m.blueVerPoll.Take(msg, m.now()) && msg.Err == nil {
-			m.blueVer = msg.Value
-		}
-		if m.greenVerPoll.Take(msg, m.now()) && msg.Err == nil {
-			m.greenVer = msg.Value
-		}
-		return nil
+		return m.toPane(m.status, msg)
 	case poll.Msg[followed]:
 		if !m.journal.Take(msg, m.now()) {
 			return nil
@@ -466,7 +453,22 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.requestCancel()
 		return nil
 	}
-	return nil
+	return m.fanOut(msg)
+}
+
+// panes are the screen's panes, for the messages every one may take.
+func (m *Model) panes() []pane.Component {
+	return []pane.Component{m.runbook, m.detail, m.values, m.log, m.conns, m.status}
+}
+
+// fanOut hands a message to every pane and batches what they return.
+func (m *Model) fanOut(msg tea.Msg) tea.Cmd {
+	var cmds []tea.Cmd
+	for _, p := range m.panes() {
+		_, cmd := p.Update(msg)
+		cmds = append(cmds, cmd)
+	}
+	return tea.Batch(cmds...)
 }
 
 // compose hands the panes what changed in the screen's own state: the
@@ -482,6 +484,11 @@ func (m *Model) compose() {
 	m.detail.SetState(m.st)
 	m.detail.SetRun(m.runInfo())
 	m.conns.SetFocused(m.focus == focusConns)
+	going := ""
+	if m.quitting {
+		going = m.running
+	}
+	m.status.SetCancelling(going)
 	m.values.SetState(m.st)
 	m.syncKeys()
 }

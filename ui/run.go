@@ -22,7 +22,7 @@ import (
 // applyFollow takes in what the follow command read.
 func (m *Model) applyFollow(msg followed) {
 	if msg.err != nil {
-		m.flash = "following files: " + fit.OneLine(msg.err)
+		m.status.SetFlash("following files: " + fit.OneLine(msg.err))
 	}
 	m.journalOff = msg.next
 	for _, e := range msg.entries {
@@ -43,9 +43,9 @@ func (m *Model) applyFollow(msg followed) {
 			m.st = msg.st
 		}
 		if msg.holder != "" {
-			m.holder = msg.holder
+			m.status.SetLock(msg.holder)
 		} else {
-			m.holder = "nobody (no instance is driving)"
+			m.status.SetLock("nobody (no instance is driving)")
 		}
 		m.running = ""
 		for _, s := range m.p.Steps {
@@ -141,7 +141,7 @@ func (m *Model) note(level pane.Level, text string) {
 		return
 	}
 	m.log.Add(text, level)
-	m.flash = ""
+	m.status.SetFlash("")
 }
 
 // lineText formats one line of step output.

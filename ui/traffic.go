@@ -2,11 +2,9 @@ package ui
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
-	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
@@ -21,13 +19,14 @@ type TrafficFunc func(ctx context.Context) (steps.Traffic, error)
 // traffic is and the schemas' fingerprints.
 const slowEvery = 5 * time.Second
 
-// takeTraffic takes in a read of where writes go.
-func (m *Model) takeTraffic(msg poll.Msg[steps.Traffic]) {
-	if !m.trafficPoll.Take(msg, m.now()) {
+// followTraffic follows where writes go for the lag pane's feed in use;
+// the status line takes the read itself.
+func (m *Model) followTraffic(msg poll.Msg[steps.Traffic]) {
+	if msg.Gen != m.ticks.Gen() {
 		return
 	}
 	if msg.Err != nil {
-		m.traffic = steps.Traffic{Target: "unknown", How: m.trafficPoll.LastErr()}
+		m.traffic = steps.Traffic{Target: "unknown"}
 		return
 	}
 	m.traffic = msg.Value
@@ -37,39 +36,4 @@ func (m *Model) takeTraffic(msg poll.Msg[steps.Traffic]) {
 	case "blue":
 		m.lastFeed = feedForward
 	}
-}
-
-// trafficWord is the status line's first part: where writes go, as a
-// symbol and a word (colour is never the only signal).
-func (m *Model) trafficWord() string {
-	if m.p.Traffic == nil {
-		return ""
-	}
-	st := m.styles
-	if m.trafficPoll.LastOK().IsZero() && m.trafficPoll.LastErr() == "" {
-		return st.Faint.Render("writes → … (reading)")
-	}
-	switch m.traffic.Target {
-	case "blue":
-		return st.Running.Render("◧ writes → BLUE")
-	case "green":
-		return st.OK.Render("◨ writes → GREEN")
-	case "paused":
-		return st.Warn.Render("‖ writes PAUSED")
-	}
-	return st.Fail.Render("? writes → UNKNOWN")
-}
-
-// trafficLines are the warnings of the last read (writes may land on both
-// sides), and, on a wide screen, how it was determined; above the status
-// line.
-func (m *Model) trafficLines(w int) []string {
-	var out []string
-	for _, warn := range m.traffic.Warnings {
-		out = append(out, m.styles.Loud.Render(fit.Truncate("⚠ "+warn, w)))
-	}
-	if m.traffic.Target == "unknown" && m.traffic.How != "" {
-		out = append(out, m.styles.Fail.Render(fit.Truncate("? where writes go is unknown: "+strings.Join(strings.Fields(m.traffic.How), " "), w)))
-	}
-	return out
 }

@@ -123,8 +123,7 @@ func (m *Model) footerLines() []string {
 		}
 	}
 	out = append(out, strings.Split(m.help.View(m), "\n")...)
-	out = append(out, m.trafficLines(m.width)...)
-	out = append(out, m.statusLine())
+	out = append(out, fit.Lines(m.status.View())...)
 	return out
 }
 
@@ -161,40 +160,6 @@ func (m *Model) promptLine() string {
 		return st.Warn.Render(fmt.Sprintf("⚠ %s is running. Quit and cancel it? Its state will say interrupted. [y/N]", m.running))
 	}
 	return ""
-}
-
-// statusLine: where writes go, mode, strategy, versions, lock holder, and
-// the latest notice.
-func (m *Model) statusLine() string {
-	st := m.styles
-	var parts []string
-	if t := m.trafficWord(); t != "" {
-		parts = append(parts, t)
-	}
-	if m.p.Watch {
-		parts = append(parts, st.Warn.Render("WATCH (read-only)"))
-	}
-	if m.p.Config != nil {
-		parts = append(parts, "strategy "+m.p.Config.Strategy)
-	}
-	bv, gv := m.blueVer, m.greenVer
-	if bv == "" {
-		bv = "?"
-	}
-	if gv == "" {
-		gv = "?"
-	}
-	parts = append(parts, fmt.Sprintf("blue %s → green %s", bv, gv))
-	if m.holder != "" {
-		parts = append(parts, "lock: "+m.holder)
-	}
-	if m.quitting {
-		parts = append(parts, st.Warn.Render("cancelling "+m.running+"…"))
-	}
-	if m.flash != "" {
-		parts = append(parts, m.flash)
-	}
-	return st.Faint.Render(" " + strings.Join(parts, " · "))
 }
 
 // ShortHelp is the help line: a prompt's answers while one is open, else

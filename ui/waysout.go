@@ -57,14 +57,15 @@ func probeCmd(r Runner, id string) tea.Cmd {
 // operator.
 func (m *Model) startProbe(id string) tea.Cmd {
 	m.probing = id
-	m.flash = "checking " + id + " against the servers…"
+	m.status.SetFlash("checking " + id + " against the servers…")
 	return probeCmd(m.p.Runner, id)
 }
 
 // takeProbe acts on what the servers said: a refusal, nothing to do, the
 // ways out, or the usual confirmation.
 func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
-	m.probing, m.flash = "", ""
+	m.probing = ""
+	m.status.SetFlash("")
 	m.refreshState()
 	switch {
 	case m.hungUp || m.quitting:
