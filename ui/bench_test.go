@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
@@ -47,8 +48,8 @@ func benchModel(b *testing.B) *Model {
 	real := &steps.Runner{Config: cfg, Steps: all, Store: store}
 	m := New(Params{Config: cfg, Steps: all, Runner: &fakeRunner{real: real}, Store: store, Database: "app",
 		Now: func() time.Time { return epoch }, Location: time.UTC})
-	for i := 0; i < historyLen; i++ {
-		s := steps.LagSample{At: epoch.Add(time.Duration(i-historyLen) * time.Second)}
+	for i := 0; i < lag.HistoryLen; i++ {
+		s := steps.LagSample{At: epoch.Add(time.Duration(i-lag.HistoryLen) * time.Second)}
 		for j := 0; j < 20; j++ {
 			s.Slots = append(s.Slots, steps.SlotLag{Slot: fmt.Sprintf("pgbg_slot_%02d", j), Active: j%2 == 0,
 				BehindBytes: int64((i*7+j*13)%500) << 20, RetainedBytes: 1 << 30, WALStatus: "reserved", SafeWALBytes: -1})

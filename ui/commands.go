@@ -12,14 +12,8 @@ import (
 // Every command here is built from values (never a closure over the model)
 // and bounded by a deadline, so nothing slow runs in Update, View or Init.
 
-// The sources the screen polls, as their results name them.
-const (
-	sourceLag           = "lag"
-	sourceSubscriptions = "subscriptions"
-	sourceDrift         = "drift"
-	sourceSync          = "sync"
-	sourceJournal       = "journal"
-)
+// sourceJournal names the journal's reads.
+const sourceJournal = "journal"
 
 type (
 	// followed is what changed on disk: new journal entries, and in watch

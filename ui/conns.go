@@ -6,7 +6,6 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/conns"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
@@ -15,9 +14,6 @@ import (
 
 // Ending a session from the connections pane: x on a session asks for the
 // database's name, then the runner ends it and journals it.
-
-// ConnectionsFunc reads who is connected; steps.Monitor.Connections fits it.
-type ConnectionsFunc func(ctx context.Context) (steps.Connections, error)
 
 type terminatedMsg struct {
 	target conns.Session

@@ -18,6 +18,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/conns"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
@@ -118,6 +119,8 @@ type harness struct {
 	m    *Model
 	msgs chan tea.Msg
 	quit bool
+	// sent are the messages delivered, in order.
+	sent []tea.Msg
 }
 
 func newHarness(t *testing.T, m *Model, w, h int) *harness {
@@ -151,8 +154,31 @@ func (h *harness) send(msg tea.Msg) {
 		h.quit = true
 		return
 	}
+	h.sent = append(h.sent, msg)
 	_, cmd := h.m.Update(msg)
 	h.exec(cmd)
+}
+
+// count is how many messages delivered so far are of a kind.
+func (h *harness) count(kind func(tea.Msg) bool) int {
+	n := 0
+	for _, msg := range h.sent {
+		if kind(msg) {
+			n++
+		}
+	}
+	return n
+}
+
+// feed delivers msg as the program would, at once: the commands Update
+// returns run here and their messages are fed back in turn (the panes'
+// notes for the log, the alerts). Only for messages whose commands return
+// at once: no tick, no step.
+func feed(m *Model, msg tea.Msg) {
+	_, cmd := m.Update(msg)
+	for _, msg := range runCmd(cmd) {
+		feed(m, msg)
+	}
 }
 
 // key sends key presses: "enter", "esc", "tab", "up", "down", "ctrl+c", or
@@ -219,20 +245,20 @@ func tea_WindowSize(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Heigh
 // Results of the screen's polls, as their pollers send them, tagged with
 // the current generation of the chain.
 func lagMsg(m *Model, s steps.LagSample) tea.Msg {
-	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen(), Value: s}
+	return poll.Msg[steps.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen(), Value: s}
 }
 
 func lagErrMsg(m *Model, err error) tea.Msg {
-	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen(), Err: err}
+	return poll.Msg[steps.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen(), Err: err}
 }
 
 // staleLagMsg is a sample of the chain's previous generation.
 func staleLagMsg(m *Model, s steps.LagSample) tea.Msg {
-	return poll.Msg[steps.LagSample]{Source: sourceLag, Gen: m.ticks.Gen() - 1, Value: s}
+	return poll.Msg[steps.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen() - 1, Value: s}
 }
 
 func subsMsg(m *Model, subs []steps.Subscription) tea.Msg {
-	return poll.Msg[[]steps.Subscription]{Source: sourceSubscriptions, Gen: m.ticks.Gen(), Value: subs}
+	return poll.Msg[[]steps.Subscription]{Source: lag.SourceSubscriptions, Gen: m.ticks.Gen(), Value: subs}
 }
 
 func trafficMsg(m *Model, t steps.Traffic) tea.Msg {
@@ -248,7 +274,7 @@ func versionMsg(m *Model, blue bool, v string) tea.Msg {
 }
 
 func syncMsg(m *Model, p steps.SyncProgress) tea.Msg {
-	return poll.Msg[steps.SyncProgress]{Source: sourceSync, Gen: m.ticks.Gen(), Value: p}
+	return poll.Msg[steps.SyncProgress]{Source: lag.SourceSync, Gen: m.ticks.Gen(), Value: p}
 }
 
 func connsMsg(m *Model, c steps.Connections) tea.Msg {
@@ -256,5 +282,5 @@ func connsMsg(m *Model, c steps.Connections) tea.Msg {
 }
 
 func driftMsg(m *Model, d steps.Drift) tea.Msg {
-	return poll.Msg[steps.Drift]{Source: sourceDrift, Gen: m.ticks.Gen(), Value: d}
+	return poll.Msg[steps.Drift]{Source: lag.SourceDrift, Gen: m.ticks.Gen(), Value: d}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/detail"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/keys"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
 	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
@@ -32,82 +33,6 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
-
-// Runner is what the screen uses of *steps.Runner; tests give a fake.
-type Runner interface {
-	Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error)
-	Preconditions(id string, p steps.RunParams) string
-	Env(step string) *steps.Env
-	Skip(id, reason string) error
-	// WaysOut says whether a cutover or rollback stopped half way, and its
-	// two ways out.
-	WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error)
-	// RecordIfDone records a step done when its check finds its work done.
-	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
-	// TerminateSession ends one client session, journaled.
-	TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error)
-	// SetValue records an operator's value: typed, journaled with the reason.
-	SetValue(key, value, reason string) error
-}
-
-// Store is what the screen uses of *state.Store.
-type Store interface {
-	Snapshot() *state.State
-	Update(fn func(*state.State) error) error
-	Reload() (*state.State, error)
-}
-
-// LagFunc reads blue's slots once; SubscriptionsFunc green's subscriptions;
-// VersionFunc one server's version. steps.Monitor's methods fit them.
-type (
-	LagFunc           func(ctx context.Context) (steps.LagSample, error)
-	SubscriptionsFunc func(ctx context.Context) ([]steps.Subscription, error)
-	VersionFunc       func(ctx context.Context) (string, error)
-)
-
-// Params are what the screen is built from.
-type Params struct {
-	Config *steps.Config
-	// Steps are the strategy's steps, in order.
-	Steps  []*steps.Step
-	Runner Runner
-	Store  Store
-	// Lines is the runner's Out: step output, streamed into the log.
-	Lines <-chan steps.Line
-	// Lag, Subscriptions and the versions are polled; any may be nil.
-	Lag                       LagFunc
-	Subscriptions             SubscriptionsFunc
-	BlueVersion, GreenVersion VersionFunc
-	// Traffic says where writes go; read every slowEvery.
-	Traffic TrafficFunc
-	// Connections says who is connected; read every connsEvery while the
-	// connections pane is shown.
-	Connections ConnectionsFunc
-	// Drift compares blue's and green's schemas; read every slowEvery.
-	Drift DriftFunc
-	// SyncProgress reads the initial sync's progress; read every syncEvery
-	// while a subscription has tables still to sync.
-	SyncProgress SyncProgressFunc
-	// Alerts, when set, is fed every read (nil: no alerts from this screen);
-	// AlertsNote says where they go, or who sends them, in the log at start.
-	Alerts     AlertSink
-	AlertsNote string
-	// PollTimeout bounds every poll (default 5 s).
-	PollTimeout time.Duration
-	// JournalPath is followed into the log; StatePath names the lock to
-	// report in watch mode.
-	JournalPath, StatePath string
-	// Database is blue's database name, typed to confirm a destructive step.
-	Database string
-	// Watch shows the same screen read-only: it follows the files of the
-	// instance that drives and offers no key that executes anything.
-	Watch bool
-	// Holder describes this instance as the lock's holder (drive mode).
-	Holder string
-	// Now and Location make the clock fixed in tests; defaults time.Now, time.Local.
-	Now      func() time.Time
-	Location *time.Location
-}
 
 type focus int
 
@@ -144,7 +69,6 @@ type Model struct {
 	p       Params
 	ctx     pane.Context
 	styles  theme.Styles
-	brush   *theme.Brushes // made on first View
 	keys    *keys.KeyMap
 	help    help.Model
 	spinner spinner.Model
@@ -158,7 +82,7 @@ type Model struct {
 	detail  *detail.Model
 	values  *values.Model
 	log     *logpane.Model
-	gauge   gauge
+	lag     *lag.Model
 
 	interval time.Duration
 	// ticks is the one chain every poll of the servers is read on; the
@@ -172,16 +96,7 @@ type Model struct {
 	pendingWait int
 	holdNotes   bool
 
-	status  *statusline.Model
-	traffic steps.Traffic
-	// lastFeed is the feed in use the last time the traffic was known.
-	lastFeed string
-
-	sync syncView
-
-	drift      steps.Drift
-	driftPoll  *poll.Poller[steps.Drift]
-	driftSince time.Time
+	status *statusline.Model
 
 	conns *conns.Model
 	kill  conns.Session
@@ -224,18 +139,17 @@ func New(p Params) *Model {
 	}
 	ctx := pane.NewContext(p.Now, p.Location)
 	m := &Model{p: p, ctx: ctx, styles: ctx.Styles, keys: ctx.Keys, help: help.New(), interval: time.Second}
+	var caughtUp int64
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
 		}
-		m.gauge.caughtUp = p.Config.Cutover.MaxLagBytes
+		caughtUp = p.Config.Cutover.MaxLagBytes
 	}
 	m.ticks, m.followTicks = poll.NewChain("poll"), poll.NewChain("follow")
 	t := p.PollTimeout
-	m.gauge.blue = poll.New(m.ticks, poll.Params[steps.LagSample]{Source: sourceLag, Read: p.Lag, Backoff: m.interval, Timeout: t})
-	m.gauge.green = poll.New(m.ticks, poll.Params[[]steps.Subscription]{Source: sourceSubscriptions, Read: p.Subscriptions, Backoff: m.interval, Timeout: t})
-	m.driftPoll = poll.New(m.ticks, poll.Params[steps.Drift]{Source: sourceDrift, Read: p.Drift, Every: slowEvery, Backoff: slowEvery, Timeout: 2 * t})
-	m.sync.poll = poll.New(m.ticks, poll.Params[steps.SyncProgress]{Source: sourceSync, Read: p.SyncProgress, Every: syncEvery, Backoff: syncEvery, Timeout: t})
+	m.lag = lag.New(m.ctx, lag.Params{Chain: m.ticks, Slots: p.Lag, Subscriptions: p.Subscriptions, SyncProgress: p.SyncProgress, Drift: p.Drift,
+		Interval: m.interval, Timeout: t, CaughtUp: caughtUp, Alerts: p.Alerts})
 	m.conns = conns.New(m.ctx, m.ticks, p.Connections, 2*t)
 	sp := statusline.Params{Chain: m.ticks, Traffic: p.Traffic, BlueVersion: p.BlueVersion, GreenVersion: p.GreenVersion, Timeout: t, Watch: p.Watch}
 	if p.Config != nil {
@@ -284,16 +198,9 @@ func (m *Model) followEvery() time.Duration {
 	return time.Second
 }
 
-// pollDue starts the polls whose time has come.
-func (m *Model) pollDue() tea.Cmd {
-	now := m.now()
-	cmds := []tea.Cmd{m.gauge.blue.Poll(now), m.gauge.green.Poll(now), m.driftPoll.Poll(now), m.toPane(m.status, m.ticks.Msg())}
-	if m.syncWanted() {
-		cmds = append(cmds, m.sync.poll.Poll(now))
-	}
-	cmds = append(cmds, m.toPane(m.conns, m.ticks.Msg()))
-	return tea.Batch(cmds...)
-}
+// pollDue starts the polls whose time has come: the panes that read
+// something take the chain's tick, now.
+func (m *Model) pollDue() tea.Cmd { return m.fanOut(m.ticks.Msg()) }
 
 // Running returns the step running now, or "".
 func (m *Model) Running() string { return m.running }
@@ -355,34 +262,6 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			return tea.Batch(m.followTicks.Tick(m.followEvery()), m.followNow())
 		}
 		return nil
-	case poll.Msg[steps.LagSample]:
-		m.toPane(m.status, msg)
-		if !m.gauge.blue.Take(msg, m.now()) {
-			return nil
-		}
-		if msg.Err == nil {
-			m.gauge.add(msg.Value)
-			m.advanceSync()
-		}
-		return m.observeLag(msg)
-	case poll.Msg[[]steps.Subscription]:
-		m.toPane(m.status, msg)
-		if !m.gauge.green.Take(msg, m.now()) {
-			return nil
-		}
-		if msg.Err == nil {
-			m.gauge.subs = msg.Value
-			m.advanceSync()
-		}
-		return m.observeSubs(msg)
-	case poll.Msg[steps.Traffic]:
-		m.followTraffic(msg)
-		return m.toPane(m.status, msg)
-	case poll.Msg[steps.SyncProgress]:
-		m.takeSync(msg)
-		return nil
-	case poll.Msg[string]:
-		return m.toPane(m.status, msg)
 	case poll.Msg[followed]:
 		if !m.journal.Take(msg, m.now()) {
 			return nil
@@ -431,19 +310,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return cmd
 	case probeMsg:
 		return m.takeProbe(msg)
-	case poll.Msg[steps.Connections]:
-		return m.toPane(m.conns, msg)
-	case poll.Msg[steps.Drift]:
-		if !m.takeDrift(msg) {
-			return nil
-		}
-		return observeCmd(m.p.Alerts, func(a AlertSink) {
-			if msg.Err == nil {
-				a.ObserveDrift(msg.Value)
-			}
-		})
 	case terminatedMsg:
 		return m.takeTerminated(msg)
+	case pane.NoteMsg:
+		m.note(msg.Level, msg.Text)
+		return nil
 	case HangupMsg:
 		return m.hangup()
 	case QuitRequestMsg:
@@ -458,7 +329,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 
 // panes are the screen's panes, for the messages every one may take.
 func (m *Model) panes() []pane.Component {
-	return []pane.Component{m.runbook, m.detail, m.values, m.log, m.conns, m.status}
+	return []pane.Component{m.runbook, m.detail, m.values, m.log, m.lag, m.conns, m.status}
 }
 
 // fanOut hands a message to every pane and batches what they return.

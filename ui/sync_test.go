@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
@@ -124,11 +125,11 @@ func TestSyncStages(t *testing.T) {
 
 	// Every table copied; the slot is 20 MB behind.
 	at := epoch.Add(5 * time.Second)
-	m.Update(lagMsg(m, syncLag(at, 20<<20, 1.5)))
-	m.Update(subsMsg(m, syncSub(0)))
+	feed(m, lagMsg(m, syncLag(at, 20<<20, 1.5)))
+	feed(m, subsMsg(m, syncSub(0)))
 	var p steps.SyncProgress
 	p.Phase, p.TablesDone, p.TablesTotal, p.BytesDone, p.BytesTotal, p.LagBytes, p.LagSeconds = "streaming", 476, 476, 1600<<20, 1600<<20, 20<<20, 1.5
-	m.Update(syncMsg(m, p))
+	feed(m, syncMsg(m, p))
 	scr = ansi.Strip(m.View())
 	if !strings.Contains(scr, "CATCHING UP · all 476 tables copied · 20.0 MB behind · lag 1.50s") {
 		t.Errorf("catch-up: no lag in bytes and time:\n%s", scr)
@@ -138,7 +139,7 @@ func TestSyncStages(t *testing.T) {
 	}
 
 	// Within the lag gate (1 MB): done, said once in the log.
-	m.Update(lagMsg(m, syncLag(at.Add(time.Second), 4096, 0.02)))
+	feed(m, lagMsg(m, syncLag(at.Add(time.Second), 4096, 0.02)))
 	scr = ansi.Strip(m.View())
 	if strings.Contains(scr, "CATCHING UP") || strings.Contains(scr, "COPYING") {
 		t.Errorf("done: the sync lines remain:\n%s", scr)
@@ -150,7 +151,7 @@ func TestSyncStages(t *testing.T) {
 		t.Errorf("done said %d times in the log, want 1:\n%s", n, m.logText())
 	}
 	// Later load does not bring the catch-up back: it happens once per copy.
-	m.Update(lagMsg(m, syncLag(at.Add(2*time.Second), 50<<20, 3)))
+	feed(m, lagMsg(m, syncLag(at.Add(2*time.Second), 50<<20, 3)))
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "CATCHING UP") {
 		t.Errorf("a lag after the catch-up brought CATCHING UP back:\n%s", scr)
 	}
@@ -201,7 +202,7 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 	if !strings.Contains(scr, "sub subscription oid 16401 · 1 table sync in flight") {
 		t.Errorf("an unnamed subscription's table sync not grouped by its oid:\n%s", scr)
 	}
-	if n := len(m.gauge.slots); n != 1 {
+	if n := m.lag.Slots(); n != 1 {
 		t.Errorf("%d gauge rows, want 1 (the subscription's slot)", n)
 	}
 
@@ -247,10 +248,10 @@ func TestSyncPollCadence(t *testing.T) {
 		now = now.Add(time.Second)
 	}
 	if n := reads.Load(); n != 4 {
-		t.Errorf("%d reads in 10 s of ticks, want 4 (one per %s)", n, syncEvery)
+		t.Errorf("%d reads in 10 s of ticks, want 4 (one per %s)", n, lag.SyncEvery)
 	}
-	if m.sync.stage != syncCopying {
-		t.Errorf("stage %d after reads of a copy, want copying", m.sync.stage)
+	if m.lag.Stage() != lag.Copying {
+		t.Errorf("stage %d after reads of a copy, want copying", m.lag.Stage())
 	}
 	m.Update(subsMsg(m, syncSub(0)))
 	for i := 0; i < 10; i++ {
@@ -345,7 +346,7 @@ func TestSnapshotCopyShown(t *testing.T) {
 		t.Errorf("a snapshot copy has no apply worker to wait for:\n%s", scr)
 	}
 	p = steps.SyncProgress{Phase: "not started"}
-	now = now.Add(syncEvery)
+	now = now.Add(lag.SyncEvery)
 	tick()
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "COPYING") {
 		t.Errorf("the copy ended, the bar stays:\n%s", scr)

@@ -15,46 +15,43 @@ const (
 	minHeight = 24
 )
 
-// layout is every pane's size, computed from the terminal's and the
-// footer's measured height; every subtraction is clamped at zero.
+// layout is every pane's size, from the terminal's and from what the
+// footer and the lag pane measure; every subtraction is clamped at zero.
 type layout struct {
 	leftW, rightW                   int
 	top, detail, values, gauge, log int // heights, titles included
 	footer                          int
 }
 
-// layout sizes the panes for the current state.
-func (m *Model) layout() layout {
-	l := m.layoutFor(len(m.gaugeLines(m.width)), len(m.footerLines()))
-	m.resize(l)
-	return l
-}
-
-// resize gives each pane its size.
-func (m *Model) resize(l layout) {
-	m.log.SetSize(m.width, l.log)
-	m.values.SetSize(l.rightW, l.values)
-	m.runbook.SetSize(l.leftW, l.top)
-	m.detail.SetSize(l.rightW, l.detail)
-	m.conns.SetSize(m.width, l.top)
-}
-
-// layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
-func (m *Model) layoutFor(gaugeN, footerN int) layout {
+// layout measures the footer and the lag pane (whose height is what it
+// has to say, up to a third of the screen), sizes every pane, and returns
+// the sizes with the footer's and the lag pane's lines, drawn once.
+func (m *Model) layout() (l layout, footer, gauge []string) {
 	w, h := m.width, m.height
-	var l layout
-	l.footer = footerN
+	footer = m.footerLines()
+	l.footer = len(footer)
 	body := max(0, h-l.footer)
-	want := 1 + max(1, gaugeN)
-	l.gauge = min(want, max(3, body/3))
 	l.log = max(4, body/4)
+	m.lag.SetScreenHeight(h)
+	m.lag.SetSize(w, max(3, body/3))
+	gauge = fit.Lines(m.lag.View())
+	l.gauge = len(gauge)
 	l.top = max(0, body-l.gauge-l.log)
 	l.detail = max(0, l.top*3/5)
 	l.values = max(0, l.top-l.detail)
 	l.leftW = max(36, min(w*2/5, 64))
-	l.rightW = max(0, w-l.leftW-1)
-	return l
+	l.rightW = max(0, w-l.leftW-fit.Width(m.separator()))
+
+	m.log.SetSize(w, l.log)
+	m.runbook.SetSize(l.leftW, l.top)
+	m.detail.SetSize(l.rightW, l.detail)
+	m.values.SetSize(l.rightW, l.values)
+	m.conns.SetSize(w, l.top)
+	return l, footer, gauge
 }
+
+// separator is the line between the runbook and the detail.
+func (m *Model) separator() string { return m.styles.Faint.Render("│") }
 
 // View draws the screen: exactly the terminal's size, never wider.
 func (m *Model) View() string {
@@ -66,15 +63,8 @@ func (m *Model) View() string {
 	if w < minWidth || h < minHeight {
 		return fit.Truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
-	if m.brush == nil {
-		m.brush = m.styles.Brushes()
-	}
-	gauge := m.gaugeLines(w)
-	footer := m.footerLines()
-	l := m.layoutFor(len(gauge), len(footer))
-	m.resize(l)
+	l, footer, gauge := m.layout()
 	out := make([]string, 0, h)
-
 	if m.focus == focusConns {
 		// Who is connected needs the width: it takes the top of the screen.
 		for _, line := range fit.Lines(m.conns.View()) {
@@ -83,15 +73,12 @@ func (m *Model) View() string {
 	} else {
 		left := fit.Lines(m.runbook.View())
 		right := append(fit.Lines(m.detail.View()), fit.Lines(m.values.View())...)
-		sep := m.styles.Faint.Render("│")
+		sep := m.separator()
 		for i := 0; i < l.top; i++ {
 			out = append(out, fit.Pad(fit.At(left, i), l.leftW)+sep+fit.Pad(fit.At(right, i), l.rightW))
 		}
 	}
-	out = append(out, m.title(m.gaugeTitle(), w, false))
-	// gaugeLines fits its lines to w itself: measuring them again here
-	// would double the cost of a frame.
-	out = append(out, fit.Fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
+	out = append(out, gauge...)
 	out = append(out, fit.Lines(m.log.View())...)
 	for _, s := range footer {
 		out = append(out, fit.Truncate(s, w))

@@ -1,12 +1,10 @@
-package ui
+package lag
 
 import (
-	"context"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
-
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
@@ -18,27 +16,26 @@ import (
 // compared on the slow tick while replication runs; a difference is loud
 // at the top of the lag pane, with the objects, until they match again.
 
-// DriftFunc compares blue's and green's schemas; steps.Monitor.Drift fits it.
-type DriftFunc func(ctx context.Context) (steps.Drift, error)
+// DriftEvery paces the schemas' comparisons: they need not follow every
+// second.
+const DriftEvery = 5 * time.Second
 
 // takeDrift takes in a comparison; a drift keeps the time it was first
-// seen. It reports false for a result not to take.
-func (m *Model) takeDrift(msg poll.Msg[steps.Drift]) bool {
-	if !m.driftPoll.Take(msg, m.now()) {
-		return false
+// seen and is said in the log; the alerts see every comparison.
+func (m *Model) takeDrift(msg poll.Msg[steps.Drift]) tea.Cmd {
+	if !m.driftPoll.Take(msg, m.ctx.Now()) || msg.Err != nil {
+		return nil
 	}
-	if msg.Err != nil {
-		return true
-	}
+	var note tea.Cmd
 	switch {
 	case !msg.Value.Drifted():
 		m.driftSince = time.Time{}
 	case !m.drift.Drifted():
-		m.driftSince = m.now()
-		m.note(pane.Error, "schema drift: "+msg.Value.Summary(2))
+		m.driftSince = m.ctx.Now()
+		note = pane.Note(pane.Error, "schema drift: "+msg.Value.Summary(2))
 	}
 	m.drift = msg.Value
-	return true
+	return tea.Batch(note, m.observe(func(a Alerts) { a.ObserveDrift(msg.Value) }))
 }
 
 // driftLines are the loud lines of a drift: what differs, since when, and
@@ -48,15 +45,15 @@ func (m *Model) driftLines(w int) []string {
 	if !m.drift.Drifted() {
 		return nil
 	}
-	text := "⚠ SCHEMA DRIFT since " + m.driftSince.In(m.p.Location).Format("15:04:05") + ": " + m.drift.Summary(3) +
+	text := "⚠ SCHEMA DRIFT since " + m.ctx.Clock(m.driftSince) + ": " + m.drift.Summary(3) +
 		". The cutover refuses until they match."
-	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w, " "), w, true), "\n")
+	lines := fit.Wrap(text, w)
 	if len(lines) > 2 {
 		lines = lines[:2]
 		lines[1] = fit.Truncate(lines[1]+" …", w)
 	}
 	for i := range lines {
-		lines[i] = m.styles.Loud.Render(lines[i])
+		lines[i] = m.ctx.Styles.Loud.Render(lines[i])
 	}
 	// With the DDL recorder on blue (record-ddl), what ran and when: the
 	// newest two statements, one line each, the statement's own text
@@ -69,8 +66,8 @@ func (m *Model) driftLines(w int) []string {
 		if strings.HasPrefix(what, "(") || what == "" { // not recorded: may hold a password
 			what = strings.TrimSpace(r.CommandTag + " " + r.Object)
 		}
-		l := "  DDL on blue " + r.At.In(m.p.Location).Format("15:04:05") + " " + r.User + ": " + state.Redact(what)
-		lines = append(lines, m.styles.Warn.Render(fit.Truncate(l, w)))
+		l := "  DDL on blue " + m.ctx.Clock(r.At) + " " + r.User + ": " + state.Redact(what)
+		lines = append(lines, m.ctx.Styles.Warn.Render(fit.Truncate(l, w)))
 	}
 	return lines
 }

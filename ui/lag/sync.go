@@ -1,12 +1,12 @@
-package ui
+package lag
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
@@ -30,27 +30,24 @@ import (
 // tick, say so). Once every table is copied it is not read any more; the
 // catch-up is followed on the slots' lag, read every tick anyway.
 
-// SyncProgressFunc reads the initial sync's progress once;
-// steps.Monitor.SyncProgress fits it.
-type SyncProgressFunc func(ctx context.Context) (steps.SyncProgress, error)
-
-// syncEvery paces the progress reads: often enough for a rate and an ETA
+// SyncEvery paces the progress reads: often enough for a rate and an ETA
 // that move, rarely enough that sizing every table costs nothing.
-const syncEvery = 3 * time.Second
+const SyncEvery = 3 * time.Second
 
-// syncStage is where the initial sync stands, as this screen has seen it.
-type syncStage int
+// Stage is where the initial sync stands, as this screen has seen it.
+type Stage int
 
+// The stages of the initial sync.
 const (
-	// syncNone: no copy seen (none yet, or finished before the screen opened).
-	syncNone syncStage = iota
-	// syncCopying: a table is not copied yet.
-	syncCopying
-	// syncCatchingUp: every table copied, a slot still beyond the lag gate.
-	syncCatchingUp
-	// syncDone: caught up after the copy; the slots' rows say the rest. It
-	// stays done under later load: the catch-up happens once per copy.
-	syncDone
+	// NoCopy: no copy seen (none yet, or finished before the screen opened).
+	NoCopy Stage = iota
+	// Copying: a table is not copied yet.
+	Copying
+	// CatchingUp: every table copied, a slot still beyond the lag gate.
+	CatchingUp
+	// CaughtUp: caught up after the copy; the slots' rows say the rest. It
+	// stays so under later load: the catch-up happens once per copy.
+	CaughtUp
 )
 
 // syncView is the pane's part for the initial sync.
@@ -58,7 +55,7 @@ type syncView struct {
 	poll  *poll.Poller[steps.SyncProgress]
 	cur   steps.SyncProgress
 	read  bool // cur holds a read
-	stage syncStage
+	stage Stage
 }
 
 // syncWanted says whether the progress is worth reading: a subscription is
@@ -80,51 +77,53 @@ func (m *Model) syncWanted() bool {
 			return true
 		}
 	}
-	return m.sync.stage == syncCopying
+	return m.sync.stage == Copying
 }
 
 // takeSync takes in a read of the progress.
-func (m *Model) takeSync(msg poll.Msg[steps.SyncProgress]) {
+func (m *Model) takeSync(msg poll.Msg[steps.SyncProgress]) tea.Cmd {
 	v := &m.sync
-	if !v.poll.Take(msg, m.now()) || msg.Err != nil {
-		return
+	if !v.poll.Take(msg, m.ctx.Now()) || msg.Err != nil {
+		return nil
 	}
 	v.cur, v.read = msg.Value, true
 	switch msg.Value.Phase {
 	case "copying":
-		v.stage = syncCopying
+		v.stage = Copying
 	case "not started":
-		if v.stage == syncCopying {
-			v.stage = syncNone // a snapshot copy ended: its subscription comes next
+		if v.stage == Copying {
+			v.stage = NoCopy // a snapshot copy ended: its subscription comes next
 		}
 	case "streaming":
-		if v.stage != syncDone {
-			v.stage = syncCatchingUp
+		if v.stage != CaughtUp {
+			v.stage = CatchingUp
 		}
 	}
-	m.advanceSync()
+	return m.advanceSync()
 }
 
 // advanceSync moves the stage on from what the other reads say: the copy is
 // over when green's subscriptions have every table synced, the catch-up
-// when every slot of the subscriptions is within the lag gate.
-func (m *Model) advanceSync() {
+// when every slot of the subscriptions is within the lag gate. The end of
+// the catch-up is said in the log.
+func (m *Model) advanceSync() tea.Cmd {
 	v := &m.sync
-	if v.stage == syncCopying && len(m.gauge.subs) > 0 {
+	if v.stage == Copying && len(m.gauge.subs) > 0 {
 		done := true
 		for _, s := range m.gauge.subs {
 			done = done && s.TablesNotReady == 0
 		}
 		if done {
-			v.stage = syncCatchingUp
+			v.stage = CatchingUp
 		}
 	}
-	if v.stage == syncCatchingUp {
+	if v.stage == CatchingUp {
 		if c, ok := m.catchUp(); ok && c.behind <= g0(m.gauge.caughtUp) {
-			v.stage = syncDone
-			m.note(pane.OK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
+			v.stage = CaughtUp
+			return pane.Note(pane.OK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
 		}
 	}
+	return nil
 }
 
 // catchUpLag is the furthest slot of the subscriptions: its lag in bytes
@@ -163,7 +162,7 @@ func (m *Model) catchUp() (catchUpLag, bool) {
 // slotCopying says whether a slot's subscription is still copying tables:
 // its row then says so rather than "caught up".
 func (m *Model) slotCopying(slot string) bool {
-	if m.sync.stage != syncCopying {
+	if m.sync.stage != Copying {
 		return false
 	}
 	for _, s := range m.gauge.subs {
@@ -244,17 +243,17 @@ func syncsText(n int) string {
 func (m *Model) syncLines(w int) []string {
 	var out []string
 	switch m.sync.stage {
-	case syncCopying:
+	case Copying:
 		out = m.copyingLines(w)
-	case syncCatchingUp:
+	case CatchingUp:
 		out = m.catchUpLines(w)
 	}
-	if e := m.sync.poll.LastErr(); e != "" && m.sync.stage != syncNone {
+	if e := m.sync.poll.LastErr(); e != "" && m.sync.stage != NoCopy {
 		l := "initial sync progress not read: " + e
 		if !m.sync.poll.LastOK().IsZero() {
-			l = "figures above read at " + m.sync.poll.LastOK().In(m.p.Location).Format("15:04:05") + "; now: " + e
+			l = "figures above read at " + m.ctx.Clock(m.sync.poll.LastOK()) + "; now: " + e
 		}
-		out = append(out, fit.Truncate(m.styles.Faint.Render("  "+l), w))
+		out = append(out, fit.Truncate(m.ctx.Styles.Faint.Render("  "+l), w))
 	}
 	return out
 }
@@ -265,7 +264,7 @@ func (m *Model) syncLines(w int) []string {
 // room), and the subscriptions whose apply worker has not started.
 func (m *Model) copyingLines(w int) []string {
 	p := m.sync.cur
-	st := m.styles
+	st := m.ctx.Styles
 	br := m.brush
 	if br == nil {
 		br = st.Brushes()
@@ -307,7 +306,7 @@ func (m *Model) copyingLines(w int) []string {
 	}
 	sort.SliceStable(fl, func(i, j int) bool { return fl[i].total > fl[j].total })
 	many := len(p.Subscriptions) > 1
-	list := w >= wide || m.height >= 40
+	list := w >= wide || m.screenH >= 40
 	if !list {
 		l := "  " + units.Bytes(p.BytesDone) + " of " + units.Bytes(p.BytesTotal)
 		if len(fl) > 0 {
@@ -323,7 +322,7 @@ func (m *Model) copyingLines(w int) []string {
 		out = append(out, fit.Truncate(l, w))
 	} else {
 		// One line per table, as many as leave the slots' rows room below.
-		limit := max(2, m.height/6)
+		limit := max(2, m.screenH/6)
 		nameW := 0
 		for _, f := range fl {
 			nameW = max(nameW, fit.Width(flightName(f.sub, f.table, many)))
@@ -371,7 +370,7 @@ func flightName(sub, table string, many bool) string {
 // catchUpLines: every table copied, the lag in bytes and in time of the
 // furthest slot, its rate and ETA, until within the lag gate.
 func (m *Model) catchUpLines(w int) []string {
-	st := m.styles
+	st := m.ctx.Styles
 	l := st.Warn.Render("CATCHING UP") + fmt.Sprintf(" · all %d tables copied", m.sync.cur.TablesTotal)
 	c, ok := m.catchUp()
 	if !ok {

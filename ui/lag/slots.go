@@ -1,4 +1,4 @@
-package ui
+package lag
 
 import (
 	"fmt"
@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
@@ -31,7 +30,7 @@ const (
 // says it; while that is unknown (paused, unreadable) the last known
 // answer stands, and before any, the feed whose slots have a consumer.
 func (m *Model) activeFeed() string {
-	switch m.traffic.Target {
+	switch m.target {
 	case "green":
 		return feedReverse
 	case "blue":
@@ -71,9 +70,9 @@ func (m *Model) gaugeTitle() string {
 	if feed == feedReverse {
 		t += " (reverse feed, keeps rollback possible)"
 	}
-	t += " · every " + units.Duration(m.interval)
+	t += " · every " + units.Duration(m.p.Interval)
 	if !m.gauge.blue.LastOK().IsZero() {
-		t += " · read " + m.gauge.blue.LastOK().In(m.p.Location).Format("15:04:05")
+		t += " · read " + m.ctx.Clock(m.gauge.blue.LastOK())
 	}
 	if g := m.gauge.caughtUp; g > 0 {
 		t += " · bar full at the cutover's lag gate " + units.Bytes(g)
@@ -85,8 +84,8 @@ func (m *Model) gaugeTitle() string {
 // warnings come first so a short pane (clipGauge) still shows them.
 func (m *Model) gaugeLines(w int) []string {
 	g := &m.gauge
-	st := m.styles
-	now := m.now()
+	st := m.ctx.Styles
+	now := m.ctx.Now()
 	var loud, lines []string
 	if g.blue.LastErr() != "" {
 		wait := max(0, g.blue.NextAt().Sub(now))
@@ -95,11 +94,11 @@ func (m *Model) gaugeLines(w int) []string {
 		// the end and must always show; the rest is wrapped, not cut.
 		reason := fit.Truncate(g.blue.LastErr(), max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
 		msg := "✗ blue unreachable: " + reason + retry
-		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(msg, w, " "), w, true), "\n") {
+		for _, l := range fit.Wrap(msg, w) {
 			loud = append(loud, st.Fail.Render(l))
 		}
 		if !g.blue.LastOK().IsZero() {
-			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.LastOK().In(m.p.Location).Format("15:04:05")))
+			loud = append(loud, st.Faint.Render("  figures below last read at "+m.ctx.Clock(g.blue.LastOK())))
 		}
 	}
 	for _, v := range g.slots {
@@ -168,7 +167,7 @@ func (m *Model) clipGauge(lines []string, h int) []string {
 		return lines
 	}
 	hidden := len(lines) - h + 1
-	return append(lines[:h-1:h-1], m.styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
+	return append(lines[:h-1:h-1], m.ctx.Styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
 }
 
 // wide is the width from which a slot takes one line and words spelled out.
@@ -181,7 +180,7 @@ const wide = 120
 func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 	br := m.brush
 	if br == nil {
-		br = m.styles.Brushes()
+		br = m.ctx.Styles.Brushes()
 	}
 	sl := v.cur
 	dir, active := feedShort(sl.Direction), "○"
@@ -275,7 +274,7 @@ func (m *Model) timeLag(v *slotView) string {
 	sl := v.cur
 	switch {
 	case !sl.Active && !v.idleSince.IsZero():
-		return "idle " + units.Duration(max(0, m.now().Sub(v.idleSince)))
+		return "idle " + units.Duration(max(0, m.ctx.Now().Sub(v.idleSince)))
 	case sl.LagSeconds == nil:
 		return "lag n/a"
 	}
@@ -329,7 +328,7 @@ func (m *Model) idleFeedLine(v *slotView, w, nameW int, feed string) string {
 	if sl.Active {
 		state = "● consumer attached"
 	} else if !v.idleSince.IsZero() {
-		state += " " + units.Duration(max(0, m.now().Sub(v.idleSince)))
+		state += " " + units.Duration(max(0, m.ctx.Now().Sub(v.idleSince)))
 	}
 	why := "not the feed in use: writes go to blue"
 	if feed == feedReverse {
@@ -341,10 +340,10 @@ func (m *Model) idleFeedLine(v *slotView, w, nameW int, feed string) string {
 		why = "not in use"
 	}
 	disk, bad := m.diskText(v, false)
-	st := m.styles.Faint
+	st := m.ctx.Styles.Faint
 	if bad {
-		st = m.styles.Fail
+		st = m.ctx.Styles.Fail
 	}
 	line := fmt.Sprintf("%s %-*s %s · %s · ", dir, nameW, fit.Truncate(sl.Slot, nameW), state, why)
-	return fit.Truncate(m.styles.Faint.Render(line)+st.Render(disk), w)
+	return fit.Truncate(m.ctx.Styles.Faint.Render(line)+st.Render(disk), w)
 }

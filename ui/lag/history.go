@@ -1,4 +1,4 @@
-package ui
+package lag
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 
 // Lag history and thresholds.
 const (
-	// historyLen keeps five minutes of samples at the default 1 s tick, for
+	// HistoryLen keeps five minutes of samples at the default 1 s tick, for
 	// the sparkline.
-	historyLen = 300
+	HistoryLen = 300
 	// rateWindow is how far back the catch-up rate looks: long enough to
 	// smooth out one burst of writes, short enough to follow a change.
 	rateWindow = 15 * time.Second
@@ -86,8 +86,8 @@ func (g *gauge) add(s steps.LagSample) {
 			v.idleSince = s.At
 		}
 		v.hist = append(v.hist, point{at: s.At, behind: sl.BehindBytes, retained: sl.RetainedBytes})
-		if len(v.hist) > historyLen {
-			v.hist = append(v.hist[:0], v.hist[len(v.hist)-historyLen:]...)
+		if len(v.hist) > HistoryLen {
+			v.hist = append(v.hist[:0], v.hist[len(v.hist)-HistoryLen:]...)
 		}
 		next = append(next, v)
 	}
