@@ -10,23 +10,24 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 )
 
 // Ending a session from the connections pane: x on a session asks for the
 // database's name, then the runner ends it and journals it.
 
 type terminatedMsg struct {
-	target conns.Session
+	target prompt.Session
 	ended  bool
 	err    error
 }
 
 // terminateCmd ends the chosen session through the runner, which journals it.
-func terminateCmd(r Runner, t conns.Session) tea.Cmd {
+func terminateCmd(r Runner, t prompt.Session) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
-		ended, err := r.TerminateSession(ctx, t.Server, t.PID, t.BackendStart, t.Who())
+		ended, err := r.TerminateSession(ctx, t.Server, t.PID, t.Started, t.Who)
 		return terminatedMsg{target: t, ended: ended, err: err}
 	}
 }
@@ -39,7 +40,7 @@ func (m *Model) takeTerminated(msg terminatedMsg) tea.Cmd {
 	case msg.err != nil:
 		m.note(pane.Error, fmt.Sprintf("session pid %d on %s not ended: %s", t.PID, t.Server, fit.OneLine(msg.err)))
 	case msg.ended:
-		m.note(pane.OK, fmt.Sprintf("session pid %d on %s (%s) ended (journaled)", t.PID, t.Server, t.Who()))
+		m.note(pane.OK, fmt.Sprintf("session pid %d on %s (%s) ended (journaled)", t.PID, t.Server, t.Who))
 	default:
 		m.note(pane.Warn, fmt.Sprintf("session pid %d on %s was gone already; nothing ended", t.PID, t.Server))
 	}
@@ -61,7 +62,6 @@ func (m *Model) connTerminate() tea.Cmd {
 		m.note(pane.Warn, fmt.Sprintf("pid %d is pgbluegreen's own session: not ended", s.PID))
 		return nil
 	}
-	m.kill = s
-	m.openPrompt(promptTerminate, "")
+	m.prompt.OpenTerminate(prompt.Session{Server: s.Server, PID: s.PID, Started: s.BackendStart, Who: s.Who()})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 )
 
 // connsFixture is a read of who is connected during a load: four
@@ -79,7 +80,7 @@ func TestConnsTerminate(t *testing.T) {
 	// The cursor to the direct session: the blue heading, its group, the session.
 	h.key("down", "down")
 	h.key("x")
-	if m.prompt != promptTerminate || !strings.Contains(h.screen(), "end session pid 4242 on blue (app@10.0.3.7:51234 psql)") {
+	if m.prompt.Kind() != prompt.Terminate || !strings.Contains(h.screen(), "end session pid 4242 on blue (app@10.0.3.7:51234 psql)") {
 		t.Fatalf("x did not ask:\n%s", h.screen())
 	}
 	h.typeText("nope")

@@ -10,6 +10,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
 
@@ -56,7 +57,7 @@ func TestWaysOutOffered(t *testing.T) {
 		t.Fatalf("cursor on %s", h.m.selected().ID)
 	}
 	h.key("enter")
-	h.until("the ways out", func() bool { return h.m.prompt == promptWays })
+	h.until("the ways out", func() bool { return h.m.prompt.Kind() == prompt.Ways })
 	scr := h.screen()
 	for _, want := range []string{"cutover stopped half way: PgBouncer lab paused, pointing at green",
 		"f  finish forward to green: runs resume, verify target is green, fence blue",
@@ -70,7 +71,7 @@ func TestWaysOutOffered(t *testing.T) {
 		t.Errorf("the run key is offered while the ways out are")
 	}
 	h.key("f")
-	if h.m.prompt != promptConfirm || !strings.Contains(h.screen(), "cutover's way out, finish forward to green, changes the servers: type the database's name (app)") {
+	if h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "cutover's way out, finish forward to green, changes the servers: type the database's name (app)") {
 		t.Fatalf("f did not ask for the name:\n%s", h.screen())
 	}
 	h.typeText("app")
@@ -81,10 +82,12 @@ func TestWaysOutOffered(t *testing.T) {
 	}
 	// esc leaves it as it is.
 	h.key("up", "down", "enter")
-	h.until("the ways out again", func() bool { return h.m.prompt == promptWays })
+	h.until("the ways out again", func() bool { return h.m.prompt.Kind() == prompt.Ways })
 	h.key("esc")
-	if h.m.prompt != promptNone || f.count() != 1 || !strings.Contains(h.m.logText(), "left half way") {
-		t.Errorf("esc: prompt %d, runs %d, log:\n%s", h.m.prompt, f.count(), h.m.logText())
+	// What the prompt says in the log comes as a message (pane.NoteMsg).
+	h.until("the note", func() bool { return strings.Contains(h.m.logText(), "left half way") })
+	if h.m.prompt.Kind() != prompt.None || f.count() != 1 {
+		t.Errorf("esc: prompt %d, runs %d, log:\n%s", h.m.prompt.Kind(), f.count(), h.m.logText())
 	}
 }
 
@@ -111,8 +114,8 @@ func TestFoundDoneAsksNothing(t *testing.T) {
 	h := newHarness(t, m, 100, 30)
 	h.key("enter")
 	h.until("the check", func() bool { return m.probing == "" })
-	if m.prompt != promptNone || m.running != "" {
-		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt, m.running)
+	if m.prompt.Kind() != prompt.None || m.running != "" {
+		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt.Kind(), m.running)
 	}
 	if got := store.Snapshot().Step("drop"); got.Status != state.Done || got.Attempts != 0 {
 		t.Errorf("drop is %+v, want done without a run", got)

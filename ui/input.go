@@ -2,7 +2,6 @@ package ui
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -10,15 +9,14 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
-	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
 
 // syncKeys enables the keys that apply now, so help never offers a key that
 // does nothing: no run key while a step runs or in watch mode, no value
-// editing in watch mode, only confirm/cancel while a prompt is open.
+// editing in watch mode, only the prompt's answers while one is open.
 func (m *Model) syncKeys() {
 	k := m.keys
-	prompt := m.prompt != promptNone
+	prompt := m.prompt.Open()
 	canExec := !m.p.Watch && m.p.Runner != nil && m.running == "" && m.probing == "" && !m.quitting
 	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.Focus, &k.Back, &k.PageUp, &k.PageDn, &k.Top, &k.Follow, &k.Help, &k.Quit} {
 		b.SetEnabled(!prompt)
@@ -36,27 +34,14 @@ func (m *Model) syncKeys() {
 	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
 	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
 	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues && runbook)
-	k.Confirm.SetEnabled(prompt && m.prompt != promptWays)
-	k.Cancel.SetEnabled(prompt)
-	k.WayFinish.SetEnabled(m.prompt == promptWays)
-	k.WayUndo.SetEnabled(m.prompt == promptWays)
-	if m.prompt == promptQuit {
-		k.Confirm.SetHelp("y", "quit and cancel the step")
-		k.Cancel.SetHelp("n/esc", "keep running")
-	} else if m.prompt == promptWays {
-		k.WayFinish.SetHelp("f", m.wayWords("finish"))
-		k.WayUndo.SetHelp("u", m.wayWords("undo"))
-		k.Cancel.SetHelp("esc", "leave it as it is")
-	} else {
-		k.Confirm.SetHelp("enter", "confirm")
-		k.Cancel.SetHelp("esc", "cancel")
-	}
+	// The prompt's own keys (confirm, cancel, the ways out) are the
+	// prompt's to enable.
 }
 
 // handleKey dispatches a key press.
 func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
-	if m.prompt != promptNone {
-		return m.promptKey(msg)
+	if m.prompt.Open() {
+		return m.toPane(m.prompt, msg)
 	}
 	if msg.String() == "ctrl+c" && m.quitting {
 		return tea.Quit // second Ctrl+C: leave now; the next start marks the step interrupted
@@ -68,7 +53,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 			if m.quitting {
 				return nil
 			}
-			m.openPrompt(promptQuit, "")
+			m.prompt.OpenQuit()
 			return nil
 		}
 		return tea.Quit
@@ -115,14 +100,13 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		case m.running != "":
 			m.note(pane.Warn, fmt.Sprintf("%s is running: skip waits until it ends", m.running))
 		default:
-			m.confirmID = s.ID
-			m.openPrompt(promptSkip, "")
+			m.prompt.OpenSkip(s.ID)
 		}
 	case key.Matches(msg, k.Add):
 		if !k.Add.Enabled() {
 			return m.refuseWatch("add a value")
 		}
-		m.openPrompt(promptKey, "")
+		m.prompt.OpenKey()
 	}
 	return nil
 }
@@ -262,10 +246,10 @@ func (m *Model) editSelectedValue() tea.Cmd {
 	}
 	k, ok := m.values.Selected()
 	if !ok {
-		m.openPrompt(promptKey, "")
+		m.prompt.OpenKey()
 		return nil
 	}
-	m.openPrompt(promptValue, k)
+	m.prompt.OpenValue(k)
 	return nil
 }
 
@@ -277,7 +261,7 @@ func (m *Model) editNeeded() tea.Cmd {
 	}
 	s := m.selected()
 	if s == nil || len(s.Needs) == 0 {
-		m.openPrompt(promptKey, "")
+		m.prompt.OpenKey()
 		return nil
 	}
 	k := s.Needs[0]
@@ -287,147 +271,6 @@ func (m *Model) editNeeded() tea.Cmd {
 			break
 		}
 	}
-	m.openPrompt(promptValue, k)
-	return nil
-}
-
-// openPrompt opens a one-line prompt above the footer.
-func (m *Model) openPrompt(kind promptKind, editKey string) {
-	m.prompt, m.promptErr, m.editKey = kind, "", editKey
-	m.input.Reset()
-	m.input.Placeholder = ""
-	switch kind {
-	case promptConfirm, promptTerminate:
-		m.input.Placeholder = m.p.Database
-	case promptKey:
-		m.input.Placeholder = "value name, e.g. green_start_lsn"
-	case promptSkip:
-		m.input.Placeholder = "why this step is not needed (journaled)"
-	case promptValue:
-		if v, ok := m.st.Get(editKey); ok && !values.IsSecret(editKey) {
-			m.input.SetValue(v)
-		}
-	case promptReason:
-		m.input.Placeholder = "why this value is set by hand (journaled)"
-	}
-}
-
-func (m *Model) closePrompt() {
-	m.prompt, m.promptErr, m.editKey, m.editValue, m.confirmID, m.way = promptNone, "", "", "", "", ""
-}
-
-// promptKey handles a key while a prompt is open.
-func (m *Model) promptKey(msg tea.KeyMsg) tea.Cmd {
-	if m.prompt == promptQuit {
-		switch msg.String() {
-		case "y", "Y":
-			m.closePrompt()
-			if m.running == "" {
-				return tea.Quit
-			}
-			m.requestCancel()
-		case "n", "N", "esc", "q":
-			m.closePrompt()
-		case "ctrl+c":
-			m.closePrompt()
-			m.requestCancel()
-		}
-		return nil
-	}
-	if m.prompt == promptWays {
-		switch msg.String() {
-		case "f":
-			m.chooseWay("finish")
-		case "u":
-			m.chooseWay("undo")
-		case "esc", "q", "ctrl+c":
-			m.note(pane.Info, m.confirmID+": left half way; enter on it offers the ways out again")
-			m.closePrompt()
-		}
-		return nil
-	}
-	switch msg.String() {
-	case "esc", "ctrl+c":
-		m.closePrompt()
-		return nil
-	case "enter":
-		return m.submitPrompt()
-	}
-	m.input.Update(msg)
-	return nil
-}
-
-// submitPrompt acts on the prompt's text.
-func (m *Model) submitPrompt() tea.Cmd {
-	v := strings.TrimSpace(m.input.Value())
-	switch m.prompt {
-	case promptConfirm:
-		if v != m.p.Database || m.p.Database == "" {
-			m.promptErr = fmt.Sprintf("%q is not the database's name; nothing ran", v)
-			m.input.Reset()
-			return nil
-		}
-		id, way := m.confirmID, m.way
-		m.closePrompt()
-		if m.running != "" {
-			return nil
-		}
-		return m.startRun(id, steps.RunParams{Confirmed: true, Way: way})
-	case promptTerminate:
-		if v != m.p.Database || m.p.Database == "" {
-			m.promptErr = fmt.Sprintf("%q is not the database's name; nothing was ended", v)
-			m.input.Reset()
-			return nil
-		}
-		t := m.kill
-		m.closePrompt()
-		return terminateCmd(m.p.Runner, t)
-	case promptKey:
-		switch {
-		case v == "" || strings.ContainsAny(v, " \t="):
-			m.promptErr = "a value name is one word (letters, digits, _)"
-			return nil
-		case values.IsSecret(v):
-			m.promptErr = "secrets are never stored: the replication password comes from replication.password in the config"
-			return nil
-		}
-		if _, ok := steps.ValueTypeOf(v); !ok {
-			m.promptErr = fmt.Sprintf("no step needs or records %s (`pgbluegreen status` lists the values)", v)
-			return nil
-		}
-		m.openPrompt(promptValue, v)
-		return nil
-	case promptSkip:
-		if v == "" {
-			m.promptErr = "skipping needs a reason; it is journaled"
-			return nil
-		}
-		id := m.confirmID
-		m.closePrompt()
-		return skipCmd(m.p.Runner, id, v)
-	case promptValue:
-		k := m.editKey
-		if values.IsSecret(k) {
-			m.promptErr = "secrets are never stored"
-			return nil
-		}
-		// The same check as `pgbluegreen value set`: a malformed value is
-		// refused here, in one line, not by a later step.
-		if err := steps.ValidateValue(k, v); err != nil {
-			m.promptErr = err.Error()
-			return nil
-		}
-		m.openPrompt(promptReason, k)
-		m.editValue = v
-		return nil
-	case promptReason:
-		if v == "" {
-			m.promptErr = "an edit needs a reason; it is journaled"
-			return nil
-		}
-		k, value := m.editKey, m.editValue
-		m.closePrompt()
-		return setValueCmd(m.p.Runner, k, value, v)
-	}
+	m.prompt.OpenValue(k)
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 	"github.com/pgbluegreen/pgbluegreen/ui/runbook"
 	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 	"github.com/pgbluegreen/pgbluegreen/ui/stepstate"
@@ -48,22 +49,6 @@ const (
 	focusCount
 )
 
-type promptKind int
-
-const (
-	promptNone promptKind = iota
-	promptConfirm
-	promptKey
-	promptValue
-	promptQuit
-	promptSkip
-	// promptWays offers the two ways out of a cutover stopped half way.
-	promptWays
-	// promptTerminate confirms ending a session by the database's name.
-	promptTerminate
-	promptReason
-)
-
 // Model is the whole screen.
 type Model struct {
 	p       Params
@@ -72,7 +57,6 @@ type Model struct {
 	keys    *keys.KeyMap
 	help    help.Model
 	spinner spinner.Model
-	input   lineInput
 
 	width, height int
 	focus         focus
@@ -99,7 +83,6 @@ type Model struct {
 	status *statusline.Model
 
 	conns *conns.Model
-	kill  conns.Session
 
 	running  string
 	runDry   bool
@@ -112,15 +95,7 @@ type Model struct {
 	probing string
 	hungUp  bool
 
-	prompt    promptKind
-	promptErr string
-	editKey   string
-	editValue string // the value promptReason asks a reason for
-	confirmID string
-	// way is the way out being confirmed ("finish", "undo"), ways the two
-	// offered.
-	way  string
-	ways steps.WaysOut
+	prompt *prompt.Model
 
 	// checks are the PASS/WARN/FAIL lines of each step's last run.
 	checks *stepstate.Checks
@@ -159,7 +134,7 @@ func New(p Params) *Model {
 	m.status.SetLock(p.Holder)
 	m.journal = poll.New(m.followTicks, poll.Params[followed]{Source: sourceJournal, Timeout: t})
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
-	m.input = newLineInput(m.styles)
+	m.prompt = prompt.New(m.ctx, p.Database)
 	m.log = logpane.New(m.ctx, logpane.Limit)
 	m.values = values.New(m.ctx)
 	if p.Store != nil {
@@ -250,6 +225,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.width, m.height = msg.Width, msg.Height
 		m.help.Width = msg.Width
 		m.status.SetSize(msg.Width, msg.Height)
+		m.prompt.SetSize(msg.Width, msg.Height)
 		m.layout()
 		return nil
 	case tea.KeyMsg:
@@ -312,6 +288,26 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.takeProbe(msg)
 	case terminatedMsg:
 		return m.takeTerminated(msg)
+	case prompt.RunMsg:
+		if m.running != "" {
+			return nil
+		}
+		return m.startRun(msg.ID, steps.RunParams{Confirmed: true, Way: msg.Way})
+	case prompt.TerminateMsg:
+		return terminateCmd(m.p.Runner, msg.Session)
+	case prompt.SkipMsg:
+		return skipCmd(m.p.Runner, msg.ID, msg.Reason)
+	case prompt.SetValueMsg:
+		return setValueCmd(m.p.Runner, msg.Key, msg.Value, msg.Reason)
+	case prompt.QuitMsg:
+		if m.running == "" {
+			return tea.Quit
+		}
+		m.requestCancel()
+		return nil
+	case prompt.CancelMsg:
+		m.requestCancel()
+		return nil
 	case pane.NoteMsg:
 		m.note(msg.Level, msg.Text)
 		return nil
@@ -360,6 +356,8 @@ func (m *Model) compose() {
 		going = m.running
 	}
 	m.status.SetCancelling(going)
+	m.prompt.SetState(m.st)
+	m.prompt.SetRunning(m.running)
 	m.values.SetState(m.st)
 	m.syncKeys()
 }

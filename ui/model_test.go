@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 )
 
 // flowSteps are steps whose Run the test controls, executed by the real
@@ -145,28 +146,30 @@ func TestConfirmDestructive(t *testing.T) {
 	h.until("slow", func() bool { return h.m.running == "" })
 	h.key("enter")
 	h.until("the servers to be read before asking", func() bool { return h.m.probing == "" })
-	if h.m.prompt != promptConfirm || h.m.running != "" {
-		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt, h.m.running)
+	if h.m.prompt.Kind() != prompt.Confirm || h.m.running != "" {
+		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt.Kind(), h.m.running)
 	}
 	if !strings.Contains(h.screen(), "type the database's name (app) to run it") {
 		t.Errorf("prompt not shown:\n%s", h.screen())
 	}
 	h.typeText("ap")
 	h.key("enter")
-	if h.m.running != "" || h.m.prompt != promptConfirm || !strings.Contains(h.screen(), "is not the database's name") {
+	if h.m.running != "" || h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "is not the database's name") {
 		t.Fatalf("a wrong name was accepted or the prompt closed:\n%s", h.screen())
 	}
 	h.key("esc")
-	if h.m.prompt != promptNone || store.Snapshot().Step("drop").Status != state.Pending {
+	if h.m.prompt.Kind() != prompt.None || store.Snapshot().Step("drop").Status != state.Pending {
 		t.Fatalf("esc did not cancel")
 	}
 	h.key("enter")
-	h.until("the prompt again", func() bool { return h.m.prompt == promptConfirm })
+	h.until("the prompt again", func() bool { return h.m.prompt.Kind() == prompt.Confirm })
 	h.typeText("app")
 	h.key("enter")
-	if h.m.running != "drop" {
-		t.Fatalf("the right name did not run the step")
+	if h.m.prompt.Kind() != prompt.None {
+		t.Fatalf("the right name left the prompt open")
 	}
+	// The prompt's answer comes as a message (prompt.RunMsg): the next one.
+	h.until("the right name to run the step", func() bool { return h.m.running == "drop" })
 	h.until("drop to finish", func() bool { return h.m.running == "" })
 	if got := store.Snapshot().Step("drop").Status; got != state.Done {
 		t.Errorf("drop is %s, want done", got)
@@ -182,11 +185,11 @@ func TestQuitWhileRunning(t *testing.T) {
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q")
-	if h.quit || h.m.prompt != promptQuit {
+	if h.quit || h.m.prompt.Kind() != prompt.Quit {
 		t.Fatalf("q quit at once while a step runs")
 	}
 	h.key("n")
-	if h.m.prompt != promptNone || h.m.running != "slow" {
+	if h.m.prompt.Kind() != prompt.None || h.m.running != "slow" {
 		t.Fatalf("n did not keep the step running")
 	}
 	h.key("q", "y")
@@ -278,7 +281,7 @@ func TestWatchRefusesExecution(t *testing.T) {
 	if f.count() != 0 {
 		t.Fatalf("watch mode ran %d step(s)", f.count())
 	}
-	if m.prompt != promptNone {
+	if m.prompt.Kind() != prompt.None {
 		t.Errorf("watch mode opened an editor")
 	}
 	if m.keys.Run.Enabled() || m.keys.Edit.Enabled() || m.keys.Add.Enabled() {
@@ -438,11 +441,11 @@ func TestDriveLogFollowsJournal(t *testing.T) {
 func TestSkipStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("s")
-	if h.m.prompt != promptSkip {
+	if h.m.prompt.Kind() != prompt.Skip {
 		t.Fatal("s did not ask for a reason")
 	}
 	h.key("enter")
-	if h.m.prompt != promptSkip || !strings.Contains(h.screen(), "skipping needs a reason") {
+	if h.m.prompt.Kind() != prompt.Skip || !strings.Contains(h.screen(), "skipping needs a reason") {
 		t.Fatalf("an empty reason was accepted:\n%s", h.screen())
 	}
 	h.typeText("done by hand in psql")

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 
@@ -89,79 +88,27 @@ func (m *Model) View() string {
 	return strings.Join(out, "\n")
 }
 
-// title draws a pane's title line; the focused pane's has a marker as well
-// as a colour.
-func (m *Model) title(text string, w int, focused bool) string {
-	mark, rule, style := "  ", "─", m.styles.Title
-	if focused {
-		mark, rule, style = "▶ ", "━", m.styles.TitleFocused
-	}
-	t := fit.Truncate(mark+text+" ", w)
-	return style.Render(t + strings.Repeat(rule, max(0, w-fit.Width(t))))
-}
-
 // footerLines are the prompt (when open), the help and the status line.
 func (m *Model) footerLines() []string {
-	var out []string
-	if p := m.promptLine(); p != "" {
-		out = append(out, strings.Split(p, "\n")...)
-		if m.promptErr != "" {
-			out = append(out, m.styles.Fail.Render("✗ "+m.promptErr))
-		}
-	}
+	out := fit.Lines(m.prompt.View())
 	out = append(out, strings.Split(m.help.View(m), "\n")...)
 	out = append(out, fit.Lines(m.status.View())...)
 	return out
 }
 
-// promptLine is the open prompt, or "".
-func (m *Model) promptLine() string {
-	st := m.styles
-	switch m.prompt {
-	case promptConfirm:
-		what := m.confirmID + " is destructive"
-		if m.way != "" {
-			what = fmt.Sprintf("%s's way out, %s, changes the servers", m.confirmID, m.wayWords(m.way))
-		}
-		// Two lines, so the field stays on screen at 80 columns.
-		return st.Warn.Render(fmt.Sprintf("⚠ %s: type the database's name (%s) to run it", what, m.p.Database)) +
-			"\n" + st.Bold.Render("database name: ") + m.input.View()
-	case promptWays:
-		return strings.Join(m.waysLines(m.width), "\n")
-	case promptTerminate:
-		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.PID, m.kill.Server, m.kill.Who(), m.p.Database)) +
-			"\n" + st.Bold.Render("database name: ") + m.input.View()
-	case promptKey:
-		return st.Bold.Render("New value's name: ") + m.input.View()
-	case promptValue:
-		what := ""
-		if t, ok := steps.ValueTypeOf(m.editKey); ok {
-			what = " (" + t.Name + ", e.g. " + t.Example + ")"
-		}
-		return st.Bold.Render(fmt.Sprintf("Value of %s%s: ", m.editKey, what)) + m.input.View()
-	case promptReason:
-		return st.Bold.Render(fmt.Sprintf("Why set %s = %s: ", m.editKey, m.editValue)) + m.input.View()
-	case promptSkip:
-		return st.Bold.Render(fmt.Sprintf("Skip %s because: ", m.confirmID)) + m.input.View()
-	case promptQuit:
-		return st.Warn.Render(fmt.Sprintf("⚠ %s is running. Quit and cancel it? Its state will say interrupted. [y/N]", m.running))
-	}
-	return ""
-}
-
 // ShortHelp is the help line: a prompt's answers while one is open, else
 // the keys that apply now.
 func (m *Model) ShortHelp() []key.Binding {
-	if m.prompt != promptNone {
-		return m.keys.Prompt()
+	if m.prompt.Open() {
+		return m.prompt.ShortHelp()
 	}
 	return m.keys.ShortHelp()
 }
 
 // FullHelp is the help ? shows.
 func (m *Model) FullHelp() [][]key.Binding {
-	if m.prompt != promptNone {
-		return [][]key.Binding{m.keys.Prompt()}
+	if m.prompt.Open() {
+		return m.prompt.FullHelp()
 	}
 	return m.keys.FullHelp()
 }

@@ -3,11 +3,9 @@ package ui
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
@@ -75,72 +73,16 @@ func (m *Model) takeProbe(msg probeMsg) tea.Cmd {
 	case msg.err != nil:
 		m.note(pane.Error, fmt.Sprintf("%s: the servers could not be read before asking: %s; nothing ran", msg.id, fit.OneLine(msg.err)))
 	case msg.halfWay:
-		m.ways, m.confirmID = msg.ways, msg.id
-		m.openPrompt(promptWays, "")
+		m.prompt.OpenWays(msg.id, msg.ways)
 		m.note(pane.Warn, fmt.Sprintf("%s stopped half way: %s; f finishes forward to %s, u undoes back to %s", msg.id, msg.ways.Where, msg.ways.To, msg.ways.From))
 	case msg.outcome != "":
 		m.note(pane.OK, fmt.Sprintf("%s: %s (%s): nothing to do, so no confirmation asked", msg.id, msg.outcome, units.Or(msg.detail, "its check found its work done")))
 		m.runbook.Advance(msg.id)
 		return m.followNow()
 	default:
-		m.confirmID = msg.id
-		m.openPrompt(promptConfirm, "")
+		m.prompt.OpenConfirm(msg.id)
 	}
 	return nil
-}
-
-// chooseWay answers the ways-out prompt: the chosen way is confirmed by the
-// database's name like the step itself.
-func (m *Model) chooseWay(way string) {
-	id := m.confirmID
-	m.openPrompt(promptConfirm, "")
-	m.confirmID, m.way = id, way
-}
-
-// wayWords says where a way out leads.
-func (m *Model) wayWords(way string) string {
-	if way == "finish" {
-		return "finish forward to " + m.ways.To
-	}
-	return "undo back to " + m.ways.From
-}
-
-// waysLines is the ways-out prompt, wrapped to w: where the servers are,
-// then each way with the sub-steps it runs.
-func (m *Model) waysLines(w int) []string {
-	st := m.styles
-	w = max(w, 20)
-	var out []string
-	wrap := func(text string, style func(...string) string) {
-		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w, " "), w, true), "\n") {
-			out = append(out, style(l))
-		}
-	}
-	wo := m.ways
-	wrap(fmt.Sprintf("⚠ %s stopped half way: %s", m.confirmID, wo.Where), st.Warn.Render)
-	for _, way := range []struct {
-		key, name string
-		subs      []string
-		then      string
-	}{{"f", "finish", wo.Finish, wo.FinishThen}, {"u", "undo", wo.Undo, wo.UndoThen}} {
-		runs := strings.Join(way.subs, ", ")
-		if runs == "" {
-			runs = "nothing left to change"
-		}
-		if way.then != "" {
-			runs += "; then " + way.then
-		}
-		// A hanging indent: the key stands alone at the left.
-		text := fmt.Sprintf("%s: runs %s", m.wayWords(way.name), runs)
-		for k, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(text, w-5, " "), w-5, true), "\n") {
-			lead := "     "
-			if k == 0 {
-				lead = "  " + way.key + "  "
-			}
-			out = append(out, st.Bold.Render(lead+l))
-		}
-	}
-	return out
 }
 
 // HangupMsg says the terminal is gone (SIGHUP: an SSH session dropped
@@ -152,7 +94,7 @@ type HangupMsg struct{}
 // hangup handles HangupMsg.
 func (m *Model) hangup() tea.Cmd {
 	m.hungUp = true
-	m.closePrompt()
+	m.prompt.Close()
 	if m.cancel == nil {
 		return tea.Quit
 	}
