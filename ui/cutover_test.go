@@ -76,7 +76,7 @@ func TestWaysOutOffered(t *testing.T) {
 	}
 	h.typeText("app")
 	h.key("enter")
-	h.until("the way out to run", func() bool { return f.count() == 1 && h.m.running == "" })
+	h.until("the way out to run", func() bool { return f.count() == 1 && h.m.run.id == "" })
 	if p := f.params[0]; f.runs[0] != "cutover" || p.Way != "finish" || !p.Confirmed {
 		t.Errorf("ran %v with %+v, want cutover with way finish, confirmed", f.runs, p)
 	}
@@ -113,9 +113,9 @@ func TestFoundDoneAsksNothing(t *testing.T) {
 		Now: func() time.Time { return epoch }, Location: time.UTC})
 	h := newHarness(t, m, 100, 30)
 	h.key("enter")
-	h.until("the check", func() bool { return m.probing == "" })
-	if m.prompt.Kind() != prompt.None || m.running != "" {
-		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt.Kind(), m.running)
+	h.until("the check", func() bool { return m.run.probing == "" })
+	if m.prompt.Kind() != prompt.None || m.run.id != "" {
+		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt.Kind(), m.run.id)
 	}
 	if got := store.Snapshot().Step("drop"); got.Status != state.Done || got.Attempts != 0 {
 		t.Errorf("drop is %+v, want done without a run", got)
@@ -131,10 +131,10 @@ func TestFoundDoneAsksNothing(t *testing.T) {
 func TestLiveDryRun(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("p")
-	if h.m.running != "first" || !h.m.runDry {
-		t.Fatalf("p did not start the dry run through the runner (running %q)", h.m.running)
+	if h.m.run.id != "first" || !h.m.run.dry {
+		t.Fatalf("p did not start the dry run through the runner (running %q)", h.m.run.id)
 	}
-	h.until("the dry run to end", func() bool { return h.m.running == "" })
+	h.until("the dry run to end", func() bool { return h.m.run.id == "" })
 	h.until("its plan", func() bool { return strings.Contains(h.m.logText(), "[blue sql] SELECT 1") })
 	if !strings.Contains(h.m.logText(), "first: dry run printed above; nothing was executed") {
 		t.Errorf("log:\n%s", h.m.logText())
@@ -144,8 +144,8 @@ func TestLiveDryRun(t *testing.T) {
 	}
 	// A step that would be refused gets the offline plan and the reason.
 	h.key("j", "p")
-	if h.m.running != "" || !strings.Contains(h.m.logText(), "it would be refused now: earlier step first is pending") {
-		t.Errorf("refused step: running %q, log:\n%s", h.m.running, h.m.logText())
+	if h.m.run.id != "" || !strings.Contains(h.m.logText(), "it would be refused now: earlier step first is pending") {
+		t.Errorf("refused step: running %q, log:\n%s", h.m.run.id, h.m.logText())
 	}
 }
 
@@ -154,7 +154,7 @@ func TestLiveDryRun(t *testing.T) {
 func TestHangup(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q") // a prompt open when the terminal goes must not hold the quit
@@ -215,7 +215,7 @@ func TestRehearseKey(t *testing.T) {
 		t.Fatalf("no rehearsal key on the cutover:\n%s", h.screen())
 	}
 	h.key("c")
-	h.until("the rehearsal to end", func() bool { return f.count() == 1 && h.m.running == "" })
+	h.until("the rehearsal to end", func() bool { return f.count() == 1 && h.m.run.id == "" })
 	if p := f.params[0]; !p.Check || p.MeasurePause || p.Confirmed {
 		t.Errorf("rehearsal ran with %+v", p)
 	}

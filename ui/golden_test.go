@@ -52,7 +52,7 @@ func goldenModel(t testing.TB) *Model {
 		Traffic: func(context.Context) (steps.Traffic, error) { return traffic, nil },
 		Now:     func() time.Time { return epoch }, Location: time.UTC})
 	m.Update(trafficMsg(m, traffic))
-	m.running, m.runStart = all[6].ID, started
+	m.run.id, m.run.start = all[6].ID, started
 	m.Update(versionMsg(m, true, "15.14"))
 	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {

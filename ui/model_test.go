@@ -93,13 +93,13 @@ func TestNavigation(t *testing.T) {
 func TestRunStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("enter")
-	if h.m.running != "first" {
+	if h.m.run.id != "first" {
 		t.Fatalf("enter did not start the step; log:\n%s", h.m.logText())
 	}
 	if h.m.keys.Run.Enabled() {
 		t.Errorf("the run key is offered while a step runs")
 	}
-	h.until("the step to finish", func() bool { return h.m.running == "" })
+	h.until("the step to finish", func() bool { return h.m.run.id == "" })
 	h.until("its output", func() bool { return strings.Contains(h.m.logText(), "first says hello") })
 	if got := store.Snapshot().Step("first").Status; got != state.Done {
 		t.Errorf("first is %s, want done", got)
@@ -123,7 +123,7 @@ func TestRunStep(t *testing.T) {
 func TestRefusedStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("j", "enter")
-	if h.m.running != "" {
+	if h.m.run.id != "" {
 		t.Fatal("a step ran out of order")
 	}
 	if !strings.Contains(h.m.logText(), "slow refused: earlier step first is pending") {
@@ -141,20 +141,20 @@ func TestConfirmDestructive(t *testing.T) {
 	close(release)
 	h, store := flowModel(t, release)
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
-	h.until("slow", func() bool { return h.m.running == "" })
+	h.until("slow", func() bool { return h.m.run.id == "" })
 	h.key("enter")
-	h.until("the servers to be read before asking", func() bool { return h.m.probing == "" })
-	if h.m.prompt.Kind() != prompt.Confirm || h.m.running != "" {
-		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt.Kind(), h.m.running)
+	h.until("the servers to be read before asking", func() bool { return h.m.run.probing == "" })
+	if h.m.prompt.Kind() != prompt.Confirm || h.m.run.id != "" {
+		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt.Kind(), h.m.run.id)
 	}
 	if !strings.Contains(h.screen(), "type the database's name (app) to run it") {
 		t.Errorf("prompt not shown:\n%s", h.screen())
 	}
 	h.typeText("ap")
 	h.key("enter")
-	if h.m.running != "" || h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "is not the database's name") {
+	if h.m.run.id != "" || h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "is not the database's name") {
 		t.Fatalf("a wrong name was accepted or the prompt closed:\n%s", h.screen())
 	}
 	h.key("esc")
@@ -169,8 +169,8 @@ func TestConfirmDestructive(t *testing.T) {
 		t.Fatalf("the right name left the prompt open")
 	}
 	// The prompt's answer comes as a message (prompt.RunMsg): the next one.
-	h.until("the right name to run the step", func() bool { return h.m.running == "drop" })
-	h.until("drop to finish", func() bool { return h.m.running == "" })
+	h.until("the right name to run the step", func() bool { return h.m.run.id == "drop" })
+	h.until("drop to finish", func() bool { return h.m.run.id == "" })
 	if got := store.Snapshot().Step("drop").Status; got != state.Done {
 		t.Errorf("drop is %s, want done", got)
 	}
@@ -181,7 +181,7 @@ func TestConfirmDestructive(t *testing.T) {
 func TestQuitWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q")
@@ -189,7 +189,7 @@ func TestQuitWhileRunning(t *testing.T) {
 		t.Fatalf("q quit at once while a step runs")
 	}
 	h.key("n")
-	if h.m.prompt.Kind() != prompt.None || h.m.running != "slow" {
+	if h.m.prompt.Kind() != prompt.None || h.m.run.id != "slow" {
 		t.Fatalf("n did not keep the step running")
 	}
 	h.key("q", "y")
@@ -205,7 +205,7 @@ func TestQuitWhileRunning(t *testing.T) {
 func TestSignalWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	msg := Filter(h.m, tea_QuitMsg())
@@ -293,11 +293,11 @@ func TestWatchRefusesExecution(t *testing.T) {
 	}
 	// A step the driving instance runs is not this screen's to cancel: a
 	// signal quits at once.
-	m.running = "copy-schema"
+	m.run.id = "copy-schema"
 	if _, ok := Filter(m, tea_QuitMsg()).(QuitRequestMsg); ok {
 		t.Errorf("watch mode holds a quit for another instance's step")
 	}
-	m.running = ""
+	m.run.id = ""
 	h.key("p")
 	if !strings.Contains(m.logText(), ", offline (recorded values; nothing is executed)") || f.count() != 0 {
 		t.Errorf("dry run in watch mode: runs %d, log:\n%s", f.count(), m.logText())

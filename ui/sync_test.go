@@ -89,7 +89,7 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 		SyncProgress: read,
 		Now:          func() time.Time { return epoch }, Location: time.UTC})
 	m.Update(trafficMsg(m, traffic))
-	m.running, m.runStart = all[12].ID, started
+	m.run.id, m.run.start = all[12].ID, started
 	m.Update(versionMsg(m, true, "15.14"))
 	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {

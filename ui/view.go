@@ -50,7 +50,7 @@ func (m *Model) layout() (l layout, footer, gauge []string) {
 }
 
 // separator is the line between the runbook and the detail.
-func (m *Model) separator() string { return m.styles.Faint.Render("│") }
+func (m *Model) separator() string { return m.ctx.Styles.Faint.Render("│") }
 
 // View draws the screen: exactly the terminal's size, never wider.
 func (m *Model) View() string {

@@ -8,8 +8,15 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
+
+// The keys: an open prompt takes them all; else the screen's own (quit,
+// help, the focus, and what runs something: a step, its dry run or
+// rehearsal, a skip, a value's edit, a session's end) are handled here, the
+// log's keys go to the log wherever the focus is, and the rest to the
+// focused pane.
 
 // syncKeys enables the keys that apply now, so help never offers a key that
 // does nothing: no run key while a step runs or in watch mode, no value
@@ -17,7 +24,7 @@ import (
 func (m *Model) syncKeys() {
 	k := m.keys
 	prompt := m.prompt.Open()
-	canExec := !m.p.Watch && m.p.Runner != nil && m.running == "" && m.probing == "" && !m.quitting
+	canExec := !m.p.Watch && m.p.Runner != nil && m.run.id == "" && m.run.probing == "" && !m.run.quitting
 	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.Focus, &k.Back, &k.PageUp, &k.PageDn, &k.Top, &k.Follow, &k.Help, &k.Quit} {
 		b.SetEnabled(!prompt)
 	}
@@ -43,14 +50,14 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	if m.prompt.Open() {
 		return m.toPane(m.prompt, msg)
 	}
-	if msg.String() == "ctrl+c" && m.quitting {
+	if msg.String() == "ctrl+c" && m.run.quitting {
 		return tea.Quit // second Ctrl+C: leave now; the next start marks the step interrupted
 	}
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
-		if m.running != "" && !m.p.Watch {
-			if m.quitting {
+		if m.run.id != "" && !m.p.Watch {
+			if m.run.quitting {
 				return nil
 			}
 			m.prompt.OpenQuit()
@@ -97,8 +104,8 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		case s == nil:
 		case m.p.Watch || m.p.Runner == nil:
 			return m.refuseWatch("skip " + s.ID)
-		case m.running != "":
-			m.note(pane.Warn, fmt.Sprintf("%s is running: skip waits until it ends", m.running))
+		case m.run.id != "":
+			m.note(pane.Warn, fmt.Sprintf("%s is running: skip waits until it ends", m.run.id))
 		default:
 			m.prompt.OpenSkip(s.ID)
 		}
@@ -111,42 +118,23 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-// move moves within the focused pane.
-func (m *Model) move(d int) {
-	switch m.focus {
-	}
-}
-
 // toFocused hands a key to the focused pane.
 func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
-	k := m.keys
-	switch {
-	case m.focus == focusLog:
-		return m.toLog(msg)
-	case m.focus == focusValues:
-		return m.toPane(m.values, msg)
-	case m.focus == focusSteps:
+	switch m.focus {
+	case focusSteps:
 		// A step newly under the cursor shows its detail from the top.
 		m.detail.ScrollTop()
 		return m.toPane(m.runbook, msg)
-	case m.focus == focusDetail:
+	case focusDetail:
 		return m.toPane(m.detail, msg)
-	case m.focus == focusConns:
+	case focusValues:
+		return m.toPane(m.values, msg)
+	case focusLog:
+		return m.toLog(msg)
+	case focusConns:
 		return m.toPane(m.conns, msg)
-	case key.Matches(msg, k.Up):
-		m.move(-1)
-	case key.Matches(msg, k.Down):
-		m.move(1)
-	case key.Matches(msg, k.Top):
-		m.moveTop()
 	}
 	return nil
-}
-
-// toPane hands a message to a pane.
-func (m *Model) toPane(p pane.Component, msg tea.Msg) tea.Cmd {
-	_, cmd := p.Update(msg)
-	return cmd
 }
 
 // toLog hands a key to the log, sized first: a page of the log is its
@@ -165,11 +153,6 @@ func (m *Model) focusChanged() tea.Cmd {
 	return m.pollDue()
 }
 
-func (m *Model) moveTop() {
-	switch m.focus {
-	}
-}
-
 // refuseWatch says, in the log, why watch mode does not do something.
 func (m *Model) refuseWatch(what string) tea.Cmd {
 	m.note(pane.Warn, "watch mode is read-only: it cannot "+what+"; the instance holding the lock drives the run")
@@ -185,10 +168,10 @@ func (m *Model) runSelected() tea.Cmd {
 		return nil
 	case m.p.Watch || m.p.Runner == nil:
 		return m.refuseWatch("run " + s.ID)
-	case m.running != "":
-		m.note(pane.Warn, fmt.Sprintf("%s is running: one step at a time", m.running))
+	case m.run.id != "":
+		m.note(pane.Warn, fmt.Sprintf("%s is running: one step at a time", m.run.id))
 		return nil
-	case m.probing != "":
+	case m.run.probing != "":
 		return nil
 	}
 	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
@@ -213,8 +196,8 @@ func (m *Model) dryRunKey() tea.Cmd {
 	case s == nil || m.p.Runner == nil:
 		return nil
 	case m.p.Watch:
-	case m.running != "" || m.probing != "":
-		m.note(pane.Info, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.running, m.probing)))
+	case m.run.id != "" || m.run.probing != "":
+		m.note(pane.Info, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.run.id, m.run.probing)))
 	case m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}) == "":
 		return m.startRun(s.ID, steps.RunParams{DryRun: true})
 	}
@@ -272,5 +255,24 @@ func (m *Model) editNeeded() tea.Cmd {
 		}
 	}
 	m.prompt.OpenValue(k)
+	return nil
+}
+
+// connTerminate asks for the database's name to end the session under the
+// connections pane's cursor.
+func (m *Model) connTerminate() tea.Cmd {
+	if m.p.Watch || m.p.Runner == nil {
+		return m.refuseWatch("end a session")
+	}
+	s, ok := m.conns.Selected()
+	if !ok {
+		m.note(pane.Info, "x ends a session: put the cursor on one (enter on a group lists its sessions)")
+		return nil
+	}
+	if s.Ours {
+		m.note(pane.Warn, fmt.Sprintf("pid %d is pgbluegreen's own session: not ended", s.PID))
+		return nil
+	}
+	m.prompt.OpenTerminate(prompt.Session{Server: s.Server, PID: s.PID, Started: s.BackendStart, Who: s.Who()})
 	return nil
 }
