@@ -6,7 +6,6 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
@@ -22,7 +21,7 @@ const DriftEvery = 5 * time.Second
 
 // takeDrift takes in a comparison; a drift keeps the time it was first
 // seen and is said in the log; the alerts see every comparison.
-func (m *Model) takeDrift(msg poll.Msg[steps.Drift]) tea.Cmd {
+func (m *Model) takeDrift(msg poll.Msg[schemaDrift]) tea.Cmd {
 	if !m.driftPoll.Take(msg, m.ctx.Now()) || msg.Err != nil {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 	"github.com/pgbluegreen/pgbluegreen/ui/units"
@@ -34,7 +33,7 @@ type point struct {
 
 // slotView is one slot with its history.
 type slotView struct {
-	cur  steps.SlotLag
+	cur  slotLag
 	hist []point
 	// idleSince is when the slot was first seen without a consumer (the
 	// server's own inactive_since when it says, PostgreSQL 17+); zero while
@@ -48,9 +47,9 @@ type gauge struct {
 	// syncSlots are the table-sync slots of the last sample: one per table
 	// being copied, counted under their subscription, never a row.
 	syncSlots []string
-	subs      []steps.Subscription
-	blue      *poll.Poller[steps.LagSample]
-	green     *poll.Poller[[]steps.Subscription]
+	subs      []subscription
+	blue      *poll.Poller[lagSample]
+	green     *poll.Poller[[]subscription]
 	sampled   bool // blue answered at least once
 	// caughtUp is the lag below which a slot counts as caught up (the
 	// cutover's own threshold).
@@ -59,7 +58,7 @@ type gauge struct {
 
 // add folds one sample into the history: slots are matched by server and
 // name, and a slot that is gone disappears.
-func (g *gauge) add(s steps.LagSample) {
+func (g *gauge) add(s lagSample) {
 	g.sampled = true
 	old := make(map[string]*slotView, len(g.slots))
 	for _, v := range g.slots {
@@ -68,7 +67,7 @@ func (g *gauge) add(s steps.LagSample) {
 	next := make([]*slotView, 0, len(s.Slots))
 	g.syncSlots = g.syncSlots[:0]
 	for _, sl := range s.Slots {
-		if steps.IsTableSyncSlot(sl.Slot) {
+		if isTableSyncSlot(sl.Slot) {
 			g.syncSlots = append(g.syncSlots, sl.Slot)
 			continue
 		}
@@ -162,7 +161,7 @@ func (v *slotView) peak() int64 {
 }
 
 // danger says whether a slot is close to being invalidated, and how, in words.
-func danger(sl steps.SlotLag) (string, bool) {
+func danger(sl slotLag) (string, bool) {
 	server := units.Or(sl.Server, "blue")
 	switch sl.WALStatus {
 	case "lost":
@@ -215,7 +214,7 @@ func bar(f float64, width int) string {
 
 // subLine is one subscription on green, with the table syncs it has in
 // flight (their slots on blue are counted here, not drawn as slots).
-func subLine(s steps.Subscription, syncs int, now time.Time, st theme.Styles) string {
+func subLine(s subscription, syncs int, now time.Time, st theme.Styles) string {
 	var parts []string
 	if s.Enabled {
 		parts = append(parts, "enabled")

@@ -24,6 +24,18 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
+// The monitor's types the pane shows, named here once.
+type (
+	lagSample    = steps.LagSample
+	slotLag      = steps.SlotLag
+	subscription = steps.Subscription
+	syncProgress = steps.SyncProgress
+	schemaDrift  = steps.Drift
+	traffic      = steps.Traffic
+)
+
+var isTableSyncSlot = steps.IsTableSyncSlot
+
 // The sources the pane reads (poll.Msg.Source, poll.SoonMsg).
 const (
 	SourceSlots         = "lag"
@@ -35,9 +47,9 @@ const (
 // Alerts take what the pane reads; *steps.Alerter fits it. It never
 // blocks: it queues the sends for its own goroutine.
 type Alerts interface {
-	ObserveLag(s steps.LagSample, feed string)
-	ObserveSubscriptions(subs []steps.Subscription)
-	ObserveDrift(d steps.Drift)
+	ObserveLag(s lagSample, feed string)
+	ObserveSubscriptions(subs []subscription)
+	ObserveDrift(d schemaDrift)
 	ObserveReach(server string, err error)
 }
 
@@ -46,10 +58,10 @@ type Params struct {
 	// Chain is the screen's tick chain the reads are made on.
 	Chain *poll.Chain
 	// The reads; any may be nil (not read).
-	Slots         func(context.Context) (steps.LagSample, error)
-	Subscriptions func(context.Context) ([]steps.Subscription, error)
-	SyncProgress  func(context.Context) (steps.SyncProgress, error)
-	Drift         func(context.Context) (steps.Drift, error)
+	Slots         func(context.Context) (lagSample, error)
+	Subscriptions func(context.Context) ([]subscription, error)
+	SyncProgress  func(context.Context) (syncProgress, error)
+	Drift         func(context.Context) (schemaDrift, error)
 	// Interval is the chain's pace: the title says it, and a server that
 	// does not answer is retried after it, doubled per failure.
 	Interval time.Duration
@@ -69,8 +81,8 @@ type Model struct {
 	gauge gauge
 	sync  syncView
 
-	drift      steps.Drift
-	driftPoll  *poll.Poller[steps.Drift]
+	drift      schemaDrift
+	driftPoll  *poll.Poller[schemaDrift]
 	driftSince time.Time
 
 	// target is where writes go, as the last read of the traffic said;
@@ -91,10 +103,10 @@ func New(ctx pane.Context, p Params) *Model {
 	m := &Model{ctx: ctx, p: p}
 	t := p.Timeout
 	m.gauge.caughtUp = p.CaughtUp
-	m.gauge.blue = poll.New(p.Chain, poll.Params[steps.LagSample]{Source: SourceSlots, Read: p.Slots, Backoff: p.Interval, Timeout: t})
-	m.gauge.green = poll.New(p.Chain, poll.Params[[]steps.Subscription]{Source: SourceSubscriptions, Read: p.Subscriptions, Backoff: p.Interval, Timeout: t})
-	m.sync.poll = poll.New(p.Chain, poll.Params[steps.SyncProgress]{Source: SourceSync, Read: p.SyncProgress, Every: SyncEvery, Backoff: SyncEvery, Timeout: t})
-	m.driftPoll = poll.New(p.Chain, poll.Params[steps.Drift]{Source: SourceDrift, Read: p.Drift, Every: DriftEvery, Backoff: DriftEvery, Timeout: 2 * t})
+	m.gauge.blue = poll.New(p.Chain, poll.Params[lagSample]{Source: SourceSlots, Read: p.Slots, Backoff: p.Interval, Timeout: t})
+	m.gauge.green = poll.New(p.Chain, poll.Params[[]subscription]{Source: SourceSubscriptions, Read: p.Subscriptions, Backoff: p.Interval, Timeout: t})
+	m.sync.poll = poll.New(p.Chain, poll.Params[syncProgress]{Source: SourceSync, Read: p.SyncProgress, Every: SyncEvery, Backoff: SyncEvery, Timeout: t})
+	m.driftPoll = poll.New(p.Chain, poll.Params[schemaDrift]{Source: SourceDrift, Read: p.Drift, Every: DriftEvery, Backoff: DriftEvery, Timeout: 2 * t})
 	return m
 }
 
@@ -134,7 +146,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmds...)
 	case poll.SoonMsg:
 		poll.Hurry(msg, m.gauge.blue, m.gauge.green, m.sync.poll, m.driftPoll)
-	case poll.Msg[steps.LagSample]:
+	case poll.Msg[lagSample]:
 		if !m.gauge.blue.Take(msg, now) {
 			break
 		}
@@ -150,7 +162,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				a.ObserveLag(msg.Value, feed)
 			}
 		}))
-	case poll.Msg[[]steps.Subscription]:
+	case poll.Msg[[]subscription]:
 		if !m.gauge.green.Take(msg, now) {
 			break
 		}
@@ -165,11 +177,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				a.ObserveSubscriptions(msg.Value)
 			}
 		}))
-	case poll.Msg[steps.SyncProgress]:
+	case poll.Msg[syncProgress]:
 		return m, m.takeSync(msg)
-	case poll.Msg[steps.Drift]:
+	case poll.Msg[schemaDrift]:
 		return m, m.takeDrift(msg)
-	case poll.Msg[steps.Traffic]:
+	case poll.Msg[traffic]:
 		m.takeTraffic(msg)
 	}
 	return m, nil
@@ -189,7 +201,7 @@ func (m *Model) observe(f func(Alerts)) tea.Cmd {
 }
 
 // takeTraffic follows where writes go (the status line reads it).
-func (m *Model) takeTraffic(msg poll.Msg[steps.Traffic]) {
+func (m *Model) takeTraffic(msg poll.Msg[traffic]) {
 	if msg.Gen != m.p.Chain.Gen() {
 		return
 	}

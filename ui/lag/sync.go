@@ -7,7 +7,6 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/poll"
@@ -52,8 +51,8 @@ const (
 
 // syncView is the pane's part for the initial sync.
 type syncView struct {
-	poll  *poll.Poller[steps.SyncProgress]
-	cur   steps.SyncProgress
+	poll  *poll.Poller[syncProgress]
+	cur   syncProgress
 	read  bool // cur holds a read
 	stage Stage
 }
@@ -81,7 +80,7 @@ func (m *Model) syncWanted() bool {
 }
 
 // takeSync takes in a read of the progress.
-func (m *Model) takeSync(msg poll.Msg[steps.SyncProgress]) tea.Cmd {
+func (m *Model) takeSync(msg poll.Msg[syncProgress]) tea.Cmd {
 	v := &m.sync
 	if !v.poll.Take(msg, m.ctx.Now()) || msg.Err != nil {
 		return nil
