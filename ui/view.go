@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+
 	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 

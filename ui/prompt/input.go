@@ -3,6 +3,7 @@ package prompt
 import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+
 	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
