@@ -8,6 +8,8 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // BenchmarkFrame draws one frame of a large run at 200x60: 40 steps, 20
@@ -47,18 +49,18 @@ func benchModel(b *testing.B) *Model {
 	real := &steps.Runner{Config: cfg, Steps: all, Store: store}
 	m := New(Params{Config: cfg, Steps: all, Runner: &fakeRunner{real: real}, Store: store, Database: "app",
 		Now: func() time.Time { return epoch }, Location: time.UTC})
-	for i := 0; i < historyLen; i++ {
-		s := monitor.LagSample{At: epoch.Add(time.Duration(i-historyLen) * time.Second)}
+	for i := 0; i < lag.HistoryLen; i++ {
+		s := monitor.LagSample{At: epoch.Add(time.Duration(i-lag.HistoryLen) * time.Second)}
 		for j := 0; j < 20; j++ {
 			s.Slots = append(s.Slots, monitor.SlotLag{Slot: fmt.Sprintf("pgbg_slot_%02d", j), Active: j%2 == 0,
 				BehindBytes: int64((i*7+j*13)%500) << 20, RetainedBytes: 1 << 30, WALStatus: "reserved", SafeWALBytes: -1})
 		}
-		m.Update(lagResultMsg{gen: m.lagGen, sample: s})
+		m.Update(lagMsg(m, s))
 	}
 	for i := 0; i < 10000; i++ {
-		m.log.add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), levelSQL)
+		m.log.Add(fmt.Sprintf("12:%02d:%02d step-%02d [blue sql] INSERT INTO accounts VALUES (%d, 'x') (1ms)", i/60%60, i%60, i%40, i), pane.SQL)
 	}
-	m.cursor = 20
+	m.runbook.Select(20)
 	m.Update(tea_WindowSize(200, 60))
 	_ = m.View()
 	return m

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 )
 
 // connsFixture is a read of who is connected during a load: four
@@ -49,7 +50,7 @@ func connsFixture() monitor.Connections {
 func connsModel(t testing.TB) *Model {
 	m := goldenModel(t)
 	m.focus = focusConns
-	m.Update(connsMsg{gen: m.lagGen, c: connsFixture()})
+	m.Update(connsMsg(m, connsFixture()))
 	return m
 }
 
@@ -71,7 +72,7 @@ func TestConnsTerminate(t *testing.T) {
 	if !m.keys.Terminate.Enabled() || m.keys.Run.Enabled() {
 		t.Fatalf("keys in the pane: terminate %t, run %t", m.keys.Terminate.Enabled(), m.keys.Run.Enabled())
 	}
-	h.send(connsMsg{gen: m.lagGen, c: connsFixture()})
+	h.send(connsMsg(m, connsFixture()))
 	scr := h.screen()
 	if !strings.Contains(scr, "Connections · blue 6 · green 1 · ⚠ 1 marked") || strings.Contains(scr, "pid 4101") {
 		t.Fatalf("pane:\n%s", scr)
@@ -79,7 +80,7 @@ func TestConnsTerminate(t *testing.T) {
 	// The cursor to the direct session: the blue heading, its group, the session.
 	h.key("down", "down")
 	h.key("x")
-	if m.prompt != promptTerminate || !strings.Contains(h.screen(), "end session pid 4242 on blue (app@10.0.3.7:51234 psql)") {
+	if m.prompt.Kind() != prompt.Terminate || !strings.Contains(h.screen(), "end session pid 4242 on blue (app@10.0.3.7:51234 psql)") {
 		t.Fatalf("x did not ask:\n%s", h.screen())
 	}
 	h.typeText("nope")

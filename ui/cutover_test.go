@@ -10,6 +10,9 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
 
 // switchSteps are a prepared run and its cutover, destructive, for the
@@ -55,7 +58,7 @@ func TestWaysOutOffered(t *testing.T) {
 		t.Fatalf("cursor on %s", h.m.selected().ID)
 	}
 	h.key("enter")
-	h.until("the ways out", func() bool { return h.m.prompt == promptWays })
+	h.until("the ways out", func() bool { return h.m.prompt.Kind() == prompt.Ways })
 	scr := h.screen()
 	for _, want := range []string{"cutover stopped half way: PgBouncer lab paused, pointing at green",
 		"f  finish forward to green: runs resume, verify target is green, fence blue",
@@ -69,21 +72,23 @@ func TestWaysOutOffered(t *testing.T) {
 		t.Errorf("the run key is offered while the ways out are")
 	}
 	h.key("f")
-	if h.m.prompt != promptConfirm || !strings.Contains(h.screen(), "cutover's way out, finish forward to green, changes the servers: type the database's name (app)") {
+	if h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "cutover's way out, finish forward to green, changes the servers: type the database's name (app)") {
 		t.Fatalf("f did not ask for the name:\n%s", h.screen())
 	}
 	h.typeText("app")
 	h.key("enter")
-	h.until("the way out to run", func() bool { return f.count() == 1 && h.m.running == "" })
+	h.until("the way out to run", func() bool { return f.count() == 1 && h.m.run.id == "" })
 	if p := f.params[0]; f.runs[0] != "cutover" || p.Way != "finish" || !p.Confirmed {
 		t.Errorf("ran %v with %+v, want cutover with way finish, confirmed", f.runs, p)
 	}
 	// esc leaves it as it is.
 	h.key("up", "down", "enter")
-	h.until("the ways out again", func() bool { return h.m.prompt == promptWays })
+	h.until("the ways out again", func() bool { return h.m.prompt.Kind() == prompt.Ways })
 	h.key("esc")
-	if h.m.prompt != promptNone || f.count() != 1 || !strings.Contains(h.m.logText(), "left half way") {
-		t.Errorf("esc: prompt %d, runs %d, log:\n%s", h.m.prompt, f.count(), h.m.logText())
+	// What the prompt says in the log comes as a message (pane.NoteMsg).
+	h.until("the note", func() bool { return strings.Contains(h.m.logText(), "left half way") })
+	if h.m.prompt.Kind() != prompt.None || f.count() != 1 {
+		t.Errorf("esc: prompt %d, runs %d, log:\n%s", h.m.prompt.Kind(), f.count(), h.m.logText())
 	}
 }
 
@@ -109,9 +114,9 @@ func TestFoundDoneAsksNothing(t *testing.T) {
 		Now: func() time.Time { return epoch }, Location: time.UTC})
 	h := newHarness(t, m, 100, 30)
 	h.key("enter")
-	h.until("the check", func() bool { return m.probing == "" })
-	if m.prompt != promptNone || m.running != "" {
-		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt, m.running)
+	h.until("the check", func() bool { return m.run.probing == "" })
+	if m.prompt.Kind() != prompt.None || m.run.id != "" {
+		t.Fatalf("asked (prompt %d) or ran (%q) a step with nothing to do", m.prompt.Kind(), m.run.id)
 	}
 	if got := store.Snapshot().Step("drop"); got.Status != state.Done || got.Attempts != 0 {
 		t.Errorf("drop is %+v, want done without a run", got)
@@ -127,10 +132,10 @@ func TestFoundDoneAsksNothing(t *testing.T) {
 func TestLiveDryRun(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("p")
-	if h.m.running != "first" || !h.m.runDry {
-		t.Fatalf("p did not start the dry run through the runner (running %q)", h.m.running)
+	if h.m.run.id != "first" || !h.m.run.dry {
+		t.Fatalf("p did not start the dry run through the runner (running %q)", h.m.run.id)
 	}
-	h.until("the dry run to end", func() bool { return h.m.running == "" })
+	h.until("the dry run to end", func() bool { return h.m.run.id == "" })
 	h.until("its plan", func() bool { return strings.Contains(h.m.logText(), "[blue sql] SELECT 1") })
 	if !strings.Contains(h.m.logText(), "first: dry run printed above; nothing was executed") {
 		t.Errorf("log:\n%s", h.m.logText())
@@ -140,8 +145,8 @@ func TestLiveDryRun(t *testing.T) {
 	}
 	// A step that would be refused gets the offline plan and the reason.
 	h.key("j", "p")
-	if h.m.running != "" || !strings.Contains(h.m.logText(), "it would be refused now: earlier step first is pending") {
-		t.Errorf("refused step: running %q, log:\n%s", h.m.running, h.m.logText())
+	if h.m.run.id != "" || !strings.Contains(h.m.logText(), "it would be refused now: earlier step first is pending") {
+		t.Errorf("refused step: running %q, log:\n%s", h.m.run.id, h.m.logText())
 	}
 }
 
@@ -150,7 +155,7 @@ func TestLiveDryRun(t *testing.T) {
 func TestHangup(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q") // a prompt open when the terminal goes must not hold the quit
@@ -175,13 +180,13 @@ func TestTrafficAndFeed(t *testing.T) {
 	var fail error
 	h, _ := switchModel(t, func(ctx context.Context) (monitor.Traffic, error) { return reply, fail })
 	m := h.m
-	h.until("the traffic", func() bool { return !m.trafficPoll.lastOK.IsZero() })
+	h.until("the traffic", func() bool { return strings.Contains(h.screen(), "◨ writes → GREEN") })
 	lag := 0.42
 	since := epoch.Add(-5 * time.Minute)
-	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{
+	m.Update(lagMsg(m, monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{
 		{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", BehindBytes: 2 << 20, RetainedBytes: 2 << 20, WALStatus: "reserved", SafeWALBytes: -1, InactiveSince: &since},
 		{Slot: "pgbg_reverse", Server: "green", Direction: "green -> blue", Active: true, BehindBytes: 300, RetainedBytes: 4096, WALStatus: "reserved", SafeWALBytes: 1 << 30, MaxKeepBytes: 1 << 30, LagSeconds: &lag},
-	}}})
+	}}))
 	scr := h.screen()
 	for _, want := range []string{"◨ writes → GREEN", "⚠ the application roles can log in on both", "Lag green → blue (reverse feed",
 		"g→b pgbg_reverse", "lag 0.42s", "1.0 GB left", "b→g pgbg_all     ○ idle 5m00s · kept for a rollback · WAL 2.0 MB reserved"} {
@@ -194,9 +199,9 @@ func TestTrafficAndFeed(t *testing.T) {
 	}
 	// Unreadable: unknown, said as such; the feed stays the last known.
 	fail = errors.New("dial tcp 127.0.0.1:6432: connect: connection refused")
-	m.trafficPoll.nextAt = time.Time{}
-	h.send(lagTickMsg{gen: m.lagGen})
-	h.until("the failed read", func() bool { return m.trafficPoll.lastErr != "" })
+	h.send(poll.SoonMsg{Source: statusline.SourceTraffic})
+	h.send(m.ticks.Msg())
+	h.until("the failed read", func() bool { return strings.Contains(h.screen(), "? writes → UNKNOWN") })
 	scr = h.screen()
 	if !strings.Contains(scr, "? writes → UNKNOWN") || !strings.Contains(scr, "Lag green → blue") {
 		t.Errorf("unknown traffic:\n%s", scr)
@@ -211,7 +216,7 @@ func TestRehearseKey(t *testing.T) {
 		t.Fatalf("no rehearsal key on the cutover:\n%s", h.screen())
 	}
 	h.key("c")
-	h.until("the rehearsal to end", func() bool { return f.count() == 1 && h.m.running == "" })
+	h.until("the rehearsal to end", func() bool { return f.count() == 1 && h.m.run.id == "" })
 	if p := f.params[0]; !p.Check || p.MeasurePause || p.Confirmed {
 		t.Errorf("rehearsal ran with %+v", p)
 	}

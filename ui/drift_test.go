@@ -7,12 +7,15 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
 )
 
 // TestDriftWithinTwoTicks: a DDL on blue between two slow ticks shows as a
@@ -21,12 +24,10 @@ import (
 func TestDriftWithinTwoTicks(t *testing.T) {
 	var mu sync.Mutex
 	now := epoch
-	reads := 0
 	d := monitor.Drift{Compared: true, Objects: 75, Differences: []string{}}
 	read := func(context.Context) (monitor.Drift, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		reads++
 		return d, nil
 	}
 	store := openStore(t, false, "")
@@ -35,7 +36,7 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 	m := New(Params{Config: cfg, Steps: real.Steps, Runner: &fakeRunner{real: real}, Store: store, Database: "app", Drift: read,
 		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }, Location: time.UTC})
 	h := newHarness(t, m, 100, 30)
-	h.until("the first comparison", func() bool { return !m.driftPoll.lastOK.IsZero() })
+	h.until("the first comparison", func() bool { return h.count(isDrift) > 0 })
 	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
 		t.Fatalf("drift shown with equal schemas:\n%s", h.screen())
 	}
@@ -46,12 +47,12 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 	ticks := 0
 	for ticks < 2 && !strings.Contains(h.screen(), "SCHEMA DRIFT") {
 		mu.Lock()
-		now = now.Add(slowEvery)
+		now = now.Add(lag.DriftEvery)
 		mu.Unlock()
 		ticks++
-		before := reads
-		h.send(lagTickMsg{gen: m.lagGen})
-		h.until("the tick's comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+		before := h.count(isDrift)
+		h.send(m.ticks.Msg())
+		h.until("the tick's comparison", func() bool { return h.count(isDrift) > before })
 	}
 	scr := h.screen()
 	if !strings.Contains(scr, "⚠ SCHEMA DRIFT since 12:00:05: blue's and green's schemas differ (1 object(s)): only on blue: column") ||
@@ -59,17 +60,16 @@ func TestDriftWithinTwoTicks(t *testing.T) {
 		t.Fatalf("after %d slow tick(s) the drift is not shown:\n%s", ticks, scr)
 	}
 	t.Logf("shown after %d slow tick(s)", ticks)
-	if !strings.Contains(m.logText(), "schema drift: blue's and green's schemas differ") {
-		t.Errorf("the drift is not in the log:\n%s", m.logText())
-	}
+	// The pane says it in the log with a message of its own.
+	h.until("the drift in the log", func() bool { return strings.Contains(m.logText(), "schema drift: blue's and green's schemas differ") })
 	// Fixed on green: gone at the next comparison.
 	mu.Lock()
 	d.Differences = []string{}
-	now = now.Add(slowEvery)
+	now = now.Add(lag.DriftEvery)
 	mu.Unlock()
-	before := reads
-	h.send(lagTickMsg{gen: m.lagGen})
-	h.until("the next comparison", func() bool { mu.Lock(); defer mu.Unlock(); return reads > before && !m.driftPoll.inFlight })
+	before := h.count(isDrift)
+	h.send(m.ticks.Msg())
+	h.until("the next comparison", func() bool { return h.count(isDrift) > before })
 	if strings.Contains(h.screen(), "SCHEMA DRIFT") {
 		t.Errorf("drift still shown with equal schemas:\n%s", h.screen())
 	}
@@ -86,7 +86,7 @@ func TestChecksKept(t *testing.T) {
 		t.Errorf("80 columns: no warn count on the row:\n%s", scr)
 	}
 	m.Update(tea_WindowSize(200, 60))
-	m.cursor = 0
+	m.runbook.Select(0)
 	scr := h80(m)
 	for _, want := range []string{"preflight                  12 pass · 1 warn", "checks 12 pass · 1 warn",
 		`⚠ WARN 1 table(s) with neither a primary key nor a replica identity: "public"."events_log"`} {
@@ -94,11 +94,14 @@ func TestChecksKept(t *testing.T) {
 			t.Errorf("screen lacks %q:\n%s", want, scr)
 		}
 	}
-	m.takeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
+	m.checks.TakeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
 	if strings.Contains(h80(m), "12 pass") {
 		t.Errorf("a new run kept the old counts")
 	}
 }
+
+// isDrift says whether msg is a comparison of the schemas.
+func isDrift(msg tea.Msg) bool { _, ok := msg.(poll.Msg[monitor.Drift]); return ok }
 
 func h80(m *Model) string { return ansi.Strip(m.View()) }
 
@@ -109,14 +112,14 @@ func TestDriftShowsRecordedDDL(t *testing.T) {
 	m := goldenModel(t)
 	m.Update(tea_WindowSize(80, 24))
 	at := epoch.Add(-3 * time.Minute)
-	m.takeDrift(driftMsg{d: monitor.Drift{Compared: true, Objects: 75,
+	m.Update(driftMsg(m, monitor.Drift{Compared: true, Objects: 75,
 		Differences: []string{"only on blue: column public.accounts.note text null"},
 		Recording:   true,
 		Recorded: []pg.DDLEntry{
 			{At: at, User: "deploy", CommandTag: "ALTER TABLE", Object: "public.accounts", Query: "ALTER TABLE public.accounts ADD COLUMN note text"},
 			{At: at.Add(-time.Minute), User: "deploy", CommandTag: "CREATE INDEX", Object: "public.accounts_note", Query: "CREATE INDEX accounts_note\n  ON public.accounts (note)"},
 			{At: at.Add(-2 * time.Minute), User: "partman", CommandTag: "CREATE TABLE", Object: "public.events_p2026", Query: "CREATE TABLE public.events_p2026 ..."},
-		}}})
+		}}))
 	scr := h80(m)
 	t.Logf("80x24:\n%s", scr)
 	for _, want := range []string{"⚠ SCHEMA DRIFT", "DDL on blue 11:57:00 deploy: ALTER TABLE public.accounts ADD COLUMN note text", "DDL on blue 11:56:00 deploy: CREATE INDEX accounts_note …"} {

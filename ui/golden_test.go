@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // goldenModel is a copy-strategy run part way: three steps done, one
@@ -51,30 +52,30 @@ func goldenModel(t testing.TB) *Model {
 		Holder:  "pid 4242 ops@jumpbox since 11:58:03",
 		Traffic: func(context.Context) (monitor.Traffic, error) { return traffic, nil },
 		Now:     func() time.Time { return epoch }, Location: time.UTC})
-	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
-	m.running, m.runStart = all[6].ID, started
-	m.Update(versionMsg{blue: true, version: "15.14"})
-	m.Update(versionMsg{blue: false, version: "17.5"})
+	m.Update(trafficMsg(m, traffic))
+	m.run.id, m.run.start = all[6].ID, started
+	m.Update(versionMsg(m, true, "15.14"))
+	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {
 		at := epoch.Add(time.Duration(i-59) * time.Second)
 		lag := 1.25 - float64(i)/60
-		m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: at, Slots: []monitor.SlotLag{
+		m.Update(lagMsg(m, monitor.LagSample{At: at, Slots: []monitor.SlotLag{
 			{Slot: "pgbg_all", Server: "blue", Direction: "blue -> green", Active: true, BehindBytes: int64(200-3*i) << 20, RetainedBytes: int64(260-3*i) << 20, WALStatus: "reserved", SafeWALBytes: -1, MaxKeepBytes: -1,
 				ConfirmedLSN: "0/9000000", CurrentLSN: "0/A000000", LagSeconds: &lag},
 			{Slot: "pgbg_orders", Server: "blue", Direction: "blue -> green", Active: false, BehindBytes: int64(10+i) << 20, RetainedBytes: int64(40+i) << 20, WALStatus: "extended",
 				SafeWALBytes: int64(2048-40-i) << 20, MaxKeepBytes: 2 << 30},
-		}}})
+		}}))
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: []monitor.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
-		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}})
+	m.Update(subsMsg(m, []monitor.Subscription{{Name: "pgbg_all", Enabled: true, Slot: "pgbg_all", WorkerRunning: true,
+		ReceivedLSN: "0/9000000", LatestEndLSN: "0/9000000", LastMessage: epoch.Add(-2 * time.Second), Tables: 9, TablesNotReady: 2}}))
 	for i := 0; i < 30; i++ {
-		m.log.add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), levelSQL)
+		m.log.Add(fmt.Sprintf("11:59:%02d copy-schema [green sql] CREATE TABLE public.t%02d (id bigint PRIMARY KEY) (3ms)", i, i), pane.SQL)
 	}
-	m.note(levelError, "create-publications failed after 0s: permission denied for table accounts")
+	m.note(pane.Error, "create-publications failed after 0s: permission denied for table accounts")
 	for _, l := range preflightLines() {
-		m.takeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
+		m.checks.TakeEntry(state.Entry{Step: "preflight", Kind: "log", Text: l})
 	}
-	m.cursor = 6
+	m.runbook.Select(6)
 	return m
 }
 

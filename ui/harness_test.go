@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +18,11 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
+	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/conns"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens")
@@ -117,6 +121,8 @@ type harness struct {
 	m    *Model
 	msgs chan tea.Msg
 	quit bool
+	// sent are the messages delivered, in order.
+	sent []tea.Msg
 }
 
 func newHarness(t *testing.T, m *Model, w, h int) *harness {
@@ -150,8 +156,31 @@ func (h *harness) send(msg tea.Msg) {
 		h.quit = true
 		return
 	}
+	h.sent = append(h.sent, msg)
 	_, cmd := h.m.Update(msg)
 	h.exec(cmd)
+}
+
+// count is how many messages delivered so far are of a kind.
+func (h *harness) count(kind func(tea.Msg) bool) int {
+	n := 0
+	for _, msg := range h.sent {
+		if kind(msg) {
+			n++
+		}
+	}
+	return n
+}
+
+// feed delivers msg as the program would, at once: the commands Update
+// returns run here and their messages are fed back in turn (the panes'
+// notes for the log, the alerts). Only for messages whose commands return
+// at once: no tick, no step.
+func feed(m *Model, msg tea.Msg) {
+	_, cmd := m.Update(msg)
+	for _, msg := range runCmd(cmd) {
+		feed(m, msg)
+	}
 }
 
 // key sends key presses: "enter", "esc", "tab", "up", "down", "ctrl+c", or
@@ -208,13 +237,52 @@ func (h *harness) screen() string { return ansi.Strip(h.m.View()) }
 
 // logText is the whole log, for assertions.
 func (m *Model) logText() string {
-	var b strings.Builder
-	for _, l := range m.log.lines {
-		b.WriteString(l.text + "\n")
-	}
-	return b.String()
+	return m.log.Text()
 }
 
 func tea_QuitMsg() tea.Msg { return tea.QuitMsg{} }
 
 func tea_WindowSize(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// Results of the screen's polls, as their pollers send them, tagged with
+// the current generation of the chain.
+func lagMsg(m *Model, s monitor.LagSample) tea.Msg {
+	return poll.Msg[monitor.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen(), Value: s}
+}
+
+func lagErrMsg(m *Model, err error) tea.Msg {
+	return poll.Msg[monitor.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen(), Err: err}
+}
+
+// staleLagMsg is a sample of the chain's previous generation.
+func staleLagMsg(m *Model, s monitor.LagSample) tea.Msg {
+	return poll.Msg[monitor.LagSample]{Source: lag.SourceSlots, Gen: m.ticks.Gen() - 1, Value: s}
+}
+
+func subsMsg(m *Model, subs []monitor.Subscription) tea.Msg {
+	return poll.Msg[[]monitor.Subscription]{Source: lag.SourceSubscriptions, Gen: m.ticks.Gen(), Value: subs}
+}
+
+func trafficMsg(m *Model, t monitor.Traffic) tea.Msg {
+	return poll.Msg[monitor.Traffic]{Source: statusline.SourceTraffic, Gen: m.ticks.Gen(), Value: t}
+}
+
+func versionMsg(m *Model, blue bool, v string) tea.Msg {
+	source := statusline.SourceGreenVersion
+	if blue {
+		source = statusline.SourceBlueVersion
+	}
+	return poll.Msg[string]{Source: source, Gen: m.ticks.Gen(), Value: v}
+}
+
+func syncMsg(m *Model, p monitor.SyncProgress) tea.Msg {
+	return poll.Msg[monitor.SyncProgress]{Source: lag.SourceSync, Gen: m.ticks.Gen(), Value: p}
+}
+
+func connsMsg(m *Model, c monitor.Connections) tea.Msg {
+	return poll.Msg[monitor.Connections]{Source: conns.Source, Gen: m.ticks.Gen(), Value: c}
+}
+
+func driftMsg(m *Model, d monitor.Drift) tea.Msg {
+	return poll.Msg[monitor.Drift]{Source: lag.SourceDrift, Gen: m.ticks.Gen(), Value: d}
+}

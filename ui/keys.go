@@ -1,84 +1,278 @@
 package ui
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"fmt"
 
-// KeyMap is every key of the screen, declared once with its help text.
-// Keys that do not apply in the current state are disabled (see
-// Model.syncKeys), so the help line is always true.
-type KeyMap struct {
-	Up, Down       key.Binding
-	Focus, Back    key.Binding
-	PageUp, PageDn key.Binding
-	Top, Follow    key.Binding
-	Run, DryRun    key.Binding
-	// Rehearse runs the cutover's (or rollback's) live prechecks only.
-	Rehearse   key.Binding
-	Edit, Add  key.Binding
-	Skip       key.Binding
-	Help, Quit key.Binding
-	// Confirm and Cancel answer a prompt.
-	Confirm, Cancel key.Binding
-	// WayFinish and WayUndo choose a way out of a cutover stopped half way.
-	WayFinish, WayUndo key.Binding
-	// Expand opens a group of the connections pane; Terminate ends the
-	// session under the cursor there.
-	Expand, Terminate key.Binding
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
+)
+
+// The keys: an open prompt takes them all; else the screen's own (quit,
+// help, the focus, and what runs something: a step, its dry run or
+// rehearsal, a skip, a value's edit, a session's end) are handled here, the
+// log's keys go to the log wherever the focus is, and the rest to the
+// focused pane.
+
+// syncKeys enables the keys that apply now, so help never offers a key that
+// does nothing: no run key while a step runs or in watch mode, no value
+// editing in watch mode, only the prompt's answers while one is open.
+func (m *Model) syncKeys() {
+	k := m.keys
+	prompt := m.prompt.Open()
+	canExec := !m.p.Watch && m.p.Runner != nil && m.run.id == "" && m.run.probing == "" && !m.run.quitting
+	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.Focus, &k.Back, &k.PageUp, &k.PageDn, &k.Top, &k.Follow, &k.Help, &k.Quit} {
+		b.SetEnabled(!prompt)
+	}
+	k.Run.SetEnabled(!prompt && canExec && (m.focus == focusSteps || m.focus == focusDetail))
+	k.Expand.SetEnabled(!prompt && m.focus == focusConns)
+	k.Terminate.SetEnabled(!prompt && m.focus == focusConns && !m.p.Watch && m.p.Runner != nil)
+	if !prompt && !m.p.Watch && m.focus == focusValues {
+		k.Run.SetEnabled(false)
+	}
+	runbook := m.focus != focusConns
+	sel := m.selected()
+	k.Rehearse.SetEnabled(!prompt && canExec && runbook && m.focus != focusValues && sel != nil && sel.Rehearse != nil)
+	k.DryRun.SetEnabled(!prompt && m.p.Runner != nil && runbook)
+	k.Edit.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Add.SetEnabled(!prompt && !m.p.Watch && m.p.Store != nil && runbook)
+	k.Skip.SetEnabled(!prompt && canExec && m.focus != focusValues && runbook)
+	// The prompt's own keys (confirm, cancel, the ways out) are the
+	// prompt's to enable.
 }
 
-// NewKeyMap returns the default key map.
-func NewKeyMap() KeyMap {
-	return KeyMap{
-		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		Focus:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
-		Back:   key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
-		PageUp: key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "log back")),
-		PageDn: key.NewBinding(key.WithKeys("pgdown", "ctrl+d"), key.WithHelp("pgdn", "log forward")),
-		Top:    key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "top")),
-		Follow: key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "follow log")),
-		Run:    key.NewBinding(key.WithKeys("enter", "r"), key.WithHelp("enter", "run step")),
-		DryRun: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "dry run")),
-		// Enabled only on a step that has a rehearsal (cutover, rollback).
-		Rehearse: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "rehearse (prechecks only)"), key.WithDisabled()),
-		Edit:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "edit value")),
-		Add:      key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add value")),
-		Skip:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip step (with a reason)")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "more keys")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
-		Confirm:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
-		Cancel:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
-		// Enabled only while the ways out are offered (syncKeys).
-		WayFinish: key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "finish forward"), key.WithDisabled()),
-		WayUndo:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "undo back"), key.WithDisabled()),
-		// Enabled only in the connections pane.
-		Expand:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open group"), key.WithDisabled()),
-		Terminate: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "end session"), key.WithDisabled()),
+// handleKey dispatches a key press.
+func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
+	if m.prompt.Open() {
+		return m.toPane(m.prompt, msg)
+	}
+	if msg.String() == "ctrl+c" && m.run.quitting {
+		return tea.Quit // second Ctrl+C: leave now; the next start marks the step interrupted
+	}
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		if m.run.id != "" && !m.p.Watch {
+			if m.run.quitting {
+				return nil
+			}
+			m.prompt.OpenQuit()
+			return nil
+		}
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+	case key.Matches(msg, k.Focus):
+		m.focus = (m.focus + 1) % focusCount
+		return m.focusChanged()
+	case key.Matches(msg, k.Back):
+		m.focus = (m.focus + focusCount - 1) % focusCount
+		return m.focusChanged()
+	case key.Matches(msg, k.Up, k.Down, k.Top):
+		return m.toFocused(msg)
+	case key.Matches(msg, k.Follow, k.PageUp, k.PageDn):
+		// The log's keys, wherever the focus is.
+		return m.toLog(msg)
+	case msg.String() == "enter" && m.focus == focusValues:
+		return m.editSelectedValue()
+	case m.focus == focusConns && msg.String() == "enter":
+		return m.toPane(m.conns, msg)
+	case m.focus == focusConns && key.Matches(msg, k.Terminate):
+		return m.connTerminate()
+	case m.focus == focusConns && (msg.String() == "r" || msg.String() == "p" || msg.String() == "s" || msg.String() == "e" || msg.String() == "a"):
+		m.note(pane.Info, "the connections pane is read here; tab back to the runbook to run, plan, skip or edit")
+	case msg.String() == "enter" || msg.String() == "r":
+		return m.runSelected()
+	case key.Matches(msg, k.DryRun):
+		return m.dryRunKey()
+	case key.Matches(msg, k.Rehearse):
+		if s := m.selected(); s != nil {
+			return m.startRun(s.ID, steps.RunParams{Check: true})
+		}
+	case key.Matches(msg, k.Edit):
+		if m.focus == focusValues {
+			return m.editSelectedValue()
+		}
+		return m.editNeeded()
+	case key.Matches(msg, k.Skip):
+		s := m.selected()
+		switch {
+		case s == nil:
+		case m.p.Watch || m.p.Runner == nil:
+			return m.refuseWatch("skip " + s.ID)
+		case m.run.id != "":
+			m.note(pane.Warn, fmt.Sprintf("%s is running: skip waits until it ends", m.run.id))
+		default:
+			m.prompt.OpenSkip(s.ID)
+		}
+	case key.Matches(msg, k.Add):
+		if !k.Add.Enabled() {
+			return m.refuseWatch("add a value")
+		}
+		m.prompt.OpenKey()
+	}
+	return nil
+}
+
+// toFocused hands a key to the focused pane.
+func (m *Model) toFocused(msg tea.KeyMsg) tea.Cmd {
+	switch m.focus {
+	case focusSteps:
+		// A step newly under the cursor shows its detail from the top.
+		m.detail.ScrollTop()
+		return m.toPane(m.runbook, msg)
+	case focusDetail:
+		return m.toPane(m.detail, msg)
+	case focusValues:
+		return m.toPane(m.values, msg)
+	case focusLog:
+		return m.toLog(msg)
+	case focusConns:
+		return m.toPane(m.conns, msg)
+	}
+	return nil
+}
+
+// toLog hands a key to the log, sized first: a page of the log is its
+// height.
+func (m *Model) toLog(msg tea.KeyMsg) tea.Cmd {
+	m.layout()
+	return m.toPane(m.log, msg)
+}
+
+// focusChanged starts reading who is connected as soon as its pane shows.
+func (m *Model) focusChanged() tea.Cmd {
+	if m.focus != focusConns {
+		return nil
+	}
+	m.compose() // the pane reads as soon as it shows
+	return m.pollDue()
+}
+
+// refuseWatch says, in the log, why watch mode does not do something.
+func (m *Model) refuseWatch(what string) tea.Cmd {
+	m.note(pane.Warn, "watch mode is read-only: it cannot "+what+"; the instance holding the lock drives the run")
+	return nil
+}
+
+// runSelected runs the step under the cursor, after its refusals and, for a
+// destructive step, the typed confirmation.
+func (m *Model) runSelected() tea.Cmd {
+	s := m.selected()
+	switch {
+	case s == nil:
+		return nil
+	case m.p.Watch || m.p.Runner == nil:
+		return m.refuseWatch("run " + s.ID)
+	case m.run.id != "":
+		m.note(pane.Warn, fmt.Sprintf("%s is running: one step at a time", m.run.id))
+		return nil
+	case m.run.probing != "":
+		return nil
+	}
+	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
+		m.note(pane.Warn, fmt.Sprintf("%s refused: %s", s.ID, why))
+		return nil
+	}
+	if s.Destructive {
+		// The servers first: nothing to do needs no name, and a cutover
+		// stopped half way offers its ways out instead.
+		return m.startProbe(s.ID)
+	}
+	return m.startRun(s.ID, steps.RunParams{})
+}
+
+// dryRunKey is p: the live dry run through the runner, in a command (the
+// plan read from the servers now, read-only); watch mode, a step already
+// running, or a step that would be refused get the offline plan, which
+// needs no I/O.
+func (m *Model) dryRunKey() tea.Cmd {
+	s := m.selected()
+	switch {
+	case s == nil || m.p.Runner == nil:
+		return nil
+	case m.p.Watch:
+	case m.run.id != "" || m.run.probing != "":
+		m.note(pane.Info, fmt.Sprintf("%s is running: the live dry run waits until it ends; the offline plan meanwhile", units.Or(m.run.id, m.run.probing)))
+	case m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}) == "":
+		return m.startRun(s.ID, steps.RunParams{DryRun: true})
+	}
+	m.dryRun()
+	return nil
+}
+
+// dryRun prints the selected step's offline plan into the log, with
+// recorded values and secrets redacted, and why it would be refused now. It
+// reads nothing, so it is rendered here rather than through the runner.
+func (m *Model) dryRun() {
+	s := m.selected()
+	if s == nil || m.p.Runner == nil {
+		return
+	}
+	m.note(pane.Info, "plan of "+s.ID+", offline (recorded values; nothing is executed):")
+	for _, a := range s.OfflinePlan(m.p.Runner.Env(s.ID)) {
+		m.log.Add(fmt.Sprintf("  [%s %s] %s", a.Target, a.Kind, a.Text), pane.SQL)
+	}
+	if why := m.p.Runner.Preconditions(s.ID, steps.RunParams{Confirmed: true}); why != "" {
+		m.log.Add("  it would be refused now: "+why, pane.Warn)
 	}
 }
 
-// ShortHelp is the one-line help: what can be done now.
-func (k KeyMap) ShortHelp() []key.Binding {
-	if k.WayFinish.Enabled() {
-		return []key.Binding{k.WayFinish, k.WayUndo, k.Cancel}
+// editSelectedValue opens the value editor on the values pane's row.
+func (m *Model) editSelectedValue() tea.Cmd {
+	if m.p.Watch || m.p.Store == nil {
+		return m.refuseWatch("edit values")
 	}
-	if k.Confirm.Enabled() {
-		return []key.Binding{k.Confirm, k.Cancel}
+	k, ok := m.values.Selected()
+	if !ok {
+		m.prompt.OpenKey()
+		return nil
 	}
-	return []key.Binding{k.Run, k.Expand, k.Terminate, k.DryRun, k.Rehearse, k.Edit, k.Up, k.Down, k.Focus, k.Help, k.Quit}
+	m.prompt.OpenValue(k)
+	return nil
 }
 
-// FullHelp is the help shown by ?, in columns.
-func (k KeyMap) FullHelp() [][]key.Binding {
-	if k.WayFinish.Enabled() {
-		return [][]key.Binding{{k.WayFinish, k.WayUndo, k.Cancel}}
+// editNeeded opens the value editor on the first value the selected step
+// needs and lacks (or its first need), so a missing value is one key away.
+func (m *Model) editNeeded() tea.Cmd {
+	if m.p.Watch || m.p.Store == nil {
+		return m.refuseWatch("edit values")
 	}
-	if k.Confirm.Enabled() {
-		return [][]key.Binding{{k.Confirm, k.Cancel}}
+	s := m.selected()
+	if s == nil || len(s.Needs) == 0 {
+		m.prompt.OpenKey()
+		return nil
 	}
-	return [][]key.Binding{
-		{k.Up, k.Down, k.Top, k.Focus, k.Back},
-		{k.Run, k.DryRun, k.Rehearse, k.Skip, k.Edit, k.Add, k.Expand, k.Terminate},
-		// Three columns, so the whole help fits 80 columns (quit included).
-		{k.PageUp, k.PageDn, k.Follow, k.Help, k.Quit},
+	k := s.Needs[0]
+	for _, n := range s.Needs {
+		if v, ok := m.st.Get(n); !ok || v == "" {
+			k = n
+			break
+		}
 	}
+	m.prompt.OpenValue(k)
+	return nil
+}
+
+// connTerminate asks for the database's name to end the session under the
+// connections pane's cursor.
+func (m *Model) connTerminate() tea.Cmd {
+	if m.p.Watch || m.p.Runner == nil {
+		return m.refuseWatch("end a session")
+	}
+	s, ok := m.conns.Selected()
+	if !ok {
+		m.note(pane.Info, "x ends a session: put the cursor on one (enter on a group lists its sessions)")
+		return nil
+	}
+	if s.Ours {
+		m.note(pane.Warn, fmt.Sprintf("pid %d is pgbluegreen's own session: not ended", s.PID))
+		return nil
+	}
+	m.prompt.OpenTerminate(prompt.Session{Server: s.Server, PID: s.PID, Started: s.BackendStart, Who: s.Who()})
+	return nil
 }

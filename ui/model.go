@@ -2,13 +2,20 @@
 // navigable list with each step's detail, the values table, the live lag
 // gauge of blue's slots and green's subscriptions, and the log of the run.
 //
+// Each pane is a component of its own package (runbook, detail, values,
+// lag, logpane, conns, prompt, statusline: soft-serve's contract, a
+// tea.Model that says its keys and takes its size), drawn with one theme
+// and one key map. This package composes them: it sizes them, hands the
+// focused one its keys and every other message to all of them, and drives
+// the runner's lifecycle (running a step, following the journal, quitting).
+//
 // The model never does I/O itself: steps run, servers are polled and files
-// are followed in commands, and their results come back as messages. Polling
-// is one re-armed tick chain tagged with a generation number.
+// are followed in commands, and their results come back as messages. Every
+// poll is a poll.Poller on one re-armed tick chain tagged with a
+// generation number.
 package ui
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"time"
@@ -19,85 +26,19 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
-	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/conns"
+	"github.com/pgbluegreen/pgbluegreen/ui/detail"
+	"github.com/pgbluegreen/pgbluegreen/ui/keys"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
+	"github.com/pgbluegreen/pgbluegreen/ui/logpane"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
+	"github.com/pgbluegreen/pgbluegreen/ui/runbook"
+	"github.com/pgbluegreen/pgbluegreen/ui/statusline"
+	"github.com/pgbluegreen/pgbluegreen/ui/stepstate"
+	"github.com/pgbluegreen/pgbluegreen/ui/values"
 )
-
-// Runner is what the screen uses of *steps.Runner; tests give a fake.
-type Runner interface {
-	Run(ctx context.Context, id string, p steps.RunParams) (steps.Outcome, error)
-	Preconditions(id string, p steps.RunParams) string
-	Env(step string) *steps.Env
-	Skip(id, reason string) error
-	// WaysOut says whether a cutover or rollback stopped half way, and its
-	// two ways out.
-	WaysOut(ctx context.Context, step string) (steps.WaysOut, bool, error)
-	// RecordIfDone records a step done when its check finds its work done.
-	RecordIfDone(ctx context.Context, id string) (steps.Outcome, string, error)
-	// TerminateSession ends one client session, journaled.
-	TerminateSession(ctx context.Context, server string, pid int32, started time.Time, who string) (bool, error)
-	// SetValue records an operator's value: typed, journaled with the reason.
-	SetValue(key, value, reason string) error
-}
-
-// Store is what the screen uses of *state.Store.
-type Store interface {
-	Snapshot() *state.State
-	Update(fn func(*state.State) error) error
-	Reload() (*state.State, error)
-}
-
-// LagFunc reads blue's slots once; SubscriptionsFunc green's subscriptions;
-// VersionFunc one server's version. steps.Monitor's methods fit them.
-type (
-	LagFunc           func(ctx context.Context) (monitor.LagSample, error)
-	SubscriptionsFunc func(ctx context.Context) ([]monitor.Subscription, error)
-	VersionFunc       func(ctx context.Context) (string, error)
-)
-
-// Params are what the screen is built from.
-type Params struct {
-	Config *config.Config
-	// Steps are the strategy's steps, in order.
-	Steps  []*steps.Step
-	Runner Runner
-	Store  Store
-	// Lines is the runner's Out: step output, streamed into the log.
-	Lines <-chan steps.Line
-	// Lag, Subscriptions and the versions are polled; any may be nil.
-	Lag                       LagFunc
-	Subscriptions             SubscriptionsFunc
-	BlueVersion, GreenVersion VersionFunc
-	// Traffic says where writes go; read every slowEvery.
-	Traffic TrafficFunc
-	// Connections says who is connected; read every connsEvery while the
-	// connections pane is shown.
-	Connections ConnectionsFunc
-	// Drift compares blue's and green's schemas; read every slowEvery.
-	Drift DriftFunc
-	// SyncProgress reads the initial sync's progress; read every syncEvery
-	// while a subscription has tables still to sync.
-	SyncProgress SyncProgressFunc
-	// Alerts, when set, is fed every read (nil: no alerts from this screen);
-	// AlertsNote says where they go, or who sends them, in the log at start.
-	Alerts     AlertSink
-	AlertsNote string
-	// PollTimeout bounds every poll (default 5 s).
-	PollTimeout time.Duration
-	// JournalPath is followed into the log; StatePath names the lock to
-	// report in watch mode.
-	JournalPath, StatePath string
-	// Database is blue's database name, typed to confirm a destructive step.
-	Database string
-	// Watch shows the same screen read-only: it follows the files of the
-	// instance that drives and offers no key that executes anything.
-	Watch bool
-	// Holder describes this instance as the lock's holder (drive mode).
-	Holder string
-	// Now and Location make the clock fixed in tests; defaults time.Now, time.Local.
-	Now      func() time.Time
-	Location *time.Location
-}
 
 type focus int
 
@@ -113,101 +54,40 @@ const (
 	focusCount
 )
 
-type promptKind int
-
-const (
-	promptNone promptKind = iota
-	promptConfirm
-	promptKey
-	promptValue
-	promptQuit
-	promptSkip
-	// promptWays offers the two ways out of a cutover stopped half way.
-	promptWays
-	// promptTerminate confirms ending a session by the database's name.
-	promptTerminate
-	promptReason
-)
-
 // Model is the whole screen.
 type Model struct {
-	p       Params
-	styles  Styles
-	brush   *brushes // made on first View
-	keys    KeyMap
+	p   Params
+	ctx pane.Context
+	// keys is the context's key map, the screen's one.
+	keys    *keys.KeyMap
 	help    help.Model
 	spinner spinner.Model
-	input   lineInput
 
 	width, height int
 	focus         focus
-	st            *state.State
+	// st is the run's state as this screen last read it; checks the
+	// PASS/WARN/FAIL lines of each step's last run.
+	st     *state.State
+	checks *stepstate.Checks
 
-	cursor, listOff, detailOff, valCursor int
-	log                                   logPane
-	gauge                                 gauge
+	// The panes.
+	runbook *runbook.Model
+	detail  *detail.Model
+	values  *values.Model
+	lag     *lag.Model
+	log     *logpane.Model
+	conns   *conns.Model
+	prompt  *prompt.Model
+	status  *statusline.Model
 
-	interval          time.Duration
-	lagGen, followGen int
-	journalOff        int64
-	journalLoaded     bool
-	followInFlight    bool
-	// followAgain asks for another read when the one in flight returns:
-	// it may have started before the lines it was asked for were written.
-	followAgain bool
-	// pending are the screen's notes about a finished step, held until the
-	// journal read that follows the step, so they come after its lines.
-	pending           []logLine
-	pendingWait       int
-	holdNotes         bool
-	verInFlight       [2]bool
-	blueVer, greenVer string
-	holder            string
-
-	traffic     monitor.Traffic
-	trafficPoll poller
-	// lastFeed is the feed in use the last time the traffic was known.
-	lastFeed string
-
-	sync syncView
-
-	drift      monitor.Drift
-	driftPoll  poller
-	driftSince time.Time
-
-	conns               monitor.Connections
-	connsPoll           poller
-	connCursor, connOff int
-	expanded            map[string]bool
-	kill                killTarget
-
-	running  string
-	runDry   bool
-	runStart time.Time
-	cancel   context.CancelFunc
-	runDone  chan struct{}
-	quitting bool
-	// probing is the destructive step whose servers are being read before
-	// the operator is asked; hungUp says the terminal is gone.
-	probing string
-	hungUp  bool
-
-	prompt    promptKind
-	promptErr string
-	editKey   string
-	editValue string // the value promptReason asks a reason for
-	confirmID string
-	// way is the way out being confirmed ("finish", "undo"), ways the two
-	// offered.
-	way   string
-	ways  steps.WaysOut
-	flash string
-
-	detail detailCache
-	// checks are the PASS/WARN/FAIL lines of each step's last run;
-	// checksGen changes with them (the detail pane's cache key).
-	checks    map[string]*checkTally
-	checksGen int
+	// ticks is the one chain every poll of the servers is read on, every
+	// interval.
+	ticks    *poll.Chain
+	interval time.Duration
+	// follow is the journal and the state file followed into the log.
+	follow following
+	// run is the step this screen runs, and its way to the end.
+	run runState
 }
 
 // New builds the screen.
@@ -221,46 +101,42 @@ func New(p Params) *Model {
 	if p.PollTimeout <= 0 {
 		p.PollTimeout = 5 * time.Second
 	}
-	m := &Model{p: p, styles: NewStyles(), keys: NewKeyMap(), help: help.New(), interval: time.Second}
-	m.trafficPoll.every = slowEvery
-	m.connsPoll.every = connsEvery
-	m.driftPoll.every = slowEvery
-	m.sync.poll.every = syncEvery
+	ctx := pane.NewContext(p.Now, p.Location)
+	m := &Model{p: p, ctx: ctx, keys: ctx.Keys, help: help.New(), interval: time.Second}
+	var caughtUp int64
 	if p.Config != nil {
 		if p.Config.Lag.Interval.Duration > 0 {
 			m.interval = p.Config.Lag.Interval.Duration
 		}
-		m.gauge.caughtUp = p.Config.Cutover.MaxLagBytes
+		caughtUp = p.Config.Cutover.MaxLagBytes
 	}
-	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(m.styles.Running))
-	m.input = newLineInput(m.styles)
-	m.log = newLogPane(20000)
-	m.holder = p.Holder
+	m.st = &state.State{}
 	if p.Store != nil {
 		m.st = p.Store.Snapshot()
 	}
-	if m.st == nil {
-		m.st = &state.State{}
+	m.checks = &stepstate.Checks{}
+	m.ticks = poll.NewChain("poll")
+	t := p.PollTimeout
+	m.runbook = runbook.New(ctx, p.Steps, m.st, m.checks)
+	m.detail = detail.New(ctx, p.Runner, p.Watch, m.checks)
+	m.values = values.New(ctx)
+	m.lag = lag.New(ctx, lag.Params{Chain: m.ticks, Slots: p.Lag, Subscriptions: p.Subscriptions, SyncProgress: p.SyncProgress, Drift: p.Drift,
+		Interval: m.interval, Timeout: t, CaughtUp: caughtUp, Alerts: p.Alerts})
+	m.log = logpane.New(ctx, logpane.Limit)
+	m.conns = conns.New(ctx, m.ticks, p.Connections, 2*t)
+	m.prompt = prompt.New(ctx, p.Database)
+	sp := statusline.Params{Chain: m.ticks, Traffic: p.Traffic, BlueVersion: p.BlueVersion, GreenVersion: p.GreenVersion, Timeout: t, Watch: p.Watch}
+	if p.Config != nil {
+		sp.Strategy = p.Config.Strategy
 	}
-	// Start on the first step still to do: after a restart that is where
-	// the run stands. An optional step that a later step went past (`run
-	// --through` passes over optional steps) is not.
-	past := -1 // the last step done
-	for i, s := range p.Steps {
-		if m.st.Step(s.ID).Status == state.Done {
-			past = i
-		}
-	}
-	for i, s := range p.Steps {
-		if r := m.st.Step(s.ID); r.Status != state.Done && r.Status != state.Skipped && !(s.Optional && i < past) {
-			m.cursor = i
-			break
-		}
-	}
+	m.status = statusline.New(ctx, sp)
+	m.status.SetLock(p.Holder)
+	m.follow = newFollowing(t)
+	m.spinner = spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(ctx.Styles.Running))
 	if p.AlertsNote != "" {
-		m.note(levelInfo, p.AlertsNote)
+		m.note(pane.Info, p.AlertsNote)
 	}
-	m.syncKeys()
+	m.compose()
 	return m
 }
 
@@ -268,78 +144,152 @@ func (m *Model) now() time.Time { return m.p.Now() }
 
 // Init starts the polling and following chains and the output listener.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{lagTickCmd(m.lagGen, m.interval), m.pollDue(), waitLineCmd(m.p.Lines)}
+	cmds := []tea.Cmd{m.ticks.Tick(m.interval), m.pollDue(), waitLineCmd(m.p.Lines)}
 	if m.p.JournalPath != "" || m.p.Watch {
-		m.followInFlight = true
-		cmds = append(cmds, followTickCmd(m.followGen, m.followEvery()),
-			followCmd(m.followGen, m.p.JournalPath, m.journalOff, m.p.Store, m.p.StatePath, m.p.Watch))
+		cmds = append(cmds, m.follow.ticks.Tick(m.followEvery()), m.followNow())
 	}
 	return tea.Batch(cmds...)
 }
 
-// followEvery is the pace of following the files: brisk while a step runs,
-// so its statements show as they happen.
-func (m *Model) followEvery() time.Duration {
-	if m.running != "" {
-		return 300 * time.Millisecond
-	}
-	return time.Second
+// Update handles one message, then hands the panes what it changed.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.compose()
+	return m, cmd
 }
 
-// pollDue starts the polls whose time has come.
-func (m *Model) pollDue() tea.Cmd {
-	now := m.now()
+// update takes the screen's own messages (its size, the keys, its ticks,
+// the runner's lifecycle, the journal) and hands every other to every pane.
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.resize(msg.Width, msg.Height)
+		return nil
+	case tea.KeyMsg:
+		return m.handleKey(msg)
+	case poll.TickMsg:
+		return m.tick(msg)
+	case pane.NoteMsg:
+		m.note(msg.Level, msg.Text)
+		return nil
+	}
+	if cmd, ok := m.lifecycle(msg); ok {
+		return cmd
+	}
+	if cmd, ok := m.takeOutput(msg); ok {
+		return cmd
+	}
+	return m.fanOut(msg)
+}
+
+// resize takes the terminal's size: the footer's panes are as wide, the
+// others are sized from what the footer and the lag pane measure.
+func (m *Model) resize(w, h int) {
+	m.width, m.height = w, h
+	m.help.Width = w
+	m.status.SetSize(w, h)
+	m.prompt.SetSize(w, h)
+	m.layout()
+}
+
+// tick re-arms the chain whose tick it is: the polls' (the panes read
+// what is due, the alerts see the state) or the journal's.
+func (m *Model) tick(msg poll.TickMsg) tea.Cmd {
+	switch {
+	case m.ticks.Current(msg):
+		return tea.Batch(m.ticks.Tick(m.interval), m.pollDue(), m.observeState())
+	case m.follow.ticks.Current(msg):
+		return tea.Batch(m.follow.ticks.Tick(m.followEvery()), m.followNow())
+	}
+	return nil
+}
+
+// pollDue starts the polls whose time has come: the panes that read
+// something take the chain's tick, now.
+func (m *Model) pollDue() tea.Cmd { return m.fanOut(m.ticks.Msg()) }
+
+// panes are the screen's panes, for the messages every one may take.
+func (m *Model) panes() []pane.Component {
+	return []pane.Component{m.runbook, m.detail, m.values, m.lag, m.log, m.conns, m.prompt, m.status}
+}
+
+// fanOut hands a message to every pane and batches what they return.
+func (m *Model) fanOut(msg tea.Msg) tea.Cmd {
 	var cmds []tea.Cmd
-	if m.p.Lag != nil && m.gauge.blue.due(now) {
-		m.gauge.blue.inFlight = true
-		cmds = append(cmds, pollLagCmd(m.lagGen, m.p.Lag, m.p.PollTimeout))
-	}
-	if m.p.Subscriptions != nil && m.gauge.green.due(now) {
-		m.gauge.green.inFlight = true
-		cmds = append(cmds, pollSubsCmd(m.lagGen, m.p.Subscriptions, m.p.PollTimeout))
-	}
-	if m.p.Traffic != nil && m.trafficPoll.due(now) {
-		m.trafficPoll.inFlight = true
-		cmds = append(cmds, pollTrafficCmd(m.lagGen, m.p.Traffic, m.p.PollTimeout))
-	}
-	if m.p.Drift != nil && m.driftPoll.due(now) {
-		m.driftPoll.inFlight = true
-		cmds = append(cmds, pollDriftCmd(m.lagGen, m.p.Drift, m.p.PollTimeout))
-	}
-	if m.syncWanted() && m.sync.poll.due(now) {
-		m.sync.poll.inFlight = true
-		cmds = append(cmds, pollSyncCmd(m.lagGen, m.p.SyncProgress, m.p.PollTimeout))
-	}
-	if m.p.Connections != nil && m.focus == focusConns && m.connsPoll.due(now) {
-		m.connsPoll.inFlight = true
-		cmds = append(cmds, pollConnsCmd(m.lagGen, m.p.Connections, m.p.PollTimeout))
-	}
-	// Versions once, and only from a server that answers, so a server that
-	// is down costs one query per backoff, not two.
-	if m.blueVer == "" && m.p.BlueVersion != nil && !m.verInFlight[0] && m.gauge.blue.failures == 0 {
-		m.verInFlight[0] = true
-		cmds = append(cmds, versionCmd(true, m.p.BlueVersion, m.p.PollTimeout))
-	}
-	if m.greenVer == "" && m.p.GreenVersion != nil && !m.verInFlight[1] && m.gauge.green.failures == 0 {
-		m.verInFlight[1] = true
-		cmds = append(cmds, versionCmd(false, m.p.GreenVersion, m.p.PollTimeout))
+	for _, p := range m.panes() {
+		_, cmd := p.Update(msg)
+		cmds = append(cmds, cmd)
 	}
 	return tea.Batch(cmds...)
+}
+
+// toPane hands a message to one pane.
+func (m *Model) toPane(p pane.Component, msg tea.Msg) tea.Cmd {
+	_, cmd := p.Update(msg)
+	return cmd
+}
+
+// compose hands the panes what changed in the screen's own state: the
+// state, the step running, the selected step, the focus, and the keys
+// that apply now.
+func (m *Model) compose() {
+	run := m.runInfo()
+	m.runbook.SetState(m.st)
+	m.runbook.SetRun(run)
+	m.runbook.SetFocused(m.focus == focusSteps)
+	m.detail.SetStep(m.runbook.Selected())
+	m.detail.SetState(m.st)
+	m.detail.SetRun(run)
+	m.detail.SetFocused(m.focus == focusDetail)
+	m.values.SetState(m.st)
+	m.values.SetFocused(m.focus == focusValues)
+	m.log.SetFocused(m.focus == focusLog)
+	m.conns.SetFocused(m.focus == focusConns)
+	m.prompt.SetState(m.st)
+	m.prompt.SetRunning(m.run.id)
+	going := ""
+	if m.run.quitting {
+		going = m.run.id
+	}
+	m.status.SetCancelling(going)
+	m.syncKeys()
+}
+
+// selected returns the step under the runbook's cursor.
+func (m *Model) selected() *steps.Step { return m.runbook.Selected() }
+
+// runInfo is the step running now, for the panes that show it.
+func (m *Model) runInfo() stepstate.Run {
+	return stepstate.Run{ID: m.run.id, Dry: m.run.dry, Start: m.run.start, Spinner: m.spinner.View(), Watch: m.p.Watch}
+}
+
+// observeState hands the state (steps finished, attempts ended) to the
+// alerts, off the screen's loop; nil without alerts. The lag pane hands
+// over what it reads itself.
+func (m *Model) observeState() tea.Cmd {
+	a, st := m.p.Alerts, m.st
+	if a == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		a.ObserveState(st)
+		return nil
+	}
 }
 
 // Running returns the step running now, or "".
-func (m *Model) Running() string { return m.running }
+func (m *Model) Running() string { return m.run.id }
 
 // Stop cancels a step still running after the program ended (a second
 // Ctrl+C leaves at once) and returns a channel closed when its run has
 // returned and its state is saved; nil when nothing runs. The caller must
 // keep reading the runner's Out until then.
 func (m *Model) Stop() <-chan struct{} {
-	if m.running == "" || m.p.Watch || m.cancel == nil {
+	if m.run.id == "" || m.p.Watch || m.run.cancel == nil {
 		return nil
 	}
-	m.cancel()
-	return m.runDone
+	m.run.cancel()
+	return m.run.done
 }
 
 // QuitRequestMsg asks the screen to end as soon as it safely can: a running
@@ -352,7 +302,7 @@ type QuitRequestMsg struct{}
 // cancelled cleanly rather than abandoned mid-statement.
 func Filter(model tea.Model, msg tea.Msg) tea.Msg {
 	m, ok := model.(*Model)
-	if !ok || m.cancel == nil {
+	if !ok || m.run.cancel == nil {
 		return msg // nothing of this process runs (watch mode shows another's step)
 	}
 	switch msg.(type) {
@@ -360,167 +310,6 @@ func Filter(model tea.Model, msg tea.Msg) tea.Msg {
 		return QuitRequestMsg{}
 	}
 	return msg
-}
-
-// Update handles one message.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	cmd := m.update(msg)
-	m.syncKeys()
-	return m, cmd
-}
-
-func (m *Model) update(msg tea.Msg) tea.Cmd {
-	switch msg := msg.(type) {
-	case tea.WindowSizeMsg:
-		m.width, m.height = msg.Width, msg.Height
-		m.help.Width = msg.Width
-		return nil
-	case tea.KeyMsg:
-		return m.handleKey(msg)
-	case lagTickMsg:
-		if msg.gen != m.lagGen {
-			return nil
-		}
-		return tea.Batch(lagTickCmd(m.lagGen, m.interval), m.pollDue(), m.observeState())
-	case lagResultMsg:
-		if msg.gen != m.lagGen {
-			return nil
-		}
-		if msg.err != nil {
-			m.gauge.blue.failed(m.now(), m.interval, msg.err)
-			return m.observeLag(msg)
-		}
-		m.gauge.blue.succeeded(m.now())
-		m.gauge.add(msg.sample)
-		m.advanceSync()
-		return m.observeLag(msg)
-	case subsResultMsg:
-		if msg.gen != m.lagGen {
-			return nil
-		}
-		if msg.err != nil {
-			m.gauge.green.failed(m.now(), m.interval, msg.err)
-			return m.observeSubs(msg)
-		}
-		m.gauge.green.succeeded(m.now())
-		m.gauge.subs = msg.subs
-		m.advanceSync()
-		return m.observeSubs(msg)
-	case trafficMsg:
-		if msg.gen == m.lagGen {
-			m.takeTraffic(msg)
-		}
-		return nil
-	case syncMsg:
-		if msg.gen == m.lagGen {
-			m.takeSync(msg)
-		}
-		return nil
-	case versionMsg:
-		i := 1
-		if msg.blue {
-			i = 0
-		}
-		m.verInFlight[i] = false
-		if msg.err == nil {
-			if msg.blue {
-				m.blueVer = msg.version
-			} else {
-				m.greenVer = msg.version
-			}
-		}
-		return nil
-	case followTickMsg:
-		if msg.gen != m.followGen {
-			return nil
-		}
-		return tea.Batch(followTickCmd(m.followGen, m.followEvery()), m.followNow())
-	case followMsg:
-		if msg.gen != m.followGen {
-			return nil
-		}
-		m.applyFollow(msg)
-		if m.followAgain {
-			m.followAgain = false
-			return m.followNow()
-		}
-		return nil
-	case lineMsg:
-		m.refreshState()
-		if m.p.JournalPath == "" {
-			m.takeLine(steps.Line(msg))
-			m.log.add(m.lineText(steps.Line(msg)), levelOf(msg.Level))
-			return waitLineCmd(m.p.Lines)
-		}
-		// The journal has the line too, in order with the statements the
-		// step ran: read it now rather than show the line out of order.
-		return tea.Batch(waitLineCmd(m.p.Lines), m.followNow())
-	case linesClosedMsg:
-		return nil
-	case StepFinishedMsg:
-		return m.finished(msg)
-	case skippedMsg:
-		if msg.err != nil {
-			m.note(levelWarn, fmt.Sprintf("%s not skipped: %s", msg.id, oneLineErr(msg.err)))
-		} else {
-			m.note(levelInfo, fmt.Sprintf("%s skipped by the operator", msg.id))
-		}
-		m.refreshState()
-		return m.followNow()
-	case valueSavedMsg:
-		if msg.err != nil {
-			m.note(levelError, fmt.Sprintf("value %s not saved: %s", msg.key, oneLineErr(msg.err)))
-		} else {
-			m.note(levelInfo, fmt.Sprintf("value %s recorded by the operator", msg.key))
-		}
-		m.refreshState()
-		return nil
-	case spinner.TickMsg:
-		if m.running == "" {
-			return nil // the spinner's chain ends with the step: no idle redraws
-		}
-		var cmd tea.Cmd
-		m.spinner, cmd = m.spinner.Update(msg)
-		return cmd
-	case probeMsg:
-		return m.takeProbe(msg)
-	case connsMsg:
-		if msg.gen == m.lagGen {
-			m.takeConns(msg)
-		}
-		return nil
-	case driftMsg:
-		if msg.gen != m.lagGen {
-			return nil
-		}
-		m.takeDrift(msg)
-		d := msg.d
-		return observeCmd(m.p.Alerts, func(a AlertSink) {
-			if msg.err == nil {
-				a.ObserveDrift(d)
-			}
-		})
-	case terminatedMsg:
-		m.takeTerminated(msg)
-		return nil
-	case HangupMsg:
-		return m.hangup()
-	case QuitRequestMsg:
-		if m.cancel == nil {
-			return tea.Quit
-		}
-		m.requestCancel()
-		return nil
-	}
-	return nil
-}
-
-// selected returns the step under the cursor.
-func (m *Model) selected() *steps.Step {
-	if m.cursor < 0 || m.cursor >= len(m.p.Steps) {
-		return nil
-	}
-	return m.p.Steps[m.cursor]
 }
 
 // pidText describes this process for the status line.

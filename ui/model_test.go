@@ -10,6 +10,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/prompt"
 )
 
 // flowSteps are steps whose Run the test controls, executed by the real
@@ -57,16 +58,16 @@ func TestNavigation(t *testing.T) {
 	h, _ := flowModel(t, nil)
 	m := h.m
 	h.key("j", "down")
-	if m.cursor != 2 {
-		t.Fatalf("cursor %d after two downs, want 2", m.cursor)
+	if m.runbook.Cursor() != 2 {
+		t.Fatalf("cursor %d after two downs, want 2", m.runbook.Cursor())
 	}
 	h.key("j", "j")
-	if m.cursor != 2 {
-		t.Errorf("cursor went past the last step: %d", m.cursor)
+	if m.runbook.Cursor() != 2 {
+		t.Errorf("cursor went past the last step: %d", m.runbook.Cursor())
 	}
 	h.key("k", "up", "up")
-	if m.cursor != 0 {
-		t.Errorf("cursor %d after going up, want 0", m.cursor)
+	if m.runbook.Cursor() != 0 {
+		t.Errorf("cursor %d after going up, want 0", m.runbook.Cursor())
 	}
 	if !strings.Contains(h.screen(), "› ○ pending first") {
 		t.Errorf("cursor row not marked:\n%s", h.screen())
@@ -93,19 +94,19 @@ func TestNavigation(t *testing.T) {
 func TestRunStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("enter")
-	if h.m.running != "first" {
+	if h.m.run.id != "first" {
 		t.Fatalf("enter did not start the step; log:\n%s", h.m.logText())
 	}
 	if h.m.keys.Run.Enabled() {
 		t.Errorf("the run key is offered while a step runs")
 	}
-	h.until("the step to finish", func() bool { return h.m.running == "" })
+	h.until("the step to finish", func() bool { return h.m.run.id == "" })
 	h.until("its output", func() bool { return strings.Contains(h.m.logText(), "first says hello") })
 	if got := store.Snapshot().Step("first").Status; got != state.Done {
 		t.Errorf("first is %s, want done", got)
 	}
 	scr := h.screen()
-	if h.m.cursor != 1 {
+	if h.m.runbook.Cursor() != 1 {
 		t.Errorf("the cursor did not move on to the next step")
 	}
 	for _, want := range []string{"  ✓ done    first", "› ○ pending slow", "slot_lsn", "0/1A2B3C", "first: ran"} {
@@ -123,7 +124,7 @@ func TestRunStep(t *testing.T) {
 func TestRefusedStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("j", "enter")
-	if h.m.running != "" {
+	if h.m.run.id != "" {
 		t.Fatal("a step ran out of order")
 	}
 	if !strings.Contains(h.m.logText(), "slow refused: earlier step first is pending") {
@@ -141,34 +142,36 @@ func TestConfirmDestructive(t *testing.T) {
 	close(release)
 	h, store := flowModel(t, release)
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
-	h.until("slow", func() bool { return h.m.running == "" })
+	h.until("slow", func() bool { return h.m.run.id == "" })
 	h.key("enter")
-	h.until("the servers to be read before asking", func() bool { return h.m.probing == "" })
-	if h.m.prompt != promptConfirm || h.m.running != "" {
-		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt, h.m.running)
+	h.until("the servers to be read before asking", func() bool { return h.m.run.probing == "" })
+	if h.m.prompt.Kind() != prompt.Confirm || h.m.run.id != "" {
+		t.Fatalf("destructive step did not ask first (prompt %d, running %q)", h.m.prompt.Kind(), h.m.run.id)
 	}
 	if !strings.Contains(h.screen(), "type the database's name (app) to run it") {
 		t.Errorf("prompt not shown:\n%s", h.screen())
 	}
 	h.typeText("ap")
 	h.key("enter")
-	if h.m.running != "" || h.m.prompt != promptConfirm || !strings.Contains(h.screen(), "is not the database's name") {
+	if h.m.run.id != "" || h.m.prompt.Kind() != prompt.Confirm || !strings.Contains(h.screen(), "is not the database's name") {
 		t.Fatalf("a wrong name was accepted or the prompt closed:\n%s", h.screen())
 	}
 	h.key("esc")
-	if h.m.prompt != promptNone || store.Snapshot().Step("drop").Status != state.Pending {
+	if h.m.prompt.Kind() != prompt.None || store.Snapshot().Step("drop").Status != state.Pending {
 		t.Fatalf("esc did not cancel")
 	}
 	h.key("enter")
-	h.until("the prompt again", func() bool { return h.m.prompt == promptConfirm })
+	h.until("the prompt again", func() bool { return h.m.prompt.Kind() == prompt.Confirm })
 	h.typeText("app")
 	h.key("enter")
-	if h.m.running != "drop" {
-		t.Fatalf("the right name did not run the step")
+	if h.m.prompt.Kind() != prompt.None {
+		t.Fatalf("the right name left the prompt open")
 	}
-	h.until("drop to finish", func() bool { return h.m.running == "" })
+	// The prompt's answer comes as a message (prompt.RunMsg): the next one.
+	h.until("the right name to run the step", func() bool { return h.m.run.id == "drop" })
+	h.until("drop to finish", func() bool { return h.m.run.id == "" })
 	if got := store.Snapshot().Step("drop").Status; got != state.Done {
 		t.Errorf("drop is %s, want done", got)
 	}
@@ -179,15 +182,15 @@ func TestConfirmDestructive(t *testing.T) {
 func TestQuitWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	h.key("q")
-	if h.quit || h.m.prompt != promptQuit {
+	if h.quit || h.m.prompt.Kind() != prompt.Quit {
 		t.Fatalf("q quit at once while a step runs")
 	}
 	h.key("n")
-	if h.m.prompt != promptNone || h.m.running != "slow" {
+	if h.m.prompt.Kind() != prompt.None || h.m.run.id != "slow" {
 		t.Fatalf("n did not keep the step running")
 	}
 	h.key("q", "y")
@@ -203,7 +206,7 @@ func TestQuitWhileRunning(t *testing.T) {
 func TestSignalWhileRunning(t *testing.T) {
 	h, store := flowModel(t, make(chan struct{}))
 	h.key("enter")
-	h.until("first", func() bool { return h.m.running == "" })
+	h.until("first", func() bool { return h.m.run.id == "" })
 	h.key("enter")
 	h.until("slow to be running", func() bool { return store.Snapshot().Step("slow").Status == state.Running })
 	msg := Filter(h.m, tea_QuitMsg())
@@ -279,7 +282,7 @@ func TestWatchRefusesExecution(t *testing.T) {
 	if f.count() != 0 {
 		t.Fatalf("watch mode ran %d step(s)", f.count())
 	}
-	if m.prompt != promptNone {
+	if m.prompt.Kind() != prompt.None {
 		t.Errorf("watch mode opened an editor")
 	}
 	if m.keys.Run.Enabled() || m.keys.Edit.Enabled() || m.keys.Add.Enabled() {
@@ -291,11 +294,11 @@ func TestWatchRefusesExecution(t *testing.T) {
 	}
 	// A step the driving instance runs is not this screen's to cancel: a
 	// signal quits at once.
-	m.running = "copy-schema"
+	m.run.id = "copy-schema"
 	if _, ok := Filter(m, tea_QuitMsg()).(QuitRequestMsg); ok {
 		t.Errorf("watch mode holds a quit for another instance's step")
 	}
-	m.running = ""
+	m.run.id = ""
 	h.key("p")
 	if !strings.Contains(m.logText(), ", offline (recorded values; nothing is executed)") || f.count() != 0 {
 		t.Errorf("dry run in watch mode: runs %d, log:\n%s", f.count(), m.logText())
@@ -311,17 +314,9 @@ func TestLagSamples(t *testing.T) {
 		return monitor.SlotLag{Slot: "pgbg_all", Active: true, BehindBytes: behind, RetainedBytes: behind + 1000, WALStatus: "reserved", SafeWALBytes: -1}
 	}
 	for i, behind := range []int64{100 << 20, 90 << 20, 80 << 20} {
-		m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(time.Duration(i*10) * time.Second), Slots: []monitor.SlotLag{slot(behind)}}})
+		m.Update(lagMsg(m, monitor.LagSample{At: epoch.Add(time.Duration(i*10) * time.Second), Slots: []monitor.SlotLag{slot(behind)}}))
 	}
-	v := m.gauge.slots[0]
-	r, ok := v.rate()
-	if !ok || int64(r) != (20<<20)/20 {
-		t.Errorf("rate %v (%v), want 1 MB/s", r, ok)
-	}
-	eta, ok := v.eta(m.gauge.caughtUp)
-	if !ok || eta != 79*time.Second {
-		t.Errorf("eta %v (%v), want 79s ((80 MB - 1 MB) at 1 MB/s)", eta, ok)
-	}
+	// The rate's and the ETA's figures (1 MB/s, 79 s) are lag.TestRateAndETA's.
 	scr := h.screen()
 	for _, want := range []string{"pgbg_all", "80.0 MB", "↓1.0 MB/s", "ETA 1m19s", "WAL 80.0 MB reserved"} {
 		if !strings.Contains(scr, want) {
@@ -329,47 +324,43 @@ func TestLagSamples(t *testing.T) {
 		}
 	}
 	// Falling behind: no ETA.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(30 * time.Second), Slots: []monitor.SlotLag{slot(200 << 20)}}})
-	if _, ok := m.gauge.slots[0].eta(m.gauge.caughtUp); ok || !strings.Contains(h.screen(), "not gaining") {
+	m.Update(lagMsg(m, monitor.LagSample{At: epoch.Add(30 * time.Second), Slots: []monitor.SlotLag{slot(200 << 20)}}))
+	if strings.Contains(h.screen(), "ETA 1m") || !strings.Contains(h.screen(), "not gaining") {
 		t.Errorf("a growing lag has an ETA:\n%s", h.screen())
 	}
 	// Near invalidation: loud.
 	near := slot(10 << 20)
 	near.SafeWALBytes, near.RetainedBytes = 50<<20, 950<<20
-	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(40 * time.Second), Slots: []monitor.SlotLag{near}}})
+	m.Update(lagMsg(m, monitor.LagSample{At: epoch.Add(40 * time.Second), Slots: []monitor.SlotLag{near}}))
 	if !strings.Contains(h.screen(), "⚠ slot pgbg_all on blue is close to being INVALIDATED: only 50.0 MB") {
 		t.Errorf("no loud warning:\n%s", h.screen())
 	}
 	near.WALStatus = "lost"
-	m.Update(lagResultMsg{gen: m.lagGen, sample: monitor.LagSample{At: epoch.Add(41 * time.Second), Slots: []monitor.SlotLag{near}}})
+	m.Update(lagMsg(m, monitor.LagSample{At: epoch.Add(41 * time.Second), Slots: []monitor.SlotLag{near}}))
 	if !strings.Contains(h.screen(), "slot pgbg_all on blue is LOST") {
 		t.Errorf("a lost slot is not loud:\n%s", h.screen())
 	}
 	// Unreachable: the reason, the backoff, and the rest still works.
-	m.Update(lagResultMsg{gen: m.lagGen, err: errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")})
-	m.Update(lagResultMsg{gen: m.lagGen, err: errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")})
+	m.Update(lagErrMsg(m, errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")))
+	m.Update(lagErrMsg(m, errors.New("dial tcp 10.0.0.1:5432: connect: connection refused")))
 	if !strings.Contains(h.screen(), "blue unreachable: dial tcp 10.0.0.1:5432: connect: connection refused, retrying in 2s") {
 		t.Errorf("unreachable blue not shown with its backoff:\n%s", h.screen())
 	}
 	long := errors.New("read replication slots: failed to connect to `user=postgres database=app`: 127.0.0.1:35011 (127.0.0.1): dial error: dial tcp 127.0.0.1:35011: connect: connection refused")
-	m.Update(lagResultMsg{gen: m.lagGen, err: long})
+	m.Update(lagErrMsg(m, long))
 	h.send(tea_WindowSize(80, 24))
 	if scr := h.screen(); !strings.Contains(scr, "retrying in 4s") || !strings.Contains(scr, "✗ blue unreachable: read replication slots") {
 		t.Errorf("at 80 columns the countdown is lost:\n%s", scr)
 	}
 	h.send(tea_WindowSize(100, 30))
-	m.gauge.blue.failures = 2
-	m.gauge.blue.nextAt = epoch.Add(2 * time.Second)
-	if m.gauge.blue.due(epoch.Add(time.Second)) || !m.gauge.blue.due(epoch.Add(2*time.Second)) {
-		t.Errorf("backoff after two failures is not 2s")
-	}
+	// The backoff's doubling (2s after two failures) is poll.TestBackoff's.
 	h.key("j")
-	if m.cursor != 1 {
+	if m.runbook.Cursor() != 1 {
 		t.Errorf("keys stopped working while blue is unreachable")
 	}
 	// A result of an older chain is dropped.
-	m.Update(lagResultMsg{gen: m.lagGen - 1, sample: monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{slot(1)}}})
-	if m.gauge.blue.lastErr == "" {
+	m.Update(staleLagMsg(m, monitor.LagSample{At: epoch, Slots: []monitor.SlotLag{slot(1)}}))
+	if !strings.Contains(h.screen(), "blue unreachable") {
 		t.Errorf("a stale result was taken")
 	}
 }
@@ -451,11 +442,11 @@ func TestDriveLogFollowsJournal(t *testing.T) {
 func TestSkipStep(t *testing.T) {
 	h, store := flowModel(t, nil)
 	h.key("s")
-	if h.m.prompt != promptSkip {
+	if h.m.prompt.Kind() != prompt.Skip {
 		t.Fatal("s did not ask for a reason")
 	}
 	h.key("enter")
-	if h.m.prompt != promptSkip || !strings.Contains(h.screen(), "skipping needs a reason") {
+	if h.m.prompt.Kind() != prompt.Skip || !strings.Contains(h.screen(), "skipping needs a reason") {
 		t.Fatalf("an empty reason was accepted:\n%s", h.screen())
 	}
 	h.typeText("done by hand in psql")

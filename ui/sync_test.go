@@ -15,6 +15,8 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/lag"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 )
 
 // Table-sync slots as PostgreSQL names them: pg_<subscription oid>_sync_<table oid>_<system id>.
@@ -87,19 +89,19 @@ func syncModel(t testing.TB, read SyncProgressFunc) *Model {
 		Traffic:      func(context.Context) (monitor.Traffic, error) { return traffic, nil },
 		SyncProgress: read,
 		Now:          func() time.Time { return epoch }, Location: time.UTC})
-	m.Update(trafficMsg{gen: m.lagGen, t: traffic})
-	m.running, m.runStart = all[12].ID, started
-	m.Update(versionMsg{blue: true, version: "15.14"})
-	m.Update(versionMsg{blue: false, version: "17.5"})
+	m.Update(trafficMsg(m, traffic))
+	m.run.id, m.run.start = all[12].ID, started
+	m.Update(versionMsg(m, true, "15.14"))
+	m.Update(versionMsg(m, false, "17.5"))
 	for i := 0; i < 60; i++ {
-		m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch.Add(time.Duration(i-59)*time.Second), 0, 0, syncSlotA, syncSlotB)})
+		m.Update(lagMsg(m, syncLag(epoch.Add(time.Duration(i-59)*time.Second), 0, 0, syncSlotA, syncSlotB)))
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(2)})
+	m.Update(subsMsg(m, syncSub(2)))
 	for i := 0; i < 8; i++ {
-		m.log.add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), levelInfo)
+		m.log.Add(fmt.Sprintf("11:59:%02d wait-catch-up copying: %d/476 tables, %d MB of 1.6 GB", 10+6*i, 466+i, 500+25*i), pane.Info)
 	}
-	m.cursor = 12
-	m.Update(syncMsg{gen: m.lagGen, p: copyingProgress(epoch)})
+	m.runbook.Select(12)
+	m.Update(syncMsg(m, copyingProgress(epoch)))
 	return m
 }
 
@@ -124,11 +126,11 @@ func TestSyncStages(t *testing.T) {
 
 	// Every table copied; the slot is 20 MB behind.
 	at := epoch.Add(5 * time.Second)
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at, 20<<20, 1.5)})
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(0)})
+	feed(m, lagMsg(m, syncLag(at, 20<<20, 1.5)))
+	feed(m, subsMsg(m, syncSub(0)))
 	var p monitor.SyncProgress
 	p.Phase, p.TablesDone, p.TablesTotal, p.BytesDone, p.BytesTotal, p.LagBytes, p.LagSeconds = "streaming", 476, 476, 1600<<20, 1600<<20, 20<<20, 1.5
-	m.Update(syncMsg{gen: m.lagGen, p: p})
+	feed(m, syncMsg(m, p))
 	scr = ansi.Strip(m.View())
 	if !strings.Contains(scr, "CATCHING UP · all 476 tables copied · 20.0 MB behind · lag 1.50s") {
 		t.Errorf("catch-up: no lag in bytes and time:\n%s", scr)
@@ -138,7 +140,7 @@ func TestSyncStages(t *testing.T) {
 	}
 
 	// Within the lag gate (1 MB): done, said once in the log.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at.Add(time.Second), 4096, 0.02)})
+	feed(m, lagMsg(m, syncLag(at.Add(time.Second), 4096, 0.02)))
 	scr = ansi.Strip(m.View())
 	if strings.Contains(scr, "CATCHING UP") || strings.Contains(scr, "COPYING") {
 		t.Errorf("done: the sync lines remain:\n%s", scr)
@@ -150,7 +152,7 @@ func TestSyncStages(t *testing.T) {
 		t.Errorf("done said %d times in the log, want 1:\n%s", n, m.logText())
 	}
 	// Later load does not bring the catch-up back: it happens once per copy.
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(at.Add(2*time.Second), 50<<20, 3)})
+	feed(m, lagMsg(m, syncLag(at.Add(2*time.Second), 50<<20, 3)))
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "CATCHING UP") {
 		t.Errorf("a lag after the catch-up brought CATCHING UP back:\n%s", scr)
 	}
@@ -190,7 +192,7 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 	// A slot of another subscription nothing names yet, and a third slot of
 	// pgbg_all the progress has not seen (its oid says whose it is).
 	later := "pg_16400_sync_17000_7391234567890123456"
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch.Add(time.Second), 0, 0, syncSlotA, syncSlotB, later, syncSlotC)})
+	m.Update(lagMsg(m, syncLag(epoch.Add(time.Second), 0, 0, syncSlotA, syncSlotB, later, syncSlotC)))
 	scr := ansi.Strip(m.View())
 	if strings.Contains(scr, "_sync_") {
 		t.Errorf("a table-sync slot is drawn:\n%s", scr)
@@ -201,15 +203,15 @@ func TestTableSyncSlotsGrouped(t *testing.T) {
 	if !strings.Contains(scr, "sub subscription oid 16401 · 1 table sync in flight") {
 		t.Errorf("an unnamed subscription's table sync not grouped by its oid:\n%s", scr)
 	}
-	if n := len(m.gauge.slots); n != 1 {
+	if n := m.lag.Slots(); n != 1 {
 		t.Errorf("%d gauge rows, want 1 (the subscription's slot)", n)
 	}
 
 	// Without any progress read, one subscription: every table sync is its.
 	m = New(Params{Config: testConfig(), Now: func() time.Time { return epoch }, Location: time.UTC})
 	m.Update(tea_WindowSize(120, 40))
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(2)})
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(epoch, 0, 0, syncSlotA, syncSlotC)})
+	m.Update(subsMsg(m, syncSub(2)))
+	m.Update(lagMsg(m, syncLag(epoch, 0, 0, syncSlotA, syncSlotC)))
 	scr = ansi.Strip(m.View())
 	if strings.Contains(scr, "_sync_") || !strings.Contains(scr, "sub pgbg_all · 2 table syncs in flight:") {
 		t.Errorf("table syncs not grouped under the only subscription:\n%s", scr)
@@ -236,23 +238,23 @@ func TestSyncPollCadence(t *testing.T) {
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads before any subscription is known", n)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: []monitor.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}})
+	m.Update(subsMsg(m, []monitor.Subscription{{Name: "pgbg_all", Slot: "pgbg_all", Tables: 476, TablesNotReady: 476}}))
 	tick()
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("%d reads while the subscription is disabled", n)
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(300)})
+	m.Update(subsMsg(m, syncSub(300)))
 	for i := 0; i < 10; i++ { // ten ticks of one second, in 3 s reads: at 0, 3, 6, 9
 		tick()
 		now = now.Add(time.Second)
 	}
 	if n := reads.Load(); n != 4 {
-		t.Errorf("%d reads in 10 s of ticks, want 4 (one per %s)", n, syncEvery)
+		t.Errorf("%d reads in 10 s of ticks, want 4 (one per %s)", n, lag.SyncEvery)
 	}
-	if m.sync.stage != syncCopying {
-		t.Errorf("stage %d after reads of a copy, want copying", m.sync.stage)
+	if m.lag.Stage() != lag.Copying {
+		t.Errorf("stage %d after reads of a copy, want copying", m.lag.Stage())
 	}
-	m.Update(subsResultMsg{gen: m.lagGen, subs: syncSub(0)})
+	m.Update(subsMsg(m, syncSub(0)))
 	for i := 0; i < 10; i++ {
 		tick()
 		now = now.Add(time.Second)
@@ -329,8 +331,8 @@ func TestSnapshotCopyShown(t *testing.T) {
 			m.Update(msg)
 		}
 	}
-	m.Update(lagResultMsg{gen: m.lagGen, sample: syncLag(now, 0, 0)})
-	m.Update(subsResultMsg{gen: m.lagGen, subs: nil})
+	m.Update(lagMsg(m, syncLag(now, 0, 0)))
+	m.Update(subsMsg(m, nil))
 	tick()
 	if reads.Load() == 0 {
 		t.Fatal("no progress read while blue's slot has no subscription")
@@ -345,7 +347,7 @@ func TestSnapshotCopyShown(t *testing.T) {
 		t.Errorf("a snapshot copy has no apply worker to wait for:\n%s", scr)
 	}
 	p = monitor.SyncProgress{Phase: "not started"}
-	now = now.Add(syncEvery)
+	now = now.Add(lag.SyncEvery)
 	tick()
 	if scr := ansi.Strip(m.View()); strings.Contains(scr, "COPYING") {
 		t.Errorf("the copy ended, the bar stays:\n%s", scr)

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/x/ansi"
-	"github.com/pgbluegreen/pgbluegreen/steps"
+	"github.com/charmbracelet/bubbles/key"
+
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
 )
 
 // Smallest screen the layout is drawn for.
@@ -14,33 +15,43 @@ const (
 	minHeight = 24
 )
 
-// layout is every pane's size, computed from the terminal's and the
-// footer's measured height; every subtraction is clamped at zero.
+// layout is every pane's size, from the terminal's and from what the
+// footer and the lag pane measure; every subtraction is clamped at zero.
 type layout struct {
 	leftW, rightW                   int
 	top, detail, values, gauge, log int // heights, titles included
 	footer                          int
 }
 
-// layout sizes the panes for the current state.
-func (m *Model) layout() layout { return m.layoutFor(len(m.gaugeLines(m.width)), len(m.footerLines())) }
-
-// layoutFor sizes the panes for a gauge of gaugeN lines and a footer of footerN.
-func (m *Model) layoutFor(gaugeN, footerN int) layout {
+// layout measures the footer and the lag pane (whose height is what it
+// has to say, up to a third of the screen), sizes every pane, and returns
+// the sizes with the footer's and the lag pane's lines, drawn once.
+func (m *Model) layout() (l layout, footer, gauge []string) {
 	w, h := m.width, m.height
-	var l layout
-	l.footer = footerN
+	footer = m.footerLines()
+	l.footer = len(footer)
 	body := max(0, h-l.footer)
-	want := 1 + max(1, gaugeN)
-	l.gauge = min(want, max(3, body/3))
 	l.log = max(4, body/4)
+	m.lag.SetScreenHeight(h)
+	m.lag.SetSize(w, max(3, body/3))
+	gauge = fit.Lines(m.lag.View())
+	l.gauge = len(gauge)
 	l.top = max(0, body-l.gauge-l.log)
 	l.detail = max(0, l.top*3/5)
 	l.values = max(0, l.top-l.detail)
 	l.leftW = max(36, min(w*2/5, 64))
-	l.rightW = max(0, w-l.leftW-1)
-	return l
+	l.rightW = max(0, w-l.leftW-fit.Width(m.separator()))
+
+	m.log.SetSize(w, l.log)
+	m.runbook.SetSize(l.leftW, l.top)
+	m.detail.SetSize(l.rightW, l.detail)
+	m.values.SetSize(l.rightW, l.values)
+	m.conns.SetSize(w, l.top)
+	return l, footer, gauge
 }
+
+// separator is the line between the runbook and the detail.
+func (m *Model) separator() string { return m.ctx.Styles.Faint.Render("│") }
 
 // View draws the screen: exactly the terminal's size, never wider.
 func (m *Model) View() string {
@@ -48,39 +59,29 @@ func (m *Model) View() string {
 	if w == 0 || h == 0 {
 		return ""
 	}
+	m.compose()
 	if w < minWidth || h < minHeight {
-		return truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
+		return fit.Truncate(fmt.Sprintf("terminal too small (%dx%d): pgbluegreen needs at least %dx%d", w, h, minWidth, minHeight), w)
 	}
-	if m.brush == nil {
-		b := m.styles.brushes()
-		m.brush = &b
-	}
-	gauge := m.gaugeLines(w)
-	footer := m.footerLines()
-	l := m.layoutFor(len(gauge), len(footer))
+	l, footer, gauge := m.layout()
 	out := make([]string, 0, h)
-
 	if m.focus == focusConns {
 		// Who is connected needs the width: it takes the top of the screen.
-		for _, line := range m.connsPane(w, l.top) {
-			out = append(out, pad(line, w))
+		for _, line := range fit.Lines(m.conns.View()) {
+			out = append(out, fit.Pad(line, w))
 		}
 	} else {
-		left := m.runbookPane(l.leftW, l.top)
-		right := append(m.detailPane(l.rightW, l.detail), m.valuesPane(l.rightW, l.values)...)
-		sep := m.styles.Faint.Render("│")
+		left := fit.Lines(m.runbook.View())
+		right := append(fit.Lines(m.detail.View()), fit.Lines(m.values.View())...)
+		sep := m.separator()
 		for i := 0; i < l.top; i++ {
-			out = append(out, pad(at(left, i), l.leftW)+sep+pad(at(right, i), l.rightW))
+			out = append(out, fit.Pad(fit.At(left, i), l.leftW)+sep+fit.Pad(fit.At(right, i), l.rightW))
 		}
 	}
-	out = append(out, m.title(m.gaugeTitle(), w, false))
-	// gaugeLines fits its lines to w itself: measuring them again here
-	// would double the cost of a frame.
-	out = append(out, fill(m.clipGauge(gauge, l.gauge-1), l.gauge-1)...)
-	out = append(out, m.title(m.logTitle(l.log-1), w, m.focus == focusLog))
-	out = append(out, fill(m.logView(w, l.log-1), l.log-1)...)
+	out = append(out, gauge...)
+	out = append(out, fit.Lines(m.log.View())...)
 	for _, s := range footer {
-		out = append(out, truncate(s, w))
+		out = append(out, fit.Truncate(s, w))
 	}
 	if len(out) > h {
 		out = out[:h]
@@ -88,151 +89,27 @@ func (m *Model) View() string {
 	return strings.Join(out, "\n")
 }
 
-// title draws a pane's title line; the focused pane's has a marker as well
-// as a colour.
-func (m *Model) title(text string, w int, focused bool) string {
-	mark, rule, style := "  ", "─", m.styles.Title
-	if focused {
-		mark, rule, style = "▶ ", "━", m.styles.TitleFocused
-	}
-	t := truncate(mark+text+" ", w)
-	return style.Render(t + strings.Repeat(rule, max(0, w-displayWidth(t))))
-}
-
-func (m *Model) logTitle(h int) string {
-	t := fmt.Sprintf("Log · %d lines", len(m.log.lines))
-	if m.log.back > 0 {
-		t += fmt.Sprintf(" · scrolled back %d (G follows)", m.log.back)
-	} else {
-		t += " · following"
-	}
-	return t
-}
-
 // footerLines are the prompt (when open), the help and the status line.
 func (m *Model) footerLines() []string {
-	var out []string
-	if p := m.promptLine(); p != "" {
-		out = append(out, strings.Split(p, "\n")...)
-		if m.promptErr != "" {
-			out = append(out, m.styles.Fail.Render("✗ "+m.promptErr))
-		}
-	}
-	out = append(out, strings.Split(m.help.View(m.keys), "\n")...)
-	out = append(out, m.trafficLines(m.width)...)
-	out = append(out, m.statusLine())
+	out := fit.Lines(m.prompt.View())
+	out = append(out, strings.Split(m.help.View(m), "\n")...)
+	out = append(out, fit.Lines(m.status.View())...)
 	return out
 }
 
-// promptLine is the open prompt, or "".
-func (m *Model) promptLine() string {
-	st := m.styles
-	switch m.prompt {
-	case promptConfirm:
-		what := m.confirmID + " is destructive"
-		if m.way != "" {
-			what = fmt.Sprintf("%s's way out, %s, changes the servers", m.confirmID, m.wayWords(m.way))
-		}
-		// Two lines, so the field stays on screen at 80 columns.
-		return st.Warn.Render(fmt.Sprintf("⚠ %s: type the database's name (%s) to run it", what, m.p.Database)) +
-			"\n" + st.Bold.Render("database name: ") + m.input.View()
-	case promptWays:
-		return strings.Join(m.waysLines(m.width), "\n")
-	case promptTerminate:
-		return st.Warn.Render(fmt.Sprintf("⚠ end session pid %d on %s (%s): type the database's name (%s)", m.kill.s.PID, m.kill.server, m.kill.who(), m.p.Database)) +
-			"\n" + st.Bold.Render("database name: ") + m.input.View()
-	case promptKey:
-		return st.Bold.Render("New value's name: ") + m.input.View()
-	case promptValue:
-		what := ""
-		if t, ok := steps.ValueTypeOf(m.editKey); ok {
-			what = " (" + t.Name + ", e.g. " + t.Example + ")"
-		}
-		return st.Bold.Render(fmt.Sprintf("Value of %s%s: ", m.editKey, what)) + m.input.View()
-	case promptReason:
-		return st.Bold.Render(fmt.Sprintf("Why set %s = %s: ", m.editKey, m.editValue)) + m.input.View()
-	case promptSkip:
-		return st.Bold.Render(fmt.Sprintf("Skip %s because: ", m.confirmID)) + m.input.View()
-	case promptQuit:
-		return st.Warn.Render(fmt.Sprintf("⚠ %s is running. Quit and cancel it? Its state will say interrupted. [y/N]", m.running))
+// ShortHelp is the help line: a prompt's answers while one is open, else
+// the keys that apply now.
+func (m *Model) ShortHelp() []key.Binding {
+	if m.prompt.Open() {
+		return m.prompt.ShortHelp()
 	}
-	return ""
+	return m.keys.ShortHelp()
 }
 
-// statusLine: where writes go, mode, strategy, versions, lock holder, and
-// the latest notice.
-func (m *Model) statusLine() string {
-	st := m.styles
-	var parts []string
-	if t := m.trafficWord(); t != "" {
-		parts = append(parts, t)
+// FullHelp is the help ? shows.
+func (m *Model) FullHelp() [][]key.Binding {
+	if m.prompt.Open() {
+		return m.prompt.FullHelp()
 	}
-	if m.p.Watch {
-		parts = append(parts, st.Warn.Render("WATCH (read-only)"))
-	}
-	if m.p.Config != nil {
-		parts = append(parts, "strategy "+m.p.Config.Strategy)
-	}
-	bv, gv := m.blueVer, m.greenVer
-	if bv == "" {
-		bv = "?"
-	}
-	if gv == "" {
-		gv = "?"
-	}
-	parts = append(parts, fmt.Sprintf("blue %s → green %s", bv, gv))
-	if m.holder != "" {
-		parts = append(parts, "lock: "+m.holder)
-	}
-	if m.quitting {
-		parts = append(parts, st.Warn.Render("cancelling "+m.running+"…"))
-	}
-	if m.flash != "" {
-		parts = append(parts, m.flash)
-	}
-	return st.Faint.Render(" " + strings.Join(parts, " · "))
-}
-
-// Helpers for fixed-size drawing.
-
-func displayWidth(s string) int { return ansi.StringWidth(s) }
-
-// truncate cuts s to w cells, with an ellipsis when it cuts.
-func truncate(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	if displayWidth(s) <= w {
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
-}
-
-// pad cuts or fills s to exactly w cells.
-func pad(s string, w int) string {
-	s = truncate(s, w)
-	if n := w - displayWidth(s); n > 0 {
-		return s + strings.Repeat(" ", n)
-	}
-	return s
-}
-
-// at returns lines[i], or "" past the end.
-func at(lines []string, i int) string {
-	if i < len(lines) {
-		return lines[i]
-	}
-	return ""
-}
-
-// fill makes lines exactly h long.
-func fill(lines []string, h int) []string {
-	h = max(0, h)
-	if len(lines) > h {
-		return lines[:h]
-	}
-	for len(lines) < h {
-		lines = append(lines, "")
-	}
-	return lines
+	return m.keys.FullHelp()
 }

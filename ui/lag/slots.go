@@ -1,4 +1,4 @@
-package ui
+package lag
 
 import (
 	"fmt"
@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // g0 keeps a threshold non-negative.
@@ -29,7 +30,7 @@ const (
 // says it; while that is unknown (paused, unreadable) the last known
 // answer stands, and before any, the feed whose slots have a consumer.
 func (m *Model) activeFeed() string {
-	switch m.traffic.Target {
+	switch m.target {
 	case "green":
 		return feedReverse
 	case "blue":
@@ -69,12 +70,12 @@ func (m *Model) gaugeTitle() string {
 	if feed == feedReverse {
 		t += " (reverse feed, keeps rollback possible)"
 	}
-	t += " · every " + durationText(m.interval)
-	if !m.gauge.blue.lastOK.IsZero() {
-		t += " · read " + m.gauge.blue.lastOK.In(m.p.Location).Format("15:04:05")
+	t += " · every " + units.Duration(m.p.Interval)
+	if !m.gauge.blue.LastOK().IsZero() {
+		t += " · read " + m.ctx.Clock(m.gauge.blue.LastOK())
 	}
 	if g := m.gauge.caughtUp; g > 0 {
-		t += " · bar full at the cutover's lag gate " + bytesText(g)
+		t += " · bar full at the cutover's lag gate " + units.Bytes(g)
 	}
 	return t
 }
@@ -83,21 +84,21 @@ func (m *Model) gaugeTitle() string {
 // warnings come first so a short pane (clipGauge) still shows them.
 func (m *Model) gaugeLines(w int) []string {
 	g := &m.gauge
-	st := m.styles
-	now := m.now()
+	st := m.ctx.Styles
+	now := m.ctx.Now()
 	var loud, lines []string
-	if g.blue.lastErr != "" {
-		wait := max(0, g.blue.nextAt.Sub(now))
+	if g.blue.LastErr() != "" {
+		wait := max(0, g.blue.NextAt().Sub(now))
 		retry := fmt.Sprintf(", retrying in %ds", int(math.Ceil(wait.Seconds())))
 		// The reason is cut to fit two lines with the countdown, which is at
 		// the end and must always show; the rest is wrapped, not cut.
-		reason := truncate(g.blue.lastErr, max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
+		reason := fit.Truncate(g.blue.LastErr(), max(10, 2*w-len("✗ blue unreachable: ")-len(retry)-4))
 		msg := "✗ blue unreachable: " + reason + retry
-		for _, l := range strings.Split(ansi.Hardwrap(ansi.Wordwrap(msg, w, " "), w, true), "\n") {
+		for _, l := range fit.Wrap(msg, w) {
 			loud = append(loud, st.Fail.Render(l))
 		}
-		if !g.blue.lastOK.IsZero() {
-			loud = append(loud, st.Faint.Render("  figures below last read at "+g.blue.lastOK.In(m.p.Location).Format("15:04:05")))
+		if !g.blue.LastOK().IsZero() {
+			loud = append(loud, st.Faint.Render("  figures below last read at "+m.ctx.Clock(g.blue.LastOK())))
 		}
 	}
 	for _, v := range g.slots {
@@ -108,9 +109,9 @@ func (m *Model) gaugeLines(w int) []string {
 	loud = append(loud, m.driftLines(w)...)
 	// The initial sync leads: while tables copy, the slots' lag says nothing.
 	lines = append(lines, m.syncLines(w)...)
-	if m.p.Lag == nil && !g.sampled {
+	if !g.blue.Enabled() && !g.sampled {
 		lines = append(lines, st.Faint.Render("lag not polled (no connection to blue)"))
-	} else if !g.sampled && g.blue.lastErr == "" {
+	} else if !g.sampled && g.blue.LastErr() == "" {
 		lines = append(lines, st.Faint.Render("reading the replication slots…"))
 	} else if g.sampled && len(g.slots) == 0 {
 		lines = append(lines, st.Faint.Render("no logical slot on blue yet (create-slots or copy-data makes them)"))
@@ -121,10 +122,10 @@ func (m *Model) gaugeLines(w int) []string {
 	}
 	nameW = min(nameW, 20)
 	for i := range loud {
-		loud[i] = truncate(loud[i], w)
+		loud[i] = fit.Truncate(loud[i], w)
 	}
 	for i := range lines {
-		lines[i] = truncate(lines[i], w)
+		lines[i] = fit.Truncate(lines[i], w)
 	}
 	// The feed in use first; slot lines are built to fit w, and are most
 	// of the pane: not measured again.
@@ -141,7 +142,7 @@ func (m *Model) gaugeLines(w int) []string {
 	}
 	syncs := m.tableSyncs()
 	for _, s := range g.subs {
-		lines = append(lines, truncate(subLine(s, syncs[s.Name], now, st), w))
+		lines = append(lines, fit.Truncate(subLine(s, syncs[s.Name], now, st), w))
 		delete(syncs, s.Name)
 	}
 	// Table syncs of a subscription green's read does not list (green
@@ -152,10 +153,10 @@ func (m *Model) gaugeLines(w int) []string {
 	}
 	sort.Strings(rest)
 	for _, sub := range rest {
-		lines = append(lines, truncate(st.Faint.Render("sub "+sub+" · "+syncsText(syncs[sub])), w))
+		lines = append(lines, fit.Truncate(st.Faint.Render("sub "+sub+" · "+syncsText(syncs[sub])), w))
 	}
-	if g.green.lastErr != "" {
-		lines = append(lines, truncate(st.Faint.Render("green: "+g.green.lastErr+" (subscriptions unknown)"), w))
+	if g.green.LastErr() != "" {
+		lines = append(lines, fit.Truncate(st.Faint.Render("green: "+g.green.LastErr()+" (subscriptions unknown)"), w))
 	}
 	return append(loud, lines...)
 }
@@ -166,7 +167,7 @@ func (m *Model) clipGauge(lines []string, h int) []string {
 		return lines
 	}
 	hidden := len(lines) - h + 1
-	return append(lines[:h-1:h-1], m.styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
+	return append(lines[:h-1:h-1], m.ctx.Styles.Faint.Render(fmt.Sprintf("… %d more (a taller terminal shows them)", hidden)))
 }
 
 // wide is the width from which a slot takes one line and words spelled out.
@@ -179,8 +180,7 @@ const wide = 120
 func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 	br := m.brush
 	if br == nil {
-		b := m.styles.brushes()
-		br = &b
+		br = m.ctx.Styles.Brushes()
 	}
 	sl := v.cur
 	dir, active := feedShort(sl.Direction), "○"
@@ -188,7 +188,7 @@ func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 		active = "●"
 	}
 	if w >= wide {
-		dir = fmt.Sprintf("%-11s", strings.ReplaceAll(feedWords(orWord(sl.Direction, feedForward)), " ", ""))
+		dir = fmt.Sprintf("%-11s", strings.ReplaceAll(feedWords(units.Or(sl.Direction, feedForward)), " ", ""))
 		active = map[bool]string{true: "● active", false: "○ idle  "}[sl.Active]
 	}
 	rateText := "rate …"
@@ -197,9 +197,9 @@ func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 		case math.Abs(r) < 1:
 			rateText = "steady"
 		case r > 0:
-			rateText = "↓" + bytesText(int64(r)) + "/s"
+			rateText = "↓" + units.Bytes(int64(r)) + "/s"
 		default:
-			rateText = "↑" + bytesText(int64(-r)) + "/s"
+			rateText = "↑" + units.Bytes(int64(-r)) + "/s"
 		}
 	}
 	gate := g0(m.gauge.caughtUp)
@@ -210,16 +210,16 @@ func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 	} else if sl.BehindBytes <= gate {
 		etaText = "caught up"
 	} else if d, ok := v.eta(gate); ok {
-		etaText = "ETA " + durationText(d)
+		etaText = "ETA " + units.Duration(d)
 	} else if r, ok := v.rate(); ok && r <= 0 {
 		etaText = "not gaining"
 	}
-	fixed := fmt.Sprintf("%s %-*s %s %9s %-10s ", dir, nameW, truncate(sl.Slot, nameW), active, bytesText(sl.BehindBytes), m.timeLag(v))
+	fixed := fmt.Sprintf("%s %-*s %s %9s %-10s ", dir, nameW, fit.Truncate(sl.Slot, nameW), active, units.Bytes(sl.BehindBytes), m.timeLag(v))
 	tail := fmt.Sprintf(" %-10s %-11s", rateText, etaText)
 	disk, diskBad := m.diskText(v, false)
-	diskBrush := br.faint
+	diskBrush := br.Faint
 	if diskBad {
-		diskBrush = br.fail
+		diskBrush = br.Fail
 	}
 	// The bar's scale is the cutover's lag gate: full means too far behind
 	// to cut over; without a gate, the largest lag seen.
@@ -231,41 +231,41 @@ func (m *Model) slotLines(v *slotView, w, nameW int) []string {
 	if scale > 0 {
 		frac = float64(sl.BehindBytes) / float64(scale)
 	}
-	barBrush := br.ok
+	barBrush := br.OK
 	if sl.BehindBytes > gate {
-		barBrush = br.warn
+		barBrush = br.Warn
 	}
 	if w >= wide {
 		// The long words of the disk part only when they leave the bar room.
-		if long, lbad := m.diskText(v, true); w-displayWidth(fixed)-displayWidth(tail)-displayWidth(long)-2 >= 24 {
+		if long, lbad := m.diskText(v, true); w-fit.Width(fixed)-fit.Width(tail)-fit.Width(long)-2 >= 24 {
 			disk, diskBad = long, lbad
 		}
 		if diskBad {
-			diskBrush = br.fail
+			diskBrush = br.Fail
 		}
-		room := w - displayWidth(fixed) - displayWidth(tail) - displayWidth(disk) - 2
+		room := w - fit.Width(fixed) - fit.Width(tail) - fit.Width(disk) - 2
 		barW := min(max(room, 0), 20)
 		if room > 40 {
 			barW = max(20, room/3)
 		}
 		sparkW := max(0, room-barW-1)
-		line := fixed + barBrush.paint(bar(frac, barW)) + tail + " " + diskBrush.paint(disk)
+		line := fixed + barBrush.Paint(bar(frac, barW)) + tail + " " + diskBrush.Paint(disk)
 		if sparkW >= 4 {
-			line += " " + br.faint.paint(sparkline(v.hist, sparkW))
+			line += " " + br.Faint.Paint(sparkline(v.hist, sparkW))
 		}
 		if room < 0 {
-			return []string{truncate(line, w)}
+			return []string{fit.Truncate(line, w)}
 		}
 		return []string{line}
 	}
-	barW := max(0, w-displayWidth(fixed)-displayWidth(tail))
-	first := fixed + barBrush.paint(bar(frac, barW)) + tail
+	barW := max(0, w-fit.Width(fixed)-fit.Width(tail))
+	first := fixed + barBrush.Paint(bar(frac, barW)) + tail
 	indent := strings.Repeat(" ", 4)
-	second := indent + diskBrush.paint(disk)
-	if sparkW := w - displayWidth(indent) - displayWidth(disk) - 1; sparkW >= 4 {
-		second += " " + br.faint.paint(sparkline(v.hist, sparkW))
+	second := indent + diskBrush.Paint(disk)
+	if sparkW := w - fit.Width(indent) - fit.Width(disk) - 1; sparkW >= 4 {
+		second += " " + br.Faint.Paint(sparkline(v.hist, sparkW))
 	}
-	return []string{truncate(first, w), truncate(second, w)}
+	return []string{fit.Truncate(first, w), fit.Truncate(second, w)}
 }
 
 // timeLag is the slot's lag in time: the walsender's replay lag, or how
@@ -274,22 +274,11 @@ func (m *Model) timeLag(v *slotView) string {
 	sl := v.cur
 	switch {
 	case !sl.Active && !v.idleSince.IsZero():
-		return "idle " + durationText(max(0, m.now().Sub(v.idleSince)))
+		return "idle " + units.Duration(max(0, m.ctx.Now().Sub(v.idleSince)))
 	case sl.LagSeconds == nil:
 		return "lag n/a"
 	}
-	return "lag " + secondsText(*sl.LagSeconds)
-}
-
-// secondsText writes a lag in time: 0.25s, 12.3s, 3m05s.
-func secondsText(s float64) string {
-	switch {
-	case s < 10:
-		return fmt.Sprintf("%.2fs", s)
-	case s < 60:
-		return fmt.Sprintf("%.1fs", s)
-	}
-	return durationText(time.Duration(s * float64(time.Second)))
+	return "lag " + units.Seconds(*sl.LagSeconds)
 }
 
 // diskText is the WAL a slot holds against the room its server leaves it
@@ -298,11 +287,11 @@ func secondsText(s float64) string {
 func (m *Model) diskText(v *slotView, long bool) (string, bool) {
 	sl := v.cur
 	_, bad := danger(sl)
-	text := fmt.Sprintf("WAL %s %s", bytesText(sl.RetainedBytes), sl.WALStatus)
+	text := fmt.Sprintf("WAL %s %s", units.Bytes(sl.RetainedBytes), sl.WALStatus)
 	r, ok := v.walRate()
 	grow := ""
 	if ok && r >= 1 {
-		grow = "+" + bytesText(int64(r*60)) + "/min"
+		grow = "+" + units.Bytes(int64(r*60)) + "/min"
 	}
 	if sl.SafeWALBytes < 0 {
 		if long {
@@ -315,13 +304,13 @@ func (m *Model) diskText(v *slotView, long bool) (string, bool) {
 		}
 		return text, bad
 	}
-	text += " · " + bytesText(sl.SafeWALBytes) + " left"
+	text += " · " + units.Bytes(sl.SafeWALBytes) + " left"
 	if long && sl.MaxKeepBytes > 0 {
-		text += " of " + bytesText(sl.MaxKeepBytes) + " (max_slot_wal_keep_size)"
+		text += " of " + units.Bytes(sl.MaxKeepBytes) + " (max_slot_wal_keep_size)"
 	}
 	if grow != "" {
 		secs := float64(sl.SafeWALBytes) / r
-		text += " · full in " + durationText(time.Duration(min(secs, 100*24*3600)*float64(time.Second)))
+		text += " · full in " + units.Duration(time.Duration(min(secs, 100*24*3600)*float64(time.Second)))
 	}
 	return text, bad
 }
@@ -339,7 +328,7 @@ func (m *Model) idleFeedLine(v *slotView, w, nameW int, feed string) string {
 	if sl.Active {
 		state = "● consumer attached"
 	} else if !v.idleSince.IsZero() {
-		state += " " + durationText(max(0, m.now().Sub(v.idleSince)))
+		state += " " + units.Duration(max(0, m.ctx.Now().Sub(v.idleSince)))
 	}
 	why := "not the feed in use: writes go to blue"
 	if feed == feedReverse {
@@ -351,10 +340,10 @@ func (m *Model) idleFeedLine(v *slotView, w, nameW int, feed string) string {
 		why = "not in use"
 	}
 	disk, bad := m.diskText(v, false)
-	st := m.styles.Faint
+	st := m.ctx.Styles.Faint
 	if bad {
-		st = m.styles.Fail
+		st = m.ctx.Styles.Fail
 	}
-	line := fmt.Sprintf("%s %-*s %s · %s · ", dir, nameW, truncate(sl.Slot, nameW), state, why)
-	return truncate(m.styles.Faint.Render(line)+st.Render(disk), w)
+	line := fmt.Sprintf("%s %-*s %s · %s · ", dir, nameW, fit.Truncate(sl.Slot, nameW), state, why)
+	return fit.Truncate(m.ctx.Styles.Faint.Render(line)+st.Render(disk), w)
 }

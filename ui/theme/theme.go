@@ -1,4 +1,7 @@
-package ui
+// Package theme is the screen's one set of styles: semantic roles (ok,
+// warn, fail, faint, selected…) built once, so no pane holds a colour of
+// its own, and the symbols that say a status without colour.
+package theme
 
 import (
 	"strings"
@@ -26,8 +29,8 @@ type Styles struct {
 	Loud lipgloss.Style
 }
 
-// NewStyles builds the theme once; adaptive colours suit light and dark terminals.
-func NewStyles() Styles {
+// New builds the theme once; adaptive colours suit light and dark terminals.
+func New() Styles {
 	green := lipgloss.AdaptiveColor{Light: "#1a7f37", Dark: "#3fb950"}
 	yellow := lipgloss.AdaptiveColor{Light: "#9a6700", Dark: "#d29922"}
 	red := lipgloss.AdaptiveColor{Light: "#cf222e", Dark: "#f85149"}
@@ -51,44 +54,45 @@ func NewStyles() Styles {
 	}
 }
 
-// brush applies a style by its escape sequences alone. lipgloss's Render
+// Brush applies a style by its escape sequences alone. lipgloss's Render
 // measures every line it styles, which is most of a frame's cost for long
 // runs of block characters (bars, sparklines) and log rows; a brush is for
 // such one-line, already-fitted text in the hot paths.
-type brush struct{ pre, post string }
+type Brush struct{ pre, post string }
 
-// newBrush takes a style's opening and closing sequences from rendering one
+// NewBrush takes a style's opening and closing sequences from rendering one
 // letter. Only for styles without padding, margins or width.
-func newBrush(st lipgloss.Style) brush {
+func NewBrush(st lipgloss.Style) Brush {
 	out := st.Render("X")
 	i := strings.Index(out, "X")
 	if i < 0 {
-		return brush{}
+		return Brush{}
 	}
-	return brush{pre: out[:i], post: out[i+1:]}
+	return Brush{pre: out[:i], post: out[i+1:]}
 }
 
-// paint styles one line.
-func (b brush) paint(s string) string {
+// Paint styles one line.
+func (b Brush) Paint(s string) string {
 	if s == "" || (b.pre == "" && b.post == "") {
 		return s
 	}
 	return b.pre + s + b.post
 }
 
-// brushes are the brushes of the roles used in hot paths, made on first
-// use so the colour profile (NO_COLOR) is known by then.
-type brushes struct {
-	ok, warn, fail, faint brush
+// Brushes are the brushes of the roles used in hot paths. A pane makes them
+// on its first View, so the colour profile (NO_COLOR) is known by then.
+type Brushes struct {
+	OK, Warn, Fail, Faint Brush
 }
 
-func (s Styles) brushes() brushes {
-	return brushes{ok: newBrush(s.OK), warn: newBrush(s.Warn), fail: newBrush(s.Fail), faint: newBrush(s.Faint)}
+// Brushes makes the hot paths' brushes.
+func (s Styles) Brushes() *Brushes {
+	return &Brushes{OK: NewBrush(s.OK), Warn: NewBrush(s.Warn), Fail: NewBrush(s.Fail), Faint: NewBrush(s.Faint)}
 }
 
-// statusSymbol gives every status a symbol of its own, so the list reads the
-// same without colour.
-func statusSymbol(s state.Status) string {
+// Symbol gives every status a symbol of its own, so a list reads the same
+// without colour.
+func Symbol(s state.Status) string {
 	switch s {
 	case state.Done:
 		return "✓"
@@ -105,8 +109,8 @@ func statusSymbol(s state.Status) string {
 	}
 }
 
-// statusStyle maps a status to its role.
-func (s Styles) statusStyle(st state.Status) lipgloss.Style {
+// Status maps a status to its role.
+func (s Styles) Status(st state.Status) lipgloss.Style {
 	switch st {
 	case state.Done:
 		return s.OK

@@ -1,8 +1,10 @@
-package ui
+package prompt
 
 import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
 )
 
 // lineInput is a one-line text field. bubbles/textinput would do, but it
@@ -17,7 +19,7 @@ type lineInput struct {
 	faint       lipgloss.Style
 }
 
-func newLineInput(s Styles) lineInput {
+func newLineInput(s theme.Styles) lineInput {
 	return lineInput{limit: 400, cursor: s.Selected, faint: s.Faint}
 }
 

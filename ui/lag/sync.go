@@ -1,14 +1,17 @@
-package ui
+package lag
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+
+	"github.com/pgbluegreen/pgbluegreen/ui/fit"
+	"github.com/pgbluegreen/pgbluegreen/ui/pane"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // The initial sync on the lag pane. While tables copy, a slot's lag says
@@ -27,55 +30,39 @@ import (
 // tick, say so). Once every table is copied it is not read any more; the
 // catch-up is followed on the slots' lag, read every tick anyway.
 
-// SyncProgressFunc reads the initial sync's progress once;
-// steps.Monitor.SyncProgress fits it.
-type SyncProgressFunc func(ctx context.Context) (monitor.SyncProgress, error)
-
-// syncEvery paces the progress reads: often enough for a rate and an ETA
+// SyncEvery paces the progress reads: often enough for a rate and an ETA
 // that move, rarely enough that sizing every table costs nothing.
-const syncEvery = 3 * time.Second
+const SyncEvery = 3 * time.Second
 
-type syncMsg struct {
-	gen int
-	p   monitor.SyncProgress
-	err error
-}
+// Stage is where the initial sync stands, as this screen has seen it.
+type Stage int
 
-// pollSyncCmd reads the initial sync's progress once.
-func pollSyncCmd(gen int, read SyncProgressFunc, timeout time.Duration) tea.Cmd {
-	return readCmd(read, timeout, func(p monitor.SyncProgress, err error) tea.Msg {
-		return syncMsg{gen: gen, p: p, err: err}
-	})
-}
-
-// syncStage is where the initial sync stands, as this screen has seen it.
-type syncStage int
-
+// The stages of the initial sync.
 const (
-	// syncNone: no copy seen (none yet, or finished before the screen opened).
-	syncNone syncStage = iota
-	// syncCopying: a table is not copied yet.
-	syncCopying
-	// syncCatchingUp: every table copied, a slot still beyond the lag gate.
-	syncCatchingUp
-	// syncDone: caught up after the copy; the slots' rows say the rest. It
-	// stays done under later load: the catch-up happens once per copy.
-	syncDone
+	// NoCopy: no copy seen (none yet, or finished before the screen opened).
+	NoCopy Stage = iota
+	// Copying: a table is not copied yet.
+	Copying
+	// CatchingUp: every table copied, a slot still beyond the lag gate.
+	CatchingUp
+	// CaughtUp: caught up after the copy; the slots' rows say the rest. It
+	// stays so under later load: the catch-up happens once per copy.
+	CaughtUp
 )
 
 // syncView is the pane's part for the initial sync.
 type syncView struct {
-	poll  poller
-	cur   monitor.SyncProgress
+	poll  *poll.Poller[syncProgress]
+	cur   syncProgress
 	read  bool // cur holds a read
-	stage syncStage
+	stage Stage
 }
 
 // syncWanted says whether the progress is worth reading: a subscription is
 // enabled and has tables whose sync has not finished, or a slot on blue
 // has no subscription yet (copy-data may be copying in its snapshot).
 func (m *Model) syncWanted() bool {
-	if m.p.SyncProgress == nil {
+	if !m.sync.poll.Enabled() {
 		return false
 	}
 	subscribed := map[string]bool{}
@@ -86,57 +73,57 @@ func (m *Model) syncWanted() bool {
 		subscribed[s.Slot] = true
 	}
 	for _, v := range m.gauge.slots {
-		if v.cur.Server == "blue" && !subscribed[v.cur.Slot] && m.gauge.green.failures == 0 {
+		if v.cur.Server == "blue" && !subscribed[v.cur.Slot] && m.gauge.green.Failures() == 0 {
 			return true
 		}
 	}
-	return m.sync.stage == syncCopying
+	return m.sync.stage == Copying
 }
 
 // takeSync takes in a read of the progress.
-func (m *Model) takeSync(msg syncMsg) {
+func (m *Model) takeSync(msg poll.Msg[syncProgress]) tea.Cmd {
 	v := &m.sync
-	if msg.err != nil {
-		v.poll.failed(m.now(), syncEvery, msg.err)
-		return
+	if !v.poll.Take(msg, m.ctx.Now()) || msg.Err != nil {
+		return nil
 	}
-	v.poll.succeeded(m.now())
-	v.cur, v.read = msg.p, true
-	switch msg.p.Phase {
+	v.cur, v.read = msg.Value, true
+	switch msg.Value.Phase {
 	case "copying":
-		v.stage = syncCopying
+		v.stage = Copying
 	case "not started":
-		if v.stage == syncCopying {
-			v.stage = syncNone // a snapshot copy ended: its subscription comes next
+		if v.stage == Copying {
+			v.stage = NoCopy // a snapshot copy ended: its subscription comes next
 		}
 	case "streaming":
-		if v.stage != syncDone {
-			v.stage = syncCatchingUp
+		if v.stage != CaughtUp {
+			v.stage = CatchingUp
 		}
 	}
-	m.advanceSync()
+	return m.advanceSync()
 }
 
 // advanceSync moves the stage on from what the other reads say: the copy is
 // over when green's subscriptions have every table synced, the catch-up
-// when every slot of the subscriptions is within the lag gate.
-func (m *Model) advanceSync() {
+// when every slot of the subscriptions is within the lag gate. The end of
+// the catch-up is said in the log.
+func (m *Model) advanceSync() tea.Cmd {
 	v := &m.sync
-	if v.stage == syncCopying && len(m.gauge.subs) > 0 {
+	if v.stage == Copying && len(m.gauge.subs) > 0 {
 		done := true
 		for _, s := range m.gauge.subs {
 			done = done && s.TablesNotReady == 0
 		}
 		if done {
-			v.stage = syncCatchingUp
+			v.stage = CatchingUp
 		}
 	}
-	if v.stage == syncCatchingUp {
+	if v.stage == CatchingUp {
 		if c, ok := m.catchUp(); ok && c.behind <= g0(m.gauge.caughtUp) {
-			v.stage = syncDone
-			m.note(levelOK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, bytesText(c.behind)))
+			v.stage = CaughtUp
+			return pane.Note(pane.OK, fmt.Sprintf("initial sync done: all %d tables copied, green caught up (%s behind)", v.cur.TablesTotal, units.Bytes(c.behind)))
 		}
 	}
+	return nil
 }
 
 // catchUpLag is the furthest slot of the subscriptions: its lag in bytes
@@ -175,7 +162,7 @@ func (m *Model) catchUp() (catchUpLag, bool) {
 // slotCopying says whether a slot's subscription is still copying tables:
 // its row then says so rather than "caught up".
 func (m *Model) slotCopying(slot string) bool {
-	if m.sync.stage != syncCopying {
+	if m.sync.stage != Copying {
 		return false
 	}
 	for _, s := range m.gauge.subs {
@@ -256,17 +243,17 @@ func syncsText(n int) string {
 func (m *Model) syncLines(w int) []string {
 	var out []string
 	switch m.sync.stage {
-	case syncCopying:
+	case Copying:
 		out = m.copyingLines(w)
-	case syncCatchingUp:
+	case CatchingUp:
 		out = m.catchUpLines(w)
 	}
-	if e := m.sync.poll.lastErr; e != "" && m.sync.stage != syncNone {
+	if e := m.sync.poll.LastErr(); e != "" && m.sync.stage != NoCopy {
 		l := "initial sync progress not read: " + e
-		if !m.sync.poll.lastOK.IsZero() {
-			l = "figures above read at " + m.sync.poll.lastOK.In(m.p.Location).Format("15:04:05") + "; now: " + e
+		if !m.sync.poll.LastOK().IsZero() {
+			l = "figures above read at " + m.ctx.Clock(m.sync.poll.LastOK()) + "; now: " + e
 		}
-		out = append(out, truncate(m.styles.Faint.Render("  "+l), w))
+		out = append(out, fit.Truncate(m.ctx.Styles.Faint.Render("  "+l), w))
 	}
 	return out
 }
@@ -277,11 +264,10 @@ func (m *Model) syncLines(w int) []string {
 // room), and the subscriptions whose apply worker has not started.
 func (m *Model) copyingLines(w int) []string {
 	p := m.sync.cur
-	st := m.styles
+	st := m.ctx.Styles
 	br := m.brush
 	if br == nil {
-		b := st.brushes()
-		br = &b
+		br = st.Brushes()
 	}
 	frac := 0.0
 	if p.BytesTotal > 0 {
@@ -289,23 +275,23 @@ func (m *Model) copyingLines(w int) []string {
 	}
 	rate, eta := "rate …", "ETA …"
 	if p.BytesPerSec > 0 {
-		rate = bytesText(int64(p.BytesPerSec)) + "/s"
+		rate = units.Bytes(int64(p.BytesPerSec)) + "/s"
 	}
 	if p.ETASeconds >= 0 {
-		eta = "ETA " + durationText(time.Duration(p.ETASeconds*float64(time.Second)))
+		eta = "ETA " + units.Duration(time.Duration(p.ETASeconds*float64(time.Second)))
 	}
 	head := st.Running.Render("COPYING") + " "
 	tail := fmt.Sprintf(" %3.0f%% · %d/%d tables · %s · %s", 100*frac, p.TablesDone, p.TablesTotal, rate, eta)
 	if w >= wide {
 		tail = fmt.Sprintf(" %3.0f%% · %s of %s · %d/%d tables copied · %s · %s", 100*frac,
-			bytesText(p.BytesDone), bytesText(p.BytesTotal), p.TablesDone, p.TablesTotal, rate, eta)
+			units.Bytes(p.BytesDone), units.Bytes(p.BytesTotal), p.TablesDone, p.TablesTotal, rate, eta)
 	}
-	room := w - displayWidth(head) - displayWidth(tail)
+	room := w - fit.Width(head) - fit.Width(tail)
 	barW := max(10, room)
 	if w >= wide {
 		barW = min(max(10, room), max(20, w/4))
 	}
-	out := []string{truncate(head+br.ok.paint(bar(frac, barW))+tail, w)}
+	out := []string{fit.Truncate(head+br.OK.Paint(bar(frac, barW))+tail, w)}
 
 	// The tables in flight of every subscription, largest first.
 	type flight struct {
@@ -320,26 +306,26 @@ func (m *Model) copyingLines(w int) []string {
 	}
 	sort.SliceStable(fl, func(i, j int) bool { return fl[i].total > fl[j].total })
 	many := len(p.Subscriptions) > 1
-	list := w >= wide || m.height >= 40
+	list := w >= wide || m.screenH >= 40
 	if !list {
-		l := "  " + bytesText(p.BytesDone) + " of " + bytesText(p.BytesTotal)
+		l := "  " + units.Bytes(p.BytesDone) + " of " + units.Bytes(p.BytesTotal)
 		if len(fl) > 0 {
 			// The largest table in flight; its name gives way to the figures.
 			t := fl[0]
 			l += " · in flight: "
-			rest := fmt.Sprintf(" %s of %s", bytesText(t.done), bytesText(t.total))
+			rest := fmt.Sprintf(" %s of %s", units.Bytes(t.done), units.Bytes(t.total))
 			if len(fl) > 1 {
 				rest += fmt.Sprintf(", +%d more", len(fl)-1)
 			}
-			l += truncate(t.table, max(8, w-displayWidth(l)-displayWidth(rest))) + rest
+			l += fit.Truncate(t.table, max(8, w-fit.Width(l)-fit.Width(rest))) + rest
 		}
-		out = append(out, truncate(l, w))
+		out = append(out, fit.Truncate(l, w))
 	} else {
 		// One line per table, as many as leave the slots' rows room below.
-		limit := max(2, m.height/6)
+		limit := max(2, m.screenH/6)
 		nameW := 0
 		for _, f := range fl {
-			nameW = max(nameW, displayWidth(flightName(f.sub, f.table, many)))
+			nameW = max(nameW, fit.Width(flightName(f.sub, f.table, many)))
 		}
 		nameW = min(nameW, 48)
 		for i, f := range fl {
@@ -355,10 +341,10 @@ func (m *Model) copyingLines(w int) []string {
 			if f.state == "f" {
 				what = "copied, catching up"
 			}
-			l := fmt.Sprintf("  ↳ %-*s ", nameW, truncate(flightName(f.sub, f.table, many), nameW))
-			rest := fmt.Sprintf(" %3.0f%% %s of %s · %s rows · %s", 100*tf, bytesText(f.done), bytesText(f.total), countText(f.rows), what)
-			tw := min(20, max(6, w-displayWidth(l)-displayWidth(rest)))
-			out = append(out, truncate(l+br.ok.paint(bar(tf, tw))+rest, w))
+			l := fmt.Sprintf("  ↳ %-*s ", nameW, fit.Truncate(flightName(f.sub, f.table, many), nameW))
+			rest := fmt.Sprintf(" %3.0f%% %s of %s · %s rows · %s", 100*tf, units.Bytes(f.done), units.Bytes(f.total), units.Count(f.rows), what)
+			tw := min(20, max(6, w-fit.Width(l)-fit.Width(rest)))
+			out = append(out, fit.Truncate(l+br.OK.Paint(bar(tf, tw))+rest, w))
 		}
 	}
 	for _, s := range p.Subscriptions {
@@ -367,7 +353,7 @@ func (m *Model) copyingLines(w int) []string {
 			if s.NotLaunched != "" {
 				why += ": " + s.NotLaunched
 			}
-			out = append(out, truncate(st.Warn.Render("  ⚠ "+why), w))
+			out = append(out, fit.Truncate(st.Warn.Render("  ⚠ "+why), w))
 		}
 	}
 	return out
@@ -384,41 +370,29 @@ func flightName(sub, table string, many bool) string {
 // catchUpLines: every table copied, the lag in bytes and in time of the
 // furthest slot, its rate and ETA, until within the lag gate.
 func (m *Model) catchUpLines(w int) []string {
-	st := m.styles
+	st := m.ctx.Styles
 	l := st.Warn.Render("CATCHING UP") + fmt.Sprintf(" · all %d tables copied", m.sync.cur.TablesTotal)
 	c, ok := m.catchUp()
 	if !ok {
-		return []string{truncate(l+" · lag not read yet", w)}
+		return []string{fit.Truncate(l+" · lag not read yet", w)}
 	}
-	l += " · " + bytesText(c.behind) + " behind"
+	l += " · " + units.Bytes(c.behind) + " behind"
 	if c.secs != nil {
-		l += " · lag " + secondsText(*c.secs)
+		l += " · lag " + units.Seconds(*c.secs)
 	}
 	gate := g0(m.gauge.caughtUp)
 	if w >= wide {
 		if r, ok := c.v.rate(); ok && r >= 1 {
-			l += " · gaining " + bytesText(int64(r)) + "/s"
+			l += " · gaining " + units.Bytes(int64(r)) + "/s"
 		}
 	}
 	if d, ok := c.v.eta(gate); ok {
-		l += " · ETA " + durationText(d)
+		l += " · ETA " + units.Duration(d)
 	} else if r, ok := c.v.rate(); ok && r <= 0 {
 		l += " · not gaining"
 	}
 	if w >= wide {
-		l += " · done within " + bytesText(gate) + " (the cutover's lag gate)"
+		l += " · done within " + units.Bytes(gate) + " (the cutover's lag gate)"
 	}
-	return []string{truncate(l, w)}
-}
-
-// countText writes a count with thousands separated: 4,100,000.
-func countText(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + countText(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+	return []string{fit.Truncate(l, w)}
 }

@@ -1,28 +1,24 @@
-package ui
+package lag
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net"
 	"strings"
 	"time"
 
-	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps/monitor"
+	"github.com/pgbluegreen/pgbluegreen/ui/poll"
+	"github.com/pgbluegreen/pgbluegreen/ui/theme"
+	"github.com/pgbluegreen/pgbluegreen/ui/units"
 )
 
 // Lag history and thresholds.
 const (
-	// historyLen keeps five minutes of samples at the default 1 s tick, for
+	// HistoryLen keeps five minutes of samples at the default 1 s tick, for
 	// the sparkline.
-	historyLen = 300
+	HistoryLen = 300
 	// rateWindow is how far back the catch-up rate looks: long enough to
 	// smooth out one burst of writes, short enough to follow a change.
 	rateWindow = 15 * time.Second
-	// maxBackoff bounds the wait between polls of a server that does not answer.
-	maxBackoff = 30 * time.Second
 	// invalidationShare: a slot is loud when what blue may still write before
 	// invalidating it is below this share of what it could hold.
 	invalidationShare = 0.2
@@ -37,46 +33,12 @@ type point struct {
 
 // slotView is one slot with its history.
 type slotView struct {
-	cur  monitor.SlotLag
+	cur  slotLag
 	hist []point
 	// idleSince is when the slot was first seen without a consumer (the
 	// server's own inactive_since when it says, PostgreSQL 17+); zero while
 	// active.
 	idleSince time.Time
-}
-
-// poller paces one source: one query in flight at most, and a backoff after
-// failures, counted in ticks of the one chain, so a server that is down
-// never doubles the rate. A slow source (every > 0) is read at most that
-// often.
-type poller struct {
-	every    time.Duration
-	inFlight bool
-	failures int
-	nextAt   time.Time
-	lastErr  string
-	lastOK   time.Time
-}
-
-// due reports whether a query may start now.
-func (p *poller) due(now time.Time) bool { return !p.inFlight && !now.Before(p.nextAt) }
-
-// failed records a failure and schedules the retry with exponential backoff.
-func (p *poller) failed(now time.Time, interval time.Duration, err error) {
-	p.inFlight = false
-	p.failures++
-	back := interval << min(p.failures-1, 10)
-	back = min(max(back, interval), maxBackoff)
-	p.nextAt = now.Add(back)
-	p.lastErr = reason(err)
-}
-
-// succeeded clears the failures and schedules the next read.
-func (p *poller) succeeded(now time.Time) {
-	p.inFlight, p.failures, p.lastErr, p.nextAt, p.lastOK = false, 0, "", time.Time{}, now
-	if p.every > 0 {
-		p.nextAt = now.Add(p.every)
-	}
 }
 
 // gauge is the lag pane's data: blue's slots and green's subscriptions.
@@ -85,9 +47,9 @@ type gauge struct {
 	// syncSlots are the table-sync slots of the last sample: one per table
 	// being copied, counted under their subscription, never a row.
 	syncSlots []string
-	subs      []monitor.Subscription
-	blue      poller
-	green     poller
+	subs      []subscription
+	blue      *poll.Poller[lagSample]
+	green     *poll.Poller[[]subscription]
 	sampled   bool // blue answered at least once
 	// caughtUp is the lag below which a slot counts as caught up (the
 	// cutover's own threshold).
@@ -96,7 +58,7 @@ type gauge struct {
 
 // add folds one sample into the history: slots are matched by server and
 // name, and a slot that is gone disappears.
-func (g *gauge) add(s monitor.LagSample) {
+func (g *gauge) add(s lagSample) {
 	g.sampled = true
 	old := make(map[string]*slotView, len(g.slots))
 	for _, v := range g.slots {
@@ -105,7 +67,7 @@ func (g *gauge) add(s monitor.LagSample) {
 	next := make([]*slotView, 0, len(s.Slots))
 	g.syncSlots = g.syncSlots[:0]
 	for _, sl := range s.Slots {
-		if monitor.IsTableSyncSlot(sl.Slot) {
+		if isTableSyncSlot(sl.Slot) {
 			g.syncSlots = append(g.syncSlots, sl.Slot)
 			continue
 		}
@@ -123,8 +85,8 @@ func (g *gauge) add(s monitor.LagSample) {
 			v.idleSince = s.At
 		}
 		v.hist = append(v.hist, point{at: s.At, behind: sl.BehindBytes, retained: sl.RetainedBytes})
-		if len(v.hist) > historyLen {
-			v.hist = append(v.hist[:0], v.hist[len(v.hist)-historyLen:]...)
+		if len(v.hist) > HistoryLen {
+			v.hist = append(v.hist[:0], v.hist[len(v.hist)-HistoryLen:]...)
 		}
 		next = append(next, v)
 	}
@@ -199,45 +161,21 @@ func (v *slotView) peak() int64 {
 }
 
 // danger says whether a slot is close to being invalidated, and how, in words.
-func danger(sl monitor.SlotLag) (string, bool) {
-	server := orWord(sl.Server, "blue")
+func danger(sl slotLag) (string, bool) {
+	server := units.Or(sl.Server, "blue")
 	switch sl.WALStatus {
 	case "lost":
 		return fmt.Sprintf("slot %s on %s is LOST: %s removed WAL it needed; its feed cannot catch up from it, start that replication over", sl.Slot, server, server), true
 	case "unreserved":
-		return fmt.Sprintf("slot %s on %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.RetainedBytes)), true
+		return fmt.Sprintf("slot %s on %s is about to be INVALIDATED (wal_status unreserved): %s retained, past max_slot_wal_keep_size", sl.Slot, server, units.Bytes(sl.RetainedBytes)), true
 	}
 	if sl.SafeWALBytes >= 0 {
 		total := sl.SafeWALBytes + sl.RetainedBytes
 		if total > 0 && float64(sl.SafeWALBytes) < invalidationShare*float64(total) {
-			return fmt.Sprintf("slot %s on %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, server, bytesText(sl.SafeWALBytes)), true
+			return fmt.Sprintf("slot %s on %s is close to being INVALIDATED: only %s of WAL left before max_slot_wal_keep_size", sl.Slot, server, units.Bytes(sl.SafeWALBytes)), true
 		}
 	}
 	return "", false
-}
-
-// orWord is s, or def when s is empty.
-func orWord(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// bytesText writes a size the way pg_size_pretty does.
-func bytesText(b int64) string { return monitor.Bytes(b) }
-
-// durationText writes a duration short: 45s, 3m05s, 2h10m.
-func durationText(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
 }
 
 var sparkRunes = []rune("▁▂▃▄▅▆▇█")
@@ -276,7 +214,7 @@ func bar(f float64, width int) string {
 
 // subLine is one subscription on green, with the table syncs it has in
 // flight (their slots on blue are counted here, not drawn as slots).
-func subLine(s monitor.Subscription, syncs int, now time.Time, st Styles) string {
+func subLine(s subscription, syncs int, now time.Time, st theme.Styles) string {
 	var parts []string
 	if s.Enabled {
 		parts = append(parts, "enabled")
@@ -306,33 +244,11 @@ func subLine(s monitor.Subscription, syncs int, now time.Time, st Styles) string
 		parts = append(parts, "received "+s.ReceivedLSN)
 	}
 	if !s.LastMessage.IsZero() {
-		parts = append(parts, "heard "+durationText(max(0, now.Sub(s.LastMessage)))+" ago")
+		parts = append(parts, "heard "+units.Duration(max(0, now.Sub(s.LastMessage)))+" ago")
 	}
 	name := s.Name
 	if syncs > 0 {
 		name += " · " + syncsText(syncs)
 	}
 	return "sub " + name + ": " + strings.Join(parts, ", ")
-}
-
-// reason is the part of a poll's error that says why: a connection error
-// from pgx carries its context twice over, and what matters is the network's
-// answer (dial tcp host:port: connection refused) or the timeout.
-func reason(err error) string {
-	var op *net.OpError
-	switch {
-	case errors.As(err, &op):
-		return oneLineErr(op)
-	case errors.Is(err, context.DeadlineExceeded):
-		return "no answer before the poll's deadline"
-	}
-	return oneLineErr(err)
-}
-
-// oneLineErr makes an error one readable, redacted line.
-func oneLineErr(err error) string {
-	if err == nil {
-		return ""
-	}
-	return strings.Join(strings.Fields(state.Redact(err.Error())), " ")
 }
