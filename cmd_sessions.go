@@ -50,7 +50,7 @@ func runSessions(c *call, args []string) int {
 // writeSessions writes Connections as text: per server its groups, then
 // every marked session on its own line, then each PgBouncer.
 func writeSessions(w io.Writer, c monitor.Connections) {
-	fmt.Fprintf(w, "who is connected, read %s; a transaction open longer than %s is long (the cutover's drain timeout)\n",
+	fmt.Fprintf(w, "who is connected, read %s; a transaction open longer than %s is long (sessions.long_transaction: it would hold PgBouncer's PAUSE)\n",
 		c.At.Local().Format("15:04:05"), c.LongAfter)
 	for _, s := range c.Servers {
 		fmt.Fprintf(w, "\n%s: %d session(s)", s.Name, len(s.Sessions))

@@ -292,7 +292,7 @@ func (m *Model) title() string {
 		t += fmt.Sprintf(" · ⚠ %d marked", c.Flagged)
 	}
 	if c.LongAfter > 0 {
-		t += " · long tx > " + units.Duration(c.LongAfter) + " (drain timeout)"
+		t += " · long tx > " + units.Duration(c.LongAfter)
 	}
 	if !m.poll.LastOK().IsZero() {
 		t += " · read " + m.ctx.Clock(m.poll.LastOK())
