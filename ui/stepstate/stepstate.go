@@ -43,7 +43,8 @@ func Record(st *state.State, id string, run Run) state.StepRecord {
 }
 
 // Word is the symbol and word of a step's status; running shows the
-// spinner and the time it has run.
+// spinner, the time it has run and, in a run of several databases, which
+// one it is in ("billing (2 of 3)").
 func Word(s theme.Styles, id string, r state.StepRecord, run Run, now time.Time) string {
 	st := s.Status(r.Status)
 	if r.Status != state.Running {
@@ -57,7 +58,12 @@ func Word(s theme.Styles, id string, r state.StepRecord, run Run, now time.Time)
 	if id != run.ID || run.Watch {
 		sym = st.Render(theme.Symbol(r.Status))
 	}
-	return sym + " " + st.Render(fmt.Sprintf("running %s", units.Duration(max(0, now.Sub(start)))))
+	word := fmt.Sprintf("running %s", units.Duration(max(0, now.Sub(start))))
+	if r.Database != "" {
+		// A step that acts in each database says which one it is in.
+		word += " · " + r.Database
+	}
+	return sym + " " + st.Render(word)
 }
 
 // A step that checks things (preflight) writes one PASS, WARN or FAIL line

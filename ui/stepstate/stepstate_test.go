@@ -1,6 +1,7 @@
 package stepstate
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,16 @@ func TestChecks(t *testing.T) {
 	c.TakeEntry(state.Entry{Step: "preflight", Kind: "step", Text: "start Preflight checks"})
 	if c.Of("preflight") != nil || c.Gen() == gen || c.Mark(s, "preflight") != "" {
 		t.Errorf("a new start kept the tally")
+	}
+}
+
+// TestWordSaysTheDatabase: a step running in each database says which one
+// it is in.
+func TestWordSaysTheDatabase(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 10, 0, time.UTC)
+	r := state.StepRecord{ID: "copy-schema", Status: state.Running, Database: "billing (2 of 2)"}
+	got := ansi.Strip(Word(theme.New(), "copy-schema", r, Run{ID: "copy-schema", Start: now.Add(-10 * time.Second), Spinner: "⠋"}, now))
+	if !strings.Contains(got, "running 10s · billing (2 of 2)") {
+		t.Errorf("Word = %q, want it to name the database", got)
 	}
 }
