@@ -50,6 +50,7 @@ func throughFresh(t *testing.T, cfg *config.Config, id string) (error, []string)
 	}
 	defer store.Close()
 	r := NewRunner(cfg, store, nil)
+	defer r.Close()
 	for _, p := range []struct {
 		conninfo string
 		pool     **pgxpool.Pool
@@ -115,6 +116,34 @@ func TestPreflightStopsTheRun(t *testing.T) {
 			t.Errorf("the run changed the servers:\nblue  %q\n   -> %q\ngreen %q\n   -> %q", blue0, b, green0, g)
 		}
 	}
+
+	t.Run("a database with rows that neither moves nor stays", func(t *testing.T) {
+		cfg := *le.Config
+		cfg.Databases = []string{"app"}
+		stopsAtPreflight(t, &cfg, "database billing (")
+	})
+	t.Run("a database listed to stay, with the roles that keep logging in to it", func(t *testing.T) {
+		cfg := *le.Config
+		cfg.Databases = []string{"app"}
+		cfg.Stay = []config.StayingDatabase{{Name: "billing", Reason: "billed from blue until the quarter ends"}}
+		err, lines := throughFresh(t, &cfg, "preflight")
+		if err != nil {
+			t.Fatalf("preflight with billing listed to stay: %v\n%s", err, strings.Join(lines, "\n"))
+		}
+		var stays, keeps string
+		for _, l := range lines {
+			if strings.Contains(l, "PASS database billing stays on blue, as the configuration says: billed from blue until the quarter ends") {
+				stays = l
+			}
+			if strings.Contains(l, "PASS role app keeps logging in to billing on blue after the cutover") {
+				keeps = l
+			}
+		}
+		if stays == "" || keeps == "" {
+			t.Fatalf("preflight does not say billing stays and app keeps logging in to it:\n%s", strings.Join(lines, "\n"))
+		}
+		t.Logf("the operator sees:\n%s\n%s", stays, keeps)
+	})
 
 	t.Run("the lab itself passes preflight", func(t *testing.T) {
 		err, lines := throughFresh(t, le.Config, "preflight")
