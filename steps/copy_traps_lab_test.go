@@ -45,14 +45,17 @@ func TestCopyTraps(t *testing.T) {
 	count := func(t *testing.T, q string) int64 { t.Helper(); return queryOne[int64](t, le.Blue, q) }
 
 	t.Run("enable-logical-replication refuses with the ALTER SYSTEM lines when blue lacks room", func(t *testing.T) {
-		// 7 publications with the copy strategy need 21 slots; the lab has 20.
+		// 7 publications with the copy strategy need 21 slots in one
+		// database; the lab has 20.
 		cfg := *le.Config
+		cfg.Databases = []string{"app"}
 		cfg.Publications = nil
 		for _, n := range []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
 			cfg.Publications = append(cfg.Publications, config.Publication{Name: n})
 		}
 		env := le.Runner.Env("enable-logical-replication")
 		env.Config = &cfg
+		env.databases = nil // the databases cfg lists, not the runner's
 		res, err := checkLogicalReplication(ctx, env)
 		if err != nil || res.Done || !strings.Contains(res.Detail, "max_replication_slots = 20 (< 21)") {
 			t.Fatalf("check: %+v %v", res, err)
@@ -63,6 +66,12 @@ func TestCopyTraps(t *testing.T) {
 			strings.Contains(err.Error(), "wal_level = 'logical'") || !strings.Contains(err.Error(), "restart blue") {
 			t.Fatalf("run: %v", err)
 		}
+		// In each of the lab's two databases, they need twice as many.
+		cfg.Databases = []string{"app", "billing"}
+		if res, err := checkLogicalReplication(ctx, env); err != nil || res.Done || !strings.Contains(res.Detail, "max_replication_slots = 20 (< 42)") {
+			t.Fatalf("check with app and billing: %+v %v", res, err)
+		}
+		cfg.Databases = []string{"app"}
 		// Without the initial sync's slots a clone needs one per publication.
 		cfg.Strategy = "aurora-clone"
 		for len(cfg.Publications) < 21 {
@@ -154,7 +163,7 @@ func TestCopyTraps(t *testing.T) {
 
 	t.Run("trap 5: enabling a clone's subscription without a validated seed", func(t *testing.T) {
 		// The right order up to a disabled subscription.
-		for _, id := range []string{"replica-identity-full", "create-publications", "create-slots", "copy-schema", "create-subscriptions"} {
+		for _, id := range []string{"replica-identity-full", "create-publications", "create-slots", "create-databases", "copy-schema", "create-subscriptions"} {
 			if _, err := le.Runner.Run(ctx, id, override); err != nil {
 				t.Fatalf("%s: %v", id, err)
 			}

@@ -60,6 +60,8 @@ func checkCopySchema(ctx context.Context, e *Env) (CheckResult, error) {
 	defer cancel()
 	n, missing, err := schemaOnGreen(ctx, e)
 	switch {
+	case pg.IsMissingDatabase(err):
+		return CheckResult{Detail: "green has no database " + e.database() + " yet (create-databases makes it)"}, nil
 	case err != nil:
 		return CheckResult{}, err
 	case len(missing) == 0:
@@ -80,7 +82,9 @@ func runCopySchema(ctx context.Context, e *Env) error {
 	// Half-copied is impossible (one transaction), but green may hold
 	// some of the tables from elsewhere: applying the dump would fail on
 	// them, so say so instead.
-	if n, missing, err := schemaOnGreen(ctx, e); err != nil {
+	if n, missing, err := schemaOnGreen(ctx, e); pg.IsMissingDatabase(err) {
+		return e.refuse("green has no database %s: run create-databases first", e.database())
+	} else if err != nil {
 		return err
 	} else if len(missing) == 0 && n > 0 {
 		e.Logf("all %d tables of %s exist on green already: nothing to copy", n, strings.Join(e.Config.Schemas, ", "))
