@@ -87,6 +87,9 @@ func (s *Step) runAll(ctx context.Context, e *Env) error {
 		if !s.PerDatabase {
 			return s.Run(ctx, e)
 		}
+		if n > 1 && holdPoint() == DatabaseHold(s.ID, db.Name) {
+			hold(ctx.Done(), e.reportDir(), DatabaseHold(s.ID, db.Name))
+		}
 		if of > 1 {
 			e.Logf("database %s (%d of %d)", db.Name, n, of)
 			e.showDatabase(fmt.Sprintf("%s (%d of %d)", db.Name, n, of))
@@ -139,3 +142,7 @@ func (e *Env) showDatabase(what string) {
 		return nil
 	})
 }
+
+// DatabaseHold is the kill tests' point (testhook.HoldEnv) right before a
+// step that acts in each database starts in db, the earlier ones done.
+func DatabaseHold(step, db string) string { return step + ": database " + db }
