@@ -193,10 +193,11 @@ func CreateDatabaseStmt(on string, d DatabaseDef) Stmt {
 	return Stmt{On: on, SQL: sql, Note: "outside a transaction (CREATE DATABASE cannot be in one)"}
 }
 
-// DatabaseSettingsStmts give database d on green blue's settings and
-// privileges: its own settings, its roles' settings in it, and, unless
-// blue keeps the default, exactly blue's privileges.
-func DatabaseSettingsStmts(on string, d DatabaseDef) []Stmt {
+// DatabaseSettingsStmts give database d on green blue's settings: its own,
+// and its roles' in it; with privileges, unless blue keeps the default,
+// exactly blue's privileges too (for a database just made: on one that was
+// there, they are the operator's).
+func DatabaseSettingsStmts(on string, d DatabaseDef, privileges bool) []Stmt {
 	var out []Stmt
 	db := Ident(d.Name)
 	for _, s := range d.Settings {
@@ -214,7 +215,7 @@ func DatabaseSettingsStmts(on string, d DatabaseDef) []Stmt {
 			out = append(out, Stmt{On: on, SQL: "ALTER ROLE " + Ident(r) + " IN DATABASE " + db + " SET " + Ident(name) + " TO " + settingValue(name, value)})
 		}
 	}
-	if d.DefaultACL {
+	if d.DefaultACL || !privileges {
 		return out
 	}
 	out = append(out, Stmt{On: on, SQL: "REVOKE ALL ON DATABASE " + db + " FROM PUBLIC"})
@@ -283,4 +284,18 @@ WHERE has_database_privilege(r, d, 'CONNECT') ORDER BY 1, 2`, roles, dbs)
 func IsMissingDatabase(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "3D000"
+}
+
+// SameSettings reports whether two databases have the same settings of
+// their own and of their roles in them.
+func (d DatabaseDef) SameSettings(o DatabaseDef) bool {
+	if !slices.Equal(d.Settings, o.Settings) || len(d.RoleSettings) != len(o.RoleSettings) {
+		return false
+	}
+	for r, s := range d.RoleSettings {
+		if !slices.Equal(s, o.RoleSettings[r]) {
+			return false
+		}
+	}
+	return true
 }

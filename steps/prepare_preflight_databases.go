@@ -120,8 +120,8 @@ func (r *preflightReport) database(ctx context.Context) {
 		switch {
 		case err == nil:
 			g = &gf
-		case e.Config.CopyData():
-			r.pass("green has no database %s yet: create-databases makes it (%v)", r.db, err)
+		case pg.IsMissingDatabase(err) && e.Config.CopyData():
+			r.pass("green has no database %s yet: create-databases makes it", r.db)
 		default:
 			r.warn("green's database %s cannot be read (%v): its checks are skipped", r.db, err)
 		}

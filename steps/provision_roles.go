@@ -28,7 +28,7 @@ func copyRoles() *Step {
 }
 
 func createDatabases() *Step {
-	return &Step{ID: "create-databases", Phase: PhaseProvision, Target: Green, Title: "Create the databases on green",
+	return &Step{ID: "create-databases", Phase: PhaseProvision, Target: Green, Title: "Create the databases on green", Recheck: true,
 		Why:    "Each database that moves is made on green with blue's owner, encoding, locale, settings and privileges; its schema follows (copy-schema).",
 		Source: "issue 23",
 		Plan:   planCreateDatabases,
@@ -161,14 +161,16 @@ func countMissing(op pg.CopyRolesParams) int {
 }
 
 // databasesOp is create-databases' operation: each moving database's
-// definition on blue, and whether green has it.
+// definition on blue, whether green has it, and, where it has, whether
+// its settings are blue's.
 type databasesOp struct {
 	defs    []pg.DatabaseDef
 	missing map[string]bool
+	differ  map[string]bool
 }
 
 func createDatabasesOp(ctx context.Context, e *Env) (databasesOp, error) {
-	op := databasesOp{missing: map[string]bool{}}
+	op := databasesOp{missing: map[string]bool{}, differ: map[string]bool{}}
 	dbs, err := e.Databases(ctx)
 	if err != nil || e.Blue == nil || e.Green == nil {
 		return op, err
@@ -182,24 +184,30 @@ func createDatabasesOp(ctx context.Context, e *Env) (databasesOp, error) {
 	if op.defs, err = pg.ReadDatabaseDefs(ctx, e.Blue, names); err != nil {
 		return op, err
 	}
-	have, err := pg.ReadDatabases(ctx, e.Green)
+	green, err := pg.ReadDatabaseDefs(ctx, e.Green, names)
 	if err != nil {
 		return op, err
 	}
-	for _, n := range names {
-		op.missing[n] = !slices.ContainsFunc(have, func(f pg.DatabaseFacts) bool { return f.Name == n })
+	for _, d := range op.defs {
+		k := slices.IndexFunc(green, func(g pg.DatabaseDef) bool { return g.Name == d.Name })
+		op.missing[d.Name] = k < 0
+		op.differ[d.Name] = k >= 0 && !d.SameSettings(green[k])
 	}
 	return op, nil
 }
 
 // statements are what runCreateDatabases runs: each missing database
-// created, then given blue's settings and privileges.
+// created, then given blue's settings and privileges; one that is there
+// given blue's settings where they differ.
 func (op databasesOp) statements() []pg.Stmt {
 	var out []pg.Stmt
 	for _, d := range op.defs {
-		if op.missing[d.Name] {
+		switch {
+		case op.missing[d.Name]:
 			out = append(out, pg.CreateDatabaseStmt("green", d))
-			out = append(out, pg.DatabaseSettingsStmts("green", d)...)
+			out = append(out, pg.DatabaseSettingsStmts("green", d, true)...)
+		case op.differ[d.Name]:
+			out = append(out, pg.DatabaseSettingsStmts("green", d, false)...)
 		}
 	}
 	return out
@@ -224,18 +232,21 @@ func checkCreateDatabases(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
-	var missing, there []string
+	var missing, differ, there []string
 	for _, d := range op.defs {
-		if op.missing[d.Name] {
+		switch {
+		case op.missing[d.Name]:
 			missing = append(missing, d.Name)
-		} else {
+		case op.differ[d.Name]:
+			differ = append(differ, d.Name)
+		default:
 			there = append(there, d.Name)
 		}
 	}
-	if len(missing) > 0 {
-		return CheckResult{Detail: "missing on green: " + strings.Join(missing, ", ")}, nil
+	if len(missing)+len(differ) > 0 {
+		return CheckResult{Detail: fmt.Sprintf("missing on green: %s; settings not blue's: %s", orNoneList(missing), orNoneList(differ))}, nil
 	}
-	return CheckResult{Done: true, Detail: "on green: " + strings.Join(there, ", ")}, nil
+	return CheckResult{Done: true, Detail: "on green with blue's settings: " + strings.Join(there, ", ")}, nil
 }
 
 func runCreateDatabases(ctx context.Context, e *Env) error {
@@ -254,9 +265,19 @@ func runCreateDatabases(ctx context.Context, e *Env) error {
 		}
 	}
 	for _, d := range op.defs {
-		if op.missing[d.Name] {
-			e.Logf("database %s made on green (owner %s, %s, %s)", d.Name, d.Owner, d.Encoding, d.Collate)
+		switch {
+		case op.missing[d.Name]:
+			e.Logf("database %s made on green (owner %s, %s, %s; %d settings, privileges as blue's)", d.Name, d.Owner, d.Encoding, d.Collate, len(d.Settings))
+		case op.differ[d.Name]:
+			e.Logf("database %s on green given blue's settings (%d)", d.Name, len(d.Settings))
 		}
 	}
 	return nil
+}
+
+func orNoneList(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }
