@@ -418,6 +418,12 @@ func LargeObjectsChanged(ctx context.Context, q Querier, since LargeObjectsDiges
 	if err != nil {
 		return LargeObjectsChange{}, err
 	}
+	return DigestChange(now, since), nil
+}
+
+// DigestChange is LargeObjectsChanged's judgment of a reading made already
+// (now, by LargeObjectsShape) against a recorded digest.
+func DigestChange(now, since LargeObjectsDigest) LargeObjectsChange {
 	out := LargeObjectsChange{Now: now}
 	switch {
 	case now.Count != since.Count || now.Bytes != since.Bytes:
@@ -425,9 +431,9 @@ func LargeObjectsChanged(ctx context.Context, q Querier, since LargeObjectsDiges
 	case now.Shape != since.Shape:
 		out.Why = fmt.Sprintf("%s as then, but an object's OID, size, owner, privileges or comment changed", now.Summary())
 	case now.Writes != since.Writes:
-		out.Why = fmt.Sprintf("%s as then, but %d rows of pg_largeobject were written since (statistics %d then, %d now): a rewrite in place, or reset statistics", now.Summary(), now.Writes-since.Writes, since.Writes, now.Writes)
+		out.Why = fmt.Sprintf("%s as then, but the statistics count %d rows of their catalogs written since (%d then, %d now): a rewrite in place of the same size, a write the statistics heard of late, or statistics reset", now.Summary(), now.Writes-since.Writes, since.Writes, now.Writes)
 		out.WritesOnly = true
 	}
 	out.Changed = out.Why != ""
-	return out, nil
+	return out
 }

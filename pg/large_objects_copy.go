@@ -106,8 +106,11 @@ var (
 	loCountStmt  = Stmt{On: "blue", SQL: "SELECT count(*) FROM pg_largeobject_metadata"}
 )
 
+// bothSides is where a read runs on each server (a plan shows it once).
+const bothSides = "blue, green"
+
 func loListStmt(on string) Stmt {
-	return Stmt{On: on, SQL: loListSQL, Args: []any{Later("the last OID read, 0 first"), loPage}, Note: "a page at a time, in OID order, beside the other side's"}
+	return Stmt{On: on, SQL: loListSQL, Args: []any{Later("the last OID read, 0 first"), loPage}, Note: "on each side a page at a time, in OID order, merged"}
 }
 
 func loHashStmt(on string, what string) Stmt {
@@ -176,11 +179,9 @@ func (p CopyLargeObjectsParams) Statements() []Stmt {
 	out = append(out, loBlueSet...)
 	out = append(out,
 		Stmt{On: "blue", SQL: loWritesSQL, Note: "kept in the digest: how LargeObjectsChanged tells a later write"},
-		loCountStmt, loListStmt("blue"), loListStmt("green"))
+		loCountStmt, loListStmt(bothSides))
 	if !p.Quick {
-		out = append(out,
-			loHashStmt("blue", "the objects of the page of equal size on both sides").With("md5 of each on the server, no content sent"),
-			loHashStmt("green", "the same objects").With("at the same time as blue's"))
+		out = append(out, loHashStmt(bothSides, "the objects of the page of equal size on both sides").With("md5 of each computed on each server at once, no content sent"))
 	}
 	out = append(out,
 		loUnlinkStmt(Later("the page's objects on green and not on blue, and those copied again")),

@@ -47,9 +47,19 @@ func (m Matview) RefreshStmt(on string) Stmt {
 	return Stmt{On: on, SQL: "REFRESH MATERIALIZED VIEW " + m.Rel.String()}
 }
 
-// CountStmt counts the view's rows after its refresh, for the progress line.
-func (m Matview) CountStmt(on string) Stmt {
-	return Stmt{On: on, SQL: "SELECT count(*) FROM " + m.Rel.String()}
+// AnalyzeStmt gives the view planner statistics after its refresh: a
+// refresh leaves none (analyze-green analyzes tables only), and a view
+// never populated had none.
+func (m Matview) AnalyzeStmt(on string) Stmt {
+	return Stmt{On: on, SQL: "ANALYZE " + m.Rel.String()}
+}
+
+// RowsStmt reads the rows ANALYZE counted, for the progress line: exact
+// for a view ANALYZE reads whole (up to 300 pages per unit of
+// default_statistics_target, 234 MB by default), an estimate beyond,
+// where a count(*) would read the whole view again.
+func (m Matview) RowsStmt(on string) Stmt {
+	return Stmt{On: on, SQL: "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", Args: []any{m.Rel.String()}}
 }
 
 // matviewsSQL lists the materialized views of schemas ($1). Columns:
@@ -189,8 +199,9 @@ func refreshOrder(byOID map[uint32]*Matview, oids []uint32, deps map[uint32][]ui
 type MatviewRefreshed struct {
 	Matview      Matview
 	Concurrently bool
-	Took         time.Duration
-	Rows         int64
+	// Took is the refresh's time; Rows what ANALYZE counted (RowsStmt).
+	Took time.Duration
+	Rows int64
 	// Done of Of views are refreshed.
 	Done, Of int
 }
@@ -216,7 +227,7 @@ func (p RefreshMatviewsParams) Statements() []Stmt {
 		out = append(out,
 			Stmt{On: p.On, SQL: "REFRESH MATERIALIZED VIEW " + Placeholder("CONCURRENTLY where a unique index allows and the view is populated") + " " + v.Rel.String(),
 				Note: "in dependency order: a view over another after it"},
-			v.CountStmt(p.On).With("its rows, for the progress line"))
+			v.AnalyzeStmt(p.On), v.RowsStmt(p.On).With("its rows, for the progress line"))
 	}
 	for _, v := range p.Views {
 		note := "populated, with a unique index"
@@ -229,7 +240,7 @@ func (p RefreshMatviewsParams) Statements() []Stmt {
 		if len(v.After) > 0 {
 			note += "; after " + relsText(v.After)
 		}
-		out = append(out, v.RefreshStmt(p.On).With(note), v.CountStmt(p.On).With("its rows, for the progress line"))
+		out = append(out, v.RefreshStmt(p.On).With(note), v.AnalyzeStmt(p.On), v.RowsStmt(p.On).With("its rows, for the progress line"))
 	}
 	return append(out, Stmt{On: p.On, SQL: "RESET statement_timeout"})
 }
@@ -266,9 +277,12 @@ func (p RefreshMatviewsParams) Exec(ctx context.Context, pool *pgxpool.Pool, onV
 			return fmt.Errorf("%s: %w", refresh.SQL, err)
 		}
 		took := time.Since(start)
+		if err := v.AnalyzeStmt(p.On).Exec(ctx, c); err != nil {
+			return fmt.Errorf("analyze %s: %w", v.Rel, err)
+		}
 		var n int64
-		count := v.CountStmt(p.On)
-		if err := c.QueryRow(ctx, count.SQL).Scan(&n); err != nil {
+		count := v.RowsStmt(p.On)
+		if err := c.QueryRow(ctx, count.SQL, count.Args...).Scan(&n); err != nil {
 			return fmt.Errorf("%s: %w", count.SQL, err)
 		}
 		if onView != nil {
