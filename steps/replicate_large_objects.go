@@ -186,8 +186,9 @@ func planCopyLargeObjects(ctx context.Context, e *Env) ([]Action, error) {
 
 // largeObjectsAdvice is preflight's line on blue's large objects: what
 // copy-large-objects will do, and, warn, when the user may lack what it
-// needs (reading each on blue, creating them as their owners on green).
-func largeObjectsAdvice(n int64, blue, green pg.Privileges) (warn bool, line string) {
+// needs (reading each on blue, creating them as their owners on green;
+// green nil: not reachable yet, as for a clone).
+func largeObjectsAdvice(n int64, blue pg.Privileges, green *pg.Privileges) (warn bool, line string) {
 	if n == 0 {
 		return false, ""
 	}
@@ -196,7 +197,7 @@ func largeObjectsAdvice(n int64, blue, green pg.Privileges) (warn bool, line str
 	if !blue.Superuser {
 		need = append(need, fmt.Sprintf("on blue, user %s is not a superuser: it reads each large object, which needs SELECT on it", blue.User))
 	}
-	if !green.Superuser {
+	if green != nil && !green.Superuser {
 		need = append(need, fmt.Sprintf("on green, user %s is not a superuser: it creates them as their owners (SET ROLE), which needs membership in each", green.User))
 	}
 	for _, s := range need {

@@ -31,10 +31,13 @@ func refreshMatviews() *Step {
 			"Each is refreshed from green's caught-up tables, a view over another after it, CONCURRENTLY where a unique index allows. " +
 			"Done once refreshed after the catch-up; data keeps arriving, so run it again (--again) close to the cutover for fresher views.",
 		Source: "issue 23", Records: []string{MatviewsRefreshedKey},
-		Plan:  planRefreshMatviews,
-		Check: checkMatviews,
-		Run:   runRefreshMatviews,
-		Again: againAlways,
+		// A view made again unpopulated on green (DDL) is found by the check
+		// when the step is run again, done or not.
+		Recheck: true,
+		Plan:    planRefreshMatviews,
+		Check:   checkMatviews,
+		Run:     runRefreshMatviews,
+		Again:   againAlways,
 	}
 }
 
