@@ -24,7 +24,7 @@ func TestDriftLab(t *testing.T) {
 		return append(a, "--config", info.Config, "--state", filepath.Join(info.Dir, "pgbluegreen.state.json"))
 	}
 	// The optional DDL recorder, in its place right before the subscriptions.
-	for _, a := range [][]string{{"run", "--through", "compare-schema", "--yes"}, {"run", "record-ddl", "--yes"}, {"run", "--through", "verify-data", "--yes"}} {
+	for _, a := range [][]string{{"run", "--through", "compare-schema", "--yes"}, {"run", "record-ddl", "--yes"}, {"run", "--through", "verify-data", "--yes"}, {"run", "copy-unlogged", "--yes"}} {
 		if code, out, errs := cli(t, args(a...)...); code != exitOK {
 			t.Fatalf("%v: exit %d\n%s%s", a, code, out, errs)
 		}

@@ -341,6 +341,7 @@ func TestKillDuringCutover(t *testing.T) {
 	// default): a kill must leave no commit held, as no client paused.
 	holdCommits(t, k.info.Config)
 	k.must(t, "run", "--through", "analyze-green", "--yes")
+	k.must(t, "run", "--through", "copy-unlogged", "--yes") // the last step before the cutover
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
 
 	// The points: writes paused (drain to come); the drain under way (the

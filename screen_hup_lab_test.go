@@ -122,6 +122,7 @@ func TestScreenHangupDuringCutover(t *testing.T) {
 	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
 	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
 	k.must(t, "run", "--through", "verify-data", "--yes")
+	k.must(t, "run", "copy-unlogged", "--yes") // the last step before the cutover
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
 
 	heldFile := filepath.Join(filepath.Dir(k.state), testhook.HoldFile)

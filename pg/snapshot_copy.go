@@ -480,7 +480,7 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				if ctx.Err() != nil {
 					return
 				}
-				if err := copyTable(ctx, b.PgConn(), g.PgConn(), t, begin(t)); err != nil {
+				if _, err := copyTable(ctx, b.PgConn(), g.PgConn(), t, begin(t)); err != nil {
 					cancel(fmt.Errorf("copy %s: %w", t.Rel, err))
 					return
 				}
@@ -514,8 +514,8 @@ func (c countingWriter) Write(b []byte) (int, error) {
 }
 
 // copyTable streams one table from blue's COPY TO into green's COPY FROM,
-// counting the text streamed.
-func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable, streamed *atomic.Int64) error {
+// counting the text streamed, and returns the rows green took.
+func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable, streamed *atomic.Int64) (int64, error) {
 	out, in := t.CopyOut(), t.CopyIn()
 	r, w := io.Pipe()
 	done := make(chan error, 1)
@@ -527,16 +527,16 @@ func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable, stream
 		done <- err
 	}()
 	start := time.Now()
-	_, err := g.CopyFrom(ctx, r, in.SQL)
+	tag, err := g.CopyFrom(ctx, r, in.SQL)
 	in.report(ctx, start, err)
 	r.CloseWithError(errGreenStopped)
 	if outErr := <-done; outErr != nil && !errors.Is(outErr, errGreenStopped) {
-		return fmt.Errorf("on blue: %w", outErr)
+		return 0, fmt.Errorf("on blue: %w", outErr)
 	}
 	if err != nil {
-		return fmt.Errorf("on green: %w", err)
+		return 0, fmt.Errorf("on green: %w", err)
 	}
-	return nil
+	return tag.RowsAffected(), nil
 }
 
 // acquireSessions takes n connections out of pool for good (they are

@@ -181,8 +181,8 @@ func Journaled(ctx context.Context) bool {
 }
 
 // mutatingCalls are functions that change something although called from a
-// SELECT.
-var mutatingCalls = regexp.MustCompile(`(?i)\b(pg_create_logical_replication_slot|pg_drop_replication_slot|pg_replication_origin_advance|pg_replication_slot_advance|pg_logical_emit_message|pg_terminate_backend|pg_cancel_backend|setval|nextval|set_config|pg_stat_reset\w*)\s*\(`)
+// SELECT (the large objects' writers among them: lo_open and lo_get read).
+var mutatingCalls = regexp.MustCompile(`(?i)\b(pg_create_logical_replication_slot|pg_drop_replication_slot|pg_replication_origin_advance|pg_replication_slot_advance|pg_logical_emit_message|pg_terminate_backend|pg_cancel_backend|setval|nextval|set_config|pg_stat_reset\w*|lo_creat|lo_create|lo_from_bytea|lo_put|lo_unlink|lo_import|lo_export|lo_truncate\w*|lowrite)\s*\(`)
 
 // IsRead reports whether a statement only reads: a SELECT, SHOW or WITH
 // that calls no function that changes something. A query tracer journals

@@ -86,9 +86,12 @@ func TestCopyEndToEnd(t *testing.T) {
 	}
 	t.Logf("verify: %d ledger entries, 0 lost, 0 duplicated, %d tables identical", v.LedgerEntries, v.TablesCompared)
 
+	mustRun(t, le, refreshMatviewsID)
+	mustRun(t, le, copyLargeObjectsID)
 	mustRun(t, le, "analyze-green")
 	le.Store.Update(func(s *state.State) error { s.Set(VerifyChecksumsKey, "on", "test"); return nil })
 	mustRun(t, le, "verify-data")
+	mustRun(t, le, copyUnloggedID)
 
 	t.Run("each done step's check finds it done", func(t *testing.T) {
 		always := map[string]bool{"preflight": true, "compare-schema": true, "analyze-green": true, "verify-data": true}

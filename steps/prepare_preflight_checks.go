@@ -297,14 +297,23 @@ func (r *preflightReport) tables(b pg.BlueFacts, g *pg.GreenFacts) {
 	if len(nothing) > 0 {
 		r.warn("REPLICA IDENTITY NOTHING on %s: UPDATE and DELETE on them fail on blue once published; ALTER TABLE ... REPLICA IDENTITY FULL (or add a primary key)", relList(nothing))
 	}
-	if len(unlogged) > 0 {
-		r.warn("unlogged tables are not replicated: %s; copy their data by hand after the cutover, or ALTER TABLE ... SET LOGGED on blue", relList(unlogged))
+	// What replication does not carry, and the step that carries it.
+	if fail, line := unloggedAdvice(r.e.Config, unlogged); fail {
+		r.fail("%s", line)
+	} else if line != "" {
+		r.pass("%s", line)
 	}
-	if b.LargeObjects > 0 {
-		r.warn("%d large objects: logical replication does not carry them; copy them separately (pg_dump --large-objects) before the cutover", b.LargeObjects)
+	var gp *pg.Privileges
+	if g != nil {
+		gp = &g.Privileges
 	}
-	if len(matviews) > 0 {
-		r.warn("materialized views are not replicated: %s; REFRESH MATERIALIZED VIEW on green before the cutover", relList(matviews))
+	if warn, line := largeObjectsAdvice(b.LargeObjects, b.Privileges, gp); warn {
+		r.warn("%s", line)
+	} else if line != "" {
+		r.pass("%s", line)
+	}
+	if line := matviewsAdvice(matviews); line != "" {
+		r.pass("%s", line)
 	}
 	// Slow apply: REPLICA IDENTITY FULL without a usable index on green.
 	switch {

@@ -258,7 +258,7 @@ func TestEveryRunbookStepInSomeStrategy(t *testing.T) {
 		"copy-schema", "clone-local", "green-start-lsn", "drop-cloned-replication", "upgrade-green", "upgrade-extensions",
 		"block-green-logins", "compare-schema", "create-subscriptions", "advance-origins", "enable-subscriptions",
 		"wait-catch-up", "analyze-green", "verify-data", "cutover", "rollback", "drop-subscriptions", "drop-publications",
-		"revert-replica-identity", "decommission"}
+		"revert-replica-identity", "decommission", "copy-roles", "create-databases", "refresh-matviews", "copy-large-objects", "copy-unlogged"}
 	have := map[string]bool{}
 	for _, name := range config.StrategyNames {
 		for _, s := range Strategy(name) {

@@ -15,7 +15,10 @@ func Strategy(name string) []*Step {
 		if clone {
 			out = append(out, advanceOrigins())
 		}
-		return append(out, enableSubscriptions(), waitCatchUp(), analyzeGreen(), verifyData())
+		// What replication does not carry comes once green has caught up:
+		// materialized views and large objects before analyze-green, the
+		// unlogged tables' snapshot last, right before the cutover.
+		return append(out, enableSubscriptions(), waitCatchUp(), refreshMatviews(), copyLargeObjects(), analyzeGreen(), verifyData(), copyUnlogged())
 	}
 	finish := []*Step{cutoverStep(), rollbackStep(), switchTraffic(),
 		dropSubscriptions(), dropPublications(), revertReplicaIdentity(), removeDDLRecorder(), decommission()}

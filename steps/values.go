@@ -112,6 +112,10 @@ var (
 		}
 		return nil
 	}}
+	digestType = ValueType{Name: "a digest of large objects", Example: "count=1 bytes=307200 shape=3f2a… content=9b1c… writes=12 (as copy-large-objects records it)", check: func(v string) error {
+		_, err := pg.ParseLargeObjectsDigest(v)
+		return err
+	}}
 	textType = ValueType{Name: "one line of text", Example: "pg_trgm 1.6 -> 1.6", check: func(v string) error {
 		if strings.ContainsAny(v, "\n\x00") {
 			return fmt.Errorf("one line")
@@ -157,6 +161,9 @@ var valueTypes = map[string]ValueType{
 	RollbackReportKey:                      fileType,
 	RollbackDoneAtKey:                      timestampType,
 	VerifyChecksumsKey:                     onOffType,
+	MatviewsRefreshedKey:                   timestampType,
+	LargeObjectsDigestKey:                  digestType,
+	UnloggedCopiedKey:                      timestampType,
 	SubscriptionErrorsKey:                  textType,
 	trafficRecordKey(trafficToPgBouncerID): changesType,
 	trafficRecordKey(switchTrafficID):      changesType,

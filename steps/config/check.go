@@ -33,6 +33,7 @@ var configExamples = map[string]string{
 	"schemas":                   `[public, inventory, "Sales Dept"]`,
 	"app_roles":                 "[app, reporting]",
 	"cutover.method":            "pgbouncer",
+	"unlogged_tables":           "copy",
 	"cutover.max_lag_bytes":     "1048576",
 	"cutover.sequence_margin":   "1000",
 	"cutover.pgbouncer":         "[{name: pgb1, admin_conninfo: \"host=pgb1 port=6432 dbname=pgbouncer user=pgbouncer\", ini: /etc/pgbouncer/pgbouncer.ini, database: app}]",

@@ -54,6 +54,14 @@ type Config struct {
 	Sessions Sessions `yaml:"sessions"`
 	// Alerts say where alerts go and when (config_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
+	// UnloggedTables says what copy-unlogged does with blue's unlogged
+	// tables, which replication never carries: UnloggedCopy (their rows as
+	// they are right before the cutover; rows written to them on blue
+	// after that are lost) or UnloggedSkip (green's stay as they are,
+	// empty after a copy of the schema or a clone). No default
+	// (DefaultUnloggedTables): preflight fails while blue has unlogged
+	// tables and this is unset.
+	UnloggedTables string `yaml:"unlogged_tables"`
 
 	// Path is the file the configuration was read from ("" for the embedded default).
 	Path string `yaml:"-"`
@@ -122,6 +130,15 @@ type Publication struct {
 	// but begun again from the start if pgbluegreen is stopped meanwhile).
 	Copy string `yaml:"copy"`
 }
+
+// UnloggedTables' values.
+const (
+	UnloggedCopy = "copy"
+	UnloggedSkip = "skip"
+)
+
+// UnloggedChoices are unlogged_tables' values.
+var UnloggedChoices = []string{UnloggedCopy, UnloggedSkip}
 
 // copyModes are Publication.Copy's values.
 const (
@@ -362,6 +379,9 @@ func (c *Config) Validate() []string {
 	}
 	oneOf("strategy", c.Strategy, StrategyNames)
 	oneOf("cutover.method", c.Cutover.Method, CutoverMethods)
+	if c.UnloggedTables != DefaultUnloggedTables {
+		oneOf("unlogged_tables", c.UnloggedTables, UnloggedChoices)
+	}
 
 	for _, db := range []struct {
 		key  string

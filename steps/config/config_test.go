@@ -93,6 +93,8 @@ func TestConfigValidationErrors(t *testing.T) {
 			[]string{`config: replication.password.secret_arn "my-secret" is not an ARN`}},
 		{"negative lag", edit("cutover:\n", "cutover:\n  max_lag_bytes: -1\n"),
 			[]string{"config: cutover.max_lag_bytes -1 must be 0 or more"}},
+		{"unlogged tables neither copied nor skipped", edit("cutover:\n", "unlogged_tables: maybe\ncutover:\n"),
+			[]string{`config: unlogged_tables "maybe" is not one of copy, skip`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

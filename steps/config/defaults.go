@@ -37,6 +37,11 @@ const (
 	DefaultLagInterval      = time.Second
 	DefaultAWSPollInterval  = 15 * time.Second
 
+	// DefaultUnloggedTables is no choice: blue's unlogged tables are
+	// copied or left behind only as the operator says (unlogged_tables),
+	// and preflight fails while there are some and it is unset.
+	DefaultUnloggedTables = ""
+
 	DefaultAlertsFor          = 5 * time.Minute
 	DefaultAlertsTimeout      = 10 * time.Second
 	DefaultAlertsSafeWALBytes = "1GB"
