@@ -10,15 +10,18 @@ package labtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
@@ -275,5 +278,48 @@ func WaitSlotDrained(tb testing.TB, pool *pgxpool.Pool, slot string, slowLogs fu
 			tb.Logf("slot %s slow to reach %s; logs:\n%s", slot, lsn, slowLogs())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WritesThroughEveryBouncer logs in to each of dbs through every PgBouncer
+// of the lab as the application does (role app, its password from the
+// passfile) and writes there (a temporary table, dropped at commit): the
+// application works in every database, wherever PgBouncer sends it. It
+// fails the test naming each PgBouncer and database that refused.
+func WritesThroughEveryBouncer(tb testing.TB, info *lab.Info, dbs ...string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var failed []string
+	for _, b := range info.Bouncers() {
+		for _, db := range dbs {
+			cfg, err := pgx.ParseConfig(b.Conninfo + " dbname=" + db)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+			err = func() error {
+				c, err := pgx.ConnectConfig(ctx, cfg)
+				if err != nil {
+					return err
+				}
+				defer c.Close(context.WithoutCancel(ctx))
+				tx, err := c.Begin(ctx)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback(context.WithoutCancel(ctx))
+				if _, err := tx.Exec(ctx, "CREATE TEMP TABLE pgbg_labtest_probe ON COMMIT DROP AS SELECT 1 AS x"); err != nil {
+					return err
+				}
+				return tx.Commit(ctx)
+			}()
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s/%s: %v", b.Name, db, err))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		tb.Fatalf("the application cannot write through every PgBouncer: %s", strings.Join(failed, "; "))
 	}
 }
