@@ -143,6 +143,7 @@ func throughDecommission(t *testing.T, srv *awstest.Server, info *lab.Info, g []
 	must(t, append([]string{"run", "--through", "compare-schema", "--yes"}, g...)...)
 	must(t, append([]string{"run", "record-ddl", "--yes"}, g...)...)
 	must(t, append([]string{"run", "--through", "verify-data", "--yes"}, g...)...)
+	must(t, append([]string{"run", "copy-unlogged", "--yes"}, g...)...)
 	dryRunReadsOnly(t, srv, g, "traffic-to-pgbouncer", "ssm DeleteParameter Name=/app/db/proxy")
 	must(t, append([]string{"run", "traffic-to-pgbouncer", "--yes"}, g...)...)
 	must(t, append([]string{"run", "--through", "cutover", "--yes"}, g...)...)

@@ -18,7 +18,7 @@ func TestRolePasswordFoundBeforeThePause(t *testing.T) {
 		t.Fatal(err)
 	}
 	le.Config.AppRoles = append(le.Config.AppRoles, "app2")
-	if err := le.Runner.Through(ctx, "analyze-green", RunParams{Confirmed: true}); err != nil {
+	if err := le.Runner.Through(ctx, "copy-unlogged", RunParams{Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}
 	// copy-roles made app2 on green with blue's stored password: equal.
