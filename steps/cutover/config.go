@@ -77,6 +77,7 @@ func FromConfig(c *config.Config, dbs []DatabasePools) (Params, error) {
 // source now, in any moving database (pg.WriterRoles), when there are
 // pools to read it from.
 func (p *Params) AddWriters(ctx context.Context, rollback bool) error {
+	read := false
 	for _, db := range p.Databases {
 		source := db.Blue
 		if rollback {
@@ -85,6 +86,7 @@ func (p *Params) AddWriters(ctx context.Context, rollback bool) error {
 		if source == nil {
 			continue
 		}
+		read = true
 		found, err := pg.WriterRoles(ctx, source, p.AppRoles, p.ReplicationRole)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", db.Name, err)
@@ -95,7 +97,9 @@ func (p *Params) AddWriters(ctx context.Context, rollback bool) error {
 			}
 		}
 	}
-	slices.Sort(p.FenceRoles)
+	if read {
+		slices.Sort(p.FenceRoles)
+	}
 	return nil
 }
 

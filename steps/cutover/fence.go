@@ -63,12 +63,35 @@ func (r *run) fenceRecord(side, db string) (pg.FenceRecord, bool) {
 // (Hooks.Prior).
 func (r *run) setFences(f Fences) error {
 	r.fencesMu.Lock()
-	r.p.Prior.Fences = f
+	r.p.Prior.Fences, r.fencesToTell = f, false
 	r.fencesMu.Unlock()
 	if err := r.p.Hooks.Prior(r.prior()); err != nil {
 		return fmt.Errorf("record the fence: %w", err)
 	}
 	return nil
+}
+
+// keepFences records the fences in force, to tell the caller later
+// (tellFences): an open runs inside the pause, where the caller's record
+// (a state file written and synced) does not belong. Told late, a record
+// that is given back already is given back again by the next open: a
+// GRANT of what is there, a REVOKE of what is not.
+func (r *run) keepFences(f Fences) {
+	r.fencesMu.Lock()
+	defer r.fencesMu.Unlock()
+	r.p.Prior.Fences, r.fencesToTell = f, true
+}
+
+// tellFences tells the caller the fences kept since it was last told.
+func (r *run) tellFences() {
+	r.fencesMu.Lock()
+	tell := r.fencesToTell
+	r.fencesMu.Unlock()
+	if tell {
+		if err := r.setFences(r.fencesNow()); err != nil {
+			r.rep.warn("%v", err)
+		}
+	}
 }
 
 // fencesNow is a copy of the fences in force.
@@ -87,6 +110,9 @@ func (r *run) keep() []string {
 // fencePlan is what fenceSide runs on side s, as a plan shows it before
 // the ACL is read.
 func (r *run) fencePlan(s side) []pg.PlanLine {
+	if len(r.fence) == 0 {
+		return []pg.PlanLine{pg.Note(s.name, "no role to fence")}
+	}
 	took := []pg.ConnectGrant{{Role: pg.PublicGrantee}}
 	for _, role := range r.fence {
 		took = append(took, pg.ConnectGrant{Role: role})
@@ -235,11 +261,7 @@ func (r *run) openSide(ctx context.Context, c, other *pgxpool.Conn, s side) (str
 		}
 	}
 	if recorded {
-		// Told once done: a crash before leaves a record of what is given
-		// back already, and giving it again changes nothing.
-		if err := r.setFences(fences); err != nil {
-			return "", err
-		}
+		r.keepFences(fences)
 	}
 	if len(done) == 0 {
 		return "nothing to change", nil

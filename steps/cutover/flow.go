@@ -70,8 +70,10 @@ type run struct {
 	// (a plan) FenceRoles.
 	fence []string
 	// fencesMu guards the fences in force (p.Prior.Fences), which a fence
-	// and an open change.
-	fencesMu sync.Mutex
+	// and an open change, and fencesToTell: an open's change the caller
+	// has not been told of yet (keepFences).
+	fencesMu     sync.Mutex
+	fencesToTell bool
 }
 
 func newRun(p *Params, rollback bool, way string) *run {
@@ -107,6 +109,7 @@ func Rollback(ctx context.Context, p Params) (*Report, error) {
 }
 
 func (r *run) finish(err *error) {
+	r.tellFences()
 	r.j.close()
 	r.rep.sumDatabases()
 	if r.p.Prior != nil && len(r.p.Prior.Fences) > 0 {
