@@ -173,6 +173,9 @@ func (r *run) readPosition(ctx context.Context) (position, error) {
 	p, d, e := r.p, r.d, r.e
 	var pos position
 	for k, b := range p.Bouncers {
+		if k >= len(e.consoles) {
+			break // not the pgbouncer method: no console was opened
+		}
 		c, err := r.console(ctx, k, 0)
 		if err != nil {
 			return pos, err
