@@ -55,12 +55,16 @@ func CheckReversePrereqs(ctx context.Context, blue, green *pgxpool.Conn, p Rever
 	var walLevel string
 	var freeSlots, freeSenders int
 	var roleOK, slotActive bool
+	// Every database's reverse feed takes a slot and, once enabled, a
+	// walsender on green: its slots made by an earlier attempt are
+	// remade, so they count as free.
+	names := append([]string{p.Name}, p.Others...)
 	err := green.QueryRow(ctx, `
 SELECT current_setting('wal_level'),
-       current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots),
+       current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ALL($3)),
        current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication),
        EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin AND (rolreplication OR rolsuper)),
-       EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $2 AND active)`, p.Role, p.Name).
+       EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $2 AND active)`, p.Role, p.Name, names).
 		Scan(&walLevel, &freeSlots, &freeSenders, &roleOK, &slotActive)
 	if err != nil {
 		return "", fmt.Errorf("read green's settings: %w", err)
@@ -68,8 +72,8 @@ SELECT current_setting('wal_level'),
 	switch {
 	case walLevel != "logical":
 		return "", fmt.Errorf("green's wal_level is %s: set it to logical and restart green", walLevel)
-	case freeSlots < 1 || freeSenders < 1:
-		return "", fmt.Errorf("green has no free replication slot or walsender: raise max_replication_slots / max_wal_senders")
+	case freeSlots < len(names) || freeSenders < len(names):
+		return "", fmt.Errorf("green has %d free replication slots and %d free walsenders, and the reverse feeds of %d databases need %d of each: raise max_replication_slots / max_wal_senders", max(freeSlots, 0), max(freeSenders, 0), len(names), len(names))
 	case !roleOK:
 		return "", fmt.Errorf("role %s does not exist on green with LOGIN and REPLICATION", p.Role)
 	case slotActive:
@@ -126,6 +130,24 @@ func SubscriptionExists(ctx context.Context, c *pgxpool.Conn, name string) (bool
 	return exists, nil
 }
 
+// WorkersMissing reads which of subs (in the session's database) have no
+// apply worker running.
+func WorkersMissing(ctx context.Context, q Querier, subs []string) ([]string, error) {
+	rows, err := q.Query(ctx, `
+SELECT s.subname::text FROM pg_subscription s
+WHERE s.subname = ANY($1) AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL)
+ORDER BY 1`, subs)
+	if err != nil {
+		return nil, fmt.Errorf("read the apply workers of %s: %w", strings.Join(subs, ", "), err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the apply workers of %s: %w", strings.Join(subs, ", "), err)
+	}
+	return out, nil
+}
+
 // SubscriptionsState reads whether any of subs is enabled, and whether all exist.
 func SubscriptionsState(ctx context.Context, c *pgxpool.Conn, subs []string) (anyEnabled, allExist bool, err error) {
 	var n int
@@ -176,9 +198,12 @@ func FeedLag(ctx context.Context, q RowQuerier, slots []string) (int64, error) {
 
 // ReversePrereqs name what CheckReversePrereqs checks for: the reverse
 // feed's publication, slot and subscription (Name) and the role blue's
-// subscription logs in to green as, with its password.
+// subscription logs in to green as, with its password. Others are the
+// reverse feeds of the other databases that move with this one: green
+// needs a free slot and walsender for each.
 type ReversePrereqs struct {
 	Name, Role, Password string
+	Others               []string
 }
 
 // SyncLocalStmt makes a session's own commits on the source wait for no

@@ -315,14 +315,14 @@ func TerminateAndWait(ctx context.Context, c *pgxpool.Conn, s Stmt) (int, error)
 }
 
 // TerminateSessionsStmt ends the client sessions of roles (every role when
-// roles is nil) in the current database, except the pids in keep (the
+// roles is nil) in the databases dbs, except the pids in keep (the
 // cutover's own) and the driver lock's session. Walsenders and background
 // workers are left alone.
-func TerminateSessionsStmt(on string, roles []string, keep any) Stmt {
+func TerminateSessionsStmt(on string, roles, dbs []string, keep any) Stmt {
 	return terminateStmt(on, `SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])
   AND coalesce(application_name, '') NOT LIKE $3 || '%'
-  AND datname = current_database() AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep, DriverApplicationPrefix)
+  AND datname = ANY($4) AND ($1::text[] IS NULL OR usename = ANY($1))`, roles, keep, DriverApplicationPrefix, dbs)
 }
 
 // TerminatePidsStmt ends the given sessions (the ones that bypass PgBouncer).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -235,6 +236,30 @@ func (c *Console) Database(ctx context.Context, db string) (BouncerDatabase, err
 		}
 	}
 	return BouncerDatabase{}, fmt.Errorf("PgBouncer %s: SHOW DATABASES has no database %q; check cutover.pgbouncer[].database", c.Name, db)
+}
+
+// MovedEntries are the rows of SHOW DATABASES that serve one of dbs (the
+// server database they name) at the host and port of one of at: the
+// entries a cutover of those databases moves, wherever it stands (an
+// entry moved already points at the other side, still at one of at).
+func MovedEntries(rows []BouncerDatabase, dbs []string, at ...Endpoint) []BouncerDatabase {
+	var out []BouncerDatabase
+	for _, d := range rows {
+		name := d.Database
+		if name == "" {
+			name = d.Name
+		}
+		if !slices.Contains(dbs, name) {
+			continue
+		}
+		for _, e := range at {
+			if d.Host == e.Host && d.Port == e.Port {
+				out = append(out, d)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Show runs SHOW what (POOLS, SERVERS, CLIENTS...) and returns its rows by

@@ -85,41 +85,52 @@ func (c *commandIni) ReadEntry(ctx context.Context, db string) (BouncerEntry, er
 	return e, nil
 }
 
-// command is what runs for ch, as plans show it and the journal records it.
-func (c *commandIni) command(ch IniChange) Command {
+// command is what runs for one target of ch, as plans show it and the
+// journal records it.
+func (c *commandIni) command(ch IniChange, t IniTarget) Command {
 	tmpl, which := c.p.Repoint, "repoint_command"
 	if ch.Restore && c.p.Restore != "" {
 		tmpl, which = c.p.Restore, "restore_command"
 	}
 	return Command{On: c.on, Path: "env", Args: []string{
-		"PGBG_HOST=" + ch.To.Host, "PGBG_PORT=" + strconv.Itoa(ch.To.Port), "PGBG_DBNAME=" + ch.To.DBName,
-		"PGBG_TARGET=" + ch.Side, "PGBG_DATABASE=" + ch.Database, "PGBG_PGBOUNCER=" + c.name,
+		"PGBG_HOST=" + t.To.Host, "PGBG_PORT=" + strconv.Itoa(t.To.Port), "PGBG_DBNAME=" + t.To.DBName,
+		"PGBG_TARGET=" + ch.Side, "PGBG_DATABASE=" + t.Database, "PGBG_PGBOUNCER=" + c.name,
 		"sh", "-c", tmpl},
 		Note: fmt.Sprintf("%s, at most %s; its output to the journal", which, c.timeout())}
 }
 
+// Plan is one command per entry of ch (the commands take one entry each,
+// PGBG_DATABASE), then the read back.
 func (c *commandIni) Plan(ch IniChange) []PlanLine {
-	cmd := c.command(ch)
-	out := []PlanLine{{On: c.on, Kind: "command", Text: cmd.Display()}}
+	var out []PlanLine
+	for _, t := range ch.Targets() {
+		out = append(out, PlanLine{On: c.on, Kind: "command", Text: c.command(ch, t).Display()})
+	}
 	if c.ini != "" || c.p.Read != "" {
-		out = append(out, Note(c.on, "then %s is read back: its %s entry must say %s", c.Where(), ch.Database, ch.To))
+		for _, t := range ch.Targets() {
+			out = append(out, Note(c.on, "then %s is read back: its %s entry must say %s", c.Where(), t.Database, t.To))
+		}
 	}
 	return out
 }
 
+// Repoint runs the command for each entry of ch that does not point
+// where ch says yet, one after the other, then reads them all back.
 func (c *commandIni) Repoint(ctx context.Context, ch IniChange) error {
-	if e, err := c.ReadEntry(ctx, ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
-		return nil
-	}
-	cmd := c.command(ch)
-	start := time.Now()
-	out, err := runShell(ctx, c.timeout(), exec.Command(cmd.Path, cmd.Args...))
-	cmd.Journal(ctx, time.Since(start), err)
-	if len(out) > 0 {
-		journalExecuted(ctx, Executed{On: c.on, Kind: "output", Text: tail(state.Redact(string(out)), 4000)})
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", c.on, strings.SplitN(cmd.Note, ",", 2)[0], err)
+	for _, t := range ch.Targets() {
+		if e, err := c.ReadEntry(ctx, t.Database); err == nil && entryPointsAt(e, t.Database, t.To) {
+			continue
+		}
+		cmd := c.command(ch, t)
+		start := time.Now()
+		out, err := runShell(ctx, c.timeout(), exec.Command(cmd.Path, cmd.Args...))
+		cmd.Journal(ctx, time.Since(start), err)
+		if len(out) > 0 {
+			journalExecuted(ctx, Executed{On: c.on, Kind: "output", Text: tail(state.Redact(string(out)), 4000)})
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", c.on, strings.SplitN(cmd.Note, ",", 2)[0], err)
+		}
 	}
 	if err := verifyEntry(ctx, c, ch); err != nil {
 		return fmt.Errorf("%s: %w", c.on, err)

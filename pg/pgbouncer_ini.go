@@ -175,6 +175,11 @@ type IniBackup struct {
 // half of it; a copy of the old file is kept next to it (.pgbg-backup) and
 // returned for Restore.
 func RepointIni(ini, db string, to Endpoint) (*IniBackup, error) {
+	return repointIni(ini, IniChange{Database: db, To: to})
+}
+
+// repointIni is RepointIni for every entry of ch, in one write.
+func repointIni(ini string, ch IniChange) (*IniBackup, error) {
 	st, err := os.Stat(ini)
 	if err != nil {
 		return nil, fmt.Errorf("read PgBouncer's ini: %w", err)
@@ -183,7 +188,7 @@ func RepointIni(ini, db string, to Endpoint) (*IniBackup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read PgBouncer's ini: %w", err)
 	}
-	text, err := repointText(string(old), db, to)
+	text, err := ch.apply(string(old))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ini, err)
 	}

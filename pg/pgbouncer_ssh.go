@@ -222,10 +222,10 @@ func (s *sshIni) Repoint(ctx context.Context, ch IniChange) error {
 // back. It reports false, writing nothing, when the entry points at
 // ch.To already.
 func (s *sshIni) rewrite(ctx context.Context, old []byte, ch IniChange) (bool, error) {
-	if _, e, err := findEntry(string(old), ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
+	if ch.pointsAt(string(old)) {
 		return false, nil
 	}
-	text, err := repointText(string(old), ch.Database, ch.To)
+	text, err := ch.apply(string(old))
 	if err != nil {
 		return true, fmt.Errorf("%s: %w", s.Where(), err)
 	}
@@ -238,12 +238,14 @@ func (s *sshIni) rewrite(ctx context.Context, old []byte, ch IniChange) (bool, e
 	s.mu.Lock()
 	s.last = now
 	s.mu.Unlock()
-	_, e, err := findEntry(string(now), ch.Database)
-	switch {
-	case err != nil:
-		return true, fmt.Errorf("read %s back: %w", s.Where(), err)
-	case !entryPointsAt(e, ch.Database, ch.To):
-		return true, fmt.Errorf("%s read back says `%s`, not %s: the change did not take", s.Where(), e.Line, ch.To)
+	for _, t := range ch.Targets() {
+		_, e, err := findEntry(string(now), t.Database)
+		switch {
+		case err != nil:
+			return true, fmt.Errorf("read %s back: %w", s.Where(), err)
+		case !entryPointsAt(e, t.Database, t.To):
+			return true, fmt.Errorf("%s read back says `%s`, not %s: the change did not take", s.Where(), e.Line, t.To)
+		}
 	}
 	return true, nil
 }

@@ -180,10 +180,10 @@ func (s *sshIni) StageChange(ch IniChange) FileChange {
 // stage runs stageScript for old with ch applied; false when the entry
 // points at ch.To already; perl when the host has it.
 func (s *sshIni) stage(ctx context.Context, old []byte, ch IniChange) (text string, staged, perl bool, err error) {
-	if _, e, err := findEntry(string(old), ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
+	if ch.pointsAt(string(old)) {
 		return "", false, false, nil
 	}
-	text, err = repointText(string(old), ch.Database, ch.To)
+	text, err = ch.apply(string(old))
 	if err != nil {
 		return "", true, false, fmt.Errorf("%s: %w", s.Where(), err)
 	}
@@ -199,7 +199,7 @@ func (s *sshIni) stage(ctx context.Context, old []byte, ch IniChange) (text stri
 func (s *sshIni) commitStaged(ctx context.Context, ch IniChange) (ok bool, err error) {
 	s.mu.Lock()
 	st := s.staged
-	if st == nil || st.ch != ch {
+	if st == nil || !st.ch.equal(ch) {
 		s.disarm()
 		s.mu.Unlock()
 		return false, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,8 @@ type IniStore interface {
 	Close()
 }
 
-// IniChange is one repoint of a PgBouncer's database entry.
+// IniChange is one repoint of a PgBouncer's database entries: Database,
+// and every entry of Also, in one write of the ini.
 type IniChange struct {
 	// Database is the entry's name in [databases].
 	Database string
@@ -50,6 +52,71 @@ type IniChange struct {
 	// Restore marks the way back (an undo putting the source back); a
 	// command store runs its restore_command for it.
 	Restore bool
+	// Also are more entries moved with Database (a cutover moves every
+	// database of the cluster at once): each points at To's host and port
+	// and at a database of its own there.
+	Also []IniEntry
+}
+
+// IniEntry is one more [databases] entry an IniChange moves.
+type IniEntry struct {
+	// Name is the entry's name in [databases]; DBName is the database it
+	// must name on the side it moves to.
+	Name   string `json:"name"`
+	DBName string `json:"dbname"`
+}
+
+// IniTarget is one entry of an IniChange with where it must point.
+type IniTarget struct {
+	Database string
+	To       Endpoint
+}
+
+// Targets are every entry ch moves, Database first, each with where it
+// must point.
+func (ch IniChange) Targets() []IniTarget {
+	out := []IniTarget{{Database: ch.Database, To: ch.To}}
+	for _, e := range ch.Also {
+		out = append(out, IniTarget{Database: e.Name, To: Endpoint{Host: ch.To.Host, Port: ch.To.Port, DBName: e.DBName}})
+	}
+	return out
+}
+
+// equal reports whether two changes move the same entries to the same
+// places (a staged change is committed only for the very same one).
+func (ch IniChange) equal(o IniChange) bool {
+	if ch.Side != o.Side || ch.Restore != o.Restore || len(ch.Also) != len(o.Also) {
+		return false
+	}
+	a, b := ch.Targets(), o.Targets()
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// pointsAt reports whether every entry of ch in the ini's text points
+// where ch says already.
+func (ch IniChange) pointsAt(text string) bool {
+	for _, t := range ch.Targets() {
+		if _, e, err := findEntry(text, t.Database); err != nil || !entryPointsAt(e, t.Database, t.To) {
+			return false
+		}
+	}
+	return true
+}
+
+// apply is the ini's text with every entry of ch pointing where ch says.
+func (ch IniChange) apply(text string) (string, error) {
+	for _, t := range ch.Targets() {
+		var err error
+		if text, err = repointText(text, t.Database, t.To); err != nil {
+			return "", err
+		}
+	}
+	return text, nil
 }
 
 // ErrIniUnreadable says a store cannot read its ini.
@@ -82,19 +149,26 @@ func (b BouncerParams) IniMethod() string {
 
 // changeText says what a repoint changes, for plans and the journal.
 func changeText(ch IniChange, how string) string {
-	return fmt.Sprintf("[databases] %s: host=%s port=%d dbname=%s (%s)", ch.Database, ch.To.Host, ch.To.Port, ch.To.DBName, how)
+	var parts []string
+	for _, t := range ch.Targets() {
+		parts = append(parts, fmt.Sprintf("%s: host=%s port=%d dbname=%s", t.Database, t.To.Host, t.To.Port, t.To.DBName))
+	}
+	return fmt.Sprintf("[databases] %s (%s)", strings.Join(parts, ", "), how)
 }
 
-// verifyEntry reads db's entry back from s and checks it points at to.
+// verifyEntry reads every entry of ch back from s and checks each points
+// where ch says.
 func verifyEntry(ctx context.Context, s IniStore, ch IniChange) error {
-	e, err := s.ReadEntry(ctx, ch.Database)
-	switch {
-	case errors.Is(err, ErrIniUnreadable):
-		return nil // SHOW DATABASES after the RELOAD is the check
-	case err != nil:
-		return fmt.Errorf("read %s back: %w", s.Where(), err)
-	case !entryPointsAt(e, ch.Database, ch.To):
-		return fmt.Errorf("%s read back says `%s`, not %s: the change did not take", s.Where(), e.Line, ch.To)
+	for _, t := range ch.Targets() {
+		e, err := s.ReadEntry(ctx, t.Database)
+		switch {
+		case errors.Is(err, ErrIniUnreadable):
+			return nil // SHOW DATABASES after the RELOAD is the check
+		case err != nil:
+			return fmt.Errorf("read %s back: %w", s.Where(), err)
+		case !entryPointsAt(e, t.Database, t.To):
+			return fmt.Errorf("%s read back says `%s`, not %s: the change did not take", s.Where(), e.Line, t.To)
+		}
 	}
 	return nil
 }
@@ -153,11 +227,11 @@ func (f *fileIni) Stage(ctx context.Context, ch IniChange) error {
 	if err != nil {
 		return fmt.Errorf("%s: read PgBouncer's ini: %w", f.on, err)
 	}
-	if _, e, err := findEntry(string(old), ch.Database); err == nil && entryPointsAt(e, ch.Database, ch.To) {
+	if ch.pointsAt(string(old)) {
 		return nil
 	}
 	start := time.Now()
-	text, err := repointText(string(old), ch.Database, ch.To)
+	text, err := ch.apply(string(old))
 	if err == nil {
 		err = state.WriteFileLike(f.path+".pgbg-backup", old, was)
 	}
@@ -182,7 +256,7 @@ func (f *fileIni) commitStaged(ch IniChange) (bool, error) {
 	st := f.staged
 	f.staged = nil
 	f.mu.Unlock()
-	if st == nil || st.ch != ch {
+	if st == nil || !st.ch.equal(ch) {
 		return false, nil
 	}
 	now, err := os.Stat(f.path)
@@ -209,10 +283,10 @@ func (f *fileIni) Repoint(ctx context.Context, ch IniChange) error {
 	start := time.Now()
 	renamed, err := f.commitStaged(ch)
 	if !renamed {
-		if e, rerr := f.ReadEntry(ctx, ch.Database); rerr == nil && entryPointsAt(e, ch.Database, ch.To) {
+		if text, rerr := readLocal(f.path); rerr == nil && ch.pointsAt(text) {
 			return nil
 		}
-		_, err = RepointIni(f.path, ch.Database, ch.To)
+		_, err = repointIni(f.path, ch)
 	}
 	if err == nil {
 		err = verifyEntry(ctx, f, ch)

@@ -134,3 +134,108 @@ func TestLocalIniStaged(t *testing.T) {
 		}
 	})
 }
+
+// A change of several entries (every database of a cutover) is one write
+// of a local ini, staged or not, and one command per entry through
+// commands; each entry names its own database; the plan shows each, and a
+// change whose entries all point there already does nothing.
+func TestIniChangeOfSeveralEntries(t *testing.T) {
+	const text = "[databases]\napp = host=10.0.0.1 port=5432 dbname=app\nbilling = host=10.0.0.1 port=5432 dbname=billing pool_size=3\nother = host=10.0.0.9 port=5432 dbname=other\n"
+	ch := IniChange{Database: "app", Side: "green", To: Endpoint{Host: "10.0.0.2", Port: 5433, DBName: "app"},
+		Also: []IniEntry{{Name: "billing", DBName: "billing"}}}
+	check := func(t *testing.T, s IniStore) {
+		t.Helper()
+		for _, tg := range ch.Targets() {
+			e, err := s.ReadEntry(context.Background(), tg.Database)
+			if err != nil || !entryPointsAt(e, tg.Database, tg.To) {
+				t.Errorf("%s after the repoint: %q %v", tg.Database, e.Line, err)
+			}
+		}
+		if e, _ := s.ReadEntry(context.Background(), "other"); e.Get("host") != "10.0.0.9" {
+			t.Errorf("an entry the change does not name moved: %q", e.Line)
+		}
+		if e, _ := s.ReadEntry(context.Background(), "billing"); e.Get("pool_size") != "3" {
+			t.Errorf("billing lost its other keys: %q", e.Line)
+		}
+	}
+	for _, b := range []BouncerParams{
+		{Name: "f"},
+		{Name: "c", Command: &IniCommandParams{Repoint: `sed -i "/^$PGBG_DATABASE =/s/host=[^ ]* port=[0-9]*/host=$PGBG_HOST port=$PGBG_PORT/" "$INI"`}},
+	} {
+		t.Run(b.IniMethod(), func(t *testing.T) {
+			b.Ini = filepath.Join(t.TempDir(), "pgbouncer.ini")
+			t.Setenv("INI", b.Ini)
+			if err := os.WriteFile(b.Ini, []byte(text), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			s := b.NewIniStore()
+			plan := s.Plan(ch)
+			all := ""
+			for _, l := range plan {
+				all += l.Text + "\n"
+			}
+			if !strings.Contains(all, "app: host=10.0.0.2 port=5433 dbname=app") && !strings.Contains(all, "PGBG_DATABASE=app") ||
+				!strings.Contains(all, "billing: host=10.0.0.2 port=5433 dbname=billing") && !strings.Contains(all, "PGBG_DATABASE=billing") {
+				t.Errorf("the plan does not name both entries:\n%s", all)
+			}
+			var got []Executed
+			ctx := WithJournal(context.Background(), func(_ context.Context, x Executed) { got = append(got, x) })
+			if err := s.Repoint(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+			check(t, s)
+			want := 1
+			if b.Command != nil {
+				want = 2
+			}
+			if len(got) != want {
+				t.Errorf("journaled %d, want %d: %+v", len(got), want, got)
+			}
+			n := len(got)
+			if err := s.Repoint(ctx, ch); err != nil || len(got) != n {
+				t.Errorf("a second repoint: %v, %d more journaled; want a no-op", err, len(got)-n)
+			}
+		})
+	}
+	t.Run("staged", func(t *testing.T) {
+		ini := filepath.Join(t.TempDir(), "pgbouncer.ini")
+		if err := os.WriteFile(ini, []byte(text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		s := BouncerParams{Name: "f", Ini: ini}.NewIniStore().(*fileIni)
+		if err := s.Stage(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		staged, _ := os.Stat(ini + ".pgbg-new")
+		// The stage is for this change only: one that moves fewer entries
+		// rewrites the file whole.
+		if err := s.Repoint(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := os.Stat(ini); !os.SameFile(staged, now) {
+			t.Error("the staged text was not renamed into place")
+		}
+		check(t, s)
+	})
+}
+
+// MovedEntries are the entries of the moving databases at blue's or
+// green's host and port, wherever each stands; another server's entry of
+// the same database, and the console's own, are left out.
+func TestMovedEntries(t *testing.T) {
+	blue, green := Endpoint{Host: "10.0.0.1", Port: 5432}, Endpoint{Host: "10.0.0.2", Port: 5433}
+	rows := []BouncerDatabase{
+		{Name: "app", Host: "10.0.0.1", Port: 5432, Database: "app"},
+		{Name: "billing_rw", Host: "10.0.0.2", Port: 5433, Database: "billing"},
+		{Name: "billing_ro", Host: "10.0.0.7", Port: 5432, Database: "billing"},
+		{Name: "archive", Host: "10.0.0.1", Port: 5432, Database: "archive"},
+		{Name: "pgbouncer", Port: 6432, Database: "pgbouncer"},
+	}
+	var got []string
+	for _, d := range MovedEntries(rows, []string{"app", "billing"}, blue, green) {
+		got = append(got, d.Name)
+	}
+	if strings.Join(got, ",") != "app,billing_rw" {
+		t.Errorf("moved entries: %v", got)
+	}
+}

@@ -49,7 +49,7 @@ func union(a, b []string) []string {
 // to the direction's source, the fence roles are the writers found there
 // too.
 func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params, error) {
-	p, err := cutover.FromConfig(e.Config, e.Blue, e.Green)
+	p, err := cutover.FromConfig(e.Config, []cutover.DatabasePools{{Name: e.Config.PrimaryDatabase(), Blue: e.Blue, Green: e.Green}})
 	if err != nil {
 		return p, err
 	}

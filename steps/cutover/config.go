@@ -13,13 +13,23 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
-// FromConfig maps the configuration onto Params: the method, the pools
-// (either may be nil: a plan made offline), each side's endpoint as
+// DatabasePools are one moving database's pools on each side (either may
+// be nil: a plan made offline).
+type DatabasePools struct {
+	Name        string
+	Blue, Green *pgxpool.Pool
+}
+
+// FromConfig maps the configuration onto Params: the method, the moving
+// databases with their pools (dbs, the primary database first) and their
+// feeds' names (each database's publications, the feeds named by
+// FeedName, the reverse feed by ReverseName), each side's endpoint as
 // PgBouncer points at it, the PgBouncers with the connection string their
 // probes use, the roles and every bound. The caller adds what its state
-// knows (the health record, the roles an earlier attempt fenced, hooks),
-// and AddWriters the roles that write on the source now.
-func FromConfig(c *config.Config, blue, green *pgxpool.Pool) (Params, error) {
+// knows (the health record, the roles an earlier attempt fenced, the
+// fences in force, hooks), and AddWriters the roles that write on the
+// source now.
+func FromConfig(c *config.Config, dbs []DatabasePools) (Params, error) {
 	blueConninfo := c.Blue.Conninfo
 	if c.Replication.BlueConninfo != "" {
 		blueConninfo = c.Replication.BlueConninfo
@@ -33,9 +43,8 @@ func FromConfig(c *config.Config, blue, green *pgxpool.Pool) (Params, error) {
 		return Params{}, fmt.Errorf("green's endpoint: %w", err)
 	}
 	p := Params{
-		Method: c.Cutover.Method, Blue: blue, Green: green,
+		Method:       c.Cutover.Method,
 		BlueEndpoint: blueAt, GreenEndpoint: greenAt,
-		Subscriptions:   c.PublicationNames(),
 		ReplicationRole: c.Replication.Role,
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
@@ -43,6 +52,14 @@ func FromConfig(c *config.Config, blue, green *pgxpool.Pool) (Params, error) {
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
 		Health:      Health{Window: c.Cutover.HealthWindow.Duration},
 		HoldCommits: c.HoldCommits(),
+	}
+	for _, db := range dbs {
+		var subs []string
+		for _, pub := range c.PublicationsOf(db.Name) {
+			subs = append(subs, c.FeedName(db.Name, pub.Name))
+		}
+		p.Databases = append(p.Databases, Database{Name: db.Name, Blue: db.Blue, Green: db.Green,
+			Subscriptions: subs, Reverse: c.ReverseName(db.Name)})
 	}
 	if c.Cutover.Method == MethodPgBouncer {
 		for _, b := range c.Cutover.PgBouncer {
@@ -57,25 +74,32 @@ func FromConfig(c *config.Config, blue, green *pgxpool.Pool) (Params, error) {
 }
 
 // AddWriters adds to FenceRoles every role that writes on the direction's
-// source now (pg.WriterRoles), when there is a pool to read it from.
+// source now, in any moving database (pg.WriterRoles), when there are
+// pools to read it from.
 func (p *Params) AddWriters(ctx context.Context, rollback bool) error {
-	source := p.Blue
-	if rollback {
-		source = p.Green
-	}
-	if source == nil {
-		return nil
-	}
-	found, err := pg.WriterRoles(ctx, source, p.AppRoles, p.ReplicationRole)
-	if err != nil {
-		return err
-	}
-	for _, r := range found {
-		if !slices.Contains(p.FenceRoles, r) {
-			p.FenceRoles = append(p.FenceRoles, r)
+	read := false
+	for _, db := range p.Databases {
+		source := db.Blue
+		if rollback {
+			source = db.Green
+		}
+		if source == nil {
+			continue
+		}
+		read = true
+		found, err := pg.WriterRoles(ctx, source, p.AppRoles, p.ReplicationRole)
+		if err != nil {
+			return fmt.Errorf("database %s: %w", db.Name, err)
+		}
+		for _, r := range found {
+			if !slices.Contains(p.FenceRoles, r) {
+				p.FenceRoles = append(p.FenceRoles, r)
+			}
 		}
 	}
-	slices.Sort(p.FenceRoles)
+	if read {
+		slices.Sort(p.FenceRoles)
+	}
 	return nil
 }
 

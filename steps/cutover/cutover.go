@@ -2,16 +2,15 @@ package cutover
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
-	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
@@ -34,41 +33,52 @@ const DefaultReverseName = config.DefaultReverseName
 
 // Params are the inputs of Cutover and Rollback, and of their ways
 // out (Finish, Undo). Blue and Green keep their names in both directions:
-// Rollback moves from Green back to Blue.
+// Rollback moves from Green back to Blue. One cutover moves every
+// database of Databases inside one pause.
 type Params struct {
 	Method string
-	// Blue and Green are pools with a role that can manage replication,
-	// roles and sessions (a superuser, or rds_superuser on RDS).
-	Blue, Green *pgxpool.Pool
-	// BlueEndpoint and GreenEndpoint are where PgBouncer's database entry
-	// points for each side; the pgbouncer method checks SHOW DATABASES
-	// against them.
+	// Databases are the databases that move, each with its pools and its
+	// feeds. The first is the primary (blue.conninfo's): the statements
+	// that concern the whole server (ALTER SYSTEM, roles, the drain
+	// target, the fence) run on its sessions.
+	Databases []Database
+	// BlueEndpoint and GreenEndpoint are where PgBouncer's entries point
+	// for each side (host, port; DBName is the primary database's name
+	// there, another database keeps its own name).
 	BlueEndpoint, GreenEndpoint pg.Endpoint
-	Bouncers                    []pg.BouncerParams
+	// Bouncers are the PgBouncers in front of blue. Each one's entries of
+	// every moving database are found in its SHOW DATABASES (every entry
+	// whose server database moves and whose host and port are blue's or
+	// green's), its configured Database among them.
+	Bouncers []pg.BouncerParams
 
-	// Subscriptions are the forward subscriptions on green; each one's slot
-	// on blue has the same name (the catalog's rule).
-	Subscriptions []string
-	// Reverse names the reverse publication, slot and subscription
-	// (default DefaultReverseName).
-	Reverse string
 	// ReplicationRole and ReplicationPassword are what blue's reverse
-	// subscription logs in to green as. The password goes only into the
-	// CREATE SUBSCRIPTION statement, as a Secret bind parameter, sent with
+	// subscriptions log in to green as. The password goes only into the
+	// CREATE SUBSCRIPTION statements, as a Secret bind parameter, sent with
 	// statement logging off.
 	ReplicationRole     string
 	ReplicationPassword string
-	// GreenForBlue is how blue reaches green (host, port, dbname), when it
-	// differs from GreenEndpoint.
+	// GreenForBlue is how blue reaches green (host, port; dbname is the
+	// primary's), when it differs from GreenEndpoint.
 	GreenForBlue *pg.Endpoint
 
 	// AppRoles are the configured application roles.
 	AppRoles []string
-	// FenceRoles are the roles that write: they can log in on the side that
-	// takes the traffic and cannot on the other (the fence). nil: AppRoles.
-	// The caller finds them with WriterRoles before the first attempt and
-	// keeps them, so every way out changes the same roles.
+	// FenceRoles are the roles that write: they can connect to the moved
+	// databases on the side that takes the traffic and cannot on the other
+	// (the fence closes CONNECT there). nil: AppRoles. The caller finds
+	// them with WriterRoles before the first attempt and keeps them, so
+	// every way out changes the same roles.
 	FenceRoles []string
+	// Administrators are roles the fence never touches, as it never
+	// touches a superuser or the role pgbluegreen connects as: they keep
+	// CONNECT on the side left behind.
+	Administrators []string
+	// Fences are what earlier runs' fences took, as the caller kept them
+	// (Report.Fences, or Prior.Fences through Hooks.Prior): opening a side
+	// gives that back exactly. A side with no record gets the CONNECT
+	// grants the other side has.
+	Fences Fences
 	// TerminateDirect lets the cutover end the sessions on the source that
 	// do not come through the configured PgBouncers (a cron job, an admin's
 	// psql); without it such sessions make the precheck refuse.
@@ -90,7 +100,7 @@ type Params struct {
 	// ProbeInterval is the stall probe's period (default 10ms); < 0: no probe.
 	ProbeInterval time.Duration
 
-	// Health judges the forward feed's apply errors (see Health).
+	// Health judges the forward feeds' apply errors (see Health).
 	Health Health
 
 	// Prior is what the servers looked like before the attempt began (read
@@ -102,6 +112,24 @@ type Params struct {
 	// Guarded says Hooks.BeforePause starts a guard: the run then has a
 	// sub-step of its own for it, right before writes stop.
 	Guarded bool
+}
+
+// Database is one database that moves: its name (the same on blue and
+// green), a pool on it on each side, and its feeds.
+type Database struct {
+	Name string
+	// Blue and Green are pools on this database with a role that can
+	// manage replication, roles and sessions (a superuser, or
+	// rds_superuser on RDS).
+	Blue, Green *pgxpool.Pool
+	// Subscriptions are the forward subscriptions on green in this
+	// database; each one's slot on blue has the same name.
+	Subscriptions []string
+	// Reverse names the reverse feed of this database: its publication
+	// and slot on green, its subscription on blue. Slots are the
+	// server's, so each database has its own (config.ReverseName);
+	// default DefaultReverseName for the first database.
+	Reverse string
 }
 
 // Hooks is how the caller follows a run and takes part in it: one value,
@@ -144,13 +172,59 @@ func (NoHooks) SubStepDone(SubStep) {}
 func (NoHooks) PrecheckDone(Check) {}
 
 // Prior is what a cutover or rollback found before it changed anything:
-// what its ways out put back.
+// what its ways out put back. The run tells the caller again (Hooks.Prior)
+// whenever Fences changes, before the change.
 type Prior struct {
 	// LoginRetry is each PgBouncer's server_login_retry, by name.
 	LoginRetry map[string]string `json:"login_retry,omitempty"`
-	// TargetReadOnly says the target database was read-only (a readonly
-	// cutover made it so): undoing sets it back.
+	// TargetReadOnly says the target's moved databases were read-only (a
+	// readonly cutover made them so): undoing sets them back.
 	TargetReadOnly bool `json:"target_read_only,omitempty"`
+	// TargetNoLogin are the fence roles that could not log in on the
+	// target (block-green-logins left them so): undoing takes LOGIN from
+	// them again, as it was.
+	TargetNoLogin []string `json:"target_nologin,omitempty"`
+	// Entries are each PgBouncer's entries the attempt moves, by
+	// PgBouncer name, as SHOW DATABASES listed them: a way out after a
+	// crash moves the same ones back.
+	Entries map[string][]pg.IniEntry `json:"entries,omitempty"`
+	// Fences are the fences in force (Params.Fences, then what this run's
+	// fences took and its opens gave back).
+	Fences Fences `json:"fences,omitempty"`
+}
+
+// Fences are the fences in force: per side ("blue", "green") and database,
+// what the fence took there and gave in its place. Opening the side gives
+// exactly that back.
+type Fences map[string]map[string]pg.FenceRecord
+
+// Clone copies f.
+func (f Fences) Clone() Fences {
+	out := Fences{}
+	for s, m := range f {
+		out[s] = maps.Clone(m)
+	}
+	return out
+}
+
+// Record is what the fence of database db on side took, if known.
+func (f Fences) Record(side, db string) (pg.FenceRecord, bool) {
+	rec, ok := f[side][db]
+	return rec, ok
+}
+
+func (f Fences) set(side, db string, rec pg.FenceRecord) {
+	if f[side] == nil {
+		f[side] = map[string]pg.FenceRecord{}
+	}
+	f[side][db] = rec
+}
+
+func (f Fences) drop(side, db string) {
+	delete(f[side], db)
+	if len(f[side]) == 0 {
+		delete(f, side)
+	}
 }
 
 // Health is how the precheck judges the forward feed's apply and sync
@@ -190,93 +264,6 @@ const (
 	OutcomeFailed  = "failed"  // stopped, and putting back failed too: read the error
 )
 
-// Report is what a cutover, a rollback or a way out did, written as JSON
-// and Markdown.
-type Report struct {
-	// Direction is "cutover" or "rollback"; Way is "" for an attempt, or
-	// "finish" / "undo" for a way out of an interrupted one.
-	Direction  string        `json:"direction"`
-	Way        string        `json:"way,omitempty"`
-	Method     string        `json:"method"`
-	StartedAt  time.Time     `json:"started_at"`
-	FinishedAt time.Time     `json:"finished_at"`
-	Outcome    string        `json:"outcome"`
-	Prechecks  []Check       `json:"prechecks"`
-	SubSteps   []SubStep     `json:"sub_steps"`
-	LagAtPause int64         `json:"lag_at_pause_bytes"`
-	DrainLSN   string        `json:"drain_lsn,omitempty"`
-	Sequences  int           `json:"sequences_synced"`
-	SeqMissing []string      `json:"sequences_missing,omitempty"`
-	SeqSyncMs  float64       `json:"sequence_sync_ms"`
-	PausedMs   float64       `json:"paused_ms"`
-	Probe      pg.ProbeStats `json:"probe"`
-	TotalMs    float64       `json:"total_ms"`
-	// FinalTarget is where traffic goes at the end (the pgbouncer method:
-	// PgBouncer's effective target; others: the side that takes writes);
-	// "" when it could not be established.
-	FinalTarget  string `json:"final_target"`
-	FinalVersion string `json:"final_version,omitempty"`
-	// FenceRoles are the roles that lost LOGIN on the side left behind.
-	FenceRoles []string `json:"fence_roles,omitempty"`
-	// ErrorCount is the forward feed's apply and sync errors counted at the
-	// precheck (for the caller's Health record).
-	ErrorCount int64 `json:"error_count"`
-	// Aborted means a failure came before the switch and everything was put
-	// back; Error says what failed.
-	Aborted bool   `json:"aborted"`
-	Error   string `json:"error,omitempty"`
-	// Warnings are problems that did not stop the run: after the switch,
-	// or an undo's ini that could not be put back while its PgBouncer
-	// already served the source.
-	Warnings []string `json:"warnings,omitempty"`
-	// Bouncers are each PgBouncer's own times (the pgbouncer method).
-	Bouncers []BouncerTimes `json:"pgbouncers,omitempty"`
-
-	mu sync.Mutex
-}
-
-// BouncerTimes are one PgBouncer's part of a cutover: how its ini is
-// reached, and how long its PAUSE (until no server connection was busy),
-// its repoint (ini change, read back, RELOAD, WAIT_CLOSE) and its RESUME
-// took; StallMs is the longest wait of a probe client writing through it.
-type BouncerTimes struct {
-	Name      string  `json:"name"`
-	Method    string  `json:"ini_method"`
-	Ini       string  `json:"ini"`
-	PauseMs   float64 `json:"pause_ms"`
-	RepointMs float64 `json:"repoint_ms"`
-	ResumeMs  float64 `json:"resume_ms"`
-	StallMs   float64 `json:"probe_stall_ms"`
-}
-
-// bouncerTime records d as one PgBouncer's pause, repoint or resume time
-// (the longest, when a way out repeats one).
-// warn adds a warning; sub-steps running together may call it.
-func (r *Report) warn(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
-}
-
-func (r *Report) bouncerTime(name, what string, d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k := range r.Bouncers {
-		b := &r.Bouncers[k]
-		if b.Name != name {
-			continue
-		}
-		switch what {
-		case "pause":
-			b.PauseMs = max(b.PauseMs, ms(d))
-		case "repoint":
-			b.RepointMs = max(b.RepointMs, ms(d))
-		case "resume":
-			b.ResumeMs = max(b.ResumeMs, ms(d))
-		}
-	}
-}
-
 // PrecheckError is a failed precheck: nothing was touched.
 type PrecheckError struct{ Failed []Check }
 
@@ -309,82 +296,18 @@ func (e *AbortError) Unwrap() error { return e.Err }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// WriteFiles writes the report as base+".json" and base+".md", each
-// atomically.
-func (r *Report) WriteFiles(base string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode the report: %w", err)
-	}
-	if err := state.WriteFileAtomic(base+".json", append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write the report: %w", err)
-	}
-	if err := state.WriteFileAtomic(base+".md", []byte(r.Markdown()), 0o644); err != nil {
-		return fmt.Errorf("write the report: %w", err)
-	}
-	return nil
-}
-
-// Markdown renders the report for people.
-func (r *Report) Markdown() string {
-	var b strings.Builder
-	title := r.Direction
-	if r.Way != "" {
-		title += " (" + r.Way + ")"
-	}
-	fmt.Fprintf(&b, "# %s (%s): %s\n\n", title, r.Method, r.Outcome)
-	fmt.Fprintf(&b, "| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| started | %s |\n| total | %.1f ms |\n", r.StartedAt.UTC().Format(time.RFC3339), r.TotalMs)
-	fmt.Fprintf(&b, "| writes paused | %.1f ms |\n| longest probe stall | %.1f ms (%d probes, %d errors) |\n", r.PausedMs, r.Probe.MaxStallMs, r.Probe.Samples, r.Probe.Errors)
-	fmt.Fprintf(&b, "| lag at pause | %d bytes |\n| drain LSN | %s |\n", r.LagAtPause, r.DrainLSN)
-	fmt.Fprintf(&b, "| sequences synced | %d in %.1f ms |\n", r.Sequences, r.SeqSyncMs)
-	fmt.Fprintf(&b, "| final target | %s |\n", r.FinalTarget)
-	if len(r.FenceRoles) > 0 {
-		fmt.Fprintf(&b, "| fenced roles | %s |\n", strings.Join(r.FenceRoles, ", "))
-	}
-	if r.Error != "" {
-		fmt.Fprintf(&b, "| error | %s |\n", strings.ReplaceAll(r.Error, "|", `\|`))
-	}
-	if len(r.SeqMissing) > 0 {
-		fmt.Fprintf(&b, "| sequences missing on the target | %s |\n", strings.Join(r.SeqMissing, ", "))
-	}
-	if len(r.Bouncers) > 0 {
-		b.WriteString("\n## PgBouncers\n\n| PgBouncer | ini | pause ms | repoint ms | resume ms | probe stall ms |\n|---|---|---:|---:|---:|---:|\n")
-		for _, x := range r.Bouncers {
-			fmt.Fprintf(&b, "| %s | %s: %s | %.1f | %.1f | %.1f | %.1f |\n", x.Name, x.Method, x.Ini, x.PauseMs, x.RepointMs, x.ResumeMs, x.StallMs)
-		}
-	}
-	b.WriteString("\n## Prechecks\n\n| check | ok | detail |\n|---|---|---|\n")
-	for _, c := range r.Prechecks {
-		ok := "yes"
-		switch {
-		case !c.OK:
-			ok = "**NO**"
-		case c.Warn:
-			ok = "yes (warn)"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Name, ok, strings.ReplaceAll(c.Detail, "|", `\|`))
-	}
-	b.WriteString("\n## Sub-steps\n\n| sub-step | target | ms | detail |\n|---|---|---:|---|\n")
-	for _, s := range r.SubSteps {
-		d := s.Detail
-		if s.Error != "" {
-			d = "**failed**: " + s.Error
-		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %s |\n", s.Name, s.Target, ms(s.Duration), strings.ReplaceAll(d, "|", `\|`))
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(&b, "\n> warning: %s\n", w)
-	}
-	return b.String()
-}
-
 // defaults fills what is the engine's own; every bound and name the
 // operator may set comes from the caller (steps/config holds their
 // defaults), and validate refuses a run without them.
 func (p *Params) defaults() {
-	if p.Reverse == "" {
-		p.Reverse = DefaultReverseName
+	p.Databases = slices.Clone(p.Databases)
+	for k := range p.Databases {
+		if p.Databases[k].Reverse == "" {
+			p.Databases[k].Reverse = DefaultReverseName
+			if k > 0 {
+				p.Databases[k].Reverse = config.QualifiedName(DefaultReverseName, p.Databases[k].Name)
+			}
+		}
 	}
 	if p.ProbeInterval == 0 {
 		p.ProbeInterval = defaultProbeInterval
@@ -404,12 +327,22 @@ const defaultProbeInterval = 10 * time.Millisecond
 // side is one direction's source or target.
 type side struct {
 	name     string // "blue" or "green"
-	pool     *pgxpool.Pool
 	endpoint pg.Endpoint
+	// primary is the first database's name, which endpoint names.
+	primary string
 }
 
-// direction is what moves where: writes stop on from, the feed from -> to
-// is drained and stopped, the feed to -> from is started.
+// at is where database db is on this side: the endpoint's host and port,
+// and the endpoint's database for the primary, db itself for another.
+func (s side) at(db string) pg.Endpoint {
+	if db == s.primary || s.primary == "" {
+		return s.endpoint
+	}
+	return pg.Endpoint{Host: s.endpoint.Host, Port: s.endpoint.Port, DBName: db}
+}
+
+// direction is what moves where: writes stop on from, the feeds from -> to
+// are drained and stopped, the feeds to -> from are started.
 type direction struct {
 	name     string // "cutover" or "rollback"
 	rollback bool
@@ -417,23 +350,27 @@ type direction struct {
 }
 
 func (p *Params) direction(rollback bool) direction {
-	blue := side{"blue", p.Blue, p.BlueEndpoint}
-	green := side{"green", p.Green, p.GreenEndpoint}
+	primary := ""
+	if len(p.Databases) > 0 {
+		primary = p.Databases[0].Name
+	}
+	blue := side{"blue", p.BlueEndpoint, primary}
+	green := side{"green", p.GreenEndpoint, primary}
 	if rollback {
 		return direction{NameRollback, true, green, blue}
 	}
 	return direction{NameCutover, false, blue, green}
 }
 
-// feeds names the replication a direction drains (from -> to) and the one
-// it starts (to -> from).
+// feeds names the replication of one database a direction drains (from
+// -> to) and the one it starts (to -> from).
 type feeds struct {
 	drainSlots, drainSubs []string // slots on from, subscriptions on to
 	startSlots, startSubs []string // slots on to, subscriptions on from
 }
 
-func (p *Params) feeds(rollback bool) feeds {
-	fwd, rev := p.Subscriptions, []string{p.Reverse}
+func (db Database) feeds(rollback bool) feeds {
+	fwd, rev := db.Subscriptions, []string{db.Reverse}
 	if rollback {
 		return feeds{drainSlots: rev, drainSubs: rev, startSlots: fwd, startSubs: fwd}
 	}

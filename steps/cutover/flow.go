@@ -12,9 +12,11 @@ import (
 
 // A cutover (or a rollback) is a list of sub-steps, each of which shows
 // the statements it runs (the plan) and runs them: the dry run and the run
-// come from the same list. Before writes stop, what can be prepared is;
-// then writes stop, the feed is drained and stopped, the opposite feed
-// starts, sequences and logins follow, and the traffic moves. A failure
+// come from the same list. It moves every database it is given at once.
+// Before writes stop, what can be prepared is; then writes stop in every
+// moved database, each database's feed is drained to one WAL position,
+// its opposite feed's start is set, sequences and logins follow, and the
+// traffic moves; the side left behind is fenced last. A failure
 // before the switch is undone from where the servers are (Undo), the same
 // way the guard and the operator undo an attempt that was interrupted.
 
@@ -43,7 +45,7 @@ type PlannedSubStep struct {
 type run struct {
 	p   *Params
 	d   direction
-	f   feeds
+	dbs []*dbRun
 	rep *Report
 	j   *subJournal
 	e   *cutEnv
@@ -57,23 +59,34 @@ type run struct {
 	// are handled at the same time).
 	iniLeft sync.Map
 	// held: the source's commits wait for the target's apply (holdStep).
-	held     bool
-	preSeqs  []pg.Sequence // the first pass's values
+	held bool
+	// drainLSN is the drain target: the source's one WAL position once
+	// writes stopped, which every database's apply must pass.
 	drainLSN string
-	// toLSN is the target's position once the drain applied and flushed
-	// everything: where the opposite feed starts (anchorSteps).
-	toLSN string
+	// drainAt is when the drain began, for each database's drain time.
+	drainAt time.Time
+	// fence are the roles the fence closes the moved databases to (the
+	// fence roles less those it never touches), read by open; before
+	// (a plan) FenceRoles.
+	fence []string
+	// fencesMu guards the fences in force (p.Prior.Fences), which a fence
+	// and an open change, and fencesToTell: an open's change the caller
+	// has not been told of yet (keepFences).
+	fencesMu     sync.Mutex
+	fencesToTell bool
 }
 
 func newRun(p *Params, rollback bool, way string) *run {
 	p.defaults()
 	d := p.direction(rollback)
-	r := &run{p: p, d: d, f: p.feeds(rollback),
-		rep: &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
-		j:   newSubJournal(p.Hooks.SubStepDone)}
+	r := &run{p: p, d: d,
+		rep:   &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
+		j:     newSubJournal(p.Hooks.SubStepDone),
+		fence: p.FenceRoles}
+	r.dbs = newDBRuns(p, d, r.rep)
 	if p.Method == MethodPgBouncer {
-		for _, b := range p.Bouncers {
-			r.rep.Bouncers = append(r.rep.Bouncers, BouncerTimes{Name: b.Name, Method: b.IniMethod(), Ini: b.NewIniStore().Where()})
+		for k, b := range p.Bouncers {
+			r.rep.Bouncers = append(r.rep.Bouncers, BouncerTimes{Name: b.Name, Method: b.IniMethod(), Ini: b.NewIniStore().Where(), Entries: entryNames(r.entries(k))})
 		}
 	}
 	return r
@@ -96,7 +109,12 @@ func Rollback(ctx context.Context, p Params) (*Report, error) {
 }
 
 func (r *run) finish(err *error) {
+	r.tellFences()
 	r.j.close()
+	r.rep.sumDatabases()
+	if r.p.Prior != nil && len(r.p.Prior.Fences) > 0 {
+		r.rep.Fences = r.p.Prior.Fences.Clone()
+	}
 	r.rep.FinishedAt = time.Now().UTC()
 	r.rep.TotalMs = ms(r.rep.FinishedAt.Sub(r.rep.StartedAt))
 	if *err != nil {
@@ -117,7 +135,7 @@ func execute(ctx context.Context, p *Params, rollback bool) (rep *Report, err er
 	if r.e, err = r.open(ctx); err != nil {
 		return r.rep, err
 	}
-	if err := p.Hooks.Prior(*p.Prior); err != nil {
+	if err := p.Hooks.Prior(r.prior()); err != nil {
 		return r.rep, err
 	}
 	if failed := r.precheck(ctx); len(failed) > 0 {
@@ -178,7 +196,8 @@ func (r *run) undo(ctx context.Context) error {
 	if r.e.broken() {
 		// A signal that cancelled a statement closed its connection: the
 		// undo opens new ones (the pause and the feeds' state live in the
-		// servers, not in these sessions).
+		// servers, not in these sessions; the entries and the fences in
+		// force in p.Prior).
 		r.e.close()
 		var err error
 		if r.e, err = r.open(ctx); err != nil {
@@ -266,8 +285,22 @@ func (p *Params) validate() error {
 	default:
 		return fmt.Errorf("unknown cutover method %q: use pgbouncer, nologin or readonly", p.Method)
 	}
-	if len(p.Subscriptions) == 0 {
-		return fmt.Errorf("no forward subscription named: the cutover drains and stops them")
+	if len(p.Databases) == 0 {
+		return fmt.Errorf("no database to move: the cutover moves the databases it is given")
+	}
+	seen := map[string]bool{}
+	for _, db := range p.Databases {
+		switch {
+		case db.Name == "":
+			return fmt.Errorf("a database to move has no name")
+		case seen[db.Name]:
+			return fmt.Errorf("database %s is given twice", db.Name)
+		case len(db.Subscriptions) == 0:
+			return fmt.Errorf("database %s: no forward subscription named: the cutover drains and stops them", db.Name)
+		case seen["reverse "+db.Reverse]:
+			return fmt.Errorf("database %s: its reverse feed %s is another database's too: slots are the server's, each needs its own name", db.Name, db.Reverse)
+		}
+		seen[db.Name], seen["reverse "+db.Reverse] = true, true
 	}
 	if p.Method == MethodPgBouncer && len(p.Bouncers) == 0 {
 		return fmt.Errorf("cutover method pgbouncer with no PgBouncer configured: add cutover.pgbouncer entries")
@@ -339,33 +372,6 @@ func (r *run) inOrder(name, target string, steps ...subStep) subStep {
 			}
 			return fmt.Sprintf("%d in order", len(steps)), nil
 		}}
-}
-
-// eachBouncer runs fn on every PgBouncer in parallel, each on a live
-// console: one that broke (a PAUSE cancelled by its timeout closes it) is
-// replaced by a new connection for the call.
-func (r *run) eachBouncer(ctx context.Context, fn func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error) error {
-	errs := make([]error, len(r.e.consoles))
-	var wg sync.WaitGroup
-	for k, c := range r.e.consoles {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b := r.p.Bouncers[k]
-			if c.Closed() {
-				fresh, err := pg.ConnectConsole(ctx, b.Name, b.AdminConninfo, r.p.StatementTimeout)
-				if err != nil {
-					errs[k] = err
-					return
-				}
-				defer fresh.Close()
-				c = fresh
-			}
-			errs[k] = fn(ctx, c, b)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // Plan lists the sub-steps of a cutover (rollback false) or a rollback with

@@ -148,11 +148,11 @@ func waitSlotDrained(tb testing.TB, l *testLab, pool *pgxpool.Pool, slot string)
 func (l *testLab) params(method, sub string) Params {
 	i := l.info
 	return Params{
-		Method: method, Blue: l.blue, Green: l.green,
+		Method:          method,
+		Databases:       []Database{{Name: lab.AppDB, Blue: l.blue, Green: l.green, Subscriptions: []string{sub}}},
 		BlueEndpoint:    pg.Endpoint{Host: "127.0.0.1", Port: i.Blue.Port, DBName: lab.AppDB},
 		GreenEndpoint:   pg.Endpoint{Host: "127.0.0.1", Port: i.Green.Port, DBName: lab.AppDB},
 		Bouncers:        l.bouncers(),
-		Subscriptions:   []string{sub},
 		ReplicationRole: lab.ReplicationRole, ReplicationPassword: l.password,
 		AppRoles:    []string{lab.AppRole},
 		MaxLagBytes: 16 << 20, StatementTimeout: 5 * time.Second, DrainTimeout: config.DefaultDrainTimeout,

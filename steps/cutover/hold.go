@@ -8,8 +8,9 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/pg"
 )
 
-// holdStep holds the source's commits, waits (at most HoldCommits) until
-// the drained feed's lag is small, and lets them go again right before the
+// holdStep holds the source's commits (every database's drained feed is
+// a synchronous standby), waits (at most HoldCommits) until their lag is
+// small, and lets them go again right before the
 // PAUSE: what commits in between is all the drain has left to wait for.
 // They are not held through the PAUSE: a transaction that changes nothing
 // published (the probe's temporary table, a table outside the
@@ -19,7 +20,8 @@ import (
 // cannot be held (its own synchronous standbys, ALTER SYSTEM refused), it
 // says so and the cutover goes on without.
 func (r *run) holdStep() subStep {
-	p, d, f := r.p, r.d, r.f
+	p, d := r.p, r.d
+	f := feeds{drainSlots: r.allDrainSlots(), drainSubs: r.allDrainSubs()}
 	return subStep{name: "hold " + d.from.name + "'s commits", target: d.from.name, own: true,
 		plan: func() []pg.PlanLine {
 			out := append(pg.Lines(pg.HoldStmts(d.from.name, f.drainSubs)...),

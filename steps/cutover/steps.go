@@ -16,40 +16,45 @@ import (
 // list finishes an interrupted attempt), down to the fence.
 
 // prepareSteps run before writes stop: what can be prepared is, so the
-// pause stays short.
+// pause stays short. Each database's part runs beside the others'.
 func (r *run) prepareSteps() []subStep {
-	p, d, f := r.p, r.d, r.f
+	p, d := r.p, r.d
 	var out []subStep
 	if !d.rollback {
-		out = append(out, r.prepareReverseStep())
+		out = append(out, r.each("prepare reverse replication", "blue, green", func(db *dbRun) []subStep {
+			return []subStep{r.prepareReverseStep(db)}
+		})...)
 	} else {
 		// Most of the WAL the reverse feed wrote on blue is skipped now;
 		// the rest inside the pause.
-		out = append(out, r.advanceStep("advance blue's slots (first pass)"))
+		out = append(out, r.each("advance blue's slots (first pass)", d.to.name, func(db *dbRun) []subStep {
+			return []subStep{r.advanceStep("advance blue's slots (first pass)", db)}
+		})...)
 	}
 	// Sequences are set once before writes stop, so the sync inside the
 	// pause finds warm caches and pages already logged, and sets only what
 	// moved since.
-	out = append(out, subStep{name: "sync sequences (first pass)", target: d.to.name,
-		plan: func() []pg.PlanLine {
-			return append([]pg.PlanLine{pg.Note(d.from.name, "read every sequence of %s (two sessions)", d.from.name)},
-				pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
-		},
-		run: func(ctx context.Context) (string, error) {
-			var err error
-			if r.preSeqs, err = pg.ReadSequencesParallel(ctx, d.from.pool, pg.SequenceSessions); err != nil {
-				return "", err
-			}
-			res, err := pg.ApplySequencesParallel(ctx, d.to.pool, d.to.name, r.preSeqs, p.SequenceMargin, pg.SequenceSessions)
-			return fmt.Sprintf("%d sequences", res.Synced), err
-		}})
+	out = append(out, r.each("sync sequences (first pass)", d.to.name, func(db *dbRun) []subStep {
+		return []subStep{{name: r.label("sync sequences (first pass)", db), target: d.to.name,
+			plan: func() []pg.PlanLine {
+				return append([]pg.PlanLine{pg.Note(d.from.name, "read every sequence of %s's %s (two sessions)", d.from.name, db.Name)},
+					pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
+			},
+			run: func(ctx context.Context) (string, error) {
+				var err error
+				if db.preSeqs, err = pg.ReadSequencesParallel(ctx, db.from, pg.SequenceSessions); err != nil {
+					return "", err
+				}
+				res, err := pg.ApplySequencesParallel(ctx, db.to, d.to.name, db.preSeqs, p.SequenceMargin, pg.SequenceSessions)
+				return fmt.Sprintf("%d sequences", res.Synced), err
+			}}}
+	})...)
 	if p.Method == MethodPgBouncer && slices.ContainsFunc(p.Bouncers, func(b pg.BouncerParams) bool {
 		_, ok := b.NewIniStore().(pg.IniStager)
 		return ok
 	}) {
 		out = append(out, r.stageIniStep(d.to))
 	}
-	_ = f
 	return out
 }
 
@@ -59,7 +64,7 @@ func (r *run) prepareSteps() []subStep {
 func (r *run) stageIniStep(s side) subStep {
 	p := r.p
 	change := func(b pg.BouncerParams) pg.IniChange {
-		return pg.IniChange{Database: b.Database, Side: s.name, To: s.endpoint}
+		return r.iniChange(slices.Index(p.Bouncers, b), s, false)
 	}
 	return subStep{name: "stage the ini", target: "pgbouncer",
 		plan: func() []pg.PlanLine {
@@ -87,9 +92,10 @@ func (r *run) stageIniStep(s side) subStep {
 }
 
 // stopSteps stop the application's writes on the source: the lag gate is
-// checked once more right before, and the caller's guard starts.
+// checked once more right before (every database's feed), and the
+// caller's guard starts.
 func (r *run) stopSteps() []subStep {
-	p, d, f := r.p, r.d, r.f
+	p, d := r.p, r.d
 	var out []subStep
 	if p.Guarded {
 		out = append(out, subStep{name: "start the guard", target: "local",
@@ -101,41 +107,56 @@ func (r *run) stopSteps() []subStep {
 	if p.HoldCommits > 0 {
 		out = append(out, r.holdStep())
 	}
+	slots := r.allDrainSlots()
 	out = append(out, subStep{name: "lag gate", target: d.from.name,
 		plan: func() []pg.PlanLine {
-			return []pg.PlanLine{pg.Note(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(f.drainSlots, ", "), p.MaxLagBytes)}
+			return []pg.PlanLine{pg.Note(d.from.name, "the lag of %s is read again right before writes stop: above %d bytes, nothing is paused", strings.Join(slots, ", "), p.MaxLagBytes)}
 		},
 		run: func(ctx context.Context) (string, error) {
-			return pg.CheckLag(ctx, r.e.from, f.drainSlots, p.MaxLagBytes)
+			return pg.CheckLag(ctx, r.e.from, slots, p.MaxLagBytes)
 		}})
 	return append(out, r.stopWritesSteps()...)
 }
 
 // forwardSteps take a cutover from pos to done. Writes stopped, at once:
-// the drain and then the start of the opposite feed set (the anchor), the
-// sequences, the target opened to the application, PgBouncer's ini
-// renamed; then the switch. Only after it the feeds are swapped (the
-// drained one stopped, the opposite one enabled): that changes nothing the
-// application sees, so it is not waited for in the pause. Commits an
-// interrupted attempt left held are released first. Each sub-step is there
-// only when pos says it is still to do, so the same list finishes an
-// attempt that was interrupted.
+// the drain to the one drain target and then the start of the opposite
+// feeds set (the anchor), every database's at once; the sequences; the
+// target opened to the application; PgBouncer's ini renamed. Then the
+// switch. Only after it the feeds are swapped (the drained ones stopped,
+// the opposite ones enabled): that changes nothing the application sees,
+// so it is not waited for in the pause. Commits an interrupted attempt
+// left held are released first. Each sub-step is there only when pos says
+// it is still to do, so the same list finishes an attempt that was
+// interrupted.
 func (r *run) forwardSteps(pos position) []subStep {
 	p, d := r.p, r.d
 	var out []subStep
 	bouncer := p.Method == MethodPgBouncer
 	if !pos.atTarget {
+		chain := func(db *dbRun) []subStep {
+			dp := pos.db(db.k)
+			var s []subStep
+			if dp.drainedOn {
+				s = append(s, r.drainStep(db))
+			}
+			s = append(s, r.anchorSteps(db, dp)...)
+			if !bouncer {
+				// The switch is the target's logins: the application may
+				// write there at once, so the feeds are swapped before.
+				s = append(s, r.swapSteps(db, dp, false)...)
+			}
+			return s
+		}
 		var feed []subStep
-		if pos.drainedOn {
-			feed = append(feed, r.drainSteps()...)
+		if pos.anyDB(func(x dbPos) bool { return x.drainedOn }) {
+			feed = append(feed, r.drainTargetStep())
 		}
-		feed = append(feed, r.anchorSteps(pos)...)
-		if !bouncer {
-			// The switch is the target's logins: the application may
-			// write there at once, so the feeds are swapped before.
-			feed = append(feed, r.swapSteps(pos)...)
+		if len(r.dbs) == 1 {
+			feed = append(feed, chain(r.dbs[0])...)
+		} else {
+			feed = append(feed, r.each("drain each database", d.from.name+" -> "+d.to.name, chain)...)
 		}
-		at := []subStep{r.sequencesStep()}
+		at := r.each("sync sequences", d.to.name, func(db *dbRun) []subStep { return []subStep{r.sequencesStep(db)} })
 		if len(feed) > 0 {
 			at = append([]subStep{r.inOrder("drain, then where "+d.to.name+" -> "+d.from.name+" starts", d.from.name+" -> "+d.to.name, feed...)}, at...)
 		}
@@ -160,124 +181,65 @@ func (r *run) forwardSteps(pos position) []subStep {
 		out = append(out, r.releaseStep())
 	}
 	if bouncer || pos.atTarget {
-		if swap := r.swapSteps(pos); len(swap) > 0 {
-			out = append(out, r.inOrder("swap the feeds", d.to.name+", "+d.from.name, swap...))
-		}
+		out = append(out, r.each("swap the feeds", d.to.name+", "+d.from.name, func(db *dbRun) []subStep { return r.swapSteps(db, pos.db(db.k), true) })...)
+	} else if pos.anyDB(func(x dbPos) bool { return !x.oppositeOn }) {
+		// Swapped inside the pause without waiting: the workers now.
+		out = append(out, r.workersStep())
 	}
 	if bouncer {
 		out = append(out, r.checkBouncerSteps()...)
 	} else {
 		out = append(out, subStep{name: "probe write on " + d.to.name, target: d.to.name,
 			plan: func() []pg.PlanLine {
-				return pg.Lines(pg.ProbeStmt(d.to.name).With("on a new session: must succeed"))
+				var out []pg.PlanLine
+				for _, db := range r.dbs {
+					out = append(out, pg.Lines(pg.ProbeStmt(d.to.name).With("on a new session in "+db.Name+": must succeed"))...)
+				}
+				return out
 			},
 			run: func(ctx context.Context) (string, error) {
 				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
-				return "a write on a new session succeeded", pg.ProbeWrite(ctx, d.to.pool, d.to.name)
+				for _, db := range r.dbs {
+					if err := pg.ProbeWrite(ctx, db.to, d.to.name); err != nil {
+						return "", fmt.Errorf("%s: %w", db.Name, err)
+					}
+				}
+				return fmt.Sprintf("a write on a new session succeeded in %s", strings.Join(r.names(), ", ")), nil
 			}})
 	}
 	out = append(out, r.fenceStep())
 	if d.rollback {
-		// The reverse feed is spent; its slot on green would hold WAL forever.
-		out = append(out, r.dropReverseStep())
+		// The reverse feeds are spent; their slots on green would hold WAL
+		// forever.
+		out = append(out, r.each("drop reverse replication", "blue, green", func(db *dbRun) []subStep { return []subStep{r.dropReverseStep(db)} })...)
 	}
 	return out
 }
 
-// sequencesStep sets the target's sequences from the source's, read once
-// writes stopped: only those that moved since the first pass. It needs
-// nothing of the drain, so it runs beside it.
-func (r *run) sequencesStep() subStep {
+// sequencesStep sets database db's sequences on the target from the
+// source's, read once writes stopped: only those that moved since the
+// first pass. It needs nothing of the drain, so it runs beside it.
+func (r *run) sequencesStep(db *dbRun) subStep {
 	p, d := r.p, r.d
-	return subStep{name: "sync sequences", target: d.to.name,
+	return subStep{name: r.label("sync sequences", db), target: d.to.name,
 		plan: func() []pg.PlanLine {
-			return append([]pg.PlanLine{pg.Note(d.from.name, "every sequence of %s read (two sessions), writes stopped; only those that moved since the first pass are set", d.from.name)},
+			return append([]pg.PlanLine{pg.Note(d.from.name, "every sequence of %s's %s read (two sessions), writes stopped; only those that moved since the first pass are set", d.from.name, db.Name)},
 				pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
 		},
 		run: func(ctx context.Context) (string, error) {
 			start := time.Now()
-			seqs, err := pg.ReadSequencesParallel(ctx, d.from.pool, pg.SequenceSessions)
+			seqs, err := pg.ReadSequencesParallel(ctx, db.from, pg.SequenceSessions)
 			if err != nil {
 				return "", err
 			}
-			changed := changedSequences(r.preSeqs, seqs)
-			res, err := pg.ApplySequencesParallel(ctx, d.to.pool, d.to.name, changed, p.SequenceMargin, pg.SequenceSessions)
-			r.rep.Sequences, r.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
-			r.rep.SeqSyncMs = ms(time.Since(start))
+			changed := changedSequences(db.preSeqs, seqs)
+			res, err := pg.ApplySequencesParallel(ctx, db.to, d.to.name, changed, p.SequenceMargin, pg.SequenceSessions)
+			db.rep.Sequences, db.rep.SeqMissing = len(seqs)-len(changed)+res.Synced, res.Missing
+			db.rep.SeqSyncMs = ms(time.Since(start))
 			if err == nil && len(res.Missing) > 0 {
-				err = fmt.Errorf("sequences missing on %s: %s", d.to.name, strings.Join(res.Missing, ", "))
+				err = fmt.Errorf("sequences missing on %s's %s: %s", d.to.name, db.Name, strings.Join(res.Missing, ", "))
 			}
-			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", r.rep.Sequences, res.Synced, p.SequenceMargin), err
-		}}
-}
-
-// openWritesStep lets the application write on the target: LOGIN for the
-// fenced roles, and the read-only setting a readonly cutover left there
-// removed.
-func (r *run) openWritesStep() subStep {
-	d := r.d
-	roles := r.p.FenceRoles
-	return subStep{name: "allow writes on " + d.to.name, target: d.to.name,
-		plan: func() []pg.PlanLine {
-			out := pg.Lines(pg.LoginStmts(d.to.name, roles, true)...)
-			out = append(out, pg.Lines(pg.ReadOnlyStmt(d.to.name, d.to.endpoint.DBName, false).With("only where a readonly cutover set it"))...)
-			return append([]pg.PlanLine{pg.Note(d.to.name, "only the roles that cannot log in on %s now", d.to.name)}, out...)
-		},
-		run: func(ctx context.Context) (string, error) {
-			// A connection of its own: the feeds' swap holds the cutover's
-			// at the same time.
-			c := r.e.toSide
-			var done []string
-			changed, err := pg.SetLogin(ctx, c, d.to.name, roles, true)
-			if err != nil {
-				return "", err
-			}
-			if len(changed) > 0 {
-				done = append(done, "LOGIN: "+strings.Join(changed, ", "))
-			}
-			ro, err := pg.IsReadOnly(ctx, c)
-			if err != nil {
-				return "", err
-			}
-			if ro {
-				if err := pg.ReadOnlyStmt(d.to.name, r.e.toDB, false).Exec(ctx, c); err != nil {
-					return "", err
-				}
-				done = append(done, "default_transaction_read_only reset")
-			}
-			if r.p.Method != MethodPgBouncer {
-				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
-			}
-			if len(done) == 0 {
-				return "nothing to change", nil
-			}
-			return strings.Join(done, "; "), nil
-		},
-		// Without PgBouncer, writes reach the target once its roles log in.
-		switches: r.p.Method != MethodPgBouncer}
-}
-
-// fenceStep makes the side left behind refuse the application's writes:
-// the fence roles lose LOGIN there and their sessions end. The reverse
-// subscription applies as pgbluegreen's own role, which is never fenced.
-func (r *run) fenceStep() subStep {
-	d := r.d
-	roles := r.p.FenceRoles
-	return subStep{name: "fence " + d.from.name, target: d.from.name,
-		plan: func() []pg.PlanLine {
-			out := pg.Lines(pg.LoginStmts(d.from.name, roles, false)...)
-			return append(out, pg.Lines(pg.TerminateSessionsStmt(d.from.name, roles, pg.Later("the pid of pgbluegreen's session")).With("the fenced roles' sessions, except pgbluegreen's own"))...)
-		},
-		run: func(ctx context.Context) (string, error) {
-			if len(roles) == 0 {
-				return "no role to fence", nil
-			}
-			changed, err := pg.SetLogin(ctx, r.e.from, d.from.name, roles, false)
-			if err != nil {
-				return "", err
-			}
-			n, err := pg.TerminateAndWait(ctx, r.e.from, pg.TerminateSessionsStmt(d.from.name, roles, r.e.pids()))
-			return fmt.Sprintf("NOLOGIN: %s; %d sessions ended", orNone(changed), n), err
+			return fmt.Sprintf("%d sequences, %d set since the first pass (margin %d)", db.rep.Sequences, res.Synced, p.SequenceMargin), err
 		}}
 }
 

@@ -21,12 +21,12 @@ const (
 	WayUndo   = "undo"
 )
 
-// undoSteps take the servers from pos back to the source: PgBouncer back
-// and resumed, the opposite feed stopped, the target closed again, the
-// source open, the drained feed running again, the reverse replication of
-// a cutover dropped. Each only when pos says it is needed.
+// undoSteps take the servers from pos back to the source: PgBouncer's
+// entries back and resumed, the opposite feeds stopped, the target closed
+// again, the source open, the drained feeds running again, the reverse
+// replication of a cutover dropped. Each only when pos says it is needed.
 func (r *run) undoSteps(pos position) []subStep {
-	p, d, f := r.p, r.d, r.f
+	p, d := r.p, r.d
 	var out []subStep
 	if pos.held {
 		// First: a RESUME must not let the application commit into a wait
@@ -36,15 +36,15 @@ func (r *run) undoSteps(pos position) []subStep {
 	if p.Method == MethodPgBouncer {
 		back := false
 		for _, b := range pos.bouncers {
-			back = back || b.pointsAt != "from" || b.iniAt != "from"
+			back = back || !pos.bouncerAtSource(b.name)
 		}
 		if back {
 			out = append(out, subStep{name: "repoint back to " + d.from.name, target: "pgbouncer",
 				plan: func() []pg.PlanLine {
 					var out []pg.PlanLine
-					for _, b := range p.Bouncers {
+					for k, b := range p.Bouncers {
 						if !pos.bouncerAtSource(b.Name) {
-							out = append(out, repointPlan(b, d.from, true)...)
+							out = append(out, r.repointPlan(k, d.from, true)...)
 						}
 					}
 					return out
@@ -67,84 +67,100 @@ func (r *run) undoSteps(pos position) []subStep {
 						}
 						return err
 					})
-					return "database entry -> " + d.from.endpoint.String() + ", RELOAD, WAIT_CLOSE", err
+					return "every entry -> " + d.from.name + " (" + d.from.endpoint.String() + "), RELOAD, WAIT_CLOSE", err
 				}})
 		}
 	}
-	if pos.oppositeOn {
-		out = append(out, subStep{name: "stop " + d.to.name + " -> " + d.from.name + " replication", target: d.from.name,
+	out = append(out, r.each("stop "+d.to.name+" -> "+d.from.name+" replication", d.from.name, func(db *dbRun) []subStep {
+		if !pos.db(db.k).oppositeOn {
+			return nil
+		}
+		f := db.f
+		return []subStep{{name: r.label("stop "+d.to.name+" -> "+d.from.name+" replication", db), target: d.from.name,
 			plan: func() []pg.PlanLine { return pg.Lines(pg.DisableSubscriptionStmts(d.from.name, f.startSubs)...) },
 			run: func(ctx context.Context) (string, error) {
-				return "disabled " + strings.Join(f.startSubs, ", "), pg.DisableSubscriptions(ctx, r.e.from, d.from.name, f.startSubs)
-			}})
-	}
+				return "disabled " + strings.Join(f.startSubs, ", "), pg.DisableSubscriptions(ctx, db.c.from, d.from.name, f.startSubs)
+			}}}
+	})...)
 	prior := r.p.Prior != nil && r.p.Prior.TargetReadOnly
 	if !pos.toClosed || prior && !pos.toReadOnly {
 		out = append(out, subStep{name: "close writes on " + d.to.name, target: d.to.name,
 			plan: func() []pg.PlanLine {
-				out := pg.Lines(pg.LoginStmts(d.to.name, p.FenceRoles, false)...)
+				out := r.closePlan(d.to)
 				if prior {
-					out = append(out, pg.Lines(pg.ReadOnlyStmt(d.to.name, d.to.endpoint.DBName, true))...)
+					for _, db := range r.dbs {
+						out = append(out, pg.Lines(pg.ReadOnlyStmt(d.to.name, d.to.at(db.Name).DBName, true))...)
+					}
 				}
 				return out
 			},
 			run: func(ctx context.Context) (string, error) {
-				changed, err := pg.SetLogin(ctx, r.e.to, d.to.name, p.FenceRoles, false)
+				detail, err := r.closeSide(ctx, r.e.to, d.to)
 				if err == nil && prior && !pos.toReadOnly {
-					err = pg.ReadOnlyStmt(d.to.name, r.e.toDB, true).Exec(ctx, r.e.to)
+					var stmts []pg.Stmt
+					for _, db := range r.dbs {
+						stmts = append(stmts, pg.ReadOnlyStmt(d.to.name, db.c.toDB, true))
+					}
+					err = pg.ExecAll(ctx, r.e.to, stmts)
 				}
-				return "NOLOGIN: " + orNone(changed), err
+				return detail, err
 			}})
 	}
 	if p.Method == MethodPgBouncer {
 		paused := false
 		for _, b := range pos.bouncers {
-			paused = paused || b.paused || b.loginRetry == "0"
+			paused = paused || b.paused() || b.loginRetry == "0"
 		}
 		if paused {
 			out = append(out, subStep{name: "resume on " + d.from.name, target: "pgbouncer",
 				plan: func() []pg.PlanLine {
 					var out []pg.PlanLine
-					for _, b := range p.Bouncers {
-						out = append(out, pg.Lines(pg.SetStmt(b.Name, "server_login_retry", "0"), pg.ResumeStmt(b.Name, b.Database))...)
+					for k, b := range p.Bouncers {
+						out = append(out, pg.Lines(pg.SetStmt(b.Name, "server_login_retry", "0"))...)
+						for _, en := range r.entries(k) {
+							out = append(out, pg.Lines(pg.ResumeStmt(b.Name, en.Name))...)
+						}
 					}
 					return out
 				},
 				run: func(ctx context.Context) (string, error) { return "", r.resumeAll(ctx) }})
 		}
 	}
-	if !pos.fromFenced && p.Method == MethodNologin || pos.fromFenced || pos.fromReadOnly {
+	if !pos.fromOpen {
 		out = append(out, subStep{name: "open writes on " + d.from.name, target: d.from.name,
-			plan: func() []pg.PlanLine {
-				return append(pg.Lines(pg.LoginStmts(d.from.name, p.FenceRoles, true)...),
-					pg.Lines(pg.ReadOnlyStmt(d.from.name, d.from.endpoint.DBName, false).With("where the readonly method set it"))...)
-			},
+			plan: func() []pg.PlanLine { return r.openPlan(d.from) },
 			run: func(ctx context.Context) (string, error) {
-				changed, err := pg.SetLogin(ctx, r.e.from, d.from.name, p.FenceRoles, true)
-				if err == nil && pos.fromReadOnly {
-					err = pg.ReadOnlyStmt(d.from.name, r.e.fromDB, false).Exec(ctx, r.e.from)
-				}
-				return "LOGIN: " + orNone(changed), err
+				return r.openSide(ctx, r.e.from, r.e.to, d.from)
 			}})
 	}
-	if !pos.drainedOn {
-		out = append(out, subStep{name: "restart " + d.from.name + " -> " + d.to.name + " replication", target: d.to.name,
+	out = append(out, r.each("restart "+d.from.name+" -> "+d.to.name+" replication", d.to.name, func(db *dbRun) []subStep {
+		if pos.db(db.k).drainedOn {
+			return nil
+		}
+		f := db.f
+		return []subStep{{name: r.label("restart "+d.from.name+" -> "+d.to.name+" replication", db), target: d.to.name,
 			plan: func() []pg.PlanLine {
-				return pg.Lines(pg.EnableParams{On: d.to.name, Names: f.drainSubs}.Statements()...)
+				return append(pg.Lines(pg.EnableParams{On: d.to.name, Names: f.drainSubs}.Statements()...), waitFeedsPlan(d.to.name))
 			},
 			run: func(ctx context.Context) (string, error) {
-				return "enabled " + strings.Join(f.drainSubs, ", "), pg.EnableParams{On: d.to.name, Names: f.drainSubs}.Exec(ctx, r.e.to)
-			}})
-	}
+				return r.enableFeeds(ctx, db.c.to, d.to.name, f.drainSubs, true)
+			},
+			own: true}}
+	})...)
 	if p.Method == MethodPgBouncer {
 		out = append(out, r.restoreLoginRetryStep(), subStep{name: "verify target is " + d.from.name, target: "pgbouncer",
 			plan: func() []pg.PlanLine {
-				return []pg.PlanLine{pg.Note("pgbouncer", "SHOW DATABASES and the ini must say %s, and SELECT version() through each PgBouncer must be %s's", d.from.endpoint, d.from.name)}
+				return []pg.PlanLine{pg.Note("pgbouncer", "SHOW DATABASES and the ini must say %s for every entry, and SELECT version() through each PgBouncer's every entry must be %s's", d.from.endpoint, d.from.name)}
 			},
 			run: func(ctx context.Context) (string, error) { return r.verifyTarget(ctx, d.from, r.e.fromVersion) }})
 	}
-	if !d.rollback && (pos.oppositeSub || pos.oppositeSlot) {
-		out = append(out, r.dropReverseStep())
+	if !d.rollback {
+		out = append(out, r.each("drop reverse replication", "blue, green", func(db *dbRun) []subStep {
+			if dp := pos.db(db.k); !dp.oppositeSub && !dp.oppositeSlot {
+				return nil
+			}
+			return []subStep{r.dropReverseStep(db)}
+		})...)
 	}
 	return out
 }
@@ -153,16 +169,20 @@ func (r *run) undoSteps(pos position) []subStep {
 // the opposite feed (to -> from) is within the lag gate: the way out that
 // started it then runs the opposite attempt, which checks that gate.
 func (r *run) catchUpStep() subStep {
-	p, d, f := r.p, r.d, r.f
+	p, d := r.p, r.d
+	var slots []string
+	for _, db := range r.dbs {
+		slots = append(slots, db.f.startSlots...)
+	}
 	return subStep{name: "wait for " + d.to.name + " -> " + d.from.name + " to catch up", target: d.to.name, own: true,
 		plan: func() []pg.PlanLine {
-			return []pg.PlanLine{pg.Note(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(f.startSlots, ", "), p.MaxLagBytes, p.WayOutLagWait)}
+			return []pg.PlanLine{pg.Note(d.to.name, "the lag of %s is read until it is under %d bytes (at most %s)", strings.Join(slots, ", "), p.MaxLagBytes, p.WayOutLagWait)}
 		},
 		run: func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, p.WayOutLagWait)
 			defer cancel()
 			for {
-				detail, err := pg.CheckLag(pg.Quiet(ctx), r.e.to, f.startSlots, p.MaxLagBytes)
+				detail, err := pg.CheckLag(pg.Quiet(ctx), r.e.to, slots, p.MaxLagBytes)
 				if err == nil {
 					return detail, nil
 				}
@@ -188,7 +208,8 @@ func (r *run) wayOutSteps(pos position, way string) (steps []subStep, fresh bool
 		if pos.held {
 			first = append(first, r.releaseStep())
 		}
-		if swap := r.swapSteps(pos); len(swap) > 0 {
+		swap := r.each("swap the feeds", r.d.to.name+", "+r.d.from.name, func(db *dbRun) []subStep { return r.swapSteps(db, pos.db(db.k), true) })
+		if len(swap) > 0 {
 			// Just started, the feed back has the writes since the switch to
 			// send: the opposite attempt's lag gate would refuse.
 			first = append(append(first, swap...), r.catchUpStep())
@@ -234,12 +255,22 @@ func WayOut(ctx context.Context, p Params, rollback bool, way string) (rep *Repo
 			r.rep.Outcome = OutcomeFailed
 			return r.rep, err
 		}
+		// The opposite attempt's target is this one's source: what it was
+		// before is read now (its PgBouncers' server_login_retry may be
+		// left at 0: this attempt's is kept), with the fences in force.
+		acc, err := pg.ReadSideAccess(ctx, r.e.from, r.names(), r.fence)
+		if err != nil {
+			return r.rep, err
+		}
+		prior := Prior{LoginRetry: p.Prior.LoginRetry, Entries: p.Prior.Entries, Fences: r.fencesNow(),
+			TargetReadOnly: len(acc.ReadOnly) > 0, TargetNoLogin: acc.NoLogin}
 		// The opposite attempt opens its own connections: this run's go
 		// back to the pools first.
 		r.e.close()
 		r.e = nil
 		r.j.close()
 		r.j = newSubJournal(nil)
+		p.Prior = &prior
 		return execute(ctx, &p, !rollback)
 	}
 	if _, err := r.runSteps(ctx, steps); err != nil {
@@ -395,25 +426,34 @@ func Rehearse(ctx context.Context, p Params, rollback, measurePause bool) (rep *
 	if !measurePause || p.Method != MethodPgBouncer {
 		return r.rep, nil
 	}
-	for k, c := range r.e.consoles {
-		b := p.Bouncers[k]
+	for k, b := range p.Bouncers {
 		err := r.step(ctx, subStep{name: "PAUSE and RESUME " + b.Name, target: "pgbouncer " + b.Name,
 			run: func(ctx context.Context) (string, error) {
 				start := time.Now()
-				if err := c.Pause(ctx, b.Database); err != nil {
-					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
-					return "", err
-				}
-				if _, err := c.WaitServersIdle(ctx, b.Database); err != nil {
-					_ = c.Resume(context.WithoutCancel(ctx), b.Database)
-					return "", err
-				}
+				es := r.entries(k)
+				// As the cutover: every entry at once, each on its console.
+				err := r.bouncerEntries(ctx, b.Name, func(ctx context.Context, c *pg.Console, en pg.IniEntry) error {
+					if err := c.Pause(ctx, en.Name); err != nil {
+						return err
+					}
+					_, err := c.WaitServersIdle(ctx, en.Name)
+					return err
+				})
 				paused := time.Now()
+				c, cerr := r.console(ctx, k, 0)
+				if err != nil || cerr != nil {
+					_ = r.bouncerEntries(context.WithoutCancel(ctx), b.Name, func(ctx context.Context, c *pg.Console, en pg.IniEntry) error {
+						return c.Resume(ctx, en.Name)
+					})
+					return "", errJoin(err, cerr)
+				}
 				// As the cutover's resume: a PAUSE that cut a server login
 				// short would otherwise turn clients away for
-				// server_login_retry (liftLoginRetry).
+				// server_login_retry (resumeAll).
 				_ = c.Set(ctx, "server_login_retry", "0")
-				if err := c.Resume(context.WithoutCancel(ctx), b.Database); err != nil {
+				if err := r.bouncerEntries(context.WithoutCancel(ctx), b.Name, func(ctx context.Context, c *pg.Console, en pg.IniEntry) error {
+					return c.Resume(ctx, en.Name)
+				}); err != nil {
 					return "", err
 				}
 				d := time.Since(start)
@@ -424,7 +464,7 @@ func Rehearse(ctx context.Context, p Params, rollback, measurePause bool) (rep *
 				r.rep.PausedMs = max(r.rep.PausedMs, ms(d))
 				r.rep.bouncerTime(b.Name, "pause", paused.Sub(start))
 				r.rep.bouncerTime(b.Name, "resume", resumed)
-				return fmt.Sprintf("paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", ms(paused.Sub(start)), ms(resumed), ms(d)), nil
+				return fmt.Sprintf("%s paused in %.1f ms, resumed %.1f ms later: %.1f ms in all", strings.Join(entryNames(es), ", "), ms(paused.Sub(start)), ms(resumed), ms(d)), nil
 			}})
 		if err != nil {
 			r.rep.Outcome = OutcomeFailed

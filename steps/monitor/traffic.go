@@ -14,7 +14,7 @@ import (
 // (PgBouncer's SHOW DATABASES, the application roles' LOGIN, read-only
 // settings): what `status` and the screen's status line say.
 func ReadTraffic(ctx context.Context, c *config.Config, blue, green *pgxpool.Pool) cutover.Traffic {
-	p, err := cutover.FromConfig(c, blue, green)
+	p, err := cutover.FromConfig(c, []cutover.DatabasePools{{Name: c.PrimaryDatabase(), Blue: blue, Green: green}})
 	if err == nil {
 		wctx, cancel := context.WithTimeout(ctx, c.Timeouts.Statement.Duration)
 		err = p.AddWriters(wctx, false)
