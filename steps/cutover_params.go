@@ -44,12 +44,21 @@ func union(a, b []string) []string {
 }
 
 // cutoverParams maps the configuration onto the engine's Params
-// (cutover.FromConfig), with what the run's state knows: the roles the
+// (cutover.FromConfig) for every database that moves, with what the run's
+// state knows: the roles the
 // last attempt fenced, the health record, and its hooks. With a connection
 // to the direction's source, the fence roles are the writers found there
 // too.
 func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params, error) {
-	p, err := cutover.FromConfig(e.Config, []cutover.DatabasePools{{Name: e.Config.PrimaryDatabase(), Blue: e.Blue, Green: e.Green}})
+	dbs, err := e.Databases(ctx)
+	if err != nil {
+		return cutover.Params{}, err
+	}
+	pools := make([]cutover.DatabasePools, len(dbs))
+	for i, d := range dbs {
+		pools[i] = cutover.DatabasePools{Name: d.Name, Blue: d.Blue, Green: d.Green}
+	}
+	p, err := cutover.FromConfig(e.Config, pools)
 	if err != nil {
 		return p, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
@@ -186,7 +187,11 @@ func (m *Monitor) GreenVersion(ctx context.Context) (string, error) {
 func (m *Monitor) Traffic(ctx context.Context) (Traffic, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	return ReadTraffic(ctx, m.cfg, m.blue, m.green), nil
+	dbs, err := m.databases(ctx)
+	if err != nil {
+		return Traffic{Target: "unknown", How: state.Redact(err.Error()), ReadAt: time.Now().UTC()}, nil
+	}
+	return ReadTrafficOf(ctx, m.cfg, dbs), nil
 }
 
 // IsTableSyncSlot reports whether a slot of a LagSample is a table sync's
