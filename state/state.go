@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"sort"
@@ -101,6 +102,13 @@ type Attempt struct {
 	LoginRetry     map[string]string `json:"login_retry,omitempty"`
 	TargetReadOnly bool              `json:"target_read_only,omitempty"`
 	FenceRoles     []string          `json:"fence_roles,omitempty"`
+	// Prior is all the attempt found before it changed anything, as the
+	// cutover engine reads it back (its PgBouncer entries, the fences in
+	// force, the roles without LOGIN on the target): opaque here.
+	Prior json.RawMessage `json:"prior,omitempty"`
+	// Fences are the fences in force when it ended, what each side's fence
+	// took, for the next attempt to give back: opaque here.
+	Fences json.RawMessage `json:"fences,omitempty"`
 	// DriverPID is the process that ran it; Guard says what its guard did.
 	DriverPID int    `json:"driver_pid,omitempty"`
 	Guard     string `json:"guard,omitempty"`

@@ -249,7 +249,7 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		// The way out runs for the attempt that stopped: its roles and settings.
 		if a, ok := e.lastAttempt(n.step); ok {
 			p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-			p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+			p.Prior = priorOf(a)
 		}
 	}
 	att, err := e.beginAttempt(n.step, p)
@@ -286,7 +286,7 @@ func (e *Env) refuseHalfWay(ctx context.Context, p cutover.Params, rollback bool
 	n := namesOf(rollback)
 	if a, ok := e.lastAttempt(n.step); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-		p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+		p.Prior = priorOf(a)
 	}
 	finish, undo, err := cutover.PlanWayOut(ctx, p, rollback)
 	if err != nil {

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -58,11 +59,43 @@ func (e *Env) beginAttempt(step string, p cutover.Params) (int, error) {
 	return n, nil
 }
 
-// recordPrior keeps what the attempt found before it changed anything.
+// recordPrior keeps what the attempt found before it changed anything (it
+// may be told again: the fences in force change as the run fences).
 func (e *Env) recordPrior(n int, prior cutover.Prior) error {
+	b, err := json.Marshal(prior)
+	if err != nil {
+		return fmt.Errorf("record what the attempt found: %w", err)
+	}
 	return e.editAttempt(n, func(a *state.Attempt) {
-		a.LoginRetry, a.TargetReadOnly = prior.LoginRetry, prior.TargetReadOnly
+		a.LoginRetry, a.TargetReadOnly, a.Prior = prior.LoginRetry, prior.TargetReadOnly, b
 	})
+}
+
+// priorOf is what attempt a found before it changed anything, for its way
+// out: all of it where it was kept whole, else (a state file written
+// before) its PgBouncers' server_login_retry and the target's read-only.
+func priorOf(a state.Attempt) *cutover.Prior {
+	var p cutover.Prior
+	if len(a.Prior) > 0 && json.Unmarshal(a.Prior, &p) == nil {
+		return &p
+	}
+	return &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+}
+
+// fencesInForce are the fences the newest attempt left, for the next one
+// to give back exactly what they took (cutover.Params.Fences).
+func (e *Env) fencesInForce() cutover.Fences {
+	if e.store == nil {
+		return nil
+	}
+	atts := e.store.Snapshot().Attempts
+	for k := len(atts) - 1; k >= 0; k-- {
+		var f cutover.Fences
+		if len(atts[k].Fences) > 0 && json.Unmarshal(atts[k].Fences, &f) == nil {
+			return f
+		}
+	}
+	return nil
 }
 
 func (e *Env) editAttempt(n int, f func(a *state.Attempt)) error {
@@ -119,6 +152,9 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *cut
 		a.Outcome, a.FinishedAt, a.Report = outcome, &now, report
 		if rep != nil {
 			a.FenceRoles = rep.FenceRoles
+			if b, err := json.Marshal(rep.Fences); err == nil && len(rep.Fences) > 0 {
+				a.Fences = b
+			}
 		}
 		if runErr != nil {
 			a.Error = runErr.Error()

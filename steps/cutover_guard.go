@@ -76,7 +76,7 @@ func GuardAttempt(ctx context.Context, r *Runner, n int) (string, error) {
 	}
 	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // an undo creates nothing that needs it
 	p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-	p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+	p.Prior = priorOf(a)
 	p.Hooks, p.Guarded = attemptHooks{e: e}, false // the guard never holds: it is what unblocks
 	e.Warnf("guard: the driver of %s attempt %d (pid %d) is gone while the attempt ran: acting", a.Step, n, a.DriverPID)
 	what, rep, gerr := cutover.Guard(ctx, p, rollback)
@@ -132,7 +132,7 @@ func (r *Runner) WaysOut(ctx context.Context, step string) (WaysOut, bool, error
 	}
 	if a, ok := e.lastAttempt(step); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)
-		p.Prior = &cutover.Prior{LoginRetry: a.LoginRetry, TargetReadOnly: a.TargetReadOnly}
+		p.Prior = priorOf(a)
 	}
 	finish, undo, err := cutover.PlanWayOut(ctx, p, rollback)
 	if err != nil {

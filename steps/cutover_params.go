@@ -63,6 +63,8 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params,
 		return p, err
 	}
 	p.Health = e.health()
+	p.Fences = e.fencesInForce()
+	p.Administrators = e.Config.Cutover.Administrators
 	p.Hooks = attemptHooks{e: e, hold: holdPoint()}
 	if a, ok := e.lastAttempt(cutoverStepID); ok {
 		p.FenceRoles = union(p.FenceRoles, a.FenceRoles)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
@@ -199,13 +200,16 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if tr.Settled || !strings.Contains(strings.Join(tr.Warnings, "; "), "lab-ssh") {
 			t.Errorf("traffic %+v: want unsettled, the remote ini named", tr)
 		}
-		// The operator's fix: the ini back on blue.
+		// The operator's fix: the ini back on blue, each database's entry.
 		blueEnd, err := pg.EndpointOf(l.runner.Config.Blue.Conninfo)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := pg.RepointIni(remote.Ini, remote.Database, blueEnd); err != nil {
-			t.Fatal(err)
+		for _, db := range []string{lab.AppDB, lab.BillingDB} {
+			blueEnd.DBName = db
+			if _, err := pg.RepointIni(remote.Ini, db, blueEnd); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if tr := monitor.ReadTraffic(ctx, l.runner.Config, l.runner.Blue, l.runner.Green); !tr.Settled || tr.Target != "blue" {
 			t.Errorf("traffic after the fix: %+v", tr)

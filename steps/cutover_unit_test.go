@@ -36,7 +36,7 @@ func TestSwitchOffline(t *testing.T) {
 		plan = append(plan, a.Text)
 	}
 	text := strings.Join(plan, "\n")
-	for _, want := range []string{"== pause", "PAUSE app", "== fence blue", `ALTER ROLE "app" NOLOGIN`, "SET server_login_retry = <its value before the cutover>",
+	for _, want := range []string{"== pause", "PAUSE app", "== fence blue", `REVOKE CONNECT ON DATABASE "app" FROM PUBLIC, "app"`, "SET server_login_retry = <its value before the cutover>",
 		"<the drain LSN:", "edit /etc/pgbouncer.ini: [databases] app: host=g port=5432 dbname=app"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("offline plan lacks %q:\n%s", want, text)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,6 +166,9 @@ type Cutover struct {
 	WayOutLagWait  Duration          `yaml:"way_out_lag_wait"`
 	SequenceMargin int64             `yaml:"sequence_margin"`
 	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
+	// Administrators are roles the fence never closes out (as it never
+	// touches a superuser or the role pgbluegreen connects as): the DBAs'.
+	Administrators []string `yaml:"administrators"`
 	// TerminateDirectSessions lets the cutover end the sessions on blue that
 	// do not come through a configured PgBouncer; without it they make the
 	// precheck refuse.
@@ -462,6 +466,14 @@ func (c *Config) Validate() []string {
 	for _, r := range c.AppRoles {
 		if r == c.Replication.Role {
 			bad("app_roles: %q is the replication role; the cutover must not block it", r)
+		}
+		if slices.Contains(c.Cutover.Administrators, r) {
+			bad("cutover.administrators: %q is also in app_roles: the fence closes the application's roles and never an administrator's", r)
+		}
+	}
+	for i, r := range c.Cutover.Administrators {
+		if r == "" {
+			bad("cutover.administrators[%d] is empty: name a role", i)
 		}
 	}
 	p = append(p, c.validatePgBouncers()...) // config_pgbouncer.go
