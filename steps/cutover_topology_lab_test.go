@@ -288,7 +288,7 @@ func TestCutoverTwoPgBouncers(t *testing.T) {
 		if !strings.Contains(string(text), blueLine) {
 			t.Fatalf("the remote ini does not point at blue:\n%s", text)
 		}
-		green := strings.Replace(string(text), blueLine, fmt.Sprintf("port=%d", l.info.Green.Port), 1)
+		green := strings.ReplaceAll(string(text), blueLine, fmt.Sprintf("port=%d", l.info.Green.Port)) // every entry: app and billing move
 		for name, body := range map[string]string{"pgbouncer.blue.ini": string(text), "pgbouncer.green.ini": green} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 				t.Fatal(err)

@@ -35,10 +35,9 @@ const (
 	MatView = "public.account_tiers"
 	// DefaultLoadDatabases is what `lab load` writes to unless told
 	// (--databases, LoadParams.Databases): a comma-separated list of
-	// Databases. It stays AppDB while pgbluegreen moves that database
-	// alone; set it to AppDB + "," + BillingDB once it moves every database
-	// of blue, and the end-to-end tests write to both.
-	DefaultLoadDatabases = AppDB
+	// Databases. Both: pgbluegreen moves every database of blue, and the
+	// end-to-end tests write to both.
+	DefaultLoadDatabases = AppDB + "," + BillingDB
 	// InfoFile is the lab's machine-readable description inside DIR.
 	InfoFile = "lab.json"
 	// ConfigFile is the program's configuration written for the lab.
