@@ -18,7 +18,7 @@ import (
 func cutoverStep() *Step {
 	return &Step{ID: cutoverStepID, Phase: PhaseCutover, Target: PgBouncer, Title: "Cut over to green",
 		Why: "Writes pause, green drains to blue's last LSN, sequences are synced, reverse replication is set up, traffic moves to green, " +
-			"and blue is fenced: its application roles lose LOGIN.",
+			"and blue is fenced: the application's roles can no longer connect to the databases that moved (a database staying on blue keeps serving them).",
 		Source: "000, 001 §10-12, 002", Destructive: true, Recheck: true, Reopens: []string{rollbackStepID},
 		Records:  []string{CutoverReportKey, CutoverDoneAtKey},
 		Plan:     func(ctx context.Context, e *Env) ([]Action, error) { return e.planSwitch(ctx, false) },
