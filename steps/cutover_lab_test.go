@@ -89,8 +89,14 @@ func (l *cutoverLab) verify(tb testing.TB) lab.VerifyResult {
 	if err != nil {
 		tb.Fatalf("lab verify: %v", err)
 	}
-	if !v.OK() || v.LedgerEntries == 0 || v.TablesCompared == 0 {
+	if !v.OK() || v.LedgerEntries == 0 || v.TablesCompared == 0 || len(v.Databases) != 2 {
 		tb.Fatalf("lab verify: %+v", v)
+	}
+	for _, d := range v.Databases {
+		if d.LedgerEntries == 0 || d.Lost != 0 || d.Duplicated != 0 || len(d.MismatchedTables) > 0 {
+			tb.Fatalf("lab verify, database %s: %+v", d.Database, d)
+		}
+		tb.Logf("database %s: %d ledger entries, %d lost, %d duplicated, %d tables equal", d.Database, d.LedgerEntries, d.Lost, d.Duplicated, d.TablesCompared)
 	}
 	return v
 }

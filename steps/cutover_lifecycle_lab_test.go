@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg/lab"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
@@ -96,9 +97,17 @@ func TestCutoverLifecycle(t *testing.T) {
 		rep := l.report(t, key)
 		t.Logf("load during the %s: %+v", step, res)
 		t.Logf("%s: paused %.1f ms, probe stall %.1f ms, %d sequences in %.1f ms, final %s, fenced %v", step, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, rep.FinalTarget, rep.FenceRoles)
+		for _, d := range rep.Databases {
+			t.Logf("  database %s: drained in %.1f ms, lag at pause %d B, %d sequences", d.Name, d.DrainMs, d.LagAtPause, d.Sequences)
+		}
 		if res.Errors != 0 {
 			t.Errorf("clients saw %d errors (%s)", res.Errors, res.LastError)
 		}
+		if len(rep.Databases) != 2 {
+			t.Errorf("the %s moved %d databases, want app and billing", step, len(rep.Databases))
+		}
+		// The application works in every database through every PgBouncer.
+		labtest.WritesThroughEveryBouncer(t, l.info, lab.AppDB, lab.BillingDB)
 		if rep.Outcome != cutover.OutcomeDone || rep.Aborted || !strings.Contains(rep.FinalVersion, want) || len(rep.Prechecks) < 5 || len(rep.SubSteps) < 10 {
 			t.Errorf("report: %+v", rep)
 		}
@@ -407,4 +416,52 @@ func complaints(dir string) string {
 		out = append(append(out[:15:15], "..."), out[len(out)-15:]...)
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestCloneCutoverCycle: the clone strategy on the lab's two databases,
+// under a load on both: through the catch-up, then cutover, rollback,
+// cutover, each going through with no client error; after each the
+// application writes in both databases through every PgBouncer, and at
+// the end each database's ledger has nothing lost or duplicated.
+func TestCloneCutoverCycle(t *testing.T) {
+	le, _ := startLab(t, "clone")
+	l := &cutoverLab{info: le.Info, runner: le.Runner, store: le.Store}
+	ctx := context.Background()
+	l.runner.Config.Cutover.MaxLagBytes = 16 << 20
+	res := l.loadWindow(t, 200, time.Second, 0, func() {
+		if err := l.runner.Through(ctx, "wait-catch-up", RunParams{Confirmed: true}); err != nil {
+			t.Fatalf("through wait-catch-up: %v", err)
+		}
+	})
+	if res.Errors != 0 {
+		t.Fatalf("load up to wait-catch-up: %+v", res)
+	}
+	for _, id := range []string{"refresh-matviews", "copy-large-objects", "analyze-green", "verify-data", "copy-unlogged"} {
+		if err := l.runner.Skip(id, skipToCutover); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []string{"cutover", "rollback", "cutover"} {
+		res := l.loadWindow(t, 200, 2*time.Second, 2*time.Second, func() {
+			if out := l.run(t, step, ""); out != OutcomeRan {
+				t.Fatalf("%s: %s", step, out)
+			}
+		})
+		key := CutoverReportKey
+		if step == "rollback" {
+			key = RollbackReportKey
+		}
+		rep := l.report(t, key)
+		t.Logf("%s: paused %.1f ms, probe stall %.1f ms, load %d commits, %d errors", step, rep.PausedMs, rep.Probe.MaxStallMs, res.Committed, res.Errors)
+		for _, d := range rep.Databases {
+			t.Logf("  database %s: drained in %.1f ms, lag at pause %d B, %d sequences", d.Name, d.DrainMs, d.LagAtPause, d.Sequences)
+		}
+		if res.Errors != 0 || rep.Outcome != cutover.OutcomeDone || len(rep.Databases) != 2 {
+			t.Fatalf("%s: %d client errors, outcome %s, %d databases", step, res.Errors, rep.Outcome, len(rep.Databases))
+		}
+		labtest.WritesThroughEveryBouncer(t, l.info, lab.AppDB, lab.BillingDB)
+	}
+	l.waitDrained(t, true, reverseReplication)
+	l.waitDrained(t, true, l.runner.Config.ReverseName(lab.BillingDB))
+	l.verify(t)
 }
