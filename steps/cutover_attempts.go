@@ -233,10 +233,19 @@ func (h attemptHooks) BeforePause(ctx context.Context) error { return h.e.startG
 // named sub-step it holds, beside the state file, until ctx ends. It does
 // nothing unless the binary is built with -tags pgbgtest.
 func (h attemptHooks) BeforeSubStep(ctx context.Context, step string) {
-	if h.hold == "" || step != h.hold {
+	if h.hold == "" || step != h.hold && !h.ofOneDatabase(step) {
 		return
 	}
 	hold(ctx.Done(), h.e.reportDir(), step)
+}
+
+// ofOneDatabase reports whether step is the held point's sub-step in one
+// moved database ("sync sequences (app)"): with several databases each
+// names its own (and no other sub-step's name ends in parentheses), and
+// the point holds at the first.
+func (h attemptHooks) ofOneDatabase(step string) bool {
+	db, ok := strings.CutPrefix(step, h.hold+" (")
+	return ok && strings.HasSuffix(db, ")") && !strings.Contains(db, "(")
 }
 
 // SubStepDone logs a sub-step with its time.

@@ -27,15 +27,15 @@ func (r *run) prepareSteps() []subStep {
 	} else {
 		// Most of the WAL the reverse feed wrote on blue is skipped now;
 		// the rest inside the pause.
-		out = append(out, r.each("advance blue's slots (first pass)", d.to.name, func(db *dbRun) []subStep {
-			return []subStep{r.advanceStep("advance blue's slots (first pass)", db)}
+		out = append(out, r.each("advance blue's slots, first pass", d.to.name, func(db *dbRun) []subStep {
+			return []subStep{r.advanceStep("advance blue's slots, first pass", db)}
 		})...)
 	}
 	// Sequences are set once before writes stop, so the sync inside the
 	// pause finds warm caches and pages already logged, and sets only what
 	// moved since.
-	out = append(out, r.each("sync sequences (first pass)", d.to.name, func(db *dbRun) []subStep {
-		return []subStep{{name: r.label("sync sequences (first pass)", db), target: d.to.name,
+	out = append(out, r.each("sync sequences, first pass", d.to.name, func(db *dbRun) []subStep {
+		return []subStep{{name: r.label("sync sequences, first pass", db), target: d.to.name,
 			plan: func() []pg.PlanLine {
 				return append([]pg.PlanLine{pg.Note(d.from.name, "read every sequence of %s's %s (two sessions)", d.from.name, db.Name)},
 					pg.Lines(pg.ApplySequencesStmts(d.to.name, nil, p.SequenceMargin)...)...)
