@@ -146,7 +146,13 @@ func throughDecommission(t *testing.T, srv *awstest.Server, info *lab.Info, g []
 	must(t, append([]string{"run", "copy-unlogged", "--yes"}, g...)...)
 	dryRunReadsOnly(t, srv, g, "traffic-to-pgbouncer", "ssm DeleteParameter Name=/app/db/proxy")
 	must(t, append([]string{"run", "traffic-to-pgbouncer", "--yes"}, g...)...)
-	must(t, append([]string{"run", "--through", "cutover", "--yes"}, g...)...)
+	// The cutover under the lab's load on both databases.
+	stop := labtest.StartLoad(t, info.Dir, labtest.LoadParams{Rate: 100, Clients: 2})
+	out := must(t, append([]string{"run", "--through", "cutover", "--yes"}, g...)...)
+	ledgersWhole(t, info, stop())
+	if !strings.Contains(out, "drain (billing)") || !strings.Contains(out, "drain (app)") {
+		t.Errorf("the cutover did not drain both databases:\n%s", out)
+	}
 	dryRunReadsOnly(t, srv, g, "switch-traffic", "secretsmanager PutSecretValue SecretId=app/db SecretString=(secret)")
 	must(t, append([]string{"run", "switch-traffic", "--yes"}, g...)...)
 	must(t, append([]string{"run", "readers-to-green", "--yes"}, g...)...)
@@ -165,6 +171,30 @@ func throughDecommission(t *testing.T, srv *awstest.Server, info *lab.Info, g []
 	for _, s := range st.Steps {
 		if s.Status != "done" && s.ID != "rollback" {
 			t.Errorf("step %s is %s after run --through decommission", s.ID, s.Status)
+		}
+	}
+}
+
+// clonedFeeds are the feeds an Aurora clone carries from blue, in each of
+// the lab's databases.
+var clonedFeeds = map[string][]string{lab.AppDB: {"pgbg_all"}, lab.BillingDB: {"pgbg_all_billing"}}
+
+// ledgersWhole checks that the load wrote to both of the lab's databases
+// and that every write it was told of is where PgBouncer sends each now,
+// once.
+func ledgersWhole(t *testing.T, info *lab.Info, res lab.LoadResult) {
+	t.Helper()
+	v, err := lab.Verify(context.Background(), info.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Databases) != 2 {
+		t.Fatalf("lab verify checked %d databases, want app and billing: %+v", len(v.Databases), v)
+	}
+	for _, d := range v.Databases {
+		t.Logf("%s: %d writes acknowledged, %d lost, %d duplicated (target %s)", d.Database, d.LedgerEntries, d.Lost, d.Duplicated, d.Target)
+		if d.LedgerEntries == 0 || d.Lost != 0 || d.Duplicated != 0 {
+			t.Errorf("%s after the cutover: %+v (load %+v)", d.Database, d, res)
 		}
 	}
 }
@@ -211,7 +241,7 @@ func TestAuroraCloneThroughCLI(t *testing.T) {
 `+fmt.Sprintf(trafficYAML, greenARN))
 	st := filepath.Join(t.TempDir(), "state.json")
 	g := []string{"--config", cfg, "--state", st}
-	srv.Backend = awslab.Aurora(awslab.Params{Clone: cloneParams(info), Publications: []string{"pgbg_all"}, Slots: []string{"pgbg_all"}})
+	srv.Backend = awslab.Aurora(awslab.Params{Clone: cloneParams(info), Relics: clonedFeeds})
 
 	// `plan` shows the calls before any is made.
 	plan := must(t, append([]string{"plan", "--format", "markdown"}, g...)...)

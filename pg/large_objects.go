@@ -400,8 +400,8 @@ type LargeObjectsChange struct {
 	Now LargeObjectsDigest
 	// WritesOnly: only the statistics' count of writes moved: an object was
 	// rewritten in place (same size), or the statistics were reset. Which
-	// object, only a comparison of contents (CopyLargeObjectsParams
-	// without Quick) can tell.
+	// object, only a comparison of contents (CopyLargeObjectsParams) can
+	// tell.
 	WritesOnly bool
 }
 

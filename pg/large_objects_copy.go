@@ -28,11 +28,6 @@ const DefaultLargeObjectChunk = 1 << 20
 type CopyLargeObjectsParams struct {
 	// ChunkBytes: DefaultLargeObjectChunk when 0.
 	ChunkBytes int
-	// Quick takes objects of the same size, owner, privileges and comment
-	// on both sides as equal without reading their contents: for inside
-	// the cutover's pause, when LargeObjectsChanged saw what changed. Its
-	// digest has no Content.
-	Quick bool
 	// Progress hears of the copy after each page of objects and each chunk
 	// of an object copied in chunks.
 	Progress func(LargeObjectsProgress)
@@ -172,10 +167,8 @@ func mergePage(ctx context.Context, bsrc, gsrc *loStream) ([]loPair, error) {
 // page compares, copies, removes and fixes one page of OIDs, checks what
 // it wrote, and adds blue's objects to the digest.
 func (c *loCopy) page(ctx context.Context, pairs []loPair) error {
-	if !c.p.Quick {
-		if err := c.compare(ctx, pairs); err != nil {
-			return err
-		}
+	if err := c.compare(ctx, pairs); err != nil {
+		return err
 	}
 	var unlink []uint32
 	var copies []*LargeObject

@@ -118,10 +118,8 @@ func (p CopyLargeObjectsParams) Statements() []Stmt {
 	out = append(out,
 		Stmt{On: "blue", SQL: loWritesSQL, Note: "kept in the digest: how LargeObjectsChanged tells a later write"},
 		loCountStmt, loListStmt(bothSides))
-	if !p.Quick {
-		out = append(out, loHashStmt(bothSides, "the objects of the page of equal size on both sides").With("md5 of each computed on each server at once, no content sent"))
-	}
 	out = append(out,
+		loHashStmt(bothSides, "the objects of the page of equal size on both sides").With("md5 of each computed on each server at once, no content sent"),
 		loUnlinkStmt(Later("the page's objects on green and not on blue, and those copied again")),
 		loGetManyStmt(Later(fmt.Sprintf("objects up to %s, up to %s of them together", Bytes(ch), Bytes(ch)))),
 		Stmt{On: "green", SQL: "BEGIN", Note: "for those objects, owner by owner"},

@@ -8,6 +8,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest"
 	"github.com/pgbluegreen/pgbluegreen/aws/awstest/awslab"
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/pg/lab"
 	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
@@ -44,7 +45,7 @@ func startAWSLab(t *testing.T, strategy string, p awsLabParams) *awsLabEnv {
 	srv := awstest.New(t)
 	c := le.Config
 	c.Strategy = strategy
-	ap := awslab.Params{Clone: le.Runner.Env("").cloneParams(), Publications: []string{"pgbg_all"}, Slots: []string{"pgbg_all"}, NoStartFunction: p.NoStartFunction}
+	ap := awslab.Params{Clone: le.Runner.Env("").cloneParams(), Relics: map[string][]string{lab.AppDB: {"pgbg_all"}, lab.BillingDB: {"pgbg_all_billing"}}, NoStartFunction: p.NoStartFunction}
 	if strategy == "aurora-clone" {
 		seedAuroraBlue(srv)
 		srv.Backend = awslab.Aurora(ap)

@@ -132,6 +132,11 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *cut
 			}
 		}
 	}
+	if rep != nil && rep.Outcome == cutover.OutcomeDone {
+		if err := e.recordLargeObjectsAfter(rep, names.to); err != nil {
+			return err
+		}
+	}
 	outcome := state.AttemptFailed
 	if rep != nil {
 		switch rep.Outcome {

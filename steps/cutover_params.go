@@ -62,6 +62,9 @@ func (e *Env) cutoverParams(ctx context.Context, rollback bool) (cutover.Params,
 	if err != nil {
 		return p, err
 	}
+	for i := range p.Databases {
+		p.Databases[i].LargeObjects = e.largeObjectsSince(p.Databases[i].Name, rollback)
+	}
 	p.Health = e.health()
 	p.Fences = e.fencesInForce()
 	p.Administrators = e.Config.Cutover.Administrators

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/cutover"
 )
 
 // copy-large-objects: logical replication carries no large object. Each
@@ -20,6 +21,10 @@ const (
 	// snapshot copy-large-objects read (pg.LargeObjectsDigest.String), per
 	// database.
 	LargeObjectsDigestKey = "large_objects_digest"
+	// LargeObjectsGreenKey is green's large objects as a cutover left them,
+	// writes stopped and equal to blue's, per database: the rollback tells
+	// by it what was written on green since.
+	LargeObjectsGreenKey = "large_objects_digest_green"
 )
 
 // largeObjectsProgressEvery is how often copy-large-objects says how far it is.
@@ -204,4 +209,35 @@ func largeObjectsAdvice(n int64, blue pg.Privileges, green *pg.Privileges) (warn
 		line += "; " + s
 	}
 	return len(need) > 0, line
+}
+
+// largeObjectsSince is, for each database, the reading of the direction's
+// source's large objects the last copy left equal on both sides:
+// copy-large-objects's, or the last rollback's, of blue's for a cutover;
+// the last cutover's of green's for a rollback.
+func (e *Env) largeObjectsSince(db string, rollback bool) string {
+	key := LargeObjectsDigestKey
+	if rollback {
+		key = LargeObjectsGreenKey
+	}
+	return e.forDatabase(Database{Name: db}).V0(key)
+}
+
+// recordLargeObjectsAfter records each database's large objects on side
+// to, as a done cutover or rollback left them: the next direction's
+// largeObjectsSince.
+func (e *Env) recordLargeObjectsAfter(rep *cutover.Report, to string) error {
+	key := LargeObjectsDigestKey
+	if to == "green" {
+		key = LargeObjectsGreenKey
+	}
+	for _, d := range rep.Databases {
+		if d.LargeObjectsAfter == "" {
+			continue
+		}
+		if err := e.forDatabase(Database{Name: d.Name}).Record(key, d.LargeObjectsAfter); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -129,7 +129,7 @@ func (e *Env) forDatabase(d Database) *Env {
 // another database's Env they are that database's alone, never the
 // primary's.
 var perDatabaseKeys = []string{"slot_lsn", "replica_identity_full_tables", "extensions_upgraded",
-	"matviews_refreshed_at", "large_objects_digest", "unlogged_tables_copied_at"}
+	"matviews_refreshed_at", "large_objects_digest", "large_objects_digest_green", "unlogged_tables_copied_at"}
 
 // perDatabaseKey reports whether key is recorded once per database.
 func perDatabaseKey(key string) bool {

@@ -130,6 +130,12 @@ type Database struct {
 	// server's, so each database has its own (config.ReverseName);
 	// default DefaultReverseName for the first database.
 	Reverse string
+	// LargeObjects is the direction's source's large objects as last read
+	// while the target's matched them (pg.LargeObjectsDigest.String):
+	// copy-large-objects's record for a cutover, the last cutover's
+	// LargeObjectsAfter for a rollback. With it, a rewrite in place since
+	// is seen by the count of writes; "" reads the two sides only.
+	LargeObjects string
 }
 
 // Hooks is how the caller follows a run and takes part in it: one value,

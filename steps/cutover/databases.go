@@ -37,6 +37,9 @@ type dbRun struct {
 	// toLSN is the target's position once this database's drain applied
 	// everything: where its opposite feed starts (anchorSteps).
 	toLSN string
+	// loSource is the source's large objects as last read while the
+	// target's matched them (large_objects.go); nil before the first pass.
+	loSource *pg.LargeObjectsDigest
 }
 
 // dbConns are the sessions a run holds on one database, on each side, and

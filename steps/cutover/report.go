@@ -83,6 +83,12 @@ type DatabaseReport struct {
 	// ReverseFeed says what became of the feed back: prepared, where it
 	// starts, enabled, dropped.
 	ReverseFeed string `json:"reverse_feed,omitempty"`
+	// LargeObjectsCopied counts the large objects copied, before and
+	// inside the pause; LargeObjectsAfter is the target's reading once
+	// they matched, writes stopped (pg.LargeObjectsDigest.String): the
+	// next direction's Database.LargeObjects.
+	LargeObjectsCopied int    `json:"large_objects_copied"`
+	LargeObjectsAfter  string `json:"large_objects_after,omitempty"`
 }
 
 // BouncerTimes are one PgBouncer's part of a cutover: how its ini is
@@ -198,9 +204,9 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| sequences missing on the target | %s |\n", strings.Join(r.SeqMissing, ", "))
 	}
 	if len(r.Databases) > 0 {
-		b.WriteString("\n## Databases\n\n| database | lag at pause bytes | drain ms | sequences | sequence ms | reverse feed |\n|---|---:|---:|---:|---:|---|\n")
+		b.WriteString("\n## Databases\n\n| database | lag at pause bytes | drain ms | sequences | sequence ms | large objects copied | reverse feed |\n|---|---:|---:|---:|---:|---:|---|\n")
 		for _, d := range r.Databases {
-			fmt.Fprintf(&b, "| %s | %d | %.1f | %d | %.1f | %s |\n", d.Name, d.LagAtPause, d.DrainMs, d.Sequences, d.SeqSyncMs, cell(d.Reverse+": "+d.ReverseFeed))
+			fmt.Fprintf(&b, "| %s | %d | %.1f | %d | %.1f | %d | %s |\n", d.Name, d.LagAtPause, d.DrainMs, d.Sequences, d.SeqSyncMs, d.LargeObjectsCopied, cell(d.Reverse+": "+d.ReverseFeed))
 		}
 	}
 	if len(r.Fences) > 0 {

@@ -49,6 +49,9 @@ func (r *run) prepareSteps() []subStep {
 				return fmt.Sprintf("%d sequences", res.Synced), err
 			}}}
 	})...)
+	out = append(out, r.each("large objects, first pass", d.from.name+" -> "+d.to.name, func(db *dbRun) []subStep {
+		return []subStep{r.largeObjectsFirstPass(db)}
+	})...)
 	if p.Method == MethodPgBouncer && slices.ContainsFunc(p.Bouncers, func(b pg.BouncerParams) bool {
 		_, ok := b.NewIniStore().(pg.IniStager)
 		return ok
@@ -157,6 +160,7 @@ func (r *run) forwardSteps(pos position) []subStep {
 			feed = append(feed, r.each("drain each database", d.from.name+" -> "+d.to.name, chain)...)
 		}
 		at := r.each("sync sequences", d.to.name, func(db *dbRun) []subStep { return []subStep{r.sequencesStep(db)} })
+		at = append(at, r.each("large objects", d.from.name+" -> "+d.to.name, func(db *dbRun) []subStep { return []subStep{r.largeObjectsStep(db)} })...)
 		if len(feed) > 0 {
 			at = append([]subStep{r.inOrder("drain, then where "+d.to.name+" -> "+d.from.name+" starts", d.from.name+" -> "+d.to.name, feed...)}, at...)
 		}

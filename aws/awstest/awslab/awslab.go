@@ -30,10 +30,11 @@ import (
 // the clone of an Aurora cluster is dressed.
 type Params struct {
 	Clone pg.CloneParams
-	// Publications and Slots are re-created on an Aurora clone, as Aurora
-	// clones carry blue's (pg_basebackup carries neither slot nor, once the
-	// clone is prepared, publication).
-	Publications, Slots []string
+	// Relics are re-created on an Aurora clone, as Aurora clones carry
+	// blue's (pg_basebackup carries neither slot nor, once the clone is
+	// prepared, publication): in each database named, a publication FOR
+	// ALL TABLES and a slot of each name.
+	Relics map[string][]string
 	// NoStartFunction leaves aurora_volume_logical_start_lsn() out, as on
 	// Aurora PostgreSQL 12.9 and older.
 	NoStartFunction bool
@@ -115,22 +116,17 @@ func Aurora(p Params) awstest.Backend {
 }
 
 // dress gives the running clone what an Aurora clone has: blue's
-// publications and slots, and the function telling where it started.
+// publications and slots in each database, and the function telling where
+// it started.
 func (p Params) dress(ctx context.Context, seed pg.LSN) error {
 	conn, err := pgx.Connect(ctx, p.Clone.GreenConninfo)
 	if err != nil {
 		return fmt.Errorf("connect to the clone: %w", err)
 	}
 	defer conn.Close(context.Background())
-	for _, pub := range p.Publications {
-		if err := pg.CreatePublicationStmt("green", pg.PublicationSpec{Name: pub, AllTables: true}).Exec(ctx, conn); err != nil {
-			return fmt.Errorf("publication %s on the clone: %w", pub, err)
-		}
-	}
-	for _, s := range p.Slots {
-		var lsn string
-		if err := pg.CreateSlotStmt("green", s).QueryRow(ctx, conn, &lsn); err != nil {
-			return fmt.Errorf("slot %s on the clone: %w", s, err)
+	for db, names := range p.Relics {
+		if err := relics(ctx, pg.WithDatabase(p.Clone.GreenConninfo, db), names); err != nil {
+			return fmt.Errorf("the clone's %s: %w", db, err)
 		}
 	}
 	if p.NoStartFunction {
@@ -138,6 +134,26 @@ func (p Params) dress(ctx context.Context, seed pg.LSN) error {
 	}
 	if err := pg.AuroraStartFunctionStmt("green", seed).Exec(ctx, conn); err != nil {
 		return fmt.Errorf("aurora_volume_logical_start_lsn() on the clone: %w", err)
+	}
+	return nil
+}
+
+// relics makes, in the database conninfo names, a publication FOR ALL
+// TABLES and a logical slot of each name.
+func relics(ctx context.Context, conninfo string, names []string) error {
+	conn, err := pgx.Connect(ctx, conninfo)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, name := range names {
+		if err := pg.CreatePublicationStmt("green", pg.PublicationSpec{Name: name, AllTables: true}).Exec(ctx, conn); err != nil {
+			return fmt.Errorf("publication %s: %w", name, err)
+		}
+		var lsn string
+		if err := pg.CreateSlotStmt("green", name).QueryRow(ctx, conn, &lsn); err != nil {
+			return fmt.Errorf("slot %s: %w", name, err)
+		}
 	}
 	return nil
 }
