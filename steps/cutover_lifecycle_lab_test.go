@@ -79,6 +79,12 @@ func TestCutoverLifecycle(t *testing.T) {
 		}
 	}
 	traffic("blue")
+	// The screen's subscription lines: every database's.
+	mon := monitor.NewMonitor(l.runner.Blue, l.runner.Green, l.runner.Config)
+	defer mon.Close()
+	if subs, err := mon.Subscriptions(ctx); err != nil || len(subs) != 2 || subs[0].Name != "pgbg_all" || subs[1].Name != "pgbg_all_billing" {
+		t.Errorf("the monitor's subscriptions: %+v, %v; want pgbg_all in app and pgbg_all_billing in billing", subs, err)
+	}
 	if _, err := l.runner.Run(ctx, "rollback", RunParams{Confirmed: true, Override: "test"}); !IsRefused(err) || !strings.Contains(err.Error(), "no cutover to roll back") {
 		t.Errorf("rollback before any cutover: %v, want a refusal", err)
 	}

@@ -157,12 +157,32 @@ func ReadBothLags(ctx context.Context, blue, green *pgxpool.Pool, timeout time.D
 	return s, nil
 }
 
-// Subscriptions reads green's subscriptions once.
+// Subscriptions reads green's subscriptions once, in every database that
+// moves (a subscription's tables are its database's): a database green
+// has no copy of yet has none.
 func (m *Monitor) Subscriptions(ctx context.Context) ([]Subscription, error) {
 	if m.green == nil {
 		return nil, errNoPool
 	}
-	return pg.ReadSubscriptions(ctx, m.green, m.timeout)
+	dbs, err := m.databases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Subscription
+	for _, d := range dbs {
+		subs, err := pg.ReadSubscriptions(ctx, d.Green, m.timeout)
+		if pg.IsMissingDatabase(err) {
+			continue
+		}
+		if err != nil {
+			if len(dbs) > 1 {
+				err = fmt.Errorf("database %s: %w", d.Name, err)
+			}
+			return nil, err
+		}
+		out = append(out, subs...)
+	}
+	return out, nil
 }
 
 // BlueVersion reads blue's server version ("15.14").

@@ -138,7 +138,11 @@ func (m *Model) lines(w int) []string {
 	add(label("step ") + s.ID + label(" · target ") + string(s.Target) + label(" · source ") + orDash(s.Source))
 	add(label("why ") + s.Why)
 	rec := m.st.Step(s.ID)
-	status := stepstate.Word(st, s.ID, stepstate.Record(m.st, s.ID, m.run), m.run, m.ctx.Now())
+	cur := stepstate.Record(m.st, s.ID, m.run)
+	status := stepstate.Word(st, s.ID, cur, m.run, m.ctx.Now())
+	if where := stepstate.Where(cur); where != "" {
+		status += " · " + where
+	}
 	if rec.Attempts > 0 {
 		status += fmt.Sprintf(" · %d attempt(s)", rec.Attempts)
 	}

@@ -176,11 +176,14 @@ func (m *Model) View() string {
 	// pane keeps room for the step's name.
 	now := m.ctx.Now()
 	words := make(map[int]string, hh)
+	where := map[int]string{}
 	wordW := 0
 	for _, r := range rows[m.off:min(len(rows), m.off+hh)] {
 		if r.step >= 0 {
 			s := m.steps[r.step]
-			words[r.step] = stepstate.Word(st, s.ID, stepstate.Record(m.st, s.ID, m.run), m.run, now) + m.checks.Mark(st, s.ID)
+			rec := stepstate.Record(m.st, s.ID, m.run)
+			words[r.step] = stepstate.Word(st, s.ID, rec, m.run, now) + m.checks.Mark(st, s.ID)
+			where[r.step] = stepstate.Where(rec)
 			wordW = max(wordW, fit.Width(words[r.step]))
 		}
 	}
@@ -197,7 +200,10 @@ func (m *Model) View() string {
 		}
 		line := marker + fit.Pad(words[r.step], wordW) + " " + fit.Pad(s.ID, idW)
 		if rest := w - fit.Width(line) - 1; rest > 8 {
-			if c := m.checks.Of(s.ID); c != nil {
+			if w := where[r.step]; w != "" {
+				// The database it is in says more than its title.
+				line += " " + st.Status(state.Running).Render(fit.Truncate(w, rest))
+			} else if c := m.checks.Of(s.ID); c != nil {
 				// The counts say more than the title once the checks ran.
 				line += " " + m.checks.Style(st, s.ID).Render(fit.Truncate(c.Text(), rest))
 			} else {

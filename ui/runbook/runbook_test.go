@@ -105,3 +105,23 @@ func TestRunbookKeys(t *testing.T) {
 		t.Errorf("g then Advance: cursor %d", m.Cursor())
 	}
 }
+
+// TestRunbookSaysTheDatabase: a step running in each database says which
+// one it is in where its title was, and the status column stays as narrow
+// as its words, so at 36 columns every step's name still shows whole.
+func TestRunbookSaysTheDatabase(t *testing.T) {
+	m := newList(t)
+	m.st.EditStep("copy-schema").Database = "billing (2 of 2)"
+	m.SetRun(stepstate.Run{ID: "copy-schema", Start: epoch.Add(-6 * time.Second), Spinner: "|"})
+	m.SetSize(80, 12)
+	if got := ansi.Strip(m.View()); !strings.Contains(got, "| running 6s copy-schema") || !strings.Contains(got, "copy-schema                in billing (2 of 2)") {
+		t.Errorf("at 80 columns, the running row does not say where it is:\n%s", got)
+	}
+	m.SetSize(36, 12)
+	got := ansi.Strip(m.View())
+	for _, id := range []string{"preflight", "create-slots", "copy-schema", "cutover"} {
+		if !strings.Contains(got, id) {
+			t.Errorf("at 36 columns, %s is cut:\n%s", id, got)
+		}
+	}
+}

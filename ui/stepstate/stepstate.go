@@ -43,8 +43,9 @@ func Record(st *state.State, id string, run Run) state.StepRecord {
 }
 
 // Word is the symbol and word of a step's status; running shows the
-// spinner, the time it has run and, in a run of several databases, which
-// one it is in ("billing (2 of 3)").
+// spinner and the time it has run. It is short, as the runbook's status
+// column is as wide as its widest word (the database a step is in is
+// Where).
 func Word(s theme.Styles, id string, r state.StepRecord, run Run, now time.Time) string {
 	st := s.Status(r.Status)
 	if r.Status != state.Running {
@@ -58,12 +59,16 @@ func Word(s theme.Styles, id string, r state.StepRecord, run Run, now time.Time)
 	if id != run.ID || run.Watch {
 		sym = st.Render(theme.Symbol(r.Status))
 	}
-	word := fmt.Sprintf("running %s", units.Duration(max(0, now.Sub(start))))
-	if r.Database != "" {
-		// A step that acts in each database says which one it is in.
-		word += " · " + r.Database
+	return sym + " " + st.Render("running "+units.Duration(max(0, now.Sub(start))))
+}
+
+// Where is the database a running step that acts in each database is in
+// ("in billing (2 of 3)"), "" for any other.
+func Where(r state.StepRecord) string {
+	if r.Status != state.Running || r.Database == "" {
+		return ""
 	}
-	return sym + " " + st.Render(word)
+	return "in " + r.Database
 }
 
 // A step that checks things (preflight) writes one PASS, WARN or FAIL line

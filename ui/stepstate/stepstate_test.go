@@ -1,7 +1,6 @@
 package stepstate
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -57,13 +56,19 @@ func TestChecks(t *testing.T) {
 	}
 }
 
-// TestWordSaysTheDatabase: a step running in each database says which one
-// it is in.
-func TestWordSaysTheDatabase(t *testing.T) {
+// TestWhereSaysTheDatabase: a step running in each database says which
+// one it is in, apart from its status word, which stays short.
+func TestWhereSaysTheDatabase(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 10, 0, time.UTC)
 	r := state.StepRecord{ID: "copy-schema", Status: state.Running, Database: "billing (2 of 2)"}
-	got := ansi.Strip(Word(theme.New(), "copy-schema", r, Run{ID: "copy-schema", Start: now.Add(-10 * time.Second), Spinner: "⠋"}, now))
-	if !strings.Contains(got, "running 10s · billing (2 of 2)") {
-		t.Errorf("Word = %q, want it to name the database", got)
+	if got := ansi.Strip(Word(theme.New(), "copy-schema", r, Run{ID: "copy-schema", Start: now.Add(-10 * time.Second), Spinner: "⠋"}, now)); got != "⠋ running 10s" {
+		t.Errorf("Word = %q, want the spinner and the time only", got)
+	}
+	if got := Where(r); got != "in billing (2 of 2)" {
+		t.Errorf("Where = %q", got)
+	}
+	r.Status = state.Done
+	if got := Where(r); got != "" {
+		t.Errorf("Where of a done step = %q, want nothing", got)
 	}
 }
