@@ -3,10 +3,6 @@ package cutover
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,12 +34,7 @@ func newLab(tb testing.TB) *testLab {
 	l := &testLab{info: info}
 	l.blue = mustPool(tb, info.Blue.Conninfo)
 	l.green = mustPool(tb, info.Green.Conninfo)
-	b, err := os.ReadFile(info.Pgpass)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := strings.Split(strings.TrimSpace(string(b)), ":")
-	l.password = f[len(f)-1]
+	l.password = labtest.ReplicationPassword(tb, info)
 	return l
 }
 
@@ -59,11 +50,7 @@ func mustPool(tb testing.TB, conninfo string) *pgxpool.Pool {
 
 func mustExec(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pool.Exec(ctx, sql, args...); err != nil {
-		tb.Fatalf("%s: %v", sql, err)
-	}
+	labtest.Exec(tb, pool, sql, args...)
 }
 
 // replicate sets up blue -> green as the copy strategy does: replica
@@ -73,9 +60,7 @@ func mustExec(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 func (l *testLab) replicate(tb testing.TB) string {
 	tb.Helper()
 	const name = "pgbg_all"
-	mustExec(tb, l.blue, "ALTER TABLE public.events_log REPLICA IDENTITY FULL")
-	mustExec(tb, l.blue, "CREATE PUBLICATION "+name+" FOR ALL TABLES")
-	mustExec(tb, l.blue, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", name)
+	labtest.Publish(tb, l.blue, name)
 	l.schemaToGreen(tb)
 
 	ctx := context.Background()
@@ -93,48 +78,17 @@ func (l *testLab) subscriptionConninfo() string {
 	return fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", l.info.Blue.Port, lab.AppDB, lab.ReplicationRole, pg.QuoteConninfoValue(l.password))
 }
 
-// schemaToGreen copies blue's schema to green with green's pg_dump, as
-// copy-schema does.
+// schemaToGreen copies blue's schema to green, as copy-schema does.
 func (l *testLab) schemaToGreen(tb testing.TB) {
 	tb.Helper()
-	dump := filepath.Join(l.info.Dir, "schema.sql")
-	cmd := exec.Command(filepath.Join(l.info.Green.BinDir, "pg_dump"), "--schema-only", "--no-publications", "--no-subscriptions", "-f", dump, "-d", l.info.Blue.Conninfo)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("pg_dump: %v\n%s", err, out)
-	}
-	cmd = exec.Command(filepath.Join(l.info.Green.BinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", dump, "-d", l.info.Green.Conninfo)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("psql < schema: %v\n%s", err, out)
-	}
-	// A table with REPLICA IDENTITY FULL and no index is scanned for each
-	// replicated UPDATE/DELETE; green (PG16+) uses a plain index (LAB-NOTES).
-	mustExec(tb, l.green, "CREATE INDEX events_log_at ON public.events_log (at)")
+	labtest.SchemaToGreen(tb, l.info, l.green)
 }
 
 // waitCaughtUp waits until every table of the subscription is ready and the
 // slot is within 64 kB of blue's WAL.
 func (l *testLab) waitCaughtUp(tb testing.TB, sub string) {
 	tb.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var notReady int
-		var lag int64
-		err := l.green.QueryRow(ctx, `SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1 AND r.srsubstate <> 'r'`, sub).Scan(&notReady)
-		if err == nil {
-			err = l.blue.QueryRow(ctx, `SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 1e9)::bigint FROM pg_replication_slots WHERE slot_name = $1 AND active`, sub).Scan(&lag)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if notReady == 0 && lag < 64<<10 {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("green did not catch up: %d tables not ready, lag %d", notReady, lag)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	labtest.WaitCaughtUp(tb, l.blue, l.green, sub)
 }
 
 // waitSlotDrained waits until a slot on pool has confirmed everything
@@ -227,14 +181,4 @@ func logSubSteps(tb testing.TB, rep *Report) {
 }
 
 // labLogs is the end of blue's and green's server logs, for a failure.
-func labLogs(l *testLab) string {
-	var b strings.Builder
-	for _, f := range []string{"blue.log", "green.log"} {
-		data, _ := os.ReadFile(filepath.Join(l.info.Dir, "logs", f))
-		if len(data) > 4000 {
-			data = data[len(data)-4000:]
-		}
-		fmt.Fprintf(&b, "--- %s\n%s\n", f, data)
-	}
-	return b.String()
-}
+func labLogs(l *testLab) string { return labtest.Logs(l.info) }
