@@ -197,7 +197,7 @@ func largeObjectsAdvice(n int64, blue pg.Privileges, green *pg.Privileges) (warn
 	if n == 0 {
 		return false, ""
 	}
-	line = fmt.Sprintf("%d large objects: replication does not carry them; copy-large-objects copies them to green after the catch-up and compares them", n)
+	line = plural(int(n), "large object") + ": replication does not carry them; copy-large-objects copies them to green after the catch-up and compares them"
 	var need []string
 	if !blue.Superuser {
 		need = append(need, fmt.Sprintf("on blue, user %s is not a superuser: it reads each large object, which needs SELECT on it", blue.User))

@@ -237,9 +237,9 @@ func (r *run) checkFence(ctx context.Context) Check {
 	parts := []string{fmt.Sprintf("after the switch CONNECT on %s's %s closes to %s", from, strings.Join(r.names(), ", "), orNone(r.fence))}
 	for _, role := range r.fence {
 		if k := kept[role]; len(k) > 0 {
-			parts = append(parts, fmt.Sprintf("%s keeps %s on %s", role, strings.Join(k, ", "), from))
+			parts = append(parts, fmt.Sprintf("%s keeps logging in to %s on %s", role, strings.Join(k, ", "), from))
 		} else {
-			parts = append(parts, fmt.Sprintf("%s keeps no database on %s", role, from))
+			parts = append(parts, fmt.Sprintf("%s keeps no other database on %s", role, from))
 		}
 	}
 	c := Check{Name: name, OK: true}

@@ -127,7 +127,7 @@ func TestCutoverTwoDatabasesUnderLoad(t *testing.T) {
 	}
 
 	rep := run("cutover", false)
-	if k := slices.IndexFunc(rep.Prechecks, func(c Check) bool { return c.Name == "the fence closes only what moved" }); k < 0 || !strings.Contains(rep.Prechecks[k].Detail, "app keeps archive") {
+	if k := slices.IndexFunc(rep.Prechecks, func(c Check) bool { return c.Name == "the fence closes only what moved" }); k < 0 || !strings.Contains(rep.Prechecks[k].Detail, "app keeps logging in to archive on blue") {
 		t.Errorf("no precheck says what app keeps on blue: %+v", rep.Prechecks)
 	}
 	if got := rep.Bouncers[0].Entries; !slices.Equal(got, dbs) {
