@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,16 @@ func (r *run) names() []string {
 		out[k] = db.Name
 	}
 	return out
+}
+
+// endAt records in the report where traffic goes at the end: s's
+// endpoint, and with several databases every one's name after the host and
+// port (127.0.0.1:5432/app,billing).
+func (r *run) endAt(s side, version string) {
+	r.rep.FinalTarget, r.rep.FinalVersion = s.endpoint.String(), version
+	if len(r.dbs) > 1 {
+		r.rep.FinalTarget = fmt.Sprintf("%s:%d/%s", s.endpoint.Host, s.endpoint.Port, strings.Join(r.names(), ","))
+	}
 }
 
 // allDrainSlots and allDrainSubs are every database's drained feed: the

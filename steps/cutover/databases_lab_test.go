@@ -127,11 +127,14 @@ func TestCutoverTwoDatabasesUnderLoad(t *testing.T) {
 	}
 
 	rep := run("cutover", false)
-	if k := slices.IndexFunc(rep.Prechecks, func(c Check) bool { return c.Name == "the fence closes only what moved" }); k < 0 || !strings.Contains(rep.Prechecks[k].Detail, "app keeps logging in to archive on blue") {
+	if k := slices.IndexFunc(rep.Prechecks, func(c Check) bool { return c.Name == "the fence closes only what moved" }); k < 0 || !strings.Contains(rep.Prechecks[k].Detail, "app keeps logging in to archive") {
 		t.Errorf("no precheck says what app keeps on blue: %+v", rep.Prechecks)
 	}
 	if got := rep.Bouncers[0].Entries; !slices.Equal(got, dbs) {
 		t.Errorf("PgBouncer lab's entries moved: %v, want %v", got, dbs)
+	}
+	if want := fmt.Sprintf(":%d/%s", l.info.Green.Port, strings.Join(dbs, ",")); !strings.HasSuffix(rep.FinalTarget, want) {
+		t.Errorf("report's final target %q, want it to end in %q (every database that moved)", rep.FinalTarget, want)
 	}
 	fenced("after the cutover, blue", l.info.Blue, true)
 	if err := tryConnect(l.appConninfo(l.info.Blue, "archive"), "SELECT body FROM public.notes"); err != nil {

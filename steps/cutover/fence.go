@@ -337,7 +337,7 @@ func (r *run) openWritesStep() subStep {
 			// the same time.
 			detail, err := r.openSide(ctx, r.e.toSide, r.e.fromSide, d.to)
 			if err == nil && r.p.Method != MethodPgBouncer {
-				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
+				r.endAt(d.to, r.e.toVersion)
 			}
 			return detail, err
 		},

@@ -210,7 +210,7 @@ func (r *run) undo(ctx context.Context) error {
 	}
 	_, err = r.runSteps(ctx, r.undoSteps(pos))
 	if err == nil {
-		r.rep.FinalTarget, r.rep.FinalVersion = r.d.from.endpoint.String(), r.e.fromVersion
+		r.endAt(r.d.from, r.e.fromVersion)
 	}
 	return err
 }

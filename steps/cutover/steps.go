@@ -202,7 +202,7 @@ func (r *run) forwardSteps(pos position) []subStep {
 				return out
 			},
 			run: func(ctx context.Context) (string, error) {
-				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
+				r.endAt(d.to, r.e.toVersion)
 				for _, db := range r.dbs {
 					if err := pg.ProbeWrite(ctx, db.to, d.to.name); err != nil {
 						return "", fmt.Errorf("%s: %w", db.Name, err)

@@ -223,7 +223,7 @@ func (r *run) checkBouncerSteps() []subStep {
 		run: func(ctx context.Context) (string, error) {
 			detail, err := r.verifyTarget(ctx, d.to, r.e.toVersion)
 			if err == nil {
-				r.rep.FinalTarget, r.rep.FinalVersion = d.to.endpoint.String(), r.e.toVersion
+				r.endAt(d.to, r.e.toVersion)
 			}
 			return detail, err
 		}})

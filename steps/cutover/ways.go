@@ -281,7 +281,7 @@ func WayOut(ctx context.Context, p Params, rollback bool, way string) (rep *Repo
 		r.rep.Outcome = OutcomeDone
 		if way == WayUndo {
 			r.rep.Outcome = OutcomeAborted
-			r.rep.FinalTarget, r.rep.FinalVersion = r.d.from.endpoint.String(), r.e.fromVersion
+			r.endAt(r.d.from, r.e.fromVersion)
 		}
 		return r.rep, nil
 	}
