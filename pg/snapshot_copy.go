@@ -40,13 +40,18 @@ type SnapshotTable struct {
 	Partitioned bool
 	// Bytes is its size on blue (its partitions' for a partitioned table).
 	Bytes int64
+	// Pages is its heap's length in pages on blue, read where blue scans a
+	// range of a heap without reading the rest (TID range scans, PG14):
+	// such a table is split (Pieces). 0: copied in one piece.
+	Pages int64
 }
 
 // snapshotTablesSQL lists a publication's tables on blue, largest first.
 // The %s slots take what the server's version has: generated columns
 // (PG12), partition trees (PG12; a publication holds a partitioned table
-// from PG13), a publication's column list and row filter (PG15).
-// Columns: schema, table, partitioned, columns, filter, bytes.
+// from PG13), a publication's column list and row filter (PG15), a
+// heap's pages where a range of them can be scanned alone (PG14).
+// Columns: schema, table, partitioned, columns, filter, bytes, pages.
 const snapshotTablesSQL = `
 SELECT t.schemaname::text, t.tablename::text, c.relkind = 'p',
        ARRAY(SELECT a.attname::text FROM pg_attribute a
@@ -54,7 +59,8 @@ SELECT t.schemaname::text, t.tablename::text, c.relkind = 'p',
              ORDER BY a.attnum),
        %s,
        CASE WHEN c.relkind = 'p' THEN %s
-            ELSE pg_table_size(c.oid) END::bigint
+            ELSE pg_table_size(c.oid) END::bigint,
+       %s
 FROM pg_publication_tables t
 JOIN pg_namespace n ON n.nspname = t.schemaname
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
@@ -71,16 +77,20 @@ func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]Snap
 	if num >= 120000 {
 		gen, partSize = "AND a.attgenerated = ''", "(SELECT coalesce(sum(pg_table_size(p.relid)), 0) FROM pg_partition_tree(c.oid) p)"
 	}
+	pages := "0::bigint"
+	if num >= 140000 {
+		pages = "CASE WHEN c.relkind = 'r' THEN pg_relation_size(c.oid) / current_setting('block_size')::bigint ELSE 0 END"
+	}
 	if num >= 150000 {
 		cols, filter = "AND (t.attnames IS NULL OR a.attname = ANY (t.attnames))", "coalesce(t.rowfilter, '')"
 	}
-	rows, err := pool.Query(ctx, fmt.Sprintf(snapshotTablesSQL, gen, cols, filter, partSize), pub)
+	rows, err := pool.Query(ctx, fmt.Sprintf(snapshotTablesSQL, gen, cols, filter, partSize, pages), pub)
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of publication %s on blue: %w", pub, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SnapshotTable, error) {
 		var t SnapshotTable
-		err := r.Scan(&t.Rel.Schema, &t.Rel.Name, &t.Partitioned, &t.Columns, &t.Filter, &t.Bytes)
+		err := r.Scan(&t.Rel.Schema, &t.Rel.Name, &t.Partitioned, &t.Columns, &t.Filter, &t.Bytes, &t.Pages)
 		return t, err
 	})
 	if err != nil {
@@ -147,14 +157,96 @@ func (t SnapshotTable) columnList() string {
 // table's own form, or a SELECT for a partitioned table or a row filter,
 // as the table sync reads it.
 func (t SnapshotTable) CopyOut() Stmt {
-	if !t.Partitioned && t.Filter == "" {
+	return whole(t).CopyOut()
+}
+
+// DefaultPieceBytes is the size of the pieces a large table is split
+// into (SnapshotCopyParams.PieceBytes): a table of at least twice this is
+// copied a range of its heap at a time, the ranges shared among the
+// sessions like tables, so that one big table keeps every session busy
+// instead of one. Every range is read in the one snapshot, so the pieces
+// together are the table as the slot's consistent point shows it.
+const DefaultPieceBytes = 64 << 20
+
+// Piece is a table, or one range of its heap's pages, copied by one COPY.
+type Piece struct {
+	Table SnapshotTable
+	// K is which piece of Of (from 1); Of is 1 for a table copied whole.
+	K, Of int
+	// From and To are the range of heap pages it reads: every tuple whose
+	// ctid is at or past page From and before page To; the last piece has
+	// no To (0), so a page added since the pages were counted is read too.
+	From, To int64
+	// Bytes is its share of the table's size on blue.
+	Bytes int64
+}
+
+// whole is table t copied in one piece.
+func whole(t SnapshotTable) Piece { return Piece{Table: t, K: 1, Of: 1, Bytes: t.Bytes} }
+
+// Name is the table, with the piece when it is one of several: public.big [3/10].
+func (c Piece) Name() string {
+	if c.Of <= 1 {
+		return c.Table.Rel.String()
+	}
+	return fmt.Sprintf("%s [%d/%d]", c.Table.Rel, c.K, c.Of)
+}
+
+// CopyOut reads the piece on blue, in the snapshot: the whole table in
+// its own form, or a SELECT of its range (a TID range scan), its row
+// filter, or its partitions.
+func (c Piece) CopyOut() Stmt {
+	t := c.Table
+	var where []string
+	if c.Of > 1 {
+		where = append(where, fmt.Sprintf("ctid >= '(%d,0)'::tid", c.From))
+		if c.To > 0 {
+			where = append(where, fmt.Sprintf("ctid < '(%d,0)'::tid", c.To))
+		}
+	}
+	if t.Filter != "" {
+		where = append(where, "("+t.Filter+")")
+	}
+	if !t.Partitioned && len(where) == 0 {
 		return Stmt{On: "blue", SQL: "COPY " + t.Rel.String() + " " + t.columnList() + " TO STDOUT"}
 	}
 	sel := "SELECT " + strings.Trim(t.columnList(), "()") + " FROM " + t.Rel.String()
-	if t.Filter != "" {
-		sel += " WHERE " + t.Filter
+	if len(where) > 0 {
+		sel += " WHERE " + strings.Join(where, " AND ")
 	}
 	return Stmt{On: "blue", SQL: "COPY (" + sel + ") TO STDOUT"}
+}
+
+// Pieces splits the tables for the sessions, in the order they are
+// copied: largest table first, a table's pieces one after another. A
+// table is split when it is at least twice PieceBytes, more than one
+// session copies (Jobs), and blue can read a range of its heap alone
+// (Pages > 0): into ranges of equal pages, about PieceBytes each, at most
+// 4 per session.
+func (p SnapshotCopyParams) Pieces() []Piece {
+	size := p.PieceBytes
+	if size <= 0 {
+		size = DefaultPieceBytes
+	}
+	var out []Piece
+	for _, t := range p.Tables {
+		n := int64(1)
+		if p.Jobs > 1 && t.Pages > 0 && !t.Partitioned && t.Bytes >= 2*size {
+			n = min((t.Bytes+size-1)/size, int64(4*p.Jobs), t.Pages)
+		}
+		if n == 1 {
+			out = append(out, whole(t))
+			continue
+		}
+		for k := range n {
+			c := Piece{Table: t, K: int(k) + 1, Of: int(n), From: k * t.Pages / n, Bytes: t.Bytes / n}
+			if k < n-1 {
+				c.To = (k + 1) * t.Pages / n
+			}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // CopyIn is the COPY that writes it on green.
@@ -172,9 +264,12 @@ type SnapshotCopyProgress struct {
 	InFlight []TableStream
 }
 
-// TableStream is a table in flight and the COPY text streamed for it.
+// TableStream is a table, or a piece of one, in flight and the COPY text
+// streamed for it.
 type TableStream struct {
-	Rel      Rel
+	Rel Rel
+	// Piece names it: the table, or the table and which piece (Piece.Name).
+	Piece    string
 	Streamed int64
 }
 
@@ -188,6 +283,9 @@ type SnapshotCopyParams struct {
 	TablesUnknown bool
 	// Jobs is how many sessions copy at once on each side.
 	Jobs int
+	// PieceBytes is the size of a large table's pieces (Pieces); 0 is
+	// DefaultPieceBytes.
+	PieceBytes int64
 	// Truncate empties every table of the publication on green first: what
 	// an earlier copy of it left there.
 	Truncate bool
@@ -202,12 +300,12 @@ type SnapshotCopyParams struct {
 }
 
 // Sessions is how many sessions it opens on each side: Jobs, or fewer
-// when there are fewer tables.
+// when there are fewer pieces to copy.
 func (p SnapshotCopyParams) Sessions() int {
 	if p.TablesUnknown {
 		return max(1, p.Jobs)
 	}
-	return max(1, min(p.Jobs, len(p.Tables)))
+	return max(1, min(p.Jobs, len(p.Pieces())))
 }
 
 // SlotStmt creates the slot and exports its snapshot.
@@ -317,12 +415,17 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	if p.TablesUnknown {
 		tables = []SnapshotTable{{Rel: Rel{Name: Placeholder("each table of " + p.Publication + ", largest first")}, Columns: []string{Placeholder("its columns")}}}
 	}
-	for _, t := range tables {
-		o := t.CopyOut().With("into the COPY below")
-		if !p.TablesUnknown {
-			o = o.With(Bytes(t.Bytes) + ", into the COPY below")
+	if p.TablesUnknown {
+		for _, t := range tables {
+			out = append(out, t.CopyOut().With("into the COPY below; a table of "+Bytes(2*DefaultPieceBytes)+" or more in ranges of its heap, on every session"), t.CopyIn())
 		}
-		out = append(out, o, t.CopyIn())
+	}
+	for _, c := range p.Pieces() {
+		note := Bytes(c.Bytes) + ", into the COPY below"
+		if c.Of > 1 {
+			note = fmt.Sprintf("piece %d of %d, about %s, into the COPY below", c.K, c.Of, Bytes(c.Bytes))
+		}
+		out = append(out, c.CopyOut().With(note), c.Table.CopyIn())
 	}
 	return append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
 }
@@ -414,46 +517,67 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 	return cause
 }
 
-// copyAll runs the COPY pairs on the sessions, each taking the next table
-// (largest first); the first error stops the others.
+// copyAll runs the COPY pairs on the sessions, each taking the next piece
+// (largest table first, a split table's pieces together); the first error
+// stops the others. A table is done when its last piece is.
 func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Conn) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	next := make(chan SnapshotTable, len(p.Tables))
+	pieces := p.Pieces()
+	next := make(chan Piece, len(pieces))
+	left := map[Rel]int{}
 	var pr SnapshotCopyProgress
 	for _, t := range p.Tables {
-		next <- t
 		pr.TablesTotal++
 		pr.BytesTotal += t.Bytes
 	}
+	for _, c := range pieces {
+		next <- c
+		left[c.Table.Rel]++
+	}
 	close(next)
 	var mu sync.Mutex
-	flight := map[Rel]*atomic.Int64{}
+	flight := map[string]*TableStream{}
 	tell := func() { // under mu
 		if p.Progress == nil {
 			return
 		}
 		pr.InFlight = pr.InFlight[:0]
-		for r, n := range flight {
-			pr.InFlight = append(pr.InFlight, TableStream{Rel: r, Streamed: n.Load()})
+		for _, f := range flight {
+			pr.InFlight = append(pr.InFlight, *f)
 		}
 		sort.Slice(pr.InFlight, func(i, j int) bool { return pr.InFlight[i].Streamed > pr.InFlight[j].Streamed })
 		p.Progress(pr)
 	}
-	begin := func(t SnapshotTable) *atomic.Int64 {
+	streams := map[string]*atomic.Int64{}
+	begin := func(c Piece) *atomic.Int64 {
 		mu.Lock()
 		defer mu.Unlock()
 		n := new(atomic.Int64)
-		flight[t.Rel] = n
+		streams[c.Name()] = n
+		flight[c.Name()] = &TableStream{Rel: c.Table.Rel, Piece: c.Name()}
 		return n
 	}
-	end := func(t SnapshotTable) {
+	// refresh copies the streamed counts into the flight list (under mu).
+	refresh := func() {
+		for name, f := range flight {
+			f.Streamed = streams[name].Load()
+		}
+	}
+	end := func(c Piece) (tableDone bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		delete(flight, t.Rel)
-		pr.TablesDone++
-		pr.BytesDone += t.Bytes
+		delete(flight, c.Name())
+		delete(streams, c.Name())
+		pr.BytesDone += c.Bytes
+		if left[c.Table.Rel]--; left[c.Table.Rel] == 0 {
+			pr.TablesDone++
+			pr.BytesDone += c.Table.Bytes - c.Bytes*int64(c.Of) // the pieces' rounding
+			tableDone = true
+		}
+		refresh()
 		tell()
+		return tableDone
 	}
 	ticking := make(chan struct{})
 	go func() {
@@ -465,6 +589,7 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				return
 			case <-t.C:
 				mu.Lock()
+				refresh()
 				tell()
 				mu.Unlock()
 			}
@@ -476,17 +601,16 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 		wg.Add(1)
 		go func(b, g *pgx.Conn) {
 			defer wg.Done()
-			for t := range next {
+			for c := range next {
 				if ctx.Err() != nil {
 					return
 				}
-				if _, err := copyTable(ctx, b.PgConn(), g.PgConn(), t, begin(t)); err != nil {
-					cancel(fmt.Errorf("copy %s: %w", t.Rel, err))
+				if _, err := copyPiece(ctx, b.PgConn(), g.PgConn(), c, begin(c)); err != nil {
+					cancel(fmt.Errorf("copy %s: %w", c.Name(), err))
 					return
 				}
-				end(t)
-				if p.AfterTable != nil {
-					p.AfterTable(ctx, t.Rel)
+				if end(c) && p.AfterTable != nil {
+					p.AfterTable(ctx, c.Table.Rel)
 				}
 			}
 		}(blues[i], greens[i])
@@ -513,10 +637,11 @@ func (c countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// copyTable streams one table from blue's COPY TO into green's COPY FROM,
-// counting the text streamed, and returns the rows green took.
-func copyTable(ctx context.Context, b, g *pgconn.PgConn, t SnapshotTable, streamed *atomic.Int64) (int64, error) {
-	out, in := t.CopyOut(), t.CopyIn()
+// copyPiece streams one table, or a piece of one, from blue's COPY TO
+// into green's COPY FROM, counting the text streamed, and returns the rows
+// green took.
+func copyPiece(ctx context.Context, b, g *pgconn.PgConn, c Piece, streamed *atomic.Int64) (int64, error) {
+	out, in := c.CopyOut(), c.Table.CopyIn()
 	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {

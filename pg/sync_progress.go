@@ -181,7 +181,13 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 		if running[pub] == nil {
 			running[pub] = map[string]*flight{}
 		}
-		if table != "" {
+		if table == "" {
+			continue
+		}
+		// A split table has a COPY for each of its pieces in flight.
+		if f := running[pub][table]; f != nil {
+			f.rows += n
+		} else {
 			running[pub][table] = &flight{rows: n}
 		}
 	}

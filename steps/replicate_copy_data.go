@@ -368,7 +368,7 @@ func snapshotCopyLine(pr pg.SnapshotCopyProgress, took time.Duration) string {
 	if len(pr.InFlight) > 0 {
 		names := make([]string, 0, 3)
 		for _, t := range pr.InFlight[:min(3, len(pr.InFlight))] {
-			names = append(names, fmt.Sprintf("%s (%s streamed)", t.Rel, pg.Bytes(t.Streamed)))
+			names = append(names, fmt.Sprintf("%s (%s streamed)", t.Piece, pg.Bytes(t.Streamed)))
 		}
 		l += "; in flight: " + strings.Join(names, ", ")
 	}

@@ -27,7 +27,8 @@ import (
 // PGBG_BENCH_PUBS=one keeps one publication for every table; by default
 // pgbench_accounts has one of its own and the other tables are copied in
 // one snapshot (copy: snapshot); PGBG_BENCH_PUBS=tablesync copies those by
-// table sync too. Each tool copies into a database
+// table sync too; PGBG_BENCH_PUBS=snapshot copies every table in one
+// snapshot, pgbench_accounts split. Each tool copies into a database
 // of its own on green, dropped afterwards.
 
 // syncBenchScale is the pgbench scale of the benchmark's data.
@@ -98,6 +99,10 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	switch os.Getenv("PGBG_BENCH_PUBS") {
 	case "one":
 		// The lab's single FOR ALL TABLES publication, copied by table sync.
+	case "snapshot":
+		// Every table in one snapshot (copy-data), pgbench_accounts split
+		// in ranges of its heap on every session.
+		cfg.Publications = []config.Publication{{Name: "pgbg_all", Copy: config.CopySnapshot}}
 	case "tablesync":
 		// The largest table in a publication of its own, so its copy starts
 		// first (its subscription is enabled first) instead of after the

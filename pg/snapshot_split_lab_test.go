@@ -1,0 +1,151 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgbluegreen/pgbluegreen/pg/lab/labtest"
+)
+
+// A table above twice the piece size is copied in ranges of its heap, on
+// every session, in the one snapshot, under writes to it; after the
+// subscription made on the slot catches up it is equal on both sides
+// (count and hash). Its heap is uneven: a third of it emptied by a DELETE
+// and a VACUUM (a bloated middle), and rows whose values live in TOAST at
+// its end; the ranges are of equal pages, so the pieces still share it.
+func TestSnapshotCopySplitsABigTable(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, `CREATE TABLE public.split_big (id bigint PRIMARY KEY, pad text NOT NULL)`)
+	mustExec(t, l.blue, `ALTER TABLE public.split_big ALTER COLUMN pad SET STORAGE EXTERNAL`)
+	mustExec(t, l.blue, `INSERT INTO public.split_big SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 30000) g`)
+	mustExec(t, l.blue, `DELETE FROM public.split_big WHERE id BETWEEN 10001 AND 20000`)
+	mustExec(t, l.blue, `VACUUM public.split_big`)
+	mustExec(t, l.blue, `INSERT INTO public.split_big SELECT g, repeat(md5(g::text), 200) FROM generate_series(30001, 30300) g`)
+	mustExec(t, l.blue, `CREATE PUBLICATION split FOR TABLE public.split_big, public.ledger`)
+	l.schemaToGreen(t)
+
+	tables, err := SnapshotTables(ctx, l.blue, "split")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) != 2 || tables[0].Rel.Name != "split_big" || tables[0].Pages == 0 {
+		t.Fatalf("tables read on blue: %+v", tables)
+	}
+	big := tables[0]
+	p := SnapshotCopyParams{Publication: "split", Slot: "split", Tables: tables, Jobs: 3, PieceBytes: big.Bytes / 8}
+	pieces := p.Pieces()
+	var of []Piece
+	for _, c := range pieces {
+		if c.Table.Rel == big.Rel {
+			of = append(of, c)
+		}
+	}
+	if len(of) != 8 || of[0].From != 0 || of[len(of)-1].To != 0 || p.Sessions() != 3 {
+		t.Fatalf("%s (%d pages, %s) split into %+v on %d sessions, want 8 ranges from page 0 to the end on 3", big.Rel, big.Pages, Bytes(big.Bytes), of, p.Sessions())
+	}
+	for k := 1; k < len(of); k++ {
+		if of[k].From != of[k-1].To || of[k].K != k+1 {
+			t.Fatalf("pieces %d and %d do not meet: %+v", k, k+1, of)
+		}
+	}
+	var lines []string
+	for _, s := range p.Statements() {
+		lines = append(lines, s.String()+"  -- "+s.Note)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, `ctid >= '(0,0)'::tid AND ctid < '(`) || !strings.Contains(plan, "piece 8 of 8") {
+		t.Errorf("the plan does not show the ranges:\n%s", plan)
+	}
+
+	// Writes all along, to the split table and to another.
+	wctx, stopWrites := context.WithCancel(ctx)
+	var writes atomic.Int64
+	writing := make(chan error, 1)
+	go func() {
+		for wctx.Err() == nil {
+			n := writes.Load()
+			_, err := l.blue.Exec(wctx, `WITH i AS (INSERT INTO public.split_big VALUES (100000 + $1, 'new') RETURNING 1)
+UPDATE public.split_big SET pad = pad || 'x' WHERE id = $1 % 30000 + 1`, n)
+			if err != nil && wctx.Err() == nil {
+				writing <- err
+				return
+			}
+			writes.Add(1)
+		}
+		writing <- nil
+	}()
+
+	var mu sync.Mutex
+	streamed := map[string]int64{}
+	p.Progress = func(pr SnapshotCopyProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range pr.InFlight {
+			streamed[f.Piece] = max(streamed[f.Piece], f.Streamed)
+		}
+		if pr.TablesDone > 2 || pr.BytesDone > pr.BytesTotal {
+			t.Errorf("progress %+v", pr)
+		}
+	}
+	var tablesDone atomic.Int64
+	p.AfterTable = func(context.Context, Rel) { tablesDone.Add(1) }
+	lsn, err := p.Exec(ctx, l.blue, l.green)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tablesDone.Load(); n != 2 {
+		t.Errorf("told of %d tables done, want 2 (a split table once)", n)
+	}
+	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "split", Publication: "split", Slot: "split", Conninfo: l.subscriptionConninfo()}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, l.green, "ALTER SUBSCRIPTION split ENABLE")
+	time.Sleep(300 * time.Millisecond)
+	stopWrites()
+	if err := <-writing; err != nil {
+		t.Fatal(err)
+	}
+	labtest.WaitSlotDrained(t, l.blue, "split", nil)
+	t.Logf("copied at %s in %d pieces on %d sessions; %d writes on blue during the copy and after it", lsn, len(pieces), p.Sessions(), writes.Load())
+
+	q := "SELECT count(*)::text || ' ' || coalesce(sum(hashtext(t::text)), 0)::text FROM public.split_big t"
+	var b, g string
+	if err := l.blue.QueryRow(ctx, q).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.green.QueryRow(ctx, q).Scan(&g); err != nil {
+		t.Fatal(err)
+	}
+	if b != g || strings.HasPrefix(b, "0 ") {
+		t.Errorf("split_big: blue %s, green %s (count, hash)", b, g)
+	}
+	// The pieces share the table: the ones over the emptied middle hold
+	// little, the last one (TOAST) more, and none most of it. Read on blue
+	// with each piece's own range.
+	var total, most int64
+	var each []string
+	for _, c := range of {
+		sel := strings.TrimSuffix(strings.TrimPrefix(c.CopyOut().SQL, "COPY ("), ") TO STDOUT")
+		var n, bytes int64
+		if err := l.blue.QueryRow(ctx, "SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0)::bigint FROM ("+sel+") s").Scan(&n, &bytes); err != nil {
+			t.Fatal(err)
+		}
+		total += bytes
+		most = max(most, bytes)
+		each = append(each, fmt.Sprintf("%s %d rows %s", c.Name(), n, Bytes(bytes)))
+	}
+	mu.Lock()
+	seen := len(streamed)
+	mu.Unlock()
+	t.Logf("pieces now: %s; %d pieces seen in flight", strings.Join(each, "; "), seen)
+	if most*2 > total || seen < 2 {
+		t.Errorf("one piece holds %d of %d bytes, or fewer than 2 pieces seen in flight (%d): the split is not useful", most, total, seen)
+	}
+}
