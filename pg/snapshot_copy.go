@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -262,6 +263,8 @@ type SnapshotCopyProgress struct {
 	// InFlight are the tables being copied now, with the COPY text
 	// streamed for each so far.
 	InFlight []TableStream
+	// IndexesDone of IndexesTotal are built again after the data.
+	IndexesDone, IndexesTotal int
 }
 
 // TableStream is a table, or a piece of one, in flight and the COPY text
@@ -286,6 +289,12 @@ type SnapshotCopyParams struct {
 	// PieceBytes is the size of a large table's pieces (Pieces); 0 is
 	// DefaultPieceBytes.
 	PieceBytes int64
+	// Deferred are green's indexes built after the data
+	// (DeferrableIndexes): dropped, and recorded, before the slot is made.
+	Deferred []DeferredIndex
+	// Note is told what the copy did otherwise than planned (indexes it
+	// could not drop, so kept).
+	Note func(string)
 	// Truncate empties every table of the publication on green first: what
 	// an earlier copy of it left there.
 	Truncate bool
@@ -407,6 +416,13 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	if p.Truncate {
 		out = append(out, p.truncateStmt().With("what an earlier copy of this publication left on green"))
 	}
+	if p.TablesUnknown {
+		out = append(out, Stmt{On: "green", SQL: "DROP INDEX " + Placeholder("each index of a table of "+Bytes(DefaultDeferAbove)+" or more on blue"),
+			Note: "or ALTER TABLE ... DROP CONSTRAINT for a primary key or unique constraint; recorded in " + DeferredTable + " in the same transaction, built again after the data"})
+	}
+	for _, s := range deferStmts(p.Publication, p.Deferred) {
+		out = append(out, s.With("built again after the data; recorded so that a copy stopped half way builds them when run again"))
+	}
 	out = append(out, p.SlotStmt())
 	for _, s := range importStmts(Placeholder("the snapshot the slot exported")) {
 		out = append(out, s.With(each))
@@ -427,7 +443,21 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 		}
 		out = append(out, c.CopyOut().With(note), c.Table.CopyIn())
 	}
-	return append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
+	out = append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
+	if p.TablesUnknown {
+		out = append(out, Stmt{On: "green", SQL: "CREATE INDEX " + Placeholder("each index dropped above, as it was"), Note: "on whichever session is free, largest table first, each with its record's removal"})
+	}
+	for _, d := range p.Deferred {
+		for _, tx := range buildStmts(p.Publication, d) {
+			for _, s := range tx {
+				out = append(out, s.With("on whichever session is free, largest table first"))
+			}
+		}
+	}
+	if len(p.Deferred) > 0 {
+		out = append(out, forgetStmts()...)
+	}
+	return out
 }
 
 // Exec opens Jobs sessions on green, empties the publication's tables
@@ -452,6 +482,22 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 	if p.Truncate {
 		if err := p.truncateStmt().Exec(ctx, greens[0]); err != nil {
 			return "", fmt.Errorf("empty the tables an earlier copy left on green: %w", err)
+		}
+	}
+	if s := deferStmts(p.Publication, p.Deferred); s != nil {
+		if err := ExecTx(ctx, greens[0], s); err != nil {
+			// A view that needs a primary key, say: the indexes stay, and
+			// the copy keeps them up to date as it goes.
+			var kept []DeferredIndex
+			for _, d := range p.Deferred {
+				if d.Recorded {
+					kept = append(kept, d)
+				}
+			}
+			p.Deferred = kept
+			if p.Note != nil {
+				p.Note(fmt.Sprintf("the indexes of the largest tables stay during the copy (dropping them failed: %v)", err))
+			}
 		}
 	}
 	cfg := blue.Config().ConnConfig.Config.Copy()
@@ -496,6 +542,19 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 			return "", err
 		}
 	}
+	pr := SnapshotCopyProgress{TablesDone: len(p.Tables), TablesTotal: len(p.Tables), IndexesTotal: len(p.Deferred)}
+	for _, t := range p.Tables {
+		pr.BytesTotal += t.Bytes
+	}
+	pr.BytesDone = pr.BytesTotal
+	if err := buildDeferred(ctx, p.Publication, p.Deferred, greens, func(DeferredIndex) {
+		pr.IndexesDone++
+		if p.Progress != nil {
+			p.Progress(pr)
+		}
+	}); err != nil {
+		return "", err
+	}
 	return lsn, nil
 }
 
@@ -512,7 +571,19 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 		return cause
 	}
 	if err := p.truncateStmt().Exec(ctx, green); err != nil {
-		cause = fmt.Errorf("%w; and green's tables could not be emptied (%v): copy-data refuses to copy into them until %s runs on green", cause, err, p.truncateStmt())
+		return fmt.Errorf("%w; and green's tables could not be emptied (%v): copy-data refuses to copy into them until %s runs on green", cause, err, p.truncateStmt())
+	}
+	// The tables are empty: what was deferred builds in no time.
+	left, err := recordedIndexes(ctx, green, p.Publication)
+	if err == nil && len(left) > 0 {
+		var c *pgxpool.Conn
+		if c, err = green.Acquire(ctx); err == nil {
+			err = buildDeferred(ctx, p.Publication, left, []*pgx.Conn{c.Conn()}, nil)
+			c.Release()
+		}
+	}
+	if err != nil {
+		cause = fmt.Errorf("%w; and the indexes it dropped on green could not be built again (%v): copy-data builds them when run again", cause, err)
 	}
 	return cause
 }
@@ -637,6 +708,9 @@ func (c countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// copyChunk is how much of blue's COPY text is passed to green's at once.
+const copyChunk = 256 << 10
+
 // copyPiece streams one table, or a piece of one, from blue's COPY TO
 // into green's COPY FROM, counting the text streamed, and returns the rows
 // green took.
@@ -646,7 +720,13 @@ func copyPiece(ctx context.Context, b, g *pgconn.PgConn, c Piece, streamed *atom
 	done := make(chan error, 1)
 	go func() {
 		start := time.Now()
-		_, err := b.CopyTo(ctx, countingWriter{w, streamed}, out.SQL)
+		// Blue sends a row a message: handed to green a row at a time,
+		// each would cross the pipe and leave as a message of its own.
+		bw := bufio.NewWriterSize(countingWriter{w, streamed}, copyChunk)
+		_, err := b.CopyTo(ctx, bw, out.SQL)
+		if err == nil {
+			err = bw.Flush()
+		}
 		out.report(ctx, start, err)
 		w.CloseWithError(err) // nil: green reads to the end
 		done <- err

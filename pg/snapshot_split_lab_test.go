@@ -28,6 +28,8 @@ func TestSnapshotCopySplitsABigTable(t *testing.T) {
 	mustExec(t, l.blue, `DELETE FROM public.split_big WHERE id BETWEEN 10001 AND 20000`)
 	mustExec(t, l.blue, `VACUUM public.split_big`)
 	mustExec(t, l.blue, `INSERT INTO public.split_big SELECT g, repeat(md5(g::text), 200) FROM generate_series(30001, 30300) g`)
+	mustExec(t, l.blue, `ALTER TABLE public.split_big ADD COLUMN k int, ADD CONSTRAINT split_k UNIQUE (k) DEFERRABLE INITIALLY DEFERRED`)
+	mustExec(t, l.blue, `CREATE INDEX split_pad ON public.split_big (left(pad, 8)) WHERE id % 2 = 0`)
 	mustExec(t, l.blue, `CREATE PUBLICATION split FOR TABLE public.split_big, public.ledger`)
 	l.schemaToGreen(t)
 
@@ -40,6 +42,15 @@ func TestSnapshotCopySplitsABigTable(t *testing.T) {
 	}
 	big := tables[0]
 	p := SnapshotCopyParams{Publication: "split", Slot: "split", Tables: tables, Jobs: 3, PieceBytes: big.Bytes / 8}
+	// The split table's indexes are built after the data: its primary
+	// key, a deferrable unique constraint, an expression index with a
+	// predicate; ledger's are kept (below the size given).
+	if p.Deferred, err = DeferrableIndexes(ctx, l.green, "split", tables, big.Bytes/2); err != nil {
+		t.Fatal(err)
+	}
+	if got := deferredNames(p.Deferred, 5); got != "public.split_big_pkey, public.split_k, public.split_pad" {
+		t.Fatalf("indexes built after the data: %s", got)
+	}
 	pieces := p.Pieces()
 	var of []Piece
 	for _, c := range pieces {
@@ -60,8 +71,12 @@ func TestSnapshotCopySplitsABigTable(t *testing.T) {
 		lines = append(lines, s.String()+"  -- "+s.Note)
 	}
 	plan := strings.Join(lines, "\n")
-	if !strings.Contains(plan, `ctid >= '(0,0)'::tid AND ctid < '(`) || !strings.Contains(plan, "piece 8 of 8") {
-		t.Errorf("the plan does not show the ranges:\n%s", plan)
+	for _, want := range []string{`ctid >= '(0,0)'::tid AND ctid < '(`, "piece 8 of 8",
+		`ALTER TABLE "public"."split_big" DROP CONSTRAINT "split_big_pkey"`, `DROP INDEX "public"."split_pad"`,
+		`ALTER TABLE "public"."split_big" ADD CONSTRAINT "split_k" UNIQUE USING INDEX "split_k" DEFERRABLE INITIALLY DEFERRED`} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan does not show %s:\n%s", want, plan)
+		}
 	}
 
 	// Writes all along, to the split table and to another.
@@ -103,6 +118,7 @@ UPDATE public.split_big SET pad = pad || 'x' WHERE id = $1 % 30000 + 1`, n)
 	if n := tablesDone.Load(); n != 2 {
 		t.Errorf("told of %d tables done, want 2 (a split table once)", n)
 	}
+	sameIndexes(t, l, "split_big")
 	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "split", Publication: "split", Slot: "split", Conninfo: l.subscriptionConninfo()}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +163,102 @@ UPDATE public.split_big SET pad = pad || 'x' WHERE id = $1 % 30000 + 1`, n)
 	t.Logf("pieces now: %s; %d pieces seen in flight", strings.Join(each, "; "), seen)
 	if most*2 > total || seen < 2 {
 		t.Errorf("one piece holds %d of %d bytes, or fewer than 2 pieces seen in flight (%d): the split is not useful", most, total, seen)
+	}
+}
+
+// sameIndexes fails t unless green's indexes and constraints of table are
+// blue's, and nothing of the program's is left on green.
+func sameIndexes(t *testing.T, l *testLab, table string) {
+	t.Helper()
+	ctx := context.Background()
+	q := `SELECT coalesce(string_agg(d, E'\n' ORDER BY d), '') FROM (
+  SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1
+  UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = format('public.%I', $1)::regclass
+  UNION ALL SELECT 'replica identity ' || relreplident::text FROM pg_class WHERE oid = format('public.%I', $1)::regclass) x`
+	var b, g string
+	if err := l.blue.QueryRow(ctx, q, table).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.green.QueryRow(ctx, q, table).Scan(&g); err != nil {
+		t.Fatal(err)
+	}
+	if b != g || !strings.Contains(g, "PRIMARY KEY") {
+		t.Errorf("%s's indexes differ:\nblue:\n%s\ngreen:\n%s", table, b, g)
+	}
+	var left bool
+	if err := l.green.QueryRow(ctx, "SELECT to_regnamespace($1) IS NOT NULL", RecorderSchema).Scan(&left); err != nil || left {
+		t.Errorf("schema %s left on green (%v)", RecorderSchema, err)
+	}
+}
+
+// Indexes a copy dropped come back whatever becomes of it: a copy that
+// fails builds them again (its tables emptied) before it returns, and
+// those a killed copy left recorded are built by the next one, which
+// finds them recorded. Until then nothing may subscribe (DeferredLeft).
+func TestDeferredIndexesComeBack(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, `CREATE TABLE public.dix (id bigint PRIMARY KEY, k int NOT NULL, v text)`)
+	mustExec(t, l.blue, `CREATE INDEX dix_k ON public.dix (k)`)
+	mustExec(t, l.blue, `ALTER TABLE public.dix REPLICA IDENTITY USING INDEX dix_pkey`)
+	mustExec(t, l.blue, `INSERT INTO public.dix SELECT g, g % 97, md5(g::text) FROM generate_series(1, 20000) g`)
+	mustExec(t, l.blue, `CREATE PUBLICATION dix FOR TABLE public.dix`)
+	l.schemaToGreen(t)
+	tables, err := SnapshotTables(ctx, l.blue, "dix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred := func() []DeferredIndex {
+		t.Helper()
+		ds, err := DeferrableIndexes(ctx, l.green, "dix", tables, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+
+	// A copy refused by green half way: a constraint green has and blue
+	// does not.
+	mustExec(t, l.green, `ALTER TABLE public.dix ADD CONSTRAINT dix_no CHECK (k < 0) NOT VALID`)
+	p := SnapshotCopyParams{Publication: "dix", Slot: "dix", Tables: tables, Jobs: 2, Deferred: deferred()}
+	if len(p.Deferred) != 2 {
+		t.Fatalf("deferred: %+v", p.Deferred)
+	}
+	if _, err := p.Exec(ctx, l.blue, l.green); err == nil || strings.Contains(err.Error(), "could not") {
+		t.Fatalf("a copy refused by green: %v", err)
+	}
+	mustExec(t, l.green, `ALTER TABLE public.dix DROP CONSTRAINT dix_no`)
+	sameIndexes(t, l, "dix")
+
+	// A copy killed after it dropped them: the record stays.
+	ds := deferred()
+	c, err := l.green.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ExecTx(ctx, c.Conn(), deferStmts("dix", ds))
+	c.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, err := DeferredLeft(ctx, l.green); err != nil || left != "public.dix_k, public.dix_pkey" {
+		t.Fatalf("left after a killed copy: %q %v", left, err)
+	}
+	again := deferred()
+	if len(again) != 2 || !again[0].Recorded || !again[1].Recorded {
+		t.Fatalf("the next copy's deferred indexes: %+v", again)
+	}
+	p = SnapshotCopyParams{Publication: "dix", Slot: "dix", Tables: tables, Jobs: 2, Deferred: again}
+	if _, err := p.Exec(ctx, l.blue, l.green); err != nil {
+		t.Fatal(err)
+	}
+	sameIndexes(t, l, "dix")
+	if left, err := DeferredLeft(ctx, l.green); err != nil || left != "" {
+		t.Errorf("left after the copy: %q %v", left, err)
+	}
+	var n int
+	if err := l.green.QueryRow(ctx, "SELECT count(*) FROM public.dix").Scan(&n); err != nil || n != 20000 {
+		t.Errorf("%d rows on green (%v)", n, err)
 	}
 }

@@ -123,6 +123,11 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 			return e.refuse("slot %s does not exist on blue: run create-slots first", e.Config.Feed(p.Name))
 		}
 	}
+	if left, err := pg.DeferredLeft(ctx, e.Green); err != nil {
+		return err
+	} else if left != "" {
+		return e.refuse("indexes a snapshot copy dropped on green are not built again yet (%s, in %s): run copy-data, which builds them", left, pg.DeferredTable)
+	}
 	if e.Config.IsCloneStrategy() {
 		// Trap 4: a clone carries blue's publications (and on Aurora its
 		// slots); they must be gone before green subscribes.

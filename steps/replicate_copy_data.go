@@ -202,6 +202,9 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 		if op.params.Tables, err = pg.SnapshotTables(ctx, e.Blue, p.Name); err != nil {
 			return nil, err
 		}
+		if op.params.Deferred, err = pg.DeferrableIndexes(ctx, e.Green, p.Name, op.params.Tables, 0); err != nil {
+			return nil, err
+		}
 		missing, err := pg.MissingOnGreen(ctx, e.Green, op.params.Tables)
 		if err != nil {
 			return nil, err
@@ -329,8 +332,9 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	start := time.Now()
 	last := start
 	p.OnSlot = func(lsn string) {
-		e.Logf("slot %s created at %s, exporting its snapshot; copying %d tables (%s) on %d sessions", p.Slot, lsn, len(p.Tables), pg.Bytes(totalBytes(p.Tables)), p.Sessions())
+		e.Logf("slot %s created at %s, exporting its snapshot; copying %d tables (%s) in %d pieces on %d sessions%s", p.Slot, lsn, len(p.Tables), pg.Bytes(totalBytes(p.Tables)), len(p.Pieces()), p.Sessions(), deferredLine(p.Deferred))
 	}
+	p.Note = func(s string) { e.Warnf("%s", s) }
 	p.Progress = func(pr pg.SnapshotCopyProgress) {
 		if time.Since(last) < copyDataLogEvery {
 			return
@@ -356,9 +360,20 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	return e.Record(snapshotCopiedKey(p.Publication), lsn)
 }
 
+// deferredLine says which indexes are built after the data.
+func deferredLine(ds []pg.DeferredIndex) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d indexes of the largest tables built after the data", len(ds))
+}
+
 // snapshotCopyLine says how far a snapshot copy is, as the table sync's
 // progress does.
 func snapshotCopyLine(pr pg.SnapshotCopyProgress, took time.Duration) string {
+	if pr.IndexesTotal > 0 && pr.TablesDone == pr.TablesTotal {
+		return fmt.Sprintf("every table copied; building the indexes deferred: %d/%d built", pr.IndexesDone, pr.IndexesTotal)
+	}
 	l := fmt.Sprintf("copying in the snapshot: %d/%d tables, %s of %s", pr.TablesDone, pr.TablesTotal, pg.Bytes(pr.BytesDone), pg.Bytes(pr.BytesTotal))
 	if took > time.Second && pr.BytesDone > 0 {
 		rate := float64(pr.BytesDone) / took.Seconds()
