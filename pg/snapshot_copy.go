@@ -41,6 +41,10 @@ type SnapshotTable struct {
 	Partitioned bool
 	// Bytes is its size on blue (its partitions' for a partitioned table).
 	Bytes int64
+	// Binary: every column copied is of a type built into PostgreSQL,
+	// whose binary form every version reads as every other writes it; the
+	// COPY goes in binary, which neither side has to print or parse.
+	Binary bool
 	// Pages is its heap's length in pages on blue, read where blue scans a
 	// range of a heap without reading the rest (TID range scans, PG14):
 	// such a table is split (Pieces). 0: copied in one piece.
@@ -52,7 +56,9 @@ type SnapshotTable struct {
 // (PG12), partition trees (PG12; a publication holds a partitioned table
 // from PG13), a publication's column list and row filter (PG15), a
 // heap's pages where a range of them can be scanned alone (PG14).
-// Columns: schema, table, partitioned, columns, filter, bytes, pages.
+// Columns: schema, table, partitioned, columns, filter, bytes, pages,
+// binary (no column of a type made in the database: 16384 is
+// FirstNormalObjectId).
 const snapshotTablesSQL = `
 SELECT t.schemaname::text, t.tablename::text, c.relkind = 'p',
        ARRAY(SELECT a.attname::text FROM pg_attribute a
@@ -61,7 +67,9 @@ SELECT t.schemaname::text, t.tablename::text, c.relkind = 'p',
        %s,
        CASE WHEN c.relkind = 'p' THEN %s
             ELSE pg_table_size(c.oid) END::bigint,
-       %s
+       %s,
+       NOT EXISTS (SELECT 1 FROM pg_attribute a
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid >= 16384)
 FROM pg_publication_tables t
 JOIN pg_namespace n ON n.nspname = t.schemaname
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
@@ -91,7 +99,7 @@ func SnapshotTables(ctx context.Context, pool *pgxpool.Pool, pub string) ([]Snap
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SnapshotTable, error) {
 		var t SnapshotTable
-		err := r.Scan(&t.Rel.Schema, &t.Rel.Name, &t.Partitioned, &t.Columns, &t.Filter, &t.Bytes, &t.Pages)
+		err := r.Scan(&t.Rel.Schema, &t.Rel.Name, &t.Partitioned, &t.Columns, &t.Filter, &t.Bytes, &t.Pages, &t.Binary)
 		return t, err
 	})
 	if err != nil {
@@ -209,13 +217,21 @@ func (c Piece) CopyOut() Stmt {
 		where = append(where, "("+t.Filter+")")
 	}
 	if !t.Partitioned && len(where) == 0 {
-		return Stmt{On: "blue", SQL: "COPY " + t.Rel.String() + " " + t.columnList() + " TO STDOUT"}
+		return Stmt{On: "blue", SQL: "COPY " + t.Rel.String() + " " + t.columnList() + " TO STDOUT" + t.format()}
 	}
 	sel := "SELECT " + strings.Trim(t.columnList(), "()") + " FROM " + t.Rel.String()
 	if len(where) > 0 {
 		sel += " WHERE " + strings.Join(where, " AND ")
 	}
-	return Stmt{On: "blue", SQL: "COPY (" + sel + ") TO STDOUT"}
+	return Stmt{On: "blue", SQL: "COPY (" + sel + ") TO STDOUT" + t.format()}
+}
+
+// format is the COPY's options: binary where every column's type allows.
+func (t SnapshotTable) format() string {
+	if t.Binary {
+		return " (FORMAT binary)"
+	}
+	return ""
 }
 
 // Pieces splits the tables for the sessions, in the order they are
@@ -252,7 +268,7 @@ func (p SnapshotCopyParams) Pieces() []Piece {
 
 // CopyIn is the COPY that writes it on green.
 func (t SnapshotTable) CopyIn() Stmt {
-	return Stmt{On: "green", SQL: "COPY " + t.Rel.String() + " " + t.columnList() + " FROM STDIN"}
+	return Stmt{On: "green", SQL: "COPY " + t.Rel.String() + " " + t.columnList() + " FROM STDIN" + t.format()}
 }
 
 // SnapshotCopyProgress is how far a snapshot copy is.
@@ -433,7 +449,7 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	}
 	if p.TablesUnknown {
 		for _, t := range tables {
-			out = append(out, t.CopyOut().With("into the COPY below; a table of "+Bytes(2*DefaultPieceBytes)+" or more in ranges of its heap, on every session"), t.CopyIn())
+			out = append(out, t.CopyOut().With("into the COPY below; a table of "+Bytes(2*DefaultPieceBytes)+" or more in ranges of its heap, on every session; FORMAT binary where every column's type is built in"), t.CopyIn())
 		}
 	}
 	for _, c := range p.Pieces() {
@@ -443,17 +459,18 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 		}
 		out = append(out, c.CopyOut().With(note), c.Table.CopyIn())
 	}
-	out = append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
+	const building = "once its table's last piece is in, on the session that copied it, while the others copy on"
 	if p.TablesUnknown {
-		out = append(out, Stmt{On: "green", SQL: "CREATE INDEX " + Placeholder("each index dropped above, as it was"), Note: "on whichever session is free, largest table first, each with its record's removal"})
+		out = append(out, Stmt{On: "green", SQL: "CREATE INDEX " + Placeholder("each index dropped above, as it was"), Note: building + "; its record removed with it"})
 	}
 	for _, d := range p.Deferred {
 		for _, tx := range buildStmts(p.Publication, d) {
 			for _, s := range tx {
-				out = append(out, s.With("on whichever session is free, largest table first"))
+				out = append(out, s.With(building))
 			}
 		}
 	}
+	out = append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
 	if len(p.Deferred) > 0 {
 		out = append(out, forgetStmts()...)
 	}
@@ -542,18 +559,25 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 			return "", err
 		}
 	}
-	pr := SnapshotCopyProgress{TablesDone: len(p.Tables), TablesTotal: len(p.Tables), IndexesTotal: len(p.Deferred)}
-	for _, t := range p.Tables {
-		pr.BytesTotal += t.Bytes
-	}
-	pr.BytesDone = pr.BytesTotal
-	if err := buildDeferred(ctx, p.Publication, p.Deferred, greens, func(DeferredIndex) {
-		pr.IndexesDone++
-		if p.Progress != nil {
-			p.Progress(pr)
+	if len(p.Deferred) > 0 {
+		// Recorded by an earlier copy for a table this one did not copy
+		// (the publication changed since): built now all the same.
+		copied := map[Rel]bool{}
+		for _, t := range p.Tables {
+			copied[t.Rel] = true
 		}
-	}); err != nil {
-		return "", err
+		var rest []DeferredIndex
+		for _, d := range p.Deferred {
+			if !copied[d.Table] {
+				rest = append(rest, d)
+			}
+		}
+		if err := buildDeferred(ctx, p.Publication, rest, greens); err != nil {
+			return "", err
+		}
+		if err := ExecAll(ctx, greens[0], forgetStmts()); err != nil {
+			return "", err
+		}
 	}
 	return lsn, nil
 }
@@ -578,7 +602,9 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 	if err == nil && len(left) > 0 {
 		var c *pgxpool.Conn
 		if c, err = green.Acquire(ctx); err == nil {
-			err = buildDeferred(ctx, p.Publication, left, []*pgx.Conn{c.Conn()}, nil)
+			if err = buildDeferred(ctx, p.Publication, left, []*pgx.Conn{c.Conn()}); err == nil {
+				err = ExecAll(ctx, c.Conn(), forgetStmts())
+			}
 			c.Release()
 		}
 	}
@@ -607,6 +633,11 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 		left[c.Table.Rel]++
 	}
 	close(next)
+	builds := map[Rel][]DeferredIndex{}
+	for _, d := range p.Deferred {
+		builds[d.Table] = append(builds[d.Table], d)
+		pr.IndexesTotal++
+	}
 	var mu sync.Mutex
 	flight := map[string]*TableStream{}
 	tell := func() { // under mu
@@ -680,7 +711,22 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 					cancel(fmt.Errorf("copy %s: %w", c.Name(), err))
 					return
 				}
-				if end(c) && p.AfterTable != nil {
+				if !end(c) {
+					continue
+				}
+				// The table is in: its indexes are built now, on this
+				// session, while the others copy on.
+				for _, d := range builds[c.Table.Rel] {
+					if err := buildOne(ctx, p.Publication, d, g); err != nil {
+						cancel(err)
+						return
+					}
+					mu.Lock()
+					pr.IndexesDone++
+					tell()
+					mu.Unlock()
+				}
+				if p.AfterTable != nil {
 					p.AfterTable(ctx, c.Table.Rel)
 				}
 			}

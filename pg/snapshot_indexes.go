@@ -235,11 +235,20 @@ func forgetStmts() []Stmt {
 END $pgbg$`, Literal(DeferredTable), DeferredTable, Literal(RecorderSchema), Ident(RecorderSchema))}}
 }
 
-// buildDeferred builds every deferred index on the sessions, largest table
-// first, each in its own transaction with its record's removal, then drops
-// the table of records once it is empty. The first error stops the others;
-// what was not built stays recorded.
-func buildDeferred(ctx context.Context, pub string, ds []DeferredIndex, sessions []*pgx.Conn, told func(DeferredIndex)) error {
+// buildOne builds index d again on session c.
+func buildOne(ctx context.Context, pub string, d DeferredIndex, c *pgx.Conn) error {
+	for _, tx := range buildStmts(pub, d) {
+		if err := ExecTx(ctx, c, tx); err != nil {
+			return fmt.Errorf("build index %s of %s again on green (it stays recorded in %s; copy-data builds it when run again): %w", d.Name, d.Table, DeferredTable, err)
+		}
+	}
+	return nil
+}
+
+// buildDeferred builds deferred indexes on the sessions, largest table
+// first, each with its record's removal. The first error stops the
+// others; what was not built stays recorded.
+func buildDeferred(ctx context.Context, pub string, ds []DeferredIndex, sessions []*pgx.Conn) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -251,7 +260,6 @@ func buildDeferred(ctx context.Context, pub string, ds []DeferredIndex, sessions
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, c := range sessions {
 		wg.Add(1)
 		go func(c *pgx.Conn) {
@@ -260,25 +268,15 @@ func buildDeferred(ctx context.Context, pub string, ds []DeferredIndex, sessions
 				if ctx.Err() != nil {
 					return
 				}
-				for _, tx := range buildStmts(pub, d) {
-					if err := ExecTx(ctx, c, tx); err != nil {
-						cancel(fmt.Errorf("build index %s of %s again on green (it stays recorded in %s; copy-data builds it when run again): %w", d.Name, d.Table, DeferredTable, err))
-						return
-					}
-				}
-				if told != nil {
-					mu.Lock()
-					told(d)
-					mu.Unlock()
+				if err := buildOne(ctx, pub, d, c); err != nil {
+					cancel(err)
+					return
 				}
 			}
 		}(c)
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return ExecAll(ctx, sessions[0], forgetStmts())
+	return context.Cause(ctx)
 }
 
 // deferredNames names up to n indexes, and how many more.

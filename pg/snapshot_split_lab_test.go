@@ -148,7 +148,7 @@ UPDATE public.split_big SET pad = pad || 'x' WHERE id = $1 % 30000 + 1`, n)
 	var total, most int64
 	var each []string
 	for _, c := range of {
-		sel := strings.TrimSuffix(strings.TrimPrefix(c.CopyOut().SQL, "COPY ("), ") TO STDOUT")
+		sel := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(c.CopyOut().SQL, "COPY ("), " (FORMAT binary)"), ") TO STDOUT")
 		var n, bytes int64
 		if err := l.blue.QueryRow(ctx, "SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0)::bigint FROM ("+sel+") s").Scan(&n, &bytes); err != nil {
 			t.Fatal(err)

@@ -371,10 +371,10 @@ func deferredLine(ds []pg.DeferredIndex) string {
 // snapshotCopyLine says how far a snapshot copy is, as the table sync's
 // progress does.
 func snapshotCopyLine(pr pg.SnapshotCopyProgress, took time.Duration) string {
-	if pr.IndexesTotal > 0 && pr.TablesDone == pr.TablesTotal {
-		return fmt.Sprintf("every table copied; building the indexes deferred: %d/%d built", pr.IndexesDone, pr.IndexesTotal)
-	}
 	l := fmt.Sprintf("copying in the snapshot: %d/%d tables, %s of %s", pr.TablesDone, pr.TablesTotal, pg.Bytes(pr.BytesDone), pg.Bytes(pr.BytesTotal))
+	if pr.IndexesTotal > 0 {
+		l += fmt.Sprintf(", %d/%d indexes built after their table", pr.IndexesDone, pr.IndexesTotal)
+	}
 	if took > time.Second && pr.BytesDone > 0 {
 		rate := float64(pr.BytesDone) / took.Seconds()
 		eta := time.Duration(float64(pr.BytesTotal-pr.BytesDone) / rate * float64(time.Second))
