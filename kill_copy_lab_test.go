@@ -28,10 +28,30 @@ func TestKillDuringSnapshotCopy(t *testing.T) {
 	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
 	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
 	snapshotCopy(t, k.info.Config)
-	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
-	k.must(t, "run", "--through", "compare-schema", "--yes")
 	blue, green := labPool(t, k.info.Blue.Conninfo), labPool(t, k.info.Green.Conninfo)
 	ctx := context.Background()
+	// A table above the size whose indexes are built after its data: the
+	// copy holds once it is in, its indexes dropped on green and recorded.
+	if _, err := blue.Exec(ctx, `CREATE TABLE public.kill_big (id bigint PRIMARY KEY, pad text NOT NULL);
+CREATE INDEX kill_big_pad ON public.kill_big (left(pad, 4));
+INSERT INTO public.kill_big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 450000) g`); err != nil {
+		t.Fatal(err)
+	}
+	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4})
+	k.must(t, "run", "--through", "compare-schema", "--yes")
+	// indexes says what green lacks of kill_big's indexes, and what the
+	// copy left recorded.
+	indexes := func() (missing int, left string) {
+		t.Helper()
+		var err error
+		if err = green.QueryRow(ctx, "SELECT 2 - count(*) FROM pg_indexes WHERE tablename = 'kill_big'").Scan(&missing); err != nil {
+			t.Fatal(err)
+		}
+		if left, err = pg.DeferredLeft(ctx, green); err != nil {
+			t.Fatal(err)
+		}
+		return missing, left
+	}
 	slot := func() (exists, active bool) {
 		t.Helper()
 		if err := blue.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = 'pgbg_all'").Scan(&exists, &active); err != nil {
@@ -80,6 +100,9 @@ FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgb
 		if st := copyDataStatus(); st == state.Done {
 			t.Errorf("copy-data is %s after SIGHUP", st)
 		}
+		if missing, left := indexes(); missing != 0 || left != "" {
+			t.Errorf("after SIGHUP, %d of kill_big's indexes missing on green, %q recorded: the failed copy builds them again", missing, left)
+		}
 	})
 	t.Run("SIGKILL, then the run again", func(t *testing.T) {
 		h, out := k.held(t, "copy-data", steps.CopyDataHold, true)
@@ -94,7 +117,16 @@ FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgb
 		if st := copyDataStatus(); st == state.Done {
 			t.Errorf("copy-data is %s after SIGKILL", st)
 		}
+		if missing, left := indexes(); missing != 2 || left != "public.kill_big_pad, public.kill_big_pkey" {
+			t.Errorf("after SIGKILL, %d of kill_big's indexes missing on green, %q recorded; want both, recorded", missing, left)
+		}
+		if code, out := k.cli(t, nil, "run", "create-subscriptions", "--force", "out of order on purpose", "--yes"); code == 0 || !strings.Contains(out, "run copy-data") {
+			t.Errorf("create-subscriptions with kill_big's indexes dropped on green: exit %d\n%s", code, out)
+		}
 		again := k.must(t, "run", "--through", "wait-catch-up", "--yes")
+		if missing, left := indexes(); missing != 0 || left != "" {
+			t.Errorf("after the run again, %d of kill_big's indexes missing on green, %q recorded", missing, left)
+		}
 		for _, want := range []string{"left by an interrupted copy", "hold an earlier copy's rows: emptied first", "copy_data = false"} {
 			if !strings.Contains(again, want) {
 				t.Errorf("the run after the kill does not say %q:\n%s", want, again)

@@ -319,8 +319,9 @@ type SnapshotCopyParams struct {
 	OnSlot func(lsn string)
 	// Progress is told after each table, and every second while tables copy.
 	Progress func(SnapshotCopyProgress)
-	// AfterTable, when set, runs after each table's copy commits on green
-	// (a test hook holds the copy there).
+	// AfterTable, when set, runs after each table's data commits on green,
+	// before its deferred indexes are built (a test hook holds the copy
+	// there).
 	AfterTable func(ctx context.Context, table Rel)
 }
 
@@ -714,6 +715,9 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				if !end(c) {
 					continue
 				}
+				if p.AfterTable != nil {
+					p.AfterTable(ctx, c.Table.Rel)
+				}
 				// The table is in: its indexes are built now, on this
 				// session, while the others copy on.
 				for _, d := range builds[c.Table.Rel] {
@@ -725,9 +729,6 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 					pr.IndexesDone++
 					tell()
 					mu.Unlock()
-				}
-				if p.AfterTable != nil {
-					p.AfterTable(ctx, c.Table.Rel)
 				}
 			}
 		}(blues[i], greens[i])

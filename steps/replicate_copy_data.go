@@ -20,7 +20,8 @@ import (
 const copyDataID = "copy-data"
 
 // CopyDataHold is the kill tests' point (testhook.HoldEnv): after the
-// first table's copy has committed on green.
+// first table's data has committed on green, or, when indexes are built
+// after the data, the first such table's, before its indexes are built.
 const CopyDataHold = "copy-data: a table copied"
 
 func copyData() *Step {
@@ -345,7 +346,17 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	if holdPoint() == CopyDataHold {
 		h := attemptHooks{e: e, hold: CopyDataHold}
 		var once sync.Once
-		p.AfterTable = func(ctx context.Context, _ pg.Rel) { once.Do(func() { h.BeforeSubStep(ctx, CopyDataHold) }) }
+		// After the first table in, or the first whose indexes wait to be
+		// built when any do: a kill there leaves them recorded.
+		waits := map[pg.Rel]bool{}
+		for _, d := range p.Deferred {
+			waits[d.Table] = true
+		}
+		p.AfterTable = func(ctx context.Context, rel pg.Rel) {
+			if len(waits) == 0 || waits[rel] {
+				once.Do(func() { h.BeforeSubStep(ctx, CopyDataHold) })
+			}
+		}
 	}
 	lsn, err := p.Exec(ctx, e.Blue, e.Green)
 	if err != nil {
