@@ -63,6 +63,12 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 		t.Fatalf("copy-data advice with green's connections taken and a small size bound: %q %v", w, err)
 	}
 	t.Logf("preflight would say:\n%s", strings.Join(w, "\n"))
+	flow, slow, err := e.copyFlowAdvice(ctx)
+	if err != nil || len(flow) != 1 || slow[0] || !strings.Contains(flow[0], "copy: snapshot): every byte passes through this machine (blue -> here -> green), read from blue here at ") ||
+		!strings.Contains(flow[0], " again, under a minute at that rate") {
+		t.Errorf("where the snapshot copy's bytes flow: %q %v %v", flow, slow, err)
+	}
+	t.Logf("and: %s", strings.Join(flow, "\n"))
 
 	refused := func(id string, p RunParams, want string) {
 		t.Helper()

@@ -150,7 +150,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("preflight on the lab: %v\n%s", err, strings.Join(lines, "\n"))
 		}
-		checks, syncPlan := 0, ""
+		checks, syncPlan, flow := 0, "", ""
 		for _, l := range lines {
 			if strings.Contains(l, "preflight: PASS ") || strings.Contains(l, "preflight: WARN ") {
 				checks++
@@ -158,6 +158,12 @@ func TestPreflightStopsTheRun(t *testing.T) {
 			if strings.Contains(l, " initial sync: ") {
 				syncPlan = l
 			}
+			if strings.Contains(l, " initial copy of ") {
+				flow = l
+			}
+		}
+		if !strings.Contains(flow, "PASS initial copy of pgbg_all (") || !strings.Contains(flow, "by table sync: from blue to green directly, none of it through this machine") {
+			t.Errorf("preflight's line on where the copy's bytes flow: %q", flow)
 		}
 		// The publication is not made yet: the plan counts what it will publish.
 		if !strings.Contains(syncPlan, "PASS initial sync: ") {

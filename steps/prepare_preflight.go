@@ -201,6 +201,17 @@ func (r *preflightReport) syncWorkers(ctx context.Context, g *pg.GreenFacts) {
 	for _, w := range warns {
 		r.warn("%s", w)
 	}
+	lines, slow, err := r.e.copyFlowAdvice(ctx)
+	if err != nil {
+		r.warn("initial copy: where its bytes flow could not be read: %v", err)
+	}
+	for i, l := range lines {
+		if slow[i] {
+			r.warn("%s", l)
+		} else {
+			r.pass("%s", l)
+		}
+	}
 }
 
 func collationNames(cs []pg.CollationUse) []string {

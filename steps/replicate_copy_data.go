@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // copy-data (copy strategy): the tables of each publication with
@@ -399,4 +400,87 @@ func snapshotCopyLine(pr pg.SnapshotCopyProgress, took time.Duration) string {
 		l += "; in flight: " + strings.Join(names, ", ")
 	}
 	return l
+}
+
+// readRateSample is how much of blue's largest table preflight reads
+// through this machine to measure the way a snapshot copy takes.
+const readRateSample = 16 << 20
+
+// copyFlowAdvice says, for each publication of blue.conninfo's database,
+// where its initial copy's bytes flow: by table sync from blue to green
+// directly; by snapshot through this machine, read from blue here at a
+// rate measured now on its largest table, and what a copy stopped half
+// way costs again at that rate (warn: more than restartWarn).
+func (e *Env) copyFlowAdvice(ctx context.Context) (lines []string, warn []bool, err error) {
+	if !e.Config.CopyData() || e.Blue == nil {
+		return nil, nil, nil
+	}
+	tables, err := pg.TableSizes(ctx, e.Blue, e.Config.Schemas)
+	if err != nil {
+		return nil, nil, err
+	}
+	dedicated := map[string]string{}
+	for _, p := range e.Config.Publications {
+		for _, t := range p.Tables {
+			dedicated[qualified(t)] = p.Name
+		}
+	}
+	var rate float64 // bytes a second through here, measured once
+	for _, p := range e.Config.Publications {
+		if p.Database != "" && p.Database != e.Config.PrimaryDatabase() {
+			continue
+		}
+		var bytes int64
+		var largest *pg.SizedTable
+		for i, t := range tables {
+			if in := dedicated[t.Schema+"."+t.Name]; (len(p.Tables) > 0 && in == p.Name) || (len(p.Tables) == 0 && in == "") {
+				bytes += t.Bytes
+				if largest == nil {
+					largest = &tables[i]
+				}
+			}
+		}
+		if p.Copy != config.CopySnapshot {
+			lines = append(lines, fmt.Sprintf("initial copy of %s (%s) by table sync: from blue to green directly, none of it through this machine; stopped half way, it goes on inside green", p.Name, pg.Bytes(bytes)))
+			warn = append(warn, false)
+			continue
+		}
+		if rate == 0 && largest != nil {
+			n, took, err := pg.ReadRate(ctx, e.Blue, *largest, readRateSample)
+			if err != nil {
+				return nil, nil, err
+			}
+			rate = float64(n) / max(took.Seconds(), 0.001)
+		}
+		l := fmt.Sprintf("initial copy of %s (%s, copy: snapshot): every byte passes through this machine (blue -> here -> green)", p.Name, pg.Bytes(bytes))
+		var again time.Duration
+		if rate > 0 {
+			again = time.Duration(float64(bytes) / rate * float64(time.Second))
+			l += fmt.Sprintf(", read from blue here at %s/s just now; stopped half way it starts over: %s again, %s at that rate", pg.Bytes(int64(rate)), pg.Bytes(bytes), roundMinutes(again))
+		}
+		lines = append(lines, l)
+		warn = append(warn, again > restartWarn)
+	}
+	return lines, warn, nil
+}
+
+// restartWarn is how long a snapshot copy's restart may cost before
+// preflight warns of it.
+const restartWarn = 30 * time.Minute
+
+// roundMinutes says about how many minutes d is.
+func roundMinutes(d time.Duration) string {
+	if d < time.Minute {
+		return "under a minute"
+	}
+	return fmt.Sprintf("about %.0f min", d.Minutes())
+}
+
+// qualified is a configured table name with its schema: public's when it
+// has none.
+func qualified(t string) string {
+	if strings.Contains(t, ".") {
+		return t
+	}
+	return "public." + t
 }
