@@ -3,6 +3,8 @@ package pg
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -96,3 +98,50 @@ func waitSlotDrained(tb testing.TB, l *testLab, pool *pgxpool.Pool, slot string)
 
 // labLogs is the end of blue's and green's server logs, for a failure.
 func labLogs(l *testLab) string { return labtest.Logs(l.info) }
+
+// writeAlong runs sql on pool over and over, $1 the number of the write,
+// until the returned stop is called; stop fails tb on a write that failed
+// and returns how many committed.
+func writeAlong(tb testing.TB, pool *pgxpool.Pool, sql string) (stop func() int64) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var writes atomic.Int64
+	writing := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := pool.Exec(ctx, sql, writes.Load()); err != nil && ctx.Err() == nil {
+				writing <- err
+				return
+			}
+			writes.Add(1)
+		}
+		writing <- nil
+	}()
+	return func() int64 {
+		tb.Helper()
+		cancel()
+		if err := <-writing; err != nil {
+			tb.Fatal(err)
+		}
+		return writes.Load()
+	}
+}
+
+// sameRows fails tb unless table's rows on green are blue's (those blue
+// holds where blueWhere says, "" for all): the same count and hash, and
+// some.
+func (l *testLab) sameRows(tb testing.TB, table, blueWhere string) {
+	tb.Helper()
+	ctx := context.Background()
+	q := "SELECT count(*)::text || ' ' || coalesce(sum(hashtext(t::text)), 0)::text FROM " + table + " t"
+	var b, g string
+	if err := l.blue.QueryRow(ctx, q+blueWhere).Scan(&b); err != nil {
+		tb.Fatal(err)
+	}
+	if err := l.green.QueryRow(ctx, q).Scan(&g); err != nil {
+		tb.Fatal(err)
+	}
+	if b != g || strings.HasPrefix(b, "0 ") {
+		tb.Errorf("%s: blue %s, green %s (count, hash)", table, b, g)
+	}
+}

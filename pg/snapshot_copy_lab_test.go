@@ -63,21 +63,9 @@ func TestSnapshotCopyUnderWrites(t *testing.T) {
 	}
 
 	// Writes all along, to a table the copy reads and to one it has read.
-	wctx, stopWrites := context.WithCancel(ctx)
-	var writes atomic.Int64
-	writing := make(chan error, 1)
-	go func() {
-		for wctx.Err() == nil {
-			_, err := l.blue.Exec(wctx, `WITH i AS (INSERT INTO public.ledger (client, n, payload) VALUES (99, $1, 'snap') RETURNING 1)
-UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
-			if err != nil && wctx.Err() == nil {
-				writing <- err
-				return
-			}
-			writes.Add(1)
-		}
-		writing <- nil
-	}()
+	stopWrites := writeAlong(t, l.blue, `WITH i AS (INSERT INTO public.ledger (client, n, payload) VALUES (99, $1, 'snap') RETURNING 1)
+UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`)
+
 	var slotAt string
 	var seen atomic.Int64
 	var once sync.Once
@@ -130,12 +118,9 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 	}
 	mustExec(t, l.green, "ALTER SUBSCRIPTION snap ENABLE")
 	time.Sleep(300 * time.Millisecond)
-	stopWrites()
-	if err := <-writing; err != nil {
-		t.Fatal(err)
-	}
+	writes := stopWrites()
 	labtest.WaitSlotDrained(t, l.blue, "snap", nil)
-	t.Logf("%d writes on blue during the copy and after it", writes.Load())
+	t.Logf("%d writes on blue during the copy and after it", writes)
 
 	for _, c := range []struct{ table, blue string }{
 		{`public.ledger`, ""},
@@ -146,17 +131,7 @@ UPDATE public.snap_gen SET a = a + 1 WHERE id = $1 % 2000 + 1`, writes.Load())
 		{`public.snap_parent`, ""},
 		{`public.snap_child`, ""},
 	} {
-		q := "SELECT count(*)::text || ' ' || coalesce(sum(hashtext(t::text)), 0)::text FROM " + c.table + " t"
-		var b, g string
-		if err := l.blue.QueryRow(ctx, q+c.blue).Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.green.QueryRow(ctx, q).Scan(&g); err != nil {
-			t.Fatal(err)
-		}
-		if b != g || strings.HasPrefix(b, "0 ") {
-			t.Errorf("%s: blue %s, green %s (count, hash)", c.table, b, g)
-		}
+		l.sameRows(t, c.table, c.blue)
 	}
 }
 
