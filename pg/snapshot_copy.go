@@ -259,6 +259,8 @@ func (p SnapshotCopyParams) Pieces() []Piece {
 			c := Piece{Table: t, K: int(k) + 1, Of: int(n), From: k * t.Pages / n, Bytes: t.Bytes / n}
 			if k < n-1 {
 				c.To = (k + 1) * t.Pages / n
+			} else {
+				c.Bytes = t.Bytes - (n-1)*(t.Bytes/n) // the pieces' bytes add up to the table's
 			}
 			out = append(out, c)
 		}
@@ -640,45 +642,38 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 		pr.IndexesTotal++
 	}
 	var mu sync.Mutex
-	flight := map[string]*TableStream{}
+	type inFlight struct {
+		rel      Rel
+		streamed atomic.Int64
+	}
+	flight := map[string]*inFlight{}
 	tell := func() { // under mu
 		if p.Progress == nil {
 			return
 		}
 		pr.InFlight = pr.InFlight[:0]
-		for _, f := range flight {
-			pr.InFlight = append(pr.InFlight, *f)
+		for name, f := range flight {
+			pr.InFlight = append(pr.InFlight, TableStream{Rel: f.rel, Piece: name, Streamed: f.streamed.Load()})
 		}
 		sort.Slice(pr.InFlight, func(i, j int) bool { return pr.InFlight[i].Streamed > pr.InFlight[j].Streamed })
 		p.Progress(pr)
 	}
-	streams := map[string]*atomic.Int64{}
 	begin := func(c Piece) *atomic.Int64 {
 		mu.Lock()
 		defer mu.Unlock()
-		n := new(atomic.Int64)
-		streams[c.Name()] = n
-		flight[c.Name()] = &TableStream{Rel: c.Table.Rel, Piece: c.Name()}
-		return n
-	}
-	// refresh copies the streamed counts into the flight list (under mu).
-	refresh := func() {
-		for name, f := range flight {
-			f.Streamed = streams[name].Load()
-		}
+		f := &inFlight{rel: c.Table.Rel}
+		flight[c.Name()] = f
+		return &f.streamed
 	}
 	end := func(c Piece) (tableDone bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		delete(flight, c.Name())
-		delete(streams, c.Name())
 		pr.BytesDone += c.Bytes
 		if left[c.Table.Rel]--; left[c.Table.Rel] == 0 {
 			pr.TablesDone++
-			pr.BytesDone += c.Table.Bytes - c.Bytes*int64(c.Of) // the pieces' rounding
 			tableDone = true
 		}
-		refresh()
 		tell()
 		return tableDone
 	}
@@ -692,7 +687,6 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				return
 			case <-t.C:
 				mu.Lock()
-				refresh()
 				tell()
 				mu.Unlock()
 			}

@@ -124,8 +124,9 @@ func DeferrableIndexes(ctx context.Context, green *pgxpool.Pool, pub string, ts 
 	return out, nil
 }
 
-// recordedIndexes reads what an earlier copy of pub dropped and did not
-// build again; none when the table of records does not exist.
+// recordedIndexes reads what an earlier copy of pub ("": of any
+// publication) dropped and did not build again; none when the table of
+// records does not exist.
 func recordedIndexes(ctx context.Context, green *pgxpool.Pool, pub string) ([]DeferredIndex, error) {
 	var there bool
 	if err := green.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", DeferredTable).Scan(&there); err != nil {
@@ -134,7 +135,7 @@ func recordedIndexes(ctx context.Context, green *pgxpool.Pool, pub string) ([]De
 	if !there {
 		return nil, nil
 	}
-	rows, err := green.Query(ctx, "SELECT table_schema, table_name, index_name, build FROM "+DeferredTable+" WHERE publication = $1 ORDER BY 1, 2, 3", pub)
+	rows, err := green.Query(ctx, "SELECT table_schema, table_name, index_name, build FROM "+DeferredTable+" WHERE $1 = '' OR publication = $1 ORDER BY 1, 2, 3", pub)
 	if err != nil {
 		return nil, fmt.Errorf("read %s on green: %w", DeferredTable, err)
 	}
@@ -295,28 +296,9 @@ func deferredNames(ds []DeferredIndex, n int) string {
 // copy dropped on green and has not built again: "" when none. Nothing
 // may subscribe to a table that lacks its keys.
 func DeferredLeft(ctx context.Context, green *pgxpool.Pool) (string, error) {
-	var all []DeferredIndex
-	var there bool
-	if err := green.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", DeferredTable).Scan(&there); err != nil || !there {
+	left, err := recordedIndexes(ctx, green, "")
+	if err != nil || len(left) == 0 {
 		return "", err
 	}
-	rows, err := green.Query(ctx, "SELECT DISTINCT publication FROM "+DeferredTable+" ORDER BY 1")
-	if err != nil {
-		return "", fmt.Errorf("read %s on green: %w", DeferredTable, err)
-	}
-	pubs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", fmt.Errorf("read %s on green: %w", DeferredTable, err)
-	}
-	for _, pub := range pubs {
-		ds, err := recordedIndexes(ctx, green, pub)
-		if err != nil {
-			return "", err
-		}
-		all = append(all, ds...)
-	}
-	if len(all) == 0 {
-		return "", nil
-	}
-	return deferredNames(all, 3), nil
+	return deferredNames(left, 3), nil
 }

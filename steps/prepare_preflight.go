@@ -54,6 +54,12 @@ func planPreflight(_ context.Context, e *Env) ([]Action, error) {
 	out = append(out, note(Blue, "every database of blue read (pg_database, pg_stat_activity; in each, its tables and whether they have rows): each moves, stays (listed in stay, with its reason), or is the server's or the provider's own; any other with rows or sessions is a FAIL naming it, its size and its sessions"))
 	out = append(out, stmts(p.BlueReads(0)...)...)
 	out = append(out, stmts(p.GreenReads(0, nil)...)...)
+	if c.CopyData() {
+		out = append(out, stmts(pg.Stmt{On: "blue", SQL: pg.TableSizesQuery, Args: []any{p.Schemas}, Note: "where each publication's initial copy flows, and how much"})...)
+		if len(c.SnapshotPublications()) > 0 {
+			out = append(out, stmts(pg.ReadRateStmt(pg.SizedTable{}, readRateSample))...)
+		}
+	}
 	out = append(out, note(Blue, "log in once as %s with the password from %s through '%s' (the connection string green's subscriptions will use), tried from this host",
 		c.Replication.Role, c.Replication.Password.Describe(), c.SubscriptionConninfo()))
 	out = append(out, note(BlueGreen, "the reads above, in each other database that moves: its schemas, publications, tables, sequences and extensions"))

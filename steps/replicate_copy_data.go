@@ -419,10 +419,10 @@ func (e *Env) copyFlowAdvice(ctx context.Context) (lines []string, warn []bool, 
 	if err != nil {
 		return nil, nil, err
 	}
-	dedicated := map[string]string{}
+	dedicated := map[pg.Rel]string{}
 	for _, p := range e.Config.Publications {
 		for _, t := range p.Tables {
-			dedicated[qualified(t)] = p.Name
+			dedicated[configRel(t)] = p.Name
 		}
 	}
 	var rate float64 // bytes a second through here, measured once
@@ -433,7 +433,7 @@ func (e *Env) copyFlowAdvice(ctx context.Context) (lines []string, warn []bool, 
 		var bytes int64
 		var largest *pg.SizedTable
 		for i, t := range tables {
-			if in := dedicated[t.Schema+"."+t.Name]; (len(p.Tables) > 0 && in == p.Name) || (len(p.Tables) == 0 && in == "") {
+			if in := dedicated[t.Rel]; (len(p.Tables) > 0 && in == p.Name) || (len(p.Tables) == 0 && in == "") {
 				bytes += t.Bytes
 				if largest == nil {
 					largest = &tables[i]
@@ -474,13 +474,4 @@ func roundMinutes(d time.Duration) string {
 		return "under a minute"
 	}
 	return fmt.Sprintf("about %.0f min", d.Minutes())
-}
-
-// qualified is a configured table name with its schema: public's when it
-// has none.
-func qualified(t string) string {
-	if strings.Contains(t, ".") {
-		return t
-	}
-	return "public." + t
 }
