@@ -14,6 +14,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/state"
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
+	"github.com/pgbluegreen/pgbluegreen/ui/uitest"
 )
 
 func TestMain(m *testing.M) {
@@ -55,12 +56,7 @@ func TestWaysView(t *testing.T) {
 		Finish: []string{"resume", "verify target is green", "fence blue"}, Undo: []string{"repoint to blue", "resume"}})
 	for _, w := range []int{40, 100} {
 		m.SetSize(w, 0)
-		got := ansi.Strip(m.View())
-		for _, l := range strings.Split(got, "\n") {
-			if ansi.StringWidth(l) > w {
-				t.Errorf("width %d: a line of %d cells: %q", w, ansi.StringWidth(l), l)
-			}
-		}
+		got, _ := uitest.Lines(t, m.View(), w)
 		if !strings.Contains(got, "  f  finish forward to green: runs") || !strings.Contains(got, "  u  undo back to blue: runs") {
 			t.Errorf("width %d:\n%s", w, got)
 		}

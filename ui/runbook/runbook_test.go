@@ -15,6 +15,7 @@ import (
 	"github.com/pgbluegreen/pgbluegreen/steps"
 	"github.com/pgbluegreen/pgbluegreen/ui/pane"
 	"github.com/pgbluegreen/pgbluegreen/ui/stepstate"
+	"github.com/pgbluegreen/pgbluegreen/ui/uitest"
 )
 
 func TestMain(m *testing.M) {
@@ -63,15 +64,9 @@ func TestRunbookView(t *testing.T) {
 		{80, []string{"✓ done ⚠1       preflight", "1 pass · 1 warn", "Create logical replication slots", "Cut over to green"}},
 	} {
 		m.SetSize(c.w, 12)
-		got := ansi.Strip(m.View())
-		lines := strings.Split(got, "\n")
+		got, lines := uitest.Lines(t, m.View(), c.w)
 		if len(lines) > 12 {
 			t.Errorf("width %d: %d lines", c.w, len(lines))
-		}
-		for _, l := range lines {
-			if ansi.StringWidth(l) > c.w {
-				t.Errorf("width %d: a line of %d cells: %q", c.w, ansi.StringWidth(l), l)
-			}
 		}
 		for _, s := range c.want {
 			if !strings.Contains(got, s) {
