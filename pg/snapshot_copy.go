@@ -193,13 +193,21 @@ type Piece struct {
 // whole is table t copied in one piece.
 func whole(t SnapshotTable) Piece { return Piece{Table: t, K: 1, Of: 1, Bytes: t.Bytes} }
 
-// Name is the table, with the piece when it is one of several: public.big [3/10].
+// Name is the table, with the piece when it is one of several
+// (public.big [3/10]) or the rest of one a stopped copy began
+// (public.big [pages 243-]).
 func (c Piece) Name() string {
-	if c.Of <= 1 {
-		return c.Table.Rel.String()
+	switch {
+	case c.Of > 1:
+		return fmt.Sprintf("%s [%d/%d]", c.Table.Rel, c.K, c.Of)
+	case c.ranged():
+		return fmt.Sprintf("%s [pages %d-]", c.Table.Rel, c.From)
 	}
-	return fmt.Sprintf("%s [%d/%d]", c.Table.Rel, c.K, c.Of)
+	return c.Table.Rel.String()
 }
+
+// ranged: the piece is a range of its table's heap, not all of it.
+func (c Piece) ranged() bool { return c.From > 0 || c.To > 0 }
 
 // CopyOut reads the piece on blue, in the snapshot: the whole table in
 // its own form, or a SELECT of its range (a TID range scan), its row
@@ -207,7 +215,7 @@ func (c Piece) Name() string {
 func (c Piece) CopyOut() Stmt {
 	t := c.Table
 	var where []string
-	if c.Of > 1 {
+	if c.ranged() {
 		where = append(where, fmt.Sprintf("ctid >= '(%d,0)'::tid", c.From))
 		if c.To > 0 {
 			where = append(where, fmt.Sprintf("ctid < '(%d,0)'::tid", c.To))
@@ -239,32 +247,51 @@ func (t SnapshotTable) format() string {
 // table is split when it is at least twice PieceBytes, more than one
 // session copies (Jobs), and blue can read a range of its heap alone
 // (Pages > 0): into ranges of equal pages, about PieceBytes each, at most
-// 4 per session.
+// 4 per session. Of a table an earlier copy in the same snapshot began
+// (Done), only the ranges it did not commit are left, split the same way.
 func (p SnapshotCopyParams) Pieces() []Piece {
+	done := map[Rel][]CopiedRange{}
+	for _, d := range p.Done {
+		done[d.Rel] = append(done[d.Rel], d)
+	}
+	var out []Piece
+	for _, t := range p.Tables {
+		var pieces []Piece
+		for _, r := range gaps(t, done[t.Rel]) {
+			pieces = append(pieces, p.split(r)...)
+		}
+		for i := range pieces {
+			pieces[i].K, pieces[i].Of = i+1, len(pieces)
+		}
+		out = append(out, pieces...)
+	}
+	return out
+}
+
+// split cuts range r of a table into ranges of equal pages for the
+// sessions, when it is large enough (Pieces); its last range ends where r
+// ends, so an open end stays open.
+func (p SnapshotCopyParams) split(r Piece) []Piece {
 	size := p.PieceBytes
 	if size <= 0 {
 		size = DefaultPieceBytes
 	}
-	var out []Piece
-	for _, t := range p.Tables {
-		n := int64(1)
-		if p.Jobs > 1 && t.Pages > 0 && !t.Partitioned && t.Bytes >= 2*size {
-			n = min((t.Bytes+size-1)/size, int64(4*p.Jobs), t.Pages)
-		}
-		if n == 1 {
-			out = append(out, whole(t))
-			continue
-		}
-		for k := range n {
-			c := Piece{Table: t, K: int(k) + 1, Of: int(n), From: k * t.Pages / n, Bytes: t.Bytes / n}
-			if k < n-1 {
-				c.To = (k + 1) * t.Pages / n
-			} else {
-				c.Bytes = t.Bytes - (n-1)*(t.Bytes/n) // the pieces' bytes add up to the table's
-			}
-			out = append(out, c)
-		}
+	t := r.Table
+	end := r.To
+	if end == 0 {
+		end = t.Pages
 	}
+	span := end - r.From
+	if p.Jobs <= 1 || t.Pages <= 0 || t.Partitioned || r.Bytes < 2*size || span < 2 {
+		return []Piece{r}
+	}
+	n := min((r.Bytes+size-1)/size, int64(4*p.Jobs), span)
+	out := make([]Piece, n)
+	for k := range n {
+		out[k] = Piece{Table: t, From: r.From + k*span/n, To: r.From + (k+1)*span/n, Bytes: r.Bytes / n}
+	}
+	out[n-1].To = r.To
+	out[n-1].Bytes = r.Bytes - (n-1)*(r.Bytes/n) // the pieces' bytes add up to the range's
 	return out
 }
 
@@ -325,6 +352,15 @@ type SnapshotCopyParams struct {
 	// before its deferred indexes are built (a test hook holds the copy
 	// there).
 	AfterTable func(ctx context.Context, table Rel)
+	// Snapshot and SlotLSN, when set, are a slot made already and the
+	// snapshot it exported, held by another session (HoldSnapshot): the
+	// copy imports it and makes no slot. Done are the pieces an earlier
+	// copy in that snapshot committed: not copied again.
+	Snapshot, SlotLSN string
+	Done              []CopiedRange
+	// Keep: on an error, the slot, the rows and their records stay, for a
+	// copy in the same snapshot to go on from (its holder keeps it).
+	Keep bool
 }
 
 // Sessions is how many sessions it opens on each side: Jobs, or fewer
@@ -432,8 +468,9 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	for _, s := range p.greenSessionStmts() {
 		out = append(out, s.With(each))
 	}
+	out = append(out, copiedTableStmts()...)
 	if p.Truncate {
-		out = append(out, p.truncateStmt().With("what an earlier copy of this publication left on green"))
+		out = append(out, p.truncateStmt().With("what an earlier copy of this publication left on green"), forgetCopiedStmt(p.Publication))
 	}
 	if p.TablesUnknown {
 		out = append(out, Stmt{On: "green", SQL: "DROP INDEX " + Placeholder("each index of a table of "+Bytes(DefaultDeferAbove)+" or more on blue"),
@@ -442,8 +479,14 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	for _, s := range deferStmts(p.Publication, p.Deferred) {
 		out = append(out, s.With("built again after the data; recorded so that a copy stopped half way builds them when run again"))
 	}
-	out = append(out, p.SlotStmt())
-	for _, s := range importStmts(Placeholder("the snapshot the slot exported")) {
+	snapshot := Placeholder("the snapshot the slot exported")
+	if p.Snapshot != "" {
+		snapshot = p.Snapshot
+	}
+	if p.Snapshot == "" || p.SlotLSN == "" {
+		out = append(out, p.SlotStmt())
+	}
+	for _, s := range importStmts(snapshot) {
 		out = append(out, s.With(each))
 	}
 	tables := p.Tables
@@ -452,7 +495,9 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	}
 	if p.TablesUnknown {
 		for _, t := range tables {
-			out = append(out, t.CopyOut().With("into the COPY below; a table of "+Bytes(2*DefaultPieceBytes)+" or more in ranges of its heap, on every session; FORMAT binary where every column's type is built in"), t.CopyIn())
+			c := whole(t)
+			out = append(out, t.CopyOut().With("into the COPY below; a table of "+Bytes(2*DefaultPieceBytes)+" or more in ranges of its heap, on every session; FORMAT binary where every column's type is built in"))
+			out = append(out, p.pieceIn(c, snapshot)...)
 		}
 	}
 	for _, c := range p.Pieces() {
@@ -460,7 +505,8 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 		if c.Of > 1 {
 			note = fmt.Sprintf("piece %d of %d, about %s, into the COPY below", c.K, c.Of, Bytes(c.Bytes))
 		}
-		out = append(out, c.CopyOut().With(note), c.Table.CopyIn())
+		out = append(out, c.CopyOut().With(note))
+		out = append(out, p.pieceIn(c, snapshot)...)
 	}
 	const building = "once its table's last piece is in, on the session that copied it, while the others copy on"
 	if p.TablesUnknown {
@@ -475,9 +521,14 @@ func (p SnapshotCopyParams) Statements() []Stmt {
 	}
 	out = append(out, Stmt{On: "blue", SQL: "COMMIT", Note: each})
 	if len(p.Deferred) > 0 {
-		out = append(out, forgetStmts()...)
+		out = append(out, forgetStmts(DeferredTable)...)
 	}
-	return out
+	return append(out, p.forgetCopiedStmts()...)
+}
+
+// pieceIn writes piece c on green in one transaction with its record.
+func (p SnapshotCopyParams) pieceIn(c Piece, snapshot string) []Stmt {
+	return InTx("green", []Stmt{c.Table.CopyIn(), recordStmt(p.Publication, snapshot, c)})
 }
 
 // Exec opens Jobs sessions on green, empties the publication's tables
@@ -499,8 +550,11 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 		}
 		return "", fmt.Errorf("open %d sessions on green (sync.copy_jobs): %w", p.Sessions(), err)
 	}
+	if err := ExecAll(ctx, greens[0], copiedTableStmts()); err != nil {
+		return "", fmt.Errorf("make %s on green: %w", CopiedTable, err)
+	}
 	if p.Truncate {
-		if err := p.truncateStmt().Exec(ctx, greens[0]); err != nil {
+		if err := ExecAll(ctx, greens[0], []Stmt{p.truncateStmt(), forgetCopiedStmt(p.Publication)}); err != nil {
 			return "", fmt.Errorf("empty the tables an earlier copy left on green: %w", err)
 		}
 	}
@@ -520,27 +574,22 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 			}
 		}
 	}
-	cfg := blue.Config().ConnConfig.Config.Copy()
-	cfg.RuntimeParams["replication"] = "database"
-	repl, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", fmt.Errorf("open a replication connection to blue (its role needs REPLICATION): %w", err)
-	}
-	defer repl.Close(context.WithoutCancel(ctx))
-	slot := p.SlotStmt()
-	start := time.Now()
-	res, err := repl.Exec(ctx, slot.SQL).ReadAll()
-	slot.report(ctx, start, err)
-	if err != nil {
-		return "", fmt.Errorf("create slot %s: %w", p.Slot, err)
-	}
-	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) < 3 {
-		return "", fmt.Errorf("create slot %s: unexpected answer", p.Slot)
-	}
-	lsn, snapshot := string(res[0].Rows[0][1]), string(res[0].Rows[0][2])
-	defer func() {
+	lsn, snapshot := p.SlotLSN, p.Snapshot
+	var repl *pgconn.PgConn
+	if snapshot == "" {
+		slot := p.SlotStmt()
+		start := time.Now()
+		held, err := HoldSnapshot(ctx, &blue.Config().ConnConfig.Config, p.Slot)
+		slot.report(ctx, start, err)
 		if err != nil {
-			err = p.undo(ctx, blue, green, err)
+			return "", err
+		}
+		repl, lsn, snapshot = held.Conn, held.LSN, held.Snapshot
+		defer repl.Close(context.WithoutCancel(ctx))
+	}
+	defer func() {
+		if err != nil && !p.Keep {
+			err = p.Undo(ctx, blue, green, err)
 		}
 	}()
 	if p.OnSlot != nil {
@@ -551,9 +600,11 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 	if err != nil {
 		return "", fmt.Errorf("import the slot's snapshot in %d sessions on blue (sync.copy_jobs): %w", p.Sessions(), err)
 	}
-	// Every session holds the snapshot now: the replication connection may go.
-	repl.Close(ctx)
-	if err := p.copyAll(ctx, blues, greens); err != nil {
+	if repl != nil {
+		// Every session holds the snapshot now: the replication connection may go.
+		repl.Close(ctx)
+	}
+	if err := p.copyAll(ctx, blues, greens, snapshot); err != nil {
 		return "", err
 	}
 	commit := Stmt{On: "blue", SQL: "COMMIT"}
@@ -564,10 +615,11 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 	}
 	if len(p.Deferred) > 0 {
 		// Recorded by an earlier copy for a table this one did not copy
-		// (the publication changed since): built now all the same.
+		// (the publication changed since, or the earlier copy finished
+		// the table in this snapshot): built now all the same.
 		copied := map[Rel]bool{}
-		for _, t := range p.Tables {
-			copied[t.Rel] = true
+		for _, c := range p.Pieces() {
+			copied[c.Table.Rel] = true
 		}
 		var rest []DeferredIndex
 		for _, d := range p.Deferred {
@@ -578,16 +630,19 @@ func (p SnapshotCopyParams) Exec(ctx context.Context, blue, green *pgxpool.Pool)
 		if err := buildDeferred(ctx, p.Publication, rest, greens); err != nil {
 			return "", err
 		}
-		if err := ExecAll(ctx, greens[0], forgetStmts()); err != nil {
+		if err := ExecAll(ctx, greens[0], forgetStmts(DeferredTable)); err != nil {
 			return "", err
 		}
+	}
+	if err := ExecAll(ctx, greens[0], p.forgetCopiedStmts()); err != nil {
+		return "", err
 	}
 	return lsn, nil
 }
 
-// undo, after a copy failed, drops its slot and empties green's tables,
+// Undo, after a copy failed, drops its slot and empties green's tables,
 // and says in the error what it could not do and what to run instead.
-func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool, cause error) error {
+func (p SnapshotCopyParams) Undo(ctx context.Context, blue, green *pgxpool.Pool, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	drop := DropSlotParams{On: "blue", Name: p.Slot}
@@ -600,13 +655,16 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 	if err := p.truncateStmt().Exec(ctx, green); err != nil {
 		return fmt.Errorf("%w; and green's tables could not be emptied (%v): copy-data refuses to copy into them until %s runs on green", cause, err, p.truncateStmt())
 	}
+	if err := ExecAll(ctx, green, p.forgetCopiedStmts()); err != nil {
+		return fmt.Errorf("%w; and the records of the pieces copied could not be removed from green (%v): copy-data removes them when run again", cause, err)
+	}
 	// The tables are empty: what was deferred builds in no time.
 	left, err := recordedIndexes(ctx, green, p.Publication)
 	if err == nil && len(left) > 0 {
 		var c *pgxpool.Conn
 		if c, err = green.Acquire(ctx); err == nil {
 			if err = buildDeferred(ctx, p.Publication, left, []*pgx.Conn{c.Conn()}); err == nil {
-				err = ExecAll(ctx, c.Conn(), forgetStmts())
+				err = ExecAll(ctx, c.Conn(), forgetStmts(DeferredTable))
 			}
 			c.Release()
 		}
@@ -620,20 +678,19 @@ func (p SnapshotCopyParams) undo(ctx context.Context, blue, green *pgxpool.Pool,
 // copyAll runs the COPY pairs on the sessions, each taking the next piece
 // (largest table first, a split table's pieces together); the first error
 // stops the others. A table is done when its last piece is.
-func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Conn) error {
+func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Conn, snapshot string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pieces := p.Pieces()
 	next := make(chan Piece, len(pieces))
 	left := map[Rel]int{}
 	var pr SnapshotCopyProgress
-	for _, t := range p.Tables {
-		pr.TablesTotal++
-		pr.BytesTotal += t.Bytes
-	}
 	for _, c := range pieces {
 		next <- c
-		left[c.Table.Rel]++
+		if left[c.Table.Rel]++; left[c.Table.Rel] == 1 {
+			pr.TablesTotal++
+		}
+		pr.BytesTotal += c.Bytes
 	}
 	close(next)
 	builds := map[Rel][]DeferredIndex{}
@@ -702,7 +759,7 @@ func (p SnapshotCopyParams) copyAll(ctx context.Context, blues, greens []*pgx.Co
 				if ctx.Err() != nil {
 					return
 				}
-				if _, err := copyPiece(ctx, b.PgConn(), g.PgConn(), c, begin(c)); err != nil {
+				if _, err := copyPiece(ctx, b.PgConn(), g, c, recordStmt(p.Publication, snapshot, c), begin(c)); err != nil {
 					cancel(fmt.Errorf("copy %s: %w", c.Name(), err))
 					return
 				}
@@ -753,9 +810,27 @@ func (c countingWriter) Write(b []byte) (int, error) {
 const copyChunk = 256 << 10
 
 // copyPiece streams one table, or a piece of one, from blue's COPY TO
+// into green's COPY FROM, counting the text streamed, and commits it on
+// green with its record; it returns the rows green took.
+func copyPiece(ctx context.Context, b *pgconn.PgConn, green *pgx.Conn, c Piece, record Stmt, streamed *atomic.Int64) (int64, error) {
+	tx := InTx("green", []Stmt{c.Table.CopyIn(), record})
+	if err := tx[0].Exec(ctx, green); err != nil {
+		return 0, fmt.Errorf("on green: %w", err)
+	}
+	rows, err := copyStream(ctx, b, green.PgConn(), c, streamed)
+	if err != nil {
+		return 0, err
+	}
+	if err := ExecAll(ctx, green, tx[2:]); err != nil {
+		return 0, fmt.Errorf("on green: %w", err)
+	}
+	return rows, nil
+}
+
+// copyStream streams one table, or a piece of one, from blue's COPY TO
 // into green's COPY FROM, counting the text streamed, and returns the rows
 // green took.
-func copyPiece(ctx context.Context, b, g *pgconn.PgConn, c Piece, streamed *atomic.Int64) (int64, error) {
+func copyStream(ctx context.Context, b, g *pgconn.PgConn, c Piece, streamed *atomic.Int64) (int64, error) {
 	out, in := c.CopyOut(), c.Table.CopyIn()
 	r, w := io.Pipe()
 	done := make(chan error, 1)

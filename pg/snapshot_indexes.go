@@ -223,9 +223,10 @@ func buildStmts(pub string, d DeferredIndex) [][]Stmt {
 	return [][]Stmt{index, InTx("green", rest)}
 }
 
-// forgetStmts drop the table of records once it is empty, and the
-// program's schema on green with it when nothing else is in it.
-func forgetStmts() []Stmt {
+// forgetStmts drop a table of records (DeferredTable, CopiedTable) once
+// it is empty, and the program's schema on green with it when nothing
+// else is in it.
+func forgetStmts(table string) []Stmt {
 	return []Stmt{{On: "green", SQL: fmt.Sprintf(`DO $pgbg$ BEGIN
   IF to_regclass(%[1]s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %[2]s) THEN
     DROP TABLE %[2]s;
@@ -233,7 +234,7 @@ func forgetStmts() []Stmt {
       DROP SCHEMA %[4]s;
     END IF;
   END IF;
-END $pgbg$`, Literal(DeferredTable), DeferredTable, Literal(RecorderSchema), Ident(RecorderSchema))}}
+END $pgbg$`, Literal(table), table, Literal(RecorderSchema), Ident(RecorderSchema))}}
 }
 
 // buildOne builds index d again on session c.

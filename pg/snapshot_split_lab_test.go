@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,5 +233,132 @@ func TestDeferredIndexesComeBack(t *testing.T) {
 	var n int
 	if err := l.green.QueryRow(ctx, "SELECT count(*) FROM public.dix").Scan(&n); err != nil || n != 20000 {
 		t.Errorf("%d rows on green (%v)", n, err)
+	}
+}
+
+// A copy stopped half way goes on in the same snapshot, held by another
+// session (as pgbluegreen hold-snapshot holds it): what committed on
+// green is recorded with it and not copied again, the rest is; after the
+// subscription catches up the table is equal on both sides.
+func TestSnapshotCopyGoesOn(t *testing.T) {
+	labtest.Require(t)
+	l := newLab(t)
+	ctx := context.Background()
+	mustExec(t, l.blue, `CREATE TABLE public.on_big (id bigint PRIMARY KEY, pad text NOT NULL)`)
+	mustExec(t, l.blue, `INSERT INTO public.on_big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 40000) g`)
+	mustExec(t, l.blue, `CREATE PUBLICATION goon FOR TABLE public.on_big, public.ledger`)
+	l.schemaToGreen(t)
+	tables, err := SnapshotTables(ctx, l.blue, "goon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := HoldSnapshot(ctx, &l.blue.Config().ConnConfig.Config, "goon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Conn.Close(ctx)
+	stopWrites := writeAlong(t, l.blue, `WITH i AS (INSERT INTO public.on_big VALUES (100000 + $1, 'new') RETURNING 1)
+UPDATE public.on_big SET pad = pad || 'x' WHERE id = $1 % 40000 + 1`)
+
+	// The first run stops once two pieces are in: the others roll back.
+	p := SnapshotCopyParams{Publication: "goon", Slot: "goon", Tables: tables, Jobs: 2, PieceBytes: tables[0].Bytes / 6,
+		Snapshot: held.Snapshot, SlotLSN: held.LSN, Keep: true}
+	first := p.Pieces()
+	stop, cancel := context.WithCancel(ctx)
+	p.Progress = func(pr SnapshotCopyProgress) {
+		if pr.BytesDone > 0 && pr.TablesDone == 0 && len(pr.InFlight) == 0 || pr.BytesDone >= 2*first[0].Bytes {
+			cancel()
+		}
+	}
+	if _, err := p.Exec(stop, l.blue, l.green); err == nil {
+		t.Fatal("the first run was not stopped")
+	}
+	lives, err := SnapshotLives(ctx, l.blue, held.Snapshot)
+	if err != nil || !lives {
+		t.Fatalf("the held snapshot is gone after the first run stopped: %v", err)
+	}
+	done, err := CopiedRanges(ctx, l.green, "goon", held.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rowsIn int64
+	if err := l.green.QueryRow(ctx, "SELECT count(*) FROM public.on_big").Scan(&rowsIn); err != nil {
+		t.Fatal(err)
+	}
+	if len(done) == 0 || len(done) >= len(first) || rowsIn == 0 {
+		t.Fatalf("after the stop: %d of %d pieces recorded, %d rows on green; want some of them, with their rows", len(done), len(first), rowsIn)
+	}
+
+	// The second run copies what is not recorded, in the same snapshot.
+	p.Progress, p.Done = nil, done
+	left := p.Pieces()
+	covered(t, tables[0].Rel, done, left)
+	lsn, err := p.Exec(ctx, l.blue, l.green)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lsn != held.LSN {
+		t.Errorf("copy returned %s, want the slot's %s", lsn, held.LSN)
+	}
+	held.Conn.Close(ctx)
+	if err := CreateSubscription(ctx, l.green, SubscriptionParams{Name: "goon", Publication: "goon", Slot: "goon", Conninfo: l.subscriptionConninfo()}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, l.green, "ALTER SUBSCRIPTION goon ENABLE")
+	time.Sleep(300 * time.Millisecond)
+	writes := stopWrites()
+	labtest.WaitSlotDrained(t, l.blue, "goon", nil)
+	t.Logf("%d of %d pieces done by the first run (%d rows), %d by the second; %d writes along", len(done), len(first), rowsIn, len(left), writes)
+	l.sameRows(t, "public.on_big", "")
+	var recorded bool
+	if err := l.green.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", CopiedTable).Scan(&recorded); err != nil || recorded {
+		t.Errorf("%s left on green after the copy (%v)", CopiedTable, err)
+	}
+}
+
+// covered fails t unless table's done ranges and the pieces left cover
+// its heap from page 0 to its end, each page once.
+func covered(t *testing.T, table Rel, done []CopiedRange, left []Piece) {
+	t.Helper()
+	all := append([]CopiedRange(nil), done...)
+	for _, c := range left {
+		all = append(all, CopiedRange{Rel: c.Table.Rel, From: c.From, To: c.To})
+	}
+	var rs []CopiedRange
+	for _, r := range all {
+		if r.Rel == table {
+			rs = append(rs, r)
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].From < rs[j].From })
+	at := int64(0)
+	for i, r := range rs {
+		if r.From != at || (r.To == 0) != (i == len(rs)-1) {
+			t.Fatalf("%s: done %+v and left %+v do not cover its heap once from page 0 to its end", table, done, left)
+		}
+		at = r.To
+	}
+}
+
+func TestGaps(t *testing.T) {
+	tbl := SnapshotTable{Rel: Rel{Schema: "s", Name: "t"}, Pages: 100, Bytes: 100 << 13}
+	r := func(from, to int64) CopiedRange { return CopiedRange{Rel: tbl.Rel, From: from, To: to} }
+	for _, c := range []struct {
+		done []CopiedRange
+		want string
+	}{
+		{nil, "0-0"},
+		{[]CopiedRange{r(0, 0)}, ""},
+		{[]CopiedRange{r(0, 25)}, "25-0"},
+		{[]CopiedRange{r(25, 50), r(75, 0)}, "0-25 50-75"},
+		{[]CopiedRange{r(50, 75), r(0, 25)}, "25-50 75-0"},
+	} {
+		var got []string
+		for _, p := range gaps(tbl, c.done) {
+			got = append(got, fmt.Sprintf("%d-%d", p.From, p.To))
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("gaps after %+v: %v, want %s", c.done, got, c.want)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func (p CopyUnloggedParams) Exec(ctx context.Context, blue, green *pgxpool.Pool,
 	for i, t := range p.Tables {
 		var streamed atomic.Int64
 		start := time.Now()
-		rows, err := copyPiece(ctx, b.PgConn(), g.PgConn(), whole(t), &streamed)
+		rows, err := copyStream(ctx, b.PgConn(), g.PgConn(), whole(t), &streamed)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.Rel, err)
 		}
