@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -17,17 +20,21 @@ import (
 )
 
 // TestKillDuringSnapshotCopy stops copy-data (copy: snapshot) half way,
-// under a live load, after its first table is in: SIGHUP ends the step
-// with an error, and it drops the slot it made; SIGKILL leaves the slot
-// and the tables copied so far. The next run drops that slot, empties
-// those tables, copies again from a new snapshot and goes on through
-// wait-catch-up; the ledger shows no acknowledged write lost or
-// duplicated, and every table equal.
+// under a live load, after its largest table (kill_big) is in and before
+// its indexes are built: SIGKILL leaves the slot, the snapshot held by its
+// holder process, the rows copied and their records; a run again goes on
+// in that snapshot, and SIGHUP ends it with an error that keeps all that
+// too. The run after copies what is left, builds kill_big's indexes and
+// goes on through wait-catch-up: kill_big was read once on blue over the
+// three runs, the holder is gone, the ledger shows no acknowledged write
+// lost or duplicated, and every table is equal.
 func TestKillDuringSnapshotCopy(t *testing.T) {
 	labtest.Require(t)
 	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
 	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
 	snapshotCopy(t, k.info.Config)
+	// One session: the kill comes while every other table waits its turn.
+	editConfig(t, k.info.Config, "publications:\n", "sync:\n  copy_jobs: 1\npublications:\n")
 	blue, green := labPool(t, k.info.Blue.Conninfo), labPool(t, k.info.Green.Conninfo)
 	ctx := context.Background()
 	// A table above the size whose indexes are built after its data: the
@@ -86,30 +93,35 @@ FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgb
 		return n
 	}
 
-	t.Run("SIGHUP", func(t *testing.T) {
-		h, out := k.held(t, "copy-data", steps.CopyDataHold, true)
-		if exists, _ := slot(); !exists {
-			t.Fatalf("held after a table: no slot on blue\n%s", out.String())
+	holdFile := filepath.Join(k.info.Dir, "pgbluegreen.snapshot.pgbg_all.json")
+	holder := func() (pid int) {
+		t.Helper()
+		h, ok, err := steps.ReadSnapshotHold(holdFile)
+		if err != nil || !ok {
+			log, _ := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.holder.log"))
+			t.Fatalf("no hold file %s (%v); the holder's log:\n%s", holdFile, err, log)
 		}
-		if err := h.signal(syscall.SIGHUP); err == nil {
-			t.Fatalf("copy-data ended well after SIGHUP:\n%s", out.String())
+		return h.PID
+	}
+	// copiesOf counts, in the journal, the COPYs that read kill_big on blue.
+	copiesOf := func() int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.state.journal.jsonl"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if exists, _ := slot(); exists {
-			t.Errorf("the slot of a copy ended by SIGHUP is still on blue: it would hold blue's WAL\n%s", out.String())
-		}
-		if st := copyDataStatus(); st == state.Done {
-			t.Errorf("copy-data is %s after SIGHUP", st)
-		}
-		if missing, left := indexes(); missing != 0 || left != "" {
-			t.Errorf("after SIGHUP, %d of kill_big's indexes missing on green, %q recorded: the failed copy builds them again", missing, left)
-		}
-	})
-	t.Run("SIGKILL, then the run again", func(t *testing.T) {
+		return strings.Count(string(b), `\"kill_big\" (\"id\", \"pad\") TO STDOUT`)
+	}
+
+	t.Run("SIGKILL", func(t *testing.T) {
 		h, out := k.held(t, "copy-data", steps.CopyDataHold, true)
 		h.signal(syscall.SIGKILL)
 		exists, active := slot()
 		if !exists || active {
 			t.Fatalf("after SIGKILL: slot exists %t, active %t; want left, inactive\n%s", exists, active, out.String())
+		}
+		if pid := holder(); syscall.Kill(pid, 0) != nil {
+			t.Errorf("after SIGKILL the snapshot's holder (pid %d) is gone", pid)
 		}
 		if n := rowsOnGreen(); n == 0 {
 			t.Errorf("after SIGKILL held past the first table: no row on green")
@@ -123,14 +135,57 @@ FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgb
 		if code, out := k.cli(t, nil, "run", "create-subscriptions", "--force", "out of order on purpose", "--yes"); code == 0 || !strings.Contains(out, "run copy-data") {
 			t.Errorf("create-subscriptions with kill_big's indexes dropped on green: exit %d\n%s", code, out)
 		}
+	})
+	t.Run("SIGHUP in the run that goes on", func(t *testing.T) {
+		h, out := k.held(t, "copy-data", steps.CopyDataHold, true)
+		if err := h.signal(syscall.SIGHUP); err == nil {
+			t.Fatalf("copy-data ended well after SIGHUP:\n%s", out.String())
+		}
+		for _, want := range []string{"going on with the copy of pgbg_all in snapshot", "stays held for 15m0s: run copy-data again within that time to go on from there"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("the run stopped by SIGHUP does not say %q:\n%s", want, out.String())
+			}
+		}
+		if exists, _ := slot(); !exists {
+			t.Errorf("after SIGHUP the slot is gone: nothing can go on\n%s", out.String())
+		}
+		if st := copyDataStatus(); st == state.Done {
+			t.Errorf("copy-data is %s after SIGHUP", st)
+		}
+	})
+	t.Run("the run again goes on", func(t *testing.T) {
+		pid := holder()
 		again := k.must(t, "run", "--through", "wait-catch-up", "--yes")
 		if missing, left := indexes(); missing != 0 || left != "" {
 			t.Errorf("after the run again, %d of kill_big's indexes missing on green, %q recorded", missing, left)
 		}
-		for _, want := range []string{"left by an interrupted copy", "hold an earlier copy's rows: emptied first", "copy_data = false"} {
+		for _, l := range strings.Split(again, "\n") {
+			if strings.Contains(l, "going on with the copy") || strings.Contains(l, "copied ") {
+				t.Logf("the run again: %s", strings.TrimSpace(l))
+			}
+		}
+		for _, want := range []string{"going on with the copy of pgbg_all in snapshot", "copy_data = false"} {
 			if !strings.Contains(again, want) {
 				t.Errorf("the run after the kill does not say %q:\n%s", want, again)
 			}
+		}
+		for _, not := range []string{"emptied first", "left by an interrupted copy"} {
+			if strings.Contains(again, not) {
+				t.Errorf("the run after the kill says %q: it started over\n%s", not, again)
+			}
+		}
+		if n := copiesOf(); n != 1 {
+			t.Errorf("kill_big was read %d times on blue over the three runs, want once: the run again copied it again", n)
+		}
+		if _, err := os.Stat(holdFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("hold file left after the copy: %v", err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("the holder (pid %d) still runs 10 s after the copy", pid)
 		}
 	})
 	res := stopLoad()

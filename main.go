@@ -60,7 +60,7 @@ const (
 )
 
 func main() {
-	p := &program{stdout: os.Stdout, stderr: os.Stderr, guard: startGuard}
+	p := &program{stdout: os.Stdout, stderr: os.Stderr, guard: startGuard, holder: startHolder}
 	if testhook.NoGuard() { // only in a binary built with -tags pgbgtest
 		p.guard = nil
 	}
@@ -75,23 +75,27 @@ type program struct {
 	// in a test that runs the program in process: its executable is the
 	// test binary, not pgbluegreen (the guard's tests run the real binary).
 	guard func(globals, *config.Config) steps.GuardFunc
+	// holder makes the starter of a snapshot copy's holder (startHolder);
+	// nil as guard is.
+	holder func(globals) steps.SnapshotHolderFunc
 }
 
 // commands are the program's commands by name; "" is the full-screen
 // program, run when no command is named.
 var commands = map[string]command{
-	"":         screenCommand,
-	"plan":     planCommand,
-	"status":   statusCommand,
-	"run":      runCommand,
-	"skip":     skipCommand,
-	"value":    valueCommand,
-	"lag":      lagCommand,
-	"sessions": sessionsCommand,
-	"watch":    watchCommand,
-	"guard":    guardCommand,
-	"lab":      labCommand,
-	"demo":     demoCommand,
+	"":              screenCommand,
+	"plan":          planCommand,
+	"status":        statusCommand,
+	"run":           runCommand,
+	"skip":          skipCommand,
+	"value":         valueCommand,
+	"lag":           lagCommand,
+	"sessions":      sessionsCommand,
+	"watch":         watchCommand,
+	"guard":         guardCommand,
+	"hold-snapshot": holdCommand,
+	"lab":           labCommand,
+	"demo":          demoCommand,
 }
 
 // globals are the flags accepted before or after the command.

@@ -79,6 +79,8 @@ type session struct {
 	// guard starts the guard of a cutover attempt its runner runs: set
 	// for the runner's pools on a written state, when the program has one.
 	guard steps.GuardFunc
+	// holder starts the holder of a snapshot copy's snapshot: set as guard is.
+	holder steps.SnapshotHolderFunc
 	// runners are those made for the session, closed with it.
 	runners []*steps.Runner
 }
@@ -181,6 +183,9 @@ func (s *session) openNeeds(c *call, n needs) int {
 	if n.pools == stepPools && !readOnly && c.guard != nil {
 		s.guard = c.guard(g, cfg)
 	}
+	if n.pools == stepPools && !readOnly && c.holder != nil {
+		s.holder = c.holder(g)
+	}
 	return exitOK
 }
 
@@ -282,7 +287,7 @@ func (s *session) close() {
 // runner is the runner of the session's steps, on its pools.
 func (s *session) runner() *steps.Runner {
 	r := steps.NewRunner(s.cfg, s.store, s.journal)
-	r.Blue, r.Green, r.AWS, r.Guard = s.blue, s.green, s.aws, s.guard
+	r.Blue, r.Green, r.AWS, r.Guard, r.Holder = s.blue, s.green, s.aws, s.guard, s.holder
 	s.runners = append(s.runners, r) // closed with the session: its pools on other databases
 	return r
 }

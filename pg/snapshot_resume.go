@@ -151,6 +151,18 @@ func HoldSnapshot(ctx context.Context, cfg *pgconn.Config, slot string) (HeldSna
 	return HeldSnapshot{Conn: repl, LSN: string(res[0].Rows[0][1]), Snapshot: string(res[0].Rows[0][2])}, nil
 }
 
+// DropSlotStmt drops the slot on the session that holds its snapshot: a
+// replication command, the snapshot let go with it.
+func (h HeldSnapshot) DropSlotStmt(slot string) Stmt {
+	return Stmt{On: "blue", SQL: "DROP_REPLICATION_SLOT " + Ident(slot), Note: "on the replication session that made it"}
+}
+
+// DropSlot runs DropSlotStmt.
+func (h HeldSnapshot) DropSlot(ctx context.Context, slot string) error {
+	_, err := h.Conn.Exec(ctx, h.DropSlotStmt(slot).SQL).ReadAll()
+	return err
+}
+
 // SnapshotLives says whether blue can still import snapshot: its holder
 // still holds it. An error other than the snapshot's absence is returned.
 func SnapshotLives(ctx context.Context, blue *pgxpool.Pool, snapshot string) (bool, error) {

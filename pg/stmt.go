@@ -225,6 +225,12 @@ func (s Stmt) bind() ([]any, error) {
 }
 
 // report tells the context's journal of one statement.
+// Ran journals s as run for this program by another process (the slot a
+// snapshot's holder made), taking took.
+func (s Stmt) Ran(ctx context.Context, took time.Duration, err error) {
+	s.report(ctx, time.Now().Add(-took), err)
+}
+
 func (s Stmt) report(ctx context.Context, start time.Time, err error) {
 	journalExecuted(ctx, Executed{On: s.On, Kind: "sql", Text: s.String(), Duration: time.Since(start), Err: err})
 }

@@ -2,7 +2,9 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +24,8 @@ const copyDataID = "copy-data"
 
 // CopyDataHold is the kill tests' point (testhook.HoldEnv): after the
 // first table's data has committed on green, or, when indexes are built
-// after the data, the first such table's, before its indexes are built.
+// after the data of a table this run copies, the first such table's,
+// before its indexes are built.
 const CopyDataHold = "copy-data: a table copied"
 
 func copyData() *Step {
@@ -151,7 +154,12 @@ type copyDataOp struct {
 	// interrupted copy left, or create-slots' from when the publication
 	// was copied by table sync. Dropped first.
 	leftover *pg.DropSlotParams
-	refusal  string
+	// resume is the hold of a copy stopped half way whose snapshot lives:
+	// the copy goes on in it. staleHold is a hold file whose snapshot is
+	// gone, removed first.
+	resume    *SnapshotHold
+	staleHold string
+	refusal   string
 }
 
 // copyDataOps are the ops for the publications not copied yet (or whose
@@ -198,10 +206,17 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 			out = append(out, op)
 			continue
 		}
-		if slotThere {
+		if op.params.Tables, err = pg.SnapshotTables(ctx, e.Blue, p.Name); err != nil {
+			return nil, err
+		}
+		if err := e.findHold(ctx, &op, slotThere); err != nil {
+			return nil, err
+		}
+		if slotThere && op.resume == nil {
 			op.leftover = &pg.DropSlotParams{On: "blue", Name: s.Name}
 		}
-		if op.params.Tables, err = pg.SnapshotTables(ctx, e.Blue, p.Name); err != nil {
+		records, err := pg.CopiedRanges(ctx, e.Green, p.Name, "")
+		if err != nil {
 			return nil, err
 		}
 		if op.params.Deferred, err = pg.DeferrableIndexes(ctx, e.Green, p.Name, op.params.Tables, 0); err != nil {
@@ -221,11 +236,13 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 			return nil, err
 		}
 		// Rows on green are an earlier copy's when its slot is still there
-		// (a killed run) or its copy was recorded (its slot lost since):
-		// emptied. Any other rows are not ours to remove.
+		// (a killed run), its copy was recorded (its slot lost since), or
+		// it recorded pieces: emptied, unless the copy goes on in their
+		// snapshot. Any other rows are not ours to remove.
 		switch {
 		case len(full) == 0:
-		case slotThere || copied:
+		case op.resume != nil && len(op.params.Done) > 0:
+		case slotThere || copied || len(records) > 0:
 			op.params.Truncate = true
 		default:
 			op.refusal = fmt.Sprintf("%s on green hold rows, and no copy of %s is half way (no slot %s on blue): the copy goes into empty tables; if the rows are an earlier copy's, empty them (%s), else check green.conninfo",
@@ -242,6 +259,31 @@ func relNames(rs []pg.Rel, n int) string {
 		return fmt.Sprintf("%s, %d more", relList(rs[:n]), len(rs)-n)
 	}
 	return relList(rs)
+}
+
+// findHold looks for the holder of a copy of op's publication stopped
+// half way: when its snapshot still lives and its slot is on blue, op goes
+// on in it from the pieces recorded on green.
+func (e *Env) findHold(ctx context.Context, op *copyDataOp, slotThere bool) error {
+	path := SnapshotHoldPath(e.StateDir, op.params.Slot)
+	h, held, err := ReadSnapshotHold(path)
+	if err != nil || !held {
+		return err
+	}
+	lives := false
+	if slotThere && h.Snapshot != "" {
+		if lives, err = pg.SnapshotLives(ctx, e.Blue, h.Snapshot); err != nil {
+			return fmt.Errorf("read whether the snapshot of the copy stopped half way lives on blue: %w", err)
+		}
+	}
+	if !lives {
+		op.staleHold = path
+		return nil
+	}
+	op.resume = &h
+	op.params.Snapshot, op.params.SlotLSN, op.params.Keep = h.Snapshot, h.LSN, true
+	op.params.Done, err = pg.CopiedRanges(ctx, e.Green, op.params.Publication, h.Snapshot)
+	return err
 }
 
 func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
@@ -262,6 +304,11 @@ func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 			out = append(out, note(BlueGreen, "publication %s: every table it publishes (read on blue), on %d sessions each side", op.params.Publication, op.params.Jobs))
 		} else {
 			out = append(out, note(BlueGreen, "publication %s: %d tables, %s, on %d sessions each side", op.params.Publication, len(op.params.Tables), pg.Bytes(totalBytes(op.params.Tables)), op.params.Sessions()))
+		}
+		if op.resume != nil {
+			out = append(out, note(BlueGreen, "goes on in snapshot %s, held on blue since %s (pid %d): %d pieces are in, %d left", op.resume.Snapshot, op.resume.Since.UTC().Format(time.RFC3339), op.resume.PID, len(op.params.Done), len(op.params.Pieces())))
+		} else if e.holder != nil {
+			out = append(out, note(BlueGreen, "the slot is made by a process of its own (pgbluegreen hold-snapshot) that holds its snapshot: killed half way, copy-data run again within %s goes on in it", SnapshotHoldIdle))
 		}
 		if op.leftover != nil {
 			out = append(out, stmts(op.leftover.Statements()...)...)
@@ -319,6 +366,13 @@ const copyDataLogEvery = 5 * time.Second
 
 func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	p := op.params
+	holdPath := SnapshotHoldPath(e.StateDir, p.Slot)
+	if op.staleHold != "" {
+		e.Warnf("the snapshot of a copy of %s stopped half way is gone (blue restarted, or its holder): the copy starts over from a new one", p.Publication)
+		if err := os.Remove(op.staleHold); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	if op.leftover != nil {
 		e.Warnf("slot %s is on blue and no subscription uses it (left by an interrupted copy, or made by create-slots for a table sync): dropping it to make one that exports its snapshot", p.Slot)
 		dctx, cancel := e.bounded(ctx)
@@ -333,8 +387,28 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	}
 	start := time.Now()
 	last := start
-	p.OnSlot = func(lsn string) {
+	slotMade := func(lsn string) {
 		e.Logf("slot %s created at %s, exporting its snapshot; copying %d tables (%s) in %d pieces on %d sessions%s", p.Slot, lsn, len(p.Tables), pg.Bytes(totalBytes(p.Tables)), len(p.Pieces()), p.Sessions(), deferredLine(p.Deferred))
+	}
+	switch {
+	case op.resume != nil:
+		e.Logf("going on with the copy of %s in snapshot %s (slot %s at %s), held on blue by pid %d since %s: %d pieces are in, %d left (%s)",
+			p.Publication, p.Snapshot, p.Slot, p.SlotLSN, op.resume.PID, op.resume.Since.UTC().Format(time.RFC3339), len(p.Done), len(p.Pieces()), pg.Bytes(piecesBytes(p.Pieces())))
+	case e.holder != nil:
+		slot := p.SlotStmt()
+		h, err := e.holder(ctx, e.DB, p.Slot)
+		slot.Ran(ctx, time.Since(start), err)
+		if err != nil {
+			return err
+		}
+		p.Snapshot, p.SlotLSN, p.Keep = h.Snapshot, h.LSN, true
+		e.Logf("its snapshot is held by pid %d: killed half way, copy-data run again within %s goes on in it", h.PID, SnapshotHoldIdle)
+		slotMade(h.LSN)
+	default:
+		p.OnSlot = slotMade
+	}
+	if p.Keep {
+		defer beatHold(holdPath)()
 	}
 	p.Note = func(s string) { e.Warnf("%s", s) }
 	p.Progress = func(pr pg.SnapshotCopyProgress) {
@@ -348,10 +422,17 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 		h := attemptHooks{e: e, hold: CopyDataHold}
 		var once sync.Once
 		// After the first table in, or the first whose indexes wait to be
-		// built when any do: a kill there leaves them recorded.
+		// built when any of those is copied now: a kill there leaves them
+		// recorded.
+		copying := map[pg.Rel]bool{}
+		for _, c := range p.Pieces() {
+			copying[c.Table.Rel] = true
+		}
 		waits := map[pg.Rel]bool{}
 		for _, d := range p.Deferred {
-			waits[d.Table] = true
+			if copying[d.Table] {
+				waits[d.Table] = true
+			}
 		}
 		p.AfterTable = func(ctx context.Context, rel pg.Rel) {
 			if len(waits) == 0 || waits[rel] {
@@ -360,6 +441,9 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 		}
 	}
 	lsn, err := p.Exec(ctx, e.Blue, e.Green)
+	if err != nil && p.Keep {
+		return e.keepOrUndo(ctx, p, holdPath, err)
+	}
 	if err != nil {
 		return fmt.Errorf("copy publication %s: %w; nothing is recorded: run copy-data again once both servers answer (it starts over from a new snapshot)", p.Publication, err)
 	}
@@ -369,7 +453,38 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 	if err := e.Record("slot_lsn."+p.Slot, lsn); err != nil {
 		return err
 	}
-	return e.Record(snapshotCopiedKey(p.Publication), lsn)
+	if err := e.Record(snapshotCopiedKey(p.Publication), lsn); err != nil {
+		return err
+	}
+	if err := os.Remove(holdPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.Warnf("remove %s (its holder lets the snapshot go within %s): %v", holdPath, SnapshotHoldIdle, err)
+	}
+	return nil
+}
+
+// keepOrUndo, after a copy in a held snapshot failed, keeps what it
+// copied while the snapshot lives (copy-data run again goes on from
+// there); else it lets the holder go and undoes the copy.
+func (e *Env) keepOrUndo(ctx context.Context, p pg.SnapshotCopyParams, holdPath string, cause error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if lives, _ := pg.SnapshotLives(rctx, e.Blue, p.Snapshot); lives {
+		done, _ := pg.CopiedRanges(rctx, e.Green, p.Publication, p.Snapshot)
+		return fmt.Errorf("copy publication %s: %w; %d pieces are in, in snapshot %s, which stays held for %s: run copy-data again within that time to go on from there", p.Publication, cause, len(done), p.Snapshot, SnapshotHoldIdle)
+	}
+	if err := os.Remove(holdPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		cause = errors.Join(cause, err)
+	}
+	return fmt.Errorf("copy publication %s: %w; nothing is recorded: run copy-data again once both servers answer (it starts over from a new snapshot)", p.Publication, p.Undo(rctx, e.Blue, e.Green, cause))
+}
+
+// piecesBytes is the size of pieces on blue.
+func piecesBytes(cs []pg.Piece) int64 {
+	var n int64
+	for _, c := range cs {
+		n += c.Bytes
+	}
+	return n
 }
 
 // deferredLine says which indexes are built after the data.

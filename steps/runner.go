@@ -50,6 +50,9 @@ type Runner struct {
 	// Guard starts the guard process of a cutover attempt (main.go's);
 	// nil: no guard (tests that run the cutover in process).
 	Guard GuardFunc
+	// Holder starts the holder of a snapshot copy's snapshot (main.go's);
+	// nil: the copy holds its snapshot itself (tests that copy in process).
+	Holder SnapshotHolderFunc
 	// Out receives every line of step output as it is produced; may be nil.
 	// The runner never blocks on it longer than the step's context lives.
 	Out chan<- Line
@@ -135,7 +138,7 @@ func (r *Runner) Env(step string) *Env {
 	return &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		StateDir: filepath.Dir(r.Store.Path()),
-		step:     step, emit: r.emit, store: r.Store, guard: r.Guard, databases: r.Databases,
+		step:     step, emit: r.emit, store: r.Store, guard: r.Guard, holder: r.Holder, databases: r.Databases,
 		record: func(key, value string) error {
 			return r.Store.Update(func(s *state.State) error {
 				if s.Values == nil {

@@ -136,6 +136,9 @@ type Env struct {
 	way   string
 	store *state.Store
 	guard GuardFunc
+	// holder starts the holder of a snapshot copy's snapshot; nil: the
+	// copy holds it itself, and a copy stopped half way starts over.
+	holder SnapshotHolderFunc
 	// unguard stops the guard the step started, if any, for attempt
 	// guarded.
 	unguard func()
