@@ -183,7 +183,9 @@ func (s *session) openNeeds(c *call, n needs) int {
 	if n.pools == stepPools && !readOnly && c.guard != nil {
 		s.guard = c.guard(g, cfg)
 	}
-	if n.pools == stepPools && !readOnly && c.holder != nil {
+	if n.pools == stepPools && c.holder != nil {
+		// A plan or a dry run says who makes a snapshot copy's slot; only
+		// a run starts a holder.
 		s.holder = c.holder(g)
 	}
 	return exitOK

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
+	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Anchor replication on blue: create-publications, create-slots.
@@ -200,6 +201,9 @@ func checkSlots(ctx context.Context, e *Env) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, err
 	}
+	if u := e.Config.Undecided(); len(u) > 0 {
+		return CheckResult{Detail: fmt.Sprintf("how publication %s (copy: auto) is copied is not decided yet", u[0].Name)}, nil
+	}
 	var missing, lsns []string
 	for _, p := range e.Config.SlotPublications() {
 		name := e.Config.Feed(p.Name)
@@ -302,8 +306,12 @@ func planCreateSlots(ctx context.Context, e *Env) ([]Action, error) {
 	if refusal != "" {
 		return append(out, note(Blue, "refused now: %s", refusal)), nil
 	}
-	if len(op.Slots) == 0 {
+	if len(op.Slots) == 0 && len(e.Config.SlotPublications()) > 0 {
 		out = append(out, note(Blue, "every slot exists on blue: nothing to create"))
+	}
+	for _, p := range e.Config.Undecided() {
+		out = append(out, note(Blue, "publication %s (copy: auto): first decided and recorded in %s: by snapshot (copy-data makes its slot) when it holds under %s on blue or blue reads through this machine at %s/s or more (one timed COPY of %s of its largest table), else by table sync (its slot made here)",
+			p.Name, copyModeKey(p.Name), pg.Bytes(autoSmallBytes), pg.Bytes(config.AutoSnapshotFloor), pg.Bytes(readRateSample)))
 	}
 	for _, p := range e.Config.SnapshotPublications() {
 		out = append(out, note(Blue, "slot %s is made by copy-data, which copies publication %s's tables in the snapshot it exports", e.Config.Feed(p.Name), p.Name))
@@ -327,6 +335,18 @@ func runCreateSlots(ctx context.Context, e *Env) error {
 	}
 	if refusal != "" {
 		return e.refuse("%s", refusal)
+	}
+	decided, err := e.decideCopyModes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range decided {
+		e.Logf("publication %s (copy: auto) is copied by %s: %s", d.pub, map[string]string{config.CopySnapshot: "snapshot (copy-data)", config.CopyTableSync: "table sync"}[d.mode], d.why)
+	}
+	if len(decided) > 0 {
+		if op, _, err = slotsOp(ctx, e); err != nil {
+			return err
+		}
 	}
 	err = op.Exec(ctx, e.Blue, func(slot, lsn string) error {
 		e.Logf("slot %s created at %s", slot, lsn)

@@ -64,7 +64,7 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 	}
 	t.Logf("preflight would say:\n%s", strings.Join(w, "\n"))
 	flow, slow, err := e.copyFlowAdvice(ctx)
-	if err != nil || len(flow) != 1 || slow[0] || !strings.Contains(flow[0], "copy: snapshot): every byte passes through this machine (blue -> here -> green), read from blue here at ") ||
+	if err != nil || len(flow) != 1 || slow[0] || !strings.Contains(flow[0], "copy: snapshot) by snapshot: every byte passes through this machine (blue -> here -> green), read from blue here at ") ||
 		!strings.Contains(flow[0], " again, under a minute at that rate") {
 		t.Errorf("where the snapshot copy's bytes flow: %q %v %v", flow, slow, err)
 	}

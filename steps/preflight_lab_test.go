@@ -162,7 +162,7 @@ func TestPreflightStopsTheRun(t *testing.T) {
 				flow = l
 			}
 		}
-		if !strings.Contains(flow, "PASS initial copy of pgbg_all (") || !strings.Contains(flow, "by table sync: from blue to green directly, none of it through this machine") {
+		if !strings.Contains(flow, "PASS initial copy of pgbg_all (") || !strings.Contains(flow, "copy: auto) by snapshot: every byte passes through this machine (blue -> here -> green)") {
 			t.Errorf("preflight's line on where the copy's bytes flow: %q", flow)
 		}
 		// The publication is not made yet: the plan counts what it will publish.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
 	"github.com/pgbluegreen/pgbluegreen/state"
-	"github.com/pgbluegreen/pgbluegreen/steps/config"
 )
 
 // Replicate: create-subscriptions, advance-origins (clone strategies),
@@ -111,13 +110,13 @@ func runCreateSubscriptions(ctx context.Context, e *Env) error {
 		return err
 	}
 	for _, p := range e.Config.Publications {
-		if p.Copy == config.CopySnapshot {
+		if e.Config.BySnapshot(p) {
 			if _, ok := e.Value(snapshotCopiedKey(p.Name)); !ok {
 				return e.refuse("publication %s is copied in its slot's snapshot, and that copy is not complete: run copy-data first", p.Name)
 			}
 		}
 		if _, ok := pg.FindSlot(slots, e.Config.Feed(p.Name)); !ok {
-			if p.Copy == config.CopySnapshot {
+			if e.Config.BySnapshot(p) {
 				return e.refuse("slot %s does not exist on blue: the copy made in its snapshot has no stream to follow without it; copy again: run copy-data --again REASON", e.Config.Feed(p.Name))
 			}
 			return e.refuse("slot %s does not exist on blue: run create-slots first", e.Config.Feed(p.Name))
@@ -204,7 +203,7 @@ func subscriptionOps(ctx context.Context, e *Env, conninfo string) ([]pg.Subscri
 			}
 		}
 		out = append(out, pg.SubscriptionParams{On: "green", Name: e.Config.Feed(p.Name), Publication: p.Name, Slot: e.Config.Feed(p.Name),
-			Conninfo: conninfo, ShownConninfo: e.Config.SubscriptionConninfo(), CopyData: e.Config.CopyData() && p.Copy != config.CopySnapshot})
+			Conninfo: conninfo, ShownConninfo: e.Config.SubscriptionConninfo(), CopyData: e.Config.CopyData() && !e.Config.BySnapshot(p)})
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,9 +105,9 @@ func (e *Env) snapshotCopyAdvice(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return out, err
 	}
-	for _, n := range names {
+	for i, n := range names {
 		if b := sizes[n].Bytes; b >= snapshotCopyRestartBytes {
-			out = append(out, fmt.Sprintf("publication %s (copy: snapshot) holds %s: a copy of it stopped half way starts over from a new snapshot; its largest tables are better in a publication of their own by table sync, which goes on inside green", n, pg.Bytes(b)))
+			out = append(out, fmt.Sprintf("publication %s (copy: %s) holds %s: a copy of it that loses its snapshot (blue restarted, or copy-data not run again within %s of a kill) starts over from a new one; its largest tables are better in a publication of their own by table sync, which goes on inside green", n, copyLabel(pubs[i]), pg.Bytes(b), SnapshotHoldIdle))
 		}
 	}
 	return out, nil
@@ -555,26 +556,32 @@ func (e *Env) copyFlowAdvice(ctx context.Context) (lines []string, warn []bool, 
 				}
 			}
 		}
-		if p.Copy != config.CopySnapshot {
-			lines = append(lines, fmt.Sprintf("initial copy of %s (%s) by table sync: from blue to green directly, none of it through this machine; stopped half way, it goes on inside green", p.Name, pg.Bytes(bytes)))
-			warn = append(warn, false)
-			continue
-		}
-		if rate == 0 && largest != nil {
+		auto := e.Config.Undecided()
+		undecided := slices.ContainsFunc(auto, func(q config.Publication) bool { return q.Name == p.Name })
+		if rate == 0 && largest != nil && (e.Config.BySnapshot(p) || undecided) {
 			n, took, err := pg.ReadRate(ctx, e.Blue, *largest, readRateSample)
 			if err != nil {
 				return nil, nil, err
 			}
 			rate = float64(n) / max(took.Seconds(), 0.001)
 		}
-		l := fmt.Sprintf("initial copy of %s (%s, copy: snapshot): every byte passes through this machine (blue -> here -> green)", p.Name, pg.Bytes(bytes))
-		var again time.Duration
-		if rate > 0 {
-			again = time.Duration(float64(bytes) / rate * float64(time.Second))
-			l += fmt.Sprintf(", read from blue here at %s/s just now; stopped half way it starts over: %s again, %s at that rate", pg.Bytes(int64(rate)), pg.Bytes(bytes), roundMinutes(again))
+		mode := "copy: " + copyLabel(p)
+		if undecided && bytes >= autoSmallBytes && rate < config.AutoSnapshotFloor {
+			mode += fmt.Sprintf(", blue read here at %s/s just now, under %s/s: create-slots would choose the table sync", pg.Bytes(int64(rate)), pg.Bytes(config.AutoSnapshotFloor))
+		} else if e.Config.BySnapshot(p) {
+			l := fmt.Sprintf("initial copy of %s (%s, %s) by snapshot: every byte passes through this machine (blue -> here -> green)", p.Name, pg.Bytes(bytes), mode)
+			var again time.Duration
+			if rate > 0 {
+				again = time.Duration(float64(bytes) / rate * float64(time.Second))
+				l += fmt.Sprintf(", read from blue here at %s/s just now; killed, copy-data run again within %s goes on from the pieces copied; with blue restarted or its snapshot lost it starts over: %s again, %s at that rate",
+					pg.Bytes(int64(rate)), SnapshotHoldIdle, pg.Bytes(bytes), roundMinutes(again))
+			}
+			lines = append(lines, l)
+			warn = append(warn, again > restartWarn)
+			continue
 		}
-		lines = append(lines, l)
-		warn = append(warn, again > restartWarn)
+		lines = append(lines, fmt.Sprintf("initial copy of %s (%s, %s) by table sync: from blue to green directly, none of it through this machine; stopped half way, it goes on inside green", p.Name, pg.Bytes(bytes), mode))
+		warn = append(warn, false)
 	}
 	return lines, warn, nil
 }

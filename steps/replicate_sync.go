@@ -81,7 +81,7 @@ func enableOpsFor(ctx context.Context, e *Env) (enableOps, error) {
 	}
 	var tables []int
 	for _, p := range e.Config.Publications {
-		if p.Copy == config.CopySnapshot {
+		if e.Config.BySnapshot(p) {
 			tables = append(tables, 0) // copied by copy-data: no table sync
 			continue
 		}
@@ -183,7 +183,7 @@ func (e *Env) syncWorkerAdvice(ctx context.Context) (line string, warn bool, err
 	tables := make([]int, n)
 	for i, p := range e.Config.Publications {
 		tables[i] = all[p.Name].Tables
-		if p.Copy == config.CopySnapshot {
+		if e.Config.BySnapshot(p) {
 			tables[i] = 0
 		} else if tables[i] == 0 {
 			// Not made yet (preflight comes first): what it will publish.

@@ -135,7 +135,7 @@ func (r *Runner) Env(step string) *Env {
 	for k, v := range st.Values {
 		values[k] = v.Value
 	}
-	return &Env{
+	e := &Env{
 		Config: r.Config, Values: values, Blue: r.Blue, Green: r.Green, AWS: r.AWS,
 		StateDir: filepath.Dir(r.Store.Path()),
 		step:     step, emit: r.emit, store: r.Store, guard: r.Guard, holder: r.Holder, databases: r.Databases,
@@ -149,6 +149,8 @@ func (r *Runner) Env(step string) *Env {
 			})
 		},
 	}
+	e.withCopyModes()
+	return e
 }
 
 func (r *Runner) emit(l Line) {

@@ -121,6 +121,7 @@ func (e *Env) forDatabase(d Database) *Env {
 			cfg.Schemas, cfg.SchemasFromBlue = nil, false
 		}
 		c.Config = cfg
+		c.withCopyModes()
 	}
 	return &c
 }
@@ -133,7 +134,7 @@ var perDatabaseKeys = []string{"slot_lsn", "replica_identity_full_tables", "exte
 
 // perDatabaseKey reports whether key is recorded once per database.
 func perDatabaseKey(key string) bool {
-	return slices.Contains(perDatabaseKeys, key) || strings.HasPrefix(key, "slot_lsn.") || strings.HasPrefix(key, "snapshot_copy.")
+	return slices.Contains(perDatabaseKeys, key) || strings.HasPrefix(key, "slot_lsn.") || strings.HasPrefix(key, "snapshot_copy.") || strings.HasPrefix(key, "copy_mode.")
 }
 
 // dbKey is where key is kept for e's database: as it is for the primary

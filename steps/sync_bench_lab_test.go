@@ -24,11 +24,13 @@ import (
 // same blue and green, in one run; then analyze-green against vacuumdb
 // --analyze-only -j2. PGBG_BENCH_SCALE is the pgbench scale (default 1,
 // for CI's time; the figures in issue 15 are at 100 and 500);
-// PGBG_BENCH_PUBS=one keeps one publication for every table; by default
-// pgbench_accounts has one of its own and the other tables are copied in
-// one snapshot (copy: snapshot); PGBG_BENCH_PUBS=tablesync copies those by
-// table sync too; PGBG_BENCH_PUBS=snapshot copies every table in one
-// snapshot, pgbench_accounts split. PGBG_BENCH_DATA=pgbench leaves out the
+// By default the lab's configuration as it is: one publication for every
+// table, copy: auto. PGBG_BENCH_PUBS=one copies that publication by table
+// sync; PGBG_BENCH_PUBS=split gives pgbench_accounts a publication of its
+// own by table sync and copies the other tables in one snapshot (copy:
+// snapshot); PGBG_BENCH_PUBS=tablesync copies those by table sync too;
+// PGBG_BENCH_PUBS=snapshot copies every table in one snapshot,
+// pgbench_accounts split. PGBG_BENCH_DATA=pgbench leaves out the
 // small tables, partitions and sequences: the lab's data and pgbench's,
 // most bytes in one table. Each tool copies into a database
 // of its own on green, dropped afterwards.
@@ -103,6 +105,7 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	switch os.Getenv("PGBG_BENCH_PUBS") {
 	case "one":
 		// The lab's single FOR ALL TABLES publication, copied by table sync.
+		cfg.Publications = []config.Publication{{Name: "pgbg_all", Copy: config.CopyTableSync}}
 	case "snapshot":
 		// Every table in one snapshot (copy-data), pgbench_accounts split
 		// in ranges of its heap on every session.
@@ -113,10 +116,12 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 		// 475 others in pg_subscription_rel's order; every table copied by
 		// table sync.
 		cfg.Publications = []config.Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all"}}
-	default:
-		// As preflight advises: the largest table by table sync in a
-		// publication of its own, the 475 others in one snapshot (copy-data).
+	case "split":
+		// The largest table by table sync in a publication of its own, the
+		// 475 others in one snapshot (copy-data).
 		cfg.Publications = []config.Publication{{Name: "pgbg_big", Tables: []string{"public.pgbench_accounts"}}, {Name: "pgbg_all", Copy: config.CopySnapshot}}
+	default:
+		// The default configuration: copy: auto decides.
 	}
 	fmt.Printf("sync bench: publications %s\n", strings.Join(cfg.PublicationNames(), ", "))
 	store, err := state.Open(filepath.Join(info.Dir, "pgbluegreen.state.json"), state.OpenParams{})

@@ -14,11 +14,18 @@ import (
 // What the steps derive from the configuration: publications, slots,
 // subscriptions, the replication connection string, the sessions of a copy.
 
+// BySnapshot reports whether copy-data copies publication p (copy:
+// snapshot, or copy: auto not decided otherwise yet), with the copy
+// strategy.
+func (c *Config) BySnapshot(p Publication) bool {
+	return c.CopyData() && p.Copy != CopyTableSync
+}
+
 // SnapshotPublications are the publications copy-data copies.
 func (c *Config) SnapshotPublications() []Publication {
 	var out []Publication
 	for _, p := range c.Publications {
-		if p.Copy == CopySnapshot {
+		if c.BySnapshot(p) {
 			out = append(out, p)
 		}
 	}
@@ -30,11 +37,40 @@ func (c *Config) SnapshotPublications() []Publication {
 func (c *Config) SlotPublications() []Publication {
 	var out []Publication
 	for _, p := range c.Publications {
-		if p.Copy != CopySnapshot {
+		if !c.BySnapshot(p) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// Undecided are the copy strategy's publications with copy: auto whose
+// way is not decided yet (WithCopyModes).
+func (c *Config) Undecided() []Publication {
+	var out []Publication
+	for _, p := range c.Publications {
+		if c.CopyData() && (p.Copy == "" || p.Copy == CopyAuto) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// WithCopyModes is c with each copy: auto publication's way as decided
+// (decided returns it, CopySnapshot or CopyTableSync, for a publication's
+// name; false while undecided).
+func (c *Config) WithCopyModes(decided func(pub string) (string, bool)) *Config {
+	out := *c
+	out.Publications = make([]Publication, len(c.Publications))
+	for i, p := range c.Publications {
+		if p.Copy == "" || p.Copy == CopyAuto {
+			if m, ok := decided(p.Name); ok && (m == CopySnapshot || m == CopyTableSync) {
+				p.Copy = m
+			}
+		}
+		out.Publications[i] = p
+	}
+	return &out
 }
 
 // MaxCopyJobs bounds sync.copy_jobs: each job is a session on both servers.
@@ -210,7 +246,7 @@ func (c *Config) SyncSources() pg.SyncSources {
 	src := pg.SyncSources{Subscriptions: c.FeedNames(), Slots: map[string]string{}}
 	for _, p := range c.Publications {
 		src.Slots[c.Feed(p.Name)] = c.Feed(p.Name)
-		if p.Copy == CopySnapshot {
+		if c.BySnapshot(p) {
 			src.Snapshot = append(src.Snapshot, p.Name)
 		}
 	}
