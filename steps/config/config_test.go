@@ -74,7 +74,7 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"two all-tables publications", edit("cutover:\n", "publications:\n  - name: p1\n  - name: p2\ncutover:\n"),
 			[]string{"config: publications: only one publication may leave tables empty"}},
 		{"bad copy mode", edit("cutover:\n", "publications:\n  - name: p1\n    copy: fast\ncutover:\n"),
-			[]string{`config: publications[0].copy "fast": want tablesync or snapshot`}},
+			[]string{`config: publications[0].copy "fast": want auto, tablesync or snapshot`}},
 		{"snapshot copy of a clone", edit("strategy: copy", "strategy: clone\nclone:\n  blue_bindir: /b\n  green_bindir: /g\npublications:\n  - name: p1\n    copy: snapshot"),
 			[]string{"config: publications[0].copy: snapshot is for the copy strategy"}},
 		{"too many copy jobs", edit("cutover:\n", "sync:\n  copy_jobs: 200\ncutover:\n"),
