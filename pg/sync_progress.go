@@ -26,6 +26,9 @@ type TableCopy struct {
 	Rows int64 `json:"rows"`
 	// State is pg_subscription_rel.srsubstate: d (copying), f (copied), s (synced, catching up).
 	State string `json:"state"`
+	// Ranges is how many ranges of its heap a snapshot copy copies at
+	// once (a COPY on green each); 1 for a table copied whole.
+	Ranges int `json:"ranges,omitempty"`
 }
 
 // SubscriptionSync is one subscription's part.
@@ -164,7 +167,10 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 		names[i] = CopyAppName(p)
 		pubOf[names[i]] = p
 	}
-	type flight struct{ rows int64 }
+	type flight struct {
+		rows   int64
+		copies int
+	}
 	running := map[string]map[string]*flight{}
 	rows, err := green.Query(ctx, snapshotSessionsQuery, names)
 	if err != nil {
@@ -187,8 +193,9 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 		// A split table has a COPY for each of its pieces in flight.
 		if f := running[pub][table]; f != nil {
 			f.rows += n
+			f.copies++
 		} else {
-			running[pub][table] = &flight{rows: n}
+			running[pub][table] = &flight{rows: n, copies: 1}
 		}
 	}
 	rows.Close()
@@ -217,7 +224,7 @@ func readSnapshotCopies(ctx context.Context, green, blue *pgxpool.Pool, pubs []s
 			switch f := inFlight[t]; {
 			case f != nil:
 				s.BytesDone += min(g, b)
-				s.InFlight = append(s.InFlight, TableCopy{Table: t, BytesDone: min(g, b), BytesTotal: b, Rows: f.rows, State: "d"})
+				s.InFlight = append(s.InFlight, TableCopy{Table: t, BytesDone: min(g, b), BytesTotal: b, Rows: f.rows, State: "d", Ranges: f.copies})
 				left = true
 			case b == 0:
 				empty++ // nothing to copy: done with the last of the others, as the copy counts them

@@ -223,6 +223,9 @@ func copyDataOps(ctx context.Context, e *Env) ([]copyDataOp, error) {
 		if op.params.Deferred, err = pg.DeferrableIndexes(ctx, e.Green, p.Name, op.params.Tables, 0); err != nil {
 			return nil, err
 		}
+		if op.resume != nil {
+			op.params.Deferred = stillToCopy(op.params)
+		}
 		missing, err := pg.MissingOnGreen(ctx, e.Green, op.params.Tables)
 		if err != nil {
 			return nil, err
@@ -477,6 +480,23 @@ func (e *Env) keepOrUndo(ctx context.Context, p pg.SnapshotCopyParams, holdPath 
 		cause = errors.Join(cause, err)
 	}
 	return fmt.Errorf("copy publication %s: %w; nothing is recorded: run copy-data again once both servers answer (it starts over from a new snapshot)", p.Publication, p.Undo(rctx, e.Blue, e.Green, cause))
+}
+
+// stillToCopy are the deferred indexes a copy going on keeps: those
+// recorded, and those of the tables it has pieces of left. A table an
+// earlier run finished has its indexes built, or recorded.
+func stillToCopy(p pg.SnapshotCopyParams) []pg.DeferredIndex {
+	left := map[pg.Rel]bool{}
+	for _, c := range p.Pieces() {
+		left[c.Table.Rel] = true
+	}
+	var out []pg.DeferredIndex
+	for _, d := range p.Deferred {
+		if d.Recorded || left[d.Table] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // piecesBytes is the size of pieces on blue.

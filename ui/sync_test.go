@@ -353,3 +353,21 @@ func TestSnapshotCopyShown(t *testing.T) {
 		t.Errorf("the copy ended, the bar stays:\n%s", scr)
 	}
 }
+
+// A snapshot copy of a split table copies several ranges of it at once:
+// the wide list says how many, the one line at 80 columns too.
+func TestSyncShowsRangesInFlight(t *testing.T) {
+	p := copyingProgress(epoch)
+	p.Subscriptions[0].InFlight[0].Ranges = 3
+	for _, c := range []struct {
+		w, h int
+		want string
+	}{{200, 60, "4,100,000 rows · copying 3 ranges at once"}, {80, 24, "×3 512 MB of 1.2 GB, +1 more"}} {
+		m := syncModel(t, nil)
+		m.Update(syncMsg(m, p))
+		m.Update(tea_WindowSize(c.w, c.h))
+		if scr := ansi.Strip(m.View()); !strings.Contains(scr, c.want) {
+			t.Errorf("at %dx%d the screen lacks %q:\n%s", c.w, c.h, c.want, scr)
+		}
+	}
+}

@@ -297,11 +297,12 @@ func (m *Model) copyingLines(w int) []string {
 	type flight struct {
 		sub, table, state string
 		done, total, rows int64
+		ranges            int
 	}
 	var fl []flight
 	for _, s := range p.Subscriptions {
 		for _, t := range s.InFlight {
-			fl = append(fl, flight{s.Name, t.Table, t.State, t.BytesDone, t.BytesTotal, t.Rows})
+			fl = append(fl, flight{s.Name, t.Table, t.State, t.BytesDone, t.BytesTotal, t.Rows, t.Ranges})
 		}
 	}
 	sort.SliceStable(fl, func(i, j int) bool { return fl[i].total > fl[j].total })
@@ -314,6 +315,9 @@ func (m *Model) copyingLines(w int) []string {
 			t := fl[0]
 			l += " · in flight: "
 			rest := fmt.Sprintf(" %s of %s", units.Bytes(t.done), units.Bytes(t.total))
+			if t.ranges > 1 {
+				rest = fmt.Sprintf(" ×%d", t.ranges) + rest
+			}
 			if len(fl) > 1 {
 				rest += fmt.Sprintf(", +%d more", len(fl)-1)
 			}
@@ -338,6 +342,9 @@ func (m *Model) copyingLines(w int) []string {
 				tf = float64(f.done) / float64(f.total)
 			}
 			what := "copying"
+			if f.ranges > 1 {
+				what = fmt.Sprintf("copying %d ranges at once", f.ranges)
+			}
 			if f.state == "f" {
 				what = "copied, catching up"
 			}
