@@ -23,6 +23,8 @@ func TestKillBetweenDatabases(t *testing.T) {
 	labtest.Require(t)
 	k := &killLab{info: labtest.Start(t, labtest.StartParams{Strategy: "copy"}), bin: binary(t)}
 	k.state = filepath.Join(k.info.Dir, "pgbluegreen.state.json")
+	// By table sync: create-slots makes the slot of each database.
+	editConfig(t, k.info.Config, "  - name: pgbg_all\n", "  - name: pgbg_all\n    copy: tablesync\n")
 	stopLoad := labtest.StartLoad(t, k.info.Dir, labtest.LoadParams{Rate: 200, Clients: 4, Databases: []string{lab.AppDB, lab.BillingDB}})
 	k.must(t, "run", "--through", "create-publications", "--yes")
 	blue := labPool(t, k.info.Blue.Conninfo)
