@@ -38,7 +38,7 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 	}
 	defer func(b int64) { snapshotCopyRestartBytes = b }(snapshotCopyRestartBytes)
 	snapshotCopyRestartBytes = 1
-	le.Config.Sync.CopyJobs = 32
+	e.Config.Sync.CopyJobs = 32
 	hog, err := pgxpool.New(ctx, le.Info.Green.Conninfo+" pool_max_conns=80")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 		c.Release()
 	}
 	hog.Close()
-	le.Config.Sync.CopyJobs = 0
+	e.Config.Sync.CopyJobs = 0
 	snapshotCopyRestartBytes = 10 << 30
 	if err != nil || len(w) != 2 || !strings.Contains(w[0], "copy-data opens 32 sessions on green, which has") ||
 		!strings.Contains(w[1], "publication pgbg_all (copy: snapshot) holds") {
@@ -87,7 +87,7 @@ func TestSnapshotCopyRefusals(t *testing.T) {
 	exec(le.Green, `TRUNCATE inventory.items`)
 	mustRun(t, le, "copy-data")
 
-	le.Config.Publications[0].Copy = ""
+	le.Config.Publications[0].Copy = config.CopyTableSync
 	refused("create-subscriptions", RunParams{}, "was copied in its slot's snapshot by copy-data")
 	le.Config.Publications[0].Copy = config.CopySnapshot
 

@@ -38,7 +38,7 @@ func TestCopyEndToEnd(t *testing.T) {
 	}
 	t.Logf("preflight .. wait-catch-up under load: %s", time.Since(start).Round(time.Millisecond))
 	st := le.Store.Snapshot()
-	for _, k := range []string{"blue_version", "green_version", "replica_identity_full_tables", "slot_lsn", "slot_lsn.pgbg_all", "extensions_upgraded"} {
+	for _, k := range []string{"blue_version", "green_version", "replica_identity_full_tables", "copy_mode.pgbg_all", "snapshot_copy.pgbg_all", "slot_lsn.pgbg_all", "extensions_upgraded"} {
 		if v, ok := st.Get(k); !ok || v == "" {
 			t.Errorf("value %s not recorded", k)
 		}

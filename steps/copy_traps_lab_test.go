@@ -30,6 +30,10 @@ func TestCopyTraps(t *testing.T) {
 	le, _ := startLab(t, "copy")
 	ctx := context.Background()
 	logEverything(t, le)
+	// The traps are the table sync's and the clones' orders: no copy-data.
+	for i := range le.Config.Publications {
+		le.Config.Publications[i].Copy = config.CopyTableSync
+	}
 	override := RunParams{Confirmed: true, Override: "e2e: attempting a forbidden order on purpose"}
 	refused := func(t *testing.T, id string, want string) {
 		t.Helper()
