@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,6 +423,33 @@ func TestKillDuringCutover(t *testing.T) {
 			t.Errorf("the attempt after SIGHUP: %+v", doc.Attempts[len(doc.Attempts)-1])
 		}
 	})
+	t.Run("Ctrl+Z in the pause waits for the attempt's end", func(t *testing.T) {
+		h, out := k.held(t, "cutover", "sync sequences", true)
+		pid := h.cmd.Process.Pid
+		h.cmd.Process.Signal(syscall.SIGTSTP)
+		time.Sleep(300 * time.Millisecond)
+		if st := procState(t, pid); st == "T" {
+			t.Fatalf("the driver stopped on SIGTSTP with writes paused (state %s)", st)
+		}
+		// SIGHUP ends the attempt; once it is over, the deferred stop comes.
+		h.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(30 * time.Second)
+		for procState(t, pid) != "T" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if k.paused(t) {
+			t.Errorf("PgBouncer paused while the driver stands stopped")
+		}
+		stopped := procState(t, pid) == "T"
+		h.cmd.Process.Signal(syscall.SIGCONT)
+		if err := h.signal(syscall.SIGCONT); err == nil {
+			t.Errorf("the attempt ended well after SIGHUP:\n%s", out)
+		}
+		if !stopped || !strings.Contains(out.String(), "Ctrl+Z (SIGTSTP) came while writes were stopped: deferred") {
+			t.Errorf("stopped after the attempt: %t; output:\n%s", stopped, out)
+		}
+		k.wantTraffic(t, "blue")
+	})
 	t.Run("SIGHUP past the switch finishes", func(t *testing.T) {
 		h, out := k.held(t, "cutover", "restore server_login_retry", true)
 		if err := h.signal(syscall.SIGHUP); err != nil {
@@ -446,6 +474,21 @@ func TestKillDuringCutover(t *testing.T) {
 	if v.Lost != 0 || v.Duplicated != 0 || v.LedgerEntries == 0 {
 		t.Errorf("ledger after every kill: %+v", v)
 	}
+}
+
+// procState is a process's state letter from /proc (T: stopped; "" gone).
+func procState(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ...: comm may hold spaces, the state follows its ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
 }
 
 // waitGuard waits until the guard recorded what it did.

@@ -43,9 +43,16 @@ WHERE s.slot_name = ANY($1)`, slots).Scan(&n, &lag, &inactive)
 	case len(inactive) > 0:
 		return "", fmt.Errorf("slot %s has no subscriber connected: %w", strings.Join(inactive, ", "), ErrNoSubscriber)
 	case lag > maxLag:
-		return "", fmt.Errorf("lag is %d bytes, more than %d: wait for green to catch up", lag, maxLag)
+		return "", &LagAboveError{Lag: lag, Max: maxLag}
 	}
 	return fmt.Sprintf("largest lag %d bytes", lag), nil
+}
+
+// LagAboveError is CheckLag's answer when the lag is above the gate.
+type LagAboveError struct{ Lag, Max int64 }
+
+func (e *LagAboveError) Error() string {
+	return fmt.Sprintf("lag is %d bytes, more than %d: wait for green to catch up", e.Lag, e.Max)
 }
 
 func CheckReversePrereqs(ctx context.Context, blue, green *pgxpool.Conn, p ReversePrereqs) (string, error) {

@@ -257,9 +257,11 @@ func (e *Env) switchover(ctx context.Context, rollback bool) error {
 		return err
 	}
 	p.Hooks, p.Guarded = attemptHooks{e: e, n: att, hold: holdPoint()}, true
+	defer e.releaseStops() // after the guard stood down: a Ctrl+Z deferred stops this process then
 	defer e.stopGuard()
 	if e.way != "" && st.Paused {
 		// Writes are stopped already: the guard watches the way out too.
+		e.holdStops()
 		if err := e.startGuard(ctx, att); err != nil {
 			return err
 		}

@@ -232,7 +232,10 @@ type attemptHooks struct {
 func (h attemptHooks) Prior(prior cutover.Prior) error { return h.e.recordPrior(h.n, prior) }
 
 // BeforePause starts the guard.
-func (h attemptHooks) BeforePause(ctx context.Context) error { return h.e.startGuard(ctx, h.n) }
+func (h attemptHooks) BeforePause(ctx context.Context) error {
+	h.e.holdStops()
+	return h.e.startGuard(ctx, h.n)
+}
 
 // BeforeSubStep is the kill tests' hook (package testhook): before the
 // named sub-step it holds, beside the state file, until ctx ends. It does
@@ -258,3 +261,6 @@ func (h attemptHooks) SubStepDone(s cutover.SubStep) { h.e.onSubStep(s) }
 
 // PrecheckDone logs a precheck.
 func (h attemptHooks) PrecheckDone(c cutover.Check) { h.e.logPrecheck(c) }
+
+// Waiting logs what the prechecks wait for.
+func (h attemptHooks) Waiting(s string) { h.e.Logf("%s", s) }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/pgbluegreen/pgbluegreen/pg"
@@ -27,6 +30,35 @@ func (e *Env) startGuard(ctx context.Context, n int) error {
 	e.unguard, e.guarded = stop, n
 	e.Logf("guard started: if this process dies while writes are stopped, it undoes attempt %d", n)
 	return e.editAttempt(n, func(a *state.Attempt) { a.Guard = "watching" })
+}
+
+// holdStops defers SIGTSTP (Ctrl+Z, kill -TSTP) from right before writes
+// stop until the attempt is over: stopped then, the driver would keep every
+// client paused until its guard gave up on it. One that came meanwhile is
+// sent again by releaseStops, and the process stops then.
+func (e *Env) holdStops() {
+	if e.unstop != nil {
+		return
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTSTP)
+	e.unstop = func() {
+		signal.Stop(ch)
+		select {
+		case <-ch:
+			e.Warnf("Ctrl+Z (SIGTSTP) came while writes were stopped: deferred until the attempt was over, now")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTSTP)
+		default:
+		}
+	}
+}
+
+// releaseStops ends holdStops' deferral.
+func (e *Env) releaseStops() {
+	if e.unstop != nil {
+		e.unstop()
+		e.unstop = nil
+	}
 }
 
 // guardStoodDown is what an attempt's guard says once its driver ended
@@ -168,6 +200,7 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 		return err
 	}
 	p.ReplicationPassword, _ = e.Config.ReplicationPassword() // its absence is a precheck's to report
+	p.Hooks = waitingHooks{e: e}
 	e.Logf("%s rehearsal: every live precheck%s; nothing else changes", n.step, map[bool]string{true: ", then one bare PAUSE/RESUME of each PgBouncer", false: ""}[measure])
 	rep, runErr := cutover.Rehearse(ctx, p, rollback, measure)
 	if rep != nil {
@@ -188,6 +221,16 @@ func (e *Env) rehearse(ctx context.Context, rollback, measure bool) error {
 	}
 	return runErr
 }
+
+// waitingHooks follow a rehearsal: what its prechecks wait for is logged
+// as the cutover's is.
+type waitingHooks struct {
+	cutover.NoHooks
+	e *Env
+}
+
+// Waiting logs what the prechecks wait for.
+func (h waitingHooks) Waiting(s string) { h.e.Logf("%s", s) }
 
 // logPrecheck streams one precheck to the log.
 func (e *Env) logPrecheck(c cutover.Check) {

@@ -136,6 +136,8 @@ type Env struct {
 	way   string
 	store *state.Store
 	guard GuardFunc
+	// unstop ends the deferral of SIGTSTP an attempt began (holdStops).
+	unstop func()
 	// holder starts the holder of a snapshot copy's snapshot; nil: the
 	// copy holds it itself, and a copy stopped half way starts over.
 	holder SnapshotHolderFunc

@@ -149,7 +149,7 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	go func() {
 		defer close(done)
 		for l := range sb.lines {
-			if l.Step == "wait-catch-up" || l.Step == "enable-subscriptions" || l.Step == copyDataID || l.Level != "info" {
+			if l.Step == "wait-catch-up" || l.Step == "create-slots" || l.Step == "enable-subscriptions" || l.Step == copyDataID || l.Level != "info" {
 				fmt.Printf("  %s %s %s: %s\n", l.Time.Format("15:04:05"), l.Level, l.Step, l.Text)
 			}
 		}

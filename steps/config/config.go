@@ -177,7 +177,10 @@ type Cutover struct {
 	GuardTimeout Duration `yaml:"guard_timeout"`
 	// WayOutLagWait bounds a way out's wait for the feed it starts to come
 	// within the lag gate before the rollback it runs.
-	WayOutLagWait  Duration          `yaml:"way_out_lag_wait"`
+	WayOutLagWait Duration `yaml:"way_out_lag_wait"`
+	// Window bounds the cutover's wait, before anything changes, for the
+	// lag to come under max_lag_bytes: it goes at the first reading under.
+	Window         Duration          `yaml:"window"`
 	SequenceMargin int64             `yaml:"sequence_margin"`
 	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
 	// Administrators are roles the fence never closes out (as it never

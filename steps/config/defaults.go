@@ -20,6 +20,9 @@ const (
 	DefaultPauseTimeout  = 10 * time.Second
 	DefaultGuardTimeout  = 10 * time.Second
 	DefaultWayOutLagWait = DefaultDrainTimeout + time.Minute
+	// DefaultWindow is how long the cutover waits for the lag to come
+	// under its gate before anything changes.
+	DefaultWindow = 3 * time.Minute
 	// MinPauseTimeout is the least PgBouncer's PAUSE and the guard are
 	// given: below it a busy machine's scheduling alone would abort.
 	MinPauseTimeout = time.Second
@@ -70,6 +73,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.Cutover.PauseTimeout, DefaultPauseTimeout)
 	setDefault(&c.Cutover.GuardTimeout, DefaultGuardTimeout)
 	setDefault(&c.Cutover.WayOutLagWait, DefaultWayOutLagWait)
+	setDefault(&c.Cutover.Window, DefaultWindow)
 	setDefault(&c.Cutover.HealthWindow, DefaultHealthWindow)
 	setDefault(&c.Sessions.LongTransaction, DefaultLongTransaction)
 	setDefault(&c.Timeouts.Connect, DefaultConnectTimeout)

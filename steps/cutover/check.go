@@ -37,12 +37,10 @@ func (r *run) precheck(ctx context.Context) []Check {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			detail, err := r.waitWindow(ctx, db)
+			lags[k] = result(r.label(fmt.Sprintf("lag below %d bytes", p.MaxLagBytes), db), detail, err)
 			cctx, cancel := context.WithTimeout(ctx, workerWait)
 			defer cancel()
-			detail, err := retryWhile(cctx, pg.ErrNoSubscriber, func(ctx context.Context) (string, error) {
-				return pg.CheckLag(ctx, db.c.from, db.f.drainSlots, p.MaxLagBytes)
-			})
-			lags[k] = result(r.label(fmt.Sprintf("lag below %d bytes", p.MaxLagBytes), db), detail, err)
 			healths[k], states[k] = r.readHealth(cctx, db)
 		}()
 	}
@@ -130,26 +128,67 @@ func result(name, detail string, err error) Check {
 	return Check{Name: name, OK: true, Detail: detail}
 }
 
+// windowRead is how often the window's wait reads the lag; windowTell how
+// often it says so.
+const (
+	windowRead = 100 * time.Millisecond
+	windowTell = time.Second
+)
+
+// waitWindow reads db's lag until it is under the gate, for at most the
+// window (Params.Window), telling Hooks.Waiting how it stands every
+// windowTell; an apply worker not running yet is waited for workerWait at
+// least. Past the window it fails, saying how often the gate was met and
+// the lowest lag read.
+func (r *run) waitWindow(ctx context.Context, db *dbRun) (string, error) {
+	p := r.p
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max(workerWait, p.Window))
+	defer cancel()
+	var reads, above int
+	lowest, told := int64(-1), start
+	for {
+		detail, err := pg.CheckLag(pg.Quiet(ctx), db.c.from, db.f.drainSlots, p.MaxLagBytes)
+		reads++
+		var la *pg.LagAboveError
+		switch {
+		case err == nil:
+			if above > 0 {
+				detail += fmt.Sprintf(", under the gate after %s of waiting (%d readings above it)", time.Since(start).Round(100*time.Millisecond), above)
+			}
+			return detail, nil
+		case errors.As(err, &la):
+			above++
+			if lowest < 0 || la.Lag < lowest {
+				lowest = la.Lag
+			}
+			if time.Since(start) > p.Window {
+				return "", fmt.Errorf("%w; for %s the gate was met in 0 of %d readings (the lowest %d bytes): nothing changed; raise cutover.window or max_lag_bytes, or cut over when the writes are lighter", err, p.Window, reads, lowest)
+			}
+			if time.Since(told) >= windowTell {
+				told = time.Now()
+				who := ""
+				if len(r.dbs) > 1 {
+					who = db.Name + ": "
+				}
+				p.Hooks.Waiting(fmt.Sprintf("%slag %d bytes, gate %d bytes: waiting for the window (%s of %s)", who, la.Lag, la.Max, time.Since(start).Round(time.Second), p.Window))
+			}
+		case errors.Is(err, pg.ErrNoSubscriber) && time.Since(start) < workerWait:
+		default:
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(windowRead):
+		}
+	}
+}
+
 // workerWait is how long a precheck waits for an apply worker that is not
 // running yet (PostgreSQL restarts one at most every
 // wal_retrieve_retry_interval, 5 s by default).
 const workerWait = 12 * time.Second
-
-// retryWhile runs f until it returns an error other than one wrapping
-// transient, or ctx ends (then the last result stands).
-func retryWhile(ctx context.Context, transient error, f func(ctx context.Context) (string, error)) (string, error) {
-	for {
-		detail, err := f(ctx)
-		if err == nil || !errors.Is(err, transient) {
-			return detail, err
-		}
-		select {
-		case <-ctx.Done():
-			return detail, err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // readHealth reads a database's drained feed: every subscription applying
 // and every table ready, waiting (ctx) for an apply worker that is not

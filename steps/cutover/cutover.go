@@ -89,6 +89,10 @@ type Params struct {
 	// WayOutLagWait a way out's wait for the feed it starts to come
 	// within MaxLagBytes.
 	DrainTimeout, PauseTimeout, WayOutLagWait time.Duration
+	// Window bounds the prechecks' wait for the lag to come under
+	// MaxLagBytes (0: one reading); the run goes at the first reading
+	// under it.
+	Window time.Duration
 	// HoldCommits, when > 0, holds the source's commits to the target's
 	// apply for at most this long before the pause (cutover_hold.go): the
 	// lag at PAUSE is then what is in flight. Self-managed servers only
@@ -157,6 +161,9 @@ type Hooks interface {
 	// PrecheckDone is told of every precheck as it ends. Prechecks run
 	// before anything is paused, so it is called inline.
 	PrecheckDone(Check)
+	// Waiting is told, about once a second, what the prechecks wait for
+	// before anything changes: the lag against its gate.
+	Waiting(string)
 }
 
 // NoHooks is Hooks that does nothing; embed it to follow only a part.
@@ -176,6 +183,9 @@ func (NoHooks) SubStepDone(SubStep) {}
 
 // PrecheckDone does nothing.
 func (NoHooks) PrecheckDone(Check) {}
+
+// Waiting does nothing.
+func (NoHooks) Waiting(string) {}
 
 // Prior is what a cutover or rollback found before it changed anything:
 // what its ways out put back. The run tells the caller again (Hooks.Prior)
