@@ -444,6 +444,7 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 			}
 		}
 	}
+	moved := piecesBytes(p.Pieces())
 	lsn, err := p.Exec(ctx, e.Blue, e.Green)
 	if err != nil && p.Keep {
 		return e.keepOrUndo(ctx, p, holdPath, err)
@@ -452,8 +453,13 @@ func (e *Env) copyPublication(ctx context.Context, op copyDataOp) error {
 		return fmt.Errorf("copy publication %s: %w; nothing is recorded: run copy-data again once both servers answer (it starts over from a new snapshot)", p.Publication, err)
 	}
 	took := time.Since(start)
-	total := totalBytes(p.Tables)
-	e.Logf("copied %d tables of %s (%s) in %s, %s/s; its subscription streams from %s", len(p.Tables), p.Publication, pg.Bytes(total), took.Round(time.Millisecond), pg.Bytes(int64(float64(total)/max(took.Seconds(), 0.001))), lsn)
+	total, now := totalBytes(p.Tables), pg.Bytes(totalBytes(p.Tables))
+	if op.resume != nil {
+		// What this run copied: the pieces an earlier run left.
+		total = moved
+		now = pg.Bytes(moved) + " of its " + now + " now"
+	}
+	e.Logf("copied %d tables of %s (%s) in %s, %s/s; its subscription streams from %s", len(p.Tables), p.Publication, now, took.Round(time.Millisecond), pg.Bytes(int64(float64(total)/max(took.Seconds(), 0.001))), lsn)
 	if err := e.Record("slot_lsn."+p.Slot, lsn); err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ import (
 // PGBG_BENCH_PUBS=snapshot copies every table in one snapshot,
 // pgbench_accounts split. PGBG_BENCH_DATA=pgbench leaves out the
 // small tables, partitions and sequences: the lab's data and pgbench's,
-// most bytes in one table. Each tool copies into a database
+// most bytes in one table. PGBG_BENCH_JOBS sets sync.copy_jobs. Each tool copies into a database
 // of its own on green, dropped afterwards.
 
 // syncBenchScale is the pgbench scale of the benchmark's data.
@@ -123,7 +123,10 @@ func newSyncBench(b *testing.B, scale int) *syncBench {
 	default:
 		// The default configuration: copy: auto decides.
 	}
-	fmt.Printf("sync bench: publications %s\n", strings.Join(cfg.PublicationNames(), ", "))
+	if n, err := strconv.Atoi(os.Getenv("PGBG_BENCH_JOBS")); err == nil && n > 0 {
+		cfg.Sync.CopyJobs = n // sync.copy_jobs, as a file would set it
+	}
+	fmt.Printf("sync bench: publications %s, %d copy sessions\n", strings.Join(cfg.PublicationNames(), ", "), cfg.CopyJobs())
 	store, err := state.Open(filepath.Join(info.Dir, "pgbluegreen.state.json"), state.OpenParams{})
 	if err != nil {
 		b.Fatal(err)
