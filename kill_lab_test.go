@@ -131,6 +131,10 @@ func (k *killLab) held(t *testing.T, step, point string, guard bool) (*heldRun, 
 	}
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	// A group of its own, whose parent is in this session: not orphaned,
+	// so a SIGTSTP stops it as it stops a program in a terminal (the
+	// kernel drops stop signals to an orphaned group).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

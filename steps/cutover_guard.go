@@ -34,8 +34,10 @@ func (e *Env) startGuard(ctx context.Context, n int) error {
 
 // holdStops defers SIGTSTP (Ctrl+Z, kill -TSTP) from right before writes
 // stop until the attempt is over: stopped then, the driver would keep every
-// client paused until its guard gave up on it. One that came meanwhile is
-// sent again by releaseStops, and the process stops then.
+// client paused until its guard gave up on it. For one that came
+// meanwhile, releaseStops stops the process then (SIGSTOP: once Go has
+// caught SIGTSTP, sending it again stops nothing), as Ctrl+Z would have;
+// fg or SIGCONT goes on.
 func (e *Env) holdStops() {
 	if e.unstop != nil {
 		return
@@ -47,7 +49,7 @@ func (e *Env) holdStops() {
 		select {
 		case <-ch:
 			e.Warnf("Ctrl+Z (SIGTSTP) came while writes were stopped: deferred until the attempt was over, now")
-			_ = syscall.Kill(os.Getpid(), syscall.SIGTSTP)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		default:
 		}
 	}

@@ -61,7 +61,7 @@ func TestCutoverWaitsForItsWindow(t *testing.T) {
 		cfg.Cutover.Window.Duration = time.Second
 		time.Sleep(300 * time.Millisecond)
 		_, err := l.runner.Run(ctx, "cutover", RunParams{Confirmed: true})
-		if err == nil || !strings.Contains(err.Error(), "the gate was met in 0 of") || !strings.Contains(err.Error(), "nothing changed") {
+		if err == nil || !strings.Contains(err.Error(), "the gate was met in 0 of") || !strings.Contains(err.Error(), "nothing was changed") {
 			t.Fatalf("cutover with green held behind a lock past a 1s window: %v", err)
 		}
 		t.Logf("refused: %v", err)

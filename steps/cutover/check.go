@@ -163,7 +163,7 @@ func (r *run) waitWindow(ctx context.Context, db *dbRun) (string, error) {
 				lowest = la.Lag
 			}
 			if time.Since(start) > p.Window {
-				return "", fmt.Errorf("%w; for %s the gate was met in 0 of %d readings (the lowest %d bytes): nothing changed; raise cutover.window or max_lag_bytes, or cut over when the writes are lighter", err, p.Window, reads, lowest)
+				return "", fmt.Errorf("%w; for %s the gate was met in 0 of %d readings (the lowest %d bytes); raise cutover.window or max_lag_bytes, or cut over when the writes are lighter", err, p.Window, reads, lowest)
 			}
 			if time.Since(told) >= windowTell {
 				told = time.Now()
