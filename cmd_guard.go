@@ -38,44 +38,24 @@ func heartbeatPath(statePath string) string { return statePath + ".heartbeat" }
 // until stopped.
 func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
 	return func(ctx context.Context, n int) (func(), error) {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
 		bound := cfg.Cutover.GuardTimeout.Duration
 		beat := heartbeatPath(g.state)
 		if err := touch(beat); err != nil {
 			return nil, fmt.Errorf("heartbeat file: %w", err)
 		}
-		logf, err := os.OpenFile(filepath.Join(filepath.Dir(g.state), "pgbluegreen.guard.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("guard log: %w", err)
-		}
-		defer logf.Close()
-		ready, w, err := os.Pipe()
+		logPath := filepath.Join(filepath.Dir(g.state), "pgbluegreen.guard.log")
+		cmd, ready, err := spawnHelper(g, logPath, "guard", "--attempt", strconv.Itoa(n),
+			"--driver", strconv.Itoa(os.Getpid()), "--bound", bound.String())
 		if err != nil {
 			return nil, err
 		}
 		defer ready.Close()
-		args := []string{"guard", "--config", g.config, "--state", g.state, "--attempt", strconv.Itoa(n),
-			"--driver", strconv.Itoa(os.Getpid()), "--bound", bound.String()}
-		if g.profile != "" {
-			args = append(args, "--profile", g.profile)
-		}
-		cmd := exec.Command(exe, args...)
-		cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = logf, logf, []*os.File{w}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			w.Close()
-			return nil, err
-		}
-		w.Close()
 		buf := make([]byte, 8)
 		_ = ready.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := ready.Read(buf); err != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
-			return nil, fmt.Errorf("the guard did not start (see %s): %w", logf.Name(), err)
+			return nil, fmt.Errorf("the guard did not start (see %s): %w", logPath, err)
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -99,6 +79,40 @@ func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 		}, nil
 	}
+}
+
+// spawnHelper starts this program's helper command (the guard, a
+// snapshot's holder) with the same configuration, state and profile, in a
+// session of its own (a dropped terminal's SIGHUP does not reach it), its
+// output appended to logPath. Its fd 3 is the write end of the pipe it
+// returns the read end of: the helper says there when it is ready.
+func spawnHelper(g globals, logPath, command string, args ...string) (*exec.Cmd, *os.File, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s log: %w", command, err)
+	}
+	defer logf.Close()
+	ready, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer w.Close()
+	all := append([]string{command, "--config", g.config, "--state", g.state}, args...)
+	if g.profile != "" {
+		all = append(all, "--profile", g.profile)
+	}
+	cmd := exec.Command(exe, all...)
+	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = logf, logf, []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		ready.Close()
+		return nil, nil, err
+	}
+	return cmd, ready, nil
 }
 
 func touch(path string) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -32,33 +31,12 @@ const holdPoll = 200 * time.Millisecond
 // file is written.
 func startHolder(g globals) steps.SnapshotHolderFunc {
 	return func(ctx context.Context, database, slot string) (steps.SnapshotHold, error) {
-		exe, err := os.Executable()
-		if err != nil {
-			return steps.SnapshotHold{}, err
-		}
 		logPath := filepath.Join(filepath.Dir(g.state), "pgbluegreen.holder.log")
-		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return steps.SnapshotHold{}, fmt.Errorf("holder log: %w", err)
-		}
-		defer logf.Close()
-		ready, w, err := os.Pipe()
+		cmd, ready, err := spawnHelper(g, logPath, "hold-snapshot", "--database", database, "--slot", slot)
 		if err != nil {
 			return steps.SnapshotHold{}, err
 		}
 		defer ready.Close()
-		args := []string{"hold-snapshot", "--config", g.config, "--state", g.state, "--database", database, "--slot", slot}
-		if g.profile != "" {
-			args = append(args, "--profile", g.profile)
-		}
-		cmd := exec.Command(exe, args...)
-		cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = logf, logf, []*os.File{w}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			w.Close()
-			return steps.SnapshotHold{}, err
-		}
-		w.Close()
 		go func() { _ = cmd.Wait() }()
 		// The slot waits for the transactions running on blue to end: as
 		// long as that takes, or until ctx ends.
