@@ -29,6 +29,10 @@ import (
 // guardPoll is how often the guard looks at the driver and the state.
 const guardPoll = 20 * time.Millisecond
 
+// budgetMargin is what the guard allows past the pause budget before it
+// stops the driver: the driver's own RESUME, on time, is not raced.
+const budgetMargin = 250 * time.Millisecond
+
 // heartbeatPath is the file the driver touches while an attempt runs.
 func heartbeatPath(statePath string) string { return statePath + ".heartbeat" }
 
@@ -45,7 +49,7 @@ func startGuard(g globals, cfg *config.Config) steps.GuardFunc {
 		}
 		logPath := filepath.Join(filepath.Dir(g.state), "pgbluegreen.guard.log")
 		cmd, ready, err := spawnHelper(g, logPath, "guard", "--attempt", strconv.Itoa(n),
-			"--driver", strconv.Itoa(os.Getpid()), "--bound", bound.String())
+			"--driver", strconv.Itoa(os.Getpid()), "--bound", bound.String(), "--budget", cfg.Cutover.PauseBudget.String())
 		if err != nil {
 			return nil, err
 		}
@@ -132,6 +136,7 @@ func runGuard(c *call, args []string) int {
 	attempt := fs.Int("attempt", 0, "the attempt to guard")
 	driver := fs.Int("driver", 0, "the driver's pid")
 	bound := fs.Duration("bound", 10*time.Second, "how long the driver may stop answering")
+	budget := fs.Duration("budget", 0, "how long PgBouncer's clients may stay paused (0: no bound but --bound)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -150,7 +155,8 @@ func runGuard(c *call, args []string) int {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
-	logf("watching (bound %s)", *bound)
+	started := time.Now()
+	logf("watching (bound %s, pause budget %s)", *bound, *budget)
 	for {
 		select {
 		case <-term:
@@ -167,11 +173,19 @@ func runGuard(c *call, args []string) int {
 		if st, err := os.Stat(heartbeatPath(g.state)); err == nil {
 			stale = time.Since(st.ModTime()) > *bound
 		}
+		// A marker older than this guard is an earlier attempt's, left by
+		// an undo that did not resume: not this pause.
+		pausedAt, paused := steps.ReadPaused(g.state)
+		over := paused && !pausedAt.Before(started) && *budget > 0 && time.Since(pausedAt) > *budget+budgetMargin
 		switch {
 		case !alive:
 			logf("the driver is gone while the attempt runs")
-		case stale:
-			logf("the driver has not answered for more than %s: stopping it", *bound)
+		case stale || over:
+			if over {
+				logf("PgBouncer's clients paused for %s, past the pause budget %s: stopping the driver", time.Since(pausedAt).Round(time.Millisecond), *budget)
+			} else {
+				logf("the driver has not answered for more than %s: stopping it", *bound)
+			}
 			_ = syscall.Kill(*driver, syscall.SIGKILL)
 			for syscall.Kill(*driver, 0) == nil {
 				time.Sleep(guardPoll)

@@ -427,6 +427,26 @@ func TestKillDuringCutover(t *testing.T) {
 			t.Errorf("the attempt after SIGHUP: %+v", doc.Attempts[len(doc.Attempts)-1])
 		}
 	})
+	t.Run("SIGSTOP in the pause: the budget", func(t *testing.T) {
+		h, out := k.held(t, "cutover", "drain target", true)
+		h.cmd.Process.Signal(syscall.SIGSTOP)
+		took := k.resumedWithin(t, 30*time.Second)
+		waitGuard(t, k)
+		b, _ := os.ReadFile(filepath.Join(k.info.Dir, "pgbluegreen.guard.log"))
+		log := string(b)
+		if i := strings.LastIndex(log, "watching"); i >= 0 {
+			log = log[i:]
+		}
+		t.Logf("frozen at \"drain target\": PgBouncer resumed %s after SIGSTOP (budget 2s, margin 250ms, guard_timeout 10s); the guard:\n%s", took.Round(time.Millisecond), log)
+		if !strings.Contains(log, "past the pause budget 2s: stopping the driver") {
+			t.Errorf("the guard did not act on the pause budget:\n%s", log)
+		}
+		h.signal(syscall.SIGCONT) // killed by the guard already
+		k.wantTraffic(t, "blue")
+		if k.paused(t) {
+			t.Errorf("PgBouncer paused after the guard acted\n%s", out)
+		}
+	})
 	t.Run("Ctrl+Z in the pause waits for the attempt's end", func(t *testing.T) {
 		h, out := k.held(t, "cutover", "sync sequences", true)
 		pid := h.cmd.Process.Pid

@@ -200,8 +200,12 @@ func (e *Env) endAttempt(ctx context.Context, n int, names switchNames, rep *cut
 			return fmt.Errorf("rolled back to blue, but the traffic switch could not be put back: %w; run rollback again to retry it", err)
 		}
 	}
-	e.Logf("writes go to %s; paused %.1f ms, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
-		rep.FinalTarget, rep.PausedMs, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
+	budget := ""
+	if rep.PauseBudgetMs > 0 {
+		budget = fmt.Sprintf(" of a %s budget", time.Duration(rep.PauseBudgetMs*float64(time.Millisecond)))
+	}
+	e.Logf("writes go to %s; paused %.1f ms%s, longest probe stall %.1f ms, %d sequences synced in %.1f ms; fenced on %s: %s",
+		rep.FinalTarget, rep.PausedMs, budget, rep.Probe.MaxStallMs, rep.Sequences, rep.SeqSyncMs, names.from, strings.Join(rep.FenceRoles, ", "))
 	return runErr
 }
 
@@ -264,3 +268,17 @@ func (h attemptHooks) PrecheckDone(c cutover.Check) { h.e.logPrecheck(c) }
 
 // Waiting logs what the prechecks wait for.
 func (h attemptHooks) Waiting(s string) { h.e.Logf("%s", s) }
+
+// Paused writes the pause marker the guard holds to the pause budget.
+func (h attemptHooks) Paused(at time.Time) {
+	if path := h.e.pausedPath(); path != "" {
+		_ = os.WriteFile(path, []byte(at.UTC().Format(time.RFC3339Nano)), 0o600)
+	}
+}
+
+// Resumed removes the pause marker.
+func (h attemptHooks) Resumed() {
+	if path := h.e.pausedPath(); path != "" {
+		_ = os.Remove(path)
+	}
+}

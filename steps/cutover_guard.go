@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,6 +64,30 @@ func (e *Env) releaseStops() {
 	}
 }
 
+// PausedPath is the marker a driver writes beside the state file right
+// before PgBouncer's clients are paused, holding the time, and removes once
+// they are resumed: its guard holds the pause to cutover.pause_budget.
+func PausedPath(statePath string) string { return statePath + ".paused" }
+
+// pausedPath is e's pause marker; "" without a state file.
+func (e *Env) pausedPath() string {
+	if e.store == nil {
+		return ""
+	}
+	return PausedPath(e.store.Path())
+}
+
+// ReadPaused reads a pause marker: when the clients were paused, and
+// whether they still are.
+func ReadPaused(statePath string) (time.Time, bool) {
+	b, err := os.ReadFile(PausedPath(statePath))
+	if err != nil {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+	return at, err == nil
+}
+
 // guardStoodDown is what an attempt's guard says once its driver ended
 // the attempt itself: there was nothing for the guard to do.
 const guardStoodDown = "stood down: the driver ended the attempt"
@@ -70,6 +95,9 @@ const guardStoodDown = "stood down: the driver ended the attempt"
 // stopGuard ends the guard once the attempt is over, and records that it
 // stood down, unless it acted (then it said what it did).
 func (e *Env) stopGuard() {
+	if path := e.pausedPath(); path != "" {
+		_ = os.Remove(path) // the attempt is over: whatever it paused, its guard is gone
+	}
 	if e.unguard == nil {
 		return
 	}

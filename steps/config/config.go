@@ -180,7 +180,11 @@ type Cutover struct {
 	WayOutLagWait Duration `yaml:"way_out_lag_wait"`
 	// Window bounds the cutover's wait, before anything changes, for the
 	// lag to come under max_lag_bytes: it goes at the first reading under.
-	Window         Duration          `yaml:"window"`
+	Window Duration `yaml:"window"`
+	// PauseBudget bounds how long PgBouncer's clients stay paused: past it
+	// the guard stops the driver, whatever it is doing, and undoes the
+	// attempt.
+	PauseBudget    Duration          `yaml:"pause_budget"`
 	SequenceMargin int64             `yaml:"sequence_margin"`
 	PgBouncer      []PgBouncerConfig `yaml:"pgbouncer"`
 	// Administrators are roles the fence never closes out (as it never
@@ -498,7 +502,7 @@ func (c *Config) Validate() []string {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"cutover.pause_timeout", c.Cutover.PauseTimeout}, {"cutover.guard_timeout", c.Cutover.GuardTimeout}} {
+	}{{"cutover.pause_timeout", c.Cutover.PauseTimeout}, {"cutover.guard_timeout", c.Cutover.GuardTimeout}, {"cutover.pause_budget", c.Cutover.PauseBudget}} {
 		if d.v.Duration < MinPauseTimeout {
 			bad("%s %s: at least %s (below it a busy machine's scheduling alone aborts the attempt)", d.key, d.v, MinPauseTimeout)
 		}

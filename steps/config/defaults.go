@@ -23,6 +23,8 @@ const (
 	// DefaultWindow is how long the cutover waits for the lag to come
 	// under its gate before anything changes.
 	DefaultWindow = 3 * time.Minute
+	// DefaultPauseBudget bounds how long clients stay paused.
+	DefaultPauseBudget = 2 * time.Second
 	// MinPauseTimeout is the least PgBouncer's PAUSE and the guard are
 	// given: below it a busy machine's scheduling alone would abort.
 	MinPauseTimeout = time.Second
@@ -74,6 +76,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.Cutover.GuardTimeout, DefaultGuardTimeout)
 	setDefault(&c.Cutover.WayOutLagWait, DefaultWayOutLagWait)
 	setDefault(&c.Cutover.Window, DefaultWindow)
+	setDefault(&c.Cutover.PauseBudget, DefaultPauseBudget)
 	setDefault(&c.Cutover.HealthWindow, DefaultHealthWindow)
 	setDefault(&c.Sessions.LongTransaction, DefaultLongTransaction)
 	setDefault(&c.Timeouts.Connect, DefaultConnectTimeout)

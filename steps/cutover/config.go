@@ -48,7 +48,7 @@ func FromConfig(c *config.Config, dbs []DatabasePools) (Params, error) {
 		ReplicationRole: c.Replication.Role,
 		AppRoles:        c.AppRoles, FenceRoles: c.AppRoles, TerminateDirect: c.Cutover.TerminateDirectSessions,
 		MaxLagBytes: c.Cutover.MaxLagBytes, DrainTimeout: c.Cutover.DrainTimeout.Duration,
-		PauseTimeout: c.Cutover.PauseTimeout.Duration, WayOutLagWait: c.Cutover.WayOutLagWait.Duration, Window: c.Cutover.Window.Duration,
+		PauseTimeout: c.Cutover.PauseTimeout.Duration, WayOutLagWait: c.Cutover.WayOutLagWait.Duration, Window: c.Cutover.Window.Duration, PauseBudget: c.Cutover.PauseBudget.Duration,
 		SequenceMargin: c.Cutover.SequenceMargin, StatementTimeout: c.Timeouts.Statement.Duration,
 		Health:      Health{Window: c.Cutover.HealthWindow.Duration},
 		HoldCommits: c.HoldCommits(),

@@ -93,6 +93,10 @@ type Params struct {
 	// MaxLagBytes (0: one reading); the run goes at the first reading
 	// under it.
 	Window time.Duration
+	// PauseBudget is how long PgBouncer's clients may stay paused: the
+	// caller's guard holds the run to it (Hooks.Paused); the report says
+	// it beside what was used.
+	PauseBudget time.Duration
 	// HoldCommits, when > 0, holds the source's commits to the target's
 	// apply for at most this long before the pause (cutover_hold.go): the
 	// lag at PAUSE is then what is in flight. Self-managed servers only
@@ -164,6 +168,11 @@ type Hooks interface {
 	// Waiting is told, about once a second, what the prechecks wait for
 	// before anything changes: the lag against its gate.
 	Waiting(string)
+	// Paused is told right before PgBouncer's clients are paused, and
+	// Resumed once every entry is resumed (by the switch or an undo): the
+	// caller's guard holds the pause to PauseBudget in between.
+	Paused(at time.Time)
+	Resumed()
 }
 
 // NoHooks is Hooks that does nothing; embed it to follow only a part.
@@ -186,6 +195,12 @@ func (NoHooks) PrecheckDone(Check) {}
 
 // Waiting does nothing.
 func (NoHooks) Waiting(string) {}
+
+// Paused does nothing.
+func (NoHooks) Paused(time.Time) {}
+
+// Resumed does nothing.
+func (NoHooks) Resumed() {}
 
 // Prior is what a cutover or rollback found before it changed anything:
 // what its ways out put back. The run tells the caller again (Hooks.Prior)

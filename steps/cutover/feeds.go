@@ -178,14 +178,15 @@ func (r *run) drainStep(db *dbRun) subStep {
 	return subStep{name: r.label("drain", db), target: d.from.name + " -> " + d.to.name, own: true,
 		plan: func() []pg.PlanLine {
 			out := pg.Lines(pg.AppliedStmt(d.to.name, f.drainSubs, drainLSN), pg.InsertLSNStmt(d.to.name))
-			return append(out, pg.Note(d.from.name, "past %s: abort, everything put back", p.DrainTimeout))
+			return append(out, pg.Note(d.from.name, "past %s, or past the pause budget (%s since the PAUSE): abort, everything put back", p.DrainTimeout, p.PauseBudget))
 		},
 		run: func(ctx context.Context) (string, error) {
-			ctx, cancel := context.WithTimeout(ctx, p.DrainTimeout)
+			bound := r.pauseLeft(p.DrainTimeout)
+			ctx, cancel := context.WithTimeout(ctx, bound)
 			defer cancel()
 			at, polls, err := pg.WaitApplied(ctx, db.c.from, db.c.to, d.from.name, d.to.name, f.drainSubs, r.drainLSN)
 			if err != nil {
-				return "", fmt.Errorf("drain of %s (timeout %s): %w", db.Name, p.DrainTimeout, err)
+				return "", fmt.Errorf("drain of %s (timeout %s, what the pause budget left): %w", db.Name, bound.Round(time.Millisecond), err)
 			}
 			if !r.drainAt.IsZero() {
 				db.rep.DrainMs = since(r.drainAt)

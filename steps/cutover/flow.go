@@ -80,7 +80,7 @@ func newRun(p *Params, rollback bool, way string) *run {
 	p.defaults()
 	d := p.direction(rollback)
 	r := &run{p: p, d: d,
-		rep:   &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles},
+		rep:   &Report{Direction: d.name, Way: way, Method: p.Method, StartedAt: time.Now().UTC(), FenceRoles: p.FenceRoles, PauseBudgetMs: ms(p.PauseBudget)},
 		j:     newSubJournal(p.Hooks.SubStepDone),
 		fence: p.FenceRoles}
 	r.dbs = newDBRuns(p, d, r.rep)

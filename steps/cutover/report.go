@@ -19,22 +19,24 @@ import (
 type Report struct {
 	// Direction is "cutover" or "rollback"; Way is "" for an attempt, or
 	// "finish" / "undo" for a way out of an interrupted one.
-	Direction  string        `json:"direction"`
-	Way        string        `json:"way,omitempty"`
-	Method     string        `json:"method"`
-	StartedAt  time.Time     `json:"started_at"`
-	FinishedAt time.Time     `json:"finished_at"`
-	Outcome    string        `json:"outcome"`
-	Prechecks  []Check       `json:"prechecks"`
-	SubSteps   []SubStep     `json:"sub_steps"`
-	LagAtPause int64         `json:"lag_at_pause_bytes"`
-	DrainLSN   string        `json:"drain_lsn,omitempty"`
-	Sequences  int           `json:"sequences_synced"`
-	SeqMissing []string      `json:"sequences_missing,omitempty"`
-	SeqSyncMs  float64       `json:"sequence_sync_ms"`
-	PausedMs   float64       `json:"paused_ms"`
-	Probe      pg.ProbeStats `json:"probe"`
-	TotalMs    float64       `json:"total_ms"`
+	Direction  string    `json:"direction"`
+	Way        string    `json:"way,omitempty"`
+	Method     string    `json:"method"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Outcome    string    `json:"outcome"`
+	Prechecks  []Check   `json:"prechecks"`
+	SubSteps   []SubStep `json:"sub_steps"`
+	LagAtPause int64     `json:"lag_at_pause_bytes"`
+	DrainLSN   string    `json:"drain_lsn,omitempty"`
+	Sequences  int       `json:"sequences_synced"`
+	SeqMissing []string  `json:"sequences_missing,omitempty"`
+	SeqSyncMs  float64   `json:"sequence_sync_ms"`
+	PausedMs   float64   `json:"paused_ms"`
+	// PauseBudgetMs is what the pause was allowed (Params.PauseBudget).
+	PauseBudgetMs float64       `json:"pause_budget_ms,omitempty"`
+	Probe         pg.ProbeStats `json:"probe"`
+	TotalMs       float64       `json:"total_ms"`
 	// FinalTarget is where traffic goes at the end (the pgbouncer method:
 	// PgBouncer's effective target; others: the side that takes writes);
 	// "" when it could not be established.
@@ -187,6 +189,9 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# %s (%s): %s\n\n", title, r.Method, r.Outcome)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| started | %s |\n| total | %.1f ms |\n", r.StartedAt.UTC().Format(time.RFC3339), r.TotalMs)
+	if r.PauseBudgetMs > 0 {
+		fmt.Fprintf(&b, "| pause budget | %.0f ms (%.0f%% used) |\n", r.PauseBudgetMs, 100*r.PausedMs/r.PauseBudgetMs)
+	}
 	fmt.Fprintf(&b, "| writes paused | %.1f ms |\n| longest probe stall | %.1f ms (%d probes, %d errors) |\n", r.PausedMs, r.Probe.MaxStallMs, r.Probe.Samples, r.Probe.Errors)
 	fmt.Fprintf(&b, "| lag at pause | %d bytes |\n| drain LSN | %s |\n", r.LagAtPause, r.DrainLSN)
 	fmt.Fprintf(&b, "| sequences synced | %d in %.1f ms |\n", r.Sequences, r.SeqSyncMs)

@@ -37,10 +37,11 @@ func (r *run) stopWritesSteps() []subStep {
 			},
 			run: func(ctx context.Context) (string, error) {
 				// PAUSE waits for in-flight transactions while every other
-				// client waits: bounded like the drain (at least a second).
-				ctx, cancel := context.WithTimeout(ctx, p.PauseTimeout)
-				defer cancel()
+				// client waits: bounded like the drain, and by the budget.
 				r.pausedAt = time.Now()
+				p.Hooks.Paused(r.pausedAt)
+				ctx, cancel := context.WithTimeout(ctx, r.pauseLeft(p.PauseTimeout))
+				defer cancel()
 				var mu sync.Mutex
 				polls, n := 0, 0
 				err := r.eachEntry(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams, en pg.IniEntry) error {
@@ -188,6 +189,15 @@ func (r *run) switchBouncerSteps(pos position) []subStep {
 			return "", err
 		}})
 	return out
+}
+
+// pauseLeft is d, or less when the pause budget leaves less: a wait inside
+// the pause ends in time for the driver's own undo to beat its guard.
+func (r *run) pauseLeft(d time.Duration) time.Duration {
+	if r.p.PauseBudget <= 0 || r.pausedAt.IsZero() {
+		return d
+	}
+	return max(min(d, r.p.PauseBudget-time.Since(r.pausedAt)), 0)
 }
 
 // entriesAt checks, from SHOW DATABASES, that every entry of b points at
@@ -360,7 +370,7 @@ func (r *run) ini(b pg.BouncerParams) pg.IniStore {
 // the setting, so this comes after it; the restore step puts it back. An
 // entry that is not paused is fine.
 func (r *run) resumeAll(ctx context.Context) error {
-	return r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
+	err := r.eachBouncer(ctx, func(ctx context.Context, c *pg.Console, b pg.BouncerParams) error {
 		start := time.Now()
 		defer func() { r.rep.bouncerTime(b.Name, "resume", time.Since(start)) }()
 		_ = c.Set(ctx, "server_login_retry", "0")
@@ -371,6 +381,10 @@ func (r *run) resumeAll(ctx context.Context) error {
 			return nil
 		})
 	})
+	if err == nil {
+		r.p.Hooks.Resumed()
+	}
+	return err
 }
 
 // verifyTarget checks every PgBouncer's effective target for every entry:
