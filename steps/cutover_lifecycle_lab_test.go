@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,14 +280,25 @@ type benchResult struct {
 	FloorMs         float64 `json:"floor_ms"`
 	Ratio           float64 `json:"ratio"`
 	RollbackPauseMs float64 `json:"rollback_pause_ms"`
-	LagAtPause      int64   `json:"lag_at_pause_bytes"`
-	MaxStallMs      float64 `json:"max_stall_ms"`
-	P99Ms           float64 `json:"p99_ms"`
-	Errors          int64   `json:"errors"`
-	Lost            int     `json:"lost"`
-	Duplicated      int     `json:"duplicated"`
-	CutoverMs       float64 `json:"cutover_ms"`
-	Sequences       int     `json:"sequences"`
+	// Cycles is how many cutovers and rollbacks alternated
+	// (PGBG_BENCH_CYCLES); the pauses are their p50 (PauseMs,
+	// RollbackPauseMs), p95 and largest.
+	Cycles        int     `json:"cycles"`
+	PauseP95Ms    float64 `json:"pause_p95_ms"`
+	PauseMaxMs    float64 `json:"pause_max_ms"`
+	RollbackP95Ms float64 `json:"rollback_pause_p95_ms"`
+	RollbackMaxMs float64 `json:"rollback_pause_max_ms"`
+	// ProbeGapMs is the median over the cutovers of the probe client's
+	// longest gap between two writes in each.
+	ProbeGapMs float64 `json:"probe_gap_ms"`
+	LagAtPause int64   `json:"lag_at_pause_bytes"`
+	MaxStallMs float64 `json:"max_stall_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	Errors     int64   `json:"errors"`
+	Lost       int     `json:"lost"`
+	Duplicated int     `json:"duplicated"`
+	CutoverMs  float64 `json:"cutover_ms"`
+	Sequences  int     `json:"sequences"`
 }
 
 var bouncerLogLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \w+) \[\d+\] LOG (PAUSE|RESUME) '([^']*)' command issued`)
@@ -321,10 +334,12 @@ func bouncerPauses(tb testing.TB, path, db string, from int64) ([]time.Duration,
 }
 
 // BenchmarkCutoverLab measures, once, at 200 and then 1,000 writes/s
-// through PgBouncer on a caught-up lab: three bare PAUSE/RESUME pairs (the
-// floor), the cutover, lab verify, the rollback, lab verify; every pause
-// as PgBouncer's log times it. It prints the figures and one JSON line per
-// rate (the pause, the floor, their ratio; 0 lost, 0 duplicated expected).
+// (PGBG_BENCH_RATES) through PgBouncer on a caught-up lab: three bare
+// PAUSE/RESUME pairs (the floor), then PGBG_BENCH_CYCLES (default 1)
+// cutovers and rollbacks alternating, then lab verify; every pause as
+// PgBouncer's log times it. It prints the figures and one JSON line per
+// rate (the pauses' p50, p95 and largest, the floor, the ratio of the
+// median to it; 0 lost, 0 duplicated expected).
 func BenchmarkCutoverLab(b *testing.B) {
 	// One run is the measurement, whatever b.N (it lasts far beyond the
 	// default -benchtime, so the framework asks for one).
@@ -353,10 +368,25 @@ func BenchmarkCutoverLab(b *testing.B) {
 	if p.ReplicationPassword, err = l.runner.Config.ReplicationPassword(); err != nil {
 		b.Fatal(err)
 	}
-	var last []byte
-	for _, rate := range []int{200, 1000} {
-		var r benchResult
-		var rep, back *cutover.Report
+	cycles := 1
+	if n, err := strconv.Atoi(os.Getenv("PGBG_BENCH_CYCLES")); err == nil && n > 0 {
+		cycles = n
+	}
+	rates := []int{200, 1000}
+	if v := os.Getenv("PGBG_BENCH_RATES"); v != "" {
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 {
+				b.Fatalf("PGBG_BENCH_RATES=%q: want writes/s, comma-separated", v)
+			}
+			rates = append(rates, n)
+		}
+	}
+	for _, rate := range rates {
+		r := benchResult{Rate: rate, Cycles: cycles}
+		var cuts, backs, gaps []float64
+		var rep *cutover.Report
 		res := l.loadWindow(b, rate, 3*time.Second, 2*time.Second, func() {
 			for range 3 {
 				if _, err := cutover.Rehearse(ctx, p, false, true); err != nil {
@@ -368,42 +398,58 @@ func BenchmarkCutoverLab(b *testing.B) {
 			floors, offset = bouncerPauses(b, logPath, lab.AppDB, offset)
 			slices.Sort(floors)
 			r.FloorMs = float64(floors[len(floors)/2].Microseconds()) / 1000
-			l.run(b, "cutover", "")
-			var pauses []time.Duration
-			pauses, offset = bouncerPauses(b, logPath, lab.AppDB, offset)
-			r.PauseMs = float64(pauses[len(pauses)-1].Microseconds()) / 1000
+			// Cutovers and rollbacks alternating, each timed by PgBouncer's log.
+			for range cycles {
+				l.run(b, "cutover", "")
+				var pauses []time.Duration
+				pauses, offset = bouncerPauses(b, logPath, lab.AppDB, offset)
+				cuts = append(cuts, float64(pauses[len(pauses)-1].Microseconds())/1000)
+				rep = l.report(b, CutoverReportKey)
+				gaps = append(gaps, rep.Probe.MaxStallMs)
+				l.waitDrained(b, true, reverseReplication)
+				l.run(b, "rollback", "")
+				pauses, offset = bouncerPauses(b, logPath, lab.AppDB, offset)
+				backs = append(backs, float64(pauses[len(pauses)-1].Microseconds())/1000)
+				l.waitDrained(b, false, "pgbg_all")
+			}
 		})
-		rep = l.report(b, CutoverReportKey)
-		l.waitDrained(b, true, reverseReplication)
-		v1 := l.verify(b)
-		backRes := l.loadWindow(b, rate, 2*time.Second, 2*time.Second, func() { l.run(b, "rollback", "") })
-		back = l.report(b, RollbackReportKey)
-		pauses, next := bouncerPauses(b, logPath, lab.AppDB, offset)
-		offset = next
-		r.RollbackPauseMs = float64(pauses[len(pauses)-1].Microseconds()) / 1000
-		l.waitDrained(b, false, "pgbg_all")
-		v2 := l.verify(b)
-		r.Method, r.Rate, r.Ratio = rep.Method, rate, r.PauseMs/max(r.FloorMs, 0.1)
-		r.LagAtPause, r.MaxStallMs, r.P99Ms, r.Errors = rep.LagAtPause, res.MaxStallMs, res.P99Ms, res.Errors+backRes.Errors
-		r.Lost, r.Duplicated = max(v1.Lost, v2.Lost), max(v1.Duplicated, v2.Duplicated)
+		v := l.verify(b)
+		r.Method = rep.Method
+		r.PauseMs, r.PauseP95Ms, r.PauseMaxMs = pct(cuts, 50), pct(cuts, 95), pct(cuts, 100)
+		r.RollbackPauseMs, r.RollbackP95Ms, r.RollbackMaxMs = pct(backs, 50), pct(backs, 95), pct(backs, 100)
+		r.ProbeGapMs = pct(gaps, 50)
+		r.Ratio = r.PauseMs / max(r.FloorMs, 0.1)
+		r.LagAtPause, r.MaxStallMs, r.P99Ms, r.Errors = rep.LagAtPause, res.MaxStallMs, res.P99Ms, res.Errors
+		r.Lost, r.Duplicated = v.Lost, v.Duplicated
 		r.CutoverMs, r.Sequences = rep.TotalMs, rep.Sequences
 		fmt.Printf("%d writes/s: %d commits at %.0f/s through PgBouncer, p50 %.1f ms, p99 %.1f ms, longest client stall %.1f ms, %d errors\n",
 			rate, res.Committed, res.Rate, res.P50Ms, res.P99Ms, res.MaxStallMs, res.Errors)
-		fmt.Printf("  cutover: paused %.1f ms by PgBouncer's log (%.1f ms by the cutover's clock), floor %.1f ms, ratio %.2f; lag at pause %d bytes\n",
-			r.PauseMs, rep.PausedMs, r.FloorMs, r.Ratio, rep.LagAtPause)
+		fmt.Printf("  %d cutovers: paused p50 %.1f / p95 %.1f / max %.1f ms by PgBouncer's log; floor (a bare PAUSE/RESUME, median of 3) %.1f ms, ratio of the median %.2f; the probe's longest gap p50 %.1f ms\n",
+			cycles, r.PauseMs, r.PauseP95Ms, r.PauseMaxMs, r.FloorMs, r.Ratio, r.ProbeGapMs)
+		fmt.Printf("  %d rollbacks: paused p50 %.1f / p95 %.1f / max %.1f ms\n", cycles, r.RollbackPauseMs, r.RollbackP95Ms, r.RollbackMaxMs)
+		fmt.Printf("  the last cutover: %.1f ms by its own clock of a %.0f ms budget; lag at pause %d bytes\n", rep.PausedMs, rep.PauseBudgetMs, rep.LagAtPause)
 		for _, s := range rep.SubSteps {
 			fmt.Printf("    %-40s %8.1f ms  %s\n", s.Name, float64(s.Duration.Microseconds())/1000, s.Detail)
 		}
 		for _, x := range rep.Bouncers {
 			fmt.Printf("    PgBouncer %s (%s): pause %.1f ms, ini %.1f ms, resume %.1f ms\n", x.Name, x.Method, x.PauseMs, x.RepointMs, x.ResumeMs)
 		}
-		fmt.Printf("  rollback: paused %.1f ms by PgBouncer's log, longest client stall %.1f ms\n", r.RollbackPauseMs, backRes.MaxStallMs)
-		fmt.Printf("  verify: %d/%d ledger entries, %d lost, %d duplicated\n", v1.LedgerEntries, v2.LedgerEntries, r.Lost, r.Duplicated)
-		last, _ = json.Marshal(r)
+		fmt.Printf("  verify: %d ledger entries, %d lost, %d duplicated\n", v.LedgerEntries, r.Lost, r.Duplicated)
+		last, _ := json.Marshal(r)
 		fmt.Fprintln(os.Stdout, string(last))
 		b.ReportMetric(r.Ratio, fmt.Sprintf("pause/floor@%d", rate))
-		_ = back
 	}
+}
+
+// pct is the q-th percentile of xs (nearest rank; 100: the largest).
+func pct(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q/100*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 // complaints are the lines of the lab's logs that say something failed,
