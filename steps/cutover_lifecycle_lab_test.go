@@ -413,6 +413,7 @@ func BenchmarkCutoverLab(b *testing.B) {
 				l.waitDrained(b, false, "pgbg_all")
 			}
 		})
+		l.waitDrained(b, false, "pgbg_all") // the load's last writes, on blue
 		v := l.verify(b)
 		r.Method = rep.Method
 		r.PauseMs, r.PauseP95Ms, r.PauseMaxMs = pct(cuts, 50), pct(cuts, 95), pct(cuts, 100)
