@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -582,14 +581,11 @@ func (e *Env) copyFlowAdvice(ctx context.Context) (lines []string, warn []bool, 
 				}
 			}
 		}
-		auto := e.Config.Undecided()
-		undecided := slices.ContainsFunc(auto, func(q config.Publication) bool { return q.Name == p.Name })
+		undecided := e.Config.IsUndecided(p)
 		if rate == 0 && largest != nil && (e.Config.BySnapshot(p) || undecided) {
-			n, took, err := pg.ReadRate(ctx, e.Blue, *largest, readRateSample)
-			if err != nil {
+			if rate, err = e.readRate(ctx, *largest); err != nil {
 				return nil, nil, err
 			}
-			rate = float64(n) / max(took.Seconds(), 0.001)
 		}
 		mode := "copy: " + copyLabel(p)
 		if undecided && bytes >= autoSmallBytes && rate < config.AutoSnapshotFloor {

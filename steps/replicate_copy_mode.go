@@ -117,6 +117,12 @@ func (e *Env) readRateOf(ctx context.Context, pub string) (float64, error) {
 			t = s
 		}
 	}
+	return e.readRate(ctx, t)
+}
+
+// readRate times one COPY of readRateSample of table t read from blue
+// through this machine, in bytes a second.
+func (e *Env) readRate(ctx context.Context, t pg.SizedTable) (float64, error) {
 	n, took, err := pg.ReadRate(ctx, e.Blue, t, readRateSample)
 	if err != nil {
 		return 0, err

@@ -49,11 +49,16 @@ func (c *Config) SlotPublications() []Publication {
 func (c *Config) Undecided() []Publication {
 	var out []Publication
 	for _, p := range c.Publications {
-		if c.CopyData() && (p.Copy == "" || p.Copy == CopyAuto) {
+		if c.IsUndecided(p) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// IsUndecided reports whether p is one of Undecided.
+func (c *Config) IsUndecided(p Publication) bool {
+	return c.CopyData() && (p.Copy == "" || p.Copy == CopyAuto)
 }
 
 // WithCopyModes is c with each copy: auto publication's way as decided
