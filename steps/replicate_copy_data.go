@@ -311,7 +311,7 @@ func planCopyData(ctx context.Context, e *Env) ([]Action, error) {
 		if op.resume != nil {
 			out = append(out, note(BlueGreen, "goes on in snapshot %s, held on blue since %s (pid %d): %d pieces are in, %d left", op.resume.Snapshot, op.resume.Since.UTC().Format(time.RFC3339), op.resume.PID, len(op.params.Done), len(op.params.Pieces())))
 		} else if e.holder != nil {
-			out = append(out, note(BlueGreen, "the slot is made by a process of its own (pgbluegreen hold-snapshot) that holds its snapshot: killed half way, copy-data run again within %s goes on in it", SnapshotHoldIdle))
+			out = append(out, note(BlueGreen, "the slot is made by a process of its own (pgbluegreen hold-snapshot) that holds its snapshot: killed half way, copy-data run again within %s goes on in it; untouched that long, the holder runs %s on its own session and lets the snapshot go", SnapshotHoldIdle, pg.HeldSnapshot{}.DropSlotStmt(op.params.Slot).SQL))
 		}
 		if op.leftover != nil {
 			out = append(out, stmts(op.leftover.Statements()...)...)
